@@ -1,0 +1,122 @@
+//! # tenancy
+//!
+//! Multi-tenant PostgreSQL for [sqlx] where a cross-tenant data leak is a compile error.
+//!
+//! Each customer (tenant) must see only its own rows. Instead of remembering
+//! `WHERE tenant_id = $1` in every query, you mark a model `#[tenant_scoped]` and get a
+//! repository whose every entry point takes a [`TenantCtx`]: an unforgeable token that only the
+//! tenant registry hands out, and only for an active tenant. There is no unscoped path, so a
+//! query that forgets the tenant does not compile. Cross-tenant work needs a [`Superuser`],
+//! acquired only through an audited call.
+//!
+//! ```no_run
+//! use tenancy::prelude::*;
+//! use time::OffsetDateTime;
+//! use uuid::Uuid;
+//!
+//! #[tenant_scoped(table = "spins")]
+//! #[derive(Debug, Clone)]
+//! pub struct Spin {
+//!     #[tenancy(id)]
+//!     pub id: Uuid,
+//!     pub spinner_id: Uuid,
+//!     pub duration: i32,
+//!     #[tenancy(read_only)] // filled by the database
+//!     pub created_at: OffsetDateTime,
+//! }
+//!
+//! # async fn demo(spinner_id: Uuid) -> tenancy::Result<()> {
+//! let tenancy = Tenancy::connect("postgres://postgres@127.0.0.1/app").await?;
+//! tenancy.verify::<Spin>().await?; // the table's keys lead with tenant_id
+//!
+//! let ctx = tenancy.resolve_host("acme.example.com").await?; // only an active tenant
+//! let spin = Spin::repo()
+//!     .insert(&ctx, &NewSpin { id: Uuid::new_v4(), spinner_id, duration: 130 })
+//!     .await?;
+//! let long = Spin::repo()
+//!     .query()
+//!     .filter(Spin::DURATION.gt(120))
+//!     .order_by(Spin::CREATED_AT.desc())
+//!     .limit(50)
+//!     .fetch_all(&ctx)
+//!     .await?;
+//!
+//! let mut tx = ctx.begin().await?; // one transaction, one tenant
+//! Spin::repo().update_columns(&mut tx, spin.id, [Spin::DURATION.set(131)]).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Forgetting the tenant does not compile:
+//!
+//! ```compile_fail,E0061
+//! # use tenancy::prelude::*;
+//! # #[tenant_scoped(table = "spins")]
+//! # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+//! # async fn demo(id: uuid::Uuid) {
+//! let spin = Spin::repo().get(id).await; // no TenantCtx: error
+//! # }
+//! ```
+//!
+//! Nor does passing something that merely names a tenant:
+//!
+//! ```compile_fail,E0277
+//! # use tenancy::prelude::*;
+//! # #[tenant_scoped(table = "spins")]
+//! # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+//! # async fn demo(tenant: TenantId, id: uuid::Uuid) {
+//! let spin = Spin::repo().get(&tenant, id).await; // `&TenantId` is not a tenant scope
+//! # }
+//! ```
+//!
+//! # `#[tenant_scoped]`
+//!
+//! On a struct with named fields. Options: `table = "spins"` (default: the snake-cased name plus
+//! `s`), `tenant_column = "org_id"` (default `tenant_id`), `new_derive(Debug, Clone, ...)`
+//! (derives for the generated `New<Model>`), `crate = "..."` (path to this crate if renamed).
+//! Field options, in `#[tenancy(...)]`:
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `id` | the uuid key (a field named `id` is the key when none is marked) |
+//! | `rename = "col"` | the column's name, if not the field's |
+//! | `default` | the database fills it on insert (left out of `New<Model>`); updates write it |
+//! | `read_only` | never written (left out of `New<Model>` and of updates): `created_at`, generated columns |
+//! | `skip` | not a column; `Default::default()` when read |
+//!
+//! It generates `New<Model>` (what [`Repo::insert`] takes), one typed [`Column`] handle per field
+//! as an associated constant (`Spin::DURATION`; key and read-only columns cannot be `set`), and
+//! `Model::repo()`. The tenant column is not a field: tenancy binds it from the context.
+//!
+//! # Placement
+//!
+//! This release serves shared tables with a tenant column (every key leads with it: see
+//! [`Tenancy::verify`]). Schema-per-tenant and database-per-tenant placements are recorded in the
+//! registry ([`Placement`]) and refused with [`Error::UnsupportedPlacement`] until they land.
+//!
+//! # Crates
+//!
+//! This facade re-exports `tenancy-core` (ids, validation), `tenancy-sqlx` (the runtime) and
+//! `tenancy-macros` (the attribute).
+
+pub use tenancy_core::{
+    Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus, ValidationError, ident,
+};
+pub use tenancy_macros::tenant_scoped;
+pub use tenancy_sqlx::*;
+
+/// The names most code needs: `use tenancy::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Error, Filter, NewTenant, Repo, Superuser, Tenancy, TenantCtx, TenantId, TenantRef,
+        TenantTx, tenant_scoped,
+    };
+}
+
+/// What `#[tenant_scoped]` expansions use. Not a stable API; nothing here runs SQL.
+#[doc(hidden)]
+pub mod __private {
+    pub use tenancy_sqlx::__private::*;
+    pub use tenancy_sqlx::sqlx;
+    pub use tenancy_sqlx::uuid;
+}

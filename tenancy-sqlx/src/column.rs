@@ -1,0 +1,449 @@
+//! Typed column handles and what they build: filters, orderings and assignments.
+//!
+//! `#[tenant_scoped]` generates one handle per field as an associated constant (`Spin::DURATION`).
+//! A handle is typed by its model and its Rust type, so a filter on another model's column, or
+//! comparing a number column with a string, does not compile. Key and read-only columns get a
+//! [`ReadOnly`] handle, which cannot be assigned.
+
+use std::marker::PhantomData;
+use std::ops::{BitAnd, BitOr, Not};
+
+use sqlx::postgres::PgHasArrayType;
+use sqlx::{Encode, Postgres, Type};
+
+use crate::model::Model;
+use crate::sql::SqlBuf;
+use crate::value::{BindValue, Value};
+use crate::{Error, Result};
+
+/// Marks a column that whole-row and partial updates may write.
+#[derive(Debug, Clone, Copy)]
+pub struct Writable;
+
+/// Marks a column no update may write: the key, and columns the database fills.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOnly;
+
+/// A typed handle on column `index` of model `M`, holding values of type `T`.
+pub struct Column<M, T, W = Writable> {
+    index: usize,
+    _marker: PhantomData<fn() -> (M, T, W)>,
+}
+
+impl<M, T, W> Clone for Column<M, T, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M, T, W> Copy for Column<M, T, W> {}
+
+impl<M, T, W> std::fmt::Debug for Column<M, T, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Column").field(&self.index).finish()
+    }
+}
+
+/// Values a column can be compared with: anything sqlx can bind for PostgreSQL.
+pub trait ColumnValue: BindValue {}
+impl<T> ColumnValue for T where
+    T: for<'q> Encode<'q, Postgres> + Type<Postgres> + Send + Sync + 'static
+{
+}
+
+impl<M, T, W> Column<M, T, W> {
+    /// The handle for column `index` of `M::META.columns`. Generated code calls this; an
+    /// out-of-range index is reported as an error when the query runs.
+    #[doc(hidden)]
+    pub const fn new(index: usize) -> Self {
+        Self {
+            index,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Position in the model's columns.
+    pub const fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl<M: Model, T, W> Column<M, T, W> {
+    /// The column's name in the table.
+    pub fn name(&self) -> &'static str {
+        M::META.columns.get(self.index).map_or("?", |c| c.name)
+    }
+}
+
+impl<M, T: ColumnValue, W> Column<M, T, W> {
+    fn cmp(&self, op: &'static str, value: impl Into<T>) -> Filter<M> {
+        Filter::node(Node::Cmp {
+            col: self.index,
+            op,
+            value: Value::new(value.into()),
+        })
+    }
+
+    /// `column = value`. For a nullable column, compare with [`Column::is_null`] instead of `None`.
+    pub fn eq(&self, value: impl Into<T>) -> Filter<M> {
+        self.cmp("=", value)
+    }
+    /// `column <> value`.
+    pub fn ne(&self, value: impl Into<T>) -> Filter<M> {
+        self.cmp("<>", value)
+    }
+    /// `column < value`.
+    pub fn lt(&self, value: impl Into<T>) -> Filter<M> {
+        self.cmp("<", value)
+    }
+    /// `column <= value`.
+    pub fn le(&self, value: impl Into<T>) -> Filter<M> {
+        self.cmp("<=", value)
+    }
+    /// `column > value`.
+    pub fn gt(&self, value: impl Into<T>) -> Filter<M> {
+        self.cmp(">", value)
+    }
+    /// `column >= value`.
+    pub fn ge(&self, value: impl Into<T>) -> Filter<M> {
+        self.cmp(">=", value)
+    }
+
+    /// `column = ANY($n)`: one bound array, so the statement is the same whatever the list's
+    /// length. An empty list matches nothing.
+    pub fn is_in(&self, values: impl IntoIterator<Item = T>) -> Filter<M>
+    where
+        T: PgHasArrayType,
+        Vec<T>: ColumnValue,
+    {
+        let values: Vec<T> = values.into_iter().collect();
+        Filter::node(Node::Any {
+            col: self.index,
+            negated: false,
+            value: Value::new(values),
+        })
+    }
+
+    /// `NOT (column = ANY($n))`. An empty list matches everything.
+    pub fn not_in(&self, values: impl IntoIterator<Item = T>) -> Filter<M>
+    where
+        T: PgHasArrayType,
+        Vec<T>: ColumnValue,
+    {
+        let values: Vec<T> = values.into_iter().collect();
+        Filter::node(Node::Any {
+            col: self.index,
+            negated: true,
+            value: Value::new(values),
+        })
+    }
+
+    /// Ascending order on this column.
+    pub fn asc(&self) -> Order<M> {
+        Order::new(self.index, false)
+    }
+
+    /// Descending order on this column.
+    pub fn desc(&self) -> Order<M> {
+        Order::new(self.index, true)
+    }
+}
+
+/// Text columns (`String` and `Option<String>`).
+pub trait TextColumn {}
+impl TextColumn for String {}
+impl TextColumn for Option<String> {}
+
+impl<M, T: TextColumn, W> Column<M, T, W> {
+    fn like_op(&self, op: &'static str, pattern: impl Into<String>) -> Filter<M> {
+        Filter::node(Node::Cmp {
+            col: self.index,
+            op,
+            value: Value::new(pattern.into()),
+        })
+    }
+
+    /// `column LIKE pattern` (`%` and `_` are wildcards; escape them with `\`).
+    pub fn like(&self, pattern: impl Into<String>) -> Filter<M> {
+        self.like_op("LIKE", pattern)
+    }
+
+    /// `column ILIKE pattern`: case-insensitive [`Column::like`].
+    pub fn ilike(&self, pattern: impl Into<String>) -> Filter<M> {
+        self.like_op("ILIKE", pattern)
+    }
+}
+
+impl<M, T, W> Column<M, Option<T>, W> {
+    /// `column IS NULL`.
+    pub fn is_null(&self) -> Filter<M> {
+        Filter::node(Node::Null {
+            col: self.index,
+            negated: false,
+        })
+    }
+
+    /// `column IS NOT NULL`.
+    pub fn is_not_null(&self) -> Filter<M> {
+        Filter::node(Node::Null {
+            col: self.index,
+            negated: true,
+        })
+    }
+}
+
+impl<M, T: ColumnValue> Column<M, T, Writable> {
+    /// `column = value`, for [`Repo::update_columns`](crate::Repo::update_columns) and
+    /// [`Repo::update_where`](crate::Repo::update_where).
+    pub fn set(&self, value: impl Into<T>) -> Assignment<M> {
+        Assignment {
+            col: self.index,
+            value: Value::new(value.into()),
+            _model: PhantomData,
+        }
+    }
+}
+
+/// A condition on the rows of model `M`. Combine with `&`, `|`, `!` or [`Filter::and`],
+/// [`Filter::or`], [`Filter::not`].
+pub struct Filter<M> {
+    node: Node,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Filter<M> {
+    fn clone(&self) -> Self {
+        Self::node(self.node.clone())
+    }
+}
+
+impl<M> std::fmt::Debug for Filter<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Filter").field(&self.node).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    True,
+    Cmp {
+        col: usize,
+        op: &'static str,
+        value: Value,
+    },
+    Any {
+        col: usize,
+        negated: bool,
+        value: Value,
+    },
+    Null {
+        col: usize,
+        negated: bool,
+    },
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+impl<M> Filter<M> {
+    fn node(node: Node) -> Self {
+        Self {
+            node,
+            _model: PhantomData,
+        }
+    }
+
+    /// Matches every row (of the tenant).
+    pub fn all() -> Self {
+        Self::node(Node::True)
+    }
+
+    /// Both conditions.
+    #[must_use]
+    pub fn and(self, other: Self) -> Self {
+        Self::node(match (self.node, other.node) {
+            (Node::True, n) | (n, Node::True) => n,
+            (Node::And(mut a), Node::And(b)) => {
+                a.extend(b);
+                Node::And(a)
+            }
+            (Node::And(mut a), n) => {
+                a.push(n);
+                Node::And(a)
+            }
+            (a, b) => Node::And(vec![a, b]),
+        })
+    }
+
+    /// Either condition.
+    #[must_use]
+    pub fn or(self, other: Self) -> Self {
+        Self::node(match (self.node, other.node) {
+            (Node::Or(mut a), n) => {
+                a.push(n);
+                Node::Or(a)
+            }
+            (a, b) => Node::Or(vec![a, b]),
+        })
+    }
+
+    /// The opposite condition. Like SQL, a row whose column is NULL matches neither a comparison
+    /// nor its negation.
+    #[allow(clippy::should_implement_trait)]
+    #[must_use]
+    pub fn not(self) -> Self {
+        Self::node(Node::Not(Box::new(self.node)))
+    }
+
+    pub(crate) fn is_all(&self) -> bool {
+        matches!(self.node, Node::True)
+    }
+
+    /// Appends this condition's SQL, binding its values.
+    pub(crate) fn render(&self, cols: &[String], buf: &mut SqlBuf) -> Result<()> {
+        render(&self.node, cols, buf)
+    }
+}
+
+impl<M> BitAnd for Filter<M> {
+    type Output = Self;
+    fn bitand(self, rhs: Self) -> Self {
+        self.and(rhs)
+    }
+}
+
+impl<M> BitOr for Filter<M> {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        self.or(rhs)
+    }
+}
+
+impl<M> Not for Filter<M> {
+    type Output = Self;
+    fn not(self) -> Self {
+        Filter::not(self)
+    }
+}
+
+pub(crate) fn col_name(cols: &[String], col: usize) -> Result<&str> {
+    cols.get(col)
+        .map(String::as_str)
+        .ok_or_else(|| Error::InvalidModel {
+            model: "?",
+            reason: format!("column handle {col} is out of range"),
+        })
+}
+
+fn render(node: &Node, cols: &[String], buf: &mut SqlBuf) -> Result<()> {
+    match node {
+        Node::True => {
+            buf.push("TRUE");
+        }
+        Node::Cmp { col, op, value } => {
+            buf.push(col_name(cols, *col)?).push(" ").push(op).push(" ");
+            buf.bind_value(&*value.0)?;
+        }
+        Node::Any {
+            col,
+            negated,
+            value,
+        } => {
+            if *negated {
+                buf.push("NOT (");
+            }
+            buf.push(col_name(cols, *col)?).push(" = ANY(");
+            buf.bind_value(&*value.0)?;
+            buf.push(")");
+            if *negated {
+                buf.push(")");
+            }
+        }
+        Node::Null { col, negated } => {
+            buf.push(col_name(cols, *col)?).push(if *negated {
+                " IS NOT NULL"
+            } else {
+                " IS NULL"
+            });
+        }
+        Node::And(nodes) | Node::Or(nodes) => {
+            let joiner = if matches!(node, Node::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            buf.push("(");
+            for (i, n) in nodes.iter().enumerate() {
+                if i > 0 {
+                    buf.push(joiner);
+                }
+                render(n, cols, buf)?;
+            }
+            buf.push(")");
+        }
+        Node::Not(inner) => {
+            buf.push("NOT (");
+            render(inner, cols, buf)?;
+            buf.push(")");
+        }
+    }
+    Ok(())
+}
+
+/// An ordering on a column of model `M`.
+pub struct Order<M> {
+    pub(crate) col: usize,
+    pub(crate) desc: bool,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Order<M> {
+    pub(crate) fn new(col: usize, desc: bool) -> Self {
+        Self {
+            col,
+            desc,
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> Clone for Order<M> {
+    fn clone(&self) -> Self {
+        Self::new(self.col, self.desc)
+    }
+}
+
+impl<M> std::fmt::Debug for Order<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Order({} {})",
+            self.col,
+            if self.desc { "DESC" } else { "ASC" }
+        )
+    }
+}
+
+/// `column = value` in an update, made by [`Column::set`].
+pub struct Assignment<M> {
+    pub(crate) col: usize,
+    pub(crate) value: Value,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Assignment<M> {
+    fn clone(&self) -> Self {
+        Self {
+            col: self.col,
+            value: self.value.clone(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Assignment<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assignment")
+            .field("col", &self.col)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,212 @@
+//! The tenant capability: [`TenantCtx`], scoped transactions, and the sealed [`Scope`] trait
+//! that every repository method demands.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::{PgConnection, Postgres, Transaction};
+use tenancy_core::{Placement, TenantId, TenantRef};
+
+use crate::Result;
+use crate::runtime::Runtime;
+
+/// Proof that its holder acts for one active tenant.
+///
+/// A `TenantCtx` has no public constructor, no public fields, no `Default`, no `Deserialize`
+/// and no conversion from a [`TenantId`], a uuid or a [`TenantRef`]. The only ways to get one are
+/// resolving an active tenant through the registry ([`Tenancy::resolve_id`](crate::Tenancy::resolve_id),
+/// [`resolve_slug`](crate::Tenancy::resolve_slug), [`resolve_host`](crate::Tenancy::resolve_host),
+/// [`resolve`](crate::Tenancy::resolve)) and, for support staff, an audited impersonation by a
+/// [`Superuser`](crate::Superuser).
+///
+/// Every repository method takes a `&TenantCtx` (or a [`TenantTx`] begun from one), so a query
+/// that forgets the tenant does not compile:
+///
+/// ```compile_fail
+/// # use tenancy_sqlx::TenantCtx;
+/// # use tenancy_core::TenantId;
+/// let ctx = TenantCtx::from(TenantId::new_v4()); // no such conversion
+/// ```
+///
+/// Clone, `Send` and `Sync`: a clone is the same authority, for the same tenant.
+#[derive(Clone)]
+pub struct TenantCtx {
+    inner: Arc<CtxInner>,
+}
+
+struct CtxInner {
+    id: TenantId,
+    slug: String,
+    name: String,
+    placement: Placement,
+    rt: Arc<Runtime>,
+}
+
+impl TenantCtx {
+    /// Mints a token. Only the registry calls this, after checking the tenant is active.
+    pub(crate) fn mint(
+        rt: Arc<Runtime>,
+        id: TenantId,
+        slug: String,
+        name: String,
+        placement: Placement,
+    ) -> Self {
+        Self {
+            inner: Arc::new(CtxInner {
+                id,
+                slug,
+                name,
+                placement,
+                rt,
+            }),
+        }
+    }
+
+    /// The tenant's id.
+    pub fn id(&self) -> TenantId {
+        self.inner.id
+    }
+
+    /// The tenant's slug.
+    pub fn slug(&self) -> &str {
+        &self.inner.slug
+    }
+
+    /// The tenant's display name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Where the tenant's rows live.
+    pub fn placement(&self) -> Placement {
+        self.inner.placement
+    }
+
+    /// A plain reference to this tenant, to put in a job payload. Turning it back into a
+    /// `TenantCtx` goes through the registry again.
+    pub fn to_ref(&self) -> TenantRef {
+        TenantRef::new(self.inner.id)
+    }
+
+    /// A cache key namespaced by this tenant (see [`TenantRef::cache_key`]).
+    pub fn cache_key(&self, key: &str) -> String {
+        self.to_ref().cache_key(key)
+    }
+
+    /// Begins a transaction for this tenant. Pass `&mut tx` wherever a repository method asks
+    /// for a scope; [`TenantTx::commit`] to keep the work. A dropped transaction rolls back.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) if no connection can be had.
+    pub async fn begin(&self) -> Result<TenantTx> {
+        let tx = self.inner.rt.pool.begin().await?;
+        Ok(TenantTx {
+            ctx: self.clone(),
+            tx,
+        })
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.rt
+    }
+}
+
+impl fmt::Debug for TenantCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantCtx")
+            .field("id", &self.inner.id)
+            .field("slug", &self.inner.slug)
+            .field("placement", &self.inner.placement)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A transaction that belongs to one tenant.
+///
+/// Begun with [`TenantCtx::begin`]; every repository method accepts `&mut TenantTx` in place of
+/// a `&TenantCtx`. Dropping it without [`commit`](TenantTx::commit) rolls back (also on panic
+/// and on cancellation of the surrounding future), and the connection returns to the pool with
+/// no tenant state on it.
+pub struct TenantTx {
+    ctx: TenantCtx,
+    tx: Transaction<'static, Postgres>,
+}
+
+impl TenantTx {
+    /// The tenant this transaction belongs to.
+    pub fn ctx(&self) -> &TenantCtx {
+        &self.ctx
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) if the commit fails; the work is then lost.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls back.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) if the server cannot be told; the work is
+    /// rolled back all the same when the connection closes.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TenantTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantTx")
+            .field("tenant", &self.ctx.id())
+            .finish_non_exhaustive()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &super::TenantCtx {}
+    impl Sealed for &mut super::TenantTx {}
+}
+
+/// Where a repository method runs: a `&TenantCtx` (a pooled connection, one statement) or a
+/// `&mut TenantTx` (inside that transaction). Sealed: nothing else is a scope.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tenant scope",
+    label = "this needs a `&TenantCtx` or a `&mut TenantTx`",
+    note = "tenant-scoped rows are reached only through a `TenantCtx`, which the registry hands out \
+            (`Tenancy::resolve_host`, `resolve_slug`, `resolve_id`, `resolve`), or a `TenantTx` begun from one"
+)]
+pub trait Scope<'s>: sealed::Sealed + Send {
+    /// Splits the scope into the tenant and the connection to run on.
+    #[doc(hidden)]
+    fn into_exec(self) -> Exec<'s>;
+}
+
+impl<'s> Scope<'s> for &'s TenantCtx {
+    fn into_exec(self) -> Exec<'s> {
+        Exec {
+            ctx: self,
+            conn: None,
+        }
+    }
+}
+
+impl<'s> Scope<'s> for &'s mut TenantTx {
+    fn into_exec(self) -> Exec<'s> {
+        Exec {
+            ctx: &self.ctx,
+            conn: Some(&mut self.tx),
+        }
+    }
+}
+
+/// A tenant and the connection its statements run on. Opaque outside this crate.
+#[doc(hidden)]
+pub struct Exec<'s> {
+    pub(crate) ctx: &'s TenantCtx,
+    pub(crate) conn: Option<&'s mut PgConnection>,
+}

@@ -1,0 +1,114 @@
+use std::fmt;
+
+use tenancy_core::{Placement, TenantId, ValidationError};
+use thiserror::Error;
+
+/// The result type of tenancy's runtime.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a tenant was looked up, for [`Error::TenantNotFound`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// By tenant id.
+    Id(TenantId),
+    /// By slug.
+    Slug(String),
+    /// By host name.
+    Host(String),
+}
+
+impl fmt::Display for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "id {id}"),
+            Self::Slug(slug) => write!(f, "slug {slug:?}"),
+            Self::Host(host) => write!(f, "host {host:?}"),
+        }
+    }
+}
+
+/// Everything that can go wrong in tenancy's runtime.
+///
+/// Tenant resolution, creation and the raw-SQL escape hatch get typed variants so that callers
+/// can map them (an unknown host to 404, a suspended tenant to 403, a taken slug to 409) without
+/// parsing messages. Database errors pass through unchanged as [`Error::Database`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No tenant matches the lookup.
+    #[error("no tenant with {0}")]
+    TenantNotFound(Lookup),
+    /// The tenant exists but is suspended; it resolves again once resumed.
+    #[error("tenant {slug:?} ({id}) is suspended")]
+    TenantSuspended {
+        /// The tenant.
+        id: TenantId,
+        /// Its slug.
+        slug: String,
+    },
+    /// The tenant is soft-deleted; it resolves again only if restored.
+    #[error("tenant {slug:?} ({id}) is deleted")]
+    TenantDeleted {
+        /// The tenant.
+        id: TenantId,
+        /// Its slug.
+        slug: String,
+    },
+    /// A slug, host, identifier or tenant id given by a caller was refused. Nothing was created.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Another tenant already has this slug.
+    #[error("the slug {0:?} is taken by another tenant")]
+    SlugTaken(String),
+    /// Another tenant already serves this host.
+    #[error("the host {0:?} belongs to another tenant")]
+    HostTaken(String),
+    /// A tenant with this id already exists.
+    #[error("a tenant with id {0} already exists")]
+    TenantIdTaken(TenantId),
+    /// A tenant name was empty or too long.
+    #[error("invalid tenant name: {0}")]
+    InvalidName(&'static str),
+    /// The placement is not supported by this version of the runtime.
+    #[error("the {0} placement is not supported yet")]
+    UnsupportedPlacement(Placement),
+    /// A model's description (table or column names) is invalid. Reported on first use.
+    #[error("model {model}: {reason}")]
+    InvalidModel {
+        /// The model's Rust type name.
+        model: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model's table does not have the shape tenant isolation needs (see
+    /// [`Tenancy::verify`](crate::Tenancy::verify)).
+    #[error("{0}")]
+    TableShape(crate::verify::ShapeReport),
+    /// Raw SQL given to the escape hatch could reach rows outside the tenant.
+    #[error("raw SQL refused: {0}")]
+    UnscopedSql(String),
+    /// `fetch_one` found no row.
+    #[error("expected a row, found none")]
+    RowNotFound,
+    /// A superuser acquisition or use was refused.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A value could not be encoded for PostgreSQL.
+    #[error("could not encode a bound value: {0}")]
+    Encode(#[source] sqlx::error::BoxDynError),
+    /// The database refused or failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    /// True for errors that mean "this tenant cannot be served": not found, suspended, deleted.
+    /// An HTTP layer maps these to 404 (or 403 for suspended).
+    pub fn is_tenant_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::TenantNotFound(_) | Self::TenantSuspended { .. } | Self::TenantDeleted { .. }
+        )
+    }
+}

@@ -1,0 +1,57 @@
+//! The PostgreSQL runtime of [tenancy](https://docs.rs/tenancy), on sqlx.
+//!
+//! Most users depend on the `tenancy` facade crate, which re-exports this one with the
+//! `#[tenant_scoped]` attribute. What lives here:
+//!
+//! - [`Tenancy`]: the pool and the tenant registry; resolution by id, slug and host
+//!   ([`Tenancy::resolve_host`] ...), tenant creation, the startup shape check ([`Tenancy::verify`]);
+//! - the capabilities: [`TenantCtx`] (one tenant), [`TenantTx`] (a transaction of one tenant) and
+//!   [`Superuser`] (cross-tenant, audited);
+//! - [`Repo`], [`Select`] and [`Raw`]: every way to a model's rows, each demanding a [`Scope`].
+//!
+//! The guarantee lives in these signatures: there is no function in this crate that reads or
+//! writes a tenant-scoped table without a `TenantCtx` (or `TenantTx`), and none that reads
+//! across tenants without a `Superuser`. Generated code calls only these functions, so it can do
+//! nothing a user could not.
+
+mod column;
+mod ctx;
+mod error;
+mod exec;
+mod model;
+mod query;
+mod raw;
+mod registry;
+mod repo;
+mod runtime;
+mod sql;
+mod superuser;
+mod value;
+mod verify;
+
+pub use sqlx;
+pub use tenancy_core::{
+    Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus, ValidationError,
+};
+pub use uuid;
+
+pub use column::{Assignment, Column, ColumnValue, Filter, Order, ReadOnly, TextColumn, Writable};
+pub use ctx::{Scope, TenantCtx, TenantTx};
+pub use error::{Error, Lookup, Result};
+pub use model::{ColumnMeta, Model, ModelMeta, NewModel};
+pub use query::Select;
+pub use raw::Raw;
+pub use registry::{NewTenant, Tenant};
+pub use repo::Repo;
+pub use runtime::{Tenancy, TenancyBuilder};
+pub use superuser::Superuser;
+pub use value::{BindValue, Value};
+pub use verify::ShapeReport;
+
+/// What `#[tenant_scoped]` expansions use. Not a stable API, and not a way around the scope:
+/// nothing here runs SQL.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::ctx::Exec;
+    pub use crate::model::Statements;
+}

@@ -1,0 +1,316 @@
+//! What `#[tenant_scoped]` generates an implementation of: a description of the model, and the
+//! statements built from it once.
+//!
+//! Nothing here runs SQL. A `Model` implementation (generated or hand-written) only describes a
+//! table; every path to its rows goes through [`Repo`](crate::Repo), whose methods demand a
+//! [`Scope`](crate::Scope). Names are validated and quoted when the statements are built, so a
+//! hand-written description cannot inject SQL either.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArguments, PgRow};
+use tenancy_core::ident;
+use uuid::Uuid;
+
+use crate::value::Value;
+use crate::{Error, Result};
+
+/// A tenant-scoped model's table, as `#[tenant_scoped]` describes it.
+#[derive(Debug)]
+pub struct ModelMeta {
+    /// The Rust type's name, for messages.
+    pub name: &'static str,
+    /// The table.
+    pub table: &'static str,
+    /// The column that holds the tenant id in shared tables (`tenant_id` unless renamed).
+    pub tenant_column: &'static str,
+    /// The persisted fields, in declaration order.
+    pub columns: &'static [ColumnMeta],
+    /// Index in `columns` of the uuid key.
+    pub key: usize,
+}
+
+/// One persisted field of a model.
+#[derive(Debug)]
+pub struct ColumnMeta {
+    /// The column's name in the table.
+    pub name: &'static str,
+    /// The Rust field's name.
+    pub field: &'static str,
+    /// Written by inserts (false for columns the database fills).
+    pub insert: bool,
+    /// Written by whole-row updates (false for the key and read-only columns).
+    pub update: bool,
+}
+
+/// A tenant-scoped model. Implemented by `#[tenant_scoped]`; see the crate docs.
+///
+/// Implementing it by hand is possible and safe: it only describes a table, and every access
+/// still needs a tenant scope.
+pub trait Model: Sized + Send + Sync + Unpin + 'static {
+    /// The insertable part of the model (`New<Model>`), without the columns the database fills.
+    type New: NewModel<Model = Self>;
+
+    /// The description of the table.
+    const META: ModelMeta;
+
+    /// The statements built from [`Model::META`], once per process.
+    #[doc(hidden)]
+    fn statements() -> &'static Statements;
+
+    /// This row's key.
+    fn key(&self) -> Uuid;
+
+    /// Decodes a row whose columns are `META.columns`, in that order.
+    #[doc(hidden)]
+    fn decode_row(row: &PgRow) -> std::result::Result<Self, sqlx::Error>;
+
+    /// Decodes a row by column names (for raw SQL, whose column order is the user's).
+    #[doc(hidden)]
+    fn decode_named(row: &PgRow) -> std::result::Result<Self, sqlx::Error>;
+
+    /// Binds the field of column `index`.
+    #[doc(hidden)]
+    fn bind_column(
+        &self,
+        index: usize,
+        args: &mut PgArguments,
+    ) -> std::result::Result<(), BoxDynError>;
+
+    /// A copy of the field of column `index` (for keyset cursors).
+    #[doc(hidden)]
+    fn column_value(&self, index: usize) -> Option<Value>;
+}
+
+/// The insertable part of a model, generated as `New<Model>` by `#[tenant_scoped]`.
+pub trait NewModel: Send + Sync {
+    /// The model it inserts.
+    type Model: Model;
+
+    /// Binds the insertable columns, in `META.columns` order.
+    #[doc(hidden)]
+    fn bind_insert(&self, args: &mut PgArguments) -> std::result::Result<(), BoxDynError>;
+}
+
+/// SQL built once per model from its [`ModelMeta`]. Opaque.
+#[doc(hidden)]
+pub struct Statements(std::result::Result<Built, String>);
+
+pub(crate) struct Built {
+    pub(crate) table: String,
+    pub(crate) tenant: String,
+    pub(crate) cols: Vec<String>,
+    pub(crate) select_list: String,
+    pub(crate) key: usize,
+    pub(crate) insert_cols: Vec<usize>,
+    pub(crate) update_cols: Vec<usize>,
+    /// `SELECT <cols> FROM <table> WHERE <tenant> = $1`
+    pub(crate) select: String,
+    pub(crate) get: String,
+    pub(crate) get_many: String,
+    pub(crate) insert_head: String,
+    pub(crate) insert_one: String,
+    pub(crate) update_row: String,
+    pub(crate) delete_one: String,
+    pub(crate) exists_one: String,
+    pub(crate) count_all: String,
+}
+
+impl Statements {
+    /// Validates `meta` and builds its statements. Errors are kept and reported on every use.
+    pub fn build(meta: &ModelMeta) -> Self {
+        Self(Built::new(meta))
+    }
+
+    pub(crate) fn get(&self, meta: &ModelMeta) -> Result<&Built> {
+        self.0.as_ref().map_err(|reason| Error::InvalidModel {
+            model: meta.name,
+            reason: reason.clone(),
+        })
+    }
+}
+
+impl Built {
+    fn new(meta: &ModelMeta) -> std::result::Result<Self, String> {
+        ident::validate(meta.table).map_err(|e| e.to_string())?;
+        ident::validate(meta.tenant_column).map_err(|e| e.to_string())?;
+        if meta.columns.is_empty() {
+            return Err("has no columns".into());
+        }
+        if meta.key >= meta.columns.len() {
+            return Err("its key index is out of range".into());
+        }
+        let mut seen = HashSet::new();
+        for c in meta.columns {
+            ident::validate(c.name).map_err(|e| e.to_string())?;
+            if c.name == meta.tenant_column {
+                return Err(format!(
+                    "column {:?} is the tenant column; the tenant is not a field",
+                    c.name
+                ));
+            }
+            if !seen.insert(c.name) {
+                return Err(format!("column {:?} appears twice", c.name));
+            }
+        }
+        let table = ident::quote(meta.table);
+        let tenant = ident::quote(meta.tenant_column);
+        let cols: Vec<String> = meta.columns.iter().map(|c| ident::quote(c.name)).collect();
+        let select_list = cols.join(", ");
+        let key = &cols[meta.key];
+        let insert_cols: Vec<usize> = (0..cols.len())
+            .filter(|&i| meta.columns[i].insert)
+            .collect();
+        let update_cols: Vec<usize> = (0..cols.len())
+            .filter(|&i| meta.columns[i].update && i != meta.key)
+            .collect();
+
+        let select = format!("SELECT {select_list} FROM {table} WHERE {tenant} = $1");
+        let get = format!("{select} AND {key} = $2");
+        let get_many = format!("{select} AND {key} = ANY($2)");
+
+        let mut insert_head = format!("INSERT INTO {table} ({tenant}");
+        for &i in &insert_cols {
+            let _ = write!(insert_head, ", {}", cols[i]);
+        }
+        insert_head.push_str(") VALUES ");
+        let mut insert_one = insert_head.clone();
+        push_values_row(&mut insert_one, 2, insert_cols.len());
+        let _ = write!(insert_one, " RETURNING {select_list}");
+
+        let mut update_row = format!("UPDATE {table} SET ");
+        if update_cols.is_empty() {
+            // Nothing is writable: a no-op assignment keeps RETURNING and the row count.
+            let _ = write!(update_row, "{key} = {key}");
+        }
+        for (n, &i) in update_cols.iter().enumerate() {
+            if n > 0 {
+                update_row.push_str(", ");
+            }
+            let _ = write!(update_row, "{} = ${}", cols[i], n + 3);
+        }
+        let _ = write!(
+            update_row,
+            " WHERE {tenant} = $1 AND {key} = $2 RETURNING {select_list}"
+        );
+
+        Ok(Self {
+            delete_one: format!("DELETE FROM {table} WHERE {tenant} = $1 AND {key} = $2"),
+            exists_one: format!(
+                "SELECT EXISTS (SELECT 1 FROM {table} WHERE {tenant} = $1 AND {key} = $2)"
+            ),
+            count_all: format!("SELECT count(*) FROM {table} WHERE {tenant} = $1"),
+            table,
+            tenant,
+            key: meta.key,
+            insert_cols,
+            update_cols,
+            select,
+            get,
+            get_many,
+            insert_head,
+            insert_one,
+            update_row,
+            select_list,
+            cols,
+        })
+    }
+}
+
+/// Appends `($1, $first, $first+1, ...)`: the tenant, then `width` values.
+pub(crate) fn push_values_row(sql: &mut String, first: usize, width: usize) {
+    sql.push_str("($1");
+    for p in first..first + width {
+        let _ = write!(sql, ", ${p}");
+    }
+    sql.push(')');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLS: &[ColumnMeta] = &[
+        ColumnMeta {
+            name: "id",
+            field: "id",
+            insert: true,
+            update: false,
+        },
+        ColumnMeta {
+            name: "duration",
+            field: "duration",
+            insert: true,
+            update: true,
+        },
+        ColumnMeta {
+            name: "created_at",
+            field: "created_at",
+            insert: false,
+            update: false,
+        },
+    ];
+
+    fn meta(table: &'static str, columns: &'static [ColumnMeta]) -> ModelMeta {
+        ModelMeta {
+            name: "Spin",
+            table,
+            tenant_column: "tenant_id",
+            columns,
+            key: 0,
+        }
+    }
+
+    #[test]
+    fn builds_tenant_filtered_statements() {
+        let s = Statements::build(&meta("spins", COLS));
+        let b = s.get(&meta("spins", COLS)).unwrap();
+        assert_eq!(
+            b.get,
+            r#"SELECT "id", "duration", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#
+        );
+        assert_eq!(
+            b.insert_one,
+            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ($1, $2, $3) RETURNING "id", "duration", "created_at""#
+        );
+        assert_eq!(
+            b.update_row,
+            r#"UPDATE "spins" SET "duration" = $3 WHERE "tenant_id" = $1 AND "id" = $2 RETURNING "id", "duration", "created_at""#
+        );
+        for sql in [
+            &b.get,
+            &b.get_many,
+            &b.update_row,
+            &b.delete_one,
+            &b.exists_one,
+            &b.count_all,
+        ] {
+            assert!(sql.contains(r#""tenant_id" = $1"#), "{sql}");
+        }
+    }
+
+    #[test]
+    fn refuses_injection_through_names() {
+        const BAD: &[ColumnMeta] = &[ColumnMeta {
+            name: "id\" FROM spins --",
+            field: "id",
+            insert: true,
+            update: false,
+        }];
+        assert!(Statements::build(&meta("spins", BAD)).0.is_err());
+        assert!(
+            Statements::build(&meta("spins; drop table x", COLS))
+                .0
+                .is_err()
+        );
+        const TENANT: &[ColumnMeta] = &[ColumnMeta {
+            name: "tenant_id",
+            field: "t",
+            insert: true,
+            update: true,
+        }];
+        assert!(Statements::build(&meta("spins", TENANT)).0.is_err());
+    }
+}

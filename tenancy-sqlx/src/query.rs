@@ -1,0 +1,233 @@
+//! [`Select`]: the typed query builder on a model's rows.
+
+use futures_util::stream::{BoxStream, StreamExt};
+use sqlx::Arguments;
+
+use crate::column::{Filter, Order, col_name};
+use crate::model::{Built, Model};
+use crate::repo::push_filter;
+use crate::sql::{self, SqlBuf};
+use crate::value::Value;
+use crate::{Error, Result, Scope};
+
+/// A query on one tenant's rows of `M`, built from typed column handles:
+///
+/// ```ignore
+/// let page = Spin::repo()
+///     .query()
+///     .filter(Spin::DURATION.gt(120) & Spin::SPINNER_ID.eq(spinner))
+///     .order_by(Spin::CREATED_AT.desc())
+///     .limit(50)
+///     .fetch_all(&ctx)
+///     .await?;
+/// ```
+///
+/// Building needs no scope; every method that runs it takes one.
+pub struct Select<M> {
+    filter: Filter<M>,
+    order: Vec<Order<M>>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    after: Option<Vec<Option<Value>>>,
+}
+
+impl<M> Clone for Select<M> {
+    fn clone(&self) -> Self {
+        Self {
+            filter: self.filter.clone(),
+            order: self.order.clone(),
+            limit: self.limit,
+            offset: self.offset,
+            after: self.after.clone(),
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Select<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Select")
+            .field("filter", &self.filter)
+            .field("order", &self.order)
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .field("after", &self.after.is_some())
+            .finish()
+    }
+}
+
+impl<M: Model> Select<M> {
+    pub(crate) fn new() -> Self {
+        Self {
+            filter: Filter::all(),
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            after: None,
+        }
+    }
+
+    /// Keeps the rows matching `filter` too (filters accumulate with AND).
+    #[must_use]
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.filter = std::mem::replace(&mut self.filter, Filter::all()).and(filter);
+        self
+    }
+
+    /// Orders by one more column (`Spin::CREATED_AT.desc()`), after those given before.
+    #[must_use]
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.order.push(order);
+        self
+    }
+
+    /// At most `n` rows.
+    #[must_use]
+    pub fn limit(mut self, n: i64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows. For deep pages, prefer [`Select::after`].
+    #[must_use]
+    pub fn offset(mut self, n: i64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// Keyset pagination: only the rows that come after `row` in this query's order.
+    ///
+    /// The key is added as the last ordering column, so the order is total and no row is skipped
+    /// or repeated between pages. Ordering columns must not hold NULLs.
+    #[must_use]
+    pub fn after(mut self, row: &M) -> Self {
+        self.after = Some(
+            (0..M::META.columns.len())
+                .map(|i| row.column_value(i))
+                .collect(),
+        );
+        self
+    }
+
+    /// The ordering to run with: the user's, plus the key whenever a cursor is used.
+    fn effective_order(&self) -> Vec<Order<M>> {
+        let mut order = self.order.clone();
+        let key = M::META.key;
+        if self.after.is_some() && !order.iter().any(|o| o.col == key) {
+            let desc = order.last().is_some_and(|o| o.desc);
+            order.push(Order::new(key, desc));
+        }
+        order
+    }
+
+    fn build(&self, st: &Built, tenant: uuid::Uuid) -> Result<SqlBuf> {
+        // `st.select` ends in `WHERE <tenant> = $1`.
+        let mut buf = SqlBuf::new(st.select.clone());
+        buf.args.add(tenant).map_err(Error::Encode)?;
+        push_filter(&mut buf, st, &self.filter)?;
+        let order = self.effective_order();
+        if let Some(values) = &self.after {
+            push_keyset(&mut buf, st, &order, values)?;
+        }
+        for (n, o) in order.iter().enumerate() {
+            buf.push(if n == 0 { " ORDER BY " } else { ", " });
+            buf.push(col_name(&st.cols, o.col)?);
+            buf.push(if o.desc { " DESC" } else { " ASC" });
+        }
+        if let Some(limit) = self.limit {
+            buf.push(" LIMIT ");
+            buf.bind(limit)?;
+        }
+        if let Some(offset) = self.offset {
+            buf.push(" OFFSET ");
+            buf.bind(offset)?;
+        }
+        Ok(buf)
+    }
+
+    fn prepare<'s>(&self, scope: impl Scope<'s>) -> Result<(crate::ctx::Exec<'s>, SqlBuf)> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = M::statements().get(&M::META)?;
+        let buf = self.build(st, exec.tenant())?;
+        Ok((exec, buf))
+    }
+
+    /// Runs the query; all matching rows.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
+        let (exec, buf) = self.prepare(scope)?;
+        let rows = exec.fetch_all(sql::text(buf.sql), buf.args).await?;
+        rows.iter()
+            .map(|r| M::decode_row(r).map_err(Error::from))
+            .collect()
+    }
+
+    /// Runs the query; the first row, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn fetch_optional<'s>(&self, scope: impl Scope<'s>) -> Result<Option<M>> {
+        let (exec, buf) = self.prepare(scope)?;
+        let row = exec.fetch_optional(sql::text(buf.sql), buf.args).await?;
+        row.map(|r| M::decode_row(&r).map_err(Error::from))
+            .transpose()
+    }
+
+    /// Runs the query; the first row.
+    ///
+    /// # Errors
+    /// [`Error::RowNotFound`] if there is none; [`Error::Database`].
+    pub async fn fetch_one<'s>(&self, scope: impl Scope<'s>) -> Result<M> {
+        self.fetch_optional(scope).await?.ok_or(Error::RowNotFound)
+    }
+
+    /// Runs the query and streams the rows as they arrive, without holding them all in memory.
+    /// With a `&TenantCtx` the stream holds a pooled connection until it ends or is dropped.
+    pub fn fetch<'s>(&self, scope: impl Scope<'s>) -> BoxStream<'s, Result<M>> {
+        match self.prepare(scope) {
+            Ok((exec, buf)) => exec
+                .fetch(sql::text(buf.sql), buf.args)
+                .map(|r| r.and_then(|row| M::decode_row(&row).map_err(Error::from)))
+                .boxed(),
+            Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+}
+
+/// ` AND (c1 > v1 OR (c1 = v1 AND c2 > v2) ...)`, with `<` for descending columns.
+fn push_keyset<M>(
+    buf: &mut SqlBuf,
+    st: &Built,
+    order: &[Order<M>],
+    values: &[Option<Value>],
+) -> Result<()> {
+    let value = |col: usize| {
+        values
+            .get(col)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| Error::InvalidModel {
+                model: "?",
+                reason: format!("no cursor value for column {col}"),
+            })
+    };
+    buf.push(" AND (");
+    for (i, o) in order.iter().enumerate() {
+        if i > 0 {
+            buf.push(" OR ");
+        }
+        buf.push("(");
+        for prev in &order[..i] {
+            buf.push(col_name(&st.cols, prev.col)?).push(" = ");
+            buf.bind_value(&*value(prev.col)?.0)?;
+            buf.push(" AND ");
+        }
+        buf.push(col_name(&st.cols, o.col)?)
+            .push(if o.desc { " < " } else { " > " });
+        buf.bind_value(&*value(o.col)?.0)?;
+        buf.push(")");
+    }
+    buf.push(")");
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The tenant registry: which tenants exist, where their rows live, which hosts they answer to.
+//!
+//! Resolution is the only way to mint a [`TenantCtx`]: it checks the tenant is active first.
+
+pub(crate) mod cache;
+pub(crate) mod schema;
+
+use std::sync::Arc;
+
+use sqlx::postgres::PgRow;
+use sqlx::{Acquire, Row};
+use tenancy_core::{Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus};
+use time::OffsetDateTime;
+
+use crate::runtime::Runtime;
+use crate::{Error, Lookup, Result, Tenancy, TenantCtx};
+use cache::Key;
+
+/// A tenant as recorded in the registry. Plain data: holding it grants nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tenant {
+    /// The tenant's id.
+    pub id: TenantId,
+    /// Its slug (see [`Slug`]).
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// Where its rows live.
+    pub placement: Placement,
+    /// Active, suspended or deleted.
+    pub status: TenantStatus,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was soft-deleted, if it is.
+    pub deleted_at: Option<OffsetDateTime>,
+    /// The hosts it answers to, the primary one first.
+    pub hosts: Vec<String>,
+}
+
+impl Tenant {
+    /// A reference to this tenant, for a job payload.
+    pub fn to_ref(&self) -> TenantRef {
+        TenantRef::new(self.id)
+    }
+}
+
+/// What [`Tenancy::create_tenant`] needs.
+///
+/// ```
+/// use tenancy_sqlx::NewTenant;
+/// let t = NewTenant::new("acme", "Acme Corp")
+///     .host("acme.example.com")      // the first host is the primary one
+///     .host("app.acme.com");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct NewTenant {
+    id: Option<TenantId>,
+    slug: String,
+    name: String,
+    placement: Placement,
+    hosts: Vec<String>,
+}
+
+impl NewTenant {
+    /// A tenant with this slug and display name, on shared tables, with no hosts yet.
+    pub fn new(slug: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: None,
+            slug: slug.into(),
+            name: name.into(),
+            placement: Placement::SharedTable,
+            hosts: Vec::new(),
+        }
+    }
+
+    /// Uses this id instead of a random one (when migrating tenants in from another system).
+    pub fn id(mut self, id: TenantId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Adds a host the tenant answers to. The first one added is its primary host.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.hosts.push(host.into());
+        self
+    }
+
+    /// Where the tenant's rows live. Default: [`Placement::SharedTable`].
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+}
+
+const MAX_NAME_LEN: usize = 200;
+
+const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.placement, t.status, t.created_at, t.deleted_at, \
+     COALESCE((SELECT array_agg(d.host ORDER BY d.is_primary DESC, d.host) \
+               FROM tenancy.domains d WHERE d.tenant_id = t.id), '{}') AS hosts";
+
+pub(crate) fn tenant_from_row(row: &PgRow) -> Result<Tenant> {
+    let placement: String = row.try_get("placement")?;
+    let status: String = row.try_get("status")?;
+    Ok(Tenant {
+        id: TenantId::from_uuid(row.try_get("id")?),
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        placement: placement.parse()?,
+        status: status.parse()?,
+        created_at: row.try_get("created_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        hosts: row.try_get("hosts")?,
+    })
+}
+
+impl Tenancy {
+    /// Resolves an active tenant by id.
+    ///
+    /// # Errors
+    /// [`Error::TenantNotFound`], [`Error::TenantSuspended`], [`Error::TenantDeleted`].
+    pub async fn resolve_id(&self, id: TenantId) -> Result<TenantCtx> {
+        let key = Key::Id(id);
+        if let Some(ctx) = self.rt.cache.get(&key) {
+            return Ok(ctx);
+        }
+        let row = sqlx::query(
+            "SELECT t.id, t.slug, t.name, t.placement, t.status FROM tenancy.tenants t WHERE t.id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&self.rt.pool)
+        .await?;
+        self.admit(key, row, Lookup::Id(id))
+    }
+
+    /// Resolves an active tenant by slug. A string that is not a valid slug is refused before
+    /// any query is sent.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed slug; otherwise as [`Tenancy::resolve_id`].
+    pub async fn resolve_slug(&self, slug: &str) -> Result<TenantCtx> {
+        let slug = Slug::parse(slug)?;
+        let key = Key::Slug(slug.as_str().to_owned());
+        if let Some(ctx) = self.rt.cache.get(&key) {
+            return Ok(ctx);
+        }
+        let row = sqlx::query(
+            "SELECT t.id, t.slug, t.name, t.placement, t.status FROM tenancy.tenants t WHERE t.slug = $1",
+        )
+        .bind(slug.as_str())
+        .fetch_optional(&self.rt.pool)
+        .await?;
+        self.admit(key, row, Lookup::Slug(slug.as_str().to_owned()))
+    }
+
+    /// Resolves an active tenant by the host of a request, as found in the `Host` header: case
+    /// and a port are ignored (`Acme.Example.com:443` finds `acme.example.com`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed host; otherwise as [`Tenancy::resolve_id`].
+    pub async fn resolve_host(&self, host: &str) -> Result<TenantCtx> {
+        let host = Hostname::from_request(host)?;
+        let key = Key::Host(host.as_str().to_owned());
+        if let Some(ctx) = self.rt.cache.get(&key) {
+            return Ok(ctx);
+        }
+        let row = sqlx::query(
+            "SELECT t.id, t.slug, t.name, t.placement, t.status \
+             FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id \
+             WHERE d.host = $1",
+        )
+        .bind(host.as_str())
+        .fetch_optional(&self.rt.pool)
+        .await?;
+        self.admit(key, row, Lookup::Host(host.as_str().to_owned()))
+    }
+
+    /// Turns a reference from a job payload back into a context, checking again that the tenant
+    /// exists and is active.
+    ///
+    /// # Errors
+    /// As [`Tenancy::resolve_id`].
+    pub async fn resolve(&self, tenant: &TenantRef) -> Result<TenantCtx> {
+        self.resolve_id(tenant.tenant_id()).await
+    }
+
+    /// Mints a context for a registry row if, and only if, the tenant is active.
+    fn admit(&self, key: Key, row: Option<PgRow>, lookup: Lookup) -> Result<TenantCtx> {
+        let row = row.ok_or(Error::TenantNotFound(lookup))?;
+        let id = TenantId::from_uuid(row.try_get("id")?);
+        let slug: String = row.try_get("slug")?;
+        let status: String = row.try_get("status")?;
+        match status.parse::<TenantStatus>()? {
+            TenantStatus::Active => {}
+            TenantStatus::Suspended => return Err(Error::TenantSuspended { id, slug }),
+            _ => return Err(Error::TenantDeleted { id, slug }),
+        }
+        let placement: String = row.try_get("placement")?;
+        let ctx = TenantCtx::mint(
+            Arc::clone(&self.rt),
+            id,
+            slug,
+            row.try_get("name")?,
+            placement.parse()?,
+        );
+        self.rt.cache.insert(key, ctx.clone());
+        Ok(ctx)
+    }
+
+    /// Creates a tenant: validates the slug, name and hosts, then writes the tenant and its
+    /// domains in one transaction. On any error nothing is written.
+    ///
+    /// Returns the registry record; resolve it to act for the tenant.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed slug or host, [`Error::InvalidName`],
+    /// [`Error::SlugTaken`], [`Error::HostTaken`], [`Error::TenantIdTaken`],
+    /// [`Error::UnsupportedPlacement`] for a placement this version cannot provision.
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
+        let slug = Slug::parse(&new.slug)?;
+        let name = new.name.trim();
+        if name.is_empty() {
+            return Err(Error::InvalidName("must not be empty"));
+        }
+        if name.chars().count() > MAX_NAME_LEN {
+            return Err(Error::InvalidName("must be at most 200 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Error::InvalidName("must not contain control characters"));
+        }
+        let mut hosts: Vec<Hostname> = Vec::with_capacity(new.hosts.len());
+        for host in &new.hosts {
+            let host = Hostname::parse(host)?;
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        if new.placement != Placement::SharedTable {
+            return Err(Error::UnsupportedPlacement(new.placement));
+        }
+        let id = new.id.unwrap_or_else(TenantId::new_v4);
+
+        let mut conn = self.rt.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenancy.tenants (id, slug, name, placement) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.as_uuid())
+        .bind(slug.as_str())
+        .bind(name)
+        .bind(new.placement.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
+        for (i, host) in hosts.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO tenancy.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)",
+            )
+            .bind(host.as_str())
+            .bind(id.as_uuid())
+            .bind(i == 0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, slug.as_str(), id, Some(host.as_str())))?;
+        }
+        let row = sqlx::query(sql_tenant_by_id())
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+        let tenant = tenant_from_row(&row)?;
+        tx.commit().await?;
+        tracing::info!(tenant = %id, slug = slug.as_str(), "created tenant");
+        Ok(tenant)
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+}
+
+pub(crate) fn sql_tenant_by_id() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!("SELECT {TENANT_COLUMNS} FROM tenancy.tenants t WHERE t.id = $1"))
+}
+
+pub(crate) fn sql_all_tenants() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!("SELECT {TENANT_COLUMNS} FROM tenancy.tenants t ORDER BY t.slug"))
+}
+
+/// Turns unique violations on the registry into the typed errors callers match on.
+fn map_unique(e: sqlx::Error, slug: &str, id: TenantId, host: Option<&str>) -> Error {
+    let constraint = e
+        .as_database_error()
+        .filter(|d| d.is_unique_violation())
+        .and_then(|d| d.constraint().map(str::to_owned));
+    match constraint.as_deref() {
+        Some("tenants_slug_key") => Error::SlugTaken(slug.to_owned()),
+        Some("tenants_pkey") => Error::TenantIdTaken(id),
+        Some("domains_pkey") => Error::HostTaken(host.unwrap_or_default().to_owned()),
+        _ => Error::Database(e),
+    }
+}

@@ -1,0 +1,94 @@
+//! The registry's own migrations: the `tenancy` schema, kept apart from the application's.
+//!
+//! Applied in one transaction under an advisory lock, so that several processes starting at once
+//! neither race nor half-apply. History lives in `tenancy.registry_migrations`, never in the
+//! application's `_sqlx_migrations`.
+
+use sqlx::{Acquire, PgPool};
+
+use crate::Result;
+
+/// `(version, description, sql)`, in order. Append only: never edit a released migration.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "tenant registry, domains and audit log",
+    r#"
+CREATE TABLE tenancy.tenants (
+    id          uuid PRIMARY KEY,
+    slug        text NOT NULL,
+    name        text NOT NULL,
+    placement   text NOT NULL
+                CHECK (placement IN ('shared_table', 'own_schema', 'own_database')),
+    schema_name text,
+    status      text NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'suspended', 'deleted')),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    deleted_at  timestamptz,
+    CONSTRAINT tenants_slug_key UNIQUE (slug),
+    CONSTRAINT tenants_schema_name_key UNIQUE (schema_name),
+    CONSTRAINT tenants_slug_format CHECK (slug ~ '^[a-z][a-z0-9-]*[a-z0-9]$'),
+    CONSTRAINT tenants_deleted_at CHECK ((status = 'deleted') = (deleted_at IS NOT NULL))
+);
+
+CREATE TABLE tenancy.domains (
+    host       text PRIMARY KEY,
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    is_primary boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX domains_tenant_idx ON tenancy.domains (tenant_id);
+CREATE UNIQUE INDEX domains_one_primary_idx ON tenancy.domains (tenant_id) WHERE is_primary;
+
+CREATE TABLE tenancy.audit_log (
+    id         bigserial PRIMARY KEY,
+    at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor      text NOT NULL,
+    reason     text NOT NULL,
+    action     text NOT NULL,
+    tenant_ids uuid[] NOT NULL DEFAULT '{}',
+    grant_id   bigint REFERENCES tenancy.audit_log (id),
+    detail     text
+);
+CREATE INDEX audit_log_at_idx ON tenancy.audit_log (at);
+"#,
+)];
+
+/// Brings the registry schema to the latest version.
+pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    // Serialises concurrent starters; released at commit or rollback.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.registry_migrations'))")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(
+        "CREATE SCHEMA IF NOT EXISTS tenancy;
+         CREATE TABLE IF NOT EXISTS tenancy.registry_migrations (
+             version     integer PRIMARY KEY,
+             description text NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         );",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let applied: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM tenancy.registry_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await?;
+    for &(version, description, sql) in MIGRATIONS {
+        if applied.contains(&version) {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO tenancy.registry_migrations (version, description) VALUES ($1, $2)",
+        )
+        .bind(version)
+        .bind(description)
+        .execute(&mut *tx)
+        .await?;
+        tracing::info!(version, description, "applied tenancy registry migration");
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! [`Repo`]: every way to a model's rows, each demanding a tenant [`Scope`].
+
+use std::marker::PhantomData;
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, Row, SqlStr};
+use uuid::Uuid;
+
+use crate::column::{Assignment, Filter, col_name};
+use crate::model::{Built, Model, NewModel, push_values_row};
+use crate::query::Select;
+use crate::raw::Raw;
+use crate::sql::{self, SqlBuf};
+use crate::{Error, Result, Scope};
+
+/// PostgreSQL's limit on bound parameters in one statement.
+const MAX_PARAMS: usize = 65_535;
+
+/// The repository of a `#[tenant_scoped]` model: `Spin::repo()`.
+///
+/// Every method takes a [`Scope`] (a `&TenantCtx` or a `&mut TenantTx`), binds that tenant into
+/// every statement, and never touches another tenant's rows: a key that belongs to another
+/// tenant behaves exactly like a key that does not exist.
+pub struct Repo<M> {
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Repo<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for Repo<M> {}
+
+impl<M> std::fmt::Debug for Repo<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Repo")
+    }
+}
+
+impl<M: Model> Default for Repo<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn statements<M: Model>() -> Result<&'static Built> {
+    M::statements().get(&M::META)
+}
+
+fn decode_all<M: Model>(rows: &[PgRow]) -> Result<Vec<M>> {
+    rows.iter()
+        .map(|r| M::decode_row(r).map_err(Error::from))
+        .collect()
+}
+
+/// Arguments with the tenant bound as `$1`.
+fn tenant_args(tenant: Uuid) -> Result<PgArguments> {
+    let mut args = PgArguments::default();
+    args.add(tenant).map_err(Error::Encode)?;
+    Ok(args)
+}
+
+impl<M: Model> Repo<M> {
+    /// The repository of `M`. Holding it grants nothing: every method asks for a scope.
+    pub const fn new() -> Self {
+        Self {
+            _model: PhantomData,
+        }
+    }
+
+    /// The row with this key, or `None` if the tenant has no such row (also when another
+    /// tenant does).
+    ///
+    /// # Errors
+    /// [`Error::Database`] and decoding errors.
+    pub async fn get<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<Option<M>> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut args = tenant_args(exec.tenant())?;
+        args.add(id).map_err(Error::Encode)?;
+        let row = exec
+            .fetch_optional(SqlStr::from_static(static_str(&st.get)), args)
+            .await?;
+        row.map(|r| M::decode_row(&r).map_err(Error::from))
+            .transpose()
+    }
+
+    /// The tenant's rows among these keys, in no particular order; keys the tenant does not
+    /// have are skipped.
+    ///
+    /// # Errors
+    /// As [`Repo::get`].
+    pub async fn get_many<'s>(&self, scope: impl Scope<'s>, ids: &[Uuid]) -> Result<Vec<M>> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = tenant_args(exec.tenant())?;
+        args.add(ids).map_err(Error::Encode)?;
+        let rows = exec
+            .fetch_all(SqlStr::from_static(static_str(&st.get_many)), args)
+            .await?;
+        decode_all(&rows)
+    }
+
+    /// Inserts one row for the tenant and returns it as stored (with the columns the database
+    /// filled).
+    ///
+    /// # Errors
+    /// [`Error::Database`], e.g. a unique violation.
+    pub async fn insert<'s>(&self, scope: impl Scope<'s>, new: &M::New) -> Result<M> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut args = tenant_args(exec.tenant())?;
+        new.bind_insert(&mut args).map_err(Error::Encode)?;
+        let row = exec
+            .fetch_one(SqlStr::from_static(static_str(&st.insert_one)), args)
+            .await?;
+        Ok(M::decode_row(&row)?)
+    }
+
+    /// Inserts many rows for the tenant in one statement (several, in one transaction, past
+    /// PostgreSQL's 65,535 parameters), and returns them as stored, in input order.
+    ///
+    /// # Errors
+    /// [`Error::Database`]; on error no row is inserted.
+    pub async fn insert_many<'s>(&self, scope: impl Scope<'s>, rows: &[M::New]) -> Result<Vec<M>> {
+        let mut exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let width = st.insert_cols.len();
+        let per_statement = ((MAX_PARAMS - 1) / width.max(1)).max(1);
+        if rows.len() <= per_statement {
+            let (sql, args) = insert_many_sql(st, exec.tenant(), rows)?;
+            let out = exec.fetch_all(sql, args).await?;
+            return decode_all(&out);
+        }
+        // Past one statement's parameters: keep it all-or-nothing with a transaction of our own
+        // unless the caller already gave one.
+        let mut own_tx = match exec.conn {
+            Some(_) => None,
+            None => Some(exec.ctx.runtime().pool.begin().await?),
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(per_statement) {
+            let (sql, args) = insert_many_sql(st, exec.tenant(), chunk)?;
+            let q = sqlx::query_with(sql, args);
+            let fetched = match (&mut own_tx, &mut exec.conn) {
+                (Some(tx), _) => q.fetch_all(&mut **tx).await?,
+                (None, Some(conn)) => q.fetch_all(&mut **conn).await?,
+                (None, None) => unreachable!("a transaction was begun above"),
+            };
+            out.extend(decode_all::<M>(&fetched)?);
+        }
+        if let Some(tx) = own_tx {
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
+    /// Writes every writable field of `row` to the tenant's row with the same key; returns the
+    /// row as stored, or `None` if the tenant has no row with that key.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn update<'s>(&self, scope: impl Scope<'s>, row: &M) -> Result<Option<M>> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut args = tenant_args(exec.tenant())?;
+        args.add(row.key()).map_err(Error::Encode)?;
+        for &i in &st.update_cols {
+            row.bind_column(i, &mut args).map_err(Error::Encode)?;
+        }
+        let out = exec
+            .fetch_optional(SqlStr::from_static(static_str(&st.update_row)), args)
+            .await?;
+        out.map(|r| M::decode_row(&r).map_err(Error::from))
+            .transpose()
+    }
+
+    /// Sets some columns of the tenant's row with this key:
+    /// `repo.update_columns(&ctx, id, [Spin::DURATION.set(90)])`. Returns the row as stored, or
+    /// `None` if the tenant has no such row. With no assignments, this is [`Repo::get`].
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn update_columns<'s>(
+        &self,
+        scope: impl Scope<'s>,
+        id: Uuid,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+    ) -> Result<Option<M>> {
+        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
+        if assignments.is_empty() {
+            return self.get(scope, id).await;
+        }
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut buf = update_head(st, exec.tenant(), &assignments)?;
+        buf.push(" AND ").push(&st.cols[st.key]).push(" = ");
+        buf.bind(id)?;
+        buf.push(" RETURNING ").push(&st.select_list);
+        let out = exec.fetch_optional(sql::text(buf.sql), buf.args).await?;
+        out.map(|r| M::decode_row(&r).map_err(Error::from))
+            .transpose()
+    }
+
+    /// Sets some columns on every row of the tenant that matches `filter`; returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn update_where<'s>(
+        &self,
+        scope: impl Scope<'s>,
+        filter: Filter<M>,
+        assignments: impl IntoIterator<Item = Assignment<M>>,
+    ) -> Result<u64> {
+        let assignments: Vec<Assignment<M>> = assignments.into_iter().collect();
+        if assignments.is_empty() {
+            return Ok(0);
+        }
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut buf = update_head(st, exec.tenant(), &assignments)?;
+        push_filter(&mut buf, st, &filter)?;
+        Ok(exec
+            .execute(sql::text(buf.sql), buf.args)
+            .await?
+            .rows_affected())
+    }
+
+    /// Deletes the tenant's row with this key; false if it had none.
+    ///
+    /// # Errors
+    /// [`Error::Database`], e.g. a foreign key still pointing at the row.
+    pub async fn delete<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<bool> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut args = tenant_args(exec.tenant())?;
+        args.add(id).map_err(Error::Encode)?;
+        let done = exec
+            .execute(SqlStr::from_static(static_str(&st.delete_one)), args)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes every row of the tenant that matches `filter`; returns how many.
+    /// `Filter::all()` empties the tenant's table and touches no other tenant's rows.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn delete_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<u64> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut buf = SqlBuf::new(format!("DELETE FROM {} WHERE {} = ", st.table, st.tenant));
+        buf.bind(exec.tenant())?;
+        push_filter(&mut buf, st, &filter)?;
+        Ok(exec
+            .execute(sql::text(buf.sql), buf.args)
+            .await?
+            .rows_affected())
+    }
+
+    /// How many rows the tenant has.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn count<'s>(&self, scope: impl Scope<'s>) -> Result<i64> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let args = tenant_args(exec.tenant())?;
+        let row = exec
+            .fetch_one(SqlStr::from_static(static_str(&st.count_all)), args)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// How many of the tenant's rows match `filter`.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn count_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<i64> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut buf = SqlBuf::new(format!(
+            "SELECT count(*) FROM {} WHERE {} = ",
+            st.table, st.tenant
+        ));
+        buf.bind(exec.tenant())?;
+        push_filter(&mut buf, st, &filter)?;
+        let row = exec.fetch_one(sql::text(buf.sql), buf.args).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Whether the tenant has a row with this key.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn exists<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<bool> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut args = tenant_args(exec.tenant())?;
+        args.add(id).map_err(Error::Encode)?;
+        let row = exec
+            .fetch_one(SqlStr::from_static(static_str(&st.exists_one)), args)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Whether any of the tenant's rows matches `filter`.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn exists_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<bool> {
+        let exec = scope.into_exec();
+        exec.check_placement()?;
+        let st = statements::<M>()?;
+        let mut buf = SqlBuf::new(format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ",
+            st.table, st.tenant
+        ));
+        buf.bind(exec.tenant())?;
+        push_filter(&mut buf, st, &filter)?;
+        buf.push(")");
+        let row = exec.fetch_one(sql::text(buf.sql), buf.args).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A query on the tenant's rows: filters, ordering, limit and offset, keyset pagination,
+    /// streaming. Building it needs no scope; running it does.
+    pub fn query(&self) -> Select<M> {
+        Select::new()
+    }
+
+    /// The raw-SQL escape hatch, still scoped: write `{table}` (the model's table name in
+    /// braces) wherever the SQL reads the model's rows, and the tenant's rows are what it reads.
+    /// See [`Raw`].
+    pub fn raw(&self, sql: impl sqlx::SqlSafeStr) -> Raw<M, M> {
+        Raw::for_model(sql.into_sql_str())
+    }
+
+    /// As [`Repo::raw`], decoding each row as `O` (a tuple, or any `sqlx::FromRow` type).
+    pub fn raw_as<O>(&self, sql: impl sqlx::SqlSafeStr) -> Raw<M, O>
+    where
+        O: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin + 'static,
+    {
+        Raw::from_row(sql.into_sql_str())
+    }
+}
+
+/// Prebuilt statements live in a `'static` `OnceLock` in the generated code.
+fn static_str(s: &'static String) -> &'static str {
+    s.as_str()
+}
+
+/// `UPDATE t SET a = $2, b = $3 WHERE tenant = $1`
+fn update_head<M>(st: &Built, tenant: Uuid, assignments: &[Assignment<M>]) -> Result<SqlBuf> {
+    let mut buf = SqlBuf::new(String::new());
+    buf.args.add(tenant).map_err(Error::Encode)?;
+    buf.push("UPDATE ").push(&st.table).push(" SET ");
+    for (n, a) in assignments.iter().enumerate() {
+        if n > 0 {
+            buf.push(", ");
+        }
+        buf.push(col_name(&st.cols, a.col)?).push(" = ");
+        buf.bind_value(&*a.value.0)?;
+    }
+    buf.push(" WHERE ").push(&st.tenant).push(" = $1");
+    Ok(buf)
+}
+
+/// ` AND (filter)`, unless the filter matches everything.
+pub(crate) fn push_filter<M>(buf: &mut SqlBuf, st: &Built, filter: &Filter<M>) -> Result<()> {
+    if !filter.is_all() {
+        buf.push(" AND ");
+        filter.render(&st.cols, buf)?;
+    }
+    Ok(())
+}
+
+fn insert_many_sql<N: NewModel>(
+    st: &Built,
+    tenant: Uuid,
+    rows: &[N],
+) -> Result<(SqlStr, PgArguments)> {
+    let width = st.insert_cols.len();
+    let mut sql = String::with_capacity(st.insert_head.len() + rows.len() * (4 + width * 6));
+    sql.push_str(&st.insert_head);
+    let mut args = tenant_args(tenant)?;
+    for (n, row) in rows.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        push_values_row(&mut sql, 2 + n * width, width);
+        row.bind_insert(&mut args).map_err(Error::Encode)?;
+    }
+    sql.push_str(" RETURNING ");
+    sql.push_str(&st.select_list);
+    Ok((sql::text(sql), args))
+}

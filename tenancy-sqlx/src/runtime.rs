@@ -1,0 +1,138 @@
+//! [`Tenancy`]: the handle an application keeps (one per database), and its options.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::registry::cache::ResolveCache;
+use crate::{Result, registry};
+
+/// What every token minted by one [`Tenancy`] shares: the pool and the resolution cache.
+pub(crate) struct Runtime {
+    pub(crate) pool: PgPool,
+    pub(crate) cache: ResolveCache,
+}
+
+/// The entry point: a connection pool plus the tenant registry.
+///
+/// Cloning is cheap (an `Arc`); clones share the pool and the cache.
+///
+/// ```no_run
+/// # async fn demo() -> tenancy_sqlx::Result<()> {
+/// use tenancy_sqlx::{NewTenant, Tenancy};
+///
+/// let tenancy = Tenancy::connect("postgres://postgres@127.0.0.1/app").await?;
+/// tenancy.create_tenant(NewTenant::new("acme", "Acme Corp").host("acme.example.com")).await?;
+/// let ctx = tenancy.resolve_host("acme.example.com:443").await?;
+/// assert_eq!(ctx.slug(), "acme");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Tenancy {
+    pub(crate) rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for Tenancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenancy").finish_non_exhaustive()
+    }
+}
+
+impl Tenancy {
+    /// Connects with default options and brings the registry schema up to date.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) if the server cannot be reached or the
+    /// registry migrations fail.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().connect(url).await
+    }
+
+    /// Uses an existing pool and brings the registry schema up to date.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`].
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        Self::builder().from_pool(pool).await
+    }
+
+    /// Options: pool size, resolution cache.
+    pub fn builder() -> TenancyBuilder {
+        TenancyBuilder::default()
+    }
+
+    /// Closes the pool; tokens minted by this handle fail from then on.
+    pub async fn close(&self) {
+        self.rt.pool.close().await;
+    }
+}
+
+/// Options for [`Tenancy`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TenancyBuilder {
+    max_connections: u32,
+    cache_ttl: Duration,
+    cache_capacity: usize,
+}
+
+impl Default for TenancyBuilder {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            cache_ttl: Duration::from_secs(30),
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+impl TenancyBuilder {
+    /// Pool size for [`TenancyBuilder::connect`]. Default 10.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// How long a resolved tenant is served from memory. Default 30 s; zero disables the cache.
+    ///
+    /// A tenant suspended or deleted by another process is refused by this one after at most
+    /// this long; through this process, at once.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many lookups (by id, slug or host) the cache holds. Default 10,000.
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// Connects and brings the registry schema up to date.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`].
+    pub async fn connect(self, url: &str) -> Result<Tenancy> {
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .connect(url)
+            .await?;
+        self.from_pool(pool).await
+    }
+
+    /// Uses an existing pool and brings the registry schema up to date.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`].
+    pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {
+        registry::schema::migrate(&pool).await?;
+        Ok(Tenancy {
+            rt: Arc::new(Runtime {
+                pool,
+                cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
+            }),
+        })
+    }
+}

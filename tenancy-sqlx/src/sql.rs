@@ -1,0 +1,58 @@
+//! The one place where SQL text is assembled from identifiers.
+//!
+//! Identifiers reach here validated (`tenancy_core::ident`) and leave quoted; values never reach
+//! SQL text, they are bound. [`text`] is the only caller of sqlx's `AssertSqlSafe` in the crate,
+//! so an audit of dynamic SQL starts and ends in this module and its callers' use of [`SqlBuf`].
+
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, AssertSqlSafe, Encode, Postgres, SqlSafeStr, SqlStr, Type};
+
+use crate::{Error, Result};
+
+/// Wraps SQL text assembled by this crate for sqlx.
+pub(crate) fn text(sql: String) -> SqlStr {
+    AssertSqlSafe(sql).into_sql_str()
+}
+
+/// SQL text under construction with its bound arguments, so that `$n` numbering always matches
+/// the order in which values are bound.
+pub(crate) struct SqlBuf {
+    pub(crate) sql: String,
+    pub(crate) args: PgArguments,
+}
+
+impl SqlBuf {
+    pub(crate) fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            args: PgArguments::default(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, s: &str) -> &mut Self {
+        self.sql.push_str(s);
+        self
+    }
+
+    /// Binds `value` and writes its placeholder.
+    pub(crate) fn bind<'q, T>(&mut self, value: T) -> Result<&mut Self>
+    where
+        T: Encode<'q, Postgres> + Type<Postgres>,
+    {
+        self.args.add(value).map_err(Error::Encode)?;
+        self.push_placeholder();
+        Ok(self)
+    }
+
+    /// Binds a type-erased value and writes its placeholder.
+    pub(crate) fn bind_value(&mut self, value: &dyn crate::value::BindValue) -> Result<&mut Self> {
+        value.bind(&mut self.args).map_err(Error::Encode)?;
+        self.push_placeholder();
+        Ok(self)
+    }
+
+    fn push_placeholder(&mut self) {
+        use std::fmt::Write;
+        let _ = write!(self.sql, "${}", self.args.len());
+    }
+}

@@ -1,0 +1,293 @@
+//! The cross-tenant capability: [`Superuser`], acquired only through an audited call, and the
+//! registry operations that need it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::{Acquire, PgConnection, Row};
+use tenancy_core::{TenantId, TenantStatus};
+use time::OffsetDateTime;
+
+use crate::registry::{Tenant, sql_all_tenants, sql_tenant_by_id, tenant_from_row};
+use crate::runtime::Runtime;
+use crate::{Error, Lookup, Result, Tenancy};
+
+/// The capability for cross-tenant work: admin screens, reports, lifecycle changes.
+///
+/// Acquired only through [`Tenancy::superuser`], which records the actor and the reason in
+/// `tenancy.audit_log` before returning it; every operation done with it is recorded there too,
+/// under the acquisition's id. It cannot be built, defaulted, deserialised, or derived from a
+/// [`TenantCtx`](crate::TenantCtx):
+///
+/// ```compile_fail
+/// # use tenancy_sqlx::{Superuser, TenantCtx};
+/// fn escalate(ctx: TenantCtx) -> Superuser { Superuser::from(ctx) }
+/// ```
+pub struct Superuser {
+    inner: Arc<SuperuserInner>,
+}
+
+struct SuperuserInner {
+    grant_id: i64,
+    actor: String,
+    reason: String,
+    acquired_at: OffsetDateTime,
+    rt: Arc<Runtime>,
+}
+
+impl Superuser {
+    /// Who acquired it.
+    pub fn actor(&self) -> &str {
+        &self.inner.actor
+    }
+
+    /// Why.
+    pub fn reason(&self) -> &str {
+        &self.inner.reason
+    }
+
+    /// When.
+    pub fn acquired_at(&self) -> OffsetDateTime {
+        self.inner.acquired_at
+    }
+
+    /// The id of the acquisition's audit record; every later record made with this capability
+    /// points to it.
+    pub fn grant_id(&self) -> i64 {
+        self.inner.grant_id
+    }
+
+    /// Writes an audit record for an operation done with this capability, on `conn` so that it
+    /// commits or rolls back with the operation itself.
+    pub(crate) async fn audit(
+        &self,
+        conn: &mut PgConnection,
+        action: &str,
+        tenants: &[TenantId],
+        detail: Option<&str>,
+    ) -> Result<()> {
+        let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
+        sqlx::query(
+            "INSERT INTO tenancy.audit_log (actor, reason, action, tenant_ids, grant_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&self.inner.actor)
+        .bind(&self.inner.reason)
+        .bind(action)
+        .bind(ids)
+        .bind(self.inner.grant_id)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Superuser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Superuser")
+            .field("actor", &self.inner.actor)
+            .field("reason", &self.inner.reason)
+            .field("grant_id", &self.inner.grant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+const MAX_AUDIT_TEXT: usize = 1000;
+
+fn check_audit_text(what: &'static str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::Forbidden(format!(
+            "a superuser needs a non-empty {what}"
+        )));
+    }
+    if value.chars().count() > MAX_AUDIT_TEXT {
+        return Err(Error::Forbidden(format!(
+            "a superuser's {what} must be at most {MAX_AUDIT_TEXT} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The lifecycle moves, with the states each may start from.
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    Suspend,
+    Resume,
+    SoftDelete,
+    Restore,
+}
+
+impl Move {
+    fn action(self) -> &'static str {
+        match self {
+            Self::Suspend => "tenant.suspend",
+            Self::Resume => "tenant.resume",
+            Self::SoftDelete => "tenant.soft_delete",
+            Self::Restore => "tenant.restore",
+        }
+    }
+    fn from(self) -> &'static [&'static str] {
+        match self {
+            Self::Suspend => &["active"],
+            Self::Resume => &["suspended"],
+            Self::SoftDelete => &["active", "suspended"],
+            Self::Restore => &["deleted"],
+        }
+    }
+    fn to(self) -> TenantStatus {
+        match self {
+            Self::Suspend => TenantStatus::Suspended,
+            Self::Resume | Self::Restore => TenantStatus::Active,
+            Self::SoftDelete => TenantStatus::Deleted,
+        }
+    }
+}
+
+impl Tenancy {
+    /// Acquires the cross-tenant capability. The actor and reason are written to
+    /// `tenancy.audit_log` before the capability is returned; if the write fails, no capability.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for an empty actor or reason; [`Error::Database`].
+    pub async fn superuser(&self, actor: &str, reason: &str) -> Result<Superuser> {
+        check_audit_text("actor", actor)?;
+        check_audit_text("reason", reason)?;
+        let row = sqlx::query(
+            "INSERT INTO tenancy.audit_log (actor, reason, action) VALUES ($1, $2, 'superuser.acquire') \
+             RETURNING id, at",
+        )
+        .bind(actor)
+        .bind(reason)
+        .fetch_one(&self.rt.pool)
+        .await?;
+        tracing::warn!(actor, reason, "superuser acquired");
+        Ok(Superuser {
+            inner: Arc::new(SuperuserInner {
+                grant_id: row.try_get("id")?,
+                actor: actor.to_owned(),
+                reason: reason.to_owned(),
+                acquired_at: row.try_get("at")?,
+                rt: Arc::clone(&self.rt),
+            }),
+        })
+    }
+
+    /// Refuses a capability acquired through another `Tenancy` (another database).
+    fn check_superuser(&self, su: &Superuser) -> Result<()> {
+        if Arc::ptr_eq(&su.inner.rt, &self.rt) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this Superuser was acquired through another Tenancy".into(),
+            ))
+        }
+    }
+
+    /// Every tenant in the registry, whatever its status, by slug. Audited.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`], [`Error::Database`].
+    pub async fn list_tenants(&self, su: &Superuser) -> Result<Vec<Tenant>> {
+        self.check_superuser(su)?;
+        let mut conn = self.rt.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let rows = sqlx::query(sql_all_tenants()).fetch_all(&mut *tx).await?;
+        let tenants = rows
+            .iter()
+            .map(tenant_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<TenantId> = tenants.iter().map(|t| t.id).collect();
+        su.audit(&mut tx, "tenants.list", &ids, None).await?;
+        tx.commit().await?;
+        Ok(tenants)
+    }
+
+    /// One tenant's registry record, whatever its status. Audited.
+    ///
+    /// # Errors
+    /// [`Error::TenantNotFound`], [`Error::Forbidden`], [`Error::Database`].
+    pub async fn tenant(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
+        self.check_superuser(su)?;
+        let mut conn = self.rt.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query(sql_tenant_by_id())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+        su.audit(&mut tx, "tenant.read", &[id], None).await?;
+        tx.commit().await?;
+        tenant_from_row(&row)
+    }
+
+    /// Suspends an active tenant: it stops resolving until [`resume`](Tenancy::resume)d.
+    /// Data is untouched. Audited.
+    ///
+    /// # Errors
+    /// [`Error::TenantNotFound`]; [`Error::Forbidden`] if the tenant is not active.
+    pub async fn suspend(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
+        self.lifecycle(su, id, Move::Suspend).await
+    }
+
+    /// Resumes a suspended tenant. Audited.
+    ///
+    /// # Errors
+    /// As [`Tenancy::suspend`], if the tenant is not suspended.
+    pub async fn resume(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
+        self.lifecycle(su, id, Move::Resume).await
+    }
+
+    /// Soft-deletes an active or suspended tenant: it stops resolving, its data is kept until
+    /// purged, and [`restore`](Tenancy::restore) brings it back. Audited.
+    ///
+    /// # Errors
+    /// As [`Tenancy::suspend`], if the tenant is already deleted.
+    pub async fn soft_delete(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
+        self.lifecycle(su, id, Move::SoftDelete).await
+    }
+
+    /// Restores a soft-deleted tenant to active. Audited.
+    ///
+    /// # Errors
+    /// As [`Tenancy::suspend`], if the tenant is not deleted.
+    pub async fn restore(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
+        self.lifecycle(su, id, Move::Restore).await
+    }
+
+    async fn lifecycle(&self, su: &Superuser, id: TenantId, mv: Move) -> Result<Tenant> {
+        self.check_superuser(su)?;
+        let mut conn = self.rt.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let status = status.ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+        if !mv.from().contains(&status.as_str()) {
+            return Err(Error::Forbidden(format!(
+                "cannot {} tenant {id}: it is {status}",
+                mv.action().trim_start_matches("tenant.")
+            )));
+        }
+        let to = mv.to();
+        sqlx::query(
+            "UPDATE tenancy.tenants SET status = $2, \
+             deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .bind(to.as_str())
+        .execute(&mut *tx)
+        .await?;
+        su.audit(&mut tx, mv.action(), &[id], None).await?;
+        let row = sqlx::query(sql_tenant_by_id())
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.rt.cache.invalidate(id);
+        tracing::warn!(tenant = %id, actor = su.actor(), action = mv.action(), "tenant lifecycle");
+        tenant_from_row(&row)
+    }
+}

@@ -1,0 +1,162 @@
+//! Test support: every test gets a database of its own, dropped when the test ends (also when it
+//! panics), so tests run in parallel without seeing each other's tenants.
+#![allow(dead_code)]
+
+use sqlx::{Connection, PgConnection};
+use tenancy::Tenancy;
+
+/// The server the tests use: `TENANCY_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local
+/// default. `scripts/test` sets it, starting a throwaway server if none runs.
+pub fn admin_url() -> String {
+    std::env::var("TENANCY_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database named after the test.
+    pub async fn new(test: &str) -> Self {
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!(
+                "cannot reach PostgreSQL at {admin}: {e}\n\
+                 run the tests with ./scripts/test, which starts a server when none runs"
+            )
+        });
+        let short: String = test
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(30)
+            .collect();
+        let name = format!(
+            "tt_{}_{}",
+            short.to_lowercase(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(&admin, &name);
+        Self { name, url }
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .expect("connect to test database")
+    }
+
+    pub async fn tenancy(&self) -> Tenancy {
+        Tenancy::builder()
+            .max_connections(5)
+            .connect(&self.url)
+            .await
+            .expect("connect tenancy")
+    }
+
+    /// Runs SQL (several statements allowed) on the test database.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.connect().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Async drop does not exist: drop the database from a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The seed's fidget-spinner app on shared tables: every key leads with the tenant.
+pub const SPINNER_SCHEMA: &str = r#"
+CREATE TABLE spinners (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
+    id         uuid NOT NULL,
+    name       text NOT NULL,
+    color      text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE spins (
+    tenant_id  uuid NOT NULL,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    spinner_id uuid NOT NULL,
+    duration   integer NOT NULL,
+    note       text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC);
+"#;
+
+pub mod models {
+    use tenancy::tenant_scoped;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    #[tenant_scoped(table = "spinners", new_derive(Debug, Clone))]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Spinner {
+        #[tenancy(id)]
+        pub id: Uuid,
+        pub name: String,
+        pub color: Option<String>,
+        #[tenancy(read_only)]
+        pub created_at: OffsetDateTime,
+    }
+
+    #[tenant_scoped(table = "spins", new_derive(Debug, Clone))]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Spin {
+        #[tenancy(id)]
+        pub id: Uuid,
+        pub spinner_id: Uuid,
+        pub duration: i32,
+        pub note: Option<String>,
+        #[tenancy(read_only)]
+        pub created_at: OffsetDateTime,
+    }
+}
