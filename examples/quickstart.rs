@@ -41,7 +41,9 @@ CREATE TABLE spinners (
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = fresh_database().await?;
     let tenancy = Tenancy::connect(&url).await?; // creates the registry (schema `tenancy`)
-    sqlx::raw_sql(SCHEMA).execute(&mut PgConnection::connect(&url).await?).await?;
+    sqlx::raw_sql(SCHEMA)
+        .execute(&mut PgConnection::connect(&url).await?)
+        .await?;
     tenancy.verify::<Spinner>().await?; // refuses a table whose keys do not lead with tenant_id
 
     tenancy
@@ -57,18 +59,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let repo = Spinner::repo();
     let turbo = repo
-        .insert(&acme, &NewSpinner { id: Uuid::new_v4(), name: "Turbo".into(), best_spin: 151 })
+        .insert(
+            &acme,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "Turbo".into(),
+                best_spin: 151,
+            },
+        )
         .await?;
     repo.insert_many(
         &acme,
         &[
-            NewSpinner { id: Uuid::new_v4(), name: "Classic".into(), best_spin: 95 },
-            NewSpinner { id: Uuid::new_v4(), name: "Tri-blade".into(), best_spin: 124 },
+            NewSpinner {
+                id: Uuid::new_v4(),
+                name: "Classic".into(),
+                best_spin: 95,
+            },
+            NewSpinner {
+                id: Uuid::new_v4(),
+                name: "Tri-blade".into(),
+                best_spin: 124,
+            },
         ],
     )
     .await?;
-    repo.insert(&globex, &NewSpinner { id: Uuid::new_v4(), name: "Orbit".into(), best_spin: 200 })
-        .await?;
+    repo.insert(
+        &globex,
+        &NewSpinner {
+            id: Uuid::new_v4(),
+            name: "Orbit".into(),
+            best_spin: 200,
+        },
+    )
+    .await?;
 
     let fast = repo
         .query()
@@ -96,11 +120,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One transaction, one tenant; dropped without commit, it rolls back.
     let mut tx = acme.begin().await?;
-    repo.update_columns(&mut tx, turbo.id, [Spinner::BEST_SPIN.set(152)]).await?;
+    repo.update_columns(&mut tx, turbo.id, [Spinner::BEST_SPIN.set(152)])
+        .await?;
     tx.commit().await?;
 
     // Cross-tenant work needs a Superuser, and acquiring one is audited.
-    let su = tenancy.superuser("ops@spinners.example", "quickstart tour").await?;
+    let su = tenancy
+        .superuser("ops@spinners.example", "quickstart tour")
+        .await?;
     tenancy.suspend(&su, globex.id()).await?;
     match tenancy.resolve_slug("globex").await {
         Err(e) => println!("after suspension: {e}"),
@@ -115,8 +142,12 @@ async fn fresh_database() -> Result<String, Box<dyn std::error::Error>> {
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = PgConnection::connect(&admin).await?;
-    sqlx::raw_sql("DROP DATABASE IF EXISTS tenancy_quickstart WITH (FORCE)").execute(&mut conn).await?;
-    sqlx::raw_sql("CREATE DATABASE tenancy_quickstart").execute(&mut conn).await?;
+    sqlx::raw_sql("DROP DATABASE IF EXISTS tenancy_quickstart WITH (FORCE)")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("CREATE DATABASE tenancy_quickstart")
+        .execute(&mut conn)
+        .await?;
     let base = admin.split('?').next().unwrap_or(&admin);
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
     Ok(format!("{server}/tenancy_quickstart"))

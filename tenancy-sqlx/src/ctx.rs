@@ -39,6 +39,8 @@ struct CtxInner {
     slug: String,
     name: String,
     placement: Placement,
+    /// The quoted schema of a tenant in its own schema.
+    schema: Option<String>,
     rt: Arc<Runtime>,
 }
 
@@ -50,6 +52,7 @@ impl TenantCtx {
         slug: String,
         name: String,
         placement: Placement,
+        schema: Option<&str>,
     ) -> Self {
         Self {
             inner: Arc::new(CtxInner {
@@ -57,6 +60,7 @@ impl TenantCtx {
                 slug,
                 name,
                 placement,
+                schema: schema.map(tenancy_core::ident::quote),
                 rt,
             }),
         }
@@ -104,6 +108,11 @@ impl TenantCtx {
             ctx: self.clone(),
             tx,
         })
+    }
+
+    /// The tenant's quoted schema, for the own-schema placement.
+    pub(crate) fn schema(&self) -> Option<&str> {
+        self.inner.schema.as_deref()
     }
 
     pub(crate) fn runtime(&self) -> &Runtime {

@@ -24,10 +24,15 @@ impl<'s> Exec<'s> {
 
     /// Refuses placements this runtime does not serve yet, before any SQL is built.
     pub(crate) fn check_placement(&self) -> Result<()> {
-        match self.ctx.placement() {
-            Placement::SharedTable => Ok(()),
-            other => Err(Error::UnsupportedPlacement(other)),
+        match (self.ctx.placement(), self.ctx.schema()) {
+            (Placement::SharedTable, None) | (Placement::OwnSchema, Some(_)) => Ok(()),
+            (other, _) => Err(Error::UnsupportedPlacement(other)),
         }
+    }
+
+    /// The tenant's quoted schema; `None` on shared tables.
+    pub(crate) fn schema(&self) -> Option<&'s str> {
+        self.ctx.schema()
     }
 
     pub(crate) async fn fetch_all(self, sql: SqlStr, args: PgArguments) -> Result<Vec<PgRow>> {

@@ -99,6 +99,7 @@ pub trait NewModel: Send + Sync {
 pub struct Statements(std::result::Result<Built, String>);
 
 pub(crate) struct Built {
+    /// The quoted table name, unqualified: shared tables are found through the search path.
     pub(crate) table: String,
     pub(crate) tenant: String,
     pub(crate) cols: Vec<String>,
@@ -107,15 +108,70 @@ pub(crate) struct Built {
     pub(crate) insert_cols: Vec<usize>,
     pub(crate) update_cols: Vec<usize>,
     /// `SELECT <cols> FROM <table> WHERE <tenant> = $1`
-    pub(crate) select: String,
-    pub(crate) get: String,
-    pub(crate) get_many: String,
-    pub(crate) insert_head: String,
-    pub(crate) insert_one: String,
-    pub(crate) update_row: String,
-    pub(crate) delete_one: String,
-    pub(crate) exists_one: String,
-    pub(crate) count_all: String,
+    pub(crate) select: Tpl,
+    pub(crate) get: Tpl,
+    pub(crate) get_many: Tpl,
+    pub(crate) insert_head: Tpl,
+    pub(crate) insert_one: Tpl,
+    pub(crate) update_row: Tpl,
+    pub(crate) delete_one: Tpl,
+    pub(crate) exists_one: Tpl,
+    pub(crate) count_all: Tpl,
+}
+
+/// Marks where the table reference goes while a statement is built.
+const AT_TABLE: char = '\u{1}';
+
+/// A statement whose table reference depends on the tenant's placement: as built, for shared
+/// tables; with the tenant's schema in front, for a tenant in its own schema. Every statement
+/// keeps the tenant predicate in both placements (tenant tables carry the tenant column too, so
+/// one set of migrations serves both), a second guard against a row in the wrong schema.
+pub(crate) struct Tpl {
+    shared: String,
+    at: usize,
+}
+
+impl Tpl {
+    fn new(marked: String) -> Self {
+        let at = marked.find(AT_TABLE).unwrap_or(0);
+        Self {
+            shared: marked.replacen(AT_TABLE, "", 1),
+            at,
+        }
+    }
+
+    /// The text for a placement: `schema` is the tenant's quoted schema, `None` for shared tables.
+    pub(crate) fn sql(&'static self, schema: Option<&str>) -> sqlx::SqlStr {
+        match schema {
+            None => sqlx::SqlStr::from_static(&self.shared),
+            Some(schema) => crate::sql::text(self.text(Some(schema))),
+        }
+    }
+
+    /// As an owned string, to extend.
+    pub(crate) fn text(&self, schema: Option<&str>) -> String {
+        match schema {
+            None => self.shared.clone(),
+            Some(schema) => {
+                let mut out = String::with_capacity(self.shared.len() + schema.len() + 1);
+                out.push_str(&self.shared[..self.at]);
+                out.push_str(schema);
+                out.push('.');
+                out.push_str(&self.shared[self.at..]);
+                out
+            }
+        }
+    }
+}
+
+impl Built {
+    /// The table reference for a placement (see [`Tpl::sql`]).
+    pub(crate) fn table_ref(&self, schema: Option<&str>) -> std::borrow::Cow<'_, str> {
+        match schema {
+            None => std::borrow::Cow::Borrowed(&self.table),
+            Some(schema) => std::borrow::Cow::Owned(format!("{schema}.{}", self.table)),
+        }
+    }
 }
 
 impl Statements {
@@ -167,11 +223,12 @@ impl Built {
             .filter(|&i| meta.columns[i].update && i != meta.key)
             .collect();
 
-        let select = format!("SELECT {select_list} FROM {table} WHERE {tenant} = $1");
+        let t = AT_TABLE;
+        let select = format!("SELECT {select_list} FROM {t}{table} WHERE {tenant} = $1");
         let get = format!("{select} AND {key} = $2");
         let get_many = format!("{select} AND {key} = ANY($2)");
 
-        let mut insert_head = format!("INSERT INTO {table} ({tenant}");
+        let mut insert_head = format!("INSERT INTO {t}{table} ({tenant}");
         for &i in &insert_cols {
             let _ = write!(insert_head, ", {}", cols[i]);
         }
@@ -180,7 +237,7 @@ impl Built {
         push_values_row(&mut insert_one, 2, insert_cols.len());
         let _ = write!(insert_one, " RETURNING {select_list}");
 
-        let mut update_row = format!("UPDATE {table} SET ");
+        let mut update_row = format!("UPDATE {t}{table} SET ");
         if update_cols.is_empty() {
             // Nothing is writable: a no-op assignment keeps RETURNING and the row count.
             let _ = write!(update_row, "{key} = {key}");
@@ -197,22 +254,26 @@ impl Built {
         );
 
         Ok(Self {
-            delete_one: format!("DELETE FROM {table} WHERE {tenant} = $1 AND {key} = $2"),
-            exists_one: format!(
-                "SELECT EXISTS (SELECT 1 FROM {table} WHERE {tenant} = $1 AND {key} = $2)"
-            ),
-            count_all: format!("SELECT count(*) FROM {table} WHERE {tenant} = $1"),
+            delete_one: Tpl::new(format!(
+                "DELETE FROM {t}{table} WHERE {tenant} = $1 AND {key} = $2"
+            )),
+            exists_one: Tpl::new(format!(
+                "SELECT EXISTS (SELECT 1 FROM {t}{table} WHERE {tenant} = $1 AND {key} = $2)"
+            )),
+            count_all: Tpl::new(format!(
+                "SELECT count(*) FROM {t}{table} WHERE {tenant} = $1"
+            )),
+            select: Tpl::new(select),
+            get: Tpl::new(get),
+            get_many: Tpl::new(get_many),
+            insert_head: Tpl::new(insert_head),
+            insert_one: Tpl::new(insert_one),
+            update_row: Tpl::new(update_row),
             table,
             tenant,
             key: meta.key,
             insert_cols,
             update_cols,
-            select,
-            get,
-            get_many,
-            insert_head,
-            insert_one,
-            update_row,
             select_list,
             cols,
         })
@@ -268,18 +329,18 @@ mod tests {
         let s = Statements::build(&meta("spins", COLS));
         let b = s.get(&meta("spins", COLS)).unwrap();
         assert_eq!(
-            b.get,
+            b.get.text(None),
             r#"SELECT "id", "duration", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#
         );
         assert_eq!(
-            b.insert_one,
+            b.insert_one.text(None),
             r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ($1, $2, $3) RETURNING "id", "duration", "created_at""#
         );
         assert_eq!(
-            b.update_row,
+            b.update_row.text(None),
             r#"UPDATE "spins" SET "duration" = $3 WHERE "tenant_id" = $1 AND "id" = $2 RETURNING "id", "duration", "created_at""#
         );
-        for sql in [
+        for tpl in [
             &b.get,
             &b.get_many,
             &b.update_row,
@@ -287,7 +348,11 @@ mod tests {
             &b.exists_one,
             &b.count_all,
         ] {
+            let sql = tpl.text(None);
             assert!(sql.contains(r#""tenant_id" = $1"#), "{sql}");
+            let own = tpl.text(Some(r#""t_acme""#));
+            assert!(own.contains(r#""t_acme"."spins""#), "{own}");
+            assert!(own.contains(r#""tenant_id" = $1"#), "{own}");
         }
     }
 

@@ -119,9 +119,9 @@ impl<M: Model> Select<M> {
         order
     }
 
-    fn build(&self, st: &Built, tenant: uuid::Uuid) -> Result<SqlBuf> {
+    fn build(&self, st: &Built, schema: Option<&str>, tenant: uuid::Uuid) -> Result<SqlBuf> {
         // `st.select` ends in `WHERE <tenant> = $1`.
-        let mut buf = SqlBuf::new(st.select.clone());
+        let mut buf = SqlBuf::new(st.select.text(schema));
         buf.args.add(tenant).map_err(Error::Encode)?;
         push_filter(&mut buf, st, &self.filter)?;
         let order = self.effective_order();
@@ -148,7 +148,7 @@ impl<M: Model> Select<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = M::statements().get(&M::META)?;
-        let buf = self.build(st, exec.tenant())?;
+        let buf = self.build(st, exec.schema(), exec.tenant())?;
         Ok((exec, buf))
     }
 

@@ -7,6 +7,7 @@ use sqlx::{Arguments, Row, SqlStr};
 use uuid::Uuid;
 
 use crate::column::{Assignment, Filter, col_name};
+use crate::ctx::Exec;
 use crate::model::{Built, Model, NewModel, push_values_row};
 use crate::query::Select;
 use crate::raw::Raw;
@@ -80,9 +81,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut args = tenant_args(exec.tenant())?;
         args.add(id).map_err(Error::Encode)?;
-        let row = exec
-            .fetch_optional(SqlStr::from_static(static_str(&st.get)), args)
-            .await?;
+        let sql = st.get.sql(exec.schema());
+        let row = exec.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -101,9 +101,8 @@ impl<M: Model> Repo<M> {
         }
         let mut args = tenant_args(exec.tenant())?;
         args.add(ids).map_err(Error::Encode)?;
-        let rows = exec
-            .fetch_all(SqlStr::from_static(static_str(&st.get_many)), args)
-            .await?;
+        let sql = st.get_many.sql(exec.schema());
+        let rows = exec.fetch_all(sql, args).await?;
         decode_all(&rows)
     }
 
@@ -118,9 +117,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut args = tenant_args(exec.tenant())?;
         new.bind_insert(&mut args).map_err(Error::Encode)?;
-        let row = exec
-            .fetch_one(SqlStr::from_static(static_str(&st.insert_one)), args)
-            .await?;
+        let sql = st.insert_one.sql(exec.schema());
+        let row = exec.fetch_one(sql, args).await?;
         Ok(M::decode_row(&row)?)
     }
 
@@ -139,7 +137,7 @@ impl<M: Model> Repo<M> {
         let width = st.insert_cols.len();
         let per_statement = ((MAX_PARAMS - 1) / width.max(1)).max(1);
         if rows.len() <= per_statement {
-            let (sql, args) = insert_many_sql(st, exec.tenant(), rows)?;
+            let (sql, args) = insert_many_sql(st, exec.schema(), exec.tenant(), rows)?;
             let out = exec.fetch_all(sql, args).await?;
             return decode_all(&out);
         }
@@ -151,7 +149,7 @@ impl<M: Model> Repo<M> {
         };
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(per_statement) {
-            let (sql, args) = insert_many_sql(st, exec.tenant(), chunk)?;
+            let (sql, args) = insert_many_sql(st, exec.schema(), exec.tenant(), chunk)?;
             let q = sqlx::query_with(sql, args);
             let fetched = match (&mut own_tx, &mut exec.conn) {
                 (Some(tx), _) => q.fetch_all(&mut **tx).await?,
@@ -180,9 +178,8 @@ impl<M: Model> Repo<M> {
         for &i in &st.update_cols {
             row.bind_column(i, &mut args).map_err(Error::Encode)?;
         }
-        let out = exec
-            .fetch_optional(SqlStr::from_static(static_str(&st.update_row)), args)
-            .await?;
+        let sql = st.update_row.sql(exec.schema());
+        let out = exec.fetch_optional(sql, args).await?;
         out.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -206,7 +203,7 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut buf = update_head(st, exec.tenant(), &assignments)?;
+        let mut buf = update_head(st, &exec, &assignments)?;
         buf.push(" AND ").push(&st.cols[st.key]).push(" = ");
         buf.bind(id)?;
         buf.push(" RETURNING ").push(&st.select_list);
@@ -232,7 +229,7 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut buf = update_head(st, exec.tenant(), &assignments)?;
+        let mut buf = update_head(st, &exec, &assignments)?;
         push_filter(&mut buf, st, &filter)?;
         Ok(exec
             .execute(sql::text(buf.sql), buf.args)
@@ -250,9 +247,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut args = tenant_args(exec.tenant())?;
         args.add(id).map_err(Error::Encode)?;
-        let done = exec
-            .execute(SqlStr::from_static(static_str(&st.delete_one)), args)
-            .await?;
+        let sql = st.delete_one.sql(exec.schema());
+        let done = exec.execute(sql, args).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -265,7 +261,11 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut buf = SqlBuf::new(format!("DELETE FROM {} WHERE {} = ", st.table, st.tenant));
+        let mut buf = SqlBuf::new(format!(
+            "DELETE FROM {} WHERE {} = ",
+            st.table_ref(exec.schema()),
+            st.tenant
+        ));
         buf.bind(exec.tenant())?;
         push_filter(&mut buf, st, &filter)?;
         Ok(exec
@@ -283,9 +283,8 @@ impl<M: Model> Repo<M> {
         exec.check_placement()?;
         let st = statements::<M>()?;
         let args = tenant_args(exec.tenant())?;
-        let row = exec
-            .fetch_one(SqlStr::from_static(static_str(&st.count_all)), args)
-            .await?;
+        let sql = st.count_all.sql(exec.schema());
+        let row = exec.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -299,7 +298,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut buf = SqlBuf::new(format!(
             "SELECT count(*) FROM {} WHERE {} = ",
-            st.table, st.tenant
+            st.table_ref(exec.schema()),
+            st.tenant
         ));
         buf.bind(exec.tenant())?;
         push_filter(&mut buf, st, &filter)?;
@@ -317,9 +317,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut args = tenant_args(exec.tenant())?;
         args.add(id).map_err(Error::Encode)?;
-        let row = exec
-            .fetch_one(SqlStr::from_static(static_str(&st.exists_one)), args)
-            .await?;
+        let sql = st.exists_one.sql(exec.schema());
+        let row = exec.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -333,7 +332,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut buf = SqlBuf::new(format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ",
-            st.table, st.tenant
+            st.table_ref(exec.schema()),
+            st.tenant
         ));
         buf.bind(exec.tenant())?;
         push_filter(&mut buf, st, &filter)?;
@@ -364,16 +364,13 @@ impl<M: Model> Repo<M> {
     }
 }
 
-/// Prebuilt statements live in a `'static` `OnceLock` in the generated code.
-fn static_str(s: &'static String) -> &'static str {
-    s.as_str()
-}
-
 /// `UPDATE t SET a = $2, b = $3 WHERE tenant = $1`
-fn update_head<M>(st: &Built, tenant: Uuid, assignments: &[Assignment<M>]) -> Result<SqlBuf> {
+fn update_head<M>(st: &Built, exec: &Exec<'_>, assignments: &[Assignment<M>]) -> Result<SqlBuf> {
     let mut buf = SqlBuf::new(String::new());
-    buf.args.add(tenant).map_err(Error::Encode)?;
-    buf.push("UPDATE ").push(&st.table).push(" SET ");
+    buf.args.add(exec.tenant()).map_err(Error::Encode)?;
+    buf.push("UPDATE ")
+        .push(&st.table_ref(exec.schema()))
+        .push(" SET ");
     for (n, a) in assignments.iter().enumerate() {
         if n > 0 {
             buf.push(", ");
@@ -396,12 +393,13 @@ pub(crate) fn push_filter<M>(buf: &mut SqlBuf, st: &Built, filter: &Filter<M>) -
 
 fn insert_many_sql<N: NewModel>(
     st: &Built,
+    schema: Option<&str>,
     tenant: Uuid,
     rows: &[N],
 ) -> Result<(SqlStr, PgArguments)> {
     let width = st.insert_cols.len();
-    let mut sql = String::with_capacity(st.insert_head.len() + rows.len() * (4 + width * 6));
-    sql.push_str(&st.insert_head);
+    let mut sql = st.insert_head.text(schema);
+    sql.reserve(rows.len() * (4 + width * 6) + st.select_list.len() + 12);
     let mut args = tenant_args(tenant)?;
     for (n, row) in rows.iter().enumerate() {
         if n > 0 {

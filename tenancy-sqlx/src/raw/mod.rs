@@ -129,7 +129,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
             built.push(((r.statements)().get(r.meta)?, r.meta));
         }
         let mut args = self.args;
-        let text = rewrite(self.sql.as_str(), &built, args.len())?;
+        let text = rewrite(self.sql.as_str(), &built, exec.schema(), args.len())?;
         args.add(exec.tenant()).map_err(Error::Encode)?;
         Ok((exec, sql::text(text), args, self.decode))
     }
@@ -186,7 +186,12 @@ fn unscoped(msg: String) -> Error {
 
 /// Rewrites placeholders into tenant-scoped CTEs; `bound` values are `$1..$bound`, and the
 /// tenant becomes `$bound+1`.
-fn rewrite(user: &str, relations: &[(&Built, &ModelMeta)], bound: usize) -> Result<String> {
+fn rewrite(
+    user: &str,
+    relations: &[(&Built, &ModelMeta)],
+    schema: Option<&str>,
+    bound: usize,
+) -> Result<String> {
     let tokens = lex(user).map_err(unscoped)?;
     let declared = || {
         relations
@@ -272,7 +277,8 @@ fn rewrite(user: &str, relations: &[(&Built, &ModelMeta)], bound: usize) -> Resu
         tenancy_core::ident::push_quoted(&mut ctes, &cte_name(meta.table));
         ctes.push_str(&format!(
             " AS (SELECT * FROM {} WHERE {} = ${tenant_param})",
-            st.table, st.tenant
+            st.table_ref(schema),
+            st.tenant
         ));
     }
     Ok(match with_at {
@@ -307,7 +313,7 @@ mod tests {
     fn run(sql: &str, bound: usize) -> Result<String> {
         let st = Statements::build(&SPINS);
         let built = st.get(&SPINS).unwrap();
-        rewrite(sql, &[(built, &SPINS)], bound)
+        rewrite(sql, &[(built, &SPINS)], None, bound)
     }
 
     #[test]

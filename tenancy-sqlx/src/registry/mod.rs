@@ -126,7 +126,7 @@ impl Tenancy {
             return Ok(ctx);
         }
         let row = sqlx::query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status FROM tenancy.tenants t WHERE t.id = $1",
+            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.id = $1",
         )
         .bind(id.as_uuid())
         .fetch_optional(&self.rt.pool)
@@ -146,7 +146,7 @@ impl Tenancy {
             return Ok(ctx);
         }
         let row = sqlx::query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status FROM tenancy.tenants t WHERE t.slug = $1",
+            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.slug = $1",
         )
         .bind(slug.as_str())
         .fetch_optional(&self.rt.pool)
@@ -166,7 +166,7 @@ impl Tenancy {
             return Ok(ctx);
         }
         let row = sqlx::query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status \
+            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name \
              FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id \
              WHERE d.host = $1",
         )
@@ -197,12 +197,14 @@ impl Tenancy {
             _ => return Err(Error::TenantDeleted { id, slug }),
         }
         let placement: String = row.try_get("placement")?;
+        let schema: Option<String> = row.try_get("schema_name")?;
         let ctx = TenantCtx::mint(
             Arc::clone(&self.rt),
             id,
             slug,
             row.try_get("name")?,
             placement.parse()?,
+            schema.as_deref(),
         );
         self.rt.cache.insert(key, ctx.clone());
         Ok(ctx)
