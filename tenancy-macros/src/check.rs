@@ -37,13 +37,13 @@ fn check_identifiers(cx: &Ctxt, model: &Model<'_>) {
 fn check_attribute_combinations(cx: &Ctxt, model: &Model<'_>) {
     for f in &model.fields {
         let a = &f.attrs;
-        if let Some(span) = a.skip.span() {
-            if a.id.is_set() || a.rename.is_set() || a.default.is_set() || a.read_only.is_set() {
-                cx.syn_error(syn::Error::new(
-                    span,
-                    "#[tenancy(skip)] fields are not columns: drop the other tenancy attributes",
-                ));
-            }
+        if let Some(span) = a.skip.span()
+            && (a.id.is_set() || a.rename.is_set() || a.default.is_set() || a.read_only.is_set())
+        {
+            cx.syn_error(syn::Error::new(
+                span,
+                "#[tenancy(skip)] fields are not columns: drop the other tenancy attributes",
+            ));
         }
         if let (Some(span), true) = (a.read_only.span(), a.default.is_set()) {
             cx.syn_error(syn::Error::new(
@@ -77,20 +77,18 @@ fn check_key(cx: &Ctxt, model: &Model<'_>) {
                 model.ident
             ),
         ),
-        None => {}
-        Some(key) => {
-            if !is_uuid(key.ty) {
-                let ty = key.ty;
-                cx.error_spanned_by(
-                    key.ty,
-                    format!(
-                        "the key `{}` must be a `uuid::Uuid`, found `{}`",
-                        key.ident,
-                        quote::quote!(#ty).to_string().replace(' ', "")
-                    ),
-                );
-            }
+        Some(key) if !is_uuid(key.ty) => {
+            let ty = key.ty;
+            cx.error_spanned_by(
+                key.ty,
+                format!(
+                    "the key `{}` must be a `uuid::Uuid`, found `{}`",
+                    key.ident,
+                    quote::quote!(#ty).to_string().replace(' ', "")
+                ),
+            );
         }
+        _ => {}
     }
 }
 

@@ -24,10 +24,13 @@ pub struct Writable;
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOnly;
 
+/// Ties a handle to its model, value type and writability without owning any of them.
+type Marker<M, T, W> = PhantomData<fn() -> (M, T, W)>;
+
 /// A typed handle on column `index` of model `M`, holding values of type `T`.
 pub struct Column<M, T, W = Writable> {
     index: usize,
-    _marker: PhantomData<fn() -> (M, T, W)>,
+    _marker: Marker<M, T, W>,
 }
 
 impl<M, T, W> Clone for Column<M, T, W> {

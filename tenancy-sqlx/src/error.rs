@@ -88,6 +88,9 @@ pub enum Error {
     /// Raw SQL given to the escape hatch could reach rows outside the tenant.
     #[error("raw SQL refused: {0}")]
     UnscopedSql(String),
+    /// A migration could not be loaded or applied; what it ran on was rolled back.
+    #[error("migration error: {0}")]
+    Migration(String),
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,

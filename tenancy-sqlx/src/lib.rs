@@ -18,6 +18,7 @@ mod column;
 mod ctx;
 mod error;
 mod exec;
+mod migrate;
 mod model;
 mod query;
 mod raw;
@@ -38,6 +39,9 @@ pub use uuid;
 pub use column::{Assignment, Column, ColumnValue, Filter, Order, ReadOnly, TextColumn, Writable};
 pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
+pub use migrate::{
+    MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
+};
 pub use model::{ColumnMeta, Model, ModelMeta, NewModel};
 pub use query::Select;
 pub use raw::Raw;

@@ -7,12 +7,14 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::registry::cache::ResolveCache;
-use crate::{Result, registry};
+use crate::{Migrations, Result, registry};
 
 /// What every token minted by one [`Tenancy`] shares: the pool and the resolution cache.
 pub(crate) struct Runtime {
     pub(crate) pool: PgPool,
     pub(crate) cache: ResolveCache,
+    /// Run in each new own-schema tenant, and by `migrate_tenants`.
+    pub(crate) tenant_migrations: Arc<Migrations>,
 }
 
 /// The entry point: a connection pool plus the tenant registry.
@@ -76,6 +78,7 @@ pub struct TenancyBuilder {
     max_connections: u32,
     cache_ttl: Duration,
     cache_capacity: usize,
+    tenant_migrations: Migrations,
 }
 
 impl Default for TenancyBuilder {
@@ -84,6 +87,7 @@ impl Default for TenancyBuilder {
             max_connections: 10,
             cache_ttl: Duration::from_secs(30),
             cache_capacity: 10_000,
+            tenant_migrations: Migrations::empty(),
         }
     }
 }
@@ -110,6 +114,13 @@ impl TenancyBuilder {
         self
     }
 
+    /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
+    /// and everywhere by [`Tenancy::migrate_tenants`].
+    pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
+        self.tenant_migrations = migrations;
+        self
+    }
+
     /// Connects and brings the registry schema up to date.
     ///
     /// # Errors
@@ -132,6 +143,7 @@ impl TenancyBuilder {
             rt: Arc::new(Runtime {
                 pool,
                 cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
+                tenant_migrations: Arc::new(self.tenant_migrations),
             }),
         })
     }

@@ -174,7 +174,7 @@ impl Tenancy {
     }
 
     /// Refuses a capability acquired through another `Tenancy` (another database).
-    fn check_superuser(&self, su: &Superuser) -> Result<()> {
+    pub(crate) fn check_superuser(&self, su: &Superuser) -> Result<()> {
         if Arc::ptr_eq(&su.inner.rt, &self.rt) {
             Ok(())
         } else {

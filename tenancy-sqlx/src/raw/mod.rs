@@ -95,10 +95,10 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     where
         T: for<'q> Encode<'q, Postgres> + Type<Postgres>,
     {
-        if self.bind_error.is_none() {
-            if let Err(e) = self.args.add(value) {
-                self.bind_error = Some(e);
-            }
+        if self.bind_error.is_none()
+            && let Err(e) = self.args.add(value)
+        {
+            self.bind_error = Some(e);
         }
         self
     }

@@ -36,6 +36,8 @@ pub struct Tenant {
     pub deleted_at: Option<OffsetDateTime>,
     /// The hosts it answers to, the primary one first.
     pub hosts: Vec<String>,
+    /// Its schema, for the own-schema placement.
+    pub schema: Option<String>,
 }
 
 impl Tenant {
@@ -96,7 +98,7 @@ impl NewTenant {
 
 const MAX_NAME_LEN: usize = 200;
 
-const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.placement, t.status, t.created_at, t.deleted_at, \
+const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.placement, t.status, t.created_at, t.deleted_at, t.schema_name, \
      COALESCE((SELECT array_agg(d.host ORDER BY d.is_primary DESC, d.host) \
                FROM tenancy.domains d WHERE d.tenant_id = t.id), '{}') AS hosts";
 
@@ -112,6 +114,7 @@ pub(crate) fn tenant_from_row(row: &PgRow) -> Result<Tenant> {
         created_at: row.try_get("created_at")?,
         deleted_at: row.try_get("deleted_at")?,
         hosts: row.try_get("hosts")?,
+        schema: row.try_get("schema_name")?,
     })
 }
 
@@ -238,20 +241,24 @@ impl Tenancy {
                 hosts.push(host);
             }
         }
-        if new.placement != Placement::SharedTable {
-            return Err(Error::UnsupportedPlacement(new.placement));
-        }
+        let schema = match new.placement {
+            Placement::SharedTable => None,
+            Placement::OwnSchema => Some(schema_for(&slug)?),
+            other => return Err(Error::UnsupportedPlacement(other)),
+        };
         let id = new.id.unwrap_or_else(TenantId::new_v4);
 
         let mut conn = self.rt.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         sqlx::query(
-            "INSERT INTO tenancy.tenants (id, slug, name, placement) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id.as_uuid())
         .bind(slug.as_str())
         .bind(name)
         .bind(new.placement.as_str())
+        .bind(schema.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
@@ -266,19 +273,46 @@ impl Tenancy {
             .await
             .map_err(|e| map_unique(e, slug.as_str(), id, Some(host.as_str())))?;
         }
+        if let Some(schema) = &schema {
+            // The schema, its history and every tenant migration, in the same transaction as
+            // the registry row: a failure leaves neither.
+            let quoted = tenancy_core::ident::quote(schema);
+            sqlx::raw_sql(crate::sql::text(format!(
+                "CREATE SCHEMA {quoted}; {}",
+                crate::migrate::history_ddl(schema)
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
+            crate::migrate::apply(
+                &mut tx,
+                &crate::migrate::Target::Schema(schema.clone()),
+                &self.rt.tenant_migrations,
+            )
+            .await?;
+        }
         let row = sqlx::query(sql_tenant_by_id())
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)
             .await?;
         let tenant = tenant_from_row(&row)?;
         tx.commit().await?;
-        tracing::info!(tenant = %id, slug = slug.as_str(), "created tenant");
+        tracing::info!(tenant = %id, slug = slug.as_str(), placement = %new.placement, "created tenant");
         Ok(tenant)
     }
 
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.rt
     }
+}
+
+/// The schema of an own-schema tenant: `t_` and the slug, hyphens as underscores. Slugs are
+/// lowercase and at most 48 characters, so two slugs never map to one schema, by case folding
+/// or by truncation.
+pub(crate) fn schema_for(slug: &Slug) -> Result<String> {
+    let name = format!("t_{}", slug.as_str().replace('-', "_"));
+    tenancy_core::ident::validate_schema(&name)?;
+    Ok(name)
 }
 
 pub(crate) fn sql_tenant_by_id() -> &'static str {
@@ -301,6 +335,7 @@ fn map_unique(e: sqlx::Error, slug: &str, id: TenantId, host: Option<&str>) -> E
         Some("tenants_slug_key") => Error::SlugTaken(slug.to_owned()),
         Some("tenants_pkey") => Error::TenantIdTaken(id),
         Some("domains_pkey") => Error::HostTaken(host.unwrap_or_default().to_owned()),
+        Some("tenants_schema_name_key") => Error::SlugTaken(slug.to_owned()),
         _ => Error::Database(e),
     }
 }

@@ -9,10 +9,11 @@ use sqlx::{Acquire, PgPool};
 use crate::Result;
 
 /// `(version, description, sql)`, in order. Append only: never edit a released migration.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "tenant registry, domains and audit log",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "tenant registry, domains and audit log",
+        r#"
 CREATE TABLE tenancy.tenants (
     id          uuid PRIMARY KEY,
     slug        text NOT NULL,
@@ -51,7 +52,21 @@ CREATE TABLE tenancy.audit_log (
 );
 CREATE INDEX audit_log_at_idx ON tenancy.audit_log (at);
 "#,
-)];
+    ),
+    (
+        2,
+        "migration histories",
+        r#"
+CREATE TABLE tenancy.global_migrations (
+    version     bigint PRIMARY KEY,
+    description text NOT NULL,
+    checksum    bytea NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tenancy.shared_table_migrations (LIKE tenancy.global_migrations INCLUDING ALL);
+"#,
+    ),
+];
 
 /// Brings the registry schema to the latest version.
 pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {

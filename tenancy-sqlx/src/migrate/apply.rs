@@ -1,0 +1,128 @@
+//! Applying migrations to one target (the shared tables, or one tenant's schema), all pending
+//! migrations in one transaction: a failure leaves the target exactly as it was.
+
+use std::fmt::Write;
+
+use sqlx::{PgConnection, Row};
+
+use super::Migrations;
+use crate::{Error, Result};
+
+/// Where tenant migrations run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Target {
+    /// The shared tables (found through the search path), history in
+    /// `tenancy.shared_table_migrations`.
+    SharedTables,
+    /// A tenant's schema (validated name), history in `"<schema>".tenancy_migrations`.
+    Schema(String),
+    /// The app's global tables, history in `tenancy.global_migrations`.
+    Global,
+}
+
+impl Target {
+    fn history(&self) -> String {
+        match self {
+            Self::SharedTables => "tenancy.shared_table_migrations".into(),
+            Self::Global => "tenancy.global_migrations".into(),
+            Self::Schema(s) => format!("{}.tenancy_migrations", tenancy_core::ident::quote(s)),
+        }
+    }
+
+    fn lock_key(&self) -> String {
+        match self {
+            Self::SharedTables => "shared_tables".into(),
+            Self::Global => "global".into(),
+            Self::Schema(s) => format!("schema:{s}"),
+        }
+    }
+}
+
+/// The history table's definition, for a new schema.
+pub(crate) fn history_ddl(schema: &str) -> String {
+    format!(
+        "CREATE TABLE {}.tenancy_migrations (
+             version     bigint PRIMARY KEY,
+             description text NOT NULL,
+             checksum    bytea NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         )",
+        tenancy_core::ident::quote(schema)
+    )
+}
+
+/// A SQL string literal (for values we control: versions, descriptions, checksums).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Applies the pending migrations to `target` inside the caller's transaction `conn`. Returns
+/// the versions applied. Takes a transaction-scoped advisory lock per target, so two migrators
+/// never apply the same target at once, and sets the search path for the transaction only.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    target: &Target,
+    migrations: &Migrations,
+) -> Result<Vec<i64>> {
+    let mut setup = format!(
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext({}));",
+        literal(&target.lock_key())
+    );
+    if let Target::Schema(schema) = target {
+        let _ = write!(
+            setup,
+            "SET LOCAL search_path TO {}, public;",
+            tenancy_core::ident::quote(schema)
+        );
+    }
+    sqlx::raw_sql(crate::sql::text(setup))
+        .execute(&mut *conn)
+        .await?;
+    let history = target.history();
+    let applied = sqlx::query(crate::sql::text(format!(
+        "SELECT version, checksum FROM {history}"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut done = Vec::new();
+    for m in migrations.iter() {
+        if let Some(row) = applied.iter().find(|r| r.get::<i64, _>(0) == m.version) {
+            let checksum: Vec<u8> = row.try_get(1)?;
+            if checksum != m.checksum {
+                return Err(Error::Migration(format!(
+                    "migration {} ({}) was changed after it was applied",
+                    m.version, m.description
+                )));
+            }
+            continue;
+        }
+        // The migration and its history row in one round trip.
+        let script = format!(
+            "{}\n;\nINSERT INTO {history} (version, description, checksum) VALUES ({}, {}, '\\x{}'::bytea)",
+            m.sql,
+            m.version,
+            literal(&m.description),
+            hex(&m.checksum)
+        );
+        sqlx::raw_sql(crate::sql::text(script))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                Error::Migration(format!(
+                    "migration {} ({}) failed: {e}",
+                    m.version, m.description
+                ))
+            })?;
+        done.push(m.version);
+    }
+    Ok(done)
+}

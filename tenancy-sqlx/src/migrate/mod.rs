@@ -1,0 +1,289 @@
+//! Migrations in two scopes.
+//!
+//! - Shared (global) migrations: the app's tables that belong to no tenant, run once
+//!   ([`Tenancy::migrate_shared`]).
+//! - Tenant migrations: the tenant-scoped tables, run once on the shared tables (for every
+//!   shared-table tenant at once) and once in every own-schema tenant's schema
+//!   ([`Tenancy::migrate_tenants`]), in parallel, each target in its own transaction: a failing
+//!   tenant is rolled back and reported and does not stop the others, and a rerun resumes.
+//!
+//! Files are sqlx's: `<version>_<description>.sql`. Each target keeps its own history, and a
+//! migration edited after it was applied is refused. Migration files must not contain
+//! transaction control (`BEGIN`, `COMMIT`): tenancy runs them inside its own transaction.
+
+mod apply;
+mod source;
+
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+use sqlx::Row;
+use tenancy_core::TenantId;
+
+pub(crate) use apply::{Target, apply, history_ddl};
+pub use source::{Migration, Migrations};
+
+use crate::{Result, Superuser, Tenancy};
+
+/// What a tenant migration ran on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationTarget {
+    /// The shared tables, for every shared-table tenant at once.
+    SharedTables,
+    /// One own-schema tenant.
+    Tenant {
+        /// The tenant.
+        id: TenantId,
+        /// Its slug.
+        slug: String,
+        /// Its schema.
+        schema: String,
+    },
+}
+
+impl std::fmt::Display for MigrationTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SharedTables => f.write_str("shared tables"),
+            Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
+        }
+    }
+}
+
+/// How one target fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// These versions were applied.
+    Applied(Vec<i64>),
+    /// Nothing was pending.
+    UpToDate,
+    /// Rolled back; the target is as it was.
+    Failed(String),
+}
+
+/// Progress of [`Tenancy::migrate_tenants`], reported after each target.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Targets finished (applied or up to date).
+    pub done: usize,
+    /// Targets that failed.
+    pub failed: usize,
+    /// Targets not finished yet.
+    pub remaining: usize,
+    /// The target just finished, and how.
+    pub last: (MigrationTarget, Outcome),
+}
+
+/// The result of [`Tenancy::migrate_tenants`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct MigrationReport {
+    /// Every target and its outcome, in completion order.
+    pub outcomes: Vec<(MigrationTarget, Outcome)>,
+}
+
+impl MigrationReport {
+    /// The targets that failed, with why.
+    pub fn failed(&self) -> impl Iterator<Item = (&MigrationTarget, &str)> {
+        self.outcomes.iter().filter_map(|(t, o)| match o {
+            Outcome::Failed(e) => Some((t, e.as_str())),
+            _ => None,
+        })
+    }
+
+    /// True if no target failed.
+    pub fn is_success(&self) -> bool {
+        self.failed().next().is_none()
+    }
+}
+
+type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Options for [`Tenancy::migrate_tenants`].
+#[derive(Clone)]
+#[must_use]
+pub struct MigrateOptions {
+    parallelism: usize,
+    on_progress: Option<ProgressFn>,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: 4,
+            on_progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for MigrateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrateOptions")
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MigrateOptions {
+    /// How many targets migrate at once (default 4; also bounded by the pool's size).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n.max(1);
+        self
+    }
+
+    /// Called after each target with the running totals.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Arc::new(f));
+        self
+    }
+}
+
+impl Tenancy {
+    /// Runs the app's shared (global) migrations once, all pending in one transaction, with
+    /// history in `tenancy.global_migrations`. Returns the versions applied.
+    ///
+    /// # Errors
+    /// [`Error::Migration`](crate::Error::Migration) naming the migration that failed; nothing
+    /// of this run is kept.
+    pub async fn migrate_shared(&self, migrations: &Migrations) -> Result<Vec<i64>> {
+        let mut tx = self.runtime().pool.begin().await?;
+        let done = apply(&mut tx, &Target::Global, migrations).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Brings every tenant to the latest tenant migration: the shared tables once, then every
+    /// own-schema tenant's schema (suspended and soft-deleted ones too, so they can come back).
+    ///
+    /// Each target migrates in its own transaction, `parallelism` at a time. A failure rolls
+    /// that target back, is reported, and does not stop the others; running again resumes
+    /// where this run left off. Audited.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) if the tenant list cannot be read; per-target
+    /// failures are in the report, not errors.
+    pub async fn migrate_tenants(
+        &self,
+        su: &Superuser,
+        options: MigrateOptions,
+    ) -> Result<MigrationReport> {
+        self.check_superuser(su)?;
+        let migrations = Arc::clone(&self.runtime().tenant_migrations);
+        let targets = self.migration_targets().await?;
+        let ids: Vec<TenantId> = targets
+            .iter()
+            .filter_map(|t| match t {
+                MigrationTarget::Tenant { id, .. } => Some(*id),
+                MigrationTarget::SharedTables => None,
+            })
+            .collect();
+        {
+            let mut conn = self.runtime().pool.acquire().await?;
+            su.audit(&mut conn, "tenants.migrate", &ids, None).await?;
+        }
+        let total = targets.len();
+        let mut report = MigrationReport::default();
+        let (mut done, mut failed) = (0, 0);
+        let mut runs = stream::iter(targets)
+            .map(|target| {
+                let migrations = Arc::clone(&migrations);
+                async move {
+                    let outcome = match self.migrate_target(&target, &migrations).await {
+                        Ok(v) if v.is_empty() => Outcome::UpToDate,
+                        Ok(v) => Outcome::Applied(v),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    };
+                    (target, outcome)
+                }
+            })
+            .buffer_unordered(options.parallelism);
+        while let Some((target, outcome)) = runs.next().await {
+            if let Outcome::Failed(e) = &outcome {
+                failed += 1;
+                tracing::error!(%target, error = %e, "tenant migration failed");
+            } else {
+                done += 1;
+            }
+            if let Some(f) = &options.on_progress {
+                f(&Progress {
+                    done,
+                    failed,
+                    remaining: total - done - failed,
+                    last: (target.clone(), outcome.clone()),
+                });
+            }
+            report.outcomes.push((target, outcome));
+        }
+        Ok(report)
+    }
+
+    /// The targets not at the latest tenant migration, with the versions each lacks.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database).
+    pub async fn pending_migrations(
+        &self,
+        su: &Superuser,
+    ) -> Result<Vec<(MigrationTarget, Vec<i64>)>> {
+        self.check_superuser(su)?;
+        let migrations = &self.runtime().tenant_migrations;
+        let mut out = Vec::new();
+        for target in self.migration_targets().await? {
+            let history = match &target {
+                MigrationTarget::SharedTables => "tenancy.shared_table_migrations".to_owned(),
+                MigrationTarget::Tenant { schema, .. } => {
+                    format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema))
+                }
+            };
+            let applied: Vec<i64> =
+                sqlx::query_scalar(crate::sql::text(format!("SELECT version FROM {history}")))
+                    .fetch_all(&self.runtime().pool)
+                    .await?;
+            let missing: Vec<i64> = migrations
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| !applied.contains(v))
+                .collect();
+            if !missing.is_empty() {
+                out.push((target, missing));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn migration_targets(&self) -> Result<Vec<MigrationTarget>> {
+        let rows = sqlx::query(
+            "SELECT id, slug, schema_name FROM tenancy.tenants \
+             WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug",
+        )
+        .fetch_all(&self.runtime().pool)
+        .await?;
+        let mut targets = vec![MigrationTarget::SharedTables];
+        for r in rows {
+            targets.push(MigrationTarget::Tenant {
+                id: TenantId::from_uuid(r.try_get("id")?),
+                slug: r.try_get("slug")?,
+                schema: r.try_get("schema_name")?,
+            });
+        }
+        Ok(targets)
+    }
+
+    async fn migrate_target(
+        &self,
+        target: &MigrationTarget,
+        migrations: &Migrations,
+    ) -> Result<Vec<i64>> {
+        let target = match target {
+            MigrationTarget::SharedTables => Target::SharedTables,
+            MigrationTarget::Tenant { schema, .. } => Target::Schema(schema.clone()),
+        };
+        let mut tx = self.runtime().pool.begin().await?;
+        let done = apply(&mut tx, &target, migrations).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}

@@ -1,0 +1,285 @@
+//! The own-schema placement: the same models and repositories on tenants in their own schemas,
+//! mixed with shared-table tenants; provisioning and tenant migrations.
+
+mod common;
+
+use common::TestDb;
+use common::models::*;
+use tenancy::{Error, MigrateOptions, Migrations, NewTenant, Outcome, Placement, Tenancy};
+use uuid::Uuid;
+
+/// The tenant migrations of the spinner app: the same DDL serves the shared tables and every
+/// tenant schema (tenant tables keep the tenant column).
+fn spinner_migrations() -> Migrations {
+    Migrations::from_static(&[
+        (
+            1,
+            "spinners",
+            "CREATE TABLE spinners (
+                tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
+                id         uuid NOT NULL,
+                name       text NOT NULL,
+                color      text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, id),
+                UNIQUE (tenant_id, name))",
+        ),
+        (
+            2,
+            "spins",
+            "CREATE TABLE spins (
+                tenant_id  uuid NOT NULL,
+                id         uuid NOT NULL DEFAULT gen_random_uuid(),
+                spinner_id uuid NOT NULL,
+                duration   integer NOT NULL,
+                note       text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE);
+             CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC)",
+        ),
+    ])
+    .unwrap()
+}
+
+async fn setup(db: &TestDb, migrations: Migrations) -> Tenancy {
+    let tenancy = Tenancy::builder()
+        .max_connections(5)
+        .tenant_migrations(migrations)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy
+        .superuser("test", "create shared tables")
+        .await
+        .unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    tenancy
+}
+
+fn new_spinner(name: &str) -> NewSpinner {
+    NewSpinner {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        color: None,
+    }
+}
+
+#[tokio::test]
+async fn own_schema_and_shared_tenants_share_models_without_cross_talk() {
+    let db = TestDb::new("own_schema_mixed").await;
+    let tenancy = setup(&db, spinner_migrations()).await;
+    let own = tenancy
+        .create_tenant(NewTenant::new("acme-corp", "Acme").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    assert_eq!(own.schema.as_deref(), Some("t_acme_corp"));
+    tenancy
+        .create_tenant(NewTenant::new("globex", "Globex"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_slug("acme-corp").await.unwrap();
+    let b = tenancy.resolve_slug("globex").await.unwrap();
+    assert_eq!(a.placement(), Placement::OwnSchema);
+
+    let repo = Spinner::repo();
+    let sa = repo.insert(&a, &new_spinner("same-name")).await.unwrap();
+    let sb = repo.insert(&b, &new_spinner("same-name")).await.unwrap();
+    // Each row is where its tenant's placement says, and only there.
+    let mut conn = db.connect().await;
+    let in_schema: i64 = sqlx::query_scalar("SELECT count(*) FROM t_acme_corp.spinners")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let in_shared: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM public.spinners")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(in_schema, 1);
+    assert_eq!(in_shared, vec![sb.id]);
+
+    assert_eq!(repo.get(&a, sa.id).await.unwrap(), Some(sa.clone()));
+    assert_eq!(repo.get(&a, sb.id).await.unwrap(), None);
+    assert_eq!(repo.get(&b, sa.id).await.unwrap(), None);
+    assert_eq!(repo.count(&a).await.unwrap(), 1);
+    assert!(!repo.delete(&b, sa.id).await.unwrap());
+
+    let spin = Spin::repo()
+        .insert(
+            &a,
+            &NewSpin {
+                id: Uuid::new_v4(),
+                spinner_id: sa.id,
+                duration: 130,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    let long = Spin::repo()
+        .query()
+        .filter(Spin::DURATION.gt(100))
+        .fetch_all(&a)
+        .await
+        .unwrap();
+    assert_eq!(long, vec![spin.clone()]);
+    let joined: Vec<Spin> = Spin::repo()
+        .raw("SELECT s.* FROM {spins} s JOIN {spinners} p ON p.id = s.spinner_id WHERE p.name = $1")
+        .with::<Spinner>()
+        .bind("same-name")
+        .fetch_all(&a)
+        .await
+        .unwrap();
+    assert_eq!(joined, vec![spin]);
+    assert!(Spin::repo().query().fetch_all(&b).await.unwrap().is_empty());
+
+    let mut tx = a.begin().await.unwrap();
+    repo.update_columns(&mut tx, sa.id, [Spinner::COLOR.set(Some("red".to_owned()))])
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(repo.get(&a, sa.id).await.unwrap().unwrap().color, None);
+    let mut tx = a.begin().await.unwrap();
+    repo.update_columns(&mut tx, sa.id, [Spinner::COLOR.set(Some("red".to_owned()))])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        repo.get(&a, sa.id).await.unwrap().unwrap().color.as_deref(),
+        Some("red")
+    );
+    assert_eq!(repo.get(&b, sb.id).await.unwrap().unwrap().color, None);
+}
+
+#[tokio::test]
+async fn failed_provisioning_leaves_no_registry_row_and_no_schema() {
+    let db = TestDb::new("own_schema_atomic").await;
+    let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
+    list.push(tenancy::Migration::new(
+        3,
+        "broken",
+        "ALTER TABLE no_such_table ADD COLUMN x int",
+    ));
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let err = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme").placement(Placement::OwnSchema))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Migration(_)), "{err:?}");
+    let mut conn = db.connect().await;
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.tenants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let schemas: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 't_acme'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((tenants, schemas), (0, 0));
+    assert!(matches!(
+        tenancy.resolve_slug("acme").await,
+        Err(Error::TenantNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
+    let db = TestDb::new("own_schema_migrate").await;
+    let tenancy = setup(&db, spinner_migrations()).await;
+    let mut slugs = Vec::new();
+    for i in 0..50 {
+        let slug = format!("tenant-{i:02}");
+        tenancy
+            .create_tenant(NewTenant::new(&slug, "T").placement(Placement::OwnSchema))
+            .await
+            .unwrap();
+        slugs.push(slug);
+    }
+    // Tenant 17 has a column in the way of migration 3.
+    db.exec("ALTER TABLE t_tenant_17.spins ADD COLUMN rating integer")
+        .await;
+    let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
+    list.push(tenancy::Migration::new(
+        3,
+        "ratings",
+        "ALTER TABLE spins ADD COLUMN rating smallint",
+    ));
+    let upgraded = Tenancy::builder()
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = upgraded.superuser("deploy", "release 3").await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let report = upgraded
+        .migrate_tenants(
+            &su,
+            MigrateOptions::default()
+                .parallelism(4)
+                .on_progress(move |p| {
+                    sink.lock().unwrap().push((p.done, p.failed, p.remaining));
+                }),
+        )
+        .await
+        .unwrap();
+    let failed: Vec<String> = report.failed().map(|(t, _)| t.to_string()).collect();
+    assert_eq!(
+        failed,
+        vec!["tenant tenant-17 (schema t_tenant_17)".to_owned()]
+    );
+    assert_eq!(report.outcomes.len(), 51);
+    let progress = seen.lock().unwrap().clone();
+    assert_eq!(progress.len(), 51);
+    assert_eq!(progress.last(), Some(&(50, 1, 0)));
+
+    // Tenant 17 is unchanged (its column still integer, no history row for 3); the others moved.
+    let mut conn = db.connect().await;
+    let ty: String = sqlx::query_scalar(
+        "SELECT data_type FROM information_schema.columns \
+         WHERE table_schema = 't_tenant_17' AND table_name = 'spins' AND column_name = 'rating'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(ty, "integer");
+    let at3: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_name = 'spins' AND column_name = 'rating' AND data_type = 'smallint'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(at3, 50, "49 tenant schemas and the shared table");
+    let pending = upgraded.pending_migrations(&su).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1, vec![3]);
+
+    // Fix the tenant and rerun: only it is migrated.
+    db.exec("ALTER TABLE t_tenant_17.spins DROP COLUMN rating")
+        .await;
+    let again = upgraded
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let applied: Vec<String> = again
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Applied(_)))
+        .map(|(t, _)| t.to_string())
+        .collect();
+    assert_eq!(
+        applied,
+        vec!["tenant tenant-17 (schema t_tenant_17)".to_owned()]
+    );
+    assert!(upgraded.pending_migrations(&su).await.unwrap().is_empty());
+}
