@@ -18,6 +18,7 @@ mod column;
 mod ctx;
 mod error;
 mod exec;
+mod lifecycle;
 mod migrate;
 mod model;
 mod query;
