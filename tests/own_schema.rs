@@ -3,43 +3,15 @@
 
 mod common;
 
-use common::TestDb;
 use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
 use tenancy::{Error, MigrateOptions, Migrations, NewTenant, Outcome, Placement, Tenancy};
 use uuid::Uuid;
 
 /// The tenant migrations of the spinner app: the same DDL serves the shared tables and every
 /// tenant schema (tenant tables keep the tenant column).
 fn spinner_migrations() -> Migrations {
-    Migrations::from_static(&[
-        (
-            1,
-            "spinners",
-            "CREATE TABLE spinners (
-                tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
-                id         uuid NOT NULL,
-                name       text NOT NULL,
-                color      text,
-                created_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (tenant_id, id),
-                UNIQUE (tenant_id, name))",
-        ),
-        (
-            2,
-            "spins",
-            "CREATE TABLE spins (
-                tenant_id  uuid NOT NULL,
-                id         uuid NOT NULL DEFAULT gen_random_uuid(),
-                spinner_id uuid NOT NULL,
-                duration   integer NOT NULL,
-                note       text,
-                created_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (tenant_id, id),
-                FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE);
-             CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC)",
-        ),
-    ])
-    .unwrap()
+    Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap()
 }
 
 async fn setup(db: &TestDb, migrations: Migrations) -> Tenancy {
@@ -160,7 +132,7 @@ async fn failed_provisioning_leaves_no_registry_row_and_no_schema() {
     let db = TestDb::new("own_schema_atomic").await;
     let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
     list.push(tenancy::Migration::new(
-        3,
+        2,
         "broken",
         "ALTER TABLE no_such_table ADD COLUMN x int",
     ));
@@ -204,12 +176,12 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
             .unwrap();
         slugs.push(slug);
     }
-    // Tenant 17 has a column in the way of migration 3.
+    // Tenant 17 has a column in the way of migration 2.
     db.exec("ALTER TABLE t_tenant_17.spins ADD COLUMN rating integer")
         .await;
     let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
     list.push(tenancy::Migration::new(
-        3,
+        2,
         "ratings",
         "ALTER TABLE spins ADD COLUMN rating smallint",
     ));
@@ -218,7 +190,7 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
         .connect(&db.url)
         .await
         .unwrap();
-    let su = upgraded.superuser("deploy", "release 3").await.unwrap();
+    let su = upgraded.superuser("deploy", "release 2").await.unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     let report = upgraded
@@ -242,7 +214,7 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
     assert_eq!(progress.len(), 51);
     assert_eq!(progress.last(), Some(&(50, 1, 0)));
 
-    // Tenant 17 is unchanged (its column still integer, no history row for 3); the others moved.
+    // Tenant 17 is unchanged (its column still integer, no history row for 2); the others moved.
     let mut conn = db.connect().await;
     let ty: String = sqlx::query_scalar(
         "SELECT data_type FROM information_schema.columns \
@@ -262,7 +234,7 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
     assert_eq!(at3, 50, "49 tenant schemas and the shared table");
     let pending = upgraded.pending_migrations(&su).await.unwrap();
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].1, vec![3]);
+    assert_eq!(pending[0].1, vec![2]);
 
     // Fix the tenant and rerun: only it is migrated.
     db.exec("ALTER TABLE t_tenant_17.spins DROP COLUMN rating")

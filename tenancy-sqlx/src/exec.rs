@@ -12,8 +12,8 @@ use crate::{Error, Result};
 
 type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
 
-fn query(sql: SqlStr, args: PgArguments) -> Query {
-    sqlx::query_with(sql, args)
+fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
+    sqlx::query_with(sql, args).persistent(persistent)
 }
 
 impl<'s> Exec<'s> {
@@ -35,11 +35,21 @@ impl<'s> Exec<'s> {
         self.ctx.schema()
     }
 
+    /// A statement in the runtime's [`StatementMode`](crate::StatementMode).
+    pub(crate) fn query(&self, sql: SqlStr, args: PgArguments) -> Query {
+        query(sql, args, self.ctx.runtime().persistent)
+    }
+
     pub(crate) async fn fetch_all(self, sql: SqlStr, args: PgArguments) -> Result<Vec<PgRow>> {
-        let q = query(sql, args);
+        let q = self.query(sql, args);
         Ok(match self.conn {
             Some(conn) => q.fetch_all(conn).await?,
-            None => q.fetch_all(&self.ctx.runtime().pool).await?,
+            None => {
+                self.ctx
+                    .runtime()
+                    .with_conn(async |conn| Ok(q.fetch_all(conn).await?))
+                    .await?
+            }
         })
     }
 
@@ -48,10 +58,15 @@ impl<'s> Exec<'s> {
         sql: SqlStr,
         args: PgArguments,
     ) -> Result<Option<PgRow>> {
-        let q = query(sql, args);
+        let q = self.query(sql, args);
         Ok(match self.conn {
             Some(conn) => q.fetch_optional(conn).await?,
-            None => q.fetch_optional(&self.ctx.runtime().pool).await?,
+            None => {
+                self.ctx
+                    .runtime()
+                    .with_conn(async |conn| Ok(q.fetch_optional(conn).await?))
+                    .await?
+            }
         })
     }
 
@@ -62,18 +77,35 @@ impl<'s> Exec<'s> {
     }
 
     pub(crate) async fn execute(self, sql: SqlStr, args: PgArguments) -> Result<PgQueryResult> {
-        let q = query(sql, args);
+        let q = self.query(sql, args);
         Ok(match self.conn {
             Some(conn) => q.execute(conn).await?,
-            None => q.execute(&self.ctx.runtime().pool).await?,
+            None => {
+                self.ctx
+                    .runtime()
+                    .with_conn(async |conn| Ok(q.execute(conn).await?))
+                    .await?
+            }
         })
     }
 
     pub(crate) fn fetch(self, sql: SqlStr, args: PgArguments) -> BoxStream<'s, Result<PgRow>> {
-        let q = query(sql, args);
+        let rt = self.ctx.runtime();
+        if self.conn.is_none() && !rt.persistent {
+            // Unnamed statements on a pooled connection need a transaction around both round
+            // trips (see `Runtime::with_conn`), which a borrowed stream cannot carry out of
+            // here: read the rows, then stream them.
+            return futures_util::stream::once(self.fetch_all(sql, args))
+                .flat_map(|rows| match rows {
+                    Ok(rows) => futures_util::stream::iter(rows.into_iter().map(Ok)).boxed(),
+                    Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+                })
+                .boxed();
+        }
+        let q = self.query(sql, args);
         let rows = match self.conn {
             Some(conn) => q.fetch(conn),
-            None => q.fetch(&self.ctx.runtime().pool),
+            None => q.fetch(&rt.pool),
         };
         rows.map(|r| r.map_err(Error::from)).boxed()
     }

@@ -48,7 +48,7 @@ pub use query::Select;
 pub use raw::Raw;
 pub use registry::{NewTenant, Tenant};
 pub use repo::Repo;
-pub use runtime::{Tenancy, TenancyBuilder};
+pub use runtime::{StatementMode, Tenancy, TenancyBuilder};
 pub use superuser::Superuser;
 pub use value::{BindValue, Value};
 pub use verify::ShapeReport;

@@ -82,7 +82,7 @@ impl Tenancy {
         let mut conn = self.rt.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
+            crate::sql::admin_scalar("SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -94,7 +94,7 @@ impl Tenancy {
             )));
         }
         let to = mv.to();
-        sqlx::query(
+        crate::sql::admin_query(
             "UPDATE tenancy.tenants SET status = $2, \
              deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1",
         )
@@ -103,7 +103,7 @@ impl Tenancy {
         .execute(&mut *tx)
         .await?;
         su.audit(&mut tx, mv.action(), &[id], None).await?;
-        let row = sqlx::query(sql_tenant_by_id())
+        let row = crate::sql::admin_query(sql_tenant_by_id())
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)
             .await?;

@@ -150,7 +150,7 @@ impl<M: Model> Repo<M> {
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(per_statement) {
             let (sql, args) = insert_many_sql(st, exec.schema(), exec.tenant(), chunk)?;
-            let q = sqlx::query_with(sql, args);
+            let q = exec.query(sql, args);
             let fetched = match (&mut own_tx, &mut exec.conn) {
                 (Some(tx), _) => q.fetch_all(&mut **tx).await?,
                 (None, Some(conn)) => q.fetch_all(&mut **conn).await?,

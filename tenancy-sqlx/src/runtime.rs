@@ -15,6 +15,45 @@ pub(crate) struct Runtime {
     pub(crate) cache: ResolveCache,
     /// Run in each new own-schema tenant, and by `migrate_tenants`.
     pub(crate) tenant_migrations: Arc<Migrations>,
+    /// Whether repository statements are prepared once per connection and cached.
+    pub(crate) persistent: bool,
+}
+
+impl Runtime {
+    /// Runs `f` on one connection for one unit of work: a pooled connection as it is in
+    /// [`StatementMode::Cached`]; inside a transaction in [`StatementMode::Unnamed`], because an
+    /// unnamed statement takes two round trips (prepare, then execute) and PgBouncer in
+    /// transaction mode hands the second to whichever server connection is free unless a
+    /// transaction holds one.
+    pub(crate) async fn with_conn<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        if self.persistent {
+            let mut conn = self.pool.acquire().await?;
+            f(&mut conn).await
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let out = f(&mut tx).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
+    }
+}
+
+/// How repository statements are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StatementMode {
+    /// Named statements, prepared once per connection and cached by sqlx. The fastest; needs
+    /// a direct connection, or a pooler that tracks prepared statements (PgBouncer >= 1.21
+    /// with `max_prepared_statements`).
+    #[default]
+    Cached,
+    /// Unnamed statements, prepared and executed per call. For PgBouncer in transaction mode
+    /// without prepared-statement tracking (Debian's 1.18): named statements would land on
+    /// server connections that do not have them. Costs a second round trip per statement.
+    Unnamed,
 }
 
 /// The entry point: a connection pool plus the tenant registry.
@@ -79,6 +118,7 @@ pub struct TenancyBuilder {
     cache_ttl: Duration,
     cache_capacity: usize,
     tenant_migrations: Migrations,
+    statement_mode: StatementMode,
 }
 
 impl Default for TenancyBuilder {
@@ -88,6 +128,7 @@ impl Default for TenancyBuilder {
             cache_ttl: Duration::from_secs(30),
             cache_capacity: 10_000,
             tenant_migrations: Migrations::empty(),
+            statement_mode: StatementMode::Cached,
         }
     }
 }
@@ -111,6 +152,14 @@ impl TenancyBuilder {
     /// How many lookups (by id, slug or host) the cache holds. Default 10,000.
     pub fn cache_capacity(mut self, n: usize) -> Self {
         self.cache_capacity = n;
+        self
+    }
+
+    /// How repository statements are sent (default [`StatementMode::Cached`]; use
+    /// [`StatementMode::Unnamed`] behind PgBouncer in transaction mode). Registry, lifecycle
+    /// and migration statements are always unnamed.
+    pub fn statement_mode(mut self, mode: StatementMode) -> Self {
+        self.statement_mode = mode;
         self
     }
 
@@ -144,6 +193,7 @@ impl TenancyBuilder {
                 pool,
                 cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
                 tenant_migrations: Arc::new(self.tenant_migrations),
+                persistent: self.statement_mode == StatementMode::Cached,
             }),
         })
     }

@@ -9,6 +9,25 @@ use sqlx::{Arguments, AssertSqlSafe, Encode, Postgres, SqlSafeStr, SqlStr, Type}
 
 use crate::{Error, Result};
 
+/// A statement off the hot path (registry, lifecycle, migrations, checks), always run as an
+/// unnamed statement: it works through PgBouncer in transaction mode whatever the
+/// [`StatementMode`](crate::StatementMode), and fills no connection's statement cache.
+pub(crate) fn admin_query(
+    sql: impl SqlSafeStr,
+) -> sqlx::query::Query<'static, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(false)
+}
+
+/// As [`admin_query`], returning one column.
+pub(crate) fn admin_scalar<O>(
+    sql: impl SqlSafeStr,
+) -> sqlx::query::QueryScalar<'static, Postgres, O, PgArguments>
+where
+    (O,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    sqlx::query_scalar(sql).persistent(false)
+}
+
 /// Wraps SQL text assembled by this crate for sqlx.
 pub(crate) fn text(sql: String) -> SqlStr {
     AssertSqlSafe(sql).into_sql_str()

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 use crate::model::{Model, ModelMeta};
 use crate::{Error, Result, Tenancy};
@@ -48,7 +48,10 @@ impl Tenancy {
     /// [`Error::InvalidModel`]; [`Error::Database`].
     pub async fn verify<M: Model>(&self) -> Result<()> {
         M::statements().get(&M::META)?;
-        let problems = shape_problems(self, &M::META).await?;
+        let problems = self
+            .runtime()
+            .with_conn(async |conn| shape_problems(conn, &M::META).await)
+            .await?;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -60,25 +63,25 @@ impl Tenancy {
     }
 }
 
-async fn shape_problems(tenancy: &Tenancy, meta: &ModelMeta) -> Result<Vec<String>> {
-    let pool = &tenancy.runtime().pool;
+async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec<String>> {
     let tenant = meta.tenant_column;
     let key = meta.columns[meta.key].name;
-    let oid: Option<sqlx::postgres::types::Oid> = sqlx::query_scalar("SELECT to_regclass($1)::oid")
-        .bind(tenancy_core::ident::quote(meta.table))
-        .fetch_one(pool)
-        .await?;
+    let oid: Option<sqlx::postgres::types::Oid> =
+        crate::sql::admin_scalar("SELECT to_regclass($1)::oid")
+            .bind(tenancy_core::ident::quote(meta.table))
+            .fetch_one(&mut *conn)
+            .await?;
     let Some(oid) = oid else {
         return Ok(vec!["the table does not exist (in the search_path)".into()]);
     };
 
     let mut problems = Vec::new();
-    let columns = sqlx::query(
+    let columns = crate::sql::admin_query(
         "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS ty, attnotnull \
          FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
     )
     .bind(oid)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let column = |name: &str| columns.iter().find(|r| r.get::<String, _>("name") == name);
     match column(tenant) {
@@ -103,7 +106,7 @@ async fn shape_problems(tenancy: &Tenancy, meta: &ModelMeta) -> Result<Vec<Strin
     }
 
     // Constraints: p(rimary), u(nique), f(oreign), x (exclusion), with column names in order.
-    let constraints = sqlx::query(
+    let constraints = crate::sql::admin_query(
         "SELECT c.conname::text AS name, c.contype::text AS kind, \
                 ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) \
                       JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i) AS cols, \
@@ -113,7 +116,7 @@ async fn shape_problems(tenancy: &Tenancy, meta: &ModelMeta) -> Result<Vec<Strin
          FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype IN ('p', 'u', 'f', 'x') ORDER BY c.conname",
     )
     .bind(oid)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut has_pk = false;
     for c in &constraints {
@@ -163,7 +166,7 @@ async fn shape_problems(tenancy: &Tenancy, meta: &ModelMeta) -> Result<Vec<Strin
     }
 
     // Indexes not behind a constraint (those were reported above).
-    let indexes = sqlx::query(
+    let indexes = crate::sql::admin_query(
         "SELECT ci.relname::text AS name, \
                 (SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[0]) AS first \
          FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid \
@@ -171,7 +174,7 @@ async fn shape_problems(tenancy: &Tenancy, meta: &ModelMeta) -> Result<Vec<Strin
          ORDER BY ci.relname",
     )
     .bind(oid)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     for ix in &indexes {
         let name: String = ix.get("name");

@@ -88,7 +88,7 @@ pub(crate) async fn apply(
         .execute(&mut *conn)
         .await?;
     let history = target.history();
-    let applied = sqlx::query(crate::sql::text(format!(
+    let applied = crate::sql::admin_query(crate::sql::text(format!(
         "SELECT version, checksum FROM {history}"
     )))
     .fetch_all(&mut *conn)

@@ -180,10 +180,9 @@ impl Tenancy {
                 MigrationTarget::SharedTables => None,
             })
             .collect();
-        {
-            let mut conn = self.runtime().pool.acquire().await?;
-            su.audit(&mut conn, "tenants.migrate", &ids, None).await?;
-        }
+        self.runtime()
+            .with_conn(async |conn| su.audit(conn, "tenants.migrate", &ids, None).await)
+            .await?;
         let total = targets.len();
         let mut report = MigrationReport::default();
         let (mut done, mut failed) = (0, 0);
@@ -238,10 +237,13 @@ impl Tenancy {
                     format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema))
                 }
             };
-            let applied: Vec<i64> =
-                sqlx::query_scalar(crate::sql::text(format!("SELECT version FROM {history}")))
-                    .fetch_all(&self.runtime().pool)
-                    .await?;
+            let q = crate::sql::admin_scalar(crate::sql::text(format!(
+                "SELECT version FROM {history}"
+            )));
+            let applied: Vec<i64> = self
+                .runtime()
+                .with_conn(async |c| Ok(q.fetch_all(c).await?))
+                .await?;
             let missing: Vec<i64> = migrations
                 .iter()
                 .map(|m| m.version)
@@ -255,12 +257,14 @@ impl Tenancy {
     }
 
     async fn migration_targets(&self) -> Result<Vec<MigrationTarget>> {
-        let rows = sqlx::query(
+        let rows = crate::sql::admin_query(
             "SELECT id, slug, schema_name FROM tenancy.tenants \
              WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug",
-        )
-        .fetch_all(&self.runtime().pool)
-        .await?;
+        );
+        let rows = self
+            .runtime()
+            .with_conn(async |c| Ok(rows.fetch_all(c).await?))
+            .await?;
         let mut targets = vec![MigrationTarget::SharedTables];
         for r in rows {
             targets.push(MigrationTarget::Tenant {

@@ -128,12 +128,14 @@ impl Tenancy {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
-        let row = sqlx::query(
+        let row = crate::sql::admin_query(
             "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.id = $1",
         )
-        .bind(id.as_uuid())
-        .fetch_optional(&self.rt.pool)
-        .await?;
+        .bind(id.as_uuid());
+        let row = self
+            .rt
+            .with_conn(async |c| Ok(row.fetch_optional(c).await?))
+            .await?;
         self.admit(key, row, Lookup::Id(id))
     }
 
@@ -148,12 +150,14 @@ impl Tenancy {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
-        let row = sqlx::query(
+        let row = crate::sql::admin_query(
             "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.slug = $1",
         )
-        .bind(slug.as_str())
-        .fetch_optional(&self.rt.pool)
-        .await?;
+        .bind(slug.as_str());
+        let row = self
+            .rt
+            .with_conn(async |c| Ok(row.fetch_optional(c).await?))
+            .await?;
         self.admit(key, row, Lookup::Slug(slug.as_str().to_owned()))
     }
 
@@ -168,14 +172,16 @@ impl Tenancy {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
-        let row = sqlx::query(
+        let row = crate::sql::admin_query(
             "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name \
              FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id \
              WHERE d.host = $1",
         )
-        .bind(host.as_str())
-        .fetch_optional(&self.rt.pool)
-        .await?;
+        .bind(host.as_str());
+        let row = self
+            .rt
+            .with_conn(async |c| Ok(row.fetch_optional(c).await?))
+            .await?;
         self.admit(key, row, Lookup::Host(host.as_str().to_owned()))
     }
 
@@ -250,7 +256,7 @@ impl Tenancy {
 
         let mut conn = self.rt.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        sqlx::query(
+        crate::sql::admin_query(
             "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -263,7 +269,7 @@ impl Tenancy {
         .await
         .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
         for (i, host) in hosts.iter().enumerate() {
-            sqlx::query(
+            crate::sql::admin_query(
                 "INSERT INTO tenancy.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)",
             )
             .bind(host.as_str())
@@ -291,7 +297,7 @@ impl Tenancy {
             )
             .await?;
         }
-        let row = sqlx::query(sql_tenant_by_id())
+        let row = crate::sql::admin_query(sql_tenant_by_id())
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)
             .await?;

@@ -73,9 +73,11 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     // Serialises concurrent starters; released at commit or rollback.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.registry_migrations'))")
-        .execute(&mut *tx)
-        .await?;
+    crate::sql::admin_query(
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.registry_migrations'))",
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::raw_sql(
         "CREATE SCHEMA IF NOT EXISTS tenancy;
          CREATE TABLE IF NOT EXISTS tenancy.registry_migrations (
@@ -86,16 +88,17 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     )
     .execute(&mut *tx)
     .await?;
-    let applied: Vec<i32> =
-        sqlx::query_scalar("SELECT version FROM tenancy.registry_migrations ORDER BY version")
-            .fetch_all(&mut *tx)
-            .await?;
+    let applied: Vec<i32> = crate::sql::admin_scalar(
+        "SELECT version FROM tenancy.registry_migrations ORDER BY version",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     for &(version, description, sql) in MIGRATIONS {
         if applied.contains(&version) {
             continue;
         }
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query(
+        crate::sql::admin_query(
             "INSERT INTO tenancy.registry_migrations (version, description) VALUES ($1, $2)",
         )
         .bind(version)

@@ -1,0 +1,141 @@
+//! Through PgBouncer in transaction mode (Debian's 1.18, which does not track prepared
+//! statements): with `StatementMode::Unnamed`, repositories, transactions and raw SQL work for
+//! shared-table and own-schema tenants under concurrency, and no tenant's rows reach another.
+//!
+//! Ignored by a plain `cargo test`; `scripts/test` runs it with a real PgBouncer started by
+//! `scripts/pgbouncer`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
+use tenancy::{
+    MigrateOptions, Migrations, NewTenant, Placement, StatementMode, Tenancy, TenantCtx,
+};
+use uuid::Uuid;
+
+fn pgbouncer_url(db: &str) -> String {
+    let base = std::env::var("TENANCY_TEST_PGBOUNCER_URL").expect(
+        "TENANCY_TEST_PGBOUNCER_URL is not set: run this test through scripts/pgbouncer \
+         (scripts/test does)",
+    );
+    format!("{base}/{db}")
+}
+
+async fn work(ctx: TenantCtx, task: usize) -> Vec<Uuid> {
+    let repo = Spinner::repo();
+    let mut mine = Vec::new();
+    for i in 0..25 {
+        let s = repo
+            .insert(
+                &ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: format!("t{task}-{i}"),
+                    color: None,
+                },
+            )
+            .await
+            .expect("insert through pgbouncer");
+        assert_eq!(repo.get(&ctx, s.id).await.unwrap().as_ref(), Some(&s));
+        let mut tx = ctx.begin().await.unwrap();
+        let spin = Spin::repo()
+            .insert(
+                &mut tx,
+                &NewSpin {
+                    id: Uuid::new_v4(),
+                    spinner_id: s.id,
+                    duration: i,
+                    note: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            Spin::repo().get(&mut tx, spin.id).await.unwrap(),
+            Some(spin)
+        );
+        tx.commit().await.unwrap();
+        let named = repo
+            .query()
+            .filter(Spinner::NAME.eq(s.name.clone()))
+            .fetch_all(&ctx)
+            .await
+            .unwrap();
+        assert_eq!(named, vec![s.clone()]);
+        let (n,): (i64,) = Spin::repo()
+            .raw_as("SELECT count(*) FROM {spins} WHERE spinner_id = $1")
+            .bind(s.id)
+            .fetch_one(&ctx)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        mine.push(s.id);
+    }
+    mine
+}
+
+#[tokio::test]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn repositories_work_through_pgbouncer_in_transaction_mode() {
+    let db = TestDb::new("pgbouncer").await;
+    let tenancy = Tenancy::builder()
+        .max_connections(16)
+        .statement_mode(StatementMode::Unnamed)
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&pgbouncer_url(&db.name))
+        .await
+        .expect("connect through pgbouncer");
+    let su = tenancy.superuser("test", "pgbouncer").await.unwrap();
+    assert!(
+        tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    let mut ctxs = Vec::new();
+    for (slug, placement) in [
+        ("shared-a", Placement::SharedTable),
+        ("shared-b", Placement::SharedTable),
+        ("schema-a", Placement::OwnSchema),
+        ("schema-b", Placement::OwnSchema),
+    ] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(placement))
+            .await
+            .unwrap();
+        ctxs.push(tenancy.resolve_slug(slug).await.unwrap());
+    }
+    // 16 tasks over 4 tenants through 4 server connections: statements of every tenant
+    // interleave on every server connection.
+    let mut handles = Vec::new();
+    for task in 0..16 {
+        let ctx = ctxs[task % 4].clone();
+        handles.push(tokio::spawn(
+            async move { (ctx.id(), work(ctx, task).await) },
+        ));
+    }
+    let mut expected: HashMap<_, Vec<Uuid>> = HashMap::new();
+    for h in handles {
+        let (tenant, ids) = h.await.expect("a task failed");
+        expected.entry(tenant).or_default().extend(ids);
+    }
+    for ctx in &ctxs {
+        let mut got: Vec<Uuid> = Spinner::repo()
+            .query()
+            .fetch_all(ctx)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let mut want = expected[&ctx.id()].clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "tenant {}", ctx.slug());
+        assert_eq!(Spin::repo().count(ctx).await.unwrap(), 100);
+    }
+}
