@@ -67,6 +67,17 @@ pub enum Error {
     /// A tenant with this id already exists.
     #[error("a tenant with id {0} already exists")]
     TenantIdTaken(TenantId),
+    /// A lifecycle move that the tenant's status does not allow (resuming an active tenant,
+    /// purging one that is not soft-deleted ...). Nothing was changed.
+    #[error("cannot {action} tenant {id}: it is {status}")]
+    WrongStatus {
+        /// The tenant.
+        id: TenantId,
+        /// Its status.
+        status: tenancy_core::TenantStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
     /// A tenant name was empty or too long.
     #[error("invalid tenant name: {0}")]
     InvalidName(&'static str),

@@ -40,6 +40,7 @@ pub use uuid;
 pub use column::{Assignment, Column, ColumnValue, Filter, Order, ReadOnly, TextColumn, Writable};
 pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
+pub use lifecycle::Purged;
 pub use migrate::{
     MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
 };

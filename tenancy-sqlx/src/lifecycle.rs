@@ -1,8 +1,9 @@
-//! Tenant lifecycle: suspend, resume, soft delete, restore. Each needs a [`Superuser`] and is
-//! audited in the same transaction as the change.
+//! Tenant lifecycle: suspend, resume, soft delete, restore, purge, rename, hosts. Each needs a
+//! [`Superuser`] and is audited in the same transaction as the change; each clears the
+//! resolution cache for the tenant, so this process sees the change at once.
 
-use sqlx::Acquire;
-use tenancy_core::{TenantId, TenantStatus};
+use sqlx::{Acquire, Row};
+use tenancy_core::{Hostname, Slug, TenantId, TenantStatus};
 
 use crate::registry::{Tenant, sql_tenant_by_id, tenant_from_row};
 use crate::{Error, Lookup, Result, Superuser, Tenancy};
@@ -47,7 +48,7 @@ impl Tenancy {
     /// Data is untouched. Audited.
     ///
     /// # Errors
-    /// [`Error::TenantNotFound`]; [`Error::Forbidden`] if the tenant is not active.
+    /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] if the tenant is not active.
     pub async fn suspend(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
         self.lifecycle(su, id, Move::Suspend).await
     }
@@ -88,10 +89,11 @@ impl Tenancy {
                 .await?;
         let status = status.ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
         if !mv.from().contains(&status.as_str()) {
-            return Err(Error::Forbidden(format!(
-                "cannot {} tenant {id}: it is {status}",
-                mv.action().trim_start_matches("tenant.")
-            )));
+            return Err(Error::WrongStatus {
+                id,
+                status: status.parse()?,
+                action: mv.action().trim_start_matches("tenant."),
+            });
         }
         let to = mv.to();
         crate::sql::admin_query(
@@ -112,4 +114,261 @@ impl Tenancy {
         tracing::warn!(tenant = %id, actor = su.actor(), action = mv.action(), "tenant lifecycle");
         tenant_from_row(&row)
     }
+}
+
+/// What [`Tenancy::purge`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purged {
+    /// The tenant's schema, dropped with everything in it.
+    Schema(String),
+    /// Rows deleted from each shared table, `(table, rows)`.
+    Rows(Vec<(String, u64)>),
+}
+
+impl Tenancy {
+    /// Deletes a soft-deleted tenant for good: drops its schema (own-schema placement) or
+    /// deletes its rows from every shared table that has the tenant column `tenant_id` (children
+    /// before parents, following foreign keys), then its registry row and hosts. One
+    /// transaction: on error nothing is deleted. The audit log keeps the tenant's id.
+    ///
+    /// # Errors
+    /// [`Error::WrongStatus`] unless the tenant is soft-deleted; [`Error::TenantNotFound`].
+    pub async fn purge(&self, su: &Superuser, id: TenantId) -> Result<Purged> {
+        self.check_superuser(su)?;
+        let mut conn = self.runtime().pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let row = crate::sql::admin_query(
+            "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+        let status: String = row.try_get("status")?;
+        if status != "deleted" {
+            return Err(Error::WrongStatus {
+                id,
+                status: status.parse()?,
+                action: "purge",
+            });
+        }
+        let schema: Option<String> = row.try_get("schema_name")?;
+        let purged = match schema {
+            Some(schema) => {
+                tenancy_core::ident::validate_schema(&schema)?;
+                sqlx::raw_sql(crate::sql::text(format!(
+                    "DROP SCHEMA {} CASCADE",
+                    tenancy_core::ident::quote(&schema)
+                )))
+                .execute(&mut *tx)
+                .await?;
+                Purged::Schema(schema)
+            }
+            None => {
+                let mut deleted = Vec::new();
+                for table in tenant_tables_children_first(&mut tx).await? {
+                    let done = crate::sql::admin_query(crate::sql::text(format!(
+                        "DELETE FROM {table} WHERE tenant_id = $1"
+                    )))
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                    deleted.push((table, done.rows_affected()));
+                }
+                Purged::Rows(deleted)
+            }
+        };
+        crate::sql::admin_query("DELETE FROM tenancy.tenants WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        su.audit(&mut tx, "tenant.purge", &[id], Some(&format!("{purged:?}")))
+            .await?;
+        tx.commit().await?;
+        self.runtime().cache.invalidate(id);
+        tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");
+        Ok(purged)
+    }
+
+    /// Changes a tenant's slug. An own-schema tenant keeps its schema (schema names are fixed
+    /// at creation). Audited.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed slug, [`Error::SlugTaken`],
+    /// [`Error::TenantNotFound`].
+    pub async fn rename_slug(&self, su: &Superuser, id: TenantId, slug: &str) -> Result<Tenant> {
+        let slug = Slug::parse(slug)?;
+        self.registry_change(
+            su,
+            id,
+            "tenant.rename_slug",
+            Some(slug.as_str()),
+            async |tx| {
+                crate::sql::admin_query("UPDATE tenancy.tenants SET slug = $2 WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .bind(slug.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique_to(e, Error::SlugTaken(slug.as_str().to_owned())))?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Adds a host the tenant answers to; `primary` makes it the primary host (the tenant's
+    /// first host is primary whatever `primary` says). Audited.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed host, [`Error::HostTaken`] (also by this tenant),
+    /// [`Error::TenantNotFound`].
+    pub async fn add_host(
+        &self,
+        su: &Superuser,
+        id: TenantId,
+        host: &str,
+        primary: bool,
+    ) -> Result<Tenant> {
+        let host = Hostname::parse(host)?;
+        self.registry_change(su, id, "tenant.add_host", Some(host.as_str()), async |tx| {
+            if primary {
+                crate::sql::admin_query(
+                    "UPDATE tenancy.domains SET is_primary = false WHERE tenant_id = $1",
+                )
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            }
+            crate::sql::admin_query(
+                "INSERT INTO tenancy.domains (host, tenant_id, is_primary) \
+                 VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM tenancy.domains \
+                                             WHERE tenant_id = $2 AND is_primary))",
+            )
+            .bind(host.as_str())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_to(e, Error::HostTaken(host.as_str().to_owned())))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a host from a tenant. If it was the primary host, the first remaining host (by
+    /// name) becomes primary. Audited.
+    ///
+    /// # Errors
+    /// [`Error::TenantNotFound`] if the tenant does not exist or the host is not its.
+    pub async fn remove_host(&self, su: &Superuser, id: TenantId, host: &str) -> Result<Tenant> {
+        let host = Hostname::parse(host)?;
+        self.registry_change(su, id, "tenant.remove_host", Some(host.as_str()), async |tx| {
+            let removed = crate::sql::admin_query(
+                "DELETE FROM tenancy.domains WHERE host = $1 AND tenant_id = $2",
+            )
+            .bind(host.as_str())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+            if removed.rows_affected() == 0 {
+                return Err(Error::TenantNotFound(Lookup::Host(host.as_str().to_owned())));
+            }
+            crate::sql::admin_query(
+                "UPDATE tenancy.domains SET is_primary = true WHERE host = ( \
+                     SELECT host FROM tenancy.domains WHERE tenant_id = $1 ORDER BY host LIMIT 1) \
+                 AND NOT EXISTS (SELECT 1 FROM tenancy.domains WHERE tenant_id = $1 AND is_primary)",
+            )
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A registry change to one tenant: locks its row, runs `change`, audits, returns the
+    /// record as changed, all in one transaction; then clears the resolution cache.
+    async fn registry_change(
+        &self,
+        su: &Superuser,
+        id: TenantId,
+        action: &str,
+        detail: Option<&str>,
+        change: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<()>,
+    ) -> Result<Tenant> {
+        self.check_superuser(su)?;
+        let mut conn = self.runtime().pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        crate::sql::admin_scalar::<uuid::Uuid>(
+            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+        change(&mut tx).await?;
+        su.audit(&mut tx, action, &[id], detail).await?;
+        let row = crate::sql::admin_query(sql_tenant_by_id())
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.runtime().cache.invalidate(id);
+        tenant_from_row(&row)
+    }
+}
+
+/// `typed` for a unique violation, the database error otherwise.
+fn unique_to(e: sqlx::Error, typed: Error) -> Error {
+    if e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        typed
+    } else {
+        Error::Database(e)
+    }
+}
+
+/// The shared tables with a `tenant_id` column in the search path (outside the registry), each
+/// listed before the tables it references, so deleting in this order never trips a foreign key.
+async fn tenant_tables_children_first(conn: &mut sqlx::PgConnection) -> Result<Vec<String>> {
+    let tables = crate::sql::admin_query(
+        "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name \
+         FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+           AND n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'tenancy' \
+         ORDER BY 2",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let edges: Vec<(i64, i64)> = crate::sql::admin_query(
+        "SELECT conrelid::bigint, confrelid::bigint FROM pg_constraint \
+         WHERE contype = 'f' AND conrelid <> confrelid",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .collect::<Result<_>>()?;
+    let mut pending: Vec<(i64, String)> = tables
+        .iter()
+        .map(|r| Ok((r.try_get("oid")?, r.try_get("name")?)))
+        .collect::<Result<_>>()?;
+    // Repeatedly take a table no remaining table references; a cycle falls back to name order.
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let referenced = |oid: i64, pending: &[(i64, String)]| {
+            edges
+                .iter()
+                .any(|&(child, parent)| parent == oid && pending.iter().any(|(o, _)| *o == child))
+        };
+        let pick = pending
+            .iter()
+            .position(|(oid, _)| !referenced(*oid, &pending))
+            .unwrap_or(0);
+        ordered.push(pending.remove(pick).1);
+    }
+    Ok(ordered)
 }

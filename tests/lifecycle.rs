@@ -1,0 +1,279 @@
+//! Purge, rename and hosts: each only through a Superuser, each audited, and purge only after a
+//! soft delete, touching no other tenant.
+
+mod common;
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
+use tenancy::{
+    Error, MigrateOptions, Migrations, NewTenant, Placement, Purged, Tenancy, TenantCtx,
+    TenantStatus,
+};
+use uuid::Uuid;
+
+async fn setup(db: &TestDb) -> Tenancy {
+    let tenancy = Tenancy::builder()
+        .max_connections(5)
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "setup").await.unwrap();
+    assert!(
+        tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    tenancy
+}
+
+async fn seed(ctx: &TenantCtx, n: i32) {
+    for i in 0..n {
+        let s = Spinner::repo()
+            .insert(
+                ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: format!("s{i}"),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        Spin::repo()
+            .insert(
+                ctx,
+                &NewSpin {
+                    id: Uuid::new_v4(),
+                    spinner_id: s.id,
+                    duration: i,
+                    note: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn purge_only_after_soft_delete_and_only_that_tenant() {
+    let db = TestDb::new("purge").await;
+    let tenancy = setup(&db).await;
+    for (slug, placement) in [
+        ("gone-shared", Placement::SharedTable),
+        ("kept-shared", Placement::SharedTable),
+        ("gone-schema", Placement::OwnSchema),
+        ("kept-schema", Placement::OwnSchema),
+    ] {
+        tenancy
+            .create_tenant(
+                NewTenant::new(slug, slug)
+                    .placement(placement)
+                    .host(format!("{slug}.example.com")),
+            )
+            .await
+            .unwrap();
+        seed(&tenancy.resolve_slug(slug).await.unwrap(), 3).await;
+    }
+    let su = tenancy.superuser("ops", "customer left").await.unwrap();
+    let gone_shared = tenancy.resolve_slug("gone-shared").await.unwrap().id();
+    let gone_schema = tenancy.resolve_slug("gone-schema").await.unwrap().id();
+
+    // Not before a soft delete.
+    let err = tenancy.purge(&su, gone_shared).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::WrongStatus {
+                status: TenantStatus::Active,
+                action: "purge",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM public.spins").await, 6);
+
+    tenancy.soft_delete(&su, gone_shared).await.unwrap();
+    tenancy.soft_delete(&su, gone_schema).await.unwrap();
+    let purged = tenancy.purge(&su, gone_shared).await.unwrap();
+    // Children before parents: spins (which references spinners) first.
+    assert_eq!(
+        purged,
+        Purged::Rows(vec![
+            ("public.spins".into(), 3),
+            ("public.spinners".into(), 3)
+        ])
+    );
+    assert_eq!(
+        tenancy.purge(&su, gone_schema).await.unwrap(),
+        Purged::Schema("t_gone_schema".into())
+    );
+
+    assert_eq!(count(&db, "SELECT count(*) FROM public.spins").await, 3);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM t_kept_schema.spins").await,
+        3
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 't_gone_schema'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM tenancy.tenants").await, 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM tenancy.domains").await, 2);
+    assert!(matches!(
+        tenancy.resolve_slug("gone-shared").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.resolve_host("gone-schema.example.com").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.purge(&su, gone_shared).await,
+        Err(Error::TenantNotFound(_))
+    ));
+    // The survivors still work.
+    for slug in ["kept-shared", "kept-schema"] {
+        let ctx = tenancy.resolve_slug(slug).await.unwrap();
+        assert_eq!(Spin::repo().count(&ctx).await.unwrap(), 3);
+    }
+    // The audit keeps the purged tenants' ids.
+    let audited = count(
+        &db,
+        &format!("SELECT count(*) FROM tenancy.audit_log WHERE action = 'tenant.purge' AND tenant_ids && ARRAY['{gone_shared}', '{gone_schema}']::uuid[]"),
+    )
+    .await;
+    assert_eq!(audited, 2);
+}
+
+#[tokio::test]
+async fn rename_and_hosts() {
+    let db = TestDb::new("rename_hosts").await;
+    let tenancy = setup(&db).await;
+    tenancy
+        .create_tenant(
+            NewTenant::new("acme", "Acme")
+                .placement(Placement::OwnSchema)
+                .host("acme.example.com"),
+        )
+        .await
+        .unwrap();
+    tenancy
+        .create_tenant(NewTenant::new("globex", "Globex").host("globex.example.com"))
+        .await
+        .unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    let su = tenancy.superuser("ops", "rebrand").await.unwrap();
+
+    // Rename: the old slug stops resolving at once (cache cleared), the schema stays.
+    let t = tenancy
+        .rename_slug(&su, acme.id(), "acme-two")
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.slug.as_str(), t.schema.as_deref()),
+        ("acme-two", Some("t_acme"))
+    );
+    assert!(matches!(
+        tenancy.resolve_slug("acme").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert_eq!(
+        tenancy.resolve_slug("acme-two").await.unwrap().id(),
+        acme.id()
+    );
+    assert!(matches!(
+        tenancy.rename_slug(&su, acme.id(), "globex").await,
+        Err(Error::SlugTaken(_))
+    ));
+    assert!(matches!(
+        tenancy
+            .rename_slug(&su, acme.id(), "Robert'); DROP TABLE x;--")
+            .await,
+        Err(Error::Invalid(_))
+    ));
+
+    // Hosts.
+    let t = tenancy
+        .add_host(&su, acme.id(), "ACME.io", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.hosts,
+        vec!["acme.example.com".to_owned(), "acme.io".to_owned()]
+    );
+    assert_eq!(
+        tenancy.resolve_host("acme.io").await.unwrap().id(),
+        acme.id()
+    );
+    assert!(matches!(
+        tenancy
+            .add_host(&su, acme.id(), "globex.example.com", false)
+            .await,
+        Err(Error::HostTaken(_))
+    ));
+    let t = tenancy
+        .add_host(&su, acme.id(), "www.acme.io", true)
+        .await
+        .unwrap();
+    assert_eq!(t.hosts[0], "www.acme.io", "a new primary host comes first");
+    let t = tenancy
+        .remove_host(&su, acme.id(), "www.acme.io")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.hosts[0], "acme.example.com",
+        "the first remaining host is promoted"
+    );
+    assert!(matches!(
+        tenancy.resolve_host("www.acme.io").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        tenancy
+            .remove_host(&su, acme.id(), "globex.example.com")
+            .await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert_eq!(
+        tenancy
+            .resolve_host("globex.example.com")
+            .await
+            .unwrap()
+            .slug(),
+        "globex"
+    );
+
+    let actions: Vec<String> = {
+        let mut conn = db.connect().await;
+        sqlx::query_scalar("SELECT action FROM tenancy.audit_log WHERE grant_id = $1 ORDER BY id")
+            .bind(su.grant_id())
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        actions,
+        [
+            "tenant.rename_slug",
+            "tenant.add_host",
+            "tenant.add_host",
+            "tenant.remove_host"
+        ]
+    );
+}
