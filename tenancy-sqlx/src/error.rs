@@ -102,6 +102,9 @@ pub enum Error {
     /// A migration could not be loaded or applied; what it ran on was rolled back.
     #[error("migration error: {0}")]
     Migration(String),
+    /// A tenant archive is malformed, or does not fit the tenant it is imported into.
+    #[error("tenant archive: {0}")]
+    Archive(String),
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,

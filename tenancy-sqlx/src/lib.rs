@@ -18,6 +18,7 @@ mod column;
 mod ctx;
 mod error;
 mod exec;
+mod export;
 mod lifecycle;
 mod migrate;
 mod model;
@@ -40,6 +41,7 @@ pub use uuid;
 pub use column::{Assignment, Column, ColumnValue, Filter, Order, ReadOnly, TextColumn, Writable};
 pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
+pub use export::{ArchivedTable, TenantArchive};
 pub use lifecycle::Purged;
 pub use migrate::{
     MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,

@@ -167,7 +167,7 @@ impl Tenancy {
             }
             None => {
                 let mut deleted = Vec::new();
-                for table in tenant_tables_children_first(&mut tx).await? {
+                for (_, table) in tenant_tables_children_first(&mut tx, None).await? {
                     let done = crate::sql::admin_query(crate::sql::text(format!(
                         "DELETE FROM {table} WHERE tenant_id = $1"
                     )))
@@ -329,18 +329,26 @@ fn unique_to(e: sqlx::Error, typed: Error) -> Error {
     }
 }
 
-/// The shared tables with a `tenant_id` column in the search path (outside the registry), each
-/// listed before the tables it references, so deleting in this order never trips a foreign key.
-async fn tenant_tables_children_first(conn: &mut sqlx::PgConnection) -> Result<Vec<String>> {
+/// The tables holding a tenant's rows, each listed before the tables it references, so deleting
+/// in this order never trips a foreign key (and inserting in the reverse order never does
+/// either). With `schema`, the tables of that tenant schema; without, the shared tables with a
+/// `tenant_id` column in the search path, outside the registry. Returns `(oid, qualified name)`.
+pub(crate) async fn tenant_tables_children_first(
+    conn: &mut sqlx::PgConnection,
+    schema: Option<&str>,
+) -> Result<Vec<(i64, String)>> {
     let tables = crate::sql::admin_query(
         "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name \
          FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-           AND n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'tenancy' \
+           AND CASE WHEN $1::text IS NULL \
+                    THEN n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'tenancy' \
+                    ELSE n.nspname = $1 END \
          ORDER BY 2",
     )
+    .bind(schema)
     .fetch_all(&mut *conn)
     .await?;
     let edges: Vec<(i64, i64)> = crate::sql::admin_query(
@@ -368,7 +376,7 @@ async fn tenant_tables_children_first(conn: &mut sqlx::PgConnection) -> Result<V
             .iter()
             .position(|(oid, _)| !referenced(*oid, &pending))
             .unwrap_or(0);
-        ordered.push(pending.remove(pick).1);
+        ordered.push(pending.remove(pick));
     }
     Ok(ordered)
 }

@@ -1,0 +1,231 @@
+//! Export one tenant and import it into another (another placement, another id): the same
+//! rows, verified counts, and nothing half-imported on error.
+
+mod common;
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
+use tenancy::{
+    Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenantArchive, TenantCtx,
+};
+use uuid::Uuid;
+
+async fn setup(db: &TestDb) -> Tenancy {
+    let tenancy = Tenancy::builder()
+        .max_connections(5)
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "setup").await.unwrap();
+    assert!(
+        tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    tenancy
+}
+
+async fn snapshot(ctx: &TenantCtx) -> (Vec<Spinner>, Vec<Spin>) {
+    let spinners = Spinner::repo()
+        .query()
+        .order_by(Spinner::ID.asc())
+        .fetch_all(ctx)
+        .await
+        .unwrap();
+    let spins = Spin::repo()
+        .query()
+        .order_by(Spin::ID.asc())
+        .fetch_all(ctx)
+        .await
+        .unwrap();
+    (spinners, spins)
+}
+
+#[tokio::test]
+async fn export_then_import_gives_the_same_rows() {
+    let db = TestDb::new("export").await;
+    let tenancy = setup(&db).await;
+    for (slug, placement) in [
+        ("source", Placement::SharedTable),
+        ("other", Placement::SharedTable),
+        ("copy", Placement::OwnSchema),
+        ("back", Placement::SharedTable),
+    ] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(placement))
+            .await
+            .unwrap();
+    }
+    let source = tenancy.resolve_slug("source").await.unwrap();
+    let other = tenancy.resolve_slug("other").await.unwrap();
+    let awkward = [
+        "plain",
+        "tab\there",
+        "new\nline",
+        "back\\slash",
+        "quote'\"",
+        "ünïcödé ✓",
+        "\\N",
+    ];
+    for (i, name) in awkward.iter().enumerate() {
+        let color = (i % 2 == 0).then(|| format!("c{i}"));
+        let s = Spinner::repo()
+            .insert(
+                &source,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: (*name).into(),
+                    color,
+                },
+            )
+            .await
+            .unwrap();
+        for d in 0..3 {
+            let note = (d == 1).then(|| "a\r\nnote".to_owned());
+            Spin::repo()
+                .insert(
+                    &source,
+                    &NewSpin {
+                        id: Uuid::new_v4(),
+                        spinner_id: s.id,
+                        duration: d,
+                        note,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    Spinner::repo()
+        .insert(
+            &other,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "not exported".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let su = tenancy
+        .superuser("ops", "move acme to its own schema")
+        .await
+        .unwrap();
+    let archive = tenancy.export_tenant(&su, source.id()).await.unwrap();
+    let names: Vec<(&str, u64)> = archive
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t.rows))
+        .collect();
+    assert_eq!(
+        names,
+        [("spinners", 7), ("spins", 21)],
+        "parents first, only the source's rows"
+    );
+    let bytes = archive.to_bytes();
+    let archive = TenantArchive::from_bytes(&bytes).unwrap();
+
+    let copy = tenancy.resolve_slug("copy").await.unwrap();
+    assert_eq!(
+        tenancy
+            .import_tenant(&su, &archive, copy.id())
+            .await
+            .unwrap(),
+        28
+    );
+    assert_eq!(snapshot(&copy).await, snapshot(&source).await);
+    // And back from the schema into a shared-table tenant.
+    let back = tenancy.resolve_slug("back").await.unwrap();
+    let again = tenancy.export_tenant(&su, copy.id()).await.unwrap();
+    tenancy.import_tenant(&su, &again, back.id()).await.unwrap();
+    assert_eq!(snapshot(&back).await, snapshot(&source).await);
+    assert_eq!(Spinner::repo().count(&other).await.unwrap(), 1);
+
+    // Importing into a tenant that has rows is refused, and changes nothing.
+    let err = tenancy
+        .import_tenant(&su, &archive, other.id())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Archive(_)), "{err:?}");
+    assert_eq!(Spinner::repo().count(&other).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_archive_imports_nothing() {
+    let db = TestDb::new("export_corrupt").await;
+    let tenancy = setup(&db).await;
+    tenancy
+        .create_tenant(NewTenant::new("source", "S"))
+        .await
+        .unwrap();
+    tenancy
+        .create_tenant(NewTenant::new("target", "T"))
+        .await
+        .unwrap();
+    let source = tenancy.resolve_slug("source").await.unwrap();
+    let target = tenancy.resolve_slug("target").await.unwrap();
+    for i in 0..5 {
+        Spinner::repo()
+            .insert(
+                &source,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: format!("s{i}"),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let su = tenancy.superuser("ops", "test").await.unwrap();
+    let bytes = tenancy
+        .export_tenant(&su, source.id())
+        .await
+        .unwrap()
+        .to_bytes();
+
+    assert!(matches!(
+        TenantArchive::from_bytes(&bytes[..bytes.len() - 10]),
+        Err(Error::Archive(_))
+    ));
+    assert!(matches!(
+        TenantArchive::from_bytes(b"hello"),
+        Err(Error::Archive(_))
+    ));
+    let hostile = String::from_utf8(bytes.clone())
+        .unwrap()
+        .replace("table spinners", "table spinners;drop");
+    assert!(TenantArchive::from_bytes(hostile.as_bytes()).is_err());
+
+    // A row count that does not match the data: refused, the target stays empty.
+    let mut archive = TenantArchive::from_bytes(&bytes).unwrap();
+    let spinners = archive
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "spinners")
+        .unwrap();
+    spinners.rows += 1;
+    assert!(matches!(
+        tenancy.import_tenant(&su, &archive, target.id()).await,
+        Err(Error::Archive(_))
+    ));
+    assert_eq!(Spinner::repo().count(&target).await.unwrap(), 0);
+    // Data that is not valid COPY text: refused, the target stays empty.
+    let mut archive = TenantArchive::from_bytes(&bytes).unwrap();
+    let spinners = archive
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "spinners")
+        .unwrap();
+    spinners.data = b"not-a-uuid\tx\t\\N\t2020-01-01\n".to_vec();
+    spinners.rows = 1;
+    assert!(matches!(
+        tenancy.import_tenant(&su, &archive, target.id()).await,
+        Err(Error::Database(_))
+    ));
+    assert_eq!(Spinner::repo().count(&target).await.unwrap(), 0);
+}
