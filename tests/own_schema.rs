@@ -5,6 +5,7 @@ mod common;
 
 use common::models::*;
 use common::{SPINNER_SCHEMA, TestDb};
+use sqlx::Connection;
 use tenancy::{Error, MigrateOptions, Migrations, NewTenant, Outcome, Placement, Tenancy};
 use uuid::Uuid;
 
@@ -254,4 +255,74 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
         vec!["tenant tenant-17 (schema t_tenant_17)".to_owned()]
     );
     assert!(upgraded.pending_migrations(&su).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn spare_schemas_make_provisioning_a_rename() {
+    let db = TestDb::new("own_schema_spares").await;
+    let tenancy = setup(&db, spinner_migrations()).await;
+    assert_eq!(tenancy.warm_schemas(2).await.unwrap(), 2);
+    assert_eq!(tenancy.warm_schemas(2).await.unwrap(), 0, "already warm");
+    let spares = |db: &TestDb| {
+        let url = db.url.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar::<_, String>("SELECT name FROM tenancy.spare_schemas ORDER BY name")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(spares(&db).await.len(), 2);
+
+    // A creation that fails after taking a spare (a stray schema is in the way of the rename)
+    // gives the spare back.
+    db.exec("CREATE SCHEMA t_clash").await;
+    let err = tenancy
+        .create_tenant(NewTenant::new("clash", "Clash").placement(Placement::OwnSchema))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    assert_eq!(spares(&db).await.len(), 2);
+    assert!(matches!(
+        tenancy.resolve_slug("clash").await,
+        Err(Error::TenantNotFound(_))
+    ));
+
+    tenancy
+        .create_tenant(NewTenant::new("globex", "Globex").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    assert_eq!(spares(&db).await.len(), 1, "one spare was taken");
+    let ctx = tenancy.resolve_slug("globex").await.unwrap();
+    let s = Spinner::repo()
+        .insert(&ctx, &new_spinner("x"))
+        .await
+        .unwrap();
+    assert_eq!(Spinner::repo().get(&ctx, s.id).await.unwrap(), Some(s));
+
+    // A spare that fell behind a new migration is brought up to date when taken.
+    let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
+    list.push(tenancy::Migration::new(
+        2,
+        "ratings",
+        "ALTER TABLE spins ADD COLUMN rating smallint",
+    ));
+    let upgraded = Tenancy::builder()
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    upgraded
+        .create_tenant(NewTenant::new("initech", "Initech").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    assert!(spares(&db).await.is_empty());
+    let mut conn = db.connect().await;
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM t_initech.tenancy_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2]);
 }

@@ -27,6 +27,7 @@ mod raw;
 mod registry;
 mod repo;
 mod runtime;
+mod spare;
 mod sql;
 mod superuser;
 mod value;

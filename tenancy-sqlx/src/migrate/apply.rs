@@ -39,7 +39,7 @@ impl Target {
 }
 
 /// The history table's definition, for a new schema.
-pub(crate) fn history_ddl(schema: &str) -> String {
+fn history_ddl(schema: &str) -> String {
     format!(
         "CREATE TABLE {}.tenancy_migrations (
              version     bigint PRIMARY KEY,
@@ -49,6 +49,31 @@ pub(crate) fn history_ddl(schema: &str) -> String {
          )",
         tenancy_core::ident::quote(schema)
     )
+}
+
+/// One script that creates `schema` with its history and applies every migration to it, for a
+/// schema no one else can see yet (created in the caller's transaction): one round trip, and no
+/// lock or history to read.
+pub(crate) fn fresh_schema_script(schema: &str, migrations: &Migrations) -> String {
+    let quoted = tenancy_core::ident::quote(schema);
+    let history = Target::Schema(schema.to_owned()).history();
+    let mut script = format!(
+        "CREATE SCHEMA {quoted};\n{};\nSET LOCAL search_path TO {quoted}, public;\n",
+        history_ddl(schema)
+    );
+    for m in migrations.iter() {
+        let _ = write!(
+            script,
+            "{}\n;\nINSERT INTO {history} (version, description, checksum) VALUES ({}, {}, '\\x{}'::bytea);\n",
+            m.sql,
+            m.version,
+            literal(&m.description),
+            hex(&m.checksum)
+        );
+    }
+    // Leave the search path as the transaction found it for the statements that follow.
+    script.push_str("SET LOCAL search_path TO DEFAULT;");
+    script
 }
 
 /// A SQL string literal (for values we control: versions, descriptions, checksums).

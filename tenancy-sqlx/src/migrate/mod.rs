@@ -20,7 +20,7 @@ use futures_util::stream::{self, StreamExt};
 use sqlx::Row;
 use tenancy_core::TenantId;
 
-pub(crate) use apply::{Target, apply, history_ddl};
+pub(crate) use apply::{Target, apply, fresh_schema_script};
 pub use source::{Migration, Migrations};
 
 use crate::{Result, Superuser, Tenancy};
@@ -40,6 +40,11 @@ pub enum MigrationTarget {
         /// Its schema.
         schema: String,
     },
+    /// A spare schema, provisioned ahead for a future tenant ([`Tenancy::warm_schemas`]).
+    Spare {
+        /// Its schema.
+        schema: String,
+    },
 }
 
 impl std::fmt::Display for MigrationTarget {
@@ -47,6 +52,7 @@ impl std::fmt::Display for MigrationTarget {
         match self {
             Self::SharedTables => f.write_str("shared tables"),
             Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
+            Self::Spare { schema } => write!(f, "spare schema {schema}"),
         }
     }
 }
@@ -177,7 +183,7 @@ impl Tenancy {
             .iter()
             .filter_map(|t| match t {
                 MigrationTarget::Tenant { id, .. } => Some(*id),
-                MigrationTarget::SharedTables => None,
+                MigrationTarget::SharedTables | MigrationTarget::Spare { .. } => None,
             })
             .collect();
         self.runtime()
@@ -233,7 +239,7 @@ impl Tenancy {
         for target in self.migration_targets().await? {
             let history = match &target {
                 MigrationTarget::SharedTables => "tenancy.shared_table_migrations".to_owned(),
-                MigrationTarget::Tenant { schema, .. } => {
+                MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => {
                     format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema))
                 }
             };
@@ -273,6 +279,21 @@ impl Tenancy {
                 schema: r.try_get("schema_name")?,
             });
         }
+        let spares: Vec<String> =
+            self.runtime()
+                .with_conn(async |c| {
+                    Ok(crate::sql::admin_scalar(
+                        "SELECT name FROM tenancy.spare_schemas ORDER BY name",
+                    )
+                    .fetch_all(c)
+                    .await?)
+                })
+                .await?;
+        targets.extend(
+            spares
+                .into_iter()
+                .map(|schema| MigrationTarget::Spare { schema }),
+        );
         Ok(targets)
     }
 
@@ -283,7 +304,9 @@ impl Tenancy {
     ) -> Result<Vec<i64>> {
         let target = match target {
             MigrationTarget::SharedTables => Target::SharedTables,
-            MigrationTarget::Tenant { schema, .. } => Target::Schema(schema.clone()),
+            MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => {
+                Target::Schema(schema.clone())
+            }
         };
         let mut tx = self.runtime().pool.begin().await?;
         let done = apply(&mut tx, &target, migrations).await?;

@@ -281,21 +281,19 @@ impl Tenancy {
         }
         if let Some(schema) = &schema {
             // The schema, its history and every tenant migration, in the same transaction as
-            // the registry row: a failure leaves neither.
-            let quoted = tenancy_core::ident::quote(schema);
-            sqlx::raw_sql(crate::sql::text(format!(
-                "CREATE SCHEMA {quoted}; {}",
-                crate::migrate::history_ddl(schema)
-            )))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
-            crate::migrate::apply(
-                &mut tx,
-                &crate::migrate::Target::Schema(schema.clone()),
-                &self.rt.tenant_migrations,
-            )
-            .await?;
+            // the registry row: a failure leaves neither. A spare schema, built ahead by
+            // `warm_schemas`, is renamed instead of built; either way one round trip when the
+            // schema is at the latest migration.
+            if !crate::spare::take(&mut tx, schema, &self.rt.tenant_migrations).await? {
+                let script =
+                    crate::migrate::fresh_schema_script(schema, &self.rt.tenant_migrations);
+                sqlx::raw_sql(crate::sql::text(script))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        Error::Migration(format!("provisioning schema {schema} failed: {e}"))
+                    })?;
+            }
         }
         let row = crate::sql::admin_query(sql_tenant_by_id())
             .bind(id.as_uuid())

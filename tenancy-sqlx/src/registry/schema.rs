@@ -66,6 +66,16 @@ CREATE TABLE tenancy.global_migrations (
 CREATE TABLE tenancy.shared_table_migrations (LIKE tenancy.global_migrations INCLUDING ALL);
 "#,
     ),
+    (
+        3,
+        "spare schemas",
+        r#"
+CREATE TABLE tenancy.spare_schemas (
+    name       text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    ),
 ];
 
 /// Brings the registry schema to the latest version.
