@@ -52,7 +52,7 @@ pub use query::Select;
 pub use raw::Raw;
 pub use registry::{NewTenant, Tenant};
 pub use repo::Repo;
-pub use runtime::{StatementMode, Tenancy, TenancyBuilder};
+pub use runtime::{DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder};
 pub use superuser::Superuser;
 pub use value::{BindValue, Value};
 pub use verify::ShapeReport;

