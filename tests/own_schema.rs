@@ -326,3 +326,128 @@ async fn spare_schemas_make_provisioning_a_rename() {
             .unwrap();
     assert_eq!(versions, [1, 2]);
 }
+
+#[tokio::test]
+async fn one_pooled_connection_serves_mixed_tenants_in_turn() {
+    let db = TestDb::new("own_schema_hygiene").await;
+    let tenancy = Tenancy::builder()
+        .max_connections(1)
+        .tenant_migrations(spinner_migrations())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "setup").await.unwrap();
+    assert!(
+        tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    let mut ctxs = Vec::new();
+    for (slug, placement) in [
+        ("schema-a", Placement::OwnSchema),
+        ("shared-b", Placement::SharedTable),
+        ("schema-c", Placement::OwnSchema),
+    ] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(placement))
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_slug(slug).await.unwrap();
+        Spinner::repo()
+            .insert(&ctx, &new_spinner(slug))
+            .await
+            .unwrap();
+        ctxs.push(ctx);
+    }
+    // The one connection goes A, B, C, A, ...: each sees exactly its own row, and the session
+    // carries no search path or setting from one to the next.
+    for round in 0..3 {
+        for ctx in &ctxs {
+            let names: Vec<String> = Spinner::repo()
+                .query()
+                .fetch_all(ctx)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            assert_eq!(names, vec![ctx.slug().to_owned()], "round {round}");
+            let mut tx = ctx.begin().await.unwrap();
+            Spinner::repo()
+                .insert(&mut tx, &new_spinner("uncommitted"))
+                .await
+                .unwrap();
+            drop(tx);
+        }
+    }
+    let mut conn = db.connect().await;
+    let leftovers: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM public.spinners WHERE name = 'uncommitted') \
+              + (SELECT count(*) FROM t_schema_a.spinners WHERE name = 'uncommitted') \
+              + (SELECT count(*) FROM t_schema_c.spinners WHERE name = 'uncommitted')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(leftovers, 0);
+    // What the pooled connection's session looks like after all that: the server default.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let default_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (path,): (String,) = Spinner::repo()
+        .raw_as("SELECT current_setting('search_path') FROM {spinners} LIMIT 1")
+        .fetch_one(&ctxs[0])
+        .await
+        .unwrap();
+    assert_eq!(path, default_path);
+}
+
+#[tokio::test]
+async fn hostile_slugs_create_no_schema() {
+    let db = TestDb::new("own_schema_hostile").await;
+    let tenancy = setup(&db, spinner_migrations()).await;
+    for slug in [
+        "x\"; DROP SCHEMA public CASCADE; --",
+        "Acme",
+        "acme_corp",
+        "pg-catalog",
+        "public",
+        "tenancy",
+        "a",
+        "ünïcode",
+        &"a".repeat(49),
+    ] {
+        let err = tenancy
+            .create_tenant(NewTenant::new(slug, "x").placement(Placement::OwnSchema))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{slug:?}: {err:?}");
+    }
+    // Two slugs that differ only where a schema name could fold them never share a schema:
+    // slugs are lowercase and hyphens map to underscores, which slugs cannot contain.
+    tenancy
+        .create_tenant(NewTenant::new("a-b", "x").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    let mut conn = db.connect().await;
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 't\\_%' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["t_a_b"]);
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.tenants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(tenants, 1);
+}
