@@ -90,9 +90,12 @@
 //!
 //! # Placement
 //!
-//! This release serves shared tables with a tenant column (every key leads with it: see
-//! [`Tenancy::verify`]). Schema-per-tenant and database-per-tenant placements are recorded in the
-//! registry ([`Placement`]) and refused with [`Error::UnsupportedPlacement`] until they land.
+//! Placement is per tenant ([`Placement`], recorded in the registry), and the same models serve
+//! every placement: shared tables with a tenant column (every key leads with it: see
+//! [`Tenancy::verify`]), or a schema per tenant (`NewTenant::placement(Placement::OwnSchema)`),
+//! with tenant migrations ([`Migrations`], [`Tenancy::migrate_tenants`]) run in every schema.
+//! The database-per-tenant placement is recorded but refused with
+//! [`Error::UnsupportedPlacement`] for now.
 //!
 //! # Crates
 //!
