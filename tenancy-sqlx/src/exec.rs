@@ -5,6 +5,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
 use sqlx::{Postgres, SqlStr};
 use tenancy_core::Placement;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::ctx::Exec;
@@ -14,6 +15,27 @@ type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
 
 fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
     sqlx::query_with(sql, args).persistent(persistent)
+}
+
+/// Runs `$q.$op(connection)` on the scope's connection: the caller's transaction, or a pooled
+/// connection (see `Runtime::with_conn`). A macro because the two connections are different
+/// executor types.
+macro_rules! on_conn {
+    ($exec:expr, $q:expr, $op:ident) => {{
+        let q = $q;
+        let exec = $exec;
+        async move {
+            Ok(match exec.conn {
+                Some(conn) => q.$op(conn).await?,
+                None => {
+                    exec.ctx
+                        .runtime()
+                        .with_conn(async |conn| Ok(q.$op(conn).await?))
+                        .await?
+                }
+            })
+        }
+    }};
 }
 
 impl<'s> Exec<'s> {
@@ -40,17 +62,15 @@ impl<'s> Exec<'s> {
         query(sql, args, self.ctx.runtime().persistent)
     }
 
+    fn span(&self) -> tracing::Span {
+        tracing::debug_span!("tenancy.statement", tenant = %self.ctx.id())
+    }
+
     pub(crate) async fn fetch_all(self, sql: SqlStr, args: PgArguments) -> Result<Vec<PgRow>> {
-        let q = self.query(sql, args);
-        Ok(match self.conn {
-            Some(conn) => q.fetch_all(conn).await?,
-            None => {
-                self.ctx
-                    .runtime()
-                    .with_conn(async |conn| Ok(q.fetch_all(conn).await?))
-                    .await?
-            }
-        })
+        let span = self.span();
+        on_conn!(self, self.query(sql, args), fetch_all)
+            .instrument(span)
+            .await
     }
 
     pub(crate) async fn fetch_optional(
@@ -58,16 +78,10 @@ impl<'s> Exec<'s> {
         sql: SqlStr,
         args: PgArguments,
     ) -> Result<Option<PgRow>> {
-        let q = self.query(sql, args);
-        Ok(match self.conn {
-            Some(conn) => q.fetch_optional(conn).await?,
-            None => {
-                self.ctx
-                    .runtime()
-                    .with_conn(async |conn| Ok(q.fetch_optional(conn).await?))
-                    .await?
-            }
-        })
+        let span = self.span();
+        on_conn!(self, self.query(sql, args), fetch_optional)
+            .instrument(span)
+            .await
     }
 
     pub(crate) async fn fetch_one(self, sql: SqlStr, args: PgArguments) -> Result<PgRow> {
@@ -77,16 +91,10 @@ impl<'s> Exec<'s> {
     }
 
     pub(crate) async fn execute(self, sql: SqlStr, args: PgArguments) -> Result<PgQueryResult> {
-        let q = self.query(sql, args);
-        Ok(match self.conn {
-            Some(conn) => q.execute(conn).await?,
-            None => {
-                self.ctx
-                    .runtime()
-                    .with_conn(async |conn| Ok(q.execute(conn).await?))
-                    .await?
-            }
-        })
+        let span = self.span();
+        on_conn!(self, self.query(sql, args), execute)
+            .instrument(span)
+            .await
     }
 
     pub(crate) fn fetch(self, sql: SqlStr, args: PgArguments) -> BoxStream<'s, Result<PgRow>> {
