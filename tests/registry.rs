@@ -1,0 +1,774 @@
+//! The tenant registry: creation (validation, typed errors, atomicity), resolution by id, slug,
+//! host and reference, lifecycle moves through an audited `Superuser`, and the registry's own
+//! migration under concurrent start-up.
+
+mod common;
+
+use common::TestDb;
+use tenancy::{
+    Error, Lookup, NewTenant, Placement, Tenancy, TenantId, TenantRef, TenantStatus,
+    ValidationError,
+};
+use uuid::Uuid;
+
+/// `(tenants, domains, audit_log)` row counts, read around the library.
+async fn registry_counts(db: &TestDb) -> (i64, i64, i64) {
+    let mut conn = db.connect().await;
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM tenancy.tenants), (SELECT count(*) FROM tenancy.domains), \
+                (SELECT count(*) FROM tenancy.audit_log)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// Every domain row: `(host, tenant_id, is_primary)`.
+async fn domains(db: &TestDb) -> Vec<(String, Uuid, bool)> {
+    let mut conn = db.connect().await;
+    sqlx::query_as("SELECT host, tenant_id, is_primary FROM tenancy.domains ORDER BY host")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+type AuditRow = (i64, String, String, String, Vec<Uuid>, Option<i64>);
+
+/// Audit records after `after`: `(id, actor, reason, action, tenant_ids, grant_id)`.
+async fn audit_since(db: &TestDb, after: i64) -> Vec<AuditRow> {
+    let mut conn = db.connect().await;
+    sqlx::query_as(
+        "SELECT id, actor, reason, action, tenant_ids, grant_id FROM tenancy.audit_log \
+         WHERE id > $1 ORDER BY id",
+    )
+    .bind(after)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+fn rec(
+    id: i64,
+    actor: &str,
+    reason: &str,
+    action: &str,
+    tenants: &[TenantId],
+    grant: Option<i64>,
+) -> AuditRow {
+    (
+        id,
+        actor.to_owned(),
+        reason.to_owned(),
+        action.to_owned(),
+        tenants.iter().map(TenantId::as_uuid).collect(),
+        grant,
+    )
+}
+
+async fn last_audit_id(db: &TestDb) -> i64 {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM tenancy.audit_log")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tenants_resolve_by_id_slug_host_and_reference() {
+    let db = TestDb::new("reg_resolve").await;
+    let tenancy = db.tenancy().await;
+    let fixed = TenantId::new_v4();
+    let acme = tenancy
+        .create_tenant(
+            NewTenant::new("acme", "  Acme Corp  ")
+                .id(fixed)
+                .host("Acme.Example.COM.")
+                .host("app.acme.test")
+                .host("ACME.example.com"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(acme.id, fixed);
+    assert_eq!(acme.slug, "acme");
+    assert_eq!(acme.name, "Acme Corp", "the name is trimmed");
+    assert_eq!(acme.placement, Placement::SharedTable);
+    assert_eq!(acme.status, TenantStatus::Active);
+    assert_eq!(acme.deleted_at, None);
+    assert_eq!(acme.schema, None);
+    assert_eq!(
+        acme.hosts,
+        vec!["acme.example.com", "app.acme.test"],
+        "normalised, deduplicated, primary first"
+    );
+    let globex = tenancy
+        .create_tenant(NewTenant::new("globex", "Globex").host("globex.test"))
+        .await
+        .unwrap();
+    assert_ne!(globex.id, acme.id);
+    assert_eq!(
+        domains(&db).await,
+        vec![
+            ("acme.example.com".into(), acme.id.as_uuid(), true),
+            ("app.acme.test".into(), acme.id.as_uuid(), false),
+            ("globex.test".into(), globex.id.as_uuid(), true),
+        ]
+    );
+
+    let check = |ctx: tenancy::TenantCtx, t: &tenancy::Tenant| {
+        assert_eq!(ctx.id(), t.id);
+        assert_eq!(ctx.slug(), t.slug);
+        assert_eq!(ctx.name(), t.name);
+        assert_eq!(ctx.placement(), Placement::SharedTable);
+        assert_eq!(ctx.to_ref(), t.to_ref());
+    };
+    for _ in 0..2 {
+        // The second round is served from the resolution cache.
+        check(tenancy.resolve_id(acme.id).await.unwrap(), &acme);
+        check(tenancy.resolve_slug("acme").await.unwrap(), &acme);
+        for host in [
+            "acme.example.com",
+            "ACME.EXAMPLE.COM",
+            "Acme.Example.com:8443",
+            "acme.example.com:80",
+            "acme.example.com.",
+            "APP.acme.test:443",
+        ] {
+            check(tenancy.resolve_host(host).await.unwrap(), &acme);
+        }
+        check(
+            tenancy.resolve(&TenantRef::new(acme.id)).await.unwrap(),
+            &acme,
+        );
+        check(tenancy.resolve(&acme.to_ref()).await.unwrap(), &acme);
+        check(
+            tenancy.resolve_host("GLOBEX.test:1").await.unwrap(),
+            &globex,
+        );
+        check(tenancy.resolve_slug("globex").await.unwrap(), &globex);
+    }
+    // A fresh handle without cache agrees.
+    let uncached = Tenancy::builder()
+        .max_connections(2)
+        .cache_ttl(std::time::Duration::ZERO)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    check(
+        uncached.resolve_host("acme.example.com").await.unwrap(),
+        &acme,
+    );
+
+    // Unknown: TenantNotFound naming the lookup.
+    let nobody = TenantId::new_v4();
+    assert!(matches!(
+        tenancy.resolve_id(nobody).await,
+        Err(Error::TenantNotFound(Lookup::Id(id))) if id == nobody
+    ));
+    assert!(matches!(
+        tenancy.resolve(&TenantRef::new(nobody)).await,
+        Err(Error::TenantNotFound(Lookup::Id(id))) if id == nobody
+    ));
+    assert!(matches!(
+        tenancy.resolve_slug("initech").await,
+        Err(Error::TenantNotFound(Lookup::Slug(s))) if s == "initech"
+    ));
+    assert!(matches!(
+        tenancy.resolve_host("Initech.Example.com:8080").await,
+        Err(Error::TenantNotFound(Lookup::Host(h))) if h == "initech.example.com"
+    ));
+    assert!(matches!(
+        tenancy.resolve_host("example.com").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.resolve_host("x.acme.example.com").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(
+        tenancy
+            .resolve_slug("initech")
+            .await
+            .unwrap_err()
+            .is_tenant_unavailable()
+    );
+
+    // Malformed input is refused before any query: Invalid, not NotFound.
+    for slug in [
+        "ACME",
+        "acme'--",
+        "Robert'); DROP TABLE tenancy.tenants;--",
+        "",
+        "acmé",
+    ] {
+        assert!(
+            matches!(
+                tenancy.resolve_slug(slug).await,
+                Err(Error::Invalid(ValidationError::Slug { .. }))
+            ),
+            "{slug:?}"
+        );
+    }
+    for host in [
+        "acme.example.com;drop",
+        "acme..com",
+        "",
+        "acme.com:80x",
+        "bücher.de",
+        "[::1]",
+    ] {
+        assert!(
+            matches!(
+                tenancy.resolve_host(host).await,
+                Err(Error::Invalid(ValidationError::Host { .. }))
+            ),
+            "{host:?}"
+        );
+    }
+    assert_eq!(registry_counts(&db).await.0, 2);
+}
+
+#[tokio::test]
+async fn hostile_slugs_hosts_and_names_are_refused_and_nothing_is_written() {
+    let db = TestDb::new("reg_hostile").await;
+    let tenancy = db.tenancy().await;
+    tenancy
+        .create_tenant(NewTenant::new("existing", "Existing").host("existing.test"))
+        .await
+        .unwrap();
+    let before = registry_counts(&db).await;
+    assert_eq!((before.0, before.1), (1, 1));
+
+    let long = "a".repeat(49);
+    for slug in [
+        "Robert'); DROP TABLE tenancy.tenants;--",
+        "Acme",
+        "ACME",
+        long.as_str(),
+        "pg_x",
+        "pgx",
+        "public",
+        "tenancy",
+        "acmé",
+        "ünïcødé",
+        "acme_corp",
+        "acme corp",
+        "a",
+        "",
+        "1acme",
+        "-acme",
+        "acme-",
+        "ac--me",
+        "acme\0",
+        "acme\n",
+    ] {
+        let r = tenancy
+            .create_tenant(NewTenant::new(slug, "Name").host("fresh.test"))
+            .await;
+        assert!(
+            matches!(r, Err(Error::Invalid(ValidationError::Slug { ref input, .. })) if input == slug),
+            "slug {slug:?}: {r:?}"
+        );
+    }
+    assert!(
+        tenancy
+            .create_tenant(NewTenant::new("a".repeat(48), "Longest"))
+            .await
+            .is_ok()
+    );
+    let before = registry_counts(&db).await;
+
+    let long_label = format!("{}.com", "a".repeat(64));
+    for host in [
+        "",
+        ".",
+        "acme..com",
+        "-acme.com",
+        "acme-.com",
+        "acme_corp.com",
+        "acme.com/evil",
+        "acme com",
+        "acme.com;DROP TABLE tenancy.domains",
+        "acme.com'--",
+        "bücher.de",
+        "[::1]",
+        "acme.com:8080",
+        long_label.as_str(),
+    ] {
+        let r = tenancy
+            .create_tenant(
+                NewTenant::new("fresh", "Fresh")
+                    .host("good.test")
+                    .host(host),
+            )
+            .await;
+        assert!(
+            matches!(r, Err(Error::Invalid(ValidationError::Host { .. }))),
+            "host {host:?}: {r:?}"
+        );
+    }
+
+    for name in ["", "   ", "\t\n"] {
+        let r = tenancy.create_tenant(NewTenant::new("fresh", name)).await;
+        assert!(
+            matches!(r, Err(Error::InvalidName(_))),
+            "name {name:?}: {r:?}"
+        );
+    }
+    let r = tenancy
+        .create_tenant(NewTenant::new("fresh", "x".repeat(201)))
+        .await;
+    assert!(matches!(r, Err(Error::InvalidName(_))), "{r:?}");
+    let r = tenancy
+        .create_tenant(NewTenant::new("fresh", "Evil\u{7}Bell"))
+        .await;
+    assert!(matches!(r, Err(Error::InvalidName(_))), "{r:?}");
+    assert!(
+        tenancy
+            .create_tenant(NewTenant::new("named", "é".repeat(200)))
+            .await
+            .is_ok(),
+        "200 characters is the limit, not 200 bytes"
+    );
+    let before = (before.0 + 1, before.1, before.2);
+
+    // The database-per-tenant placement is recorded in the model but not provisioned.
+    let r = tenancy
+        .create_tenant(
+            NewTenant::new("fresh", "Fresh")
+                .host("fresh.test")
+                .placement(Placement::OwnDatabase),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(Error::UnsupportedPlacement(Placement::OwnDatabase))),
+        "{r:?}"
+    );
+
+    assert_eq!(
+        registry_counts(&db).await,
+        before,
+        "a refused tenant wrote something"
+    );
+    assert!(matches!(
+        tenancy.resolve_slug("fresh").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.resolve_host("fresh.test").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    let mut conn = db.connect().await;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'tenancy' AND tablename IN ('tenants', 'domains')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 2);
+}
+
+#[tokio::test]
+async fn duplicates_are_typed_errors_and_a_failed_creation_writes_nothing() {
+    let db = TestDb::new("reg_duplicates").await;
+    let tenancy = db.tenancy().await;
+    let acme = tenancy
+        .create_tenant(
+            NewTenant::new("acme", "Acme")
+                .host("shop.example.com")
+                .host("acme.test"),
+        )
+        .await
+        .unwrap();
+    let before = registry_counts(&db).await;
+    let before_domains = domains(&db).await;
+
+    // Same slug, different everything else.
+    let r = tenancy
+        .create_tenant(NewTenant::new("acme", "Other").host("other.test"))
+        .await;
+    assert!(
+        matches!(r, Err(Error::SlugTaken(ref s)) if s == "acme"),
+        "{r:?}"
+    );
+
+    // Same host, also in another case and with a trailing dot; as first or as a later host.
+    for hosts in [
+        vec!["shop.example.com"],
+        vec!["SHOP.Example.COM"],
+        vec!["shop.example.com."],
+        vec!["new.example.com", "Acme.Test"],
+        vec!["new.example.com", "newer.example.com", "shop.example.com"],
+    ] {
+        let mut new = NewTenant::new("globex", "Globex");
+        for h in &hosts {
+            new = new.host(*h);
+        }
+        let r = tenancy.create_tenant(new).await;
+        assert!(
+            matches!(r, Err(Error::HostTaken(ref h)) if h == "shop.example.com" || h == "acme.test"),
+            "{hosts:?}: {r:?}"
+        );
+    }
+
+    // Same id.
+    let r = tenancy
+        .create_tenant(NewTenant::new("globex", "Globex").id(acme.id))
+        .await;
+    assert!(
+        matches!(r, Err(Error::TenantIdTaken(id)) if id == acme.id),
+        "{r:?}"
+    );
+
+    // Nothing of the failed tenants was written: no tenant row, no domain row (the first hosts
+    // of a creation failing on a later host included).
+    assert_eq!(registry_counts(&db).await, before);
+    assert_eq!(domains(&db).await, before_domains);
+    assert!(matches!(
+        tenancy.resolve_slug("globex").await,
+        Err(Error::TenantNotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.resolve_host("new.example.com").await,
+        Err(Error::TenantNotFound(_))
+    ));
+
+    // The slug and the hosts are free for a creation that does not collide.
+    let globex = tenancy
+        .create_tenant(
+            NewTenant::new("globex", "Globex")
+                .host("new.example.com")
+                .host("newer.example.com"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(globex.hosts, vec!["new.example.com", "newer.example.com"]);
+    assert_eq!(
+        tenancy.resolve_host("shop.example.com").await.unwrap().id(),
+        acme.id
+    );
+
+    // Racing creations of one slug: exactly one wins, the others get SlugTaken.
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let t = tenancy.clone();
+            tokio::spawn(async move {
+                t.create_tenant(
+                    NewTenant::new("contested", format!("Racer {i}"))
+                        .host(format!("racer{i}.test")),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Error::SlugTaken(s)) => assert_eq!(s, "contested"),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let (tenants, domains_n, _) = registry_counts(&db).await;
+    assert_eq!((tenants, domains_n), (before.0 + 2, before.1 + 3));
+}
+
+#[tokio::test]
+async fn lifecycle_moves_take_effect_at_once_and_are_audited() {
+    let db = TestDb::new("reg_lifecycle").await;
+    let tenancy = db.tenancy().await;
+    let acme = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme").host("acme.test"))
+        .await
+        .unwrap();
+    let globex = tenancy
+        .create_tenant(NewTenant::new("globex", "Globex").host("globex.test"))
+        .await
+        .unwrap();
+    let id = acme.id;
+    // Warm the cache under every key.
+    tenancy.resolve_id(id).await.unwrap();
+    tenancy.resolve_slug("acme").await.unwrap();
+    tenancy.resolve_host("acme.test").await.unwrap();
+
+    let start = last_audit_id(&db).await;
+    let su = tenancy
+        .superuser("alice@ops", "ticket 42: unpaid invoice")
+        .await
+        .unwrap();
+    assert_eq!(su.actor(), "alice@ops");
+    assert_eq!(su.reason(), "ticket 42: unpaid invoice");
+    let grant = su.grant_id();
+    assert_eq!(
+        audit_since(&db, start).await,
+        vec![rec(
+            grant,
+            "alice@ops",
+            "ticket 42: unpaid invoice",
+            "superuser.acquire",
+            &[],
+            None
+        )]
+    );
+
+    let resolve_all = async |expect: &dyn Fn(&tenancy::Result<tenancy::TenantCtx>) -> bool| {
+        for (how, r) in [
+            ("id", tenancy.resolve_id(id).await),
+            ("ref", tenancy.resolve(&TenantRef::new(id)).await),
+            ("slug", tenancy.resolve_slug("acme").await),
+            ("host", tenancy.resolve_host("ACME.test:443").await),
+        ] {
+            assert!(expect(&r), "by {how}: {r:?}");
+        }
+    };
+    let suspended = |r: &tenancy::Result<tenancy::TenantCtx>| matches!(r, Err(Error::TenantSuspended { id: i, slug }) if *i == id && slug == "acme");
+    let deleted = |r: &tenancy::Result<tenancy::TenantCtx>| matches!(r, Err(Error::TenantDeleted { id: i, slug }) if *i == id && slug == "acme");
+    let active = |r: &tenancy::Result<tenancy::TenantCtx>| matches!(r, Ok(c) if c.id() == id);
+
+    // suspend: refused at once despite the warm cache; the other tenant is unaffected.
+    let t = tenancy.suspend(&su, id).await.unwrap();
+    assert_eq!(t.status, TenantStatus::Suspended);
+    assert_eq!(t.deleted_at, None);
+    resolve_all(&suspended).await;
+    assert!(
+        tenancy
+            .resolve_id(id)
+            .await
+            .unwrap_err()
+            .is_tenant_unavailable()
+    );
+    assert_eq!(
+        tenancy.resolve_slug("globex").await.unwrap().id(),
+        globex.id
+    );
+    // Another handle (another process) without a cache sees it too.
+    let other = Tenancy::builder()
+        .max_connections(2)
+        .cache_ttl(std::time::Duration::ZERO)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    assert!(suspended(&other.resolve_slug("acme").await));
+
+    // resume
+    let t = tenancy.resume(&su, id).await.unwrap();
+    assert_eq!(t.status, TenantStatus::Active);
+    resolve_all(&active).await;
+
+    // soft delete, from active and from suspended
+    let t = tenancy.soft_delete(&su, id).await.unwrap();
+    assert_eq!(t.status, TenantStatus::Deleted);
+    assert!(t.deleted_at.is_some());
+    resolve_all(&deleted).await;
+    let t = tenancy.restore(&su, id).await.unwrap();
+    assert_eq!(t.status, TenantStatus::Active);
+    assert_eq!(t.deleted_at, None);
+    resolve_all(&active).await;
+    tenancy.suspend(&su, id).await.unwrap();
+    tenancy.soft_delete(&su, id).await.unwrap();
+    resolve_all(&deleted).await;
+    let t = tenancy.restore(&su, id).await.unwrap();
+    assert_eq!(t.status, TenantStatus::Active);
+    assert_eq!(t.hosts, vec!["acme.test"]);
+    resolve_all(&active).await;
+
+    let after_moves = last_audit_id(&db).await;
+    let records = audit_since(&db, start).await;
+    let actions: Vec<&str> = records.iter().map(|r| r.3.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "superuser.acquire",
+            "tenant.suspend",
+            "tenant.resume",
+            "tenant.soft_delete",
+            "tenant.restore",
+            "tenant.suspend",
+            "tenant.soft_delete",
+            "tenant.restore",
+        ]
+    );
+    for r in &records[1..] {
+        assert_eq!(r.1, "alice@ops");
+        assert_eq!(r.2, "ticket 42: unpaid invoice");
+        assert_eq!(r.4, vec![id.as_uuid()]);
+        assert_eq!(r.5, Some(grant));
+    }
+
+    // Moves the status does not allow: WrongStatus, nothing changed, nothing audited.
+    let wrong = |r: tenancy::Result<tenancy::Tenant>, status: TenantStatus, action: &str| {
+        assert!(
+            matches!(&r, Err(Error::WrongStatus { id: i, status: s, action: a }) if *i == id && *s == status && *a == action),
+            "{action} from {status}: {r:?}"
+        );
+    };
+    wrong(
+        tenancy.resume(&su, id).await,
+        TenantStatus::Active,
+        "resume",
+    );
+    wrong(
+        tenancy.restore(&su, id).await,
+        TenantStatus::Active,
+        "restore",
+    );
+    tenancy.suspend(&su, id).await.unwrap();
+    wrong(
+        tenancy.suspend(&su, id).await,
+        TenantStatus::Suspended,
+        "suspend",
+    );
+    wrong(
+        tenancy.restore(&su, id).await,
+        TenantStatus::Suspended,
+        "restore",
+    );
+    tenancy.soft_delete(&su, id).await.unwrap();
+    wrong(
+        tenancy.suspend(&su, id).await,
+        TenantStatus::Deleted,
+        "suspend",
+    );
+    wrong(
+        tenancy.resume(&su, id).await,
+        TenantStatus::Deleted,
+        "resume",
+    );
+    wrong(
+        tenancy.soft_delete(&su, id).await,
+        TenantStatus::Deleted,
+        "soft_delete",
+    );
+    let nobody = TenantId::new_v4();
+    assert!(matches!(
+        tenancy.suspend(&su, nobody).await,
+        Err(Error::TenantNotFound(Lookup::Id(i))) if i == nobody
+    ));
+    let records = audit_since(&db, after_moves).await;
+    assert_eq!(
+        records.iter().map(|r| r.3.as_str()).collect::<Vec<_>>(),
+        ["tenant.suspend", "tenant.soft_delete"],
+        "only the allowed moves are audited"
+    );
+    resolve_all(&deleted).await;
+
+    // A second acquisition is its own grant; its records point at it.
+    let before = last_audit_id(&db).await;
+    let bob = tenancy
+        .superuser("bob", "restore after payment")
+        .await
+        .unwrap();
+    assert_ne!(bob.grant_id(), grant);
+    tenancy.restore(&bob, id).await.unwrap();
+    assert_eq!(
+        audit_since(&db, before).await,
+        vec![
+            rec(
+                bob.grant_id(),
+                "bob",
+                "restore after payment",
+                "superuser.acquire",
+                &[],
+                None
+            ),
+            rec(
+                bob.grant_id() + 1,
+                "bob",
+                "restore after payment",
+                "tenant.restore",
+                &[id],
+                Some(bob.grant_id())
+            ),
+        ]
+    );
+    resolve_all(&active).await;
+
+    // A capability acquired through another handle is refused, and writes nothing.
+    let foreign = other.superuser("mallory", "other handle").await.unwrap();
+    let before = last_audit_id(&db).await;
+    assert!(matches!(
+        tenancy.suspend(&foreign, id).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert_eq!(last_audit_id(&db).await, before);
+    resolve_all(&active).await;
+}
+
+#[tokio::test]
+async fn a_superuser_needs_an_actor_and_a_reason() {
+    let db = TestDb::new("reg_superuser").await;
+    let tenancy = db.tenancy().await;
+    let before = registry_counts(&db).await;
+    let long = "x".repeat(1001);
+    for (actor, reason) in [
+        ("", "reason"),
+        ("   ", "reason"),
+        ("\t\n", "reason"),
+        ("alice", ""),
+        ("alice", "  "),
+        ("", ""),
+        (long.as_str(), "reason"),
+        ("alice", long.as_str()),
+    ] {
+        let r = tenancy.superuser(actor, reason).await;
+        assert!(
+            matches!(r, Err(Error::Forbidden(_))),
+            "{actor:?}/{reason:?}: {r:?}"
+        );
+    }
+    assert_eq!(
+        registry_counts(&db).await,
+        before,
+        "a refused acquisition was audited"
+    );
+    let su = tenancy
+        .superuser(&"x".repeat(1000), "at the limit")
+        .await
+        .unwrap();
+    let rows = audit_since(&db, 0).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, su.grant_id());
+    assert_eq!(rows[0].1.len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_connects_on_a_fresh_database_all_succeed() {
+    let db = TestDb::new("reg_concurrent").await;
+    let url = db.url.clone();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Tenancy::connect(&url).await })
+        })
+        .collect();
+    let mut handles = Vec::new();
+    for t in tasks {
+        handles.push(t.await.unwrap().expect("a concurrent connect failed"));
+    }
+    let mut conn = db.connect().await;
+    let versions: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM tenancy.registry_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        versions,
+        vec![1, 2, 3],
+        "each registry migration applied once"
+    );
+    // Every handle works on the one registry.
+    let t = handles[0]
+        .create_tenant(NewTenant::new("acme", "Acme").host("acme.test"))
+        .await
+        .unwrap();
+    for h in &handles {
+        assert_eq!(h.resolve_host("acme.test").await.unwrap().id(), t.id);
+    }
+    // And connecting again later is a no-op.
+    Tenancy::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.registry_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
