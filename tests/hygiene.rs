@@ -1,0 +1,411 @@
+//! Connection hygiene: no tenant state survives on a pooled connection. A pool of one
+//! connection serves tenants in turn, and after a transaction that is dropped, fails, is
+//! cancelled mid-statement, panics, or loses its backend, nothing is committed and the next
+//! borrower (another tenant) gets a clean session: the default search path, no open
+//! transaction, its own rows only.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
+use tenancy::{Error, NewTenant, Scope, Tenancy, TenantCtx};
+use uuid::Uuid;
+
+struct World {
+    db: TestDb,
+    tenancy: Tenancy,
+    a: TenantCtx,
+    b: TenantCtx,
+    a_spinner: Uuid,
+    b_spinner: Uuid,
+    /// The server's default `search_path`, from a connection of our own.
+    default_path: String,
+}
+
+/// Two tenants, A with 3 spins and B with 2, served by a pool of ONE connection.
+async fn world(name: &str) -> World {
+    let db = TestDb::new(name).await;
+    let tenancy = Tenancy::builder()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    db.exec(SPINNER_SCHEMA).await;
+    let mut spinners = Vec::new();
+    for (slug, n) in [("hyg-a", 3), ("hyg-b", 2)] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug))
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_slug(slug).await.unwrap();
+        let s = Spinner::repo()
+            .insert(
+                &ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: slug.into(),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        for i in 0..n {
+            Spin::repo()
+                .insert(&ctx, &new_spin(s.id, i, slug))
+                .await
+                .unwrap();
+        }
+        spinners.push(s.id);
+    }
+    let a = tenancy.resolve_slug("hyg-a").await.unwrap();
+    let b = tenancy.resolve_slug("hyg-b").await.unwrap();
+    let mut conn = db.connect().await;
+    let default_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    World {
+        db,
+        tenancy,
+        a,
+        b,
+        a_spinner: spinners[0],
+        b_spinner: spinners[1],
+        default_path,
+    }
+}
+
+fn new_spin(spinner_id: Uuid, duration: i32, note: &str) -> NewSpin {
+    NewSpin {
+        id: Uuid::new_v4(),
+        spinner_id,
+        duration,
+        note: Some(note.to_owned()),
+    }
+}
+
+/// What a statement run in a scope sees of its session.
+#[derive(Debug, PartialEq)]
+struct Session {
+    pid: i32,
+    search_path: String,
+    /// The current transaction's id, if it has written anything.
+    xid: Option<i64>,
+    /// The spins the scope's tenant sees.
+    spins: i64,
+}
+
+async fn probe<'s>(scope: impl Scope<'s>) -> tenancy::Result<Session> {
+    let (pid, search_path, xid, spins): (i32, String, Option<i64>, i64) = Spin::repo()
+        .raw_as(
+            "SELECT pg_backend_pid(), current_setting('search_path'), \
+                    txid_current_if_assigned(), (SELECT count(*) FROM {spins})",
+        )
+        .fetch_one(scope)
+        .await?;
+    Ok(Session {
+        pid,
+        search_path,
+        xid,
+        spins,
+    })
+}
+
+/// Committed spins per tenant, seen from a connection of our own.
+async fn committed(db: &TestDb, ctx: &TenantCtx) -> Vec<(i32, Option<String>)> {
+    let mut conn = db.connect().await;
+    sqlx::query_as("SELECT duration, note FROM spins WHERE tenant_id = $1 ORDER BY duration, note")
+        .bind(ctx.id().as_uuid())
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// The server's view of a backend: `(state, has an xid, in a transaction)`; waits for it to be
+/// idle (the pool pings a returned connection in the background), up to a few seconds.
+async fn backend_state(db: &TestDb, pid: i32) -> Option<(String, bool, bool)> {
+    let mut conn = db.connect().await;
+    let mut last = None;
+    for _ in 0..50 {
+        last = sqlx::query_as(
+            "SELECT state, backend_xid IS NOT NULL, xact_start IS NOT NULL \
+             FROM pg_stat_activity WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+        if matches!(&last, Some((s, _, _)) if s == "idle") || last.is_none() {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// The next borrower, tenant B, finds a clean session on the one connection: the default search
+/// path, no transaction, its own rows; what it writes is committed at once; and the server sees
+/// the backend idle, outside any transaction.
+async fn assert_clean_for_b(w: &World, b_spins: i64) -> i32 {
+    let s = probe(&w.b).await.unwrap();
+    assert_eq!(
+        s,
+        Session {
+            pid: s.pid,
+            search_path: w.default_path.clone(),
+            xid: None,
+            spins: b_spins,
+        }
+    );
+    let row = Spin::repo()
+        .insert(&w.b, &new_spin(w.b_spinner, 1000, "b after"))
+        .await
+        .unwrap();
+    assert!(
+        committed(&w.db, &w.b)
+            .await
+            .contains(&(1000, Some("b after".into()))),
+        "B's write is not committed: it ran inside a transaction left open"
+    );
+    assert!(Spin::repo().delete(&w.b, row.id).await.unwrap());
+    assert_eq!(
+        backend_state(&w.db, s.pid).await,
+        Some(("idle".into(), false, false)),
+        "the pooled backend is not idle outside a transaction"
+    );
+    s.pid
+}
+
+#[tokio::test]
+async fn one_connection_serves_tenants_in_turn() {
+    let w = world("hyg_turns").await;
+    let first = probe(&w.a).await.unwrap();
+    // Spins each tenant has: A, B.
+    let mut expected = [3_i64, 2];
+    for round in 0..3 {
+        for who in [0, 1, 0] {
+            let (ctx, spinner) = if who == 0 {
+                (&w.a, w.a_spinner)
+            } else {
+                (&w.b, w.b_spinner)
+            };
+            let s = probe(ctx).await.unwrap();
+            assert_eq!(
+                s,
+                Session {
+                    pid: first.pid,
+                    search_path: w.default_path.clone(),
+                    xid: None,
+                    spins: expected[who],
+                },
+                "round {round}, {}",
+                ctx.slug()
+            );
+            let rows = Spin::repo().query().fetch_all(ctx).await.unwrap();
+            assert_eq!(rows.len() as i64, expected[who]);
+            assert!(
+                rows.iter().all(|r| r.spinner_id == spinner),
+                "{}: another tenant's row",
+                ctx.slug()
+            );
+            // A committed transaction in turn, too.
+            let mut tx = ctx.begin().await.unwrap();
+            assert_eq!(probe(&mut tx).await.unwrap().pid, first.pid);
+            Spin::repo()
+                .insert(&mut tx, &new_spin(spinner, 100 + round, ctx.slug()))
+                .await
+                .unwrap();
+            let inside = probe(&mut tx).await.unwrap();
+            assert!(inside.xid.is_some());
+            assert_eq!(inside.spins, expected[who] + 1);
+            tx.commit().await.unwrap();
+            expected[who] += 1;
+        }
+    }
+    assert_eq!(expected, [9, 5]);
+    assert_eq!(committed(&w.db, &w.a).await.len(), 9);
+    assert_eq!(committed(&w.db, &w.b).await.len(), 5);
+    assert_eq!(assert_clean_for_b(&w, 5).await, first.pid);
+    let _ = &w.tenancy;
+}
+
+#[tokio::test]
+async fn a_dropped_or_failed_transaction_leaves_nothing() {
+    let w = world("hyg_dropped").await;
+    let before_a = committed(&w.db, &w.a).await;
+
+    // Dropped mid-way, with writes.
+    {
+        let mut tx = w.a.begin().await.unwrap();
+        for i in 0..3 {
+            Spin::repo()
+                .insert(&mut tx, &new_spin(w.a_spinner, 500 + i, "uncommitted"))
+                .await
+                .unwrap();
+        }
+        let inside = probe(&mut tx).await.unwrap();
+        assert!(inside.xid.is_some());
+        assert_eq!(inside.spins, 6);
+    }
+    assert_clean_for_b(&w, 2).await;
+    assert_eq!(committed(&w.db, &w.a).await, before_a);
+
+    // Failed (a foreign key violation aborts it), then dropped.
+    {
+        let mut tx = w.a.begin().await.unwrap();
+        Spin::repo()
+            .insert(&mut tx, &new_spin(w.a_spinner, 600, "before the error"))
+            .await
+            .unwrap();
+        let e = Spin::repo()
+            .insert(&mut tx, &new_spin(w.b_spinner, 601, "B's spinner"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Database(_)), "{e:?}");
+        // The transaction is aborted: everything else fails until it ends.
+        assert!(matches!(probe(&mut tx).await, Err(Error::Database(_))));
+    }
+    assert_clean_for_b(&w, 2).await;
+    assert_eq!(committed(&w.db, &w.a).await, before_a);
+
+    // Rolled back explicitly, then A again on the same connection.
+    let mut tx = w.a.begin().await.unwrap();
+    Spin::repo()
+        .insert(&mut tx, &new_spin(w.a_spinner, 700, "rolled back"))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let s = probe(&w.a).await.unwrap();
+    assert_eq!((s.xid, s.spins), (None, 3));
+    assert_eq!(committed(&w.db, &w.a).await, before_a);
+    let _ = &w.tenancy;
+}
+
+#[tokio::test]
+async fn a_cancelled_transaction_is_rolled_back_and_the_connection_reused() {
+    let w = world("hyg_cancelled").await;
+    let before_a = committed(&w.db, &w.a).await;
+    let pid = probe(&w.a).await.unwrap().pid;
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_millis(300), async {
+        let mut tx = w.a.begin().await?;
+        Spin::repo()
+            .insert(&mut tx, &new_spin(w.a_spinner, 800, "cancelled"))
+            .await?;
+        let _: (String, i64) = Spin::repo()
+            .raw_as("SELECT pg_sleep(2)::text, (SELECT count(*) FROM {spins})")
+            .fetch_one(&mut tx)
+            .await?;
+        tx.commit().await
+    })
+    .await;
+    assert!(r.is_err(), "the slow statement was not cancelled: {r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // The next borrower waits for the connection to be cleaned (the server finishes the sleep,
+    // then the rollback), and gets a clean session on the same backend or a new one.
+    let got = assert_clean_for_b(&w, 2).await;
+    assert_eq!(
+        committed(&w.db, &w.a).await,
+        before_a,
+        "the cancelled transaction committed"
+    );
+    if got == pid {
+        assert_eq!(
+            backend_state(&w.db, pid).await.map(|s| s.0),
+            Some("idle".into())
+        );
+    }
+    let s = probe(&w.a).await.unwrap();
+    assert_eq!((s.xid, s.spins), (None, 3));
+
+    // Cancelled while waiting for the pool: the connection is not leaked.
+    let mut tx = w.b.begin().await.unwrap();
+    assert_eq!(probe(&mut tx).await.unwrap().spins, 2);
+    let waiting = tokio::time::timeout(Duration::from_millis(100), probe(&w.a)).await;
+    assert!(
+        waiting.is_err(),
+        "a second connection was handed out from a pool of one"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(probe(&w.a).await.unwrap().spins, 3);
+    let _ = &w.tenancy;
+}
+
+#[tokio::test]
+async fn a_panic_while_holding_a_transaction_rolls_it_back() {
+    let w = world("hyg_panic").await;
+    let before_a = committed(&w.db, &w.a).await;
+    let a = w.a.clone();
+    let spinner = w.a_spinner;
+    let task = tokio::spawn(async move {
+        let mut tx = a.begin().await.unwrap();
+        Spin::repo()
+            .insert(&mut tx, &new_spin(spinner, 900, "panicked"))
+            .await
+            .unwrap();
+        assert!(probe(&mut tx).await.unwrap().xid.is_some());
+        panic!("deliberate panic while holding a TenantTx (expected in this test)");
+    });
+    let e = task.await.unwrap_err();
+    assert!(e.is_panic());
+    assert_clean_for_b(&w, 2).await;
+    assert_eq!(
+        committed(&w.db, &w.a).await,
+        before_a,
+        "the panicked transaction committed"
+    );
+    assert_eq!(probe(&w.a).await.unwrap().spins, 3);
+    let _ = &w.tenancy;
+}
+
+#[tokio::test]
+async fn a_terminated_backend_fails_the_transaction_and_the_pool_recovers() {
+    let w = world("hyg_terminated").await;
+    let before_a = committed(&w.db, &w.a).await;
+    let mut admin = w.db.connect().await;
+
+    // Killed while A's transaction is open.
+    let mut tx = w.a.begin().await.unwrap();
+    Spin::repo()
+        .insert(&mut tx, &new_spin(w.a_spinner, 950, "lost"))
+        .await
+        .unwrap();
+    let pid = probe(&mut tx).await.unwrap().pid;
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed);
+    let r = Spin::repo()
+        .insert(&mut tx, &new_spin(w.a_spinner, 951, "after the kill"))
+        .await;
+    assert!(matches!(r, Err(Error::Database(_))), "{r:?}");
+    assert!(matches!(probe(&mut tx).await, Err(Error::Database(_))));
+    assert!(matches!(tx.commit().await, Err(Error::Database(_))));
+    assert_eq!(committed(&w.db, &w.a).await, before_a);
+
+    // The pool replaces the broken connection for the next tenant.
+    let fresh = assert_clean_for_b(&w, 2).await;
+    assert_ne!(fresh, pid);
+
+    // Killed while idle in the pool: the next borrower gets a working connection.
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(fresh)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed);
+    let s = probe(&w.a).await.unwrap();
+    assert_ne!(s.pid, fresh);
+    assert_eq!(
+        (s.xid, s.spins, s.search_path.as_str()),
+        (None, 3, w.default_path.as_str())
+    );
+    assert_clean_for_b(&w, 2).await;
+    assert_eq!(committed(&w.db, &w.a).await, before_a);
+    let _ = &w.tenancy;
+}
