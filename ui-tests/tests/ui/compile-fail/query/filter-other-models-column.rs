@@ -1,0 +1,29 @@
+// A filter built on another model's column cannot be slipped into a query: `Filter<Spinner>` is not a `Filter<Spin>`.
+use tenancy::prelude::*;
+use uuid::Uuid;
+
+#[tenant_scoped(table = "spins")]
+#[derive(Debug, Clone)]
+pub struct Spin {
+    #[tenancy(id)]
+    pub id: Uuid,
+    pub duration: i32,
+}
+
+#[tenant_scoped(table = "spinners")]
+#[derive(Debug, Clone)]
+pub struct Spinner {
+    #[tenancy(id)]
+    pub id: Uuid,
+    pub name: String,
+}
+
+async fn leak(ctx: &TenantCtx) {
+    let _spins = Spin::repo()
+        .query()
+        .filter(Spinner::NAME.eq("Fidget X"))
+        .fetch_all(ctx)
+        .await;
+}
+
+fn main() {}

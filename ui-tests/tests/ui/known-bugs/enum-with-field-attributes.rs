@@ -1,0 +1,14 @@
+// Mistake: an enum is not a table row; the error should be the macro's alone.
+// KNOWN BUG: the fallback strips #[tenancy(...)] from struct fields only, so rustc adds "cannot find attribute `tenancy`".
+use tenancy::tenant_scoped;
+use uuid::Uuid;
+
+#[tenant_scoped]
+pub enum Spin {
+    Short {
+        #[tenancy(id)]
+        id: Uuid,
+    },
+}
+
+fn main() {}
