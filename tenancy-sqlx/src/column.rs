@@ -141,13 +141,19 @@ impl<M, T: ColumnValue, W> Column<M, T, W> {
     }
 
     /// Ascending order on this column.
-    pub fn asc(&self) -> Order<M> {
-        Order::new(self.index, false)
+    pub fn asc(&self) -> Order<M>
+    where
+        T: Type<Postgres>,
+    {
+        Order::new(self.index, false).text(is_text::<T>())
     }
 
     /// Descending order on this column.
-    pub fn desc(&self) -> Order<M> {
-        Order::new(self.index, true)
+    pub fn desc(&self) -> Order<M>
+    where
+        T: Type<Postgres>,
+    {
+        Order::new(self.index, true).text(is_text::<T>())
     }
 }
 
@@ -392,10 +398,19 @@ fn render(node: &Node, cols: &[String], buf: &mut SqlBuf) -> Result<()> {
     Ok(())
 }
 
+/// Whether values of `T` are text, which cross-tenant reports compare byte-wise
+/// (`COLLATE "C"`) so that the database and the merge in Rust agree on the order.
+fn is_text<T: Type<Postgres>>() -> bool {
+    use sqlx::TypeInfo;
+    matches!(T::type_info().name(), "TEXT" | "VARCHAR" | "CHAR" | "NAME")
+}
+
 /// An ordering on a column of model `M`.
 pub struct Order<M> {
     pub(crate) col: usize,
     pub(crate) desc: bool,
+    /// The column holds text (see `is_text`).
+    pub(crate) text: bool,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -404,14 +419,20 @@ impl<M> Order<M> {
         Self {
             col,
             desc,
+            text: false,
             _model: PhantomData,
         }
+    }
+
+    fn text(mut self, text: bool) -> Self {
+        self.text = text;
+        self
     }
 }
 
 impl<M> Clone for Order<M> {
     fn clone(&self) -> Self {
-        Self::new(self.col, self.desc)
+        Self::new(self.col, self.desc).text(self.text)
     }
 }
 

@@ -105,6 +105,10 @@ pub enum Error {
     /// A tenant archive is malformed, or does not fit the tenant it is imported into.
     #[error("tenant archive: {0}")]
     Archive(String),
+    /// A cross-tenant report cannot run as asked: a negative limit or offset, or an ordering on
+    /// a column whose type a report cannot merge (see [`Report`](crate::Report)).
+    #[error("report: {0}")]
+    Report(String),
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,

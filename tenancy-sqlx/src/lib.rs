@@ -26,6 +26,7 @@ mod query;
 mod raw;
 mod registry;
 mod repo;
+mod report;
 mod runtime;
 mod spare;
 mod sql;
@@ -52,8 +53,13 @@ pub use query::Select;
 pub use raw::Raw;
 pub use registry::{NewTenant, Tenant};
 pub use repo::Repo;
+pub use report::{
+    Agg, AggKind, Aggregated, Avg, Count, DEFAULT_REPORT_BATCH, DEFAULT_REPORT_CONCURRENCY, Max,
+    Min, Numeric, Orderable, Report, ReportAggregate, Sum, Total,
+};
 pub use runtime::{DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder};
 pub use superuser::Superuser;
+pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use value::{BindValue, Value};
 pub use verify::ShapeReport;
 

@@ -17,6 +17,8 @@ pub(crate) struct Runtime {
     pub(crate) tenant_migrations: Arc<Migrations>,
     /// Whether repository statements are prepared once per connection and cached.
     pub(crate) persistent: bool,
+    /// Who may acquire a `Superuser`, and for how long (see `superuser.rs`).
+    pub(crate) superuser: crate::superuser::SuperuserConfig,
 }
 
 impl Runtime {
@@ -120,6 +122,7 @@ pub struct TenancyBuilder {
     tenant_migrations: Migrations,
     statement_mode: StatementMode,
     statement_cache_capacity: usize,
+    pub(crate) superuser: crate::superuser::SuperuserConfig,
 }
 
 /// Statements each pooled connection keeps prepared, for [`TenancyBuilder::connect`].
@@ -141,6 +144,7 @@ impl Default for TenancyBuilder {
             tenant_migrations: Migrations::empty(),
             statement_mode: StatementMode::Cached,
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE,
+            superuser: crate::superuser::SuperuserConfig::default(),
         }
     }
 }
@@ -218,6 +222,7 @@ impl TenancyBuilder {
                 cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
                 tenant_migrations: Arc::new(self.tenant_migrations),
                 persistent: self.statement_mode == StatementMode::Cached,
+                superuser: self.superuser,
             }),
         })
     }

@@ -1,0 +1,522 @@
+//! Cross-tenant reports: [`Report`], the one way to read many tenants' rows, behind a
+//! [`Superuser`] and audited.
+//!
+//! A report has the typed filters and orderings of a per-tenant [`Select`](crate::Select), plus
+//! the set of tenants it covers. Rows come back tagged with their tenant; equal keys in
+//! different tenants stay distinct rows. See [`Report`] for how it runs.
+
+mod agg;
+mod merge;
+mod plan;
+
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use sqlx::Row;
+use tenancy_core::{Placement, TenantId};
+
+pub use agg::{Agg, AggKind, Aggregated, Avg, Count, Max, Min, Numeric, Orderable, Sum, Total};
+
+use crate::column::{Filter, Order};
+use crate::model::{Built, Model};
+use crate::sql::SqlBuf;
+use crate::{Error, Repo, Result, Superuser};
+use merge::{Hit, cmp_hits, sort_key};
+use plan::{RowsShape, TenantSet};
+
+/// Schemas read by one statement of a report unless [`Report::batch_size`] says otherwise.
+pub const DEFAULT_REPORT_BATCH: usize = 100;
+
+/// Statements of a report in flight at once unless [`Report::concurrency`] says otherwise.
+pub const DEFAULT_REPORT_CONCURRENCY: usize = 4;
+
+impl<M: Model> Repo<M> {
+    /// A report across tenants: the rows of `M` of every active tenant (or of some), with the
+    /// typed filters and orderings of [`Repo::query`], or aggregates per tenant and overall.
+    /// Building it needs nothing; running it needs a [`Superuser`], and is audited.
+    ///
+    /// ```
+    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
+    /// let top: Vec<(tenancy::TenantId, Spin)> = Spin::repo()
+    ///     .report()
+    ///     .filter(Spin::DURATION.gt(120))
+    ///     .order_by(Spin::DURATION.desc())
+    ///     .limit(100)
+    ///     .fetch_all(su)
+    ///     .await?;
+    /// # Ok(()) }
+    /// # fn main() {}
+    /// ```
+    pub fn report(&self) -> Report<M> {
+        Report::new()
+    }
+}
+
+/// A query across tenants, made by [`Repo::report`] and run with a [`Superuser`].
+///
+/// ```
+/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+/// # async fn demo(tenancy: tenancy::Tenancy) -> tenancy::Result<()> {
+/// use tenancy::{Agg, Placement};
+///
+/// let su = tenancy.superuser("analyst@example.com", "weekly usage report").await?;
+/// // The 100 longest spins of every active tenant on its own schema.
+/// let top = Spin::repo()
+///     .report()
+///     .placement(Placement::OwnSchema)
+///     .filter(Spin::DURATION.gt(120))
+///     .order_by(Spin::DURATION.desc())
+///     .limit(100)
+///     .fetch_all(&su)
+///     .await?;
+/// for (tenant, spin) in &top {
+///     println!("{tenant} {} {}", spin.id, spin.duration);
+/// }
+/// // The average spin duration per customer, and over every spin.
+/// let avg = Spin::repo().report().aggregate(Agg::avg(Spin::DURATION)).fetch(&su).await?;
+/// # Ok(()) }
+/// # fn main() {}
+/// ```
+///
+/// # What it covers
+///
+/// Every active tenant by default; [`Report::tenants`] narrows it to a list and
+/// [`Report::placement`] to a placement. Suspended and deleted tenants are never read: listing
+/// one is an error ([`Error::TenantSuspended`], [`Error::TenantDeleted`]), as is listing an
+/// unknown id ([`Error::TenantNotFound`]), so a report never silently covers less than asked.
+///
+/// # Order
+///
+/// Rows are ordered by the [`Report::order_by`] columns, then by tenant id, then by key (both
+/// ascending), so the order is total and pages never overlap. NULLs sort as in PostgreSQL
+/// (after values ascending, before them descending), and text is compared byte-wise
+/// (`COLLATE "C"`), the same in every tenant whatever the database's collation. Reports order by
+/// integer, float, boolean, text, bytea, uuid, date and time columns; another type is
+/// [`Error::Report`].
+///
+/// # How it runs
+///
+/// The tenants on shared tables are read by one statement, `tenant = ANY($n)` over exactly the
+/// covered tenants. Tenants in their own schemas are read by `UNION ALL` statements of at most
+/// [`Report::batch_size`] schemas, each branch tagged with its tenant, with the ordering and
+/// `limit + offset` pushed into every branch; [`Report::concurrency`] statements run at once,
+/// each in its own transaction, so a report over 10,000 schemas holds the locks of a few
+/// batches at a time, never of all. The rows are then merged in Rust and the offset and limit
+/// applied. Statements do not share a snapshot: a report is not a consistent cut across
+/// tenants written to while it runs.
+///
+/// # Audit
+///
+/// Each run writes one record to the audit log before reading any tenant data: the
+/// superuser's actor and reason, action `report.rows` (or `report.aggregate`), the ids of every
+/// tenant covered, and the query (the model's table, the filter with placeholders, never its
+/// values, the ordering, limit and offset) as the detail.
+pub struct Report<M> {
+    filter: Filter<M>,
+    order: Vec<Order<M>>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    set: TenantSet,
+    batch: usize,
+    concurrency: usize,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Report<M> {
+    fn clone(&self) -> Self {
+        Self {
+            filter: self.filter.clone(),
+            order: self.order.clone(),
+            limit: self.limit,
+            offset: self.offset,
+            set: self.set.clone(),
+            batch: self.batch,
+            concurrency: self.concurrency,
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Report<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Report")
+            .field("filter", &self.filter)
+            .field("order", &self.order)
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .field("tenants", &self.set)
+            .field("batch_size", &self.batch)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// The doc-test model of this module's examples.
+macro_rules! doc_model {
+    () => {
+        concat!(
+            "# mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }\n",
+            "# #[tenancy_macros::tenant_scoped(table = \"spins\", crate = \"tenancy\")]\n",
+            "# pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }\n",
+        )
+    };
+}
+
+impl<M: Model> Report<M> {
+    pub(crate) fn new() -> Self {
+        Self {
+            filter: Filter::all(),
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            set: TenantSet::default(),
+            batch: DEFAULT_REPORT_BATCH,
+            concurrency: DEFAULT_REPORT_CONCURRENCY,
+            _model: PhantomData,
+        }
+    }
+
+    /// Keeps the rows matching `filter` too (filters accumulate with AND), in every tenant.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let long = Spin::repo().report().filter(Spin::DURATION.gt(120) & Spin::DURATION.lt(600));
+    /// ```
+    #[must_use]
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.filter = std::mem::replace(&mut self.filter, Filter::all()).and(filter);
+        self
+    }
+
+    /// Orders by one more column, after those given before. Ties are broken by tenant id, then
+    /// by key.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let longest_first = Spin::repo().report().order_by(Spin::DURATION.desc());
+    /// ```
+    #[must_use]
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.order.push(order);
+        self
+    }
+
+    /// At most `n` rows in all (not per tenant).
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let top = Spin::repo().report().order_by(Spin::DURATION.desc()).limit(100);
+    /// ```
+    #[must_use]
+    pub fn limit(mut self, n: i64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows of the merged result. Every statement reads `limit + offset`
+    /// rows, so deep pages cost more.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let page_3 = Spin::repo().report().order_by(Spin::DURATION.desc()).limit(50).offset(100);
+    /// ```
+    #[must_use]
+    pub fn offset(mut self, n: i64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// Covers only these tenants (each must be active) instead of every active tenant.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// # fn demo(acme: tenancy::TenantId, globex: tenancy::TenantId) {
+    /// let two = Spin::repo().report().tenants(&[acme, globex]);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn tenants<I>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Borrow<TenantId>,
+    {
+        let mut ids: Vec<TenantId> = ids.into_iter().map(|id| *id.borrow()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.set.ids = Some(ids);
+        self
+    }
+
+    /// Covers only the tenants with this placement.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let in_schemas = Spin::repo().report().placement(tenancy::Placement::OwnSchema);
+    /// ```
+    #[must_use]
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.set.placement = Some(placement);
+        self
+    }
+
+    /// How many own-schema tenants one statement reads at most (default
+    /// [`DEFAULT_REPORT_BATCH`]); fewer when that spreads the schemas over
+    /// [`Report::concurrency`] statements. Each statement locks its tenants' tables and indexes until it
+    /// ends; keep `batch_size * concurrency * (1 + indexes per table)` well under the server's
+    /// lock table (`max_locks_per_transaction * max_connections`).
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let gentle = Spin::repo().report().batch_size(50).concurrency(2);
+    /// ```
+    #[must_use]
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// How many statements run at once (default [`DEFAULT_REPORT_CONCURRENCY`]), each on its
+    /// own pooled connection; also bounded by the pool's size.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// let one_at_a_time = Spin::repo().report().concurrency(1);
+    /// ```
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// An aggregate over the matching rows, per tenant and overall. The ordering, limit and
+    /// offset do not apply to it; the filter and the tenants do.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
+    /// let avg = Spin::repo()
+    ///     .report()
+    ///     .filter(Spin::DURATION.gt(0))
+    ///     .aggregate(tenancy::Agg::avg(Spin::DURATION))
+    ///     .fetch(su)
+    ///     .await?;
+    /// # Ok(()) }
+    /// # fn main() {}
+    /// ```
+    pub fn aggregate<K: AggKind>(&self, agg: Agg<M, K>) -> ReportAggregate<M, K> {
+        ReportAggregate {
+            report: self.clone(),
+            agg,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.limit.is_some_and(|n| n < 0) {
+            return Err(Error::Report("limit must not be negative".into()));
+        }
+        if self.offset.is_some_and(|n| n < 0) {
+            return Err(Error::Report("offset must not be negative".into()));
+        }
+        Ok(())
+    }
+
+    /// The audit record's detail: the query without its values.
+    fn describe(&self, st: &Built, what: &str) -> Result<String> {
+        let mut out = format!("{what} of {} from {}", M::META.name, st.table);
+        if !self.filter.is_all() {
+            let mut buf = SqlBuf::new(" WHERE ");
+            self.filter.render(&st.cols, &mut buf)?;
+            out.push_str(&buf.sql);
+        }
+        Ok(out)
+    }
+
+    fn describe_rows(&self, st: &Built) -> Result<String> {
+        let mut out = self.describe(st, "rows")?;
+        if !self.order.is_empty() {
+            out.push_str(" ORDER BY ");
+            out.push_str(&plan::order_sql(st, &self.order, &[])?);
+        }
+        if let Some(n) = self.limit {
+            out.push_str(&format!(" LIMIT {n}"));
+        }
+        if let Some(n) = self.offset {
+            out.push_str(&format!(" OFFSET {n}"));
+        }
+        out.push_str(&format!("; {}", self.set.describe()));
+        Ok(out)
+    }
+
+    /// Runs the report: the matching rows of every covered tenant, each with its tenant, in the
+    /// report's order, after `offset` and at most `limit` of them. Audited before any tenant
+    /// data is read.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
+    /// let rows = Spin::repo().report().order_by(Spin::DURATION.desc()).limit(10).fetch_all(su).await?;
+    /// for (tenant, spin) in rows {
+    ///     println!("{tenant}: {}", spin.duration);
+    /// }
+    /// # Ok(()) }
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for an expired [`Superuser`]; [`Error::TenantNotFound`],
+    /// [`Error::TenantSuspended`], [`Error::TenantDeleted`] for a listed tenant that cannot be
+    /// read; [`Error::UnsupportedPlacement`] if a covered tenant has its own database;
+    /// [`Error::Report`] for a negative limit or offset, or an ordering column of a type
+    /// reports cannot merge; [`Error::InvalidModel`]; [`Error::Database`]. On error no rows are
+    /// returned (the audit record stays).
+    pub async fn fetch_all(&self, su: &Superuser) -> Result<Vec<(TenantId, M)>> {
+        self.check()?;
+        let st = M::statements().get(&M::META)?;
+        let detail = self.describe_rows(st)?;
+        let targets = plan::resolve_and_audit(su, &self.set, "report.rows", &detail).await?;
+        if targets.all.is_empty() || self.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let offset = usize::try_from(self.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let shape = RowsShape {
+            st,
+            filter: &self.filter,
+            order: &self.order,
+            take: self
+                .limit
+                .map(|n| n.saturating_add(self.offset.unwrap_or(0))),
+        };
+        let rt = su.runtime();
+        let columns = st.cols.len();
+        let mut hits: Vec<Hit<M>> =
+            stream::iter(plan::jobs(&targets, self.batch, self.concurrency))
+                .map(|job| {
+                    let shape = &shape;
+                    async move {
+                        let rows = plan::run(rt, job, plan::rows_sql(shape, job)?).await?;
+                        rows.iter()
+                            .map(|row| self.hit(st, row, columns))
+                            .collect::<Result<Vec<_>>>()
+                    }
+                })
+                .buffer_unordered(self.concurrency)
+                .try_concat()
+                .await?;
+        let desc: Vec<bool> = self.order.iter().map(|o| o.desc).collect();
+        hits.sort_unstable_by(|a, b| cmp_hits(a, b, &desc));
+        let limit = self
+            .limit
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        Ok(hits
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|h| (h.tenant, h.row))
+            .collect())
+    }
+
+    fn hit(&self, st: &Built, row: &sqlx::postgres::PgRow, columns: usize) -> Result<Hit<M>> {
+        let keys = self
+            .order
+            .iter()
+            .map(|o| sort_key(row, o.col, &st.cols[o.col]))
+            .collect::<Result<Vec<_>>>()?;
+        let tenant = TenantId::from_uuid(row.try_get(columns)?);
+        let row = M::decode_row(row)?;
+        Ok(Hit {
+            keys,
+            tenant,
+            id: row.key(),
+            row,
+        })
+    }
+}
+
+/// An aggregate report, made by [`Report::aggregate`] and run with [`ReportAggregate::fetch`].
+///
+/// ```
+#[doc = doc_model!()]
+/// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
+/// let per_customer = Spin::repo().report().aggregate(tenancy::Agg::count()).fetch(su).await?;
+/// # Ok(()) }
+/// # fn main() {}
+/// ```
+pub struct ReportAggregate<M, K> {
+    report: Report<M>,
+    agg: Agg<M, K>,
+}
+
+impl<M, K: AggKind> std::fmt::Debug for ReportAggregate<M, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportAggregate")
+            .field("report", &self.report)
+            .field("agg", &self.agg)
+            .finish()
+    }
+}
+
+impl<M: Model, K: AggKind> ReportAggregate<M, K> {
+    /// Runs the aggregate: one value per covered tenant (tenants without matching rows
+    /// included, as 0 or `None`), in tenant id order, and the value over all of them. Audited
+    /// (`report.aggregate`) before any tenant data is read.
+    ///
+    /// ```
+    #[doc = doc_model!()]
+    /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
+    /// let avg = Spin::repo().report().aggregate(tenancy::Agg::avg(Spin::DURATION)).fetch(su).await?;
+    /// println!("{:?} over {} tenants", avg.overall, avg.per_tenant.len());
+    /// # Ok(()) }
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Report::fetch_all`]; [`Error::Report`] if an integer sum overflows `i64`.
+    pub async fn fetch(&self, su: &Superuser) -> Result<Aggregated<K::Output>> {
+        let report = &self.report;
+        let st = M::statements().get(&M::META)?;
+        let col = match self.agg.col {
+            Some(c) => Some(crate::column::col_name(&st.cols, c)?),
+            None => None,
+        };
+        let exprs = K::exprs(col, self.agg.text);
+        let what = format!("{}({})", K::NAME, col.unwrap_or("*"));
+        let detail = format!("{}; {}", report.describe(st, &what)?, report.set.describe());
+        let targets = plan::resolve_and_audit(su, &report.set, "report.aggregate", &detail).await?;
+        let rt = su.runtime();
+        let parts: Vec<(TenantId, K::Partial)> =
+            stream::iter(plan::jobs(&targets, report.batch, report.concurrency))
+                .map(|job| {
+                    let exprs = &exprs;
+                    async move {
+                        let sql = plan::aggregate_sql(st, &report.filter, exprs, job)?;
+                        let rows = plan::run(rt, job, sql).await?;
+                        rows.iter()
+                            .map(|row| Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?)))
+                            .collect::<Result<Vec<_>>>()
+                    }
+                })
+                .buffer_unordered(report.concurrency)
+                .try_concat()
+                .await?;
+        // Every covered tenant has a part: shared-table tenants without rows have no group.
+        let mut by_tenant: std::collections::HashMap<TenantId, K::Partial> =
+            parts.into_iter().collect();
+        let mut per_tenant = Vec::with_capacity(targets.all.len());
+        let mut overall = K::empty();
+        for id in &targets.all {
+            let part = by_tenant.remove(id).unwrap_or_else(K::empty);
+            overall = K::merge(overall, part.clone())?;
+            per_tenant.push((*id, K::finish(&part)));
+        }
+        Ok(Aggregated {
+            per_tenant,
+            overall: K::finish(&overall),
+        })
+    }
+}
