@@ -54,8 +54,9 @@ pub use raw::Raw;
 pub use registry::{NewTenant, Tenant};
 pub use repo::Repo;
 pub use report::{
-    Agg, AggKind, Aggregated, Avg, Count, DEFAULT_REPORT_BATCH, DEFAULT_REPORT_CONCURRENCY, Max,
-    Min, Numeric, Orderable, Report, ReportAggregate, Sum, Total,
+    AUTO_CACHE_MAX_SCHEMAS, Agg, AggKind, Aggregated, Avg, Count, DEFAULT_REPORT_BATCH,
+    DEFAULT_REPORT_CONCURRENCY, Max, Min, Numeric, Orderable, PROBE_SCHEMAS, Report,
+    ReportAggregate, Sum, Total,
 };
 pub use runtime::{DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder};
 pub use superuser::Superuser;

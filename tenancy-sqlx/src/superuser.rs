@@ -331,6 +331,10 @@ pub struct AuditQuery {
 }
 
 /// The number of records [`Tenancy::audit_log`] returns when [`AuditQuery::limit`] is not set.
+///
+/// ```
+/// assert_eq!(tenancy_sqlx::DEFAULT_AUDIT_LIMIT, 1_000);
+/// ```
 pub const DEFAULT_AUDIT_LIMIT: u32 = 1_000;
 
 /// One row of `tenancy.audit_log`: who did what, why, to which tenants, when, and under which

@@ -355,6 +355,16 @@ fn get<'r, T: Decode<'r, Postgres> + Type<Postgres>>(row: &'r PgRow, at: usize) 
 }
 
 /// `count(*)`: an `i64`.
+///
+/// ```
+/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+/// # fn main() {
+/// use tenancy::{Agg, Count};
+/// let agg: Agg<Spin, Count> = Agg::<Spin, _>::count();
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Count;
 impl sealed::Sealed for Count {}
@@ -384,6 +394,16 @@ fn overflow() -> Error {
 }
 
 /// `sum(column)`: an `i64` for integer columns, an `f64` for float columns.
+///
+/// ```
+/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+/// # fn main() {
+/// use tenancy::{Agg, Sum};
+/// let agg: Agg<Spin, Sum<i32>> = Agg::sum(Spin::DURATION);
+/// # }
+/// ```
 pub struct Sum<T>(PhantomData<fn() -> T>);
 impl<T> sealed::Sealed for Sum<T> {}
 impl<T: Numeric> AggKind for Sum<T> {
@@ -409,6 +429,16 @@ impl<T: Numeric> AggKind for Sum<T> {
 }
 
 /// `avg(column)`: an `Option<f64>`, from the sum and the count of each tenant.
+///
+/// ```
+/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+/// # fn main() {
+/// use tenancy::{Agg, Avg};
+/// let agg: Agg<Spin, Avg<i32>> = Agg::avg(Spin::DURATION);
+/// # }
+/// ```
 pub struct Avg<T>(PhantomData<fn() -> T>);
 impl<T> sealed::Sealed for Avg<T> {}
 impl<T: Numeric> AggKind for Avg<T> {
@@ -444,6 +474,16 @@ fn extreme_sql(f: &str, col: Option<&str>, text: bool) -> String {
 }
 
 /// `min(column)`: an `Option` of the column's value.
+///
+/// ```
+/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+/// # fn main() {
+/// use tenancy::{Agg, Min};
+/// let agg: Agg<Spin, Min<i32>> = Agg::min(Spin::DURATION);
+/// # }
+/// ```
 pub struct Min<T>(PhantomData<fn() -> T>);
 impl<T> sealed::Sealed for Min<T> {}
 impl<T: Orderable> AggKind for Min<T> {
@@ -475,6 +515,16 @@ impl<T: Orderable> AggKind for Min<T> {
 }
 
 /// `max(column)`: an `Option` of the column's value.
+///
+/// ```
+/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+/// # fn main() {
+/// use tenancy::{Agg, Max};
+/// let agg: Agg<Spin, Max<i32>> = Agg::max(Spin::DURATION);
+/// # }
+/// ```
 pub struct Max<T>(PhantomData<fn() -> T>);
 impl<T> sealed::Sealed for Max<T> {}
 impl<T: Orderable> AggKind for Max<T> {

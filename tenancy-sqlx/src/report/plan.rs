@@ -18,6 +18,8 @@ use crate::runtime::Runtime;
 use crate::sql::SqlBuf;
 use crate::{Error, Lookup, Result, Superuser};
 
+use super::merge::SortKey;
+
 /// The tenants a report was asked to cover.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TenantSet {
@@ -47,32 +49,48 @@ pub(crate) struct Targets {
     pub(crate) shared: Vec<TenantId>,
     /// `(tenant, quoted schema)`, sorted by tenant.
     pub(crate) schemas: Vec<(TenantId, String)>,
+    /// Whether the column asked about is declared `NOT NULL` in the shared tables (false when
+    /// unknown).
+    pub(crate) not_null: bool,
 }
 
 /// Finds the tenants of `set` and audits the report under `su`, on one connection, before any
 /// tenant data is read. Only active tenants are read: a listed tenant that is unknown,
 /// suspended or deleted is an error, as it would be for resolution.
+///
+/// `column`, a (quoted table, column) of the shared tables, asks in the same round trip whether
+/// that column is declared `NOT NULL` ([`Targets::not_null`]).
 pub(crate) async fn resolve_and_audit(
     su: &Superuser,
     set: &TenantSet,
     action: &str,
     detail: &str,
+    column: Option<(&str, &str)>,
 ) -> Result<Targets> {
     su.check_active()?;
     let rt: &Runtime = su.runtime();
+    const HEAD: &str = "SELECT id, slug, status, placement, schema_name, \
+         (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
+          AND a.attname = $2 AND NOT a.attisdropped) AS not_null \
+         FROM tenancy.tenants ";
+    static BY_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static ACTIVE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let (table, name) = column.unzip();
     let query = match &set.ids {
         Some(ids) => {
             let ids: Vec<uuid::Uuid> = ids.iter().map(TenantId::as_uuid).collect();
-            crate::sql::admin_query(
-                "SELECT id, slug, status, placement, schema_name FROM tenancy.tenants \
-                 WHERE id = ANY($1)",
-            )
-            .bind(ids)
+            let sql = BY_ID.get_or_init(|| format!("{HEAD}WHERE id = ANY($3)"));
+            crate::sql::admin_query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(table)
+                .bind(name)
+                .bind(ids)
         }
-        None => crate::sql::admin_query(
-            "SELECT id, slug, status, placement, schema_name FROM tenancy.tenants \
-             WHERE status = 'active'",
-        ),
+        None => {
+            let sql = ACTIVE.get_or_init(|| format!("{HEAD}WHERE status = 'active'"));
+            crate::sql::admin_query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(table)
+                .bind(name)
+        }
     };
     rt.with_conn(async |conn| {
         let rows = query.fetch_all(&mut *conn).await?;
@@ -84,6 +102,7 @@ pub(crate) async fn resolve_and_audit(
 }
 
 fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
+    let mut out = Targets::default();
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
         let id = TenantId::from_uuid(row.try_get("id")?);
@@ -93,6 +112,9 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
             TenantStatus::Active => {}
             TenantStatus::Suspended => return Err(Error::TenantSuspended { id, slug }),
             _ => return Err(Error::TenantDeleted { id, slug }),
+        }
+        if row.try_get::<Option<bool>, _>("not_null")? == Some(true) {
+            out.not_null = true;
         }
         let placement: Placement = row.try_get::<String, _>("placement")?.parse()?;
         let schema: Option<String> = row.try_get("schema_name")?;
@@ -106,7 +128,6 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
         return Err(Error::TenantNotFound(Lookup::Id(*missing)));
     }
     found.sort_by_key(|(id, _, _)| *id);
-    let mut out = Targets::default();
     for (id, placement, schema) in found {
         if set.placement.is_some_and(|p| p != placement) {
             continue;
@@ -134,14 +155,50 @@ pub(crate) enum Job<'a> {
 /// of at most `batch`, smaller when that spreads them over `concurrency` statements (200
 /// schemas at 4 at once: 4 batches of 50, not 2 of 100 and 2 idle connections).
 pub(crate) fn jobs(targets: &Targets, batch: usize, concurrency: usize) -> Vec<Job<'_>> {
-    let spread = targets.schemas.len().div_ceil(concurrency.max(1));
+    schema_jobs(&targets.shared, &targets.schemas, batch, concurrency)
+}
+
+fn schema_jobs<'a>(
+    shared: &'a [TenantId],
+    schemas: &'a [(TenantId, String)],
+    batch: usize,
+    concurrency: usize,
+) -> Vec<Job<'a>> {
+    let spread = schemas.len().div_ceil(concurrency.max(1));
     let per = batch.min(spread).max(1);
-    let mut jobs = Vec::with_capacity(1 + targets.schemas.len().div_ceil(per));
-    if !targets.shared.is_empty() {
-        jobs.push(Job::Shared(&targets.shared));
+    let mut jobs = Vec::with_capacity(1 + schemas.len().div_ceil(per));
+    if !shared.is_empty() {
+        jobs.push(Job::Shared(shared));
     }
-    jobs.extend(targets.schemas.chunks(per).map(Job::Schemas));
+    jobs.extend(schemas.chunks(per).map(Job::Schemas));
     jobs
+}
+
+/// Own-schema tenants a report with an ordering and a limit reads first, alone, to bound what
+/// the statements after it sort (see [`Report`](crate::Report)); fewer if
+/// [`Report::batch_size`](crate::Report::batch_size) is smaller.
+///
+/// ```
+/// assert_eq!(tenancy_sqlx::PROBE_SCHEMAS, 8);
+/// ```
+pub const PROBE_SCHEMAS: usize = 8;
+
+/// As [`jobs`], with a first statement over a few schemas to run before the others (when
+/// there are more schemas than that): its rows bound what the others need to sort.
+pub(crate) fn jobs_with_probe(
+    targets: &Targets,
+    batch: usize,
+    concurrency: usize,
+) -> (Option<Job<'_>>, Vec<Job<'_>>) {
+    let probe = PROBE_SCHEMAS.min(batch).max(1);
+    if targets.schemas.len() <= probe {
+        return (None, jobs(targets, batch, concurrency));
+    }
+    let (first, rest) = targets.schemas.split_at(probe);
+    (
+        Some(Job::Schemas(first)),
+        schema_jobs(&targets.shared, rest, batch, concurrency),
+    )
 }
 
 /// A statement's text and arguments. The filter is rendered first, so its values are
@@ -176,6 +233,32 @@ impl Stmt {
     fn push(&mut self, s: &str) -> &mut Self {
         self.buf.push(s);
         self
+    }
+
+    /// Adds a condition to the filter every branch repeats.
+    fn and(&mut self, cond: &str) {
+        self.filter = Some(match self.filter.take() {
+            Some(f) => format!("{f} AND {cond}"),
+            None => cond.to_owned(),
+        });
+    }
+
+    /// Binds a sort key (never NULL) with its own type, which PostgreSQL compares with the
+    /// column's (`int4 >= int8`, `varchar >= text` ...).
+    fn key(&mut self, key: &SortKey) -> Result<String> {
+        match key {
+            SortKey::Int(v) => self.param(*v),
+            SortKey::Float(v) => self.param(*v),
+            SortKey::Bool(v) => self.param(*v),
+            SortKey::Text(v) => self.param(v.as_str()),
+            SortKey::Bytes(v) => self.param(v.as_slice()),
+            SortKey::Uuid(v) => self.param(*v),
+            SortKey::Timestamp(v) => self.param(*v),
+            SortKey::TimestampTz(v) => self.param(*v),
+            SortKey::Date(v) => self.param(*v),
+            SortKey::Time(v) => self.param(*v),
+            SortKey::Null => Err(Error::Report("a NULL bound".into())),
+        }
     }
 
     fn push_filter(&mut self) {
@@ -222,11 +305,40 @@ pub(crate) struct RowsShape<'a, M> {
     pub(crate) take: Option<i64>,
 }
 
+/// A bound on the first ordering column, learnt from rows already read: `take` rows are known
+/// whose first column is `key` or better, so a row strictly worse on that column cannot make
+/// the result and the statements read after need not sort it. Ties are kept.
+///
+/// It is a plain range (`col >= $n`, `col <= $n`) so that an index on the column serves it.
+/// Descending, NULLs come first and would need `OR col IS NULL`, which no index range covers
+/// (and which cached generic plans turn into a scan of every row): so a descending bound is
+/// only used on a column declared `NOT NULL`.
+pub(crate) struct Bound<'a> {
+    pub(crate) key: &'a SortKey,
+}
+
 /// The statement for a job of a rows report. Columns: the model's, then the tenant column.
-pub(crate) fn rows_sql<M>(shape: &RowsShape<'_, M>, job: Job<'_>) -> Result<(String, PgArguments)> {
+pub(crate) fn rows_sql<M>(
+    shape: &RowsShape<'_, M>,
+    job: Job<'_>,
+    bound: Option<Bound<'_>>,
+) -> Result<(String, PgArguments)> {
     let st = shape.st;
     let mut s = Stmt::new(st, shape.filter)?;
     let take = shape.take.map(|n| s.param(n)).transpose()?;
+    if let (Some(bound), Some(first)) = (bound, shape.order.first())
+        && !matches!(bound.key, SortKey::Null)
+    {
+        let mut col = col_name(&st.cols, first.col)?.to_owned();
+        if first.text {
+            col.push_str(" COLLATE \"C\"");
+        }
+        let v = s.key(bound.key)?;
+        s.and(&format!(
+            "{col} {} {v}",
+            if first.desc { ">=" } else { "<=" }
+        ));
+    }
     let total = order_sql(st, shape.order, &[&st.tenant, &st.cols[st.key]])?;
     match job {
         Job::Shared(tenants) => {
@@ -313,11 +425,14 @@ pub(crate) fn aggregate_sql<M>(
     Ok(s.finish())
 }
 
-/// Runs one statement of a report on a pooled connection. Statements over schemas are never
-/// prepared and cached: their text names the schemas, so none is ever run twice.
+/// Runs one statement of a report on a pooled connection. The shared-table statement is
+/// prepared and cached as repository statements are (its text does not depend on the
+/// tenants); statements over schemas only when `cache_schemas` says so: their text names the
+/// schemas, and each cached one holds a plan of its whole batch on the connection.
 pub(crate) async fn run(
     rt: &Runtime,
     job: Job<'_>,
+    cache_schemas: bool,
     (sql, args): (String, PgArguments),
 ) -> Result<Vec<PgRow>> {
     use tracing::Instrument;
@@ -327,7 +442,7 @@ pub(crate) async fn run(
             tracing::debug_span!("tenancy.report", shared_tenants = t.len()),
         ),
         Job::Schemas(s) => (
-            false,
+            rt.persistent && cache_schemas,
             tracing::debug_span!("tenancy.report", schemas = s.len()),
         ),
     };
