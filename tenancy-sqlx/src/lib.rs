@@ -8,6 +8,8 @@
 //! - the capabilities: [`TenantCtx`] (one tenant), [`TenantTx`] (a transaction of one tenant) and
 //!   [`Superuser`] (cross-tenant, audited);
 //! - [`Repo`], [`Select`] and [`Raw`]: every way to a model's rows, each demanding a [`Scope`].
+//! - [`Report`] (from [`Repo::report`]): rows and aggregates across tenants, demanding a
+//!   [`Superuser`], audited; [`Tenancy::impersonate`] and [`Tenancy::audit_log`] likewise.
 //!
 //! The guarantee lives in these signatures: there is no function in this crate that reads or
 //! writes a tenant-scoped table without a `TenantCtx` (or `TenantTx`), and none that reads

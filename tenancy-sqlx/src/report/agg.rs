@@ -221,6 +221,10 @@ pub trait AggKind: sealed::Sealed + Send + Sync + 'static {
 /// summable::<i32>();
 /// summable::<Option<f64>>();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a numeric column type",
+    label = "`Agg::sum` and `Agg::avg` take a column of `i16`, `i32`, `i64`, `f32`, `f64` or an `Option` of one"
+)]
 pub trait Numeric: sealed::Sealed + Send + Sync + 'static {
     /// The type of its sums: `i64` for integers, `f64` for floats.
     type Total: Total;
@@ -287,6 +291,10 @@ impl Total for f64 {
 /// orderable::<String>();
 /// orderable::<Option<time::OffsetDateTime>>();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a column type `Agg::min` and `Agg::max` can compare",
+    label = "they take integers, floats, text, dates and times, or an `Option` of one"
+)]
 pub trait Orderable: sealed::Sealed + Send + Sync + 'static {
     /// The value, without the `Option` of a nullable column.
     type Value: for<'r> Decode<'r, Postgres>
