@@ -1,0 +1,128 @@
+//! What tenancy costs against the floor: the benchmark of issue 5 (see BENCHMARKS.md).
+//!
+//! `cargo bench --bench tenancy` against the PostgreSQL of `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). It creates the database `tenancy_bench`
+//! (dropped first if a previous run left it) and drops it at the end, prints a table, and
+//! writes `target/bench/results.json`: a list of `{"name", "value", "unit"}`.
+//!
+//! Every ratio is measured side by side in this one run, in alternating rounds, so that a noisy
+//! machine slows both contenders alike.
+//!
+//! - `TENANCY_BENCH_QUICK=1`: a few seconds (fewer, shorter rounds, less data; no
+//!   `derive_check_ratio` unless `TENANCY_BENCH_SKIP_DERIVE=0`).
+//! - `TENANCY_BENCH_SKIP_DERIVE=1`: skip `derive_check_ratio` (two `cargo check` builds).
+//! - `cargo bench --bench tenancy -- lookup insert`: only the rows whose name contains one of
+//!   the words.
+//!
+//! Adding rows: a function per row in the module of its capability, called from that module's
+//! `run`; a new capability (own-schema placement, provisioning, migrations, reports, row-level
+//! security) is a new module whose `run` is called from `main` below, in the same database.
+
+#[path = "tenancy/derive_check.rs"]
+mod derive_check;
+#[path = "tenancy/harness.rs"]
+mod harness;
+#[path = "tenancy/shared_table.rs"]
+mod shared_table;
+
+use sqlx::{Connection, PgConnection};
+
+/// The database every run creates afresh and drops at the end.
+const DATABASE: &str = "tenancy_bench";
+
+fn main() {
+    let mut bench = harness::Bench::new(harness::Config::from_env());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let admin = admin_url();
+        let url = with_database(&admin, DATABASE);
+        recreate(&admin).await;
+
+        // Issue 2: the generated repository on shared tables.
+        shared_table::run(&mut bench, &url).await;
+        // Issue 3 adds its module here (own-schema lookups at 50 and 1,000 tenants and their
+        // backend memory, provisioning, migrate_all), issue 4 its reports.
+
+        drop_database(&admin).await;
+    });
+    derive_check::run(&mut bench);
+    bench.finish();
+    // Other work on the machine moves absolute figures (ratios much less): say how busy it was.
+    println!("{}", load_average());
+}
+
+/// The load averages, where the platform tells them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "load average unknown".to_owned(),
+        |l| {
+            let parts: Vec<&str> = l.split_whitespace().take(3).collect();
+            format!("load average {}", parts.join(" "))
+        },
+    )
+}
+
+/// `DATABASE_URL`, or the local default the tests use.
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with its database replaced by `db` (query parameters kept).
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+async fn admin(admin_url: &str) -> PgConnection {
+    PgConnection::connect(admin_url).await.unwrap_or_else(|e| {
+        panic!("cannot reach PostgreSQL at {admin_url}: {e}\nstart one with scripts/pg")
+    })
+}
+
+async fn recreate(admin_url: &str) {
+    let mut conn = admin(admin_url).await;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut conn)
+        .await
+        .expect("server version");
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    eprintln!(
+        "tenancy bench: PostgreSQL {version}, {cores} cores, database {DATABASE}, {}",
+        load_average()
+    );
+    drop_in(&mut conn).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{DATABASE}\""
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("create the benchmark database");
+}
+
+async fn drop_database(admin_url: &str) {
+    drop_in(&mut admin(admin_url).await).await;
+}
+
+async fn drop_in(conn: &mut PgConnection) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{DATABASE}\" WITH (FORCE)"
+    )))
+    .execute(conn)
+    .await
+    .expect("drop the benchmark database");
+}

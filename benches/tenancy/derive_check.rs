@@ -1,0 +1,210 @@
+//! `derive_check_ratio`: what `#[tenant_scoped]` costs at `cargo check` time.
+//!
+//! Two generated crates in `target/bench/derive-check/`, each with the same 50 model structs:
+//! one marked `#[tenant_scoped]` (a path dependency on this workspace's `tenancy`), one with
+//! `#[derive(sqlx::FromRow)]` only (sqlx with the features tenancy uses, plus `derive`, which
+//! builds sqlx-macros). Both are built once so that their dependencies are ready; then, in
+//! alternation, the model file is touched and `cargo check` is timed (wall clock of the whole
+//! command, cargo's own start-up included). The ratio is the median check time of the first
+//! over the second.
+//!
+//! `derive_check_ratio` checks with `CARGO_INCREMENTAL=0`: the whole crate is expanded and
+//! type-checked, as on a fresh clone or in CI. `derive_check_ratio_incremental` keeps
+//! incremental compilation on: macros still run, but rustc reuses what it knew of the unchanged
+//! items, as in an edit-check loop.
+//!
+//! They build into their own target directory, so the workspace's `target/debug` is not
+//! invalidated.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+
+use crate::harness::{Bench, Compare, Goal, Samples, bench_dir, env_flag};
+
+/// Issue 5's row, checked without incremental compilation.
+const NAME: &str = "derive_check_ratio";
+/// The same with incremental compilation (the edit-check loop, where rustc reuses the type
+/// checking of unchanged items): informational, no goal.
+const INCREMENTAL: &str = "derive_check_ratio_incremental";
+const MODELS: usize = 50;
+
+pub fn run(b: &mut Bench) {
+    if !b.wants(NAME) && !b.wants(INCREMENTAL) {
+        return;
+    }
+    // Skipped in a quick run unless asked for: its first build takes minutes.
+    match env_flag("TENANCY_BENCH_SKIP_DERIVE") {
+        Some(true) => return b.skip(NAME, "TENANCY_BENCH_SKIP_DERIVE=1"),
+        None if b.cfg.quick => {
+            return b.skip(NAME, "quick run; TENANCY_BENCH_SKIP_DERIVE=0 includes it");
+        }
+        _ => {}
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = bench_dir().join("derive-check");
+    let target = dir.join("target");
+    let scoped = write_crate(
+        &dir.join("tenant_scoped"),
+        &format!(
+            "tenancy = {{ path = {:?} }}\n",
+            workspace.to_str().expect("a UTF-8 workspace path")
+        ),
+        &models(true),
+        &workspace,
+    );
+    let from_row = write_crate(
+        &dir.join("from_row"),
+        "sqlx = { version = \"0.9\", default-features = false, features = \
+         [\"postgres\", \"runtime-tokio\", \"uuid\", \"time\", \"derive\"] }\n",
+        &models(false),
+        &workspace,
+    );
+
+    eprintln!("{NAME}: building both crates' dependencies once (minutes on the first run)");
+    for krate in [&scoped, &from_row] {
+        check(krate, &target, false, false);
+    }
+
+    let rounds = if b.cfg.quick { 1 } else { 5 };
+    for (name, incremental, goal) in [
+        (NAME, false, Some(Goal::AtMost(1.5))),
+        (INCREMENTAL, true, None),
+    ] {
+        if !b.wants(name) {
+            continue;
+        }
+        // Settle each crate in this mode (switching modes rebuilds the workspace's crates).
+        for krate in [&scoped, &from_row] {
+            touch(krate);
+            check(krate, &target, incremental, true);
+        }
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            let order = if r % 2 == 0 {
+                [(&scoped, true), (&from_row, false)]
+            } else {
+                [(&from_row, false), (&scoped, true)]
+            };
+            for (krate, is_scoped) in order {
+                // Unmeasured: absorbs a rebuild of `tenancy` if its sources changed meanwhile.
+                check(krate, &target, incremental, true);
+                touch(krate);
+                let secs = check(krate, &target, incremental, true);
+                if is_scoped { &mut sa } else { &mut sb }.push(secs);
+            }
+        }
+        let spec = Compare {
+            name,
+            a: "tenant_scoped",
+            b: "from_row",
+            concurrency: 1,
+            goal,
+        };
+        let mode = if incremental {
+            "incremental"
+        } else {
+            "CARGO_INCREMENTAL=0"
+        };
+        b.add_ratio(
+            &spec,
+            &sa,
+            &sb,
+            Samples::Seconds,
+            &format!("`cargo check` of {MODELS} models after a touch, {mode}"),
+        );
+    }
+}
+
+/// Writes the crate unless it is already there as is (so a rerun finds it built); returns its
+/// manifest.
+fn write_crate(dir: &Path, dependency: &str, models: &str, workspace: &Path) -> PathBuf {
+    let package = dir.file_name().and_then(|n| n.to_str()).expect("a name");
+    let manifest = format!(
+        "# Generated by benches/tenancy (derive_check_ratio); rewritten on every run.\n\
+         [package]\nname = \"derive_check_{package}\"\nversion = \"0.0.0\"\n\
+         edition = \"2024\"\npublish = false\n\n\
+         # Not a member of the tenancy workspace above it.\n[workspace]\n\n\
+         [dependencies]\n{dependency}\
+         uuid = \"1\"\ntime = {{ version = \"0.3\", default-features = false }}\n"
+    );
+    write_if_changed(&dir.join("Cargo.toml"), &manifest);
+    write_if_changed(&dir.join("src/lib.rs"), "//! Generated.\npub mod models;\n");
+    write_if_changed(&dir.join("src/models.rs"), models);
+    let lock = dir.join("Cargo.lock");
+    if !lock.exists() {
+        // The workspace's versions, so both crates build what the workspace builds.
+        std::fs::copy(workspace.join("Cargo.lock"), &lock).expect("copy Cargo.lock");
+    }
+    dir.join("Cargo.toml")
+}
+
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("create dir");
+    std::fs::write(path, text).expect("write generated file");
+}
+
+/// The 50 structs; `scoped` picks `#[tenant_scoped]` over `#[derive(sqlx::FromRow)]`.
+fn models(scoped: bool) -> String {
+    let mut out = String::from(
+        "//! Generated by benches/tenancy (derive_check_ratio).\n\n\
+         use time::OffsetDateTime;\nuse uuid::Uuid;\n",
+    );
+    if scoped {
+        out.push_str("use tenancy::prelude::*;\n");
+    }
+    for i in 0..MODELS {
+        let (attrs, id, read_only) = if scoped {
+            (
+                format!("#[tenant_scoped(table = \"model_{i}s\")]\n#[derive(Debug, Clone)]"),
+                "    #[tenancy(id)]\n",
+                "    #[tenancy(read_only)]\n",
+            )
+        } else {
+            ("#[derive(Debug, Clone, sqlx::FromRow)]".to_owned(), "", "")
+        };
+        out.push_str(&format!(
+            "\n/// Model {i}.\n{attrs}\npub struct Model{i} {{\n\
+             {id}    pub id: Uuid,\n    pub owner_id: Uuid,\n    pub name: String,\n\
+             \x20   pub duration: i32,\n    pub note: Option<String>,\n\
+             {read_only}    pub created_at: OffsetDateTime,\n}}\n"
+        ));
+    }
+    out
+}
+
+fn touch(manifest: &Path) {
+    let models = manifest.with_file_name("src/models.rs");
+    std::fs::File::options()
+        .append(true)
+        .open(&models)
+        .and_then(|f| f.set_modified(SystemTime::now()))
+        .expect("touch the model file");
+}
+
+/// Runs `cargo check` on the crate; returns its wall-clock seconds.
+fn check(manifest: &Path, target: &Path, incremental: bool, offline: bool) -> f64 {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("check")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_INCREMENTAL", if incremental { "1" } else { "0" });
+    if offline {
+        cmd.arg("--offline");
+    }
+    let t = Instant::now();
+    let status = cmd.status().expect("run cargo check");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        status.success(),
+        "cargo check of {} failed",
+        manifest.display()
+    );
+    secs
+}

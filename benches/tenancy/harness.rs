@@ -1,0 +1,414 @@
+//! The measuring: configuration from the environment, side-by-side comparisons in interleaved
+//! rounds, the results table and `target/bench/results.json`.
+//!
+//! A row is one name in the JSON. A comparison row (`compare`, `add_ratio`) records the ratio
+//! of the contenders' median throughputs (or times) under its name, the median of the
+//! per-round ratios under `<name>.paired`, each contender's median under `<name>.<label>` and,
+//! for operations, the client's CPU time per operation under `<name>.<label>_client_cpu`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Whether an environment variable is set to a true value (`1`, `true`, `yes`); `None` if unset.
+pub fn env_flag(name: &str) -> Option<bool> {
+    let v = std::env::var(name).ok()?;
+    Some(matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    ))
+}
+
+/// What the run measures and how hard.
+pub struct Config {
+    /// `TENANCY_BENCH_QUICK=1`: fewer, shorter rounds and less data.
+    pub quick: bool,
+    /// Recorded rounds per contender.
+    pub rounds: usize,
+    /// Target length of one contender's round, in seconds.
+    pub round_secs: f64,
+    /// Substrings from the command line (`cargo bench --bench tenancy -- lookup insert`): only
+    /// rows whose name contains one of them run. Empty: every row.
+    pub filter: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        let quick = env_flag("TENANCY_BENCH_QUICK").unwrap_or(false);
+        // `cargo bench` passes `--bench` to harness-less targets: ignore flags.
+        let filter = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+        Self {
+            quick,
+            rounds: number("TENANCY_BENCH_ROUNDS")
+                .map_or(if quick { 4 } else { 40 }, |n| n.max(1.0) as usize),
+            round_secs: number("TENANCY_BENCH_ROUND_SECS").unwrap_or(if quick {
+                0.03
+            } else {
+                0.1
+            }),
+            filter,
+        }
+    }
+}
+
+/// A goal from issue 5, checked in the table.
+#[derive(Clone, Copy)]
+pub enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Goal::AtLeast(g) => v >= g,
+            Goal::AtMost(g) => v <= g,
+        }
+    }
+
+    fn show(self) -> String {
+        match self {
+            Goal::AtLeast(g) => format!(">= {g}"),
+            Goal::AtMost(g) => format!("<= {g}"),
+        }
+    }
+}
+
+/// A side-by-side row: `a` divided by `b`.
+pub struct Compare {
+    pub name: &'static str,
+    /// Label of the measured contender (the numerator), e.g. `repo`.
+    pub a: &'static str,
+    /// Label of the reference (the denominator), e.g. `raw`.
+    pub b: &'static str,
+    /// Concurrent tasks sharing the operations of a round.
+    pub concurrency: usize,
+    pub goal: Option<Goal>,
+}
+
+/// What a comparison's samples are.
+#[derive(Clone, Copy)]
+pub enum Samples {
+    /// Throughput per round; the ratio is a's median over b's.
+    OpsPerSec,
+    /// Duration per round, in seconds; the ratio is a's median over b's.
+    Seconds,
+}
+
+impl Samples {
+    fn unit(self) -> &'static str {
+        match self {
+            Samples::OpsPerSec => "ops/s",
+            Samples::Seconds => "s",
+        }
+    }
+
+    fn show(self, v: f64) -> String {
+        match self {
+            Samples::OpsPerSec => format!("{v:.0} ops/s"),
+            Samples::Seconds => format!("{v:.2} s"),
+        }
+    }
+}
+
+struct Record {
+    name: String,
+    value: f64,
+    unit: &'static str,
+}
+
+struct Line {
+    name: String,
+    value: String,
+    goal: String,
+    detail: String,
+}
+
+/// The run: rows measured so far, printed as they come and once more as a table at the end.
+pub struct Bench {
+    pub cfg: Config,
+    records: Vec<Record>,
+    lines: Vec<Line>,
+}
+
+impl Bench {
+    pub fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
+            records: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Whether the command line selects this row.
+    pub fn wants(&self, name: &str) -> bool {
+        self.cfg.filter.is_empty() || self.cfg.filter.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// Notes a row that did not run, and why.
+    pub fn skip(&mut self, name: &str, why: &str) {
+        eprintln!("{name:<32} skipped: {why}");
+        self.lines.push(Line {
+            name: name.to_owned(),
+            value: "-".into(),
+            goal: String::new(),
+            detail: format!("skipped: {why}"),
+        });
+    }
+
+    /// Measures `a` against `b` side by side: after a calibration and a warm-up, `rounds` rounds
+    /// of the same `n` operations each, alternating which contender goes first, so that whatever
+    /// else the machine does hits both alike. Each operation gets its index; both contenders see
+    /// the same indices in a round.
+    pub async fn compare<A, FA, B, FB>(&mut self, spec: Compare, a: A, b: B)
+    where
+        A: Fn(u64) -> FA + Clone + Send + Sync + 'static,
+        FA: Future<Output = ()> + Send + 'static,
+        B: Fn(u64) -> FB + Clone + Send + Sync + 'static,
+        FB: Future<Output = ()> + Send + 'static,
+    {
+        if !self.wants(spec.name) {
+            return;
+        }
+        let c = spec.concurrency;
+        let mut next = 0;
+        // Calibrate: a round of each contender should last about `round_secs`. Grow the probe
+        // until both contenders' probes last half of that, so that start-up costs and one slow
+        // operation do not skew the estimate.
+        let mut n = 4 * c as u64;
+        let n = loop {
+            let (ta, _) = round(&a, next, n, c).await;
+            let (tb, _) = round(&b, next, n, c).await;
+            next += n;
+            let secs = n as f64 / ta + n as f64 / tb;
+            if secs >= self.cfg.round_secs / 2.0 {
+                let rate = 2.0 * n as f64 / secs;
+                break ((rate * self.cfg.round_secs) as u64)
+                    .max(n)
+                    .next_multiple_of(c as u64);
+            }
+            n *= 4;
+        };
+        // Warm up at that size, not recorded; if this larger sample runs faster (a probe of a
+        // few writes can catch one slow commit), lengthen the rounds to match.
+        let (ta, _) = round(&a, next, n, c).await;
+        let (tb, _) = round(&b, next, n, c).await;
+        next += n;
+        let rate = 2.0 / (1.0 / ta + 1.0 / tb);
+        let n = ((rate * self.cfg.round_secs) as u64)
+            .max(n)
+            .next_multiple_of(c as u64);
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        let (mut ca, mut cb) = (Vec::new(), Vec::new());
+        for r in 0..self.cfg.rounds {
+            // A then B in even rounds, B then A in odd ones.
+            for is_a in [r % 2 == 0, r % 2 == 1] {
+                let (ops, cpu) = if is_a {
+                    round(&a, next, n, c).await
+                } else {
+                    round(&b, next, n, c).await
+                };
+                let (s, cs) = if is_a {
+                    (&mut sa, &mut ca)
+                } else {
+                    (&mut sb, &mut cb)
+                };
+                s.push(ops);
+                cs.extend(cpu);
+            }
+            next += n;
+        }
+        let mut detail = format!("{n} ops/round, {c} task{}", if c == 1 { "" } else { "s" });
+        // This process's CPU time per operation: what the client side costs, which the load of
+        // the machine moves far less than throughput.
+        let cpu =
+            (ca.len() == sa.len() && cb.len() == sb.len()).then(|| (median(&ca), median(&cb)));
+        if let Some((ua, ub)) = cpu {
+            detail.push_str(&format!(
+                "; client CPU {} {ua:.1} us/op, {} {ub:.1} us/op",
+                spec.a, spec.b
+            ));
+        }
+        self.add_ratio(&spec, &sa, &sb, Samples::OpsPerSec, &detail);
+        if let Some((ua, ub)) = cpu {
+            for (label, v) in [(spec.a, ua), (spec.b, ub)] {
+                self.records.push(Record {
+                    name: format!("{}.{label}_client_cpu", spec.name),
+                    value: v,
+                    unit: "us/op",
+                });
+            }
+        }
+    }
+
+    /// Records a comparison from per-round samples (see [`Samples`]), taken in alternation.
+    pub fn add_ratio(
+        &mut self,
+        spec: &Compare,
+        sa: &[f64],
+        sb: &[f64],
+        samples: Samples,
+        detail: &str,
+    ) {
+        let (ma, mb) = (median(sa), median(sb));
+        let ratio = ma / mb;
+        // How much the machine moved under the pairs of rounds: the middle half of the
+        // per-round ratios.
+        let per_round: Vec<f64> = sa.iter().zip(sb).map(|(x, y)| x / y).collect();
+        let (lo, hi) = (quantile(&per_round, 0.25), quantile(&per_round, 0.75));
+        let goal = spec.goal.map_or_else(String::new, |g| {
+            format!(
+                "{} {}",
+                g.show(),
+                if g.met(ratio) { "met" } else { "MISSED" }
+            )
+        });
+        let detail = format!(
+            "{} {}, {} {}; per-round ratio median {:.3}, IQR {lo:.3}..{hi:.3} ({} x {detail})",
+            spec.a,
+            samples.show(ma),
+            spec.b,
+            samples.show(mb),
+            median(&per_round),
+            sa.len(),
+        );
+        eprintln!("{:<32} {ratio:>7.3}  {goal:<14} {detail}", spec.name);
+        self.lines.push(Line {
+            name: spec.name.to_owned(),
+            value: format!("{ratio:.3}"),
+            goal,
+            detail,
+        });
+        self.records.push(Record {
+            name: spec.name.to_owned(),
+            value: ratio,
+            unit: "ratio",
+        });
+        self.records.push(Record {
+            name: format!("{}.paired", spec.name),
+            value: median(&per_round),
+            unit: "ratio",
+        });
+        for (label, v) in [(spec.a, ma), (spec.b, mb)] {
+            self.records.push(Record {
+                name: format!("{}.{label}", spec.name),
+                value: v,
+                unit: samples.unit(),
+            });
+        }
+    }
+
+    /// Prints the table and writes `target/bench/results.json`.
+    pub fn finish(self) {
+        let out_dir = bench_dir();
+        std::fs::create_dir_all(&out_dir).expect("create target/bench");
+        // One object a line, keys in the documented order (serde_json's maps sort them).
+        let objects: Vec<String> = self
+            .records
+            .iter()
+            .map(|r| {
+                format!(
+                    "  {{\"name\": {}, \"value\": {}, \"unit\": {}}}",
+                    serde_json::to_string(&r.name).expect("a JSON string"),
+                    serde_json::to_string(&r.value).expect("a JSON number"),
+                    serde_json::to_string(&r.unit).expect("a JSON string"),
+                )
+            })
+            .collect();
+        let path = out_dir.join("results.json");
+        std::fs::write(&path, format!("[\n{}\n]\n", objects.join(",\n")))
+            .expect("write results.json");
+
+        println!();
+        println!("{:<32} {:>7}  {:<14} detail", "row", "value", "goal");
+        println!("{}", "-".repeat(100));
+        for l in &self.lines {
+            println!("{:<32} {:>7}  {:<14} {}", l.name, l.value, l.goal, l.detail);
+        }
+        println!();
+        println!("wrote {}", path.display());
+    }
+}
+
+/// `target/bench` of the workspace.
+pub fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench")
+}
+
+/// Runs operations `start..start + n` on `tasks` spawned tasks (operation `i` on task
+/// `i % tasks`); returns operations per second and, where the platform tells, this process's
+/// CPU microseconds per operation.
+async fn round<F, Fut>(op: &F, start: u64, n: u64, tasks: usize) -> (f64, Option<f64>)
+where
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let cpu = process_cpu_ns();
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..tasks as u64 {
+        let op = op.clone();
+        let step = tasks as u64;
+        set.spawn(async move {
+            let mut i = task;
+            while i < n {
+                op(start + i).await;
+                i += step;
+            }
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        if let Err(e) = done {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    let ops = n as f64 / t.elapsed().as_secs_f64();
+    let cpu = cpu
+        .zip(process_cpu_ns())
+        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e3 / n as f64);
+    (ops, cpu)
+}
+
+/// CPU time this process's threads have run, in nanoseconds (Linux: the first field of each
+/// thread's `schedstat`); `None` elsewhere.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?;
+        // A thread may end between the listing and the read: count what can be read.
+        if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
+pub fn median(xs: &[f64]) -> f64 {
+    quantile(xs, 0.5)
+}
+
+/// The `q` quantile, interpolated between the nearest samples.
+fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (i, frac) = (pos.floor() as usize, pos.fract());
+    match v.get(i + 1) {
+        Some(next) => v[i] + (next - v[i]) * frac,
+        None => v[i],
+    }
+}
+
+/// A deterministic spread of operation indices over `len` items (splitmix64), so that
+/// consecutive operations touch unrelated rows and both contenders touch the same ones.
+pub fn pick(i: u64, len: usize) -> usize {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % len as u64) as usize
+}
