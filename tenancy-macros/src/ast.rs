@@ -26,6 +26,9 @@ pub struct Field<'a> {
     /// The column: `rename = "..."` or the field's name.
     pub column: String,
     pub column_span: Span,
+    /// The model's key, resolved once by [`Model::from_syn`]: marked `#[tenancy(id)]`, or named
+    /// `id` when no field is marked.
+    pub is_key: bool,
 }
 
 impl Field<'_> {
@@ -38,9 +41,9 @@ impl Field<'_> {
         self.persisted() && !self.attrs.default.is_set() && !self.attrs.read_only.is_set()
     }
 
-    /// Written by updates: not the key, not read-only.
+    /// Written by updates: not the key (marked or implicit), not read-only.
     pub fn updated(&self) -> bool {
-        self.persisted() && !self.attrs.id.is_set() && !self.attrs.read_only.is_set()
+        self.persisted() && !self.is_key && !self.attrs.read_only.is_set()
     }
 }
 
@@ -98,7 +101,7 @@ impl<'a> Model<'a> {
             Some(lit) => (lit.value(), lit.span()),
             None => (DEFAULT_TENANT_COLUMN.to_owned(), Span::call_site()),
         };
-        let fields = fields
+        let mut fields: Vec<Field<'a>> = fields
             .iter()
             .filter_map(|f| {
                 let ident = f.ident.as_ref()?;
@@ -117,9 +120,13 @@ impl<'a> Model<'a> {
                     attrs,
                     column,
                     column_span,
+                    is_key: false,
                 })
             })
             .collect();
+        if let Some(i) = resolve_key(&fields) {
+            fields[i].is_key = true;
+        }
         Some(Self {
             item,
             ident: &item.ident,
@@ -139,13 +146,20 @@ impl<'a> Model<'a> {
 
     /// The key: the field marked `#[tenancy(id)]`, else a field named `id`.
     pub fn key(&self) -> Option<&Field<'a>> {
-        self.columns().find(|f| f.attrs.id.is_set()).or_else(|| {
-            if self.columns().any(|f| f.attrs.id.is_set()) {
-                None
-            } else {
-                self.columns().find(|f| f.ident == "id")
-            }
-        })
+        self.fields.iter().find(|f| f.is_key)
+    }
+}
+
+/// Index of the key among `fields`: the first persisted field marked `#[tenancy(id)]`, else, if
+/// none is marked, the persisted field named `id`.
+fn resolve_key(fields: &[Field<'_>]) -> Option<usize> {
+    let persisted = || fields.iter().enumerate().filter(|(_, f)| f.persisted());
+    if fields.iter().any(|f| f.attrs.id.is_set()) {
+        persisted()
+            .find(|(_, f)| f.attrs.id.is_set())
+            .map(|(i, _)| i)
+    } else {
+        persisted().find(|(_, f)| f.ident == "id").map(|(i, _)| i)
     }
 }
 

@@ -81,6 +81,23 @@ mod tests {
     }
 
     #[test]
+    fn implicit_key_is_read_only() {
+        let out = expand(
+            quote!(),
+            quote! {
+                pub struct Spin {
+                    pub id: Uuid,
+                    pub duration: i32,
+                }
+            },
+        );
+        let id = out.find("const ID").expect("an ID handle");
+        let duration = out.find("const DURATION").expect("a DURATION handle");
+        assert!(out[id..duration].contains("ReadOnly"), "{out}");
+        assert!(out[duration..].contains("Writable"), "{out}");
+    }
+
+    #[test]
     fn collects_every_error() {
         let out = expand(
             quote!(tabel = "x"),

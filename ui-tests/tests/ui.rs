@@ -6,9 +6,6 @@
 //! - `ui/compile-pass/*.rs`: the intended uses, which must keep compiling.
 //! - `ui/diagnostics/*.rs`: one mistake each in a `#[tenant_scoped]` model, and the error (with
 //!   its span) the attribute reports.
-//! - `ui/known-bugs/*.rs`: cases whose `.stderr` is the output they *should* produce but do not
-//!   yet, because of a library bug named in the file. Ignored; move a case into `compile-fail/`
-//!   or `diagnostics/` once its bug is fixed.
 //!
 //! Regenerate the expected output with `TRYBUILD=overwrite cargo test -p ui-tests`, then read
 //! every changed `.stderr`: a case that fails for another reason than the one it names proves
@@ -24,11 +21,4 @@ fn ui() {
     t.compile_fail("tests/ui/compile-fail/**/*.rs");
     t.pass("tests/ui/compile-pass/*.rs");
     t.compile_fail("tests/ui/diagnostics/*.rs");
-}
-
-#[test]
-#[ignore = "known library bugs (see tests/ui/known-bugs/*.rs); run with --ignored to check a fix"]
-fn known_bugs() {
-    let t = trybuild::TestCases::new();
-    t.compile_fail("tests/ui/known-bugs/*.rs");
 }

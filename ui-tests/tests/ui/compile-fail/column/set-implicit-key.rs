@@ -1,5 +1,4 @@
 // A row's key cannot be rewritten (e.g. to another tenant's row's key), also when the key is the field named `id`.
-// KNOWN BUG: an unmarked `id` key gets a `Writable` handle (tenancy-macros: `Field::updated` only checks #[tenancy(id)]).
 use tenancy::prelude::*;
 use uuid::Uuid;
 

@@ -1,5 +1,4 @@
 // Mistake: an enum is not a table row; the error should be the macro's alone.
-// KNOWN BUG: the fallback strips #[tenancy(...)] from struct fields only, so rustc adds "cannot find attribute `tenancy`".
 use tenancy::tenant_scoped;
 use uuid::Uuid;
 
