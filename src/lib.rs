@@ -111,8 +111,8 @@ pub use tenancy_sqlx::*;
 /// The names most code needs: `use tenancy::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Error, Filter, NewTenant, Repo, Superuser, Tenancy, TenantCtx, TenantId, TenantRef,
-        TenantTx, tenant_scoped,
+        Agg, AuditQuery, Error, Filter, NewTenant, Placement, Repo, Superuser, Tenancy, TenantCtx,
+        TenantId, TenantRef, TenantTx, tenant_scoped,
     };
 }
 

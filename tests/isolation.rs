@@ -835,14 +835,10 @@ async fn keyset_pagination_and_streams_stay_in_the_tenant() {
     );
 }
 
-/// `Select::after` documents that the key is added as the last ordering column "so the order is
-/// total and no row is skipped or repeated between pages". It is added only to the queries that
-/// carry a cursor, not to the first page, whose order among ties is then arbitrary: the cursor
-/// taken from its last row skips some tied rows and repeats others.
+/// The key is the last ordering column of every page, the first included, without being asked
+/// for: were it added to cursor pages only, the first page's order among ties would be
+/// arbitrary, and the cursor taken from its last row would skip some tied rows and repeat others.
 #[tokio::test]
-#[ignore = "BUG: Select::after adds the key to the ORDER BY of cursor pages only; the first page \
-            is ordered without it, so walking pages repeats and skips rows tied on the user's \
-            ordering columns"]
 async fn keyset_pagination_adds_the_key_to_the_first_page_too() {
     let w = paging_world("iso_pages_implicit").await;
     check_keyset(&w, false).await;

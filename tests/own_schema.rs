@@ -235,7 +235,20 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
     assert_eq!(at3, 50, "49 tenant schemas and the shared table");
     let pending = upgraded.pending_migrations(&su).await.unwrap();
     assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].0.to_string(),
+        "tenant tenant-17 (schema t_tenant_17)"
+    );
     assert_eq!(pending[0].1, vec![2]);
+    let lagging = upgraded.resolve_slug("tenant-17").await.unwrap().id();
+    let audited: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT tenant_ids FROM tenancy.audit_log \
+         WHERE action = 'tenants.pending_migrations' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(audited, vec![lagging.as_uuid()]);
 
     // Fix the tenant and rerun: only it is migrated.
     db.exec("ALTER TABLE t_tenant_17.spins DROP COLUMN rating")

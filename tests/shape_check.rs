@@ -345,8 +345,6 @@ async fn each_shape_problem_is_named() {
 /// referenced unique index as its own: a unique index on `parents (id)` alone, which lets
 /// tenants collide on keys, is then skipped and reported nowhere for `parents`.
 #[tokio::test]
-#[ignore = "BUG: verify skips an index of the table when another table's foreign key references \
-            it (pg_constraint.conindid), so a tenant-less unique index passes"]
 async fn a_unique_index_referenced_by_another_tables_foreign_key_is_still_checked() {
     let db = TestDb::new("shape_fk_index").await;
     let tenancy = db.tenancy().await;

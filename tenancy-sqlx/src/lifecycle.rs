@@ -47,6 +47,11 @@ impl Tenancy {
     /// Suspends an active tenant: it stops resolving until [`resume`](Tenancy::resume)d.
     /// Data is untouched. Audited.
     ///
+    /// Resolution through this process refuses the tenant as soon as this returns (through other
+    /// processes, within their cache's time-to-live). A [`TenantCtx`](crate::TenantCtx) minted
+    /// before, held by a request in flight, stays usable until it is dropped: a context is proof
+    /// that the tenant was active when it was resolved, so resolve per request or job, not once.
+    ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] if the tenant is not active.
     pub async fn suspend(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {

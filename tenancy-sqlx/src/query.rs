@@ -74,13 +74,18 @@ impl<M: Model> Select<M> {
     }
 
     /// Orders by one more column (`Spin::CREATED_AT.desc()`), after those given before.
+    ///
+    /// Ties are broken by the key (in the direction of the last column given), so the order is
+    /// total: pages taken with [`Select::limit`] and [`Select::after`] neither repeat nor skip
+    /// rows that share the ordering columns' values.
     #[must_use]
     pub fn order_by(mut self, order: Order<M>) -> Self {
         self.order.push(order);
         self
     }
 
-    /// At most `n` rows.
+    /// At most `n` rows. A limited query is ordered (by the key, if no order is given), so
+    /// that which rows come back does not depend on the server's plan.
     #[must_use]
     pub fn limit(mut self, n: i64) -> Self {
         self.limit = Some(n);
@@ -96,8 +101,9 @@ impl<M: Model> Select<M> {
 
     /// Keyset pagination: only the rows that come after `row` in this query's order.
     ///
-    /// The key is added as the last ordering column, so the order is total and no row is skipped
-    /// or repeated between pages. Ordering columns must not hold NULLs.
+    /// Ordering is total (the key breaks ties, see [`Select::order_by`]; with no order given,
+    /// pages are in key order), so no row is skipped or repeated between pages. Ordering
+    /// columns must not hold NULLs.
     #[must_use]
     pub fn after(mut self, row: &M) -> Self {
         self.after = Some(
@@ -108,11 +114,15 @@ impl<M: Model> Select<M> {
         self
     }
 
-    /// The ordering to run with: the user's, plus the key whenever a cursor is used.
+    /// The ordering to run with: the user's, plus the key as a tie-breaker whenever there is an
+    /// order or a page (limit, offset, cursor). Adding it only to cursor pages would order the
+    /// first page differently from the next, and rows tied on the user's columns would be
+    /// repeated or skipped. Only an unordered, unpaged query is left to the server's order.
     fn effective_order(&self) -> Vec<Order<M>> {
         let mut order = self.order.clone();
         let key = M::META.key;
-        if self.after.is_some() && !order.iter().any(|o| o.col == key) {
+        let paged = self.after.is_some() || self.limit.is_some() || self.offset.is_some();
+        if (paged || !order.is_empty()) && !order.iter().any(|o| o.col == key) {
             let desc = order.last().is_some_and(|o| o.desc);
             order.push(Order::new(key, desc));
         }

@@ -619,9 +619,10 @@ impl Tenancy {
             described.push(format!("action={action:?}"));
         }
         if let Some(tenant) = query.tenant {
-            buf.push(" AND ");
+            // Containment, so that the GIN index on tenant_ids serves it.
+            buf.push(" AND tenant_ids @> ARRAY[");
             buf.bind(tenant.as_uuid())?;
-            buf.push(" = ANY(tenant_ids)");
+            buf.push("]::uuid[]");
             described.push(format!("tenant={tenant}"));
         }
         if let Some(since) = query.since {

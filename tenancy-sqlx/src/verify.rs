@@ -165,12 +165,14 @@ async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec
         problems.push(format!("no primary key; expected ({tenant}, {key})"));
     }
 
-    // Indexes not behind a constraint (those were reported above).
+    // Indexes not behind one of this table's constraints (those were reported above). A foreign
+    // key of another table also records the index it relies on in `conindid`, so match on
+    // `conrelid` too, or a tenant-less unique index referenced from elsewhere would pass.
     let indexes = crate::sql::admin_query(
         "SELECT ci.relname::text AS name, \
                 (SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[0]) AS first \
          FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid \
-         WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
+         WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) \
          ORDER BY ci.relname",
     )
     .bind(oid)

@@ -25,6 +25,10 @@ pub use source::{Migration, Migrations};
 
 use crate::{Result, Superuser, Tenancy};
 
+/// Histories read per statement by [`Tenancy::pending_migrations`]: few enough that the
+/// statement's relation locks stay far below the lock table's size.
+const PENDING_BATCH: usize = 500;
+
 /// What a tenant migration ran on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -225,40 +229,82 @@ impl Tenancy {
         Ok(report)
     }
 
-    /// The targets not at the latest tenant migration, with the versions each lacks.
+    /// The targets not at the latest tenant migration, with the versions each lacks. Audited
+    /// (`tenants.pending_migrations`, naming the lagging tenants).
+    ///
+    /// Reads the histories a few hundred schemas per statement, so that checking 10,000
+    /// tenants takes tens of round trips, not 10,000.
     ///
     /// # Errors
-    /// [`Error::Database`](crate::Error::Database).
+    /// [`Error::Database`](crate::Error::Database), for instance if a schema has lost its
+    /// history table.
     pub async fn pending_migrations(
         &self,
         su: &Superuser,
     ) -> Result<Vec<(MigrationTarget, Vec<i64>)>> {
         self.check_superuser(su)?;
         let migrations = &self.runtime().tenant_migrations;
+        let targets = self.migration_targets().await?;
         let mut out = Vec::new();
-        for target in self.migration_targets().await? {
-            let history = match &target {
-                MigrationTarget::SharedTables => "tenancy.shared_table_migrations".to_owned(),
-                MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => {
-                    format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema))
-                }
-            };
-            let q = crate::sql::admin_scalar(crate::sql::text(format!(
-                "SELECT version FROM {history}"
-            )));
-            let applied: Vec<i64> = self
+        for batch in targets.chunks(PENDING_BATCH) {
+            let sql = batch
+                .iter()
+                .enumerate()
+                .map(|(i, target)| {
+                    let history = match target {
+                        MigrationTarget::SharedTables => {
+                            "tenancy.shared_table_migrations".to_owned()
+                        }
+                        MigrationTarget::Tenant { schema, .. }
+                        | MigrationTarget::Spare { schema } => {
+                            format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema))
+                        }
+                    };
+                    format!("SELECT {i}::int4 AS target, version FROM {history}")
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let q = crate::sql::admin_query(crate::sql::text(sql));
+            let rows = self
                 .runtime()
                 .with_conn(async |c| Ok(q.fetch_all(c).await?))
                 .await?;
-            let missing: Vec<i64> = migrations
-                .iter()
-                .map(|m| m.version)
-                .filter(|v| !applied.contains(v))
-                .collect();
-            if !missing.is_empty() {
-                out.push((target, missing));
+            let mut applied = vec![Vec::new(); batch.len()];
+            for row in rows {
+                let target: i32 = row.try_get("target")?;
+                let version: i64 = row.try_get("version")?;
+                if let Some(versions) = usize::try_from(target)
+                    .ok()
+                    .and_then(|t| applied.get_mut(t))
+                {
+                    versions.push(version);
+                }
+            }
+            for (target, applied) in batch.iter().zip(applied) {
+                let missing: Vec<i64> = migrations
+                    .iter()
+                    .map(|m| m.version)
+                    .filter(|v| !applied.contains(v))
+                    .collect();
+                if !missing.is_empty() {
+                    out.push((target.clone(), missing));
+                }
             }
         }
+        let lagging: Vec<TenantId> = out
+            .iter()
+            .filter_map(|(t, _)| match t {
+                MigrationTarget::Tenant { id, .. } => Some(*id),
+                MigrationTarget::SharedTables | MigrationTarget::Spare { .. } => None,
+            })
+            .collect();
+        let detail = format!("{} targets behind", out.len());
+        self.runtime()
+            .with_conn(async |conn| {
+                su.audit(conn, "tenants.pending_migrations", &lagging, Some(&detail))
+                    .await
+            })
+            .await?;
         Ok(out)
     }
 

@@ -3,9 +3,13 @@
 //!
 //! Only active tenants are cached. Lifecycle changes made through this process clear the cache at
 //! once; changes made by another process are seen within the time-to-live.
+//!
+//! A lookup that read the registry before an invalidation must not cache what it read after it:
+//! every invalidation bumps a generation, and an insert made with an older generation is dropped.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tenancy_core::TenantId;
@@ -23,6 +27,8 @@ pub(crate) struct ResolveCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<Key, (TenantCtx, Instant)>>,
+    /// Bumped, under the `entries` lock, by every invalidation.
+    generation: AtomicU64,
 }
 
 impl ResolveCache {
@@ -31,6 +37,7 @@ impl ResolveCache {
             ttl,
             capacity,
             entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -45,11 +52,21 @@ impl ResolveCache {
         }
     }
 
-    pub(crate) fn insert(&self, key: Key, ctx: TenantCtx) {
+    /// The generation to pass to [`ResolveCache::insert`]; read it before querying the registry.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches `ctx` unless an invalidation happened after `generation` was read.
+    pub(crate) fn insert(&self, key: Key, ctx: TenantCtx, generation: u64) {
         if self.ttl.is_zero() || self.capacity == 0 {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock that invalidations take, so none can slip in between.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         if entries.len() >= self.capacity {
             // Drop what has expired; if the cache is still full, start over rather than keep an
             // LRU's bookkeeping on every hit.
@@ -65,6 +82,73 @@ impl ResolveCache {
     /// Forgets every entry that resolves to `tenant`.
     pub(crate) fn invalidate(&self, tenant: TenantId) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
         entries.retain(|_, (ctx, _)| ctx.id() != tenant);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlx::postgres::PgPoolOptions;
+    use tenancy_core::Placement;
+
+    use super::*;
+    use crate::runtime::Runtime;
+
+    fn ctx(id: TenantId) -> TenantCtx {
+        // A lazy pool never connects: these tests only need a token to cache.
+        let pool = PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool");
+        let rt = Arc::new(Runtime {
+            pool,
+            cache: ResolveCache::new(Duration::ZERO, 0),
+            tenant_migrations: Arc::default(),
+            persistent: true,
+            superuser: crate::superuser::SuperuserConfig::default(),
+        });
+        TenantCtx::mint(
+            rt,
+            id,
+            "acme".into(),
+            "Acme".into(),
+            Placement::SharedTable,
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_lookup_that_raced_an_invalidation_is_not_cached() {
+        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let id = TenantId::new_v4();
+        let key = Key::Id(id);
+
+        // A resolve reads the generation, then the registry row (still active) ...
+        let generation = cache.generation();
+        // ... meanwhile the tenant is suspended and the cache invalidated ...
+        cache.invalidate(id);
+        // ... and the resolve caches what it read: dropped, or the suspension would not hold.
+        cache.insert(key.clone(), ctx(id), generation);
+        assert!(cache.get(&key).is_none());
+
+        // A lookup that started after the invalidation is cached as usual.
+        cache.insert(key.clone(), ctx(id), cache.generation());
+        assert_eq!(cache.get(&key).map(|c| c.id()), Some(id));
+    }
+
+    #[tokio::test]
+    async fn invalidation_forgets_every_key_of_the_tenant_only() {
+        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let (a, b) = (TenantId::new_v4(), TenantId::new_v4());
+        let g = cache.generation();
+        cache.insert(Key::Id(a), ctx(a), g);
+        cache.insert(Key::Slug("acme".into()), ctx(a), g);
+        cache.insert(Key::Id(b), ctx(b), g);
+        cache.invalidate(a);
+        assert!(cache.get(&Key::Id(a)).is_none());
+        assert!(cache.get(&Key::Slug("acme".into())).is_none());
+        assert_eq!(cache.get(&Key::Id(b)).map(|c| c.id()), Some(b));
     }
 }

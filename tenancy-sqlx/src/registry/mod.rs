@@ -128,6 +128,7 @@ impl Tenancy {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
+        let generation = self.rt.cache.generation();
         let row = crate::sql::admin_query(
             "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.id = $1",
         )
@@ -136,7 +137,7 @@ impl Tenancy {
             .rt
             .with_conn(async |c| Ok(row.fetch_optional(c).await?))
             .await?;
-        self.admit(key, row, Lookup::Id(id))
+        self.admit(key, generation, row, Lookup::Id(id))
     }
 
     /// Resolves an active tenant by slug. A string that is not a valid slug is refused before
@@ -150,6 +151,7 @@ impl Tenancy {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
+        let generation = self.rt.cache.generation();
         let row = crate::sql::admin_query(
             "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.slug = $1",
         )
@@ -158,7 +160,7 @@ impl Tenancy {
             .rt
             .with_conn(async |c| Ok(row.fetch_optional(c).await?))
             .await?;
-        self.admit(key, row, Lookup::Slug(slug.as_str().to_owned()))
+        self.admit(key, generation, row, Lookup::Slug(slug.as_str().to_owned()))
     }
 
     /// Resolves an active tenant by the host of a request, as found in the `Host` header: case
@@ -172,6 +174,7 @@ impl Tenancy {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
+        let generation = self.rt.cache.generation();
         let row = crate::sql::admin_query(
             "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name \
              FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id \
@@ -182,7 +185,7 @@ impl Tenancy {
             .rt
             .with_conn(async |c| Ok(row.fetch_optional(c).await?))
             .await?;
-        self.admit(key, row, Lookup::Host(host.as_str().to_owned()))
+        self.admit(key, generation, row, Lookup::Host(host.as_str().to_owned()))
     }
 
     /// Turns a reference from a job payload back into a context, checking again that the tenant
@@ -194,8 +197,16 @@ impl Tenancy {
         self.resolve_id(tenant.tenant_id()).await
     }
 
-    /// Mints a context for a registry row if, and only if, the tenant is active.
-    fn admit(&self, key: Key, row: Option<PgRow>, lookup: Lookup) -> Result<TenantCtx> {
+    /// Mints a context for a registry row if, and only if, the tenant is active, and caches it
+    /// unless the cache was invalidated since `generation` was read (before the row was): a
+    /// suspension racing this lookup must not leave the pre-suspension row cached.
+    fn admit(
+        &self,
+        key: Key,
+        generation: u64,
+        row: Option<PgRow>,
+        lookup: Lookup,
+    ) -> Result<TenantCtx> {
         let row = row.ok_or(Error::TenantNotFound(lookup))?;
         let id = TenantId::from_uuid(row.try_get("id")?);
         let slug: String = row.try_get("slug")?;
@@ -215,7 +226,7 @@ impl Tenancy {
             placement.parse()?,
             schema.as_deref(),
         );
-        self.rt.cache.insert(key, ctx.clone());
+        self.rt.cache.insert(key, ctx.clone(), generation);
         Ok(ctx)
     }
 

@@ -76,6 +76,16 @@ CREATE TABLE tenancy.spare_schemas (
 );
 "#,
     ),
+    (
+        4,
+        "audit log indexes",
+        // The audit query narrows by tenant (`tenant_ids @> ARRAY[..]`, which a GIN index
+        // serves; `= ANY(tenant_ids)` would not) and by actor, newest first.
+        r#"
+CREATE INDEX audit_log_tenant_ids_idx ON tenancy.audit_log USING gin (tenant_ids);
+CREATE INDEX audit_log_actor_at_idx ON tenancy.audit_log (actor, at);
+"#,
+    ),
 ];
 
 /// Brings the registry schema to the latest version.
