@@ -26,8 +26,12 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         .position(|f| f.ident == key.ident)
         .expect("the key is a column");
 
-    // Column handles: `pub const DURATION: Column<Spin, i32> = Column::new(1);`
-    let handles = columns.iter().enumerate().map(|(i, f)| {
+    // Column handles, each built from the model's declaration of its column:
+    // `impl DeclaresColumn<1> for Spin { type Type = i32; type Access = Writable; }` and
+    // `pub const DURATION: Column<Spin, i32, Writable> = Column::declared::<1>();`
+    let mut declarations = Vec::with_capacity(columns.len());
+    let mut handles = Vec::with_capacity(columns.len());
+    for (i, f) in columns.iter().enumerate() {
         let name = format_ident!("{}", screaming(&f.ident.to_string()), span = f.ident.span());
         let ty = f.ty;
         let access = if f.updated() {
@@ -40,11 +44,19 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             f.column
         );
         let fvis = &f.original.vis;
-        quote_spanned! {f.ident.span()=>
+        // Spanned at the field, so that a conflicting or mismatched declaration points at it.
+        declarations.push(quote_spanned! {f.ident.span()=>
+            #[automatically_derived]
+            impl #krate::DeclaresColumn<#i> for #ident {
+                type Type = #ty;
+                type Access = #access;
+            }
+        });
+        handles.push(quote_spanned! {f.ident.span()=>
             #[doc = #doc]
-            #fvis const #name: #krate::Column<#ident, #ty, #access> = #krate::Column::new(#i);
-        }
-    });
+            #fvis const #name: #krate::Column<#ident, #ty, #access> = #krate::Column::declared::<#i>();
+        });
+    }
 
     let column_metas = columns.iter().map(|f| {
         let name = &f.column;
@@ -115,6 +127,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         #vis struct #new_ident {
             #(#new_fields,)*
         }
+
+        #(#declarations)*
 
         #[automatically_derived]
         impl #ident {

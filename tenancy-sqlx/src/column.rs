@@ -3,7 +3,9 @@
 //! `#[tenant_scoped]` generates one handle per field as an associated constant (`Spin::DURATION`).
 //! A handle is typed by its model and its Rust type, so a filter on another model's column, or
 //! comparing a number column with a string, does not compile. Key and read-only columns get a
-//! [`ReadOnly`] handle, which cannot be assigned.
+//! [`ReadOnly`] handle, which cannot be assigned. Handles are built only from the model's own
+//! declaration ([`DeclaresColumn`]), so a user cannot make a `Writable` handle on a read-only
+//! column.
 
 use std::marker::PhantomData;
 use std::ops::{BitAnd, BitOr, Not};
@@ -53,13 +55,36 @@ impl<T> ColumnValue for T where
 {
 }
 
+/// Declares column `I` of a model (its position among the persisted fields): the Rust type of
+/// its values and whether updates may write it ([`Writable`]) or not ([`ReadOnly`]: the key, and
+/// columns the database fills).
+///
+/// `#[tenant_scoped]` implements it once per column, and [`Column::declared`] is the only way to
+/// a handle, so a handle has the type and writability its model declares: a `Writable` handle on
+/// a read-only column cannot be built. Coherence keeps the declaration unique (a second
+/// implementation for the same column conflicts with the generated one, and no other crate can
+/// implement it for a model it does not own).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` declares no column {I}",
+    label = "not a column of `{Self}`",
+    note = "column handles come from the model: use the associated constants `#[tenant_scoped]` generates (`{Self}::DURATION`)"
+)]
+pub trait DeclaresColumn<const I: usize>: Model {
+    /// The Rust type of the column's values.
+    type Type;
+    /// [`Writable`] or [`ReadOnly`].
+    type Access;
+}
+
 impl<M, T, W> Column<M, T, W> {
-    /// The handle for column `index` of `M::META.columns`. Generated code calls this; an
-    /// out-of-range index is reported as an error when the query runs.
-    #[doc(hidden)]
-    pub const fn new(index: usize) -> Self {
+    /// The handle on column `I` of `M`, with the type and writability `M` declares for it.
+    /// `#[tenant_scoped]` builds its handles with this.
+    pub const fn declared<const I: usize>() -> Self
+    where
+        M: DeclaresColumn<I, Type = T, Access = W>,
+    {
         Self {
-            index,
+            index: I,
             _marker: PhantomData,
         }
     }

@@ -42,7 +42,9 @@ pub use tenancy_core::{
 };
 pub use uuid;
 
-pub use column::{Assignment, Column, ColumnValue, Filter, Order, ReadOnly, TextColumn, Writable};
+pub use column::{
+    Assignment, Column, ColumnValue, DeclaresColumn, Filter, Order, ReadOnly, TextColumn, Writable,
+};
 pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
 pub use export::{ArchivedTable, TenantArchive};
