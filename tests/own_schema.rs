@@ -464,3 +464,109 @@ async fn hostile_slugs_create_no_schema() {
         .unwrap();
     assert_eq!(tenants, 1);
 }
+
+/// With `connection_lanes`, each tenant's statements always run on its lane's connections, so a
+/// server connection only ever touches its lane's schemas (what bounds its memory at thousands
+/// of tenants), and everything else keeps working: isolation, transactions, the registry.
+#[tokio::test]
+async fn connection_lanes_keep_each_tenant_on_its_lane() {
+    let db = TestDb::new("own_schema_lanes").await;
+    let tenancy = Tenancy::builder()
+        .max_connections(4)
+        .connection_lanes(4) // one connection per lane
+        .tenant_migrations(spinner_migrations())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "setup").await.unwrap();
+    assert!(
+        tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    let mut ctxs = Vec::new();
+    for i in 0..16 {
+        let slug = format!("lane-{i:02}");
+        let placement = if i % 4 == 3 {
+            Placement::SharedTable
+        } else {
+            Placement::OwnSchema
+        };
+        tenancy
+            .create_tenant(NewTenant::new(&slug, "T").placement(placement))
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_slug(&slug).await.unwrap();
+        Spinner::repo()
+            .insert(&ctx, &new_spinner(&slug))
+            .await
+            .unwrap();
+        ctxs.push(ctx);
+    }
+    // Every tenant, three times over, concurrently: which backend served it, and what it saw.
+    let runs = futures_util::future::join_all(ctxs.iter().cycle().take(48).map(|ctx| async move {
+        let (pid, names): (i32, Vec<String>) = Spinner::repo()
+            .raw_as("SELECT pg_backend_pid(), coalesce(array_agg(name), '{}') FROM {spinners}")
+            .fetch_one(ctx)
+            .await
+            .unwrap();
+        let mut tx = ctx.begin().await.unwrap();
+        Spinner::repo()
+            .insert(&mut tx, &new_spinner("rolled back"))
+            .await
+            .unwrap();
+        let (tx_pid,): (i32,) = Spinner::repo()
+            .raw_as("SELECT pg_backend_pid() FROM {spinners} LIMIT 1")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
+        drop(tx);
+        (ctx.slug().to_owned(), pid, tx_pid, names)
+    }))
+    .await;
+    let mut pid_of = std::collections::HashMap::new();
+    let mut tenants_of = std::collections::HashMap::<i32, Vec<String>>::new();
+    for (slug, pid, tx_pid, names) in runs {
+        assert_eq!(names, vec![slug.clone()], "{slug} sees only its own row");
+        assert_eq!(pid, tx_pid, "{slug}: transactions run on the lane too");
+        let first = *pid_of.entry(slug.clone()).or_insert(pid);
+        assert_eq!(
+            first, pid,
+            "{slug} always runs on its lane's one connection"
+        );
+        let seen = tenants_of.entry(pid).or_default();
+        if !seen.contains(&slug) {
+            seen.push(slug);
+        }
+    }
+    // Four lanes of one connection: at most four backends, each serving a part of the tenants.
+    assert!(tenants_of.len() <= 4, "{tenants_of:?}");
+    assert!(
+        tenants_of.len() >= 2,
+        "16 tenants all hashed to one lane: {tenants_of:?}"
+    );
+    assert!(tenants_of.values().all(|t| t.len() < 16));
+    // The dropped transactions kept nothing.
+    for ctx in &ctxs {
+        let names: Vec<String> = Spinner::repo()
+            .query()
+            .fetch_all(ctx)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, vec![ctx.slug().to_owned()]);
+    }
+    // The registry and lifecycle run on the admin pool, beside the lanes.
+    let gone = ctxs[0].id();
+    tenancy.suspend(&su, gone).await.unwrap();
+    assert!(matches!(
+        tenancy.resolve_slug("lane-00").await,
+        Err(Error::TenantSuspended { .. })
+    ));
+    let pending = tenancy.pending_migrations(&su).await.unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+}

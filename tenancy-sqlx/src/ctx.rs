@@ -13,11 +13,13 @@ use crate::runtime::Runtime;
 /// Proof that its holder acts for one active tenant.
 ///
 /// A `TenantCtx` has no public constructor, no public fields, no `Default`, no `Deserialize`
-/// and no conversion from a [`TenantId`], a uuid or a [`TenantRef`]. The only ways to get one are
-/// resolving an active tenant through the registry ([`Tenancy::resolve_id`](crate::Tenancy::resolve_id),
+/// and no conversion from a [`TenantId`], a uuid, a [`TenantRef`] or a
+/// [`Superuser`](crate::Superuser). The only ways to get one are resolving an active tenant
+/// through the registry ([`Tenancy::resolve_id`](crate::Tenancy::resolve_id),
 /// [`resolve_slug`](crate::Tenancy::resolve_slug), [`resolve_host`](crate::Tenancy::resolve_host),
-/// [`resolve`](crate::Tenancy::resolve)) and, for support staff, an audited impersonation by a
-/// [`Superuser`](crate::Superuser).
+/// [`resolve`](crate::Tenancy::resolve)) and, the only other way, impersonation:
+/// [`Tenancy::impersonate`](crate::Tenancy::impersonate), which takes a
+/// [`Superuser`](crate::Superuser) and records the impersonation in the audit log.
 ///
 /// Every repository method takes a `&TenantCtx` (or a [`TenantTx`] begun from one), so a query
 /// that forgets the tenant does not compile:
@@ -103,11 +105,16 @@ impl TenantCtx {
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) if no connection can be had.
     pub async fn begin(&self) -> Result<TenantTx> {
-        let tx = self.inner.rt.pool.begin().await?;
+        let tx = self.pool().begin().await?;
         Ok(TenantTx {
             ctx: self.clone(),
             tx,
         })
+    }
+
+    /// The pool this tenant's statements run on (its lane).
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        self.inner.rt.lane(self.inner.id)
     }
 
     /// The tenant's quoted schema, for the own-schema placement.

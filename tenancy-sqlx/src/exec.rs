@@ -30,7 +30,7 @@ macro_rules! on_conn {
                 None => {
                     exec.ctx
                         .runtime()
-                        .with_conn(async |conn| Ok(q.$op(conn).await?))
+                        .with_conn_of(exec.ctx.pool(), async |conn| Ok(q.$op(conn).await?))
                         .await?
                 }
             })
@@ -113,7 +113,7 @@ impl<'s> Exec<'s> {
         let q = self.query(sql, args);
         let rows = match self.conn {
             Some(conn) => q.fetch(conn),
-            None => q.fetch(&rt.pool),
+            None => q.fetch(self.ctx.pool()),
         };
         rows.map(|r| r.map_err(Error::from)).boxed()
     }

@@ -6,12 +6,18 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use tenancy_core::TenantId;
+
 use crate::registry::cache::ResolveCache;
 use crate::{Migrations, Result, registry};
 
 /// What every token minted by one [`Tenancy`] shares: the pool and the resolution cache.
 pub(crate) struct Runtime {
+    /// Registry, lifecycle, migration and report work.
     pub(crate) pool: PgPool,
+    /// Tenant statements: tenant `t` runs on `lanes[lane_of(t)]`. One lane (the default) is
+    /// `pool` itself; see [`TenancyBuilder::connection_lanes`].
+    pub(crate) lanes: Vec<PgPool>,
     pub(crate) cache: ResolveCache,
     /// Run in each new own-schema tenant, and by `migrate_tenants`.
     pub(crate) tenant_migrations: Arc<Migrations>,
@@ -31,15 +37,33 @@ impl Runtime {
         &self,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
+        self.with_conn_of(&self.pool, f).await
+    }
+
+    /// [`Runtime::with_conn`] on the given pool (a tenant's lane).
+    pub(crate) async fn with_conn_of<T>(
+        &self,
+        pool: &PgPool,
+        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+    ) -> crate::Result<T> {
         if self.persistent {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = pool.acquire().await?;
             f(&mut conn).await
         } else {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = pool.begin().await?;
             let out = f(&mut tx).await?;
             tx.commit().await?;
             Ok(out)
         }
+    }
+
+    /// The pool a tenant's statements run on: always the same one for the same tenant.
+    pub(crate) fn lane(&self, tenant: TenantId) -> &PgPool {
+        // Uuids are random in their low bits (v4 everywhere, v7 after the timestamp), so the
+        // remainder spreads tenants evenly.
+        let n = self.lanes.len() as u128;
+        let i = usize::try_from(tenant.as_uuid().as_u128() % n).unwrap_or(0);
+        &self.lanes[i]
     }
 }
 
@@ -106,9 +130,12 @@ impl Tenancy {
         TenancyBuilder::default()
     }
 
-    /// Closes the pool; tokens minted by this handle fail from then on.
+    /// Closes the pools; tokens minted by this handle fail from then on.
     pub async fn close(&self) {
         self.rt.pool.close().await;
+        for lane in &self.rt.lanes {
+            lane.close().await;
+        }
     }
 }
 
@@ -123,6 +150,8 @@ pub struct TenancyBuilder {
     statement_mode: StatementMode,
     statement_cache_capacity: usize,
     test_before_acquire: bool,
+    lanes: usize,
+    admin_connections: u32,
     pub(crate) superuser: crate::superuser::SuperuserConfig,
 }
 
@@ -146,6 +175,8 @@ impl Default for TenancyBuilder {
             statement_mode: StatementMode::Cached,
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE,
             test_before_acquire: true,
+            lanes: 1,
+            admin_connections: 2,
             superuser: crate::superuser::SuperuserConfig::default(),
         }
     }
@@ -200,6 +231,34 @@ impl TenancyBuilder {
         self
     }
 
+    /// Splits the pool [`TenancyBuilder::connect`] builds into `n` lanes of
+    /// `max_connections / n` connections each, and runs every tenant's statements on one lane,
+    /// always the same (by its id). Default 1: one pool for all.
+    ///
+    /// For many own-schema tenants. A server connection keeps, for every table it has touched,
+    /// catalog cache entries, and for every (tenant, statement) pair it has run, a prepared
+    /// statement: served by any connection, 10,000 tenants make each connection hold all of
+    /// them (over 100 MiB) or thrash its statement cache. With lanes, a connection serves only
+    /// its lane's tenants, so its memory and statement cache are bounded by
+    /// `tenants / lanes`: size lanes so that one lane's statements fit
+    /// [`TenancyBuilder::statement_cache_capacity`]. BENCHMARKS.md measures it.
+    ///
+    /// The price: a tenant can use only its lane's connections at once, so a burst from one
+    /// tenant queues sooner. Registry, lifecycle, migration and report work then runs on a pool
+    /// of its own ([`TenancyBuilder::admin_connections`]). Through PgBouncer, lanes bound the
+    /// client side only: the pooler picks the server connection.
+    pub fn connection_lanes(mut self, n: usize) -> Self {
+        self.lanes = n.max(1);
+        self
+    }
+
+    /// With [`TenancyBuilder::connection_lanes`] above 1, the size of the pool that serves the
+    /// registry (resolution misses), lifecycle, migrations and reports. Default 2.
+    pub fn admin_connections(mut self, n: u32) -> Self {
+        self.admin_connections = n;
+        self
+    }
+
     /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
     /// and everywhere by [`Tenancy::migrate_tenants`].
     pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
@@ -215,23 +274,42 @@ impl TenancyBuilder {
         let options = url
             .parse::<PgConnectOptions>()?
             .statement_cache_capacity(self.statement_cache_capacity);
-        let pool = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .test_before_acquire(self.test_before_acquire)
-            .connect_with(options)
+        let pool_of = |max: u32| {
+            PgPoolOptions::new()
+                .max_connections(max.max(1))
+                .test_before_acquire(self.test_before_acquire)
+        };
+        if self.lanes <= 1 {
+            let pool = pool_of(self.max_connections).connect_with(options).await?;
+            return self.from_pool(pool).await;
+        }
+        let per_lane = self.max_connections / u32::try_from(self.lanes).unwrap_or(u32::MAX);
+        let admin = pool_of(self.admin_connections)
+            .connect_with(options.clone())
             .await?;
-        self.from_pool(pool).await
+        // Lanes open their connections when first used, not all at start.
+        let lanes = (0..self.lanes)
+            .map(|_| pool_of(per_lane).connect_lazy_with(options.clone()))
+            .collect();
+        self.build(admin, lanes).await
     }
 
-    /// Uses an existing pool and brings the registry schema up to date.
+    /// Uses an existing pool and brings the registry schema up to date. The pool serves every
+    /// tenant (one lane).
     ///
     /// # Errors
     /// As [`Tenancy::connect`].
     pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {
+        let lanes = vec![pool.clone()];
+        self.build(pool, lanes).await
+    }
+
+    async fn build(self, pool: PgPool, lanes: Vec<PgPool>) -> Result<Tenancy> {
         registry::schema::migrate(&pool).await?;
         Ok(Tenancy {
             rt: Arc::new(Runtime {
                 pool,
+                lanes,
                 cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
                 tenant_migrations: Arc::new(self.tenant_migrations),
                 persistent: self.statement_mode == StatementMode::Cached,

@@ -103,6 +103,7 @@ mod tests {
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .expect("a lazy pool");
         let rt = Arc::new(Runtime {
+            lanes: vec![pool.clone()],
             pool,
             cache: ResolveCache::new(Duration::ZERO, 0),
             tenant_migrations: Arc::default(),
