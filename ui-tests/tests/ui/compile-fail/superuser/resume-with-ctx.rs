@@ -1,0 +1,8 @@
+// One tenant's context cannot change another tenant's lifecycle: `Tenancy::resume` needs a `&Superuser`.
+use tenancy::{Tenancy, TenantCtx, TenantId};
+
+async fn sabotage(tenancy: &Tenancy, ctx: &TenantCtx, other: TenantId) {
+    let _ = tenancy.resume(ctx, other).await;
+}
+
+fn main() {}
