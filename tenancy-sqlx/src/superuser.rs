@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::{Acquire, PgConnection, Row};
-use tenancy_core::{TenantId, TenantStatus};
+use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
 use crate::registry::{Tenant, sql_all_tenants, sql_tenant_by_id, tenant_from_row};
@@ -542,15 +542,11 @@ impl Tenancy {
         .await?;
         let refusal = match &row {
             None => Some(Error::TenantNotFound(Lookup::Id(id))),
-            Some(row) => {
-                let status: String = row.try_get("status")?;
-                let slug: String = row.try_get("slug")?;
-                match status.parse::<TenantStatus>()? {
-                    TenantStatus::Active => None,
-                    TenantStatus::Suspended => Some(Error::TenantSuspended { id, slug }),
-                    _ => Some(Error::TenantDeleted { id, slug }),
-                }
-            }
+            Some(row) => match crate::registry::active(row) {
+                Ok(_) => None,
+                Err(e @ (Error::TenantSuspended { .. } | Error::TenantDeleted { .. })) => Some(e),
+                Err(e) => return Err(e),
+            },
         };
         if let Some(refusal) = refusal {
             let detail = refusal.to_string();

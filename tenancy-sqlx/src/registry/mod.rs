@@ -118,6 +118,19 @@ pub(crate) fn tenant_from_row(row: &PgRow) -> Result<Tenant> {
     })
 }
 
+/// The id and slug of a registry row (`id`, `slug`, `status`) of an active tenant; for a
+/// suspended or deleted one, the typed refusal every way to a tenant's rows gives.
+pub(crate) fn active(row: &PgRow) -> Result<(TenantId, String)> {
+    let id = TenantId::from_uuid(row.try_get("id")?);
+    let slug: String = row.try_get("slug")?;
+    let status: String = row.try_get("status")?;
+    match status.parse::<TenantStatus>()? {
+        TenantStatus::Active => Ok((id, slug)),
+        TenantStatus::Suspended => Err(Error::TenantSuspended { id, slug }),
+        _ => Err(Error::TenantDeleted { id, slug }),
+    }
+}
+
 impl Tenancy {
     /// Resolves an active tenant by id.
     ///
@@ -208,14 +221,7 @@ impl Tenancy {
         lookup: Lookup,
     ) -> Result<TenantCtx> {
         let row = row.ok_or(Error::TenantNotFound(lookup))?;
-        let id = TenantId::from_uuid(row.try_get("id")?);
-        let slug: String = row.try_get("slug")?;
-        let status: String = row.try_get("status")?;
-        match status.parse::<TenantStatus>()? {
-            TenantStatus::Active => {}
-            TenantStatus::Suspended => return Err(Error::TenantSuspended { id, slug }),
-            _ => return Err(Error::TenantDeleted { id, slug }),
-        }
+        let (id, slug) = active(&row)?;
         let placement: String = row.try_get("placement")?;
         let schema: Option<String> = row.try_get("schema_name")?;
         let ctx = TenantCtx::mint(

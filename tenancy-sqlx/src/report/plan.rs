@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use sqlx::Row;
 use sqlx::postgres::{PgArguments, PgRow};
-use tenancy_core::{Placement, TenantId, TenantStatus};
+use tenancy_core::{Placement, TenantId};
 
 use crate::column::{Filter, Order, col_name};
 use crate::model::Built;
@@ -105,14 +105,7 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
     let mut out = Targets::default();
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
-        let id = TenantId::from_uuid(row.try_get("id")?);
-        let slug: String = row.try_get("slug")?;
-        let status: String = row.try_get("status")?;
-        match status.parse::<TenantStatus>()? {
-            TenantStatus::Active => {}
-            TenantStatus::Suspended => return Err(Error::TenantSuspended { id, slug }),
-            _ => return Err(Error::TenantDeleted { id, slug }),
-        }
+        let (id, _) = crate::registry::active(row)?;
         if row.try_get::<Option<bool>, _>("not_null")? == Some(true) {
             out.not_null = true;
         }
