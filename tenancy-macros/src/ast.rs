@@ -84,10 +84,17 @@ impl<'a> Model<'a> {
                 return None;
             }
         };
-        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        // `Generics` prints without its where clause, so each part is pointed at on its own.
+        let generics = &item.generics;
+        if !generics.params.is_empty() {
             cx.error_spanned_by(
-                &item.generics,
+                generics,
                 "#[tenant_scoped] does not support generic parameters: a model maps one table with fixed column types",
+            );
+        } else if let Some(where_clause) = &generics.where_clause {
+            cx.error_spanned_by(
+                where_clause,
+                "#[tenant_scoped] does not support where clauses: a model maps one table with fixed column types",
             );
         }
         let (table, table_span) = match attrs.table.get() {

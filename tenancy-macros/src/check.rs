@@ -69,15 +69,27 @@ fn check_key(cx: &Ctxt, model: &Model<'_>) {
             ),
         );
     }
-    match model.key() {
-        None if marked.is_empty() => cx.error_spanned_by(
+    let skipped_id = model
+        .fields
+        .iter()
+        .find(|f| f.ident == "id" && !f.persisted());
+    match (model.key(), skipped_id) {
+        (None, Some(id)) if marked.is_empty() => cx.syn_error(syn::Error::new(
+            id.attrs.skip.span().unwrap_or_else(|| id.ident.span()),
+            format!(
+                "`{}` has no key: its field `id` would be the key, but #[tenancy(skip)] makes it not a column; \
+                 drop `skip`, or mark the uuid primary key with #[tenancy(id)]",
+                model.ident
+            ),
+        )),
+        (None, _) if marked.is_empty() => cx.error_spanned_by(
             model.ident,
             format!(
                 "`{}` has no key: mark its uuid primary key with #[tenancy(id)] (or name the field `id`)",
                 model.ident
             ),
         ),
-        Some(key) if !is_uuid(key.ty) => {
+        (Some(key), _) if !is_uuid(key.ty) => {
             let ty = key.ty;
             cx.error_spanned_by(
                 key.ty,
