@@ -22,12 +22,19 @@
 mod derive_check;
 #[path = "tenancy/harness.rs"]
 mod harness;
+#[path = "tenancy/own_schema.rs"]
+mod own_schema;
+#[path = "tenancy/provision.rs"]
+mod provision;
+#[path = "tenancy/reports.rs"]
+mod reports;
 #[path = "tenancy/shared_table.rs"]
 mod shared_table;
 
 use sqlx::{Connection, PgConnection};
 
-/// The database every run creates afresh and drops at the end.
+/// The database of the shared-table rows; every run creates it afresh and drops it at the end.
+/// Other groups use databases named after it (`tenancy_bench_schemas` ...), likewise.
 const DATABASE: &str = "tenancy_bench";
 
 fn main() {
@@ -39,15 +46,19 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async {
         let admin = admin_url();
-        let url = with_database(&admin, DATABASE);
-        recreate(&admin).await;
+        server_info(&admin).await;
 
         // Issue 2: the generated repository on shared tables.
-        shared_table::run(&mut bench, &url).await;
-        // Issue 3 adds its module here (own-schema lookups at 50 and 1,000 tenants and their
-        // backend memory, provisioning, migrate_all), issue 4 its reports.
-
-        drop_database(&admin).await;
+        if shared_table::wanted(&bench) {
+            let url = fresh_database(&admin, DATABASE).await;
+            shared_table::run(&mut bench, &url).await;
+            drop_database(&admin, DATABASE).await;
+        }
+        // Issues 3 and 4: own-schema tenants (migrate_all, lookups over 50, 1,000 and 10,000
+        // tenants and their backend memory), then cross-tenant reports over the same schemas.
+        own_schema::run(&mut bench, &admin).await;
+        // Issue 3: provisioning, cold and from spare schemas.
+        provision::run(&mut bench, &admin).await;
     });
     derive_check::run(&mut bench);
     bench.finish();
@@ -94,7 +105,8 @@ async fn admin(admin_url: &str) -> PgConnection {
     })
 }
 
-async fn recreate(admin_url: &str) {
+/// Prints the server version and the machine's load before anything runs.
+async fn server_info(admin_url: &str) {
     let mut conn = admin(admin_url).await;
     let version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&mut conn)
@@ -102,27 +114,32 @@ async fn recreate(admin_url: &str) {
         .expect("server version");
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     eprintln!(
-        "tenancy bench: PostgreSQL {version}, {cores} cores, database {DATABASE}, {}",
+        "tenancy bench: PostgreSQL {version}, {cores} cores, database {DATABASE}*, {}",
         load_average()
     );
-    drop_in(&mut conn).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE \"{DATABASE}\""
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("create the benchmark database");
 }
 
-async fn drop_database(admin_url: &str) {
-    drop_in(&mut admin(admin_url).await).await;
+/// Creates the database `name` (dropped first if a previous run left it); returns its URL.
+pub async fn fresh_database(admin_url: &str, name: &str) -> String {
+    let mut conn = admin(admin_url).await;
+    drop_in(&mut conn, name).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create a benchmark database");
+    with_database(admin_url, name)
 }
 
-async fn drop_in(conn: &mut PgConnection) {
+/// Drops the database `name`, if it exists, whoever is connected to it.
+pub async fn drop_database(admin_url: &str, name: &str) {
+    drop_in(&mut admin(admin_url).await, name).await;
+}
+
+async fn drop_in(conn: &mut PgConnection, name: &str) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{DATABASE}\" WITH (FORCE)"
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
     )))
     .execute(conn)
     .await
-    .expect("drop the benchmark database");
+    .expect("drop a benchmark database");
 }

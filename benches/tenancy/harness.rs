@@ -151,7 +151,7 @@ impl Bench {
 
     /// Notes a row that did not run, and why.
     pub fn skip(&mut self, name: &str, why: &str) {
-        eprintln!("{name:<32} skipped: {why}");
+        eprintln!("{name:<40} skipped: {why}");
         self.lines.push(Line {
             name: name.to_owned(),
             value: "-".into(),
@@ -164,7 +164,9 @@ impl Bench {
     /// of the same `n` operations each, alternating which contender goes first, so that whatever
     /// else the machine does hits both alike. Each operation gets its index; both contenders see
     /// the same indices in a round.
-    pub async fn compare<A, FA, B, FB>(&mut self, spec: Compare, a: A, b: B)
+    ///
+    /// Returns the row's ratio, or `None` if the command line does not select it.
+    pub async fn compare<A, FA, B, FB>(&mut self, spec: Compare, a: A, b: B) -> Option<f64>
     where
         A: Fn(u64) -> FA + Clone + Send + Sync + 'static,
         FA: Future<Output = ()> + Send + 'static,
@@ -172,7 +174,7 @@ impl Bench {
         FB: Future<Output = ()> + Send + 'static,
     {
         if !self.wants(spec.name) {
-            return;
+            return None;
         }
         let c = spec.concurrency;
         let mut next = 0;
@@ -233,7 +235,7 @@ impl Bench {
                 spec.a, spec.b
             ));
         }
-        self.add_ratio(&spec, &sa, &sb, Samples::OpsPerSec, &detail);
+        let ratio = self.add_ratio(&spec, &sa, &sb, Samples::OpsPerSec, &detail);
         if let Some((ua, ub)) = cpu {
             for (label, v) in [(spec.a, ua), (spec.b, ub)] {
                 self.records.push(Record {
@@ -243,9 +245,11 @@ impl Bench {
                 });
             }
         }
+        Some(ratio)
     }
 
-    /// Records a comparison from per-round samples (see [`Samples`]), taken in alternation.
+    /// Records a comparison from per-round samples (see [`Samples`]), taken in alternation;
+    /// returns the ratio of the medians.
     pub fn add_ratio(
         &mut self,
         spec: &Compare,
@@ -253,7 +257,7 @@ impl Bench {
         sb: &[f64],
         samples: Samples,
         detail: &str,
-    ) {
+    ) -> f64 {
         let (ma, mb) = (median(sa), median(sb));
         let ratio = ma / mb;
         // How much the machine moved under the pairs of rounds: the middle half of the
@@ -276,7 +280,7 @@ impl Bench {
             median(&per_round),
             sa.len(),
         );
-        eprintln!("{:<32} {ratio:>7.3}  {goal:<14} {detail}", spec.name);
+        eprintln!("{:<40} {ratio:>7.3}  {goal:<14} {detail}", spec.name);
         self.lines.push(Line {
             name: spec.name.to_owned(),
             value: format!("{ratio:.3}"),
@@ -300,6 +304,45 @@ impl Bench {
                 unit: samples.unit(),
             });
         }
+        ratio
+    }
+
+    /// Records a row that is an absolute figure (milliseconds per tenant, MiB) rather than a
+    /// ratio, checked against its goal in the table.
+    pub fn add_value(
+        &mut self,
+        name: &str,
+        value: f64,
+        unit: &'static str,
+        goal: Option<Goal>,
+        detail: &str,
+    ) {
+        let goal = goal.map_or_else(String::new, |g| {
+            format!(
+                "{} {}",
+                g.show(),
+                if g.met(value) { "met" } else { "MISSED" }
+            )
+        });
+        let shown = format!("{value:.2}");
+        let detail = format!("{unit}; {detail}");
+        eprintln!("{name:<40} {shown:>7}  {goal:<14} {detail}");
+        self.lines.push(Line {
+            name: name.to_owned(),
+            value: shown,
+            goal,
+            detail,
+        });
+        self.records.push(Record {
+            name: name.to_owned(),
+            value,
+            unit,
+        });
+    }
+
+    /// Records a figure that belongs to a row (`<row>.<what>`) in the JSON only.
+    pub fn add_detail(&mut self, name: String, value: f64, unit: &'static str) {
+        self.records.push(Record { name, value, unit });
     }
 
     /// Prints the table and writes `target/bench/results.json`.
@@ -324,10 +367,10 @@ impl Bench {
             .expect("write results.json");
 
         println!();
-        println!("{:<32} {:>7}  {:<14} detail", "row", "value", "goal");
-        println!("{}", "-".repeat(100));
+        println!("{:<40} {:>7}  {:<14} detail", "row", "value", "goal");
+        println!("{}", "-".repeat(110));
         for l in &self.lines {
-            println!("{:<32} {:>7}  {:<14} {}", l.name, l.value, l.goal, l.detail);
+            println!("{:<40} {:>7}  {:<14} {}", l.name, l.value, l.goal, l.detail);
         }
         println!();
         println!("wrote {}", path.display());

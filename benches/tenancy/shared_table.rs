@@ -33,8 +33,9 @@ const ROWS: &[&str] = &[
     "lookup_tx_vs_plain_c8",
 ];
 
-/// The seed's fidget-spinner app on shared tables (as `tests/common/mod.rs`).
-const SCHEMA: &str = r#"
+/// The seed's fidget-spinner app on shared tables (`SPINNER_SCHEMA` of `tests/common/mod.rs`);
+/// also the first tenant migration of the own-schema rows.
+pub const SCHEMA: &str = r#"
 CREATE TABLE spinners (
     tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
     id         uuid NOT NULL,
@@ -60,7 +61,7 @@ CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC);
 /// The seed's model, as its tests declare it.
 // The generated column handles this file does not use would warn (dead code).
 #[allow(dead_code)]
-mod model {
+pub mod model {
     use tenancy::tenant_scoped;
     use time::OffsetDateTime;
     use uuid::Uuid;
@@ -78,14 +79,14 @@ mod model {
         pub created_at: OffsetDateTime,
     }
 }
-use model::{NewSpin, Spin};
+pub use model::{NewSpin, Spin};
 
 /// What hand-written code decodes the same columns into.
-type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);
+pub type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);
 
 // The statements the repository sends for `Spin` (tenancy-sqlx/src/model.rs and query.rs);
 // `check_same_sql` fails the run if the repository ever sends something else.
-const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#;
+pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#;
 const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 ORDER BY "created_at" DESC LIMIT $2"#;
 const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($1, $2, $3, $4, $5) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $3, "duration" = $4, "note" = $5 WHERE "tenant_id" = $1 AND "id" = $2 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
@@ -136,10 +137,12 @@ impl Side {
     }
 }
 
+/// Whether the command line selects any row of this group.
+pub fn wanted(b: &Bench) -> bool {
+    ROWS.iter().any(|r| b.wants(r))
+}
+
 pub async fn run(b: &mut Bench, url: &str) {
-    if !ROWS.iter().any(|r| b.wants(r)) {
-        return;
-    }
     let data = seed(url, b.cfg.quick).await;
 
     let one = Side::new(url, 1).await;
@@ -306,7 +309,7 @@ async fn lookup_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
 }
 
 /// One hand-written point lookup.
-async fn raw_get(pool: PgPool, tenant: Uuid, id: Uuid) {
+pub async fn raw_get(pool: PgPool, tenant: Uuid, id: Uuid) {
     let spin = sqlx::query_as::<_, SpinRow>(GET_SQL)
         .bind(tenant)
         .bind(id)
