@@ -6,7 +6,9 @@ mod common;
 
 use common::models::*;
 use common::{SPINNER_SCHEMA, TestDb};
-use tenancy::{Error, NewTenant, TenantCtx};
+use tenancy::{
+    Error, MigrateOptions, Migrations, NewTenant, Placement, RefusalKind, Tenancy, TenantCtx,
+};
 use uuid::Uuid;
 
 struct World {
@@ -80,6 +82,26 @@ async fn table_counts(db: &TestDb) -> Vec<(String, Option<Uuid>, i64)> {
     .fetch_all(&mut conn)
     .await
     .unwrap()
+}
+
+/// Asserts a refusal of `kind` naming `name`, with a message that says so.
+fn assert_refused<T: std::fmt::Debug>(
+    sql: &str,
+    r: tenancy::Result<T>,
+    kind: RefusalKind,
+    name: Option<&str>,
+) {
+    match r {
+        Err(Error::UnscopedSql(refusal)) => {
+            assert_eq!(refusal.kind(), kind, "{sql:?}: {refusal}");
+            if let Some(name) = name {
+                assert_eq!(refusal.name(), Some(name), "{sql:?}: {refusal}");
+                assert!(refusal.to_string().contains(name), "{sql:?}: {refusal}");
+            }
+            assert!(!refusal.hint().is_empty());
+        }
+        other => panic!("{sql:?} was not refused as {kind:?}: {other:?}"),
+    }
 }
 
 fn assert_unscoped<T: std::fmt::Debug>(sql: &str, r: tenancy::Result<T>) {
@@ -213,6 +235,13 @@ async fn statements_that_write_are_refused_or_fail_and_change_nothing() {
         "SELECT * FROM {spins}; DELETE FROM spins",
         "SELECT * FROM {spins}; DELETE FROM tenancy.domains",
         "SELECT * FROM {spins}; SELECT * FROM {spinners}",
+        // only a query can follow the placeholders' WITH
+        "COPY (SELECT * FROM {spins}) TO STDOUT",
+        "EXPLAIN ANALYZE DELETE FROM {spins}",
+        "DO $$ BEGIN EXECUTE 'DELETE FROM spins'; END $$",
+        "SELECT * FROM {spins}; DO $$ BEGIN EXECUTE 'DELETE FROM spins'; END $$",
+        "CALL cleanup() -- {spins}",
+        "INSERT INTO spins SELECT * FROM {spins}",
     ] {
         let r = Spin::repo()
             .raw(sqlx::AssertSqlSafe(sql))
@@ -344,14 +373,10 @@ async fn scoped_sql_is_accepted_and_reads_only_the_tenant() {
     assert!(rows.is_empty());
 }
 
-/// The escape hatch names only the tables of declared models; a tenant-scoped table of a model
-/// left out of `.with` is not recognised, so its bare name reads every tenant's rows. The
-/// module documentation says as much ("declare every tenant-scoped model the SQL reads"), but
-/// the library knows which tables are tenant-scoped (they have the tenant column; `verify`
-/// checks them), so it could refuse them too.
+/// A tenant-scoped table of a model left out of `.with` used to be unrecognised, so its bare
+/// name read every tenant's rows. The catalog knows it (it has the tenant column), so it is
+/// refused like a declared one.
 #[tokio::test]
-#[ignore = "BUG (documented limitation): the bare name of a tenant-scoped table whose model is \
-            not declared with .with() is accepted and reads every tenant's rows"]
 async fn the_bare_name_of_an_undeclared_tenant_table_is_refused() {
     let w = world("raw_undeclared").await;
     let r = Spin::repo()
@@ -369,11 +394,8 @@ async fn the_bare_name_of_an_undeclared_tenant_table_is_refused() {
 }
 
 /// The check is lexical and skips string literals, so SQL text that PostgreSQL itself executes
-/// (`query_to_xml`, and likewise `dblink`, or a user function with dynamic SQL) reaches the
-/// table unscoped.
+/// (`query_to_xml`) used to reach the table unscoped. Such functions are refused by name.
 #[tokio::test]
-#[ignore = "BUG: a table named inside a string passed to a function that runs SQL \
-            (query_to_xml) is not seen by the lexer, and the query reads every tenant's rows"]
 async fn sql_run_from_a_string_cannot_read_other_tenants() {
     let w = world("raw_dynamic").await;
     let r = Spin::repo()
@@ -399,5 +421,417 @@ async fn sql_run_from_a_string_cannot_read_other_tenants() {
                 leaked.len()
             );
         }
+    }
+}
+
+/// Runs `sql` for tenant `ctx`, read as `(i64,)` rows with no model declared but `Spin`,
+/// expecting a refusal of `kind` naming `name`.
+async fn refused_undeclared(ctx: &TenantCtx, sql: &str, kind: RefusalKind, name: Option<&str>) {
+    let r = Spin::repo()
+        .raw_as::<(i64,)>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(ctx)
+        .await;
+    assert_refused(sql, r, kind, name);
+}
+
+/// B's count of its own spins through `sql` (a query of one `bigint`).
+async fn count(ctx: &TenantCtx, sql: &str) -> i64 {
+    let (n,): (i64,) = Spin::repo()
+        .raw_as(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+    n
+}
+
+/// A table name of exactly 63 bytes, the most PostgreSQL keeps.
+const LONG_TABLE: &str = "spin_archive_with_a_very_long_name_that_postgres_keeps_in_full_";
+
+/// Tenant data the raw SQL does not declare, in every shape the catalog knows: tables with the
+/// tenant column, views and materialized views over them (also one that drops the column), a
+/// view of the registry, a sequence owned by a tenant table, an inheritance parent whose child
+/// holds tenant rows, a table that references the registry under another column name, a table
+/// created after the first raw query. Each holds A's rows; B's SQL naming it is refused.
+#[tokio::test]
+async fn undeclared_tenant_data_is_refused_in_every_shape() {
+    let w = world("raw_shapes").await;
+    let b = &w.b;
+    // The catalog is asked at each query: B's first raw query runs before most of this exists.
+    assert_eq!(count(b, "SELECT count(*) FROM {spins}").await, 2);
+    w.db.exec(&format!(
+        r#"
+        CREATE VIEW spin_durations AS SELECT duration FROM spins;
+        CREATE VIEW long_spins AS SELECT * FROM spin_durations WHERE duration > 15;
+        CREATE MATERIALIZED VIEW spin_totals AS SELECT count(*) AS n FROM spins;
+        CREATE VIEW tenant_slugs AS SELECT slug FROM tenancy.tenants;
+        CREATE SEQUENCE spin_numbers OWNED BY spins.duration;
+        CREATE TABLE events (id int);
+        CREATE TABLE spin_events (tenant_id uuid NOT NULL) INHERITS (events);
+        INSERT INTO spin_events SELECT 1, id FROM tenancy.tenants;
+        CREATE TABLE memberships (org uuid NOT NULL REFERENCES tenancy.tenants (id), role text);
+        INSERT INTO memberships SELECT id, 'owner' FROM tenancy.tenants;
+        CREATE TABLE "{LONG_TABLE}" (tenant_id uuid NOT NULL, n int);
+        INSERT INTO "{LONG_TABLE}" SELECT id, 1 FROM tenancy.tenants;
+        CREATE TABLE plans (name text PRIMARY KEY);
+        INSERT INTO plans VALUES ('free');
+        "#
+    ))
+    .await;
+    // Around the library, these do hold A's rows.
+    let mut conn = w.db.connect().await;
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(all, 2);
+
+    let tenant_table = RefusalKind::TenantTable;
+    for (sql, name) in [
+        // the bare name, in any spelling and position
+        (
+            "SELECT count(*) FROM spinners WHERE EXISTS (SELECT 1 FROM {spins})",
+            "spinners",
+        ),
+        ("SELECT count(*) FROM SPINNERS, {spins}", "spinners"),
+        ("SELECT count(*) FROM \"spinners\", {spins}", "spinners"),
+        ("SELECT count(*) FROM public.spinners, {spins}", "spinners"),
+        (
+            "SELECT count(*) FROM \"public\" . \"spinners\", {spins}",
+            "spinners",
+        ),
+        (
+            "SELECT count(*) FROM (TABLE spinners) p, {spins}",
+            "spinners",
+        ),
+        (
+            "SELECT count(*) FROM {spins} s WHERE s.spinner_id IN (SELECT id FROM ONLY spinners)",
+            "spinners",
+        ),
+        (
+            "SELECT count(*) FROM {spins} -- a comment ends at a carriage return\r\
+             UNION ALL SELECT count(*) FROM spinners",
+            "spinners",
+        ),
+        // what reads it
+        (
+            "SELECT count(*) FROM spin_durations, {spins}",
+            "spin_durations",
+        ),
+        ("SELECT count(*) FROM long_spins, {spins}", "long_spins"),
+        ("SELECT n FROM spin_totals, {spins}", "spin_totals"),
+        ("SELECT count(*) FROM tenant_slugs, {spins}", "tenant_slugs"),
+        (
+            "SELECT last_value FROM spin_numbers, {spins}",
+            "spin_numbers",
+        ),
+        ("SELECT count(*) FROM events, {spins}", "events"),
+        ("SELECT count(*) FROM spin_events, {spins}", "spin_events"),
+        ("SELECT count(*) FROM memberships, {spins}", "memberships"),
+    ] {
+        refused_undeclared(b, sql, tenant_table, Some(name)).await;
+    }
+    // A longer name that PostgreSQL truncates to the 63-byte table.
+    let sql = format!("SELECT count(*) FROM {LONG_TABLE}and_then_some, {{spins}}");
+    refused_undeclared(b, &sql, tenant_table, Some(LONG_TABLE)).await;
+
+    // A tenant table created after the queries above, also inside a transaction begun before.
+    let mut tx = b.begin().await.unwrap();
+    assert_eq!(
+        Spin::repo()
+            .raw_as::<(i64,)>("SELECT count(*) FROM {spins}")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap(),
+        (2,)
+    );
+    w.db.exec(
+        "CREATE TABLE gadgets (tenant_id uuid NOT NULL, id uuid); \
+         INSERT INTO gadgets SELECT id, gen_random_uuid() FROM tenancy.tenants;",
+    )
+    .await;
+    let sql = "SELECT count(*) FROM gadgets, {spins}";
+    refused_undeclared(b, sql, tenant_table, Some("gadgets")).await;
+    let r = Spin::repo().raw_as::<(i64,)>(sql).fetch_all(&mut tx).await;
+    assert_refused(sql, r, tenant_table, Some("gadgets"));
+    assert_eq!(Spin::repo().count(&mut tx).await.unwrap(), 2);
+    tx.rollback().await.unwrap();
+
+    // A table without tenant data is not refused.
+    assert_eq!(
+        count(
+            b,
+            "SELECT count(*) FROM {spins} s, plans p WHERE p.name = 'free'"
+        )
+        .await,
+        2
+    );
+}
+
+/// Functions that run SQL given as text, read tables, schemas or the database by name, read
+/// shared sequences or raw storage, change the session, or show other sessions; functions the
+/// database defines (whose bodies the check cannot see, including an overload of a built-in);
+/// functions of extensions that run SQL text. All refused by name.
+#[tokio::test]
+async fn functions_that_reach_around_the_placeholders_are_refused() {
+    let w = world("raw_functions").await;
+    let b = &w.b;
+    w.db.exec(
+        r#"
+        CREATE SEQUENCE spin_numbers OWNED BY spins.duration;
+        CREATE FUNCTION spin_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM spins';
+        CREATE FUNCTION run_sql(q text) RETURNS bigint LANGUAGE plpgsql AS
+            $$ DECLARE n bigint; BEGIN EXECUTE q INTO n; RETURN n; END $$;
+        CREATE FUNCTION lower(n integer) RETURNS bigint LANGUAGE sql
+            AS 'SELECT count(*) FROM spins';
+        "#,
+    )
+    .await;
+    // Around the library, the user functions do read every tenant's rows.
+    let mut conn = w.db.connect().await;
+    let all: i64 = sqlx::query_scalar("SELECT lower(1)")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(all, 5);
+
+    let function = RefusalKind::Function;
+    let q = "'SELECT * FROM spinners'";
+    for (sql, name) in [
+        (format!("SELECT count(*) FROM {{spins}} WHERE query_to_xml({q}, true, false, '') IS NOT NULL"), "query_to_xml"),
+        (format!("SELECT count(*) FROM {{spins}} WHERE pg_catalog.QUERY_TO_XML({q}, true, false, '') IS NOT NULL"), "query_to_xml"),
+        (format!("SELECT count(*) FROM {{spins}} WHERE \"query_to_xml\"({q}, true, false, '') IS NOT NULL"), "query_to_xml"),
+        (format!("SELECT count(*) FROM {{spins}} WHERE query_to_xmlschema({q}, true, false, '') IS NOT NULL"), "query_to_xmlschema"),
+        (format!("SELECT count(*) FROM {{spins}} WHERE query_to_xml_and_xmlschema({q}, true, false, '') IS NOT NULL"), "query_to_xml_and_xmlschema"),
+        ("SELECT count(*) FROM {spins} WHERE cursor_to_xml('c', 10, true, false, '') IS NOT NULL".into(), "cursor_to_xml"),
+        ("SELECT count(*) FROM {spins} WHERE table_to_xml('spinners'::regclass, true, false, '') IS NOT NULL".into(), "table_to_xml"),
+        ("SELECT count(*) FROM {spins} WHERE table_to_xml_and_xmlschema('public.spinners', true, false, '') IS NOT NULL".into(), "table_to_xml_and_xmlschema"),
+        ("SELECT count(*) FROM {spins} WHERE schema_to_xml('public', true, false, '') IS NOT NULL".into(), "schema_to_xml"),
+        ("SELECT count(*) FROM {spins} WHERE database_to_xml(true, false, '') IS NOT NULL".into(), "database_to_xml"),
+        ("SELECT count(*) FROM {spins}, ts_stat('SELECT to_tsvector(name) FROM spinners')".into(), "ts_stat"),
+        ("SELECT currval('spin_numbers') FROM {spins}".into(), "currval"),
+        ("SELECT nextval('spin_numbers') FROM {spins}".into(), "nextval"),
+        ("SELECT count(*) FROM {spins} WHERE set_config('search_path', 'public', false) <> ''".into(), "set_config"),
+        ("SELECT count(*) FROM {spins}, pg_stat_get_activity(NULL)".into(), "pg_stat_get_activity"),
+        ("SELECT length(pg_read_file('postgresql.conf'))::bigint FROM {spins}".into(), "pg_read_file"),
+        // defined in the database
+        ("SELECT spin_count() FROM {spins}".into(), "spin_count"),
+        ("SELECT public.spin_count() FROM {spins}".into(), "spin_count"),
+        ("SELECT run_sql('SELECT count(*) FROM spins') FROM {spins}".into(), "run_sql"),
+        ("SELECT run_sql($q$SELECT count(*) FROM spins$q$) FROM {spins}".into(), "run_sql"),
+        // an overload of a built-in: lower(integer) resolves to the user's function
+        ("SELECT lower(duration) FROM {spins}".into(), "lower"),
+    ] {
+        refused_undeclared(b, &sql, function, Some(name)).await;
+    }
+    for sql in [
+        "SELECT count(*) FROM {spins}, pg_stats WHERE tablename = 'spinners'",
+        "SELECT count(*) FROM {spins}, pg_catalog.pg_stats",
+        "SELECT count(*) FROM {spins}, pg_stat_activity",
+    ] {
+        refused_undeclared(b, sql, RefusalKind::SystemView, None).await;
+    }
+
+    // Extensions, where the server has them: dblink and tablefunc run SQL text; pg_trgm does not.
+    let try_extension = async |name: &str| {
+        let mut conn = w.db.connect().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE EXTENSION IF NOT EXISTS {name}"
+        )))
+        .execute(&mut conn)
+        .await
+        .is_ok()
+    };
+    if try_extension("dblink").await {
+        let sql = "SELECT count(*) FROM {spins}, \
+                   dblink('dbname=' || current_database(), 'SELECT id FROM spins') AS t(id uuid)";
+        refused_undeclared(b, sql, function, Some("dblink")).await;
+    }
+    if try_extension("tablefunc").await {
+        let sql = "SELECT count(*) FROM {spins}, \
+                   crosstab('SELECT name, name, name FROM spinners') AS t(a text, b text)";
+        refused_undeclared(b, sql, function, Some("crosstab")).await;
+    }
+    if try_extension("pg_trgm").await {
+        let sql = "SELECT count(*) FROM {spins} WHERE similarity(coalesce(note, ''), 'x') >= 0";
+        assert_eq!(count(b, sql).await, 2);
+    }
+}
+
+/// What the lexer could read differently from the server is refused, against a server that
+/// reads it the dangerous way: `standard_conforming_strings = off` ends `'a\'` later than the
+/// lexer would, so the text it took for a string would run.
+#[tokio::test]
+async fn sql_the_lexer_cannot_read_with_certainty_is_refused() {
+    let w = world("raw_lexical").await;
+    w.db.exec(&format!(
+        "ALTER DATABASE \"{}\" SET standard_conforming_strings = off",
+        w.db.name
+    ))
+    .await;
+    let tenancy = w.db.tenancy().await;
+    let b = tenancy.resolve_slug("raw-b").await.unwrap();
+    let attack = "SELECT count(*) FROM {spins} WHERE note IS NULL OR note <> 'a\\' OR note <> ' \
+                  UNION ALL SELECT count(*) FROM spinners --'";
+    // Read as the server reads it, this counts every tenant's spinners.
+    let mut conn = w.db.connect().await;
+    let around: Vec<i64> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(attack.replace("{spins}", "spins")))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(around, vec![5, 2]);
+    refused_undeclared(&b, attack, RefusalKind::Lexical, None).await;
+    // E'' strings mean the same whatever the setting.
+    let sql = "SELECT count(*) FROM {spins} WHERE coalesce(note, E'\\\\') = E'\\\\'";
+    assert_eq!(count(&b, sql).await, 2);
+
+    for sql in [
+        "SELECT count(*) FROM {spins}; SELECT count(*) FROM spinners",
+        "SELECT count(*) FROM {spins}; DO $$ BEGIN PERFORM 1; END $$",
+        "SELECT count(*) FROM {spins} s, U&\"\\0073pinners\" p",
+        "SELECT count(*) FROM {spins} /* a /* nested */ comment left open",
+        "SELECT count(*) FROM {spins} WHERE note = $x$ left open",
+    ] {
+        refused_undeclared(&b, sql, RefusalKind::Lexical, None).await;
+    }
+}
+
+/// Own-schema tenants: another tenant's schema (by any spelling), a spare schema, and a table
+/// that exists only in tenant schemas are refused; the own-schema tenant's bare names of shared
+/// tables are refused too; placeholders read each tenant's own rows.
+#[tokio::test]
+async fn tenant_schemas_are_reached_only_through_placeholders() {
+    let db = TestDb::new("raw_schemas").await;
+    let tenancy = Tenancy::builder()
+        .max_connections(5)
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "shared tables").await.unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    tenancy
+        .create_tenant(NewTenant::new("acme", "Acme").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    tenancy
+        .create_tenant(NewTenant::new("globex", "Globex"))
+        .await
+        .unwrap();
+    assert_eq!(tenancy.warm_schemas(1).await.unwrap(), 1);
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    let globex = tenancy.resolve_slug("globex").await.unwrap();
+    seed(&acme, &[1, 2, 3]).await;
+    seed(&globex, &[4, 5]).await;
+    db.exec("CREATE TABLE t_acme.private_notes (body text); INSERT INTO t_acme.private_notes VALUES ('secret');")
+        .await;
+    let mut conn = db.connect().await;
+    let spare: String = sqlx::query_scalar("SELECT name FROM tenancy.spare_schemas")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+
+    let schema = RefusalKind::TenantSchema;
+    for sql in [
+        "SELECT count(*) FROM t_acme.spinners, {spins}",
+        "SELECT count(*) FROM \"t_acme\".\"spinners\", {spins}",
+        "SELECT count(*) FROM T_ACME.spinners, {spins}",
+        "SELECT count(*) FROM t_acme . spinners, {spins}",
+        "SELECT count(*) FROM {spins} WHERE EXISTS (SELECT 1 FROM t_acme.private_notes)",
+    ] {
+        refused_undeclared(&globex, sql, schema, Some("t_acme")).await;
+    }
+    let sql = format!("SELECT count(*) FROM \"{spare}\".spinners, {{spins}}");
+    refused_undeclared(&globex, &sql, schema, Some(&spare)).await;
+    // Only in tenant schemas, named bare: still a tenant table.
+    let sql = "SELECT count(*) FROM private_notes, {spins}";
+    refused_undeclared(
+        &globex,
+        sql,
+        RefusalKind::TenantTable,
+        Some("private_notes"),
+    )
+    .await;
+    // The own-schema tenant naming the shared tables.
+    for sql in [
+        "SELECT count(*) FROM spinners, {spins}",
+        "SELECT count(*) FROM public.spinners, {spins}",
+    ] {
+        refused_undeclared(&acme, sql, RefusalKind::TenantTable, Some("spinners")).await;
+    }
+    refused_undeclared(
+        &acme,
+        "SELECT count(*) FROM public.spins",
+        RefusalKind::DeclaredTable,
+        Some("spins"),
+    )
+    .await;
+    // Placeholders: each its own.
+    assert_eq!(count(&acme, "SELECT count(*) FROM {spins}").await, 3);
+    assert_eq!(count(&globex, "SELECT count(*) FROM {spins}").await, 2);
+}
+
+/// What the rules must not refuse: built-in functions (also those with key-word syntax),
+/// aliases and CTEs with column lists, set-returning functions, window functions, tables that
+/// hold no tenant data. Each reads only B's rows.
+#[tokio::test]
+async fn ordinary_sql_is_not_refused() {
+    let w = world("raw_ordinary").await;
+    let b = &w.b;
+    w.db.exec("CREATE TABLE plans (name text PRIMARY KEY); INSERT INTO plans VALUES ('free');")
+        .await;
+    for (sql, want) in [
+        (
+            "SELECT count(*) FROM {spins} s, plans p WHERE p.name = 'free'",
+            2,
+        ),
+        (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2) \
+             SELECT count(*) FROM n, {spins}",
+            4,
+        ),
+        (
+            "SELECT count(*) FROM {spins} s, generate_series(1, 3) AS g(i)",
+            6,
+        ),
+        (
+            "SELECT count(*) FROM {spins} s, LATERAL unnest(ARRAY[s.duration]) u(d)",
+            2,
+        ),
+        (
+            "SELECT sum(r)::bigint FROM (SELECT row_number() OVER (ORDER BY duration) AS r \
+             FROM {spins}) x",
+            3,
+        ),
+        (
+            "SELECT count(*) FROM {spins} WHERE lower(coalesce(note, 'X')) = 'x' \
+             AND position('a' IN 'abc') = 1 AND extract(year FROM created_at) > 2000 \
+             AND CAST(duration AS numeric(10, 2)) > 0 AND trim(both ' ' FROM ' a ') = 'a' \
+             AND now() IS NOT NULL AND current_date IS NOT NULL \
+             AND jsonb_build_object('d', duration) ? 'd' AND row_to_json(ROW(id)) IS NOT NULL \
+             AND format('%s', id) <> '' AND greatest(duration, 0) = duration",
+            2,
+        ),
+        (
+            "SELECT count(*) FILTER (WHERE duration > 45) FROM {spins}",
+            1,
+        ),
+        (
+            "SELECT (SELECT count(*) FROM {spins} x JOIN {spinners} p ON p.id = x.spinner_id) \
+             FROM {spins} LIMIT 1",
+            2,
+        ),
+    ] {
+        let (n,): (i64,) = Spin::repo()
+            .raw_as(sqlx::AssertSqlSafe(sql))
+            .with::<Spinner>()
+            .fetch_one(b)
+            .await
+            .unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+        assert_eq!(n, want, "{sql:?}");
     }
 }

@@ -96,9 +96,11 @@ pub enum Error {
     /// [`Tenancy::verify`](crate::Tenancy::verify)).
     #[error("{0}")]
     TableShape(crate::verify::ShapeReport),
-    /// Raw SQL given to the escape hatch could reach rows outside the tenant.
+    /// Raw SQL given to the escape hatch could reach rows outside the tenant, or cannot be read
+    /// with certainty. The statement was not sent; the [`RawSqlRefusal`](crate::RawSqlRefusal)
+    /// names the identifier, why, and what to write instead.
     #[error("raw SQL refused: {0}")]
-    UnscopedSql(String),
+    UnscopedSql(crate::RawSqlRefusal),
     /// A migration could not be loaded or applied; what it ran on was rolled back.
     #[error("migration error: {0}")]
     Migration(String),

@@ -54,7 +54,7 @@ pub use migrate::{
 };
 pub use model::{ColumnMeta, Model, ModelMeta, NewModel};
 pub use query::Select;
-pub use raw::Raw;
+pub use raw::{Raw, RawSqlRefusal, RefusalKind};
 pub use registry::{NewTenant, Tenant};
 pub use repo::Repo;
 pub use report::{

@@ -1,13 +1,24 @@
 //! A small SQL lexer: just enough of PostgreSQL's lexical rules to find, outside strings and
 //! comments, the placeholders, the identifiers and the positional parameters of raw SQL.
+//!
+//! Where PostgreSQL's reading of the text could differ from this one, the text is refused
+//! rather than guessed at: `U&` escapes, a backslash in a `'...'` string (its meaning depends on
+//! `standard_conforming_strings`), unterminated strings, comments and quoted identifiers. Line
+//! comments end at `\n` or `\r`, as PostgreSQL's do, and identifiers are folded and truncated
+//! as PostgreSQL folds and truncates them (ASCII lowercase, 63 bytes), so that the name compared
+//! here is the name the server looks up.
 
 use std::ops::Range;
+
+/// PostgreSQL truncates identifiers to `NAMEDATALEN - 1` bytes.
+const MAX_IDENT_BYTES: usize = 63;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Tok {
     /// `{name}`: a model's relation.
     Placeholder(String),
-    /// An identifier: folded to lowercase unless it was double-quoted.
+    /// An identifier (or a key word: the lexer does not tell them apart), as the server reads
+    /// it: folded to ASCII lowercase unless it was double-quoted, truncated to 63 bytes.
     Ident {
         name: String,
         quoted: bool,
@@ -15,6 +26,8 @@ pub(crate) enum Tok {
     /// `$n`
     Param(u32),
     Dot,
+    /// `;`
+    Semi,
     Other,
 }
 
@@ -47,7 +60,7 @@ pub(crate) fn lex(sql: &str) -> Result<Vec<Token>, String> {
         match c {
             _ if c.is_ascii_whitespace() => i += 1,
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
+                while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
                     i += 1;
                 }
             }
@@ -75,7 +88,10 @@ pub(crate) fn lex(sql: &str) -> Result<Vec<Token>, String> {
             b'"' => {
                 let (name, end) = quoted_ident(sql, i)?;
                 out.push(Token {
-                    tok: Tok::Ident { name, quoted: true },
+                    tok: Tok::Ident {
+                        name: truncate(name),
+                        quoted: true,
+                    },
                     span: start..end,
                 });
                 i = end;
@@ -125,6 +141,13 @@ pub(crate) fn lex(sql: &str) -> Result<Vec<Token>, String> {
                 i += close + 1;
             }
             b'}' => return Err("'}' without '{'".into()),
+            b';' => {
+                out.push(Token {
+                    tok: Tok::Semi,
+                    span: start..i + 1,
+                });
+                i += 1;
+            }
             b'.' => {
                 out.push(Token {
                     tok: Tok::Dot,
@@ -150,7 +173,7 @@ pub(crate) fn lex(sql: &str) -> Result<Vec<Token>, String> {
                     _ => {
                         out.push(Token {
                             tok: Tok::Ident {
-                                name: word.to_lowercase(),
+                                name: truncate(word.to_ascii_lowercase()),
                                 quoted: false,
                             },
                             span: start..j,
@@ -182,18 +205,37 @@ pub(crate) fn lex(sql: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
-/// Skips a `'...'` literal starting at `i`; `''` is a quote, and with `escapes` so is `\'`.
+/// Skips a `'...'` literal starting at `i`; `''` is a quote, and with `escapes` (an `E'...'`
+/// string) so is `\'`. Without `escapes`, a backslash is refused: PostgreSQL reads it as an
+/// escape when `standard_conforming_strings` is off, and then the string ends elsewhere.
 fn skip_string(b: &[u8], mut i: usize, escapes: bool) -> Result<usize, String> {
     i += 1;
     while i < b.len() {
         match b[i] {
             b'\\' if escapes => i += 2,
+            b'\\' => {
+                return Err("a backslash in a '...' string (its meaning depends on \
+                            standard_conforming_strings); write an E'...' string or bind the value"
+                    .into());
+            }
             b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
             b'\'' => return Ok(i + 1),
             _ => i += 1,
         }
     }
     Err("unterminated string literal".into())
+}
+
+/// Cuts an identifier to the 63 bytes PostgreSQL keeps, on a character boundary.
+fn truncate(mut name: String) -> String {
+    if name.len() > MAX_IDENT_BYTES {
+        let mut end = MAX_IDENT_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
 }
 
 fn quoted_ident(sql: &str, i: usize) -> Result<(String, usize), String> {
@@ -281,9 +323,57 @@ mod tests {
             "spins}",
             "$tag$ open",
             "U&\"x\"",
+            "u&'x'",
             "{a b}",
+            "'\\'",
+            "'a\\' , spins, '",
+            "N'\\'",
+            "$tag$ open $TAG$",
         ] {
             assert!(lex(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn escape_strings_may_hold_backslashes() {
+        assert_eq!(toks("E'it\\'s spins' x"), vec![ident("x", false)]);
+        assert_eq!(toks("e'\\\\' x"), vec![ident("x", false)]);
+    }
+
+    #[test]
+    fn line_comments_end_at_cr_or_lf() {
+        assert_eq!(toks("-- a\rspins"), vec![ident("spins", false)]);
+        assert_eq!(toks("-- a\nspins"), vec![ident("spins", false)]);
+        assert_eq!(toks("-- a spins"), vec![]);
+    }
+
+    #[test]
+    fn block_comments_nest() {
+        assert_eq!(toks("/* a /* b */ spins */ x"), vec![ident("x", false)]);
+        assert_eq!(toks("/*/ spins */ x"), vec![ident("x", false)]);
+        assert!(lex("/* a /* b */ spins").is_err());
+    }
+
+    #[test]
+    fn folds_and_truncates_as_postgres_does() {
+        // ASCII lowercase only: PostgreSQL leaves other letters alone in UTF-8.
+        assert_eq!(toks("SPÍNS"), vec![ident("spÍns", false)]);
+        // 63 bytes, on a character boundary.
+        let long = "b".repeat(70);
+        assert_eq!(toks(&long), vec![ident(&"b".repeat(63), false)]);
+        assert_eq!(
+            toks(&format!("\"{long}\"")),
+            vec![ident(&"b".repeat(63), true)]
+        );
+        let wide = format!("{}é", "c".repeat(62));
+        assert_eq!(toks(&wide), vec![ident(&"c".repeat(62), false)]);
+    }
+
+    #[test]
+    fn dollar_quotes_and_identifiers_with_dollars() {
+        assert_eq!(toks("$a$ spins $b$ x $a$ y"), vec![ident("y", false)]);
+        assert_eq!(toks("$$ spins $$ y"), vec![ident("y", false)]);
+        assert_eq!(toks("spins$x$"), vec![ident("spins$x$", false)]);
+        assert_eq!(toks("x;"), vec![ident("x", false), Tok::Semi]);
     }
 }

@@ -1,0 +1,105 @@
+-- What the catalog says about the identifiers of one raw query ($1), for tenant columns $2
+-- and the extensions whose functions are refused ($3).
+-- One row per refused name: (kind, name, subject, culprit, why).
+--
+-- A relation is tenant data when it is in a tenant schema, has a tenant column, or references
+-- tenancy.tenants; a view, materialized view or sequence is when what it reads (or belongs to)
+-- is, transitively, or is the registry; a table is when one of its inheritance children is.
+-- A function is refused when it is defined in the database (not built in, not an extension's),
+-- or comes from one of the extensions $3.
+WITH RECURSIVE
+reach (root, oid, depth) AS (
+    SELECT c.oid, c.oid, 0
+    FROM pg_catalog.pg_class c
+    WHERE c.relname = ANY ($1::name[])
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+                                 'pg_toast'::regnamespace, 'tenancy'::regnamespace)
+  UNION
+    SELECT reach.root, x.dst, reach.depth + 1
+    FROM reach CROSS JOIN LATERAL (
+        SELECT d.refobjid
+        FROM pg_catalog.pg_rewrite r
+        JOIN pg_catalog.pg_depend d
+          ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+        WHERE r.ev_class = reach.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass
+          AND d.refobjid <> reach.oid
+      UNION ALL
+        SELECT d.refobjid
+        FROM pg_catalog.pg_depend d
+        WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = reach.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')
+          AND d.refobjid <> reach.oid
+      UNION ALL
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = reach.oid
+    ) x (dst)
+    WHERE reach.depth < 32
+),
+flagged AS (
+    SELECT reach.root, reach.depth,
+           pg_catalog.format('%I.%I', n.nspname, c.relname) AS culprit,
+           CASE
+               WHEN pg_catalog.starts_with(n.nspname::text, 't_')
+                    OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.schema_name = n.nspname)
+                    OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname)
+                   THEN pg_catalog.format('is in the tenant schema %I', n.nspname)
+               WHEN n.nspname = 'tenancy' THEN 'is part of the tenant registry'
+               WHEN tc.attname IS NOT NULL
+                   THEN pg_catalog.format('has the tenant column %I', tc.attname)
+               WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                            WHERE k.conrelid = c.oid AND k.contype = 'f'
+                              AND k.confrelid = 'tenancy.tenants'::regclass)
+                   THEN 'references tenancy.tenants'
+           END AS why
+    FROM reach
+    JOIN pg_catalog.pg_class c ON c.oid = reach.oid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN LATERAL (
+        SELECT a.attname FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attname = ANY ($2::name[])
+        LIMIT 1
+    ) tc ON true
+)
+SELECT * FROM (
+    SELECT DISTINCT ON (c.relname, f.root) 'relation'::text AS kind, c.relname::text AS name,
+           pg_catalog.format('%s %I.%I',
+                  CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                                 WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence'
+                                 ELSE 'table' END,
+                  n.nspname, c.relname) AS subject,
+           f.culprit, f.why
+    FROM flagged f
+    JOIN pg_catalog.pg_class c ON c.oid = f.root
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE f.why IS NOT NULL
+    ORDER BY c.relname, f.root, f.depth
+) relations
+UNION ALL
+SELECT 'schema', n.nspname::text, pg_catalog.format('schema %I', n.nspname), '',
+       'is a tenant schema'
+FROM pg_catalog.pg_namespace n
+WHERE n.nspname = ANY ($1::name[])
+  AND (pg_catalog.starts_with(n.nspname::text, 't_')
+       OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.schema_name = n.nspname)
+       OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname))
+UNION ALL
+SELECT * FROM (
+    SELECT DISTINCT ON (p.proname) 'function', p.proname::text,
+           pg_catalog.format('function %I.%I', n.nspname, p.proname), '',
+           CASE WHEN x.oid IS NULL
+                THEN 'is defined in this database (not by PostgreSQL or an extension)'
+                ELSE pg_catalog.format('comes from the extension %I, which runs SQL text or reads '
+                                       'tables by name, raw storage or other databases', x.extname)
+           END
+    FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    LEFT JOIN pg_catalog.pg_depend e
+      ON e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'
+    LEFT JOIN pg_catalog.pg_extension x
+      ON e.refclassid = 'pg_catalog.pg_extension'::regclass AND x.oid = e.refobjid
+    WHERE p.proname = ANY ($1::name[])
+      AND CASE WHEN x.oid IS NOT NULL THEN x.extname = ANY ($3::name[])
+               ELSE n.nspname NOT IN ('pg_catalog', 'information_schema') END
+    ORDER BY p.proname, n.nspname
+) functions
