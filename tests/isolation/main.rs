@@ -45,6 +45,7 @@ macro_rules! per_mix {
 
 mod world;
 
+mod guard;
 mod pages;
 mod raw;
 mod reads;
