@@ -102,10 +102,13 @@ impl TenantCtx {
     /// Begins a transaction for this tenant. Pass `&mut tx` wherever a repository method asks
     /// for a scope; [`TenantTx::commit`] to keep the work. A dropped transaction rolls back.
     ///
+    /// With [row-level security](crate::rls) on, the tenant is set for the transaction
+    /// (transaction-locally) in the same round trip as its `BEGIN`.
+    ///
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) if no connection can be had.
     pub async fn begin(&self) -> Result<TenantTx> {
-        let tx = self.pool().begin().await?;
+        let tx = self.runtime().begin_for(self.pool(), self.id()).await?;
         Ok(TenantTx {
             ctx: self.clone(),
             tx,

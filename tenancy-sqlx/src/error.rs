@@ -111,6 +111,11 @@ pub enum Error {
     /// a column whose type a report cannot merge (see [`Report`](crate::Report)).
     #[error("report: {0}")]
     Report(String),
+    /// Row-level security was asked for but would not hold: the connected role is a
+    /// PostgreSQL superuser or has `BYPASSRLS` (see
+    /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security)).
+    #[error("row-level security: {0}")]
+    RowLevelSecurity(String),
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,

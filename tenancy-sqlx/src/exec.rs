@@ -18,8 +18,9 @@ fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
 }
 
 /// Runs `$q.$op(connection)` on the scope's connection: the caller's transaction, or a pooled
-/// connection (see `Runtime::with_conn`). A macro because the two connections are different
-/// executor types.
+/// connection (see `Runtime::with_conn`; with row-level security, `Runtime::with_tenant_conn`
+/// wraps it in a transaction that has the tenant set). A macro because the two connections are
+/// different executor types.
 macro_rules! on_conn {
     ($exec:expr, $q:expr, $op:ident) => {{
         let q = $q;
@@ -30,7 +31,9 @@ macro_rules! on_conn {
                 None => {
                     exec.ctx
                         .runtime()
-                        .with_conn_of(exec.ctx.pool(), async |conn| Ok(q.$op(conn).await?))
+                        .with_tenant_conn(exec.ctx.pool(), exec.ctx.id(), async |conn| {
+                            Ok(q.$op(conn).await?)
+                        })
                         .await?
                 }
             })
@@ -99,6 +102,26 @@ impl<'s> Exec<'s> {
 
     pub(crate) fn fetch(self, sql: SqlStr, args: PgArguments) -> BoxStream<'s, Result<PgRow>> {
         let rt = self.ctx.runtime();
+        if self.conn.is_none() && rt.rls && rt.persistent {
+            // Row-level security needs the rows read inside a transaction that has the tenant
+            // set, and that transaction must live as long as the stream: a stream that owns it.
+            let q = self.query(sql, args);
+            let ctx = self.ctx;
+            return owned_stream(move |tx: Sender| async move {
+                let mut conn = ctx.runtime().begin_for(ctx.pool(), ctx.id()).await?;
+                {
+                    let mut rows = q.fetch(&mut *conn);
+                    while let Some(row) = rows.next().await {
+                        if tx.send(row.map_err(Error::from)).await.is_err() {
+                            // The stream was dropped: the transaction rolls back with `conn`.
+                            return Ok(());
+                        }
+                    }
+                }
+                conn.commit().await?;
+                Ok(())
+            });
+        }
         if self.conn.is_none() && !rt.persistent {
             // Unnamed statements on a pooled connection need a transaction around both round
             // trips (see `Runtime::with_conn`), which a borrowed stream cannot carry out of
@@ -116,5 +139,66 @@ impl<'s> Exec<'s> {
             None => q.fetch(self.ctx.pool()),
         };
         rows.map(|r| r.map_err(Error::from)).boxed()
+    }
+}
+
+type Sender = tokio::sync::mpsc::Sender<Result<PgRow>>;
+
+/// A stream of the rows a future produces into a channel: the future owns what the rows borrow
+/// (a transaction), which a plain stream adapter cannot. The future is polled by the stream
+/// itself, in the consumer's task (nothing is spawned): dropping the stream drops the future
+/// and with it the transaction, which rolls back.
+fn owned_stream<'s, F>(produce: impl FnOnce(Sender) -> F) -> BoxStream<'s, Result<PgRow>>
+where
+    F: Future<Output = Result<()>> + Send + 's,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let rows = produce(tx.clone());
+    let driver = async move {
+        if let Err(e) = rows.await {
+            // After the rows it sent; ignored if the stream is gone.
+            let _ = tx.send(Err(e)).await;
+        }
+    };
+    OwnedStream {
+        driver: Some(Box::pin(driver)),
+        rx,
+    }
+    .boxed()
+}
+
+struct OwnedStream<'s> {
+    driver: Option<futures_util::future::BoxFuture<'s, ()>>,
+    rx: tokio::sync::mpsc::Receiver<Result<PgRow>>,
+}
+
+impl futures_util::Stream for OwnedStream<'_> {
+    type Item = Result<PgRow>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            if let Poll::Ready(Some(row)) = self.rx.poll_recv(cx) {
+                return Poll::Ready(Some(row));
+            }
+            let Some(driver) = self.driver.as_mut() else {
+                // The producer is done and everything it sent was read.
+                return Poll::Ready(None);
+            };
+            match driver.as_mut().poll(cx) {
+                // Done: read what it sent last, then end.
+                Poll::Ready(()) => self.driver = None,
+                // Waiting (on the server, or on a full channel), maybe after sending rows.
+                Poll::Pending => {
+                    return match self.rx.poll_recv(cx) {
+                        Poll::Ready(Some(row)) => Poll::Ready(Some(row)),
+                        _ => Poll::Pending,
+                    };
+                }
+            }
+        }
     }
 }

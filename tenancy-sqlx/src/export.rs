@@ -193,6 +193,7 @@ impl Tenancy {
         sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
+        crate::rls::act_for(&mut tx, self.runtime(), id).await?;
         let schema = placement_schema(&mut tx, id).await?;
         let mut tables = Vec::new();
         for (oid, qualified) in tenant_tables_children_first(&mut tx, schema.as_deref())
@@ -257,6 +258,7 @@ impl Tenancy {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
+        crate::rls::act_for(&mut tx, self.runtime(), into).await?;
         let schema = placement_schema(&mut tx, into).await?;
         let targets = tenant_tables_children_first(&mut tx, schema.as_deref()).await?;
         for (_, qualified) in &targets {

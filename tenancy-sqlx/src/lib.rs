@@ -10,6 +10,8 @@
 //! - [`Repo`], [`Select`] and [`Raw`]: every way to a model's rows, each demanding a [`Scope`].
 //! - [`Report`] (from [`Repo::report`]): rows and aggregates across tenants, demanding a
 //!   [`Superuser`], audited; [`Tenancy::impersonate`] and [`Tenancy::audit_log`] likewise.
+//! - [`rls`]: optional row-level security, PostgreSQL's second check of the same isolation
+//!   ([`TenancyBuilder::row_level_security`]).
 //!
 //! The guarantee lives in these signatures: there is no function in this crate that reads or
 //! writes a tenant-scoped table without a `TenantCtx` (or `TenantTx`), and none that reads
@@ -29,6 +31,7 @@ mod raw;
 mod registry;
 mod repo;
 mod report;
+pub mod rls;
 mod runtime;
 mod spare;
 mod sql;

@@ -171,6 +171,7 @@ impl Tenancy {
                 Purged::Schema(schema)
             }
             None => {
+                crate::rls::act_for(&mut tx, self.runtime(), id).await?;
                 let mut deleted = Vec::new();
                 for (_, table) in tenant_tables_children_first(&mut tx, None).await? {
                     let done = crate::sql::admin_query(crate::sql::text(format!(

@@ -145,7 +145,12 @@ impl<M: Model> Repo<M> {
         // unless the caller already gave one.
         let mut own_tx = match exec.conn {
             Some(_) => None,
-            None => Some(exec.ctx.pool().begin().await?),
+            None => Some(
+                exec.ctx
+                    .runtime()
+                    .begin_for(exec.ctx.pool(), exec.ctx.id())
+                    .await?,
+            ),
         };
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(per_statement) {

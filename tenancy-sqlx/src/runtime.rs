@@ -25,6 +25,9 @@ pub(crate) struct Runtime {
     pub(crate) persistent: bool,
     /// Who may acquire a `Superuser`, and for how long (see `superuser.rs`).
     pub(crate) superuser: crate::superuser::SuperuserConfig,
+    /// Whether every tenant statement runs with the tenant set transaction-locally, for
+    /// row-level security (see [`crate::rls`]).
+    pub(crate) rls: bool,
 }
 
 impl Runtime {
@@ -55,6 +58,52 @@ impl Runtime {
             tx.commit().await?;
             Ok(out)
         }
+    }
+
+    /// Begins a transaction on `pool` for `tenant`: with row-level security on, the tenant is set
+    /// for the transaction in the same round trip as the `BEGIN`.
+    pub(crate) async fn begin_for(
+        &self,
+        pool: &PgPool,
+        tenant: TenantId,
+    ) -> crate::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(if self.rls {
+            pool.begin_with(crate::rls::begin_for(tenant)).await?
+        } else {
+            pool.begin().await?
+        })
+    }
+
+    /// [`Runtime::with_conn_of`] for one tenant's statements: with row-level security on, always
+    /// in a transaction that has the tenant set (see [`crate::rls`] for what it costs).
+    pub(crate) async fn with_tenant_conn<T>(
+        &self,
+        pool: &PgPool,
+        tenant: TenantId,
+        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        if !self.rls {
+            return self.with_conn_of(pool, f).await;
+        }
+        let mut tx = self.begin_for(pool, tenant).await?;
+        let out = f(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Runtime::with_conn`] for work across tenants under a `Superuser` (reports): with
+    /// row-level security on, in a transaction that has `tenancy.all_tenants` set.
+    pub(crate) async fn with_all_tenants<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        if !self.rls {
+            return self.with_conn(f).await;
+        }
+        let mut tx = self.pool.begin_with(crate::rls::BEGIN_ALL_TENANTS).await?;
+        let out = f(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.
@@ -152,6 +201,7 @@ pub struct TenancyBuilder {
     test_before_acquire: bool,
     lanes: usize,
     admin_connections: u32,
+    row_level_security: bool,
     pub(crate) superuser: crate::superuser::SuperuserConfig,
 }
 
@@ -177,6 +227,7 @@ impl Default for TenancyBuilder {
             test_before_acquire: true,
             lanes: 1,
             admin_connections: 2,
+            row_level_security: false,
             superuser: crate::superuser::SuperuserConfig::default(),
         }
     }
@@ -259,6 +310,50 @@ impl TenancyBuilder {
         self
     }
 
+    /// Row-level security as a runtime backstop (default off): every tenant statement then runs
+    /// in a transaction with the tenant set transaction-locally
+    /// (`set_config('tenancy.tenant_id', <tenant>, true)`), so that PostgreSQL, with tenancy's
+    /// policy on the table, confines any SQL on that connection to that tenant, and SQL on a
+    /// connection where no tenant is set to nothing. Off, nothing is set and nothing changes.
+    ///
+    /// Install the policy with [`rls::policy_sql`](crate::rls::policy_sql) in a migration or
+    /// [`Tenancy::install_row_level_security`]; [`Tenancy::verify`] then also reports a table
+    /// without it.
+    ///
+    /// The cost: a statement on a `&TenantCtx` takes two more round trips (`BEGIN` with the
+    /// setting, and `COMMIT`); a [`TenantTx`](crate::TenantTx) takes none (the setting rides on
+    /// its `BEGIN`), nor does [`StatementMode::Unnamed`]. See [`crate::rls`].
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str) -> tenancy_sqlx::Result<()> {
+    /// use tenancy_sqlx::Tenancy;
+    ///
+    /// // Connect as the application's role: not a superuser, not BYPASSRLS.
+    /// let tenancy = Tenancy::builder().row_level_security(true).connect(url).await?;
+    /// let ctx = tenancy.resolve_slug("acme").await?;
+    /// let mut tx = ctx.begin().await?; // acme is set for this transaction only
+    /// // ... repository calls on &mut tx ...
+    /// tx.commit().await?;
+    ///
+    /// // SQL written around the library, on a connection where tenancy set no tenant, sees
+    /// // no tenant's rows (and cannot write any):
+    /// let pool = tenancy_sqlx::sqlx::PgPool::connect(url).await?;
+    /// let n: i64 = tenancy_sqlx::sqlx::query_scalar("SELECT count(*) FROM spins")
+    ///     .fetch_one(&pool)
+    ///     .await?;
+    /// assert_eq!(n, 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Connecting fails with [`Error::RowLevelSecurity`](crate::Error::RowLevelSecurity) when
+    /// the connected role is a PostgreSQL superuser or has `BYPASSRLS`: PostgreSQL applies no
+    /// policy to it, so the backstop would be silently off.
+    pub fn row_level_security(mut self, on: bool) -> Self {
+        self.row_level_security = on;
+        self
+    }
+
     /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
     /// and everywhere by [`Tenancy::migrate_tenants`].
     pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
@@ -305,6 +400,10 @@ impl TenancyBuilder {
     }
 
     async fn build(self, pool: PgPool, lanes: Vec<PgPool>) -> Result<Tenancy> {
+        if self.row_level_security {
+            // Before anything is created: a refused role leaves the database as it was.
+            crate::rls::check_role(&pool).await?;
+        }
         registry::schema::migrate(&pool).await?;
         Ok(Tenancy {
             rt: Arc::new(Runtime {
@@ -314,6 +413,7 @@ impl TenancyBuilder {
                 tenant_migrations: Arc::new(self.tenant_migrations),
                 persistent: self.statement_mode == StatementMode::Cached,
                 superuser: self.superuser,
+                rls: self.row_level_security,
             }),
         })
     }

@@ -43,14 +43,26 @@ impl Tenancy {
     /// column, and keys, foreign keys and indexes that all lead with the tenant. Call it at
     /// startup for every model.
     ///
+    /// With [row-level security](crate::rls) on, also that the table has tenancy's policy,
+    /// enabled and forced, and no other permissive policy that would widen it.
+    ///
     /// # Errors
     /// [`Error::TableShape`] naming the table and listing every problem;
     /// [`Error::InvalidModel`]; [`Error::Database`].
     pub async fn verify<M: Model>(&self) -> Result<()> {
         M::statements().get(&M::META)?;
+        let rls = self.runtime().rls;
         let problems = self
             .runtime()
-            .with_conn(async |conn| shape_problems(conn, &M::META).await)
+            .with_conn(async |conn| {
+                let mut problems = shape_problems(conn, &M::META).await?;
+                if rls && let Some(oid) = table_oid(conn, &M::META).await? {
+                    problems.extend(
+                        crate::rls::policy_problems(conn, oid, M::META.tenant_column).await?,
+                    );
+                }
+                Ok(problems)
+            })
             .await?;
         if problems.is_empty() {
             Ok(())
@@ -63,15 +75,20 @@ impl Tenancy {
     }
 }
 
+async fn table_oid(
+    conn: &mut PgConnection,
+    meta: &ModelMeta,
+) -> Result<Option<sqlx::postgres::types::Oid>> {
+    Ok(crate::sql::admin_scalar("SELECT to_regclass($1)::oid")
+        .bind(tenancy_core::ident::quote(meta.table))
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
 async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec<String>> {
     let tenant = meta.tenant_column;
     let key = meta.columns[meta.key].name;
-    let oid: Option<sqlx::postgres::types::Oid> =
-        crate::sql::admin_scalar("SELECT to_regclass($1)::oid")
-            .bind(tenancy_core::ident::quote(meta.table))
-            .fetch_one(&mut *conn)
-            .await?;
-    let Some(oid) = oid else {
+    let Some(oid) = table_oid(conn, meta).await? else {
         return Ok(vec!["the table does not exist (in the search_path)".into()]);
     };
 

@@ -98,8 +98,11 @@ pub(crate) async fn apply(
     target: &Target,
     migrations: &Migrations,
 ) -> Result<Vec<i64>> {
+    // Migrations span tenants by design (a backfill updates every tenant's rows): past
+    // row-level security with `tenancy.all_tenants`, for this transaction only (see rls.rs).
     let mut setup = format!(
-        "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext({}));",
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext({})); \
+         SELECT pg_catalog.set_config('tenancy.all_tenants', 'on', true);",
         literal(&target.lock_key())
     );
     if let Target::Schema(schema) = target {

@@ -126,6 +126,17 @@ pub(super) fn fixed(name: &str) -> Option<RawSqlRefusal> {
             "set what you need in the connection options, not from tenant SQL",
         );
     }
+    if name == "pg_settings" {
+        // `UPDATE pg_settings` runs `set_config` through the view's rule.
+        return Some(RawSqlRefusal::new(
+            RefusalKind::SystemView,
+            Some(name),
+            "the SQL names \"pg_settings\", whose UPDATE changes settings of a pooled \
+             connection that other tenants use next"
+                .into(),
+            "read a setting with current_setting(); set what you need in the connection options",
+        ));
+    }
     if ACTIVITY.contains(&name) {
         return function(
             "shows other sessions' statements",

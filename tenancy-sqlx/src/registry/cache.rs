@@ -109,6 +109,7 @@ mod tests {
             tenant_migrations: Arc::default(),
             persistent: true,
             superuser: crate::superuser::SuperuserConfig::default(),
+            rls: false,
         });
         TenantCtx::mint(
             rt,

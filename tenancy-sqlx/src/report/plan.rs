@@ -440,7 +440,8 @@ pub(crate) async fn run(
         ),
     };
     let q = sqlx::query_with(crate::sql::text(sql), args).persistent(persistent);
-    rt.with_conn(async |c| Ok(q.fetch_all(c).await?))
+    // Across tenants by design: past row-level security with `tenancy.all_tenants` (see rls.rs).
+    rt.with_all_tenants(async |c| Ok(q.fetch_all(c).await?))
         .instrument(span)
         .await
 }

@@ -1,0 +1,317 @@
+//! Row-level security: PostgreSQL checks tenant isolation a second time.
+//!
+//! tenancy proves isolation with the type system: every statement it sends binds the tenant of
+//! a [`TenantCtx`](crate::TenantCtx). Row-level security is the runtime backstop for what the
+//! type system cannot see: SQL written around the library (a hand-written `sqlx::query` on the
+//! same pool, a report script, a bug in a raw query), which PostgreSQL then confines to the
+//! tenant tenancy has set, or to nothing.
+//!
+//! # Turning it on
+//!
+//! ```no_run
+//! # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
+//! # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
+//! # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+//! # async fn demo(url: &str) -> tenancy::Result<()> {
+//! use tenancy::{Tenancy, rls};
+//!
+//! // 1. The policy on every tenant table: in a migration (preferred: new own-schema tenants
+//! //    and spare schemas get it too) ...
+//! let sql = rls::policy_sql("spins", "tenant_id")?;   // paste it into a tenant migration
+//!
+//! // 2. ... and the runtime setting, connected as a role that is neither a PostgreSQL superuser
+//! //    nor BYPASSRLS (those skip every policy; `connect` refuses them).
+//! let tenancy = Tenancy::builder().row_level_security(true).connect(url).await?;
+//!
+//! // ... or install it from the application, audited, on the shared table:
+//! let su = tenancy.superuser("deploy", "enable RLS").await?;
+//! tenancy.install_row_level_security::<Spin>(&su).await?;
+//!
+//! // 3. At startup, `verify` now also fails for a table without the policy.
+//! tenancy.verify::<Spin>().await?;
+//!
+//! // Then a statement that forgot the tenant still sees only the tenant tenancy set:
+//! let ctx = tenancy.resolve_slug("acme").await?;
+//! let mut tx = ctx.begin().await?;          // the tenant is set here, for this transaction
+//! // sqlx::query("SELECT * FROM spins").fetch_all(&mut *tx) returns acme's rows only,
+//! // and on a connection where tenancy set no tenant, no rows at all.
+//! tx.commit().await?;
+//! # Ok(()) }
+//! # fn main() {}
+//! ```
+//!
+//! # The policy
+//!
+//! [`policy_sql`] enables and forces row-level security on the table (forced, so that the
+//! table's owner, usually the application's own role, is held to it too) and creates one policy,
+//! [`POLICY`], for every command:
+//!
+//! ```sql
+//! USING / WITH CHECK (
+//!     tenant_id = NULLIF(current_setting('tenancy.tenant_id', true), '')::uuid
+//!     OR current_setting('tenancy.all_tenants', true) = 'on')
+//! ```
+//!
+//! It fails closed: where no tenant is set, no row is visible and no row can be written. Running
+//! it again replaces the policy (it is idempotent).
+//!
+//! # What tenancy sets, and where
+//!
+//! Only transaction-local settings (`set_config(.., true)`), so no tenant survives the
+//! transaction that set it: not a commit, a rollback, a dropped or cancelled transaction, a
+//! panic or a killed backend, and it works through PgBouncer in transaction mode.
+//!
+//! - [`TenantCtx::begin`](crate::TenantCtx::begin): the tenant is set with the `BEGIN`, in the
+//!   same round trip. Every statement of the [`TenantTx`](crate::TenantTx) runs under it.
+//! - One statement on a `&TenantCtx`: it needs a transaction, so it becomes `BEGIN` + set (one
+//!   round trip), the statement, `COMMIT`: two round trips more than without row-level security
+//!   (in [`StatementMode::Unnamed`](crate::StatementMode::Unnamed), which already runs in a
+//!   transaction, none). Folding the setting into the statement itself (a CTE or a sub-select
+//!   calling `set_config`) would save them, but PostgreSQL does not promise to evaluate it
+//!   before the policy reads the setting (an unreferenced CTE is not run at all, and a stable
+//!   `current_setting` may be evaluated when the plan starts), so tenancy does not.
+//! - Streams (`.fetch(&ctx)`) hold their transaction until the last row (or until dropped).
+//! - `insert_many` past one statement, and raw SQL, run in the same way; raw SQL cannot change
+//!   either setting (it refuses `set_config` and `pg_settings`, and is always a single
+//!   statement starting with `WITH`).
+//!
+//! # Cross-tenant work
+//!
+//! Work done under a [`Superuser`](crate::Superuser) passes the policy in one of two ways, both
+//! transaction-local and both set only by library code:
+//!
+//! - acting for the one tenant it touches: [`export_tenant`](crate::Tenancy::export_tenant),
+//!   [`import_tenant`](crate::Tenancy::import_tenant) and [`purge`](crate::Tenancy::purge) set
+//!   that tenant, so the policy still confines them to it;
+//! - `tenancy.all_tenants = 'on'`, for work that spans tenants by design: reports and
+//!   migrations.
+//!
+//! A separate `BYPASSRLS` role for this work was the alternative. It is not stronger against the
+//! code this backstop is for: SQL that can run `SET ROLE` or `set_config` on the application's
+//! connections can equally set `tenancy.tenant_id` to any tenant, so both settings draw the
+//! same line (against mistakes, not against hostile code running as the application's role).
+//! And it would cost every user a second role, its credentials and a second pool (PgBouncer
+//! pools per role), for no gain in what is caught.
+//!
+//! # What it does not guard
+//!
+//! - Roles that bypass row-level security: PostgreSQL superusers and roles with `BYPASSRLS`
+//!   ([`TenancyBuilder::connect`](crate::TenancyBuilder::connect) refuses them with RLS on).
+//! - Tables without the policy ([`Tenancy::verify`](crate::Tenancy::verify) reports them), and
+//!   other permissive policies on the same table, which PostgreSQL ORs with this one (`verify`
+//!   reports them too).
+//! - Code that sets `tenancy.tenant_id` or `tenancy.all_tenants` itself.
+//! - The registry (`tenancy.*`) and global tables, which carry no tenant column.
+
+use sqlx::{PgConnection, PgPool, SqlStr};
+use tenancy_core::{TenantId, ValidationError};
+
+use crate::model::Model;
+use crate::runtime::Runtime;
+use crate::{Error, Result, Superuser, Tenancy};
+
+/// The transaction-local setting holding the tenant tenancy acts for.
+pub const TENANT_SETTING: &str = "tenancy.tenant_id";
+
+/// The transaction-local setting (`'on'`) that library code under a
+/// [`Superuser`](crate::Superuser) sets for work across tenants (reports, migrations).
+pub const ALL_TENANTS_SETTING: &str = "tenancy.all_tenants";
+
+/// The name of the policy [`policy_sql`] creates.
+pub const POLICY: &str = "tenancy_isolation";
+
+/// The policy's condition for `tenant_column` (validated, quoted).
+fn condition(tenant_column: &str) -> String {
+    format!(
+        "{} = NULLIF(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::uuid \
+         OR pg_catalog.current_setting('{ALL_TENANTS_SETTING}', true) = 'on'",
+        tenancy_core::ident::quote(tenant_column)
+    )
+}
+
+/// `table` or `schema.table`, each part validated, quoted.
+fn quote_table(table: &str) -> Result<String, ValidationError> {
+    let mut out = String::new();
+    for (i, part) in table.splitn(2, '.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        tenancy_core::ident::push_quoted(&mut out, tenancy_core::ident::validate(part)?);
+    }
+    Ok(out)
+}
+
+/// The SQL that puts tenancy's policy on one table: put it in the migration that creates the
+/// table (a tenant migration, so every own-schema tenant's copy gets it too; the name then
+/// resolves in each tenant's schema), or run it with
+/// [`Tenancy::install_row_level_security`].
+///
+/// `table` is a table name or `schema.table`; `tenant_column` its tenant column (`tenant_id`
+/// unless the model says otherwise). Idempotent: enabling and forcing twice is harmless, and the
+/// policy is dropped and created again.
+///
+/// ```
+/// let sql = tenancy_sqlx::rls::policy_sql("spins", "tenant_id").unwrap();
+/// assert!(sql.contains("FORCE ROW LEVEL SECURITY"));
+/// assert!(sql.contains("current_setting('tenancy.tenant_id', true)"));
+/// ```
+///
+/// # Errors
+/// [`ValidationError::Identifier`] for a name that is not a plain identifier.
+pub fn policy_sql(table: &str, tenant_column: &str) -> Result<String, ValidationError> {
+    let table = quote_table(table)?;
+    let cond = condition(tenancy_core::ident::validate(tenant_column)?);
+    Ok(format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
+         DROP POLICY IF EXISTS {POLICY} ON {table};\n\
+         CREATE POLICY {POLICY} ON {table} FOR ALL\n    USING ({cond})\n    WITH CHECK ({cond});\n"
+    ))
+}
+
+/// `BEGIN` and the tenant, in one simple-query round trip. The uuid is formatted by us (hex
+/// and hyphens), so it is safe as a literal.
+pub(crate) fn begin_for(tenant: TenantId) -> SqlStr {
+    crate::sql::text(format!(
+        "BEGIN; SELECT pg_catalog.set_config('{TENANT_SETTING}', '{}', true)",
+        tenant.as_uuid()
+    ))
+}
+
+/// `BEGIN` for work across tenants (reports), in one round trip.
+pub(crate) const BEGIN_ALL_TENANTS: &str =
+    "BEGIN; SELECT pg_catalog.set_config('tenancy.all_tenants', 'on', true)";
+
+/// Inside an admin transaction that touches one tenant's rows (export, import, purge): acts for
+/// that tenant, if row-level security is on. One round trip then, none otherwise.
+pub(crate) async fn act_for(conn: &mut PgConnection, rt: &Runtime, tenant: TenantId) -> Result<()> {
+    if rt.rls {
+        crate::sql::admin_query("SELECT pg_catalog.set_config('tenancy.tenant_id', $1, true)")
+            .bind(tenant.as_uuid().to_string())
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Refuses a role that row-level security does not apply to: the backstop would be silently
+/// off. An error rather than a warning, because the caller asked for the backstop explicitly
+/// and a log line is easily missed; run without `row_level_security(true)` where a superuser
+/// connection is intended (local development, maintenance).
+pub(crate) async fn check_role(pool: &PgPool) -> Result<()> {
+    let (role, superuser, bypass): (String, bool, bool) = crate::sql::admin_query(
+        "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_catalog.pg_roles \
+         WHERE rolname = current_user",
+    )
+    .try_map(|row: sqlx::postgres::PgRow| {
+        use sqlx::Row;
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    })
+    .fetch_one(pool)
+    .await?;
+    let why = match (superuser, bypass) {
+        (true, _) => "is a PostgreSQL superuser",
+        (_, true) => "has BYPASSRLS",
+        _ => return Ok(()),
+    };
+    tracing::error!(
+        role,
+        why,
+        "row-level security requested, but the role bypasses it"
+    );
+    Err(Error::RowLevelSecurity(format!(
+        "row-level security is on, but the role {role:?} {why}, so PostgreSQL would skip every \
+         policy; connect as a role without SUPERUSER and BYPASSRLS, or turn \
+         row_level_security off"
+    )))
+}
+
+/// What is wrong with `table`'s policy, for [`Tenancy::verify`]: nothing if the policy is
+/// there, row-level security is enabled and forced, and no other permissive policy widens it.
+pub(crate) async fn policy_problems(
+    conn: &mut PgConnection,
+    oid: sqlx::postgres::types::Oid,
+    tenant_column: &str,
+) -> Result<Vec<String>> {
+    use sqlx::Row;
+    let table = crate::sql::admin_query(
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1",
+    )
+    .bind(oid)
+    .fetch_one(&mut *conn)
+    .await?;
+    let policies = crate::sql::admin_query(
+        "SELECT polname::text AS name, polpermissive, polcmd::text AS cmd, \
+                pg_catalog.pg_get_expr(polqual, polrelid) AS qual, \
+                pg_catalog.pg_get_expr(polwithcheck, polrelid) AS check \
+         FROM pg_catalog.pg_policy WHERE polrelid = $1 ORDER BY polname",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await?;
+    let fix =
+        "(run the SQL of tenancy_sqlx::rls::policy_sql, or Tenancy::install_row_level_security)";
+    let mut problems = Vec::new();
+    if !table.try_get::<bool, _>("relrowsecurity")? {
+        problems.push(format!("row-level security is not enabled {fix}"));
+    }
+    if !table.try_get::<bool, _>("relforcerowsecurity")? {
+        problems.push(format!(
+            "row-level security is not forced, so the table's owner skips it {fix}"
+        ));
+    }
+    let ours = policies
+        .iter()
+        .find(|p| p.get::<String, _>("name") == POLICY);
+    match ours {
+        None => problems.push(format!("no policy {POLICY:?} {fix}")),
+        Some(p) => {
+            let reads = |col: &str| {
+                p.get::<Option<String>, _>(col)
+                    .is_some_and(|e| e.contains(TENANT_SETTING) && e.contains(tenant_column))
+            };
+            if p.get::<String, _>("cmd") != "*" || !reads("qual") || !reads("check") {
+                problems.push(format!(
+                    "policy {POLICY:?} is not tenancy's (for all commands, USING and WITH CHECK \
+                     on {tenant_column} = {TENANT_SETTING}) {fix}"
+                ));
+            }
+        }
+    }
+    for p in &policies {
+        let name: String = p.get("name");
+        if name != POLICY && p.get::<bool, _>("polpermissive") {
+            problems.push(format!(
+                "permissive policy {name:?} is ORed with {POLICY:?} and can let other tenants' \
+                 rows through; make it AS RESTRICTIVE or drop it"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+impl Tenancy {
+    /// Puts tenancy's row-level security policy ([`policy_sql`]) on `M`'s shared table, in one
+    /// transaction, audited (`rls.install`). Idempotent. Own-schema tenants' tables get it from
+    /// the tenant migrations: put `policy_sql(table, column)` there.
+    ///
+    /// Needs the table's owner (or a superuser) to run; the runtime setting is
+    /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security).
+    ///
+    /// # Errors
+    /// [`Error::InvalidModel`], [`Error::Forbidden`] for a foreign or expired `su`,
+    /// [`Error::Database`] (e.g. not the owner).
+    pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
+        self.check_superuser(su)?;
+        M::statements().get(&M::META)?;
+        let sql = policy_sql(M::META.table, M::META.tenant_column)?;
+        let mut tx = self.runtime().pool.begin().await?;
+        sqlx::raw_sql(crate::sql::text(sql))
+            .execute(&mut *tx)
+            .await?;
+        su.audit(&mut tx, "rls.install", &[], Some(M::META.table))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

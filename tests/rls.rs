@@ -1,0 +1,680 @@
+//! Row-level security as a runtime backstop: PostgreSQL confines SQL to the tenant tenancy set,
+//! and to nothing where none is set, while every library path keeps working.
+//!
+//! PostgreSQL superusers skip every policy, so each test runs the application as a role of its
+//! own (not a superuser, not BYPASSRLS), the owner of the test database and of the tables its
+//! migrations create; the policy is forced, so the owner is held to it too.
+
+mod common;
+
+use std::time::Duration;
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb, admin_url};
+use futures_util::{FutureExt, StreamExt};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use tenancy::{
+    Agg, Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenantCtx, rls,
+};
+use uuid::Uuid;
+
+/// A test database owned by a login role of its own, which is dropped after the database
+/// (fields drop in declaration order).
+struct Rls {
+    db: TestDb,
+    role: Role,
+}
+
+struct Role(String);
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let role = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut c) = PgConnection::connect(&admin_url()).await {
+                    let _ =
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+                            .execute(&mut c)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl Rls {
+    /// A database owned by a fresh role: not a superuser, not BYPASSRLS. Roles are
+    /// cluster-wide, so its name is unique.
+    async fn new(test: &str) -> Self {
+        let db = TestDb::new(test).await;
+        let role = format!("tt_rls_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        db.exec(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS; \
+             ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+            db.name
+        ))
+        .await;
+        Self {
+            db,
+            role: Role(role),
+        }
+    }
+
+    fn role(&self) -> &str {
+        &self.role.0
+    }
+
+    fn options(&self) -> PgConnectOptions {
+        self.db
+            .url
+            .parse::<PgConnectOptions>()
+            .unwrap()
+            .username(self.role())
+    }
+
+    /// A plain connection as the application role: SQL written around the library.
+    async fn app_conn(&self) -> PgConnection {
+        PgConnection::connect_with(&self.options()).await.unwrap()
+    }
+
+    async fn app_pool(&self, max: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max)
+            .connect_with(self.options())
+            .await
+            .unwrap()
+    }
+}
+
+/// The spinner tables with the policy on each, as one tenant migration.
+fn migrations() -> Migrations {
+    let policies = format!(
+        "{}{}",
+        rls::policy_sql("spinners", "tenant_id").unwrap(),
+        rls::policy_sql("spins", "tenant_id").unwrap()
+    );
+    Migrations::from_list(vec![
+        tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+        tenancy::Migration::new(2, "row-level security", policies),
+    ])
+    .unwrap()
+}
+
+struct World {
+    rls: Rls,
+    tenancy: Tenancy,
+    a: TenantCtx,
+    b: TenantCtx,
+    c: TenantCtx,
+}
+
+async fn world(test: &str) -> World {
+    let rls = Rls::new(test).await;
+    let pool = rls.app_pool(5).await;
+    let tenancy = Tenancy::builder()
+        .row_level_security(true)
+        .tenant_migrations(migrations())
+        .from_pool(pool)
+        .await
+        .expect("connect as the application role");
+    let su = tenancy.superuser("test", "setup").await.unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    for (slug, placement) in [
+        ("tenant-a", Placement::SharedTable),
+        ("tenant-b", Placement::SharedTable),
+        ("tenant-c", Placement::OwnSchema),
+    ] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(placement))
+            .await
+            .unwrap();
+    }
+    let a = tenancy.resolve_slug("tenant-a").await.unwrap();
+    let b = tenancy.resolve_slug("tenant-b").await.unwrap();
+    let c = tenancy.resolve_slug("tenant-c").await.unwrap();
+    World {
+        rls,
+        tenancy,
+        a,
+        b,
+        c,
+    }
+}
+
+async fn seed(ctx: &TenantCtx, spinners: usize, spins_each: i32) -> Vec<Spinner> {
+    let mut out = Vec::new();
+    for i in 0..spinners {
+        let s = Spinner::repo()
+            .insert(
+                ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: format!("{}-{i}-{}", ctx.slug(), Uuid::new_v4()),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        let news: Vec<NewSpin> = (0..spins_each)
+            .map(|d| NewSpin {
+                id: Uuid::new_v4(),
+                spinner_id: s.id,
+                duration: d,
+                note: None,
+            })
+            .collect();
+        Spin::repo().insert_many(ctx, &news).await.unwrap();
+        out.push(s);
+    }
+    out
+}
+
+async fn setting(conn: &mut PgConnection) -> Option<String> {
+    sqlx::query_scalar("SELECT NULLIF(current_setting('tenancy.tenant_id', true), '')")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn roles_that_bypass_rls_are_refused_at_connect() {
+    let rls = Rls::new("rls_refuse").await;
+    // The test server's own user is a superuser.
+    let err = Tenancy::builder()
+        .row_level_security(true)
+        .connect(&rls.db.url)
+        .await
+        .expect_err("a superuser must be refused");
+    assert!(
+        matches!(&err, Error::RowLevelSecurity(m) if m.contains("superuser")),
+        "{err}"
+    );
+    // BYPASSRLS is refused too.
+    rls.db
+        .exec(&format!("ALTER ROLE {} BYPASSRLS", rls.role()))
+        .await;
+    let err = Tenancy::builder()
+        .row_level_security(true)
+        .from_pool(rls.app_pool(1).await)
+        .await
+        .expect_err("BYPASSRLS must be refused");
+    assert!(err.to_string().contains("BYPASSRLS"), "{err}");
+    // Refused before anything was created.
+    let mut conn = rls.db.connect().await;
+    let registry: Option<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = 'tenancy'")
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(registry, None);
+    // Off, nothing changes: the superuser connects.
+    Tenancy::builder().connect(&rls.db.url).await.unwrap();
+}
+
+#[tokio::test]
+async fn hand_written_sql_sees_only_the_tenant_set_and_nothing_without_one() {
+    let w = world("rls_hand").await;
+    seed(&w.a, 2, 3).await;
+    seed(&w.b, 1, 4).await;
+    let mut conn = w.rls.app_conn().await;
+
+    // No tenant set: no rows, and writes refused.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM spins")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let refused = sqlx::query(
+        "INSERT INTO spinners (tenant_id, id, name) VALUES ($1, gen_random_uuid(), 'x')",
+    )
+    .bind(w.a.id().as_uuid())
+    .execute(&mut conn)
+    .await
+    .expect_err("an insert without a tenant set must be refused");
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "{refused}"
+    );
+
+    // What tenancy does at BEGIN: tenant A for this transaction. A query that forgot the
+    // tenant reads A's rows only, and cannot write B's.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tenancy.tenant_id', $1, true)")
+        .bind(w.a.id().as_uuid().to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let tenants: Vec<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM spins")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(tenants.len(), 6);
+    assert!(tenants.iter().all(|t| *t == w.a.id().as_uuid()));
+    let updated = sqlx::query("UPDATE spins SET duration = 0")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(updated, 6);
+    let cross = sqlx::query(
+        "INSERT INTO spinners (tenant_id, id, name) VALUES ($1, gen_random_uuid(), 'x')",
+    )
+    .bind(w.b.id().as_uuid())
+    .execute(&mut *tx)
+    .await;
+    assert!(cross.is_err(), "writing B's row as A must be refused");
+    tx.rollback().await.unwrap();
+
+    // Gone with the transaction.
+    assert_eq!(setting(&mut conn).await, None);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM spins")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+/// The raw-SQL check reads names: a tenant table whose tenant column it does not know (and with
+/// no foreign key to the registry) passes it. The policy still confines the query.
+#[tokio::test]
+async fn backstop_catches_a_leak_the_library_did_not_prevent() {
+    let w = world("rls_leak").await;
+    seed(&w.a, 1, 1).await;
+    w.rls
+        .db
+        .exec(&format!(
+            "SET ROLE {}; CREATE TABLE ledger (org uuid NOT NULL, amount int NOT NULL); {}",
+            w.rls.role(),
+            rls::policy_sql("ledger", "org").unwrap()
+        ))
+        .await;
+    let mut admin = w.rls.db.connect().await; // a superuser: bypasses RLS, to seed both tenants
+    for (t, n) in [(w.a.id(), 2), (w.b.id(), 5)] {
+        for _ in 0..n {
+            sqlx::query("INSERT INTO ledger VALUES ($1, 10)")
+                .bind(t.as_uuid())
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+    let leak = "SELECT (SELECT count(*) FROM ledger) FROM {spins} LIMIT 1";
+    let (n,): (i64,) = Spin::repo().raw_as(leak).fetch_one(&w.a).await.unwrap();
+    assert_eq!(n, 2, "the backstop confines the unscoped read to tenant A");
+    let mut tx = w.a.begin().await.unwrap();
+    let (n,): (i64,) = Spin::repo().raw_as(leak).fetch_one(&mut tx).await.unwrap();
+    assert_eq!(n, 2);
+    tx.commit().await.unwrap();
+
+    // Raw SQL cannot lift the backstop: `set_config` and `pg_settings` are refused.
+    for sql in [
+        "SELECT set_config('tenancy.all_tenants', 'on', true) FROM {spins}",
+        "WITH x AS (SELECT 1 FROM {spins}) UPDATE pg_settings SET setting = 'on' \
+         WHERE name = 'tenancy.all_tenants'",
+    ] {
+        let err = Spin::repo()
+            .raw_as::<(String,)>(sql)
+            .fetch_all(&w.a)
+            .await
+            .expect_err(sql);
+        assert!(matches!(err, Error::UnscopedSql(_)), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn every_repository_operation_works_and_stays_isolated() {
+    let w = world("rls_repo").await;
+    for (ctx, other) in [(&w.a, &w.b), (&w.b, &w.a), (&w.c, &w.a)] {
+        let repo = Spin::repo();
+        let spinners = seed(ctx, 2, 5).await;
+        let s = &spinners[0];
+        assert_eq!(
+            Spinner::repo().get(ctx, s.id).await.unwrap().as_ref(),
+            Some(s)
+        );
+        assert_eq!(Spinner::repo().get(other, s.id).await.unwrap(), None);
+        let ids: Vec<Uuid> = spinners.iter().map(|s| s.id).collect();
+        assert_eq!(Spinner::repo().get_many(ctx, &ids).await.unwrap().len(), 2);
+        assert!(Spinner::repo().exists(ctx, s.id).await.unwrap());
+        assert!(!Spinner::repo().exists(other, s.id).await.unwrap());
+
+        let mut renamed = s.clone();
+        renamed.color = Some("red".into());
+        assert_eq!(
+            Spinner::repo().update(ctx, &renamed).await.unwrap(),
+            Some(renamed.clone())
+        );
+        assert_eq!(Spinner::repo().update(other, &renamed).await.unwrap(), None);
+        let spin = repo
+            .query()
+            .filter(Spin::SPINNER_ID.eq(s.id) & Spin::DURATION.eq(4))
+            .fetch_one(ctx)
+            .await
+            .unwrap();
+        let set = repo
+            .update_columns(ctx, spin.id, [Spin::DURATION.set(99)])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(set.duration, 99);
+        assert_eq!(
+            repo.update_where(
+                ctx,
+                Spin::DURATION.lt(2),
+                [Spin::NOTE.set(Some("short".into()))]
+            )
+            .await
+            .unwrap(),
+            4
+        );
+        assert_eq!(
+            repo.count_where(ctx, Spin::NOTE.is_not_null())
+                .await
+                .unwrap(),
+            4
+        );
+        assert!(repo.exists_where(ctx, Spin::DURATION.eq(99)).await.unwrap());
+
+        // Streams hold their transaction until the last row.
+        let streamed: Vec<Spin> = repo.query().fetch(ctx).map(|r| r.unwrap()).collect().await;
+        assert_eq!(streamed.len(), 10);
+        let raw: Vec<Spin> = repo
+            .raw("SELECT * FROM {spins} WHERE duration >= $1")
+            .bind(3)
+            .fetch(ctx)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(raw.len(), 4); // 3, 99 and 3, 4
+
+        // A transaction: the tenant set once, at BEGIN.
+        let mut tx = ctx.begin().await.unwrap();
+        assert!(repo.delete(&mut tx, spin.id).await.unwrap());
+        assert_eq!(repo.count(&mut tx).await.unwrap(), 9);
+        let in_tx: Vec<Spin> = repo
+            .query()
+            .fetch(&mut tx)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(in_tx.len(), 9);
+        tx.commit().await.unwrap();
+        assert_eq!(
+            repo.delete_where(ctx, Spin::DURATION.ge(4)).await.unwrap(),
+            1
+        );
+        assert_eq!(repo.count(ctx).await.unwrap(), 8);
+        assert!(!repo.delete(other, s.id).await.unwrap());
+    }
+    // insert_many past one statement's parameters: chunks in one transaction with the tenant.
+    let s = &seed(&w.a, 1, 0).await[0];
+    let many: Vec<NewSpin> = (0..16_500)
+        .map(|d| NewSpin {
+            id: Uuid::new_v4(),
+            spinner_id: s.id,
+            duration: d,
+            note: None,
+        })
+        .collect();
+    assert_eq!(
+        Spin::repo().insert_many(&w.a, &many).await.unwrap().len(),
+        16_500
+    );
+    assert_eq!(Spin::repo().count(&w.a).await.unwrap(), 8 + 16_500);
+    assert_eq!(Spin::repo().count(&w.b).await.unwrap(), 8);
+    assert_eq!(Spin::repo().count(&w.c).await.unwrap(), 8);
+}
+
+#[tokio::test]
+async fn cross_tenant_work_passes_the_policy() {
+    let w = world("rls_admin").await;
+    seed(&w.a, 1, 3).await;
+    seed(&w.b, 1, 4).await;
+    seed(&w.c, 1, 5).await;
+    let t = &w.tenancy;
+    let su = t.superuser("test", "cross-tenant").await.unwrap();
+
+    let rows = Spin::repo().report().fetch_all(&su).await.unwrap();
+    assert_eq!(rows.len(), 12);
+    let counts = Spin::repo()
+        .report()
+        .aggregate(Agg::count())
+        .fetch(&su)
+        .await
+        .unwrap();
+    assert_eq!(counts.overall, 12);
+
+    // Migrations backfill every tenant's rows.
+    let mut list = migrations();
+    list = Migrations::from_list(
+        list.iter()
+            .cloned()
+            .chain([tenancy::Migration::new(
+                3,
+                "backfill",
+                "UPDATE spins SET note = 'backfilled' WHERE note IS NULL",
+            )])
+            .collect(),
+    )
+    .unwrap();
+    let t2 = Tenancy::builder()
+        .row_level_security(true)
+        .tenant_migrations(list)
+        .from_pool(w.rls.app_pool(2).await)
+        .await
+        .unwrap();
+    let su2 = t2.superuser("test", "backfill").await.unwrap();
+    assert!(
+        t2.migrate_tenants(&su2, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    for ctx in [&w.a, &w.b, &w.c] {
+        assert_eq!(
+            Spin::repo()
+                .count_where(ctx, Spin::NOTE.eq(Some("backfilled".into())))
+                .await
+                .unwrap(),
+            Spin::repo().count(ctx).await.unwrap()
+        );
+    }
+
+    // Export A, import into a new empty tenant, purge B.
+    let archive = t.export_tenant(&su, w.a.id()).await.unwrap();
+    let d = t
+        .create_tenant(NewTenant::new("tenant-d", "d"))
+        .await
+        .unwrap();
+    assert_eq!(t.import_tenant(&su, &archive, d.id).await.unwrap(), 4);
+    let d = t.resolve_slug("tenant-d").await.unwrap();
+    assert_eq!(Spin::repo().count(&d).await.unwrap(), 3);
+    t.soft_delete(&su, w.b.id()).await.unwrap();
+    t.purge(&su, w.b.id()).await.unwrap();
+    let left = Spin::repo().report().fetch_all(&su).await.unwrap();
+    assert_eq!(left.len(), 3 + 5 + 3);
+}
+
+#[tokio::test]
+async fn verify_reports_a_table_without_the_policy_and_install_is_idempotent() {
+    let w = world("rls_verify").await;
+    let t = &w.tenancy;
+    t.verify::<Spin>().await.unwrap();
+    t.verify::<Spinner>().await.unwrap();
+    let mut owner = w.rls.app_conn().await;
+    sqlx::raw_sql(
+        "DROP POLICY tenancy_isolation ON spinners; \
+         ALTER TABLE spinners NO FORCE ROW LEVEL SECURITY; \
+         CREATE POLICY extra ON spinners USING (true)",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let err = t.verify::<Spinner>().await.expect_err("no policy");
+    let msg = err.to_string();
+    assert!(msg.contains("no policy \"tenancy_isolation\""), "{msg}");
+    assert!(msg.contains("not forced"), "{msg}");
+    assert!(msg.contains("permissive policy \"extra\""), "{msg}");
+    // Off, verify checks the shape only.
+    Tenancy::builder()
+        .from_pool(w.rls.app_pool(1).await)
+        .await
+        .unwrap()
+        .verify::<Spinner>()
+        .await
+        .unwrap();
+
+    sqlx::raw_sql("DROP POLICY extra ON spinners")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let su = t.superuser("test", "install").await.unwrap();
+    t.install_row_level_security::<Spinner>(&su).await.unwrap();
+    t.install_row_level_security::<Spinner>(&su).await.unwrap();
+    t.verify::<Spinner>().await.unwrap();
+}
+
+/// One connection: whatever happens to a unit of work, the next borrower finds no tenant.
+#[tokio::test]
+async fn a_pooled_connection_carries_no_tenant_to_the_next_borrower() {
+    let w = world("rls_pool").await;
+    seed(&w.a, 1, 3).await;
+    let pool = w.rls.app_pool(1).await;
+    let t = Tenancy::builder()
+        .row_level_security(true)
+        .from_pool(pool.clone())
+        .await
+        .unwrap();
+    let a = t.resolve_slug("tenant-a").await.unwrap();
+    let clean = async |what: &str| {
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(setting(&mut conn).await, None, "after {what}");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM spins")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "after {what}");
+    };
+
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 3);
+    clean("a statement").await;
+    let mut tx = a.begin().await.unwrap();
+    Spin::repo().count(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    clean("a commit").await;
+    let mut tx = a.begin().await.unwrap();
+    Spin::repo().count(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    clean("a rollback").await;
+    let mut tx = a.begin().await.unwrap();
+    Spin::repo().count(&mut tx).await.unwrap();
+    drop(tx);
+    clean("a dropped transaction").await;
+
+    // Cancelled mid-statement, on a pooled connection and in a transaction.
+    let slow = "SELECT count(*) FROM {spins}, pg_sleep(0.3)";
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        Spin::repo().raw_as::<(i64,)>(slow).fetch_one(&a),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    clean("a cancelled statement").await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), async {
+        let mut tx = a.begin().await.unwrap();
+        Spin::repo().raw_as::<(i64,)>(slow).fetch_one(&mut tx).await
+    })
+    .await;
+    assert!(cancelled.is_err());
+    clean("a cancelled transaction").await;
+
+    // A stream dropped after its first row, and one never polled.
+    let mut rows = Spin::repo().query().fetch(&a);
+    rows.next().await.unwrap().unwrap();
+    drop(rows);
+    clean("a dropped stream").await;
+    let never = Spin::repo().query().fetch(&a);
+    drop(never);
+    clean("a stream never polled").await;
+    // Polled once (the connection taken, BEGIN on its way), then dropped.
+    let _ = Spin::repo().count(&a).now_or_never();
+    clean("a future dropped after one poll").await;
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 3);
+}
+
+/// A lookup with row-level security on and off, side by side:
+/// `scripts/pg cargo test --release --test rls -- --ignored --nocapture lookup_cost`.
+#[tokio::test]
+#[ignore = "benchmark"]
+async fn lookup_cost() {
+    let w = world("rls_bench").await;
+    let s = &seed(&w.a, 1, 50).await[0];
+    seed(&w.b, 1, 50).await;
+    let on = Tenancy::builder()
+        .row_level_security(true)
+        .from_pool(w.rls.app_pool(1).await)
+        .await
+        .unwrap();
+    let off = Tenancy::builder()
+        .from_pool(w.rls.app_pool(1).await)
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = Spin::repo()
+        .query()
+        .filter(Spin::SPINNER_ID.eq(s.id))
+        .fetch_all(&w.a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    let n = 4_000;
+    let mut results = Vec::new();
+    for round in 0..3 {
+        for (name, t) in [("off", &off), ("on", &on)] {
+            let ctx = t.resolve_slug("tenant-a").await.unwrap();
+            let started = std::time::Instant::now();
+            for i in 0..n {
+                let got = Spin::repo().get(&ctx, ids[i % ids.len()]).await.unwrap();
+                assert!(got.is_some());
+            }
+            let single = started.elapsed();
+            let started = std::time::Instant::now();
+            let mut tx = ctx.begin().await.unwrap();
+            for i in 0..n {
+                Spin::repo().get(&mut tx, ids[i % ids.len()]).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            let in_tx = started.elapsed();
+            let started = std::time::Instant::now();
+            for _ in 0..n / 10 {
+                let mut tx = ctx.begin().await.unwrap();
+                Spin::repo().get(&mut tx, ids[0]).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+            let tx_each = started.elapsed() * 10;
+            if round > 0 {
+                results.push((name, single, in_tx, tx_each));
+            }
+        }
+    }
+    for (name, single, in_tx, tx_each) in &results {
+        println!(
+            "rls {name}: get on &ctx {:.1} us, get in a TenantTx {:.1} us, begin+get+commit {:.1} us",
+            single.as_secs_f64() * 1e6 / n as f64,
+            in_tx.as_secs_f64() * 1e6 / n as f64,
+            tx_each.as_secs_f64() * 1e6 / n as f64,
+        );
+    }
+}
