@@ -1,9 +1,10 @@
 //! What tenancy costs against the floor: the benchmark of issue 5 (see BENCHMARKS.md).
 //!
 //! `cargo bench --bench tenancy` against the PostgreSQL of `DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`). It creates the database `tenancy_bench`
-//! (dropped first if a previous run left it) and drops it at the end, prints a table, and
-//! writes `target/bench/results.json`: a list of `{"name", "value", "unit"}`.
+//! `postgres://postgres@127.0.0.1:5432/postgres`). It creates the databases `tenancy_bench`,
+//! `tenancy_bench_schemas` and `tenancy_bench_provision` (each dropped first if a previous run
+//! left it) and drops them when done, prints a table, and writes `target/bench/results.json`: a
+//! list of `{"name", "value", "unit"}`.
 //!
 //! Every ratio is measured side by side in this one run, in alternating rounds, so that a noisy
 //! machine slows both contenders alike.
@@ -11,6 +12,8 @@
 //! - `TENANCY_BENCH_QUICK=1`: a few seconds (fewer, shorter rounds, less data; no
 //!   `derive_check_ratio` unless `TENANCY_BENCH_SKIP_DERIVE=0`).
 //! - `TENANCY_BENCH_SKIP_DERIVE=1`: skip `derive_check_ratio` (two `cargo check` builds).
+//! - `TENANCY_BENCH_10K=1`: also the 10,000 own-schema tenant rows (9,000 more schemas to
+//!   build: minutes).
 //! - `cargo bench --bench tenancy -- lookup insert`: only the rows whose name contains one of
 //!   the words.
 //!

@@ -106,8 +106,13 @@ pub async fn run(b: &mut Bench, admin: &str) {
             .then_some(if b.cfg.quick { 1_000 } else { 10_000 }),
     };
     let big_wanted = BIG_ROWS.iter().any(|r| b.wants(r));
-    if !b.wants(MIGRATE_ROW) && !LOOKUP_ROWS.iter().any(|r| b.wants(r)) && !report_wanted {
-        if big_wanted && sizes.big.is_none() {
+    let big_runs = big_wanted && sizes.big.is_some();
+    if !b.wants(MIGRATE_ROW)
+        && !LOOKUP_ROWS.iter().any(|r| b.wants(r))
+        && !report_wanted
+        && !big_runs
+    {
+        if big_wanted {
             b.skip(BIG_ROWS[0], "opt-in: TENANCY_BENCH_10K=1");
         }
         return;

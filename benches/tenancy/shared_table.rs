@@ -87,7 +87,7 @@ pub type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);
 // The statements the repository sends for `Spin` (tenancy-sqlx/src/model.rs and query.rs);
 // `check_same_sql` fails the run if the repository ever sends something else.
 pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#;
-const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 ORDER BY "created_at" DESC LIMIT $2"#;
+const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 ORDER BY "created_at" DESC, "id" DESC LIMIT $2"#;
 const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($1, $2, $3, $4, $5) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $3, "duration" = $4, "note" = $5 WHERE "tenant_id" = $1 AND "id" = $2 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 
