@@ -139,3 +139,134 @@ async fn repositories_work_through_pgbouncer_in_transaction_mode() {
         assert_eq!(Spin::repo().count(ctx).await.unwrap(), 100);
     }
 }
+
+/// Row-level security through the pooler: the tenant is only ever set transaction-locally, so
+/// the server connections PgBouncer hands from tenant to tenant carry none between
+/// transactions, and every tenant's work stays its own.
+#[tokio::test]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn row_level_security_works_through_pgbouncer() {
+    use sqlx::Row;
+    use tenancy::rls;
+
+    // PgBouncer knows one user (a superuser, which row-level security skips): its sessions in
+    // this database run as a role of their own instead. Roles are cluster-wide: a unique name.
+    let role = format!("tt_rls_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let _role = DropRole(role.clone()); // dropped after the database
+    let db = TestDb::new("pgbouncer_rls").await;
+    db.exec(&format!(
+        "CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS; \
+         ALTER DATABASE \"{0}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role}; \
+         ALTER ROLE CURRENT_USER IN DATABASE \"{0}\" SET role = '{role}'",
+        db.name
+    ))
+    .await;
+    let policies = format!(
+        "{}{}",
+        rls::policy_sql("spinners", "tenant_id").unwrap(),
+        rls::policy_sql("spins", "tenant_id").unwrap()
+    );
+    let tenancy = Tenancy::builder()
+        .max_connections(16)
+        .statement_mode(StatementMode::Unnamed)
+        .row_level_security(true)
+        .tenant_migrations(
+            Migrations::from_list(vec![
+                tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+                tenancy::Migration::new(2, "row-level security", policies),
+            ])
+            .unwrap(),
+        )
+        .connect(&pgbouncer_url(&db.name))
+        .await
+        .expect("connect through pgbouncer as a role row-level security applies to");
+    let su = tenancy.superuser("test", "pgbouncer rls").await.unwrap();
+    assert!(
+        tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    let mut ctxs = Vec::new();
+    for (slug, placement) in [
+        ("shared-a", Placement::SharedTable),
+        ("shared-b", Placement::SharedTable),
+        ("shared-c", Placement::SharedTable),
+        ("schema-a", Placement::OwnSchema),
+    ] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(placement))
+            .await
+            .unwrap();
+        ctxs.push(tenancy.resolve_slug(slug).await.unwrap());
+    }
+    let mut handles = Vec::new();
+    for task in 0..16 {
+        let ctx = ctxs[task % 4].clone();
+        handles.push(tokio::spawn(
+            async move { (ctx.id(), work(ctx, task).await) },
+        ));
+    }
+    for h in handles {
+        h.await.expect("a task failed");
+    }
+    for ctx in &ctxs {
+        assert_eq!(Spinner::repo().count(ctx).await.unwrap(), 100);
+        assert_eq!(Spin::repo().count(ctx).await.unwrap(), 100);
+    }
+    let total = Spin::repo()
+        .report()
+        .aggregate(tenancy::Agg::count())
+        .fetch(&su)
+        .await
+        .unwrap();
+    assert_eq!(total.overall, 400);
+
+    // SQL written around the library, on the server connections every tenant just used: no
+    // tenant is set on any of them, so it sees nothing.
+    let plain = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&pgbouncer_url(&db.name))
+        .await
+        .unwrap();
+    for _ in 0..32 {
+        // A simple query: an unnamed prepared statement outside a transaction could have its
+        // two round trips split across server connections by the pooler.
+        let row = sqlx::raw_sql(
+            "SELECT NULLIF(current_setting('tenancy.tenant_id', true), ''), \
+                    (SELECT count(*) FROM spins)",
+        )
+        .fetch_one(&plain)
+        .await
+        .unwrap();
+        let (tenant, n): (Option<String>, i64) = (row.get(0), row.get(1));
+        assert_eq!((tenant, n), (None, 0));
+    }
+}
+
+/// Drops a role when the test ends, after its database (declare it before the `TestDb`).
+struct DropRole(String);
+
+impl Drop for DropRole {
+    fn drop(&mut self) {
+        let role = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut c) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&common::admin_url()).await
+                {
+                    let _ =
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+                            .execute(&mut c)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}

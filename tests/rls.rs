@@ -95,6 +95,13 @@ impl Rls {
 
 /// The spinner tables with the policy on each, as one tenant migration.
 fn migrations() -> Migrations {
+    migrations_with(true)
+}
+
+fn migrations_with(policy: bool) -> Migrations {
+    if !policy {
+        return Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap();
+    }
     let policies = format!(
         "{}{}",
         rls::policy_sql("spinners", "tenant_id").unwrap(),
@@ -116,11 +123,16 @@ struct World {
 }
 
 async fn world(test: &str) -> World {
+    world_with(test, true).await
+}
+
+/// Without `rls`, neither the policy nor the runtime setting: the baseline.
+async fn world_with(test: &str, rls_on: bool) -> World {
     let rls = Rls::new(test).await;
     let pool = rls.app_pool(5).await;
     let tenancy = Tenancy::builder()
-        .row_level_security(true)
-        .tenant_migrations(migrations())
+        .row_level_security(rls_on)
+        .tenant_migrations(migrations_with(rls_on))
         .from_pool(pool)
         .await
         .expect("connect as the application role");
@@ -618,35 +630,38 @@ async fn a_pooled_connection_carries_no_tenant_to_the_next_borrower() {
 #[tokio::test]
 #[ignore = "benchmark"]
 async fn lookup_cost() {
-    let w = world("rls_bench").await;
-    let s = &seed(&w.a, 1, 50).await[0];
-    seed(&w.b, 1, 50).await;
-    let on = Tenancy::builder()
-        .row_level_security(true)
-        .from_pool(w.rls.app_pool(1).await)
-        .await
-        .unwrap();
-    let off = Tenancy::builder()
-        .from_pool(w.rls.app_pool(1).await)
-        .await
-        .unwrap();
-    let ids: Vec<Uuid> = Spin::repo()
-        .query()
-        .filter(Spin::SPINNER_ID.eq(s.id))
-        .fetch_all(&w.a)
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.id)
-        .collect();
+    let mut ctxs = Vec::new();
+    let mut worlds = Vec::new();
+    for on in [false, true] {
+        let w = world_with(if on { "rls_bench_on" } else { "rls_bench_off" }, on).await;
+        let s = &seed(&w.a, 1, 50).await[0];
+        seed(&w.b, 1, 50).await;
+        let t = Tenancy::builder()
+            .row_level_security(on)
+            .from_pool(w.rls.app_pool(1).await)
+            .await
+            .unwrap();
+        let ctx = t.resolve_slug("tenant-a").await.unwrap();
+        let ids: Vec<Uuid> = Spin::repo()
+            .query()
+            .filter(Spin::SPINNER_ID.eq(s.id))
+            .fetch_all(&ctx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids.len(), 50);
+        ctxs.push((if on { "on" } else { "off" }, ctx, ids));
+        worlds.push(w);
+    }
     let n = 4_000;
     let mut results = Vec::new();
     for round in 0..3 {
-        for (name, t) in [("off", &off), ("on", &on)] {
-            let ctx = t.resolve_slug("tenant-a").await.unwrap();
+        for (name, ctx, ids) in &ctxs {
             let started = std::time::Instant::now();
             for i in 0..n {
-                let got = Spin::repo().get(&ctx, ids[i % ids.len()]).await.unwrap();
+                let got = Spin::repo().get(ctx, ids[i % ids.len()]).await.unwrap();
                 assert!(got.is_some());
             }
             let single = started.elapsed();

@@ -199,16 +199,17 @@ pub(crate) async fn act_for(conn: &mut PgConnection, rt: &Runtime, tenant: Tenan
 /// and a log line is easily missed; run without `row_level_security(true)` where a superuser
 /// connection is intended (local development, maintenance).
 pub(crate) async fn check_role(pool: &PgPool) -> Result<()> {
-    let (role, superuser, bypass): (String, bool, bool) = crate::sql::admin_query(
+    // A simple query: one round trip that PgBouncer in transaction mode cannot split.
+    let row = sqlx::raw_sql(
         "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_catalog.pg_roles \
          WHERE rolname = current_user",
     )
-    .try_map(|row: sqlx::postgres::PgRow| {
-        use sqlx::Row;
-        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-    })
     .fetch_one(pool)
     .await?;
+    let (role, superuser, bypass): (String, bool, bool) = {
+        use sqlx::Row;
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
+    };
     let why = match (superuser, bypass) {
         (true, _) => "is a PostgreSQL superuser",
         (_, true) => "has BYPASSRLS",
