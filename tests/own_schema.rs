@@ -570,3 +570,35 @@ async fn connection_lanes_keep_each_tenant_on_its_lane() {
     let pending = tenancy.pending_migrations(&su).await.unwrap();
     assert!(pending.is_empty(), "{pending:?}");
 }
+
+/// Tenant migrations that reference the registry lock it while a schema is built; creations
+/// running at the same time must queue, not deadlock.
+#[tokio::test]
+async fn concurrent_own_schema_creations_all_succeed() {
+    let db = TestDb::new("own_schema_concurrent").await;
+    let tenancy = setup(&db, spinner_migrations()).await;
+    assert!(SPINNER_SCHEMA.contains("REFERENCES tenancy.tenants"));
+    let created = futures_util::future::join_all((0..8).map(|i| {
+        let tenancy = tenancy.clone();
+        async move {
+            let placement = if i % 4 == 3 {
+                Placement::SharedTable
+            } else {
+                Placement::OwnSchema
+            };
+            tenancy
+                .create_tenant(NewTenant::new(format!("burst-{i}"), "T").placement(placement))
+                .await
+        }
+    }))
+    .await;
+    for (i, result) in created.into_iter().enumerate() {
+        let tenant = result.unwrap_or_else(|e| panic!("creation {i} failed: {e}"));
+        let ctx = tenancy.resolve_id(tenant.id).await.unwrap();
+        Spinner::repo()
+            .insert(&ctx, &new_spinner(ctx.slug()))
+            .await
+            .unwrap();
+        assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
+    }
+}

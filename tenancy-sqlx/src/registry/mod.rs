@@ -273,6 +273,16 @@ impl Tenancy {
 
         let mut conn = self.rt.pool.acquire().await?;
         let mut tx = conn.begin().await?;
+        if schema.is_some() {
+            // Tenant migrations commonly reference the registry (`REFERENCES tenancy.tenants`),
+            // and adding that foreign key locks the registry against inserts. Two creations that
+            // each insert their row first, then build their schema, wait on each other: a
+            // deadlock. Taking that lock first makes concurrent creations queue instead. Reads
+            // (resolution) are not blocked.
+            crate::sql::admin_query("LOCK TABLE tenancy.tenants IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         crate::sql::admin_query(
             "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name) \
              VALUES ($1, $2, $3, $4, $5)",
