@@ -31,6 +31,8 @@ mod own_schema;
 mod provision;
 #[path = "tenancy/reports.rs"]
 mod reports;
+#[path = "tenancy/rls.rs"]
+mod rls;
 #[path = "tenancy/shared_table.rs"]
 mod shared_table;
 
@@ -62,6 +64,8 @@ fn main() {
         own_schema::run(&mut bench, &admin).await;
         // Issue 3: provisioning, cold and from spare schemas.
         provision::run(&mut bench, &admin).await;
+        // Row-level security: what the backstop costs a lookup.
+        rls::run(&mut bench, &admin).await;
     });
     derive_check::run(&mut bench);
     bench.finish();
