@@ -394,15 +394,16 @@ impl Tenancy {
         if let Some(policy) = &config.policy
             && let Err(why) = policy(actor, reason)
         {
-            crate::sql::admin_query(
+            let q = crate::sql::admin_query(
                 "INSERT INTO tenancy.audit_log (actor, reason, action, detail) \
                  VALUES ($1, $2, 'superuser.refused', $3)",
             )
             .bind(actor)
             .bind(reason)
-            .bind(&why)
-            .execute(&self.rt.pool)
-            .await?;
+            .bind(&why);
+            // `with_conn`: behind PgBouncer the prepare and execute of an unnamed statement
+            // must reach the same server connection.
+            self.rt.with_conn(async |c| Ok(q.execute(c).await?)).await?;
             tracing::warn!(actor, reason, why = %why, "superuser refused");
             return Err(Error::Forbidden(format!(
                 "superuser refused to {actor:?}: {why}"
@@ -411,15 +412,17 @@ impl Tenancy {
         let detail = config
             .ttl
             .map(|ttl| format!("expires after {:.3} s", ttl.as_secs_f64()));
-        let row = crate::sql::admin_query(
+        let q = crate::sql::admin_query(
             "INSERT INTO tenancy.audit_log (actor, reason, action, detail) \
              VALUES ($1, $2, 'superuser.acquire', $3) RETURNING id, at",
         )
         .bind(actor)
         .bind(reason)
-        .bind(detail)
-        .fetch_one(&self.rt.pool)
-        .await?;
+        .bind(detail);
+        let row = self
+            .rt
+            .with_conn(async |c| Ok(q.fetch_one(c).await?))
+            .await?;
         tracing::warn!(actor, reason, "superuser acquired");
         Ok(Superuser {
             inner: Arc::new(SuperuserInner {
