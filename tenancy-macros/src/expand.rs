@@ -1,111 +1,58 @@
 //! Code generation from a validated [`Model`]: the struct, its `New` struct, typed column
 //! handles, and the `Model` description the runtime's `Repo` works from.
+//!
+//! Kept small, because rustc checks it once per model in the user's crate (see the
+//! `derive_check_ratio` benchmark): each column is declared once (`DeclaresColumn<I>`, where
+//! its type's sqlx bounds are checked, at the field's type), and the bodies only name those
+//! declarations; decoding, binding and statements are generic code in the runtime.
+//!
+//! The boilerplate is written as text and parsed once: a proc macro is built unoptimised, and
+//! assembling thousands of tokens one `quote!` at a time cost as much as rustc's checking of
+//! them. Tokens whose spans matter (the struct as written, the `New` struct's fields, each
+//! column's declaration, where type errors are reported) keep the user's spans.
+
+use std::fmt::Write;
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 
 use crate::ast::{Model, screaming};
 use crate::fallback::strip_helper_attrs;
 
-pub fn expand(model: &Model<'_>) -> TokenStream {
+/// The expansion: tokens that carry the user's spans, and the rest as Rust source text, which
+/// the entry point has the compiler parse (proc-macro2's parser checks text with its own lexer
+/// first, which in an unoptimised proc macro costs more than the rest of the expansion).
+pub struct Expansion {
+    pub tokens: TokenStream,
+    pub text: String,
+}
+
+pub fn expand(model: &Model<'_>) -> Expansion {
     let krate = model
         .attrs
         .krate
         .get()
         .map_or_else(|| quote!(::tenancy), |p| quote!(#p));
-    let p = quote!(#krate::__private);
-    let item = strip_helper_attrs(model.item);
+    let k = krate.to_string();
     let ident = model.ident;
     let vis = &model.item.vis;
     let new_ident = format_ident!("New{}", ident);
     let columns: Vec<_> = model.columns().collect();
-    let key = model.key().expect("checked: the model has a key");
-    let key_ident = key.ident;
-    let key_index = columns
-        .iter()
-        .position(|f| f.ident == key.ident)
-        .expect("the key is a column");
-
-    // Column handles, each built from the model's declaration of its column:
-    // `impl DeclaresColumn<1> for Spin { type Type = i32; type Access = Writable; }` and
-    // `pub const DURATION: Column<Spin, i32, Writable> = Column::declared::<1>();`
-    let mut declarations = Vec::with_capacity(columns.len());
-    let mut handles = Vec::with_capacity(columns.len());
-    for (i, f) in columns.iter().enumerate() {
-        let name = format_ident!("{}", screaming(&f.ident.to_string()), span = f.ident.span());
-        let ty = f.ty;
-        let access = if f.updated() {
-            quote!(#krate::Writable)
-        } else {
-            quote!(#krate::ReadOnly)
+    let Some((key_index, key)) = columns.iter().enumerate().find(|(_, f)| f.is_key) else {
+        // Unreachable after `check`, which reports a model without a key.
+        return Expansion {
+            tokens: crate::fallback::fallback(model.item, Vec::new()),
+            text: String::new(),
         };
-        let doc = format!(
-            "The `{}` column, for filters, ordering and updates.",
-            f.column
-        );
-        let fvis = &f.original.vis;
-        // Spanned at the field, so that a conflicting or mismatched declaration points at it.
-        declarations.push(quote_spanned! {f.ident.span()=>
-            #[automatically_derived]
-            impl #krate::DeclaresColumn<#i> for #ident {
-                type Type = #ty;
-                type Access = #access;
-            }
-        });
-        handles.push(quote_spanned! {f.ident.span()=>
-            #[doc = #doc]
-            #fvis const #name: #krate::Column<#ident, #ty, #access> = #krate::Column::declared::<#i>();
-        });
-    }
+    };
 
-    let column_metas = columns.iter().map(|f| {
-        let name = &f.column;
-        let field = f.ident.to_string();
-        let insert = f.inserted();
-        let update = f.updated();
-        quote!(#krate::ColumnMeta { name: #name, field: #field, insert: #insert, update: #update })
-    });
+    let mut out = strip_helper_attrs(model.item).into_token_stream();
 
-    let table = &model.table;
-    let tenant_column = &model.tenant_column;
-    let type_name = ident.to_string();
-
-    let decode_positional = model.fields.iter().map(|f| {
-        let fid = f.ident;
-        match columns.iter().position(|c| c.ident == f.ident) {
-            Some(i) => quote!(#fid: #p::sqlx::Row::try_get(row, #i)?),
-            None => quote!(#fid: ::core::default::Default::default()),
-        }
-    });
-    let decode_named = model.fields.iter().map(|f| {
-        let fid = f.ident;
-        let col = &f.column;
-        if f.persisted() {
-            quote!(#fid: #p::sqlx::Row::try_get(row, #col)?)
-        } else {
-            quote!(#fid: ::core::default::Default::default())
-        }
-    });
-    let bind_arms = columns.iter().enumerate().map(|(i, f)| {
-        let fid = f.ident;
-        quote!(#i => #p::sqlx::Arguments::add(args, &self.#fid))
-    });
-    let value_arms = columns.iter().enumerate().map(|(i, f)| {
-        let fid = f.ident;
-        quote!(#i => ::core::option::Option::Some(#krate::Value::new(::core::clone::Clone::clone(&self.#fid))))
-    });
-
-    let inserted: Vec<_> = columns.iter().filter(|f| f.inserted()).collect();
-    let new_fields = inserted.iter().map(|f| {
-        let fid = f.ident;
-        let ty = f.ty;
-        let fvis = &f.original.vis;
+    // The `New` struct, with the fields' own tokens (so errors in them point at the field).
+    let new_fields = columns.iter().filter(|f| f.inserted()).map(|f| {
+        let (fid, ty, fvis) = (f.ident, f.ty, &f.original.vis);
         let docs = f.original.attrs.iter().filter(|a| a.path().is_ident("doc"));
         quote!(#(#docs)* #fvis #fid: #ty)
-    });
-    let new_binds = inserted.iter().map(|f| {
-        let fid = f.ident;
-        quote!(#p::sqlx::Arguments::add(args, &self.#fid)?;)
     });
     let new_derive = model
         .attrs
@@ -115,90 +62,141 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let new_doc = format!(
         "A new [`{ident}`] to insert: every field but those the database fills. Generated by `#[tenant_scoped]`."
     );
-    let repo_doc = format!(
-        "The repository of [`{ident}`]: every method needs the tenant's `&TenantCtx` or `&mut TenantTx`."
-    );
-
-    quote! {
-        #item
-
+    out.extend(quote! {
         #[doc = #new_doc]
         #new_derive
         #vis struct #new_ident {
             #(#new_fields,)*
         }
+    });
 
-        #(#declarations)*
-
-        #[automatically_derived]
-        impl #ident {
-            #(#handles)*
-
-            #[doc = #repo_doc]
-            #vis const fn repo() -> #krate::Repo<#ident> {
-                #krate::Repo::new()
+    // Each column's declaration, spanned at the field: a second declaration, or a type sqlx
+    // cannot decode or bind (`Type: ColumnType` is checked here), is reported at the field.
+    for (i, f) in columns.iter().enumerate() {
+        let ty = f.ty;
+        let access = format_ident!("{}", access(f.updated()));
+        out.extend(quote_spanned! {f.ident.span()=>
+            #[automatically_derived]
+            impl #krate::DeclaresColumn<#i> for #ident {
+                type Type = #ty;
+                type Access = #krate::#access;
             }
-        }
+        });
+    }
 
-        #[automatically_derived]
-        impl #krate::Model for #ident {
-            type New = #new_ident;
-
-            const META: #krate::ModelMeta = #krate::ModelMeta {
-                name: #type_name,
-                table: #table,
-                tenant_column: #tenant_column,
-                columns: &[#(#column_metas),*],
-                key: #key_index,
-            };
-
-            fn statements() -> &'static #p::Statements {
-                static STATEMENTS: ::std::sync::OnceLock<#p::Statements> = ::std::sync::OnceLock::new();
-                STATEMENTS.get_or_init(|| #p::Statements::build(&<Self as #krate::Model>::META))
-            }
-
-            fn key(&self) -> #p::uuid::Uuid {
-                self.#key_ident
-            }
-
-            fn decode_row(row: &#p::sqlx::postgres::PgRow) -> ::core::result::Result<Self, #p::sqlx::Error> {
-                ::core::result::Result::Ok(Self { #(#decode_positional,)* })
-            }
-
-            fn decode_named(row: &#p::sqlx::postgres::PgRow) -> ::core::result::Result<Self, #p::sqlx::Error> {
-                ::core::result::Result::Ok(Self { #(#decode_named,)* })
-            }
-
-            fn bind_column(
-                &self,
-                index: usize,
-                args: &mut #p::sqlx::postgres::PgArguments,
-            ) -> ::core::result::Result<(), #p::sqlx::error::BoxDynError> {
-                match index {
-                    #(#bind_arms,)*
-                    _ => ::core::result::Result::Err("column index out of range".into()),
-                }
-            }
-
-            fn column_value(&self, index: usize) -> ::core::option::Option<#krate::Value> {
-                match index {
-                    #(#value_arms,)*
-                    _ => ::core::option::Option::None,
-                }
-            }
-        }
-
-        #[automatically_derived]
-        impl #krate::NewModel for #new_ident {
-            type Model = #ident;
-
-            fn bind_insert(
-                &self,
-                args: &mut #p::sqlx::postgres::PgArguments,
-            ) -> ::core::result::Result<(), #p::sqlx::error::BoxDynError> {
-                #(#new_binds)*
-                ::core::result::Result::Ok(())
-            }
+    // The rest, as text.
+    let mut handles = String::new();
+    let mut metas = String::new();
+    let mut fields = String::new();
+    let mut new_refs = String::new();
+    for (i, f) in columns.iter().enumerate() {
+        let fid = f.ident;
+        let ty = f.ty.to_token_stream().to_string();
+        let fvis = f.original.vis.to_token_stream().to_string();
+        let doc = format!(
+            "The `{}` column, for filters, ordering and updates.",
+            f.column
+        );
+        // `pub const DURATION: Column<Spin, i32, Writable> = Column::declared::<1>();`
+        let _ = write!(
+            handles,
+            "#[doc = {doc:?}] {fvis} const {name}: {k}::Column<{ident}, {ty}, {k}::{access}> = {k}::Column::declared::<{i}>();",
+            name = screaming(&fid.to_string()),
+            access = access(f.updated()),
+        );
+        let _ = write!(
+            metas,
+            "{k}::ColumnMeta {{ name: {:?}, field: {:?}, insert: {}, update: {} }},",
+            f.column,
+            fid.to_string(),
+            f.inserted(),
+            f.updated(),
+        );
+        let field_ref = format!("<{ident} as {k}::DeclaresColumn<{i}>>::column_ref(&self.{fid}),");
+        fields.push_str(&field_ref);
+        if f.inserted() {
+            new_refs.push_str(&field_ref);
         }
     }
+    // One decode body, by position or by name (the runtime chooses): one call for all columns
+    // (`DecodeColumns`, up to 32 of them), else one per field.
+    let mut decode = String::new();
+    let all_at_once = columns.len() <= MAX_DECODE_COLUMNS;
+    if all_at_once {
+        let locals: String = (0..columns.len()).map(|i| format!("__c{i},")).collect();
+        let _ = write!(
+            decode,
+            "let ({locals}) = <Self as {k}::DecodeColumns<{n}>>::decode_columns(row, names)?;",
+            n = columns.len()
+        );
+    }
+    decode.push_str("::core::result::Result::Ok(Self {");
+    for f in &model.fields {
+        let fid = f.ident;
+        let _ = match columns.iter().position(|c| c.ident == f.ident) {
+            Some(i) if all_at_once => write!(decode, "{fid}: __c{i},"),
+            Some(i) => write!(
+                decode,
+                "{fid}: <{ident} as {k}::DeclaresColumn<{i}>>::decode_column(row, names)?,"
+            ),
+            None => write!(decode, "{fid}: ::core::default::Default::default(),"),
+        };
+    }
+    decode.push_str("})");
+    let repo_doc = format!(
+        "The repository of [`{ident}`]: every method needs the tenant's `&TenantCtx` or `&mut TenantTx`."
+    );
+    let text = format!(
+        "#[automatically_derived]
+        impl {ident} {{
+            {handles}
+            #[doc = {repo_doc:?}]
+            {vis} const fn repo() -> {k}::Repo<{ident}> {{ {k}::Repo::new() }}
+        }}
+
+        #[automatically_derived]
+        impl {k}::Model for {ident} {{
+            type New = {new_ident};
+            const META: {k}::ModelMeta = {k}::ModelMeta {{
+                name: {name:?},
+                table: {table:?},
+                tenant_column: {tenant_column:?},
+                columns: &[{metas}],
+                key: {key_index},
+            }};
+            fn key(&self) -> {k}::uuid::Uuid {{ self.{key} }}
+            fn decode(
+                row: &{k}::__private::sqlx::postgres::PgRow,
+                names: ::core::option::Option<&'static [{k}::ColumnMeta]>,
+            ) -> ::core::result::Result<Self, {k}::__private::sqlx::Error> {{
+                {decode}
+            }}
+            fn column(&self, index: usize) -> ::core::option::Option<&dyn {k}::ColumnType> {{
+                [{fields}].get(index).copied()
+            }}
+        }}
+
+        #[automatically_derived]
+        impl {k}::NewModel for {new_ident} {{
+            type Model = {ident};
+            fn column(&self, n: usize) -> ::core::option::Option<&dyn {k}::ColumnType> {{
+                let fields: [&dyn {k}::ColumnType; {n_new}] = [{new_refs}];
+                fields.get(n).copied()
+            }}
+        }}",
+        vis = vis.to_token_stream(),
+        name = ident.to_string(),
+        table = model.table,
+        tenant_column = model.tenant_column,
+        key = key.ident,
+        n_new = columns.iter().filter(|f| f.inserted()).count(),
+    );
+    Expansion { tokens: out, text }
+}
+
+/// The most columns `DecodeColumns` decodes at once (its implementations in the runtime).
+const MAX_DECODE_COLUMNS: usize = 32;
+
+fn access(updated: bool) -> &'static str {
+    if updated { "Writable" } else { "ReadOnly" }
 }

@@ -23,17 +23,36 @@ use proc_macro::TokenStream;
 /// Makes a struct a tenant-scoped model. See the `tenancy` crate's documentation.
 #[proc_macro_attribute]
 pub fn tenant_scoped(args: TokenStream, input: TokenStream) -> TokenStream {
-    tenant_scoped_inner(args.into(), input.into()).into()
+    let expansion = tenant_scoped_inner(args.into(), input.into());
+    let mut out = TokenStream::from(expansion.tokens);
+    if !expansion.text.is_empty() {
+        // The compiler's own lexer (see `expand::Expansion`).
+        match expansion.text.parse::<TokenStream>() {
+            Ok(tokens) => out.extend([tokens]),
+            Err(e) => out.extend([TokenStream::from(
+                syn::Error::new(
+                    proc_macro2::Span::call_site(),
+                    format!("#[tenant_scoped] generated invalid code ({e:?}); please report this"),
+                )
+                .to_compile_error(),
+            )]),
+        }
+    }
+    out
 }
 
-/// The testable entry point: tokens in, tokens out.
+/// The testable entry point: tokens in, tokens (and source text) out.
 fn tenant_scoped_inner(
     args: proc_macro2::TokenStream,
     input: proc_macro2::TokenStream,
-) -> proc_macro2::TokenStream {
+) -> expand::Expansion {
+    let only = |tokens| expand::Expansion {
+        tokens,
+        text: String::new(),
+    };
     let item: syn::DeriveInput = match syn::parse2(input) {
         Ok(item) => item,
-        Err(e) => return e.to_compile_error(),
+        Err(e) => return only(e.to_compile_error()),
     };
     let cx = ctxt::Ctxt::new();
     let model = ast::Model::from_syn(&cx, args, &item);
@@ -42,8 +61,8 @@ fn tenant_scoped_inner(
     }
     match (cx.finish(), model) {
         (Ok(()), Some(model)) => expand::expand(&model),
-        (Err(errors), _) => fallback::fallback(&item, errors),
-        (Ok(()), None) => fallback::fallback(&item, Vec::new()),
+        (Err(errors), _) => only(fallback::fallback(&item, errors)),
+        (Ok(()), None) => only(fallback::fallback(&item, Vec::new())),
     }
 }
 
@@ -53,7 +72,9 @@ mod tests {
     use quote::quote;
 
     fn expand(args: proc_macro2::TokenStream, input: proc_macro2::TokenStream) -> String {
-        tenant_scoped_inner(args, input).to_string()
+        let expansion = tenant_scoped_inner(args, input);
+        let text: proc_macro2::TokenStream = expansion.text.parse().expect("valid Rust");
+        format!("{} {text}", expansion.tokens)
     }
 
     #[test]

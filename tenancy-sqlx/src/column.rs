@@ -10,10 +10,10 @@
 use std::marker::PhantomData;
 use std::ops::{BitAnd, BitOr, Not};
 
-use sqlx::postgres::PgHasArrayType;
+use sqlx::postgres::{PgHasArrayType, PgRow};
 use sqlx::{Encode, Postgres, Type};
 
-use crate::model::Model;
+use crate::model::{ColumnMeta, ColumnType, Model};
 use crate::sql::SqlBuf;
 use crate::value::{BindValue, Value};
 use crate::{Error, Result};
@@ -64,6 +64,10 @@ impl<T> ColumnValue for T where
 /// a read-only column cannot be built. Coherence keeps the declaration unique (a second
 /// implementation for the same column conflicts with the generated one, and no other crate can
 /// implement it for a model it does not own).
+///
+/// It is also how generated code decodes and binds a field: `Type: ColumnType` is checked once,
+/// here, at the field's type, and the provided methods do the generic work in this crate, so a
+/// model's generated bodies carry no sqlx trait bounds of their own.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` declares no column {I}",
     label = "not a column of `{Self}`",
@@ -71,9 +75,90 @@ impl<T> ColumnValue for T where
 )]
 pub trait DeclaresColumn<const I: usize>: Model {
     /// The Rust type of the column's values.
-    type Type;
+    type Type: ColumnType;
     /// [`Writable`] or [`ReadOnly`].
     type Access;
+
+    /// Decodes this column of `row` (by position, or by name when `names` is given).
+    #[doc(hidden)]
+    fn decode_column(
+        row: &PgRow,
+        names: Option<&'static [ColumnMeta]>,
+    ) -> std::result::Result<Self::Type, sqlx::Error> {
+        <Self::Type as ColumnType>::decode(row, names, I)
+    }
+
+    /// A field of this column, to bind or copy.
+    #[doc(hidden)]
+    fn column_ref(value: &Self::Type) -> &dyn ColumnType {
+        value
+    }
+}
+
+/// Decodes all `N` columns of a model in one call, into a tuple of their types. Generated code
+/// decodes a row with one call to this rather than one per field, which is less for rustc to
+/// check in each model; implemented for models of up to 32 columns (larger ones decode field by
+/// field).
+#[doc(hidden)]
+pub trait DecodeColumns<const N: usize>: Model {
+    /// `(<Self as DeclaresColumn<0>>::Type, ...)`.
+    type Columns;
+
+    /// Decodes the columns of `row` (by position, or by name when `names` is given).
+    fn decode_columns(
+        row: &PgRow,
+        names: Option<&'static [ColumnMeta]>,
+    ) -> std::result::Result<Self::Columns, sqlx::Error>;
+}
+
+macro_rules! decode_columns {
+    ($($n:literal: $($i:literal),+;)+) => {$(
+        impl<M: Model $(+ DeclaresColumn<$i>)+> DecodeColumns<$n> for M {
+            type Columns = ($(<M as DeclaresColumn<$i>>::Type,)+);
+
+            fn decode_columns(
+                row: &PgRow,
+                names: Option<&'static [ColumnMeta]>,
+            ) -> std::result::Result<Self::Columns, sqlx::Error> {
+                Ok(($(<M as DeclaresColumn<$i>>::decode_column(row, names)?,)+))
+            }
+        }
+    )+};
+}
+
+decode_columns! {
+    1: 0;
+    2: 0, 1;
+    3: 0, 1, 2;
+    4: 0, 1, 2, 3;
+    5: 0, 1, 2, 3, 4;
+    6: 0, 1, 2, 3, 4, 5;
+    7: 0, 1, 2, 3, 4, 5, 6;
+    8: 0, 1, 2, 3, 4, 5, 6, 7;
+    9: 0, 1, 2, 3, 4, 5, 6, 7, 8;
+    10: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9;
+    11: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
+    12: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11;
+    13: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12;
+    14: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13;
+    15: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14;
+    16: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15;
+    17: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16;
+    18: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17;
+    19: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18;
+    20: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19;
+    21: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20;
+    22: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21;
+    23: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22;
+    24: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23;
+    25: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24;
+    26: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25;
+    27: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26;
+    28: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27;
+    29: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28;
+    30: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29;
+    31: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30;
+    32: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31;
 }
 
 impl<M, T, W> Column<M, T, W> {

@@ -46,7 +46,8 @@ pub use tenancy_core::{
 pub use uuid;
 
 pub use column::{
-    Assignment, Column, ColumnValue, DeclaresColumn, Filter, Order, ReadOnly, TextColumn, Writable,
+    Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, Filter, Order, ReadOnly,
+    TextColumn, Writable,
 };
 pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
@@ -55,7 +56,7 @@ pub use lifecycle::Purged;
 pub use migrate::{
     MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
 };
-pub use model::{ColumnMeta, Model, ModelMeta, NewModel};
+pub use model::{ColumnMeta, ColumnType, Model, ModelMeta, NewModel};
 pub use query::Select;
 pub use raw::{Raw, RawSqlRefusal, RefusalKind};
 pub use registry::{NewTenant, Tenant};

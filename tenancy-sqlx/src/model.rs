@@ -6,15 +6,18 @@
 //! [`Scope`](crate::Scope). Names are validated and quoted when the statements are built, so a
 //! hand-written description cannot inject SQL either.
 
-use std::collections::HashSet;
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
+use std::sync::{PoisonError, RwLock};
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Decode, Encode, Postgres, Row, Type};
 use tenancy_core::ident;
 use uuid::Uuid;
 
-use crate::value::Value;
+use crate::value::{BindValue, Value};
 use crate::{Error, Result};
 
 /// A tenant-scoped model's table, as `#[tenant_scoped]` describes it.
@@ -49,6 +52,10 @@ pub struct ColumnMeta {
 ///
 /// Implementing it by hand is possible and safe: it only describes a table, and every access
 /// still needs a tenant scope.
+///
+/// The implementation is small on purpose (each model's is type-checked in the user's crate):
+/// it decodes a row in one body and hands out its fields as [`ColumnType`] objects; binding,
+/// cursor values and the choice of decoding by position or by name are provided here, once.
 pub trait Model: Sized + Send + Sync + Unpin + 'static {
     /// The insertable part of the model (`New<Model>`), without the columns the database fills.
     type New: NewModel<Model = Self>;
@@ -58,18 +65,36 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
 
     /// The statements built from [`Model::META`], once per process.
     #[doc(hidden)]
-    fn statements() -> &'static Statements;
+    fn statements() -> &'static Statements {
+        statements_of::<Self>()
+    }
 
     /// This row's key.
     fn key(&self) -> Uuid;
 
+    /// Decodes a row: by position (`META.columns` order) when `names` is `None`, else by the
+    /// names of `names` (the model's columns).
+    #[doc(hidden)]
+    fn decode(
+        row: &PgRow,
+        names: Option<&'static [ColumnMeta]>,
+    ) -> std::result::Result<Self, sqlx::Error>;
+
+    /// The field of column `index`, if there is one.
+    #[doc(hidden)]
+    fn column(&self, index: usize) -> Option<&dyn ColumnType>;
+
     /// Decodes a row whose columns are `META.columns`, in that order.
     #[doc(hidden)]
-    fn decode_row(row: &PgRow) -> std::result::Result<Self, sqlx::Error>;
+    fn decode_row(row: &PgRow) -> std::result::Result<Self, sqlx::Error> {
+        Self::decode(row, None)
+    }
 
     /// Decodes a row by column names (for raw SQL, whose column order is the user's).
     #[doc(hidden)]
-    fn decode_named(row: &PgRow) -> std::result::Result<Self, sqlx::Error>;
+    fn decode_named(row: &PgRow) -> std::result::Result<Self, sqlx::Error> {
+        Self::decode(row, Some(Self::META.columns))
+    }
 
     /// Binds the field of column `index`.
     #[doc(hidden)]
@@ -77,11 +102,18 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
         &self,
         index: usize,
         args: &mut PgArguments,
-    ) -> std::result::Result<(), BoxDynError>;
+    ) -> std::result::Result<(), BoxDynError> {
+        match self.column(index) {
+            Some(field) => field.bind_to(args),
+            None => Err("column index out of range".into()),
+        }
+    }
 
     /// A copy of the field of column `index` (for keyset cursors).
     #[doc(hidden)]
-    fn column_value(&self, index: usize) -> Option<Value>;
+    fn column_value(&self, index: usize) -> Option<Value> {
+        self.column(index).map(ColumnType::to_value)
+    }
 }
 
 /// The insertable part of a model, generated as `New<Model>` by `#[tenant_scoped]`.
@@ -89,9 +121,104 @@ pub trait NewModel: Send + Sync {
     /// The model it inserts.
     type Model: Model;
 
+    /// The `n`th insertable column's field (in `META.columns` order), if there is one.
+    #[doc(hidden)]
+    fn column(&self, n: usize) -> Option<&dyn ColumnType>;
+
     /// Binds the insertable columns, in `META.columns` order.
     #[doc(hidden)]
-    fn bind_insert(&self, args: &mut PgArguments) -> std::result::Result<(), BoxDynError>;
+    fn bind_insert(&self, args: &mut PgArguments) -> std::result::Result<(), BoxDynError> {
+        let mut n = 0;
+        while let Some(field) = self.column(n) {
+            field.bind_to(args)?;
+            n += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A type a model's field can have: sqlx decodes it from and binds it to PostgreSQL, and it can
+/// be copied into a keyset cursor. Implemented for every such type; mark a field that is not a
+/// column `#[tenancy(skip)]`.
+///
+/// All the generic sqlx work on fields happens in this implementation, compiled once per field
+/// type, rather than in each model's generated code.
+pub trait ColumnType: Send + Sync + 'static {
+    /// Decodes column `index` of `row` (by position, or by `names[index].name`).
+    #[doc(hidden)]
+    fn decode(
+        row: &PgRow,
+        names: Option<&'static [ColumnMeta]>,
+        index: usize,
+    ) -> std::result::Result<Self, sqlx::Error>
+    where
+        Self: Sized;
+
+    /// Adds this value to `args`.
+    #[doc(hidden)]
+    fn bind_to(&self, args: &mut PgArguments) -> std::result::Result<(), BoxDynError>;
+
+    /// A shared copy of this value.
+    #[doc(hidden)]
+    fn to_value(&self) -> Value;
+}
+
+impl<T> ColumnType for T
+where
+    T: for<'r> Decode<'r, Postgres>
+        + for<'q> Encode<'q, Postgres>
+        + Type<Postgres>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn decode(
+        row: &PgRow,
+        names: Option<&'static [ColumnMeta]>,
+        index: usize,
+    ) -> std::result::Result<Self, sqlx::Error> {
+        match names {
+            None => row.try_get(index),
+            Some(names) => match names.get(index) {
+                Some(column) => row.try_get(column.name),
+                None => Err(sqlx::Error::ColumnIndexOutOfBounds {
+                    index,
+                    len: names.len(),
+                }),
+            },
+        }
+    }
+
+    fn bind_to(&self, args: &mut PgArguments) -> std::result::Result<(), BoxDynError> {
+        BindValue::bind(self, args)
+    }
+
+    fn to_value(&self) -> Value {
+        Value::new(self.clone())
+    }
+}
+
+/// Every model's statements, built on first use and kept for the life of the process (one entry
+/// per model type, so the leak is bounded). A registry here rather than a `static` in each
+/// generated implementation: generic code cannot own a static per type, and one fewer function,
+/// static and closure per model is less for rustc to check in the user's crate.
+static STATEMENTS: RwLock<BTreeMap<TypeId, &'static Statements>> = RwLock::new(BTreeMap::new());
+
+fn statements_of<M: Model>() -> &'static Statements {
+    let id = TypeId::of::<M>();
+    let found = STATEMENTS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+        .copied();
+    found.unwrap_or_else(|| {
+        // Built outside the lock; if two threads race, the first insertion wins and the other
+        // build is dropped.
+        let built = Statements::build(&M::META);
+        let mut map = STATEMENTS.write().unwrap_or_else(PoisonError::into_inner);
+        *map.entry(id).or_insert_with(|| Box::leak(Box::new(built)))
+    })
 }
 
 /// SQL built once per model from its [`ModelMeta`]. Opaque.
