@@ -71,7 +71,7 @@ impl<T> ColumnValue for T where
 #[diagnostic::on_unimplemented(
     message = "`{Self}` declares no column {I}",
     label = "not a column of `{Self}`",
-    note = "column handles come from the model: use the associated constants `#[tenant_scoped]` generates (`{Self}::DURATION`)"
+    note = "column handles come from the model: use the constants `#[tenant_scoped]` generates on `{Self}`, one per column, named like its field in capitals"
 )]
 pub trait DeclaresColumn<const I: usize>: Model {
     /// The Rust type of the column's values.

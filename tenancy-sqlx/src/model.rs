@@ -143,6 +143,11 @@ pub trait NewModel: Send + Sync {
 ///
 /// All the generic sqlx work on fields happens in this implementation, compiled once per field
 /// type, rather than in each model's generated code.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the type of a column",
+    label = "sqlx cannot decode, bind or copy `{Self}` for PostgreSQL",
+    note = "a column's type implements sqlx's `Type<Postgres>`, `Decode` and `Encode` (as `#[derive(sqlx::Type)]` does) and `Clone`; mark a field that is not a column #[tenancy(skip)]"
+)]
 pub trait ColumnType: Send + Sync + 'static {
     /// Decodes column `index` of `row` (by position, or by `names[index].name`).
     #[doc(hidden)]
