@@ -38,6 +38,7 @@ fn main() {
     let _: Column<Spin, OffsetDateTime, ReadOnly> = Spin::CREATED_AT;
     let _: Column<Spin, String, Writable> = Spin::TYPE;
     let _: Column<Spinner, Option<String>, Writable> = Spinner::NAME;
+    let _: Column<Spinner, Uuid, ReadOnly> = Spinner::ID; // the implicit key is read-only too
 
     // `New<Model>` leaves out what the database fills (`default`, `read_only`) and what is not a column.
     let new = NewSpin {
