@@ -119,7 +119,8 @@ pub fn expand(model: &Model<'_>) -> Expansion {
         }
     }
     // One decode body, by position or by name (the runtime chooses): one call for all columns
-    // (`DecodeColumns`, up to 32 of them), else one per field.
+    // (`DecodeColumns`, up to 32 of them), else one per field. `Model::column` likewise
+    // (`FieldRefs`).
     let mut decode = String::new();
     let all_at_once = columns.len() <= MAX_DECODE_COLUMNS;
     if all_at_once {
@@ -164,7 +165,7 @@ pub fn expand(model: &Model<'_>) -> Expansion {
                 columns: &[{metas}],
                 key: {key_index},
             }};
-            fn key(&self) -> {k}::uuid::Uuid {{ self.{key} }}
+            fn key(&self) -> {k}::__private::uuid::Uuid {{ self.{key} }}
             fn decode(
                 row: &{k}::__private::sqlx::postgres::PgRow,
                 names: ::core::option::Option<&'static [{k}::ColumnMeta]>,
@@ -172,7 +173,7 @@ pub fn expand(model: &Model<'_>) -> Expansion {
                 {decode}
             }}
             fn column(&self, index: usize) -> ::core::option::Option<&dyn {k}::ColumnType> {{
-                [{fields}].get(index).copied()
+                {column_body}
             }}
         }}
 
@@ -189,12 +190,25 @@ pub fn expand(model: &Model<'_>) -> Expansion {
         table = model.table,
         tenant_column = model.tenant_column,
         key = key.ident,
+        column_body = if all_at_once {
+            let refs: String = columns
+                .iter()
+                .map(|f| format!("&self.{},", f.ident))
+                .collect();
+            format!(
+                "<Self as {k}::FieldRefs<{n}>>::field_refs(({refs})).get(index).copied()",
+                n = columns.len()
+            )
+        } else {
+            format!("[{fields}].get(index).copied()")
+        },
         n_new = columns.iter().filter(|f| f.inserted()).count(),
     );
     Expansion { tokens: out, text }
 }
 
-/// The most columns `DecodeColumns` decodes at once (its implementations in the runtime).
+/// The most columns `DecodeColumns` and `FieldRefs` take at once (their implementations in the
+/// runtime).
 const MAX_DECODE_COLUMNS: usize = 32;
 
 fn access(updated: bool) -> &'static str {

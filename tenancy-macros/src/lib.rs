@@ -1,9 +1,9 @@
 //! The `#[tenant_scoped]` attribute of [tenancy](https://docs.rs/tenancy). Use it through the
 //! `tenancy` crate, which documents it.
 //!
-//! Built like a small compiler, after serde_derive and thiserror: [`ast`] parses the struct and
-//! its attributes, [`check`] validates and collects every error with its span, [`expand`]
-//! writes the model description. On error, [`fallback`] emits the errors and the struct alone,
+//! Built like a small compiler, after serde_derive and thiserror: `ast` parses the struct and
+//! its attributes, `check` validates and collects every error with its span, `expand`
+//! writes the model description. On error, `fallback` emits the errors and the struct alone,
 //! so one mistake gives one message.
 //!
 //! The expansion only describes the model (table, columns, key, decoding and binding of its

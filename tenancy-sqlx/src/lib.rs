@@ -46,8 +46,8 @@ pub use tenancy_core::{
 pub use uuid;
 
 pub use column::{
-    Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, Filter, Order, ReadOnly,
-    TextColumn, Writable,
+    Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, FieldRefs, Filter, Order,
+    ReadOnly, TextColumn, Writable,
 };
 pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
