@@ -185,10 +185,17 @@ impl fmt::Debug for TenantTx {
     }
 }
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for &super::TenantCtx {}
-    impl Sealed for &mut super::TenantTx {}
+/// Seals [`Scope`]: a trait no other crate can name, so no other type can be a scope. Named
+/// for what it means, since compile errors show its name.
+mod issued {
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a tenant scope: only `&TenantCtx` and `&mut TenantTx` are",
+        label = "not issued by the tenant registry",
+        note = "a scope carries a tenant the registry resolved or a Superuser impersonated"
+    )]
+    pub trait IssuedByTheRegistry {}
+    impl IssuedByTheRegistry for &super::TenantCtx {}
+    impl IssuedByTheRegistry for &mut super::TenantTx {}
 }
 
 /// Where a repository method runs: a `&TenantCtx` (a pooled connection, one statement) or a
@@ -199,7 +206,7 @@ mod sealed {
     note = "tenant-scoped rows are reached only through a `TenantCtx`, which the registry hands out \
             (`Tenancy::resolve_host`, `resolve_slug`, `resolve_id`, `resolve`), or a `TenantTx` begun from one"
 )]
-pub trait Scope<'s>: sealed::Sealed + Send {
+pub trait Scope<'s>: issued::IssuedByTheRegistry + Send {
     /// Splits the scope into the tenant and the connection to run on.
     #[doc(hidden)]
     fn into_exec(self) -> Exec<'s>;

@@ -77,7 +77,7 @@
 //!
 //! # Cross-tenant work
 //!
-//! Work done under a [`Superuser`](crate::Superuser) passes the policy in one of two ways, both
+//! Work done under a [`Superuser`] passes the policy in one of two ways, both
 //! transaction-local and both set only by library code:
 //!
 //! - acting for the one tenant it touches: [`export_tenant`](crate::Tenancy::export_tenant),
@@ -114,7 +114,7 @@ use crate::{Error, Result, Superuser, Tenancy};
 pub const TENANT_SETTING: &str = "tenancy.tenant_id";
 
 /// The transaction-local setting (`'on'`) that library code under a
-/// [`Superuser`](crate::Superuser) sets for work across tenants (reports, migrations).
+/// [`Superuser`] sets for work across tenants (reports, migrations).
 pub const ALL_TENANTS_SETTING: &str = "tenancy.all_tenants";
 
 /// The name of the policy [`policy_sql`] creates.
