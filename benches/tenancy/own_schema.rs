@@ -40,7 +40,14 @@ const LOOKUP_ROWS: &[&str] = &[
 const BIG_ROWS: &[&str] = &[
     "lookup_schema10000_vs_shared_raw",
     "backend_mib_per_conn_schema10000",
+    LANES_ROW,
+    LANES_MEMORY_ROW,
 ];
+/// 10,000 tenants on 16 connection lanes of one connection, 16 tasks, against the floor on a
+/// pool of 16: what `TenancyBuilder::connection_lanes` buys at that scale.
+const LANES_ROW: &str = "lookup_schema10000_lanes16_c16_vs_shared_raw_c16";
+const LANES_MEMORY_ROW: &str = "backend_mib_per_conn_schema10000_lanes16";
+const LANES: usize = 16;
 const MIGRATE_ROW: &str = "migrate_all_ms_per_tenant";
 
 /// The second tenant migration: a column and an index (the index the foreign key of spins
@@ -189,6 +196,7 @@ pub async fn run(b: &mut Bench, admin: &str) {
                 let mem = leak(format!("backend_mib_per_conn_schema10000_cap{cap}"));
                 lookups(b, &w, row, Some(mem), n, cap, false).await;
             }
+            lanes(b, &w).await;
         }
         None if big_wanted => b.skip(BIG_ROWS[0], "opt-in: TENANCY_BENCH_10K=1"),
         _ => {}
@@ -499,6 +507,112 @@ async fn lookups(
     }
     tenancy.close().await;
     ratio
+}
+
+/// Lookups over every tenant on `LANES` lanes of one connection each, `LANES` tasks, against
+/// hand-written lookups on a pool of as many connections; then the largest backend memory
+/// among the lanes' connections.
+async fn lanes(b: &mut Bench, w: &World) {
+    if !b.wants(LANES_ROW) && !b.wants(LANES_MEMORY_ROW) {
+        return;
+    }
+    let tenancy = Tenancy::builder()
+        .max_connections(LANES as u32)
+        .connection_lanes(LANES)
+        .connect(&w.url)
+        .await
+        .expect("tenancy with lanes");
+    let mut ctxs = Vec::with_capacity(w.slugs.len());
+    for slug in &w.slugs {
+        ctxs.push(tenancy.resolve_slug(slug).await.expect("resolve"));
+    }
+    let spins = BIG_SPINS.min(w.spins);
+    // Each lane's connection serves its tenants' statements past the custom plans, as a
+    // long-lived one would have.
+    for pass in 0..6 {
+        stream::iter(&ctxs)
+            .for_each_concurrent(LANES, |ctx| async move {
+                Spin::repo()
+                    .get(ctx, spin_id(1 + pass))
+                    .await
+                    .expect("warm-up get")
+                    .expect("the tenant's spin");
+            })
+            .await;
+    }
+    let ctxs = Arc::new(ctxs);
+    let repo = {
+        let ctxs = ctxs.clone();
+        move |i: u64| {
+            let ctx = ctxs[pick(i, ctxs.len())].clone();
+            let id = spin_id(1 + pick(i ^ 0x5DEE_CE66, spins) as u64);
+            async move {
+                let spin = Spin::repo().get(&ctx, id).await.expect("repo get");
+                black_box(spin.expect("the tenant's spin"));
+            }
+        }
+    };
+    let options = w
+        .url
+        .parse::<PgConnectOptions>()
+        .expect("DATABASE_URL")
+        .statement_cache_capacity(tenancy::DEFAULT_STATEMENT_CACHE);
+    let floor_pool = PgPoolOptions::new()
+        .max_connections(LANES as u32)
+        .connect_with(options)
+        .await
+        .expect("connect the floor pool");
+    let (p, ids, floor) = (floor_pool.clone(), w.floor_ids.clone(), w.floor_tenant);
+    let raw = move |i| raw_get(p.clone(), floor, ids[pick(i, ids.len())]);
+    eprintln!(
+        "{LANES_ROW}: {} own-schema tenants on {LANES} lanes",
+        ctxs.len()
+    );
+    let spec = Compare {
+        name: LANES_ROW,
+        a: "schema_lanes",
+        b: "shared_raw",
+        concurrency: LANES,
+        goal: Some(LOOKUP_GOAL),
+    };
+    b.compare(spec, repo, raw).await;
+    if b.wants(LANES_MEMORY_ROW) {
+        // One tenant per lane's connection: run a statement through tenants until every
+        // backend has answered, reading its memory as it does.
+        let mut seen = std::collections::HashMap::new();
+        for ctx in ctxs.iter() {
+            let (pid, bytes): (i32, i64) = Spin::repo()
+                .raw_as(
+                    "SELECT pg_backend_pid(), \
+                     (SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts) \
+                     FROM {spins} LIMIT 1",
+                )
+                .fetch_one(ctx)
+                .await
+                .expect("backend memory through a lane");
+            seen.insert(pid, bytes);
+            if seen.len() == LANES {
+                break;
+            }
+        }
+        let max = seen.values().copied().max().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+        b.add_value(
+            LANES_MEMORY_ROW,
+            max,
+            "MiB",
+            Some(MEMORY_GOAL),
+            &format!(
+                "the largest backend memory among {} lane connections after {LANES_ROW} \
+                 ({} tenants, about {} per lane; statement cache {})",
+                seen.len(),
+                ctxs.len(),
+                ctxs.len() / LANES,
+                tenancy::DEFAULT_STATEMENT_CACHE
+            ),
+        );
+    }
+    tenancy.close().await;
+    floor_pool.close().await;
 }
 
 /// The 10,000-tenant rows' schemas: tenants added at the latest migration, `BIG_SPINS` spins
