@@ -59,8 +59,6 @@ CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC);
 "#;
 
 /// The seed's model, as its tests declare it.
-// The generated column handles this file does not use would warn (dead code).
-#[allow(dead_code)]
 pub mod model {
     use tenancy::tenant_scoped;
     use time::OffsetDateTime;

@@ -149,6 +149,7 @@ pub fn expand(model: &Model<'_>) -> Expansion {
     );
     let text = format!(
         "#[automatically_derived]
+        #[allow(dead_code)] // handles a program does not use are no reason to warn, as with derives
         impl {ident} {{
             {handles}
             #[doc = {repo_doc:?}]
