@@ -36,6 +36,7 @@ const LOOKUP_ROWS: &[&str] = &[
     "lookup_schema50_vs_shared_raw",
     "lookup_schema1000_vs_shared_raw",
     "backend_mib_per_conn_schema1000",
+    "lookup_schema1000_vs_shared_same_data_raw",
 ];
 const BIG_ROWS: &[&str] = &[
     "lookup_schema10000_vs_shared_raw",
@@ -157,6 +158,7 @@ pub async fn run(b: &mut Bench, admin: &str) {
         true,
     )
     .await;
+    same_data_floor(b, &w, n).await;
     // If the default statement cache cannot hold a statement per tenant, say what one that
     // does would give.
     if ratio.is_some_and(|r| r < 0.9) {
@@ -204,6 +206,105 @@ pub async fn run(b: &mut Bench, admin: &str) {
 
     w.tenancy.close().await;
     crate::drop_database(admin, DATABASE).await;
+}
+
+/// The 1,000-tenant lookups against a floor holding the same data: a shared table of as many
+/// tenants and rows as the schemas (`floor_spins`, shaped as `spins`), looked up by hand
+/// across all of them. The issue's floor is one tenant of 10,000 rows, which stays in cache
+/// while the schemas' million rows do not; this row tells the placement's cost from the data's.
+async fn same_data_floor(b: &mut Bench, w: &World, tenants: usize) {
+    const NAME: &str = "lookup_schema1000_vs_shared_same_data_raw";
+    if !b.wants(NAME) {
+        return;
+    }
+    let mut conn = PgConnection::connect(&w.url).await.expect("connect");
+    let spins = w.spins;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS floor_spins;
+         CREATE TABLE floor_spins (LIKE spins INCLUDING DEFAULTS INCLUDING INDEXES);
+         INSERT INTO floor_spins (tenant_id, id, spinner_id, duration, note, created_at)
+         SELECT ('00000000-0000-4000-a000-' || lpad(to_hex(t), 12, '0'))::uuid,
+                ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
+                ('00000000-0000-4000-9000-' || lpad(to_hex(1 + i % 5), 12, '0'))::uuid,
+                (random() * 300)::int, CASE WHEN i % 4 = 0 THEN 'note ' || i END,
+                now() - random() * interval '30 days'
+         FROM generate_series(1, {tenants}) t, generate_series(1, {spins}) i;"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("fill floor_spins");
+    sqlx::raw_sql("VACUUM ANALYZE floor_spins")
+        .execute(&mut conn)
+        .await
+        .expect("vacuum analyze floor_spins");
+    let floor =
+        |k: usize| Uuid::from_u128((0x4000_u128 << 64) | (0xa000_u128 << 48) | (1 + k as u128));
+
+    let options = w
+        .url
+        .parse::<PgConnectOptions>()
+        .expect("DATABASE_URL")
+        .statement_cache_capacity(tenancy::DEFAULT_STATEMENT_CACHE);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connect the one-connection pool");
+    let tenancy = Tenancy::from_pool(pool.clone())
+        .await
+        .expect("tenancy on the pool");
+    let mut ctxs = Vec::with_capacity(tenants);
+    for slug in &w.slugs[..tenants] {
+        ctxs.push(tenancy.resolve_slug(slug).await.expect("resolve"));
+    }
+    for pass in 0..6 {
+        for ctx in &ctxs {
+            Spin::repo()
+                .get(ctx, spin_id(1 + pass))
+                .await
+                .expect("warm-up get")
+                .expect("the tenant's spin");
+        }
+    }
+    let ctxs = Arc::new(ctxs);
+    // Both sides pick the same (tenant, spin) for operation `i`.
+    let repo = move |i: u64| {
+        let ctx = ctxs[pick(i, ctxs.len())].clone();
+        let id = spin_id(1 + pick(i ^ 0x5DEE_CE66, spins) as u64);
+        async move {
+            let spin = Spin::repo().get(&ctx, id).await.expect("repo get");
+            black_box(spin.expect("the tenant's spin"));
+        }
+    };
+    let p = pool.clone();
+    let raw = move |i: u64| {
+        let (p, tenant) = (p.clone(), floor(pick(i, tenants)));
+        let id = spin_id(1 + pick(i ^ 0x5DEE_CE66, spins) as u64);
+        async move {
+            let row = sqlx::query_as::<_, crate::shared_table::SpinRow>(
+                r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "floor_spins" WHERE "tenant_id" = $1 AND "id" = $2"#,
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&p)
+            .await
+            .expect("raw get");
+            black_box(row.expect("the floor's spin"));
+        }
+    };
+    let spec = Compare {
+        name: NAME,
+        a: "schema",
+        b: "shared_same_data_raw",
+        concurrency: 1,
+        goal: None,
+    };
+    b.compare(spec, repo, raw).await;
+    tenancy.close().await;
+    sqlx::raw_sql("DROP TABLE floor_spins")
+        .execute(&mut conn)
+        .await
+        .expect("drop floor_spins");
 }
 
 /// A row name made at run time (the harness keeps `&'static str` names).
