@@ -43,6 +43,7 @@ const BIG_ROWS: &[&str] = &[
     "backend_mib_per_conn_schema10000",
     LANES_ROW,
     LANES_MEMORY_ROW,
+    crate::reports::ROW_10000,
 ];
 /// 10,000 tenants on 16 connection lanes of one connection, 16 tasks, against the floor on a
 /// pool of 16: what `TenancyBuilder::connection_lanes` buys at that scale.
@@ -199,6 +200,7 @@ pub async fn run(b: &mut Bench, admin: &str) {
                 lookups(b, &w, row, Some(mem), n, cap, false).await;
             }
             lanes(b, &w).await;
+            crate::reports::run_all(b, &w).await;
         }
         None if big_wanted => b.skip(BIG_ROWS[0], "opt-in: TENANCY_BENCH_10K=1"),
         _ => {}
