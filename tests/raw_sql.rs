@@ -835,3 +835,95 @@ async fn ordinary_sql_is_not_refused() {
         assert_eq!(n, want, "{sql:?}");
     }
 }
+
+/// What outlives the statement on a pooled connection, or counts other tenants' rows, is
+/// refused: `SELECT ... INTO` (a temporary table of B's rows stayed on the connection for A's
+/// next query), session advisory locks (held for the next borrower), row counts and sequence
+/// values in the statistics views, other tenants' schema names in `pg_prepared_statements`,
+/// and out-of-line values in `pg_toast`.
+#[tokio::test]
+async fn sql_whose_effects_outlive_the_statement_is_refused() {
+    let w = world("raw_outlive").await;
+    let b = &w.b;
+    for (sql, kind, name) in [
+        (
+            "SELECT s.duration AS d INTO TEMP leak FROM {spins} s",
+            RefusalKind::SelectInto,
+            "into",
+        ),
+        (
+            "SELECT s.duration INTO public.leak FROM {spins} s",
+            RefusalKind::SelectInto,
+            "into",
+        ),
+        (
+            "WITH x AS (SELECT duration FROM {spins}) SELECT * INTO UNLOGGED leak FROM x",
+            RefusalKind::SelectInto,
+            "into",
+        ),
+        (
+            "SELECT count(*) FROM {spins} WHERE pg_try_advisory_lock(4242)",
+            RefusalKind::Function,
+            "pg_try_advisory_lock",
+        ),
+        (
+            "SELECT pg_advisory_lock(1)::text::int8 FROM {spins}",
+            RefusalKind::Function,
+            "pg_advisory_lock",
+        ),
+        (
+            "SELECT pg_sequence_last_value('spins_seq') FROM {spins}",
+            RefusalKind::Function,
+            "pg_sequence_last_value",
+        ),
+        (
+            "SELECT last_value FROM pg_sequences, {spins}",
+            RefusalKind::SystemView,
+            "pg_sequences",
+        ),
+        (
+            "SELECT n_live_tup FROM pg_stat_user_tables, {spins}",
+            RefusalKind::SystemView,
+            "pg_stat_user_tables",
+        ),
+        (
+            "SELECT count(*) FROM pg_prepared_statements, {spins}",
+            RefusalKind::SystemView,
+            "pg_prepared_statements",
+        ),
+        (
+            "SELECT count(*) FROM pg_toast.pg_toast_2619, {spins}",
+            RefusalKind::SystemView,
+            "pg_toast",
+        ),
+    ] {
+        refused_undeclared(b, sql, kind, Some(name)).await;
+    }
+    // Nothing was created, and the transaction-level lock is still fine.
+    let mut conn = w.db.connect().await;
+    let leaks: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'leak'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(leaks, 0);
+    let mut tx = b.begin().await.unwrap();
+    let (n,): (i64,) = Spin::repo()
+        .raw_as("SELECT count(*) FROM {spins} WHERE pg_advisory_xact_lock(7) IS NOT NULL OR true")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(n, count(b, "SELECT count(*) FROM {spins}").await);
+    drop(tx);
+    // INSERT ... INTO is not SELECT ... INTO.
+    w.db.exec("CREATE TABLE plans (name text PRIMARY KEY)")
+        .await;
+    let (n,): (i64,) = Spin::repo()
+        .raw_as(
+            "WITH i AS (INSERT INTO plans VALUES ('free') RETURNING 1) \
+             SELECT count(*) FROM i, {spins} LIMIT 1",
+        )
+        .fetch_one(b)
+        .await
+        .unwrap();
+    assert!(n >= 1);
+}

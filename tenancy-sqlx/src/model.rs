@@ -95,25 +95,6 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     fn decode_named(row: &PgRow) -> std::result::Result<Self, sqlx::Error> {
         Self::decode(row, Some(Self::META.columns))
     }
-
-    /// Binds the field of column `index`.
-    #[doc(hidden)]
-    fn bind_column(
-        &self,
-        index: usize,
-        args: &mut PgArguments,
-    ) -> std::result::Result<(), BoxDynError> {
-        match self.column(index) {
-            Some(field) => field.bind_to(args),
-            None => Err("column index out of range".into()),
-        }
-    }
-
-    /// A copy of the field of column `index` (for keyset cursors).
-    #[doc(hidden)]
-    fn column_value(&self, index: usize) -> Option<Value> {
-        self.column(index).map(ColumnType::to_value)
-    }
 }
 
 /// The insertable part of a model, generated as `New<Model>` by `#[tenant_scoped]`.
@@ -124,17 +105,40 @@ pub trait NewModel: Send + Sync {
     /// The `n`th insertable column's field (in `META.columns` order), if there is one.
     #[doc(hidden)]
     fn column(&self, n: usize) -> Option<&dyn ColumnType>;
+}
 
-    /// Binds the insertable columns, in `META.columns` order.
-    #[doc(hidden)]
-    fn bind_insert(&self, args: &mut PgArguments) -> std::result::Result<(), BoxDynError> {
-        let mut n = 0;
-        while let Some(field) = self.column(n) {
-            field.bind_to(args)?;
-            n += 1;
-        }
-        Ok(())
+// Binding is done here, not in provided trait methods: a hand-written `Model` could override
+// those, and they receive the arguments that already hold the tenant as `$1`. The fields they
+// bind are `ColumnType`s, a sealed trait whose only implementation binds one value.
+
+/// Binds the field of column `index` of `row`.
+pub(crate) fn bind_column<M: Model>(
+    row: &M,
+    index: usize,
+    args: &mut PgArguments,
+) -> std::result::Result<(), BoxDynError> {
+    match row.column(index) {
+        Some(field) => field.bind_to(args),
+        None => Err("column index out of range".into()),
     }
+}
+
+/// A copy of the field of column `index` of `row` (for keyset cursors).
+pub(crate) fn column_value<M: Model>(row: &M, index: usize) -> Option<Value> {
+    row.column(index).map(ColumnType::to_value)
+}
+
+/// Binds the insertable columns of `new`, in `META.columns` order.
+pub(crate) fn bind_insert<N: NewModel>(
+    new: &N,
+    args: &mut PgArguments,
+) -> std::result::Result<(), BoxDynError> {
+    let mut n = 0;
+    while let Some(field) = new.column(n) {
+        field.bind_to(args)?;
+        n += 1;
+    }
+    Ok(())
 }
 
 /// A type a model's field can have: sqlx decodes it from and binds it to PostgreSQL, and it can
@@ -148,7 +152,7 @@ pub trait NewModel: Send + Sync {
     label = "sqlx cannot decode, bind or copy `{Self}` for PostgreSQL",
     note = "a column's type implements sqlx's `Type<Postgres>`, `Decode` and `Encode` (as `#[derive(sqlx::Type)]` does) and `Clone`; mark a field that is not a column #[tenancy(skip)]"
 )]
-pub trait ColumnType: Send + Sync + 'static {
+pub trait ColumnType: crate::value::sealed::Encodable + Send + Sync + 'static {
     /// Decodes column `index` of `row` (by position, or by `names[index].name`).
     #[doc(hidden)]
     fn decode(

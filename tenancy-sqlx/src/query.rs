@@ -108,7 +108,7 @@ impl<M: Model> Select<M> {
     pub fn after(mut self, row: &M) -> Self {
         self.after = Some(
             (0..M::META.columns.len())
-                .map(|i| row.column_value(i))
+                .map(|i| crate::model::column_value(row, i))
                 .collect(),
         );
         self

@@ -116,7 +116,7 @@ impl<M: Model> Repo<M> {
         exec.check_placement()?;
         let st = statements::<M>()?;
         let mut args = tenant_args(exec.tenant())?;
-        new.bind_insert(&mut args).map_err(Error::Encode)?;
+        crate::model::bind_insert(new, &mut args).map_err(Error::Encode)?;
         let sql = st.insert_one.sql(exec.schema());
         let row = exec.fetch_one(sql, args).await?;
         Ok(M::decode_row(&row)?)
@@ -181,7 +181,7 @@ impl<M: Model> Repo<M> {
         let mut args = tenant_args(exec.tenant())?;
         args.add(row.key()).map_err(Error::Encode)?;
         for &i in &st.update_cols {
-            row.bind_column(i, &mut args).map_err(Error::Encode)?;
+            crate::model::bind_column(row, i, &mut args).map_err(Error::Encode)?;
         }
         let sql = st.update_row.sql(exec.schema());
         let out = exec.fetch_optional(sql, args).await?;
@@ -411,7 +411,7 @@ fn insert_many_sql<N: NewModel>(
             sql.push_str(", ");
         }
         push_values_row(&mut sql, 2 + n * width, width);
-        row.bind_insert(&mut args).map_err(Error::Encode)?;
+        crate::model::bind_insert(row, &mut args).map_err(Error::Encode)?;
     }
     sql.push_str(" RETURNING ");
     sql.push_str(&st.select_list);

@@ -8,7 +8,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, Encode, Postgres, Type};
 
 /// A value that can be bound to a PostgreSQL statement. Implemented for every sqlx-encodable type.
-pub trait BindValue: Send + Sync + 'static {
+pub trait BindValue: sealed::Encodable + Send + Sync + 'static {
     /// Adds this value to `args`.
     ///
     /// # Errors
@@ -41,4 +41,20 @@ impl fmt::Debug for Value {
         // Values may be customer data: never print them.
         f.write_str("Value(..)")
     }
+}
+
+/// Seals the traits that bind values ([`BindValue`], `ColumnType`, `ColumnValue`): they are
+/// handed the statement's arguments, whose `$1` is the tenant, so no type may implement them
+/// but through the blanket implementations, which add exactly one value with sqlx's encoder.
+/// A private trait: nothing outside this crate can name it, let alone implement it.
+pub(crate) mod sealed {
+    use sqlx::{Encode, Postgres, Type};
+
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be bound as a column value",
+        label = "sqlx cannot encode `{Self}` for PostgreSQL",
+        note = "values are bound through sqlx's `Encode` and `Type<Postgres>` (as `#[derive(sqlx::Type)]` implements them); tenancy's binding traits cannot be implemented by hand, since they see the tenant's argument"
+    )]
+    pub trait Encodable {}
+    impl<T> Encodable for T where T: for<'q> Encode<'q, Postgres> + Type<Postgres> + ?Sized {}
 }

@@ -66,7 +66,25 @@ pub(super) const DENIED_EXTENSIONS: &[&str] = &[
 ];
 
 /// Sequences are shared by every tenant of a table: their values count the other tenants' rows.
-const SEQUENCES: &[&str] = &["nextval", "currval", "setval", "lastval"];
+const SEQUENCES: &[&str] = &[
+    "nextval",
+    "currval",
+    "setval",
+    "lastval",
+    "pg_sequence_last_value",
+];
+
+/// Session-level advisory locks: held on the pooled connection after the statement, for
+/// whichever tenant borrows it next (the transaction-level `pg_advisory_xact_lock*` are fine).
+const SESSION_LOCKS: &[&str] = &[
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+];
 
 /// Settings that change how later SQL on the same pooled connection is read or resolved
 /// (`search_path`, `standard_conforming_strings`, `row_security`).
@@ -89,6 +107,18 @@ const SYSTEM_RELATIONS: &[&str] = &[
     "pg_statistic_ext_data",
     "pg_stat_activity",
     "pg_stat_statements",
+    // Row counts and last sequence values: how many rows the other tenants have.
+    "pg_sequences",
+    "pg_stat_user_tables",
+    "pg_stat_all_tables",
+    "pg_stat_xact_user_tables",
+    "pg_stat_xact_all_tables",
+    "pg_statio_user_tables",
+    "pg_statio_all_tables",
+    // The pooled connection's statements name other own-schema tenants' schemas.
+    "pg_prepared_statements",
+    // Out-of-line values of every tenant's rows (readable by superusers).
+    "pg_toast",
 ];
 
 /// The refusal for an identifier on the fixed lists, whatever its position (a call, `x.f`
@@ -118,6 +148,13 @@ pub(super) fn fixed(name: &str) -> Option<RawSqlRefusal> {
         return function(
             "reads or moves a sequence that every tenant shares",
             "let the database fill the column, or bind the value",
+        );
+    }
+    if SESSION_LOCKS.contains(&name) {
+        return function(
+            "takes or releases a session-level lock that outlives the statement on a pooled \
+             connection",
+            "use the transaction-level pg_advisory_xact_lock inside a TenantTx",
         );
     }
     if SETTINGS.contains(&name) {

@@ -37,8 +37,12 @@
 //!   built-in; or a function of an extension that runs SQL text or reads tables by name, raw
 //!   storage or other databases (`dblink`, `postgres_fdw`, `tablefunc`, `xml2`,
 //!   `pageinspect`, `pgstattuple` ...). Other extensions' functions are allowed;
-//! - it names a system view that shows every tenant's values (`pg_stats`, `pg_stats_ext`,
-//!   `pg_stat_activity`, `pg_stat_statements`);
+//! - it names a system view that shows every tenant's values or counts (`pg_stats`,
+//!   `pg_stats_ext`, `pg_stat_activity`, `pg_stat_statements`, `pg_stat_user_tables`,
+//!   `pg_sequences`, `pg_prepared_statements`, `pg_toast`);
+//! - it leaves something on the pooled connection past the statement: `SELECT ... INTO` (a
+//!   table of the tenant's rows) or a session-level advisory lock (`pg_advisory_lock` ...;
+//!   `pg_advisory_xact_lock` is fine);
 //! - it is not lexed with certainty: an unterminated string, comment or quoted identifier,
 //!   `U&` escapes, a backslash in a `'...'` string (`standard_conforming_strings` decides where
 //!   it ends; use `E'...'`), a stray brace, or a second statement after `;`;
@@ -50,7 +54,8 @@
 //! nothing is cached, so a table created a moment ago (or in the same transaction) is known.
 //! Everything else is lexical and sends nothing. The statement itself always starts with the
 //! placeholders' `WITH`, so it can only be a query (or a data-modifying statement on tables it
-//! may name): `DO`, `EXECUTE`, `COPY`, `CALL`, `SET` and DDL cannot follow.
+//! may name): `DO`, `EXECUTE`, `COPY`, `CALL`, `SET` and DDL cannot follow, and `SELECT ... INTO`
+//! is refused above.
 //!
 //! # Limits
 //!
@@ -103,6 +108,9 @@ pub enum RefusalKind {
     /// The SQL cannot be lexed with certainty (unterminated, `U&` escapes, a backslash in a
     /// `'...'` string, a second statement).
     Lexical,
+    /// `SELECT ... INTO`: it creates a table (a temporary one outlives the statement on the
+    /// pooled connection) holding the tenant's rows, outside any tenant's scope.
+    SelectInto,
 }
 
 /// Raw SQL refused by the escape hatch: which name, why, and what to write instead.
@@ -412,6 +420,26 @@ fn rewrite(
                 }
                 if let Some(refusal) = check::fixed(name) {
                     return Err(refusal.into());
+                }
+                // `INTO` after anything but `INSERT` (or `MERGE`) is `SELECT ... INTO`, which
+                // creates a table of the tenant's rows that later SQL of any tenant can read.
+                if !quoted && name == "into" {
+                    let after_write = n.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(
+                        |t| matches!(&t.tok, Tok::Ident { name, quoted: false } if name == "insert" || name == "merge"),
+                    );
+                    if !after_write {
+                        return Err(RawSqlRefusal::new(
+                            RefusalKind::SelectInto,
+                            Some(name),
+                            "the SQL uses SELECT ... INTO, which creates a table holding the \
+                             tenant's rows outside its scope (a temporary one stays on the \
+                             pooled connection for the next tenant)"
+                                .into(),
+                            "return the rows, or INSERT them into a tenant table through its \
+                             model",
+                        )
+                        .into());
+                    }
                 }
                 if n == 0 && !quoted && name == "with" {
                     let recursive = matches!(tokens.get(1),
