@@ -927,3 +927,29 @@ async fn sql_whose_effects_outlive_the_statement_is_refused() {
         .unwrap();
     assert!(n >= 1);
 }
+
+/// A view that reads a tenant table through a function of the database's own: the function's
+/// body is not in the catalog's dependencies, so the view is refused for calling it.
+#[tokio::test]
+async fn a_view_over_a_user_function_is_refused() {
+    let w = world("raw_view_fn").await;
+    w.db.exec(
+        "CREATE FUNCTION all_durations() RETURNS TABLE (d integer) LANGUAGE sql \
+             AS 'SELECT duration FROM spins'; \
+         CREATE VIEW durations_v AS SELECT * FROM all_durations(); \
+         CREATE VIEW harmless_v AS SELECT lower('X') AS x;",
+    )
+    .await;
+    refused_undeclared(
+        &w.b,
+        "SELECT count(*) FROM durations_v v, {spins} s",
+        RefusalKind::TenantTable,
+        Some("durations_v"),
+    )
+    .await;
+    // A view over built-ins only is fine.
+    assert_eq!(
+        count(&w.b, "SELECT count(*) FROM harmless_v h, {spins} s").await,
+        count(&w.b, "SELECT count(*) FROM {spins}").await
+    );
+}

@@ -3,7 +3,7 @@
 -- One row per refused name: (kind, name, subject, culprit, why).
 --
 -- A relation is tenant data when it is in a tenant schema, has a tenant column, or references
--- tenancy.tenants; a view, materialized view or sequence is when what it reads (or belongs to)
+-- tenancy.tenants; a view is also refused when it calls a function defined in the database; a view, materialized view or sequence is when what it reads (or belongs to)
 -- is, transitively, or is the registry; a table is when one of its inheritance children is.
 -- A function is refused when it is defined in the database (not built in, not an extension's),
 -- or comes from one of the extensions $3.
@@ -50,6 +50,20 @@ flagged AS (
                             WHERE k.conrelid = c.oid AND k.contype = 'f'
                               AND k.confrelid = 'tenancy.tenants'::regclass)
                    THEN 'references tenancy.tenants'
+               -- A view reading through a function of the database's own (not built in, not
+               -- an extension's): what the function reads is not in pg_depend.
+               WHEN c.relkind IN ('v', 'm') AND EXISTS (
+                       SELECT 1
+                       FROM pg_catalog.pg_rewrite r
+                       JOIN pg_catalog.pg_depend d
+                         ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+                       WHERE r.ev_class = c.oid
+                         AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+                         AND d.refobjid >= 16384
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                                         WHERE e.classid = 'pg_catalog.pg_proc'::regclass
+                                           AND e.objid = d.refobjid AND e.deptype = 'e'))
+                   THEN 'reads through a function defined in the database, whose body tenancy cannot see'
            END AS why
     FROM reach
     JOIN pg_catalog.pg_class c ON c.oid = reach.oid
