@@ -277,3 +277,62 @@ async fn rename_and_hosts() {
         ]
     );
 }
+
+/// A shared table whose tenant column is not `tenant_id` (a model's `tenant_column = "org_id"`,
+/// with its foreign key to the registry) is exported, imported and purged like the others:
+/// otherwise a purge would leave its rows behind for a tenant later created with the same id.
+#[tokio::test]
+async fn a_renamed_tenant_column_is_exported_imported_and_purged() {
+    let db = TestDb::new("lifecycle_org_id").await;
+    let tenancy = setup(&db).await;
+    db.exec(
+        "CREATE TABLE notes (org_id uuid NOT NULL REFERENCES tenancy.tenants (id), \
+                             id uuid NOT NULL, body text NOT NULL, PRIMARY KEY (org_id, id))",
+    )
+    .await;
+    let mut ids = Vec::new();
+    for slug in ["acme", "globex", "copy"] {
+        ids.push(
+            tenancy
+                .create_tenant(NewTenant::new(slug, slug))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let (acme, globex, copy) = (ids[0], ids[1], ids[2]);
+    for (tenant, n) in [(acme, 3), (globex, 2)] {
+        db.exec(&format!(
+            "INSERT INTO notes SELECT '{tenant}', gen_random_uuid(), 'note ' || i \
+             FROM generate_series(1, {n}) i"
+        ))
+        .await;
+    }
+    let notes = |t: tenancy::TenantId| {
+        let db = &db;
+        async move {
+            count(
+                db,
+                &format!("SELECT count(*) FROM notes WHERE org_id = '{t}'"),
+            )
+            .await
+        }
+    };
+    let su = tenancy.superuser("ops", "move acme").await.unwrap();
+    let archive = tenancy.export_tenant(&su, acme).await.unwrap();
+    let table = archive
+        .tables
+        .iter()
+        .find(|t| t.name == "notes")
+        .expect("notes is exported");
+    assert_eq!(table.rows, 3);
+    assert!(!table.columns.iter().any(|c| c == "org_id"));
+    tenancy.import_tenant(&su, &archive, copy).await.unwrap();
+    assert_eq!(notes(copy).await, 3);
+
+    tenancy.soft_delete(&su, acme).await.unwrap();
+    tenancy.purge(&su, acme).await.unwrap();
+    assert_eq!(notes(acme).await, 0, "purged");
+    assert_eq!(notes(globex).await, 2, "another tenant's rows stay");
+    assert_eq!(notes(copy).await, 3);
+}

@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use sqlx::{Acquire, PgConnection, Row};
 use tenancy_core::TenantId;
 
-use crate::lifecycle::tenant_tables_children_first;
+use crate::lifecycle::{TenantTable, tenant_tables_children_first};
 use crate::{Error, Lookup, Result, Superuser, Tenancy};
 
 const MAGIC: &str = "tenancy-archive 1";
@@ -152,14 +152,15 @@ async fn placement_schema(conn: &mut PgConnection, id: TenantId) -> Result<Optio
     Ok(row.try_get("schema_name")?)
 }
 
-/// The columns of a table but the tenant column and generated columns, in table order.
-async fn data_columns(conn: &mut PgConnection, oid: i64) -> Result<Vec<String>> {
+/// The columns of a table but its tenant column and generated columns, in table order.
+async fn data_columns(conn: &mut PgConnection, table: &TenantTable) -> Result<Vec<String>> {
     Ok(crate::sql::admin_scalar(
         "SELECT attname::text FROM pg_attribute \
          WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
-           AND attgenerated = '' AND attname <> 'tenant_id' ORDER BY attnum",
+           AND attgenerated = '' AND attname <> $2 ORDER BY attnum",
     )
-    .bind(oid)
+    .bind(table.oid)
+    .bind(&table.column_name)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -196,16 +197,18 @@ impl Tenancy {
         crate::rls::act_for(&mut tx, self.runtime(), id).await?;
         let schema = placement_schema(&mut tx, id).await?;
         let mut tables = Vec::new();
-        for (oid, qualified) in tenant_tables_children_first(&mut tx, schema.as_deref())
+        for table in tenant_tables_children_first(&mut tx, schema.as_deref())
             .await?
             .into_iter()
             .rev()
         {
-            let columns = data_columns(&mut tx, oid).await?;
+            let columns = data_columns(&mut tx, &table).await?;
+            let qualified = &table.name;
             // The uuid is formatted by us: no injection through it.
             let copy = format!(
-                "COPY (SELECT {} FROM {qualified} WHERE tenant_id = '{id}') TO STDOUT",
-                column_list(&columns)
+                "COPY (SELECT {} FROM {qualified} WHERE {} = '{id}') TO STDOUT",
+                column_list(&columns),
+                table.column
             );
             let data: Vec<u8> = tx
                 .copy_out_raw(&copy)
@@ -217,7 +220,7 @@ impl Tenancy {
                 .await?;
             let rows = data.iter().filter(|&&b| b == b'\n').count() as u64;
             tables.push(ArchivedTable {
-                name: bare_name(&qualified).to_owned(),
+                name: bare_name(qualified).to_owned(),
                 columns,
                 rows,
                 data,
@@ -261,9 +264,11 @@ impl Tenancy {
         crate::rls::act_for(&mut tx, self.runtime(), into).await?;
         let schema = placement_schema(&mut tx, into).await?;
         let targets = tenant_tables_children_first(&mut tx, schema.as_deref()).await?;
-        for (_, qualified) in &targets {
+        for target in &targets {
+            let qualified = &target.name;
             let n: i64 = crate::sql::admin_scalar(crate::sql::text(format!(
-                "SELECT count(*) FROM {qualified} WHERE tenant_id = $1"
+                "SELECT count(*) FROM {qualified} WHERE {} = $1",
+                target.column
             )))
             .bind(into.as_uuid())
             .fetch_one(&mut *tx)
@@ -276,11 +281,12 @@ impl Tenancy {
         }
         let mut total = 0;
         for (i, table) in archive.tables.iter().enumerate() {
-            let (oid, qualified) = targets
+            let target = targets
                 .iter()
-                .find(|(_, q)| bare_name(q) == table.name)
+                .find(|t| bare_name(&t.name) == table.name)
                 .ok_or_else(|| Error::Archive(format!("the target has no table {}", table.name)))?;
-            let have = data_columns(&mut tx, *oid).await?;
+            let qualified = &target.name;
+            let have = data_columns(&mut tx, target).await?;
             if let Some(missing) = table.columns.iter().find(|c| !have.contains(c)) {
                 return Err(Error::Archive(format!(
                     "the target's {} has no column {missing}",
@@ -300,7 +306,8 @@ impl Tenancy {
             copy.send(table.data.as_slice()).await?;
             copy.finish().await?;
             let inserted = crate::sql::admin_query(crate::sql::text(format!(
-                "INSERT INTO {qualified} (tenant_id, {cols}) SELECT $1, {cols} FROM {staging}"
+                "INSERT INTO {qualified} ({}, {cols}) SELECT $1, {cols} FROM {staging}",
+                target.column
             )))
             .bind(into.as_uuid())
             .execute(&mut *tx)

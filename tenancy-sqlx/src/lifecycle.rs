@@ -133,7 +133,8 @@ pub enum Purged {
 
 impl Tenancy {
     /// Deletes a soft-deleted tenant for good: drops its schema (own-schema placement) or
-    /// deletes its rows from every shared table that has the tenant column `tenant_id` (children
+    /// deletes its rows from every shared table that has a `tenant_id` column or a one-column
+    /// foreign key to the registry (children
     /// before parents, following foreign keys), then its registry row and hosts. One
     /// transaction: on error nothing is deleted. The audit log keeps the tenant's id.
     ///
@@ -173,14 +174,15 @@ impl Tenancy {
             None => {
                 crate::rls::act_for(&mut tx, self.runtime(), id).await?;
                 let mut deleted = Vec::new();
-                for (_, table) in tenant_tables_children_first(&mut tx, None).await? {
+                for table in tenant_tables_children_first(&mut tx, None).await? {
                     let done = crate::sql::admin_query(crate::sql::text(format!(
-                        "DELETE FROM {table} WHERE tenant_id = $1"
+                        "DELETE FROM {} WHERE {} = $1",
+                        table.name, table.column
                     )))
                     .bind(id.as_uuid())
                     .execute(&mut *tx)
                     .await?;
-                    deleted.push((table, done.rows_affected()));
+                    deleted.push((table.name, done.rows_affected()));
                 }
                 Purged::Rows(deleted)
             }
@@ -335,19 +337,42 @@ fn unique_to(e: sqlx::Error, typed: Error) -> Error {
     }
 }
 
+/// A table holding a tenant's rows, and the column that says whose.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantTable {
+    pub(crate) oid: i64,
+    /// Schema-qualified and quoted.
+    pub(crate) name: String,
+    /// Quoted: `"tenant_id"`, or the column of its one-column foreign key to the registry.
+    pub(crate) column: String,
+    /// The column's name, unquoted.
+    pub(crate) column_name: String,
+}
+
 /// The tables holding a tenant's rows, each listed before the tables it references, so deleting
 /// in this order never trips a foreign key (and inserting in the reverse order never does
-/// either). With `schema`, the tables of that tenant schema; without, the shared tables with a
-/// `tenant_id` column in the search path, outside the registry. Returns `(oid, qualified name)`.
+/// either). With `schema`, the tables of that tenant schema; without, the shared tables in the
+/// search path, outside the registry. A table holds tenant rows when it has a `tenant_id`
+/// column or a one-column foreign key to `tenancy.tenants` (a model's renamed tenant column).
 pub(crate) async fn tenant_tables_children_first(
     conn: &mut sqlx::PgConnection,
     schema: Option<&str>,
-) -> Result<Vec<(i64, String)>> {
+) -> Result<Vec<TenantTable>> {
     let tables = crate::sql::admin_query(
-        "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name \
+        "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name, \
+                tc.col AS col \
          FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
-         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         JOIN LATERAL ( \
+             SELECT a.attname::text AS col, 0 AS pref FROM pg_attribute a \
+             WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+             UNION ALL \
+             SELECT a.attname::text, 1 FROM pg_constraint k \
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] \
+             WHERE k.conrelid = c.oid AND k.contype = 'f' \
+               AND k.confrelid = 'tenancy.tenants'::regclass AND cardinality(k.conkey) = 1 \
+             ORDER BY pref LIMIT 1 \
+         ) tc ON true \
          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
            AND CASE WHEN $1::text IS NULL \
                     THEN n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'tenancy' \
@@ -366,21 +391,29 @@ pub(crate) async fn tenant_tables_children_first(
     .iter()
     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
     .collect::<Result<_>>()?;
-    let mut pending: Vec<(i64, String)> = tables
+    let mut pending: Vec<TenantTable> = tables
         .iter()
-        .map(|r| Ok((r.try_get("oid")?, r.try_get("name")?)))
+        .map(|r| {
+            let column_name: String = r.try_get("col")?;
+            Ok(TenantTable {
+                oid: r.try_get("oid")?,
+                name: r.try_get("name")?,
+                column: tenancy_core::ident::quote(&column_name),
+                column_name,
+            })
+        })
         .collect::<Result<_>>()?;
     // Repeatedly take a table no remaining table references; a cycle falls back to name order.
     let mut ordered = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
-        let referenced = |oid: i64, pending: &[(i64, String)]| {
+        let referenced = |oid: i64, pending: &[TenantTable]| {
             edges
                 .iter()
-                .any(|&(child, parent)| parent == oid && pending.iter().any(|(o, _)| *o == child))
+                .any(|&(child, parent)| parent == oid && pending.iter().any(|t| t.oid == child))
         };
         let pick = pending
             .iter()
-            .position(|(oid, _)| !referenced(*oid, &pending))
+            .position(|t| !referenced(t.oid, &pending))
             .unwrap_or(0);
         ordered.push(pending.remove(pick));
     }
