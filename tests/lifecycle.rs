@@ -336,3 +336,83 @@ async fn a_renamed_tenant_column_is_exported_imported_and_purged() {
     assert_eq!(notes(globex).await, 2, "another tenant's rows stay");
     assert_eq!(notes(copy).await, 3);
 }
+
+/// A context held across a suspension (a request or job in flight) stops at its next
+/// statement, a transaction too; after resuming, a fresh resolution acts again while the old
+/// context stays revoked. Contexts of other tenants, and host changes, are not affected.
+#[tokio::test]
+async fn held_contexts_stop_when_their_tenant_is_suspended() {
+    let db = TestDb::new("lifecycle_revoke").await;
+    let tenancy = setup(&db).await;
+    for slug in ["acme", "globex"] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).host(format!("{slug}.test")))
+            .await
+            .unwrap();
+    }
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    let globex = tenancy.resolve_slug("globex").await.unwrap();
+    seed(&acme, 2).await;
+    seed(&globex, 1).await;
+    let su = tenancy.superuser("ops", "revocation").await.unwrap();
+    // Host changes do not stop contexts.
+    tenancy
+        .add_host(&su, acme.id(), "acme2.test", false)
+        .await
+        .unwrap();
+    assert!(Spin::repo().count(&acme).await.is_ok());
+
+    let mut tx = acme.begin().await.unwrap();
+    assert!(Spin::repo().count(&mut tx).await.is_ok());
+    tenancy.suspend(&su, acme.id()).await.unwrap();
+    for r in [
+        Spin::repo().count(&acme).await,
+        Spin::repo().count(&mut tx).await,
+    ] {
+        assert!(
+            matches!(&r, Err(Error::ContextRevoked { id, .. }) if *id == acme.id()),
+            "{r:?}"
+        );
+    }
+    drop(tx);
+    assert!(matches!(
+        Spin::repo().query().fetch_all(&acme).await,
+        Err(Error::ContextRevoked { .. })
+    ));
+    assert_eq!(Spin::repo().count(&globex).await.unwrap(), 1);
+
+    tenancy.resume(&su, acme.id()).await.unwrap();
+    let again = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&again).await.unwrap(), 2);
+    assert!(matches!(
+        Spin::repo().count(&acme).await,
+        Err(Error::ContextRevoked { .. })
+    ));
+}
+
+/// An impersonation ends with its Superuser's time-to-live, even though the context outlives it.
+#[tokio::test]
+async fn an_impersonation_ends_with_its_superusers_ttl() {
+    let db = TestDb::new("lifecycle_imp_ttl").await;
+    let tenancy = Tenancy::builder()
+        .superuser_ttl(std::time::Duration::from_millis(300))
+        .connect(&db.url)
+        .await
+        .unwrap();
+    db.exec(common::SPINNER_SCHEMA).await;
+    let t = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let su = tenancy.superuser("support", "ticket 1").await.unwrap();
+    let ctx = tenancy.impersonate(&su, t.id).await.unwrap();
+    assert_eq!(Spin::repo().count(&ctx).await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(matches!(
+        Spin::repo().count(&ctx).await,
+        Err(Error::Forbidden(m)) if m.contains("impersonation")
+    ));
+    // A resolved context of the same tenant is not bound by it.
+    let resolved = tenancy.resolve_id(t.id).await.unwrap();
+    assert_eq!(Spin::repo().count(&resolved).await.unwrap(), 0);
+}

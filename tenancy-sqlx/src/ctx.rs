@@ -44,10 +44,16 @@ struct CtxInner {
     /// The quoted schema of a tenant in its own schema.
     schema: Option<String>,
     rt: Arc<Runtime>,
+    /// The resolution cache's generation when the registry was read for this context: a
+    /// revocation after it refuses the context.
+    generation: u64,
+    /// For an impersonation, when the impersonating `Superuser` expires.
+    expires: Option<std::time::Instant>,
 }
 
 impl TenantCtx {
     /// Mints a token. Only the registry calls this, after checking the tenant is active.
+    /// `generation` is the resolution cache's, read before the registry row was.
     pub(crate) fn mint(
         rt: Arc<Runtime>,
         id: TenantId,
@@ -55,6 +61,7 @@ impl TenantCtx {
         name: String,
         placement: Placement,
         schema: Option<&str>,
+        generation: u64,
     ) -> Self {
         Self {
             inner: Arc::new(CtxInner {
@@ -64,8 +71,49 @@ impl TenantCtx {
                 placement,
                 schema: schema.map(tenancy_core::ident::quote),
                 rt,
+                generation,
+                expires: None,
             }),
         }
+    }
+
+    /// This context, ending when `expires` passes (an impersonation, bound by its Superuser).
+    pub(crate) fn until(self, expires: Option<std::time::Instant>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| CtxInner {
+            id: shared.id,
+            slug: shared.slug.clone(),
+            name: shared.name.clone(),
+            placement: shared.placement,
+            schema: shared.schema.clone(),
+            rt: Arc::clone(&shared.rt),
+            generation: shared.generation,
+            expires: shared.expires,
+        });
+        Self {
+            inner: Arc::new(CtxInner { expires, ..inner }),
+        }
+    }
+
+    /// Refuses a context that can no longer act: its tenant was suspended, deleted or purged
+    /// through this process after it was resolved, or the impersonation it came from expired.
+    pub(crate) fn check_live(&self) -> Result<()> {
+        let inner = &self.inner;
+        if inner.rt.cache.is_revoked(inner.id, inner.generation) {
+            return Err(crate::Error::ContextRevoked {
+                id: inner.id,
+                slug: inner.slug.clone(),
+            });
+        }
+        if inner
+            .expires
+            .is_some_and(|at| std::time::Instant::now() >= at)
+        {
+            return Err(crate::Error::Forbidden(format!(
+                "the impersonation of tenant {:?} ended with its Superuser's time-to-live",
+                inner.slug
+            )));
+        }
+        Ok(())
     }
 
     /// The tenant's id.

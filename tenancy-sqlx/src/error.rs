@@ -55,6 +55,18 @@ pub enum Error {
         /// Its slug.
         slug: String,
     },
+    /// The context was resolved before its tenant was suspended, deleted or purged (through
+    /// this `Tenancy`): it acts no more. Resolve again (which refuses the tenant until it is
+    /// active again).
+    #[error(
+        "tenant {slug:?} ({id}) was suspended or deleted after this context was resolved; resolve it again"
+    )]
+    ContextRevoked {
+        /// The tenant.
+        id: TenantId,
+        /// Its slug, when the context was resolved.
+        slug: String,
+    },
     /// A slug, host, identifier or tenant id given by a caller was refused. Nothing was created.
     #[error(transparent)]
     Invalid(#[from] ValidationError),

@@ -47,8 +47,10 @@ impl<'s> Exec<'s> {
         self.ctx.id().as_uuid()
     }
 
-    /// Refuses placements this runtime does not serve yet, before any SQL is built.
+    /// Refuses, before any SQL is built, a context that can no longer act (see
+    /// `TenantCtx::check_live`) and placements this runtime does not serve yet.
     pub(crate) fn check_placement(&self) -> Result<()> {
+        self.ctx.check_live()?;
         match (self.ctx.placement(), self.ctx.schema()) {
             (Placement::SharedTable, None) | (Placement::OwnSchema, Some(_)) => Ok(()),
             (other, _) => Err(Error::UnsupportedPlacement(other)),

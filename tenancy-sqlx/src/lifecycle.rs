@@ -48,9 +48,11 @@ impl Tenancy {
     /// Data is untouched. Audited.
     ///
     /// Resolution through this process refuses the tenant as soon as this returns (through other
-    /// processes, within their cache's time-to-live). A [`TenantCtx`](crate::TenantCtx) minted
-    /// before, held by a request in flight, stays usable until it is dropped: a context is proof
-    /// that the tenant was active when it was resolved, so resolve per request or job, not once.
+    /// processes, within their cache's time-to-live), and so does every statement of a
+    /// [`TenantCtx`](crate::TenantCtx) of it resolved before, with
+    /// [`Error::ContextRevoked`]: a request or job in flight stops at its next statement. (A
+    /// context held in another process stops only when that process resolves again: resolve
+    /// per request or job, not once.)
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] if the tenant is not active.
@@ -115,7 +117,11 @@ impl Tenancy {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.rt.cache.invalidate(id);
+        match mv {
+            // The tenant stops acting: contexts already held stop with it.
+            Move::Suspend | Move::SoftDelete => self.rt.cache.revoke(id),
+            Move::Resume | Move::Restore => self.rt.cache.invalidate(id),
+        }
         tracing::warn!(tenant = %id, actor = su.actor(), action = mv.action(), "tenant lifecycle");
         tenant_from_row(&row)
     }
@@ -194,7 +200,7 @@ impl Tenancy {
         su.audit(&mut tx, "tenant.purge", &[id], Some(&format!("{purged:?}")))
             .await?;
         tx.commit().await?;
-        self.runtime().cache.invalidate(id);
+        self.runtime().cache.revoke(id);
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");
         Ok(purged)
     }

@@ -261,8 +261,9 @@ impl TenancyBuilder {
     /// operation refuses it with [`Error::Forbidden`]; acquire (and so audit) a new one.
     /// Default: no expiry. The expiry is recorded in the acquisition's audit record.
     ///
-    /// Operations already running when it expires finish; a
-    /// [`TenantCtx`] obtained by [`Tenancy::impersonate`] does not expire with it.
+    /// Operations already running when it expires finish; a [`TenantCtx`] obtained by
+    /// [`Tenancy::impersonate`] expires with it (its statements then fail with
+    /// [`Error::Forbidden`]).
     ///
     /// ```no_run
     /// # async fn demo() -> tenancy_sqlx::Result<()> {
@@ -515,8 +516,9 @@ impl Tenancy {
     /// A refused attempt (unknown, suspended or deleted tenant) is audited too, as
     /// `tenant.impersonate.refused` with the cause in the detail.
     ///
-    /// The context is an ordinary one: it reaches that tenant's rows and no other's, and it
-    /// does not expire with the superuser. Drop it when done.
+    /// The context reaches that tenant's rows and no other's, and ends with the Superuser's
+    /// time-to-live, if it has one ([`TenancyBuilder::superuser_ttl`]): from then on its
+    /// statements fail with [`Error::Forbidden`]. Drop it when done.
     ///
     /// ```no_run
     /// # use tenancy_sqlx::{Tenancy, TenantId};
@@ -534,6 +536,8 @@ impl Tenancy {
     /// [`Error::Database`].
     pub async fn impersonate(&self, su: &Superuser, id: TenantId) -> Result<TenantCtx> {
         self.check_superuser(su)?;
+        // Read before the row, as resolution does: a suspension racing this call revokes it.
+        let generation = self.rt.cache.generation();
         let mut conn = self.rt.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let row = crate::sql::admin_query(
@@ -566,6 +570,7 @@ impl Tenancy {
             .await?;
         tx.commit().await?;
         tracing::warn!(tenant = %id, slug, actor = su.actor(), "impersonating tenant");
+        let expires = su.inner.ttl.map(|ttl| su.inner.acquired + ttl);
         Ok(TenantCtx::mint(
             Arc::clone(&self.rt),
             id,
@@ -573,7 +578,9 @@ impl Tenancy {
             row.try_get("name")?,
             placement.parse()?,
             schema.as_deref(),
-        ))
+            generation,
+        )
+        .until(expires))
     }
 
     /// The audit log, newest first: acquisitions, refusals and everything done with a

@@ -29,6 +29,9 @@ pub(crate) struct ResolveCache {
     entries: Mutex<HashMap<Key, (TenantCtx, Instant)>>,
     /// Bumped, under the `entries` lock, by every invalidation.
     generation: AtomicU64,
+    /// The generation at which each tenant was last revoked (suspended, deleted, purged
+    /// through this process): contexts minted before it are refused.
+    revoked: Mutex<HashMap<TenantId, u64>>,
 }
 
 impl ResolveCache {
@@ -38,6 +41,7 @@ impl ResolveCache {
             capacity,
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            revoked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -79,6 +83,24 @@ impl ResolveCache {
         entries.insert(key, (ctx, Instant::now()));
     }
 
+    /// Forgets `tenant`, and refuses from now on every context of it minted before: a status
+    /// change that stops the tenant's resolution stops its held contexts too.
+    pub(crate) fn revoke(&self, tenant: TenantId) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        self.invalidate(tenant);
+        revoked.insert(tenant, self.generation());
+    }
+
+    /// Whether a context of `tenant` minted at `generation` has been revoked since. One atomic
+    /// load when nothing changed since; a map lookup otherwise.
+    pub(crate) fn is_revoked(&self, tenant: TenantId, generation: u64) -> bool {
+        if self.generation() == generation {
+            return false;
+        }
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.get(&tenant).is_some_and(|&at| at > generation)
+    }
+
     /// Forgets every entry that resolves to `tenant`.
     pub(crate) fn invalidate(&self, tenant: TenantId) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,6 +140,7 @@ mod tests {
             "Acme".into(),
             Placement::SharedTable,
             None,
+            0,
         )
     }
 
@@ -138,6 +161,23 @@ mod tests {
         // A lookup that started after the invalidation is cached as usual.
         cache.insert(key.clone(), ctx(id), cache.generation());
         assert_eq!(cache.get(&key).map(|c| c.id()), Some(id));
+    }
+
+    #[test]
+    fn revocation_stops_contexts_minted_before_it_only() {
+        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let (a, b) = (TenantId::new_v4(), TenantId::new_v4());
+        let before = cache.generation();
+        assert!(!cache.is_revoked(a, before));
+        cache.invalidate(b); // a host change of another tenant: nothing revoked
+        assert!(!cache.is_revoked(a, before));
+        cache.revoke(a);
+        assert!(cache.is_revoked(a, before), "minted before the suspension");
+        assert!(!cache.is_revoked(b, before), "another tenant");
+        assert!(
+            !cache.is_revoked(a, cache.generation()),
+            "resolved after it"
+        );
     }
 
     #[tokio::test]

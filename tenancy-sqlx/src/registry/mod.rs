@@ -231,6 +231,7 @@ impl Tenancy {
             row.try_get("name")?,
             placement.parse()?,
             schema.as_deref(),
+            generation,
         );
         self.rt.cache.insert(key, ctx.clone(), generation);
         Ok(ctx)
