@@ -288,14 +288,16 @@ async fn spare_schemas_make_provisioning_a_rename() {
     };
     assert_eq!(spares(&db).await.len(), 2);
 
-    // A creation that fails after taking a spare (a stray schema is in the way of the rename)
-    // gives the spare back.
+    // A creation that fails (a stray schema is in the way) keeps both spares.
     db.exec("CREATE SCHEMA t_clash").await;
     let err = tenancy
         .create_tenant(NewTenant::new("clash", "Clash").placement(Placement::OwnSchema))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Migration(m) if m.contains("already exists")),
+        "{err:?}"
+    );
     assert_eq!(spares(&db).await.len(), 2);
     assert!(matches!(
         tenancy.resolve_slug("clash").await,
@@ -601,4 +603,39 @@ async fn concurrent_own_schema_creations_all_succeed() {
             .unwrap();
         assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
     }
+}
+
+/// A spare that cannot be used (here its schema was dropped by hand) must not stop creations:
+/// the one that meets it sets it aside and builds a fresh schema, and the next takes the next
+/// spare.
+#[tokio::test]
+async fn an_unusable_spare_is_set_aside_and_creation_goes_on() {
+    let db = TestDb::new("own_schema_bad_spare").await;
+    let tenancy = setup(&db, spinner_migrations()).await;
+    assert_eq!(tenancy.warm_schemas(2).await.unwrap(), 2);
+    let mut conn = db.connect().await;
+    let oldest: String = sqlx::query_scalar(
+        "SELECT name FROM tenancy.spare_schemas ORDER BY created_at, name LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    db.exec(&format!("DROP SCHEMA \"{oldest}\" CASCADE")).await;
+    for slug in ["first", "second"] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(Placement::OwnSchema))
+            .await
+            .unwrap_or_else(|e| panic!("{slug}: {e}"));
+        let ctx = tenancy.resolve_slug(slug).await.unwrap();
+        Spinner::repo()
+            .insert(&ctx, &new_spinner(slug))
+            .await
+            .unwrap();
+        assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.spare_schemas")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the bad spare set aside, the good one taken");
 }

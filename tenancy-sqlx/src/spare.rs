@@ -10,11 +10,33 @@ use crate::{Error, Result, Tenancy};
 /// Takes the oldest spare, if any, and renames it to `schema`, bringing it to the latest
 /// migration if it fell behind. `Ok(false)` when there is none. Runs in the caller's
 /// transaction: if that rolls back, the spare is back in the pool.
+///
+/// A spare that cannot be used (dropped by hand, a pending migration failing on it, a history
+/// that disagrees with the migrations) must not stop every later creation, which would take it
+/// first again: the attempt runs under a savepoint, and on failure the spare is set aside (its
+/// row removed, its schema left for an operator, logged) and `Ok(false)` lets the caller build
+/// a fresh schema.
 pub(crate) async fn take(
     conn: &mut PgConnection,
     schema: &str,
     migrations: &Migrations,
 ) -> Result<bool> {
+    // A schema already in the way is not the spare's fault: say so, and set no spare aside.
+    let taken: bool = crate::sql::admin_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+    )
+    .bind(schema)
+    .fetch_one(&mut *conn)
+    .await?;
+    if taken {
+        return Err(Error::Migration(format!(
+            "provisioning schema {schema} failed: a schema of that name already exists \
+             (not registered to any tenant); drop or rename it first"
+        )));
+    }
+    sqlx::raw_sql("SAVEPOINT tenancy_take_spare")
+        .execute(&mut *conn)
+        .await?;
     let spare: Option<String> = crate::sql::admin_scalar(
         "DELETE FROM tenancy.spare_schemas WHERE name = ( \
              SELECT name FROM tenancy.spare_schemas ORDER BY created_at, name \
@@ -24,12 +46,48 @@ pub(crate) async fn take(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(spare) = spare else {
+        sqlx::raw_sql("RELEASE SAVEPOINT tenancy_take_spare")
+            .execute(&mut *conn)
+            .await?;
         return Ok(false);
     };
-    tenancy_core::ident::validate_schema(&spare)?;
+    match adopt(conn, &spare, schema, migrations).await {
+        Ok(()) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT tenancy_take_spare")
+                .execute(&mut *conn)
+                .await?;
+            Ok(true)
+        }
+        Err(e) => {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT tenancy_take_spare")
+                .execute(&mut *conn)
+                .await?;
+            crate::sql::admin_query("DELETE FROM tenancy.spare_schemas WHERE name = $1")
+                .bind(&spare)
+                .execute(&mut *conn)
+                .await?;
+            tracing::error!(
+                spare,
+                error = %e,
+                "spare schema unusable: set aside (its schema is kept for inspection); \
+                 building a fresh schema instead"
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Renames `spare` to `schema` and brings it to the latest migration.
+async fn adopt(
+    conn: &mut PgConnection,
+    spare: &str,
+    schema: &str,
+    migrations: &Migrations,
+) -> Result<()> {
+    tenancy_core::ident::validate_schema(spare)?;
     sqlx::raw_sql(crate::sql::text(format!(
         "ALTER SCHEMA {} RENAME TO {}",
-        tenancy_core::ident::quote(&spare),
+        tenancy_core::ident::quote(spare),
         tenancy_core::ident::quote(schema)
     )))
     .execute(&mut *conn)
@@ -42,7 +100,7 @@ pub(crate) async fn take(
             "spare schema was behind; migrated it on take"
         );
     }
-    Ok(true)
+    Ok(())
 }
 
 impl Tenancy {

@@ -348,13 +348,27 @@ impl Tenancy {
         target: &MigrationTarget,
         migrations: &Migrations,
     ) -> Result<Vec<i64>> {
+        let mut tx = self.runtime().pool.begin().await?;
+        if let MigrationTarget::Spare { schema } = target {
+            // A provisioning may be taking this spare right now (it holds the row): its
+            // rename and migration would race ours under another schema name. Skip a spare
+            // that is taken or gone; `take` brings it up to date itself.
+            let still_spare: Option<String> = crate::sql::admin_scalar(
+                "SELECT name FROM tenancy.spare_schemas WHERE name = $1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(schema)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if still_spare.is_none() {
+                return Ok(Vec::new());
+            }
+        }
         let target = match target {
             MigrationTarget::SharedTables => Target::SharedTables,
             MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => {
                 Target::Schema(schema.clone())
             }
         };
-        let mut tx = self.runtime().pool.begin().await?;
         let done = apply(&mut tx, &target, migrations).await?;
         tx.commit().await?;
         Ok(done)
