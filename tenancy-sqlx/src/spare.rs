@@ -93,6 +93,15 @@ async fn adopt(
     .execute(&mut *conn)
     .await?;
     let behind = apply(conn, &Target::Schema(schema.to_owned()), migrations).await?;
+    // `apply` set the migration's bypass of row-level security and the schema's search path
+    // for the rest of the transaction; the rest of `create_tenant` needs neither (as the fresh
+    // script does at its end).
+    sqlx::raw_sql(
+        "SELECT pg_catalog.set_config('tenancy.all_tenants', '', true); \
+         SET LOCAL search_path TO DEFAULT;",
+    )
+    .execute(&mut *conn)
+    .await?;
     if !behind.is_empty() {
         tracing::info!(
             schema,
