@@ -44,16 +44,22 @@ struct CtxInner {
     /// The quoted schema of a tenant in its own schema.
     schema: Option<String>,
     rt: Arc<Runtime>,
-    /// The resolution cache's generation when the registry was read for this context: a
-    /// revocation after it refuses the context.
-    generation: u64,
+    validity: Validity,
+}
+
+/// How long a context may act.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Validity {
+    /// The resolution cache's generation when the registry row was read (read before it): a
+    /// revocation of the tenant after it refuses the context.
+    pub(crate) generation: u64,
     /// For an impersonation, when the impersonating `Superuser` expires.
-    expires: Option<std::time::Instant>,
+    pub(crate) expires: Option<std::time::Instant>,
 }
 
 impl TenantCtx {
-    /// Mints a token. Only the registry calls this, after checking the tenant is active.
-    /// `generation` is the resolution cache's, read before the registry row was.
+    /// Mints a token. Only the registry (and an audited impersonation) calls this, after
+    /// checking the tenant is active.
     pub(crate) fn mint(
         rt: Arc<Runtime>,
         id: TenantId,
@@ -61,7 +67,7 @@ impl TenantCtx {
         name: String,
         placement: Placement,
         schema: Option<&str>,
-        generation: u64,
+        validity: Validity,
     ) -> Self {
         Self {
             inner: Arc::new(CtxInner {
@@ -71,26 +77,8 @@ impl TenantCtx {
                 placement,
                 schema: schema.map(tenancy_core::ident::quote),
                 rt,
-                generation,
-                expires: None,
+                validity,
             }),
-        }
-    }
-
-    /// This context, ending when `expires` passes (an impersonation, bound by its Superuser).
-    pub(crate) fn until(self, expires: Option<std::time::Instant>) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| CtxInner {
-            id: shared.id,
-            slug: shared.slug.clone(),
-            name: shared.name.clone(),
-            placement: shared.placement,
-            schema: shared.schema.clone(),
-            rt: Arc::clone(&shared.rt),
-            generation: shared.generation,
-            expires: shared.expires,
-        });
-        Self {
-            inner: Arc::new(CtxInner { expires, ..inner }),
         }
     }
 
@@ -98,13 +86,18 @@ impl TenantCtx {
     /// through this process after it was resolved, or the impersonation it came from expired.
     pub(crate) fn check_live(&self) -> Result<()> {
         let inner = &self.inner;
-        if inner.rt.cache.is_revoked(inner.id, inner.generation) {
+        if inner
+            .rt
+            .cache
+            .is_revoked(inner.id, inner.validity.generation)
+        {
             return Err(crate::Error::ContextRevoked {
                 id: inner.id,
                 slug: inner.slug.clone(),
             });
         }
         if inner
+            .validity
             .expires
             .is_some_and(|at| std::time::Instant::now() >= at)
         {

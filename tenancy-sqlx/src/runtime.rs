@@ -53,10 +53,7 @@ impl Runtime {
             let mut conn = pool.acquire().await?;
             f(&mut conn).await
         } else {
-            let mut tx = pool.begin().await?;
-            let out = f(&mut tx).await?;
-            tx.commit().await?;
-            Ok(out)
+            in_tx(pool.begin().await?, f).await
         }
     }
 
@@ -85,10 +82,7 @@ impl Runtime {
         if !self.rls {
             return self.with_conn_of(pool, f).await;
         }
-        let mut tx = self.begin_for(pool, tenant).await?;
-        let out = f(&mut tx).await?;
-        tx.commit().await?;
-        Ok(out)
+        in_tx(pool.begin_with(crate::rls::begin_for(tenant)).await?, f).await
     }
 
     /// [`Runtime::with_conn`] for work across tenants under a `Superuser` (reports): with
@@ -100,10 +94,11 @@ impl Runtime {
         if !self.rls {
             return self.with_conn(f).await;
         }
-        let mut tx = self.pool.begin_with(crate::rls::BEGIN_ALL_TENANTS).await?;
-        let out = f(&mut tx).await?;
-        tx.commit().await?;
-        Ok(out)
+        in_tx(
+            self.pool.begin_with(crate::rls::BEGIN_ALL_TENANTS).await?,
+            f,
+        )
+        .await
     }
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.
@@ -114,6 +109,16 @@ impl Runtime {
         let i = usize::try_from(tenant.as_uuid().as_u128() % n).unwrap_or(0);
         &self.lanes[i]
     }
+}
+
+/// Runs `f` in `tx` and commits; an error rolls `tx` back (dropped).
+async fn in_tx<T>(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+) -> crate::Result<T> {
+    let out = f(&mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// How repository statements are sent.

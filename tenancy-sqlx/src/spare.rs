@@ -2,7 +2,7 @@
 //! schema already at the latest migration instead of running every migration while the
 //! customer waits.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use crate::migrate::{Migrations, Target, apply, fresh_schema_script};
 use crate::{Error, Result, Tenancy};
@@ -21,24 +21,11 @@ pub(crate) async fn take(
     schema: &str,
     migrations: &Migrations,
 ) -> Result<bool> {
-    // A schema already in the way is not the spare's fault: say so, and set no spare aside.
-    let taken: bool = crate::sql::admin_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
-    )
-    .bind(schema)
-    .fetch_one(&mut *conn)
-    .await?;
-    if taken {
-        return Err(Error::Migration(format!(
-            "provisioning schema {schema} failed: a schema of that name already exists \
-             (not registered to any tenant); drop or rename it first"
-        )));
-    }
-    sqlx::raw_sql("SAVEPOINT tenancy_take_spare")
-        .execute(&mut *conn)
-        .await?;
-    let spare: Option<String> = crate::sql::admin_scalar(
-        "DELETE FROM tenancy.spare_schemas WHERE name = ( \
+    // The savepoint rides with the take in one round trip; it need not be released (the
+    // transaction's commit does that).
+    let spare = sqlx::raw_sql(
+        "SAVEPOINT tenancy_take_spare; \
+         DELETE FROM tenancy.spare_schemas WHERE name = ( \
              SELECT name FROM tenancy.spare_schemas ORDER BY created_at, name \
              LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING name",
@@ -46,22 +33,25 @@ pub(crate) async fn take(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(spare) = spare else {
-        sqlx::raw_sql("RELEASE SAVEPOINT tenancy_take_spare")
-            .execute(&mut *conn)
-            .await?;
         return Ok(false);
     };
+    let spare: String = spare.try_get(0)?;
     match adopt(conn, &spare, schema, migrations).await {
-        Ok(()) => {
-            sqlx::raw_sql("RELEASE SAVEPOINT tenancy_take_spare")
-                .execute(&mut *conn)
-                .await?;
-            Ok(true)
-        }
+        Ok(()) => Ok(true),
         Err(e) => {
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT tenancy_take_spare")
                 .execute(&mut *conn)
                 .await?;
+            // A schema already in the way of the rename is not the spare's fault: say so, and
+            // set no spare aside.
+            if let Error::Database(sqlx::Error::Database(db)) = &e
+                && db.code().as_deref() == Some(DUPLICATE_SCHEMA)
+            {
+                return Err(Error::Migration(format!(
+                    "provisioning schema {schema} failed: a schema of that name already exists \
+                     (not registered to any tenant); drop or rename it first"
+                )));
+            }
             crate::sql::admin_query("DELETE FROM tenancy.spare_schemas WHERE name = $1")
                 .bind(&spare)
                 .execute(&mut *conn)
@@ -76,6 +66,9 @@ pub(crate) async fn take(
         }
     }
 }
+
+/// PostgreSQL's SQLSTATE for `CREATE`/`ALTER SCHEMA` onto a name in use.
+const DUPLICATE_SCHEMA: &str = "42P06";
 
 /// Renames `spare` to `schema` and brings it to the latest migration.
 async fn adopt(

@@ -13,6 +13,7 @@ use sqlx::{Acquire, PgConnection, Row};
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
+use crate::ctx::Validity;
 use crate::registry::{Tenant, sql_all_tenants, sql_tenant_by_id, tenant_from_row};
 use crate::runtime::Runtime;
 use crate::sql::SqlBuf;
@@ -547,40 +548,34 @@ impl Tenancy {
         .bind(id.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
-        let refusal = match &row {
-            None => Some(Error::TenantNotFound(Lookup::Id(id))),
-            Some(row) => match crate::registry::active(row) {
-                Ok(_) => None,
-                Err(e @ (Error::TenantSuspended { .. } | Error::TenantDeleted { .. })) => Some(e),
-                Err(e) => return Err(e),
-            },
+        let validity = Validity {
+            generation,
+            expires: su.inner.ttl.map(|ttl| su.inner.acquired + ttl),
         };
-        if let Some(refusal) = refusal {
-            let detail = refusal.to_string();
-            su.audit(&mut tx, "tenant.impersonate.refused", &[id], Some(&detail))
-                .await?;
-            tx.commit().await?;
-            return Err(refusal);
-        }
-        let row = row.expect("refused above when missing");
-        let slug: String = row.try_get("slug")?;
-        let placement: String = row.try_get("placement")?;
-        let schema: Option<String> = row.try_get("schema_name")?;
-        su.audit(&mut tx, "tenant.impersonate", &[id], Some(&slug))
+        let minted = match &row {
+            None => Err(Error::TenantNotFound(Lookup::Id(id))),
+            Some(row) => crate::registry::mint_active(&self.rt, row, validity),
+        };
+        let ctx = match minted {
+            Ok(ctx) => ctx,
+            Err(
+                refusal @ (Error::TenantNotFound(_)
+                | Error::TenantSuspended { .. }
+                | Error::TenantDeleted { .. }),
+            ) => {
+                let detail = refusal.to_string();
+                su.audit(&mut tx, "tenant.impersonate.refused", &[id], Some(&detail))
+                    .await?;
+                tx.commit().await?;
+                return Err(refusal);
+            }
+            Err(e) => return Err(e),
+        };
+        su.audit(&mut tx, "tenant.impersonate", &[id], Some(ctx.slug()))
             .await?;
         tx.commit().await?;
-        tracing::warn!(tenant = %id, slug, actor = su.actor(), "impersonating tenant");
-        let expires = su.inner.ttl.map(|ttl| su.inner.acquired + ttl);
-        Ok(TenantCtx::mint(
-            Arc::clone(&self.rt),
-            id,
-            slug,
-            row.try_get("name")?,
-            placement.parse()?,
-            schema.as_deref(),
-            generation,
-        )
-        .until(expires))
+        tracing::warn!(tenant = %id, slug = ctx.slug(), actor = su.actor(), "impersonating tenant");
+        Ok(ctx)
     }
 
     /// The audit log, newest first: acquisitions, refusals and everything done with a

@@ -227,9 +227,13 @@ pub(super) async fn catalog(
     };
     let facts: Vec<Fact> = match exec.conn.as_deref_mut() {
         Some(conn) => query().fetch_all(conn).await?,
+        // The tenant's lane, like the statement that follows: with connection lanes, the
+        // registry's small pool would otherwise carry every raw query's check.
         None => {
-            rt.with_conn(async |conn: &mut PgConnection| Ok(query().fetch_all(conn).await?))
-                .await?
+            rt.with_conn_of(exec.ctx.pool(), async |conn: &mut PgConnection| {
+                Ok(query().fetch_all(conn).await?)
+            })
+            .await?
         }
     };
     let first = names

@@ -140,7 +140,10 @@ mod tests {
             "Acme".into(),
             Placement::SharedTable,
             None,
-            0,
+            crate::ctx::Validity {
+                generation: 0,
+                expires: None,
+            },
         )
     }
 

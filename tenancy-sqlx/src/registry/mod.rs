@@ -12,6 +12,7 @@ use sqlx::{Acquire, Row};
 use tenancy_core::{Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus};
 use time::OffsetDateTime;
 
+use crate::ctx::Validity;
 use crate::runtime::Runtime;
 use crate::{Error, Lookup, Result, Tenancy, TenantCtx};
 use cache::Key;
@@ -131,6 +132,23 @@ pub(crate) fn active(row: &PgRow) -> Result<(TenantId, String)> {
     }
 }
 
+/// The context of a registry row (`id`, `slug`, `name`, `placement`, `status`, `schema_name`)
+/// of an active tenant; the typed refusal otherwise (see [`active`]).
+pub(crate) fn mint_active(rt: &Arc<Runtime>, row: &PgRow, validity: Validity) -> Result<TenantCtx> {
+    let (id, slug) = active(row)?;
+    let placement: String = row.try_get("placement")?;
+    let schema: Option<String> = row.try_get("schema_name")?;
+    Ok(TenantCtx::mint(
+        Arc::clone(rt),
+        id,
+        slug,
+        row.try_get("name")?,
+        placement.parse()?,
+        schema.as_deref(),
+        validity,
+    ))
+}
+
 impl Tenancy {
     /// Resolves an active tenant by id.
     ///
@@ -221,18 +239,14 @@ impl Tenancy {
         lookup: Lookup,
     ) -> Result<TenantCtx> {
         let row = row.ok_or(Error::TenantNotFound(lookup))?;
-        let (id, slug) = active(&row)?;
-        let placement: String = row.try_get("placement")?;
-        let schema: Option<String> = row.try_get("schema_name")?;
-        let ctx = TenantCtx::mint(
-            Arc::clone(&self.rt),
-            id,
-            slug,
-            row.try_get("name")?,
-            placement.parse()?,
-            schema.as_deref(),
-            generation,
-        );
+        let ctx = mint_active(
+            &self.rt,
+            &row,
+            Validity {
+                generation,
+                expires: None,
+            },
+        )?;
         self.rt.cache.insert(key, ctx.clone(), generation);
         Ok(ctx)
     }
