@@ -541,13 +541,10 @@ impl Tenancy {
         let generation = self.rt.cache.generation();
         let mut conn = self.rt.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let row = crate::sql::admin_query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name \
-             FROM tenancy.tenants t WHERE t.id = $1",
-        )
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = crate::sql::admin_query(crate::registry::SQL_CTX_BY_ID)
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
         let validity = Validity {
             generation,
             expires: su.inner.ttl.map(|ttl| su.inner.acquired + ttl),

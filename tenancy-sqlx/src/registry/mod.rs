@@ -132,6 +132,17 @@ pub(crate) fn active(row: &PgRow) -> Result<(TenantId, String)> {
     }
 }
 
+/// The registry columns a context is minted from ([`mint_active`]), from the tenant `t`.
+macro_rules! ctx_row {
+    () => {
+        "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name"
+    };
+}
+
+/// The row of tenant `$1` to mint its context from.
+pub(crate) const SQL_CTX_BY_ID: &str =
+    concat!(ctx_row!(), " FROM tenancy.tenants t WHERE t.id = $1");
+
 /// The context of a registry row (`id`, `slug`, `name`, `placement`, `status`, `schema_name`)
 /// of an active tenant; the typed refusal otherwise (see [`active`]).
 pub(crate) fn mint_active(rt: &Arc<Runtime>, row: &PgRow, validity: Validity) -> Result<TenantCtx> {
@@ -155,20 +166,7 @@ impl Tenancy {
     /// # Errors
     /// [`Error::TenantNotFound`], [`Error::TenantSuspended`], [`Error::TenantDeleted`].
     pub async fn resolve_id(&self, id: TenantId) -> Result<TenantCtx> {
-        let key = Key::Id(id);
-        if let Some(ctx) = self.rt.cache.get(&key) {
-            return Ok(ctx);
-        }
-        let generation = self.rt.cache.generation();
-        let row = crate::sql::admin_query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.id = $1",
-        )
-        .bind(id.as_uuid());
-        let row = self
-            .rt
-            .with_conn(async |c| Ok(row.fetch_optional(c).await?))
-            .await?;
-        self.admit(key, generation, row, Lookup::Id(id))
+        self.resolve_key(Key::Id(id)).await
     }
 
     /// Resolves an active tenant by slug. A string that is not a valid slug is refused before
@@ -178,20 +176,7 @@ impl Tenancy {
     /// [`Error::Invalid`] for a malformed slug; otherwise as [`Tenancy::resolve_id`].
     pub async fn resolve_slug(&self, slug: &str) -> Result<TenantCtx> {
         let slug = Slug::parse(slug)?;
-        let key = Key::Slug(slug.as_str().to_owned());
-        if let Some(ctx) = self.rt.cache.get(&key) {
-            return Ok(ctx);
-        }
-        let generation = self.rt.cache.generation();
-        let row = crate::sql::admin_query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name FROM tenancy.tenants t WHERE t.slug = $1",
-        )
-        .bind(slug.as_str());
-        let row = self
-            .rt
-            .with_conn(async |c| Ok(row.fetch_optional(c).await?))
-            .await?;
-        self.admit(key, generation, row, Lookup::Slug(slug.as_str().to_owned()))
+        self.resolve_key(Key::Slug(slug.as_str().to_owned())).await
     }
 
     /// Resolves an active tenant by the host of a request, as found in the `Host` header: case
@@ -201,22 +186,35 @@ impl Tenancy {
     /// [`Error::Invalid`] for a malformed host; otherwise as [`Tenancy::resolve_id`].
     pub async fn resolve_host(&self, host: &str) -> Result<TenantCtx> {
         let host = Hostname::from_request(host)?;
-        let key = Key::Host(host.as_str().to_owned());
+        self.resolve_key(Key::Host(host.as_str().to_owned())).await
+    }
+
+    /// The cache's context for `key`, or the registry's: one round trip on a miss.
+    async fn resolve_key(&self, key: Key) -> Result<TenantCtx> {
         if let Some(ctx) = self.rt.cache.get(&key) {
             return Ok(ctx);
         }
+        // Read before the row: see `admit`.
         let generation = self.rt.cache.generation();
-        let row = crate::sql::admin_query(
-            "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name \
-             FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id \
-             WHERE d.host = $1",
-        )
-        .bind(host.as_str());
+        let q = match &key {
+            Key::Id(id) => crate::sql::admin_query(SQL_CTX_BY_ID).bind(id.as_uuid()),
+            Key::Slug(slug) => crate::sql::admin_query(concat!(
+                ctx_row!(),
+                " FROM tenancy.tenants t WHERE t.slug = $1"
+            ))
+            .bind(slug.clone()),
+            Key::Host(host) => crate::sql::admin_query(concat!(
+                ctx_row!(),
+                " FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id \
+                 WHERE d.host = $1"
+            ))
+            .bind(host.clone()),
+        };
         let row = self
             .rt
-            .with_conn(async |c| Ok(row.fetch_optional(c).await?))
+            .with_conn(async |c| Ok(q.fetch_optional(c).await?))
             .await?;
-        self.admit(key, generation, row, Lookup::Host(host.as_str().to_owned()))
+        self.admit(key, generation, row)
     }
 
     /// Turns a reference from a job payload back into a context, checking again that the tenant
@@ -231,14 +229,14 @@ impl Tenancy {
     /// Mints a context for a registry row if, and only if, the tenant is active, and caches it
     /// unless the cache was invalidated since `generation` was read (before the row was): a
     /// suspension racing this lookup must not leave the pre-suspension row cached.
-    fn admit(
-        &self,
-        key: Key,
-        generation: u64,
-        row: Option<PgRow>,
-        lookup: Lookup,
-    ) -> Result<TenantCtx> {
-        let row = row.ok_or(Error::TenantNotFound(lookup))?;
+    fn admit(&self, key: Key, generation: u64, row: Option<PgRow>) -> Result<TenantCtx> {
+        let row = row.ok_or_else(|| {
+            Error::TenantNotFound(match &key {
+                Key::Id(id) => Lookup::Id(*id),
+                Key::Slug(slug) => Lookup::Slug(slug.clone()),
+                Key::Host(host) => Lookup::Host(host.clone()),
+            })
+        })?;
         let ctx = mint_active(
             &self.rt,
             &row,
