@@ -22,15 +22,7 @@ async fn setup(db: &TestDb, migrations: Migrations) -> Tenancy {
         .connect(&db.url)
         .await
         .unwrap();
-    let su = tenancy
-        .superuser("test", "create shared tables")
-        .await
-        .unwrap();
-    let report = tenancy
-        .migrate_tenants(&su, MigrateOptions::default())
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
+    common::migrate_all(&tenancy).await;
     tenancy
 }
 
@@ -351,14 +343,7 @@ async fn one_pooled_connection_serves_mixed_tenants_in_turn() {
         .connect(&db.url)
         .await
         .unwrap();
-    let su = tenancy.superuser("test", "setup").await.unwrap();
-    assert!(
-        tenancy
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap()
-            .is_success()
-    );
+    common::migrate_all(&tenancy).await;
     let mut ctxs = Vec::new();
     for (slug, placement) in [
         ("schema-a", Placement::OwnSchema),
@@ -480,14 +465,7 @@ async fn connection_lanes_keep_each_tenant_on_its_lane() {
         .connect(&db.url)
         .await
         .unwrap();
-    let su = tenancy.superuser("test", "setup").await.unwrap();
-    assert!(
-        tenancy
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap()
-            .is_success()
-    );
+    common::migrate_all(&tenancy).await;
     let mut ctxs = Vec::new();
     for i in 0..16 {
         let slug = format!("lane-{i:02}");
@@ -563,6 +541,7 @@ async fn connection_lanes_keep_each_tenant_on_its_lane() {
         assert_eq!(names, vec![ctx.slug().to_owned()]);
     }
     // The registry and lifecycle run on the admin pool, beside the lanes.
+    let su = tenancy.superuser("test", "lifecycle").await.unwrap();
     let gone = ctxs[0].id();
     tenancy.suspend(&su, gone).await.unwrap();
     assert!(matches!(

@@ -11,9 +11,7 @@ use std::collections::HashMap;
 
 use common::models::*;
 use common::{SPINNER_SCHEMA, TestDb};
-use tenancy::{
-    MigrateOptions, Migrations, NewTenant, Placement, StatementMode, Tenancy, TenantCtx,
-};
+use tenancy::{Migrations, Placement, StatementMode, Tenancy, TenantCtx};
 use uuid::Uuid;
 
 fn pgbouncer_url(db: &str) -> String {
@@ -88,27 +86,17 @@ async fn repositories_work_through_pgbouncer_in_transaction_mode() {
         .connect(&pgbouncer_url(&db.name))
         .await
         .expect("connect through pgbouncer");
-    let su = tenancy.superuser("test", "pgbouncer").await.unwrap();
-    assert!(
-        tenancy
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap()
-            .is_success()
-    );
-    let mut ctxs = Vec::new();
-    for (slug, placement) in [
-        ("shared-a", Placement::SharedTable),
-        ("shared-b", Placement::SharedTable),
-        ("schema-a", Placement::OwnSchema),
-        ("schema-b", Placement::OwnSchema),
-    ] {
-        tenancy
-            .create_tenant(NewTenant::new(slug, slug).placement(placement))
-            .await
-            .unwrap();
-        ctxs.push(tenancy.resolve_slug(slug).await.unwrap());
-    }
+    common::migrate_all(&tenancy).await;
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("shared-a", Placement::SharedTable),
+            ("shared-b", Placement::SharedTable),
+            ("schema-a", Placement::OwnSchema),
+            ("schema-b", Placement::OwnSchema),
+        ],
+    )
+    .await;
     // 16 tasks over 4 tenants through 4 server connections: statements of every tenant
     // interleave on every server connection.
     let mut handles = Vec::new();
@@ -180,27 +168,17 @@ async fn row_level_security_works_through_pgbouncer() {
         .connect(&pgbouncer_url(&db.name))
         .await
         .expect("connect through pgbouncer as a role row-level security applies to");
-    let su = tenancy.superuser("test", "pgbouncer rls").await.unwrap();
-    assert!(
-        tenancy
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap()
-            .is_success()
-    );
-    let mut ctxs = Vec::new();
-    for (slug, placement) in [
-        ("shared-a", Placement::SharedTable),
-        ("shared-b", Placement::SharedTable),
-        ("shared-c", Placement::SharedTable),
-        ("schema-a", Placement::OwnSchema),
-    ] {
-        tenancy
-            .create_tenant(NewTenant::new(slug, slug).placement(placement))
-            .await
-            .unwrap();
-        ctxs.push(tenancy.resolve_slug(slug).await.unwrap());
-    }
+    common::migrate_all(&tenancy).await;
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("shared-a", Placement::SharedTable),
+            ("shared-b", Placement::SharedTable),
+            ("shared-c", Placement::SharedTable),
+            ("schema-a", Placement::OwnSchema),
+        ],
+    )
+    .await;
     let mut handles = Vec::new();
     for task in 0..16 {
         let ctx = ctxs[task % 4].clone();
@@ -215,6 +193,7 @@ async fn row_level_security_works_through_pgbouncer() {
         assert_eq!(Spinner::repo().count(ctx).await.unwrap(), 100);
         assert_eq!(Spin::repo().count(ctx).await.unwrap(), 100);
     }
+    let su = tenancy.superuser("test", "pgbouncer rls").await.unwrap();
     let total = Spin::repo()
         .report()
         .aggregate(tenancy::Agg::count())

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use sqlx::{Connection, PgConnection};
-use tenancy::Tenancy;
+use tenancy::{MigrateOptions, NewTenant, Placement, Tenancy, TenantCtx};
 
 /// The server the tests use: `TENANCY_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local
 /// default. `scripts/test` sets it, starting a throwaway server if none runs.
@@ -159,4 +159,28 @@ pub mod models {
         #[tenancy(read_only)]
         pub created_at: OffsetDateTime,
     }
+}
+
+/// Runs the tenant migrations everywhere (the shared tables too) as a test Superuser; fails the
+/// test unless every target succeeds.
+pub async fn migrate_all(tenancy: &Tenancy) {
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+}
+
+/// Creates a tenant per `(slug, placement)` and resolves each.
+pub async fn create_tenants(tenancy: &Tenancy, tenants: &[(&str, Placement)]) -> Vec<TenantCtx> {
+    let mut ctxs = Vec::new();
+    for &(slug, placement) in tenants {
+        tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(placement))
+            .await
+            .unwrap();
+        ctxs.push(tenancy.resolve_slug(slug).await.unwrap());
+    }
+    ctxs
 }
