@@ -56,10 +56,11 @@ pub enum Error {
         slug: String,
     },
     /// The context was resolved before its tenant was suspended, deleted or purged (through
-    /// this `Tenancy`): it acts no more. Resolve again (which refuses the tenant until it is
-    /// active again).
+    /// this `Tenancy`, or another whose notification reached this one), or before this handle's
+    /// registry listener lost its connection and may have missed such a change: it acts no
+    /// more. Resolve again (which refuses the tenant until it is active again).
     #[error(
-        "tenant {slug:?} ({id}) was suspended or deleted after this context was resolved; resolve it again"
+        "tenant {slug:?} ({id}) may have been suspended or deleted after this context was resolved; resolve it again"
     )]
     ContextRevoked {
         /// The tenant.
@@ -79,6 +80,10 @@ pub enum Error {
     /// A tenant with this id already exists.
     #[error("a tenant with id {0} already exists")]
     TenantIdTaken(TenantId),
+    /// A tenant with this id was purged: its id is never given to another tenant, so that
+    /// nothing still holding it (a job payload, a cache, a stale process) reaches the new one.
+    #[error("the tenant id {0} belonged to a purged tenant and cannot be used again")]
+    TenantIdPurged(TenantId),
     /// A lifecycle move that the tenant's status does not allow (resuming an active tenant,
     /// purging one that is not soft-deleted ...). Nothing was changed.
     #[error("cannot {action} tenant {id}: it is {status}")]
@@ -128,6 +133,23 @@ pub enum Error {
     /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security)).
     #[error("row-level security: {0}")]
     RowLevelSecurity(String),
+    /// The server could not be reached: nothing listens there, the name does not resolve, it
+    /// did not answer within [`TenancyBuilder::acquire_timeout`](crate::TenancyBuilder::acquire_timeout),
+    /// or it refused the login.
+    #[error("cannot connect to PostgreSQL at {server}: {cause}")]
+    Connect {
+        /// `host:port`, or the Unix socket's path.
+        server: String,
+        /// Why, as the operating system or the server said it.
+        cause: String,
+    },
+    /// The tenant registry (schema `tenancy`) is missing or older than this version needs, and
+    /// this handle may not install it (see
+    /// [`TenancyBuilder::install_registry`](crate::TenancyBuilder::install_registry)).
+    #[error(
+        "the tenancy registry is {0}; install it with Tenancy::install as a role that may create schemas in this database"
+    )]
+    RegistryNotInstalled(String),
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,

@@ -66,7 +66,9 @@ pub use report::{
     DEFAULT_REPORT_CONCURRENCY, Max, Min, Numeric, Orderable, PROBE_SCHEMAS, Report,
     ReportAggregate, Sum, Total,
 };
-pub use runtime::{DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder};
+pub use runtime::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
+};
 pub use superuser::Superuser;
 pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use value::{BindValue, Value};

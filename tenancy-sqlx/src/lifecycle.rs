@@ -1,10 +1,12 @@
 //! Tenant lifecycle: suspend, resume, soft delete, restore, purge, rename, hosts. Each needs a
 //! [`Superuser`] and is audited in the same transaction as the change; each clears the
-//! resolution cache for the tenant, so this process sees the change at once.
+//! resolution cache for the tenant, so this handle sees the change at once, and notifies every
+//! other handle on commit (see `registry/notify.rs`).
 
 use sqlx::{Acquire, Row};
 use tenancy_core::{Hostname, Slug, TenantId, TenantStatus};
 
+use crate::registry::notify::{self, Change};
 use crate::registry::{Tenant, sql_tenant_by_id, tenant_from_row};
 use crate::{Error, Lookup, Result, Superuser, Tenancy};
 
@@ -47,12 +49,13 @@ impl Tenancy {
     /// Suspends an active tenant: it stops resolving until [`resume`](Tenancy::resume)d.
     /// Data is untouched. Audited.
     ///
-    /// Resolution through this process refuses the tenant as soon as this returns (through other
-    /// processes, within their cache's time-to-live), and so does every statement of a
-    /// [`TenantCtx`](crate::TenantCtx) of it resolved before, with
-    /// [`Error::ContextRevoked`]: a request or job in flight stops at its next statement. (A
-    /// context held in another process stops only when that process resolves again: resolve
-    /// per request or job, not once.)
+    /// Resolution through this handle refuses the tenant as soon as this returns, and so does
+    /// every statement of a [`TenantCtx`](crate::TenantCtx) of it resolved before, with
+    /// [`Error::ContextRevoked`]: a request or job in flight stops at its next statement. Other
+    /// handles and processes do the same when the change's notification reaches them, within
+    /// moments of the commit (see
+    /// [`TenancyBuilder::listen_for_changes`](crate::TenancyBuilder::listen_for_changes); where
+    /// they do not listen, within their cache's time-to-live, and their held contexts act on).
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] if the tenant is not active.
@@ -112,15 +115,20 @@ impl Tenancy {
         .execute(&mut *tx)
         .await?;
         su.audit(&mut tx, mv.action(), &[id], None).await?;
+        let change = match mv {
+            // The tenant stops acting: contexts already held stop with it.
+            Move::Suspend | Move::SoftDelete => Change::Revoke,
+            Move::Resume | Move::Restore => Change::Forget,
+        };
+        notify::send(&mut tx, self.rt.origin, change, id).await?;
         let row = crate::sql::admin_query(sql_tenant_by_id())
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        match mv {
-            // The tenant stops acting: contexts already held stop with it.
-            Move::Suspend | Move::SoftDelete => self.rt.cache.revoke(id),
-            Move::Resume | Move::Restore => self.rt.cache.invalidate(id),
+        match change {
+            Change::Revoke => self.rt.cache.revoke(id),
+            Change::Forget => self.rt.cache.invalidate(id),
         }
         tracing::warn!(tenant = %id, actor = su.actor(), action = mv.action(), "tenant lifecycle");
         tenant_from_row(&row)
@@ -142,7 +150,10 @@ impl Tenancy {
     /// deletes its rows from every shared table that has a `tenant_id` column or a one-column
     /// foreign key to the registry (children
     /// before parents, following foreign keys), then its registry row and hosts. One
-    /// transaction: on error nothing is deleted. The audit log keeps the tenant's id.
+    /// transaction: on error nothing is deleted. The audit log keeps the tenant's id, and the
+    /// registry keeps it as purged: [`Tenancy::create_tenant`] refuses it from then on
+    /// ([`Error::TenantIdPurged`]), so that no job payload, cache or process still holding it
+    /// reaches another tenant.
     ///
     /// # Errors
     /// [`Error::WrongStatus`] unless the tenant is soft-deleted; [`Error::TenantNotFound`].
@@ -197,8 +208,13 @@ impl Tenancy {
             .bind(id.as_uuid())
             .execute(&mut *tx)
             .await?;
+        crate::sql::admin_query("INSERT INTO tenancy.purged_tenants (id) VALUES ($1)")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
         su.audit(&mut tx, "tenant.purge", &[id], Some(&format!("{purged:?}")))
             .await?;
+        notify::send(&mut tx, self.rt.origin, Change::Revoke, id).await?;
         tx.commit().await?;
         self.runtime().cache.revoke(id);
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");
@@ -322,6 +338,7 @@ impl Tenancy {
         .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
         change(&mut tx).await?;
         su.audit(&mut tx, action, &[id], detail).await?;
+        notify::send(&mut tx, self.rt.origin, Change::Forget, id).await?;
         let row = crate::sql::admin_query(sql_tenant_by_id())
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)

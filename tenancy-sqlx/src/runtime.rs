@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use tenancy_core::TenantId;
 
@@ -28,6 +28,8 @@ pub(crate) struct Runtime {
     /// Whether every tenant statement runs with the tenant set transaction-locally, for
     /// row-level security (see [`crate::rls`]).
     pub(crate) rls: bool,
+    /// Names this handle in its registry notifications, so that it skips its own.
+    pub(crate) origin: uuid::Uuid,
 }
 
 impl Runtime {
@@ -153,6 +155,9 @@ pub enum StatementMode {
 #[derive(Clone)]
 pub struct Tenancy {
     pub(crate) rt: Arc<Runtime>,
+    /// The registry listener, stopped when the last clone of the handle is dropped (contexts
+    /// keep the runtime, not this).
+    listener: Option<Arc<crate::registry::notify::Listener>>,
 }
 
 impl std::fmt::Debug for Tenancy {
@@ -162,13 +167,33 @@ impl std::fmt::Debug for Tenancy {
 }
 
 impl Tenancy {
-    /// Connects with default options and brings the registry schema up to date.
+    /// Connects with default options, installing or upgrading the registry schema if it is
+    /// missing or behind (see [`TenancyBuilder::install_registry`]).
     ///
     /// # Errors
-    /// [`Error::Database`](crate::Error::Database) if the server cannot be reached or the
-    /// registry migrations fail.
+    /// [`Error::Connect`](crate::Error::Connect) if the server cannot be reached (within
+    /// [`TenancyBuilder::acquire_timeout`]) or refuses the login;
+    /// [`Error::Database`](crate::Error::Database) if the registry migrations fail.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder().connect(url).await
+    }
+
+    /// Installs the registry schema (`tenancy`), or brings it up to date, and disconnects: the
+    /// explicit step of a least-privilege setup, run as the role that owns the database's
+    /// schemas (with a deploy's migrations), so that the application's role, connecting with
+    /// [`TenancyBuilder::install_registry`]`(false)`, needs no right to create anything.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`]; [`Error::Database`](crate::Error::Database) if the role may not
+    /// create the schema.
+    pub async fn install(url: &str) -> Result<()> {
+        let tenancy = Self::builder()
+            .max_connections(1)
+            .listen_for_changes(false)
+            .connect(url)
+            .await?;
+        tenancy.close().await;
+        Ok(())
     }
 
     /// Uses an existing pool and brings the registry schema up to date.
@@ -184,8 +209,12 @@ impl Tenancy {
         TenancyBuilder::default()
     }
 
-    /// Closes the pools; tokens minted by this handle fail from then on.
+    /// Stops the registry listener and closes the pools; tokens minted by this handle fail from
+    /// then on.
     pub async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.stop().await;
+        }
         self.rt.pool.close().await;
         for lane in &self.rt.lanes {
             lane.close().await;
@@ -207,8 +236,16 @@ pub struct TenancyBuilder {
     lanes: usize,
     admin_connections: u32,
     row_level_security: bool,
+    acquire_timeout: Duration,
+    install_registry: bool,
+    listen: bool,
+    notify_url: Option<String>,
     pub(crate) superuser: crate::superuser::SuperuserConfig,
 }
+
+/// How long [`TenancyBuilder::connect`] waits for the server, and each borrow for a connection,
+/// by default: see [`TenancyBuilder::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Statements each pooled connection keeps prepared, for [`TenancyBuilder::connect`].
 ///
@@ -233,6 +270,10 @@ impl Default for TenancyBuilder {
             lanes: 1,
             admin_connections: 2,
             row_level_security: false,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            install_registry: true,
+            listen: true,
+            notify_url: None,
             superuser: crate::superuser::SuperuserConfig::default(),
         }
     }
@@ -247,8 +288,10 @@ impl TenancyBuilder {
 
     /// How long a resolved tenant is served from memory. Default 30 s; zero disables the cache.
     ///
-    /// A tenant suspended or deleted by another process is refused by this one after at most
-    /// this long; through this process, at once.
+    /// A tenant suspended, deleted or purged through this handle is refused at once; through
+    /// another process or handle, as soon as its notification arrives (see
+    /// [`TenancyBuilder::listen_for_changes`]). This is the bound when notifications are off or
+    /// cannot be received.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -359,6 +402,48 @@ impl TenancyBuilder {
         self
     }
 
+    /// How long connecting waits for the server to answer, and a unit of work for a pooled
+    /// connection, before failing. Default [`DEFAULT_ACQUIRE_TIMEOUT`] (10 s). A server that
+    /// refuses the connection fails [`TenancyBuilder::connect`] at once, with the cause.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether connecting installs the registry schema (`tenancy`) when it is missing, and
+    /// upgrades it when it is behind this version. Default `true`. Either way a current registry
+    /// is only read, so a role without `CREATE` on the database can connect once it is
+    /// installed; with `false`, a missing or outdated registry fails the connection with
+    /// [`Error::RegistryNotInstalled`](crate::Error::RegistryNotInstalled) instead of trying.
+    /// Install it with [`Tenancy::install`] as the owner role (README: least privilege).
+    pub fn install_registry(mut self, install: bool) -> Self {
+        self.install_registry = install;
+        self
+    }
+
+    /// Whether this handle listens for registry changes made by other processes and handles
+    /// (`LISTEN tenancy_registry`, on a connection of its own). Default `true`: a tenant
+    /// suspended, deleted or purged elsewhere stops resolving here, and its contexts held here
+    /// are refused with [`Error::ContextRevoked`](crate::Error::ContextRevoked), within moments
+    /// of the commit. If the connection is lost, the listener reconnects and, since changes may
+    /// have been missed meanwhile, revokes every context resolved before.
+    ///
+    /// Off, changes made elsewhere are seen within [`TenancyBuilder::cache_ttl`], and contexts
+    /// held here are not refused. Changes made through this handle notify others either way.
+    pub fn listen_for_changes(mut self, listen: bool) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// The server the registry listener connects to, when it must differ from the pool's:
+    /// `LISTEN` does not work through PgBouncer in transaction mode (a notification goes to
+    /// whichever client holds the server connection), so behind one give the database's direct
+    /// address here. Default: the pool's own address.
+    pub fn notify_url(mut self, url: &str) -> Self {
+        self.notify_url = Some(url.to_owned());
+        self
+    }
+
     /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
     /// and everywhere by [`Tenancy::migrate_tenants`].
     pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
@@ -366,7 +451,8 @@ impl TenancyBuilder {
         self
     }
 
-    /// Connects and brings the registry schema up to date.
+    /// Connects and brings the registry schema up to date (see
+    /// [`TenancyBuilder::install_registry`]).
     ///
     /// # Errors
     /// As [`Tenancy::connect`].
@@ -374,9 +460,13 @@ impl TenancyBuilder {
         let options = url
             .parse::<PgConnectOptions>()?
             .statement_cache_capacity(self.statement_cache_capacity);
+        // The pool retries a refused connection until its timeout and then reports only that
+        // it timed out; one direct attempt first reports why.
+        probe(&options, self.acquire_timeout).await?;
         let pool_of = |max: u32| {
             PgPoolOptions::new()
                 .max_connections(max.max(1))
+                .acquire_timeout(self.acquire_timeout)
                 .test_before_acquire(self.test_before_acquire)
         };
         if self.lanes <= 1 {
@@ -409,17 +499,57 @@ impl TenancyBuilder {
             // Before anything is created: a refused role leaves the database as it was.
             crate::rls::check_role(&pool).await?;
         }
-        registry::schema::migrate(&pool).await?;
-        Ok(Tenancy {
-            rt: Arc::new(Runtime {
-                pool,
-                lanes,
-                cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
-                tenant_migrations: Arc::new(self.tenant_migrations),
-                persistent: self.statement_mode == StatementMode::Cached,
-                superuser: self.superuser,
-                rls: self.row_level_security,
-            }),
-        })
+        registry::schema::ensure(&pool, self.install_registry).await?;
+        let notify_options = match &self.notify_url {
+            Some(url) => url.parse::<PgConnectOptions>()?,
+            None => (*pool.connect_options()).clone(),
+        };
+        let rt = Arc::new(Runtime {
+            pool,
+            lanes,
+            cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
+            tenant_migrations: Arc::new(self.tenant_migrations),
+            persistent: self.statement_mode == StatementMode::Cached,
+            superuser: self.superuser,
+            rls: self.row_level_security,
+            origin: uuid::Uuid::new_v4(),
+        });
+        let listener = if self.listen {
+            let listener = crate::registry::notify::Listener::start(
+                notify_options,
+                self.acquire_timeout,
+                Arc::downgrade(&rt),
+                rt.origin,
+            )
+            .await?;
+            Some(Arc::new(listener))
+        } else {
+            None
+        };
+        Ok(Tenancy { rt, listener })
     }
+}
+
+/// Opens one connection with `options` and closes it: the cause when the server cannot be
+/// reached, as [`Error::Connect`](crate::Error::Connect).
+pub(crate) async fn probe(options: &PgConnectOptions, timeout: Duration) -> Result<()> {
+    let server = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let cause = match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Err(_) => format!("no answer within {timeout:?}"),
+        Ok(Err(sqlx::Error::Io(e))) => match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+            _ => e.to_string(),
+        },
+        Ok(Err(sqlx::Error::Database(e))) => e.message().to_owned(),
+        Ok(Err(e)) => e.to_string(),
+    };
+    Err(crate::Error::Connect { server, cause })
 }

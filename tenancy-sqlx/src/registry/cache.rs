@@ -2,7 +2,9 @@
 //! costs a hash lookup instead of a round trip.
 //!
 //! Only active tenants are cached. Lifecycle changes made through this process clear the cache at
-//! once; changes made by another process are seen within the time-to-live.
+//! once; changes made by another process (or another `Tenancy` in this one) arrive as
+//! notifications (see `notify.rs`) and clear it within moments, with the time-to-live as the
+//! fallback when a notification is missed.
 //!
 //! A lookup that read the registry before an invalidation must not cache what it read after it:
 //! every invalidation bumps a generation, and an insert made with an older generation is dropped.
@@ -32,6 +34,9 @@ pub(crate) struct ResolveCache {
     /// The generation at which each tenant was last revoked (suspended, deleted, purged
     /// through this process): contexts minted before it are refused.
     revoked: Mutex<HashMap<TenantId, u64>>,
+    /// The generation of the last revocation of every tenant (a lost notification channel):
+    /// contexts minted before it are refused, whatever their tenant.
+    revoked_all: AtomicU64,
 }
 
 impl ResolveCache {
@@ -42,6 +47,7 @@ impl ResolveCache {
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             revoked: Mutex::new(HashMap::new()),
+            revoked_all: AtomicU64::new(0),
         }
     }
 
@@ -97,8 +103,20 @@ impl ResolveCache {
         if self.generation() == generation {
             return false;
         }
+        if self.revoked_all.load(Ordering::Acquire) > generation {
+            return true;
+        }
         let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         revoked.get(&tenant).is_some_and(|&at| at > generation)
+    }
+
+    /// Forgets every entry and refuses every context minted before now: for when changes may
+    /// have been missed (the notification connection was lost), so any tenant may have stopped.
+    pub(crate) fn revoke_all(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        entries.clear();
+        self.revoked_all.fetch_max(generation, Ordering::AcqRel);
     }
 
     /// Forgets every entry that resolves to `tenant`.
@@ -132,6 +150,7 @@ mod tests {
             persistent: true,
             superuser: crate::superuser::SuperuserConfig::default(),
             rls: false,
+            origin: uuid::Uuid::nil(),
         });
         TenantCtx::mint(
             rt,
@@ -181,6 +200,21 @@ mod tests {
             !cache.is_revoked(a, cache.generation()),
             "resolved after it"
         );
+    }
+
+    #[tokio::test]
+    async fn revoking_all_forgets_every_entry_and_stops_every_earlier_context() {
+        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let (a, b) = (TenantId::new_v4(), TenantId::new_v4());
+        let before = cache.generation();
+        cache.insert(Key::Id(a), ctx(a), before);
+        cache.insert(Key::Id(b), ctx(b), before);
+        cache.revoke_all();
+        assert!(cache.get(&Key::Id(a)).is_none());
+        assert!(cache.get(&Key::Id(b)).is_none());
+        assert!(cache.is_revoked(a, before) && cache.is_revoked(b, before));
+        let after = cache.generation();
+        assert!(!cache.is_revoked(a, after) && !cache.is_revoked(b, after));
     }
 
     #[tokio::test]

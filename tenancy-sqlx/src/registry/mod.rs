@@ -3,6 +3,7 @@
 //! Resolution is the only way to mint a [`TenantCtx`]: it checks the tenant is active first.
 
 pub(crate) mod cache;
+pub(crate) mod notify;
 pub(crate) mod schema;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ impl NewTenant {
     }
 
     /// Uses this id instead of a random one (when migrating tenants in from another system).
+    /// The id of a purged tenant is refused ([`Error::TenantIdPurged`]).
     pub fn id(mut self, id: TenantId) -> Self {
         self.id = Some(id);
         self
@@ -257,6 +259,7 @@ impl Tenancy {
     /// # Errors
     /// [`Error::Invalid`] for a malformed slug or host, [`Error::InvalidName`],
     /// [`Error::SlugTaken`], [`Error::HostTaken`], [`Error::TenantIdTaken`],
+    /// [`Error::TenantIdPurged`] for the id of a purged tenant ([`NewTenant::id`]),
     /// [`Error::UnsupportedPlacement`] for a placement this version cannot provision.
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
         let slug = Slug::parse(&new.slug)?;
@@ -308,6 +311,17 @@ impl Tenancy {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
+        // After the insert: it waits for a purge of this id still in flight, so this read sees
+        // that purge's tombstone.
+        let purged: bool = crate::sql::admin_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tenancy.purged_tenants WHERE id = $1)",
+        )
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        if purged {
+            return Err(Error::TenantIdPurged(id));
+        }
         for (i, host) in hosts.iter().enumerate() {
             crate::sql::admin_query(
                 "INSERT INTO tenancy.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)",

@@ -1,12 +1,14 @@
 //! The registry's own migrations: the `tenancy` schema, kept apart from the application's.
 //!
 //! Applied in one transaction under an advisory lock, so that several processes starting at once
-//! neither race nor half-apply. History lives in `tenancy.registry_migrations`, never in the
+//! neither race nor half-apply. A start first reads the registry's version and changes nothing
+//! when it is current, so a role that may not create schemas (the application's, in a
+//! least-privilege setup) starts once the registry is installed. History lives in `tenancy.registry_migrations`, never in the
 //! application's `_sqlx_migrations`.
 
 use sqlx::{Acquire, PgPool};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// `(version, description, sql)`, in order. Append only: never edit a released migration.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -86,10 +88,55 @@ CREATE INDEX audit_log_tenant_ids_idx ON tenancy.audit_log USING gin (tenant_ids
 CREATE INDEX audit_log_actor_at_idx ON tenancy.audit_log (actor, at);
 "#,
     ),
+    (
+        5,
+        "purged tenant ids",
+        // Written in purge's transaction; creation refuses these ids, so a process that still
+        // holds one (a job payload, a stale cache) never reaches another tenant with it.
+        r#"
+CREATE TABLE tenancy.purged_tenants (
+    id        uuid PRIMARY KEY,
+    purged_at timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    ),
 ];
 
+/// The version the registry must be at for this version of the runtime.
+fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// Makes sure the registry is current: reads its version, and only when it is missing or behind
+/// migrates it (if `install`) or says so ([`Error::RegistryNotInstalled`]).
+pub(crate) async fn ensure(pool: &PgPool, install: bool) -> Result<()> {
+    // Two reads: a statement naming a missing table fails to parse whatever its branches.
+    let exists: bool =
+        crate::sql::admin_scalar("SELECT to_regclass('tenancy.registry_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let version: Option<i32> = if exists {
+        crate::sql::admin_scalar("SELECT max(version) FROM tenancy.registry_migrations")
+            .fetch_one(pool)
+            .await?
+    } else {
+        None
+    };
+    match version {
+        Some(v) if v >= latest() => Ok(()),
+        _ if install => migrate(pool).await,
+        None => Err(Error::RegistryNotInstalled(
+            "not installed in this database".into(),
+        )),
+        Some(v) => Err(Error::RegistryNotInstalled(format!(
+            "at version {v}, and this version of tenancy needs version {}",
+            latest()
+        ))),
+    }
+}
+
 /// Brings the registry schema to the latest version.
-pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
+async fn migrate(pool: &PgPool) -> Result<()> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     // Serialises concurrent starters; released at commit or rollback.
@@ -98,9 +145,19 @@ pub(crate) async fn migrate(pool: &PgPool) -> Result<()> {
     )
     .execute(&mut *tx)
     .await?;
+    let has_schema: bool =
+        crate::sql::admin_scalar("SELECT to_regnamespace('tenancy') IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await?;
+    if !has_schema {
+        // Only when missing: creating a schema needs CREATE on the database, which the owner of
+        // an existing `tenancy` schema may not have.
+        sqlx::raw_sql("CREATE SCHEMA tenancy")
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::raw_sql(
-        "CREATE SCHEMA IF NOT EXISTS tenancy;
-         CREATE TABLE IF NOT EXISTS tenancy.registry_migrations (
+        "CREATE TABLE IF NOT EXISTS tenancy.registry_migrations (
              version     integer PRIMARY KEY,
              description text NOT NULL,
              applied_at  timestamptz NOT NULL DEFAULT now()
