@@ -772,3 +772,154 @@ async fn concurrent_connects_on_a_fresh_database_all_succeed() {
         .unwrap();
     assert_eq!(n, 5);
 }
+
+/// A server that is not there fails the connection at once, saying where and why, in a sentence;
+/// a wrong database name likewise, with the server's words.
+#[tokio::test]
+async fn connecting_to_a_dead_server_says_where_and_why() {
+    // Nothing listens on port 1. Before, this waited 30 s and said only "pool timed out".
+    let connecting = Tenancy::connect("postgres://postgres@127.0.0.1:1/app");
+    let err = tokio::time::timeout(std::time::Duration::from_secs(20), connecting)
+        .await
+        .expect("a refused connection fails long before the old 30 s timeout")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Connect { server, .. } if server == "127.0.0.1:1"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "cannot connect to PostgreSQL at 127.0.0.1:1: connection refused"
+    );
+    // Connecting to install likewise.
+    let err = Tenancy::install("postgres://postgres@127.0.0.1:1/app")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+
+    let db = TestDb::new("reg_dead_server").await;
+    let missing = db.url.replace(&db.name, "no_such_database_here");
+    let err = Tenancy::connect(&missing).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot connect to PostgreSQL at ")
+            && text.ends_with(": database \"no_such_database_here\" does not exist"),
+        "{text}"
+    );
+}
+
+/// The least-privilege setup the README describes, with real roles: an owner role installs the
+/// registry and creates the tables; the application's role, which may not create anything,
+/// connects, resolves and reads and writes its tenants' rows, and cannot install the registry.
+#[tokio::test]
+async fn an_application_role_without_create_runs_once_the_owner_installed_the_registry() {
+    use common::models::Spinner;
+    use sqlx::Connection;
+
+    let db = TestDb::new("reg_least_privilege").await;
+    let suffix = db.name.rsplit('_').next().unwrap().to_owned();
+    let (owner, app) = (format!("owner_{suffix}"), format!("app_{suffix}"));
+    let as_role = |role: &str| {
+        let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+        assert_ne!(url, db.url, "the test server's URL names user postgres");
+        url
+    };
+    db.exec(&format!(
+        "CREATE ROLE {owner} LOGIN; CREATE ROLE {app} LOGIN;
+         ALTER DATABASE \"{}\" OWNER TO {owner};",
+        db.name
+    ))
+    .await;
+
+    // The application's role cannot create the registry, and says so when told not to try.
+    let err = Tenancy::connect(&as_role(&app)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("permission denied for database"),
+        "{err}"
+    );
+    let err = Tenancy::builder()
+        .install_registry(false)
+        .connect(&as_role(&app))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RegistryNotInstalled(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the tenancy registry is not installed in this database; install it with \
+         Tenancy::install as a role that may create schemas in this database"
+    );
+    assert!(Tenancy::install(&as_role(&app)).await.is_err());
+
+    // The owner installs it, creates the application's tables and grants what the README says.
+    Tenancy::install(&as_role(&owner)).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&as_role(&owner)).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{}
+         GRANT USAGE ON SCHEMA tenancy TO {app};
+         GRANT SELECT ON tenancy.registry_migrations, tenancy.tenants, tenancy.domains TO {app};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON spinners, spins TO {app};",
+        common::SPINNER_SCHEMA
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let ops = Tenancy::builder()
+        .max_connections(2)
+        .connect(&as_role(&owner))
+        .await
+        .unwrap();
+    let acme = ops
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    ops.create_tenant(NewTenant::new("globex", "Globex"))
+        .await
+        .unwrap();
+
+    // The application's role starts (either way), resolves, reads and writes.
+    for install in [false, true] {
+        let tenancy = Tenancy::builder()
+            .max_connections(2)
+            .install_registry(install)
+            .connect(&as_role(&app))
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_slug("acme").await.unwrap();
+        assert_eq!(ctx.id(), acme.id);
+        let row = Spinner::repo()
+            .insert(
+                &ctx,
+                &common::models::NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: format!("install {install}"),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(Spinner::repo().get(&ctx, row.id).await.unwrap(), Some(row));
+        let globex = tenancy.resolve_slug("globex").await.unwrap();
+        assert_eq!(Spinner::repo().count(&globex).await.unwrap(), 0);
+        tenancy.close().await;
+    }
+    // It really is unprivileged: no schema of its own.
+    let mut app_conn = sqlx::PgConnection::connect(&as_role(&app)).await.unwrap();
+    assert!(
+        sqlx::raw_sql("CREATE SCHEMA mine")
+            .execute(&mut app_conn)
+            .await
+            .is_err()
+    );
+    drop(app_conn);
+    ops.close().await;
+    drop(conn);
+
+    // Roles outlive the database: drop them (the database goes back to postgres first).
+    db.exec(&format!(
+        "ALTER DATABASE \"{}\" OWNER TO postgres;
+         REASSIGN OWNED BY {owner} TO postgres; DROP OWNED BY {owner}; DROP OWNED BY {app};
+         DROP ROLE {owner}; DROP ROLE {app};",
+        db.name
+    ))
+    .await;
+}
