@@ -224,6 +224,45 @@ async fn row_level_security_works_through_pgbouncer() {
     }
 }
 
+/// `LISTEN` does not work through PgBouncer in transaction mode: with `notify_url` set to the
+/// server's own address, a suspension through one handle behind the pooler reaches another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn registry_notifications_reach_handles_behind_pgbouncer_through_notify_url() {
+    let db = TestDb::new("pgbouncer_notify").await;
+    let handle = async || {
+        Tenancy::builder()
+            .max_connections(4)
+            .statement_mode(StatementMode::Unnamed)
+            .cache_ttl(std::time::Duration::from_secs(3600))
+            .notify_url(&db.url)
+            .connect(&pgbouncer_url(&db.name))
+            .await
+            .expect("connect through pgbouncer, listening directly")
+    };
+    let (a, b) = (handle().await, handle().await);
+    let acme = a
+        .create_tenant(tenancy::NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    b.resolve_id(acme.id).await.unwrap(); // cached for an hour
+    let su = a
+        .superuser("ops", "notify through pgbouncer")
+        .await
+        .unwrap();
+    a.suspend(&su, acme.id).await.unwrap();
+    let start = std::time::Instant::now();
+    while b.resolve_id(acme.id).await.is_ok() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "B still resolves the suspended tenant"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    a.close().await;
+    b.close().await;
+}
+
 /// Drops a role when the test ends, after its database (declare it before the `TestDb`).
 struct DropRole(String);
 
