@@ -4,6 +4,7 @@
 //! and sets `DATABASE_URL`). It works in a database of its own, `tenancy_quickstart`, made
 //! afresh on every run.
 
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tenancy::prelude::*;
 use time::OffsetDateTime;
@@ -37,8 +38,19 @@ CREATE TABLE spinners (
     UNIQUE (tenant_id, name)
 );";
 
+/// Errors print as the sentences they are (`{e}`), not as a `Debug` dump.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let url = fresh_database().await?;
     let tenancy = Tenancy::connect(&url).await?; // creates the registry (schema `tenancy`)
     sqlx::raw_sql(SCHEMA)
@@ -141,7 +153,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn fresh_database() -> Result<String, Box<dyn std::error::Error>> {
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = PgConnection::connect(&admin).await?;
+    let options: PgConnectOptions = admin.parse()?;
+    let mut conn = PgConnection::connect_with(&options).await.map_err(|e| {
+        format!(
+            "cannot connect to PostgreSQL at {}:{}: {e}",
+            options.get_host(),
+            options.get_port()
+        )
+    })?;
     sqlx::raw_sql("DROP DATABASE IF EXISTS tenancy_quickstart WITH (FORCE)")
         .execute(&mut conn)
         .await?;
