@@ -173,7 +173,9 @@ impl Tenancy {
     /// # Errors
     /// [`Error::Connect`](crate::Error::Connect) if the server cannot be reached (within
     /// [`TenancyBuilder::acquire_timeout`]) or refuses the login;
-    /// [`Error::Database`](crate::Error::Database) if the registry migrations fail.
+    /// [`Error::Database`](crate::Error::Database) if the registry migrations fail;
+    /// [`Error::RegistryNotInstalled`](crate::Error::RegistryNotInstalled) if the registry is
+    /// missing or behind and [`TenancyBuilder::install_registry`] is off.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder().connect(url).await
     }
@@ -404,7 +406,8 @@ impl TenancyBuilder {
 
     /// How long connecting waits for the server to answer, and a unit of work for a pooled
     /// connection, before failing. Default [`DEFAULT_ACQUIRE_TIMEOUT`] (10 s). A server that
-    /// refuses the connection fails [`TenancyBuilder::connect`] at once, with the cause.
+    /// refuses the connection fails [`TenancyBuilder::connect`] at once, with the cause. With
+    /// [`TenancyBuilder::from_pool`], your pool's own timeout applies instead.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
