@@ -409,3 +409,286 @@ async fn a_terminated_backend_fails_the_transaction_and_the_pool_recovers() {
     assert_eq!(committed(&w.db, &w.a).await, before_a);
     let _ = &w.tenancy;
 }
+
+// ---- Cancellation at every await ---------------------------------------------------------------
+//
+// The tests above cancel at one chosen moment. Those below cancel a unit of work at each of its
+// await points in turn: `cancel_at(k, ..)` drops the future at its k-th suspension, for k = 1, 2,
+// ... until the future finishes first. After each cancellation the next borrower of the pool
+// (SQL written around the library, on the same one-connection pool) must find no open
+// transaction, no tenancy setting and the default search path, and another tenant's
+// acknowledged write must survive whatever the cancelled unit later does.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use common::Rls;
+use futures_util::StreamExt;
+use sqlx::PgPool;
+use tenancy::{Migrations, Placement, Superuser, rls};
+
+/// Polls `fut` until it has been pending `k` times, then drops it: a cancellation at its k-th
+/// await. `Some(output)` if it finished first.
+async fn cancel_at<F: Future>(k: usize, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut pending = 0;
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => {
+            pending += 1;
+            if pending >= k {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Two shared-table tenants, A (3 spins) and B (2), as the application role (not a superuser,
+/// so row-level security applies when on), on a pool of ONE connection that the test also
+/// borrows from directly.
+struct Cancel {
+    rls: Rls,
+    pool: PgPool,
+    tenancy: Tenancy,
+    su: Superuser,
+    a: TenantCtx,
+    b: TenantCtx,
+    a_spinner: Uuid,
+    b_spinner: Uuid,
+    default_path: String,
+    rls_on: bool,
+}
+
+async fn cancel_world(test: &str, rls_on: bool) -> Cancel {
+    let rls = Rls::new(test).await;
+    let pool = rls.app_pool(1).await;
+    let mut list = vec![tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA)];
+    if rls_on {
+        let policies = format!(
+            "{}{}",
+            rls::policy_sql("spinners", "tenant_id").unwrap(),
+            rls::policy_sql("spins", "tenant_id").unwrap()
+        );
+        list.push(tenancy::Migration::new(2, "row-level security", policies));
+    }
+    let tenancy = Tenancy::builder()
+        .row_level_security(rls_on)
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .from_pool(pool.clone())
+        .await
+        .unwrap();
+    common::migrate_all(&tenancy).await;
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("cancel-a", Placement::SharedTable),
+            ("cancel-b", Placement::SharedTable),
+        ],
+    )
+    .await;
+    let mut spinners = Vec::new();
+    for (ctx, n) in ctxs.iter().zip([3, 2]) {
+        let s = Spinner::repo()
+            .insert(
+                ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: ctx.slug().into(),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        for i in 0..n {
+            Spin::repo()
+                .insert(ctx, &new_spin(s.id, i, ctx.slug()))
+                .await
+                .unwrap();
+        }
+        spinners.push(s.id);
+    }
+    let default_path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&mut rls.app_conn().await)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "cancellation").await.unwrap();
+    Cancel {
+        rls,
+        pool,
+        tenancy,
+        su,
+        a: ctxs[0].clone(),
+        b: ctxs[1].clone(),
+        a_spinner: spinners[0],
+        b_spinner: spinners[1],
+        default_path,
+        rls_on,
+    }
+}
+
+/// What SQL written around the library sees on the next borrow from the pool.
+#[derive(Debug, PartialEq)]
+struct NextBorrower {
+    in_transaction: bool,
+    tenant_id: Option<String>,
+    all_tenants: Option<String>,
+    search_path: String,
+    /// Spins visible without a tenant set: none with row-level security on, all 5 without.
+    spins: i64,
+}
+
+async fn next_borrower(pool: &PgPool) -> NextBorrower {
+    use sqlx::Row;
+    let mut conn = pool.acquire().await.unwrap();
+    // One simple-query message, so that outside a transaction the statement starts the
+    // transaction it runs in (`now()` is the transaction's start, `statement_timestamp()` the
+    // message's).
+    let row = sqlx::raw_sql(
+        "SELECT now() <> statement_timestamp(), \
+                NULLIF(current_setting('tenancy.tenant_id', true), ''), \
+                NULLIF(current_setting('tenancy.all_tenants', true), ''), \
+                current_setting('search_path'), \
+                (SELECT count(*) FROM spins WHERE note IN ('cancel-a', 'cancel-b'))",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    NextBorrower {
+        in_transaction: row.get(0),
+        tenant_id: row.get(1),
+        all_tenants: row.get(2),
+        search_path: row.get(3),
+        spins: row.get(4),
+    }
+}
+
+impl Cancel {
+    /// The next borrower finds a clean session; then B writes through the library, A runs and
+    /// rolls back a transaction on the same connection, and B's acknowledged write is still
+    /// there, seen from a connection of our own.
+    async fn assert_clean(&self, what: &str, k: usize) {
+        assert_eq!(
+            next_borrower(&self.pool).await,
+            NextBorrower {
+                in_transaction: false,
+                tenant_id: None,
+                all_tenants: None,
+                search_path: self.default_path.clone(),
+                spins: if self.rls_on { 0 } else { 5 },
+            },
+            "after cancelling {what} at its await #{k}"
+        );
+        let note = format!("b after {what} #{k}");
+        let row = Spin::repo()
+            .insert(&self.b, &new_spin(self.b_spinner, 2000, &note))
+            .await
+            .unwrap();
+        let mut tx = self.a.begin().await.unwrap();
+        Spin::repo()
+            .insert(&mut tx, &new_spin(self.a_spinner, 2001, "a, rolled back"))
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        // As a superuser, past the policy: B's row, committed, still B's.
+        let kept: Option<(Uuid, Option<String>)> =
+            sqlx::query_as("SELECT tenant_id, note FROM spins WHERE id = $1")
+                .bind(row.id)
+                .fetch_optional(&mut self.rls.db.connect().await)
+                .await
+                .unwrap();
+        assert_eq!(
+            kept,
+            Some((self.b.id().as_uuid(), Some(note))),
+            "B's acknowledged write was lost after cancelling {what} at its await #{k}"
+        );
+        assert!(Spin::repo().delete(&self.b, row.id).await.unwrap());
+    }
+}
+
+type Unit<'a> = Pin<Box<dyn Future<Output = tenancy::Result<()>> + Send + 'a>>;
+
+/// The units of work the sweeps cancel.
+const UNITS: [&str; 7] = [
+    "begin",
+    "a transaction",
+    "a statement",
+    "a report",
+    "an aggregate",
+    "a stream",
+    "a stream read in part",
+];
+
+fn unit<'a>(w: &'a Cancel, what: &str) -> Unit<'a> {
+    let spin = new_spin(w.a_spinner, 3000, "a, cancelled");
+    match what {
+        "begin" => Box::pin(async move { w.a.begin().await?.commit().await }),
+        "a transaction" => Box::pin(async move {
+            let mut tx = w.a.begin().await?;
+            Spin::repo().insert(&mut tx, &spin).await?;
+            Spin::repo().count(&mut tx).await?;
+            tx.commit().await
+        }),
+        "a statement" => Box::pin(async move { Spin::repo().insert(&w.a, &spin).await.map(drop) }),
+        "a report" => {
+            Box::pin(async move { Spin::repo().report().fetch_all(&w.su).await.map(drop) })
+        }
+        "an aggregate" => Box::pin(async move {
+            Spin::repo()
+                .report()
+                .aggregate(tenancy::Agg::count())
+                .fetch(&w.su)
+                .await
+                .map(drop)
+        }),
+        "a stream" => Box::pin(async move {
+            let mut rows = Spin::repo().query().fetch(&w.a);
+            while let Some(row) = rows.next().await {
+                row?;
+            }
+            Ok(())
+        }),
+        "a stream read in part" => Box::pin(async move {
+            let mut rows = Spin::repo().query().fetch(&w.a);
+            rows.next().await.transpose()?;
+            Ok(())
+        }),
+        other => unreachable!("no unit {other}"),
+    }
+}
+
+/// Cancels `what` at its first await, then its second, and so on until it finishes first,
+/// checking the connection after each.
+async fn sweep(w: &Cancel, what: &str) {
+    for k in 1..=500 {
+        let done = cancel_at(k, unit(w, what)).await;
+        w.assert_clean(what, k).await;
+        if let Some(out) = done {
+            out.unwrap();
+            assert!(k > 1, "{what} never waited: nothing was cancelled");
+            return;
+        }
+    }
+    panic!("{what} did not finish within 500 awaits");
+}
+
+#[tokio::test]
+async fn cancelling_any_unit_at_any_await_leaves_no_tenant_state_with_row_level_security() {
+    let w = cancel_world("hyg_cancel_rls", true).await;
+    for what in UNITS {
+        sweep(&w, what).await;
+    }
+    let _ = &w.tenancy;
+}
+
+#[tokio::test]
+async fn cancelling_any_unit_at_any_await_loses_no_other_tenants_write() {
+    let w = cancel_world("hyg_cancel_plain", false).await;
+    for what in UNITS {
+        sweep(&w, what).await;
+    }
+    let _ = &w.tenancy;
+}

@@ -10,88 +10,13 @@ mod common;
 use std::time::Duration;
 
 use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb, admin_url};
+use common::{Rls, SPINNER_SCHEMA};
 use futures_util::{FutureExt, StreamExt};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 use tenancy::{
     Agg, Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenantCtx, rls,
 };
 use uuid::Uuid;
-
-/// A test database owned by a login role of its own, which is dropped after the database
-/// (fields drop in declaration order).
-struct Rls {
-    db: TestDb,
-    role: Role,
-}
-
-struct Role(String);
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let role = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok(mut c) = PgConnection::connect(&admin_url()).await {
-                    let _ =
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
-                            .execute(&mut c)
-                            .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-impl Rls {
-    /// A database owned by a fresh role: not a superuser, not BYPASSRLS. Roles are
-    /// cluster-wide, so its name is unique.
-    async fn new(test: &str) -> Self {
-        let db = TestDb::new(test).await;
-        let role = format!("tt_rls_{}", &Uuid::new_v4().simple().to_string()[..12]);
-        db.exec(&format!(
-            "CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS; \
-             ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
-            db.name
-        ))
-        .await;
-        Self {
-            db,
-            role: Role(role),
-        }
-    }
-
-    fn role(&self) -> &str {
-        &self.role.0
-    }
-
-    fn options(&self) -> PgConnectOptions {
-        self.db
-            .url
-            .parse::<PgConnectOptions>()
-            .unwrap()
-            .username(self.role())
-    }
-
-    /// A plain connection as the application role: SQL written around the library.
-    async fn app_conn(&self) -> PgConnection {
-        PgConnection::connect_with(&self.options()).await.unwrap()
-    }
-
-    async fn app_pool(&self, max: u32) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(max)
-            .connect_with(self.options())
-            .await
-            .unwrap()
-    }
-}
 
 /// The spinner tables with the policy on each, as one tenant migration.
 fn migrations() -> Migrations {

@@ -4,10 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use tenancy_core::{Placement, TenantId, TenantRef};
 
 use crate::Result;
+use crate::conn::Conn;
 use crate::runtime::Runtime;
 
 /// Proof that its holder acts for one active tenant.
@@ -146,6 +147,10 @@ impl TenantCtx {
     /// With [row-level security](crate::rls) on, the tenant is set for the transaction
     /// (transaction-locally) in the same round trip as its `BEGIN`.
     ///
+    /// Safe to cancel: if this future is dropped before it returns (its `BEGIN` in flight),
+    /// the connection is closed, not returned to the pool, so no transaction or tenant setting
+    /// of this call reaches another borrower.
+    ///
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) if no connection can be had.
     pub async fn begin(&self) -> Result<TenantTx> {
@@ -184,12 +189,17 @@ impl fmt::Debug for TenantCtx {
 /// A transaction that belongs to one tenant.
 ///
 /// Begun with [`TenantCtx::begin`]; every repository method accepts `&mut TenantTx` in place of
-/// a `&TenantCtx`. Dropping it without [`commit`](TenantTx::commit) rolls back (also on panic
-/// and on cancellation of the surrounding future), and the connection returns to the pool with
-/// no tenant state on it.
+/// a `&TenantCtx`.
+///
+/// Only [`commit`](TenantTx::commit) keeps the work. Dropping the transaction any other way
+/// (an early return, a panic, the cancellation of a future that holds it or of a statement
+/// running on it, or of `commit` itself before it returns) closes its connection instead of
+/// returning it to the pool: the server rolls the transaction back, and no transaction, tenant
+/// setting or half-read reply reaches the next borrower. [`rollback`](TenantTx::rollback)
+/// rolls back and keeps the connection pooled.
 pub struct TenantTx {
     ctx: TenantCtx,
-    tx: Transaction<'static, Postgres>,
+    tx: Conn,
 }
 
 impl TenantTx {
@@ -203,8 +213,7 @@ impl TenantTx {
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) if the commit fails; the work is then lost.
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        Ok(())
+        self.tx.commit().await
     }
 
     /// Rolls back.
@@ -213,8 +222,7 @@ impl TenantTx {
     /// [`Error::Database`](crate::Error::Database) if the server cannot be told; the work is
     /// rolled back all the same when the connection closes.
     pub async fn rollback(self) -> Result<()> {
-        self.tx.rollback().await?;
-        Ok(())
+        self.tx.rollback().await
     }
 }
 
@@ -266,7 +274,7 @@ impl<'s> Scope<'s> for &'s mut TenantTx {
     fn into_exec(self) -> Exec<'s> {
         Exec {
             ctx: &self.ctx,
-            conn: Some(&mut self.tx),
+            conn: Some(&mut *self.tx),
         }
     }
 }

@@ -17,26 +17,46 @@ fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
     sqlx::query_with(sql, args).persistent(persistent)
 }
 
-/// Runs `$q.$op(connection)` on the scope's connection: the caller's transaction, or a pooled
-/// connection (see `Runtime::with_conn`; with row-level security, `Runtime::with_tenant_conn`
-/// wraps it in a transaction that has the tenant set). A macro because the two connections are
-/// different executor types.
+/// Runs the statement `$sql`, `$args` as `.$op(connection)` on the scope's connection: the
+/// caller's transaction, or a unit of work of its own on a pooled connection (see
+/// `Runtime::tenant_conn`; with row-level security, a transaction that has the tenant set),
+/// which is safe to cancel at any await (see `crate::conn`). A macro because the two
+/// connections are different executor types and the operations return different types.
+///
+/// On a pooled connection, a statement whose cached plan no longer fits its table (a migration
+/// changed it: "cached plan must not change result type") is prepared again and run once more.
+/// PostgreSQL refuses such a plan while binding, before executing anything, so nothing of the
+/// first attempt took effect (and its transaction, which the error aborted, is rolled back
+/// before the second). Inside a caller's transaction the error aborted the caller's work, so
+/// it is returned; `TenantCtx::begin` never lends a connection planned before a migration of
+/// this process.
 macro_rules! on_conn {
-    ($exec:expr, $q:expr, $op:ident) => {{
-        let q = $q;
-        let exec = $exec;
+    ($exec:expr, $sql:expr, $args:expr, $op:ident) => {{
+        let (exec, sql, args) = ($exec, $sql, $args);
         async move {
-            Ok(match exec.conn {
-                Some(conn) => q.$op(conn).await?,
+            let persistent = exec.ctx.runtime().persistent;
+            match exec.conn {
+                Some(conn) => Ok(query(sql, args, persistent).$op(conn).await?),
                 None => {
-                    exec.ctx
-                        .runtime()
-                        .with_tenant_conn(exec.ctx.pool(), exec.ctx.id(), async |conn| {
-                            Ok(q.$op(conn).await?)
-                        })
-                        .await?
+                    let rt = exec.ctx.runtime();
+                    let mut conn = rt.tenant_conn(exec.ctx.pool(), exec.ctx.id()).await?;
+                    let again = persistent.then(|| (sql.clone(), args.clone()));
+                    let mut out = query(sql, args, persistent)
+                        .$op(&mut *conn)
+                        .await
+                        .map_err(Error::from);
+                    if let (Err(e), Some((sql, args))) = (&out, again) {
+                        if crate::conn::is_stale_plan(e) {
+                            conn.replan().await?;
+                            out = query(sql, args, persistent)
+                                .$op(&mut *conn)
+                                .await
+                                .map_err(Error::from);
+                        }
+                    }
+                    conn.end(out).await
                 }
-            })
+            }
         }
     }};
 }
@@ -73,9 +93,7 @@ impl<'s> Exec<'s> {
 
     pub(crate) async fn fetch_all(self, sql: SqlStr, args: PgArguments) -> Result<Vec<PgRow>> {
         let span = self.span();
-        on_conn!(self, self.query(sql, args), fetch_all)
-            .instrument(span)
-            .await
+        on_conn!(self, sql, args, fetch_all).instrument(span).await
     }
 
     pub(crate) async fn fetch_optional(
@@ -84,7 +102,7 @@ impl<'s> Exec<'s> {
         args: PgArguments,
     ) -> Result<Option<PgRow>> {
         let span = self.span();
-        on_conn!(self, self.query(sql, args), fetch_optional)
+        on_conn!(self, sql, args, fetch_optional)
             .instrument(span)
             .await
     }
@@ -97,9 +115,7 @@ impl<'s> Exec<'s> {
 
     pub(crate) async fn execute(self, sql: SqlStr, args: PgArguments) -> Result<PgQueryResult> {
         let span = self.span();
-        on_conn!(self, self.query(sql, args), execute)
-            .instrument(span)
-            .await
+        on_conn!(self, sql, args, execute).instrument(span).await
     }
 
     pub(crate) fn fetch(self, sql: SqlStr, args: PgArguments) -> BoxStream<'s, Result<PgRow>> {
@@ -115,13 +131,13 @@ impl<'s> Exec<'s> {
                     let mut rows = q.fetch(&mut *conn);
                     while let Some(row) = rows.next().await {
                         if tx.send(row.map_err(Error::from)).await.is_err() {
-                            // The stream was dropped: the transaction rolls back with `conn`.
+                            // The consumer is gone, the rows unread: `conn` is closed with
+                            // its transaction (dropped without ending).
                             return Ok(());
                         }
                     }
                 }
-                conn.commit().await?;
-                Ok(())
+                conn.commit().await
             });
         }
         if self.conn.is_none() && !rt.persistent {

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use futures_util::TryStreamExt;
-use sqlx::{Acquire, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 use tenancy_core::TenantId;
 
 use crate::lifecycle::{TenantTable, tenant_tables_children_first};
@@ -189,8 +189,7 @@ impl Tenancy {
     /// [`Error::TenantNotFound`], [`Error::Database`].
     pub async fn export_tenant(&self, su: &Superuser, id: TenantId) -> Result<TenantArchive> {
         self.check_superuser(su)?;
-        let mut conn = self.runtime().pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
@@ -254,8 +253,7 @@ impl Tenancy {
         into: TenantId,
     ) -> Result<u64> {
         self.check_superuser(su)?;
-        let mut conn = self.runtime().pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         crate::sql::admin_query("SELECT 1 FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
             .bind(into.as_uuid())
             .fetch_optional(&mut *tx)

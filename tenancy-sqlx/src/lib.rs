@@ -19,6 +19,7 @@
 //! nothing a user could not.
 
 mod column;
+mod conn;
 mod ctx;
 mod error;
 mod exec;

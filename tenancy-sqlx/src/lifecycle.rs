@@ -3,7 +3,7 @@
 //! resolution cache for the tenant, so this handle sees the change at once, and notifies every
 //! other handle on commit (see `registry/notify.rs`).
 
-use sqlx::{Acquire, Row};
+use sqlx::Row;
 use tenancy_core::{Hostname, Slug, TenantId, TenantStatus};
 
 use crate::registry::notify::{self, Change};
@@ -90,8 +90,7 @@ impl Tenancy {
 
     async fn lifecycle(&self, su: &Superuser, id: TenantId, mv: Move) -> Result<Tenant> {
         self.check_superuser(su)?;
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let status: Option<String> =
             crate::sql::admin_scalar("SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
@@ -159,8 +158,7 @@ impl Tenancy {
     /// [`Error::WrongStatus`] unless the tenant is soft-deleted; [`Error::TenantNotFound`].
     pub async fn purge(&self, su: &Superuser, id: TenantId) -> Result<Purged> {
         self.check_superuser(su)?;
-        let mut conn = self.runtime().pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         let row = crate::sql::admin_query(
             "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
         )
@@ -327,8 +325,7 @@ impl Tenancy {
         change: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<()>,
     ) -> Result<Tenant> {
         self.check_superuser(su)?;
-        let mut conn = self.runtime().pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         crate::sql::admin_scalar::<uuid::Uuid>(
             "SELECT id FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
         )

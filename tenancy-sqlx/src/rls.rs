@@ -306,7 +306,7 @@ impl Tenancy {
         self.check_superuser(su)?;
         M::statements().get(&M::META)?;
         let sql = policy_sql(M::META.table, M::META.tenant_column)?;
-        let mut tx = self.runtime().pool.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         sqlx::raw_sql(crate::sql::text(sql))
             .execute(&mut *tx)
             .await?;

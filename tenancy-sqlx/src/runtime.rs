@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, SqlStr};
 
 use tenancy_core::TenantId;
 
+use crate::conn::{Conn, SchemaEpoch};
 use crate::registry::cache::ResolveCache;
 use crate::{Migrations, Result, registry};
 
@@ -30,6 +31,8 @@ pub(crate) struct Runtime {
     pub(crate) rls: bool,
     /// Names this handle in its registry notifications, so that it skips its own.
     pub(crate) origin: uuid::Uuid,
+    /// When a migration last changed tables (see [`Runtime::schema_changed`]).
+    pub(crate) epoch: Arc<SchemaEpoch>,
 }
 
 impl Runtime {
@@ -37,7 +40,7 @@ impl Runtime {
     /// [`StatementMode::Cached`]; inside a transaction in [`StatementMode::Unnamed`], because an
     /// unnamed statement takes two round trips (prepare, then execute) and PgBouncer in
     /// transaction mode hands the second to whichever server connection is free unless a
-    /// transaction holds one.
+    /// transaction holds one. Safe to cancel at any await (see [`Conn`]).
     pub(crate) async fn with_conn<T>(
         &self,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
@@ -51,40 +54,43 @@ impl Runtime {
         pool: &PgPool,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
+        run(self.conn_of(pool).await?, f).await
+    }
+
+    /// The connection [`Runtime::with_conn_of`] runs on.
+    pub(crate) async fn conn_of(&self, pool: &PgPool) -> crate::Result<Conn> {
         if self.persistent {
-            let mut conn = pool.acquire().await?;
-            f(&mut conn).await
+            Conn::take(pool).await
         } else {
-            in_tx(pool.begin().await?, f).await
+            Conn::begin(pool, SqlStr::from_static("BEGIN")).await
         }
+    }
+
+    /// A transaction on the admin pool, for registry, lifecycle, audit and migration work.
+    pub(crate) async fn begin(&self) -> crate::Result<Conn> {
+        Conn::begin(&self.pool, SqlStr::from_static("BEGIN")).await
     }
 
     /// Begins a transaction on `pool` for `tenant`: with row-level security on, the tenant is set
     /// for the transaction in the same round trip as the `BEGIN`.
-    pub(crate) async fn begin_for(
-        &self,
-        pool: &PgPool,
-        tenant: TenantId,
-    ) -> crate::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        Ok(if self.rls {
-            pool.begin_with(crate::rls::begin_for(tenant)).await?
+    pub(crate) async fn begin_for(&self, pool: &PgPool, tenant: TenantId) -> crate::Result<Conn> {
+        let begin = if self.rls {
+            crate::rls::begin_for(tenant)
         } else {
-            pool.begin().await?
-        })
+            SqlStr::from_static("BEGIN")
+        };
+        Conn::begin(pool, begin).await
     }
 
-    /// [`Runtime::with_conn_of`] for one tenant's statements: with row-level security on, always
-    /// in a transaction that has the tenant set (see [`crate::rls`] for what it costs).
-    pub(crate) async fn with_tenant_conn<T>(
-        &self,
-        pool: &PgPool,
-        tenant: TenantId,
-        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
-    ) -> crate::Result<T> {
-        if !self.rls {
-            return self.with_conn_of(pool, f).await;
+    /// The connection for one tenant's statements: with row-level security on, always in a
+    /// transaction that has the tenant set (see [`crate::rls`] for what it costs); otherwise
+    /// as [`Runtime::conn_of`].
+    pub(crate) async fn tenant_conn(&self, pool: &PgPool, tenant: TenantId) -> crate::Result<Conn> {
+        if self.rls {
+            self.begin_for(pool, tenant).await
+        } else {
+            self.conn_of(pool).await
         }
-        in_tx(pool.begin_with(crate::rls::begin_for(tenant)).await?, f).await
     }
 
     /// [`Runtime::with_conn`] for work across tenants under a `Superuser` (reports): with
@@ -93,14 +99,23 @@ impl Runtime {
         &self,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        if !self.rls {
-            return self.with_conn(f).await;
-        }
-        in_tx(
-            self.pool.begin_with(crate::rls::BEGIN_ALL_TENANTS).await?,
-            f,
-        )
-        .await
+        let conn = if self.rls {
+            Conn::begin(
+                &self.pool,
+                SqlStr::from_static(crate::rls::BEGIN_ALL_TENANTS),
+            )
+            .await?
+        } else {
+            self.conn_of(&self.pool).await?
+        };
+        run(conn, f).await
+    }
+
+    /// Records that a migration changed tables: the pools built by [`TenancyBuilder::connect`]
+    /// stop lending connections opened before now, whose prepared statements may have been
+    /// planned for the old shape.
+    pub(crate) fn schema_changed(&self) {
+        self.epoch.mark();
     }
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.
@@ -113,14 +128,13 @@ impl Runtime {
     }
 }
 
-/// Runs `f` in `tx` and commits; an error rolls `tx` back (dropped).
-async fn in_tx<T>(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+/// Runs `f` on `conn` and ends the unit with its outcome (commits, or rolls back on error).
+async fn run<T>(
+    mut conn: Conn,
     f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
 ) -> crate::Result<T> {
-    let out = f(&mut tx).await?;
-    tx.commit().await?;
-    Ok(out)
+    let out = f(&mut conn).await;
+    conn.end(out).await
 }
 
 /// How repository statements are sent.
@@ -466,15 +480,23 @@ impl TenancyBuilder {
         // The pool retries a refused connection until its timeout and then reports only that
         // it timed out; one direct attempt first reports why.
         probe(&options, self.acquire_timeout).await?;
+        let epoch = Arc::new(SchemaEpoch::new());
         let pool_of = |max: u32| {
+            let epoch = Arc::clone(&epoch);
             PgPoolOptions::new()
                 .max_connections(max.max(1))
                 .acquire_timeout(self.acquire_timeout)
                 .test_before_acquire(self.test_before_acquire)
+                // A connection opened before a migration may hold statements planned for the
+                // old shape of a table: replaced rather than lent (no round trip otherwise).
+                .before_acquire(move |_, meta| {
+                    let fresh = !epoch.predates(meta.age);
+                    Box::pin(async move { Ok(fresh) })
+                })
         };
         if self.lanes <= 1 {
             let pool = pool_of(self.max_connections).connect_with(options).await?;
-            return self.from_pool(pool).await;
+            return self.build(pool.clone(), vec![pool], epoch).await;
         }
         let per_lane = self.max_connections / u32::try_from(self.lanes).unwrap_or(u32::MAX);
         let admin = pool_of(self.admin_connections)
@@ -484,7 +506,7 @@ impl TenancyBuilder {
         let lanes = (0..self.lanes)
             .map(|_| pool_of(per_lane).connect_lazy_with(options.clone()))
             .collect();
-        self.build(admin, lanes).await
+        self.build(admin, lanes, epoch).await
     }
 
     /// Uses an existing pool and brings the registry schema up to date. The pool serves every
@@ -494,10 +516,15 @@ impl TenancyBuilder {
     /// As [`Tenancy::connect`].
     pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {
         let lanes = vec![pool.clone()];
-        self.build(pool, lanes).await
+        self.build(pool, lanes, Arc::new(SchemaEpoch::new())).await
     }
 
-    async fn build(self, pool: PgPool, lanes: Vec<PgPool>) -> Result<Tenancy> {
+    async fn build(
+        self,
+        pool: PgPool,
+        lanes: Vec<PgPool>,
+        epoch: Arc<SchemaEpoch>,
+    ) -> Result<Tenancy> {
         if self.row_level_security {
             // Before anything is created: a refused role leaves the database as it was.
             crate::rls::check_role(&pool).await?;
@@ -516,6 +543,7 @@ impl TenancyBuilder {
             superuser: self.superuser,
             rls: self.row_level_security,
             origin: uuid::Uuid::new_v4(),
+            epoch,
         });
         let listener = if self.listen {
             let listener = crate::registry::notify::Listener::start(

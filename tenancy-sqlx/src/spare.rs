@@ -126,7 +126,7 @@ impl Tenancy {
         let missing = count.saturating_sub(usize::try_from(have).unwrap_or(0));
         for _ in 0..missing {
             let name = format!("tenancy_spare_{}", uuid::Uuid::new_v4().simple());
-            let mut tx = rt.pool.begin().await?;
+            let mut tx = rt.begin().await?;
             sqlx::raw_sql(crate::sql::text(fresh_schema_script(
                 &name,
                 &rt.tenant_migrations,

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::{Acquire, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
@@ -469,8 +469,7 @@ impl Tenancy {
     /// [`Error::Database`].
     pub async fn list_tenants(&self, su: &Superuser) -> Result<Vec<Tenant>> {
         self.check_superuser(su)?;
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let rows = crate::sql::admin_query(sql_all_tenants())
             .fetch_all(&mut *tx)
             .await?;
@@ -498,8 +497,7 @@ impl Tenancy {
     /// [`Error::TenantNotFound`], [`Error::Forbidden`], [`Error::Database`].
     pub async fn tenant(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
         self.check_superuser(su)?;
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let row = crate::sql::admin_query(sql_tenant_by_id())
             .bind(id.as_uuid())
             .fetch_optional(&mut *tx)
@@ -539,8 +537,7 @@ impl Tenancy {
         self.check_superuser(su)?;
         // Read before the row, as resolution does: a suspension racing this call revokes it.
         let generation = self.rt.cache.generation();
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let row = crate::sql::admin_query(crate::registry::SQL_CTX_BY_ID)
             .bind(id.as_uuid())
             .fetch_optional(&mut *tx)
@@ -638,8 +635,7 @@ impl Tenancy {
         buf.bind(i64::from(limit))?;
         described.push(format!("limit={limit}"));
 
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let rows = sqlx::query_with(crate::sql::text(buf.sql), buf.args)
             .persistent(false)
             .fetch_all(&mut *tx)

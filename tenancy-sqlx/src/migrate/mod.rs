@@ -159,9 +159,12 @@ impl Tenancy {
     /// [`Error::Migration`](crate::Error::Migration) naming the migration that failed; nothing
     /// of this run is kept.
     pub async fn migrate_shared(&self, migrations: &Migrations) -> Result<Vec<i64>> {
-        let mut tx = self.runtime().pool.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         let done = apply(&mut tx, &Target::Global, migrations).await?;
         tx.commit().await?;
+        if !done.is_empty() {
+            self.runtime().schema_changed();
+        }
         Ok(done)
     }
 
@@ -210,6 +213,9 @@ impl Tenancy {
             })
             .buffer_unordered(options.parallelism);
         while let Some((target, outcome)) = runs.next().await {
+            if let Outcome::Applied(_) = &outcome {
+                self.runtime().schema_changed();
+            }
             if let Outcome::Failed(e) = &outcome {
                 failed += 1;
                 tracing::error!(%target, error = %e, "tenant migration failed");
@@ -348,7 +354,7 @@ impl Tenancy {
         target: &MigrationTarget,
         migrations: &Migrations,
     ) -> Result<Vec<i64>> {
-        let mut tx = self.runtime().pool.begin().await?;
+        let mut tx = self.runtime().begin().await?;
         if let MigrationTarget::Spare { schema } = target {
             // A provisioning may be taking this spare right now (it holds the row): its
             // rename and migration would race ours under another schema name. Skip a spare

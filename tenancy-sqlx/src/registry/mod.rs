@@ -8,8 +8,8 @@ pub(crate) mod schema;
 
 use std::sync::Arc;
 
+use sqlx::Row;
 use sqlx::postgres::PgRow;
-use sqlx::{Acquire, Row};
 use tenancy_core::{Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus};
 use time::OffsetDateTime;
 
@@ -287,8 +287,7 @@ impl Tenancy {
         };
         let id = new.id.unwrap_or_else(TenantId::new_v4);
 
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         if schema.is_some() {
             // Tenant migrations commonly reference the registry (`REFERENCES tenancy.tenants`),
             // and adding that foreign key locks the registry against inserts. Two creations that

@@ -6,7 +6,7 @@
 //! least-privilege setup) starts once the registry is installed. History lives in `tenancy.registry_migrations`, never in the
 //! application's `_sqlx_migrations`.
 
-use sqlx::{Acquire, PgPool};
+use sqlx::PgPool;
 
 use crate::{Error, Result};
 
@@ -137,8 +137,7 @@ pub(crate) async fn ensure(pool: &PgPool, install: bool) -> Result<()> {
 
 /// Brings the registry schema to the latest version.
 async fn migrate(pool: &PgPool) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
     // Serialises concurrent starters; released at commit or rollback.
     crate::sql::admin_query(
         "SELECT pg_advisory_xact_lock(hashtext('tenancy.registry_migrations'))",

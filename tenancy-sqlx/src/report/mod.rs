@@ -487,8 +487,14 @@ impl<M: Model> Report<M> {
             .and_then(|k| usize::try_from(k).ok())
             .filter(|_| !desc.first().copied().unwrap_or(false) || targets.not_null)
             .and_then(|k| kth_first_key(&mut hits, k, &desc));
-        let more: Vec<Hit<M>> = stream::iter(jobs)
+        // The futures are made before the stream: a stream that maps with a closure taking a
+        // borrowed job is not provably `Send` to rustc, which would make this future unusable
+        // with `tokio::spawn`.
+        let runs: Vec<_> = jobs
+            .into_iter()
             .map(|job| run(job, bound.as_ref().map(|key| plan::Bound { key })))
+            .collect();
+        let more: Vec<Hit<M>> = stream::iter(runs)
             .buffer_unordered(self.concurrency)
             .try_concat()
             .await?;
@@ -589,18 +595,25 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
         let rt = su.runtime();
         let cache = report.cache_for(targets.schemas.len());
         let parts: Vec<(TenantId, K::Partial)> =
-            stream::iter(plan::jobs(&targets, report.batch, report.concurrency))
-                .map(|job| {
-                    let exprs = &exprs;
-                    async move {
-                        let sql = plan::aggregate_sql(st, &report.filter, exprs, job)?;
-                        let rows = plan::run(rt, job, cache, sql).await?;
-                        rows.iter()
-                            .map(|row| Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?)))
-                            .collect::<Result<Vec<_>>>()
-                    }
-                })
-                .buffer_unordered(report.concurrency)
+            // Futures made before the stream, for `Send` (see `Report::fetch_all`).
+            stream::iter(
+                plan::jobs(&targets, report.batch, report.concurrency)
+                    .into_iter()
+                    .map(|job| {
+                        let exprs = &exprs;
+                        async move {
+                            let sql = plan::aggregate_sql(st, &report.filter, exprs, job)?;
+                            let rows = plan::run(rt, job, cache, sql).await?;
+                            rows.iter()
+                                .map(|row| {
+                                    Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?))
+                                })
+                                .collect::<Result<Vec<_>>>()
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .buffer_unordered(report.concurrency)
                 .try_concat()
                 .await?;
         // Every covered tenant has a part: shared-table tenants without rows have no group.

@@ -1,0 +1,189 @@
+//! [`Conn`]: how a unit of work gets its pooled connection, begins its transaction with its
+//! settings, and gives the connection back.
+//!
+//! Cancellation is a normal event: any future may be dropped at any await. sqlx's own
+//! `Transaction` counts a transaction only once `BEGIN`'s reply is read, so a future dropped
+//! while `BEGIN` (with `set_config(..)` riding on it) is in flight hands the connection back to
+//! the pool inside an open transaction, with the tenant still set. Here the rule is the other
+//! way round: a connection goes back to the pool as it is only when this type *knows* it is
+//! idle, outside any transaction and with nothing in flight, because the unit of work ended
+//! through [`Conn::end`], [`Conn::commit`] or [`Conn::rollback`]. Dropped anywhere else (`BEGIN`
+//! in flight, inside the transaction, a statement in flight, `COMMIT` in flight), it is closed:
+//! the server then rolls back whatever was open, and the next borrower gets a new connection.
+//!
+//! The uncancelled path costs nothing: `BEGIN` with its settings is the same one round trip as
+//! sqlx's `begin_with`, `COMMIT` the same as its `commit`.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, PgPool, Postgres, SqlStr};
+
+use crate::{Error, Result};
+
+/// A pooled connection for one unit of work. Closed on drop unless the unit ended cleanly.
+pub(crate) struct Conn {
+    conn: PoolConnection<Postgres>,
+    /// The `BEGIN` (with its settings) of the transaction this unit opened, if it opened one.
+    begin: Option<SqlStr>,
+    /// Whether the connection is known to be idle, outside any transaction, with nothing in
+    /// flight. Only the methods that end the unit set it.
+    settled: bool,
+}
+
+impl Conn {
+    /// Takes a connection from `pool`, for statements outside a transaction.
+    pub(crate) async fn take(pool: &PgPool) -> Result<Self> {
+        Ok(Self {
+            conn: pool.acquire().await?,
+            begin: None,
+            settled: false,
+        })
+    }
+
+    /// Takes a connection from `pool` and begins a transaction with `begin` (`BEGIN`, or
+    /// `BEGIN` and the settings of the transaction), in one simple-query round trip.
+    pub(crate) async fn begin(pool: &PgPool, begin: SqlStr) -> Result<Self> {
+        let mut conn = Self::take(pool).await?;
+        sqlx::raw_sql(begin.clone())
+            .execute(&mut *conn.conn)
+            .await?;
+        conn.begin = Some(begin);
+        Ok(conn)
+    }
+
+    /// Ends the unit of work with its outcome: commits its transaction after `Ok`, rolls it back
+    /// after `Err`. The connection then goes back to the pool; if the commit or rollback cannot
+    /// be completed, it is closed.
+    ///
+    /// After an error outside a transaction the connection is settled too: the statement ran
+    /// to its end (an error, not a cancellation), and the pool pings it on release, which reads
+    /// whatever a stopped row stream left unread.
+    pub(crate) async fn end<T>(mut self, out: Result<T>) -> Result<T> {
+        match out {
+            Ok(value) => {
+                if self.begin.is_some() {
+                    sqlx::raw_sql("COMMIT").execute(&mut *self.conn).await?;
+                }
+                self.settled = true;
+                Ok(value)
+            }
+            Err(e) => {
+                if self.begin.is_none()
+                    || sqlx::raw_sql("ROLLBACK")
+                        .execute(&mut *self.conn)
+                        .await
+                        .is_ok()
+                {
+                    self.settled = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits the transaction (if any) and gives the connection back.
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.end(Ok(())).await
+    }
+
+    /// Rolls the transaction back (if any) and gives the connection back.
+    pub(crate) async fn rollback(mut self) -> Result<()> {
+        if self.begin.is_some() {
+            sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+        }
+        self.settled = true;
+        Ok(())
+    }
+
+    /// After a statement failed because a cached plan no longer fits its table (see
+    /// [`is_stale_plan`]): ends the transaction the failure aborted, forgets every statement
+    /// this connection prepared, and begins the same transaction again.
+    pub(crate) async fn replan(&mut self) -> Result<()> {
+        if self.begin.is_some() {
+            sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+        }
+        self.conn.clear_cached_statements().await?;
+        if let Some(begin) = self.begin.clone() {
+            sqlx::raw_sql(begin).execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Conn {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.settled {
+            // State unknown: never lend it to the next borrower as it is.
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Whether `e` is PostgreSQL refusing to run a cached plan whose result columns changed under
+/// it ("cached plan must not change result type", after a migration altered the table). The
+/// server raises it while binding the statement, before executing anything, so nothing of the
+/// statement took effect and running it again, newly prepared, is safe.
+pub(crate) fn is_stale_plan(e: &Error) -> bool {
+    match e {
+        Error::Database(sqlx::Error::Database(db)) => {
+            db.code().as_deref() == Some("0A000")
+                && db
+                    .message()
+                    .contains("cached plan must not change result type")
+        }
+        _ => false,
+    }
+}
+
+/// When this process last changed the shape of tables (a migration), so that the pools it
+/// built stop lending connections whose prepared statements were planned before.
+#[derive(Debug)]
+pub(crate) struct SchemaEpoch {
+    start: Instant,
+    /// Nanoseconds after `start` of the last change; 0 for none.
+    changed: AtomicU64,
+}
+
+impl SchemaEpoch {
+    pub(crate) fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            changed: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a change of shape, now.
+    pub(crate) fn mark(&self) {
+        let now = nanos(self.start.elapsed()).max(1);
+        self.changed.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Whether a connection of this `age` was opened before the last change, so may hold
+    /// statements planned for the old shape.
+    pub(crate) fn predates(&self, age: Duration) -> bool {
+        let changed = self.changed.load(Ordering::Relaxed);
+        changed != 0 && nanos(self.start.elapsed()).saturating_sub(nanos(age)) <= changed
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
