@@ -692,3 +692,99 @@ async fn cancelling_any_unit_at_any_await_loses_no_other_tenants_write() {
     }
     let _ = &w.tenancy;
 }
+
+// ---- Prepared statements after a migration ----------------------------------------------------
+
+/// `SELECT s.*` for `ctx` on every connection of a pool of 4: with `in_tx`, once in a
+/// transaction on each connection (four held at once); then eight times on `&TenantCtx`, all
+/// at once.
+async fn select_star_everywhere(ctx: &TenantCtx, in_tx: bool) -> Result<(), Error> {
+    let select = || Spin::repo().raw("SELECT s.* FROM {spins} s ORDER BY s.duration");
+    let mut txs = Vec::new();
+    for _ in 0..if in_tx { 4 } else { 0 } {
+        txs.push(ctx.begin().await?);
+    }
+    for tx in &mut txs {
+        assert_eq!(select().fetch_all(tx).await?.len(), 1);
+    }
+    for tx in txs {
+        tx.commit().await?;
+    }
+    let rows = futures_util::future::join_all((0..8).map(|_| select().fetch_all(ctx))).await;
+    for r in rows {
+        assert_eq!(r?.len(), 1);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_migration_that_changes_a_table_does_not_break_warm_connections() {
+    let db = TestDb::new("hyg_replan").await;
+    let v1 = tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA);
+    let v2 = tenancy::Migration::new(
+        2,
+        "a column",
+        "ALTER TABLE spins ADD COLUMN extra int NOT NULL DEFAULT 7",
+    );
+    // Two handles, as two processes would have: the first knows only v1; the second runs v2.
+    let old = Tenancy::builder()
+        .max_connections(4)
+        .tenant_migrations(Migrations::from_list(vec![v1.clone()]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    common::migrate_all(&old).await;
+    let ctxs = common::create_tenants(
+        &old,
+        &[
+            ("replan-shared", Placement::SharedTable),
+            ("replan-own", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    for ctx in &ctxs {
+        let s = Spinner::repo()
+            .insert(
+                ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: ctx.slug().into(),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        Spin::repo()
+            .insert(ctx, &new_spin(s.id, 1, ctx.slug()))
+            .await
+            .unwrap();
+    }
+    let new = Tenancy::builder()
+        .max_connections(4)
+        .tenant_migrations(Migrations::from_list(vec![v1, v2]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let mut both = Vec::new();
+    for ctx in &ctxs {
+        let again = new.resolve_id(ctx.id()).await.unwrap();
+        // Warm: every connection of both pools has the statement prepared for the old shape.
+        select_star_everywhere(ctx, true).await.unwrap();
+        select_star_everywhere(&again, true).await.unwrap();
+        both.push(again);
+    }
+
+    common::migrate_all(&new).await;
+
+    for (ctx, again) in ctxs.iter().zip(&both) {
+        // The migrating handle lends no connection planned before its migration.
+        select_star_everywhere(again, true)
+            .await
+            .unwrap_or_else(|e| panic!("{} after the migration: {e}", again.slug()));
+        // A handle that did not migrate prepares again a statement the server refuses, once.
+        // (Inside a transaction the refusal aborts the caller's work, so it is returned.)
+        select_star_everywhere(ctx, false)
+            .await
+            .unwrap_or_else(|e| panic!("{} on a warm connection: {e}", ctx.slug()));
+    }
+}
