@@ -187,3 +187,23 @@ impl SchemaEpoch {
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connections_opened_before_the_last_change_are_stale() {
+        let epoch = SchemaEpoch::new();
+        let hour = Duration::from_secs(3600);
+        assert!(!epoch.predates(hour), "no change yet");
+        let opened_before = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        epoch.mark();
+        std::thread::sleep(Duration::from_millis(2));
+        let opened_after = Instant::now();
+        assert!(epoch.predates(hour));
+        assert!(epoch.predates(opened_before.elapsed()));
+        assert!(!epoch.predates(opened_after.elapsed()));
+    }
+}

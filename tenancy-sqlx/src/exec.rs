@@ -28,8 +28,8 @@ fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
 /// PostgreSQL refuses such a plan while binding, before executing anything, so nothing of the
 /// first attempt took effect (and its transaction, which the error aborted, is rolled back
 /// before the second). Inside a caller's transaction the error aborted the caller's work, so
-/// it is returned; `TenantCtx::begin` never lends a connection planned before a migration of
-/// this process.
+/// it is returned; there, the pools `TenancyBuilder::connect` built never lend a connection
+/// planned before a migration of this process (see `Runtime::schema_changed`).
 macro_rules! on_conn {
     ($exec:expr, $sql:expr, $args:expr, $op:ident) => {{
         let (exec, sql, args) = ($exec, $sql, $args);

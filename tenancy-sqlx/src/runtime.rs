@@ -512,6 +512,12 @@ impl TenancyBuilder {
     /// Uses an existing pool and brings the registry schema up to date. The pool serves every
     /// tenant (one lane).
     ///
+    /// tenancy cannot add its check to a pool it did not build, so after a migration that pool
+    /// goes on lending connections whose prepared statements predate it: a statement on a
+    /// `&TenantCtx` that the server refuses for that is prepared again and rerun, but one inside a
+    /// [`TenantTx`](crate::TenantTx) fails. Prefer [`TenancyBuilder::connect`], or recycle the
+    /// pool's connections after migrating.
+    ///
     /// # Errors
     /// As [`Tenancy::connect`].
     pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {

@@ -151,6 +151,7 @@ mod tests {
             superuser: crate::superuser::SuperuserConfig::default(),
             rls: false,
             origin: uuid::Uuid::nil(),
+            epoch: Arc::new(crate::conn::SchemaEpoch::new()),
         });
         TenantCtx::mint(
             rt,
