@@ -1,10 +1,12 @@
-// A `TenantTx` cannot wrap an arbitrary sqlx transaction under a tenant's name: its fields are private.
+// A `TenantTx` cannot wrap a connection of the caller's under a tenant's name: its fields are private.
+#![allow(unreachable_code)]
 use tenancy::sqlx::{PgPool, Postgres, Transaction};
 use tenancy::{TenantCtx, TenantTx};
 
 async fn forge(pool: &PgPool, ctx: TenantCtx) -> TenantTx {
-    let tx: Transaction<'static, Postgres> = pool.begin().await.unwrap();
-    TenantTx { ctx, tx }
+    let _tx: Transaction<'static, Postgres> = pool.begin().await.unwrap();
+    // Whatever the connection (its type is not even nameable outside the crate):
+    TenantTx { ctx, tx: todo!() }
 }
 
 fn main() {}
