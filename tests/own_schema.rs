@@ -502,7 +502,9 @@ async fn connection_lanes_keep_each_tenant_on_its_lane() {
             .fetch_one(&mut tx)
             .await
             .unwrap();
-        drop(tx);
+        // Rolled back, not dropped: a dropped transaction's connection is closed, and the lane
+        // would serve the next statement from a new backend.
+        tx.rollback().await.unwrap();
         (ctx.slug().to_owned(), pid, tx_pid, names)
     }))
     .await;
