@@ -283,6 +283,41 @@ async fn a_dropped_or_failed_transaction_leaves_nothing() {
     let _ = &w.tenancy;
 }
 
+/// A caller that goes on after a failed statement and commits must not be told `Ok`: the
+/// server aborted the transaction at the failure, and a bare `COMMIT` answers `ROLLBACK`.
+#[tokio::test]
+async fn committing_after_a_failed_statement_is_an_error_not_a_silent_loss() {
+    let w = world("hyg_commit_aborted").await;
+    let before_a = committed(&w.db, &w.a).await;
+    let mut tx = w.a.begin().await.unwrap();
+    Spin::repo()
+        .insert(
+            &mut tx,
+            &new_spin(w.a_spinner, 800, "acknowledged, then lost"),
+        )
+        .await
+        .unwrap();
+    // B's spinner is not A's: the foreign key refuses it, and PostgreSQL aborts the transaction.
+    Spin::repo()
+        .insert(&mut tx, &new_spin(w.b_spinner, 801, "refused"))
+        .await
+        .unwrap_err();
+    let e = tx.commit().await.unwrap_err();
+    assert!(matches!(e, Error::TransactionAborted), "{e:?}");
+    assert_eq!(committed(&w.db, &w.a).await, before_a);
+    // The connection was rolled back and kept: the next borrower finds it clean.
+    assert_clean_for_b(&w, 2).await;
+
+    // A clean transaction still commits.
+    let mut tx = w.a.begin().await.unwrap();
+    Spin::repo()
+        .insert(&mut tx, &new_spin(w.a_spinner, 802, "kept"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(committed(&w.db, &w.a).await.len(), before_a.len() + 1);
+}
+
 #[tokio::test]
 async fn a_cancelled_transaction_is_rolled_back_and_the_connection_reused() {
     let w = world("hyg_cancelled").await;

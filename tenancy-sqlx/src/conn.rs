@@ -66,7 +66,23 @@ impl Conn {
         match out {
             Ok(value) => {
                 if self.begin.is_some() {
-                    sqlx::raw_sql("COMMIT").execute(&mut *self.conn).await?;
+                    // `SELECT 1` first, in the same message: in a transaction that a failed
+                    // statement aborted, it fails (25P02) and the `COMMIT` behind it is not
+                    // run, where a bare `COMMIT` would answer `ROLLBACK` and read as success,
+                    // losing every write the caller saw acknowledged.
+                    if let Err(e) = sqlx::raw_sql("SELECT 1; COMMIT")
+                        .execute(&mut *self.conn)
+                        .await
+                    {
+                        let aborted = matches!(&e, sqlx::Error::Database(db)
+                            if db.code().as_deref() == Some("25P02"));
+                        if !aborted {
+                            return Err(e.into());
+                        }
+                        sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+                        self.settled = true;
+                        return Err(Error::TransactionAborted);
+                    }
                 }
                 self.settled = true;
                 Ok(value)

@@ -211,7 +211,10 @@ impl TenantTx {
     /// Commits.
     ///
     /// # Errors
-    /// [`Error::Database`](crate::Error::Database) if the commit fails; the work is then lost.
+    /// [`Error::TransactionAborted`](crate::Error::TransactionAborted) if a statement in the
+    /// transaction failed (PostgreSQL then keeps none of its work, even where the caller went
+    /// on after the error); [`Error::Database`](crate::Error::Database) if the commit fails. In
+    /// both cases the work is lost.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await
     }

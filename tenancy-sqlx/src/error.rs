@@ -150,6 +150,13 @@ pub enum Error {
         "the tenancy registry is {0}; install it with Tenancy::install as a role that may create schemas in this database"
     )]
     RegistryNotInstalled(String),
+    /// [`TenantTx::commit`](crate::TenantTx::commit) on a transaction in which a statement
+    /// failed: PostgreSQL had already aborted it, so none of its work was kept (it was rolled
+    /// back), including the statements that returned `Ok` before the failure.
+    #[error(
+        "the transaction was not committed: a statement in it failed, so PostgreSQL rolled back all of its work"
+    )]
+    TransactionAborted,
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,
