@@ -456,31 +456,11 @@ async fn a_terminated_backend_fails_the_transaction_and_the_pool_recovers() {
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
 
-use common::Rls;
+use common::{Rls, cancel_at};
 use futures_util::StreamExt;
 use sqlx::PgPool;
 use tenancy::{Migrations, Placement, Superuser, rls};
-
-/// Polls `fut` until it has been pending `k` times, then drops it: a cancellation at its k-th
-/// await. `Some(output)` if it finished first.
-async fn cancel_at<F: Future>(k: usize, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut pending = 0;
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending => {
-            pending += 1;
-            if pending >= k {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            }
-        }
-    })
-    .await
-}
 
 /// Two shared-table tenants, A (3 spins) and B (2), as the application role (not a superuser,
 /// so row-level security applies when on), on a pool of ONE connection that the test also

@@ -323,3 +323,79 @@ async fn purged_ids_are_refused_by_every_handle() {
         .unwrap();
     assert_eq!(tenants, 0, "the refused creation wrote nothing");
 }
+
+/// A suspension whose caller is cancelled after its `COMMIT` went out has suspended the tenant
+/// without running the lines after the commit: the handle that made it must still refuse the
+/// contexts it holds, at once (before the commit) and, for a resolution that raced the change,
+/// through its own notification. Cut at every await of `suspend` in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_cancelled_after_its_commit_still_stops_held_contexts() {
+    let db = TestDb::new("revoke_cancelled_suspend").await;
+    let a = handle(&db).await;
+    common::migrate_all(&a).await;
+    let t = a
+        .create_tenant(NewTenant::new("held", "held"))
+        .await
+        .unwrap();
+    let su = a
+        .superuser("test", "suspend under cancellation")
+        .await
+        .unwrap();
+    let mut admin = db.connect().await;
+    // Whether the cut lands after the COMMIT reached the server is up to timing: sweep again
+    // until it has, a few times at most.
+    let mut cut_after_commit = 0;
+    for _sweep in 0..20 {
+        if cut_after_commit > 0 {
+            break;
+        }
+        for k in 1.. {
+            let held = a.resolve_id(t.id).await.unwrap();
+            let done = common::cancel_at(k, a.suspend(&su, t.id)).await;
+            // A cut connection is closed behind the cut: wait until the server has finished with
+            // it (a COMMIT already sent commits first), so that the status read is final.
+            eventually("the cut connection is finished with", async || {
+                let busy: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() AND state <> 'idle'",
+                )
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+                busy == 0
+            })
+            .await;
+            let status: String =
+                sqlx::query_scalar("SELECT status FROM tenancy.tenants WHERE id = $1")
+                    .bind(t.id.as_uuid())
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+            if status == "suspended" {
+                assert!(
+                    revoked(&held).await,
+                    "suspend cut at await {k} suspended the tenant, and a context held from before still acts"
+                );
+                // Resolution from the cache must not hand out the suspended tenant either.
+                eventually("the suspended tenant stops resolving", async || {
+                    matches!(a.resolve_id(t.id).await, Err(Error::TenantSuspended { .. }))
+                })
+                .await;
+                if done.is_none() {
+                    cut_after_commit += 1;
+                }
+                a.resume(&su, t.id).await.unwrap();
+            }
+            if let Some(out) = done {
+                out.unwrap();
+                assert!(k > 3, "suspend finished after {k} awaits: nothing was cut");
+                break;
+            }
+            assert!(k < 200, "suspend never finished");
+        }
+    }
+    assert!(
+        cut_after_commit > 0,
+        "no cut fell after the COMMIT went out, so the case was not exercised"
+    );
+}

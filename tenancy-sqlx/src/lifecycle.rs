@@ -124,6 +124,12 @@ impl Tenancy {
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)
             .await?;
+        // Before the commit as well as after: a caller cancelled once the COMMIT is on its way
+        // never reaches the lines below, and a tenant that stops must not keep acting here.
+        // Revoking a tenant whose change then fails costs its contexts a new resolution.
+        if change == Change::Revoke {
+            self.rt.cache.revoke(id);
+        }
         tx.commit().await?;
         match change {
             Change::Revoke => self.rt.cache.revoke(id),
@@ -213,6 +219,8 @@ impl Tenancy {
         su.audit(&mut tx, "tenant.purge", &[id], Some(&format!("{purged:?}")))
             .await?;
         notify::send(&mut tx, self.rt.origin, Change::Revoke, id).await?;
+        // Before the commit too (see `lifecycle`).
+        self.runtime().cache.revoke(id);
         tx.commit().await?;
         self.runtime().cache.revoke(id);
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");

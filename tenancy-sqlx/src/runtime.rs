@@ -556,7 +556,6 @@ impl TenancyBuilder {
                 notify_options,
                 self.acquire_timeout,
                 Arc::downgrade(&rt),
-                rt.origin,
             )
             .await?;
             Some(Arc::new(listener))

@@ -262,3 +262,22 @@ impl Rls {
             .unwrap()
     }
 }
+
+/// Polls `fut` until it has been pending `k` times, then drops it: a cancellation at its k-th
+/// await. `Some(output)` if it finished first.
+pub async fn cancel_at<F: Future>(k: usize, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut pending = 0;
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => {
+            pending += 1;
+            if pending >= k {
+                std::task::Poll::Ready(None)
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}

@@ -47,8 +47,8 @@ impl Change {
 }
 
 /// Queues the notification of `change` to `tenant` in the caller's transaction: PostgreSQL
-/// sends it on commit. `origin` identifies the sending handle, which has applied the change to
-/// its own cache already and ignores its own notification.
+/// sends it on commit. `origin` names the sending handle, for whoever reads the channel; the
+/// sender applies its own notification too (see `apply`).
 pub(crate) async fn send(
     tx: &mut sqlx::PgConnection,
     origin: uuid::Uuid,
@@ -93,7 +93,6 @@ impl Listener {
         options: PgConnectOptions,
         timeout: Duration,
         rt: Weak<Runtime>,
-        origin: uuid::Uuid,
     ) -> Result<Self> {
         let options = options.application_name(APPLICATION_NAME);
         crate::runtime::probe(&options, timeout).await?;
@@ -108,7 +107,7 @@ impl Listener {
             .connect_lazy_with(options);
         let listener = listen(&pool).await?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(listener, pool, rt, origin, stopped));
+        let task = tokio::spawn(run(listener, pool, rt, stopped));
         Ok(Self {
             stop,
             task: Mutex::new(Some(task)),
@@ -145,7 +144,6 @@ async fn run(
     listener: PgListener,
     pool: sqlx::PgPool,
     rt: Weak<Runtime>,
-    origin: uuid::Uuid,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut listener = Some(listener);
@@ -180,7 +178,7 @@ async fn run(
             received = current.try_recv() => match received {
                 Ok(Some(n)) => {
                     let Some(rt) = rt.upgrade() else { break };
-                    apply(&rt, origin, n.payload());
+                    apply(&rt, n.payload());
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!("tenancy registry listener lost its connection; reconnecting");
@@ -193,9 +191,11 @@ async fn run(
     pool.close().await;
 }
 
-fn apply(rt: &Runtime, origin: uuid::Uuid, payload: &str) {
+fn apply(rt: &Runtime, payload: &str) {
+    // The sending handle's own notifications are applied too: a change whose caller was
+    // cancelled after its COMMIT went out never ran its own cache update, and a resolution that
+    // raced the change may have cached the tenant as active. Applying twice is harmless.
     match parse(payload) {
-        Some((_, _, from)) if from == origin => {}
         Some((Change::Revoke, tenant, _)) => rt.cache.revoke(tenant),
         Some((Change::Forget, tenant, _)) => rt.cache.invalidate(tenant),
         None => {
