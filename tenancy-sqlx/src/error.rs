@@ -166,6 +166,10 @@ pub enum Error {
     /// A value could not be encoded for PostgreSQL.
     #[error("could not encode a bound value: {0}")]
     Encode(#[source] sqlx::error::BoxDynError),
+    /// A tenant's statement was not sent: its arguments were not laid out so that the server
+    /// reads the tenant where tenancy wrote it (see the README's "What is guaranteed").
+    #[error("the statement was not sent: the tenant's argument failed its check: {0}")]
+    TenantBinding(String),
     /// The database refused or failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -8,6 +8,7 @@ use tenancy_core::Placement;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::bind::TenantArgs;
 use crate::ctx::Exec;
 use crate::{Error, Result};
 
@@ -32,7 +33,7 @@ fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
 /// planned before a migration of this process (see `Runtime::schema_changed`).
 macro_rules! on_conn {
     ($exec:expr, $sql:expr, $args:expr, $op:ident) => {{
-        let (exec, sql, args) = ($exec, $sql, $args);
+        let (exec, sql, args) = ($exec, $sql, TenantArgs::into_inner($args));
         async move {
             let persistent = exec.ctx.runtime().persistent;
             match exec.conn {
@@ -82,16 +83,18 @@ impl<'s> Exec<'s> {
         self.ctx.schema()
     }
 
-    /// A statement in the runtime's [`StatementMode`](crate::StatementMode).
-    pub(crate) fn query(&self, sql: SqlStr, args: PgArguments) -> Query {
-        query(sql, args, self.ctx.runtime().persistent)
+    /// A statement in the runtime's [`StatementMode`](crate::StatementMode). Its arguments end
+    /// with the tenant, checked (see `crate::bind`): there is no way to run a tenant's statement
+    /// with arguments that were not finished there.
+    pub(crate) fn query(&self, sql: SqlStr, args: TenantArgs) -> Query {
+        query(sql, args.into_inner(), self.ctx.runtime().persistent)
     }
 
     fn span(&self) -> tracing::Span {
         tracing::debug_span!("tenancy.statement", tenant = %self.ctx.id())
     }
 
-    pub(crate) async fn fetch_all(self, sql: SqlStr, args: PgArguments) -> Result<Vec<PgRow>> {
+    pub(crate) async fn fetch_all(self, sql: SqlStr, args: TenantArgs) -> Result<Vec<PgRow>> {
         let span = self.span();
         on_conn!(self, sql, args, fetch_all).instrument(span).await
     }
@@ -99,7 +102,7 @@ impl<'s> Exec<'s> {
     pub(crate) async fn fetch_optional(
         self,
         sql: SqlStr,
-        args: PgArguments,
+        args: TenantArgs,
     ) -> Result<Option<PgRow>> {
         let span = self.span();
         on_conn!(self, sql, args, fetch_optional)
@@ -107,18 +110,18 @@ impl<'s> Exec<'s> {
             .await
     }
 
-    pub(crate) async fn fetch_one(self, sql: SqlStr, args: PgArguments) -> Result<PgRow> {
+    pub(crate) async fn fetch_one(self, sql: SqlStr, args: TenantArgs) -> Result<PgRow> {
         self.fetch_optional(sql, args)
             .await?
             .ok_or(Error::RowNotFound)
     }
 
-    pub(crate) async fn execute(self, sql: SqlStr, args: PgArguments) -> Result<PgQueryResult> {
+    pub(crate) async fn execute(self, sql: SqlStr, args: TenantArgs) -> Result<PgQueryResult> {
         let span = self.span();
         on_conn!(self, sql, args, execute).instrument(span).await
     }
 
-    pub(crate) fn fetch(self, sql: SqlStr, args: PgArguments) -> BoxStream<'s, Result<PgRow>> {
+    pub(crate) fn fetch(self, sql: SqlStr, args: TenantArgs) -> BoxStream<'s, Result<PgRow>> {
         let rt = self.ctx.runtime();
         if self.conn.is_none() && rt.rls && rt.persistent {
             // Row-level security needs the rows read inside a transaction that has the tenant

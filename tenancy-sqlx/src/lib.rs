@@ -18,6 +18,7 @@
 //! across tenants without a `Superuser`. Generated code calls only these functions, so it can do
 //! nothing a user could not.
 
+mod bind;
 mod column;
 mod conn;
 mod ctx;

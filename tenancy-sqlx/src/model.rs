@@ -17,6 +17,7 @@ use sqlx::{Decode, Encode, Postgres, Row, Type};
 use tenancy_core::ident;
 use uuid::Uuid;
 
+use crate::sql::TENANT;
 use crate::value::{BindValue, Value};
 use crate::{Error, Result};
 
@@ -128,15 +129,29 @@ pub(crate) fn column_value<M: Model>(row: &M, index: usize) -> Option<Value> {
     row.column(index).map(ColumnType::to_value)
 }
 
-/// Binds the insertable columns of `new`, in `META.columns` order.
+/// Binds the `width` insertable columns of `new`, in `META.columns` order: exactly that many,
+/// the number the statement was built for.
 pub(crate) fn bind_insert<N: NewModel>(
     new: &N,
+    width: usize,
     args: &mut PgArguments,
-) -> std::result::Result<(), BoxDynError> {
-    let mut n = 0;
-    while let Some(field) = new.column(n) {
-        field.bind_to(args)?;
-        n += 1;
+) -> Result<()> {
+    for n in 0..width {
+        let field = new.column(n).ok_or_else(|| Error::InvalidModel {
+            model: N::Model::META.name,
+            reason: format!(
+                "its insertable value has {n} fields; the model inserts {width} columns"
+            ),
+        })?;
+        field.bind_to(args).map_err(Error::Encode)?;
+    }
+    if new.column(width).is_some() {
+        return Err(Error::InvalidModel {
+            model: N::Model::META.name,
+            reason: format!(
+                "its insertable value has more fields than the {width} columns the model inserts"
+            ),
+        });
     }
     Ok(())
 }
@@ -243,7 +258,8 @@ pub(crate) struct Built {
     pub(crate) key: usize,
     pub(crate) insert_cols: Vec<usize>,
     pub(crate) update_cols: Vec<usize>,
-    /// `SELECT <cols> FROM <table> WHERE <tenant> = $1`
+    /// `SELECT <cols> FROM <table> WHERE <tenant> = ` and the tenant's placeholder mark
+    /// (`crate::sql::TENANT`), numbered when the statement is finished.
     pub(crate) select: Tpl,
     pub(crate) get: Tpl,
     pub(crate) get_many: Tpl,
@@ -265,14 +281,18 @@ const AT_TABLE: char = '\u{1}';
 pub(crate) struct Tpl {
     shared: String,
     at: usize,
+    /// The placeholder the statement reads the tenant from, as it is: 0 for the heads that
+    /// callers complete (they place the tenant themselves).
+    pub(crate) tenant: usize,
 }
 
 impl Tpl {
-    fn new(marked: String) -> Self {
+    fn new(marked: String, tenant: usize) -> Self {
         let at = marked.find(AT_TABLE).unwrap_or(0);
         Self {
             shared: marked.replacen(AT_TABLE, "", 1),
             at,
+            tenant,
         }
     }
 
@@ -360,17 +380,18 @@ impl Built {
             .collect();
 
         let t = AT_TABLE;
-        let select = format!("SELECT {select_list} FROM {t}{table} WHERE {tenant} = $1");
-        let get = format!("{select} AND {key} = $2");
-        let get_many = format!("{select} AND {key} = ANY($2)");
+        // The tenant is bound last (see `crate::bind`): its placeholder is the highest.
+        let select = format!("SELECT {select_list} FROM {t}{table} WHERE {tenant} = {TENANT}");
+        let by_key = |head: &str| format!("{head} WHERE {tenant} = $2 AND {key} = $1");
 
         let mut insert_head = format!("INSERT INTO {t}{table} ({tenant}");
         for &i in &insert_cols {
             let _ = write!(insert_head, ", {}", cols[i]);
         }
         insert_head.push_str(") VALUES ");
+        let width = insert_cols.len();
         let mut insert_one = insert_head.clone();
-        push_values_row(&mut insert_one, 2, insert_cols.len());
+        push_values_row(&mut insert_one, 1, width, width + 1);
         let _ = write!(insert_one, " RETURNING {select_list}");
 
         let mut update_row = format!("UPDATE {t}{table} SET ");
@@ -382,29 +403,37 @@ impl Built {
             if n > 0 {
                 update_row.push_str(", ");
             }
-            let _ = write!(update_row, "{} = ${}", cols[i], n + 3);
+            let _ = write!(update_row, "{} = ${}", cols[i], n + 2);
         }
         let _ = write!(
             update_row,
-            " WHERE {tenant} = $1 AND {key} = $2 RETURNING {select_list}"
+            " WHERE {tenant} = ${} AND {key} = $1 RETURNING {select_list}",
+            update_cols.len() + 2
         );
 
         Ok(Self {
-            delete_one: Tpl::new(format!(
-                "DELETE FROM {t}{table} WHERE {tenant} = $1 AND {key} = $2"
-            )),
-            exists_one: Tpl::new(format!(
-                "SELECT EXISTS (SELECT 1 FROM {t}{table} WHERE {tenant} = $1 AND {key} = $2)"
-            )),
-            count_all: Tpl::new(format!(
-                "SELECT count(*) FROM {t}{table} WHERE {tenant} = $1"
-            )),
-            select: Tpl::new(select),
-            get: Tpl::new(get),
-            get_many: Tpl::new(get_many),
-            insert_head: Tpl::new(insert_head),
-            insert_one: Tpl::new(insert_one),
-            update_row: Tpl::new(update_row),
+            delete_one: Tpl::new(by_key(&format!("DELETE FROM {t}{table}")), 2),
+            exists_one: Tpl::new(
+                format!(
+                    "SELECT EXISTS (SELECT 1 FROM {t}{table} WHERE {tenant} = $2 AND {key} = $1)"
+                ),
+                2,
+            ),
+            count_all: Tpl::new(
+                format!("SELECT count(*) FROM {t}{table} WHERE {tenant} = $1"),
+                1,
+            ),
+            get: Tpl::new(by_key(&format!("SELECT {select_list} FROM {t}{table}")), 2),
+            get_many: Tpl::new(
+                format!(
+                    "SELECT {select_list} FROM {t}{table} WHERE {tenant} = $2 AND {key} = ANY($1)"
+                ),
+                2,
+            ),
+            select: Tpl::new(select, 0),
+            insert_head: Tpl::new(insert_head, 0),
+            insert_one: Tpl::new(insert_one, width + 1),
+            update_row: Tpl::new(update_row, update_cols.len() + 2),
             table,
             tenant,
             key: meta.key,
@@ -416,9 +445,9 @@ impl Built {
     }
 }
 
-/// Appends `($1, $first, $first+1, ...)`: the tenant, then `width` values.
-pub(crate) fn push_values_row(sql: &mut String, first: usize, width: usize) {
-    sql.push_str("($1");
+/// Appends `($tenant, $first, $first+1, ...)`: the tenant, then `width` values.
+pub(crate) fn push_values_row(sql: &mut String, first: usize, width: usize, tenant: usize) {
+    let _ = write!(sql, "(${tenant}");
     for p in first..first + width {
         let _ = write!(sql, ", ${p}");
     }
@@ -466,15 +495,15 @@ mod tests {
         let b = s.get(&meta("spins", COLS)).unwrap();
         assert_eq!(
             b.get.text(None),
-            r#"SELECT "id", "duration", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#
+            r#"SELECT "id", "duration", "created_at" FROM "spins" WHERE "tenant_id" = $2 AND "id" = $1"#
         );
         assert_eq!(
             b.insert_one.text(None),
-            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ($1, $2, $3) RETURNING "id", "duration", "created_at""#
+            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ($3, $1, $2) RETURNING "id", "duration", "created_at""#
         );
         assert_eq!(
             b.update_row.text(None),
-            r#"UPDATE "spins" SET "duration" = $3 WHERE "tenant_id" = $1 AND "id" = $2 RETURNING "id", "duration", "created_at""#
+            r#"UPDATE "spins" SET "duration" = $2 WHERE "tenant_id" = $3 AND "id" = $1 RETURNING "id", "duration", "created_at""#
         );
         for tpl in [
             &b.get,
@@ -484,11 +513,14 @@ mod tests {
             &b.exists_one,
             &b.count_all,
         ] {
+            // The tenant's placeholder is the last one: it is bound after every user value.
+            let last = format!(r#""tenant_id" = ${}"#, tpl.tenant);
             let sql = tpl.text(None);
-            assert!(sql.contains(r#""tenant_id" = $1"#), "{sql}");
+            assert!(sql.contains(&last), "{sql}");
+            assert!(!sql.contains(&format!("${}", tpl.tenant + 1)), "{sql}");
             let own = tpl.text(Some(r#""t_acme""#));
             assert!(own.contains(r#""t_acme"."spins""#), "{own}");
-            assert!(own.contains(r#""tenant_id" = $1"#), "{own}");
+            assert!(own.contains(&last), "{own}");
         }
     }
 

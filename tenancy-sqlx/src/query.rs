@@ -1,12 +1,13 @@
 //! [`Select`]: the typed query builder on a model's rows.
 
 use futures_util::stream::{BoxStream, StreamExt};
-use sqlx::Arguments;
+use sqlx::SqlStr;
 
+use crate::bind::TenantArgs;
 use crate::column::{Filter, Order, col_name};
 use crate::model::{Built, Model};
 use crate::repo::push_filter;
-use crate::sql::{self, SqlBuf};
+use crate::sql::SqlBuf;
 use crate::value::Value;
 use crate::{Error, Result, Scope};
 
@@ -129,10 +130,10 @@ impl<M: Model> Select<M> {
         order
     }
 
-    fn build(&self, st: &Built, schema: Option<&str>, tenant: uuid::Uuid) -> Result<SqlBuf> {
-        // `st.select` ends in `WHERE <tenant> = $1`.
+    fn build(&self, st: &Built, schema: Option<&str>) -> Result<SqlBuf> {
+        // `st.select` ends in `WHERE <tenant> = ` and the tenant's mark: the tenant is bound
+        // last, by `SqlBuf::finish`.
         let mut buf = SqlBuf::new(st.select.text(schema));
-        buf.args.add(tenant).map_err(Error::Encode)?;
         push_filter(&mut buf, st, &self.filter)?;
         let order = self.effective_order();
         if let Some(values) = &self.after {
@@ -154,12 +155,15 @@ impl<M: Model> Select<M> {
         Ok(buf)
     }
 
-    fn prepare<'s>(&self, scope: impl Scope<'s>) -> Result<(crate::ctx::Exec<'s>, SqlBuf)> {
+    fn prepare<'s>(
+        &self,
+        scope: impl Scope<'s>,
+    ) -> Result<(crate::ctx::Exec<'s>, SqlStr, TenantArgs)> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = M::statements().get(&M::META)?;
-        let buf = self.build(st, exec.schema(), exec.tenant())?;
-        Ok((exec, buf))
+        let (sql, args) = self.build(st, exec.schema())?.finish(exec.tenant())?;
+        Ok((exec, sql, args))
     }
 
     /// Runs the query; all matching rows.
@@ -167,8 +171,8 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
-        let (exec, buf) = self.prepare(scope)?;
-        let rows = exec.fetch_all(sql::text(buf.sql), buf.args).await?;
+        let (exec, sql, args) = self.prepare(scope)?;
+        let rows = exec.fetch_all(sql, args).await?;
         rows.iter()
             .map(|r| M::decode_row(r).map_err(Error::from))
             .collect()
@@ -179,8 +183,8 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_optional<'s>(&self, scope: impl Scope<'s>) -> Result<Option<M>> {
-        let (exec, buf) = self.prepare(scope)?;
-        let row = exec.fetch_optional(sql::text(buf.sql), buf.args).await?;
+        let (exec, sql, args) = self.prepare(scope)?;
+        let row = exec.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -197,8 +201,8 @@ impl<M: Model> Select<M> {
     /// With a `&TenantCtx` the stream holds a pooled connection until it ends or is dropped.
     pub fn fetch<'s>(&self, scope: impl Scope<'s>) -> BoxStream<'s, Result<M>> {
         match self.prepare(scope) {
-            Ok((exec, buf)) => exec
-                .fetch(sql::text(buf.sql), buf.args)
+            Ok((exec, sql, args)) => exec
+                .fetch(sql, args)
                 .map(|r| r.and_then(|row| M::decode_row(&row).map_err(Error::from)))
                 .boxed(),
             Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),

@@ -6,9 +6,10 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Arguments, Row, SqlStr};
 use uuid::Uuid;
 
+use crate::bind::{self, TenantArgs};
 use crate::column::{Assignment, Filter, col_name};
 use crate::ctx::Exec;
-use crate::model::{Built, Model, NewModel, push_values_row};
+use crate::model::{Built, Model, NewModel, Tpl, push_values_row};
 use crate::query::Select;
 use crate::raw::Raw;
 use crate::sql::{self, SqlBuf};
@@ -55,11 +56,15 @@ fn decode_all<M: Model>(rows: &[PgRow]) -> Result<Vec<M>> {
         .collect()
 }
 
-/// Arguments with the tenant bound as `$1`.
-fn tenant_args(tenant: Uuid) -> Result<PgArguments> {
+/// The arguments of a statement that reads a key as `$1`, with the tenant after it.
+fn key_args(
+    exec: &Exec<'_>,
+    key: impl sqlx::Encode<'static, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    tpl: &Tpl,
+) -> Result<TenantArgs> {
     let mut args = PgArguments::default();
-    args.add(tenant).map_err(Error::Encode)?;
-    Ok(args)
+    args.add(key).map_err(Error::Encode)?;
+    bind::finish(args, exec.tenant(), tpl.tenant)
 }
 
 impl<M: Model> Repo<M> {
@@ -79,8 +84,7 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut args = tenant_args(exec.tenant())?;
-        args.add(id).map_err(Error::Encode)?;
+        let args = key_args(&exec, id, &st.get)?;
         let sql = st.get.sql(exec.schema());
         let row = exec.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
@@ -99,8 +103,9 @@ impl<M: Model> Repo<M> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut args = tenant_args(exec.tenant())?;
+        let mut args = PgArguments::default();
         args.add(ids).map_err(Error::Encode)?;
+        let args = bind::finish(args, exec.tenant(), st.get_many.tenant)?;
         let sql = st.get_many.sql(exec.schema());
         let rows = exec.fetch_all(sql, args).await?;
         decode_all(&rows)
@@ -115,8 +120,9 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut args = tenant_args(exec.tenant())?;
-        crate::model::bind_insert(new, &mut args).map_err(Error::Encode)?;
+        let mut args = PgArguments::default();
+        crate::model::bind_insert(new, st.insert_cols.len(), &mut args)?;
+        let args = bind::finish(args, exec.tenant(), st.insert_one.tenant)?;
         let sql = st.insert_one.sql(exec.schema());
         let row = exec.fetch_one(sql, args).await?;
         Ok(M::decode_row(&row)?)
@@ -178,11 +184,12 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut args = tenant_args(exec.tenant())?;
+        let mut args = PgArguments::default();
         args.add(row.key()).map_err(Error::Encode)?;
         for &i in &st.update_cols {
             crate::model::bind_column(row, i, &mut args).map_err(Error::Encode)?;
         }
+        let args = bind::finish(args, exec.tenant(), st.update_row.tenant)?;
         let sql = st.update_row.sql(exec.schema());
         let out = exec.fetch_optional(sql, args).await?;
         out.map(|r| M::decode_row(&r).map_err(Error::from))
@@ -212,7 +219,8 @@ impl<M: Model> Repo<M> {
         buf.push(" AND ").push(&st.cols[st.key]).push(" = ");
         buf.bind(id)?;
         buf.push(" RETURNING ").push(&st.select_list);
-        let out = exec.fetch_optional(sql::text(buf.sql), buf.args).await?;
+        let (sql, args) = buf.finish(exec.tenant())?;
+        let out = exec.fetch_optional(sql, args).await?;
         out.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -236,10 +244,8 @@ impl<M: Model> Repo<M> {
         let st = statements::<M>()?;
         let mut buf = update_head(st, &exec, &assignments)?;
         push_filter(&mut buf, st, &filter)?;
-        Ok(exec
-            .execute(sql::text(buf.sql), buf.args)
-            .await?
-            .rows_affected())
+        let (sql, args) = buf.finish(exec.tenant())?;
+        Ok(exec.execute(sql, args).await?.rows_affected())
     }
 
     /// Deletes the tenant's row with this key; false if it had none.
@@ -250,8 +256,7 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut args = tenant_args(exec.tenant())?;
-        args.add(id).map_err(Error::Encode)?;
+        let args = key_args(&exec, id, &st.delete_one)?;
         let sql = st.delete_one.sql(exec.schema());
         let done = exec.execute(sql, args).await?;
         Ok(done.rows_affected() > 0)
@@ -271,12 +276,10 @@ impl<M: Model> Repo<M> {
             st.table_ref(exec.schema()),
             st.tenant
         ));
-        buf.bind(exec.tenant())?;
+        buf.tenant();
         push_filter(&mut buf, st, &filter)?;
-        Ok(exec
-            .execute(sql::text(buf.sql), buf.args)
-            .await?
-            .rows_affected())
+        let (sql, args) = buf.finish(exec.tenant())?;
+        Ok(exec.execute(sql, args).await?.rows_affected())
     }
 
     /// How many rows the tenant has.
@@ -287,7 +290,7 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let args = tenant_args(exec.tenant())?;
+        let args = bind::finish(PgArguments::default(), exec.tenant(), st.count_all.tenant)?;
         let sql = st.count_all.sql(exec.schema());
         let row = exec.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
@@ -306,9 +309,10 @@ impl<M: Model> Repo<M> {
             st.table_ref(exec.schema()),
             st.tenant
         ));
-        buf.bind(exec.tenant())?;
+        buf.tenant();
         push_filter(&mut buf, st, &filter)?;
-        let row = exec.fetch_one(sql::text(buf.sql), buf.args).await?;
+        let (sql, args) = buf.finish(exec.tenant())?;
+        let row = exec.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -320,8 +324,7 @@ impl<M: Model> Repo<M> {
         let exec = scope.into_exec();
         exec.check_placement()?;
         let st = statements::<M>()?;
-        let mut args = tenant_args(exec.tenant())?;
-        args.add(id).map_err(Error::Encode)?;
+        let args = key_args(&exec, id, &st.exists_one)?;
         let sql = st.exists_one.sql(exec.schema());
         let row = exec.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
@@ -340,10 +343,11 @@ impl<M: Model> Repo<M> {
             st.table_ref(exec.schema()),
             st.tenant
         ));
-        buf.bind(exec.tenant())?;
+        buf.tenant();
         push_filter(&mut buf, st, &filter)?;
         buf.push(")");
-        let row = exec.fetch_one(sql::text(buf.sql), buf.args).await?;
+        let (sql, args) = buf.finish(exec.tenant())?;
+        let row = exec.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -369,10 +373,9 @@ impl<M: Model> Repo<M> {
     }
 }
 
-/// `UPDATE t SET a = $2, b = $3 WHERE tenant = $1`
+/// `UPDATE t SET a = $1, b = $2 WHERE tenant = ` and the tenant's mark (see [`SqlBuf::tenant`]).
 fn update_head<M>(st: &Built, exec: &Exec<'_>, assignments: &[Assignment<M>]) -> Result<SqlBuf> {
     let mut buf = SqlBuf::new(String::new());
-    buf.args.add(exec.tenant()).map_err(Error::Encode)?;
     buf.push("UPDATE ")
         .push(&st.table_ref(exec.schema()))
         .push(" SET ");
@@ -383,7 +386,7 @@ fn update_head<M>(st: &Built, exec: &Exec<'_>, assignments: &[Assignment<M>]) ->
         buf.push(col_name(&st.cols, a.col)?).push(" = ");
         buf.bind_value(&*a.value.0)?;
     }
-    buf.push(" WHERE ").push(&st.tenant).push(" = $1");
+    buf.push(" WHERE ").push(&st.tenant).push(" = ").tenant();
     Ok(buf)
 }
 
@@ -401,19 +404,21 @@ fn insert_many_sql<N: NewModel>(
     schema: Option<&str>,
     tenant: Uuid,
     rows: &[N],
-) -> Result<(SqlStr, PgArguments)> {
+) -> Result<(SqlStr, TenantArgs)> {
     let width = st.insert_cols.len();
+    // Every row reads the tenant from the one placeholder after all the rows' values.
+    let tenant_at = rows.len() * width + 1;
     let mut sql = st.insert_head.text(schema);
     sql.reserve(rows.len() * (4 + width * 6) + st.select_list.len() + 12);
-    let mut args = tenant_args(tenant)?;
+    let mut args = PgArguments::default();
     for (n, row) in rows.iter().enumerate() {
         if n > 0 {
             sql.push_str(", ");
         }
-        push_values_row(&mut sql, 2 + n * width, width);
-        crate::model::bind_insert(row, &mut args).map_err(Error::Encode)?;
+        push_values_row(&mut sql, 1 + n * width, width, tenant_at);
+        crate::model::bind_insert(row, width, &mut args)?;
     }
     sql.push_str(" RETURNING ");
     sql.push_str(&st.select_list);
-    Ok((sql::text(sql), args))
+    Ok((sql::text(sql), bind::finish(args, tenant, tenant_at)?))
 }

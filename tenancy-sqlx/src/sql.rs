@@ -7,7 +7,12 @@
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, AssertSqlSafe, Encode, Postgres, SqlSafeStr, SqlStr, Type};
 
+use crate::bind::TenantArgs;
 use crate::{Error, Result};
+
+/// Marks the tenant's placeholder in SQL under construction: its number is known only once every
+/// other value is bound, since the tenant is bound last (see `crate::bind`).
+pub(crate) const TENANT: char = '\u{2}';
 
 /// A statement off the hot path (registry, lifecycle, migrations, checks), always run as an
 /// unnamed statement: it works through PgBouncer in transaction mode whatever the
@@ -68,6 +73,28 @@ impl SqlBuf {
         value.bind(&mut self.args).map_err(Error::Encode)?;
         self.push_placeholder();
         Ok(self)
+    }
+
+    /// Writes the tenant's placeholder; [`SqlBuf::finish`] binds the tenant, last.
+    pub(crate) fn tenant(&mut self) -> &mut Self {
+        self.sql.push(TENANT);
+        self
+    }
+
+    /// Binds `tenant` after every other value and numbers its placeholders.
+    ///
+    /// # Errors
+    /// [`Error::TenantBinding`] if the statement reads no tenant, or its arguments fail the
+    /// tenant's check.
+    pub(crate) fn finish(self, tenant: uuid::Uuid) -> Result<(SqlStr, TenantArgs)> {
+        if !self.sql.contains(TENANT) {
+            return Err(Error::TenantBinding(
+                "the statement has no placeholder for the tenant".into(),
+            ));
+        }
+        let n = self.args.len() + 1;
+        let sql = self.sql.replace(TENANT, &format!("${n}"));
+        Ok((text(sql), crate::bind::finish(self.args, tenant, n)?))
     }
 
     fn push_placeholder(&mut self) {

@@ -21,7 +21,8 @@ where
     T: for<'q> Encode<'q, Postgres> + Type<Postgres> + Send + Sync + 'static,
 {
     fn bind(&self, args: &mut PgArguments) -> Result<(), BoxDynError> {
-        args.add(self)
+        // Through a buffer of its own: the encoder is the user's code (see `crate::bind`).
+        args.add(crate::bind::Fenced(self))
     }
 }
 

@@ -234,7 +234,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         T: for<'q> Encode<'q, Postgres> + Type<Postgres>,
     {
         if self.bind_error.is_none()
-            && let Err(e) = self.args.add(value)
+            && let Err(e) = self.args.add(crate::bind::Fenced(&value))
         {
             self.bind_error = Some(e);
         }
@@ -256,7 +256,12 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     async fn prepare<'s>(
         self,
         mut exec: crate::ctx::Exec<'s>,
-    ) -> Result<(crate::ctx::Exec<'s>, SqlStr, PgArguments, Decode<O>)> {
+    ) -> Result<(
+        crate::ctx::Exec<'s>,
+        SqlStr,
+        crate::bind::TenantArgs,
+        Decode<O>,
+    )> {
         exec.check_placement()?;
         if let Some(e) = self.bind_error {
             return Err(Error::Encode(e));
@@ -265,7 +270,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         for r in &self.relations {
             built.push(((r.statements)().get(r.meta)?, r.meta));
         }
-        let mut args = self.args;
+        let args = self.args;
         let rewritten = rewrite(self.sql.as_str(), &built, exec.schema(), args.len())?;
         let mut tenant_columns = vec![DEFAULT_TENANT_COLUMN.to_owned()];
         for r in &self.relations {
@@ -274,7 +279,8 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
             }
         }
         check::catalog(&mut exec, &rewritten.names, &tenant_columns).await?;
-        args.add(exec.tenant()).map_err(Error::Encode)?;
+        let tenant_at = args.len() + 1;
+        let args = crate::bind::finish(args, exec.tenant(), tenant_at)?;
         Ok((exec, sql::text(rewritten.sql), args, self.decode))
     }
 
