@@ -122,7 +122,7 @@ async fn well_shaped_tables_pass() {
     tenancy.verify::<Parent>().await.unwrap();
     db.exec(
         "CREATE TABLE accounts (
-             org_id       uuid NOT NULL,
+             org_id       uuid NOT NULL REFERENCES tenancy.tenants (id),
              id           uuid NOT NULL,
              display_name text NOT NULL,
              PRIMARY KEY (org_id, id),

@@ -157,6 +157,9 @@ pub fn expand(model: &Model<'_>) -> Expansion {
         }}
 
         #[automatically_derived]
+        impl {k}::TenantScoped for {ident} {{}}
+
+        #[automatically_derived]
         impl {k}::Model for {ident} {{
             type New = {new_ident};
             const META: {k}::ModelMeta = {k}::ModelMeta {{

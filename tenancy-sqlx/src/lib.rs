@@ -58,7 +58,7 @@ pub use lifecycle::Purged;
 pub use migrate::{
     MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
 };
-pub use model::{ColumnMeta, ColumnType, Model, ModelMeta, NewModel};
+pub use model::{ColumnMeta, ColumnType, Model, ModelMeta, NewModel, TenantScoped};
 pub use query::Select;
 pub use raw::{Raw, RawSqlRefusal, RefusalKind};
 pub use registry::{NewTenant, Tenant};
@@ -81,5 +81,4 @@ pub use verify::ShapeReport;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::ctx::Exec;
-    pub use crate::model::Statements;
 }

@@ -1,10 +1,32 @@
 //! What `#[tenant_scoped]` generates an implementation of: a description of the model, and the
-//! statements built from it once.
+//! statements the runtime builds from it.
 //!
-//! Nothing here runs SQL. A `Model` implementation (generated or hand-written) only describes a
-//! table; every path to its rows goes through [`Repo`](crate::Repo), whose methods demand a
-//! [`Scope`](crate::Scope). Names are validated and quoted when the statements are built, so a
-//! hand-written description cannot inject SQL either.
+//! Nothing here runs SQL, and nothing a model implements supplies SQL. A `Model` describes a
+//! table ([`ModelMeta`]: names, which columns are inserted and updated, which is the key), hands
+//! out its fields as [`ColumnType`] values and decodes rows. The runtime builds every statement
+//! from the description (names validated and quoted), binds exactly the fields the statement was
+//! built for, and binds the tenant itself, last (see `bind.rs`).
+//!
+//! # Who can implement `Model`
+//!
+//! Everything the attribute writes, a user can write: `#[doc(hidden)]` is not a boundary, and
+//! neither is any trait the expansion implements. So the boundary is not who implements the
+//! trait but what an implementation can do:
+//!
+//! - its description is a claim, checked against the database before the model's first
+//!   statement through each `Tenancy` handle (`verify.rs`): the declared tenant column must be
+//!   the table's tenant column, and no model column may be one;
+//! - the statements are the runtime's, built from the checked description; the trait has no
+//!   method that returns SQL or binds arguments, and a value that hands out more or fewer fields
+//!   than the statement binds is refused.
+//!
+//! A hand-written implementation, even a copy of an expansion, therefore reaches only the
+//! tenant's own rows of a table shaped for isolation, as a generated one does. The supertrait
+//! [`TenantScoped`] adds no power: it turns a plain hand-written `impl Model` into a compile
+//! error that says to use the attribute (`ui-tests/.../sealed/model-by-hand.rs`), which is all a
+//! trait the attribute must be able to implement can do. A `const`-evaluated check of the
+//! description was weighed and left out: it could check the description only against itself,
+//! which `Statements::build` already does, at a compile cost in every model.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashSet};
@@ -49,26 +71,19 @@ pub struct ColumnMeta {
     pub update: bool,
 }
 
-/// A tenant-scoped model. Implemented by `#[tenant_scoped]`; see the crate docs.
-///
-/// Implementing it by hand is possible and safe: it only describes a table, and every access
-/// still needs a tenant scope.
+/// A tenant-scoped model. Implemented by `#[tenant_scoped]`; see the crate docs and the module
+/// docs of `model.rs` for why a hand-written implementation is refused and harmless anyway.
 ///
 /// The implementation is small on purpose (each model's is type-checked in the user's crate):
 /// it decodes a row in one body and hands out its fields as [`ColumnType`] objects; binding,
 /// cursor values and the choice of decoding by position or by name are provided here, once.
-pub trait Model: Sized + Send + Sync + Unpin + 'static {
+pub trait Model: TenantScoped + Sized + Send + Sync + Unpin + 'static {
     /// The insertable part of the model (`New<Model>`), without the columns the database fills.
     type New: NewModel<Model = Self>;
 
-    /// The description of the table.
+    /// The description of the table: a claim, checked against the database before the model's
+    /// first statement (see [`Tenancy::verify`](crate::Tenancy::verify)).
     const META: ModelMeta;
-
-    /// The statements built from [`Model::META`], once per process.
-    #[doc(hidden)]
-    fn statements() -> &'static Statements {
-        statements_of::<Self>()
-    }
 
     /// This row's key.
     fn key(&self) -> Uuid;
@@ -97,6 +112,17 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
         Self::decode(row, Some(Self::META.columns))
     }
 }
+
+/// Marks a type `#[tenant_scoped]` declared a model. It carries nothing: it turns a
+/// hand-written `impl Model` into an error that says what to write instead. See the module docs
+/// for why a hand-written implementation could do no harm anyway.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `#[tenant_scoped]` model",
+    label = "`Model` is implemented by `#[tenant_scoped]`, not by hand",
+    note = "declare the struct with `#[tenant_scoped(table = \"...\")]`; tenancy checks the description it generates against the database and builds every statement itself"
+)]
+pub trait TenantScoped {}
 
 /// The insertable part of a model, generated as `New<Model>` by `#[tenant_scoped]`.
 pub trait NewModel: Send + Sync {
@@ -229,8 +255,15 @@ where
 /// static and closure per model is less for rustc to check in the user's crate.
 static STATEMENTS: RwLock<BTreeMap<TypeId, &'static Statements>> = RwLock::new(BTreeMap::new());
 
-fn statements_of<M: Model>() -> &'static Statements {
-    let id = TypeId::of::<M>();
+/// The statements of `M`, unchecked: for code that needs its names (row-level security's
+/// policies). A tenant's statement takes its text from `Exec::statements`, which checks the
+/// table first.
+pub(crate) fn statements<M: Model>() -> Result<&'static Built> {
+    statements_of(TypeId::of::<M>(), &M::META).get(&M::META)
+}
+
+/// The statements of the model with type id `id` and description `meta`.
+pub(crate) fn statements_of(id: TypeId, meta: &ModelMeta) -> &'static Statements {
     let found = STATEMENTS
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -239,15 +272,14 @@ fn statements_of<M: Model>() -> &'static Statements {
     found.unwrap_or_else(|| {
         // Built outside the lock; if two threads race, the first insertion wins and the other
         // build is dropped.
-        let built = Statements::build(&M::META);
+        let built = Statements::build(meta);
         let mut map = STATEMENTS.write().unwrap_or_else(PoisonError::into_inner);
         *map.entry(id).or_insert_with(|| Box::leak(Box::new(built)))
     })
 }
 
-/// SQL built once per model from its [`ModelMeta`]. Opaque.
-#[doc(hidden)]
-pub struct Statements(std::result::Result<Built, String>);
+/// SQL built once per model from its [`ModelMeta`], by the runtime alone.
+pub(crate) struct Statements(std::result::Result<Built, String>);
 
 pub(crate) struct Built {
     /// The quoted table name, unqualified: shared tables are found through the search path.
@@ -332,7 +364,7 @@ impl Built {
 
 impl Statements {
     /// Validates `meta` and builds its statements. Errors are kept and reported on every use.
-    pub fn build(meta: &ModelMeta) -> Self {
+    pub(crate) fn build(meta: &ModelMeta) -> Self {
         Self(Built::new(meta))
     }
 

@@ -155,13 +155,13 @@ impl<M: Model> Select<M> {
         Ok(buf)
     }
 
-    fn prepare<'s>(
+    async fn prepare<'s>(
         &self,
         scope: impl Scope<'s>,
     ) -> Result<(crate::ctx::Exec<'s>, SqlStr, TenantArgs)> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = M::statements().get(&M::META)?;
+        let st = exec.statements::<M>().await?;
         let (sql, args) = self.build(st, exec.schema())?.finish(exec.tenant())?;
         Ok((exec, sql, args))
     }
@@ -171,7 +171,7 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
-        let (exec, sql, args) = self.prepare(scope)?;
+        let (exec, sql, args) = self.prepare(scope).await?;
         let rows = exec.fetch_all(sql, args).await?;
         rows.iter()
             .map(|r| M::decode_row(r).map_err(Error::from))
@@ -183,7 +183,7 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_optional<'s>(&self, scope: impl Scope<'s>) -> Result<Option<M>> {
-        let (exec, sql, args) = self.prepare(scope)?;
+        let (exec, sql, args) = self.prepare(scope).await?;
         let row = exec.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
@@ -199,14 +199,18 @@ impl<M: Model> Select<M> {
 
     /// Runs the query and streams the rows as they arrive, without holding them all in memory.
     /// With a `&TenantCtx` the stream holds a pooled connection until it ends or is dropped.
-    pub fn fetch<'s>(&self, scope: impl Scope<'s>) -> BoxStream<'s, Result<M>> {
-        match self.prepare(scope) {
-            Ok((exec, sql, args)) => exec
-                .fetch(sql, args)
-                .map(|r| r.and_then(|row| M::decode_row(&row).map_err(Error::from)))
-                .boxed(),
-            Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
-        }
+    pub fn fetch<'s>(&self, scope: impl Scope<'s> + 's) -> BoxStream<'s, Result<M>> {
+        // The statement is built inside the stream, after the model check (an await).
+        let this = self.clone();
+        futures_util::stream::once(async move { this.prepare(scope).await })
+            .flat_map(|prepared| match prepared {
+                Ok((exec, sql, args)) => exec
+                    .fetch(sql, args)
+                    .map(|r| r.and_then(|row| M::decode_row(&row).map_err(Error::from)))
+                    .boxed(),
+                Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+            })
+            .boxed()
     }
 }
 

@@ -46,10 +46,6 @@ impl<M: Model> Default for Repo<M> {
     }
 }
 
-fn statements<M: Model>() -> Result<&'static Built> {
-    M::statements().get(&M::META)
-}
-
 fn decode_all<M: Model>(rows: &[PgRow]) -> Result<Vec<M>> {
     rows.iter()
         .map(|r| M::decode_row(r).map_err(Error::from))
@@ -81,9 +77,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`] and decoding errors.
     pub async fn get<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<Option<M>> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let args = key_args(&exec, id, &st.get)?;
         let sql = st.get.sql(exec.schema());
         let row = exec.fetch_optional(sql, args).await?;
@@ -97,9 +93,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// As [`Repo::get`].
     pub async fn get_many<'s>(&self, scope: impl Scope<'s>, ids: &[Uuid]) -> Result<Vec<M>> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -117,9 +113,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`], e.g. a unique violation.
     pub async fn insert<'s>(&self, scope: impl Scope<'s>, new: &M::New) -> Result<M> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut args = PgArguments::default();
         crate::model::bind_insert(new, st.insert_cols.len(), &mut args)?;
         let args = bind::finish(args, exec.tenant(), st.insert_one.tenant)?;
@@ -136,7 +132,7 @@ impl<M: Model> Repo<M> {
     pub async fn insert_many<'s>(&self, scope: impl Scope<'s>, rows: &[M::New]) -> Result<Vec<M>> {
         let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -181,9 +177,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn update<'s>(&self, scope: impl Scope<'s>, row: &M) -> Result<Option<M>> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut args = PgArguments::default();
         args.add(row.key()).map_err(Error::Encode)?;
         for &i in &st.update_cols {
@@ -212,9 +208,9 @@ impl<M: Model> Repo<M> {
         if assignments.is_empty() {
             return self.get(scope, id).await;
         }
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut buf = update_head(st, &exec, &assignments)?;
         buf.push(" AND ").push(&st.cols[st.key]).push(" = ");
         buf.bind(id)?;
@@ -239,9 +235,9 @@ impl<M: Model> Repo<M> {
         if assignments.is_empty() {
             return Ok(0);
         }
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut buf = update_head(st, &exec, &assignments)?;
         push_filter(&mut buf, st, &filter)?;
         let (sql, args) = buf.finish(exec.tenant())?;
@@ -253,9 +249,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`], e.g. a foreign key still pointing at the row.
     pub async fn delete<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<bool> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let args = key_args(&exec, id, &st.delete_one)?;
         let sql = st.delete_one.sql(exec.schema());
         let done = exec.execute(sql, args).await?;
@@ -268,9 +264,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn delete_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<u64> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut buf = SqlBuf::new(format!(
             "DELETE FROM {} WHERE {} = ",
             st.table_ref(exec.schema()),
@@ -287,9 +283,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn count<'s>(&self, scope: impl Scope<'s>) -> Result<i64> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let args = bind::finish(PgArguments::default(), exec.tenant(), st.count_all.tenant)?;
         let sql = st.count_all.sql(exec.schema());
         let row = exec.fetch_one(sql, args).await?;
@@ -301,9 +297,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn count_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<i64> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut buf = SqlBuf::new(format!(
             "SELECT count(*) FROM {} WHERE {} = ",
             st.table_ref(exec.schema()),
@@ -321,9 +317,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn exists<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<bool> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let args = key_args(&exec, id, &st.exists_one)?;
         let sql = st.exists_one.sql(exec.schema());
         let row = exec.fetch_one(sql, args).await?;
@@ -335,9 +331,9 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn exists_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<bool> {
-        let exec = scope.into_exec();
+        let mut exec = scope.into_exec();
         exec.check_placement()?;
-        let st = statements::<M>()?;
+        let st = exec.statements::<M>().await?;
         let mut buf = SqlBuf::new(format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ",
             st.table_ref(exec.schema()),

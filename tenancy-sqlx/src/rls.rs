@@ -304,7 +304,7 @@ impl Tenancy {
     /// [`Error::Database`] (e.g. not the owner).
     pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
         self.check_superuser(su)?;
-        M::statements().get(&M::META)?;
+        crate::model::statements::<M>()?;
         let sql = policy_sql(M::META.table, M::META.tenant_column)?;
         let mut tx = self.runtime().begin().await?;
         sqlx::raw_sql(crate::sql::text(sql))

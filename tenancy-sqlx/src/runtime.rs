@@ -33,6 +33,8 @@ pub(crate) struct Runtime {
     pub(crate) origin: uuid::Uuid,
     /// When a migration last changed tables (see [`Runtime::schema_changed`]).
     pub(crate) epoch: Arc<SchemaEpoch>,
+    /// The models whose tables passed the model check through this handle (see `verify.rs`).
+    pub(crate) models: crate::verify::Checked,
 }
 
 impl Runtime {
@@ -550,6 +552,7 @@ impl TenancyBuilder {
             rls: self.row_level_security,
             origin: uuid::Uuid::new_v4(),
             epoch,
+            models: crate::verify::Checked::default(),
         });
         let listener = if self.listen {
             let listener = crate::registry::notify::Listener::start(

@@ -1,4 +1,16 @@
-//! The startup check: does each model's table have the shape tenant isolation needs?
+//! The model check: does each model's table have the shape tenant isolation needs, and is the
+//! model's description of it true?
+//!
+//! A description (`#[tenant_scoped]`'s attribute, or anything else that implements `Model`) is a
+//! claim. The runtime checks it against the database before the model's first statement through
+//! a `Tenancy` handle ([`Exec::statements`]), once per model and table (the shared one, or one
+//! tenant schema's), and remembers the result: no round trip after the first use. A model that
+//! fails is refused with [`Error::TableShape`] every time, until its table is fixed.
+//! [`Tenancy::verify`] runs the same check at startup.
+//!
+//! The tenant column must be the table's tenant column: named `tenant_id`, or the one column
+//! with a foreign key to `tenancy.tenants`; the table may have only one such column, and no
+//! model column may be one (else the model would write a tenant id of its choosing).
 //!
 //! In a shared table every key must lead with the tenant: `PRIMARY KEY (tenant_id, id)`,
 //! `UNIQUE (tenant_id, ...)`, `FOREIGN KEY (tenant_id, x_id) REFERENCES x (tenant_id, id)`
@@ -7,12 +19,158 @@
 //! point at another's; an index without it serves no tenant's query. This is also the shape
 //! Citus needs to distribute the table by tenant.
 
+use std::any::TypeId;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::{PoisonError, RwLock};
 
 use sqlx::{PgConnection, Row};
 
-use crate::model::{Model, ModelMeta};
+use crate::ctx::Exec;
+use crate::model::{Built, Model, ModelMeta};
 use crate::{Error, Result, Tenancy};
+
+/// The tables each model was checked against through one `Tenancy` handle.
+#[derive(Default)]
+pub(crate) struct Checked(RwLock<HashMap<TypeId, Tables>>);
+
+#[derive(Default)]
+struct Tables {
+    shared: bool,
+    /// Quoted schema names.
+    schemas: HashSet<Box<str>>,
+}
+
+impl Checked {
+    fn has(&self, model: TypeId, schema: Option<&str>) -> bool {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(&model).is_some_and(|t| match schema {
+            None => t.shared,
+            Some(s) => t.schemas.contains(s),
+        })
+    }
+
+    fn mark(&self, model: TypeId, schema: Option<&str>) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let tables = map.entry(model).or_default();
+        match schema {
+            None => tables.shared = true,
+            Some(s) => {
+                tables.schemas.insert(s.into());
+            }
+        }
+    }
+}
+
+impl Exec<'_> {
+    /// The statements of `M`, once its table for this scope (the shared one, or the tenant's
+    /// schema's) has passed the model check through this `Tenancy` (see the module docs). The
+    /// only way to a model's statement text for a tenant's statement.
+    pub(crate) async fn statements<M: Model>(&mut self) -> Result<&'static Built> {
+        let schema = self.schema();
+        let rt = self.ctx.runtime();
+        checked(
+            rt,
+            self.conn.as_deref_mut(),
+            TypeId::of::<M>(),
+            &M::META,
+            schema,
+        )
+        .await
+    }
+
+    /// As [`Exec::statements`], for a model known by type id and description (raw SQL's
+    /// declared models).
+    pub(crate) async fn statements_of(
+        &mut self,
+        model: TypeId,
+        meta: &'static ModelMeta,
+    ) -> Result<&'static Built> {
+        let schema = self.schema();
+        let rt = self.ctx.runtime();
+        checked(rt, self.conn.as_deref_mut(), model, meta, schema).await
+    }
+}
+
+/// The statements of a model after its check against the table in `schema` (`None`: shared),
+/// run on `conn` (the caller's transaction) or a pooled connection, unless this runtime already
+/// passed it.
+pub(crate) async fn checked(
+    rt: &crate::runtime::Runtime,
+    conn: Option<&mut PgConnection>,
+    model: TypeId,
+    meta: &'static ModelMeta,
+    schema: Option<&str>,
+) -> Result<&'static Built> {
+    if rt.models.has(model, schema) {
+        return crate::model::statements_of(model, meta).get(meta);
+    }
+    check_now(rt, conn, model, meta, schema).await
+}
+
+/// As [`checked`], whatever this runtime saw before ([`Tenancy::verify`] asks the database
+/// again).
+async fn check_now(
+    rt: &crate::runtime::Runtime,
+    conn: Option<&mut PgConnection>,
+    model: TypeId,
+    meta: &'static ModelMeta,
+    schema: Option<&str>,
+) -> Result<&'static Built> {
+    let st = crate::model::statements_of(model, meta).get(meta)?;
+    // Row-level security's policy lives on the shared tables (own schemas get it from their
+    // migrations, and are told apart by name).
+    let rls = rt.rls && schema.is_none();
+    let problems = match conn {
+        Some(conn) => problems(conn, meta, schema, rls).await?,
+        None => {
+            rt.with_conn(async |conn| problems(conn, meta, schema, rls).await)
+                .await?
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Error::TableShape(ShapeReport {
+            table: match schema {
+                None => meta.table.to_owned(),
+                Some(s) => format!("{}.{}", s.trim_matches('"'), meta.table),
+            },
+            problems,
+        }));
+    }
+    rt.models.mark(model, schema);
+    Ok(st)
+}
+
+/// Checks `M`'s tables a cross-tenant report reads: the shared one if it reads shared-table
+/// tenants, and the schema of each `(tenant, quoted schema)` in `schemas`.
+pub(crate) async fn check_report<M: Model>(
+    rt: &crate::runtime::Runtime,
+    shared: bool,
+    schemas: &[(tenancy_core::TenantId, String)],
+) -> Result<()> {
+    let model = TypeId::of::<M>();
+    if shared {
+        checked(rt, None, model, &M::META, None).await?;
+    }
+    for (_, schema) in schemas {
+        checked(rt, None, model, &M::META, Some(schema)).await?;
+    }
+    Ok(())
+}
+
+/// Everything wrong with `meta`'s table in `schema`.
+async fn problems(
+    conn: &mut PgConnection,
+    meta: &ModelMeta,
+    schema: Option<&str>,
+    rls: bool,
+) -> Result<Vec<String>> {
+    let mut problems = shape_problems(conn, meta, schema).await?;
+    if rls && let Some(oid) = table_oid(conn, meta, schema).await? {
+        problems.extend(crate::rls::policy_problems(conn, oid, meta.tenant_column).await?);
+    }
+    Ok(problems)
+}
 
 /// What [`Tenancy::verify`] found wrong with one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +198,11 @@ impl fmt::Display for ShapeReport {
 
 impl Tenancy {
     /// Checks that `M`'s shared table exists with every model column, a `uuid NOT NULL` tenant
-    /// column, and keys, foreign keys and indexes that all lead with the tenant. Call it at
-    /// startup for every model.
+    /// column that is the table's tenant column (see the module docs), and keys, foreign keys and
+    /// indexes that all lead with the tenant.
+    ///
+    /// The runtime runs this check itself before a model's first statement (and before its first
+    /// statement in each tenant schema): calling it at startup only reports a bad table sooner.
     ///
     /// With [row-level security](crate::rls) on, also that the table has tenancy's policy,
     /// enabled and forced, and no other permissive policy that would widen it.
@@ -50,50 +211,44 @@ impl Tenancy {
     /// [`Error::TableShape`] naming the table and listing every problem;
     /// [`Error::InvalidModel`]; [`Error::Database`].
     pub async fn verify<M: Model>(&self) -> Result<()> {
-        M::statements().get(&M::META)?;
-        let rls = self.runtime().rls;
-        let problems = self
-            .runtime()
-            .with_conn(async |conn| {
-                let mut problems = shape_problems(conn, &M::META).await?;
-                if rls && let Some(oid) = table_oid(conn, &M::META).await? {
-                    problems.extend(
-                        crate::rls::policy_problems(conn, oid, M::META.tenant_column).await?,
-                    );
-                }
-                Ok(problems)
-            })
-            .await?;
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::TableShape(ShapeReport {
-                table: M::META.table.to_owned(),
-                problems,
-            }))
-        }
+        check_now(self.runtime(), None, TypeId::of::<M>(), &M::META, None).await?;
+        Ok(())
     }
 }
 
+/// The table's oid: `schema.table` for a quoted `schema`, else `table` in the search path.
 async fn table_oid(
     conn: &mut PgConnection,
     meta: &ModelMeta,
+    schema: Option<&str>,
 ) -> Result<Option<sqlx::postgres::types::Oid>> {
+    let table = tenancy_core::ident::quote(meta.table);
+    let name = match schema {
+        None => table,
+        Some(schema) => format!("{schema}.{table}"),
+    };
     Ok(crate::sql::admin_scalar("SELECT to_regclass($1)::oid")
-        .bind(tenancy_core::ident::quote(meta.table))
+        .bind(name)
         .fetch_one(&mut *conn)
         .await?)
 }
 
-async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec<String>> {
+async fn shape_problems(
+    conn: &mut PgConnection,
+    meta: &ModelMeta,
+    schema: Option<&str>,
+) -> Result<Vec<String>> {
     let tenant = meta.tenant_column;
     let key = meta.columns[meta.key].name;
-    let Some(oid) = table_oid(conn, meta).await? else {
-        return Ok(vec!["the table does not exist (in the search_path)".into()]);
+    let Some(oid) = table_oid(conn, meta, schema).await? else {
+        return Ok(vec![match schema {
+            None => "the table does not exist (in the search_path)".into(),
+            Some(s) => format!("the table does not exist in schema {s}"),
+        }]);
     };
 
     let mut problems = Vec::new();
-    let columns = crate::sql::admin_query(
+    let columns: Vec<sqlx::postgres::PgRow> = crate::sql::admin_query(
         "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS ty, attnotnull \
          FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
     )
@@ -123,7 +278,7 @@ async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec
     }
 
     // Constraints: p(rimary), u(nique), f(oreign), x (exclusion), with column names in order.
-    let constraints = crate::sql::admin_query(
+    let constraints: Vec<sqlx::postgres::PgRow> = crate::sql::admin_query(
         "SELECT c.conname::text AS name, c.contype::text AS kind, \
                 ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) \
                       JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i) AS cols, \
@@ -181,6 +336,7 @@ async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec
     if !has_pk {
         problems.push(format!("no primary key; expected ({tenant}, {key})"));
     }
+    problems.extend(tenant_column_problems(meta, &columns, &constraints));
 
     // Indexes not behind one of this table's constraints (those were reported above). A foreign
     // key of another table also records the index it relies on in `conindid`, so match on
@@ -206,4 +362,59 @@ async fn shape_problems(conn: &mut PgConnection, meta: &ModelMeta) -> Result<Vec
         }
     }
     Ok(problems)
+}
+
+/// The table's tenant columns (named `tenant_id`, or alone in a foreign key to
+/// `tenancy.tenants`) against the model's: the declared one must be the table's only one, and no
+/// model column may be one.
+fn tenant_column_problems(
+    meta: &ModelMeta,
+    columns: &[sqlx::postgres::PgRow],
+    constraints: &[sqlx::postgres::PgRow],
+) -> Vec<String> {
+    let mut tenant_like = BTreeSet::new();
+    for c in columns {
+        let name: String = c.get("name");
+        if name == "tenant_id" {
+            tenant_like.insert(name);
+        }
+    }
+    for c in constraints {
+        let cols: Vec<String> = c.get("cols");
+        if c.get::<String, _>("kind") == "f" && c.get::<bool, _>("to_registry") && cols.len() == 1 {
+            tenant_like.extend(cols);
+        }
+    }
+    let mut problems = Vec::new();
+    let tenant = meta.tenant_column;
+    let listed = || {
+        tenant_like
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let declared_exists = columns.iter().any(|c| c.get::<String, _>("name") == tenant);
+    if declared_exists && !tenant_like.contains(tenant) {
+        problems.push(format!(
+            "the model's tenant column {tenant:?} is not the table's tenant column (one named tenant_id, or with a \
+             foreign key to tenancy.tenants (id)); the table has {}",
+            if tenant_like.is_empty() { "none".to_owned() } else { listed() }
+        ));
+    } else if tenant_like.len() > 1 {
+        problems.push(format!(
+            "the table has more than one tenant column ({}); keep one, named tenant_id or with the only foreign key to \
+             tenancy.tenants (id)",
+            listed()
+        ));
+    }
+    for c in meta.columns {
+        if c.name != tenant && tenant_like.contains(c.name) {
+            problems.push(format!(
+                "column {:?} of field `{}` is a tenant column; the tenant is not a field of {}",
+                c.name, c.field, meta.name
+            ));
+        }
+    }
+    problems
 }

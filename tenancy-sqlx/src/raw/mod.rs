@@ -77,7 +77,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Arguments, Encode, Postgres, SqlStr, Type};
 
-use crate::model::{Built, Model, ModelMeta, Statements};
+use crate::model::{Built, Model, ModelMeta};
 use crate::sql;
 use crate::{Error, Result, Scope};
 use lex::{Tok, lex};
@@ -170,7 +170,7 @@ impl From<RawSqlRefusal> for Error {
 
 struct Relation {
     meta: &'static ModelMeta,
-    statements: fn() -> &'static Statements,
+    model: std::any::TypeId,
 }
 
 /// Raw SQL on the tenant's rows of `M` (and of any model added with [`Raw::with`]), decoded as
@@ -220,7 +220,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
             bind_error: None,
             relations: vec![Relation {
                 meta: &M::META,
-                statements: M::statements,
+                model: std::any::TypeId::of::<M>(),
             }],
             decode,
             _model: PhantomData,
@@ -247,7 +247,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         if !self.relations.iter().any(|r| r.meta.table == N::META.table) {
             self.relations.push(Relation {
                 meta: &N::META,
-                statements: N::statements,
+                model: std::any::TypeId::of::<N>(),
             });
         }
         self
@@ -268,7 +268,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         }
         let mut built = Vec::with_capacity(self.relations.len());
         for r in &self.relations {
-            built.push(((r.statements)().get(r.meta)?, r.meta));
+            built.push((exec.statements_of(r.model, r.meta).await?, r.meta));
         }
         let args = self.args;
         let rewritten = rewrite(self.sql.as_str(), &built, exec.schema(), args.len())?;
@@ -532,7 +532,7 @@ mod tests {
     };
 
     fn rewritten(sql: &str, bound: usize) -> Result<Rewritten> {
-        let st = Statements::build(&SPINS);
+        let st = crate::model::Statements::build(&SPINS);
         let built = st.get(&SPINS).unwrap();
         rewrite(sql, &[(built, &SPINS)], None, bound)
     }

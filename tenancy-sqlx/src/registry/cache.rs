@@ -152,6 +152,7 @@ mod tests {
             rls: false,
             origin: uuid::Uuid::nil(),
             epoch: Arc::new(crate::conn::SchemaEpoch::new()),
+            models: crate::verify::Checked::default(),
         });
         TenantCtx::mint(
             rt,

@@ -435,7 +435,7 @@ impl<M: Model> Report<M> {
     /// returned (the audit record stays).
     pub async fn fetch_all(&self, su: &Superuser) -> Result<Vec<(TenantId, M)>> {
         self.check()?;
-        let st = M::statements().get(&M::META)?;
+        let st = crate::model::statements::<M>()?;
         let detail = self.describe_rows(st)?;
         // A descending bound needs the first ordering column to be NOT NULL (see `plan::Bound`).
         let first = self
@@ -448,6 +448,12 @@ impl<M: Model> Report<M> {
         if targets.all.is_empty() || self.limit == Some(0) {
             return Ok(Vec::new());
         }
+        crate::verify::check_report::<M>(
+            su.runtime(),
+            !targets.shared.is_empty(),
+            &targets.schemas,
+        )
+        .await?;
         let offset = usize::try_from(self.offset.unwrap_or(0)).unwrap_or(usize::MAX);
         let shape = RowsShape {
             st,
@@ -582,7 +588,7 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
     /// As [`Report::fetch_all`]; [`Error::Report`] if an integer sum overflows `i64`.
     pub async fn fetch(&self, su: &Superuser) -> Result<Aggregated<K::Output>> {
         let report = &self.report;
-        let st = M::statements().get(&M::META)?;
+        let st = crate::model::statements::<M>()?;
         let col = match self.agg.col {
             Some(c) => Some(crate::column::col_name(&st.cols, c)?),
             None => None,
@@ -593,6 +599,7 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
         let targets =
             plan::resolve_and_audit(su, &report.set, "report.aggregate", &detail, None).await?;
         let rt = su.runtime();
+        crate::verify::check_report::<M>(rt, !targets.shared.is_empty(), &targets.schemas).await?;
         let cache = report.cache_for(targets.schemas.len());
         let parts: Vec<(TenantId, K::Partial)> =
             // Futures made before the stream, for `Send` (see `Report::fetch_all`).

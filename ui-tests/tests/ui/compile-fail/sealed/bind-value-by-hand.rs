@@ -1,5 +1,5 @@
 // A column type cannot bind itself by hand: the binding traits are handed the statement's
-// arguments, whose `$1` is the tenant, so a hand-written `bind` could replace it and read or
+// arguments, which end with the tenant, so a hand-written `bind` could replace it and read or
 // write another tenant's rows. Only sqlx-encodable types bind, through tenancy's own impls.
 use tenancy::sqlx::error::BoxDynError;
 use tenancy::sqlx::postgres::PgArguments;
