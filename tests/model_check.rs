@@ -374,3 +374,21 @@ async fn each_tenant_schema_is_checked_on_its_first_statement() {
     }
     assert_eq!(Spin::repo().count(&good).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn no_policy_is_installed_on_a_lying_tenant_column() {
+    let db = TestDb::new("policy_lying_column").await;
+    let (tenancy, _a, _b) = two_tenants(&db).await;
+    let su = tenancy.superuser("test", "install rls").await.unwrap();
+    assert_shape_error(
+        tenancy.install_row_level_security::<LyingNote>(&su).await,
+        "is not the table's tenant column",
+    );
+    let mut conn = db.connect().await;
+    let policies: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE tablename = 'notes'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(policies, 0);
+}

@@ -84,10 +84,10 @@ pub type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);
 
 // The statements the repository sends for `Spin` (tenancy-sqlx/src/model.rs and query.rs);
 // `check_same_sql` fails the run if the repository ever sends something else.
-pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 AND "id" = $2"#;
-const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 ORDER BY "created_at" DESC, "id" DESC LIMIT $2"#;
-const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($1, $2, $3, $4, $5) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
-const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $3, "duration" = $4, "note" = $5 WHERE "tenant_id" = $1 AND "id" = $2 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
+pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 AND "id" = $1"#;
+const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 ORDER BY "created_at" DESC, "id" DESC LIMIT $1"#;
+const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($5, $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
+const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $2, "duration" = $3, "note" = $4 WHERE "tenant_id" = $5 AND "id" = $1 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 
 /// Tenants and rows: the measured tenant and its neighbours on the same tables.
 #[derive(Clone)]
@@ -309,8 +309,8 @@ async fn lookup_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
 /// One hand-written point lookup.
 pub async fn raw_get(pool: PgPool, tenant: Uuid, id: Uuid) {
     let spin = sqlx::query_as::<_, SpinRow>(GET_SQL)
-        .bind(tenant)
         .bind(id)
+        .bind(tenant)
         .fetch_optional(&pool)
         .await
         .expect("raw get");
@@ -343,8 +343,8 @@ async fn lookup_ping_vs_noping(b: &mut Bench, data: &Data, url: &str) {
             conn.ping().await.expect("ping");
         }
         let spin = sqlx::query_as::<_, SpinRow>(GET_SQL)
-            .bind(tenant)
             .bind(id)
+            .bind(tenant)
             .fetch_optional(&mut *conn)
             .await
             .expect("raw get");
@@ -374,8 +374,8 @@ async fn list50_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
         let pool = pool.clone();
         async move {
             let rows = sqlx::query_as::<_, SpinRow>(LIST50_SQL)
-                .bind(tenant)
                 .bind(50_i64)
+                .bind(tenant)
                 .fetch_all(&pool)
                 .await
                 .expect("raw newest 50");
@@ -401,11 +401,11 @@ async fn insert_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
         let (pool, new, tenant) = (pool.clone(), new_spin(&d, i), d.tenant);
         async move {
             let spin = sqlx::query_as::<_, SpinRow>(INSERT_SQL)
-                .bind(tenant)
                 .bind(new.id)
                 .bind(new.spinner_id)
                 .bind(new.duration)
                 .bind(&new.note)
+                .bind(tenant)
                 .fetch_one(&pool)
                 .await
                 .expect("raw insert");
@@ -430,11 +430,11 @@ async fn update_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
         let (pool, row, tenant) = (pool.clone(), changed(&d, i), d.tenant);
         async move {
             let spin = sqlx::query_as::<_, SpinRow>(UPDATE_SQL)
-                .bind(tenant)
                 .bind(row.id)
                 .bind(row.spinner_id)
                 .bind(row.duration)
                 .bind(&row.note)
+                .bind(tenant)
                 .fetch_optional(&pool)
                 .await
                 .expect("raw update");

@@ -300,11 +300,12 @@ impl Tenancy {
     /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security).
     ///
     /// # Errors
-    /// [`Error::InvalidModel`], [`Error::Forbidden`] for a foreign or expired `su`,
-    /// [`Error::Database`] (e.g. not the owner).
+    /// [`Error::InvalidModel`], [`Error::TableShape`] if the table fails the model check (so the
+    /// policy would not be on the tenant's column), [`Error::Forbidden`] for a foreign or expired
+    /// `su`, [`Error::Database`] (e.g. not the owner).
     pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
         self.check_superuser(su)?;
-        crate::model::statements::<M>()?;
+        crate::verify::check_before_policy::<M>(self.runtime()).await?;
         let sql = policy_sql(M::META.table, M::META.tenant_column)?;
         let mut tx = self.runtime().begin().await?;
         sqlx::raw_sql(crate::sql::text(sql))

@@ -141,6 +141,23 @@ async fn check_now(
     Ok(st)
 }
 
+/// Checks `M`'s shared table without its row-level security policy: for installing the policy,
+/// which is built from the description and must not be put on a column that is not the tenant's.
+pub(crate) async fn check_before_policy<M: Model>(rt: &crate::runtime::Runtime) -> Result<()> {
+    crate::model::statements::<M>()?;
+    let problems = rt
+        .with_conn(async |conn| problems(conn, &M::META, None, false).await)
+        .await?;
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::TableShape(ShapeReport {
+            table: M::META.table.to_owned(),
+            problems,
+        }))
+    }
+}
+
 /// Checks `M`'s tables a cross-tenant report reads: the shared one if it reads shared-table
 /// tenants, and the schema of each `(tenant, quoted schema)` in `schemas`.
 pub(crate) async fn check_report<M: Model>(
