@@ -221,6 +221,32 @@ mod tests {
     }
 
     #[test]
+    fn a_null_that_writes_bytes_is_refused() {
+        // sqlx writes the length -1 for a NULL and leaves what the encoder wrote: the server would
+        // read those bytes as the next argument.
+        struct LyingNull;
+        impl Type<Postgres> for LyingNull {
+            fn type_info() -> PgTypeInfo {
+                <Uuid as Type<Postgres>>::type_info()
+            }
+        }
+        impl Encode<'_, Postgres> for LyingNull {
+            fn encode_by_ref(
+                &self,
+                buf: &mut PgArgumentBuffer,
+            ) -> std::result::Result<IsNull, BoxDynError> {
+                buf.extend_from_slice(&16_i32.to_be_bytes());
+                buf.extend_from_slice(Uuid::new_v4().as_bytes());
+                Ok(IsNull::Yes)
+            }
+        }
+        let mut args = PgArguments::default();
+        let err = args.add(Fenced(&LyingNull)).unwrap_err();
+        assert!(err.to_string().contains("NULL"), "{err}");
+        assert_eq!(args.len(), 0);
+    }
+
+    #[test]
     fn a_named_array_is_refused_before_sending() {
         #[derive(Clone)]
         struct Mood;
