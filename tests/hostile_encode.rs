@@ -3,10 +3,11 @@
 //! sqlx gives an encoder the statement's whole argument buffer. Each type here attacks it one
 //! way: rewriting the tenant's bytes where it finds them, truncating the buffer and writing it
 //! again, forging a length prefix, and leaving a type hole (an offset sqlx overwrites with a
-//! type's oid at send time, after every encoder ran) on the tenant's bytes. Each is the type of
-//! a column of a model, and every repository method that binds a user value runs with it for
-//! tenant A: each call either fails before anything reaches another tenant or touches only A's
-//! rows, and tenant B's rows are exactly as they were.
+//! type's oid at send time, after every encoder ran) or a JSON patch (a callback sqlx runs at
+//! send time) on the tenant's bytes. Each is the type of a column of a model, and every
+//! repository method that binds a user value runs with it for tenant A: each call either fails
+//! before anything reaches another tenant or touches only A's rows, and the other tenants' rows
+//! are exactly as they were.
 
 mod common;
 
@@ -32,6 +33,10 @@ CREATE TABLE labels (
     n         integer NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );";
+
+/// A third tenant: A's bytes but for byte 7, a space (0x20), which is what the patch sqlx's JSON
+/// encoder leaves writes at its offset when the parameter is `json`.
+const C: Uuid = Uuid::from_u128(0x0a0a_0a0a_0000_4020_8000_0000_0000_00aa);
 
 /// Where `needle` first occurs in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -142,6 +147,46 @@ hostile!(Hole, |buf| {
     buf.extend_from_slice(&saved);
 });
 
+/// A `json` label that leaves, through sqlx's JSON encoder, a patch on byte 7 of the attacker's
+/// tenant id where it finds it in the buffer (else at a harmless offset): at send time sqlx runs
+/// it, writing a space there, because the parameter is `json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch(pub String);
+
+impl Type<Postgres> for Patch {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_name("json")
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <String as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl Decode<'_, Postgres> for Patch {
+    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, BoxDynError> {
+        Ok(Self(<String as Decode<Postgres>>::decode(value)?))
+    }
+}
+
+impl Encode<'_, Postgres> for Patch {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        let at = find(buf, A.as_bytes()).map_or(0, |at| at + 7);
+        let saved = buf.to_vec();
+        buf.resize(at, 0);
+        let _ = sqlx::types::Json("x").encode_by_ref(buf)?;
+        buf.truncate(0);
+        buf.extend_from_slice(&saved);
+        write_text(buf, &format!("{:?}", self.0))
+    }
+}
+
+impl From<&str> for Patch {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
 /// Declares a model over `labels` whose `label` column has the hostile type `$label`.
 macro_rules! model {
     ($model:ident, $new:ident, $label:ty) => {
@@ -164,13 +209,14 @@ model!(Overwritten, NewOverwritten, Overwrite);
 model!(Truncated, NewTruncated, Truncate);
 model!(Forged, NewForged, Forge);
 model!(Holed, NewHoled, Hole);
+model!(Patched, NewPatched, Patch);
 
 /// Two tenants with two rows each (written with plain SQL, so no hostile encoder runs).
 async fn world(test: &str) -> (TestDb, Tenancy, TenantCtx) {
     let db = TestDb::new(test).await;
     let tenancy = db.tenancy().await;
     db.exec(TABLE).await;
-    for (id, slug) in [(A, "attacker"), (B, "victim")] {
+    for (id, slug) in [(A, "attacker"), (B, "victim"), (C, "victim-c")] {
         tenancy
             .create_tenant(
                 NewTenant::new(slug, slug)
@@ -185,18 +231,21 @@ async fn world(test: &str) -> (TestDb, Tenancy, TenantCtx) {
          ('{A}', '00000000-0000-0000-0000-00000000000a', 'a1', 1), \
          ('{A}', '00000000-0000-0000-0000-00000000000b', 'a2', 2), \
          ('{B}', '00000000-0000-0000-0000-00000000000a', 'b1', 1), \
-         ('{B}', '00000000-0000-0000-0000-00000000000b', 'b2', 2)"
+         ('{B}', '00000000-0000-0000-0000-00000000000b', 'b2', 2), \
+         ('{C}', '00000000-0000-0000-0000-00000000000a', 'c1', 1)"
     ))
     .await;
     let a = tenancy.resolve_slug("attacker").await.unwrap();
     (db, tenancy, a)
 }
 
-/// The victim's rows, read with plain SQL.
-async fn victim_rows(db: &TestDb) -> Vec<(Uuid, String, i32)> {
+/// The victims' rows, read with plain SQL.
+async fn victim_rows(db: &TestDb) -> Vec<(Uuid, Uuid, String, i32)> {
     let mut conn = db.connect().await;
-    sqlx::query_as("SELECT id, label, n FROM labels WHERE tenant_id = $1 ORDER BY id, label, n")
-        .bind(B)
+    sqlx::query_as(
+        "SELECT tenant_id, id, label, n FROM labels WHERE tenant_id <> $1 ORDER BY tenant_id, id, label, n",
+    )
+        .bind(A)
         .fetch_all(&mut conn)
         .await
         .unwrap()
@@ -300,7 +349,11 @@ macro_rules! attack_every_method {
             let _ = repo.delete_where(&a, $model::LABEL.eq(label())).await;
             let _ = repo.delete_where(&a, $model::LABEL.ne(label())).await;
 
-            assert_eq!(victim_rows(&db).await, before, "tenant B's rows changed");
+            assert_eq!(
+                victim_rows(&db).await,
+                before,
+                "another tenant's rows changed"
+            );
         }
     };
 }
@@ -328,6 +381,12 @@ attack_every_method!(
     Holed,
     NewHoled,
     Hole
+);
+attack_every_method!(
+    an_encoder_leaving_a_json_patch_reaches_no_other_tenant,
+    Patched,
+    NewPatched,
+    Patch
 );
 
 /// The hostile values are fenced, not refused: the attacker's own writes still work, with the

@@ -168,8 +168,8 @@ where
         let ty = self.0.produces().unwrap_or_else(T::type_info);
         if ty.oid().is_none() && leaves_late_writes(&own) {
             return Err(format!(
-                "a value of PostgreSQL type {ty} needs type ids sqlx fills in at send time, which tenancy does not allow; \
-                 bind it through a type with a built-in oid (e.g. an array of text)"
+                "a value of PostgreSQL type {ty} needs sqlx to finish encoding it at send time (type ids or a patch), \
+                 which tenancy does not allow; bind it through a type with a built-in oid (e.g. an array of text)"
             )
             .into());
         }
