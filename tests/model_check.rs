@@ -341,6 +341,21 @@ async fn a_bad_table_is_refused_without_verify_and_the_check_is_remembered() {
 }
 
 #[tokio::test]
+async fn a_migration_through_the_handle_makes_it_check_again() {
+    let db = TestDb::new("recheck_after_migration").await;
+    let (tenancy, a, _b) = two_tenants(&db).await;
+    assert_eq!(Note::repo().count(&a).await.unwrap(), 0);
+    let breaking = Migrations::from_static(&[(
+        1,
+        "a key without the tenant",
+        "ALTER TABLE notes DROP CONSTRAINT notes_pkey; ALTER TABLE notes ADD PRIMARY KEY (id)",
+    )])
+    .unwrap();
+    assert_eq!(tenancy.migrate_shared(&breaking).await.unwrap(), [1]);
+    assert_shape_error(Note::repo().count(&a).await, "primary key");
+}
+
+#[tokio::test]
 async fn each_tenant_schema_is_checked_on_its_first_statement() {
     let db = TestDb::new("schema_check").await;
     let tenancy = Tenancy::builder()

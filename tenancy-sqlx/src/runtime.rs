@@ -118,6 +118,8 @@ impl Runtime {
     /// planned for the old shape.
     pub(crate) fn schema_changed(&self) {
         self.epoch.mark();
+        // The tables the model check passed may have changed shape: check them again.
+        self.models.forget();
     }
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.

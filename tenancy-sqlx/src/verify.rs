@@ -4,8 +4,9 @@
 //! A description (`#[tenant_scoped]`'s attribute, or anything else that implements `Model`) is a
 //! claim. The runtime checks it against the database before the model's first statement through
 //! a `Tenancy` handle ([`Exec::statements`]), once per model and table (the shared one, or one
-//! tenant schema's), and remembers the result: no round trip after the first use. A model that
-//! fails is refused with [`Error::TableShape`] every time, until its table is fixed.
+//! tenant schema's), and remembers the result: no round trip after the first use, until a
+//! migration run through the same handle changes tables. A model that fails is refused with
+//! [`Error::TableShape`] every time, until its table is fixed.
 //! [`Tenancy::verify`] runs the same check at startup.
 //!
 //! The tenant column must be the table's tenant column: named `tenant_id`, or the one column
@@ -48,6 +49,14 @@ impl Checked {
             None => t.shared,
             Some(s) => t.schemas.contains(s),
         })
+    }
+
+    /// Forgets every pass (after a migration through this handle).
+    pub(crate) fn forget(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     fn mark(&self, model: TypeId, schema: Option<&str>) {
