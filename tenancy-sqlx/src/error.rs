@@ -160,6 +160,14 @@ pub enum Error {
     /// `fetch_one` found no row.
     #[error("expected a row, found none")]
     RowNotFound,
+    /// The user is not a member of the tenant (see [`Tenancy::member`](crate::Tenancy::member)).
+    #[error("user {user:?} is not a member of tenant {id}")]
+    NotMember {
+        /// The user, as the application identified them.
+        user: String,
+        /// The tenant.
+        id: TenantId,
+    },
     /// A superuser acquisition or use was refused.
     #[error("forbidden: {0}")]
     Forbidden(String),

@@ -18,6 +18,9 @@
 //! across tenants without a `Superuser`. Generated code calls only these functions, so it can do
 //! nothing a user could not.
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod bind;
 mod column;
 mod conn;
@@ -26,6 +29,7 @@ mod error;
 mod exec;
 mod export;
 mod lifecycle;
+mod membership;
 mod migrate;
 mod model;
 mod query;
@@ -55,6 +59,7 @@ pub use ctx::{Scope, TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
 pub use export::{ArchivedTable, TenantArchive};
 pub use lifecycle::Purged;
+pub use membership::{Member, Membership};
 pub use migrate::{
     MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
 };

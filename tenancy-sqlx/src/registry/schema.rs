@@ -100,6 +100,22 @@ CREATE TABLE tenancy.purged_tenants (
 );
 "#,
     ),
+    (
+        6,
+        "memberships",
+        // Keyed by the tenant's id, never its slug or host, so renames keep them; removed with
+        // the tenant's registry row at purge. The user is the application's id, as text.
+        r#"
+CREATE TABLE tenancy.memberships (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    user_id    text NOT NULL CHECK (user_id <> ''),
+    role       text NOT NULL CHECK (role <> ''),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, user_id)
+);
+CREATE INDEX memberships_user_idx ON tenancy.memberships (user_id);
+"#,
+    ),
 ];
 
 /// The version the registry must be at for this version of the runtime.

@@ -1,0 +1,386 @@
+//! The axum edge: the layer resolves each request's tenant by subdomain, host, path prefix or
+//! header, refuses with the documented statuses (never another tenant, never its name), and with
+//! `require_member` lets only members through, with their role checked where a handler asks.
+
+mod common;
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use common::TestDb;
+use http_body_util::BodyExt;
+use tenancy::axum::{Authorized, MemberOf, Needs, Role, TenantLayer, UserId};
+use tenancy::{NewTenant, Tenancy, TenantCtx};
+use tower_service::Service;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TeamRole {
+    Viewer,
+    Owner,
+}
+
+impl std::str::FromStr for TeamRole {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "viewer" => Ok(Self::Viewer),
+            "owner" => Ok(Self::Owner),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Role for TeamRole {
+    fn allows(&self, needed: &Self) -> bool {
+        self >= needed
+    }
+}
+
+struct OwnerOnly;
+impl Needs<TeamRole> for OwnerOnly {
+    fn role() -> TeamRole {
+        TeamRole::Owner
+    }
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/whoami", get(async |ctx: TenantCtx| ctx.slug().to_owned()))
+        .route(
+            "/me",
+            get(async |m: MemberOf<TeamRole>| {
+                format!("{} {} {:?}", m.ctx().slug(), m.user(), m.role)
+            }),
+        )
+        .route(
+            "/owners",
+            get(async |m: Authorized<TeamRole, OwnerOnly>| format!("owner {}", m.user())),
+        )
+}
+
+/// Sends one request through `app`: `(status, body)`.
+async fn send<S>(app: &mut S, req: Request<Body>) -> (StatusCode, String)
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    poll_fn(|cx| app.poll_ready(cx)).await.unwrap();
+    let res = app.call(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn get_host(host: &str, path: &str) -> Request<Body> {
+    Request::get(path)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn as_user(mut req: Request<Body>, user: &str) -> Request<Body> {
+    req.extensions_mut().insert(UserId(user.to_owned()));
+    req
+}
+
+/// Two tenants: `acme` ("Acme Corp", host `shop.acme.test`) and `globex` ("Globex Inc").
+async fn two_tenants(db: &TestDb) -> Tenancy {
+    let tenancy = db.tenancy().await;
+    for (slug, name, host) in [
+        ("acme", "Acme Corp", "shop.acme.test"),
+        ("globex", "Globex Inc", "shop.globex.test"),
+    ] {
+        tenancy
+            .create_tenant(NewTenant::new(slug, name).host(host))
+            .await
+            .unwrap();
+    }
+    tenancy
+}
+
+#[tokio::test]
+async fn subdomain_resolves_each_tenant_and_refuses_the_rest() {
+    let db = TestDb::new("edge_subdomain").await;
+    let tenancy = two_tenants(&db).await;
+    let mut app = TenantLayer::subdomain(tenancy, "spinners.example")
+        .unwrap()
+        .around(routes());
+
+    let ok = send(&mut app, get_host("acme.spinners.example", "/whoami")).await;
+    assert_eq!(ok, (StatusCode::OK, "acme".to_owned()));
+    let ok = send(
+        &mut app,
+        get_host("Globex.Spinners.Example:8080", "/whoami"),
+    )
+    .await;
+    assert_eq!(ok, (StatusCode::OK, "globex".to_owned()));
+
+    let (status, _) = send(&mut app, get_host("initech.spinners.example", "/whoami")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in [
+        "spinners.example",          // the base itself
+        "a.acme.spinners.example",   // deeper than one label
+        "acme.evil.example",         // outside the base
+        "acmespinners.example",      // a suffix match that is not a subdomain
+        "bad_host.spinners.example", // not a host
+        "admin.spinners.example",    // a reserved slug
+    ] {
+        let (status, body) = send(&mut app, get_host(bad, "/whoami")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(!body.contains("acme") && !body.contains("Acme"), "{body}");
+    }
+    let (status, _) = send(
+        &mut app,
+        Request::get("/whoami").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no host at all");
+}
+
+#[tokio::test]
+async fn host_path_prefix_and_header_each_find_their_tenant() {
+    let db = TestDb::new("edge_modes").await;
+    let tenancy = two_tenants(&db).await;
+
+    let mut by_host = TenantLayer::host(tenancy.clone()).around(routes());
+    assert_eq!(
+        send(&mut by_host, get_host("SHOP.globex.test:443", "/whoami")).await,
+        (StatusCode::OK, "globex".to_owned())
+    );
+    let (status, _) = send(&mut by_host, get_host("shop.initech.test", "/whoami")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let mut by_path = TenantLayer::path_prefix(tenancy.clone()).around(routes());
+    let req = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    assert_eq!(
+        send(&mut by_path, req("/t/acme/whoami?x=1")).await,
+        (StatusCode::OK, "acme".to_owned())
+    );
+    assert_eq!(
+        send(&mut by_path, req("/t/globex/whoami")).await.1,
+        "globex"
+    );
+    assert_eq!(
+        send(&mut by_path, req("/t/initech/whoami")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&mut by_path, req("/whoami")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&mut by_path, req("/t/Bad!/whoami")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // The prefix is gone before routing: `/t/acme/t/globex/whoami` is not globex's.
+    assert_eq!(
+        send(&mut by_path, req("/t/acme/t/globex/whoami")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let name = HeaderName::from_static("x-tenant");
+    let mut by_header = TenantLayer::header(tenancy, name).around(routes());
+    let with = |slug: &str| {
+        Request::get("/whoami")
+            .header("x-tenant", slug)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&mut by_header, with("globex")).await.1, "globex");
+    assert_eq!(
+        send(&mut by_header, with("initech")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&mut by_header, with("x y")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let bare = Request::get("/whoami").body(Body::empty()).unwrap();
+    assert_eq!(send(&mut by_header, bare).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn suspended_and_deleted_tenants_get_the_configured_status_without_their_name() {
+    let db = TestDb::new("edge_unavailable").await;
+    let tenancy = two_tenants(&db).await;
+    let su = tenancy.superuser("ops", "test").await.unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap().id();
+    let globex = tenancy.resolve_slug("globex").await.unwrap().id();
+
+    let mut hidden = TenantLayer::host(tenancy.clone()).around(routes());
+    let mut forbidden = TenantLayer::host(tenancy.clone())
+        .unavailable_status(StatusCode::FORBIDDEN)
+        .around(routes());
+    // Resolved (and cached) while active, then suspended: the next request is refused.
+    assert_eq!(
+        send(&mut hidden, get_host("shop.acme.test", "/whoami"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    tenancy.suspend(&su, acme).await.unwrap();
+    tenancy.soft_delete(&su, globex).await.unwrap();
+
+    for host in ["shop.acme.test", "shop.globex.test"] {
+        let (status, body) = send(&mut hidden, get_host(host, "/whoami")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{host}");
+        let (status, body403) = send(&mut forbidden, get_host(host, "/whoami")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+        for body in [body, body403] {
+            for name in ["acme", "Acme", "globex", "Globex"] {
+                assert!(!body.contains(name), "{body}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_registry_failure_is_a_500_never_another_tenant() {
+    let db = TestDb::new("edge_registry_error").await;
+    let tenancy = two_tenants(&db).await;
+    let mut app = TenantLayer::host(tenancy).around(routes());
+    // Nothing cached for acme yet; the registry's domains vanish under the application.
+    db.exec("ALTER TABLE tenancy.domains RENAME TO domains_gone")
+        .await;
+    let (status, body) = send(&mut app, get_host("shop.acme.test", "/whoami")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body, "internal error");
+}
+
+#[tokio::test]
+async fn a_handler_outside_the_layer_gets_a_500_not_a_tenant() {
+    let mut app = routes();
+    let (status, _) = send(&mut app, get_host("shop.acme.test", "/whoami")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn only_members_pass_and_roles_are_checked_where_a_handler_asks() {
+    let db = TestDb::new("edge_members").await;
+    let tenancy = two_tenants(&db).await;
+    let su = tenancy.superuser("ops", "onboarding").await.unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap().id();
+    let globex = tenancy.resolve_slug("globex").await.unwrap().id();
+    tenancy.add_member(&su, acme, "ann", "owner").await.unwrap();
+    tenancy
+        .add_member(&su, acme, "bob", "viewer")
+        .await
+        .unwrap();
+    tenancy
+        .add_member(&su, globex, "bob", "owner")
+        .await
+        .unwrap();
+
+    let mut app = TenantLayer::host(tenancy.clone())
+        .require_member()
+        .around(routes());
+    let acme_as = |user: &str, path: &str| as_user(get_host("shop.acme.test", path), user);
+
+    assert_eq!(
+        send(&mut app, get_host("shop.acme.test", "/me")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&mut app, acme_as("eve", "/me")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&mut app, acme_as("eve", "/whoami")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&mut app, acme_as("ann", "/me")).await.1,
+        "acme ann Owner"
+    );
+    assert_eq!(
+        send(&mut app, acme_as("bob", "/me")).await.1,
+        "acme bob Viewer"
+    );
+    // Bob owns globex, not acme: the role is the tenant's, not the user's.
+    assert_eq!(
+        send(&mut app, acme_as("bob", "/owners")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&mut app, acme_as("ann", "/owners")).await.1,
+        "owner ann"
+    );
+    let globex_bob = as_user(get_host("shop.globex.test", "/owners"), "bob");
+    assert_eq!(send(&mut app, globex_bob).await.1, "owner bob");
+
+    // A rename keeps the membership; a removal refuses the user's next request.
+    tenancy.rename_slug(&su, acme, "acme-two").await.unwrap();
+    assert_eq!(
+        send(&mut app, acme_as("ann", "/me")).await.1,
+        "acme-two ann Owner"
+    );
+    assert!(tenancy.remove_member(&su, acme, "ann").await.unwrap());
+    assert_eq!(
+        send(&mut app, acme_as("ann", "/me")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert!(!tenancy.remove_member(&su, acme, "ann").await.unwrap());
+
+    let members = tenancy.members(&su, acme).await.unwrap();
+    let listed: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.user.as_str(), m.role.as_str()))
+        .collect();
+    assert_eq!(listed, [("bob", "viewer")]);
+
+    // Every management call is in the audit log, under the Superuser's grant.
+    let mut conn = db.connect().await;
+    let actions: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT action, detail FROM tenancy.audit_log \
+         WHERE action LIKE 'membership.%' AND grant_id = $1 ORDER BY id",
+    )
+    .bind(su.grant_id())
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let expected = [
+        ("membership.add", Some("ann=owner")),
+        ("membership.add", Some("bob=viewer")),
+        ("membership.add", Some("bob=owner")),
+        ("membership.remove", Some("ann")),
+        ("membership.remove", Some("ann")),
+        ("membership.list", None),
+    ];
+    let actions: Vec<(&str, Option<&str>)> = actions
+        .iter()
+        .map(|(a, d)| (a.as_str(), d.as_deref()))
+        .collect();
+    assert_eq!(actions, expected);
+}
+
+#[tokio::test]
+async fn resolve_member_checks_the_user_and_unknown_tenants_are_refused() {
+    let db = TestDb::new("edge_resolve_member").await;
+    let tenancy = two_tenants(&db).await;
+    let su = tenancy.superuser("ops", "onboarding").await.unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap().id();
+    tenancy.add_member(&su, acme, "ann", "owner").await.unwrap();
+
+    let member = tenancy
+        .resolve_member("ann", "shop.acme.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        (member.ctx().id(), member.user(), member.role()),
+        (acme, "ann", "owner")
+    );
+    assert!(matches!(
+        tenancy.resolve_member("ann", "shop.globex.test").await,
+        Err(tenancy::Error::NotMember { .. })
+    ));
+    assert!(matches!(
+        tenancy
+            .add_member(&su, tenancy::TenantId::new_v4(), "ann", "owner")
+            .await,
+        Err(tenancy::Error::TenantNotFound(_))
+    ));
+}
