@@ -1,0 +1,368 @@
+//! The spinner example as a running service, over HTTP: two customers (one on the shared tables,
+//! one in its own schema) told apart by the Host header, members and roles, the admin report
+//! through an audited Superuser, and a suspension.
+
+#[path = "../examples/spinners/app.rs"]
+#[allow(dead_code)]
+mod app;
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::TestDb;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+const BASE: &str = "spinners.test";
+const ADMIN_TOKEN: &str = "let-me-in";
+
+/// A running service on a free port of its own database; stopped with the test.
+struct Service {
+    addr: SocketAddr,
+    db: TestDb,
+}
+
+impl Service {
+    async fn start(test: &str) -> Self {
+        let db = TestDb::new(test).await;
+        let tenancy = app::connect(&db.url).await.unwrap();
+        app::seed(&tenancy, BASE).await.unwrap();
+        let router = app::router(
+            app::App {
+                tenancy,
+                admin_token: ADMIN_TOKEN.to_owned(),
+            },
+            BASE,
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { addr, db }
+    }
+
+    /// One request on a connection of its own: `(status, body as JSON, or as a string)`.
+    async fn send(
+        &self,
+        method: Method,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = match body {
+            Some(body) => req
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = sender.send_request(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// As customer `slug`'s member `user`.
+    async fn member(
+        &self,
+        user: &str,
+        slug: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let host = format!("{slug}.{BASE}");
+        self.send(method, &host, path, &[("x-user", user)], body)
+            .await
+    }
+
+    async fn create_spinner(&self, user: &str, slug: &str, name: &str) -> String {
+        let (status, body) = self
+            .member(
+                user,
+                slug,
+                Method::POST,
+                "/spinners",
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn spin(&self, user: &str, slug: &str, spinner: &str, duration: i32) -> StatusCode {
+        let path = format!("/spinners/{spinner}/spins");
+        let body = Some(json!({ "duration": duration }));
+        self.member(user, slug, Method::POST, &path, body).await.0
+    }
+
+    async fn admin(&self, method: Method, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.send(method, "127.0.0.1", path, &headers, None).await
+    }
+}
+
+fn names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn each_customer_sees_and_writes_only_its_own_spinners() {
+    let svc = Service::start("http_isolation").await;
+    let acme_turbo = svc.create_spinner("ann", "acme", "Turbo").await;
+    // The same name in the other customer (its own schema) is another spinner.
+    let globex_turbo = svc.create_spinner("gus", "globex", "Turbo").await;
+    svc.create_spinner("gus", "globex", "Orbit").await;
+    assert_ne!(acme_turbo, globex_turbo);
+
+    let (_, acme) = svc
+        .member("ann", "acme", Method::GET, "/spinners", None)
+        .await;
+    assert_eq!(names(&acme), ["Turbo"]);
+    assert_eq!(acme["items"][0]["id"], acme_turbo.as_str());
+    let (_, globex) = svc
+        .member("gus", "globex", Method::GET, "/spinners", None)
+        .await;
+    assert_eq!(names(&globex), ["Orbit", "Turbo"]);
+
+    // A write aimed at the other customer's spinner finds no such spinner.
+    assert_eq!(
+        svc.spin("gus", "globex", &acme_turbo, 500).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        svc.spin("ann", "acme", &globex_turbo, 500).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        svc.spin("ann", "acme", &acme_turbo, 130).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        svc.spin("ann", "acme", &acme_turbo, 90).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        svc.spin("gus", "globex", &globex_turbo, 60).await,
+        StatusCode::CREATED
+    );
+
+    let (_, stats) = svc.member("ann", "acme", Method::GET, "/stats", None).await;
+    assert_eq!(
+        stats,
+        json!([{ "spinner_id": acme_turbo, "name": "Turbo", "spins": 2, "average": 110.0 }])
+    );
+    let (_, stats) = svc
+        .member("gus", "globex", Method::GET, "/stats", None)
+        .await;
+    let rows: Vec<(&str, i64)> = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["spins"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("Orbit", 0), ("Turbo", 1)]);
+
+    let path = format!("/spinners/{globex_turbo}/spins");
+    let (status, spins) = svc.member("ann", "acme", Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        spins["items"],
+        json!([]),
+        "Acme reads none of Globex's spins"
+    );
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_every_spinner_once() {
+    let svc = Service::start("http_pages").await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(svc.create_spinner("ann", "acme", &format!("s{i}")).await);
+    }
+    svc.create_spinner("gus", "globex", "elsewhere").await;
+    let (mut seen, mut path) = (Vec::new(), "/spinners?limit=3".to_owned());
+    loop {
+        let (status, page) = svc.member("ann", "acme", Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for s in page["items"].as_array().unwrap() {
+            seen.push(s["id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/spinners?limit=3&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    seen.sort();
+    made.sort();
+    assert_eq!(seen, made);
+}
+
+#[tokio::test]
+async fn members_roles_and_hosts_are_checked() {
+    let svc = Service::start("http_members").await;
+    let get = Method::GET;
+    // A viewer reads but does not write; a member of another customer is no member here.
+    assert_eq!(
+        svc.member("vic", "acme", get.clone(), "/spinners", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let body = Some(json!({ "name": "Nope" }));
+    let (status, _) = svc
+        .member("vic", "acme", Method::POST, "/spinners", body)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = svc
+        .member("gus", "acme", get.clone(), "/spinners", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!body.to_string().contains("Acme"), "{body}");
+    let (status, _) = svc
+        .send(get.clone(), "acme.spinners.test", "/spinners", &[], None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = svc
+        .member("ann", "initech", get.clone(), "/spinners", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = svc
+        .send(
+            get,
+            "bad_host.spinners.test",
+            "/spinners",
+            &[("x-user", "ann")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_admin_report_needs_its_credential_tags_customers_and_is_audited() {
+    let svc = Service::start("http_admin").await;
+    let acme = svc.create_spinner("ann", "acme", "Turbo").await;
+    let globex = svc.create_spinner("gus", "globex", "Orbit").await;
+    svc.spin("ann", "acme", &acme, 130).await;
+    svc.spin("ann", "acme", &acme, 100).await;
+    svc.spin("gus", "globex", &globex, 200).await;
+
+    for token in [None, Some("guess")] {
+        let (status, _) = svc.admin(Method::GET, "/admin/long-spins", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let mut conn = svc.db.connect().await;
+    let acquisitions = async |conn: &mut sqlx::PgConnection| -> Vec<(String, String)> {
+        sqlx::query_as(
+            "SELECT actor, reason FROM tenancy.audit_log WHERE action = 'superuser.acquire' \
+             AND actor <> 'setup' ORDER BY id",
+        )
+        .fetch_all(conn)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        acquisitions(&mut conn).await,
+        [],
+        "no credential, no Superuser"
+    );
+
+    let (status, rows) = svc
+        .admin(Method::GET, "/admin/long-spins", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    let tagged: Vec<(&str, i64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["customer"].as_str().unwrap(),
+                r["duration"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tagged, [("globex", 200), ("acme", 130)]);
+    assert_eq!(
+        acquisitions(&mut conn).await,
+        [(
+            "spinners-admin".to_owned(),
+            "cross-customer report: spins over 120 s".to_owned()
+        )]
+    );
+    let reports: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenancy.audit_log WHERE action = 'report.rows' \
+         AND actor = 'spinners-admin'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(reports, 1);
+}
+
+#[tokio::test]
+async fn a_suspended_customer_is_refused_and_the_other_serves_on() {
+    let svc = Service::start("http_suspend").await;
+    let get = Method::GET;
+    assert_eq!(
+        svc.member("ann", "acme", get.clone(), "/spinners", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, _) = svc
+        .admin(Method::POST, "/admin/customers/acme/suspend", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        svc.member("ann", "acme", get.clone(), "/spinners", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let (status, _) = svc
+        .admin(
+            Method::POST,
+            "/admin/customers/acme/suspend",
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = svc
+        .member("ann", "acme", get.clone(), "/spinners", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!body.to_string().contains("acme"), "{body}");
+    let (status, _) = svc.member("gus", "globex", get, "/spinners", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
