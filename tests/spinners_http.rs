@@ -5,7 +5,11 @@
 #[path = "../examples/spinners/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "../examples/spinners/cache.rs"]
+mod cache;
 mod common;
+#[path = "../examples/spinners/jobs.rs"]
+mod jobs;
 
 use std::net::SocketAddr;
 
@@ -19,10 +23,14 @@ use serde_json::{Value, json};
 const BASE: &str = "spinners.test";
 const ADMIN_TOKEN: &str = "let-me-in";
 
-/// A running service on a free port of its own database; stopped with the test.
+/// A running service on a free port of its own database; stopped with the test. Its job queue
+/// has no worker: tests run jobs one by one (`queue.work_one`).
 struct Service {
     addr: SocketAddr,
     db: TestDb,
+    tenancy: tenancy::Tenancy,
+    cache: cache::Cache,
+    queue: jobs::Queue,
 }
 
 impl Service {
@@ -30,9 +38,18 @@ impl Service {
         let db = TestDb::new(test).await;
         let tenancy = app::connect(&db.url).await.unwrap();
         app::seed(&tenancy, BASE).await.unwrap();
+        let cache = cache::Cache::connect("redis://127.0.0.1:6379")
+            .await
+            .unwrap();
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let queue = jobs::Queue::setup(pool, std::time::Duration::ZERO)
+            .await
+            .unwrap();
         let router = app::router(
             app::App {
-                tenancy,
+                tenancy: tenancy.clone(),
+                cache: cache.clone(),
+                queue: queue.clone(),
                 admin_token: ADMIN_TOKEN.to_owned(),
             },
             BASE,
@@ -41,7 +58,32 @@ impl Service {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { addr, db }
+        Self {
+            addr,
+            db,
+            tenancy,
+            cache,
+            queue,
+        }
+    }
+
+    /// Runs the next due job as the service's worker does, failing its first `fail` attempts;
+    /// records the tenant of every attempt in `seen`.
+    async fn work_one(
+        &self,
+        fail: &mut u32,
+        seen: &mut Vec<tenancy::TenantId>,
+    ) -> Option<jobs::Outcome> {
+        let work = async |ctx: &tenancy::TenantCtx, task: &jobs::Task| {
+            seen.push(ctx.id());
+            if *fail > 0 {
+                *fail -= 1;
+                return Err("injected failure".to_owned());
+            }
+            app::recompute_dashboard(&self.cache, ctx, task).await
+        };
+        let done = self.queue.work_one(&self.tenancy, work).await.unwrap();
+        done.map(|(_, outcome)| outcome)
     }
 
     /// One request on a connection of its own: `(status, body as JSON, or as a string)`.
@@ -365,4 +407,142 @@ async fn a_suspended_customer_is_refused_and_the_other_serves_on() {
     assert!(!body.to_string().contains("acme"), "{body}");
     let (status, _) = svc.member("gus", "globex", get, "/spinners", None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_job_runs_as_its_customer_after_a_retry_too() {
+    let svc = Service::start("http_jobs").await;
+    svc.create_spinner("ann", "acme", "Turbo").await;
+    svc.create_spinner("gus", "globex", "Orbit").await;
+    let acme = svc.tenancy.resolve_slug("acme").await.unwrap().id();
+    let globex = svc.tenancy.resolve_slug("globex").await.unwrap().id();
+    let (status, _) = svc
+        .member("ann", "acme", Method::GET, "/dashboard", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing computed yet");
+
+    for (user, slug) in [("ann", "acme"), ("gus", "globex")] {
+        let (status, _) = svc
+            .member(user, slug, Method::POST, "/dashboard", None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (mut fail, mut seen) = (1, Vec::new());
+    let first = svc.work_one(&mut fail, &mut seen).await;
+    assert_eq!(first, Some(jobs::Outcome::Retry("injected failure".into())));
+    assert_eq!(
+        svc.work_one(&mut fail, &mut seen).await,
+        Some(jobs::Outcome::Done)
+    );
+    assert_eq!(
+        svc.work_one(&mut fail, &mut seen).await,
+        Some(jobs::Outcome::Done)
+    );
+    assert_eq!(svc.work_one(&mut fail, &mut seen).await, None);
+    assert_eq!(seen, [acme, acme, globex], "the retry ran as acme again");
+
+    let (status, board) = svc
+        .member("ann", "acme", Method::GET, "/dashboard", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(board[0]["name"], "Turbo");
+    assert_eq!(board.as_array().unwrap().len(), 1);
+    let (_, board) = svc
+        .member("gus", "globex", Method::GET, "/dashboard", None)
+        .await;
+    assert_eq!(board[0]["name"], "Orbit");
+    assert_eq!(board.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_suspended_customers_job_is_refused_and_not_retried() {
+    let svc = Service::start("http_job_refused").await;
+    let (status, _) = svc
+        .member("ann", "acme", Method::POST, "/dashboard", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = svc
+        .admin(
+            Method::POST,
+            "/admin/customers/acme/suspend",
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let (mut fail, mut seen) = (0, Vec::new());
+    let outcome = svc.work_one(&mut fail, &mut seen).await;
+    assert!(
+        matches!(outcome, Some(jobs::Outcome::Refused(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        svc.work_one(&mut fail, &mut seen).await,
+        None,
+        "not retried"
+    );
+    assert!(seen.is_empty(), "the work never ran");
+    let mut conn = svc.db.connect().await;
+    let row: (String, i32) = sqlx::query_as("SELECT status, attempts FROM jobs")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(row, ("refused".to_owned(), 1));
+}
+
+#[tokio::test]
+async fn cache_entries_are_per_customer_and_purge_removes_a_customers_keys() {
+    let svc = Service::start("http_cache").await;
+    let acme = svc.tenancy.resolve_slug("acme").await.unwrap();
+    let globex = svc.tenancy.resolve_slug("globex").await.unwrap();
+    for (ctx, value) in [(&acme, "a"), (&globex, "g")] {
+        svc.cache.put(ctx, "dashboard", value, 60).await.unwrap();
+        svc.cache.put(ctx, "other", value, 60).await.unwrap();
+    }
+    assert_eq!(
+        svc.cache.get(&acme, "dashboard").await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        svc.cache
+            .get(&globex, "dashboard")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("g")
+    );
+
+    let path = "/admin/customers/acme/purge";
+    assert_eq!(
+        svc.admin(Method::POST, path, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        svc.cache.get(&acme, "other").await.unwrap().as_deref(),
+        Some("a")
+    );
+    let (status, body) = svc.admin(Method::POST, path, Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cache_keys"], 2);
+    assert!(matches!(
+        svc.tenancy.resolve_id(acme.id()).await,
+        Err(tenancy::Error::TenantNotFound(_))
+    ));
+    assert_eq!(
+        svc.cache.purge(acme.to_ref()).await.unwrap(),
+        0,
+        "none left"
+    );
+    assert_eq!(
+        svc.cache
+            .get(&globex, "dashboard")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("g")
+    );
+    assert_eq!(
+        svc.cache.get(&globex, "other").await.unwrap().as_deref(),
+        Some("g")
+    );
 }

@@ -14,6 +14,9 @@ use tenancy::{MigrateOptions, Migrations};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::cache::Cache;
+use crate::jobs::{Job, Queue, Task};
+
 /// A customer's fidget spinner.
 #[tenant_scoped(table = "spinners")]
 #[derive(Debug, Clone, Serialize)]
@@ -110,11 +113,15 @@ impl Needs<SpinRole> for Writer {
     }
 }
 
-/// The service's state: the registry handle and the admin credential.
+/// The service's state: the registry handle, the cache, the job queue, the admin credential.
 #[derive(Clone)]
 pub struct App {
     /// The tenancy handle.
     pub tenancy: Tenancy,
+    /// The customers' cache on Redis.
+    pub cache: Cache,
+    /// Background jobs.
+    pub queue: Queue,
     /// The bearer token of the admin endpoints.
     pub admin_token: String,
 }
@@ -188,7 +195,9 @@ pub fn router(app: App, base: &str) -> Result<Router, tenancy::Error> {
     let customer = Router::new()
         .route("/spinners", get(list_spinners).post(create_spinner))
         .route("/spinners/{id}/spins", get(list_spins).post(create_spin))
-        .route("/stats", get(stats));
+        .route("/stats", get(stats))
+        .route("/dashboard", get(dashboard).post(refresh_dashboard))
+        .with_state(app.clone());
     let customer = TenantLayer::subdomain(app.tenancy.clone(), base)?
         .unavailable_status(StatusCode::FORBIDDEN)
         .require_member()
@@ -196,6 +205,7 @@ pub fn router(app: App, base: &str) -> Result<Router, tenancy::Error> {
     let admin = Router::new()
         .route("/long-spins", get(long_spins))
         .route("/customers/{slug}/suspend", post(suspend))
+        .route("/customers/{slug}/purge", post(purge))
         .with_state(app);
     Ok(Router::new()
         .nest("/admin", admin)
@@ -362,7 +372,8 @@ struct SpinnerStats {
     average: Option<f64>,
 }
 
-async fn stats(m: MemberOf<SpinRole>) -> Answer<Json<Vec<SpinnerStats>>> {
+/// The average spin duration per spinner, from the tenant's rows only.
+async fn spinner_stats(ctx: &TenantCtx) -> Result<Vec<SpinnerStats>, tenancy::Error> {
     let rows = Spinner::repo()
         .raw_as::<(Uuid, String, i64, Option<f64>)>(
             // Aliases too must not reuse a table's name (`AS spins` is refused).
@@ -372,19 +383,65 @@ async fn stats(m: MemberOf<SpinRole>) -> Answer<Json<Vec<SpinnerStats>>> {
              GROUP BY p.id, p.name ORDER BY p.name",
         )
         .with::<Spin>()
-        .fetch_all(m.ctx())
-        .await
-        .map_err(internal)?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|(spinner_id, name, spins, average)| SpinnerStats {
-                spinner_id,
-                name,
-                spins,
-                average,
-            })
-            .collect(),
-    ))
+        .fetch_all(ctx)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(spinner_id, name, spins, average)| SpinnerStats {
+            spinner_id,
+            name,
+            spins,
+            average,
+        })
+        .collect())
+}
+
+async fn stats(m: MemberOf<SpinRole>) -> Answer<Json<Vec<SpinnerStats>>> {
+    Ok(Json(spinner_stats(m.ctx()).await.map_err(internal)?))
+}
+
+/// The job's work: the stats, computed in the background, into the customer's cache entry.
+pub async fn recompute_dashboard(
+    cache: &Cache,
+    ctx: &TenantCtx,
+    task: &Task,
+) -> Result<(), String> {
+    match task {
+        Task::Dashboard => {
+            let stats = spinner_stats(ctx).await.map_err(|e| e.to_string())?;
+            let json = serde_json::to_string(&stats).map_err(|e| e.to_string())?;
+            cache
+                .put(ctx, "dashboard", &json, 300)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The dashboard as the last job computed it; 404 until one has.
+async fn dashboard(State(app): State<App>, m: MemberOf<SpinRole>) -> Answer<Response> {
+    match app.cache.get(m.ctx(), "dashboard").await {
+        Ok(Some(json)) => Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response()),
+        Ok(None) => {
+            Err((StatusCode::NOT_FOUND, "not computed yet: POST /dashboard").into_response())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the cache failed");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+        }
+    }
+}
+
+/// Queues the dashboard's recomputation for this customer.
+async fn refresh_dashboard(State(app): State<App>, m: MemberOf<SpinRole>) -> Answer<StatusCode> {
+    let job = Job {
+        tenant: m.ctx().to_ref(),
+        task: Task::Dashboard,
+    };
+    match app.queue.enqueue(&job).await {
+        Ok(_) => Ok(StatusCode::ACCEPTED),
+        Err(e) => Err(internal(tenancy::Error::Database(e))),
+    }
 }
 
 /// The admin endpoints' own credential: `Authorization: Bearer <token>`; 401 without it.
@@ -476,4 +533,35 @@ async fn suspend(
         Err(tenancy::Error::WrongStatus { .. }) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(internal(e)),
     }
+}
+
+/// Closes a customer for good: soft-deletes it (if it is not already), purges its rows and
+/// registry entry, then its cache keys (found by the prefix of `cache_key`).
+async fn purge(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Answer<Json<serde_json::Value>> {
+    check_admin(&app, &headers).map_err(IntoResponse::into_response)?;
+    let su = app
+        .tenancy
+        .superuser(ADMIN_ACTOR, &format!("purge customer {slug}"))
+        .await
+        .map_err(internal)?;
+    let tenants = app.tenancy.list_tenants(&su).await.map_err(internal)?;
+    let Some(t) = tenants.into_iter().find(|t| t.slug == slug) else {
+        return Err((StatusCode::NOT_FOUND, "no such customer").into_response());
+    };
+    match app.tenancy.soft_delete(&su, t.id).await {
+        Ok(_) | Err(tenancy::Error::WrongStatus { .. }) => {}
+        Err(e) => return Err(internal(e)),
+    }
+    app.tenancy.purge(&su, t.id).await.map_err(internal)?;
+    let keys = app.cache.purge(t.to_ref()).await.map_err(|e| {
+        tracing::error!(error = %e, "purging the cache failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    })?;
+    Ok(Json(
+        serde_json::json!({ "purged": slug, "cache_keys": keys }),
+    ))
 }

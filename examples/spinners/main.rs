@@ -8,6 +8,10 @@
 //! so `acme.spinners.localhost` is customer Acme.
 
 mod app;
+mod cache;
+mod jobs;
+
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -31,9 +35,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     app::seed(&tenancy, BASE).await?;
     let admin_token = std::env::var("SPINNERS_ADMIN_TOKEN")
         .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let cache = cache::Cache::connect(&redis_url)
+        .await
+        .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
+    let queue =
+        jobs::Queue::setup(sqlx::PgPool::connect(&url).await?, Duration::from_secs(1)).await?;
+    tokio::spawn(worker(tenancy.clone(), cache.clone(), queue.clone()));
     let router = app::router(
         app::App {
             tenancy,
+            cache,
+            queue,
             admin_token: admin_token.clone(),
         },
         BASE,
@@ -53,6 +66,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  curl -H 'x-user: ann' {acme}/stats");
     println!(
+        "  curl -X POST -H 'x-user: ann' {acme}/dashboard; curl -H 'x-user: ann' {acme}/dashboard   # a job fills the cache"
+    );
+    println!(
         "  curl -H 'x-user: vic' {acme}/spinners -d '{{\"name\":\"x\"}}' -H 'content-type: application/json'   # a viewer: 403"
     );
     println!(
@@ -70,6 +86,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("(without curl's *.localhost support: add -H 'Host: acme.{BASE}' to a 127.0.0.1 URL)");
     axum::serve(listener, router).await?;
     Ok(())
+}
+
+/// The background worker: takes due jobs one by one, and waits a little when there are none.
+async fn worker(tenancy: tenancy::Tenancy, cache: cache::Cache, queue: jobs::Queue) {
+    loop {
+        let work = async |ctx: &tenancy::TenantCtx, task: &jobs::Task| {
+            app::recompute_dashboard(&cache, ctx, task).await
+        };
+        match queue.work_one(&tenancy, work).await {
+            Ok(Some((id, outcome))) => println!("job {id}: {outcome:?}"),
+            Ok(None) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => {
+                eprintln!("the job queue failed: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Drops and recreates `tenancy_spinners` on the server of `DATABASE_URL`, so the example can be
