@@ -384,3 +384,82 @@ async fn resolve_member_checks_the_user_and_unknown_tenants_are_refused() {
         Err(tenancy::Error::TenantNotFound(_))
     ));
 }
+
+/// Collects, per span, the fields recorded on it, and for each event the span it ran in.
+#[derive(Default)]
+struct Spans {
+    next: std::sync::atomic::AtomicU64,
+    fields: std::sync::Mutex<Vec<(u64, String, String)>>,
+    entered: std::sync::Mutex<Vec<u64>>,
+    events: std::sync::Mutex<Vec<Option<u64>>>,
+}
+
+struct Fields<'a>(u64, &'a std::sync::Mutex<Vec<(u64, String, String)>>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        let row = (self.0, field.name().to_owned(), value.to_owned());
+        self.1.lock().unwrap().push(row);
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+impl tracing::Subscriber for Spans {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        span.record(&mut Fields(id, &self.fields));
+        tracing::span::Id::from_u64(id)
+    }
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Fields(span.into_u64(), &self.fields));
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        let current = self.entered.lock().unwrap().last().copied();
+        self.events.lock().unwrap().push(current);
+    }
+    fn enter(&self, span: &tracing::span::Id) {
+        self.entered.lock().unwrap().push(span.into_u64());
+    }
+    fn exit(&self, _: &tracing::span::Id) {
+        self.entered.lock().unwrap().pop();
+    }
+}
+
+#[tokio::test]
+async fn each_request_runs_in_a_span_with_its_tenant() {
+    let db = TestDb::new("edge_span").await;
+    let tenancy = two_tenants(&db).await;
+    let acme = tenancy.resolve_slug("acme").await.unwrap().id();
+    let routes = Router::new().route(
+        "/log",
+        get(async |ctx: TenantCtx| {
+            tracing::info!("handling");
+            ctx.slug().to_owned()
+        }),
+    );
+    let mut app = TenantLayer::host(tenancy).around(routes);
+    let spans = std::sync::Arc::new(Spans::default());
+    let dispatch = tracing::Dispatch::from(std::sync::Arc::clone(&spans));
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let (status, _) = send(&mut app, get_host("shop.acme.test", "/log")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let events = spans.events.lock().unwrap().clone();
+    let fields = spans.fields.lock().unwrap().clone();
+    // The handler's event ran inside a span that carries acme's id and slug.
+    let in_tenant = events.iter().flatten().any(|&span| {
+        let has = |name: &str, value: &str| {
+            fields
+                .iter()
+                .any(|(s, n, v)| *s == span && n == name && v == value)
+        };
+        has("tenant.id", &acme.to_string()) && has("tenant.slug", "acme")
+    });
+    assert!(in_tenant, "events {events:?}, fields {fields:?}");
+}

@@ -176,13 +176,15 @@ where
             tenant.id = tracing::field::Empty,
             tenant.slug = tracing::field::Empty
         );
+        // Recorded through this handle, not `Span::current()`: not every subscriber tracks the
+        // current span.
+        let tagged = span.clone();
         Box::pin(
             async move {
                 match admit(&config, &mut req).await {
                     Ok(ctx) => {
-                        let span = tracing::Span::current();
-                        span.record("tenant.id", tracing::field::display(ctx.id()));
-                        span.record("tenant.slug", ctx.slug());
+                        tagged.record("tenant.id", tracing::field::display(ctx.id()));
+                        tagged.record("tenant.slug", ctx.slug());
                         req.extensions_mut().insert(ctx);
                         inner.call(req).await
                     }
