@@ -25,6 +25,8 @@
 mod derive_check;
 #[path = "tenancy/harness.rs"]
 mod harness;
+#[path = "tenancy/http.rs"]
+mod http;
 #[path = "tenancy/own_schema.rs"]
 mod own_schema;
 #[path = "tenancy/provision.rs"]
@@ -66,6 +68,8 @@ fn main() {
         provision::run(&mut bench, &admin).await;
         // Row-level security: what the backstop costs a lookup.
         rls::run(&mut bench, &admin).await;
+        // Issue 13: a list endpoint behind the axum edge, over HTTP.
+        http::run(&mut bench, &admin).await;
     });
     derive_check::run(&mut bench);
     bench.finish();
