@@ -5,7 +5,6 @@
 //! use axum::{Router, routing::get};
 //! use tenancy_sqlx::axum::TenantLayer;
 //! use tenancy_sqlx::{Tenancy, TenantCtx};
-//! use tower_layer::Layer;
 //!
 //! async fn whoami(ctx: TenantCtx) -> String {
 //!     ctx.slug().to_owned()
@@ -13,10 +12,10 @@
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let tenancy = Tenancy::connect("postgres://postgres@127.0.0.1/app").await?;
-//! let routes = Router::new().route("/whoami", get(whoami));
+//! let routes: Router = Router::new().route("/whoami", get(whoami));
 //! // Around the router, not inside it (`Router::layer`): a path prefix is stripped before
 //! // routing. `acme.spinners.example` is tenant `acme`.
-//! let app = TenantLayer::subdomain(tenancy, "spinners.example")?.layer(routes);
+//! let app = TenantLayer::subdomain(tenancy, "spinners.example")?.around(routes);
 //! # let _ = app; Ok(()) }
 //! ```
 //!
