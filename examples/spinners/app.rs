@@ -473,26 +473,14 @@ async fn long_spins(State(app): State<App>, headers: HeaderMap) -> Answer<Json<V
         .superuser(ADMIN_ACTOR, "cross-customer report: spins over 120 s")
         .await
         .map_err(internal)?;
-    // `Report::fetch_all`'s future is not `Send` yet (a higher-ranked lifetime in its fan-out),
-    // and a handler's must be: run it on a blocking thread of the runtime meanwhile.
-    let su = std::sync::Arc::new(su);
-    let report_su = std::sync::Arc::clone(&su);
-    let spins = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(
-            Spin::repo()
-                .report()
-                .filter(Spin::DURATION.gt(120))
-                .order_by(Spin::DURATION.desc())
-                .limit(1000)
-                .fetch_all(&report_su),
-        )
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "the report's task failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-    })?
-    .map_err(internal)?;
+    let spins = Spin::repo()
+        .report()
+        .filter(Spin::DURATION.gt(120))
+        .order_by(Spin::DURATION.desc())
+        .limit(1000)
+        .fetch_all(&su)
+        .await
+        .map_err(internal)?;
     let slugs: std::collections::HashMap<TenantId, String> = app
         .tenancy
         .list_tenants(&su)
