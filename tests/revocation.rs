@@ -387,8 +387,8 @@ async fn a_suspension_cancelled_after_its_commit_still_stops_held_contexts() {
                 a.resume(&su, t.id).await.unwrap();
             }
             if let Some(out) = done {
+                // Whether this sweep exercised anything is the check after the loop.
                 out.unwrap();
-                assert!(k > 3, "suspend finished after {k} awaits: nothing was cut");
                 break;
             }
             assert!(k < 200, "suspend never finished");

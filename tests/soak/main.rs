@@ -17,7 +17,6 @@ mod faults;
 mod invariants;
 mod ledger;
 mod ops;
-mod reduced;
 mod world;
 
 use std::time::{Duration, Instant};
