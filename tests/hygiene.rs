@@ -22,16 +22,20 @@ struct World {
     b_spinner: Uuid,
     /// The server's default `search_path`, from a connection of our own.
     default_path: String,
+    /// The pool of one connection the tenancy runs on, to read its session's settings (raw SQL
+    /// may not).
+    one: sqlx::PgPool,
 }
 
 /// Two tenants, A with 3 spins and B with 2, served by a pool of ONE connection.
 async fn world(name: &str) -> World {
     let db = TestDb::new(name).await;
-    let tenancy = Tenancy::builder()
+    let one = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(&db.url)
         .await
         .unwrap();
+    let tenancy = Tenancy::builder().from_pool(one.clone()).await.unwrap();
     db.exec(SPINNER_SCHEMA).await;
     let mut spinners = Vec::new();
     for (slug, n) in [("hyg-a", 3), ("hyg-b", 2)] {
@@ -74,6 +78,7 @@ async fn world(name: &str) -> World {
         a_spinner: spinners[0],
         b_spinner: spinners[1],
         default_path,
+        one,
     }
 }
 
@@ -90,21 +95,40 @@ fn new_spin(spinner_id: Uuid, duration: i32, note: &str) -> NewSpin {
 #[derive(Debug, PartialEq)]
 struct Session {
     pid: i32,
-    search_path: String,
+    /// The session's search path, when the connection is not held by a transaction.
+    search_path: Option<String>,
     /// The current transaction's id, if it has written anything.
     xid: Option<i64>,
     /// The spins the scope's tenant sees.
     spins: i64,
 }
 
-async fn probe<'s>(scope: impl Scope<'s>) -> tenancy::Result<Session> {
-    let (pid, search_path, xid, spins): (i32, String, Option<i64>, i64) = Spin::repo()
-        .raw_as(
-            "SELECT pg_backend_pid(), current_setting('search_path'), \
-                    txid_current_if_assigned(), (SELECT count(*) FROM {spins})",
-        )
+async fn probe<'s>(w: &World, scope: impl Scope<'s>) -> tenancy::Result<Session> {
+    let (pid, spins): (i32, i64) = Spin::repo()
+        .raw_as("SELECT pg_backend_pid(), (SELECT count(*) FROM {spins})")
         .fetch_one(scope)
         .await?;
+    // Raw SQL reads no settings and no transaction ids: the server's view of the backend, and
+    // the session itself when the one connection is free.
+    let mut conn = w.db.connect().await;
+    let xid: Option<i64> =
+        sqlx::query_scalar("SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE pid = $1")
+            .bind(pid)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+            .flatten();
+    // The pool takes the connection back in the background; a transaction holds it longer.
+    let free = tokio::time::timeout(Duration::from_secs(1), w.one.acquire()).await;
+    let search_path = match free.ok().and_then(Result::ok) {
+        Some(mut session) => Some(
+            sqlx::query_scalar("SHOW search_path")
+                .fetch_one(&mut *session)
+                .await
+                .unwrap(),
+        ),
+        None => None,
+    };
     Ok(Session {
         pid,
         search_path,
@@ -149,12 +173,12 @@ async fn backend_state(db: &TestDb, pid: i32) -> Option<(String, bool, bool)> {
 /// path, no transaction, its own rows; what it writes is committed at once; and the server sees
 /// the backend idle, outside any transaction.
 async fn assert_clean_for_b(w: &World, b_spins: i64) -> i32 {
-    let s = probe(&w.b).await.unwrap();
+    let s = probe(w, &w.b).await.unwrap();
     assert_eq!(
         s,
         Session {
             pid: s.pid,
-            search_path: w.default_path.clone(),
+            search_path: Some(w.default_path.clone()),
             xid: None,
             spins: b_spins,
         }
@@ -181,7 +205,7 @@ async fn assert_clean_for_b(w: &World, b_spins: i64) -> i32 {
 #[tokio::test]
 async fn one_connection_serves_tenants_in_turn() {
     let w = world("hyg_turns").await;
-    let first = probe(&w.a).await.unwrap();
+    let first = probe(&w, &w.a).await.unwrap();
     // Spins each tenant has: A, B.
     let mut expected = [3_i64, 2];
     for round in 0..3 {
@@ -191,12 +215,12 @@ async fn one_connection_serves_tenants_in_turn() {
             } else {
                 (&w.b, w.b_spinner)
             };
-            let s = probe(ctx).await.unwrap();
+            let s = probe(&w, ctx).await.unwrap();
             assert_eq!(
                 s,
                 Session {
                     pid: first.pid,
-                    search_path: w.default_path.clone(),
+                    search_path: Some(w.default_path.clone()),
                     xid: None,
                     spins: expected[who],
                 },
@@ -212,12 +236,12 @@ async fn one_connection_serves_tenants_in_turn() {
             );
             // A committed transaction in turn, too.
             let mut tx = ctx.begin().await.unwrap();
-            assert_eq!(probe(&mut tx).await.unwrap().pid, first.pid);
+            assert_eq!(probe(&w, &mut tx).await.unwrap().pid, first.pid);
             Spin::repo()
                 .insert(&mut tx, &new_spin(spinner, 100 + round, ctx.slug()))
                 .await
                 .unwrap();
-            let inside = probe(&mut tx).await.unwrap();
+            let inside = probe(&w, &mut tx).await.unwrap();
             assert!(inside.xid.is_some());
             assert_eq!(inside.spins, expected[who] + 1);
             tx.commit().await.unwrap();
@@ -245,7 +269,7 @@ async fn a_dropped_or_failed_transaction_leaves_nothing() {
                 .await
                 .unwrap();
         }
-        let inside = probe(&mut tx).await.unwrap();
+        let inside = probe(&w, &mut tx).await.unwrap();
         assert!(inside.xid.is_some());
         assert_eq!(inside.spins, 6);
     }
@@ -265,7 +289,7 @@ async fn a_dropped_or_failed_transaction_leaves_nothing() {
             .unwrap_err();
         assert!(matches!(e, Error::Database(_)), "{e:?}");
         // The transaction is aborted: everything else fails until it ends.
-        assert!(matches!(probe(&mut tx).await, Err(Error::Database(_))));
+        assert!(matches!(probe(&w, &mut tx).await, Err(Error::Database(_))));
     }
     assert_clean_for_b(&w, 2).await;
     assert_eq!(committed(&w.db, &w.a).await, before_a);
@@ -277,7 +301,7 @@ async fn a_dropped_or_failed_transaction_leaves_nothing() {
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    let s = probe(&w.a).await.unwrap();
+    let s = probe(&w, &w.a).await.unwrap();
     assert_eq!((s.xid, s.spins), (None, 3));
     assert_eq!(committed(&w.db, &w.a).await, before_a);
     let _ = &w.tenancy;
@@ -322,7 +346,7 @@ async fn committing_after_a_failed_statement_is_an_error_not_a_silent_loss() {
 async fn a_cancelled_transaction_is_rolled_back_and_the_connection_reused() {
     let w = world("hyg_cancelled").await;
     let before_a = committed(&w.db, &w.a).await;
-    let pid = probe(&w.a).await.unwrap().pid;
+    let pid = probe(&w, &w.a).await.unwrap().pid;
     let started = Instant::now();
     let r = tokio::time::timeout(Duration::from_millis(300), async {
         let mut tx = w.a.begin().await?;
@@ -353,35 +377,36 @@ async fn a_cancelled_transaction_is_rolled_back_and_the_connection_reused() {
             Some("idle".into())
         );
     }
-    let s = probe(&w.a).await.unwrap();
+    let s = probe(&w, &w.a).await.unwrap();
     assert_eq!((s.xid, s.spins), (None, 3));
 
     // Cancelled while waiting for the pool: the connection is not leaked.
     let mut tx = w.b.begin().await.unwrap();
-    assert_eq!(probe(&mut tx).await.unwrap().spins, 2);
-    let waiting = tokio::time::timeout(Duration::from_millis(100), probe(&w.a)).await;
+    assert_eq!(probe(&w, &mut tx).await.unwrap().spins, 2);
+    let waiting = tokio::time::timeout(Duration::from_millis(100), probe(&w, &w.a)).await;
     assert!(
         waiting.is_err(),
         "a second connection was handed out from a pool of one"
     );
     tx.rollback().await.unwrap();
-    assert_eq!(probe(&w.a).await.unwrap().spins, 3);
+    assert_eq!(probe(&w, &w.a).await.unwrap().spins, 3);
     let _ = &w.tenancy;
 }
 
 #[tokio::test]
 async fn a_panic_while_holding_a_transaction_rolls_it_back() {
-    let w = world("hyg_panic").await;
+    let w = std::sync::Arc::new(world("hyg_panic").await);
     let before_a = committed(&w.db, &w.a).await;
     let a = w.a.clone();
     let spinner = w.a_spinner;
+    let in_task = w.clone();
     let task = tokio::spawn(async move {
         let mut tx = a.begin().await.unwrap();
         Spin::repo()
             .insert(&mut tx, &new_spin(spinner, 900, "panicked"))
             .await
             .unwrap();
-        assert!(probe(&mut tx).await.unwrap().xid.is_some());
+        assert!(probe(&in_task, &mut tx).await.unwrap().xid.is_some());
         panic!("deliberate panic while holding a TenantTx (expected in this test)");
     });
     let e = task.await.unwrap_err();
@@ -392,7 +417,7 @@ async fn a_panic_while_holding_a_transaction_rolls_it_back() {
         before_a,
         "the panicked transaction committed"
     );
-    assert_eq!(probe(&w.a).await.unwrap().spins, 3);
+    assert_eq!(probe(&w, &w.a).await.unwrap().spins, 3);
     let _ = &w.tenancy;
 }
 
@@ -408,7 +433,7 @@ async fn a_terminated_backend_fails_the_transaction_and_the_pool_recovers() {
         .insert(&mut tx, &new_spin(w.a_spinner, 950, "lost"))
         .await
         .unwrap();
-    let pid = probe(&mut tx).await.unwrap().pid;
+    let pid = probe(&w, &mut tx).await.unwrap().pid;
     let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
         .bind(pid)
         .fetch_one(&mut admin)
@@ -419,7 +444,7 @@ async fn a_terminated_backend_fails_the_transaction_and_the_pool_recovers() {
         .insert(&mut tx, &new_spin(w.a_spinner, 951, "after the kill"))
         .await;
     assert!(matches!(r, Err(Error::Database(_))), "{r:?}");
-    assert!(matches!(probe(&mut tx).await, Err(Error::Database(_))));
+    assert!(matches!(probe(&w, &mut tx).await, Err(Error::Database(_))));
     assert!(matches!(tx.commit().await, Err(Error::Database(_))));
     assert_eq!(committed(&w.db, &w.a).await, before_a);
 
@@ -434,11 +459,11 @@ async fn a_terminated_backend_fails_the_transaction_and_the_pool_recovers() {
         .await
         .unwrap();
     assert!(killed);
-    let s = probe(&w.a).await.unwrap();
+    let s = probe(&w, &w.a).await.unwrap();
     assert_ne!(s.pid, fresh);
     assert_eq!(
-        (s.xid, s.spins, s.search_path.as_str()),
-        (None, 3, w.default_path.as_str())
+        (s.xid, s.spins, s.search_path),
+        (None, 3, Some(w.default_path.clone()))
     );
     assert_clean_for_b(&w, 2).await;
     assert_eq!(committed(&w.db, &w.a).await, before_a);

@@ -337,10 +337,15 @@ async fn spare_schemas_make_provisioning_a_rename() {
 #[tokio::test]
 async fn one_pooled_connection_serves_mixed_tenants_in_turn() {
     let db = TestDb::new("own_schema_hygiene").await;
-    let tenancy = Tenancy::builder()
+    // Its own one-connection pool, to read the session's settings after (raw SQL may not).
+    let one = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .tenant_migrations(spinner_migrations())
         .connect(&db.url)
+        .await
+        .unwrap();
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .from_pool(one.clone())
         .await
         .unwrap();
     common::migrate_all(&tenancy).await;
@@ -402,9 +407,8 @@ async fn one_pooled_connection_serves_mixed_tenants_in_turn() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let (path,): (String,) = Spinner::repo()
-        .raw_as("SELECT current_setting('search_path') FROM {spinners} LIMIT 1")
-        .fetch_one(&ctxs[0])
+    let path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&one)
         .await
         .unwrap();
     assert_eq!(path, default_path);

@@ -222,8 +222,9 @@ async fn hand_written_sql_sees_only_the_tenant_set_and_nothing_without_one() {
     assert_eq!(n, 0);
 }
 
-/// The raw-SQL check reads names: a tenant table whose tenant column it does not know (and with
-/// no foreign key to the registry) passes it. The policy still confines the query.
+/// A tenant table whose tenant column the library does not know (and with no foreign key to the
+/// registry), declared a global table by mistake, passes the raw-SQL check. The policy still
+/// confines the query.
 #[tokio::test]
 async fn backstop_catches_a_leak_the_library_did_not_prevent() {
     let w = world("rls_leak").await;
@@ -247,9 +248,22 @@ async fn backstop_catches_a_leak_the_library_did_not_prevent() {
         }
     }
     let leak = "SELECT (SELECT count(*) FROM ledger) FROM {spins} LIMIT 1";
-    let (n,): (i64,) = Spin::repo().raw_as(leak).fetch_one(&w.a).await.unwrap();
+    // Raw SQL names only placeholders and declared global tables: refused as it stands.
+    let r = Spin::repo().raw_as::<(i64,)>(leak).fetch_one(&w.a).await;
+    assert!(matches!(r, Err(Error::UnscopedSql(_))), "{r:?}");
+    // An application that declares the tenant table global by mistake (its tenant column is
+    // one the library does not know, and it has no foreign key to the registry): the policy
+    // still confines the query.
+    let mistaken = Tenancy::builder()
+        .row_level_security(true)
+        .global_tables(["ledger"])
+        .from_pool(w.rls.app_pool(2).await)
+        .await
+        .unwrap();
+    let a = mistaken.resolve_slug("tenant-a").await.unwrap();
+    let (n,): (i64,) = Spin::repo().raw_as(leak).fetch_one(&a).await.unwrap();
     assert_eq!(n, 2, "the backstop confines the unscoped read to tenant A");
-    let mut tx = w.a.begin().await.unwrap();
+    let mut tx = a.begin().await.unwrap();
     let (n,): (i64,) = Spin::repo().raw_as(leak).fetch_one(&mut tx).await.unwrap();
     assert_eq!(n, 2);
     tx.commit().await.unwrap();

@@ -35,6 +35,8 @@ pub(crate) struct Runtime {
     pub(crate) epoch: Arc<SchemaEpoch>,
     /// The models whose tables passed the model check through this handle (see `verify.rs`).
     pub(crate) models: crate::verify::Checked,
+    /// Raw SQL's global tables and what it has checked of the server.
+    pub(crate) raw: crate::raw::RawConfig,
 }
 
 impl Runtime {
@@ -261,6 +263,7 @@ pub struct TenancyBuilder {
     listen: bool,
     notify_url: Option<String>,
     pub(crate) superuser: crate::superuser::SuperuserConfig,
+    global_tables: Vec<String>,
 }
 
 /// How long [`TenancyBuilder::connect`] waits for the server, and each borrow for a connection,
@@ -294,6 +297,7 @@ impl Default for TenancyBuilder {
             install_registry: true,
             listen: true,
             notify_url: None,
+            global_tables: Vec::new(),
             superuser: crate::superuser::SuperuserConfig::default(),
         }
     }
@@ -312,6 +316,9 @@ impl TenancyBuilder {
     /// another process or handle, as soon as its notification arrives (see
     /// [`TenancyBuilder::listen_for_changes`]). This is the bound when notifications are off or
     /// cannot be received.
+    ///
+    /// Raw SQL keeps the catalog's verdict on the names a statement uses (global tables,
+    /// built-ins not shadowed) as long.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -465,6 +472,19 @@ impl TenancyBuilder {
         self
     }
 
+    /// Tables every tenant shares (no tenant column, no foreign key to the registry) that raw
+    /// SQL may name, as `"countries"` or `"public.plans"`. Raw SQL reaches every other relation
+    /// only through `{table}` placeholders. Each raw query checks, in its catalog round trip,
+    /// that the names it uses resolve to these tables and that they still hold no tenant data.
+    pub fn global_tables<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.global_tables = tables.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
     /// and everywhere by [`Tenancy::migrate_tenants`].
     pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
@@ -555,6 +575,7 @@ impl TenancyBuilder {
             origin: uuid::Uuid::new_v4(),
             epoch,
             models: crate::verify::Checked::default(),
+            raw: crate::raw::RawConfig::new(self.global_tables, self.cache_ttl),
         });
         let listener = if self.listen {
             let listener = crate::registry::notify::Listener::start(

@@ -1,249 +1,312 @@
-//! What raw SQL may name: the fixed lists (functions that run SQL text or read tables by name,
-//! system views that show other tenants' values), and the catalog check that finds tenant
-//! tables, views over them, tenant schemas and user-defined functions among the identifiers.
+//! The catalog's part of the check, in one round trip on the scope's connection (its verdict
+//! kept for the resolution cache's time to live, see [`Verdicts`]): the server's version (at
+//! the first raw query), the declared global tables the SQL names, functions, operators and
+//! types that a definition outside `pg_catalog` could shadow, and whether any function or
+//! operator is not leakproof (then the tenant's rows are fenced). A relation that is not a
+//! declared global table is refused after asking the catalog why, to say so precisely.
+
+use std::sync::atomic::Ordering;
 
 use sqlx::PgConnection;
 
+use super::parse::{Named, Uses};
 use super::{RawSqlRefusal, RefusalKind};
 use crate::Result;
 use crate::ctx::Exec;
 
-/// PostgreSQL functions that run SQL given as text, or read a whole table, schema or database
-/// given by name: the text (`'SELECT * FROM spins'`, `'spins'::regclass`) is a string the lexer
-/// does not look into.
-const RUNS_SQL: &[&str] = &[
-    "query_to_xml",
-    "query_to_xmlschema",
-    "query_to_xml_and_xmlschema",
-    "cursor_to_xml",
-    "cursor_to_xmlschema",
-    "table_to_xml",
-    "table_to_xmlschema",
-    "table_to_xml_and_xmlschema",
-    "schema_to_xml",
-    "schema_to_xmlschema",
-    "schema_to_xml_and_xmlschema",
-    "database_to_xml",
-    "database_to_xmlschema",
-    "database_to_xml_and_xmlschema",
-    "ts_stat",
-    "ts_rewrite",
-];
+/// The PostgreSQL major version whose grammar `pg_query` was built from (pg_query 0.8 wraps
+/// PostgreSQL 15's parser). Another server may read the same text differently (PostgreSQL 14
+/// reads `SELECT 1into x` as `SELECT 1 INTO x`; 15 refuses it), so raw SQL refuses it.
+pub(super) const GRAMMAR_MAJOR: i64 = 15;
 
-/// PostgreSQL functions that read raw storage (data files, WAL) holding every tenant's rows.
-const RAW_STORAGE: &[&str] = &[
-    "pg_read_file",
-    "pg_read_binary_file",
-    "lo_import",
-    "pg_logical_slot_get_changes",
-    "pg_logical_slot_peek_changes",
-    "pg_logical_slot_get_binary_changes",
-    "pg_logical_slot_peek_binary_changes",
-];
+const USES: &str = include_str!("uses.sql");
+const CLASSIFY: &str = include_str!("classify.sql");
 
-/// Extensions whose functions run SQL given as text (`dblink`, `tablefunc`'s `crosstab`,
-/// `xml2`'s `xpath_table`), read tables by name or raw storage (`pageinspect`, `pgstattuple`,
-/// `pg_walinspect` ...), or reach other databases and files. Other extensions' functions are
-/// allowed: they are vetted code installed by an administrator.
-pub(super) const DENIED_EXTENSIONS: &[&str] = &[
-    "dblink",
-    "postgres_fdw",
-    "file_fdw",
-    "tablefunc",
-    "xml2",
-    "pageinspect",
-    "pg_walinspect",
-    "pg_surgery",
-    "pgrowlocks",
-    "pgstattuple",
-    "pg_visibility",
-    "pg_freespacemap",
-    "pg_buffercache",
-    "pg_prewarm",
-    "amcheck",
-    "adminpack",
-    "pg_stat_statements",
-];
-
-/// Sequences are shared by every tenant of a table: their values count the other tenants' rows.
-const SEQUENCES: &[&str] = &[
-    "nextval",
-    "currval",
-    "setval",
-    "lastval",
-    "pg_sequence_last_value",
-];
-
-/// Session-level advisory locks: held on the pooled connection after the statement, for
-/// whichever tenant borrows it next (the transaction-level `pg_advisory_xact_lock*` are fine).
-const SESSION_LOCKS: &[&str] = &[
-    "pg_advisory_lock",
-    "pg_advisory_lock_shared",
-    "pg_try_advisory_lock",
-    "pg_try_advisory_lock_shared",
-    "pg_advisory_unlock",
-    "pg_advisory_unlock_shared",
-    "pg_advisory_unlock_all",
-];
-
-/// Settings that change how later SQL on the same pooled connection is read or resolved
-/// (`search_path`, `standard_conforming_strings`, `row_security`).
-const SETTINGS: &[&str] = &["set_config"];
-
-/// Other sessions' statements, which may carry other tenants' values.
-const ACTIVITY: &[&str] = &[
-    "pg_stat_get_activity",
-    "pg_stat_get_backend_activity",
-    "pg_stat_statements",
-];
-
-/// System views and tables that show other tenants' values: planner statistics (most common
-/// values, histograms) and other sessions' statements.
-const SYSTEM_RELATIONS: &[&str] = &[
-    "pg_stats",
-    "pg_stats_ext",
-    "pg_stats_ext_exprs",
-    "pg_statistic",
-    "pg_statistic_ext_data",
-    "pg_stat_activity",
-    "pg_stat_statements",
-    // Row counts and last sequence values: how many rows the other tenants have.
-    "pg_sequences",
-    "pg_stat_user_tables",
-    "pg_stat_all_tables",
-    "pg_stat_xact_user_tables",
-    "pg_stat_xact_all_tables",
-    "pg_statio_user_tables",
-    "pg_statio_all_tables",
-    // The pooled connection's statements name other own-schema tenants' schemas.
-    "pg_prepared_statements",
-    // Out-of-line values of every tenant's rows (readable by superusers).
-    "pg_toast",
-];
-
-/// The refusal for an identifier on the fixed lists, whatever its position (a call, `x.f`
-/// functional notation, a column that happens to share the name: refused all the same).
-pub(super) fn fixed(name: &str) -> Option<RawSqlRefusal> {
-    let function = |why: &str, hint: &str| {
-        Some(RawSqlRefusal::new(
-            RefusalKind::Function,
-            Some(name),
-            format!("the SQL names the function {name:?}, which {why}"),
-            hint,
-        ))
-    };
-    if RUNS_SQL.contains(&name) || name.starts_with("dblink") {
-        return function(
-            "runs SQL given as text or reads tables by name, where tenancy cannot see them",
-            "write the query itself, naming tenant tables with {table} placeholders",
-        );
-    }
-    if RAW_STORAGE.contains(&name) {
-        return function(
-            "reads files or the write-ahead log, which hold every tenant's rows",
-            "read tenant rows through {table} placeholders",
-        );
-    }
-    if SEQUENCES.contains(&name) {
-        return function(
-            "reads or moves a sequence that every tenant shares",
-            "let the database fill the column, or bind the value",
-        );
-    }
-    if SESSION_LOCKS.contains(&name) {
-        return function(
-            "takes or releases a session-level lock that outlives the statement on a pooled \
-             connection",
-            "use the transaction-level pg_advisory_xact_lock inside a TenantTx",
-        );
-    }
-    if SETTINGS.contains(&name) {
-        return function(
-            "changes settings of a pooled connection that other tenants use next",
-            "set what you need in the connection options, not from tenant SQL",
-        );
-    }
-    if name == "pg_settings" {
-        // `UPDATE pg_settings` runs `set_config` through the view's rule.
-        return Some(RawSqlRefusal::new(
-            RefusalKind::SystemView,
-            Some(name),
-            "the SQL names \"pg_settings\", whose UPDATE changes settings of a pooled \
-             connection that other tenants use next"
-                .into(),
-            "read a setting with current_setting(); set what you need in the connection options",
-        ));
-    }
-    if ACTIVITY.contains(&name) {
-        return function(
-            "shows other sessions' statements",
-            "read activity through a superuser connection, not tenant SQL",
-        );
-    }
-    if SYSTEM_RELATIONS.contains(&name) {
-        return Some(RawSqlRefusal::new(
-            RefusalKind::SystemView,
-            Some(name),
-            format!(
-                "the SQL names {name:?}, which shows values or statements of every tenant \
-                 (planner statistics, other sessions' queries)"
-            ),
-            "read it through a superuser connection, not tenant SQL",
-        ));
-    }
-    None
-}
-
-/// The catalog query: see `facts.sql`.
-const FACTS: &str = include_str!("facts.sql");
-
-/// One refused name, as the catalog query reports it.
+/// One refused relation or schema, as `classify.sql` reports it.
 type Fact = (String, String, String, String, String);
 
-/// Asks the catalog about `names` (every identifier of the SQL, in order of first use): the
-/// first that is a tenant table (or a view, materialized view or sequence over one, or a table
-/// whose inheritance children are), a tenant schema, or a function defined in the database
-/// becomes the refusal, and so does a function of one of [`DENIED_EXTENSIONS`]. `tenant_columns` are the tenant columns of the declared models (and
-/// `tenant_id`).
-///
-/// Runs on the scope's connection: a transaction's own DDL is seen. One round trip; nothing is
-/// cached, so a table created a moment ago is known.
+/// What the catalog allows: whether the tenant's rows must be fenced, or a refusal.
+pub(super) struct Verdict {
+    pub(super) fence: bool,
+}
+
+/// Verdicts on rewritten statements (the grammar's and the catalog's on what they use: functions,
+/// operators, types, fields, global tables), kept for the resolution cache's time to live: a second round trip per raw
+/// query costs more than the lookup it guards. What can change the verdict is DDL by the
+/// application's own migrations (a function that shadows a built-in, a tenant column added to
+/// a global table), never raw SQL, which only reads; it is seen within that time. Refusals are
+/// not kept.
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts {
+    ttl: std::time::Duration,
+    seen: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
+}
+
+/// Verdicts kept at most; beyond, the oldest are dropped first.
+const MAX_VERDICTS: usize = 1_024;
+
+impl Verdicts {
+    pub(crate) fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            seen: Default::default(),
+        }
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<bool> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, fence)| *fence)
+    }
+
+    fn put(&self, key: String, fence: bool) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_VERDICTS {
+            let ttl = self.ttl;
+            seen.retain(|_, (at, _)| at.elapsed() < ttl);
+            if seen.len() >= MAX_VERDICTS {
+                seen.clear();
+            }
+        }
+        seen.insert(key, (std::time::Instant::now(), fence));
+    }
+}
+
+fn quoted(n: &Named) -> String {
+    let mut out = String::new();
+    if let Some(s) = &n.schema {
+        tenancy_core::ident::push_quoted(&mut out, s);
+        out.push('.');
+    }
+    tenancy_core::ident::push_quoted(&mut out, &n.name);
+    out
+}
+
+/// A declared global table's name (`countries`, `public.plans`) as the catalog reads it.
+fn declared(name: &str) -> Named {
+    match name.split_once('.') {
+        Some((schema, name)) => Named {
+            schema: Some(schema.to_owned()),
+            name: name.to_owned(),
+        },
+        None => Named {
+            schema: None,
+            name: name.to_owned(),
+        },
+    }
+}
+
+/// Refuses what the SQL names outside the placeholders unless the catalog allows it, and says
+/// whether to fence. `tables` are the placeholders' tables (quoted, maybe qualified), in the
+/// rewrite's order; `globals` the builder's global tables.
 pub(super) async fn catalog(
     exec: &mut Exec<'_>,
-    names: &[String],
+    key: String,
+    uses: &Uses,
+    tables: &[String],
     tenant_columns: &[String],
-) -> Result<()> {
-    if names.is_empty() {
-        return Ok(());
+) -> Result<Verdict> {
+    let config = &exec.ctx.runtime().raw;
+    let version_checked = config.version_checked.load(Ordering::Relaxed);
+    let globals: Vec<Named> = config.global_tables.iter().map(|g| declared(g)).collect();
+    let unknown: Vec<&Named> = uses
+        .relations
+        .iter()
+        .filter(|r| !globals.iter().any(|g| g.name == r.name))
+        .collect();
+    if !unknown.is_empty() {
+        let mut names: Vec<String> = Vec::new();
+        for n in &unknown {
+            for s in n.schema.iter().chain([&n.name]) {
+                if !names.contains(s) {
+                    names.push(s.clone());
+                }
+            }
+        }
+        let facts: Vec<Fact> = fetch(exec, async |conn: &mut PgConnection, persistent| {
+            Ok(sqlx::query_as::<_, Fact>(CLASSIFY)
+                .bind(&names)
+                .bind(tenant_columns)
+                .persistent(persistent)
+                .fetch_all(conn)
+                .await?)
+        })
+        .await?;
+        let first = names
+            .iter()
+            .find_map(|n| facts.iter().find(|f| &f.1 == n))
+            .or(facts.first());
+        return Err(match first {
+            Some(fact) => refusal(fact),
+            None => undeclared(&unknown[0].name),
+        }
+        .into());
     }
+
+    let relations: Vec<String> = uses.relations.iter().map(quoted).collect();
+    let declared: Vec<String> = globals.iter().map(quoted).collect();
+    let typed = &uses.typed_operators;
+    let ops: Vec<&str> = typed.iter().map(|t| t.op.as_str()).collect();
+    let tbls: Vec<&str> = typed.iter().map(|t| tables[t.relation].as_str()).collect();
+    let cols: Vec<&str> = typed.iter().map(|t| t.column.as_str()).collect();
+    let lefts: Vec<bool> = typed.iter().map(|t| t.left).collect();
+    let wanted = |branch: &str| match branch {
+        "version" => !version_checked,
+        "relation" => !relations.is_empty(),
+        "shadowed_functions" | "leaky_functions" => !uses.functions.is_empty(),
+        "shadowed_operators" => !uses.operators.is_empty(),
+        "shadowed_types" => !uses.types.is_empty(),
+        "leaky_operators" => !uses.untyped_operators.is_empty(),
+        "leaky_typed" => !typed.is_empty(),
+        _ => !uses.fields.is_empty(),
+    };
+    let query = USES
+        .split("-- @branch ")
+        .skip(1)
+        .filter_map(|b| b.split_once('\n'))
+        .filter(|(name, _)| wanted(name))
+        .map(|(_, sql)| sql.trim())
+        .collect::<Vec<_>>()
+        .join("\nUNION ALL\n");
+    if query.is_empty() {
+        config.verdicts.put(key, uses.casts_rows);
+        return Ok(Verdict {
+            fence: uses.casts_rows,
+        });
+    }
+    let rows: Vec<(String, String, Option<String>)> =
+        fetch(exec, async |conn: &mut PgConnection, persistent| {
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(query))
+                .bind(&relations)
+                .bind(&declared)
+                .bind(tenant_columns)
+                .bind(&uses.functions)
+                .bind(&uses.operators)
+                .bind(&uses.types)
+                .bind(&uses.untyped_operators)
+                .bind(&ops)
+                .bind(&tbls)
+                .bind(&cols)
+                .bind(&lefts)
+                .bind(&uses.fields)
+                .persistent(persistent)
+                .fetch_all(conn)
+                .await?)
+        })
+        .await?;
+    let mut fence = uses.casts_rows;
+    for (kind, name, detail) in &rows {
+        match (kind.as_str(), detail) {
+            ("version", _) => {
+                if let Some(refusal) = version_refusal(name) {
+                    return Err(refusal.into());
+                }
+                exec.ctx
+                    .runtime()
+                    .raw
+                    .version_checked
+                    .store(true, Ordering::Relaxed);
+            }
+            ("relation", Some(why)) => {
+                let name = uses
+                    .relations
+                    .iter()
+                    .find(|r| quoted(r) == *name)
+                    .map_or(name.as_str(), |r| r.name.as_str());
+                return Err(RawSqlRefusal::new(
+                    RefusalKind::GlobalTable,
+                    Some(name),
+                    format!("the SQL names {name:?}, which {why}"),
+                    "declare global tables with TenancyBuilder::global_tables (tables without \
+                     a tenant column or a foreign key to the registry); reach tenant tables \
+                     through {table} placeholders",
+                )
+                .into());
+            }
+            ("shadowed", Some(what)) => {
+                return Err(RawSqlRefusal::new(
+                    RefusalKind::Function,
+                    Some(name),
+                    format!(
+                        "the SQL uses {name:?}, and the database defines {what} on the search \
+                         path, which PostgreSQL may pick instead of the built-in; tenancy cannot \
+                         see what its body reads"
+                    ),
+                    "qualify the built-in (pg_catalog.name), or compute it in the application",
+                )
+                .into());
+            }
+            ("fieldcall", _) if !super::allow::FUNCTIONS.contains(&name.as_str()) => {
+                return Err(RawSqlRefusal::new(
+                    RefusalKind::Function,
+                    Some(name),
+                    format!(
+                        "the SQL writes x.{name}, which PostgreSQL reads as the call {name}(x)                          where x has no column {name:?}; {name} is not one of the built-in                          functions raw SQL may call"
+                    ),
+                    "name a column that exists, or compute it in the application",
+                )
+                .into());
+            }
+            ("leaky" | "fieldcall", _) => fence = true,
+            _ => {}
+        }
+    }
+    exec.ctx.runtime().raw.verdicts.put(key, fence);
+    Ok(Verdict { fence })
+}
+
+/// The refusal for a server (`server_version_num`) of another major version than the grammar.
+fn version_refusal(num: &str) -> Option<RawSqlRefusal> {
+    let major = num.parse::<i64>().ok().map(|n| n / 10_000);
+    (major != Some(GRAMMAR_MAJOR)).then(|| {
+        let shown = major.map_or_else(|| "unknown".to_owned(), |m| m.to_string());
+        RawSqlRefusal::new(
+            RefusalKind::ServerVersion,
+            Some(num),
+            format!(
+                "the server is PostgreSQL {shown} (server_version_num {num}), but the check reads \
+                 SQL with PostgreSQL {GRAMMAR_MAJOR}'s grammar, and another version may read the \
+                 same text differently"
+            ),
+            "run raw SQL against PostgreSQL 15, or use the repository",
+        )
+    })
+}
+
+/// Runs `f` on the scope's connection: the transaction's, or the tenant's lane (with
+/// connection lanes, the registry's small pool would otherwise carry every raw query's check).
+async fn fetch<T>(
+    exec: &mut Exec<'_>,
+    f: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T>,
+) -> Result<T> {
     let rt = exec.ctx.runtime();
     let persistent = rt.persistent;
-    let query = || {
-        sqlx::query_as::<_, Fact>(FACTS)
-            .bind(names)
-            .bind(tenant_columns)
-            .bind(DENIED_EXTENSIONS)
-            .persistent(persistent)
-    };
-    let facts: Vec<Fact> = match exec.conn.as_deref_mut() {
-        Some(conn) => query().fetch_all(conn).await?,
-        // The tenant's lane, like the statement that follows: with connection lanes, the
-        // registry's small pool would otherwise carry every raw query's check.
+    match exec.conn.as_deref_mut() {
+        Some(conn) => f(conn, persistent).await,
         None => {
             rt.with_conn_of(exec.ctx.pool(), async |conn: &mut PgConnection| {
-                Ok(query().fetch_all(conn).await?)
+                f(conn, persistent).await
             })
-            .await?
+            .await
         }
-    };
-    let first = names
-        .iter()
-        .find_map(|n| facts.iter().find(|f| &f.1 == n))
-        .or(facts.first());
-    match first {
-        None => Ok(()),
-        Some(fact) => Err(refusal(fact).into()),
     }
+}
+
+fn undeclared(name: &str) -> RawSqlRefusal {
+    RawSqlRefusal::new(
+        RefusalKind::Relation,
+        Some(name),
+        format!(
+            "the SQL names {name:?}, which is neither a placeholder nor a declared global table"
+        ),
+        "name tenant tables with {table} placeholders (declare their models with \
+         .with::<Model>()), and declare tables every tenant shares with \
+         TenancyBuilder::global_tables",
+    )
 }
 
 fn refusal((kind, name, subject, culprit, why): &Fact) -> RawSqlRefusal {
@@ -254,15 +317,6 @@ fn refusal((kind, name, subject, culprit, why): &Fact) -> RawSqlRefusal {
             format!("the SQL names {name:?}, the {subject}, which {why}"),
             "a tenant's tables are reached only through {table} placeholders, which read the \
              schema of the scope's tenant",
-        ),
-        "function" => RawSqlRefusal::new(
-            RefusalKind::Function,
-            Some(name),
-            format!(
-                "the SQL names {name:?}: the {subject} {why}, so tenancy cannot see which \
-                 tables it reads"
-            ),
-            "write the SQL it runs into the query, naming tenant tables with {table} placeholders",
         ),
         _ => {
             let through = if subject.ends_with(culprit.as_str()) {
@@ -280,6 +334,22 @@ fn refusal((kind, name, subject, culprit, why): &Fact) -> RawSqlRefusal {
                 "declare the table's model with .with::<Model>() and write {table}; read views \
                  and sequences over tenant tables through the tables' placeholders instead",
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_grammars_major_version_is_accepted() {
+        assert!(version_refusal("150004").is_none());
+        assert!(version_refusal("150000").is_none());
+        for num in ["140011", "130000", "160002", "180000", "x"] {
+            let r = version_refusal(num).expect("refused");
+            assert_eq!(r.kind(), RefusalKind::ServerVersion, "{num}");
+            assert!(r.reason().contains(num), "{r}");
         }
     }
 }

@@ -153,6 +153,7 @@ mod tests {
             origin: uuid::Uuid::nil(),
             epoch: Arc::new(crate::conn::SchemaEpoch::new()),
             models: crate::verify::Checked::default(),
+            raw: Default::default(),
         });
         TenantCtx::mint(
             rt,

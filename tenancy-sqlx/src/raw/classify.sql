@@ -1,12 +1,10 @@
--- What the catalog says about the identifiers of one raw query ($1), for tenant columns $2
--- and the extensions whose functions are refused ($3).
--- One row per refused name: (kind, name, subject, culprit, why).
+-- Why the relations raw SQL names outside its placeholders are refused, to say so precisely:
+-- $1 the names (schemas and relations, in order of use), $2 the tenant columns.
+-- One row per tenant relation or schema among them: (kind, name, subject, culprit, why).
 --
 -- A relation is tenant data when it is in a tenant schema, has a tenant column, or references
 -- tenancy.tenants; a view is also refused when it calls a function defined in the database; a view, materialized view or sequence is when what it reads (or belongs to)
 -- is, transitively, or is the registry; a table is when one of its inheritance children is.
--- A function is refused when it is defined in the database (not built in, not an extension's),
--- or comes from one of the extensions $3.
 WITH RECURSIVE
 reach (root, oid, depth) AS (
     SELECT c.oid, c.oid, 0
@@ -97,23 +95,3 @@ WHERE n.nspname = ANY ($1::name[])
   AND (pg_catalog.starts_with(n.nspname::text, 't_')
        OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.schema_name = n.nspname)
        OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname))
-UNION ALL
-SELECT * FROM (
-    SELECT DISTINCT ON (p.proname) 'function', p.proname::text,
-           pg_catalog.format('function %I.%I', n.nspname, p.proname), '',
-           CASE WHEN x.oid IS NULL
-                THEN 'is defined in this database (not by PostgreSQL or an extension)'
-                ELSE pg_catalog.format('comes from the extension %I, which runs SQL text or reads '
-                                       'tables by name, raw storage or other databases', x.extname)
-           END
-    FROM pg_catalog.pg_proc p
-    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-    LEFT JOIN pg_catalog.pg_depend e
-      ON e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'
-    LEFT JOIN pg_catalog.pg_extension x
-      ON e.refclassid = 'pg_catalog.pg_extension'::regclass AND x.oid = e.refobjid
-    WHERE p.proname = ANY ($1::name[])
-      AND CASE WHEN x.oid IS NOT NULL THEN x.extname = ANY ($3::name[])
-               ELSE n.nspname NOT IN ('pg_catalog', 'information_schema') END
-    ORDER BY p.proname, n.nspname
-) functions
