@@ -296,9 +296,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         }
         // The statement (its tables and schema included) and the declared models decide the
         // verdict: one accepted a moment ago is accepted again without parsing or asking.
-        let key = format!("{}
-{models:?}
-{tenant_columns:?}", rewritten.sql);
+        let key = format!("{}\n{models:?}\n{tenant_columns:?}", rewritten.sql);
         let verdict = match exec.ctx.runtime().raw.verdicts.get(&key) {
             Some(fence) => check::Verdict { fence },
             None => {
