@@ -7,6 +7,8 @@
 
 mod common;
 
+use sqlx::Row;
+
 use std::time::{Duration, Instant};
 
 use common::models::*;
@@ -91,7 +93,20 @@ async fn is_revoked(ctx: &TenantCtx) -> bool {
 #[tokio::test]
 async fn cancelled_transactions_never_swallow_the_next_tenants_write() {
     let db = TestDb::new("adv_cancel").await;
-    let tenancy = handle_at(&db.url, 1).await;
+    // One connection, which the test also borrows to read the session the next borrower gets
+    // (raw SQL may not read settings).
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let tenancy = Tenancy::builder()
+        .cache_ttl(LONG_TTL)
+        .tenant_migrations(migrations())
+        .from_pool(pool.clone())
+        .await
+        .unwrap();
+    common::migrate_all(&tenancy).await;
     let ctxs = create_tenants(
         &tenancy,
         &[
@@ -115,19 +130,20 @@ async fn cancelled_transactions_never_swallow_the_next_tenants_write() {
             a_ok += 1;
         }
         // The next borrower: must be outside any transaction, and its write must stay.
-        let fresh: (String, String) = Spinner::repo()
-            .raw_as::<(String, String)>(
-                "SELECT coalesce(current_setting('tenancy.tenant_id', true), ''), \
-                 current_setting('search_path') \
-                 FROM (SELECT count(*) FROM {spinners}) x",
-            )
-            .fetch_one(b)
-            .await
-            .unwrap();
+        // The simple-query protocol, in which `now()` (the transaction's start) equals
+        // `statement_timestamp()` only outside a transaction block.
+        let row = sqlx::raw_sql(
+            "SELECT coalesce(current_setting('tenancy.tenant_id', true), ''), \
+             current_setting('search_path'), now() = statement_timestamp()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let fresh: (String, String, bool) = (row.get(0), row.get(1), row.get(2));
         assert_eq!(
-            (fresh.0.as_str(), fresh.1.as_str()),
-            ("", "\"$user\", public"),
-            "step {step}: B's connection carried A's state"
+            (fresh.0.as_str(), fresh.1.as_str(), fresh.2),
+            ("", "\"$user\", public", true),
+            "step {step}: the next borrower got A's state (setting, search path, or an open transaction)"
         );
         Spinner::repo()
             .insert(b, &new_spinner(&format!("b-{step}")))
@@ -589,8 +605,12 @@ async fn a_migration_leaves_no_session_setting_on_the_pool() {
     // closing its connection (or `DISCARD ALL` before release), and refuse session-level SET /
     // set_config(.., false) in migration text with the file and line.
     let db = TestDb::new("adv_migset").await;
-    let tenancy = Tenancy::builder()
+    let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let tenancy = Tenancy::builder()
         .tenant_migrations(
             Migrations::from_static(&[
                 (1, "spinner app", SPINNER_SCHEMA),
@@ -603,7 +623,7 @@ async fn a_migration_leaves_no_session_setting_on_the_pool() {
             ])
             .unwrap(),
         )
-        .connect(&db.url)
+        .from_pool(pool.clone())
         .await
         .unwrap();
     let migrated = async {
@@ -627,14 +647,15 @@ async fn a_migration_leaves_no_session_setting_on_the_pool() {
     .await;
     if migrated.is_ok() {
         for ctx in &ctxs {
-            let seen: (String, String, String) = Spinner::repo()
-                .raw_as::<(String, String, String)>(
-                    "SELECT current_setting('search_path'), current_setting('row_security'), \
-                     current_setting('statement_timeout') FROM (SELECT count(*) FROM {spinners}) x",
-                )
-                .fetch_one(ctx)
-                .await
-                .unwrap();
+            // Each tenant's statements still work, and the one pooled connection is clean.
+            Spinner::repo().count(ctx).await.unwrap();
+            let seen: (String, String, String) = sqlx::query_as(
+                "SELECT current_setting('search_path'), current_setting('row_security'), \
+                 current_setting('statement_timeout')",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
             assert_eq!(
                 (seen.0.as_str(), seen.1.as_str(), seen.2.as_str()),
                 ("\"$user\", public", "on", "0"),
@@ -652,7 +673,6 @@ async fn a_migration_leaves_no_session_setting_on_the_pool() {
 /// connection; tenant A, on the same connection, reads its text from
 /// `pg_backend_memory_contexts` (the `ident` of its CachedPlanSource).
 #[tokio::test]
-#[ignore = "LEAK: pg_backend_memory_contexts shows another tenant's cached statement text"]
 async fn raw_sql_cannot_read_another_tenants_statement_text() {
     // Reproduction: one-connection pool; B runs raw SQL with the literal 'b-secret-literal';
     // A runs `SELECT m.ident FROM pg_backend_memory_contexts m ...` with a {spinners}
@@ -695,7 +715,6 @@ async fn raw_sql_cannot_read_another_tenants_statement_text() {
 /// The table's name in a string, not an identifier: `pg_class.reltuples` counts every tenant's
 /// rows (the README refuses views that show other tenants' counts).
 #[tokio::test]
-#[ignore = "LEAK: pg_class.reltuples, table named in a string, counts every tenant's rows"]
 async fn raw_sql_cannot_count_other_tenants_rows_through_pg_class() {
     // Reproduction: B has 40 spinners, A none; after ANALYZE, A's raw
     // `SELECT c.reltuples FROM pg_class c WHERE c.relname = 'spinners'` (with a {spinners}
@@ -783,7 +802,6 @@ async fn raw_sql_cannot_leave_a_setting_on_the_pooled_connection() {
 /// The user's predicate runs before the tenant filter: with no rows of its own, tenant A's
 /// cast of a column to a number fails with an error that quotes tenant B's value.
 #[tokio::test]
-#[ignore = "LEAK: a raw WHERE runs on other tenants' rows; its error quotes their values (issue 10.5)"]
 async fn raw_sql_predicates_never_see_another_tenants_rows() {
     // Reproduction: tenant B has rows named b-secret-N, tenant A none; A's raw
     // `SELECT s.* FROM {spinners} s WHERE has_schema_privilege(s.name, 'USAGE')` fails with
