@@ -266,8 +266,13 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
 async fn spare_schemas_make_provisioning_a_rename() {
     let db = TestDb::new("own_schema_spares").await;
     let tenancy = setup(&db, spinner_migrations()).await;
-    assert_eq!(tenancy.warm_schemas(2).await.unwrap(), 2);
-    assert_eq!(tenancy.warm_schemas(2).await.unwrap(), 0, "already warm");
+    let su = tenancy.superuser("test", "warm").await.unwrap();
+    assert_eq!(tenancy.warm_schemas(&su, 2).await.unwrap(), 2);
+    assert_eq!(
+        tenancy.warm_schemas(&su, 2).await.unwrap(),
+        0,
+        "already warm"
+    );
     let spares = |db: &TestDb| {
         let url = db.url.clone();
         async move {
@@ -597,7 +602,8 @@ async fn concurrent_own_schema_creations_all_succeed() {
 async fn an_unusable_spare_is_set_aside_and_creation_goes_on() {
     let db = TestDb::new("own_schema_bad_spare").await;
     let tenancy = setup(&db, spinner_migrations()).await;
-    assert_eq!(tenancy.warm_schemas(2).await.unwrap(), 2);
+    let su = tenancy.superuser("test", "warm").await.unwrap();
+    assert_eq!(tenancy.warm_schemas(&su, 2).await.unwrap(), 2);
     let mut conn = db.connect().await;
     let oldest: String = sqlx::query_scalar(
         "SELECT name FROM tenancy.spare_schemas ORDER BY created_at, name LIMIT 1",

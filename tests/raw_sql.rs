@@ -724,7 +724,7 @@ async fn tenant_schemas_are_reached_only_through_placeholders() {
         .create_tenant(NewTenant::new("globex", "Globex"))
         .await
         .unwrap();
-    assert_eq!(tenancy.warm_schemas(1).await.unwrap(), 1);
+    assert_eq!(tenancy.warm_schemas(&su, 1).await.unwrap(), 1);
     let acme = tenancy.resolve_slug("acme").await.unwrap();
     let globex = tenancy.resolve_slug("globex").await.unwrap();
     seed(&acme, &[1, 2, 3]).await;

@@ -78,13 +78,15 @@ async fn tenants_resolve_by_id_slug_host_and_reference() {
     let db = TestDb::new("reg_resolve").await;
     let tenancy = db.tenancy().await;
     let fixed = TenantId::new_v4();
+    let su = tenancy.superuser("test", "import acme").await.unwrap();
     let acme = tenancy
-        .create_tenant(
+        .create_tenant_with_id(
+            &su,
             NewTenant::new("acme", "  Acme Corp  ")
-                .id(fixed)
                 .host("Acme.Example.COM.")
                 .host("app.acme.test")
                 .host("ACME.example.com"),
+            fixed,
         )
         .await
         .unwrap();
@@ -379,6 +381,8 @@ async fn duplicates_are_typed_errors_and_a_failed_creation_writes_nothing() {
         )
         .await
         .unwrap();
+    // Acquired before counting: its own audit record is not the failed creation's.
+    let su = tenancy.superuser("test", "same id").await.unwrap();
     let before = registry_counts(&db).await;
     let before_domains = domains(&db).await;
 
@@ -412,7 +416,7 @@ async fn duplicates_are_typed_errors_and_a_failed_creation_writes_nothing() {
 
     // Same id.
     let r = tenancy
-        .create_tenant(NewTenant::new("globex", "Globex").id(acme.id))
+        .create_tenant_with_id(&su, NewTenant::new("globex", "Globex"), acme.id)
         .await;
     assert!(
         matches!(r, Err(Error::TenantIdTaken(id)) if id == acme.id),

@@ -690,7 +690,7 @@ async fn many_schemas_in_batches() {
     let db = TestDb::new("report_many").await;
     let tenancy = setup(&db).await;
     let su = tenancy.superuser("analyst", "batches").await.unwrap();
-    tenancy.warm_schemas(300).await.unwrap();
+    tenancy.warm_schemas(&su, 300).await.unwrap();
     let mut rng = Rng(0x5EED_0004);
     let mut ids = Vec::new();
     for i in 0..300 {

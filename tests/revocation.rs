@@ -128,8 +128,9 @@ async fn a_change_through_one_handle_stops_the_tenant_in_another() {
         Err(Error::TenantNotFound(_))
     ));
     for creator in [&a, &b] {
+        let su = creator.superuser("ops", "reuse an id").await.unwrap();
         let again = creator
-            .create_tenant(NewTenant::new("initech", "Initech again").id(initech))
+            .create_tenant_with_id(&su, NewTenant::new("initech", "Initech again"), initech)
             .await;
         assert!(
             matches!(&again, Err(Error::TenantIdPurged(id)) if *id == initech),
@@ -297,10 +298,10 @@ async fn purged_ids_are_refused_by_every_handle() {
     let a = handle(&db).await;
     common::migrate_all(&a).await;
     let id = TenantId::new_v4();
-    a.create_tenant(NewTenant::new("acme", "Acme").id(id))
+    let su = a.superuser("ops", "tombstone test").await.unwrap();
+    a.create_tenant_with_id(&su, NewTenant::new("acme", "Acme"), id)
         .await
         .unwrap();
-    let su = a.superuser("ops", "tombstone test").await.unwrap();
     a.soft_delete(&su, id).await.unwrap();
     a.purge(&su, id).await.unwrap();
     let late = Tenancy::builder()
@@ -308,8 +309,9 @@ async fn purged_ids_are_refused_by_every_handle() {
         .connect(&db.url)
         .await
         .unwrap();
+    let late_su = late.superuser("ops", "tombstone test").await.unwrap();
     assert!(matches!(
-        late.create_tenant(NewTenant::new("acme", "Acme").id(id)).await,
+        late.create_tenant_with_id(&late_su, NewTenant::new("acme", "Acme"), id).await,
         Err(Error::TenantIdPurged(i)) if i == id
     ));
     assert_eq!(

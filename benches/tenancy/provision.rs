@@ -75,7 +75,10 @@ pub async fn run(b: &mut Bench, admin: &str) {
                 cold.push(batch(Placement::OwnSchema).await);
             } else {
                 let t = Instant::now();
-                let built = tenancy.warm_schemas(per_round).await.expect("warm_schemas");
+                let built = tenancy
+                    .warm_schemas(&su, per_round)
+                    .await
+                    .expect("warm_schemas");
                 warm.push(t.elapsed().as_secs_f64() * 1e3 / per_round as f64);
                 assert_eq!(built, per_round);
                 template.push(batch(Placement::OwnSchema).await);

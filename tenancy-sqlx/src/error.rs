@@ -121,6 +121,18 @@ pub enum Error {
     /// A migration could not be loaded or applied; what it ran on was rolled back.
     #[error("migration error: {0}")]
     Migration(String),
+    /// A migration's text would end or escape the transaction tenancy runs it in (`COMMIT`,
+    /// `BEGIN`, `ROLLBACK`, a savepoint, `CALL` of a procedure that may commit, a `DO` block
+    /// that commits). Refused before anything ran.
+    #[error("migration {file}, line {line}: {reason}")]
+    MigrationRefused {
+        /// The migration's file (`<version>_<description>.sql`).
+        file: String,
+        /// The line, from 1, where the refused statement starts.
+        line: usize,
+        /// What was refused, and what to write instead.
+        reason: String,
+    },
     /// A tenant archive is malformed, or does not fit the tenant it is imported into.
     #[error("tenant archive: {0}")]
     Archive(String),

@@ -253,6 +253,7 @@ impl Tenancy {
         into: TenantId,
     ) -> Result<u64> {
         self.check_superuser(su)?;
+        // COPY through a temporary table: the connection is reset afterwards.
         let mut tx = self.runtime().begin().await?;
         crate::sql::admin_query("SELECT 1 FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
             .bind(into.as_uuid())
@@ -322,7 +323,7 @@ impl Tenancy {
         let detail = format!("from {} ({total} rows)", archive.source);
         su.audit(&mut tx, "tenant.import", &[into], Some(&detail))
             .await?;
-        tx.commit().await?;
+        tx.commit_and_reset().await?;
         Ok(total)
     }
 }

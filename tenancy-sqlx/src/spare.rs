@@ -5,7 +5,7 @@
 use sqlx::{PgConnection, Row};
 
 use crate::migrate::{Migrations, Target, apply, fresh_schema_script};
-use crate::{Error, Result, Tenancy};
+use crate::{Error, Result, Superuser, Tenancy};
 
 /// Takes the oldest spare, if any, and renames it to `schema`, bringing it to the latest
 /// migration if it fell behind. `Ok(false)` when there is none. Runs in the caller's
@@ -110,10 +110,17 @@ impl Tenancy {
     /// missing ones (each in its own transaction). Returns how many were built. Run it at
     /// startup or from a periodic job; creating an own-schema tenant then costs a rename.
     ///
+    /// It runs the tenant migrations outside any tenant, so it takes a [`Superuser`] and each
+    /// spare built is audited (`schemas.warm`, naming the schema) in its own transaction.
+    ///
     /// # Errors
-    /// [`Error::Migration`] if a tenant migration fails (that spare is not kept).
-    pub async fn warm_schemas(&self, count: usize) -> Result<usize> {
+    /// [`Error::MigrationRefused`] for migration text that would end its transaction, before
+    /// anything runs; [`Error::Migration`] if a tenant migration fails (that spare is not
+    /// kept); [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
+    pub async fn warm_schemas(&self, su: &Superuser, count: usize) -> Result<usize> {
+        self.check_superuser(su)?;
         let rt = self.runtime();
+        rt.tenant_migrations.check_runnable()?;
         let have: i64 = rt
             .with_conn(async |c| {
                 Ok(
@@ -138,7 +145,8 @@ impl Tenancy {
                 .bind(&name)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            su.audit(&mut tx, "schemas.warm", &[], Some(&name)).await?;
+            tx.commit_and_reset().await?;
         }
         Ok(missing)
     }

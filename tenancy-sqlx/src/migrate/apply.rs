@@ -58,14 +58,15 @@ pub(crate) fn fresh_schema_script(schema: &str, migrations: &Migrations) -> Stri
     let quoted = tenancy_core::ident::quote(schema);
     let history = Target::Schema(schema.to_owned()).history();
     let mut script = format!(
-        "CREATE SCHEMA {quoted};\n{};\nSET LOCAL search_path TO {quoted}, public;\n",
-        history_ddl(schema)
+        "CREATE SCHEMA {quoted};\n{};\n{};\n",
+        history_ddl(schema),
+        search_path(schema)
     );
     for m in migrations.iter() {
         let _ = write!(
             script,
-            "{}\n;\nINSERT INTO {history} (version, description, checksum) VALUES ({}, {}, '\\x{}'::bytea);\n",
-            m.sql,
+            "{};\nINSERT INTO {history} (version, description, checksum) VALUES ({}, {}, '\\x{}'::bytea);\n",
+            guarded(&m.sql),
             m.version,
             literal(&m.description),
             hex(&m.checksum)
@@ -74,6 +75,33 @@ pub(crate) fn fresh_schema_script(schema: &str, migrations: &Migrations) -> Stri
     // Leave the search path as the transaction found it for the statements that follow.
     script.push_str("SET LOCAL search_path TO DEFAULT;");
     script
+}
+
+/// A tenant migration sees its own schema (and, implicitly, `pg_catalog`) and nothing else: a
+/// table missing from the schema is an error, never another schema's table of that name.
+fn search_path(schema: &str) -> String {
+    format!(
+        "SET LOCAL search_path TO {}",
+        tenancy_core::ident::quote(schema)
+    )
+}
+
+/// Migration text as one `DO` block that runs it with PL/pgSQL's `EXECUTE`: PostgreSQL refuses
+/// transaction control there ("EXECUTE of transaction commands is not implemented"), and a
+/// procedure or nested `DO` it calls runs atomically, inside the caller's transaction, so it
+/// cannot commit either. This, not [`Migrations::check_runnable`], is what keeps a migration in
+/// its transaction. The dollar-quote tags are chosen so that the text contains neither.
+fn guarded(sql: &str) -> String {
+    let mut n = 0u32;
+    let (outer, inner) = loop {
+        let outer = format!("$tenancy_do_{n}$");
+        let inner = format!("$tenancy_sql_{n}$");
+        if !sql.contains(&outer) && !sql.contains(&inner) {
+            break (outer, inner);
+        }
+        n += 1;
+    };
+    format!("DO {outer} BEGIN EXECUTE {inner}{sql}\n{inner}; END {outer}")
 }
 
 /// A SQL string literal (for values we control: versions, descriptions, checksums).
@@ -106,11 +134,7 @@ pub(crate) async fn apply(
         literal(&target.lock_key())
     );
     if let Target::Schema(schema) = target {
-        let _ = write!(
-            setup,
-            "SET LOCAL search_path TO {}, public;",
-            tenancy_core::ident::quote(schema)
-        );
+        let _ = write!(setup, "{};", search_path(schema));
     }
     sqlx::raw_sql(crate::sql::text(setup))
         .execute(&mut *conn)
@@ -135,8 +159,8 @@ pub(crate) async fn apply(
         }
         // The migration and its history row in one round trip.
         let script = format!(
-            "{}\n;\nINSERT INTO {history} (version, description, checksum) VALUES ({}, {}, '\\x{}'::bytea)",
-            m.sql,
+            "{};\nINSERT INTO {history} (version, description, checksum) VALUES ({}, {}, '\\x{}'::bytea)",
+            guarded(&m.sql),
             m.version,
             literal(&m.description),
             hex(&m.checksum)

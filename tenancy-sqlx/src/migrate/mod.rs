@@ -8,10 +8,18 @@
 //!   tenant is rolled back and reported and does not stop the others, and a rerun resumes.
 //!
 //! Files are sqlx's: `<version>_<description>.sql`. Each target keeps its own history, and a
-//! migration edited after it was applied is refused. Migration files must not contain
-//! transaction control (`BEGIN`, `COMMIT`): tenancy runs them inside its own transaction.
+//! migration edited after it was applied is refused.
+//!
+//! A migration cannot leave its transaction: text with transaction control (`BEGIN`, `COMMIT`,
+//! savepoints, `CALL`, a `DO` block that commits) is refused before anything runs
+//! ([`Error::MigrationRefused`](crate::Error::MigrationRefused)), and each migration runs inside
+//! a PL/pgSQL `EXECUTE`, where PostgreSQL refuses transaction control in any spelling. A tenant
+//! migration sees its own schema (and `pg_catalog`) only. The connection a migration ran on is
+//! reset (or closed) afterwards, so nothing it set for the session reaches another borrower
+//! ([`Conn::commit_and_reset`](crate::conn::Conn::commit_and_reset)).
 
 mod apply;
+mod check;
 mod source;
 
 use std::sync::Arc;
@@ -155,13 +163,28 @@ impl Tenancy {
     /// Runs the app's shared (global) migrations once, all pending in one transaction, with
     /// history in `tenancy.global_migrations`. Returns the versions applied.
     ///
+    /// Shared migrations may change every tenant's rows (they run past row-level security), so
+    /// this takes a [`Superuser`] and is audited (`shared.migrate`, naming the versions
+    /// applied) in the migrations' own transaction.
+    ///
     /// # Errors
-    /// [`Error::Migration`](crate::Error::Migration) naming the migration that failed; nothing
-    /// of this run is kept.
-    pub async fn migrate_shared(&self, migrations: &Migrations) -> Result<Vec<i64>> {
+    /// [`Error::MigrationRefused`](crate::Error::MigrationRefused) for text that would end the
+    /// transaction, before anything runs; [`Error::Migration`](crate::Error::Migration) naming
+    /// the migration that failed (nothing of this run is kept); [`Error::Forbidden`](crate::Error::Forbidden)
+    /// for an expired `su` or one of another `Tenancy`.
+    pub async fn migrate_shared(
+        &self,
+        su: &Superuser,
+        migrations: &Migrations,
+    ) -> Result<Vec<i64>> {
+        self.check_superuser(su)?;
+        migrations.check_runnable()?;
         let mut tx = self.runtime().begin().await?;
         let done = apply(&mut tx, &Target::Global, migrations).await?;
-        tx.commit().await?;
+        let detail = format!("applied {done:?}");
+        su.audit(&mut tx, "shared.migrate", &[], Some(&detail))
+            .await?;
+        tx.commit_and_reset().await?;
         if !done.is_empty() {
             self.runtime().schema_changed();
         }
@@ -176,14 +199,16 @@ impl Tenancy {
     /// where this run left off. Audited.
     ///
     /// # Errors
-    /// [`Error::Database`](crate::Error::Database) if the tenant list cannot be read; per-target
-    /// failures are in the report, not errors.
+    /// [`Error::MigrationRefused`](crate::Error::MigrationRefused) for text that would end the
+    /// transaction, before anything runs; [`Error::Database`](crate::Error::Database) if the
+    /// tenant list cannot be read; per-target failures are in the report, not errors.
     pub async fn migrate_tenants(
         &self,
         su: &Superuser,
         options: MigrateOptions,
     ) -> Result<MigrationReport> {
         self.check_superuser(su)?;
+        self.runtime().tenant_migrations.check_runnable()?;
         let migrations = Arc::clone(&self.runtime().tenant_migrations);
         let targets = self.migration_targets().await?;
         let ids: Vec<TenantId> = targets
@@ -376,7 +401,7 @@ impl Tenancy {
             }
         };
         let done = apply(&mut tx, &target, migrations).await?;
-        tx.commit().await?;
+        tx.commit_and_reset().await?;
         Ok(done)
     }
 }

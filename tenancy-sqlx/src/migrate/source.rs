@@ -13,6 +13,9 @@ pub struct Migration {
     pub version: i64,
     /// From the file name, `_` as spaces.
     pub description: String,
+    /// The file it was read from ([`Migrations::from_dir`]), or `<version>_<description>.sql`
+    /// (spaces as `_`) for one given in code: errors name it.
+    pub file: String,
     /// The SQL, run as one script.
     pub sql: String,
     /// SHA-256 of the SQL: a migration edited after it was applied is refused.
@@ -23,9 +26,11 @@ impl Migration {
     /// A migration from its parts.
     pub fn new(version: i64, description: impl Into<String>, sql: impl Into<String>) -> Self {
         let sql = sql.into();
+        let description = description.into();
         Self {
             version,
-            description: description.into(),
+            file: format!("{version}_{}.sql", description.replace(' ', "_")),
+            description,
             checksum: Sha256::digest(sql.as_bytes()).to_vec(),
             sql,
         }
@@ -118,7 +123,9 @@ impl Migrations {
             })?;
             let sql = std::fs::read_to_string(entry.path())
                 .map_err(|e| Error::Migration(format!("cannot read {name}: {e}")))?;
-            list.push(Migration::new(version, description.replace('_', " "), sql));
+            let mut migration = Migration::new(version, description.replace('_', " "), sql);
+            migration.file = name;
+            list.push(migration);
         }
         Self::from_list(list)
     }

@@ -39,7 +39,7 @@
 
 mod allow;
 mod check;
-mod lex;
+pub(crate) mod lex;
 mod parse;
 
 use std::fmt;

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::ctx::Validity;
 use crate::runtime::Runtime;
-use crate::{Error, Lookup, Result, Tenancy, TenantCtx};
+use crate::{Error, Lookup, Result, Superuser, Tenancy, TenantCtx};
 use cache::Key;
 
 /// A tenant as recorded in the registry. Plain data: holding it grants nothing.
@@ -60,7 +60,6 @@ impl Tenant {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct NewTenant {
-    id: Option<TenantId>,
     slug: String,
     name: String,
     placement: Placement,
@@ -71,19 +70,11 @@ impl NewTenant {
     /// A tenant with this slug and display name, on shared tables, with no hosts yet.
     pub fn new(slug: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
-            id: None,
             slug: slug.into(),
             name: name.into(),
             placement: Placement::SharedTable,
             hosts: Vec::new(),
         }
-    }
-
-    /// Uses this id instead of a random one (when migrating tenants in from another system).
-    /// The id of a purged tenant is refused ([`Error::TenantIdPurged`]).
-    pub fn id(mut self, id: TenantId) -> Self {
-        self.id = Some(id);
-        self
     }
 
     /// Adds a host the tenant answers to. The first one added is its primary host.
@@ -251,17 +242,45 @@ impl Tenancy {
         Ok(ctx)
     }
 
-    /// Creates a tenant: validates the slug, name and hosts, then writes the tenant and its
-    /// domains in one transaction. On any error nothing is written.
+    /// Creates a tenant under a new random id: validates the slug, name and hosts, then writes
+    /// the tenant and its domains in one transaction (an own-schema tenant's schema and tenant
+    /// migrations too). On any error nothing is written.
     ///
     /// Returns the registry record; resolve it to act for the tenant.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a malformed slug or host, [`Error::InvalidName`],
-    /// [`Error::SlugTaken`], [`Error::HostTaken`], [`Error::TenantIdTaken`],
-    /// [`Error::TenantIdPurged`] for the id of a purged tenant ([`NewTenant::id`]),
-    /// [`Error::UnsupportedPlacement`] for a placement this version cannot provision.
+    /// [`Error::SlugTaken`], [`Error::HostTaken`],
+    /// [`Error::UnsupportedPlacement`] for a placement this version cannot provision,
+    /// [`Error::MigrationRefused`] for a tenant migration that would end its transaction,
+    /// [`Error::Migration`].
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant> {
+        self.create(new, None).await
+    }
+
+    /// As [`Tenancy::create_tenant`], under the id given (when bringing tenants in from another
+    /// system). An id decides which rows a tenant reaches, so choosing one takes a
+    /// [`Superuser`]; audited (`tenant.create_with_id`) in the creation's transaction.
+    ///
+    /// # Errors
+    /// As [`Tenancy::create_tenant`]; [`Error::TenantIdTaken`]; [`Error::TenantIdPurged`] for
+    /// the id of a purged tenant (ids are never reused); [`Error::Forbidden`] for an expired
+    /// `su` or one of another `Tenancy`.
+    pub async fn create_tenant_with_id(
+        &self,
+        su: &Superuser,
+        new: NewTenant,
+        id: TenantId,
+    ) -> Result<Tenant> {
+        self.check_superuser(su)?;
+        self.create(new, Some((su, id))).await
+    }
+
+    async fn create(
+        &self,
+        new: NewTenant,
+        chosen: Option<(&Superuser, TenantId)>,
+    ) -> Result<Tenant> {
         let slug = Slug::parse(&new.slug)?;
         let name = new.name.trim();
         if name.is_empty() {
@@ -285,7 +304,11 @@ impl Tenancy {
             Placement::OwnSchema => Some(schema_for(&slug)?),
             other => return Err(Error::UnsupportedPlacement(other)),
         };
-        let id = new.id.unwrap_or_else(TenantId::new_v4);
+        let id = chosen.map_or_else(TenantId::new_v4, |(_, id)| id);
+        if schema.is_some() {
+            // Before anything runs.
+            self.rt.tenant_migrations.check_runnable()?;
+        }
 
         let mut tx = self.rt.begin().await?;
         if schema.is_some() {
@@ -353,7 +376,16 @@ impl Tenancy {
             .fetch_one(&mut *tx)
             .await?;
         let tenant = tenant_from_row(&row)?;
-        tx.commit().await?;
+        if let Some((su, _)) = chosen {
+            su.audit(&mut tx, "tenant.create_with_id", &[id], Some(slug.as_str()))
+                .await?;
+        }
+        if schema.is_some() {
+            // The tenant migrations ran on this connection.
+            tx.commit_and_reset().await?;
+        } else {
+            tx.commit().await?;
+        }
         tracing::info!(tenant = %id, slug = slug.as_str(), placement = %new.placement, "created tenant");
         Ok(tenant)
     }

@@ -196,10 +196,13 @@ fn lifecycle(tenancy: Tenancy) {
     tokio::spawn(async move {
         let su = t.superuser("ops@example", "spawned migration").await?;
         let shared = Migrations::from_static(&[(1, "spins", "CREATE TABLE x ()")])?;
-        let _ = t.migrate_shared(&shared).await?;
+        let _ = t.migrate_shared(&su, &shared).await?;
         let _ = t.pending_migrations(&su).await?;
         let _ = t.migrate_tenants(&su, MigrateOptions::default()).await?;
-        let _ = t.warm_schemas(1).await?;
+        let _ = t.warm_schemas(&su, 1).await?;
+        let _ = t
+            .create_tenant_with_id(&su, NewTenant::new("acme", "Acme"), TenantId::new_v4())
+            .await?;
         t.install_row_level_security::<Spin>(&su).await?;
         t.verify::<Spin>().await
     });

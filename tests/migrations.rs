@@ -1,0 +1,393 @@
+//! Migrations that cannot escape: a tenant migration sees its own schema only, migration text
+//! cannot end the transaction it runs in, and no migration leaves session state on a pooled
+//! connection.
+
+mod common;
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+use tenancy::{
+    Error, MigrateOptions, MigrationTarget, Migrations, NewTenant, Outcome, Placement, Tenancy,
+};
+use uuid::Uuid;
+
+fn spinner_app(extra: &[(i64, &str, &str)]) -> Migrations {
+    let mut list = vec![(1, "spinner app", SPINNER_SCHEMA)];
+    list.extend_from_slice(extra);
+    Migrations::from_static(&list).unwrap()
+}
+
+async fn tenancy_with(db: &TestDb, migrations: Migrations) -> Tenancy {
+    Tenancy::builder()
+        .max_connections(4)
+        .tenant_migrations(migrations)
+        .connect(&db.url)
+        .await
+        .unwrap()
+}
+
+async fn scalar_i64(db: &TestDb, sql: &str) -> i64 {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn exists(db: &TestDb, relation: &str) -> bool {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+        .bind(relation)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_migration_never_reads_the_shared_table_for_a_missing_one() {
+    let db = TestDb::new("mig_no_public_fallthrough").await;
+    let tenancy = tenancy_with(&db, spinner_app(&[])).await;
+    common::migrate_all(&tenancy).await;
+    // A shared-table tenant with rows in public.spinners: what must never reach another tenant.
+    let globex = common::create_tenants(&tenancy, &[("globex", Placement::SharedTable)]).await;
+    Spinner::repo()
+        .insert(
+            &globex[0],
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "globex-secret".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let own = common::create_tenants(
+        &tenancy,
+        &[
+            ("acme", Placement::OwnSchema),
+            ("initech", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    db.exec("DROP TABLE t_acme.spinners CASCADE").await;
+
+    let copy = "CREATE TABLE spinner_names AS SELECT tenant_id, name FROM spinners";
+    let tenancy = tenancy_with(&db, spinner_app(&[(2, "copy names", copy)])).await;
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let outcome = |slug: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|(t, _)| matches!(t, MigrationTarget::Tenant { slug: s, .. } if s == slug))
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
+    assert!(
+        matches!(outcome("acme"), Outcome::Failed(e) if e.contains("spinners")),
+        "{report:?}"
+    );
+    assert_eq!(outcome("initech"), Outcome::Applied(vec![2]));
+    assert!(!exists(&db, "t_acme.spinner_names").await);
+    let foreign = scalar_i64(
+        &db,
+        &format!(
+            "SELECT count(*) FROM t_initech.spinner_names WHERE tenant_id <> '{}'",
+            own[1].id()
+        ),
+    )
+    .await;
+    assert_eq!(foreign, 0, "another tenant's rows were copied in");
+}
+
+/// Migration texts that would end the transaction they run in, and the line that does it.
+const ESCAPES: &[(&str, usize)] = &[
+    (
+        "CREATE TABLE esc_a (x int);\nCOMMIT;\nCREATE TABLE esc_b (x int);",
+        2,
+    ),
+    (
+        "create table esc_a (x int); commit work; create table esc_b (x int)",
+        1,
+    ),
+    (
+        "CREATE TABLE esc_a (x int);\n  /* done */ CoMmIt\n;CREATE TABLE esc_b (x int);",
+        2,
+    ),
+    ("BEGIN;\nCREATE TABLE esc_b (x int);", 1),
+    ("CREATE TABLE esc_a (x int);\n\nSTART TRANSACTION;", 3),
+    (
+        "CREATE TABLE esc_a (x int);\n-- finish\nEND;\nCREATE TABLE esc_b (x int);",
+        3,
+    ),
+    (
+        "CREATE TABLE esc_a (x int);\nROLLBACK;\nCREATE TABLE esc_b (x int);",
+        2,
+    ),
+    (
+        "CREATE TABLE esc_a (x int);\n\tabort\n;CREATE TABLE esc_b (x int);",
+        2,
+    ),
+    ("CREATE TABLE esc_a (x int);\nPREPARE TRANSACTION 'tx1';", 2),
+    ("COMMIT PREPARED 'tx1';", 1),
+    ("SAVEPOINT s1;\nCREATE TABLE esc_b (x int);", 1),
+    ("CREATE TABLE esc_a (x int);\nRELEASE SAVEPOINT s1;", 2),
+    ("CREATE TABLE esc_a (x int);\nROLLBACK TO SAVEPOINT s1;", 2),
+    ("CREATE TABLE esc_a (x int);\nCALL finish_up();", 2),
+    (
+        "CREATE TABLE esc_a (x int);\nDO $$ BEGIN\n  COMMIT;\nEND $$;\nCREATE TABLE esc_b (x int);",
+        2,
+    ),
+];
+
+/// A procedure that commits, so that `CALL finish_up()` would.
+const COMMITTING_PROCEDURE: &str =
+    "CREATE PROCEDURE public.finish_up() LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$";
+
+async fn assert_nothing_escaped(db: &TestDb, schema: Option<&str>) {
+    for t in ["esc_a", "esc_b", "public.esc_a", "public.esc_b"] {
+        assert!(!exists(db, t).await, "{t} was created");
+    }
+    if let Some(schema) = schema {
+        let n = scalar_i64(
+            db,
+            &format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{schema}'"),
+        )
+        .await;
+        assert_eq!(n, 0, "schema {schema} was left behind");
+    }
+}
+
+#[tokio::test]
+async fn create_tenant_refuses_a_migration_that_ends_its_transaction() {
+    let db = TestDb::new("mig_escape_create").await;
+    db.exec(COMMITTING_PROCEDURE).await;
+    for (i, &(text, line)) in ESCAPES.iter().enumerate() {
+        let tenancy = tenancy_with(&db, spinner_app(&[(2, "escape", text)])).await;
+        let slug = format!("esc-{i}");
+        let err = tenancy
+            .create_tenant(NewTenant::new(&slug, "Escape").placement(Placement::OwnSchema))
+            .await
+            .unwrap_err();
+        match &err {
+            Error::MigrationRefused {
+                file, line: got, ..
+            } => {
+                assert_eq!(file, "2_escape.sql", "{text:?}");
+                assert_eq!(*got, line, "{text:?}: {err}");
+            }
+            other => panic!("{text:?}: expected MigrationRefused, got {other}"),
+        }
+        let rows = scalar_i64(
+            &db,
+            &format!("SELECT count(*) FROM tenancy.tenants WHERE slug = '{slug}'"),
+        )
+        .await;
+        assert_eq!(rows, 0, "{text:?} left a registry row");
+        assert_nothing_escaped(&db, Some(&format!("t_esc_{i}"))).await;
+        tenancy.close().await;
+    }
+}
+
+/// Text the check cannot read with certainty (a backslash in a `'...'` string) passes it: then
+/// PostgreSQL itself must refuse the `COMMIT`.
+const UNREADABLE_ESCAPE: &str =
+    "CREATE TABLE esc_a (x text CHECK (x ~ '^\\d+$'));\nCOMMIT;\nCREATE TABLE esc_b (x int);";
+
+#[tokio::test]
+async fn a_commit_the_check_cannot_see_still_cannot_take_effect() {
+    let db = TestDb::new("mig_escape_backstop").await;
+    let tenancy = tenancy_with(&db, spinner_app(&[(2, "escape", UNREADABLE_ESCAPE)])).await;
+    tenancy
+        .create_tenant(NewTenant::new("acme", "Acme").placement(Placement::OwnSchema))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        scalar_i64(&db, "SELECT count(*) FROM tenancy.tenants").await,
+        0
+    );
+    assert_nothing_escaped(&db, Some("t_acme")).await;
+
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(!report.is_success());
+    assert_nothing_escaped(&db, None).await;
+
+    let shared = Migrations::from_static(&[(1, "escape", UNREADABLE_ESCAPE)]).unwrap();
+    tenancy.migrate_shared(&su, &shared).await.unwrap_err();
+    assert_nothing_escaped(&db, None).await;
+    assert_eq!(
+        scalar_i64(&db, "SELECT count(*) FROM tenancy.global_migrations").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn migrate_tenants_and_migrate_shared_refuse_transaction_control_before_running() {
+    let db = TestDb::new("mig_escape_migrate").await;
+    db.exec(COMMITTING_PROCEDURE).await;
+    let tenancy = tenancy_with(&db, spinner_app(&[])).await;
+    common::migrate_all(&tenancy).await;
+    common::create_tenants(&tenancy, &[("acme", Placement::OwnSchema)]).await;
+    for &(text, line) in ESCAPES {
+        let tenancy = tenancy_with(&db, spinner_app(&[(2, "escape", text)])).await;
+        let su = tenancy.superuser("test", "migrate").await.unwrap();
+        let err = tenancy
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::MigrationRefused { line: l, .. } if *l == line),
+            "{text:?}: {err}"
+        );
+        assert_nothing_escaped(&db, None).await;
+        let behind = scalar_i64(
+            &db,
+            "SELECT count(*) FROM tenancy.shared_table_migrations WHERE version = 2",
+        )
+        .await;
+        assert_eq!(behind, 0, "{text:?}");
+
+        let shared = Migrations::from_static(&[(7, "shared escape", text)]).unwrap();
+        let err = tenancy.migrate_shared(&su, &shared).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::MigrationRefused { file, line: l, .. }
+                if *l == line && file == "7_shared_escape.sql"),
+            "{text:?}: {err}"
+        );
+        assert_nothing_escaped(&db, None).await;
+        tenancy.close().await;
+    }
+    assert_eq!(
+        scalar_i64(&db, "SELECT count(*) FROM tenancy.global_migrations").await,
+        0
+    );
+}
+
+#[test]
+fn legitimate_migrations_pass_the_check() {
+    // Words that only look like transaction control: a function body with BEGIN ... END, a
+    // CASE ... END, a column named "commit", a BEGIN ATOMIC body, a rule with two actions.
+    let text = r#"
+        CREATE TABLE audit_trail (id int, "commit" text, ended boolean);
+        CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.ended := CASE WHEN NEW.id > 0 THEN true ELSE false END;
+            RETURN NEW;
+        END $$;
+        CREATE FUNCTION two() RETURNS int LANGUAGE sql
+        BEGIN ATOMIC
+            SELECT 1;
+            SELECT 2;
+        END;
+        CREATE RULE r AS ON INSERT TO audit_trail DO ALSO (NOTIFY a; NOTIFY b);
+        DO $$ BEGIN PERFORM 1; END $$;
+        SELECT CASE WHEN true THEN 1 END;
+    "#;
+    let m = Migrations::from_static(&[(1, "fine", text)]).unwrap();
+    m.check_runnable().unwrap();
+}
+
+/// The state a connection of `pool` carries: search path, SQL-level prepared statements,
+/// channels listened to, session advisory locks held, temporary tables, role.
+async fn session_state(pool: &PgPool) -> (String, i64, i64, i64, i64, bool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let row = sqlx::raw_sql(
+        "SELECT current_setting('search_path'), \
+            (SELECT count(*) FROM pg_prepared_statements WHERE from_sql), \
+            (SELECT count(*) FROM pg_listening_channels()), \
+            (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()), \
+            (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()), \
+            current_user = session_user",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    (
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+    )
+}
+
+const CLEAN: (&str, i64, i64, i64, i64, bool) = ("\"$user\", public", 0, 0, 0, 0, true);
+
+/// A pg_dump-style header and every other kind of session state, in one migration.
+const DIRTY: &str = "SELECT pg_catalog.set_config('search_path', '', false);\n\
+    PREPARE leftover AS SELECT 1;\n\
+    LISTEN leftover;\n\
+    SELECT pg_advisory_lock(4242);\n\
+    CREATE TEMP TABLE leftover (x int);\n\
+    CREATE TABLE IF NOT EXISTS public.plans (id int);";
+
+#[tokio::test]
+async fn migrations_leave_no_session_state_on_pooled_connections() {
+    let db = TestDb::new("mig_session_state").await;
+    // One connection: whatever a migration leaves, the next borrower gets.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_app(&[(2, "dirty", DIRTY)]))
+        .from_pool(pool.clone())
+        .await
+        .unwrap();
+    let shared = Migrations::from_static(&[(1, "dirty", DIRTY)]).unwrap();
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    tenancy.migrate_shared(&su, &shared).await.unwrap();
+    let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
+    assert_eq!(
+        (path.as_str(), prepared, listening, locks, temps, role),
+        CLEAN,
+        "after migrate_shared"
+    );
+
+    common::migrate_all(&tenancy).await;
+    let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
+    assert_eq!(
+        (path.as_str(), prepared, listening, locks, temps, role),
+        CLEAN,
+        "after migrate_tenants"
+    );
+
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("acme", Placement::OwnSchema),
+            ("globex", Placement::SharedTable),
+        ],
+    )
+    .await;
+    let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
+    assert_eq!(
+        (path.as_str(), prepared, listening, locks, temps, role),
+        CLEAN,
+        "after create_tenant"
+    );
+    // The next tenant's statements run as if no migration had been there.
+    for ctx in &ctxs {
+        assert_eq!(Spinner::repo().count(ctx).await.unwrap(), 0);
+    }
+    // And the session lock is not held by a connection someone else now owns.
+    let free: bool = {
+        let mut conn = db.connect().await;
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(4242)")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert!(free, "a migration's advisory lock outlived it");
+}
