@@ -496,6 +496,128 @@ async fn verify_reports_a_table_without_the_policy_and_install_is_idempotent() {
     t.verify::<Spinner>().await.unwrap();
 }
 
+/// The spinner app with `spins` partitioned by tenant: two hash partitions.
+const PARTITIONED_SPINS: &str = r#"
+CREATE TABLE spinners (
+    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
+    id         uuid NOT NULL,
+    name       text NOT NULL,
+    color      text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, name)
+);
+CREATE TABLE spins (
+    tenant_id  uuid NOT NULL,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    spinner_id uuid NOT NULL,
+    duration   integer NOT NULL,
+    note       text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE
+) PARTITION BY HASH (tenant_id);
+CREATE TABLE spins_p0 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE spins_p1 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+"#;
+
+/// Rows of each partition a plain connection of the application role sees, with `tenant` set
+/// (or none).
+async fn partition_rows(conn: &mut PgConnection, tenant: Option<Uuid>) -> Vec<(Uuid, i64)> {
+    let mut tx = conn.begin().await.unwrap();
+    if let Some(t) = tenant {
+        sqlx::query("SELECT set_config('tenancy.tenant_id', $1, true)")
+            .bind(t.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    let rows = sqlx::query_as(
+        "SELECT tenant_id, count(*) FROM (SELECT tenant_id FROM spins_p0 UNION ALL \
+         SELECT tenant_id FROM spins_p1) s GROUP BY tenant_id ORDER BY tenant_id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn partitions_are_covered_by_the_policy_and_checked_by_verify() {
+    let rls = Rls::new("rls_partitions").await;
+    let policies = format!(
+        "{}{}",
+        rls::policy_sql("spinners", "tenant_id").unwrap(),
+        rls::policy_sql("spins", "tenant_id").unwrap()
+    );
+    let tenancy = Tenancy::builder()
+        .row_level_security(true)
+        .tenant_migrations(
+            Migrations::from_list(vec![
+                tenancy::Migration::new(1, "partitioned spinner app", PARTITIONED_SPINS),
+                tenancy::Migration::new(2, "row-level security", policies),
+            ])
+            .unwrap(),
+        )
+        .from_pool(rls.app_pool(3).await)
+        .await
+        .unwrap();
+    common::migrate_all(&tenancy).await;
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("tenant-a", Placement::SharedTable),
+            ("tenant-b", Placement::SharedTable),
+            ("tenant-c", Placement::SharedTable),
+        ],
+    )
+    .await;
+    for ctx in &ctxs {
+        seed(ctx, 1, 3).await;
+    }
+
+    // Straight at the partitions, around the library: no tenant set, no rows; a tenant set,
+    // its rows only, wherever they are.
+    let mut conn = rls.app_conn().await;
+    assert_eq!(partition_rows(&mut conn, None).await, vec![]);
+    for ctx in &ctxs {
+        let id = ctx.id().as_uuid();
+        assert_eq!(partition_rows(&mut conn, Some(id)).await, vec![(id, 3)]);
+    }
+    tenancy.verify::<Spin>().await.unwrap();
+
+    // A partition without the policy is named by verify, and install puts it back.
+    sqlx::raw_sql("DROP POLICY tenancy_isolation ON spins_p1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let msg = tenancy.verify::<Spin>().await.unwrap_err().to_string();
+    assert!(
+        msg.contains("\"spins_p1\"") && msg.contains("no policy"),
+        "{msg}"
+    );
+    assert!(!msg.contains("spins_p0"), "{msg}");
+    let su = tenancy.superuser("test", "install").await.unwrap();
+    tenancy
+        .install_row_level_security::<Spin>(&su)
+        .await
+        .unwrap();
+    tenancy.verify::<Spin>().await.unwrap();
+
+    // A partition created later, with the parent's policy SQL run again in its migration.
+    let later = format!(
+        "DROP TABLE spins_p1; \
+         CREATE TABLE spins_p1 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 1); {}",
+        rls::policy_sql("spins", "tenant_id").unwrap()
+    );
+    let shared = Migrations::from_static(&[(1, "new partition", &later)]).unwrap();
+    tenancy.migrate_shared(&su, &shared).await.unwrap();
+    tenancy.verify::<Spin>().await.unwrap();
+    seed(&ctxs[0], 1, 2).await;
+    assert_eq!(partition_rows(&mut conn, None).await, vec![]);
+}
+
 /// One connection: whatever happens to a unit of work, the next borrower finds no tenant.
 #[tokio::test]
 async fn a_pooled_connection_carries_no_tenant_to_the_next_borrower() {

@@ -42,9 +42,11 @@
 //!
 //! # The policy
 //!
-//! [`policy_sql`] enables and forces row-level security on the table (forced, so that the
-//! table's owner, usually the application's own role, is held to it too) and creates one policy,
-//! [`POLICY`], for every command:
+//! [`policy_sql`] enables and forces row-level security on the table and on each of its
+//! partitions and inheritance children (forced, so that the table's owner, usually the
+//! application's own role, is held to it too; each child, because PostgreSQL applies a parent's
+//! policy only to statements that name the parent) and creates one policy, [`POLICY`], for every
+//! command:
 //!
 //! ```sql
 //! USING / WITH CHECK (
@@ -97,7 +99,9 @@
 //!
 //! - Roles that bypass row-level security: PostgreSQL superusers and roles with `BYPASSRLS`
 //!   ([`TenancyBuilder::connect`](crate::TenancyBuilder::connect) refuses them with RLS on).
-//! - Tables without the policy ([`Tenancy::verify`](crate::Tenancy::verify) reports them), and
+//! - Tables without the policy ([`Tenancy::verify`](crate::Tenancy::verify) reports them, and
+//!   each partition or child table without it, by name; a partition created after the policy
+//!   SQL ran needs it run again: see [`policy_sql`]), and
 //!   other permissive policies on the same table, which PostgreSQL ORs with this one (`verify`
 //!   reports them too).
 //! - Code that sets `tenancy.tenant_id` or `tenancy.all_tenants` itself.
@@ -141,10 +145,17 @@ fn quote_table(table: &str) -> Result<String, ValidationError> {
     Ok(out)
 }
 
-/// The SQL that puts tenancy's policy on one table: put it in the migration that creates the
-/// table (a tenant migration, so every own-schema tenant's copy gets it too; the name then
-/// resolves in each tenant's schema), or run it with
-/// [`Tenancy::install_row_level_security`].
+/// The SQL that puts tenancy's policy on one table and on every partition and inheritance
+/// child it has: put it in the migration that creates the table (a tenant migration, so every
+/// own-schema tenant's copy gets it too; the name then resolves in each tenant's schema), or run
+/// it with [`Tenancy::install_row_level_security`].
+///
+/// PostgreSQL applies a parent's policy only to statements on the parent: a statement naming a
+/// partition directly sees that partition's rows unless the partition has a policy of its own.
+/// So the policy goes on every existing descendant too. For a partition created later, run this
+/// SQL for the parent again in the migration that creates the partition (it is idempotent, and
+/// covers the new child), or `policy_sql` of the partition itself; [`Tenancy::verify`] names
+/// any partition left without it.
 ///
 /// `table` is a table name or `schema.table`; `tenant_column` its tenant column (`tenant_id`
 /// unless the model says otherwise). Idempotent: enabling and forcing twice is harmless, and the
@@ -154,6 +165,7 @@ fn quote_table(table: &str) -> Result<String, ValidationError> {
 /// let sql = tenancy_sqlx::rls::policy_sql("spins", "tenant_id").unwrap();
 /// assert!(sql.contains("FORCE ROW LEVEL SECURITY"));
 /// assert!(sql.contains("current_setting('tenancy.tenant_id', true)"));
+/// assert!(sql.contains("pg_inherits"), "partitions and inheritance children too");
 /// ```
 ///
 /// # Errors
@@ -161,12 +173,37 @@ fn quote_table(table: &str) -> Result<String, ValidationError> {
 pub fn policy_sql(table: &str, tenant_column: &str) -> Result<String, ValidationError> {
     let table = quote_table(table)?;
     let cond = condition(tenancy_core::ident::validate(tenant_column)?);
+    let children = descendants(&format!("'{table}'::regclass"));
     Ok(format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
          DROP POLICY IF EXISTS {POLICY} ON {table};\n\
-         CREATE POLICY {POLICY} ON {table} FOR ALL\n    USING ({cond})\n    WITH CHECK ({cond});\n"
+         CREATE POLICY {POLICY} ON {table} FOR ALL\n    USING ({cond})\n    WITH CHECK ({cond});\n\
+         DO $tenancy_rls$\n\
+         DECLARE\n    child regclass;\n\
+         BEGIN\n    \
+             FOR child IN {children}\n    \
+             LOOP\n        \
+                 EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', child);\n        \
+                 EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', child);\n        \
+                 EXECUTE format('DROP POLICY IF EXISTS {POLICY} ON %s', child);\n        \
+                 EXECUTE format('CREATE POLICY {POLICY} ON %1$s FOR ALL USING (%2$s) WITH CHECK (%2$s)',\n            \
+                     child, $tenancy_cond${cond}$tenancy_cond$);\n    \
+             END LOOP;\n\
+         END $tenancy_rls$;\n"
     ))
+}
+
+/// A query for every partition and inheritance child of `parent` (an expression of type
+/// `regclass`), at any depth, as `regclass`.
+fn descendants(parent: &str) -> String {
+    format!(
+        "WITH RECURSIVE tree(oid) AS ( \
+             SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = {parent} \
+             UNION \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid) \
+         SELECT oid::regclass FROM tree"
+    )
 }
 
 /// `BEGIN` and the tenant, in one simple-query round trip. The uuid is formatted by us (hex
@@ -291,9 +328,41 @@ pub(crate) async fn policy_problems(
     Ok(problems)
 }
 
+/// What is wrong with the policy of each partition and inheritance child of `oid`, each line
+/// naming the child: a child without the policy shows every tenant's rows to a statement that
+/// names it directly.
+pub(crate) async fn descendant_problems(
+    conn: &mut PgConnection,
+    oid: sqlx::postgres::types::Oid,
+    tenant_column: &str,
+) -> Result<Vec<String>> {
+    let children: Vec<(sqlx::postgres::types::Oid, String)> =
+        crate::sql::admin_query(crate::sql::text(format!(
+            "SELECT child::oid, child::text FROM ({}) d(child) ORDER BY 2",
+            descendants("$1::oid::regclass")
+        )))
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            use sqlx::Row;
+            Ok((r.try_get(0)?, r.try_get(1)?))
+        })
+        .collect::<Result<_>>()?;
+    let mut problems = Vec::new();
+    for (child, name) in children {
+        for p in policy_problems(conn, child, tenant_column).await? {
+            problems.push(format!("partition or child table {name:?}: {p}"));
+        }
+    }
+    Ok(problems)
+}
+
 impl Tenancy {
-    /// Puts tenancy's row-level security policy ([`policy_sql`]) on `M`'s shared table, in one
-    /// transaction, audited (`rls.install`). Idempotent. Own-schema tenants' tables get it from
+    /// Puts tenancy's row-level security policy ([`policy_sql`]) on `M`'s shared table and on
+    /// each of its partitions and inheritance children, in one transaction, audited
+    /// (`rls.install`). Idempotent. Own-schema tenants' tables get it from
     /// the tenant migrations: put `policy_sql(table, column)` there.
     ///
     /// Needs the table's owner (or a superuser) to run; the runtime setting is

@@ -194,6 +194,7 @@ async fn problems(
     let mut problems = shape_problems(conn, meta, schema).await?;
     if rls && let Some(oid) = table_oid(conn, meta, schema).await? {
         problems.extend(crate::rls::policy_problems(conn, oid, meta.tenant_column).await?);
+        problems.extend(crate::rls::descendant_problems(conn, oid, meta.tenant_column).await?);
     }
     Ok(problems)
 }
@@ -230,8 +231,9 @@ impl Tenancy {
     /// The runtime runs this check itself before a model's first statement (and before its first
     /// statement in each tenant schema): calling it at startup only reports a bad table sooner.
     ///
-    /// With [row-level security](crate::rls) on, also that the table has tenancy's policy,
-    /// enabled and forced, and no other permissive policy that would widen it.
+    /// With [row-level security](crate::rls) on, also that the table and each of its partitions
+    /// and inheritance children has tenancy's policy, enabled and forced, and no other
+    /// permissive policy that would widen it (a problem with a child names the child).
     ///
     /// # Errors
     /// [`Error::TableShape`] naming the table and listing every problem;
