@@ -213,6 +213,19 @@ async fn an_expired_superuser_is_refused_by_every_operation() {
             .unwrap_err()
     ));
     assert!(expired(
+        tenancy
+            .migrate_shared(&su, &Migrations::empty())
+            .await
+            .unwrap_err()
+    ));
+    assert!(expired(tenancy.warm_schemas(&su, 1).await.unwrap_err()));
+    assert!(expired(
+        tenancy
+            .create_tenant_with_id(&su, NewTenant::new("globex", "Globex"), TenantId::new_v4())
+            .await
+            .unwrap_err()
+    ));
+    assert!(expired(
         Spin::repo().report().fetch_all(&su).await.unwrap_err()
     ));
     assert!(expired(
@@ -240,6 +253,62 @@ async fn an_expired_superuser_is_refused_by_every_operation() {
         .await
         .unwrap();
     assert_eq!(tenancy.list_tenants(&again).await.unwrap().len(), 1);
+}
+
+/// The admin doors that run SQL outside a tenant or choose a tenant's id: each writes its
+/// record with the change, and a failed call leaves neither.
+#[tokio::test]
+async fn shared_migrations_spares_and_chosen_ids_are_audited_with_the_change() {
+    let db = TestDb::new("su_admin_doors").await;
+    let tenancy = setup(&db, Tenancy::builder()).await;
+    let su = tenancy
+        .superuser("ops@example.com", "release 7")
+        .await
+        .unwrap();
+    let records = async |action: &str| -> Vec<(Vec<Uuid>, Option<String>)> {
+        all_records(&db)
+            .await
+            .into_iter()
+            .filter(|r| r.2 == action)
+            .map(|r| {
+                assert_eq!(r.4, Some(su.grant_id()));
+                (r.3, r.5)
+            })
+            .collect()
+    };
+
+    let plans = Migrations::from_static(&[(1, "plans", "CREATE TABLE plans (id int)")]).unwrap();
+    assert_eq!(tenancy.migrate_shared(&su, &plans).await.unwrap(), vec![1]);
+    let broken = Migrations::from_static(&[(2, "broken", "ALTER TABLE nope ADD x int")]).unwrap();
+    tenancy.migrate_shared(&su, &broken).await.unwrap_err();
+    assert_eq!(
+        records("shared.migrate").await,
+        vec![(vec![], Some("applied [1]".to_owned()))],
+        "one record for the applied run, none for the failed one"
+    );
+
+    assert_eq!(tenancy.warm_schemas(&su, 2).await.unwrap(), 2);
+    let warmed = records("schemas.warm").await;
+    assert_eq!(warmed.len(), 2);
+    assert!(warmed.iter().all(|(_, d)| {
+        d.as_deref()
+            .is_some_and(|d| d.starts_with("tenancy_spare_"))
+    }));
+
+    let id = TenantId::new_v4();
+    let t = tenancy
+        .create_tenant_with_id(&su, NewTenant::new("imported", "Imported"), id)
+        .await
+        .unwrap();
+    assert_eq!(t.id, id);
+    tenancy
+        .create_tenant_with_id(&su, NewTenant::new("again", "Again"), id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        records("tenant.create_with_id").await,
+        vec![(vec![id.as_uuid()], Some("imported".to_owned()))]
+    );
 }
 
 #[tokio::test]

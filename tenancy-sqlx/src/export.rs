@@ -5,8 +5,6 @@
 //! consistent snapshot; import runs in one transaction and verifies every table's row count, so
 //! a failed import leaves the target tenant empty.
 
-use std::fmt::Write as _;
-
 use futures_util::TryStreamExt;
 use sqlx::{PgConnection, Row};
 use tenancy_core::TenantId;
@@ -183,12 +181,16 @@ fn bare_name(qualified: &str) -> &str {
 }
 
 impl Tenancy {
-    /// Exports every row of one tenant (any status) from one consistent snapshot. Audited.
+    /// Exports every row of one tenant (any status) from one consistent snapshot. Audited
+    /// (`tenant.export`) before any row is read, so that no export goes unrecorded.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`], [`Error::Database`].
     pub async fn export_tenant(&self, su: &Superuser, id: TenantId) -> Result<TenantArchive> {
         self.check_superuser(su)?;
+        self.runtime()
+            .with_conn(async |c| su.audit(c, "tenant.export", &[id], None).await)
+            .await?;
         let mut tx = self.runtime().begin().await?;
         sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -226,16 +228,6 @@ impl Tenancy {
             });
         }
         tx.commit().await?;
-        let summary = tables.iter().fold(String::new(), |mut s, t| {
-            let _ = write!(s, "{}={} ", t.name, t.rows);
-            s
-        });
-        self.runtime()
-            .with_conn(async |c| {
-                su.audit(c, "tenant.export", &[id], Some(summary.trim_end()))
-                    .await
-            })
-            .await?;
         Ok(TenantArchive { source: id, tables })
     }
 
