@@ -14,11 +14,26 @@ use crate::raw::lex::{Tok, Token, lex};
 use crate::{Error, Migration, Migrations, Result};
 
 impl Migrations {
-    /// Refuses the first migration whose text would end the transaction it runs in.
+    /// Refuses the first migration whose text would end or escape the transaction tenancy
+    /// runs it in: transaction control in any spelling, `CALL`, a `DO` block that commits.
+    /// Every call that runs migrations checks this first, before anything runs; call it
+    /// yourself to fail at startup or in a unit test.
+    ///
+    /// ```
+    /// use tenancy_sqlx::{Error, Migrations};
+    /// let m = Migrations::from_static(&[(1, "plans", "CREATE TABLE plans (id int);\nCOMMIT;")])?;
+    /// match m.check_runnable() {
+    ///     Err(Error::MigrationRefused { file, line, .. }) => assert_eq!((file.as_str(), line), ("1_plans.sql", 2)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), tenancy_sqlx::Error>(())
+    /// ```
+    ///
+    /// Text it cannot read with certainty (a backslash in a `'...'` string) passes; PostgreSQL
+    /// still refuses any transaction control in it when it runs.
     ///
     /// # Errors
     /// [`Error::MigrationRefused`] naming the file, the line and why.
-    #[doc(hidden)]
     pub fn check_runnable(&self) -> Result<()> {
         self.iter().try_for_each(check)
     }
