@@ -345,24 +345,16 @@ async fn migrations_leave_no_session_state_on_pooled_connections() {
         .from_pool(pool.clone())
         .await
         .unwrap();
-    let shared = Migrations::from_static(&[(1, "dirty", DIRTY)]).unwrap();
-    let su = tenancy.superuser("test", "migrate").await.unwrap();
-    tenancy.migrate_shared(&su, &shared).await.unwrap();
-    let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
-    assert_eq!(
-        (path.as_str(), prepared, listening, locks, temps, role),
-        CLEAN,
-        "after migrate_shared"
-    );
-
+    let clean = async |after: &str| {
+        let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
+        assert_eq!(
+            (path.as_str(), prepared, listening, locks, temps, role),
+            CLEAN,
+            "after {after}"
+        );
+    };
     common::migrate_all(&tenancy).await;
-    let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
-    assert_eq!(
-        (path.as_str(), prepared, listening, locks, temps, role),
-        CLEAN,
-        "after migrate_tenants"
-    );
-
+    clean("migrate_tenants").await;
     let ctxs = common::create_tenants(
         &tenancy,
         &[
@@ -371,17 +363,20 @@ async fn migrations_leave_no_session_state_on_pooled_connections() {
         ],
     )
     .await;
-    let (path, prepared, listening, locks, temps, role) = session_state(&pool).await;
-    assert_eq!(
-        (path.as_str(), prepared, listening, locks, temps, role),
-        CLEAN,
-        "after create_tenant"
-    );
-    // The next tenant's statements run as if no migration had been there.
+    clean("create_tenant").await;
+    // Statements sqlx has prepared and cached on the connection ...
     for ctx in &ctxs {
         assert_eq!(Spinner::repo().count(ctx).await.unwrap(), 0);
     }
-    // And the session lock is not held by a connection someone else now owns.
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    let shared = Migrations::from_static(&[(1, "dirty", DIRTY)]).unwrap();
+    tenancy.migrate_shared(&su, &shared).await.unwrap();
+    clean("migrate_shared").await;
+    // ... still work after the reset, and see what they saw before.
+    for ctx in &ctxs {
+        assert_eq!(Spinner::repo().count(ctx).await.unwrap(), 0);
+    }
+    // The session lock is not held by a connection someone else now owns.
     let free: bool = {
         let mut conn = db.connect().await;
         sqlx::query_scalar("SELECT pg_try_advisory_lock(4242)")
