@@ -391,6 +391,8 @@ impl Tenancy {
             .fetch_optional(&mut *tx)
             .await?;
             if still_spare.is_none() {
+                // Nothing ran: the connection goes back as it is, not closed.
+                tx.rollback().await?;
                 return Ok(Vec::new());
             }
         }
