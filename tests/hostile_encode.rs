@@ -216,12 +216,13 @@ async fn world(test: &str) -> (TestDb, Tenancy, TenantCtx) {
     let db = TestDb::new(test).await;
     let tenancy = db.tenancy().await;
     db.exec(TABLE).await;
+    let su = tenancy.superuser("test", "fixed ids").await.unwrap();
     for (id, slug) in [(A, "attacker"), (B, "victim"), (C, "victim-c")] {
         tenancy
-            .create_tenant(
-                NewTenant::new(slug, slug)
-                    .id(TenantId::from_uuid(id))
-                    .placement(Placement::SharedTable),
+            .create_tenant_with_id(
+                &su,
+                NewTenant::new(slug, slug).placement(Placement::SharedTable),
+                TenantId::from_uuid(id),
             )
             .await
             .unwrap();
