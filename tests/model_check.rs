@@ -351,7 +351,8 @@ async fn a_migration_through_the_handle_makes_it_check_again() {
         "ALTER TABLE notes DROP CONSTRAINT notes_pkey; ALTER TABLE notes ADD PRIMARY KEY (id)",
     )])
     .unwrap();
-    assert_eq!(tenancy.migrate_shared(&breaking).await.unwrap(), [1]);
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    assert_eq!(tenancy.migrate_shared(&su, &breaking).await.unwrap(), [1]);
     assert_shape_error(Note::repo().count(&a).await, "primary key");
 }
 
