@@ -581,8 +581,9 @@ async fn a_purged_id_cannot_be_reused_from_any_handle() {
     a.soft_delete(&su, id).await.unwrap();
     a.purge(&su, id).await.unwrap();
     for h in [&a, &b] {
+        let su = h.superuser("adv", "reuse").await.unwrap();
         let again = h
-            .create_tenant(tenancy::NewTenant::new("adv-gone", "again").id(id))
+            .create_tenant_with_id(&su, tenancy::NewTenant::new("adv-gone", "again"), id)
             .await;
         assert!(matches!(again, Err(Error::TenantIdPurged(_))), "{again:?}");
     }
