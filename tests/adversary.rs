@@ -594,7 +594,6 @@ async fn a_purged_id_cannot_be_reused_from_any_handle() {
 /// pg_dump header or a careless script does): on a one-connection handle, the next tenant's
 /// statements must find the default search path.
 #[tokio::test]
-#[ignore = "LEAK: a migration's session-level SET (search_path, row_security) stays on the pooled connection"]
 async fn a_migration_leaves_no_session_setting_on_the_pool() {
     // Reproduction: a one-connection handle whose tenant migration 2 is
     // `SET search_path TO pg_catalog, public; SET row_security TO off; SET SESSION
