@@ -190,6 +190,11 @@ pub enum Error {
     /// reads the tenant where tenancy wrote it (see the README's "What is guaranteed").
     #[error("the statement was not sent: the tenant's argument failed its check: {0}")]
     TenantBinding(String),
+    /// A connection's `search_path` names an own-schema tenant's schema or a spare one, where
+    /// shared-table statements, which name their table unqualified, could find a tenant's table.
+    /// Nothing was sent on it.
+    #[error("search_path: {0}")]
+    SearchPath(String),
     /// The database refused or failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

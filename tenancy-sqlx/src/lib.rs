@@ -39,6 +39,7 @@ mod repo;
 mod report;
 pub mod rls;
 mod runtime;
+mod search_path;
 mod spare;
 mod sql;
 mod superuser;

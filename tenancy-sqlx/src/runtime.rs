@@ -195,7 +195,9 @@ impl Tenancy {
     /// [`TenancyBuilder::acquire_timeout`]) or refuses the login;
     /// [`Error::Database`](crate::Error::Database) if the registry migrations fail;
     /// [`Error::RegistryNotInstalled`](crate::Error::RegistryNotInstalled) if the registry is
-    /// missing or behind and [`TenancyBuilder::install_registry`] is off.
+    /// missing or behind and [`TenancyBuilder::install_registry`] is off;
+    /// [`Error::SearchPath`](crate::Error::SearchPath) if the connection's `search_path` (from
+    /// the URL's `options`, the role's or the database's settings) names a tenant schema.
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder().connect(url).await
     }
@@ -503,7 +505,7 @@ impl TenancyBuilder {
             .statement_cache_capacity(self.statement_cache_capacity);
         // The pool retries a refused connection until its timeout and then reports only that
         // it timed out; one direct attempt first reports why.
-        probe(&options, self.acquire_timeout).await?;
+        probe(&options, self.acquire_timeout, true).await?;
         let epoch = Arc::new(SchemaEpoch::new());
         let pool_of = |max: u32| {
             let epoch = Arc::clone(&epoch);
@@ -516,6 +518,15 @@ impl TenancyBuilder {
                 .before_acquire(move |_, meta| {
                     let fresh = !epoch.predates(meta.age);
                     Box::pin(async move { Ok(fresh) })
+                })
+                // A role's or database's search_path can change after the probe: every
+                // connection is checked before it is first lent.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        crate::search_path::check(conn)
+                            .await
+                            .map_err(|e| sqlx::Error::Configuration(e.into()))
+                    })
                 })
         };
         if self.lanes <= 1 {
@@ -542,9 +553,14 @@ impl TenancyBuilder {
     /// [`TenantTx`](crate::TenantTx) fails. Prefer [`TenancyBuilder::connect`], or recycle the
     /// pool's connections after migrating.
     ///
+    /// One of the pool's connections is checked for a tenant schema on its `search_path` (see
+    /// [`Error::SearchPath`](crate::Error::SearchPath)); the others are not, so give the pool no
+    /// per-connection `search_path` of its own.
+    ///
     /// # Errors
     /// As [`Tenancy::connect`].
     pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {
+        crate::search_path::check(&mut *pool.acquire().await?).await?;
         let lanes = vec![pool.clone()];
         self.build(pool, lanes, Arc::new(SchemaEpoch::new())).await
     }
@@ -593,16 +609,27 @@ impl TenancyBuilder {
 }
 
 /// Opens one connection with `options` and closes it: the cause when the server cannot be
-/// reached, as [`Error::Connect`](crate::Error::Connect).
-pub(crate) async fn probe(options: &PgConnectOptions, timeout: Duration) -> Result<()> {
+/// reached, as [`Error::Connect`](crate::Error::Connect), and
+/// with `check_path`, [`Error::SearchPath`](crate::Error::SearchPath) when its `search_path`
+/// names a tenant schema.
+pub(crate) async fn probe(
+    options: &PgConnectOptions,
+    timeout: Duration,
+    check_path: bool,
+) -> Result<()> {
     let server = match options.get_socket() {
         Some(socket) => socket.display().to_string(),
         None => format!("{}:{}", options.get_host(), options.get_port()),
     };
     let cause = match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
-        Ok(Ok(conn)) => {
+        Ok(Ok(mut conn)) => {
+            let checked = if check_path {
+                crate::search_path::check(&mut conn).await
+            } else {
+                Ok(())
+            };
             let _ = conn.close().await;
-            return Ok(());
+            return checked;
         }
         Err(_) => format!("no answer within {timeout:?}"),
         Ok(Err(sqlx::Error::Io(e))) => match e.kind() {

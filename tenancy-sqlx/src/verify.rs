@@ -275,6 +275,22 @@ async fn shape_problems(
         }]);
     };
 
+    if schema.is_none() {
+        // The shared table is found through the search_path: never in a tenant's schema.
+        let found: String = crate::sql::admin_scalar(
+            "SELECT n.nspname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        )
+        .bind(oid)
+        .fetch_one(&mut *conn)
+        .await?;
+        if crate::search_path::is_tenant_schema(&found) {
+            return Ok(vec![format!(
+                "the search_path finds the table in the tenant schema {found:?}, not the shared \
+                 one; remove that schema from the connection's search_path"
+            )]);
+        }
+    }
     let mut problems = Vec::new();
     let columns: Vec<sqlx::postgres::PgRow> = crate::sql::admin_query(
         "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS ty, attnotnull \

@@ -95,7 +95,8 @@ impl Listener {
         rt: Weak<Runtime>,
     ) -> Result<Self> {
         let options = options.application_name(APPLICATION_NAME);
-        crate::runtime::probe(&options, timeout).await?;
+        // The listener runs no tenant's statement: its search_path does not matter.
+        crate::runtime::probe(&options, timeout, false).await?;
         // A pool of one connection, only for PgListener's reconnection; pinged before reuse so
         // that a terminated backend is replaced rather than handed back.
         let pool = PgPoolOptions::new()
