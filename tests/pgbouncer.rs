@@ -83,6 +83,7 @@ async fn repositories_work_through_pgbouncer_in_transaction_mode() {
         .max_connections(16)
         .statement_mode(StatementMode::Unnamed)
         .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .notify_url(&db.url)
         .connect(&pgbouncer_url(&db.name))
         .await
         .expect("connect through pgbouncer");
@@ -165,6 +166,7 @@ async fn row_level_security_works_through_pgbouncer() {
             ])
             .unwrap(),
         )
+        .notify_url(&db.url)
         .connect(&pgbouncer_url(&db.name))
         .await
         .expect("connect through pgbouncer as a role row-level security applies to");
@@ -261,6 +263,37 @@ async fn registry_notifications_reach_handles_behind_pgbouncer_through_notify_ur
     }
     a.close().await;
     b.close().await;
+}
+
+/// Without `notify_url` the listener's `LISTEN` runs on a server connection PgBouncer lends to
+/// others, so it would hear nothing: connecting says so instead of leaving held contexts
+/// unrevoked.
+#[tokio::test]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn listening_through_pgbouncer_without_notify_url_is_refused() {
+    let db = TestDb::new("pgbouncer_deaf").await;
+    let builder = || {
+        Tenancy::builder()
+            .max_connections(2)
+            .statement_mode(StatementMode::Unnamed)
+    };
+    let err = builder()
+        .connect(&pgbouncer_url(&db.name))
+        .await
+        .expect_err("a listener behind PgBouncer hears nothing");
+    assert!(
+        matches!(&err, tenancy::Error::NotificationsUnheard { listener } if listener.ends_with(&format!("/{}", db.name))),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("notify_url"), "{err}");
+    // Not listening, it connects (changes elsewhere are then seen within the cache's TTL).
+    builder()
+        .listen_for_changes(false)
+        .connect(&pgbouncer_url(&db.name))
+        .await
+        .expect("connect through pgbouncer without a listener")
+        .close()
+        .await;
 }
 
 /// Drops a role when the test ends, after its database (declare it before the `TestDb`).

@@ -290,6 +290,59 @@ async fn the_listener_connects_to_the_notify_url() {
     tenancy.close().await;
 }
 
+/// Notifications are per database: a listener whose `notify_url` names another database of the
+/// same server connects and listens, but would hear none of this database's changes, so
+/// connecting refuses it rather than leave held contexts unrevoked.
+#[tokio::test]
+async fn a_notify_url_naming_another_database_is_refused() {
+    let db = TestDb::new("revoke_notify_other_db").await;
+    // The server's maintenance database: reachable, and not the pool's.
+    let err = Tenancy::builder()
+        .notify_url(&common::admin_url())
+        .connect(&db.url)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotificationsUnheard { listener } if listener.ends_with("/postgres")),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("notify_url"), "{message}");
+    assert!(message.contains("listen_for_changes(false)"), "{message}");
+}
+
+/// Another handle's hello (each listener's proof, at start, that it hears the channel) changes
+/// nothing here: contexts held by the handles already listening go on acting.
+#[tokio::test]
+async fn another_handles_hello_revokes_nothing() {
+    let db = TestDb::new("revoke_hello").await;
+    let a = handle(&db).await;
+    common::migrate_all(&a).await;
+    a.create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let marker = a
+        .create_tenant(NewTenant::new("marker", "Marker"))
+        .await
+        .unwrap();
+    let held = a.resolve_slug("acme").await.unwrap();
+    let held_marker = a.resolve_id(marker.id).await.unwrap();
+    // Each new handle says hello on the channel A listens to.
+    let b = handle(&db).await;
+    handle(&db).await.close().await;
+    // A change after the hellos: notifications arrive in order, so once A has applied this
+    // one it has read the hellos too.
+    let su = b.superuser("ops", "hello test").await.unwrap();
+    b.suspend(&su, marker.id).await.unwrap();
+    eventually("A refuses the marker's held context", async || {
+        revoked(&held_marker).await
+    })
+    .await;
+    assert_eq!(Spinner::repo().count(&held).await.unwrap(), 0);
+    a.close().await;
+    b.close().await;
+}
+
 /// A purged id is refused even through a handle that never saw the tenant, and the refused
 /// creation writes nothing.
 #[tokio::test]

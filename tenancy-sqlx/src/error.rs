@@ -155,6 +155,22 @@ pub enum Error {
         /// Why, as the operating system or the server said it.
         cause: String,
     },
+    /// The registry listener connected and listens, but a notification sent through the
+    /// handle's pool never reached it, so it would miss every change made elsewhere. Its
+    /// `LISTEN` runs behind a pooler in transaction mode (PgBouncer lends its server connection
+    /// to others), or [`TenancyBuilder::notify_url`](crate::TenancyBuilder::notify_url) names
+    /// another database than the pool's (notifications are per database).
+    #[error(
+        "registry notifications sent through the pool do not reach the listener at {listener}: \
+         a pooler in transaction mode (PgBouncer) lends its connection to others, or notify_url \
+         names another database than the pool's; set notify_url to a direct connection to the \
+         same database, or turn listening off with listen_for_changes(false) and rely on the \
+         cache's time-to-live"
+    )]
+    NotificationsUnheard {
+        /// The listener's `host:port/database`.
+        listener: String,
+    },
     /// The tenant registry (schema `tenancy`) is missing or older than this version needs, and
     /// this handle may not install it (see
     /// [`TenancyBuilder::install_registry`](crate::TenancyBuilder::install_registry)).

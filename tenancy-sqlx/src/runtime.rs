@@ -197,7 +197,10 @@ impl Tenancy {
     /// [`Error::RegistryNotInstalled`](crate::Error::RegistryNotInstalled) if the registry is
     /// missing or behind and [`TenancyBuilder::install_registry`] is off;
     /// [`Error::SearchPath`](crate::Error::SearchPath) if the connection's `search_path` (from
-    /// the URL's `options`, the role's or the database's settings) names a tenant schema.
+    /// the URL's `options`, the role's or the database's settings) names a tenant schema;
+    /// [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard) if the registry
+    /// listener does not hear notifications sent through the pool (behind PgBouncer in
+    /// transaction mode; see [`TenancyBuilder::notify_url`]).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder().connect(url).await
     }
@@ -458,6 +461,13 @@ impl TenancyBuilder {
     /// of the commit. If the connection is lost, the listener reconnects and, since changes may
     /// have been missed meanwhile, revokes every context resolved before.
     ///
+    /// After every `LISTEN` (at connect and after each reconnect) the listener sends a
+    /// notification of its own through the pool and waits, up to the acquire timeout but at
+    /// most three seconds, to hear it. At connect, if it does not,
+    /// [`connect`](TenancyBuilder::connect) fails with
+    /// [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard); after a reconnect,
+    /// the listener counts as still disconnected and tries again.
+    ///
     /// Off, changes made elsewhere are seen within [`TenancyBuilder::cache_ttl`], and contexts
     /// held here are not refused. Changes made through this handle notify others either way.
     pub fn listen_for_changes(mut self, listen: bool) -> Self {
@@ -468,7 +478,12 @@ impl TenancyBuilder {
     /// The server the registry listener connects to, when it must differ from the pool's:
     /// `LISTEN` does not work through PgBouncer in transaction mode (a notification goes to
     /// whichever client holds the server connection), so behind one give the database's direct
-    /// address here. Default: the pool's own address.
+    /// address here. It must name the pool's database: notifications are per database. Default:
+    /// the pool's own address.
+    ///
+    /// Connecting checks that a notification sent through the pool reaches the listener, and
+    /// fails with [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard) when it
+    /// does not (see [`TenancyBuilder::listen_for_changes`]).
     pub fn notify_url(mut self, url: &str) -> Self {
         self.notify_url = Some(url.to_owned());
         self
@@ -594,18 +609,29 @@ impl TenancyBuilder {
             raw: crate::raw::RawConfig::new(self.global_tables, self.cache_ttl),
         });
         let listener = if self.listen {
-            let listener = crate::registry::notify::Listener::start(
-                notify_options,
-                self.acquire_timeout,
-                Arc::downgrade(&rt),
-            )
-            .await?;
+            let listener =
+                crate::registry::notify::Listener::start(notify_options, self.acquire_timeout, &rt)
+                    .await?;
             Some(Arc::new(listener))
         } else {
             None
         };
         Ok(Tenancy { rt, listener })
     }
+}
+
+/// `host:port`, or the Unix socket's path.
+fn server_of(options: &PgConnectOptions) -> String {
+    match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    }
+}
+
+/// `host:port/database` (the server's default database when none is named).
+pub(crate) fn address(options: &PgConnectOptions) -> String {
+    let database = options.get_database().unwrap_or("(default)");
+    format!("{}/{database}", server_of(options))
 }
 
 /// Opens one connection with `options` and closes it: the cause when the server cannot be
@@ -617,10 +643,7 @@ pub(crate) async fn probe(
     timeout: Duration,
     check_path: bool,
 ) -> Result<()> {
-    let server = match options.get_socket() {
-        Some(socket) => socket.display().to_string(),
-        None => format!("{}:{}", options.get_host(), options.get_port()),
-    };
+    let server = server_of(options);
     let cause = match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Ok(Ok(mut conn)) => {
             let checked = if check_path {

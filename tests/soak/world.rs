@@ -173,7 +173,12 @@ impl World {
             .connect_with(options)
             .await
             .expect("connect the application pool");
-        let tenancy = Tenancy::builder()
+        let mut builder = Tenancy::builder();
+        if config.route == Route::PgBouncer {
+            // LISTEN hears nothing through the pooler: the listener goes straight to PostgreSQL.
+            builder = builder.notify_url(&db.url);
+        }
+        let tenancy = builder
             .row_level_security(config.rls)
             .statement_mode(match config.route {
                 Route::Direct => StatementMode::Cached,

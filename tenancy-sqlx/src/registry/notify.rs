@@ -10,6 +10,11 @@
 //! Notifications sent while the listener is disconnected are lost, so after reconnecting it
 //! revokes everything resolved before: any tenant may have stopped meanwhile. The cache's
 //! time-to-live bounds what a handle whose listener cannot reconnect serves.
+//!
+//! A listener can be connected and still hear nothing: its `LISTEN` ran on a server connection
+//! PgBouncer lends to others, or its address names another database (notifications are per
+//! database). So after every `LISTEN` it sends a hello of its own through the handle's pool and
+//! counts as listening only once that exact hello comes back.
 
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
@@ -63,17 +68,73 @@ pub(crate) async fn send(
     Ok(())
 }
 
-/// A payload's change, tenant and origin; `None` for one this version does not know.
-fn parse(payload: &str) -> Option<(Change, TenantId, uuid::Uuid)> {
+/// What one notification on the channel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// A listener proving that it hears the channel (see `hear_hello`): nothing changed.
+    Hello(uuid::Uuid),
+    /// A change, its tenant and the handle that made it.
+    Change(Change, TenantId, uuid::Uuid),
+}
+
+/// A payload's meaning; `None` for one this version does not know.
+fn parse(payload: &str) -> Option<Notice> {
     let mut words = payload.split(' ');
-    let change = match words.next()? {
-        "revoke" => Change::Revoke,
-        "forget" => Change::Forget,
-        _ => return None,
+    let notice = match words.next()? {
+        "hello" => Notice::Hello(words.next()?.parse().ok()?),
+        word => {
+            let change = match word {
+                "revoke" => Change::Revoke,
+                "forget" => Change::Forget,
+                _ => return None,
+            };
+            let tenant = TenantId::from_uuid(words.next()?.parse().ok()?);
+            Notice::Change(change, tenant, words.next()?.parse().ok()?)
+        }
     };
-    let tenant = TenantId::from_uuid(words.next()?.parse().ok()?);
-    let origin = words.next()?.parse().ok()?;
-    words.next().is_none().then_some((change, tenant, origin))
+    words.next().is_none().then_some(notice)
+}
+
+/// The longest wait for a listener's own hello: a server that answers at all delivers it in
+/// moments, and `connect` should not hang for the whole acquire timeout on a listener that
+/// will never hear it.
+const HELLO_WAIT: Duration = Duration::from_secs(3);
+
+/// Sends a hello with a fresh nonce through `pool` (the handle's own, so the way every change
+/// is sent) and waits up to `timeout` for it on `listener`, applying whatever else arrives
+/// meanwhile. `Ok(false)` if it never arrives.
+async fn hear_hello(
+    listener: &mut PgListener,
+    pool: &sqlx::PgPool,
+    rt: &Runtime,
+    timeout: Duration,
+) -> Result<bool> {
+    let nonce = uuid::Uuid::new_v4();
+    let sent = crate::sql::admin_query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(format!("hello {nonce}"))
+        .execute(pool)
+        .await;
+    match sent {
+        Ok(_) => {}
+        // Behind a pooler in transaction mode the server connection that ran `LISTEN` may be
+        // lent to the pool, and the hello delivered there, to a connection that expects no
+        // notification: the proof that the listener does not hear.
+        Err(sqlx::Error::Protocol(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let heard = tokio::time::timeout(timeout, async {
+        loop {
+            match listener.try_recv().await? {
+                Some(n) if parse(n.payload()) == Some(Notice::Hello(nonce)) => return Ok(true),
+                Some(n) => apply(rt, n.payload()),
+                // The connection was lost: this listener hears nothing now.
+                None => return Ok(false),
+            }
+        }
+    })
+    .await;
+    heard.unwrap_or(Ok(false))
 }
 
 /// The listener task of one handle. Dropping the last clone of the handle (which owns this)
@@ -84,19 +145,22 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    /// Connects and listens before returning, so that no change committed after the handle is
-    /// built goes unseen; then hands the connection to a task.
+    /// Connects, listens and hears its own hello before returning, so that no change committed
+    /// after the handle is built goes unseen; then hands the connection to a task.
     ///
     /// # Errors
-    /// [`Error::Connect`](crate::Error::Connect) if the listener's server cannot be reached.
+    /// [`Error::Connect`](crate::Error::Connect) if the listener's server cannot be reached;
+    /// [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard) if a notification
+    /// sent through the handle's pool does not reach the listener.
     pub(crate) async fn start(
         options: PgConnectOptions,
         timeout: Duration,
-        rt: Weak<Runtime>,
+        rt: &std::sync::Arc<Runtime>,
     ) -> Result<Self> {
         let options = options.application_name(APPLICATION_NAME);
         // The listener runs no tenant's statement: its search_path does not matter.
         crate::runtime::probe(&options, timeout, false).await?;
+        let address = crate::runtime::address(&options);
         // A pool of one connection, only for PgListener's reconnection; pinged before reuse so
         // that a terminated backend is replaced rather than handed back.
         let pool = PgPoolOptions::new()
@@ -106,9 +170,19 @@ impl Listener {
             .max_lifetime(None)
             .test_before_acquire(true)
             .connect_lazy_with(options);
-        let listener = listen(&pool).await?;
+        let mut listener = listen(&pool).await?;
+        let wait = timeout.min(HELLO_WAIT);
+        if !hear_hello(&mut listener, &rt.pool, rt, wait).await? {
+            // Behind a pooler, a server connection left listening would hand this channel's
+            // notifications to whichever client it serves next.
+            let _ = listener.unlisten_all().await;
+            drop(listener);
+            pool.close().await;
+            return Err(crate::Error::NotificationsUnheard { listener: address });
+        }
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(listener, pool, rt, stopped));
+        let rt = std::sync::Arc::downgrade(rt);
+        let task = tokio::spawn(run(listener, pool, rt, wait, stopped));
         Ok(Self {
             stop,
             task: Mutex::new(Some(task)),
@@ -145,25 +219,36 @@ async fn run(
     listener: PgListener,
     pool: sqlx::PgPool,
     rt: Weak<Runtime>,
+    wait: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut listener = Some(listener);
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(current) = listener.as_mut() else {
+            let Some(strong) = rt.upgrade() else { break };
+            let relisten = async {
+                let mut l = listen(&pool).await?;
+                let heard = hear_hello(&mut l, &strong.pool, &strong, wait).await?;
+                Ok::<_, crate::Error>(heard.then_some(l))
+            };
             tokio::select! {
                 _ = stopped.changed() => break,
-                relistened = listen(&pool) => match relistened {
-                    Ok(l) => {
+                relistened = relisten => match relistened {
+                    Ok(Some(l)) => {
                         listener = Some(l);
                         backoff = Duration::from_millis(50);
                         // Whatever was sent while disconnected is lost.
-                        let Some(rt) = rt.upgrade() else { break };
-                        rt.cache.revoke_all();
+                        strong.cache.revoke_all();
                         tracing::warn!("tenancy registry listener reconnected; revoked every context resolved before");
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "tenancy registry listener cannot reconnect; retrying");
+                    failed => {
+                        match failed {
+                            Err(e) => tracing::warn!(error = %e, "tenancy registry listener cannot reconnect; retrying"),
+                            // Still deaf: contexts resolved meanwhile are revoked once it hears.
+                            _ => tracing::warn!("tenancy registry listener reconnected but does not hear its own notification; retrying"),
+                        }
+                        drop(strong);
                         tokio::select! {
                             _ = stopped.changed() => break,
                             () = tokio::time::sleep(backoff) => {}
@@ -197,8 +282,10 @@ fn apply(rt: &Runtime, payload: &str) {
     // cancelled after its COMMIT went out never ran its own cache update, and a resolution that
     // raced the change may have cached the tenant as active. Applying twice is harmless.
     match parse(payload) {
-        Some((Change::Revoke, tenant, _)) => rt.cache.revoke(tenant),
-        Some((Change::Forget, tenant, _)) => rt.cache.invalidate(tenant),
+        // Another listener proving it hears the channel.
+        Some(Notice::Hello(_)) => {}
+        Some(Notice::Change(Change::Revoke, tenant, _)) => rt.cache.revoke(tenant),
+        Some(Notice::Change(Change::Forget, tenant, _)) => rt.cache.invalidate(tenant),
         None => {
             // A newer version's notification: the safe reading is that anything changed.
             tracing::warn!(
@@ -219,8 +306,11 @@ mod tests {
         let (t, o) = (TenantId::new_v4(), uuid::Uuid::new_v4());
         for change in [Change::Revoke, Change::Forget] {
             let payload = format!("{} {t} {o}", change.word());
-            assert_eq!(parse(&payload), Some((change, t, o)));
+            assert_eq!(parse(&payload), Some(Notice::Change(change, t, o)));
         }
+        assert_eq!(parse(&format!("hello {o}")), Some(Notice::Hello(o)));
+        assert_eq!(parse(&format!("hello {o} {o}")), None);
+        assert_eq!(parse("hello"), None);
         assert_eq!(parse(&format!("rename {t} {o}")), None);
         assert_eq!(parse(&format!("revoke {t}")), None);
         assert_eq!(parse(&format!("revoke {t} {o} more")), None);
