@@ -348,6 +348,9 @@ impl Tenancy {
             .bind(id.as_uuid())
             .fetch_one(&mut *tx)
             .await?;
+        // Before the commit too (see `lifecycle`): a caller cut off once the COMMIT is on its
+        // way must not leave the old slug or host resolving here.
+        self.runtime().cache.invalidate(id);
         tx.commit().await?;
         self.runtime().cache.invalidate(id);
         tenant_from_row(&row)

@@ -5,7 +5,7 @@
 //! keyed by the tenant's id so that renames keep them, and are read on every check (never
 //! cached), so a removed membership refuses the user's next request.
 
-use sqlx::{Acquire, Row};
+use sqlx::Row;
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
@@ -139,8 +139,7 @@ impl Tenancy {
                 "a member's user and role must not be empty",
             ));
         }
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let row = crate::sql::admin_query(
             "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
@@ -178,8 +177,7 @@ impl Tenancy {
         user: &str,
     ) -> Result<bool> {
         self.check_superuser(su)?;
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let removed = crate::sql::admin_query(
             "DELETE FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
         )
@@ -201,8 +199,7 @@ impl Tenancy {
     /// [`Error::Forbidden`] for an expired capability; [`Error::Database`].
     pub async fn members(&self, su: &Superuser, tenant: TenantId) -> Result<Vec<Membership>> {
         self.check_superuser(su)?;
-        let mut conn = self.rt.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.rt.begin().await?;
         let rows = crate::sql::admin_query(
             "SELECT tenant_id, user_id, role, created_at FROM tenancy.memberships \
              WHERE tenant_id = $1 ORDER BY user_id",

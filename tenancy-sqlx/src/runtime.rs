@@ -29,7 +29,8 @@ pub(crate) struct Runtime {
     /// Whether every tenant statement runs with the tenant set transaction-locally, for
     /// row-level security (see [`crate::rls`]).
     pub(crate) rls: bool,
-    /// Names this handle in its registry notifications, so that it skips its own.
+    /// Names this handle in its registry notifications, for whoever reads the channel (every
+    /// handle, the sender included, applies every notification).
     pub(crate) origin: uuid::Uuid,
     /// When a migration last changed tables (see [`Runtime::schema_changed`]).
     pub(crate) epoch: Arc<SchemaEpoch>,

@@ -333,16 +333,18 @@ impl Tenancy {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
-        // After the insert: it waits for a purge of this id still in flight, so this read sees
-        // that purge's tombstone.
-        let purged: bool = crate::sql::admin_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tenancy.purged_tenants WHERE id = $1)",
-        )
-        .bind(id.as_uuid())
-        .fetch_one(&mut *tx)
-        .await?;
-        if purged {
-            return Err(Error::TenantIdPurged(id));
+        // Only a chosen id can be a purged one (a new random v4 is not). After the insert: it
+        // waits for a purge of this id still in flight, so this read sees that purge's tombstone.
+        if chosen.is_some() {
+            let purged: bool = crate::sql::admin_scalar(
+                "SELECT EXISTS (SELECT 1 FROM tenancy.purged_tenants WHERE id = $1)",
+            )
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            if purged {
+                return Err(Error::TenantIdPurged(id));
+            }
         }
         for (i, host) in hosts.iter().enumerate() {
             crate::sql::admin_query(

@@ -268,6 +268,10 @@ async fn run(
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!("tenancy registry listener lost its connection; reconnecting");
+                    // Deaf until it hears its hello again: whatever stops meanwhile is unheard,
+                    // so every context held now is refused at once, not after the reconnect.
+                    let Some(rt) = rt.upgrade() else { break };
+                    rt.cache.revoke_all();
                     listener = None;
                 }
             },
