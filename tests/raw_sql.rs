@@ -906,21 +906,23 @@ async fn sql_whose_effects_outlive_the_statement_is_refused() {
     ] {
         refused_undeclared(b, sql, kind, Some(name)).await;
     }
-    // Nothing was created, and the transaction-level lock is still fine.
+    // Nothing was created. Advisory locks, even transaction-level ones, are refused: their keys
+    // are shared with every other tenant and with tenancy's own migration locks.
     let mut conn = w.db.connect().await;
     let leaks: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'leak'")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(leaks, 0);
-    let mut tx = b.begin().await.unwrap();
-    let (n,): (i64,) = Spin::repo()
-        .raw_as("SELECT count(*) FROM {spins} WHERE pg_advisory_xact_lock(7) IS NOT NULL OR true")
-        .fetch_one(&mut tx)
-        .await
-        .unwrap();
-    assert_eq!(n, count(b, "SELECT count(*) FROM {spins}").await);
-    drop(tx);
+    for lock in ["pg_advisory_xact_lock", "pg_try_advisory_xact_lock"] {
+        refused_undeclared(
+            b,
+            &format!("SELECT count(*) FROM {{spins}} WHERE {lock}(7) IS NOT NULL OR true"),
+            RefusalKind::Function,
+            Some(lock),
+        )
+        .await;
+    }
     // Raw SQL only reads: a data-modifying CTE is refused, whatever it writes.
     w.db.exec("CREATE TABLE plans (name text PRIMARY KEY)")
         .await;

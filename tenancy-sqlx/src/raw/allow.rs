@@ -250,11 +250,9 @@ pub(super) const FUNCTIONS: &[&str] = &[
     // the session's process, and waiting: no data
     "pg_backend_pid",
     "pg_sleep",
-    // locks released with the transaction
-    "pg_advisory_xact_lock",
-    "pg_advisory_xact_lock_shared",
-    "pg_try_advisory_xact_lock",
-    "pg_try_advisory_xact_lock_shared",
+    // Not the advisory locks, even transaction-level ones: their keys are shared by every tenant
+    // of the database (and by tenancy's own migration locks), so one tenant could block another's
+    // work or, with the try- variants, learn which keys other tenants hold.
 ];
 
 /// Built-in operators, by symbol (`!=` is read as `<>`).

@@ -245,7 +245,9 @@ pub(super) async fn catalog(
                     RefusalKind::Function,
                     Some(name),
                     format!(
-                        "the SQL writes x.{name}, which PostgreSQL reads as the call {name}(x)                          where x has no column {name:?}; {name} is not one of the built-in                          functions raw SQL may call"
+                        "the SQL writes x.{name}, which PostgreSQL reads as the call {name}(x) \
+                         where x has no column {name:?}; {name} is not one of the built-in \
+                         functions raw SQL may call"
                     ),
                     "name a column that exists, or compute it in the application",
                 )
