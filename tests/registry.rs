@@ -215,7 +215,8 @@ async fn tenants_resolve_by_id_slug_host_and_reference() {
         "acme..com",
         "",
         "acme.com:80x",
-        "bücher.de",
+        "p\u{0430}ypal.com",
+        "bücher\u{3002}de",
         "[::1]",
     ] {
         assert!(
@@ -227,6 +228,57 @@ async fn tenants_resolve_by_id_slug_host_and_reference() {
         );
     }
     assert_eq!(registry_counts(&db).await.0, 2);
+}
+
+/// International host names are one name in either spelling: kept in punycode, resolved from
+/// the Unicode or the ASCII form, and taken by either.
+#[tokio::test]
+async fn international_hosts_resolve_by_either_spelling() {
+    let db = TestDb::new("reg_idn").await;
+    let tenancy = db.tenancy().await;
+    let buecher = tenancy
+        .create_tenant(NewTenant::new("buecher", "Bücher").host("Bücher.example"))
+        .await
+        .unwrap();
+    assert_eq!(buecher.hosts, ["xn--bcher-kva.example"]);
+    assert_eq!(
+        domains(&db).await,
+        [(
+            "xn--bcher-kva.example".to_owned(),
+            buecher.id.as_uuid(),
+            true
+        )]
+    );
+    for host in [
+        "bücher.example",
+        "BÜCHER.example:8443",
+        "bücher.example.",
+        "xn--bcher-kva.example",
+        "XN--BCHER-KVA.EXAMPLE:443",
+    ] {
+        let ctx = tenancy
+            .resolve_host(host)
+            .await
+            .unwrap_or_else(|e| panic!("{host:?}: {e}"));
+        assert_eq!(ctx.id(), buecher.id, "{host:?}");
+    }
+    // The other spelling is the same host: taken.
+    let r = tenancy
+        .create_tenant(NewTenant::new("copycat", "Copycat").host("xn--bcher-kva.example"))
+        .await;
+    assert!(
+        matches!(r, Err(Error::HostTaken(ref h)) if h == "xn--bcher-kva.example"),
+        "{r:?}"
+    );
+    // A look-alike with a Cyrillic letter is refused, not stored beside it.
+    let r = tenancy
+        .create_tenant(NewTenant::new("mixed", "Mixed").host("bü\u{0441}her.example"))
+        .await;
+    assert!(
+        matches!(r, Err(Error::Invalid(ValidationError::Host { reason, .. })) if reason.contains("mixes scripts")),
+        "{r:?}"
+    );
+    assert_eq!(registry_counts(&db).await.0, 1);
 }
 
 #[tokio::test]
@@ -291,7 +343,8 @@ async fn hostile_slugs_hosts_and_names_are_refused_and_nothing_is_written() {
         "acme com",
         "acme.com;DROP TABLE tenancy.domains",
         "acme.com'--",
-        "bücher.de",
+        "p\u{0430}ypal.com",
+        "bücher\u{3002}de",
         "[::1]",
         "acme.com:8080",
         long_label.as_str(),
