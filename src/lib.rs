@@ -109,10 +109,53 @@ pub use tenancy_macros::tenant_scoped;
 pub use tenancy_sqlx::*;
 
 /// The names most code needs: `use tenancy::prelude::*;`.
+///
+/// It holds every tenancy name the README's snippets use, so that they compile with this one
+/// import: models and tokens, the handle and its builder's options, tenants, migrations and
+/// reports. Integrations keep their own module (`tenancy::axum`, `tenancy::rls`).
+///
+/// ```no_run
+/// use tenancy::prelude::*;
+/// # // Every name the README's snippets take from the prelude, named so that one gone fails here.
+/// # #[allow(unused_imports)]
+/// # use tenancy::prelude::{
+/// #     Agg, AuditQuery, Error, Filter, MigrateOptions, Migrations, NewTenant, Placement, Repo,
+/// #     StatementMode, Superuser, Tenancy, TenantCtx, TenantId, TenantRef, TenantTx, tenant_scoped,
+/// # };
+///
+/// # async fn demo(url: &str, pgbouncer_url: &str, direct_url: &str) -> tenancy::Result<()> {
+/// let tenancy = Tenancy::builder()
+///     .tenant_migrations(Migrations::from_dir("migrations/tenant")?)
+///     .connect(url)
+///     .await?;
+/// tenancy
+///     .create_tenant(NewTenant::new("acme", "Acme").placement(Placement::OwnSchema))
+///     .await?;
+/// let su: Superuser = tenancy.superuser("deploy", "release 42").await?;
+/// tenancy.migrate_shared(&su, &Migrations::from_dir("migrations/shared")?).await?;
+/// let report = tenancy
+///     .migrate_tenants(&su, MigrateOptions::default().parallelism(8))
+///     .await?;
+/// for (target, why) in report.failed() {
+///     eprintln!("{target}: {why}");
+/// }
+/// let trail = tenancy.audit_log(&su, AuditQuery::default()).await?;
+///
+/// let pooled = Tenancy::builder()
+///     .statement_mode(StatementMode::Unnamed)
+///     .notify_url(direct_url)
+///     .connect(pgbouncer_url)
+///     .await?;
+/// let ctx: TenantCtx = pooled.resolve_slug("acme").await?;
+/// let job: TenantRef = ctx.to_ref();
+/// let _: TenantId = job.tenant_id();
+/// # let _ = trail;
+/// # Ok::<(), Error>(()) }
+/// ```
 pub mod prelude {
     pub use crate::{
-        Agg, AuditQuery, Error, Filter, NewTenant, Placement, Repo, Superuser, Tenancy, TenantCtx,
-        TenantId, TenantRef, TenantTx, tenant_scoped,
+        Agg, AuditQuery, Error, Filter, MigrateOptions, Migrations, NewTenant, Placement, Repo,
+        StatementMode, Superuser, Tenancy, TenantCtx, TenantId, TenantRef, TenantTx, tenant_scoped,
     };
 }
 
