@@ -16,11 +16,16 @@
 //!   build: minutes).
 //! - `cargo bench --bench tenancy -- lookup insert`: only the rows whose name contains one of
 //!   the words.
+//! - `TENANCY_BENCH_CHARTS_FROM=docs/bench/results.json`: measure nothing; draw that file's
+//!   charts (`ratios.svg`, `tenants.svg`) beside it. A run draws its own into
+//!   `target/bench/charts/`.
 //!
 //! Adding rows: a function per row in the module of its capability, called from that module's
 //! `run`; a new capability (own-schema placement, provisioning, migrations, reports, row-level
 //! security) is a new module whose `run` is called from `main` below, in the same database.
 
+#[path = "tenancy/charts.rs"]
+mod charts;
 #[path = "tenancy/derive_check.rs"]
 mod derive_check;
 #[path = "tenancy/harness.rs"]
@@ -45,6 +50,25 @@ use sqlx::{Connection, PgConnection};
 const DATABASE: &str = "tenancy_bench";
 
 fn main() {
+    // Redraw the charts of a results file (the committed `docs/bench/results.json`) beside it,
+    // without measuring anything.
+    if let Some(results) = std::env::var_os("TENANCY_BENCH_CHARTS_FROM") {
+        let results = std::path::PathBuf::from(results);
+        let dir = results.parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+        match charts::draw_file(&results, &dir) {
+            Ok(written) => written
+                .iter()
+                .for_each(|chart| println!("wrote {}", chart.display())),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let mut bench = harness::Bench::new(harness::Config::from_env());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -4,7 +4,9 @@
 //! A row is one name in the JSON. A comparison row (`compare`, `add_ratio`) records the ratio
 //! of the contenders' median throughputs (or times) under its name, the median of the
 //! per-round ratios under `<name>.paired`, each contender's median under `<name>.<label>` and,
-//! for operations, the client's CPU time per operation under `<name>.<label>_client_cpu`.
+//! for operations, the client's CPU time per operation under `<name>.<label>_client_cpu`, the
+//! interquartile range of the per-round ratios under `<name>.paired_q1` and `<name>.paired_q3`.
+//! A row with a goal records it as `<name>.goal_min` or `<name>.goal_max`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -297,6 +299,15 @@ impl Bench {
             value: median(&per_round),
             unit: "ratio",
         });
+        // The spread and the goal, for the charts (`charts.rs`).
+        for (what, v) in [("paired_q1", lo), ("paired_q3", hi)] {
+            self.records.push(Record {
+                name: format!("{}.{what}", spec.name),
+                value: v,
+                unit: "ratio",
+            });
+        }
+        self.push_goal(spec.name, spec.goal, "ratio");
         for (label, v) in [(spec.a, ma), (spec.b, mb)] {
             self.records.push(Record {
                 name: format!("{}.{label}", spec.name),
@@ -317,6 +328,7 @@ impl Bench {
         goal: Option<Goal>,
         detail: &str,
     ) {
+        self.push_goal(name, goal, unit);
         let goal = goal.map_or_else(String::new, |g| {
             format!(
                 "{} {}",
@@ -335,6 +347,20 @@ impl Bench {
         });
         self.records.push(Record {
             name: name.to_owned(),
+            value,
+            unit,
+        });
+    }
+
+    /// Records a row's goal as `<row>.goal_min` (at least) or `<row>.goal_max` (at most).
+    fn push_goal(&mut self, name: &str, goal: Option<Goal>, unit: &'static str) {
+        let (what, value) = match goal {
+            Some(Goal::AtLeast(g)) => ("goal_min", g),
+            Some(Goal::AtMost(g)) => ("goal_max", g),
+            None => return,
+        };
+        self.records.push(Record {
+            name: format!("{name}.{what}"),
             value,
             unit,
         });
@@ -374,6 +400,15 @@ impl Bench {
         }
         println!();
         println!("wrote {}", path.display());
+        // Charts of this run beside it; `TENANCY_BENCH_CHARTS_FROM` redraws committed ones.
+        match crate::charts::draw_file(&path, &out_dir.join("charts")) {
+            Ok(written) => {
+                for chart in written {
+                    println!("wrote {}", chart.display());
+                }
+            }
+            Err(e) => eprintln!("charts not drawn: {e}"),
+        }
     }
 }
 
