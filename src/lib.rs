@@ -97,6 +97,16 @@
 //! The database-per-tenant placement is recorded but refused with
 //! [`Error::UnsupportedPlacement`] for now.
 //!
+//! # Features
+//!
+//! None is on by default.
+//!
+//! | feature | |
+//! |---|---|
+//! | `axum` | the request edge for axum 0.8: `tenancy::axum` (a layer that resolves the tenant, extractors) |
+//! | `tls-rustls` | TLS to PostgreSQL through sqlx's rustls backend; ask for it in the URL (`sslmode=verify-full`) |
+//! | `tls-native-tls` | TLS through the platform's library (OpenSSL on Linux), likewise |
+//!
 //! # Crates
 //!
 //! This facade re-exports `tenancy-core` (ids, validation), `tenancy-sqlx` (the runtime) and
