@@ -31,6 +31,14 @@ pub enum ValidationError {
         /// Which rule it broke.
         reason: &'static str,
     },
+    /// A tenant's display name broke one of the rules of [`TenantName`](crate::TenantName).
+    #[error("invalid tenant name {input:?}: {reason}")]
+    Name {
+        /// What was given.
+        input: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
     /// A string that should hold a tenant id is not a uuid.
     #[error("invalid tenant id {input:?}: not a uuid")]
     TenantId {

@@ -12,16 +12,20 @@
 //! anyone could. They live in `tenancy-sqlx`, the crate that owns the registry.
 
 mod error;
+pub mod home;
 mod host;
 mod id;
 pub mod ident;
+mod name;
 mod placement;
 mod slug;
 mod tenant_ref;
 
 pub use error::ValidationError;
+pub use home::{DEFAULT_TENANT_COLUMN, Home};
 pub use host::Hostname;
 pub use id::TenantId;
+pub use name::TenantName;
 pub use placement::{Placement, TenantStatus};
 pub use slug::Slug;
 pub use tenant_ref::TenantRef;

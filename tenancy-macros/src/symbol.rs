@@ -18,5 +18,6 @@ pub const READ_ONLY: &str = "read_only";
 pub const SKIP: &str = "skip";
 pub const FIELD_OPTIONS: &str = "id, rename, default, read_only, skip";
 
-/// The tenant column's name unless `tenant_column` says otherwise.
-pub const DEFAULT_TENANT_COLUMN: &str = "tenant_id";
+/// The tenant column's name unless `tenant_column` says otherwise (one value for the
+/// attribute and the runtime).
+pub use tenancy_core::DEFAULT_TENANT_COLUMN;

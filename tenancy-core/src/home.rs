@@ -1,0 +1,195 @@
+//! Where a tenant's rows live, as one value resolved when its context is minted.
+//!
+//! A [`Placement`] is what the registry records; a [`Home`] is what a statement needs from it:
+//! nothing on shared tables, the quoted schema on the own-schema placement. Resolving it once,
+//! when the registry row is read, means no statement path branches on a placement and a schema
+//! that could disagree, and a new placement (a database or a server of its own) is a new variant.
+//!
+//! The names tenancy gives the schemas it creates live here too, so that what creates a schema
+//! and what refuses one on a `search_path` cannot drift apart.
+
+use std::fmt;
+
+use crate::{Placement, Slug, ValidationError, ident};
+
+/// The tenant column's name when a model does not name another (`#[tenant_scoped]`'s
+/// `tenant_column`), and the column raw SQL and the model check look for first.
+pub const DEFAULT_TENANT_COLUMN: &str = "tenant_id";
+
+/// The prefix of an own-schema tenant's schema: `t_` and its slug (see [`tenant_schema`]).
+pub const TENANT_SCHEMA_PREFIX: &str = "t_";
+
+/// The prefix of a spare schema: one built ahead of time, with the tenant migrations applied,
+/// and renamed to a tenant's when an own-schema tenant is created.
+pub const SPARE_SCHEMA_PREFIX: &str = "tenancy_spare_";
+
+/// The schema of an own-schema tenant: `t_` and the slug, hyphens as underscores. Slugs are
+/// lowercase and at most 48 characters, so two slugs never map to one schema, by case folding
+/// or by truncation.
+///
+/// ```
+/// use tenancy_core::{Slug, home::tenant_schema};
+///
+/// assert_eq!(tenant_schema(&Slug::parse("acme-eu")?)?, "t_acme_eu");
+/// # Ok::<(), tenancy_core::ValidationError>(())
+/// ```
+///
+/// # Errors
+/// [`ValidationError::Identifier`] if the name is not a schema tenancy may create (it always is
+/// for a valid slug; the check keeps the promise local).
+pub fn tenant_schema(slug: &Slug) -> Result<String, ValidationError> {
+    let name = format!("{TENANT_SCHEMA_PREFIX}{}", slug.as_str().replace('-', "_"));
+    ident::validate_schema(&name)?;
+    Ok(name)
+}
+
+/// Whether `name` (unquoted, as PostgreSQL folds it) is a schema tenancy made for a tenant:
+/// an own-schema tenant's or a spare one.
+///
+/// ```
+/// use tenancy_core::home::is_tenant_schema;
+///
+/// assert!(is_tenant_schema("t_acme"));
+/// assert!(is_tenant_schema("tenancy_spare_0f"));
+/// assert!(!is_tenant_schema("public"));
+/// ```
+pub fn is_tenant_schema(name: &str) -> bool {
+    name.starts_with(TENANT_SCHEMA_PREFIX) || name.starts_with(SPARE_SCHEMA_PREFIX)
+}
+
+/// A schema name that was validated once and is kept double-quoted, ready for SQL text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct QuotedSchema {
+    quoted: String,
+}
+
+impl QuotedSchema {
+    /// Validates `name` as a schema tenancy may create or use (see
+    /// [`ident::validate_schema`]) and quotes it.
+    ///
+    /// ```
+    /// use tenancy_core::home::QuotedSchema;
+    ///
+    /// assert_eq!(QuotedSchema::new("t_acme")?.as_sql(), r#""t_acme""#);
+    /// assert!(QuotedSchema::new("pg_catalog").is_err());
+    /// # Ok::<(), tenancy_core::ValidationError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ValidationError::Identifier`] naming the rule broken.
+    pub fn new(name: &str) -> Result<Self, ValidationError> {
+        ident::validate_schema(name)?;
+        Ok(Self {
+            quoted: ident::quote(name),
+        })
+    }
+
+    /// The quoted name, as it goes into SQL text (`"t_acme"`).
+    pub fn as_sql(&self) -> &str {
+        &self.quoted
+    }
+}
+
+impl fmt::Debug for QuotedSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.quoted)
+    }
+}
+
+/// Where one tenant's rows live: what every statement of its context needs to name its tables.
+///
+/// Built from the registry row by [`Home::new`], which refuses a placement this version does
+/// not serve, so holding a `Home` means its statements can be built.
+///
+/// ```
+/// use tenancy_core::{Placement, home::Home};
+///
+/// let shared = Home::new(Placement::SharedTable, None)?;
+/// assert_eq!(shared.schema(), None);
+/// let own = Home::new(Placement::OwnSchema, Some("t_acme"))?;
+/// assert_eq!(own.schema(), Some(r#""t_acme""#));
+/// assert_eq!(own.placement(), Placement::OwnSchema);
+/// # Ok::<(), tenancy_core::home::Unserved>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Home {
+    /// The shared tables, unqualified; every statement binds the tenant.
+    SharedTable,
+    /// The tenant's own schema; statements name it and still bind the tenant.
+    OwnSchema(QuotedSchema),
+}
+
+/// Why a registry row has no [`Home`] this version can serve: the placement is not built yet
+/// (a database of its own), or the row does not match it (an own-schema tenant without a
+/// schema, a shared-table one with one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unserved {
+    /// The placement the registry records.
+    pub placement: Placement,
+}
+
+impl fmt::Display for Unserved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the placement {} is not supported", self.placement)
+    }
+}
+
+impl std::error::Error for Unserved {}
+
+impl Home {
+    /// The home of a registry row: its placement and its `schema_name`.
+    ///
+    /// # Errors
+    /// [`Unserved`] when this version cannot serve the row (see there).
+    pub fn new(placement: Placement, schema: Option<&str>) -> Result<Self, Unserved> {
+        match (placement, schema) {
+            (Placement::SharedTable, None) => Ok(Self::SharedTable),
+            (Placement::OwnSchema, Some(name)) => QuotedSchema::new(name)
+                .map(Self::OwnSchema)
+                .map_err(|_| Unserved { placement }),
+            _ => Err(Unserved { placement }),
+        }
+    }
+
+    /// The placement this home serves.
+    pub fn placement(&self) -> Placement {
+        match self {
+            Self::SharedTable => Placement::SharedTable,
+            Self::OwnSchema(_) => Placement::OwnSchema,
+        }
+    }
+
+    /// The quoted schema statements name (`"t_acme"`); `None` on shared tables.
+    pub fn schema(&self) -> Option<&str> {
+        match self {
+            Self::SharedTable => None,
+            Self::OwnSchema(schema) => Some(schema.as_sql()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_that_does_not_match_its_placement_has_no_home() {
+        for (placement, schema) in [
+            (Placement::SharedTable, Some("t_acme")),
+            (Placement::OwnSchema, None),
+            (Placement::OwnSchema, Some("pg_toast")),
+            (Placement::OwnDatabase, None),
+        ] {
+            assert_eq!(Home::new(placement, schema), Err(Unserved { placement }));
+        }
+    }
+
+    #[test]
+    fn what_creates_a_schema_and_what_recognises_one_agree() {
+        let slug = Slug::parse("acme-eu").unwrap();
+        let name = tenant_schema(&slug).unwrap();
+        assert!(is_tenant_schema(&name));
+        assert!(is_tenant_schema(&format!("{SPARE_SCHEMA_PREFIX}0f")));
+    }
+}
