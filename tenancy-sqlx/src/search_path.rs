@@ -10,11 +10,7 @@ use sqlx::PgConnection;
 
 use crate::{Error, Result};
 
-/// True for a schema tenancy names: an own-schema tenant's (`t_` and its slug, see
-/// `registry::schema_for`) or a spare's (`tenancy_spare_...`, see `crate::spare`).
-pub(crate) fn is_tenant_schema(name: &str) -> bool {
-    name.starts_with("t_") || name.starts_with("tenancy_spare_")
-}
+pub(crate) use tenancy_core::home::is_tenant_schema;
 
 /// Refuses a connection whose `search_path` names a tenant or spare schema: as resolved
 /// (`current_schemas`) and as written, so that a tenant schema not created yet counts too.

@@ -132,7 +132,11 @@ impl Tenancy {
             .await?;
         let missing = count.saturating_sub(usize::try_from(have).unwrap_or(0));
         for _ in 0..missing {
-            let name = format!("tenancy_spare_{}", uuid::Uuid::new_v4().simple());
+            let name = format!(
+                "{}{}",
+                tenancy_core::home::SPARE_SCHEMA_PREFIX,
+                uuid::Uuid::new_v4().simple()
+            );
             let mut tx = rt.begin().await?;
             sqlx::raw_sql(crate::sql::text(fresh_schema_script(
                 &name,

@@ -419,7 +419,7 @@ fn tenant_column_problems(
     let mut tenant_like = BTreeSet::new();
     for c in columns {
         let name: String = c.get("name");
-        if name == "tenant_id" {
+        if name == tenancy_core::DEFAULT_TENANT_COLUMN {
             tenant_like.insert(name);
         }
     }

@@ -288,7 +288,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         let args = self.args;
         let rewritten = rewrite(self.sql.as_str(), &built, exec.schema(), args.len())?;
         let models: Vec<&str> = self.relations.iter().map(|r| r.meta.table).collect();
-        let mut tenant_columns = vec![DEFAULT_TENANT_COLUMN.to_owned()];
+        let mut tenant_columns = vec![tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
         for r in &self.relations {
             if !tenant_columns.iter().any(|c| c == r.meta.tenant_column) {
                 tenant_columns.push(r.meta.tenant_column.to_owned());
@@ -361,9 +361,6 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
 fn cte_name(table: &str) -> String {
     format!("tenancy_scoped_{table}")
 }
-
-/// The tenant column of a model that does not rename it; tables with it are tenant tables.
-const DEFAULT_TENANT_COLUMN: &str = "tenant_id";
 
 fn lexical(msg: String) -> Error {
     RawSqlRefusal::new(

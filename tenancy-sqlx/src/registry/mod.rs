@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use tenancy_core::{Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus};
+use tenancy_core::{
+    Hostname, Placement, Slug, TenantId, TenantName, TenantRef, TenantStatus, ValidationError,
+};
 use time::OffsetDateTime;
 
 use crate::ctx::Validity;
@@ -89,8 +91,6 @@ impl NewTenant {
         self
     }
 }
-
-const MAX_NAME_LEN: usize = 200;
 
 const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.placement, t.status, t.created_at, t.deleted_at, t.schema_name, \
      COALESCE((SELECT array_agg(d.host ORDER BY d.is_primary DESC, d.host) \
@@ -282,16 +282,12 @@ impl Tenancy {
         chosen: Option<(&Superuser, TenantId)>,
     ) -> Result<Tenant> {
         let slug = Slug::parse(&new.slug)?;
-        let name = new.name.trim();
-        if name.is_empty() {
-            return Err(Error::InvalidName("must not be empty"));
-        }
-        if name.chars().count() > MAX_NAME_LEN {
-            return Err(Error::InvalidName("must be at most 200 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::InvalidName("must not contain control characters"));
-        }
+        let name = match TenantName::parse(&new.name) {
+            Ok(name) => name,
+            Err(ValidationError::Name { reason, .. }) => return Err(Error::InvalidName(reason)),
+            Err(e) => return Err(e.into()),
+        };
+        let name = name.as_str();
         let mut hosts: Vec<Hostname> = Vec::with_capacity(new.hosts.len());
         for host in &new.hosts {
             let host = Hostname::parse(host)?;
@@ -397,13 +393,9 @@ impl Tenancy {
     }
 }
 
-/// The schema of an own-schema tenant: `t_` and the slug, hyphens as underscores. Slugs are
-/// lowercase and at most 48 characters, so two slugs never map to one schema, by case folding
-/// or by truncation.
+/// The schema of an own-schema tenant (see [`tenancy_core::home::tenant_schema`]).
 pub(crate) fn schema_for(slug: &Slug) -> Result<String> {
-    let name = format!("t_{}", slug.as_str().replace('-', "_"));
-    tenancy_core::ident::validate_schema(&name)?;
-    Ok(name)
+    Ok(tenancy_core::home::tenant_schema(slug)?)
 }
 
 pub(crate) fn sql_tenant_by_id() -> &'static str {
