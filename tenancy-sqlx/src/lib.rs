@@ -40,9 +40,11 @@ mod report;
 pub mod rls;
 mod runtime;
 mod search_path;
+mod server;
 mod spare;
 mod sql;
 mod superuser;
+mod tenancy;
 mod value;
 mod verify;
 
@@ -74,11 +76,11 @@ pub use report::{
     DEFAULT_REPORT_CONCURRENCY, Max, Min, Numeric, Orderable, PROBE_SCHEMAS, Report,
     ReportAggregate, Sum, Total,
 };
-pub use runtime::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
-};
 pub use superuser::Superuser;
 pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
+pub use tenancy::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
+};
 pub use value::{BindValue, Value};
 pub use verify::ShapeReport;
 

@@ -9,7 +9,7 @@ use sqlx::Row;
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
-use crate::{Error, Lookup, Result, Superuser, Tenancy, TenantCtx};
+use crate::{Result, TenantCtx};
 
 /// A user's membership of a tenant, as recorded in the registry. Plain data: grants nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +30,9 @@ pub struct Membership {
 /// membership from the registry.
 #[derive(Clone)]
 pub struct Member {
-    ctx: TenantCtx,
-    user: String,
-    role: String,
+    pub(crate) ctx: TenantCtx,
+    pub(crate) user: String,
+    pub(crate) role: String,
 }
 
 impl Member {
@@ -67,154 +67,7 @@ impl std::fmt::Debug for Member {
     }
 }
 
-impl Tenancy {
-    /// Resolves the tenant of a request's host, then checks that `user` (authenticated by the
-    /// application) is one of its members. Two round trips at most: the host's tenant is cached,
-    /// the membership never is.
-    ///
-    /// ```no_run
-    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy) -> tenancy_sqlx::Result<()> {
-    /// let member = tenancy.resolve_member("user-42", "acme.spinners.example").await?;
-    /// if member.role() == "owner" { /* ... */ }
-    /// let ctx = member.ctx();
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`Tenancy::resolve_host`], and [`Error::NotMember`] when the user is not a member.
-    pub async fn resolve_member(&self, user: &str, host: &str) -> Result<Member> {
-        let ctx = self.resolve_host(host).await?;
-        self.member(ctx, user).await
-    }
-
-    /// Checks that `user` is a member of the context's tenant and returns the proof, with the
-    /// role. Reads the registry every time.
-    ///
-    /// # Errors
-    /// [`Error::NotMember`]; [`Error::ContextRevoked`] for a context that may act no more;
-    /// [`Error::Database`].
-    pub async fn member(&self, ctx: TenantCtx, user: &str) -> Result<Member> {
-        ctx.check_live()?;
-        let role: Option<String> = self
-            .rt
-            .with_conn(async |c| {
-                Ok(crate::sql::admin_scalar(
-                    "SELECT role FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
-                )
-                .bind(ctx.id().as_uuid())
-                .bind(user)
-                .fetch_optional(c)
-                .await?)
-            })
-            .await?;
-        match role {
-            Some(role) => Ok(Member {
-                ctx,
-                user: user.to_owned(),
-                role,
-            }),
-            None => Err(Error::NotMember {
-                user: user.to_owned(),
-                id: ctx.id(),
-            }),
-        }
-    }
-
-    /// Makes `user` a member of the tenant with `role`, or changes their role. Audited
-    /// (`membership.add`, with `user=role` as the detail), in the same transaction.
-    ///
-    /// # Errors
-    /// [`Error::TenantNotFound`]; [`Error::Forbidden`] for an expired capability;
-    /// [`Error::InvalidName`] for an empty user or role; [`Error::Database`].
-    pub async fn add_member(
-        &self,
-        su: &Superuser,
-        tenant: TenantId,
-        user: &str,
-        role: &str,
-    ) -> Result<Membership> {
-        self.check_superuser(su)?;
-        if user.is_empty() || role.is_empty() {
-            return Err(Error::InvalidName(
-                "a member's user and role must not be empty",
-            ));
-        }
-        let mut tx = self.rt.begin().await?;
-        let row = crate::sql::admin_query(
-            "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
-             RETURNING tenant_id, user_id, role, created_at",
-        )
-        .bind(tenant.as_uuid())
-        .bind(user)
-        .bind(role)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match e.as_database_error() {
-            Some(d) if d.is_foreign_key_violation() => Error::TenantNotFound(Lookup::Id(tenant)),
-            _ => Error::Database(e),
-        })?;
-        su.audit(
-            &mut tx,
-            "membership.add",
-            &[tenant],
-            Some(&format!("{user}={role}")),
-        )
-        .await?;
-        tx.commit().await?;
-        membership_from_row(&row)
-    }
-
-    /// Ends `user`'s membership of the tenant; their next check ([`Tenancy::member`]) fails.
-    /// Audited (`membership.remove`, with the user as the detail). Returns whether there was one.
-    ///
-    /// # Errors
-    /// [`Error::Forbidden`] for an expired capability; [`Error::Database`].
-    pub async fn remove_member(
-        &self,
-        su: &Superuser,
-        tenant: TenantId,
-        user: &str,
-    ) -> Result<bool> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let removed = crate::sql::admin_query(
-            "DELETE FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
-        )
-        .bind(tenant.as_uuid())
-        .bind(user)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        su.audit(&mut tx, "membership.remove", &[tenant], Some(user))
-            .await?;
-        tx.commit().await?;
-        Ok(removed)
-    }
-
-    /// The tenant's members, by user id. Audited (`membership.list`).
-    ///
-    /// # Errors
-    /// [`Error::Forbidden`] for an expired capability; [`Error::Database`].
-    pub async fn members(&self, su: &Superuser, tenant: TenantId) -> Result<Vec<Membership>> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let rows = crate::sql::admin_query(
-            "SELECT tenant_id, user_id, role, created_at FROM tenancy.memberships \
-             WHERE tenant_id = $1 ORDER BY user_id",
-        )
-        .bind(tenant.as_uuid())
-        .fetch_all(&mut *tx)
-        .await?;
-        su.audit(&mut tx, "membership.list", &[tenant], None)
-            .await?;
-        tx.commit().await?;
-        rows.iter().map(membership_from_row).collect()
-    }
-}
-
-fn membership_from_row(row: &sqlx::postgres::PgRow) -> Result<Membership> {
+pub(crate) fn membership_from_row(row: &sqlx::postgres::PgRow) -> Result<Membership> {
     Ok(Membership {
         tenant: TenantId::from_uuid(row.try_get("tenant_id")?),
         user: row.try_get("user_id")?,

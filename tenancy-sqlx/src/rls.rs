@@ -110,9 +110,8 @@
 use sqlx::{PgConnection, PgPool, SqlStr};
 use tenancy_core::{TenantId, ValidationError};
 
-use crate::model::Model;
 use crate::runtime::Runtime;
-use crate::{Error, Result, Superuser, Tenancy};
+use crate::{Error, Result};
 
 /// The transaction-local setting holding the tenant tenancy acts for.
 pub const TENANT_SETTING: &str = "tenancy.tenant_id";
@@ -357,32 +356,4 @@ pub(crate) async fn descendant_problems(
         }
     }
     Ok(problems)
-}
-
-impl Tenancy {
-    /// Puts tenancy's row-level security policy ([`policy_sql`]) on `M`'s shared table and on
-    /// each of its partitions and inheritance children, in one transaction, audited
-    /// (`rls.install`). Idempotent. Own-schema tenants' tables get it from
-    /// the tenant migrations: put `policy_sql(table, column)` there.
-    ///
-    /// Needs the table's owner (or a superuser) to run; the runtime setting is
-    /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security).
-    ///
-    /// # Errors
-    /// [`Error::InvalidModel`], [`Error::TableShape`] if the table fails the model check (so the
-    /// policy would not be on the tenant's column), [`Error::Forbidden`] for a foreign or expired
-    /// `su`, [`Error::Database`] (e.g. not the owner).
-    pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
-        self.check_superuser(su)?;
-        crate::verify::check_before_policy::<M>(self.runtime()).await?;
-        let sql = policy_sql(M::META.table, M::META.tenant_column)?;
-        let mut tx = self.runtime().begin().await?;
-        sqlx::raw_sql(crate::sql::text(sql))
-            .execute(&mut *tx)
-            .await?;
-        su.audit(&mut tx, "rls.install", &[], Some(M::META.table))
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }

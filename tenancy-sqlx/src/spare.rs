@@ -4,8 +4,8 @@
 
 use sqlx::{PgConnection, Row};
 
-use crate::migrate::{Migrations, Target, apply, fresh_schema_script};
-use crate::{Error, Result, Superuser, Tenancy};
+use crate::migrate::{Migrations, Target, apply};
+use crate::{Error, Result};
 
 /// Takes the oldest spare, if any, and renames it to `schema`, bringing it to the latest
 /// migration if it fell behind. `Ok(false)` when there is none. Runs in the caller's
@@ -103,55 +103,4 @@ async fn adopt(
         );
     }
     Ok(())
-}
-
-impl Tenancy {
-    /// Makes sure `count` spare schemas are ready at the latest tenant migration, building the
-    /// missing ones (each in its own transaction). Returns how many were built. Run it at
-    /// startup or from a periodic job; creating an own-schema tenant then costs a rename.
-    ///
-    /// It runs the tenant migrations outside any tenant, so it takes a [`Superuser`] and each
-    /// spare built is audited (`schemas.warm`, naming the schema) in its own transaction.
-    ///
-    /// # Errors
-    /// [`Error::MigrationRefused`] for migration text that would end its transaction, before
-    /// anything runs; [`Error::Migration`] if a tenant migration fails (that spare is not
-    /// kept); [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
-    pub async fn warm_schemas(&self, su: &Superuser, count: usize) -> Result<usize> {
-        self.check_superuser(su)?;
-        let rt = self.runtime();
-        rt.tenant_migrations.check_runnable()?;
-        let have: i64 = rt
-            .with_conn(async |c| {
-                Ok(
-                    crate::sql::admin_scalar("SELECT count(*) FROM tenancy.spare_schemas")
-                        .fetch_one(c)
-                        .await?,
-                )
-            })
-            .await?;
-        let missing = count.saturating_sub(usize::try_from(have).unwrap_or(0));
-        for _ in 0..missing {
-            let name = format!(
-                "{}{}",
-                tenancy_core::home::SPARE_SCHEMA_PREFIX,
-                uuid::Uuid::new_v4().simple()
-            );
-            let mut tx = rt.begin().await?;
-            sqlx::raw_sql(crate::sql::text(fresh_schema_script(
-                &name,
-                &rt.tenant_migrations,
-            )))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Error::Migration(format!("building spare schema {name}: {e}")))?;
-            crate::sql::admin_query("INSERT INTO tenancy.spare_schemas (name) VALUES ($1)")
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-            su.audit(&mut tx, "schemas.warm", &[], Some(&name)).await?;
-            tx.commit_and_reset().await?;
-        }
-        Ok(missing)
-    }
 }

@@ -29,7 +29,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::ctx::Exec;
 use crate::model::{Built, Model, ModelMeta};
-use crate::{Error, Result, Tenancy};
+use crate::{Error, Result};
 
 /// The tables each model was checked against through one `Tenancy` handle.
 #[derive(Default)]
@@ -119,7 +119,7 @@ pub(crate) async fn checked(
 
 /// As [`checked`], whatever this runtime saw before ([`Tenancy::verify`] asks the database
 /// again).
-async fn check_now(
+pub(crate) async fn check_now(
     rt: &crate::runtime::Runtime,
     conn: Option<&mut PgConnection>,
     model: TypeId,
@@ -219,27 +219,6 @@ impl fmt::Display for ShapeReport {
         for p in &self.problems {
             write!(f, "\n  - {p}")?;
         }
-        Ok(())
-    }
-}
-
-impl Tenancy {
-    /// Checks that `M`'s shared table exists with every model column, a `uuid NOT NULL` tenant
-    /// column that is the table's tenant column (see the module docs), and keys, foreign keys and
-    /// indexes that all lead with the tenant.
-    ///
-    /// The runtime runs this check itself before a model's first statement (and before its first
-    /// statement in each tenant schema): calling it at startup only reports a bad table sooner.
-    ///
-    /// With [row-level security](crate::rls) on, also that the table and each of its partitions
-    /// and inheritance children has tenancy's policy, enabled and forced, and no other
-    /// permissive policy that would widen it (a problem with a child names the child).
-    ///
-    /// # Errors
-    /// [`Error::TableShape`] naming the table and listing every problem;
-    /// [`Error::InvalidModel`]; [`Error::Database`].
-    pub async fn verify<M: Model>(&self) -> Result<()> {
-        check_now(self.runtime(), None, TypeId::of::<M>(), &M::META, None).await?;
         Ok(())
     }
 }

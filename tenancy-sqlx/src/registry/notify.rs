@@ -159,8 +159,8 @@ impl Listener {
     ) -> Result<Self> {
         let options = options.application_name(APPLICATION_NAME);
         // The listener runs no tenant's statement: its search_path does not matter.
-        crate::runtime::probe(&options, timeout, false).await?;
-        let address = crate::runtime::address(&options);
+        crate::server::probe(&options, timeout, false).await?;
+        let address = crate::server::address(&options);
         // A pool of one connection, only for PgListener's reconnection; pinged before reuse so
         // that a terminated backend is replaced rather than handed back.
         let pool = PgPoolOptions::new()

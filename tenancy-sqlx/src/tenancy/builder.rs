@@ -1,0 +1,460 @@
+//! [`TenancyBuilder`]: the options of a [`Tenancy`], and connecting with them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::conn::SchemaEpoch;
+use crate::registry::cache::ResolveCache;
+use crate::runtime::Runtime;
+use crate::server::probe;
+use crate::{Migrations, Result, Tenancy, registry};
+
+/// How repository statements are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StatementMode {
+    /// Named statements, prepared once per connection and cached by sqlx. The fastest; needs
+    /// a direct connection, or a pooler that tracks prepared statements (PgBouncer >= 1.21
+    /// with `max_prepared_statements`).
+    #[default]
+    Cached,
+    /// Unnamed statements, prepared and executed per call. For PgBouncer in transaction mode
+    /// without prepared-statement tracking (Debian's 1.18): named statements would land on
+    /// server connections that do not have them. Costs a second round trip per statement.
+    Unnamed,
+}
+
+/// Options for [`Tenancy`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TenancyBuilder {
+    max_connections: u32,
+    cache_ttl: Duration,
+    cache_capacity: usize,
+    tenant_migrations: Migrations,
+    statement_mode: StatementMode,
+    statement_cache_capacity: usize,
+    test_before_acquire: bool,
+    lanes: usize,
+    admin_connections: u32,
+    row_level_security: bool,
+    acquire_timeout: Duration,
+    install_registry: bool,
+    listen: bool,
+    notify_url: Option<String>,
+    pub(crate) superuser: crate::superuser::SuperuserConfig,
+    global_tables: Vec<String>,
+}
+
+/// How long [`TenancyBuilder::connect`] waits for the server, and each borrow for a connection,
+/// by default: see [`TenancyBuilder::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Statements each pooled connection keeps prepared, for [`TenancyBuilder::connect`].
+///
+/// sqlx's default (100) thrashes as soon as the statements of the tenants one connection serves
+/// outnumber it, which own-schema tenants do quickly: each (tenant, statement) pair is its own
+/// prepared statement. Measured here, lookups on one connection over 1,000 own-schema tenants
+/// run at 0.57x of the shared-table floor with 100 and at 0.96x with 1,100, for 24.7 MiB of
+/// backend memory in all (most of it the catalog caches of 1,000 tables, which any schema-per-
+/// tenant design pays; about 3 KiB per cached statement).
+pub const DEFAULT_STATEMENT_CACHE: usize = 1_024;
+
+impl Default for TenancyBuilder {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            cache_ttl: Duration::from_secs(30),
+            cache_capacity: 10_000,
+            tenant_migrations: Migrations::empty(),
+            statement_mode: StatementMode::Cached,
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE,
+            test_before_acquire: true,
+            lanes: 1,
+            admin_connections: 2,
+            row_level_security: false,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            install_registry: true,
+            listen: true,
+            notify_url: None,
+            global_tables: Vec::new(),
+            superuser: crate::superuser::SuperuserConfig::default(),
+        }
+    }
+}
+
+impl TenancyBuilder {
+    /// Pool size for [`TenancyBuilder::connect`]. Default 10.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// How long a resolved tenant is served from memory. Default 30 s; zero disables the cache.
+    ///
+    /// A tenant suspended, deleted or purged through this handle is refused at once; through
+    /// another process or handle, as soon as its notification arrives (see
+    /// [`TenancyBuilder::listen_for_changes`]). This is the bound when notifications are off or
+    /// cannot be received.
+    ///
+    /// Raw SQL keeps the catalog's verdict on the names a statement uses (global tables,
+    /// built-ins not shadowed) as long.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many lookups (by id, slug or host) the cache holds. Default 10,000.
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// How repository statements are sent (default [`StatementMode::Cached`]; use
+    /// [`StatementMode::Unnamed`] behind PgBouncer in transaction mode). Registry, lifecycle
+    /// and migration statements are always unnamed.
+    pub fn statement_mode(mut self, mode: StatementMode) -> Self {
+        self.statement_mode = mode;
+        self
+    }
+
+    /// How many prepared statements each connection of the pool [`TenancyBuilder::connect`]
+    /// builds keeps (default [`DEFAULT_STATEMENT_CACHE`]). Size it to the statements the
+    /// tenants served by one connection use, within the server memory you grant a connection.
+    /// With [`TenancyBuilder::from_pool`], set it on your own `PgConnectOptions` instead.
+    pub fn statement_cache_capacity(mut self, n: usize) -> Self {
+        self.statement_cache_capacity = n;
+        self
+    }
+
+    /// Whether the pool [`TenancyBuilder::connect`] builds pings a connection before lending it
+    /// (default `true`, as sqlx). The ping is a round trip per borrow: measured here, it costs
+    /// a one-statement lookup about a quarter of its throughput. Without it, a connection whose
+    /// server backend died (a restart, `pg_terminate_backend`) fails the first statement sent on
+    /// it instead of being replaced; turn it off where the application retries such errors.
+    pub fn test_before_acquire(mut self, test: bool) -> Self {
+        self.test_before_acquire = test;
+        self
+    }
+
+    /// Splits the pool [`TenancyBuilder::connect`] builds into `n` lanes of
+    /// `max_connections / n` connections each, and runs every tenant's statements on one lane,
+    /// always the same (by its id). Default 1: one pool for all.
+    ///
+    /// For many own-schema tenants. A server connection keeps, for every table it has touched,
+    /// catalog cache entries, and for every (tenant, statement) pair it has run, a prepared
+    /// statement: served by any connection, 10,000 tenants make each connection hold all of
+    /// them (over 100 MiB) or thrash its statement cache. With lanes, a connection serves only
+    /// its lane's tenants, so its memory and statement cache are bounded by
+    /// `tenants / lanes`: size lanes so that one lane's statements fit
+    /// [`TenancyBuilder::statement_cache_capacity`]. BENCHMARKS.md measures it.
+    ///
+    /// The price: a tenant can use only its lane's connections at once, so a burst from one
+    /// tenant queues sooner. Registry, lifecycle, migration and report work then runs on a pool
+    /// of its own ([`TenancyBuilder::admin_connections`]). Through PgBouncer, lanes bound the
+    /// client side only: the pooler picks the server connection.
+    pub fn connection_lanes(mut self, n: usize) -> Self {
+        self.lanes = n.max(1);
+        self
+    }
+
+    /// With [`TenancyBuilder::connection_lanes`] above 1, the size of the pool that serves the
+    /// registry (resolution misses), lifecycle, migrations and reports. Default 2.
+    pub fn admin_connections(mut self, n: u32) -> Self {
+        self.admin_connections = n;
+        self
+    }
+
+    /// Row-level security as a runtime backstop (default off): every tenant statement then runs
+    /// in a transaction with the tenant set transaction-locally
+    /// (`set_config('tenancy.tenant_id', <tenant>, true)`), so that PostgreSQL, with tenancy's
+    /// policy on the table, confines any SQL on that connection to that tenant, and SQL on a
+    /// connection where no tenant is set to nothing. Off, nothing is set and nothing changes.
+    ///
+    /// Install the policy with [`rls::policy_sql`](crate::rls::policy_sql) in a migration or
+    /// [`Tenancy::install_row_level_security`]; [`Tenancy::verify`] then also reports a table
+    /// without it.
+    ///
+    /// The cost: a statement on a `&TenantCtx` takes two more round trips (`BEGIN` with the
+    /// setting, and `COMMIT`); a [`TenantTx`](crate::TenantTx) takes none (the setting rides on
+    /// its `BEGIN`), nor does [`StatementMode::Unnamed`]. See [`crate::rls`].
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str) -> tenancy_sqlx::Result<()> {
+    /// use tenancy_sqlx::Tenancy;
+    ///
+    /// // Connect as the application's role: not a superuser, not BYPASSRLS.
+    /// let tenancy = Tenancy::builder().row_level_security(true).connect(url).await?;
+    /// let ctx = tenancy.resolve_slug("acme").await?;
+    /// let mut tx = ctx.begin().await?; // acme is set for this transaction only
+    /// // ... repository calls on &mut tx ...
+    /// tx.commit().await?;
+    ///
+    /// // SQL written around the library, on a connection where tenancy set no tenant, sees
+    /// // no tenant's rows (and cannot write any):
+    /// let pool = tenancy_sqlx::sqlx::PgPool::connect(url).await?;
+    /// let n: i64 = tenancy_sqlx::sqlx::query_scalar("SELECT count(*) FROM spins")
+    ///     .fetch_one(&pool)
+    ///     .await?;
+    /// assert_eq!(n, 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Connecting fails with [`Error::RowLevelSecurity`](crate::Error::RowLevelSecurity) when
+    /// the connected role is a PostgreSQL superuser or has `BYPASSRLS`: PostgreSQL applies no
+    /// policy to it, so the backstop would be silently off.
+    pub fn row_level_security(mut self, on: bool) -> Self {
+        self.row_level_security = on;
+        self
+    }
+
+    /// How long connecting waits for the server to answer, and a unit of work for a pooled
+    /// connection, before failing. Default [`DEFAULT_ACQUIRE_TIMEOUT`] (10 s). A server that
+    /// refuses the connection fails [`TenancyBuilder::connect`] at once, with the cause. With
+    /// [`TenancyBuilder::from_pool`], your pool's own timeout applies instead.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether connecting installs the registry schema (`tenancy`) when it is missing, and
+    /// upgrades it when it is behind this version. Default `true`. Either way a current registry
+    /// is only read, so a role without `CREATE` on the database can connect once it is
+    /// installed; with `false`, a missing or outdated registry fails the connection with
+    /// [`Error::RegistryNotInstalled`](crate::Error::RegistryNotInstalled) instead of trying.
+    /// Install it with [`Tenancy::install`] as the owner role (README: least privilege).
+    pub fn install_registry(mut self, install: bool) -> Self {
+        self.install_registry = install;
+        self
+    }
+
+    /// Whether this handle listens for registry changes made by other processes and handles
+    /// (`LISTEN tenancy_registry`, on a connection of its own). Default `true`: a tenant
+    /// suspended, deleted or purged elsewhere stops resolving here, and its contexts held here
+    /// are refused with [`Error::ContextRevoked`](crate::Error::ContextRevoked), within moments
+    /// of the commit. If the connection is lost, the listener reconnects and, since changes may
+    /// have been missed meanwhile, revokes every context resolved before.
+    ///
+    /// After every `LISTEN` (at connect and after each reconnect) the listener sends a
+    /// notification of its own through the pool and waits, up to the acquire timeout but at
+    /// most three seconds, to hear it. At connect, if it does not,
+    /// [`connect`](TenancyBuilder::connect) fails with
+    /// [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard); after a reconnect,
+    /// the listener counts as still disconnected and tries again.
+    ///
+    /// Off, changes made elsewhere are seen within [`TenancyBuilder::cache_ttl`], and contexts
+    /// held here are not refused. Changes made through this handle notify others either way.
+    pub fn listen_for_changes(mut self, listen: bool) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// The server the registry listener connects to, when it must differ from the pool's:
+    /// `LISTEN` does not work through PgBouncer in transaction mode (a notification goes to
+    /// whichever client holds the server connection), so behind one give the database's direct
+    /// address here. It must name the pool's database: notifications are per database. Default:
+    /// the pool's own address.
+    ///
+    /// Connecting checks that a notification sent through the pool reaches the listener, and
+    /// fails with [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard) when it
+    /// does not (see [`TenancyBuilder::listen_for_changes`]).
+    pub fn notify_url(mut self, url: &str) -> Self {
+        self.notify_url = Some(url.to_owned());
+        self
+    }
+
+    /// Tables every tenant shares (no tenant column, no foreign key to the registry) that raw
+    /// SQL may name, as `"countries"` or `"public.plans"`. Raw SQL reaches every other relation
+    /// only through `{table}` placeholders. Each raw query checks, in its catalog round trip,
+    /// that the names it uses resolve to these tables and that they still hold no tenant data.
+    pub fn global_tables<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.global_tables = tables.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The tenant migrations: run in each new own-schema tenant's schema when it is created,
+    /// and everywhere by [`Tenancy::migrate_tenants`].
+    pub fn tenant_migrations(mut self, migrations: Migrations) -> Self {
+        self.tenant_migrations = migrations;
+        self
+    }
+
+    /// Connects and brings the registry schema up to date (see
+    /// [`TenancyBuilder::install_registry`]).
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`].
+    pub async fn connect(self, url: &str) -> Result<Tenancy> {
+        let options = url
+            .parse::<PgConnectOptions>()?
+            .statement_cache_capacity(self.statement_cache_capacity);
+        // The pool retries a refused connection until its timeout and then reports only that
+        // it timed out; one direct attempt first reports why.
+        probe(&options, self.acquire_timeout, true).await?;
+        let epoch = Arc::new(SchemaEpoch::new());
+        let pool_of = |max: u32| {
+            let epoch = Arc::clone(&epoch);
+            PgPoolOptions::new()
+                .max_connections(max.max(1))
+                .acquire_timeout(self.acquire_timeout)
+                .test_before_acquire(self.test_before_acquire)
+                // A connection opened before a migration may hold statements planned for the
+                // old shape of a table: replaced rather than lent (no round trip otherwise).
+                .before_acquire(move |_, meta| {
+                    let fresh = !epoch.predates(meta.age);
+                    Box::pin(async move { Ok(fresh) })
+                })
+                // A role's or database's search_path can change after the probe: every
+                // connection is checked before it is first lent.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        crate::search_path::check(conn)
+                            .await
+                            .map_err(|e| sqlx::Error::Configuration(e.into()))
+                    })
+                })
+        };
+        if self.lanes <= 1 {
+            let pool = pool_of(self.max_connections).connect_with(options).await?;
+            return self.build(pool.clone(), vec![pool], epoch).await;
+        }
+        let per_lane = self.max_connections / u32::try_from(self.lanes).unwrap_or(u32::MAX);
+        let admin = pool_of(self.admin_connections)
+            .connect_with(options.clone())
+            .await?;
+        // Lanes open their connections when first used, not all at start.
+        let lanes = (0..self.lanes)
+            .map(|_| pool_of(per_lane).connect_lazy_with(options.clone()))
+            .collect();
+        self.build(admin, lanes, epoch).await
+    }
+
+    /// Uses an existing pool and brings the registry schema up to date. The pool serves every
+    /// tenant (one lane).
+    ///
+    /// tenancy cannot add its check to a pool it did not build, so after a migration that pool
+    /// goes on lending connections whose prepared statements predate it: a statement on a
+    /// `&TenantCtx` that the server refuses for that is prepared again and rerun, but one inside a
+    /// [`TenantTx`](crate::TenantTx) fails. Prefer [`TenancyBuilder::connect`], or recycle the
+    /// pool's connections after migrating.
+    ///
+    /// One of the pool's connections is checked for a tenant schema on its `search_path` (see
+    /// [`Error::SearchPath`](crate::Error::SearchPath)); the others are not, so give the pool no
+    /// per-connection `search_path` of its own.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`].
+    pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {
+        crate::search_path::check(&mut *pool.acquire().await?).await?;
+        let lanes = vec![pool.clone()];
+        self.build(pool, lanes, Arc::new(SchemaEpoch::new())).await
+    }
+
+    async fn build(
+        self,
+        pool: PgPool,
+        lanes: Vec<PgPool>,
+        epoch: Arc<SchemaEpoch>,
+    ) -> Result<Tenancy> {
+        if self.row_level_security {
+            // Before anything is created: a refused role leaves the database as it was.
+            crate::rls::check_role(&pool).await?;
+        }
+        registry::schema::ensure(&pool, self.install_registry).await?;
+        let notify_options = match &self.notify_url {
+            Some(url) => url.parse::<PgConnectOptions>()?,
+            None => (*pool.connect_options()).clone(),
+        };
+        let rt = Arc::new(Runtime {
+            pool,
+            lanes,
+            cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
+            tenant_migrations: Arc::new(self.tenant_migrations),
+            persistent: self.statement_mode == StatementMode::Cached,
+            superuser: self.superuser,
+            rls: self.row_level_security,
+            origin: uuid::Uuid::new_v4(),
+            epoch,
+            models: crate::verify::Checked::default(),
+            raw: crate::raw::RawConfig::new(self.global_tables, self.cache_ttl),
+        });
+        let listener = if self.listen {
+            let listener =
+                crate::registry::notify::Listener::start(notify_options, self.acquire_timeout, &rt)
+                    .await?;
+            Some(Arc::new(listener))
+        } else {
+            None
+        };
+        Ok(Tenancy { rt, listener })
+    }
+}
+
+impl TenancyBuilder {
+    /// A policy every [`Tenancy::superuser`] call must pass: it gets the actor and the reason,
+    /// and returns `Ok(())` to allow or `Err(why)` to refuse. A refusal is written to the audit
+    /// log (action `superuser.refused`, with `why` as the detail) and the caller gets
+    /// [`Error::Forbidden`]. Default: everyone with a non-empty actor and reason is allowed.
+    ///
+    /// The policy runs in the acquiring task: keep it quick (an allow-list, a lookup in memory).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> tenancy_sqlx::Result<()> {
+    /// use tenancy_sqlx::Tenancy;
+    ///
+    /// const ADMINS: &[&str] = &["ops@example.com", "oncall@example.com"];
+    /// let tenancy = Tenancy::builder()
+    ///     .superuser_policy(|actor, reason| {
+    ///         if !ADMINS.contains(&actor) {
+    ///             return Err(format!("{actor} is not an administrator"));
+    ///         }
+    ///         if !reason.contains('#') {
+    ///             return Err("name the ticket (#1234) in the reason".into());
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .connect("postgres://postgres@127.0.0.1/app")
+    ///     .await?;
+    /// assert!(tenancy.superuser("intern@example.com", "curious #1").await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn superuser_policy(
+        mut self,
+        policy: impl Fn(&str, &str) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.superuser.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// How long a [`Superuser`] stays valid after its acquisition. Once expired, every
+    /// operation refuses it with [`Error::Forbidden`]; acquire (and so audit) a new one.
+    /// Default: no expiry. The expiry is recorded in the acquisition's audit record.
+    ///
+    /// Operations already running when it expires finish; a [`TenantCtx`] obtained by
+    /// [`Tenancy::impersonate`] expires with it (its statements then fail with
+    /// [`Error::Forbidden`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> tenancy_sqlx::Result<()> {
+    /// use std::time::Duration;
+    /// use tenancy_sqlx::Tenancy;
+    ///
+    /// let tenancy = Tenancy::builder()
+    ///     .superuser_ttl(Duration::from_secs(15 * 60))
+    ///     .connect("postgres://postgres@127.0.0.1/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn superuser_ttl(mut self, ttl: Duration) -> Self {
+        self.superuser.ttl = Some(ttl);
+        self
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Tenancy`]: the handle an application keeps (one per database). Its methods live in the
+//! files of this folder, one per job; each is a thin public entry point with the rustdoc, and
+//! the work is done by the modules it names (the registry, the lifecycle, migrations...).
+
+mod admin;
+mod builder;
+mod export;
+mod lifecycle;
+mod members;
+mod migrate;
+mod resolve;
+mod spare;
+mod verify;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::Result;
+use crate::runtime::Runtime;
+
+pub use builder::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, TenancyBuilder,
+};
+
+/// The entry point: a connection pool plus the tenant registry.
+///
+/// Cloning is cheap (an `Arc`); clones share the pool and the cache.
+///
+/// ```no_run
+/// # async fn demo() -> tenancy_sqlx::Result<()> {
+/// use tenancy_sqlx::{NewTenant, Tenancy};
+///
+/// let tenancy = Tenancy::connect("postgres://postgres@127.0.0.1/app").await?;
+/// tenancy.create_tenant(NewTenant::new("acme", "Acme Corp").host("acme.example.com")).await?;
+/// let ctx = tenancy.resolve_host("acme.example.com:443").await?;
+/// assert_eq!(ctx.slug(), "acme");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Tenancy {
+    pub(crate) rt: Arc<Runtime>,
+    /// The registry listener, stopped when the last clone of the handle is dropped (contexts
+    /// keep the runtime, not this).
+    listener: Option<Arc<crate::registry::notify::Listener>>,
+}
+
+impl std::fmt::Debug for Tenancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenancy").finish_non_exhaustive()
+    }
+}
+
+impl Tenancy {
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// Connects with default options, installing or upgrading the registry schema if it is
+    /// missing or behind (see [`TenancyBuilder::install_registry`]).
+    ///
+    /// # Errors
+    /// [`Error::Connect`](crate::Error::Connect) if the server cannot be reached (within
+    /// [`TenancyBuilder::acquire_timeout`]) or refuses the login;
+    /// [`Error::Database`](crate::Error::Database) if the registry migrations fail;
+    /// [`Error::RegistryNotInstalled`](crate::Error::RegistryNotInstalled) if the registry is
+    /// missing or behind and [`TenancyBuilder::install_registry`] is off;
+    /// [`Error::SearchPath`](crate::Error::SearchPath) if the connection's `search_path` (from
+    /// the URL's `options`, the role's or the database's settings) names a tenant schema;
+    /// [`Error::NotificationsUnheard`](crate::Error::NotificationsUnheard) if the registry
+    /// listener does not hear notifications sent through the pool (behind PgBouncer in
+    /// transaction mode; see [`TenancyBuilder::notify_url`]).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().connect(url).await
+    }
+
+    /// Installs the registry schema (`tenancy`), or brings it up to date, and disconnects: the
+    /// explicit step of a least-privilege setup, run as the role that owns the database's
+    /// schemas (with a deploy's migrations), so that the application's role, connecting with
+    /// [`TenancyBuilder::install_registry`]`(false)`, needs no right to create anything.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`]; [`Error::Database`](crate::Error::Database) if the role may not
+    /// create the schema.
+    pub async fn install(url: &str) -> Result<()> {
+        let tenancy = Self::builder()
+            .max_connections(1)
+            .listen_for_changes(false)
+            .connect(url)
+            .await?;
+        tenancy.close().await;
+        Ok(())
+    }
+
+    /// Uses an existing pool and brings the registry schema up to date.
+    ///
+    /// # Errors
+    /// As [`Tenancy::connect`].
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        Self::builder().from_pool(pool).await
+    }
+
+    /// Options: pool size, resolution cache.
+    pub fn builder() -> TenancyBuilder {
+        TenancyBuilder::default()
+    }
+
+    /// Stops the registry listener and closes the pools; tokens minted by this handle fail from
+    /// then on.
+    pub async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.stop().await;
+        }
+        self.rt.pool.close().await;
+        for lane in &self.rt.lanes {
+            lane.close().await;
+        }
+    }
+}

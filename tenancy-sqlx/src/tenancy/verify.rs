@@ -1,0 +1,57 @@
+//! The startup checks: a model's table shape, and row-level security's policy.
+
+use std::any::TypeId;
+
+use crate::model::Model;
+use crate::rls::policy_sql;
+use crate::verify::check_now;
+use crate::{Result, Superuser, Tenancy};
+
+impl Tenancy {
+    /// Checks that `M`'s shared table exists with every model column, a `uuid NOT NULL` tenant
+    /// column that is the table's tenant column (see the module docs), and keys, foreign keys and
+    /// indexes that all lead with the tenant.
+    ///
+    /// The runtime runs this check itself before a model's first statement (and before its first
+    /// statement in each tenant schema): calling it at startup only reports a bad table sooner.
+    ///
+    /// With [row-level security](crate::rls) on, also that the table and each of its partitions
+    /// and inheritance children has tenancy's policy, enabled and forced, and no other
+    /// permissive policy that would widen it (a problem with a child names the child).
+    ///
+    /// # Errors
+    /// [`Error::TableShape`] naming the table and listing every problem;
+    /// [`Error::InvalidModel`]; [`Error::Database`].
+    pub async fn verify<M: Model>(&self) -> Result<()> {
+        check_now(self.runtime(), None, TypeId::of::<M>(), &M::META, None).await?;
+        Ok(())
+    }
+}
+
+impl Tenancy {
+    /// Puts tenancy's row-level security policy ([`policy_sql`]) on `M`'s shared table and on
+    /// each of its partitions and inheritance children, in one transaction, audited
+    /// (`rls.install`). Idempotent. Own-schema tenants' tables get it from
+    /// the tenant migrations: put `policy_sql(table, column)` there.
+    ///
+    /// Needs the table's owner (or a superuser) to run; the runtime setting is
+    /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security).
+    ///
+    /// # Errors
+    /// [`Error::InvalidModel`], [`Error::TableShape`] if the table fails the model check (so the
+    /// policy would not be on the tenant's column), [`Error::Forbidden`] for a foreign or expired
+    /// `su`, [`Error::Database`] (e.g. not the owner).
+    pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
+        self.check_superuser(su)?;
+        crate::verify::check_before_policy::<M>(self.runtime()).await?;
+        let sql = policy_sql(M::META.table, M::META.tenant_column)?;
+        let mut tx = self.runtime().begin().await?;
+        sqlx::raw_sql(crate::sql::text(sql))
+            .execute(&mut *tx)
+            .await?;
+        su.audit(&mut tx, "rls.install", &[], Some(M::META.table))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
