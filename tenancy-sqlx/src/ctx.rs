@@ -89,7 +89,7 @@ impl TenantCtx {
         let inner = &self.inner;
         if inner
             .rt
-            .cache
+            .revocations
             .is_revoked(inner.id, inner.validity.generation)
         {
             return Err(crate::Error::ContextRevoked {

@@ -112,12 +112,12 @@ pub enum Error {
     /// A model's table does not have the shape tenant isolation needs (see
     /// [`Tenancy::verify`](crate::Tenancy::verify)).
     #[error("{0}")]
-    TableShape(crate::verify::ShapeReport),
+    TableShape(crate::shape::ShapeReport),
     /// Raw SQL given to the escape hatch could reach rows outside the tenant, or cannot be read
     /// with certainty. The statement was not sent; the [`RawSqlRefusal`](crate::RawSqlRefusal)
     /// names the identifier, why, and what to write instead.
     #[error("raw SQL refused: {0}")]
-    UnscopedSql(crate::RawSqlRefusal),
+    UnscopedSql(crate::raw::refusal::RawSqlRefusal),
     /// A migration could not be loaded or applied; what it ran on was rolled back.
     #[error("migration error: {0}")]
     Migration(String),
@@ -224,5 +224,11 @@ impl Error {
             self,
             Self::TenantNotFound(_) | Self::TenantSuspended { .. } | Self::TenantDeleted { .. }
         )
+    }
+}
+
+impl From<crate::raw::refusal::RawSqlRefusal> for Error {
+    fn from(r: crate::raw::refusal::RawSqlRefusal) -> Self {
+        Error::UnscopedSql(r)
     }
 }

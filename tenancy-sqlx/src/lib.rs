@@ -22,6 +22,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 mod bind;
+mod checked;
 mod column;
 mod conn;
 mod ctx;
@@ -37,10 +38,12 @@ mod raw;
 mod registry;
 mod repo;
 mod report;
+mod revoked;
 pub mod rls;
 mod runtime;
 mod search_path;
 mod server;
+mod shape;
 mod spare;
 mod sql;
 mod superuser;
@@ -76,13 +79,13 @@ pub use report::{
     DEFAULT_REPORT_CONCURRENCY, Max, Min, Numeric, Orderable, PROBE_SCHEMAS, Report,
     ReportAggregate, Sum, Total,
 };
+pub use shape::ShapeReport;
 pub use superuser::Superuser;
 pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use tenancy::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
 };
 pub use value::{BindValue, Value};
-pub use verify::ShapeReport;
 
 /// What `#[tenant_scoped]` expansions use. Not a stable API, and not a way around the scope:
 /// nothing here runs SQL.

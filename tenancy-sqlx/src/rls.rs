@@ -107,18 +107,13 @@
 //! - Code that sets `tenancy.tenant_id` or `tenancy.all_tenants` itself.
 //! - The registry (`tenancy.*`) and global tables, which carry no tenant column.
 
-use sqlx::{PgConnection, PgPool, SqlStr};
+use sqlx::{PgConnection, PgPool};
 use tenancy_core::{TenantId, ValidationError};
 
 use crate::runtime::Runtime;
 use crate::{Error, Result};
 
-/// The transaction-local setting holding the tenant tenancy acts for.
-pub const TENANT_SETTING: &str = "tenancy.tenant_id";
-
-/// The transaction-local setting (`'on'`) that library code under a
-/// [`Superuser`] sets for work across tenants (reports, migrations).
-pub const ALL_TENANTS_SETTING: &str = "tenancy.all_tenants";
+pub use crate::runtime::{ALL_TENANTS_SETTING, TENANT_SETTING};
 
 /// The name of the policy [`policy_sql`] creates.
 pub const POLICY: &str = "tenancy_isolation";
@@ -204,19 +199,6 @@ fn descendants(parent: &str) -> String {
          SELECT oid::regclass FROM tree"
     )
 }
-
-/// `BEGIN` and the tenant, in one simple-query round trip. The uuid is formatted by us (hex
-/// and hyphens), so it is safe as a literal.
-pub(crate) fn begin_for(tenant: TenantId) -> SqlStr {
-    crate::sql::text(format!(
-        "BEGIN; SELECT pg_catalog.set_config('{TENANT_SETTING}', '{}', true)",
-        tenant.as_uuid()
-    ))
-}
-
-/// `BEGIN` for work across tenants (reports), in one round trip.
-pub(crate) const BEGIN_ALL_TENANTS: &str =
-    "BEGIN; SELECT pg_catalog.set_config('tenancy.all_tenants', 'on', true)";
 
 /// Inside an admin transaction that touches one tenant's rows (export, import, purge): acts for
 /// that tenant, if row-level security is on. One round trip then, none otherwise.

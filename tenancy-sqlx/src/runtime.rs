@@ -1,4 +1,8 @@
-//! [`Tenancy`]: the handle an application keeps (one per database), and its options.
+//! [`Runtime`]: what every token minted by one [`Tenancy`](crate::Tenancy) shares (the pools,
+//! the lanes, the statement settings) and how a unit of work gets its connection.
+//!
+//! A leaf: it imports nothing of the handle, the registry, the admin side or the statement
+//! path, so that each of them can hold it without a circle.
 
 use std::sync::Arc;
 
@@ -6,24 +10,42 @@ use sqlx::{PgPool, SqlStr};
 
 use tenancy_core::TenantId;
 
-use crate::Migrations;
+use crate::checked::Checked;
 use crate::conn::{Conn, SchemaEpoch};
-use crate::registry::cache::ResolveCache;
+use crate::raw::config::RawConfig;
+use crate::revoked::Revocations;
 
-/// What every token minted by one [`Tenancy`] shares: the pool and the resolution cache.
+/// The transaction-local setting holding the tenant tenancy acts for (see [`crate::rls`]).
+pub const TENANT_SETTING: &str = "tenancy.tenant_id";
+
+/// The transaction-local setting (`'on'`) that library code under a
+/// [`Superuser`](crate::Superuser) sets for work across tenants (reports, migrations).
+pub const ALL_TENANTS_SETTING: &str = "tenancy.all_tenants";
+
+/// `BEGIN` and the tenant, in one simple-query round trip. The uuid is formatted by us (hex
+/// and hyphens), so it is safe as a literal.
+fn begin_for_tenant(tenant: TenantId) -> SqlStr {
+    crate::sql::text(format!(
+        "BEGIN; SELECT pg_catalog.set_config('{TENANT_SETTING}', '{}', true)",
+        tenant.as_uuid()
+    ))
+}
+
+/// `BEGIN` for work across tenants (reports), in one round trip.
+const BEGIN_ALL_TENANTS: &str =
+    "BEGIN; SELECT pg_catalog.set_config('tenancy.all_tenants', 'on', true)";
+
+/// What every token minted by one [`Tenancy`](crate::Tenancy) shares.
 pub(crate) struct Runtime {
     /// Registry, lifecycle, migration and report work.
     pub(crate) pool: PgPool,
     /// Tenant statements: tenant `t` runs on `lanes[lane_of(t)]`. One lane (the default) is
     /// `pool` itself; see [`TenancyBuilder::connection_lanes`].
     pub(crate) lanes: Vec<PgPool>,
-    pub(crate) cache: ResolveCache,
-    /// Run in each new own-schema tenant, and by `migrate_tenants`.
-    pub(crate) tenant_migrations: Arc<Migrations>,
+    /// Which contexts may no longer act; the handle's resolution cache shares it.
+    pub(crate) revocations: Arc<Revocations>,
     /// Whether repository statements are prepared once per connection and cached.
     pub(crate) persistent: bool,
-    /// Who may acquire a `Superuser`, and for how long (see `superuser.rs`).
-    pub(crate) superuser: crate::superuser::SuperuserConfig,
     /// Whether every tenant statement runs with the tenant set transaction-locally, for
     /// row-level security (see [`crate::rls`]).
     pub(crate) rls: bool,
@@ -33,9 +55,9 @@ pub(crate) struct Runtime {
     /// When a migration last changed tables (see [`Runtime::schema_changed`]).
     pub(crate) epoch: Arc<SchemaEpoch>,
     /// The models whose tables passed the model check through this handle (see `verify.rs`).
-    pub(crate) models: crate::verify::Checked,
+    pub(crate) models: Checked,
     /// Raw SQL's global tables and what it has checked of the server.
-    pub(crate) raw: crate::raw::RawConfig,
+    pub(crate) raw: RawConfig,
 }
 
 impl Runtime {
@@ -78,7 +100,7 @@ impl Runtime {
     /// for the transaction in the same round trip as the `BEGIN`.
     pub(crate) async fn begin_for(&self, pool: &PgPool, tenant: TenantId) -> crate::Result<Conn> {
         let begin = if self.rls {
-            crate::rls::begin_for(tenant)
+            begin_for_tenant(tenant)
         } else {
             SqlStr::from_static("BEGIN")
         };
@@ -103,11 +125,7 @@ impl Runtime {
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
         let conn = if self.rls {
-            Conn::begin(
-                &self.pool,
-                SqlStr::from_static(crate::rls::BEGIN_ALL_TENANTS),
-            )
-            .await?
+            Conn::begin(&self.pool, SqlStr::from_static(BEGIN_ALL_TENANTS)).await?
         } else {
             self.conn_of(&self.pool).await?
         };

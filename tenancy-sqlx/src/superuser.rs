@@ -227,25 +227,6 @@ impl fmt::Debug for Superuser {
     }
 }
 
-/// A policy deciding who may acquire a [`Superuser`]: `Ok(())` allows, `Err(why)` refuses.
-type Policy = Arc<dyn Fn(&str, &str) -> std::result::Result<(), String> + Send + Sync>;
-
-/// How superusers are acquired: set on [`TenancyBuilder`], kept in the runtime.
-#[derive(Clone, Default)]
-pub(crate) struct SuperuserConfig {
-    pub(crate) policy: Option<Policy>,
-    pub(crate) ttl: Option<Duration>,
-}
-
-impl fmt::Debug for SuperuserConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SuperuserConfig")
-            .field("policy", &self.policy.as_ref().map(|_| "..."))
-            .field("ttl", &self.ttl)
-            .finish()
-    }
-}
-
 const MAX_AUDIT_TEXT: usize = 1000;
 
 pub(crate) fn check_audit_text(what: &'static str, value: &str) -> Result<()> {

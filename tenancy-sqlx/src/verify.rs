@@ -21,55 +21,13 @@
 //! Citus needs to distribute the table by tenant.
 
 use std::any::TypeId;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fmt;
-use std::sync::{PoisonError, RwLock};
+use std::collections::BTreeSet;
 
 use sqlx::{PgConnection, Row};
 
 use crate::ctx::Exec;
 use crate::model::{Built, Model, ModelMeta};
 use crate::{Error, Result};
-
-/// The tables each model was checked against through one `Tenancy` handle.
-#[derive(Default)]
-pub(crate) struct Checked(RwLock<HashMap<TypeId, Tables>>);
-
-#[derive(Default)]
-struct Tables {
-    shared: bool,
-    /// Quoted schema names.
-    schemas: HashSet<Box<str>>,
-}
-
-impl Checked {
-    fn has(&self, model: TypeId, schema: Option<&str>) -> bool {
-        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(&model).is_some_and(|t| match schema {
-            None => t.shared,
-            Some(s) => t.schemas.contains(s),
-        })
-    }
-
-    /// Forgets every pass (after a migration through this handle).
-    pub(crate) fn forget(&self) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    fn mark(&self, model: TypeId, schema: Option<&str>) {
-        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        let tables = map.entry(model).or_default();
-        match schema {
-            None => tables.shared = true,
-            Some(s) => {
-                tables.schemas.insert(s.into());
-            }
-        }
-    }
-}
 
 impl Exec<'_> {
     /// The statements of `M`, once its table for this scope (the shared one, or the tenant's
@@ -138,7 +96,7 @@ pub(crate) async fn check_now(
         }
     };
     if !problems.is_empty() {
-        return Err(Error::TableShape(ShapeReport {
+        return Err(Error::TableShape(crate::ShapeReport {
             table: match schema {
                 None => meta.table.to_owned(),
                 Some(s) => format!("{}.{}", s.trim_matches('"'), meta.table),
@@ -160,7 +118,7 @@ pub(crate) async fn check_before_policy<M: Model>(rt: &crate::runtime::Runtime) 
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::TableShape(ShapeReport {
+        Err(Error::TableShape(crate::ShapeReport {
             table: M::META.table.to_owned(),
             problems,
         }))
@@ -197,30 +155,6 @@ async fn problems(
         problems.extend(crate::rls::descendant_problems(conn, oid, meta.tenant_column).await?);
     }
     Ok(problems)
-}
-
-/// What [`Tenancy::verify`] found wrong with one table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ShapeReport {
-    /// The table.
-    pub table: String,
-    /// One line per problem.
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ShapeReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "table {:?} is not shaped for tenant isolation:",
-            self.table
-        )?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
-    }
 }
 
 /// The table's oid: `schema.table` for a quoted `schema`, else `table` in the search path.

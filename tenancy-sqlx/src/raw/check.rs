@@ -1,5 +1,5 @@
 //! The catalog's part of the check, in one round trip on the scope's connection (its verdict
-//! kept for the resolution cache's time to live, see [`Verdicts`]): the server's version (at
+//! kept for the resolution cache's time to live, see `Verdicts` in `config.rs`): the server's version (at
 //! the first raw query), the declared global tables the SQL names, functions, operators and
 //! types that a definition outside `pg_catalog` could shadow, and whether any function or
 //! operator is not leakproof (then the tenant's rows are fenced). A relation that is not a
@@ -28,52 +28,6 @@ type Fact = (String, String, String, String, String);
 /// What the catalog allows: whether the tenant's rows must be fenced, or a refusal.
 pub(super) struct Verdict {
     pub(super) fence: bool,
-}
-
-/// Verdicts on rewritten statements (the grammar's and the catalog's on what they use: functions,
-/// operators, types, fields, global tables), kept for the resolution cache's time to live: a second round trip per raw
-/// query costs more than the lookup it guards. What can change the verdict is DDL by the
-/// application's own migrations (a function that shadows a built-in, a tenant column added to
-/// a global table), never raw SQL, which only reads; it is seen within that time. Refusals are
-/// not kept.
-#[derive(Debug, Default)]
-pub(crate) struct Verdicts {
-    ttl: std::time::Duration,
-    seen: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
-}
-
-/// Verdicts kept at most; beyond, the oldest are dropped first.
-const MAX_VERDICTS: usize = 1_024;
-
-impl Verdicts {
-    pub(crate) fn new(ttl: std::time::Duration) -> Self {
-        Self {
-            ttl,
-            seen: Default::default(),
-        }
-    }
-
-    pub(super) fn get(&self, key: &str) -> Option<bool> {
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, fence)| *fence)
-    }
-
-    fn put(&self, key: String, fence: bool) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= MAX_VERDICTS {
-            let ttl = self.ttl;
-            seen.retain(|_, (at, _)| at.elapsed() < ttl);
-            if seen.len() >= MAX_VERDICTS {
-                seen.clear();
-            }
-        }
-        seen.insert(key, (std::time::Instant::now(), fence));
-    }
 }
 
 fn quoted(n: &Named) -> String {

@@ -39,10 +39,11 @@
 
 mod allow;
 mod check;
+pub(crate) mod config;
 pub(crate) mod lex;
 mod parse;
+pub(crate) mod refusal;
 
-use std::fmt;
 use std::marker::PhantomData;
 
 use futures_util::stream::{BoxStream, StreamExt};
@@ -54,134 +55,9 @@ use crate::model::{Built, Model, ModelMeta};
 use crate::sql;
 use crate::{Error, Result, Scope};
 use lex::{Tok, lex};
+pub use refusal::{RawSqlRefusal, RefusalKind};
 
 type Decode<O> = fn(&PgRow) -> std::result::Result<O, sqlx::Error>;
-
-/// Why raw SQL was refused, in [`Error::UnscopedSql`]. Nothing of the statement was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RefusalKind {
-    /// The SQL names a declared model's table instead of its `{table}` placeholder.
-    DeclaredTable,
-    /// The SQL names a tenant table of a model it did not declare, or a view, materialized view
-    /// or sequence over a tenant table.
-    TenantTable,
-    /// The SQL names a tenant schema, or the registry schema `tenancy`.
-    TenantSchema,
-    /// The SQL calls a function that is not one of the allowed built-ins (those that read only
-    /// their arguments), or one that a function defined in the database could shadow.
-    Function,
-    /// The SQL names a system catalog or view (`pg_*`, `information_schema`): they show every
-    /// tenant's values, statements or counts.
-    SystemView,
-    /// A `{placeholder}` of a model not declared, or none at all.
-    Placeholder,
-    /// A `$n` with no bound value.
-    Parameter,
-    /// The SQL cannot be lexed with certainty (unterminated, `U&` escapes, a backslash in a
-    /// `'...'` string, a second statement).
-    Lexical,
-    /// `SELECT ... INTO`: it creates a table (a temporary one outlives the statement on the
-    /// pooled connection) holding the tenant's rows, outside any tenant's scope.
-    SelectInto,
-    /// The SQL names a relation that is neither a placeholder, a CTE, nor a global table
-    /// declared with [`TenancyBuilder::global_tables`](crate::TenancyBuilder::global_tables).
-    Relation,
-    /// A declared global table that may hold tenant data: it has a tenant column, references
-    /// the registry, is not a plain table, is in a tenant or system schema, or the name
-    /// resolves elsewhere.
-    GlobalTable,
-    /// An operator that is not one of the allowed built-ins.
-    Operator,
-    /// A cast to a type that is not one of the allowed built-ins (the `reg*` types look names
-    /// up in the catalog).
-    Cast,
-    /// A statement that is not a query (`INSERT`, `UPDATE`, `DELETE`, utility statements) or
-    /// that locks rows (`FOR UPDATE`).
-    Statement,
-    /// SQL syntax the check does not allow (XML, `TABLESAMPLE`, `SEARCH`/`CYCLE` ...).
-    Construct,
-    /// The server is not the PostgreSQL version whose grammar the check reads SQL with.
-    ServerVersion,
-}
-
-/// Raw SQL refused by the escape hatch: which name, why, and what to write instead.
-///
-/// Its `Display` says all three; match on [`RawSqlRefusal::kind`] to handle a kind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawSqlRefusal {
-    kind: RefusalKind,
-    name: Option<String>,
-    reason: String,
-    hint: String,
-}
-
-impl RawSqlRefusal {
-    fn new(kind: RefusalKind, name: Option<&str>, reason: String, hint: &str) -> Self {
-        Self {
-            kind,
-            name: name.map(str::to_owned),
-            reason,
-            hint: hint.to_owned(),
-        }
-    }
-
-    /// The kind of refusal.
-    pub fn kind(&self) -> RefusalKind {
-        self.kind
-    }
-
-    /// The identifier, placeholder or parameter at fault, as the server would read it
-    /// (unquoted names folded to lowercase), if one is.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    /// Why the SQL could reach rows outside the tenant.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// What to write instead.
-    pub fn hint(&self) -> &str {
-        &self.hint
-    }
-}
-
-impl fmt::Display for RawSqlRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}; {}", self.reason, self.hint)
-    }
-}
-
-impl From<RawSqlRefusal> for Error {
-    fn from(r: RawSqlRefusal) -> Self {
-        Error::UnscopedSql(r)
-    }
-}
-
-/// A handle's raw-SQL settings and what it has learnt of the server.
-#[derive(Debug, Default)]
-pub(crate) struct RawConfig {
-    /// [`TenancyBuilder::global_tables`](crate::TenancyBuilder::global_tables).
-    pub(crate) global_tables: Vec<String>,
-    /// The server's major version was the grammar's at the first raw query (a major upgrade
-    /// restarts the server, and the pool's connections with it).
-    pub(crate) version_checked: std::sync::atomic::AtomicBool,
-    /// The catalog's verdicts on what queries used, for as long as the resolution cache keeps
-    /// a tenant: see `check.rs`.
-    pub(crate) verdicts: check::Verdicts,
-}
-
-impl RawConfig {
-    pub(crate) fn new(global_tables: Vec<String>, ttl: std::time::Duration) -> Self {
-        Self {
-            global_tables,
-            version_checked: Default::default(),
-            verdicts: check::Verdicts::new(ttl),
-        }
-    }
-}
 
 struct Relation {
     meta: &'static ModelMeta,

@@ -10,13 +10,13 @@
 //! every invalidation bumps a generation, and an insert made with an older generation is dropped.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tenancy_core::TenantId;
 
 use crate::TenantCtx;
+use crate::revoked::Revocations;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
@@ -29,25 +29,18 @@ pub(crate) struct ResolveCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<Key, (TenantCtx, Instant)>>,
-    /// Bumped, under the `entries` lock, by every invalidation.
-    generation: AtomicU64,
-    /// The generation at which each tenant was last revoked (suspended, deleted, purged
-    /// through this process): contexts minted before it are refused.
-    revoked: Mutex<HashMap<TenantId, u64>>,
-    /// The generation of the last revocation of every tenant (a lost notification channel):
-    /// contexts minted before it are refused, whatever their tenant.
-    revoked_all: AtomicU64,
+    /// Shared with the runtime, which checks contexts against it; its generation is bumped,
+    /// under the `entries` lock, by every invalidation.
+    revocations: Arc<Revocations>,
 }
 
 impl ResolveCache {
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, capacity: usize, revocations: Arc<Revocations>) -> Self {
         Self {
             ttl,
             capacity,
             entries: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-            revoked: Mutex::new(HashMap::new()),
-            revoked_all: AtomicU64::new(0),
+            revocations,
         }
     }
 
@@ -64,7 +57,7 @@ impl ResolveCache {
 
     /// The generation to pass to [`ResolveCache::insert`]; read it before querying the registry.
     pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.revocations.generation()
     }
 
     /// Caches `ctx` unless an invalidation happened after `generation` was read.
@@ -74,7 +67,7 @@ impl ResolveCache {
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Checked under the lock that invalidations take, so none can slip in between.
-        if self.generation.load(Ordering::Acquire) != generation {
+        if self.revocations.generation() != generation {
             return;
         }
         if entries.len() >= self.capacity {
@@ -92,37 +85,29 @@ impl ResolveCache {
     /// Forgets `tenant`, and refuses from now on every context of it minted before: a status
     /// change that stops the tenant's resolution stops its held contexts too.
     pub(crate) fn revoke(&self, tenant: TenantId) {
-        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        self.invalidate(tenant);
-        revoked.insert(tenant, self.generation());
+        self.revocations.revoke(tenant, || self.invalidate(tenant));
     }
 
-    /// Whether a context of `tenant` minted at `generation` has been revoked since. One atomic
-    /// load when nothing changed since; a map lookup otherwise.
+    /// Whether a context of `tenant` minted at `generation` has been revoked since (see
+    /// [`Revocations::is_revoked`]).
+    #[cfg(test)]
     pub(crate) fn is_revoked(&self, tenant: TenantId, generation: u64) -> bool {
-        if self.generation() == generation {
-            return false;
-        }
-        if self.revoked_all.load(Ordering::Acquire) > generation {
-            return true;
-        }
-        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        revoked.get(&tenant).is_some_and(|&at| at > generation)
+        self.revocations.is_revoked(tenant, generation)
     }
 
     /// Forgets every entry and refuses every context minted before now: for when changes may
     /// have been missed (the notification connection was lost), so any tenant may have stopped.
     pub(crate) fn revoke_all(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let generation = self.revocations.bump();
         entries.clear();
-        self.revoked_all.fetch_max(generation, Ordering::AcqRel);
+        self.revocations.revoke_all_at(generation);
     }
 
     /// Forgets every entry that resolves to `tenant`.
     pub(crate) fn invalidate(&self, tenant: TenantId) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.revocations.bump();
         entries.retain(|_, (ctx, _)| ctx.id() != tenant);
     }
 }
@@ -145,14 +130,12 @@ mod tests {
         let rt = Arc::new(Runtime {
             lanes: vec![pool.clone()],
             pool,
-            cache: ResolveCache::new(Duration::ZERO, 0),
-            tenant_migrations: Arc::default(),
+            revocations: Arc::default(),
             persistent: true,
-            superuser: crate::superuser::SuperuserConfig::default(),
             rls: false,
             origin: uuid::Uuid::nil(),
             epoch: Arc::new(crate::conn::SchemaEpoch::new()),
-            models: crate::verify::Checked::default(),
+            models: crate::checked::Checked::default(),
             raw: Default::default(),
         });
         TenantCtx::mint(
@@ -171,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lookup_that_raced_an_invalidation_is_not_cached() {
-        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let cache = ResolveCache::new(Duration::from_secs(60), 10, Arc::default());
         let id = TenantId::new_v4();
         let key = Key::Id(id);
 
@@ -190,7 +173,7 @@ mod tests {
 
     #[test]
     fn revocation_stops_contexts_minted_before_it_only() {
-        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let cache = ResolveCache::new(Duration::from_secs(60), 10, Arc::default());
         let (a, b) = (TenantId::new_v4(), TenantId::new_v4());
         let before = cache.generation();
         assert!(!cache.is_revoked(a, before));
@@ -207,7 +190,7 @@ mod tests {
 
     #[tokio::test]
     async fn revoking_all_forgets_every_entry_and_stops_every_earlier_context() {
-        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let cache = ResolveCache::new(Duration::from_secs(60), 10, Arc::default());
         let (a, b) = (TenantId::new_v4(), TenantId::new_v4());
         let before = cache.generation();
         cache.insert(Key::Id(a), ctx(a), before);
@@ -222,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalidation_forgets_every_key_of_the_tenant_only() {
-        let cache = ResolveCache::new(Duration::from_secs(60), 10);
+        let cache = ResolveCache::new(Duration::from_secs(60), 10, Arc::default());
         let (a, b) = (TenantId::new_v4(), TenantId::new_v4());
         let g = cache.generation();
         cache.insert(Key::Id(a), ctx(a), g);

@@ -16,7 +16,7 @@
 //! database). So after every `LISTEN` it sends a hello of its own through the handle's pool and
 //! counts as listening only once that exact hello comes back.
 
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Result;
-use crate::runtime::Runtime;
+use crate::registry::cache::ResolveCache;
 
 /// The channel the registry owns. Notifications are per database, like the registry.
 const CHANNEL: &str = "tenancy_registry";
@@ -106,7 +106,7 @@ const HELLO_WAIT: Duration = Duration::from_secs(3);
 async fn hear_hello(
     listener: &mut PgListener,
     pool: &sqlx::PgPool,
-    rt: &Runtime,
+    cache: &ResolveCache,
     timeout: Duration,
 ) -> Result<bool> {
     let nonce = uuid::Uuid::new_v4();
@@ -127,7 +127,7 @@ async fn hear_hello(
         loop {
             match listener.try_recv().await? {
                 Some(n) if parse(n.payload()) == Some(Notice::Hello(nonce)) => return Ok(true),
-                Some(n) => apply(rt, n.payload()),
+                Some(n) => apply(cache, n.payload()),
                 // The connection was lost: this listener hears nothing now.
                 None => return Ok(false),
             }
@@ -155,7 +155,8 @@ impl Listener {
     pub(crate) async fn start(
         options: PgConnectOptions,
         timeout: Duration,
-        rt: &std::sync::Arc<Runtime>,
+        handle_pool: sqlx::PgPool,
+        cache: &Arc<ResolveCache>,
     ) -> Result<Self> {
         let options = options.application_name(APPLICATION_NAME);
         // The listener runs no tenant's statement: its search_path does not matter.
@@ -172,7 +173,7 @@ impl Listener {
             .connect_lazy_with(options);
         let mut listener = listen(&pool).await?;
         let wait = timeout.min(HELLO_WAIT);
-        if !hear_hello(&mut listener, &rt.pool, rt, wait).await? {
+        if !hear_hello(&mut listener, &handle_pool, cache, wait).await? {
             // Behind a pooler, a server connection left listening would hand this channel's
             // notifications to whichever client it serves next.
             let _ = listener.unlisten_all().await;
@@ -181,8 +182,8 @@ impl Listener {
             return Err(crate::Error::NotificationsUnheard { listener: address });
         }
         let (stop, stopped) = watch::channel(false);
-        let rt = std::sync::Arc::downgrade(rt);
-        let task = tokio::spawn(run(listener, pool, rt, wait, stopped));
+        let cache = Arc::downgrade(cache);
+        let task = tokio::spawn(run(listener, pool, handle_pool, cache, wait, stopped));
         Ok(Self {
             stop,
             task: Mutex::new(Some(task)),
@@ -218,7 +219,8 @@ async fn listen(pool: &sqlx::PgPool) -> Result<PgListener> {
 async fn run(
     listener: PgListener,
     pool: sqlx::PgPool,
-    rt: Weak<Runtime>,
+    handle_pool: sqlx::PgPool,
+    cache: Weak<ResolveCache>,
     wait: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -226,10 +228,10 @@ async fn run(
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(current) = listener.as_mut() else {
-            let Some(strong) = rt.upgrade() else { break };
+            let Some(strong) = cache.upgrade() else { break };
             let relisten = async {
                 let mut l = listen(&pool).await?;
-                let heard = hear_hello(&mut l, &strong.pool, &strong, wait).await?;
+                let heard = hear_hello(&mut l, &handle_pool, &strong, wait).await?;
                 Ok::<_, crate::Error>(heard.then_some(l))
             };
             tokio::select! {
@@ -239,7 +241,7 @@ async fn run(
                         listener = Some(l);
                         backoff = Duration::from_millis(50);
                         // Whatever was sent while disconnected is lost.
-                        strong.cache.revoke_all();
+                        strong.revoke_all();
                         tracing::warn!("tenancy registry listener reconnected; revoked every context resolved before");
                     }
                     failed => {
@@ -263,15 +265,15 @@ async fn run(
             _ = stopped.changed() => break,
             received = current.try_recv() => match received {
                 Ok(Some(n)) => {
-                    let Some(rt) = rt.upgrade() else { break };
-                    apply(&rt, n.payload());
+                    let Some(cache) = cache.upgrade() else { break };
+                    apply(&cache, n.payload());
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!("tenancy registry listener lost its connection; reconnecting");
                     // Deaf until it hears its hello again: whatever stops meanwhile is unheard,
                     // so every context held now is refused at once, not after the reconnect.
-                    let Some(rt) = rt.upgrade() else { break };
-                    rt.cache.revoke_all();
+                    let Some(cache) = cache.upgrade() else { break };
+                    cache.revoke_all();
                     listener = None;
                 }
             },
@@ -281,22 +283,22 @@ async fn run(
     pool.close().await;
 }
 
-fn apply(rt: &Runtime, payload: &str) {
+fn apply(cache: &ResolveCache, payload: &str) {
     // The sending handle's own notifications are applied too: a change whose caller was
     // cancelled after its COMMIT went out never ran its own cache update, and a resolution that
     // raced the change may have cached the tenant as active. Applying twice is harmless.
     match parse(payload) {
         // Another listener proving it hears the channel.
         Some(Notice::Hello(_)) => {}
-        Some(Notice::Change(Change::Revoke, tenant, _)) => rt.cache.revoke(tenant),
-        Some(Notice::Change(Change::Forget, tenant, _)) => rt.cache.invalidate(tenant),
+        Some(Notice::Change(Change::Revoke, tenant, _)) => cache.revoke(tenant),
+        Some(Notice::Change(Change::Forget, tenant, _)) => cache.invalidate(tenant),
         None => {
             // A newer version's notification: the safe reading is that anything changed.
             tracing::warn!(
                 payload,
                 "unknown tenancy registry notification; revoking every context"
             );
-            rt.cache.revoke_all();
+            cache.revoke_all();
         }
     }
 }

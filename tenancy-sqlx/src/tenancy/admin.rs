@@ -32,7 +32,7 @@ impl Tenancy {
     pub async fn superuser(&self, actor: &str, reason: &str) -> Result<Superuser> {
         check_audit_text("actor", actor)?;
         check_audit_text("reason", reason)?;
-        let config = &self.rt.superuser;
+        let config = &self.handle.superuser;
         if let Some(policy) = &config.policy
             && let Err(why) = policy(actor, reason)
         {

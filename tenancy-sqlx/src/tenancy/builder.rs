@@ -1,13 +1,18 @@
 //! [`TenancyBuilder`]: the options of a [`Tenancy`], and connecting with them.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use super::Handle;
+use crate::checked::Checked;
 use crate::conn::SchemaEpoch;
 use crate::registry::cache::ResolveCache;
+use crate::registry::notify::Listener;
+use crate::revoked::Revocations;
 use crate::runtime::Runtime;
 use crate::server::probe;
 use crate::{Migrations, Result, Tenancy, registry};
@@ -45,7 +50,7 @@ pub struct TenancyBuilder {
     install_registry: bool,
     listen: bool,
     notify_url: Option<String>,
-    pub(crate) superuser: crate::superuser::SuperuserConfig,
+    pub(crate) superuser: SuperuserConfig,
     global_tables: Vec<String>,
 }
 
@@ -81,7 +86,7 @@ impl Default for TenancyBuilder {
             listen: true,
             notify_url: None,
             global_tables: Vec::new(),
-            superuser: crate::superuser::SuperuserConfig::default(),
+            superuser: SuperuserConfig::default(),
         }
     }
 }
@@ -373,28 +378,43 @@ impl TenancyBuilder {
             Some(url) => url.parse::<PgConnectOptions>()?,
             None => (*pool.connect_options()).clone(),
         };
+        let revocations = Arc::new(Revocations::default());
+        let cache = Arc::new(ResolveCache::new(
+            self.cache_ttl,
+            self.cache_capacity,
+            Arc::clone(&revocations),
+        ));
         let rt = Arc::new(Runtime {
             pool,
             lanes,
-            cache: ResolveCache::new(self.cache_ttl, self.cache_capacity),
-            tenant_migrations: Arc::new(self.tenant_migrations),
+            revocations,
             persistent: self.statement_mode == StatementMode::Cached,
-            superuser: self.superuser,
             rls: self.row_level_security,
             origin: uuid::Uuid::new_v4(),
             epoch,
-            models: crate::verify::Checked::default(),
-            raw: crate::raw::RawConfig::new(self.global_tables, self.cache_ttl),
+            models: Checked::default(),
+            raw: crate::raw::config::RawConfig::new(self.global_tables, self.cache_ttl),
         });
         let listener = if self.listen {
-            let listener =
-                crate::registry::notify::Listener::start(notify_options, self.acquire_timeout, &rt)
-                    .await?;
-            Some(Arc::new(listener))
+            Some(
+                Listener::start(
+                    notify_options,
+                    self.acquire_timeout,
+                    rt.pool.clone(),
+                    &cache,
+                )
+                .await?,
+            )
         } else {
             None
         };
-        Ok(Tenancy { rt, listener })
+        let handle = Arc::new(Handle {
+            cache,
+            tenant_migrations: Arc::new(self.tenant_migrations),
+            superuser: self.superuser,
+            listener,
+        });
+        Ok(Tenancy { rt, handle })
     }
 }
 
@@ -456,5 +476,24 @@ impl TenancyBuilder {
     pub fn superuser_ttl(mut self, ttl: Duration) -> Self {
         self.superuser.ttl = Some(ttl);
         self
+    }
+}
+
+/// A policy deciding who may acquire a [`Superuser`](crate::Superuser): `Ok(())` allows, `Err(why)` refuses.
+type Policy = Arc<dyn Fn(&str, &str) -> std::result::Result<(), String> + Send + Sync>;
+
+/// How superusers are acquired: set on [`TenancyBuilder`], kept by the handle.
+#[derive(Clone, Default)]
+pub(crate) struct SuperuserConfig {
+    pub(crate) policy: Option<Policy>,
+    pub(crate) ttl: Option<Duration>,
+}
+
+impl fmt::Debug for SuperuserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SuperuserConfig")
+            .field("policy", &self.policy.as_ref().map(|_| "..."))
+            .field("ttl", &self.ttl)
+            .finish()
     }
 }

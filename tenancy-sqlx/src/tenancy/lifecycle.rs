@@ -73,7 +73,7 @@ impl Tenancy {
         let id = chosen.map_or_else(TenantId::new_v4, |(_, id)| id);
         if schema.is_some() {
             // Before anything runs.
-            self.rt.tenant_migrations.check_runnable()?;
+            self.handle.tenant_migrations.check_runnable()?;
         }
 
         let mut tx = self.rt.begin().await?;
@@ -128,9 +128,9 @@ impl Tenancy {
             // the registry row: a failure leaves neither. A spare schema, built ahead by
             // `warm_schemas`, is renamed instead of built; either way one round trip when the
             // schema is at the latest migration.
-            if !crate::spare::take(&mut tx, schema, &self.rt.tenant_migrations).await? {
+            if !crate::spare::take(&mut tx, schema, &self.handle.tenant_migrations).await? {
                 let script =
-                    crate::migrate::fresh_schema_script(schema, &self.rt.tenant_migrations);
+                    crate::migrate::fresh_schema_script(schema, &self.handle.tenant_migrations);
                 sqlx::raw_sql(crate::sql::text(script))
                     .execute(&mut *tx)
                     .await
@@ -240,12 +240,12 @@ impl Tenancy {
         // never reaches the lines below, and a tenant that stops must not keep acting here.
         // Revoking a tenant whose change then fails costs its contexts a new resolution.
         if change == Change::Revoke {
-            self.rt.cache.revoke(id);
+            self.handle.cache.revoke(id);
         }
         tx.commit().await?;
         match change {
-            Change::Revoke => self.rt.cache.revoke(id),
-            Change::Forget => self.rt.cache.invalidate(id),
+            Change::Revoke => self.handle.cache.revoke(id),
+            Change::Forget => self.handle.cache.invalidate(id),
         }
         tracing::warn!(tenant = %id, actor = su.actor(), action = mv.action(), "tenant lifecycle");
         tenant_from_row(&row)
@@ -322,9 +322,9 @@ impl Tenancy {
             .await?;
         notify::send(&mut tx, self.rt.origin, Change::Revoke, id).await?;
         // Before the commit too (see `lifecycle`).
-        self.runtime().cache.revoke(id);
+        self.handle.cache.revoke(id);
         tx.commit().await?;
-        self.runtime().cache.revoke(id);
+        self.handle.cache.revoke(id);
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");
         Ok(purged)
     }
@@ -452,9 +452,9 @@ impl Tenancy {
             .await?;
         // Before the commit too (see `lifecycle`): a caller cut off once the COMMIT is on its
         // way must not leave the old slug or host resolving here.
-        self.runtime().cache.invalidate(id);
+        self.handle.cache.invalidate(id);
         tx.commit().await?;
-        self.runtime().cache.invalidate(id);
+        self.handle.cache.invalidate(id);
         tenant_from_row(&row)
     }
 }

@@ -58,8 +58,8 @@ impl Tenancy {
         options: MigrateOptions,
     ) -> Result<MigrationReport> {
         self.check_superuser(su)?;
-        self.runtime().tenant_migrations.check_runnable()?;
-        let migrations = Arc::clone(&self.runtime().tenant_migrations);
+        self.handle.tenant_migrations.check_runnable()?;
+        let migrations = Arc::clone(&self.handle.tenant_migrations);
         let targets = self.migration_targets().await?;
         let ids: Vec<TenantId> = targets
             .iter()
@@ -124,7 +124,7 @@ impl Tenancy {
         su: &Superuser,
     ) -> Result<Vec<(MigrationTarget, Vec<i64>)>> {
         self.check_superuser(su)?;
-        let migrations = &self.runtime().tenant_migrations;
+        let migrations = &self.handle.tenant_migrations;
         let targets = self.migration_targets().await?;
         let mut out = Vec::new();
         for batch in targets.chunks(PENDING_BATCH) {

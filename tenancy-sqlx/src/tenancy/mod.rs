@@ -16,9 +16,12 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::Result;
+use crate::registry::cache::ResolveCache;
+use crate::registry::notify::Listener;
 use crate::runtime::Runtime;
+use crate::{Migrations, Result};
 
+pub(crate) use builder::SuperuserConfig;
 pub use builder::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, TenancyBuilder,
 };
@@ -39,10 +42,23 @@ pub use builder::{
 /// ```
 #[derive(Clone)]
 pub struct Tenancy {
+    /// What the tokens this handle mints share with it (pools, lanes, settings).
     pub(crate) rt: Arc<Runtime>,
-    /// The registry listener, stopped when the last clone of the handle is dropped (contexts
-    /// keep the runtime, not this).
-    listener: Option<Arc<crate::registry::notify::Listener>>,
+    /// What only the handle uses: resolution and the admin side.
+    pub(crate) handle: Arc<Handle>,
+}
+
+/// The state of a [`Tenancy`] that its tokens do not need: dropped with the last clone of the
+/// handle, which stops the registry listener (contexts keep the runtime, not this).
+pub(crate) struct Handle {
+    /// Resolved contexts, by id, slug and host.
+    pub(crate) cache: Arc<ResolveCache>,
+    /// Run in each new own-schema tenant, and by `migrate_tenants`.
+    pub(crate) tenant_migrations: Arc<Migrations>,
+    /// Who may acquire a `Superuser`, and for how long.
+    pub(crate) superuser: SuperuserConfig,
+    /// The registry listener.
+    pub(crate) listener: Option<Listener>,
 }
 
 impl std::fmt::Debug for Tenancy {
@@ -108,7 +124,7 @@ impl Tenancy {
     /// Stops the registry listener and closes the pools; tokens minted by this handle fail from
     /// then on.
     pub async fn close(&self) {
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = &self.handle.listener {
             listener.stop().await;
         }
         self.rt.pool.close().await;

@@ -38,7 +38,7 @@ impl Tenancy {
     pub async fn impersonate(&self, su: &Superuser, id: TenantId) -> Result<TenantCtx> {
         self.check_superuser(su)?;
         // Read before the row, as resolution does: a suspension racing this call revokes it.
-        let generation = self.rt.cache.generation();
+        let generation = self.handle.cache.generation();
         let mut tx = self.rt.begin().await?;
         let row = crate::sql::admin_query(crate::registry::SQL_CTX_BY_ID)
             .bind(id.as_uuid())
@@ -104,11 +104,11 @@ impl Tenancy {
 
     /// The cache's context for `key`, or the registry's: one round trip on a miss.
     async fn resolve_key(&self, key: Key) -> Result<TenantCtx> {
-        if let Some(ctx) = self.rt.cache.get(&key) {
+        if let Some(ctx) = self.handle.cache.get(&key) {
             return Ok(ctx);
         }
         // Read before the row: see `mint_and_cache`.
-        let generation = self.rt.cache.generation();
+        let generation = self.handle.cache.generation();
         let q = match &key {
             Key::Id(id) => crate::sql::admin_query(SQL_CTX_BY_ID).bind(id.as_uuid()),
             Key::Slug(slug) => crate::sql::admin_query(SQL_CTX_BY_SLUG).bind(slug.clone()),
@@ -149,7 +149,7 @@ impl Tenancy {
                 expires: None,
             },
         )?;
-        self.rt.cache.insert(key, ctx.clone(), generation);
+        self.handle.cache.insert(key, ctx.clone(), generation);
         Ok(ctx)
     }
 }

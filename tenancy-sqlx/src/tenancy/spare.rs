@@ -18,7 +18,7 @@ impl Tenancy {
     pub async fn warm_schemas(&self, su: &Superuser, count: usize) -> Result<usize> {
         self.check_superuser(su)?;
         let rt = self.runtime();
-        rt.tenant_migrations.check_runnable()?;
+        self.handle.tenant_migrations.check_runnable()?;
         let have: i64 = rt
             .with_conn(async |c| {
                 Ok(
@@ -38,7 +38,7 @@ impl Tenancy {
             let mut tx = rt.begin().await?;
             sqlx::raw_sql(crate::sql::text(fresh_schema_script(
                 &name,
-                &rt.tenant_migrations,
+                &self.handle.tenant_migrations,
             )))
             .execute(&mut *tx)
             .await

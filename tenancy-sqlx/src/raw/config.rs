@@ -1,0 +1,71 @@
+//! What one handle keeps for raw SQL: its settings and what it has learnt of the server. A
+//! leaf, so that the runtime can hold it without importing the check.
+
+/// A handle's raw-SQL settings and what it has learnt of the server.
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    /// [`TenancyBuilder::global_tables`](crate::TenancyBuilder::global_tables).
+    pub(crate) global_tables: Vec<String>,
+    /// The server's major version was the grammar's at the first raw query (a major upgrade
+    /// restarts the server, and the pool's connections with it).
+    pub(crate) version_checked: std::sync::atomic::AtomicBool,
+    /// The catalog's verdicts on what queries used, for as long as the resolution cache keeps
+    /// a tenant: see `check.rs`.
+    pub(crate) verdicts: Verdicts,
+}
+
+impl RawConfig {
+    pub(crate) fn new(global_tables: Vec<String>, ttl: std::time::Duration) -> Self {
+        Self {
+            global_tables,
+            version_checked: Default::default(),
+            verdicts: Verdicts::new(ttl),
+        }
+    }
+}
+
+/// Verdicts on rewritten statements (the grammar's and the catalog's on what they use: functions,
+/// operators, types, fields, global tables), kept for the resolution cache's time to live: a second round trip per raw
+/// query costs more than the lookup it guards. What can change the verdict is DDL by the
+/// application's own migrations (a function that shadows a built-in, a tenant column added to
+/// a global table), never raw SQL, which only reads; it is seen within that time. Refusals are
+/// not kept.
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts {
+    ttl: std::time::Duration,
+    seen: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
+}
+
+/// Verdicts kept at most; beyond, the oldest are dropped first.
+const MAX_VERDICTS: usize = 1_024;
+
+impl Verdicts {
+    pub(crate) fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            seen: Default::default(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<bool> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, fence)| *fence)
+    }
+
+    pub(crate) fn put(&self, key: String, fence: bool) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_VERDICTS {
+            let ttl = self.ttl;
+            seen.retain(|_, (at, _)| at.elapsed() < ttl);
+            if seen.len() >= MAX_VERDICTS {
+                seen.clear();
+            }
+        }
+        seen.insert(key, (std::time::Instant::now(), fence));
+    }
+}

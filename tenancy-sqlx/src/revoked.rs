@@ -1,0 +1,64 @@
+//! Which contexts may no longer act: the generations at which tenants were revoked.
+//!
+//! Every context records the generation it was minted at; a suspension, deletion or purge
+//! revokes its tenant at a later generation, and a lost notification channel revokes every
+//! tenant at once. The resolution cache (`registry/cache.rs`) bumps the same generation on every
+//! invalidation, so that a lookup that read the registry before one is not cached after it.
+//! Kept apart from the cache because contexts check it on every unit of work, while only the
+//! handle resolves.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tenancy_core::TenantId;
+
+#[derive(Debug, Default)]
+pub(crate) struct Revocations {
+    /// Bumped by every invalidation of the resolution cache (under its lock) and revocation.
+    generation: AtomicU64,
+    /// The generation at which each tenant was last revoked (suspended, deleted, purged):
+    /// contexts minted before it are refused.
+    revoked: Mutex<HashMap<TenantId, u64>>,
+    /// The generation of the last revocation of every tenant (a lost notification channel):
+    /// contexts minted before it are refused, whatever their tenant.
+    revoked_all: AtomicU64,
+}
+
+impl Revocations {
+    /// The current generation: a context minted now records it.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Moves to the next generation and returns it.
+    pub(crate) fn bump(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Refuses every context of `tenant` minted before now; `invalidate` runs under the lock,
+    /// after the revocation is decided and before it is recorded (it bumps the generation).
+    pub(crate) fn revoke(&self, tenant: TenantId, invalidate: impl FnOnce()) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        invalidate();
+        revoked.insert(tenant, self.generation());
+    }
+
+    /// Refuses every context minted at or before `generation`, whatever its tenant.
+    pub(crate) fn revoke_all_at(&self, generation: u64) {
+        self.revoked_all.fetch_max(generation, Ordering::AcqRel);
+    }
+
+    /// Whether a context of `tenant` minted at `generation` has been revoked since. One atomic
+    /// load when nothing changed since; a map lookup otherwise.
+    pub(crate) fn is_revoked(&self, tenant: TenantId, generation: u64) -> bool {
+        if self.generation() == generation {
+            return false;
+        }
+        if self.revoked_all.load(Ordering::Acquire) > generation {
+            return true;
+        }
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.get(&tenant).is_some_and(|&at| at > generation)
+    }
+}
