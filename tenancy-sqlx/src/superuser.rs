@@ -190,8 +190,70 @@ impl Superuser {
         &self.inner.rt
     }
 
+    /// Refuses this capability on a handle it was not acquired through (another database), or
+    /// once it expired.
+    pub(crate) fn check_for(&self, rt: &Arc<Runtime>) -> Result<()> {
+        if !Arc::ptr_eq(&self.inner.rt, rt) {
+            return Err(Error::Forbidden(
+                "this Superuser was acquired through another Tenancy".into(),
+            ));
+        }
+        self.check_active()
+    }
+
+    /// The one way an admin change is written: checks this capability against the handle's
+    /// runtime `rt`, begins a transaction on the admin pool, runs `work` in it, writes the
+    /// audit row `work` returns (action `action`) in the same transaction, and commits. Any
+    /// error rolls back the work with its audit row, so a change cannot commit unaudited nor an
+    /// audit row claim a change that did not happen.
+    ///
+    /// `work` says what to record ([`Audit`]) because what it touched is often known only once
+    /// it ran (the tenants listed, the rows purged). What must follow the commit (clearing the
+    /// resolution cache) follows the call.
+    pub(crate) async fn audited<T>(
+        &self,
+        rt: &Arc<Runtime>,
+        action: &str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<(T, Audit)>,
+    ) -> Result<T> {
+        self.audited_then(rt, action, false, work).await
+    }
+
+    /// [`Superuser::audited`] for work that ran DDL or migration text: the connection's session
+    /// is reset after the commit (see `Conn::commit_and_reset`).
+    pub(crate) async fn audited_and_reset<T>(
+        &self,
+        rt: &Arc<Runtime>,
+        action: &str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<(T, Audit)>,
+    ) -> Result<T> {
+        self.audited_then(rt, action, true, work).await
+    }
+
+    async fn audited_then<T>(
+        &self,
+        rt: &Arc<Runtime>,
+        action: &str,
+        reset: bool,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<(T, Audit)>,
+    ) -> Result<T> {
+        self.check_for(rt)?;
+        let mut tx = rt.begin().await?;
+        let (out, audit) = work(&mut tx).await?;
+        self.audit(&mut tx, action, &audit.tenants, audit.detail.as_deref())
+            .await?;
+        if reset {
+            tx.commit_and_reset().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
     /// Writes an audit record for an operation done with this capability, on `conn` so that it
-    /// commits or rolls back with the operation itself.
+    /// commits or rolls back with the operation itself. Prefer [`Superuser::audited`], which
+    /// cannot forget it; this is for the work that must audit before its transaction ends
+    /// (an export audits before it reads) or on a connection of its own.
     pub(crate) async fn audit(
         &self,
         conn: &mut PgConnection,
@@ -213,6 +275,31 @@ impl Superuser {
         .execute(conn)
         .await?;
         Ok(())
+    }
+}
+
+/// What an audited change records besides its action and the capability's actor and reason.
+#[derive(Debug, Default)]
+pub(crate) struct Audit {
+    /// The tenants it touched (none for work on the registry as a whole).
+    pub(crate) tenants: Vec<TenantId>,
+    /// A line for whoever reads the log.
+    pub(crate) detail: Option<String>,
+}
+
+impl Audit {
+    /// A record naming `tenants`.
+    pub(crate) fn of(tenants: impl Into<Vec<TenantId>>) -> Self {
+        Self {
+            tenants: tenants.into(),
+            detail: None,
+        }
+    }
+
+    /// With a detail line.
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 

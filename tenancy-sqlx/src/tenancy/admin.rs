@@ -78,12 +78,7 @@ impl Tenancy {
 
     /// Refuses a capability acquired through another `Tenancy` (another database), or expired.
     pub(crate) fn check_superuser(&self, su: &Superuser) -> Result<()> {
-        if !Arc::ptr_eq(su.runtime(), &self.rt) {
-            return Err(Error::Forbidden(
-                "this Superuser was acquired through another Tenancy".into(),
-            ));
-        }
-        su.check_active()
+        su.check_for(&self.rt)
     }
 
     /// Every tenant in the registry, whatever its status, by slug. Audited (`tenants.list`,
@@ -105,19 +100,18 @@ impl Tenancy {
     /// [`Error::Forbidden`] for an expired capability or one of another `Tenancy`;
     /// [`Error::Database`].
     pub async fn list_tenants(&self, su: &Superuser) -> Result<Vec<Tenant>> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let rows = crate::sql::admin_query(sql_all_tenants())
-            .fetch_all(&mut *tx)
-            .await?;
-        let tenants = rows
-            .iter()
-            .map(tenant_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let ids: Vec<TenantId> = tenants.iter().map(|t| t.id).collect();
-        su.audit(&mut tx, "tenants.list", &ids, None).await?;
-        tx.commit().await?;
-        Ok(tenants)
+        su.audited(&self.rt, "tenants.list", async |tx| {
+            let rows = crate::sql::admin_query(sql_all_tenants())
+                .fetch_all(&mut *tx)
+                .await?;
+            let tenants = rows
+                .iter()
+                .map(tenant_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            let ids: Vec<TenantId> = tenants.iter().map(|t| t.id).collect();
+            Ok((tenants, Audit::of(ids)))
+        })
+        .await
     }
 
     /// One tenant's registry record, whatever its status. Audited (`tenant.read`).
@@ -133,15 +127,16 @@ impl Tenancy {
     /// # Errors
     /// [`Error::TenantNotFound`], [`Error::Forbidden`], [`Error::Database`].
     pub async fn tenant(&self, su: &Superuser, id: TenantId) -> Result<Tenant> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let row = crate::sql::admin_query(sql_tenant_by_id())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-        su.audit(&mut tx, "tenant.read", &[id], None).await?;
-        tx.commit().await?;
+        let row = su
+            .audited(&self.rt, "tenant.read", async |tx| {
+                let row = crate::sql::admin_query(sql_tenant_by_id())
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                Ok((row, Audit::of([id])))
+            })
+            .await?;
         tenant_from_row(&row)
     }
 
@@ -208,40 +203,35 @@ impl Tenancy {
         buf.bind(i64::from(limit))?;
         described.push(format!("limit={limit}"));
 
-        let mut tx = self.rt.begin().await?;
-        let rows = sqlx::query_with(crate::sql::text(buf.sql), buf.args)
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
-        let records = rows
-            .iter()
-            .map(|r| {
-                let ids: Vec<uuid::Uuid> = r.try_get("tenant_ids")?;
-                Ok(AuditRecord {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    reason: r.try_get("reason")?,
-                    action: r.try_get("action")?,
-                    tenant_ids: ids.into_iter().map(TenantId::from_uuid).collect(),
-                    grant_id: r.try_get("grant_id")?,
-                    detail: r.try_get("detail")?,
+        su.audited(&self.rt, "audit.read", async |tx| {
+            let rows = sqlx::query_with(crate::sql::text(buf.sql), buf.args)
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            let records = rows
+                .iter()
+                .map(|r| {
+                    let ids: Vec<uuid::Uuid> = r.try_get("tenant_ids")?;
+                    Ok(AuditRecord {
+                        id: r.try_get("id")?,
+                        at: r.try_get("at")?,
+                        actor: r.try_get("actor")?,
+                        reason: r.try_get("reason")?,
+                        action: r.try_get("action")?,
+                        tenant_ids: ids.into_iter().map(TenantId::from_uuid).collect(),
+                        grant_id: r.try_get("grant_id")?,
+                        detail: r.try_get("detail")?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let tenants: Vec<TenantId> = query.tenant.into_iter().collect();
-        su.audit(
-            &mut tx,
-            "audit.read",
-            &tenants,
-            Some(&format!(
+                .collect::<Result<Vec<_>>>()?;
+            let tenants: Vec<TenantId> = query.tenant.into_iter().collect();
+            let audit = Audit::of(tenants).detail(format!(
                 "{} records; {}",
                 records.len(),
                 described.join(" ")
-            )),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(records)
+            ));
+            Ok((records, audit))
+        })
+        .await
     }
 }

@@ -5,6 +5,7 @@ use tenancy_core::TenantId;
 
 use crate::export::*;
 use crate::lifecycle::tenant_tables_children_first;
+use crate::superuser::Audit;
 use crate::{Error, Lookup, Result, Superuser, Tenancy};
 
 impl Tenancy {
@@ -73,76 +74,75 @@ impl Tenancy {
     ) -> Result<u64> {
         self.check_superuser(su)?;
         // COPY through a temporary table: the connection is reset afterwards.
-        let mut tx = self.runtime().begin().await?;
-        crate::sql::admin_query("SELECT 1 FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
-            .bind(into.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
-        crate::rls::act_for(&mut tx, self.runtime(), into).await?;
-        let schema = placement_schema(&mut tx, into).await?;
-        let targets = tenant_tables_children_first(&mut tx, schema.as_deref()).await?;
-        for target in &targets {
-            let qualified = &target.name;
-            let n: i64 = crate::sql::admin_scalar(crate::sql::text(format!(
-                "SELECT count(*) FROM {qualified} WHERE {} = $1",
-                target.column
-            )))
-            .bind(into.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
-            if n > 0 {
-                return Err(Error::Archive(format!(
-                    "tenant {into} is not empty: {qualified} has {n} row(s)"
-                )));
-            }
-        }
-        let mut total = 0;
-        for (i, table) in archive.tables.iter().enumerate() {
-            let target = targets
-                .iter()
-                .find(|t| bare_name(&t.name) == table.name)
-                .ok_or_else(|| Error::Archive(format!("the target has no table {}", table.name)))?;
-            let qualified = &target.name;
-            let have = data_columns(&mut tx, target).await?;
-            if let Some(missing) = table.columns.iter().find(|c| !have.contains(c)) {
-                return Err(Error::Archive(format!(
-                    "the target's {} has no column {missing}",
-                    table.name
-                )));
-            }
-            let cols = column_list(&table.columns);
-            let staging = format!("tenancy_import_{i}");
-            sqlx::raw_sql(crate::sql::text(format!(
-                "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {cols} FROM {qualified} WITH NO DATA"
-            )))
-            .execute(&mut *tx)
-            .await?;
-            let mut copy = tx
-                .copy_in_raw(&format!("COPY {staging} ({cols}) FROM STDIN"))
-                .await?;
-            copy.send(table.data.as_slice()).await?;
-            copy.finish().await?;
-            let inserted = crate::sql::admin_query(crate::sql::text(format!(
-                "INSERT INTO {qualified} ({}, {cols}) SELECT $1, {cols} FROM {staging}",
-                target.column
-            )))
-            .bind(into.as_uuid())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted != table.rows {
-                return Err(Error::Archive(format!(
-                    "{}: the archive says {} rows, {inserted} were read",
-                    table.name, table.rows
-                )));
-            }
-            total += inserted;
-        }
-        let detail = format!("from {} ({total} rows)", archive.source);
-        su.audit(&mut tx, "tenant.import", &[into], Some(&detail))
-            .await?;
-        tx.commit_and_reset().await?;
-        Ok(total)
+        su.audited_and_reset(&self.rt, "tenant.import", async |tx| {
+                crate::sql::admin_query("SELECT 1 FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
+                    .bind(into.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
+                crate::rls::act_for(tx, self.runtime(), into).await?;
+                let schema = placement_schema(tx, into).await?;
+                let targets = tenant_tables_children_first(tx, schema.as_deref()).await?;
+                for target in &targets {
+                    let qualified = &target.name;
+                    let n: i64 = crate::sql::admin_scalar(crate::sql::text(format!(
+                        "SELECT count(*) FROM {qualified} WHERE {} = $1",
+                        target.column
+                    )))
+                    .bind(into.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if n > 0 {
+                        return Err(Error::Archive(format!(
+                            "tenant {into} is not empty: {qualified} has {n} row(s)"
+                        )));
+                    }
+                }
+                let mut total = 0;
+                for (i, table) in archive.tables.iter().enumerate() {
+                    let target = targets
+                        .iter()
+                        .find(|t| bare_name(&t.name) == table.name)
+                        .ok_or_else(|| Error::Archive(format!("the target has no table {}", table.name)))?;
+                    let qualified = &target.name;
+                    let have = data_columns(tx, target).await?;
+                    if let Some(missing) = table.columns.iter().find(|c| !have.contains(c)) {
+                        return Err(Error::Archive(format!(
+                            "the target's {} has no column {missing}",
+                            table.name
+                        )));
+                    }
+                    let cols = column_list(&table.columns);
+                    let staging = format!("tenancy_import_{i}");
+                    sqlx::raw_sql(crate::sql::text(format!(
+                        "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {cols} FROM {qualified} WITH NO DATA"
+                    )))
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut copy = tx
+                        .copy_in_raw(&format!("COPY {staging} ({cols}) FROM STDIN"))
+                        .await?;
+                    copy.send(table.data.as_slice()).await?;
+                    copy.finish().await?;
+                    let inserted = crate::sql::admin_query(crate::sql::text(format!(
+                        "INSERT INTO {qualified} ({}, {cols}) SELECT $1, {cols} FROM {staging}",
+                        target.column
+                    )))
+                    .bind(into.as_uuid())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted != table.rows {
+                        return Err(Error::Archive(format!(
+                            "{}: the archive says {} rows, {inserted} were read",
+                            table.name, table.rows
+                        )));
+                    }
+                    total += inserted;
+                }
+            let detail = format!("from {} ({total} rows)", archive.source);
+            Ok((total, Audit::of([into]).detail(detail)))
+        })
+        .await
     }
 }

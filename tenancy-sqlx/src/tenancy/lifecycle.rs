@@ -9,6 +9,7 @@ use crate::registry::notify::{self, Change};
 use crate::registry::{
     NewTenant, Tenant, map_unique, schema_for, sql_tenant_by_id, tenant_from_row,
 };
+use crate::superuser::Audit;
 use crate::{Error, Lookup, Result, Superuser, Tenancy};
 
 impl Tenancy {
@@ -201,48 +202,51 @@ impl Tenancy {
     }
 
     async fn lifecycle(&self, su: &Superuser, id: TenantId, mv: Move) -> Result<Tenant> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let status: Option<String> =
-            crate::sql::admin_scalar("SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let status = status.ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-        if !mv.from().contains(&status.as_str()) {
-            return Err(Error::WrongStatus {
-                id,
-                status: status.parse()?,
-                action: mv.action().trim_start_matches("tenant."),
-            });
-        }
-        let to = mv.to();
-        crate::sql::admin_query(
-            "UPDATE tenancy.tenants SET status = $2, \
-             deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1",
-        )
-        .bind(id.as_uuid())
-        .bind(to.as_str())
-        .execute(&mut *tx)
-        .await?;
-        su.audit(&mut tx, mv.action(), &[id], None).await?;
         let change = match mv {
             // The tenant stops acting: contexts already held stop with it.
             Move::Suspend | Move::SoftDelete => Change::Revoke,
             Move::Resume | Move::Restore => Change::Forget,
         };
-        notify::send(&mut tx, self.rt.origin, change, id).await?;
-        let row = crate::sql::admin_query(sql_tenant_by_id())
-            .bind(id.as_uuid())
-            .fetch_one(&mut *tx)
+        let row = su
+            .audited(&self.rt, mv.action(), async |tx| {
+                let status: Option<String> = crate::sql::admin_scalar(
+                    "SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+                )
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let status = status.ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                if !mv.from().contains(&status.as_str()) {
+                    return Err(Error::WrongStatus {
+                        id,
+                        status: status.parse()?,
+                        action: mv.action().trim_start_matches("tenant."),
+                    });
+                }
+                let to = mv.to();
+                crate::sql::admin_query(
+                    "UPDATE tenancy.tenants SET status = $2, \
+                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind(to.as_str())
+                .execute(&mut *tx)
+                .await?;
+                notify::send(&mut *tx, self.rt.origin, change, id).await?;
+                let row = crate::sql::admin_query(sql_tenant_by_id())
+                    .bind(id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                // Before the commit as well as after: a caller cancelled once the COMMIT is on
+                // its way never reaches the lines below, and a tenant that stops must not keep
+                // acting here. Revoking a tenant whose change then fails costs its contexts a
+                // new resolution.
+                if change == Change::Revoke {
+                    self.handle.cache.revoke(id);
+                }
+                Ok((row, Audit::of([id])))
+            })
             .await?;
-        // Before the commit as well as after: a caller cancelled once the COMMIT is on its way
-        // never reaches the lines below, and a tenant that stops must not keep acting here.
-        // Revoking a tenant whose change then fails costs its contexts a new resolution.
-        if change == Change::Revoke {
-            self.handle.cache.revoke(id);
-        }
-        tx.commit().await?;
         match change {
             Change::Revoke => self.handle.cache.revoke(id),
             Change::Forget => self.handle.cache.invalidate(id),
@@ -265,65 +269,66 @@ impl Tenancy {
     /// # Errors
     /// [`Error::WrongStatus`] unless the tenant is soft-deleted; [`Error::TenantNotFound`].
     pub async fn purge(&self, su: &Superuser, id: TenantId) -> Result<Purged> {
-        self.check_superuser(su)?;
-        let mut tx = self.runtime().begin().await?;
-        let row = crate::sql::admin_query(
-            "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-        let status: String = row.try_get("status")?;
-        if status != "deleted" {
-            return Err(Error::WrongStatus {
-                id,
-                status: status.parse()?,
-                action: "purge",
-            });
-        }
-        let schema: Option<String> = row.try_get("schema_name")?;
-        let purged = match schema {
-            Some(schema) => {
-                tenancy_core::ident::validate_schema(&schema)?;
-                sqlx::raw_sql(crate::sql::text(format!(
-                    "DROP SCHEMA {} CASCADE",
-                    tenancy_core::ident::quote(&schema)
-                )))
-                .execute(&mut *tx)
-                .await?;
-                Purged::Schema(schema)
-            }
-            None => {
-                crate::rls::act_for(&mut tx, self.runtime(), id).await?;
-                let mut deleted = Vec::new();
-                for table in tenant_tables_children_first(&mut tx, None).await? {
-                    let done = crate::sql::admin_query(crate::sql::text(format!(
-                        "DELETE FROM {} WHERE {} = $1",
-                        table.name, table.column
-                    )))
+        let purged = su
+            .audited(&self.rt, "tenant.purge", async |tx| {
+                let row = crate::sql::admin_query(
+                    "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+                )
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                let status: String = row.try_get("status")?;
+                if status != "deleted" {
+                    return Err(Error::WrongStatus {
+                        id,
+                        status: status.parse()?,
+                        action: "purge",
+                    });
+                }
+                let schema: Option<String> = row.try_get("schema_name")?;
+                let purged = match schema {
+                    Some(schema) => {
+                        tenancy_core::ident::validate_schema(&schema)?;
+                        sqlx::raw_sql(crate::sql::text(format!(
+                            "DROP SCHEMA {} CASCADE",
+                            tenancy_core::ident::quote(&schema)
+                        )))
+                        .execute(&mut *tx)
+                        .await?;
+                        Purged::Schema(schema)
+                    }
+                    None => {
+                        crate::rls::act_for(tx, self.runtime(), id).await?;
+                        let mut deleted = Vec::new();
+                        for table in tenant_tables_children_first(tx, None).await? {
+                            let done = crate::sql::admin_query(crate::sql::text(format!(
+                                "DELETE FROM {} WHERE {} = $1",
+                                table.name, table.column
+                            )))
+                            .bind(id.as_uuid())
+                            .execute(&mut *tx)
+                            .await?;
+                            deleted.push((table.name, done.rows_affected()));
+                        }
+                        Purged::Rows(deleted)
+                    }
+                };
+                crate::sql::admin_query("DELETE FROM tenancy.tenants WHERE id = $1")
                     .bind(id.as_uuid())
                     .execute(&mut *tx)
                     .await?;
-                    deleted.push((table.name, done.rows_affected()));
-                }
-                Purged::Rows(deleted)
-            }
-        };
-        crate::sql::admin_query("DELETE FROM tenancy.tenants WHERE id = $1")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
+                crate::sql::admin_query("INSERT INTO tenancy.purged_tenants (id) VALUES ($1)")
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                notify::send(&mut *tx, self.rt.origin, Change::Revoke, id).await?;
+                // Before the commit too (see `lifecycle`).
+                self.handle.cache.revoke(id);
+                let audit = Audit::of([id]).detail(format!("{purged:?}"));
+                Ok((purged, audit))
+            })
             .await?;
-        crate::sql::admin_query("INSERT INTO tenancy.purged_tenants (id) VALUES ($1)")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-        su.audit(&mut tx, "tenant.purge", &[id], Some(&format!("{purged:?}")))
-            .await?;
-        notify::send(&mut tx, self.rt.origin, Change::Revoke, id).await?;
-        // Before the commit too (see `lifecycle`).
-        self.handle.cache.revoke(id);
-        tx.commit().await?;
         self.handle.cache.revoke(id);
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");
         Ok(purged)
@@ -434,26 +439,29 @@ impl Tenancy {
         detail: Option<&str>,
         change: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<()>,
     ) -> Result<Tenant> {
-        self.check_superuser(su)?;
-        let mut tx = self.runtime().begin().await?;
-        crate::sql::admin_scalar::<uuid::Uuid>(
-            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-        change(&mut tx).await?;
-        su.audit(&mut tx, action, &[id], detail).await?;
-        notify::send(&mut tx, self.rt.origin, Change::Forget, id).await?;
-        let row = crate::sql::admin_query(sql_tenant_by_id())
-            .bind(id.as_uuid())
-            .fetch_one(&mut *tx)
+        let row = su
+            .audited(&self.rt, action, async move |tx| {
+                crate::sql::admin_scalar::<uuid::Uuid>(
+                    "SELECT id FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+                )
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                change(&mut *tx).await?;
+                notify::send(&mut *tx, self.rt.origin, Change::Forget, id).await?;
+                let row = crate::sql::admin_query(sql_tenant_by_id())
+                    .bind(id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                // Before the commit too (see `lifecycle`): a caller cut off once the COMMIT is
+                // on its way must not leave the old slug or host resolving here.
+                self.handle.cache.invalidate(id);
+                let mut audit = Audit::of([id]);
+                audit.detail = detail.map(str::to_owned);
+                Ok((row, audit))
+            })
             .await?;
-        // Before the commit too (see `lifecycle`): a caller cut off once the COMMIT is on its
-        // way must not leave the old slug or host resolving here.
-        self.handle.cache.invalidate(id);
-        tx.commit().await?;
         self.handle.cache.invalidate(id);
         tenant_from_row(&row)
     }

@@ -3,6 +3,7 @@
 use tenancy_core::TenantId;
 
 use crate::membership::*;
+use crate::superuser::Audit;
 use crate::{Error, Lookup, Result, Superuser, Tenancy, TenantCtx};
 
 impl Tenancy {
@@ -77,29 +78,27 @@ impl Tenancy {
                 "a member's user and role must not be empty",
             ));
         }
-        let mut tx = self.rt.begin().await?;
-        let row = crate::sql::admin_query(
-            "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
-             RETURNING tenant_id, user_id, role, created_at",
-        )
-        .bind(tenant.as_uuid())
-        .bind(user)
-        .bind(role)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match e.as_database_error() {
-            Some(d) if d.is_foreign_key_violation() => Error::TenantNotFound(Lookup::Id(tenant)),
-            _ => Error::Database(e),
-        })?;
-        su.audit(
-            &mut tx,
-            "membership.add",
-            &[tenant],
-            Some(&format!("{user}={role}")),
-        )
-        .await?;
-        tx.commit().await?;
+        let row = su
+            .audited(&self.rt, "membership.add", async |tx| {
+                let row = crate::sql::admin_query(
+                    "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
+                     RETURNING tenant_id, user_id, role, created_at",
+                )
+                .bind(tenant.as_uuid())
+                .bind(user)
+                .bind(role)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| match e.as_database_error() {
+                    Some(d) if d.is_foreign_key_violation() => {
+                        Error::TenantNotFound(Lookup::Id(tenant))
+                    }
+                    _ => Error::Database(e),
+                })?;
+                Ok((row, Audit::of([tenant]).detail(format!("{user}={role}"))))
+            })
+            .await?;
         membership_from_row(&row)
     }
 
@@ -114,21 +113,19 @@ impl Tenancy {
         tenant: TenantId,
         user: &str,
     ) -> Result<bool> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let removed = crate::sql::admin_query(
-            "DELETE FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
-        )
-        .bind(tenant.as_uuid())
-        .bind(user)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        su.audit(&mut tx, "membership.remove", &[tenant], Some(user))
-            .await?;
-        tx.commit().await?;
-        Ok(removed)
+        su.audited(&self.rt, "membership.remove", async |tx| {
+            let removed = crate::sql::admin_query(
+                "DELETE FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            Ok((removed, Audit::of([tenant]).detail(user)))
+        })
+        .await
     }
 
     /// The tenant's members, by user id. Audited (`membership.list`).
@@ -136,18 +133,18 @@ impl Tenancy {
     /// # Errors
     /// [`Error::Forbidden`] for an expired capability; [`Error::Database`].
     pub async fn members(&self, su: &Superuser, tenant: TenantId) -> Result<Vec<Membership>> {
-        self.check_superuser(su)?;
-        let mut tx = self.rt.begin().await?;
-        let rows = crate::sql::admin_query(
-            "SELECT tenant_id, user_id, role, created_at FROM tenancy.memberships \
-             WHERE tenant_id = $1 ORDER BY user_id",
-        )
-        .bind(tenant.as_uuid())
-        .fetch_all(&mut *tx)
-        .await?;
-        su.audit(&mut tx, "membership.list", &[tenant], None)
+        let rows = su
+            .audited(&self.rt, "membership.list", async |tx| {
+                let rows = crate::sql::admin_query(
+                    "SELECT tenant_id, user_id, role, created_at FROM tenancy.memberships \
+                     WHERE tenant_id = $1 ORDER BY user_id",
+                )
+                .bind(tenant.as_uuid())
+                .fetch_all(&mut *tx)
+                .await?;
+                Ok((rows, Audit::of([tenant])))
+            })
             .await?;
-        tx.commit().await?;
         rows.iter().map(membership_from_row).collect()
     }
 }

@@ -7,6 +7,7 @@ use sqlx::Row;
 use tenancy_core::TenantId;
 
 use crate::migrate::*;
+use crate::superuser::Audit;
 use crate::{Result, Superuser, Tenancy};
 
 impl Tenancy {
@@ -29,12 +30,13 @@ impl Tenancy {
     ) -> Result<Vec<i64>> {
         self.check_superuser(su)?;
         migrations.check_runnable()?;
-        let mut tx = self.runtime().begin().await?;
-        let done = apply(&mut tx, &Target::Global, migrations).await?;
-        let detail = format!("applied {done:?}");
-        su.audit(&mut tx, "shared.migrate", &[], Some(&detail))
+        let done = su
+            .audited_and_reset(&self.rt, "shared.migrate", async |tx| {
+                let done = apply(tx, &Target::Global, migrations).await?;
+                let audit = Audit::default().detail(format!("applied {done:?}"));
+                Ok((done, audit))
+            })
             .await?;
-        tx.commit_and_reset().await?;
         if !done.is_empty() {
             self.runtime().schema_changed();
         }

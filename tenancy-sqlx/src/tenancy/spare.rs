@@ -1,6 +1,7 @@
 //! Spare schemas: own-schema tenants built ahead of time, so that creating one is a rename.
 
 use crate::migrate::fresh_schema_script;
+use crate::superuser::Audit;
 use crate::{Error, Result, Superuser, Tenancy};
 
 impl Tenancy {
@@ -35,20 +36,21 @@ impl Tenancy {
                 tenancy_core::home::SPARE_SCHEMA_PREFIX,
                 uuid::Uuid::new_v4().simple()
             );
-            let mut tx = rt.begin().await?;
-            sqlx::raw_sql(crate::sql::text(fresh_schema_script(
-                &name,
-                &self.handle.tenant_migrations,
-            )))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Error::Migration(format!("building spare schema {name}: {e}")))?;
-            crate::sql::admin_query("INSERT INTO tenancy.spare_schemas (name) VALUES ($1)")
-                .bind(&name)
+            su.audited_and_reset(&self.rt, "schemas.warm", async |tx| {
+                sqlx::raw_sql(crate::sql::text(fresh_schema_script(
+                    &name,
+                    &self.handle.tenant_migrations,
+                )))
                 .execute(&mut *tx)
-                .await?;
-            su.audit(&mut tx, "schemas.warm", &[], Some(&name)).await?;
-            tx.commit_and_reset().await?;
+                .await
+                .map_err(|e| Error::Migration(format!("building spare schema {name}: {e}")))?;
+                crate::sql::admin_query("INSERT INTO tenancy.spare_schemas (name) VALUES ($1)")
+                    .bind(&name)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(((), Audit::default().detail(name.clone())))
+            })
+            .await?;
         }
         Ok(missing)
     }

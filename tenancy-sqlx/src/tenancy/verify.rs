@@ -4,6 +4,7 @@ use std::any::TypeId;
 
 use crate::model::Model;
 use crate::rls::policy_sql;
+use crate::superuser::Audit;
 use crate::verify::check_now;
 use crate::{Result, Superuser, Tenancy};
 
@@ -45,13 +46,12 @@ impl Tenancy {
         self.check_superuser(su)?;
         crate::verify::check_before_policy::<M>(self.runtime()).await?;
         let sql = policy_sql(M::META.table, M::META.tenant_column)?;
-        let mut tx = self.runtime().begin().await?;
-        sqlx::raw_sql(crate::sql::text(sql))
-            .execute(&mut *tx)
-            .await?;
-        su.audit(&mut tx, "rls.install", &[], Some(M::META.table))
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        su.audited(&self.rt, "rls.install", async |tx| {
+            sqlx::raw_sql(crate::sql::text(sql))
+                .execute(&mut *tx)
+                .await?;
+            Ok(((), Audit::default().detail(M::META.table)))
+        })
+        .await
     }
 }
