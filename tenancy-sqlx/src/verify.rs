@@ -84,7 +84,7 @@ pub(crate) async fn check_now(
     meta: &'static ModelMeta,
     schema: Option<&str>,
 ) -> Result<&'static Built> {
-    let st = crate::model::statements_of(model, meta).get(meta)?;
+    let statements = crate::model::statements_of(model, meta).get(meta)?;
     // Row-level security's policy lives on the shared tables (own schemas get it from their
     // migrations, and are told apart by name).
     let rls = rt.rls && schema.is_none();
@@ -105,7 +105,7 @@ pub(crate) async fn check_now(
         }));
     }
     rt.models.mark(model, schema);
-    Ok(st)
+    Ok(statements)
 }
 
 /// Checks `M`'s shared table without its row-level security policy: for installing the policy,

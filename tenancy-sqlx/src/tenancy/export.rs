@@ -16,14 +16,14 @@ impl Tenancy {
     /// [`Error::TenantNotFound`], [`Error::Database`].
     pub async fn export_tenant(&self, su: &Superuser, id: TenantId) -> Result<TenantArchive> {
         self.check_superuser(su)?;
-        self.runtime()
+        self.rt
             .with_conn(async |c| su.audit(c, "tenant.export", &[id], None).await)
             .await?;
-        let mut tx = self.runtime().begin().await?;
+        let mut tx = self.rt.begin().await?;
         sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        crate::rls::act_for(&mut tx, self.runtime(), id).await?;
+        crate::rls::act_for(&mut tx, &self.rt, id).await?;
         let schema = placement_schema(&mut tx, id).await?;
         let mut tables = Vec::new();
         for table in tenant_tables_children_first(&mut tx, schema.as_deref())
@@ -80,7 +80,7 @@ impl Tenancy {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
-                crate::rls::act_for(tx, self.runtime(), into).await?;
+                crate::rls::act_for(tx, &self.rt, into).await?;
                 let schema = placement_schema(tx, into).await?;
                 let targets = tenant_tables_children_first(tx, schema.as_deref()).await?;
                 for target in &targets {

@@ -299,7 +299,7 @@ impl Tenancy {
                         Purged::Schema(schema)
                     }
                     None => {
-                        crate::rls::act_for(tx, self.runtime(), id).await?;
+                        crate::rls::act_for(tx, &self.rt, id).await?;
                         let mut deleted = Vec::new();
                         for table in tenant_tables_children_first(tx, None).await? {
                             let done = crate::sql::admin_query(crate::sql::text(format!(

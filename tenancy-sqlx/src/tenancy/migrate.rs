@@ -38,7 +38,7 @@ impl Tenancy {
             })
             .await?;
         if !done.is_empty() {
-            self.runtime().schema_changed();
+            self.rt.schema_changed();
         }
         Ok(done)
     }
@@ -70,7 +70,7 @@ impl Tenancy {
                 MigrationTarget::SharedTables | MigrationTarget::Spare { .. } => None,
             })
             .collect();
-        self.runtime()
+        self.rt
             .with_conn(async |conn| su.audit(conn, "tenants.migrate", &ids, None).await)
             .await?;
         let total = targets.len();
@@ -91,7 +91,7 @@ impl Tenancy {
             .buffer_unordered(options.parallelism);
         while let Some((target, outcome)) = runs.next().await {
             if let Outcome::Applied(_) = &outcome {
-                self.runtime().schema_changed();
+                self.rt.schema_changed();
             }
             if let Outcome::Failed(e) = &outcome {
                 failed += 1;
@@ -149,7 +149,7 @@ impl Tenancy {
                 .join(" UNION ALL ");
             let q = crate::sql::admin_query(crate::sql::text(sql));
             let rows = self
-                .runtime()
+                .rt
                 .with_conn(async |c| Ok(q.fetch_all(c).await?))
                 .await?;
             let mut applied = vec![Vec::new(); batch.len()];
@@ -182,7 +182,7 @@ impl Tenancy {
             })
             .collect();
         let detail = format!("{} targets behind", out.len());
-        self.runtime()
+        self.rt
             .with_conn(async |conn| {
                 su.audit(conn, "tenants.pending_migrations", &lagging, Some(&detail))
                     .await
@@ -197,7 +197,7 @@ impl Tenancy {
              WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug",
         );
         let rows = self
-            .runtime()
+            .rt
             .with_conn(async |c| Ok(rows.fetch_all(c).await?))
             .await?;
         let mut targets = vec![MigrationTarget::SharedTables];
@@ -209,7 +209,7 @@ impl Tenancy {
             });
         }
         let spares: Vec<String> =
-            self.runtime()
+            self.rt
                 .with_conn(async |c| {
                     Ok(crate::sql::admin_scalar(
                         "SELECT name FROM tenancy.spare_schemas ORDER BY name",
@@ -231,7 +231,7 @@ impl Tenancy {
         target: &MigrationTarget,
         migrations: &Migrations,
     ) -> Result<Vec<i64>> {
-        let mut tx = self.runtime().begin().await?;
+        let mut tx = self.rt.begin().await?;
         if let MigrationTarget::Spare { schema } = target {
             // A provisioning may be taking this spare right now (it holds the row): its
             // rename and migration would race ours under another schema name. Skip a spare

@@ -68,10 +68,6 @@ impl std::fmt::Debug for Tenancy {
 }
 
 impl Tenancy {
-    pub(crate) fn runtime(&self) -> &Runtime {
-        &self.rt
-    }
-
     /// Connects with default options, installing or upgrading the registry schema if it is
     /// missing or behind (see [`TenancyBuilder::install_registry`]).
     ///

@@ -18,7 +18,7 @@ impl Tenancy {
     /// kept); [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
     pub async fn warm_schemas(&self, su: &Superuser, count: usize) -> Result<usize> {
         self.check_superuser(su)?;
-        let rt = self.runtime();
+        let rt = &self.rt;
         self.handle.tenant_migrations.check_runnable()?;
         let have: i64 = rt
             .with_conn(async |c| {

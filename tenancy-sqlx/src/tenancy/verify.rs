@@ -24,7 +24,7 @@ impl Tenancy {
     /// [`Error::TableShape`] naming the table and listing every problem;
     /// [`Error::InvalidModel`]; [`Error::Database`].
     pub async fn verify<M: Model>(&self) -> Result<()> {
-        check_now(self.runtime(), None, TypeId::of::<M>(), &M::META, None).await?;
+        check_now(&self.rt, None, TypeId::of::<M>(), &M::META, None).await?;
         Ok(())
     }
 }
@@ -44,7 +44,7 @@ impl Tenancy {
     /// `su`, [`Error::Database`] (e.g. not the owner).
     pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
         self.check_superuser(su)?;
-        crate::verify::check_before_policy::<M>(self.runtime()).await?;
+        crate::verify::check_before_policy::<M>(&self.rt).await?;
         let sql = policy_sql(M::META.table, M::META.tenant_column)?;
         su.audited(&self.rt, "rls.install", async |tx| {
             sqlx::raw_sql(crate::sql::text(sql))
