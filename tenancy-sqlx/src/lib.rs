@@ -17,43 +17,64 @@
 //! writes a tenant-scoped table without a `TenantCtx` (or `TenantTx`), and none that reads
 //! across tenants without a `Superuser`. Generated code calls only these functions, so it can do
 //! nothing a user could not.
+//!
+//! # The pipeline, and where each step lives
+//!
+//! 1. **Connect** (`tenancy/builder.rs`): the builder opens the pools (`runtime.rs`, the leaf
+//!    every token shares), installs or checks the registry (`registry/schema.rs`) and starts
+//!    the listener for registry changes (`registry/notify.rs`).
+//! 2. **Mint a token** (`tenancy/resolve.rs`): a lookup through the cache (`registry/cache.rs`)
+//!    or the registry, or an audited impersonation, turns an active tenant's row into a
+//!    `TenantCtx`, with where its rows live ([`Home`]) resolved once.
+//! 3. **Open a unit of work** (`ctx.rs`): a `Scope` checks the token is still live (`revoked.rs`)
+//!    and gets its connection (`conn.rs`).
+//! 4. **Run statements** (the repository, queries, raw SQL, reports): SQL built in one place and
+//!    bound to the tenant, after the model check (`verify.rs`) passed the table once.
+//! 5. **Administer** (`tenancy/{lifecycle,admin,members,migrate,export,spare}.rs`): every change
+//!    is written through `Superuser::audited` (`superuser.rs`), with its audit row, in one
+//!    transaction.
 
+// The handle and its methods, and the axum layer over it.
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+mod tenancy;
+// The registry: rows, cache, notifications, its own schema.
+mod registry;
+// The tokens and the statement path.
 mod bind;
-mod checked;
 mod column;
-mod conn;
 mod ctx;
-mod error;
 mod exec;
+mod model;
+mod query;
+mod raw;
+mod repo;
+mod report;
+mod sql;
+mod value;
+// The work behind the handle's admin methods.
 mod export;
 mod lifecycle;
 mod membership;
 mod migrate;
-mod model;
-mod query;
-mod raw;
-mod registry;
-mod repo;
-mod report;
-mod revoked;
 pub mod rls;
+mod spare;
+mod superuser;
+mod verify;
+// The leaf: pools and connections, and the state and payloads they hold.
+mod checked;
+mod conn;
+mod error;
+mod revoked;
 mod runtime;
 mod search_path;
 mod server;
 mod shape;
-mod spare;
-mod sql;
-mod superuser;
-mod tenancy;
-mod value;
-mod verify;
 
 pub use sqlx;
 pub use tenancy_core::{
-    Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus, ValidationError,
+    Home, Hostname, Placement, Slug, TenantId, TenantName, TenantRef, TenantStatus, ValidationError,
 };
 pub use uuid;
 

@@ -43,7 +43,7 @@ impl Move {
     }
 }
 
-/// What [`Tenancy::purge`] removed.
+/// What [`Tenancy::purge`](crate::Tenancy::purge) removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purged {

@@ -26,7 +26,7 @@ pub struct Membership {
 }
 
 /// Proof that a user is a member of an active tenant: its [`TenantCtx`], the user and their
-/// role. Only [`Tenancy::member`] and [`Tenancy::resolve_member`] make one, after reading the
+/// role. Only [`Tenancy::member`](crate::Tenancy::member) and [`Tenancy::resolve_member`](crate::Tenancy::resolve_member) make one, after reading the
 /// membership from the registry.
 #[derive(Clone)]
 pub struct Member {

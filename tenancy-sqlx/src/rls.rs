@@ -79,7 +79,7 @@
 //!
 //! # Cross-tenant work
 //!
-//! Work done under a [`Superuser`] passes the policy in one of two ways, both
+//! Work done under a [`Superuser`](crate::Superuser) passes the policy in one of two ways, both
 //! transaction-local and both set only by library code:
 //!
 //! - acting for the one tenant it touches: [`export_tenant`](crate::Tenancy::export_tenant),
@@ -142,13 +142,13 @@ fn quote_table(table: &str) -> Result<String, ValidationError> {
 /// The SQL that puts tenancy's policy on one table and on every partition and inheritance
 /// child it has: put it in the migration that creates the table (a tenant migration, so every
 /// own-schema tenant's copy gets it too; the name then resolves in each tenant's schema), or run
-/// it with [`Tenancy::install_row_level_security`].
+/// it with [`Tenancy::install_row_level_security`](crate::Tenancy::install_row_level_security).
 ///
 /// PostgreSQL applies a parent's policy only to statements on the parent: a statement naming a
 /// partition directly sees that partition's rows unless the partition has a policy of its own.
 /// So the policy goes on every existing descendant too. For a partition created later, run this
 /// SQL for the parent again in the migration that creates the partition (it is idempotent, and
-/// covers the new child), or `policy_sql` of the partition itself; [`Tenancy::verify`] names
+/// covers the new child), or `policy_sql` of the partition itself; [`Tenancy::verify`](crate::Tenancy::verify) names
 /// any partition left without it.
 ///
 /// `table` is a table name or `schema.table`; `tenant_column` its tenant column (`tenant_id`
@@ -245,7 +245,7 @@ pub(crate) async fn check_role(pool: &PgPool) -> Result<()> {
     )))
 }
 
-/// What is wrong with `table`'s policy, for [`Tenancy::verify`]: nothing if the policy is
+/// What is wrong with `table`'s policy, for [`Tenancy::verify`](crate::Tenancy::verify): nothing if the policy is
 /// there, row-level security is enabled and forced, and no other permissive policy widens it.
 pub(crate) async fn policy_problems(
     conn: &mut PgConnection,

@@ -2,8 +2,8 @@
 //! registry operations that need it: listing tenants, impersonation, the audit log itself.
 //!
 //! Acquisition goes through an optional policy ([`TenancyBuilder::superuser_policy`]) and may
-//! expire ([`TenancyBuilder::superuser_ttl`]). Every acquisition, refusal and operation is a row
-//! of `tenancy.audit_log`; [`Tenancy::audit_log`] reads them back.
+//! expire ([`TenancyBuilder::superuser_ttl`](crate::TenancyBuilder::superuser_ttl)). Every acquisition, refusal and operation is a row
+//! of `tenancy.audit_log`; [`Tenancy::audit_log`](crate::Tenancy::audit_log) reads them back.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,17 +19,17 @@ use crate::{Error, Result};
 /// The capability for cross-tenant work: admin screens, reports, impersonation, lifecycle
 /// changes.
 ///
-/// Acquired only through [`Tenancy::superuser`], which records the actor and the reason in
+/// Acquired only through [`Tenancy::superuser`](crate::Tenancy::superuser), which records the actor and the reason in
 /// `tenancy.audit_log` before returning it; every operation done with it is recorded there too,
 /// under the acquisition's id ([`Superuser::grant_id`]). It cannot be built, defaulted,
-/// deserialised, cloned, or derived from a [`TenantCtx`]:
+/// deserialised, cloned, or derived from a [`TenantCtx`](crate::TenantCtx):
 ///
 /// ```compile_fail
 /// # use tenancy_sqlx::{Superuser, TenantCtx};
 /// fn escalate(ctx: TenantCtx) -> Superuser { Superuser::from(ctx) }
 /// ```
 ///
-/// With a time-to-live ([`TenancyBuilder::superuser_ttl`]) it expires: from then on every
+/// With a time-to-live ([`TenancyBuilder::superuser_ttl`](crate::TenancyBuilder::superuser_ttl)) it expires: from then on every
 /// operation refuses it with [`Error::Forbidden`], and a new one must be acquired (and audited).
 ///
 /// ```no_run
@@ -108,7 +108,7 @@ impl Superuser {
         self.inner.grant_id
     }
 
-    /// When it expires, if [`TenancyBuilder::superuser_ttl`] was set.
+    /// When it expires, if [`TenancyBuilder::superuser_ttl`](crate::TenancyBuilder::superuser_ttl) was set.
     ///
     /// ```no_run
     /// # async fn demo(tenancy: tenancy_sqlx::Tenancy) -> tenancy_sqlx::Result<()> {
@@ -330,7 +330,7 @@ pub(crate) fn check_audit_text(what: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// What [`Tenancy::audit_log`] lists. Every field narrows the result; the default lists the
+/// What [`Tenancy::audit_log`](crate::Tenancy::audit_log) lists. Every field narrows the result; the default lists the
 /// newest 1,000 records of any kind.
 ///
 /// ```
@@ -363,7 +363,7 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-/// The number of records [`Tenancy::audit_log`] returns when [`AuditQuery::limit`] is not set.
+/// The number of records [`Tenancy::audit_log`](crate::Tenancy::audit_log) returns when [`AuditQuery::limit`] is not set.
 ///
 /// ```
 /// assert_eq!(tenancy_sqlx::DEFAULT_AUDIT_LIMIT, 1_000);

@@ -4,7 +4,7 @@
 //!   ([`Tenancy::migrate_shared`]).
 //! - Tenant migrations: the tenant-scoped tables, run once on the shared tables (for every
 //!   shared-table tenant at once) and once in every own-schema tenant's schema
-//!   ([`Tenancy::migrate_tenants`]), in parallel, each target in its own transaction: a failing
+//!   ([`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants)), in parallel, each target in its own transaction: a failing
 //!   tenant is rolled back and reported and does not stop the others, and a rerun resumes.
 //!
 //! Files are sqlx's: `<version>_<description>.sql`. Each target keeps its own history, and a
@@ -48,7 +48,7 @@ pub enum MigrationTarget {
         /// Its schema.
         schema: String,
     },
-    /// A spare schema, provisioned ahead for a future tenant ([`Tenancy::warm_schemas`]).
+    /// A spare schema, provisioned ahead for a future tenant ([`Tenancy::warm_schemas`](crate::Tenancy::warm_schemas)).
     Spare {
         /// Its schema.
         schema: String,
@@ -77,7 +77,7 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Progress of [`Tenancy::migrate_tenants`], reported after each target.
+/// Progress of [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants), reported after each target.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Progress {
@@ -91,7 +91,7 @@ pub struct Progress {
     pub last: (MigrationTarget, Outcome),
 }
 
-/// The result of [`Tenancy::migrate_tenants`].
+/// The result of [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct MigrationReport {
@@ -116,7 +116,7 @@ impl MigrationReport {
 
 type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
-/// Options for [`Tenancy::migrate_tenants`].
+/// Options for [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants).
 #[derive(Clone)]
 #[must_use]
 pub struct MigrateOptions {

@@ -48,7 +48,7 @@ impl Tenant {
     }
 }
 
-/// What [`Tenancy::create_tenant`] needs.
+/// What [`Tenancy::create_tenant`](crate::Tenancy::create_tenant) needs.
 ///
 /// ```
 /// use tenancy_sqlx::NewTenant;

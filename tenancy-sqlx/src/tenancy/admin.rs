@@ -16,7 +16,7 @@ impl Tenancy {
     /// `tenancy.audit_log` (action `superuser.acquire`) before the capability is returned; if
     /// the write fails, no capability.
     ///
-    /// If a policy is set ([`TenancyBuilder::superuser_policy`]) it decides first; a refusal is
+    /// If a policy is set ([`TenancyBuilder::superuser_policy`](crate::TenancyBuilder::superuser_policy)) it decides first; a refusal is
     /// written to the audit log as `superuser.refused`, with the policy's reason as the detail.
     ///
     /// ```no_run

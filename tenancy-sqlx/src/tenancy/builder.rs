@@ -422,7 +422,7 @@ impl TenancyBuilder {
     /// A policy every [`Tenancy::superuser`] call must pass: it gets the actor and the reason,
     /// and returns `Ok(())` to allow or `Err(why)` to refuse. A refusal is written to the audit
     /// log (action `superuser.refused`, with `why` as the detail) and the caller gets
-    /// [`Error::Forbidden`]. Default: everyone with a non-empty actor and reason is allowed.
+    /// [`Error::Forbidden`](crate::Error::Forbidden). Default: everyone with a non-empty actor and reason is allowed.
     ///
     /// The policy runs in the acquiring task: keep it quick (an allow-list, a lookup in memory).
     ///
@@ -454,13 +454,13 @@ impl TenancyBuilder {
         self
     }
 
-    /// How long a [`Superuser`] stays valid after its acquisition. Once expired, every
-    /// operation refuses it with [`Error::Forbidden`]; acquire (and so audit) a new one.
+    /// How long a [`Superuser`](crate::Superuser) stays valid after its acquisition. Once expired, every
+    /// operation refuses it with [`Error::Forbidden`](crate::Error::Forbidden); acquire (and so audit) a new one.
     /// Default: no expiry. The expiry is recorded in the acquisition's audit record.
     ///
-    /// Operations already running when it expires finish; a [`TenantCtx`] obtained by
+    /// Operations already running when it expires finish; a [`TenantCtx`](crate::TenantCtx) obtained by
     /// [`Tenancy::impersonate`] expires with it (its statements then fail with
-    /// [`Error::Forbidden`]).
+    /// [`Error::Forbidden`](crate::Error::Forbidden)).
     ///
     /// ```no_run
     /// # async fn demo() -> tenancy_sqlx::Result<()> {

@@ -18,7 +18,7 @@ impl Tenancy {
     /// `tenant.impersonate.refused` with the cause in the detail.
     ///
     /// The context reaches that tenant's rows and no other's, and ends with the Superuser's
-    /// time-to-live, if it has one ([`TenancyBuilder::superuser_ttl`]): from then on its
+    /// time-to-live, if it has one ([`TenancyBuilder::superuser_ttl`](crate::TenancyBuilder::superuser_ttl)): from then on its
     /// statements fail with [`Error::Forbidden`]. Drop it when done.
     ///
     /// ```no_run

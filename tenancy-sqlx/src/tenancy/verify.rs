@@ -21,8 +21,8 @@ impl Tenancy {
     /// permissive policy that would widen it (a problem with a child names the child).
     ///
     /// # Errors
-    /// [`Error::TableShape`] naming the table and listing every problem;
-    /// [`Error::InvalidModel`]; [`Error::Database`].
+    /// [`Error::TableShape`](crate::Error::TableShape) naming the table and listing every problem;
+    /// [`Error::InvalidModel`](crate::Error::InvalidModel); [`Error::Database`](crate::Error::Database).
     pub async fn verify<M: Model>(&self) -> Result<()> {
         check_now(&self.rt, None, TypeId::of::<M>(), &M::META, None).await?;
         Ok(())
@@ -39,9 +39,9 @@ impl Tenancy {
     /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security).
     ///
     /// # Errors
-    /// [`Error::InvalidModel`], [`Error::TableShape`] if the table fails the model check (so the
-    /// policy would not be on the tenant's column), [`Error::Forbidden`] for a foreign or expired
-    /// `su`, [`Error::Database`] (e.g. not the owner).
+    /// [`Error::InvalidModel`](crate::Error::InvalidModel), [`Error::TableShape`](crate::Error::TableShape) if the table fails the model check (so the
+    /// policy would not be on the tenant's column), [`Error::Forbidden`](crate::Error::Forbidden) for a foreign or expired
+    /// `su`, [`Error::Database`](crate::Error::Database) (e.g. not the owner).
     pub async fn install_row_level_security<M: Model>(&self, su: &Superuser) -> Result<()> {
         self.check_superuser(su)?;
         crate::verify::check_before_policy::<M>(&self.rt).await?;
