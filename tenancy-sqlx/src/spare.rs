@@ -5,6 +5,7 @@
 use sqlx::{PgConnection, Row};
 
 use crate::migrate::{Migrations, Target, apply};
+use crate::registry::store;
 use crate::{Error, Result};
 
 /// Takes the oldest spare, if any, and renames it to `schema`, bringing it to the latest
@@ -52,7 +53,7 @@ pub(crate) async fn take(
                      (not registered to any tenant); drop or rename it first"
                 )));
             }
-            crate::sql::admin_query("DELETE FROM tenancy.spare_schemas WHERE name = $1")
+            crate::sql::admin_query(store::SPARE_DELETE)
                 .bind(&spare)
                 .execute(&mut *conn)
                 .await?;

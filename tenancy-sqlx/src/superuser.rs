@@ -13,6 +13,7 @@ use sqlx::PgConnection;
 use tenancy_core::TenantId;
 use time::OffsetDateTime;
 
+use crate::registry::store;
 use crate::runtime::Runtime;
 use crate::{Error, Result};
 
@@ -262,18 +263,15 @@ impl Superuser {
         detail: Option<&str>,
     ) -> Result<()> {
         let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
-        crate::sql::admin_query(
-            "INSERT INTO tenancy.audit_log (actor, reason, action, tenant_ids, grant_id, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&self.inner.actor)
-        .bind(&self.inner.reason)
-        .bind(action)
-        .bind(ids)
-        .bind(self.inner.grant_id)
-        .bind(detail)
-        .execute(conn)
-        .await?;
+        crate::sql::admin_query(store::AUDIT_INSERT)
+            .bind(&self.inner.actor)
+            .bind(&self.inner.reason)
+            .bind(action)
+            .bind(ids)
+            .bind(self.inner.grant_id)
+            .bind(detail)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }

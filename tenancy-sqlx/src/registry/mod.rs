@@ -5,6 +5,7 @@
 pub(crate) mod cache;
 pub(crate) mod notify;
 pub(crate) mod schema;
+pub(crate) mod store;
 
 use std::sync::Arc;
 

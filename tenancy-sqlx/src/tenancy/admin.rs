@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::Row;
 use tenancy_core::TenantId;
 
+use crate::registry::store;
 use crate::registry::{Tenant, sql_all_tenants, sql_tenant_by_id, tenant_from_row};
 use crate::sql::SqlBuf;
 use crate::superuser::*;
@@ -36,13 +37,10 @@ impl Tenancy {
         if let Some(policy) = &config.policy
             && let Err(why) = policy(actor, reason)
         {
-            let q = crate::sql::admin_query(
-                "INSERT INTO tenancy.audit_log (actor, reason, action, detail) \
-                 VALUES ($1, $2, 'superuser.refused', $3)",
-            )
-            .bind(actor)
-            .bind(reason)
-            .bind(&why);
+            let q = crate::sql::admin_query(store::AUDIT_SUPERUSER_REFUSED)
+                .bind(actor)
+                .bind(reason)
+                .bind(&why);
             // `with_conn`: behind PgBouncer the prepare and execute of an unnamed statement
             // must reach the same server connection.
             self.rt.with_conn(async |c| Ok(q.execute(c).await?)).await?;
@@ -54,13 +52,10 @@ impl Tenancy {
         let detail = config
             .ttl
             .map(|ttl| format!("expires after {:.3} s", ttl.as_secs_f64()));
-        let q = crate::sql::admin_query(
-            "INSERT INTO tenancy.audit_log (actor, reason, action, detail) \
-             VALUES ($1, $2, 'superuser.acquire', $3) RETURNING id, at",
-        )
-        .bind(actor)
-        .bind(reason)
-        .bind(detail);
+        let q = crate::sql::admin_query(store::AUDIT_SUPERUSER_ACQUIRED)
+            .bind(actor)
+            .bind(reason)
+            .bind(detail);
         let row = self
             .rt
             .with_conn(async |c| Ok(q.fetch_one(c).await?))

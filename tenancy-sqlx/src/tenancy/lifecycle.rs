@@ -6,6 +6,7 @@ use tenancy_core::{Hostname, Placement, Slug, TenantId, TenantName, ValidationEr
 
 use crate::lifecycle::*;
 use crate::registry::notify::{self, Change};
+use crate::registry::store;
 use crate::registry::{
     NewTenant, Tenant, map_unique, schema_for, sql_tenant_by_id, tenant_from_row,
 };
@@ -84,45 +85,38 @@ impl Tenancy {
             // each insert their row first, then build their schema, wait on each other: a
             // deadlock. Taking that lock first makes concurrent creations queue instead. Reads
             // (resolution) are not blocked.
-            crate::sql::admin_query("LOCK TABLE tenancy.tenants IN SHARE ROW EXCLUSIVE MODE")
+            crate::sql::admin_query(store::LOCK_TENANTS_FOR_CREATION)
                 .execute(&mut *tx)
                 .await?;
         }
-        crate::sql::admin_query(
-            "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id.as_uuid())
-        .bind(slug.as_str())
-        .bind(name)
-        .bind(new.placement.as_str())
-        .bind(schema.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
+        crate::sql::admin_query(store::TENANT_INSERT)
+            .bind(id.as_uuid())
+            .bind(slug.as_str())
+            .bind(name)
+            .bind(new.placement.as_str())
+            .bind(schema.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, slug.as_str(), id, None))?;
         // Only a chosen id can be a purged one (a new random v4 is not). After the insert: it
         // waits for a purge of this id still in flight, so this read sees that purge's tombstone.
         if chosen.is_some() {
-            let purged: bool = crate::sql::admin_scalar(
-                "SELECT EXISTS (SELECT 1 FROM tenancy.purged_tenants WHERE id = $1)",
-            )
-            .bind(id.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
+            let purged: bool = crate::sql::admin_scalar(store::TENANT_ID_WAS_PURGED)
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
             if purged {
                 return Err(Error::TenantIdPurged(id));
             }
         }
         for (i, host) in hosts.iter().enumerate() {
-            crate::sql::admin_query(
-                "INSERT INTO tenancy.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)",
-            )
-            .bind(host.as_str())
-            .bind(id.as_uuid())
-            .bind(i == 0)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_unique(e, slug.as_str(), id, Some(host.as_str())))?;
+            crate::sql::admin_query(store::DOMAIN_INSERT)
+                .bind(host.as_str())
+                .bind(id.as_uuid())
+                .bind(i == 0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, slug.as_str(), id, Some(host.as_str())))?;
         }
         if let Some(schema) = &schema {
             // The schema, its history and every tenant migration, in the same transaction as
@@ -209,12 +203,11 @@ impl Tenancy {
         };
         let row = su
             .audited(&self.rt, mv.action(), async |tx| {
-                let status: Option<String> = crate::sql::admin_scalar(
-                    "SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-                )
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
+                let status: Option<String> =
+                    crate::sql::admin_scalar(store::TENANT_STATUS_FOR_UPDATE)
+                        .bind(id.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 let status = status.ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
                 if !mv.from().contains(&status.as_str()) {
                     return Err(Error::WrongStatus {
@@ -224,14 +217,11 @@ impl Tenancy {
                     });
                 }
                 let to = mv.to();
-                crate::sql::admin_query(
-                    "UPDATE tenancy.tenants SET status = $2, \
-                     deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1",
-                )
-                .bind(id.as_uuid())
-                .bind(to.as_str())
-                .execute(&mut *tx)
-                .await?;
+                crate::sql::admin_query(store::TENANT_SET_STATUS)
+                    .bind(id.as_uuid())
+                    .bind(to.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 notify::send(&mut *tx, self.rt.origin, change, id).await?;
                 let row = crate::sql::admin_query(sql_tenant_by_id())
                     .bind(id.as_uuid())
@@ -271,13 +261,11 @@ impl Tenancy {
     pub async fn purge(&self, su: &Superuser, id: TenantId) -> Result<Purged> {
         let purged = su
             .audited(&self.rt, "tenant.purge", async |tx| {
-                let row = crate::sql::admin_query(
-                    "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-                )
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                let row = crate::sql::admin_query(store::TENANT_STATUS_AND_SCHEMA_FOR_UPDATE)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
                 let status: String = row.try_get("status")?;
                 if status != "deleted" {
                     return Err(Error::WrongStatus {
@@ -314,11 +302,11 @@ impl Tenancy {
                         Purged::Rows(deleted)
                     }
                 };
-                crate::sql::admin_query("DELETE FROM tenancy.tenants WHERE id = $1")
+                crate::sql::admin_query(store::TENANT_DELETE)
                     .bind(id.as_uuid())
                     .execute(&mut *tx)
                     .await?;
-                crate::sql::admin_query("INSERT INTO tenancy.purged_tenants (id) VALUES ($1)")
+                crate::sql::admin_query(store::PURGED_INSERT)
                     .bind(id.as_uuid())
                     .execute(&mut *tx)
                     .await?;
@@ -348,7 +336,7 @@ impl Tenancy {
             "tenant.rename_slug",
             Some(slug.as_str()),
             async |tx| {
-                crate::sql::admin_query("UPDATE tenancy.tenants SET slug = $2 WHERE id = $1")
+                crate::sql::admin_query(store::TENANT_SET_SLUG)
                     .bind(id.as_uuid())
                     .bind(slug.as_str())
                     .execute(&mut *tx)
@@ -376,23 +364,17 @@ impl Tenancy {
         let host = Hostname::parse(host)?;
         self.registry_change(su, id, "tenant.add_host", Some(host.as_str()), async |tx| {
             if primary {
-                crate::sql::admin_query(
-                    "UPDATE tenancy.domains SET is_primary = false WHERE tenant_id = $1",
-                )
+                crate::sql::admin_query(store::DOMAINS_CLEAR_PRIMARY)
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            crate::sql::admin_query(store::DOMAIN_ADD)
+                .bind(host.as_str())
                 .bind(id.as_uuid())
                 .execute(&mut *tx)
-                .await?;
-            }
-            crate::sql::admin_query(
-                "INSERT INTO tenancy.domains (host, tenant_id, is_primary) \
-                 VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM tenancy.domains \
-                                             WHERE tenant_id = $2 AND is_primary))",
-            )
-            .bind(host.as_str())
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unique_to(e, Error::HostTaken(host.as_str().to_owned())))?;
+                .await
+                .map_err(|e| unique_to(e, Error::HostTaken(host.as_str().to_owned())))?;
             Ok(())
         })
         .await
@@ -405,27 +387,29 @@ impl Tenancy {
     /// [`Error::TenantNotFound`] if the tenant does not exist or the host is not its.
     pub async fn remove_host(&self, su: &Superuser, id: TenantId, host: &str) -> Result<Tenant> {
         let host = Hostname::parse(host)?;
-        self.registry_change(su, id, "tenant.remove_host", Some(host.as_str()), async |tx| {
-            let removed = crate::sql::admin_query(
-                "DELETE FROM tenancy.domains WHERE host = $1 AND tenant_id = $2",
-            )
-            .bind(host.as_str())
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-            if removed.rows_affected() == 0 {
-                return Err(Error::TenantNotFound(Lookup::Host(host.as_str().to_owned())));
-            }
-            crate::sql::admin_query(
-                "UPDATE tenancy.domains SET is_primary = true WHERE host = ( \
-                     SELECT host FROM tenancy.domains WHERE tenant_id = $1 ORDER BY host LIMIT 1) \
-                 AND NOT EXISTS (SELECT 1 FROM tenancy.domains WHERE tenant_id = $1 AND is_primary)",
-            )
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        })
+        self.registry_change(
+            su,
+            id,
+            "tenant.remove_host",
+            Some(host.as_str()),
+            async |tx| {
+                let removed = crate::sql::admin_query(store::DOMAIN_DELETE)
+                    .bind(host.as_str())
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                if removed.rows_affected() == 0 {
+                    return Err(Error::TenantNotFound(Lookup::Host(
+                        host.as_str().to_owned(),
+                    )));
+                }
+                crate::sql::admin_query(store::DOMAINS_ELECT_PRIMARY)
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -441,13 +425,11 @@ impl Tenancy {
     ) -> Result<Tenant> {
         let row = su
             .audited(&self.rt, action, async move |tx| {
-                crate::sql::admin_scalar::<uuid::Uuid>(
-                    "SELECT id FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-                )
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                crate::sql::admin_scalar::<uuid::Uuid>(store::TENANT_LOCK)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
                 change(&mut *tx).await?;
                 notify::send(&mut *tx, self.rt.origin, Change::Forget, id).await?;
                 let row = crate::sql::admin_query(sql_tenant_by_id())

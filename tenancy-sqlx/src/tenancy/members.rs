@@ -3,6 +3,7 @@
 use tenancy_core::TenantId;
 
 use crate::membership::*;
+use crate::registry::store;
 use crate::superuser::Audit;
 use crate::{Error, Lookup, Result, Superuser, Tenancy, TenantCtx};
 
@@ -37,13 +38,11 @@ impl Tenancy {
         let role: Option<String> = self
             .rt
             .with_conn(async |c| {
-                Ok(crate::sql::admin_scalar(
-                    "SELECT role FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
-                )
-                .bind(ctx.id().as_uuid())
-                .bind(user)
-                .fetch_optional(c)
-                .await?)
+                Ok(crate::sql::admin_scalar(store::MEMBER_ROLE)
+                    .bind(ctx.id().as_uuid())
+                    .bind(user)
+                    .fetch_optional(c)
+                    .await?)
             })
             .await?;
         match role {
@@ -80,22 +79,18 @@ impl Tenancy {
         }
         let row = su
             .audited(&self.rt, "membership.add", async |tx| {
-                let row = crate::sql::admin_query(
-                    "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
-                     RETURNING tenant_id, user_id, role, created_at",
-                )
-                .bind(tenant.as_uuid())
-                .bind(user)
-                .bind(role)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| match e.as_database_error() {
-                    Some(d) if d.is_foreign_key_violation() => {
-                        Error::TenantNotFound(Lookup::Id(tenant))
-                    }
-                    _ => Error::Database(e),
-                })?;
+                let row = crate::sql::admin_query(store::MEMBERSHIP_UPSERT)
+                    .bind(tenant.as_uuid())
+                    .bind(user)
+                    .bind(role)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| match e.as_database_error() {
+                        Some(d) if d.is_foreign_key_violation() => {
+                            Error::TenantNotFound(Lookup::Id(tenant))
+                        }
+                        _ => Error::Database(e),
+                    })?;
                 Ok((row, Audit::of([tenant]).detail(format!("{user}={role}"))))
             })
             .await?;
@@ -114,14 +109,12 @@ impl Tenancy {
         user: &str,
     ) -> Result<bool> {
         su.audited(&self.rt, "membership.remove", async |tx| {
-            let removed = crate::sql::admin_query(
-                "DELETE FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2",
-            )
-            .bind(tenant.as_uuid())
-            .bind(user)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            let removed = crate::sql::admin_query(store::MEMBERSHIP_DELETE)
+                .bind(tenant.as_uuid())
+                .bind(user)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
                 > 0;
             Ok((removed, Audit::of([tenant]).detail(user)))
         })
@@ -135,13 +128,10 @@ impl Tenancy {
     pub async fn members(&self, su: &Superuser, tenant: TenantId) -> Result<Vec<Membership>> {
         let rows = su
             .audited(&self.rt, "membership.list", async |tx| {
-                let rows = crate::sql::admin_query(
-                    "SELECT tenant_id, user_id, role, created_at FROM tenancy.memberships \
-                     WHERE tenant_id = $1 ORDER BY user_id",
-                )
-                .bind(tenant.as_uuid())
-                .fetch_all(&mut *tx)
-                .await?;
+                let rows = crate::sql::admin_query(store::MEMBERSHIPS_OF_TENANT)
+                    .bind(tenant.as_uuid())
+                    .fetch_all(&mut *tx)
+                    .await?;
                 Ok((rows, Audit::of([tenant])))
             })
             .await?;

@@ -1,6 +1,7 @@
 //! Spare schemas: own-schema tenants built ahead of time, so that creating one is a rename.
 
 use crate::migrate::fresh_schema_script;
+use crate::registry::store;
 use crate::superuser::Audit;
 use crate::{Error, Result, Superuser, Tenancy};
 
@@ -22,11 +23,9 @@ impl Tenancy {
         self.handle.tenant_migrations.check_runnable()?;
         let have: i64 = rt
             .with_conn(async |c| {
-                Ok(
-                    crate::sql::admin_scalar("SELECT count(*) FROM tenancy.spare_schemas")
-                        .fetch_one(c)
-                        .await?,
-                )
+                Ok(crate::sql::admin_scalar(store::SPARES_COUNT)
+                    .fetch_one(c)
+                    .await?)
             })
             .await?;
         let missing = count.saturating_sub(usize::try_from(have).unwrap_or(0));
@@ -44,7 +43,7 @@ impl Tenancy {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| Error::Migration(format!("building spare schema {name}: {e}")))?;
-                crate::sql::admin_query("INSERT INTO tenancy.spare_schemas (name) VALUES ($1)")
+                crate::sql::admin_query(store::SPARE_INSERT)
                     .bind(&name)
                     .execute(&mut *tx)
                     .await?;

@@ -1,0 +1,75 @@
+//! Every statement the handle runs on the registry's own tables (`tenancy.*`) outside
+//! resolution, named for what it does, so that the registry's schema and the SQL that reads and
+//! writes it can be read (and changed) side by side. Resolution's statements are in `mod.rs`,
+//! the schema itself in `schema.rs`.
+
+pub(crate) const MEMBER_ROLE: &str =
+    "SELECT role FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2";
+
+pub(crate) const MEMBERSHIP_UPSERT: &str = "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
+     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
+     RETURNING tenant_id, user_id, role, created_at";
+
+pub(crate) const MEMBERSHIP_DELETE: &str =
+    "DELETE FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2";
+
+pub(crate) const MEMBERSHIPS_OF_TENANT: &str = "SELECT tenant_id, user_id, role, created_at FROM tenancy.memberships \
+     WHERE tenant_id = $1 ORDER BY user_id";
+
+pub(crate) const AUDIT_SUPERUSER_REFUSED: &str = "INSERT INTO tenancy.audit_log (actor, reason, action, detail) \
+     VALUES ($1, $2, 'superuser.refused', $3)";
+
+pub(crate) const AUDIT_SUPERUSER_ACQUIRED: &str = "INSERT INTO tenancy.audit_log (actor, reason, action, detail) \
+     VALUES ($1, $2, 'superuser.acquire', $3) RETURNING id, at";
+
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO tenancy.audit_log (actor, reason, action, tenant_ids, grant_id, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const LOCK_TENANTS_FOR_CREATION: &str =
+    "LOCK TABLE tenancy.tenants IN SHARE ROW EXCLUSIVE MODE";
+
+pub(crate) const TENANT_INSERT: &str = "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const TENANT_ID_WAS_PURGED: &str =
+    "SELECT EXISTS (SELECT 1 FROM tenancy.purged_tenants WHERE id = $1)";
+
+pub(crate) const DOMAIN_INSERT: &str =
+    "INSERT INTO tenancy.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)";
+
+pub(crate) const TENANT_STATUS_FOR_UPDATE: &str =
+    "SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
+
+pub(crate) const TENANT_SET_STATUS: &str = "UPDATE tenancy.tenants SET status = $2, \
+     deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1";
+
+pub(crate) const TENANT_STATUS_AND_SCHEMA_FOR_UPDATE: &str =
+    "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
+
+pub(crate) const TENANT_DELETE: &str = "DELETE FROM tenancy.tenants WHERE id = $1";
+
+pub(crate) const PURGED_INSERT: &str = "INSERT INTO tenancy.purged_tenants (id) VALUES ($1)";
+
+pub(crate) const TENANT_SET_SLUG: &str = "UPDATE tenancy.tenants SET slug = $2 WHERE id = $1";
+
+pub(crate) const DOMAINS_CLEAR_PRIMARY: &str =
+    "UPDATE tenancy.domains SET is_primary = false WHERE tenant_id = $1";
+
+pub(crate) const DOMAIN_ADD: &str = "INSERT INTO tenancy.domains (host, tenant_id, is_primary) \
+     VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM tenancy.domains \
+     WHERE tenant_id = $2 AND is_primary))";
+
+pub(crate) const DOMAIN_DELETE: &str =
+    "DELETE FROM tenancy.domains WHERE host = $1 AND tenant_id = $2";
+
+pub(crate) const DOMAINS_ELECT_PRIMARY: &str = "UPDATE tenancy.domains SET is_primary = true WHERE host = ( \
+     SELECT host FROM tenancy.domains WHERE tenant_id = $1 ORDER BY host LIMIT 1) \
+     AND NOT EXISTS (SELECT 1 FROM tenancy.domains WHERE tenant_id = $1 AND is_primary)";
+
+pub(crate) const TENANT_LOCK: &str = "SELECT id FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
+
+pub(crate) const SPARES_COUNT: &str = "SELECT count(*) FROM tenancy.spare_schemas";
+
+pub(crate) const SPARE_INSERT: &str = "INSERT INTO tenancy.spare_schemas (name) VALUES ($1)";
+
+pub(crate) const SPARE_DELETE: &str = "DELETE FROM tenancy.spare_schemas WHERE name = $1";
