@@ -26,7 +26,6 @@ mod column;
 mod conn;
 mod ctx;
 mod error;
-mod exec;
 mod export;
 mod lifecycle;
 mod membership;
@@ -43,6 +42,7 @@ mod search_path;
 mod spare;
 mod sql;
 mod superuser;
+mod unit;
 mod value;
 mod verify;
 
@@ -86,5 +86,5 @@ pub use verify::ShapeReport;
 /// nothing here runs SQL.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::ctx::Exec;
+    pub use crate::unit::TenantUnit;
 }

@@ -256,7 +256,7 @@ where
 static STATEMENTS: RwLock<BTreeMap<TypeId, &'static Statements>> = RwLock::new(BTreeMap::new());
 
 /// The statements of `M`, unchecked: for code that needs its names (row-level security's
-/// policies). A tenant's statement takes its text from `Exec::statements`, which checks the
+/// policies). A tenant's statement takes its text from `TenantUnit::statements`, which checks the
 /// table first.
 pub(crate) fn statements<M: Model>() -> Result<&'static Built> {
     statements_of(TypeId::of::<M>(), &M::META).get(&M::META)

@@ -8,6 +8,7 @@ use crate::column::{Filter, Order, col_name};
 use crate::model::{Built, Model};
 use crate::repo::push_filter;
 use crate::sql::SqlBuf;
+use crate::unit::{TenantUnit, open};
 use crate::value::Value;
 use crate::{Error, Result, Scope};
 
@@ -155,15 +156,14 @@ impl<M: Model> Select<M> {
         Ok(buf)
     }
 
+    /// Opens a unit for `scope` and builds the statement for it.
     async fn prepare<'s>(
         &self,
         scope: impl Scope<'s>,
-    ) -> Result<(crate::ctx::Exec<'s>, SqlStr, TenantArgs)> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let (sql, args) = self.build(st, exec.schema())?.finish(exec.tenant())?;
-        Ok((exec, sql, args))
+    ) -> Result<(TenantUnit<'s>, SqlStr, TenantArgs)> {
+        let (unit, st) = open::<M>(scope).await?;
+        let (sql, args) = self.build(st, unit.schema())?.finish(unit.tenant())?;
+        Ok((unit, sql, args))
     }
 
     /// Runs the query; all matching rows.
@@ -171,8 +171,8 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
-        let (exec, sql, args) = self.prepare(scope).await?;
-        let rows = exec.fetch_all(sql, args).await?;
+        let (mut unit, sql, args) = self.prepare(scope).await?;
+        let rows = unit.fetch_all(sql, args).await?;
         rows.iter()
             .map(|r| M::decode_row(r).map_err(Error::from))
             .collect()
@@ -183,8 +183,8 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_optional<'s>(&self, scope: impl Scope<'s>) -> Result<Option<M>> {
-        let (exec, sql, args) = self.prepare(scope).await?;
-        let row = exec.fetch_optional(sql, args).await?;
+        let (mut unit, sql, args) = self.prepare(scope).await?;
+        let row = unit.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -204,7 +204,7 @@ impl<M: Model> Select<M> {
         let this = self.clone();
         futures_util::stream::once(async move { this.prepare(scope).await })
             .flat_map(|prepared| match prepared {
-                Ok((exec, sql, args)) => exec
+                Ok((unit, sql, args)) => unit
                     .fetch(sql, args)
                     .map(|r| r.and_then(|row| M::decode_row(&row).map_err(Error::from)))
                     .boxed(),

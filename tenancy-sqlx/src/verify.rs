@@ -3,7 +3,7 @@
 //!
 //! A description (`#[tenant_scoped]`'s attribute, or anything else that implements `Model`) is a
 //! claim. The runtime checks it against the database before the model's first statement through
-//! a `Tenancy` handle ([`Exec::statements`]), once per model and table (the shared one, or one
+//! a `Tenancy` handle (`TenantUnit::statements`), once per model and table (the shared one, or one
 //! tenant schema's), and remembers the result: no round trip after the first use, until a
 //! migration run through the same handle changes tables. A model that fails is refused with
 //! [`Error::TableShape`] every time, until its table is fixed.
@@ -27,7 +27,6 @@ use std::sync::{PoisonError, RwLock};
 
 use sqlx::{PgConnection, Row};
 
-use crate::ctx::Exec;
 use crate::model::{Built, Model, ModelMeta};
 use crate::{Error, Result, Tenancy};
 
@@ -68,36 +67,6 @@ impl Checked {
                 tables.schemas.insert(s.into());
             }
         }
-    }
-}
-
-impl Exec<'_> {
-    /// The statements of `M`, once its table for this scope (the shared one, or the tenant's
-    /// schema's) has passed the model check through this `Tenancy` (see the module docs). The
-    /// only way to a model's statement text for a tenant's statement.
-    pub(crate) async fn statements<M: Model>(&mut self) -> Result<&'static Built> {
-        let schema = self.schema();
-        let rt = self.ctx.runtime();
-        checked(
-            rt,
-            self.conn.as_deref_mut(),
-            TypeId::of::<M>(),
-            &M::META,
-            schema,
-        )
-        .await
-    }
-
-    /// As [`Exec::statements`], for a model known by type id and description (raw SQL's
-    /// declared models).
-    pub(crate) async fn statements_of(
-        &mut self,
-        model: TypeId,
-        meta: &'static ModelMeta,
-    ) -> Result<&'static Built> {
-        let schema = self.schema();
-        let rt = self.ctx.runtime();
-        checked(rt, self.conn.as_deref_mut(), model, meta, schema).await
     }
 }
 
