@@ -8,6 +8,7 @@
 mod agg;
 mod merge;
 mod plan;
+mod tenants;
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
@@ -17,14 +18,17 @@ use sqlx::Row;
 use tenancy_core::{Placement, TenantId};
 
 pub use agg::{Agg, AggKind, Aggregated, Avg, Count, Max, Min, Numeric, Orderable, Sum, Total};
+pub(crate) use merge::SortKey;
+pub(crate) use plan::Batch;
 pub use plan::PROBE_SCHEMAS;
 
 use crate::column::{Filter, Order};
 use crate::model::{Built, Model};
 use crate::sql::SqlBuf;
+use crate::sql::report::{self as sql, Bound, RowsShape};
 use crate::{Error, Repo, Result, Superuser};
 use merge::{Hit, cmp_hits, sort_key};
-use plan::{RowsShape, TenantSet};
+use tenants::TenantSet;
 
 /// Schemas read by one statement of a report at most, unless [`Report::batch_size`] says
 /// otherwise.
@@ -399,7 +403,7 @@ impl<M: Model> Report<M> {
         let mut out = self.describe(st, "rows")?;
         if !self.order.is_empty() {
             out.push_str(" ORDER BY ");
-            out.push_str(&plan::order_sql(st, &self.order, &[])?);
+            out.push_str(&sql::order_sql(st, &self.order, &[])?);
         }
         if let Some(n) = self.limit {
             out.push_str(&format!(" LIMIT {n}"));
@@ -437,14 +441,15 @@ impl<M: Model> Report<M> {
         self.check()?;
         let st = crate::model::statements::<M>()?;
         let detail = self.describe_rows(st)?;
-        // A descending bound needs the first ordering column to be NOT NULL (see `plan::Bound`).
+        // A descending bound needs the first ordering column to be NOT NULL (see `Bound`).
         let first = self
             .order
             .first()
             .filter(|o| o.desc && self.limit.is_some())
             .and_then(|o| M::META.columns.get(o.col))
             .map(|c| (st.table.as_str(), c.name));
-        let targets = plan::resolve_and_audit(su, &self.set, "report.rows", &detail, first).await?;
+        let targets =
+            tenants::resolve_and_audit(su, &self.set, "report.rows", &detail, first).await?;
         if targets.all.is_empty() || self.limit == Some(0) {
             return Ok(Vec::new());
         }
@@ -467,10 +472,10 @@ impl<M: Model> Report<M> {
         let cache = self.cache_for(targets.schemas.len());
         let columns = st.cols.len();
         let desc: Vec<bool> = self.order.iter().map(|o| o.desc).collect();
-        let run = |job, bound: Option<plan::Bound<'_>>| {
-            let sql = plan::rows_sql(&shape, job, bound);
+        let run = |part, bound: Option<Bound<'_>>| {
+            let sql = sql::rows_sql(&shape, part, bound);
             async move {
-                let rows = plan::run(rt, job, cache, sql?).await?;
+                let rows = plan::run(rt, part, cache, sql?).await?;
                 rows.iter()
                     .map(|row| self.hit(st, row, columns))
                     .collect::<Result<Vec<_>>>()
@@ -478,14 +483,14 @@ impl<M: Model> Report<M> {
         };
         // With an ordering and a limit, a few schemas first: the `limit + offset`-th best of
         // their rows bounds what every other statement has to sort.
-        let (probe, jobs) = match shape.take {
+        let (probe, batches) = match shape.take {
             Some(_) if !self.order.is_empty() => {
-                plan::jobs_with_probe(&targets, self.batch, self.concurrency)
+                plan::batches_with_probe(&targets, self.batch, self.concurrency)
             }
-            _ => (None, plan::jobs(&targets, self.batch, self.concurrency)),
+            _ => (None, plan::batches(&targets, self.batch, self.concurrency)),
         };
         let mut hits: Vec<Hit<M>> = match probe {
-            Some(job) => run(job, None).await?,
+            Some(part) => run(part, None).await?,
             None => Vec::new(),
         };
         let bound = shape
@@ -494,11 +499,11 @@ impl<M: Model> Report<M> {
             .filter(|_| !desc.first().copied().unwrap_or(false) || targets.not_null)
             .and_then(|k| kth_first_key(&mut hits, k, &desc));
         // The futures are made before the stream: a stream that maps with a closure taking a
-        // borrowed job is not provably `Send` to rustc, which would make this future unusable
+        // borrowed part is not provably `Send` to rustc, which would make this future unusable
         // with `tokio::spawn`.
-        let runs: Vec<_> = jobs
+        let runs: Vec<_> = batches
             .into_iter()
-            .map(|job| run(job, bound.as_ref().map(|key| plan::Bound { key })))
+            .map(|part| run(part, bound.as_ref().map(|key| Bound { key })))
             .collect();
         let more: Vec<Hit<M>> = stream::iter(runs)
             .buffer_unordered(self.concurrency)
@@ -597,20 +602,20 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
         let what = format!("{}({})", K::NAME, col.unwrap_or("*"));
         let detail = format!("{}; {}", report.describe(st, &what)?, report.set.describe());
         let targets =
-            plan::resolve_and_audit(su, &report.set, "report.aggregate", &detail, None).await?;
+            tenants::resolve_and_audit(su, &report.set, "report.aggregate", &detail, None).await?;
         let rt = su.runtime();
         crate::verify::check_report::<M>(rt, !targets.shared.is_empty(), &targets.schemas).await?;
         let cache = report.cache_for(targets.schemas.len());
         let parts: Vec<(TenantId, K::Partial)> =
             // Futures made before the stream, for `Send` (see `Report::fetch_all`).
             stream::iter(
-                plan::jobs(&targets, report.batch, report.concurrency)
+                plan::batches(&targets, report.batch, report.concurrency)
                     .into_iter()
-                    .map(|job| {
+                    .map(|part| {
                         let exprs = &exprs;
                         async move {
-                            let sql = plan::aggregate_sql(st, &report.filter, exprs, job)?;
-                            let rows = plan::run(rt, job, cache, sql).await?;
+                            let sql = sql::aggregate_sql(st, &report.filter, exprs, part)?;
+                            let rows = plan::run(rt, part, cache, sql).await?;
                             rows.iter()
                                 .map(|row| {
                                     Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?))

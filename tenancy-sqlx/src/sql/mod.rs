@@ -4,6 +4,8 @@
 //! SQL text, they are bound. [`text`] is the only caller of sqlx's `AssertSqlSafe` in the crate,
 //! so an audit of dynamic SQL starts and ends in this module and its callers' use of [`SqlBuf`].
 
+pub(crate) mod report;
+
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, AssertSqlSafe, Encode, Postgres, SqlSafeStr, SqlStr, Type};
 
