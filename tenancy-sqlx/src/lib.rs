@@ -18,6 +18,10 @@
 //! across tenants without a `Superuser`. Generated code calls only these functions, so it can do
 //! nothing a user could not.
 
+// First: its macro is used by the doc examples of the modules below.
+#[macro_use]
+mod doc_setup;
+
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;

@@ -4,10 +4,10 @@ use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::SqlStr;
 
 use crate::bind::TenantArgs;
-use crate::column::{Filter, Order, col_name};
-use crate::model::{Built, Model};
-use crate::repo::push_filter;
-use crate::sql::SqlBuf;
+use crate::column::{Filter, Order};
+use crate::model::Model;
+use crate::sql::ModelSql;
+use crate::sql::{SqlBuf, push_keyset};
 use crate::unit::{TenantUnit, open};
 use crate::value::Value;
 use crate::{Error, Result, Scope};
@@ -131,20 +131,16 @@ impl<M: Model> Select<M> {
         order
     }
 
-    fn build(&self, st: &Built, schema: Option<&str>) -> Result<SqlBuf> {
-        // `st.select` ends in `WHERE <tenant> = ` and the tenant's mark: the tenant is bound
+    fn build(&self, model_sql: &ModelSql, schema: Option<&str>) -> Result<SqlBuf> {
+        // `model_sql.select` ends in `WHERE <tenant> = ` and the tenant's mark: the tenant is bound
         // last, by `SqlBuf::finish`.
-        let mut buf = SqlBuf::new(st.select.text(schema));
-        push_filter(&mut buf, st, &self.filter)?;
+        let mut buf = SqlBuf::new(model_sql.select.text(schema));
+        buf.and_filter(model_sql, &self.filter)?;
         let order = self.effective_order();
         if let Some(values) = &self.after {
-            push_keyset(&mut buf, st, &order, values)?;
+            push_keyset(&mut buf, model_sql, &order, values)?;
         }
-        for (n, o) in order.iter().enumerate() {
-            buf.push(if n == 0 { " ORDER BY " } else { ", " });
-            buf.push(col_name(&st.cols, o.col)?);
-            buf.push(if o.desc { " DESC" } else { " ASC" });
-        }
+        buf.order_by(model_sql, &order)?;
         if let Some(limit) = self.limit {
             buf.push(" LIMIT ");
             buf.bind(limit)?;
@@ -161,8 +157,10 @@ impl<M: Model> Select<M> {
         &self,
         scope: impl Scope<'s>,
     ) -> Result<(TenantUnit<'s>, SqlStr, TenantArgs)> {
-        let (unit, st) = open::<M>(scope).await?;
-        let (sql, args) = self.build(st, unit.schema())?.finish(unit.tenant())?;
+        let (unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = self
+            .build(model_sql, unit.schema())?
+            .finish(unit.tenant())?;
         Ok((unit, sql, args))
     }
 
@@ -212,40 +210,4 @@ impl<M: Model> Select<M> {
             })
             .boxed()
     }
-}
-
-/// ` AND (c1 > v1 OR (c1 = v1 AND c2 > v2) ...)`, with `<` for descending columns.
-fn push_keyset<M>(
-    buf: &mut SqlBuf,
-    st: &Built,
-    order: &[Order<M>],
-    values: &[Option<Value>],
-) -> Result<()> {
-    let value = |col: usize| {
-        values
-            .get(col)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| Error::InvalidModel {
-                model: "?",
-                reason: format!("no cursor value for column {col}"),
-            })
-    };
-    buf.push(" AND (");
-    for (i, o) in order.iter().enumerate() {
-        if i > 0 {
-            buf.push(" OR ");
-        }
-        buf.push("(");
-        for prev in &order[..i] {
-            buf.push(col_name(&st.cols, prev.col)?).push(" = ");
-            buf.bind_value(&*value(prev.col)?.0)?;
-            buf.push(" AND ");
-        }
-        buf.push(col_name(&st.cols, o.col)?)
-            .push(if o.desc { " < " } else { " > " });
-        buf.bind_value(&*value(o.col)?.0)?;
-        buf.push(")");
-    }
-    buf.push(")");
-    Ok(())
 }

@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use crate::bind::TenantArgs;
 use crate::ctx::TenantCtx;
-use crate::model::{Built, Model, ModelMeta};
+use crate::model::{Model, ModelMeta};
 use crate::runtime::Runtime;
+use crate::sql::ModelSql;
 use crate::{Error, Result, Scope};
 
 type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
@@ -57,7 +58,7 @@ pub struct TenantUnit<'s> {
 /// As [`TenantUnit::open`] and [`TenantUnit::statements`].
 pub(crate) async fn open<'s, M: Model>(
     scope: impl Scope<'s>,
-) -> Result<(TenantUnit<'s>, &'static Built)> {
+) -> Result<(TenantUnit<'s>, &'static ModelSql)> {
     let mut unit = scope.open()?;
     let statements = unit.statements::<M>().await?;
     Ok((unit, statements))
@@ -97,7 +98,7 @@ impl<'s> TenantUnit<'s> {
 
     /// The statements of `M`, once its table for this unit (the shared one, or the tenant's
     /// schema's) has passed the model check through this `Tenancy` (see `crate::verify`).
-    pub(crate) async fn statements<M: Model>(&mut self) -> Result<&'static Built> {
+    pub(crate) async fn statements<M: Model>(&mut self) -> Result<&'static ModelSql> {
         self.statements_of(TypeId::of::<M>(), &M::META).await
     }
 
@@ -107,7 +108,7 @@ impl<'s> TenantUnit<'s> {
         &mut self,
         model: TypeId,
         meta: &'static ModelMeta,
-    ) -> Result<&'static Built> {
+    ) -> Result<&'static ModelSql> {
         let schema = self.schema();
         let rt = self.runtime();
         crate::verify::checked(rt, self.conn.as_deref_mut(), model, meta, schema).await

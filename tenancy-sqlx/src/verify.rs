@@ -27,7 +27,8 @@ use std::sync::{PoisonError, RwLock};
 
 use sqlx::{PgConnection, Row};
 
-use crate::model::{Built, Model, ModelMeta};
+use crate::model::{Model, ModelMeta};
+use crate::sql::ModelSql;
 use crate::{Error, Result, Tenancy};
 
 /// The tables each model was checked against through one `Tenancy` handle.
@@ -79,9 +80,9 @@ pub(crate) async fn checked(
     model: TypeId,
     meta: &'static ModelMeta,
     schema: Option<&str>,
-) -> Result<&'static Built> {
+) -> Result<&'static ModelSql> {
     if rt.models.has(model, schema) {
-        return crate::model::statements_of(model, meta).get(meta);
+        return crate::sql::statements_of(model, meta).get(meta);
     }
     check_now(rt, conn, model, meta, schema).await
 }
@@ -94,8 +95,8 @@ async fn check_now(
     model: TypeId,
     meta: &'static ModelMeta,
     schema: Option<&str>,
-) -> Result<&'static Built> {
-    let st = crate::model::statements_of(model, meta).get(meta)?;
+) -> Result<&'static ModelSql> {
+    let st = crate::sql::statements_of(model, meta).get(meta)?;
     // Row-level security's policy lives on the shared tables (own schemas get it from their
     // migrations, and are told apart by name).
     let rls = rt.rls && schema.is_none();
@@ -122,7 +123,7 @@ async fn check_now(
 /// Checks `M`'s shared table without its row-level security policy: for installing the policy,
 /// which is built from the description and must not be put on a column that is not the tenant's.
 pub(crate) async fn check_before_policy<M: Model>(rt: &crate::runtime::Runtime) -> Result<()> {
-    crate::model::statements::<M>()?;
+    crate::sql::statements::<M>()?;
     let problems = rt
         .with_conn(async |conn| problems(conn, &M::META, None, false).await)
         .await?;

@@ -50,8 +50,9 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Arguments, Encode, Postgres, SqlStr, Type};
 
-use crate::model::{Built, Model, ModelMeta};
+use crate::model::{Model, ModelMeta};
 use crate::sql;
+use crate::sql::ModelSql;
 use crate::unit::TenantUnit;
 use crate::{Error, Result, Scope};
 use lex::{Tok, lex};
@@ -388,7 +389,7 @@ struct Rewritten {
 /// tenant becomes `$bound+1`. Applies every check that needs no catalog.
 fn rewrite(
     user: &str,
-    relations: &[(&Built, &ModelMeta)],
+    relations: &[(&ModelSql, &ModelMeta)],
     schema: Option<&str>,
     bound: usize,
 ) -> Result<Rewritten> {
@@ -476,7 +477,7 @@ fn rewrite(
     let mut ctes = Vec::new();
     let cte = |fenced: bool| {
         let mut ctes = String::new();
-        for ((st, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
+        for ((model_sql, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
             if !ctes.is_empty() {
                 ctes.push_str(", ");
             }
@@ -484,15 +485,15 @@ fn rewrite(
             ctes.push_str(if fenced { " AS MATERIALIZED" } else { " AS" });
             ctes.push_str(&format!(
                 " (SELECT * FROM {} WHERE {} = ${tenant_param})",
-                st.table_ref(schema),
-                st.tenant
+                model_sql.table_ref(schema),
+                model_sql.tenant
             ));
         }
         ctes
     };
     let (plain, fenced) = (cte(false), cte(true));
-    for ((st, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
-        tables.push(st.table_ref(schema).to_string());
+    for ((model_sql, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
+        tables.push(model_sql.table_ref(schema).to_string());
         ctes.push(cte_name(meta.table));
     }
     let splice = |ctes: &str| match with_at {
@@ -531,8 +532,8 @@ mod tests {
     };
 
     fn rewritten(sql: &str, bound: usize) -> Result<Rewritten> {
-        let st = crate::model::Statements::build(&SPINS);
-        let built = st.get(&SPINS).unwrap();
+        let model_sql = crate::sql::statements::ModelSqlBuild::build(&SPINS);
+        let built = model_sql.get(&SPINS).unwrap();
         rewrite(sql, &[(built, &SPINS)], None, bound)
     }
 

@@ -5,9 +5,9 @@
 use sqlx::postgres::PgArguments;
 use tenancy_core::TenantId;
 
-use crate::column::{Filter, Order, col_name};
-use crate::model::Built;
+use crate::column::{Filter, Order};
 use crate::report::{Batch, SortKey};
+use crate::sql::ModelSql;
 use crate::sql::SqlBuf;
 use crate::{Error, Result};
 
@@ -19,12 +19,12 @@ struct Stmt {
 }
 
 impl Stmt {
-    fn new<M>(st: &Built, filter: &Filter<M>) -> Result<Self> {
+    fn new<M>(model_sql: &ModelSql, filter: &Filter<M>) -> Result<Self> {
         let mut buf = SqlBuf::new(String::new());
         let filter = if filter.is_all() {
             None
         } else {
-            filter.render(&st.cols, &mut buf)?;
+            buf.filter(model_sql, filter)?;
             Some(std::mem::take(&mut buf.sql))
         };
         Ok(Self { buf, filter })
@@ -84,13 +84,17 @@ impl Stmt {
 }
 
 /// `"duration" DESC, "name" COLLATE "C" ASC, ...` and then `tail` ascending.
-pub(crate) fn order_sql<M>(st: &Built, order: &[Order<M>], tail: &[&str]) -> Result<String> {
+pub(crate) fn order_sql<M>(
+    model_sql: &ModelSql,
+    order: &[Order<M>],
+    tail: &[&str],
+) -> Result<String> {
     let mut out = String::new();
     for o in order {
         if !out.is_empty() {
             out.push_str(", ");
         }
-        out.push_str(col_name(&st.cols, o.col)?);
+        out.push_str(model_sql.col(o.col)?);
         if o.text {
             out.push_str(" COLLATE \"C\"");
         }
@@ -108,7 +112,7 @@ pub(crate) fn order_sql<M>(st: &Built, order: &[Order<M>], tail: &[&str]) -> Res
 
 /// What a rows statement needs besides the tenants.
 pub(crate) struct RowsShape<'a, M> {
-    pub(crate) st: &'static Built,
+    pub(crate) model_sql: &'static ModelSql,
     pub(crate) filter: &'a Filter<M>,
     pub(crate) order: &'a [Order<M>],
     /// Rows each statement (and each branch) returns at most: limit + offset.
@@ -133,13 +137,13 @@ pub(crate) fn rows_sql<M>(
     part: Batch<'_>,
     bound: Option<Bound<'_>>,
 ) -> Result<(String, PgArguments)> {
-    let st = shape.st;
-    let mut s = Stmt::new(st, shape.filter)?;
+    let model_sql = shape.model_sql;
+    let mut s = Stmt::new(model_sql, shape.filter)?;
     let take = shape.take.map(|n| s.param(n)).transpose()?;
     if let (Some(bound), Some(first)) = (bound, shape.order.first())
         && !matches!(bound.key, SortKey::Null)
     {
-        let mut col = col_name(&st.cols, first.col)?.to_owned();
+        let mut col = model_sql.col(first.col)?.to_owned();
         if first.text {
             col.push_str(" COLLATE \"C\"");
         }
@@ -149,12 +153,17 @@ pub(crate) fn rows_sql<M>(
             if first.desc { ">=" } else { "<=" }
         ));
     }
-    let total = order_sql(st, shape.order, &[&st.tenant, &st.cols[st.key]])?;
+    let total = order_sql(
+        model_sql,
+        shape.order,
+        &[&model_sql.tenant, &model_sql.cols[model_sql.key]],
+    )?;
     match part {
         Batch::Shared(tenants) => {
             let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
             let ids = s.param(ids)?;
-            let (select, tenant, table) = (&st.select_list, &st.tenant, &st.table);
+            let (select, tenant, table) =
+                (&model_sql.select_list, &model_sql.tenant, &model_sql.table);
             s.push(&format!(
                 "SELECT {select}, {tenant} FROM {table} WHERE {tenant} = ANY({ids})"
             ));
@@ -164,7 +173,8 @@ pub(crate) fn rows_sql<M>(
             }
         }
         Batch::Schemas(schemas) => {
-            let branch_order = order_sql(st, shape.order, &[&st.cols[st.key]])?;
+            let branch_order =
+                order_sql(model_sql, shape.order, &[&model_sql.cols[model_sql.key]])?;
             let wrap = take.is_some() && schemas.len() > 1;
             if wrap {
                 s.push("SELECT * FROM (");
@@ -179,10 +189,10 @@ pub(crate) fn rows_sql<M>(
                 }
                 s.push(&format!(
                     "SELECT {}, {} FROM {} WHERE {} = {id}",
-                    st.select_list,
-                    st.tenant,
-                    st.table_ref(Some(schema)),
-                    st.tenant
+                    model_sql.select_list,
+                    model_sql.tenant,
+                    model_sql.table_ref(Some(schema)),
+                    model_sql.tenant
                 ));
                 s.push_filter();
                 if let Some(take) = &take {
@@ -199,17 +209,17 @@ pub(crate) fn rows_sql<M>(
 
 /// The statement for a part of an aggregate report. Columns: the tenant, then `exprs`'s.
 pub(crate) fn aggregate_sql<M>(
-    st: &Built,
+    model_sql: &ModelSql,
     filter: &Filter<M>,
     exprs: &str,
     part: Batch<'_>,
 ) -> Result<(String, PgArguments)> {
-    let mut s = Stmt::new(st, filter)?;
+    let mut s = Stmt::new(model_sql, filter)?;
     match part {
         Batch::Shared(tenants) => {
             let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
             let ids = s.param(ids)?;
-            let (tenant, table) = (&st.tenant, &st.table);
+            let (tenant, table) = (&model_sql.tenant, &model_sql.table);
             s.push(&format!(
                 "SELECT {tenant}, {exprs} FROM {table} WHERE {tenant} = ANY({ids})"
             ));
@@ -225,8 +235,8 @@ pub(crate) fn aggregate_sql<M>(
                 // Without GROUP BY an aggregate returns one row even when nothing matches.
                 s.push(&format!(
                     "SELECT {id}, {exprs} FROM {} WHERE {} = {id}",
-                    st.table_ref(Some(schema)),
-                    st.tenant
+                    model_sql.table_ref(Some(schema)),
+                    model_sql.tenant
                 ));
                 s.push_filter();
             }
