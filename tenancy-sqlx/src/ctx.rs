@@ -259,11 +259,13 @@ mod issued {
             (`Tenancy::resolve_host`, `resolve_slug`, `resolve_id`, `resolve`), or a `TenantTx` begun from one"
 )]
 pub trait Scope<'s>: issued::IssuedByTheRegistry + Send {
-    /// Opens a unit of work for the scope's tenant: see [`TenantUnit::open`] for what it
-    /// checks. The only way to a [`TenantUnit`].
+    /// Opens a unit of work for the scope's tenant, checking that its context may still act and
+    /// that its placement is served (see `unit.rs`). The only way to a `TenantUnit`.
     ///
     /// # Errors
-    /// As [`TenantUnit::open`].
+    /// [`Error::ContextRevoked`](crate::Error::ContextRevoked),
+    /// [`Error::Forbidden`](crate::Error::Forbidden) for an expired impersonation,
+    /// [`Error::UnsupportedPlacement`](crate::Error::UnsupportedPlacement).
     #[doc(hidden)]
     fn open(self) -> Result<TenantUnit<'s>>;
 }
