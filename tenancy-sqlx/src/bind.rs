@@ -34,7 +34,7 @@ use crate::{Error, Result};
 
 /// Arguments of a tenant's statement, complete: the tenant is bound, last, at the placeholder
 /// the statement reads it from. The only way to run a tenant's statement takes one (see
-/// `Exec`), and the only way to make one is [`finish`].
+/// `TenantUnit`), and the only way to make one is [`finish`].
 pub(crate) struct TenantArgs(PgArguments);
 
 impl TenantArgs {

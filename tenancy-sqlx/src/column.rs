@@ -14,9 +14,7 @@ use sqlx::postgres::{PgHasArrayType, PgRow};
 use sqlx::{Encode, Postgres, Type};
 
 use crate::model::{ColumnMeta, ColumnType, Model};
-use crate::sql::SqlBuf;
 use crate::value::{BindValue, Value};
-use crate::{Error, Result};
 
 /// Marks a column that whole-row and partial updates may write.
 #[derive(Debug, Clone, Copy)]
@@ -451,9 +449,9 @@ impl<M> Filter<M> {
         matches!(self.node, Node::True)
     }
 
-    /// Appends this condition's SQL, binding its values.
-    pub(crate) fn render(&self, cols: &[String], buf: &mut SqlBuf) -> Result<()> {
-        render(&self.node, cols, buf)
+    /// The condition, for `crate::sql` to render.
+    pub(crate) fn condition(&self) -> &Node {
+        &self.node
     }
 }
 
@@ -476,70 +474,6 @@ impl<M> Not for Filter<M> {
     fn not(self) -> Self {
         Filter::not(self)
     }
-}
-
-pub(crate) fn col_name(cols: &[String], col: usize) -> Result<&str> {
-    cols.get(col)
-        .map(String::as_str)
-        .ok_or_else(|| Error::InvalidModel {
-            model: "?",
-            reason: format!("column handle {col} is out of range"),
-        })
-}
-
-fn render(node: &Node, cols: &[String], buf: &mut SqlBuf) -> Result<()> {
-    match node {
-        Node::True => {
-            buf.push("TRUE");
-        }
-        Node::Cmp { col, op, value } => {
-            buf.push(col_name(cols, *col)?).push(" ").push(op).push(" ");
-            buf.bind_value(&*value.0)?;
-        }
-        Node::Any {
-            col,
-            negated,
-            value,
-        } => {
-            if *negated {
-                buf.push("NOT (");
-            }
-            buf.push(col_name(cols, *col)?).push(" = ANY(");
-            buf.bind_value(&*value.0)?;
-            buf.push(")");
-            if *negated {
-                buf.push(")");
-            }
-        }
-        Node::Null { col, negated } => {
-            buf.push(col_name(cols, *col)?).push(if *negated {
-                " IS NOT NULL"
-            } else {
-                " IS NULL"
-            });
-        }
-        Node::And(nodes) | Node::Or(nodes) => {
-            let joiner = if matches!(node, Node::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            buf.push("(");
-            for (i, n) in nodes.iter().enumerate() {
-                if i > 0 {
-                    buf.push(joiner);
-                }
-                render(n, cols, buf)?;
-            }
-            buf.push(")");
-        }
-        Node::Not(inner) => {
-            buf.push("NOT (");
-            render(inner, cols, buf)?;
-            buf.push(")");
-        }
-    }
-    Ok(())
 }
 
 /// Whether values of `T` are text, which cross-tenant reports compare byte-wise

@@ -4,12 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use sqlx::PgConnection;
 use tenancy_core::{Placement, TenantId, TenantRef};
 
 use crate::Result;
 use crate::conn::Conn;
 use crate::runtime::Runtime;
+use crate::unit::TenantUnit;
 
 /// Proof that its holder acts for one active tenant.
 ///
@@ -259,32 +259,25 @@ mod issued {
             (`Tenancy::resolve_host`, `resolve_slug`, `resolve_id`, `resolve`), or a `TenantTx` begun from one"
 )]
 pub trait Scope<'s>: issued::IssuedByTheRegistry + Send {
-    /// Splits the scope into the tenant and the connection to run on.
+    /// Opens a unit of work for the scope's tenant, checking that its context may still act and
+    /// that its placement is served (see `unit.rs`). The only way to a `TenantUnit`.
+    ///
+    /// # Errors
+    /// [`Error::ContextRevoked`](crate::Error::ContextRevoked),
+    /// [`Error::Forbidden`](crate::Error::Forbidden) for an expired impersonation,
+    /// [`Error::UnsupportedPlacement`](crate::Error::UnsupportedPlacement).
     #[doc(hidden)]
-    fn into_exec(self) -> Exec<'s>;
+    fn open(self) -> Result<TenantUnit<'s>>;
 }
 
 impl<'s> Scope<'s> for &'s TenantCtx {
-    fn into_exec(self) -> Exec<'s> {
-        Exec {
-            ctx: self,
-            conn: None,
-        }
+    fn open(self) -> Result<TenantUnit<'s>> {
+        TenantUnit::open(self, None)
     }
 }
 
 impl<'s> Scope<'s> for &'s mut TenantTx {
-    fn into_exec(self) -> Exec<'s> {
-        Exec {
-            ctx: &self.ctx,
-            conn: Some(&mut *self.tx),
-        }
+    fn open(self) -> Result<TenantUnit<'s>> {
+        TenantUnit::open(&self.ctx, Some(&mut *self.tx))
     }
-}
-
-/// A tenant and the connection its statements run on. Opaque outside this crate.
-#[doc(hidden)]
-pub struct Exec<'s> {
-    pub(crate) ctx: &'s TenantCtx,
-    pub(crate) conn: Option<&'s mut PgConnection>,
 }

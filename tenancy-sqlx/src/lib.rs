@@ -34,6 +34,10 @@
 //!    is written through `Superuser::audited` (`superuser.rs`), with its audit row, in one
 //!    transaction.
 
+// First: its macro is used by the doc examples of the modules below.
+#[macro_use]
+mod doc_setup;
+
 // The handle and its methods, and the axum layer over it.
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -45,13 +49,13 @@ mod registry;
 mod bind;
 mod column;
 mod ctx;
-mod exec;
 mod model;
 mod query;
 mod raw;
 mod repo;
 mod report;
 mod sql;
+mod unit;
 mod value;
 // The work behind the handle's admin methods.
 mod export;
@@ -112,5 +116,5 @@ pub use value::{BindValue, Value};
 /// nothing here runs SQL.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::ctx::Exec;
+    pub use crate::unit::TenantUnit;
 }

@@ -4,10 +4,11 @@ use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::SqlStr;
 
 use crate::bind::TenantArgs;
-use crate::column::{Filter, Order, col_name};
-use crate::model::{Built, Model};
-use crate::repo::push_filter;
-use crate::sql::SqlBuf;
+use crate::column::{Filter, Order};
+use crate::model::Model;
+use crate::sql::ModelSql;
+use crate::sql::{SqlBuf, push_keyset};
+use crate::unit::{TenantUnit, open};
 use crate::value::Value;
 use crate::{Error, Result, Scope};
 
@@ -130,20 +131,16 @@ impl<M: Model> Select<M> {
         order
     }
 
-    fn build(&self, st: &Built, schema: Option<&str>) -> Result<SqlBuf> {
-        // `st.select` ends in `WHERE <tenant> = ` and the tenant's mark: the tenant is bound
+    fn build(&self, model_sql: &ModelSql, schema: Option<&str>) -> Result<SqlBuf> {
+        // `model_sql.select` ends in `WHERE <tenant> = ` and the tenant's mark: the tenant is bound
         // last, by `SqlBuf::finish`.
-        let mut buf = SqlBuf::new(st.select.text(schema));
-        push_filter(&mut buf, st, &self.filter)?;
+        let mut buf = SqlBuf::new(model_sql.select.text(schema));
+        buf.and_filter(model_sql, &self.filter)?;
         let order = self.effective_order();
         if let Some(values) = &self.after {
-            push_keyset(&mut buf, st, &order, values)?;
+            push_keyset(&mut buf, model_sql, &order, values)?;
         }
-        for (n, o) in order.iter().enumerate() {
-            buf.push(if n == 0 { " ORDER BY " } else { ", " });
-            buf.push(col_name(&st.cols, o.col)?);
-            buf.push(if o.desc { " DESC" } else { " ASC" });
-        }
+        buf.order_by(model_sql, &order)?;
         if let Some(limit) = self.limit {
             buf.push(" LIMIT ");
             buf.bind(limit)?;
@@ -155,15 +152,16 @@ impl<M: Model> Select<M> {
         Ok(buf)
     }
 
+    /// Opens a unit for `scope` and builds the statement for it.
     async fn prepare<'s>(
         &self,
         scope: impl Scope<'s>,
-    ) -> Result<(crate::ctx::Exec<'s>, SqlStr, TenantArgs)> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let (sql, args) = self.build(st, exec.schema())?.finish(exec.tenant())?;
-        Ok((exec, sql, args))
+    ) -> Result<(TenantUnit<'s>, SqlStr, TenantArgs)> {
+        let (unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = self
+            .build(model_sql, unit.schema())?
+            .finish(unit.tenant())?;
+        Ok((unit, sql, args))
     }
 
     /// Runs the query; all matching rows.
@@ -171,8 +169,8 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
-        let (exec, sql, args) = self.prepare(scope).await?;
-        let rows = exec.fetch_all(sql, args).await?;
+        let (mut unit, sql, args) = self.prepare(scope).await?;
+        let rows = unit.fetch_all(sql, args).await?;
         rows.iter()
             .map(|r| M::decode_row(r).map_err(Error::from))
             .collect()
@@ -183,8 +181,8 @@ impl<M: Model> Select<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn fetch_optional<'s>(&self, scope: impl Scope<'s>) -> Result<Option<M>> {
-        let (exec, sql, args) = self.prepare(scope).await?;
-        let row = exec.fetch_optional(sql, args).await?;
+        let (mut unit, sql, args) = self.prepare(scope).await?;
+        let row = unit.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -204,7 +202,7 @@ impl<M: Model> Select<M> {
         let this = self.clone();
         futures_util::stream::once(async move { this.prepare(scope).await })
             .flat_map(|prepared| match prepared {
-                Ok((exec, sql, args)) => exec
+                Ok((unit, sql, args)) => unit
                     .fetch(sql, args)
                     .map(|r| r.and_then(|row| M::decode_row(&row).map_err(Error::from)))
                     .boxed(),
@@ -212,40 +210,4 @@ impl<M: Model> Select<M> {
             })
             .boxed()
     }
-}
-
-/// ` AND (c1 > v1 OR (c1 = v1 AND c2 > v2) ...)`, with `<` for descending columns.
-fn push_keyset<M>(
-    buf: &mut SqlBuf,
-    st: &Built,
-    order: &[Order<M>],
-    values: &[Option<Value>],
-) -> Result<()> {
-    let value = |col: usize| {
-        values
-            .get(col)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| Error::InvalidModel {
-                model: "?",
-                reason: format!("no cursor value for column {col}"),
-            })
-    };
-    buf.push(" AND (");
-    for (i, o) in order.iter().enumerate() {
-        if i > 0 {
-            buf.push(" OR ");
-        }
-        buf.push("(");
-        for prev in &order[..i] {
-            buf.push(col_name(&st.cols, prev.col)?).push(" = ");
-            buf.bind_value(&*value(prev.col)?.0)?;
-            buf.push(" AND ");
-        }
-        buf.push(col_name(&st.cols, o.col)?)
-            .push(if o.desc { " < " } else { " > " });
-        buf.bind_value(&*value(o.col)?.0)?;
-        buf.push(")");
-    }
-    buf.push(")");
-    Ok(())
 }

@@ -3,16 +3,16 @@
 use std::marker::PhantomData;
 
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{Arguments, Row, SqlStr};
+use sqlx::{Arguments, Row};
 use uuid::Uuid;
 
 use crate::bind::{self, TenantArgs};
-use crate::column::{Assignment, Filter, col_name};
-use crate::ctx::Exec;
-use crate::model::{Built, Model, NewModel, Tpl, push_values_row};
+use crate::column::{Assignment, Filter};
+use crate::model::Model;
 use crate::query::Select;
 use crate::raw::Raw;
-use crate::sql::{self, SqlBuf};
+use crate::sql::{Filtered, PlacedSql};
+use crate::unit::{TenantUnit, open};
 use crate::{Error, Result, Scope};
 
 /// PostgreSQL's limit on bound parameters in one statement.
@@ -54,13 +54,13 @@ fn decode_all<M: Model>(rows: &[PgRow]) -> Result<Vec<M>> {
 
 /// The arguments of a statement that reads a key as `$1`, with the tenant after it.
 fn key_args(
-    exec: &Exec<'_>,
+    unit: &TenantUnit<'_>,
     key: impl sqlx::Encode<'static, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-    tpl: &Tpl,
+    tpl: &PlacedSql,
 ) -> Result<TenantArgs> {
     let mut args = PgArguments::default();
     args.add(key).map_err(Error::Encode)?;
-    bind::finish(args, exec.tenant(), tpl.tenant)
+    bind::finish(args, unit.tenant(), tpl.tenant)
 }
 
 impl<M: Model> Repo<M> {
@@ -77,12 +77,10 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`] and decoding errors.
     pub async fn get<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<Option<M>> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let args = key_args(&exec, id, &st.get)?;
-        let sql = st.get.sql(exec.schema());
-        let row = exec.fetch_optional(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let args = key_args(&unit, id, &model_sql.get)?;
+        let sql = model_sql.get.sql(unit.schema());
+        let row = unit.fetch_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -93,17 +91,15 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// As [`Repo::get`].
     pub async fn get_many<'s>(&self, scope: impl Scope<'s>, ids: &[Uuid]) -> Result<Vec<M>> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut args = PgArguments::default();
         args.add(ids).map_err(Error::Encode)?;
-        let args = bind::finish(args, exec.tenant(), st.get_many.tenant)?;
-        let sql = st.get_many.sql(exec.schema());
-        let rows = exec.fetch_all(sql, args).await?;
+        let args = bind::finish(args, unit.tenant(), model_sql.get_many.tenant)?;
+        let sql = model_sql.get_many.sql(unit.schema());
+        let rows = unit.fetch_all(sql, args).await?;
         decode_all(&rows)
     }
 
@@ -113,14 +109,12 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`], e.g. a unique violation.
     pub async fn insert<'s>(&self, scope: impl Scope<'s>, new: &M::New) -> Result<M> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
         let mut args = PgArguments::default();
-        crate::model::bind_insert(new, st.insert_cols.len(), &mut args)?;
-        let args = bind::finish(args, exec.tenant(), st.insert_one.tenant)?;
-        let sql = st.insert_one.sql(exec.schema());
-        let row = exec.fetch_one(sql, args).await?;
+        crate::model::bind_insert(new, model_sql.insert_cols.len(), &mut args)?;
+        let args = bind::finish(args, unit.tenant(), model_sql.insert_one.tenant)?;
+        let sql = model_sql.insert_one.sql(unit.schema());
+        let row = unit.fetch_one(sql, args).await?;
         Ok(M::decode_row(&row)?)
     }
 
@@ -130,45 +124,28 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`]; on error no row is inserted.
     pub async fn insert_many<'s>(&self, scope: impl Scope<'s>, rows: &[M::New]) -> Result<Vec<M>> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let width = st.insert_cols.len();
+        let width = model_sql.insert_cols.len();
         let per_statement = ((MAX_PARAMS - 1) / width.max(1)).max(1);
         if rows.len() <= per_statement {
-            let (sql, args) = insert_many_sql(st, exec.schema(), exec.tenant(), rows)?;
-            let out = exec.fetch_all(sql, args).await?;
+            let (sql, args) = model_sql.insert_many(unit.schema(), unit.tenant(), rows)?;
+            let out = unit.fetch_all(sql, args).await?;
             return decode_all(&out);
         }
         // Past one statement's parameters: keep it all-or-nothing with a transaction of our own
         // unless the caller already gave one.
-        let mut own_tx = match exec.conn {
-            Some(_) => None,
-            None => Some(
-                exec.ctx
-                    .runtime()
-                    .begin_for(exec.ctx.pool(), exec.ctx.id())
-                    .await?,
-            ),
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(per_statement) {
-            let (sql, args) = insert_many_sql(st, exec.schema(), exec.tenant(), chunk)?;
-            let q = exec.query(sql, args);
-            let fetched = match (&mut own_tx, &mut exec.conn) {
-                (Some(tx), _) => q.fetch_all(&mut **tx).await?,
-                (None, Some(conn)) => q.fetch_all(&mut **conn).await?,
-                (None, None) => unreachable!("a transaction was begun above"),
-            };
-            out.extend(decode_all::<M>(&fetched)?);
-        }
-        if let Some(tx) = own_tx {
-            tx.commit().await?;
-        }
-        Ok(out)
+        unit.in_transaction(async |unit| {
+            let mut out = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(per_statement) {
+                let (sql, args) = model_sql.insert_many(unit.schema(), unit.tenant(), chunk)?;
+                out.extend(decode_all::<M>(&unit.fetch_all(sql, args).await?)?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Writes every writable field of `row` to the tenant's row with the same key; returns the
@@ -177,17 +154,15 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn update<'s>(&self, scope: impl Scope<'s>, row: &M) -> Result<Option<M>> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
         let mut args = PgArguments::default();
         args.add(row.key()).map_err(Error::Encode)?;
-        for &i in &st.update_cols {
+        for &i in &model_sql.update_cols {
             crate::model::bind_column(row, i, &mut args).map_err(Error::Encode)?;
         }
-        let args = bind::finish(args, exec.tenant(), st.update_row.tenant)?;
-        let sql = st.update_row.sql(exec.schema());
-        let out = exec.fetch_optional(sql, args).await?;
+        let args = bind::finish(args, unit.tenant(), model_sql.update_row.tenant)?;
+        let sql = model_sql.update_row.sql(unit.schema());
+        let out = unit.fetch_optional(sql, args).await?;
         out.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -208,15 +183,11 @@ impl<M: Model> Repo<M> {
         if assignments.is_empty() {
             return self.get(scope, id).await;
         }
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let mut buf = update_head(st, &exec, &assignments)?;
-        buf.push(" AND ").push(&st.cols[st.key]).push(" = ");
-        buf.bind(id)?;
-        buf.push(" RETURNING ").push(&st.select_list);
-        let (sql, args) = buf.finish(exec.tenant())?;
-        let out = exec.fetch_optional(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = model_sql
+            .update_by_key(unit.schema(), &assignments, id)?
+            .finish(unit.tenant())?;
+        let out = unit.fetch_optional(sql, args).await?;
         out.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -235,13 +206,11 @@ impl<M: Model> Repo<M> {
         if assignments.is_empty() {
             return Ok(0);
         }
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let mut buf = update_head(st, &exec, &assignments)?;
-        push_filter(&mut buf, st, &filter)?;
-        let (sql, args) = buf.finish(exec.tenant())?;
-        Ok(exec.execute(sql, args).await?.rows_affected())
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = model_sql
+            .update_where(unit.schema(), &assignments, &filter)?
+            .finish(unit.tenant())?;
+        Ok(unit.execute(sql, args).await?.rows_affected())
     }
 
     /// Deletes the tenant's row with this key; false if it had none.
@@ -249,12 +218,10 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`], e.g. a foreign key still pointing at the row.
     pub async fn delete<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<bool> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let args = key_args(&exec, id, &st.delete_one)?;
-        let sql = st.delete_one.sql(exec.schema());
-        let done = exec.execute(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let args = key_args(&unit, id, &model_sql.delete_one)?;
+        let sql = model_sql.delete_one.sql(unit.schema());
+        let done = unit.execute(sql, args).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -264,18 +231,11 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn delete_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<u64> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let mut buf = SqlBuf::new(format!(
-            "DELETE FROM {} WHERE {} = ",
-            st.table_ref(exec.schema()),
-            st.tenant
-        ));
-        buf.tenant();
-        push_filter(&mut buf, st, &filter)?;
-        let (sql, args) = buf.finish(exec.tenant())?;
-        Ok(exec.execute(sql, args).await?.rows_affected())
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = model_sql
+            .filtered(Filtered::Delete, unit.schema(), &filter)?
+            .finish(unit.tenant())?;
+        Ok(unit.execute(sql, args).await?.rows_affected())
     }
 
     /// How many rows the tenant has.
@@ -283,12 +243,14 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn count<'s>(&self, scope: impl Scope<'s>) -> Result<i64> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let args = bind::finish(PgArguments::default(), exec.tenant(), st.count_all.tenant)?;
-        let sql = st.count_all.sql(exec.schema());
-        let row = exec.fetch_one(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let args = bind::finish(
+            PgArguments::default(),
+            unit.tenant(),
+            model_sql.count_all.tenant,
+        )?;
+        let sql = model_sql.count_all.sql(unit.schema());
+        let row = unit.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -297,18 +259,11 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn count_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<i64> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let mut buf = SqlBuf::new(format!(
-            "SELECT count(*) FROM {} WHERE {} = ",
-            st.table_ref(exec.schema()),
-            st.tenant
-        ));
-        buf.tenant();
-        push_filter(&mut buf, st, &filter)?;
-        let (sql, args) = buf.finish(exec.tenant())?;
-        let row = exec.fetch_one(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = model_sql
+            .filtered(Filtered::Count, unit.schema(), &filter)?
+            .finish(unit.tenant())?;
+        let row = unit.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -317,12 +272,10 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn exists<'s>(&self, scope: impl Scope<'s>, id: Uuid) -> Result<bool> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let args = key_args(&exec, id, &st.exists_one)?;
-        let sql = st.exists_one.sql(exec.schema());
-        let row = exec.fetch_one(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let args = key_args(&unit, id, &model_sql.exists_one)?;
+        let sql = model_sql.exists_one.sql(unit.schema());
+        let row = unit.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -331,19 +284,11 @@ impl<M: Model> Repo<M> {
     /// # Errors
     /// [`Error::Database`].
     pub async fn exists_where<'s>(&self, scope: impl Scope<'s>, filter: Filter<M>) -> Result<bool> {
-        let mut exec = scope.into_exec();
-        exec.check_placement()?;
-        let st = exec.statements::<M>().await?;
-        let mut buf = SqlBuf::new(format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ",
-            st.table_ref(exec.schema()),
-            st.tenant
-        ));
-        buf.tenant();
-        push_filter(&mut buf, st, &filter)?;
-        buf.push(")");
-        let (sql, args) = buf.finish(exec.tenant())?;
-        let row = exec.fetch_one(sql, args).await?;
+        let (mut unit, model_sql) = open::<M>(scope).await?;
+        let (sql, args) = model_sql
+            .filtered(Filtered::Exists, unit.schema(), &filter)?
+            .finish(unit.tenant())?;
+        let row = unit.fetch_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -367,54 +312,4 @@ impl<M: Model> Repo<M> {
     {
         Raw::from_row(sql.into_sql_str())
     }
-}
-
-/// `UPDATE t SET a = $1, b = $2 WHERE tenant = ` and the tenant's mark (see [`SqlBuf::tenant`]).
-fn update_head<M>(st: &Built, exec: &Exec<'_>, assignments: &[Assignment<M>]) -> Result<SqlBuf> {
-    let mut buf = SqlBuf::new(String::new());
-    buf.push("UPDATE ")
-        .push(&st.table_ref(exec.schema()))
-        .push(" SET ");
-    for (n, a) in assignments.iter().enumerate() {
-        if n > 0 {
-            buf.push(", ");
-        }
-        buf.push(col_name(&st.cols, a.col)?).push(" = ");
-        buf.bind_value(&*a.value.0)?;
-    }
-    buf.push(" WHERE ").push(&st.tenant).push(" = ").tenant();
-    Ok(buf)
-}
-
-/// ` AND (filter)`, unless the filter matches everything.
-pub(crate) fn push_filter<M>(buf: &mut SqlBuf, st: &Built, filter: &Filter<M>) -> Result<()> {
-    if !filter.is_all() {
-        buf.push(" AND ");
-        filter.render(&st.cols, buf)?;
-    }
-    Ok(())
-}
-
-fn insert_many_sql<N: NewModel>(
-    st: &Built,
-    schema: Option<&str>,
-    tenant: Uuid,
-    rows: &[N],
-) -> Result<(SqlStr, TenantArgs)> {
-    let width = st.insert_cols.len();
-    // Every row reads the tenant from the one placeholder after all the rows' values.
-    let tenant_at = rows.len() * width + 1;
-    let mut sql = st.insert_head.text(schema);
-    sql.reserve(rows.len() * (4 + width * 6) + st.select_list.len() + 12);
-    let mut args = PgArguments::default();
-    for (n, row) in rows.iter().enumerate() {
-        if n > 0 {
-            sql.push_str(", ");
-        }
-        push_values_row(&mut sql, 1 + n * width, width, tenant_at);
-        crate::model::bind_insert(row, width, &mut args)?;
-    }
-    sql.push_str(" RETURNING ");
-    sql.push_str(&st.select_list);
-    Ok((sql::text(sql), bind::finish(args, tenant, tenant_at)?))
 }

@@ -3,7 +3,7 @@
 //!
 //! A description (`#[tenant_scoped]`'s attribute, or anything else that implements `Model`) is a
 //! claim. The runtime checks it against the database before the model's first statement through
-//! a `Tenancy` handle ([`Exec::statements`]), once per model and table (the shared one, or one
+//! a `Tenancy` handle (`TenantUnit::statements`), once per model and table (the shared one, or one
 //! tenant schema's), and remembers the result: no round trip after the first use, until a
 //! migration run through the same handle changes tables. A model that fails is refused with
 //! [`Error::TableShape`] every time, until its table is fixed.
@@ -25,39 +25,9 @@ use std::collections::BTreeSet;
 
 use sqlx::{PgConnection, Row};
 
-use crate::ctx::Exec;
-use crate::model::{Built, Model, ModelMeta};
+use crate::model::{Model, ModelMeta};
+use crate::sql::ModelSql;
 use crate::{Error, Result};
-
-impl Exec<'_> {
-    /// The statements of `M`, once its table for this scope (the shared one, or the tenant's
-    /// schema's) has passed the model check through this `Tenancy` (see the module docs). The
-    /// only way to a model's statement text for a tenant's statement.
-    pub(crate) async fn statements<M: Model>(&mut self) -> Result<&'static Built> {
-        let schema = self.schema();
-        let rt = self.ctx.runtime();
-        checked(
-            rt,
-            self.conn.as_deref_mut(),
-            TypeId::of::<M>(),
-            &M::META,
-            schema,
-        )
-        .await
-    }
-
-    /// As [`Exec::statements`], for a model known by type id and description (raw SQL's
-    /// declared models).
-    pub(crate) async fn statements_of(
-        &mut self,
-        model: TypeId,
-        meta: &'static ModelMeta,
-    ) -> Result<&'static Built> {
-        let schema = self.schema();
-        let rt = self.ctx.runtime();
-        checked(rt, self.conn.as_deref_mut(), model, meta, schema).await
-    }
-}
 
 /// The statements of a model after its check against the table in `schema` (`None`: shared),
 /// run on `conn` (the caller's transaction) or a pooled connection, unless this runtime already
@@ -68,9 +38,9 @@ pub(crate) async fn checked(
     model: TypeId,
     meta: &'static ModelMeta,
     schema: Option<&str>,
-) -> Result<&'static Built> {
+) -> Result<&'static ModelSql> {
     if rt.models.has(model, schema) {
-        return crate::model::statements_of(model, meta).get(meta);
+        return crate::sql::statements_of(model, meta).get(meta);
     }
     check_now(rt, conn, model, meta, schema).await
 }
@@ -83,8 +53,8 @@ pub(crate) async fn check_now(
     model: TypeId,
     meta: &'static ModelMeta,
     schema: Option<&str>,
-) -> Result<&'static Built> {
-    let statements = crate::model::statements_of(model, meta).get(meta)?;
+) -> Result<&'static ModelSql> {
+    let statements = crate::sql::statements_of(model, meta).get(meta)?;
     // Row-level security's policy lives on the shared tables (own schemas get it from their
     // migrations, and are told apart by name).
     let rls = rt.rls && schema.is_none();
@@ -111,7 +81,7 @@ pub(crate) async fn check_now(
 /// Checks `M`'s shared table without its row-level security policy: for installing the policy,
 /// which is built from the description and must not be put on a column that is not the tenant's.
 pub(crate) async fn check_before_policy<M: Model>(rt: &crate::runtime::Runtime) -> Result<()> {
-    crate::model::statements::<M>()?;
+    crate::sql::statements::<M>()?;
     let problems = rt
         .with_conn(async |conn| problems(conn, &M::META, None, false).await)
         .await?;

@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use super::parse::{Named, Uses};
 use super::{RawSqlRefusal, RefusalKind};
 use crate::Result;
-use crate::ctx::Exec;
+use crate::unit::TenantUnit;
 
 /// The PostgreSQL major version whose grammar `pg_query` was built from (pg_query 0.8 wraps
 /// PostgreSQL 15's parser). Another server may read the same text differently (PostgreSQL 14
@@ -58,13 +58,13 @@ fn declared(name: &str) -> Named {
 /// whether to fence. `tables` are the placeholders' tables (quoted, maybe qualified), in the
 /// rewrite's order; `globals` the builder's global tables.
 pub(super) async fn catalog(
-    exec: &mut Exec<'_>,
+    unit: &mut TenantUnit<'_>,
     key: String,
     uses: &Uses,
     tables: &[String],
     tenant_columns: &[String],
 ) -> Result<Verdict> {
-    let config = &exec.ctx.runtime().raw;
+    let config = &unit.runtime().raw;
     let version_checked = config.version_checked.load(Ordering::Relaxed);
     let globals: Vec<Named> = config.global_tables.iter().map(|g| declared(g)).collect();
     let unknown: Vec<&Named> = uses
@@ -81,7 +81,7 @@ pub(super) async fn catalog(
                 }
             }
         }
-        let facts: Vec<Fact> = fetch(exec, async |conn: &mut PgConnection, persistent| {
+        let facts: Vec<Fact> = fetch(unit, async |conn: &mut PgConnection, persistent| {
             Ok(sqlx::query_as::<_, Fact>(CLASSIFY)
                 .bind(&names)
                 .bind(tenant_columns)
@@ -133,8 +133,8 @@ pub(super) async fn catalog(
         });
     }
     let rows: Vec<(String, String, Option<String>)> =
-        fetch(exec, async |conn: &mut PgConnection, persistent| {
-            Ok(sqlx::query_as(sqlx::AssertSqlSafe(query))
+        fetch(unit, async |conn: &mut PgConnection, persistent| {
+            Ok(sqlx::query_as(crate::sql::text(query))
                 .bind(&relations)
                 .bind(&declared)
                 .bind(tenant_columns)
@@ -159,8 +159,7 @@ pub(super) async fn catalog(
                 if let Some(refusal) = version_refusal(name) {
                     return Err(refusal.into());
                 }
-                exec.ctx
-                    .runtime()
+                unit.runtime()
                     .raw
                     .version_checked
                     .store(true, Ordering::Relaxed);
@@ -211,7 +210,7 @@ pub(super) async fn catalog(
             _ => {}
         }
     }
-    exec.ctx.runtime().raw.verdicts.put(key, fence);
+    unit.runtime().raw.verdicts.put(key, fence);
     Ok(Verdict { fence })
 }
 
@@ -233,23 +232,15 @@ fn version_refusal(num: &str) -> Option<RawSqlRefusal> {
     })
 }
 
-/// Runs `f` on the scope's connection: the transaction's, or the tenant's lane (with
+/// Runs `f` on the unit's connection: the transaction's, or the tenant's lane (with
 /// connection lanes, the registry's small pool would otherwise carry every raw query's check).
 async fn fetch<T>(
-    exec: &mut Exec<'_>,
+    unit: &mut TenantUnit<'_>,
     f: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T>,
 ) -> Result<T> {
-    let rt = exec.ctx.runtime();
-    let persistent = rt.persistent;
-    match exec.conn.as_deref_mut() {
-        Some(conn) => f(conn, persistent).await,
-        None => {
-            rt.with_conn_of(exec.ctx.pool(), async |conn: &mut PgConnection| {
-                f(conn, persistent).await
-            })
-            .await
-        }
-    }
+    let persistent = unit.runtime().persistent;
+    unit.with_conn(async |conn: &mut PgConnection| f(conn, persistent).await)
+        .await
 }
 
 fn undeclared(name: &str) -> RawSqlRefusal {

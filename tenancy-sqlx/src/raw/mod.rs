@@ -51,8 +51,10 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Arguments, Encode, Postgres, SqlStr, Type};
 
-use crate::model::{Built, Model, ModelMeta};
+use crate::model::{Model, ModelMeta};
 use crate::sql;
+use crate::sql::ModelSql;
+use crate::unit::TenantUnit;
 use crate::{Error, Result, Scope};
 use lex::{Tok, lex};
 pub use refusal::{RawSqlRefusal, RefusalKind};
@@ -144,25 +146,20 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         self
     }
 
+    /// Turns the SQL into the statement of the unit's tenant.
     async fn prepare<'s>(
         self,
-        mut exec: crate::ctx::Exec<'s>,
-    ) -> Result<(
-        crate::ctx::Exec<'s>,
-        SqlStr,
-        crate::bind::TenantArgs,
-        Decode<O>,
-    )> {
-        exec.check_placement()?;
+        mut unit: TenantUnit<'s>,
+    ) -> Result<(TenantUnit<'s>, SqlStr, crate::bind::TenantArgs, Decode<O>)> {
         if let Some(e) = self.bind_error {
             return Err(Error::Encode(e));
         }
         let mut built = Vec::with_capacity(self.relations.len());
         for r in &self.relations {
-            built.push((exec.statements_of(r.model, r.meta).await?, r.meta));
+            built.push((unit.statements_of(r.model, r.meta).await?, r.meta));
         }
         let args = self.args;
-        let rewritten = rewrite(self.sql.as_str(), &built, exec.schema(), args.len())?;
+        let rewritten = rewrite(self.sql.as_str(), &built, unit.schema(), args.len())?;
         let models: Vec<&str> = self.relations.iter().map(|r| r.meta.table).collect();
         let mut tenant_columns = vec![tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
         for r in &self.relations {
@@ -173,21 +170,21 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         // The statement (its tables and schema included) and the declared models decide the
         // verdict: one accepted a moment ago is accepted again without parsing or asking.
         let key = format!("{}\n{models:?}\n{tenant_columns:?}", rewritten.sql);
-        let verdict = match exec.ctx.runtime().raw.verdicts.get(&key) {
+        let verdict = match unit.runtime().raw.verdicts.get(&key) {
             Some(fence) => check::Verdict { fence },
             None => {
                 let uses = parse::read(&rewritten.sql, &rewritten.ctes, &models)?;
-                check::catalog(&mut exec, key, &uses, &rewritten.tables, &tenant_columns).await?
+                check::catalog(&mut unit, key, &uses, &rewritten.tables, &tenant_columns).await?
             }
         };
         let tenant_at = args.len() + 1;
-        let args = crate::bind::finish(args, exec.tenant(), tenant_at)?;
+        let args = crate::bind::finish(args, unit.tenant(), tenant_at)?;
         let sql = if verdict.fence {
             rewritten.fenced
         } else {
             rewritten.sql
         };
-        Ok((exec, sql::text(sql), args, self.decode))
+        Ok((unit, sql::text(sql), args, self.decode))
     }
 
     /// Runs the SQL; all rows.
@@ -195,8 +192,8 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     /// # Errors
     /// [`Error::UnscopedSql`] if the SQL could reach rows outside the tenant; [`Error::Database`].
     pub async fn fetch_all<'s>(self, scope: impl Scope<'s>) -> Result<Vec<O>> {
-        let (exec, sql, args, decode) = self.prepare(scope.into_exec()).await?;
-        let rows = exec.fetch_all(sql, args).await?;
+        let (mut unit, sql, args, decode) = self.prepare(scope.open()?).await?;
+        let rows = unit.fetch_all(sql, args).await?;
         rows.iter()
             .map(|r| decode(r).map_err(Error::from))
             .collect()
@@ -207,8 +204,8 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     /// # Errors
     /// As [`Raw::fetch_all`].
     pub async fn fetch_optional<'s>(self, scope: impl Scope<'s>) -> Result<Option<O>> {
-        let (exec, sql, args, decode) = self.prepare(scope.into_exec()).await?;
-        let row = exec.fetch_optional(sql, args).await?;
+        let (mut unit, sql, args, decode) = self.prepare(scope.open()?).await?;
+        let row = unit.fetch_optional(sql, args).await?;
         row.map(|r| decode(&r).map_err(Error::from)).transpose()
     }
 
@@ -222,9 +219,10 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
 
     /// Runs the SQL and streams the rows.
     pub fn fetch<'s>(self, scope: impl Scope<'s>) -> BoxStream<'s, Result<O>> {
-        futures_util::stream::once(self.prepare(scope.into_exec()))
+        let unit = scope.open();
+        futures_util::stream::once(async move { self.prepare(unit?).await })
             .flat_map(|prepared| match prepared {
-                Ok((exec, sql, args, decode)) => exec
+                Ok((unit, sql, args, decode)) => unit
                     .fetch(sql, args)
                     .map(move |r| r.and_then(|row| decode(&row).map_err(Error::from)))
                     .boxed(),
@@ -264,7 +262,7 @@ struct Rewritten {
 /// tenant becomes `$bound+1`. Applies every check that needs no catalog.
 fn rewrite(
     user: &str,
-    relations: &[(&Built, &ModelMeta)],
+    relations: &[(&ModelSql, &ModelMeta)],
     schema: Option<&str>,
     bound: usize,
 ) -> Result<Rewritten> {
@@ -352,7 +350,7 @@ fn rewrite(
     let mut ctes = Vec::new();
     let cte = |fenced: bool| {
         let mut ctes = String::new();
-        for ((st, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
+        for ((model_sql, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
             if !ctes.is_empty() {
                 ctes.push_str(", ");
             }
@@ -360,15 +358,15 @@ fn rewrite(
             ctes.push_str(if fenced { " AS MATERIALIZED" } else { " AS" });
             ctes.push_str(&format!(
                 " (SELECT * FROM {} WHERE {} = ${tenant_param})",
-                st.table_ref(schema),
-                st.tenant
+                model_sql.table_ref(schema),
+                model_sql.tenant
             ));
         }
         ctes
     };
     let (plain, fenced) = (cte(false), cte(true));
-    for ((st, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
-        tables.push(st.table_ref(schema).to_string());
+    for ((model_sql, meta), _) in relations.iter().zip(&used).filter(|(_, u)| **u) {
+        tables.push(model_sql.table_ref(schema).to_string());
         ctes.push(cte_name(meta.table));
     }
     let splice = |ctes: &str| match with_at {
@@ -407,8 +405,8 @@ mod tests {
     };
 
     fn rewritten(sql: &str, bound: usize) -> Result<Rewritten> {
-        let st = crate::model::Statements::build(&SPINS);
-        let built = st.get(&SPINS).unwrap();
+        let model_sql = crate::sql::statements::ModelSqlBuild::build(&SPINS);
+        let built = model_sql.get(&SPINS).unwrap();
         rewrite(sql, &[(built, &SPINS)], None, bound)
     }
 

@@ -22,9 +22,7 @@ mod sealed {
 /// [`Sum`], [`Avg`], [`Min`], [`Max`]), which fixes the type of its values.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32, pub note: Option<String> }
+#[doc = doc_setup!(", pub note: Option<String>")]
 /// # fn main() {
 /// use tenancy::Agg;
 ///
@@ -76,9 +74,7 @@ impl<M> Agg<M, Count> {
     /// all.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// use tenancy::Agg;
     /// let long = Spin::repo()
@@ -101,9 +97,7 @@ impl<M, T: Numeric> Agg<M, Sum<T>> {
     /// `i64` for integer columns (exact; an overflow is an error), `f64` for floats.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let seconds = Spin::repo().report().aggregate(tenancy::Agg::sum(Spin::DURATION)).fetch(su).await?;
     /// let total: i64 = seconds.overall;
@@ -121,9 +115,7 @@ impl<M, T: Numeric> Agg<M, Avg<T>> {
     /// by the count over all tenants: the true average, weighted by each tenant's rows.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// // The seed's "average spin duration per customer".
     /// let avg = Spin::repo().report().aggregate(tenancy::Agg::avg(Spin::DURATION)).fetch(su).await?;
@@ -144,9 +136,7 @@ impl<M, T: Orderable> Agg<M, Min<T>> {
     /// Text is compared byte-wise (`COLLATE "C"`), as report orderings are.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let min = Spin::repo().report().aggregate(tenancy::Agg::min(Spin::DURATION)).fetch(su).await?;
     /// let shortest: Option<i32> = min.overall;
@@ -164,9 +154,7 @@ impl<M, T: Orderable> Agg<M, Max<T>> {
     /// PostgreSQL.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let max = Spin::repo().report().aggregate(tenancy::Agg::max(Spin::DURATION)).fetch(su).await?;
     /// let longest: Option<i32> = max.overall;
@@ -365,9 +353,7 @@ fn get<'r, T: Decode<'r, Postgres> + Type<Postgres>>(row: &'r PgRow, at: usize) 
 /// `count(*)`: an `i64`.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # fn main() {
 /// use tenancy::{Agg, Count};
 /// let agg: Agg<Spin, Count> = Agg::<Spin, _>::count();
@@ -404,9 +390,7 @@ fn overflow() -> Error {
 /// `sum(column)`: an `i64` for integer columns, an `f64` for float columns.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # fn main() {
 /// use tenancy::{Agg, Sum};
 /// let agg: Agg<Spin, Sum<i32>> = Agg::sum(Spin::DURATION);
@@ -439,9 +423,7 @@ impl<T: Numeric> AggKind for Sum<T> {
 /// `avg(column)`: an `Option<f64>`, from the sum and the count of each tenant.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # fn main() {
 /// use tenancy::{Agg, Avg};
 /// let agg: Agg<Spin, Avg<i32>> = Agg::avg(Spin::DURATION);
@@ -472,6 +454,36 @@ impl<T: Numeric> AggKind for Avg<T> {
     }
 }
 
+/// The [`AggKind`] of [`Min`] or [`Max`]: the SQL function `$f`, and in the merge, the part
+/// that compares `$keep` to the other wins.
+macro_rules! extreme {
+    ($kind:ident, $f:literal, $keep:expr) => {
+        impl<T: Orderable> AggKind for $kind<T> {
+            type Partial = Option<T::Value>;
+            type Output = Option<T::Value>;
+            const NAME: &'static str = $f;
+            fn exprs(col: Option<&str>, text: bool) -> String {
+                extreme_sql($f, col, text)
+            }
+            fn read(row: &PgRow, at: usize) -> Result<Option<T::Value>> {
+                get(row, at)
+            }
+            fn empty() -> Option<T::Value> {
+                None
+            }
+            fn merge(a: Option<T::Value>, b: Option<T::Value>) -> Result<Option<T::Value>> {
+                Ok(match (a, b) {
+                    (Some(a), Some(b)) => Some(if T::cmp(&b, &a) == $keep { b } else { a }),
+                    (a, b) => a.or(b),
+                })
+            }
+            fn finish(part: &Option<T::Value>) -> Option<T::Value> {
+                part.clone()
+            }
+        }
+    };
+}
+
 fn extreme_sql(f: &str, col: Option<&str>, text: bool) -> String {
     let col = column(col, f);
     if text {
@@ -484,9 +496,7 @@ fn extreme_sql(f: &str, col: Option<&str>, text: bool) -> String {
 /// `min(column)`: an `Option` of the column's value.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # fn main() {
 /// use tenancy::{Agg, Min};
 /// let agg: Agg<Spin, Min<i32>> = Agg::min(Spin::DURATION);
@@ -494,40 +504,12 @@ fn extreme_sql(f: &str, col: Option<&str>, text: bool) -> String {
 /// ```
 pub struct Min<T>(PhantomData<fn() -> T>);
 impl<T> sealed::Sealed for Min<T> {}
-impl<T: Orderable> AggKind for Min<T> {
-    type Partial = Option<T::Value>;
-    type Output = Option<T::Value>;
-    const NAME: &'static str = "min";
-    fn exprs(col: Option<&str>, text: bool) -> String {
-        extreme_sql("min", col, text)
-    }
-    fn read(row: &PgRow, at: usize) -> Result<Option<T::Value>> {
-        get(row, at)
-    }
-    fn empty() -> Option<T::Value> {
-        None
-    }
-    fn merge(a: Option<T::Value>, b: Option<T::Value>) -> Result<Option<T::Value>> {
-        Ok(match (a, b) {
-            (Some(a), Some(b)) => Some(if T::cmp(&b, &a) == Ordering::Less {
-                b
-            } else {
-                a
-            }),
-            (a, b) => a.or(b),
-        })
-    }
-    fn finish(part: &Option<T::Value>) -> Option<T::Value> {
-        part.clone()
-    }
-}
+extreme!(Min, "min", Ordering::Less);
 
 /// `max(column)`: an `Option` of the column's value.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # fn main() {
 /// use tenancy::{Agg, Max};
 /// let agg: Agg<Spin, Max<i32>> = Agg::max(Spin::DURATION);
@@ -535,41 +517,13 @@ impl<T: Orderable> AggKind for Min<T> {
 /// ```
 pub struct Max<T>(PhantomData<fn() -> T>);
 impl<T> sealed::Sealed for Max<T> {}
-impl<T: Orderable> AggKind for Max<T> {
-    type Partial = Option<T::Value>;
-    type Output = Option<T::Value>;
-    const NAME: &'static str = "max";
-    fn exprs(col: Option<&str>, text: bool) -> String {
-        extreme_sql("max", col, text)
-    }
-    fn read(row: &PgRow, at: usize) -> Result<Option<T::Value>> {
-        get(row, at)
-    }
-    fn empty() -> Option<T::Value> {
-        None
-    }
-    fn merge(a: Option<T::Value>, b: Option<T::Value>) -> Result<Option<T::Value>> {
-        Ok(match (a, b) {
-            (Some(a), Some(b)) => Some(if T::cmp(&b, &a) == Ordering::Greater {
-                b
-            } else {
-                a
-            }),
-            (a, b) => a.or(b),
-        })
-    }
-    fn finish(part: &Option<T::Value>) -> Option<T::Value> {
-        part.clone()
-    }
-}
+extreme!(Max, "max", Ordering::Greater);
 
 /// The result of an aggregate report: one value per tenant the report covered (in tenant id
 /// order, tenants without matching rows included), and the value over all of them.
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # async fn demo(su: &tenancy::Superuser, acme: tenancy::TenantId) -> tenancy::Result<()> {
 /// let avg = Spin::repo().report().aggregate(tenancy::Agg::avg(Spin::DURATION)).fetch(su).await?;
 /// let acme_avg: Option<f64> = avg.tenant(acme).copied().flatten();
@@ -590,9 +544,7 @@ impl<V> Aggregated<V> {
     /// The value of one tenant, if the report covered it.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser, acme: tenancy::TenantId) -> tenancy::Result<()> {
     /// let counts = Spin::repo().report().aggregate(tenancy::Agg::count()).fetch(su).await?;
     /// assert!(counts.tenant(acme).is_some_and(|n| *n >= 0));

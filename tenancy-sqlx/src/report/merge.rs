@@ -129,7 +129,7 @@ pub(crate) fn sort_key(row: &PgRow, index: usize, column: &str) -> Result<SortKe
 }
 
 /// One row of a report, with what the merge orders it by.
-pub(crate) struct Hit<M> {
+pub(crate) struct RankedRow<M> {
     pub(crate) keys: Vec<SortKey>,
     pub(crate) tenant: TenantId,
     pub(crate) id: Uuid,
@@ -138,7 +138,7 @@ pub(crate) struct Hit<M> {
 
 /// The report's total order: its columns (each ascending or descending), then the tenant, then
 /// the key, both ascending.
-pub(crate) fn cmp_hits<M>(a: &Hit<M>, b: &Hit<M>, desc: &[bool]) -> Ordering {
+pub(crate) fn cmp_ranked<M>(a: &RankedRow<M>, b: &RankedRow<M>, desc: &[bool]) -> Ordering {
     for (i, &d) in desc.iter().enumerate() {
         let o = a.keys[i].cmp(&b.keys[i]);
         let o = if d { o.reverse() } else { o };

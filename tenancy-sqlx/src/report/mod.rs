@@ -8,6 +8,7 @@
 mod agg;
 mod merge;
 mod plan;
+mod tenants;
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
@@ -17,14 +18,18 @@ use sqlx::Row;
 use tenancy_core::{Placement, TenantId};
 
 pub use agg::{Agg, AggKind, Aggregated, Avg, Count, Max, Min, Numeric, Orderable, Sum, Total};
+pub(crate) use merge::SortKey;
+pub(crate) use plan::Batch;
 pub use plan::PROBE_SCHEMAS;
 
 use crate::column::{Filter, Order};
-use crate::model::{Built, Model};
+use crate::model::Model;
+use crate::sql::ModelSql;
 use crate::sql::SqlBuf;
+use crate::sql::report::{self as sql, Bound, RowsShape};
 use crate::{Error, Repo, Result, Superuser};
-use merge::{Hit, cmp_hits, sort_key};
-use plan::{RowsShape, TenantSet};
+use merge::{RankedRow, cmp_ranked, sort_key};
+use tenants::TenantSet;
 
 /// Schemas read by one statement of a report at most, unless [`Report::batch_size`] says
 /// otherwise.
@@ -59,9 +64,7 @@ impl<M: Model> Repo<M> {
     /// Building it needs nothing; running it needs a [`Superuser`], and is audited.
     ///
     /// ```
-    /// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-    /// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-    /// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let top: Vec<(tenancy::TenantId, Spin)> = Spin::repo()
     ///     .report()
@@ -81,9 +84,7 @@ impl<M: Model> Repo<M> {
 /// A query across tenants, made by [`Repo::report`] and run with a [`Superuser`].
 ///
 /// ```
-/// # mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }
-/// # #[tenancy_macros::tenant_scoped(table = "spins", crate = "tenancy")]
-/// # pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }
+#[doc = doc_setup!()]
 /// # async fn demo(tenancy: tenancy::Tenancy) -> tenancy::Result<()> {
 /// use tenancy::{Agg, Placement};
 ///
@@ -191,17 +192,6 @@ impl<M> std::fmt::Debug for Report<M> {
     }
 }
 
-/// The doc-test model of this module's examples.
-macro_rules! doc_model {
-    () => {
-        concat!(
-            "# mod tenancy { pub use tenancy_sqlx::*; pub mod __private { pub use tenancy_sqlx::__private::*; pub use tenancy_sqlx::{sqlx, uuid}; } }\n",
-            "# #[tenancy_macros::tenant_scoped(table = \"spins\", crate = \"tenancy\")]\n",
-            "# pub struct Spin { #[tenancy(id)] pub id: uuid::Uuid, pub duration: i32 }\n",
-        )
-    };
-}
-
 impl<M: Model> Report<M> {
     pub(crate) fn new() -> Self {
         Self {
@@ -220,7 +210,7 @@ impl<M: Model> Report<M> {
     /// Keeps the rows matching `filter` too (filters accumulate with AND), in every tenant.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let long = Spin::repo().report().filter(Spin::DURATION.gt(120) & Spin::DURATION.lt(600));
     /// ```
     #[must_use]
@@ -233,7 +223,7 @@ impl<M: Model> Report<M> {
     /// by key.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let longest_first = Spin::repo().report().order_by(Spin::DURATION.desc());
     /// ```
     #[must_use]
@@ -245,7 +235,7 @@ impl<M: Model> Report<M> {
     /// At most `n` rows in all (not per tenant).
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let top = Spin::repo().report().order_by(Spin::DURATION.desc()).limit(100);
     /// ```
     #[must_use]
@@ -258,7 +248,7 @@ impl<M: Model> Report<M> {
     /// rows, so deep pages cost more.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let page_3 = Spin::repo().report().order_by(Spin::DURATION.desc()).limit(50).offset(100);
     /// ```
     #[must_use]
@@ -270,7 +260,7 @@ impl<M: Model> Report<M> {
     /// Covers only these tenants (each must be active) instead of every active tenant.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// # fn demo(acme: tenancy::TenantId, globex: tenancy::TenantId) {
     /// let two = Spin::repo().report().tenants(&[acme, globex]);
     /// # }
@@ -291,7 +281,7 @@ impl<M: Model> Report<M> {
     /// Covers only the tenants with this placement.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let in_schemas = Spin::repo().report().placement(tenancy::Placement::OwnSchema);
     /// ```
     #[must_use]
@@ -307,7 +297,7 @@ impl<M: Model> Report<M> {
     /// lock table (`max_locks_per_transaction * max_connections`).
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let gentle = Spin::repo().report().batch_size(50).concurrency(2);
     /// ```
     #[must_use]
@@ -321,7 +311,7 @@ impl<M: Model> Report<M> {
     /// on a server with idle cores to run them.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let one_at_a_time = Spin::repo().report().concurrency(1);
     /// ```
     #[must_use]
@@ -339,7 +329,7 @@ impl<M: Model> Report<M> {
     /// [`StatementMode::Unnamed`](crate::StatementMode::Unnamed).
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// let one_off = Spin::repo().report().cache_statements(false);
     /// ```
     #[must_use]
@@ -356,7 +346,7 @@ impl<M: Model> Report<M> {
     /// offset do not apply to it; the filter and the tenants do.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let avg = Spin::repo()
     ///     .report()
@@ -385,21 +375,21 @@ impl<M: Model> Report<M> {
     }
 
     /// The audit record's detail: the query without its values.
-    fn describe(&self, st: &Built, what: &str) -> Result<String> {
-        let mut out = format!("{what} of {} from {}", M::META.name, st.table);
+    fn describe(&self, model_sql: &ModelSql, what: &str) -> Result<String> {
+        let mut out = format!("{what} of {} from {}", M::META.name, model_sql.table);
         if !self.filter.is_all() {
             let mut buf = SqlBuf::new(" WHERE ");
-            self.filter.render(&st.cols, &mut buf)?;
+            buf.filter(model_sql, &self.filter)?;
             out.push_str(&buf.sql);
         }
         Ok(out)
     }
 
-    fn describe_rows(&self, st: &Built) -> Result<String> {
-        let mut out = self.describe(st, "rows")?;
+    fn describe_rows(&self, model_sql: &ModelSql) -> Result<String> {
+        let mut out = self.describe(model_sql, "rows")?;
         if !self.order.is_empty() {
             out.push_str(" ORDER BY ");
-            out.push_str(&plan::order_sql(st, &self.order, &[])?);
+            out.push_str(&sql::order_sql(model_sql, &self.order, &[])?);
         }
         if let Some(n) = self.limit {
             out.push_str(&format!(" LIMIT {n}"));
@@ -416,7 +406,7 @@ impl<M: Model> Report<M> {
     /// data is read.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let rows = Spin::repo().report().order_by(Spin::DURATION.desc()).limit(10).fetch_all(su).await?;
     /// for (tenant, spin) in rows {
@@ -435,16 +425,17 @@ impl<M: Model> Report<M> {
     /// returned (the audit record stays).
     pub async fn fetch_all(&self, su: &Superuser) -> Result<Vec<(TenantId, M)>> {
         self.check()?;
-        let st = crate::model::statements::<M>()?;
-        let detail = self.describe_rows(st)?;
-        // A descending bound needs the first ordering column to be NOT NULL (see `plan::Bound`).
+        let model_sql = crate::sql::statements::<M>()?;
+        let detail = self.describe_rows(model_sql)?;
+        // A descending bound needs the first ordering column to be NOT NULL (see `Bound`).
         let first = self
             .order
             .first()
             .filter(|o| o.desc && self.limit.is_some())
             .and_then(|o| M::META.columns.get(o.col))
-            .map(|c| (st.table.as_str(), c.name));
-        let targets = plan::resolve_and_audit(su, &self.set, "report.rows", &detail, first).await?;
+            .map(|c| (model_sql.table.as_str(), c.name));
+        let targets =
+            tenants::resolve_and_audit(su, &self.set, "report.rows", &detail, first).await?;
         if targets.all.is_empty() || self.limit == Some(0) {
             return Ok(Vec::new());
         }
@@ -456,7 +447,7 @@ impl<M: Model> Report<M> {
         .await?;
         let offset = usize::try_from(self.offset.unwrap_or(0)).unwrap_or(usize::MAX);
         let shape = RowsShape {
-            st,
+            model_sql,
             filter: &self.filter,
             order: &self.order,
             take: self
@@ -465,27 +456,27 @@ impl<M: Model> Report<M> {
         };
         let rt = su.runtime();
         let cache = self.cache_for(targets.schemas.len());
-        let columns = st.cols.len();
+        let columns = model_sql.cols.len();
         let desc: Vec<bool> = self.order.iter().map(|o| o.desc).collect();
-        let run = |job, bound: Option<plan::Bound<'_>>| {
-            let sql = plan::rows_sql(&shape, job, bound);
+        let run = |part, bound: Option<Bound<'_>>| {
+            let sql = sql::rows_sql(&shape, part, bound);
             async move {
-                let rows = plan::run(rt, job, cache, sql?).await?;
+                let rows = plan::run(rt, part, cache, sql?).await?;
                 rows.iter()
-                    .map(|row| self.hit(st, row, columns))
+                    .map(|row| self.ranked(model_sql, row, columns))
                     .collect::<Result<Vec<_>>>()
             }
         };
         // With an ordering and a limit, a few schemas first: the `limit + offset`-th best of
         // their rows bounds what every other statement has to sort.
-        let (probe, jobs) = match shape.take {
+        let (probe, batches) = match shape.take {
             Some(_) if !self.order.is_empty() => {
-                plan::jobs_with_probe(&targets, self.batch, self.concurrency)
+                plan::batches_with_probe(&targets, self.batch, self.concurrency)
             }
-            _ => (None, plan::jobs(&targets, self.batch, self.concurrency)),
+            _ => (None, plan::batches(&targets, self.batch, self.concurrency)),
         };
-        let mut hits: Vec<Hit<M>> = match probe {
-            Some(job) => run(job, None).await?,
+        let mut hits: Vec<RankedRow<M>> = match probe {
+            Some(part) => run(part, None).await?,
             None => Vec::new(),
         };
         let bound = shape
@@ -494,18 +485,18 @@ impl<M: Model> Report<M> {
             .filter(|_| !desc.first().copied().unwrap_or(false) || targets.not_null)
             .and_then(|k| kth_first_key(&mut hits, k, &desc));
         // The futures are made before the stream: a stream that maps with a closure taking a
-        // borrowed job is not provably `Send` to rustc, which would make this future unusable
+        // borrowed part is not provably `Send` to rustc, which would make this future unusable
         // with `tokio::spawn`.
-        let runs: Vec<_> = jobs
+        let runs: Vec<_> = batches
             .into_iter()
-            .map(|job| run(job, bound.as_ref().map(|key| plan::Bound { key })))
+            .map(|part| run(part, bound.as_ref().map(|key| Bound { key })))
             .collect();
-        let more: Vec<Hit<M>> = stream::iter(runs)
+        let more: Vec<RankedRow<M>> = stream::iter(runs)
             .buffer_unordered(self.concurrency)
             .try_concat()
             .await?;
         hits.extend(more);
-        hits.sort_unstable_by(|a, b| cmp_hits(a, b, &desc));
+        hits.sort_unstable_by(|a, b| cmp_ranked(a, b, &desc));
         let limit = self
             .limit
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -517,15 +508,20 @@ impl<M: Model> Report<M> {
             .collect())
     }
 
-    fn hit(&self, st: &Built, row: &sqlx::postgres::PgRow, columns: usize) -> Result<Hit<M>> {
+    fn ranked(
+        &self,
+        model_sql: &ModelSql,
+        row: &sqlx::postgres::PgRow,
+        columns: usize,
+    ) -> Result<RankedRow<M>> {
         let keys = self
             .order
             .iter()
-            .map(|o| sort_key(row, o.col, &st.cols[o.col]))
+            .map(|o| sort_key(row, o.col, &model_sql.cols[o.col]))
             .collect::<Result<Vec<_>>>()?;
         let tenant = TenantId::from_uuid(row.try_get(columns)?);
         let row = M::decode_row(row)?;
-        Ok(Hit {
+        Ok(RankedRow {
             keys,
             tenant,
             id: row.key(),
@@ -536,11 +532,11 @@ impl<M: Model> Report<M> {
 
 /// The first ordering key of the `k`-th best of `hits` (reordering them), if there are that
 /// many and it is not NULL.
-fn kth_first_key<M>(hits: &mut [Hit<M>], k: usize, desc: &[bool]) -> Option<merge::SortKey> {
+fn kth_first_key<M>(hits: &mut [RankedRow<M>], k: usize, desc: &[bool]) -> Option<merge::SortKey> {
     if k == 0 || hits.len() < k {
         return None;
     }
-    let (_, kth, _) = hits.select_nth_unstable_by(k - 1, |a, b| cmp_hits(a, b, desc));
+    let (_, kth, _) = hits.select_nth_unstable_by(k - 1, |a, b| cmp_ranked(a, b, desc));
     kth.keys
         .first()
         .filter(|key| !matches!(key, merge::SortKey::Null))
@@ -550,7 +546,7 @@ fn kth_first_key<M>(hits: &mut [Hit<M>], k: usize, desc: &[bool]) -> Option<merg
 /// An aggregate report, made by [`Report::aggregate`] and run with [`ReportAggregate::fetch`].
 ///
 /// ```
-#[doc = doc_model!()]
+#[doc = doc_setup!()]
 /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
 /// let per_customer = Spin::repo().report().aggregate(tenancy::Agg::count()).fetch(su).await?;
 /// # Ok(()) }
@@ -576,7 +572,7 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
     /// (`report.aggregate`) before any tenant data is read.
     ///
     /// ```
-    #[doc = doc_model!()]
+    #[doc = doc_setup!()]
     /// # async fn demo(su: &tenancy::Superuser) -> tenancy::Result<()> {
     /// let avg = Spin::repo().report().aggregate(tenancy::Agg::avg(Spin::DURATION)).fetch(su).await?;
     /// println!("{:?} over {} tenants", avg.overall, avg.per_tenant.len());
@@ -588,29 +584,33 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
     /// As [`Report::fetch_all`]; [`Error::Report`] if an integer sum overflows `i64`.
     pub async fn fetch(&self, su: &Superuser) -> Result<Aggregated<K::Output>> {
         let report = &self.report;
-        let st = crate::model::statements::<M>()?;
+        let model_sql = crate::sql::statements::<M>()?;
         let col = match self.agg.col {
-            Some(c) => Some(crate::column::col_name(&st.cols, c)?),
+            Some(c) => Some(model_sql.col(c)?),
             None => None,
         };
         let exprs = K::exprs(col, self.agg.text);
         let what = format!("{}({})", K::NAME, col.unwrap_or("*"));
-        let detail = format!("{}; {}", report.describe(st, &what)?, report.set.describe());
+        let detail = format!(
+            "{}; {}",
+            report.describe(model_sql, &what)?,
+            report.set.describe()
+        );
         let targets =
-            plan::resolve_and_audit(su, &report.set, "report.aggregate", &detail, None).await?;
+            tenants::resolve_and_audit(su, &report.set, "report.aggregate", &detail, None).await?;
         let rt = su.runtime();
         crate::verify::check_report::<M>(rt, !targets.shared.is_empty(), &targets.schemas).await?;
         let cache = report.cache_for(targets.schemas.len());
         let parts: Vec<(TenantId, K::Partial)> =
             // Futures made before the stream, for `Send` (see `Report::fetch_all`).
             stream::iter(
-                plan::jobs(&targets, report.batch, report.concurrency)
+                plan::batches(&targets, report.batch, report.concurrency)
                     .into_iter()
-                    .map(|job| {
+                    .map(|part| {
                         let exprs = &exprs;
                         async move {
-                            let sql = plan::aggregate_sql(st, &report.filter, exprs, job)?;
-                            let rows = plan::run(rt, job, cache, sql).await?;
+                            let sql = sql::aggregate_sql(model_sql, &report.filter, exprs, part)?;
+                            let rows = plan::run(rt, part, cache, sql).await?;
                             rows.iter()
                                 .map(|row| {
                                     Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?))

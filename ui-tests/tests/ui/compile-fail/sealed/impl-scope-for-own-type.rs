@@ -1,12 +1,12 @@
 // No type of the user's can be declared a tenant scope: `Scope` is sealed.
-use tenancy::__private::Exec;
+use tenancy::__private::TenantUnit;
 use tenancy::Scope;
 
 /// Claims to act for whichever tenant the caller likes.
 pub struct AnyTenant;
 
 impl<'s> Scope<'s> for &'s AnyTenant {
-    fn into_exec(self) -> Exec<'s> {
+    fn open(self) -> tenancy::Result<TenantUnit<'s>> {
         unimplemented!()
     }
 }

@@ -4,6 +4,15 @@
 //! SQL text, they are bound. [`text`] is the only caller of sqlx's `AssertSqlSafe` in the crate,
 //! so an audit of dynamic SQL starts and ends in this module and its callers' use of [`SqlBuf`].
 
+mod filter;
+pub(crate) mod report;
+pub(crate) mod statements;
+mod writes;
+
+pub(crate) use filter::push_keyset;
+pub(crate) use statements::{ModelSql, PlacedSql, push_values_row, statements, statements_of};
+pub(crate) use writes::Filtered;
+
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, AssertSqlSafe, Encode, Postgres, SqlSafeStr, SqlStr, Type};
 

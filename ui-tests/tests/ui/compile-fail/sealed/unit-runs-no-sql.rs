@@ -1,12 +1,12 @@
-// A scope's `Exec` cannot run SQL of the caller's (such as a read without the tenant predicate): its methods are private.
+// A scope's `TenantUnit` cannot run SQL of the caller's (such as a read without the tenant predicate): its methods are private.
 use tenancy::Scope;
 use tenancy::TenantCtx;
 use tenancy::sqlx::SqlStr;
 use tenancy::sqlx::postgres::PgArguments;
 
 async fn leak(ctx: &TenantCtx) {
-    let exec = ctx.into_exec();
-    let _rows = exec
+    let mut unit = ctx.open().unwrap();
+    let _rows = unit
         .fetch_all(
             SqlStr::from_static("SELECT * FROM spins"),
             PgArguments::default(),

@@ -1,0 +1,319 @@
+//! [`TenantUnit`]: one tenant's unit of work, the only way a tenant's statement runs.
+//!
+//! Opening a unit ([`Scope::open`]) is where the checks that guard a tenant's statements live,
+//! once: the context may still act (its tenant was not suspended, deleted or purged through this
+//! process after it was resolved, and an impersonation has not expired), and its placement is
+//! one this runtime serves. A unit exists only opened, so no statement can skip them; the model
+//! check (the table's shape against the model's description) comes with the statements
+//! ([`open`], [`TenantUnit::statements`]), the only way to a model's statement text.
+//!
+//! The unit also owns how its statements get a connection: the caller's transaction (a
+//! `&mut TenantTx`), or, for a `&TenantCtx`, a unit of work of its own per statement on the
+//! tenant's lane (with row-level security, a transaction that has the tenant set), safe to
+//! cancel at any await (see `crate::conn`).
+
+use std::any::TypeId;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{BoxStream, StreamExt};
+use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
+use sqlx::{PgConnection, Postgres, SqlStr};
+use tenancy_core::Placement;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::bind::TenantArgs;
+use crate::ctx::TenantCtx;
+use crate::model::{Model, ModelMeta};
+use crate::runtime::Runtime;
+use crate::sql::ModelSql;
+use crate::{Error, Result, Scope};
+
+type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
+
+/// What [`TenantUnit::run`] does with a statement on a connection. A function pointer returning
+/// a boxed, `Send` future rather than an async closure: rustc cannot yet prove the futures of
+/// generic async closures `Send` for every lifetime, which would make the repository's futures
+/// unusable with `tokio::spawn`.
+type Op<T> = for<'c> fn(Query, &'c mut PgConnection) -> BoxFuture<'c, sqlx::Result<T>>;
+
+fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
+    sqlx::query_with(sql, args).persistent(persistent)
+}
+
+/// One tenant's unit of work, opened and checked (see the module docs): the tenant and the
+/// connection its statements run on. Opaque outside this crate, and made only by
+/// [`Scope::open`].
+#[doc(hidden)]
+pub struct TenantUnit<'s> {
+    ctx: &'s TenantCtx,
+    /// The caller's transaction; `None`: each statement takes a connection of its own.
+    conn: Option<&'s mut PgConnection>,
+}
+
+/// Opens a unit for `scope` with the statements of `M`, checked against the table the tenant's
+/// rows live in: what every repository method and `Select` starts with.
+///
+/// # Errors
+/// As [`TenantUnit::open`] and [`TenantUnit::statements`].
+pub(crate) async fn open<'s, M: Model>(
+    scope: impl Scope<'s>,
+) -> Result<(TenantUnit<'s>, &'static ModelSql)> {
+    let mut unit = scope.open()?;
+    let statements = unit.statements::<M>().await?;
+    Ok((unit, statements))
+}
+
+impl<'s> TenantUnit<'s> {
+    /// Opens a unit for `ctx`, on the caller's transaction `conn` if any. Refuses, before any
+    /// SQL is built, a context that can no longer act (see `TenantCtx::check_live`) and
+    /// placements this runtime does not serve yet.
+    ///
+    /// # Errors
+    /// [`Error::ContextRevoked`], [`Error::Forbidden`] (an expired impersonation),
+    /// [`Error::UnsupportedPlacement`].
+    pub(crate) fn open(ctx: &'s TenantCtx, conn: Option<&'s mut PgConnection>) -> Result<Self> {
+        ctx.check_live()?;
+        match (ctx.placement(), ctx.schema()) {
+            (Placement::SharedTable, None) | (Placement::OwnSchema, Some(_)) => {
+                Ok(Self { ctx, conn })
+            }
+            (other, _) => Err(Error::UnsupportedPlacement(other)),
+        }
+    }
+
+    /// The tenant every statement is bound to.
+    pub(crate) fn tenant(&self) -> Uuid {
+        self.ctx.id().as_uuid()
+    }
+
+    /// The tenant's quoted schema; `None` on shared tables.
+    pub(crate) fn schema(&self) -> Option<&'s str> {
+        self.ctx.schema()
+    }
+
+    pub(crate) fn runtime(&self) -> &'s Runtime {
+        self.ctx.runtime()
+    }
+
+    /// The statements of `M`, once its table for this unit (the shared one, or the tenant's
+    /// schema's) has passed the model check through this `Tenancy` (see `crate::verify`).
+    pub(crate) async fn statements<M: Model>(&mut self) -> Result<&'static ModelSql> {
+        self.statements_of(TypeId::of::<M>(), &M::META).await
+    }
+
+    /// As [`TenantUnit::statements`], for a model known by type id and description (raw SQL's
+    /// declared models).
+    pub(crate) async fn statements_of(
+        &mut self,
+        model: TypeId,
+        meta: &'static ModelMeta,
+    ) -> Result<&'static ModelSql> {
+        let schema = self.schema();
+        let rt = self.runtime();
+        crate::verify::checked(rt, self.conn.as_deref_mut(), model, meta, schema).await
+    }
+
+    /// Runs `f` on the unit's connection: the caller's transaction, or a pooled connection of
+    /// the tenant's lane for one unit of work (see `Runtime::with_conn`). For statements of the
+    /// crate's own that read no tenant rows (raw SQL's catalog checks).
+    pub(crate) async fn with_conn<T>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        match self.conn.as_deref_mut() {
+            Some(conn) => f(conn).await,
+            None => {
+                let ctx = self.ctx;
+                ctx.runtime().with_conn_of(ctx.pool(), f).await
+            }
+        }
+    }
+
+    /// Runs `work` all-or-nothing: in the caller's transaction, or in one of the unit's own
+    /// (committed if `work` succeeds, rolled back otherwise).
+    pub(crate) async fn in_transaction<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut TenantUnit<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if self.conn.is_some() {
+            return work(self).await;
+        }
+        let ctx = self.ctx;
+        let mut tx = ctx.runtime().begin_for(ctx.pool(), ctx.id()).await?;
+        let out = work(&mut TenantUnit {
+            ctx,
+            conn: Some(&mut tx),
+        })
+        .await;
+        tx.end(out).await
+    }
+
+    /// A statement in the runtime's [`StatementMode`](crate::StatementMode). Its arguments end
+    /// with the tenant, checked (see `crate::bind`): there is no way to run a tenant's statement
+    /// with arguments that were not finished there.
+    fn query(&self, sql: SqlStr, args: TenantArgs) -> Query {
+        query(sql, args.into_inner(), self.runtime().persistent)
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::debug_span!("tenancy.statement", tenant = %self.ctx.id())
+    }
+
+    /// Runs the statement as `op` on the unit's connection: the caller's transaction, or a unit
+    /// of work of its own on a pooled connection (see `Runtime::tenant_conn`; with row-level
+    /// security, a transaction that has the tenant set), which is safe to cancel at any await
+    /// (see `crate::conn`).
+    ///
+    /// On a pooled connection, a statement whose cached plan no longer fits its table (a
+    /// migration changed it: "cached plan must not change result type") is prepared again and
+    /// run once more. PostgreSQL refuses such a plan while binding, before executing anything,
+    /// so nothing of the first attempt took effect (and its transaction, which the error
+    /// aborted, is rolled back before the second). Inside a caller's transaction the error
+    /// aborted the caller's work, so it is returned; there, the pools `TenancyBuilder::connect`
+    /// built never lend a connection planned before a migration of this process (see
+    /// `Runtime::schema_changed`).
+    async fn run<T>(&mut self, sql: SqlStr, args: TenantArgs, op: Op<T>) -> Result<T> {
+        let span = self.span();
+        let persistent = self.runtime().persistent;
+        let args = args.into_inner();
+        let ctx = self.ctx;
+        async move {
+            if let Some(conn) = self.conn.as_deref_mut() {
+                return Ok(op(query(sql, args, persistent), conn).await?);
+            }
+            let mut conn = ctx.runtime().tenant_conn(ctx.pool(), ctx.id()).await?;
+            let again = persistent.then(|| (sql.clone(), args.clone()));
+            let mut out = op(query(sql, args, persistent), &mut conn)
+                .await
+                .map_err(Error::from);
+            if let (Err(e), Some((sql, args))) = (&out, again)
+                && crate::conn::is_stale_plan(e)
+            {
+                conn.replan().await?;
+                out = op(query(sql, args, persistent), &mut conn)
+                    .await
+                    .map_err(Error::from);
+            }
+            conn.end(out).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    pub(crate) async fn fetch_all(&mut self, sql: SqlStr, args: TenantArgs) -> Result<Vec<PgRow>> {
+        self.run(sql, args, |q, c| q.fetch_all(c).boxed()).await
+    }
+
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: SqlStr,
+        args: TenantArgs,
+    ) -> Result<Option<PgRow>> {
+        self.run(sql, args, |q, c| q.fetch_optional(c).boxed())
+            .await
+    }
+
+    pub(crate) async fn fetch_one(&mut self, sql: SqlStr, args: TenantArgs) -> Result<PgRow> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or(Error::RowNotFound)
+    }
+
+    pub(crate) async fn execute(&mut self, sql: SqlStr, args: TenantArgs) -> Result<PgQueryResult> {
+        self.run(sql, args, |q, c| q.execute(c).boxed()).await
+    }
+
+    /// Streams the statement's rows. On the caller's transaction, straight from it; otherwise
+    /// on a unit of work of its own (see [`TenantUnit::run`]) that lives as long as the stream:
+    /// the stream owns it, and dropping the stream before its end closes the connection.
+    pub(crate) fn fetch(self, sql: SqlStr, args: TenantArgs) -> BoxStream<'s, Result<PgRow>> {
+        let q = self.query(sql, args);
+        let ctx = self.ctx;
+        match self.conn {
+            Some(conn) => q.fetch(conn).map(|r| r.map_err(Error::from)).boxed(),
+            None => owned_stream(move |tx: Sender| async move {
+                let mut conn = ctx.runtime().tenant_conn(ctx.pool(), ctx.id()).await?;
+                let mut failed = false;
+                {
+                    let mut rows = q.fetch(&mut *conn);
+                    while let Some(row) = rows.next().await {
+                        failed |= row.is_err();
+                        if tx.send(row.map_err(Error::from)).await.is_err() {
+                            // The consumer is gone, the rows unread: `conn` is closed with
+                            // its transaction (dropped without ending).
+                            return Ok(());
+                        }
+                    }
+                }
+                // The stream already carries a failed statement's error.
+                if failed {
+                    conn.rollback().await
+                } else {
+                    conn.commit().await
+                }
+            }),
+        }
+    }
+}
+
+type Sender = tokio::sync::mpsc::Sender<Result<PgRow>>;
+
+/// A stream of the rows a future produces into a channel: the future owns what the rows borrow
+/// (a transaction), which a plain stream adapter cannot. The future is polled by the stream
+/// itself, in the consumer's task (nothing is spawned): dropping the stream drops the future
+/// and with it the transaction, which rolls back.
+fn owned_stream<'s, F>(produce: impl FnOnce(Sender) -> F) -> BoxStream<'s, Result<PgRow>>
+where
+    F: Future<Output = Result<()>> + Send + 's,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let rows = produce(tx.clone());
+    let driver = async move {
+        if let Err(e) = rows.await {
+            // After the rows it sent; ignored if the stream is gone.
+            let _ = tx.send(Err(e)).await;
+        }
+    };
+    OwnedStream {
+        driver: Some(Box::pin(driver)),
+        rx,
+    }
+    .boxed()
+}
+
+struct OwnedStream<'s> {
+    driver: Option<futures_util::future::BoxFuture<'s, ()>>,
+    rx: tokio::sync::mpsc::Receiver<Result<PgRow>>,
+}
+
+impl futures_util::Stream for OwnedStream<'_> {
+    type Item = Result<PgRow>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            if let Poll::Ready(Some(row)) = self.rx.poll_recv(cx) {
+                return Poll::Ready(Some(row));
+            }
+            let Some(driver) = self.driver.as_mut() else {
+                // The producer is done and everything it sent was read.
+                return Poll::Ready(None);
+            };
+            match driver.as_mut().poll(cx) {
+                // Done: read what it sent last, then end.
+                Poll::Ready(()) => self.driver = None,
+                // Waiting (on the server, or on a full channel), maybe after sending rows.
+                Poll::Pending => {
+                    return match self.rx.poll_recv(cx) {
+                        Poll::Ready(Some(row)) => Poll::Ready(Some(row)),
+                        _ => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+}
