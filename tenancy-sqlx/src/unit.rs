@@ -296,15 +296,18 @@ impl futures_util::Stream for OwnedStream<'_> {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         loop {
-            if let Poll::Ready(Some(row)) = self.rx.poll_recv(cx) {
-                return Poll::Ready(Some(row));
+            // The end is the channel's to tell: closed (the producer and its sender gone) and
+            // empty. A `Pending` here may only mean the task's cooperative budget is spent
+            // (tokio then wakes the task again), never that nothing is left.
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(row) => return Poll::Ready(row),
+                Poll::Pending => {}
             }
             let Some(driver) = self.driver.as_mut() else {
-                // The producer is done and everything it sent was read.
-                return Poll::Ready(None);
+                return Poll::Pending;
             };
             match driver.as_mut().poll(cx) {
-                // Done: read what it sent last, then end.
+                // Done: its senders are dropped; read what it sent last, then the close.
                 Poll::Ready(()) => self.driver = None,
                 // Waiting (on the server, or on a full channel), maybe after sending rows.
                 Poll::Pending => {
