@@ -141,7 +141,10 @@ impl<'a> Reader<'a> {
 }
 
 /// The tenant's schema (own-schema placement), or `None` for shared tables.
-async fn placement_schema(conn: &mut PgConnection, id: TenantId) -> Result<Option<String>> {
+pub(crate) async fn placement_schema(
+    conn: &mut PgConnection,
+    id: TenantId,
+) -> Result<Option<String>> {
     let row = crate::sql::admin_query("SELECT schema_name FROM tenancy.tenants WHERE id = $1")
         .bind(id.as_uuid())
         .fetch_optional(&mut *conn)
@@ -151,7 +154,10 @@ async fn placement_schema(conn: &mut PgConnection, id: TenantId) -> Result<Optio
 }
 
 /// The columns of a table but its tenant column and generated columns, in table order.
-async fn data_columns(conn: &mut PgConnection, table: &TenantTable) -> Result<Vec<String>> {
+pub(crate) async fn data_columns(
+    conn: &mut PgConnection,
+    table: &TenantTable,
+) -> Result<Vec<String>> {
     Ok(crate::sql::admin_scalar(
         "SELECT attname::text FROM pg_attribute \
          WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
@@ -163,7 +169,7 @@ async fn data_columns(conn: &mut PgConnection, table: &TenantTable) -> Result<Ve
     .await?)
 }
 
-fn column_list(columns: &[String]) -> String {
+pub(crate) fn column_list(columns: &[String]) -> String {
     columns
         .iter()
         .map(|c| tenancy_core::ident::quote(c))
@@ -172,7 +178,7 @@ fn column_list(columns: &[String]) -> String {
 }
 
 /// `"schema"."table"` -> `table`, as the archive names tables.
-fn bare_name(qualified: &str) -> &str {
+pub(crate) fn bare_name(qualified: &str) -> &str {
     qualified
         .rsplit('.')
         .next()

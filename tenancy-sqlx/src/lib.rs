@@ -18,6 +18,7 @@
 //! across tenants without a `Superuser`. Generated code calls only these functions, so it can do
 //! nothing a user could not.
 
+mod archive_stream;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
@@ -45,6 +46,7 @@ mod sql;
 mod superuser;
 mod value;
 mod verify;
+mod verify_deployment;
 
 pub use sqlx;
 pub use tenancy_core::{
@@ -52,6 +54,7 @@ pub use tenancy_core::{
 };
 pub use uuid;
 
+pub use archive_stream::{ArchiveOptions, ArchiveProgress, ArchiveSummary};
 pub use column::{
     Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, FieldRefs, Filter, Order,
     ReadOnly, TextColumn, Writable,
@@ -81,6 +84,7 @@ pub use superuser::Superuser;
 pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use value::{BindValue, Value};
 pub use verify::ShapeReport;
+pub use verify_deployment::DeploymentReport;
 
 /// What `#[tenant_scoped]` expansions use. Not a stable API, and not a way around the scope:
 /// nothing here runs SQL.
