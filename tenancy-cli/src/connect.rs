@@ -93,11 +93,14 @@ pub fn migrations(dir: &Path) -> Result<Migrations, Fail> {
 /// unknown one fails. Resolution answers for active tenants, and its refusals of suspended and
 /// deleted ones carry the id, so no registry listing (and no audit record) is needed.
 pub async fn tenant_id(tenancy: &Tenancy, name: &str) -> Result<TenantId, Fail> {
-    if let Ok(id) = name.parse::<TenantId>() {
-        return Ok(id);
-    }
-    let slug = Slug::parse(name).map_err(|e| Fail::usage(format!("{name:?}: {e}")))?;
-    match tenancy.resolve_slug(slug.as_str()).await {
+    let found = match name.parse::<TenantId>() {
+        Ok(id) => tenancy.resolve_id(id).await,
+        Err(_) => {
+            let slug = Slug::parse(name).map_err(|e| Fail::usage(format!("{name:?}: {e}")))?;
+            tenancy.resolve_slug(slug.as_str()).await
+        }
+    };
+    match found {
         Ok(ctx) => Ok(ctx.id()),
         Err(
             tenancy::Error::TenantSuspended { id, .. } | tenancy::Error::TenantDeleted { id, .. },
