@@ -56,7 +56,7 @@ impl Who {
     }
 }
 
-/// Options for [`tenancy`].
+/// Options for [`tenancy()`].
 #[derive(Default)]
 pub struct Connect<'a> {
     pub migrations: Option<&'a Path>,

@@ -22,12 +22,14 @@ pub async fn run(url: &str, args: AuditArgs, out: &Out) -> Result<(), Fail> {
         None => None,
     };
     let su = who.superuser(&t).await?;
-    let mut query = AuditQuery::default();
-    query.tenant = tenant;
-    query.since = since;
-    query.actor = args.by;
-    query.action = args.action;
-    query.limit = Some(args.limit);
+    let query = AuditQuery {
+        tenant,
+        since,
+        actor: args.by,
+        action: args.action,
+        limit: Some(args.limit),
+        ..AuditQuery::default()
+    };
     let records = t.audit_log(&su, query).await?;
     let rows: Vec<Vec<String>> = records
         .iter()

@@ -71,7 +71,7 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
                 .filter(|(_, o)| matches!(o, Outcome::Applied(_)))
                 .count();
             let total = report.outcomes.len();
-            if out_json(out) {
+            if out.is_json() {
                 let outcomes: Vec<Value> = report
                     .outcomes
                     .iter()
@@ -129,7 +129,7 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
                 .iter()
                 .map(|(t, v)| target_json(t, json!({ "missing": v })))
                 .collect();
-            if rows.is_empty() && !out_json(out) {
+            if rows.is_empty() && !out.is_json() {
                 println!("every target is at the latest migration");
             } else {
                 out.table(&["TARGET", "MISSING"], &rows, &Value::Array(value));
@@ -140,10 +140,6 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
             Ok(())
         }
     }
-}
-
-fn out_json(out: &Out) -> bool {
-    out.is_json()
 }
 
 fn versions(v: &[i64]) -> String {
