@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use tenancy::{Migrations, Slug, Superuser, Tenancy, TenantId};
+use tenancy::{Migrations, Slug, Superuser, Tenancy, TenancyBuilder, TenantId};
 
 use crate::cli::{Actor, MaybeActor};
 use crate::fail::Fail;
@@ -66,6 +66,12 @@ pub struct Connect<'a> {
 /// Connects without installing the registry (an explicit `tenancy registry install` does) and
 /// without the change listener (a command is short-lived; its own changes still notify).
 pub async fn tenancy(url: &str, options: Connect<'_>) -> Result<Tenancy, Fail> {
+    Ok(builder(options)?.connect(url).await?)
+}
+
+/// The builder [`tenancy()`] connects with, for a caller that handles the connection's error
+/// itself.
+pub fn builder(options: Connect<'_>) -> Result<TenancyBuilder, Fail> {
     let mut builder = Tenancy::builder()
         .install_registry(false)
         .listen_for_changes(false)
@@ -73,7 +79,7 @@ pub async fn tenancy(url: &str, options: Connect<'_>) -> Result<Tenancy, Fail> {
     if let Some(dir) = options.migrations {
         builder = builder.tenant_migrations(migrations(dir)?);
     }
-    Ok(builder.connect(url).await?)
+    Ok(builder)
 }
 
 /// Reads a migrations directory; a missing or unreadable one is a usage error.

@@ -35,6 +35,8 @@ const MAGIC_V1: &str = "tenancy-archive 1";
 const MAGIC_V2: &str = "tenancy-archive 2";
 /// How many bytes of rows an import gathers before sending them to the server.
 const SEND_CHUNK: usize = 256 * 1024;
+/// How many bytes of rows an export copies between two progress reports.
+const REPORT_EVERY: u64 = 256 * 1024;
 
 /// Where a streamed export or import is, reported as the rows go by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +83,7 @@ impl std::fmt::Debug for ArchiveOptions {
 }
 
 impl ArchiveOptions {
-    /// Called as data goes by: after each chunk of rows, and when a table starts.
+    /// Called as data goes by: when a table starts and ends, and every 256 KiB of rows.
     pub fn on_progress(mut self, f: impl Fn(&ArchiveProgress) + Send + Sync + 'static) -> Self {
         self.on_progress = Some(Arc::new(f));
         self
@@ -182,16 +184,22 @@ impl Tenancy {
                 table.column
             );
             let mut rows = 0u64;
+            let mut reported = summary.bytes;
             let mut stream = tx.copy_out_raw(&copy).await?;
+            // PostgreSQL sends a message per row: report per `REPORT_EVERY` bytes, not per row.
             while let Some(chunk) = stream.try_next().await? {
                 let n = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
                 rows += n;
                 summary.rows += n;
                 summary.bytes += chunk.len() as u64;
                 write(out, &chunk).await?;
-                options.report(&name, summary.rows, summary.bytes);
+                if summary.bytes - reported >= REPORT_EVERY {
+                    reported = summary.bytes;
+                    options.report(&name, summary.rows, summary.bytes);
+                }
             }
             drop(stream);
+            options.report(&name, summary.rows, summary.bytes);
             write(out, format!("\\.\nrows {rows}\n").as_bytes()).await?;
             summary.tables.push((name, rows));
         }

@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 
 use crate::cli::VerifyArgs;
-use crate::connect::{Connect, Who, tenancy};
+use crate::connect::{Connect, Who, builder};
 use crate::fail::Fail;
 use crate::output::Out;
 
@@ -25,15 +25,11 @@ struct Check {
 pub async fn run(url: &str, args: VerifyArgs, out: &Out) -> Result<(), Fail> {
     let who = Who::maybe(&args.actor)?;
     let mut checks = Vec::new();
-    let t = match tenancy(
-        url,
-        Connect {
-            migrations: args.migrations.as_deref(),
-            ..Connect::default()
-        },
-    )
-    .await
-    {
+    let builder = builder(Connect {
+        migrations: args.migrations.as_deref(),
+        ..Connect::default()
+    })?;
+    let t = match builder.connect(url).await {
         Ok(t) => {
             checks.push(Check {
                 name: "registry".into(),
@@ -42,15 +38,16 @@ pub async fn run(url: &str, args: VerifyArgs, out: &Out) -> Result<(), Fail> {
             });
             Some(t)
         }
-        Err(e) if e.message.contains("registry") => {
+        // Missing or behind: a finding, reported with the others, not an error.
+        Err(e @ tenancy::Error::RegistryNotInstalled(_)) => {
             checks.push(Check {
                 name: "registry".into(),
                 status: "fail",
-                detail: e.message,
+                detail: format!("{e} (run `tenancy registry install`)"),
             });
             None
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if let Some(t) = &t {
         let report = t.verify_deployment().await?;
