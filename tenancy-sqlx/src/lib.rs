@@ -58,6 +58,7 @@ mod sql;
 mod unit;
 mod value;
 // The work behind the handle's admin methods.
+mod archive_stream;
 mod export;
 mod lifecycle;
 mod membership;
@@ -66,6 +67,7 @@ pub mod rls;
 mod spare;
 mod superuser;
 mod verify;
+mod verify_deployment;
 // The leaf: pools and connections, and the state and payloads they hold.
 mod checked;
 mod conn;
@@ -82,6 +84,7 @@ pub use tenancy_core::{
 };
 pub use uuid;
 
+pub use archive_stream::{ArchiveOptions, ArchiveProgress, ArchiveSummary};
 pub use column::{
     Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, FieldRefs, Filter, Order,
     ReadOnly, TextColumn, Writable,
@@ -111,6 +114,7 @@ pub use tenancy::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
 };
 pub use value::{BindValue, Value};
+pub use verify_deployment::DeploymentReport;
 
 /// What `#[tenant_scoped]` expansions use. Not a stable API, and not a way around the scope:
 /// nothing here runs SQL.

@@ -1,0 +1,9 @@
+//! One module per command group; each parses nothing and prints through `Out`.
+
+pub mod archive;
+pub mod audit;
+pub mod migrate;
+pub mod registry;
+pub mod spares;
+pub mod tenants;
+pub mod verify;
