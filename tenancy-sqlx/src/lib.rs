@@ -43,6 +43,9 @@ mod search_path;
 mod spare;
 mod sql;
 mod superuser;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod value;
 mod verify;
 
