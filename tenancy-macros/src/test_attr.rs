@@ -7,8 +7,11 @@ use std::path::Path;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, LitInt, LitStr};
+use syn::{Ident, ItemFn, LitInt, LitStr, Token};
 
 /// The attribute's arguments.
 #[derive(Default)]
@@ -17,7 +20,38 @@ struct Args {
     tenants: Vec<(String, Span, Ident)>,
     flavor: Option<LitStr>,
     worker_threads: Option<LitInt>,
+    max_connections: Option<LitInt>,
     krate: Option<syn::Path>,
+}
+
+/// `acme = "shared"`, or `"acme-corp" = "schema"` for a slug that is not a Rust identifier.
+struct TenantArg {
+    slug: String,
+    span: Span,
+    placement: LitStr,
+}
+
+impl Parse for TenantArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let (slug, span) = if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            (lit.value(), lit.span())
+        } else if input.peek(Ident::peek_any) {
+            let ident = input.call(Ident::parse_any)?;
+            (ident.unraw().to_string(), ident.span())
+        } else {
+            return Err(input.error(
+                "a tenant is `slug = \"shared\"` or `slug = \"schema\"` (a string for a slug with `-`)",
+            ));
+        };
+        input.parse::<Token![=]>()?;
+        let placement = input.parse()?;
+        Ok(Self {
+            slug,
+            span,
+            placement,
+        })
+    }
 }
 
 /// The placements a test may ask for, by the name the attribute uses.
@@ -59,30 +93,25 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
         if meta.path.is_ident("migrations") {
             out.migrations = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("tenants") {
-            meta.parse_nested_meta(|tenant| {
-                let Some(slug) = tenant.path.get_ident() else {
-                    return Err(
-                        tenant.error("a tenant is `slug = \"shared\"` or `slug = \"schema\"`")
-                    );
-                };
-                let placement: LitStr = tenant.value()?.parse()?;
-                let variant = placement_variant(&placement)?;
-                let name = slug.to_string();
-                if let Err(e) = tenancy_core::Slug::parse(&name) {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let list = Punctuated::<TenantArg, Token![,]>::parse_terminated(&content)?;
+            for tenant in list {
+                let variant = placement_variant(&tenant.placement)?;
+                if let Err(e) = tenancy_core::Slug::parse(&tenant.slug) {
                     return Err(syn::Error::new(
-                        slug.span(),
-                        format!("`{name}` is not a tenant slug: {e}"),
+                        tenant.span,
+                        format!("`{}` is not a tenant slug: {e}", tenant.slug),
                     ));
                 }
-                if out.tenants.iter().any(|(s, _, _)| *s == name) {
+                if out.tenants.iter().any(|(s, _, _)| *s == tenant.slug) {
                     return Err(syn::Error::new(
-                        slug.span(),
-                        format!("tenant `{name}` is asked for twice"),
+                        tenant.span,
+                        format!("tenant `{}` is asked for twice", tenant.slug),
                     ));
                 }
-                out.tenants.push((name, slug.span(), variant));
-                Ok(())
-            })?;
+                out.tenants.push((tenant.slug, tenant.span, variant));
+            }
         } else if meta.path.is_ident("flavor") {
             let flavor: LitStr = meta.value()?.parse()?;
             if !matches!(flavor.value().as_str(), "current_thread" | "multi_thread") {
@@ -94,13 +123,15 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
             out.flavor = Some(flavor);
         } else if meta.path.is_ident("worker_threads") {
             out.worker_threads = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("max_connections") {
+            out.max_connections = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("crate") {
             let path: LitStr = meta.value()?.parse()?;
             out.krate = Some(path.parse()?);
         } else {
             return Err(meta.error(
                 "unknown argument: expected `migrations = \"dir\"`, `tenants(slug = \"shared\" | \"schema\", ...)`, \
-                 `flavor = \"...\"`, `worker_threads = N` or `crate = \"...\"`",
+                 `max_connections = N`, `flavor = \"...\"`, `worker_threads = N` or `crate = \"...\"`",
             ));
         }
         Ok(())
@@ -225,9 +256,14 @@ fn expand_ok(args: &Args, item: &mut ItemFn) -> TokenStream {
             .and_then(|s| s.migrations_dir(::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "/", #dir)))
         }
     });
+    let max_connections = args
+        .max_connections
+        .as_ref()
+        .map(|n| quote!(.max_connections(#n)));
     let tenants = args.tenants.iter().map(
         |(slug, span, variant)| quote_spanned!(*span=> .tenant(#slug, #krate::Placement::#variant)),
     );
+    let check_name = format_ident!("__tenancy_test_check_{}", name);
     quote! {
         #(#attrs)*
         #[::core::prelude::v1::test]
@@ -239,9 +275,18 @@ fn expand_ok(args: &Args, item: &mut ItemFn) -> TokenStream {
                     #krate::testing::TestSetup::new(::core::concat!(::core::module_path!(), "::", #name_str)),
                 )
                 #migrations
-                .map(|s| s #(#tenants)*),
+                .map(|s| s #max_connections #(#tenants)*),
                 #call,
             )
+        }
+
+        // Outside `cfg(test)` the test above is compiled out: this keeps the body's signature
+        // checked against what the runner hands in, in every build.
+        #[cfg(not(test))]
+        #[allow(dead_code, non_snake_case)]
+        fn #check_name() {
+            #body_fn
+            #krate::testing::check_body(#call);
         }
     }
 }

@@ -35,6 +35,17 @@ pub async fn drop_database(name: &str) {
     .unwrap();
 }
 
+/// Creates the database `name` afresh (dropped first if a previous run left it), for a fixed
+/// name such as a benchmark's; returns its URL.
+pub async fn fresh_database(name: &str) -> String {
+    drop_database(name).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin_conn().await)
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    tenancy::testing::database_url(name)
+}
+
 /// An empty database of a test's own, for tests that need what `#[tenancy::test]` does not
 /// express (several handles, a pooler's address, roles of their own). Dropped with the value.
 pub struct TestDb {

@@ -6,6 +6,8 @@
 //! - `ui/compile-pass/*.rs`: the intended uses, which must keep compiling.
 //! - `ui/diagnostics/*.rs`: one mistake each in a `#[tenant_scoped]` model, and the error (with
 //!   its span) the attribute reports.
+//! - `ui/test-attr/*.rs`: one misuse each of `#[tenancy::test]`, and its error (a test of its
+//!   own, `cargo test -p ui-tests test_attr`, so that it runs and fails by itself).
 //!
 //! Regenerate the expected output with `TRYBUILD=overwrite cargo test -p ui-tests`, then read
 //! every changed `.stderr`: a case that fails for another reason than the one it names proves
@@ -21,4 +23,14 @@ fn ui() {
     t.compile_fail("tests/ui/compile-fail/**/*.rs");
     t.pass("tests/ui/compile-pass/*.rs");
     t.compile_fail("tests/ui/diagnostics/*.rs");
+}
+
+#[test]
+#[cfg_attr(
+    not(ui_rustc),
+    ignore = "ui tests are pinned to rustc 1.95; expected output differs on other compilers"
+)]
+fn test_attr() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/test-attr/*.rs");
 }

@@ -32,8 +32,13 @@ mod template;
 use std::path::{Path, PathBuf};
 
 pub use database::TestDatabase;
-pub use run::TestOutcome;
-pub use server::{DEFAULT_URL, server_url};
+#[doc(hidden)]
+pub use run::check_body;
+/// Runs a `#[tenancy::test]` body: what the attribute expands to. Call it yourself only to run
+/// a [`TestSetup`] with the attribute's cleanup from a plain `#[test]`.
+pub use run::run;
+pub use run::{Flavor, TestOutcome};
+pub use server::{DEFAULT_URL, database_url, server_url};
 use tenancy_core::Placement;
 
 use crate::{Migrations, NewTenant, Tenancy, TenantCtx};
@@ -335,10 +340,3 @@ impl TestTenancy {
             .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
     }
 }
-
-/// The runtime a `#[tenancy::test]` body runs on. What the attribute expands to.
-#[doc(hidden)]
-pub use run::Flavor;
-/// Runs a `#[tenancy::test]` body. What the attribute expands to; not for direct use.
-#[doc(hidden)]
-pub use run::run;

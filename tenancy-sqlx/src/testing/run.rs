@@ -54,6 +54,15 @@ impl Flavor {
     }
 }
 
+/// Checks at compile time that `body` is what [`run`] takes; never called.
+pub fn check_body<F, Fut>(_body: F)
+where
+    F: FnOnce(TestTenancy) -> Fut,
+    Fut: Future,
+    Fut::Output: TestOutcome,
+{
+}
+
 /// Sets up the test's database, runs `body` on it, then drops the database if the test passed
 /// or keeps it (printing its name) if the test failed.
 ///

@@ -17,6 +17,11 @@ pub fn server_url() -> String {
     url_and_source().0
 }
 
+/// The URL of the database `name` on [`server_url`]'s server (its query parameters kept).
+pub fn database_url(name: &str) -> String {
+    with_database(&server_url(), name)
+}
+
 fn url_and_source() -> (String, Option<&'static str>) {
     URL_VARS
         .iter()
