@@ -135,7 +135,7 @@ pub use tenancy_macros::tenant_scoped;
 /// dropped; after a failing one it is kept and its name printed.
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub use tenancy_macros::test;
+pub use tenancy_macros::tenancy_test as test;
 pub use tenancy_sqlx::*;
 
 /// The names most code needs: `use tenancy::prelude::*;`.

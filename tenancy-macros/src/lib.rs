@@ -42,10 +42,10 @@ pub fn tenant_scoped(args: TokenStream, input: TokenStream) -> TokenStream {
     out
 }
 
-/// Runs an async test on a database of its own, with tenants handed in. See
-/// `tenancy::testing` (feature `testing`), which documents it.
+/// Runs an async test on a database of its own, with tenants handed in: `#[tenancy::test]`
+/// (the facade re-exports it under that name, feature `testing`), which documents it.
 #[proc_macro_attribute]
-pub fn test(args: TokenStream, input: TokenStream) -> TokenStream {
+pub fn tenancy_test(args: TokenStream, input: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), input.into()).into()
 }
 
