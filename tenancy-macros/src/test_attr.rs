@@ -290,3 +290,60 @@ fn expand_ok(args: &Args, item: &mut ItemFn) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: TokenStream, input: TokenStream) -> String {
+        expand(args, input).to_string()
+    }
+
+    #[test]
+    fn tenants_become_setup_calls_in_order_and_slugs_may_be_strings() {
+        let out = expand_str(
+            quote!(
+                tenants(acme = "shared", "acme-corp" = "schema"),
+                max_connections = 3
+            ),
+            quote!(
+                async fn t(t: TestTenancy) {}
+            ),
+        );
+        let acme = out.find(". tenant (\"acme\" , :: tenancy :: Placement :: SharedTable)");
+        let corp = out.find(". tenant (\"acme-corp\" , :: tenancy :: Placement :: OwnSchema)");
+        assert!(acme.is_some() && corp.is_some() && acme < corp, "{out}");
+        assert!(out.contains(". max_connections (3)"), "{out}");
+        assert!(out.contains("Flavor :: CurrentThread"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let out = expand_str(
+            quote!(tenants(acme = "shard")),
+            quote!(
+                fn t(a: u8, b: u8) {}
+            ),
+        );
+        for message in [
+            "unknown placement",
+            "needs an `async fn`",
+            "takes one argument",
+        ] {
+            assert!(out.contains(message), "{message}: {out}");
+        }
+    }
+
+    #[test]
+    fn a_renamed_crate_is_used_in_the_expansion() {
+        let out = expand_str(
+            quote!(crate = "my_tenancy"),
+            quote!(
+                async fn t() {}
+            ),
+        );
+        assert!(out.contains("my_tenancy :: testing :: run"), "{out}");
+        assert!(out.contains("| _ | __tenancy_test_t ()"), "{out}");
+    }
+}

@@ -6,8 +6,9 @@
 //! - `ui/compile-pass/*.rs`: the intended uses, which must keep compiling.
 //! - `ui/diagnostics/*.rs`: one mistake each in a `#[tenant_scoped]` model, and the error (with
 //!   its span) the attribute reports.
-//! - `ui/test-attr/*.rs`: one misuse each of `#[tenancy::test]`, and its error (a test of its
-//!   own, `cargo test -p ui-tests test_attr`, so that it runs and fails by itself).
+//! - `ui/test-attr/*.rs`: one misuse each of `#[tenancy::test]`, and its error; `pass/` the
+//!   shapes it takes (a test of its own, `cargo test -p ui-tests test_attr`, so that it runs and
+//!   fails by itself).
 //!
 //! Regenerate the expected output with `TRYBUILD=overwrite cargo test -p ui-tests`, then read
 //! every changed `.stderr`: a case that fails for another reason than the one it names proves
@@ -33,4 +34,5 @@ fn ui() {
 fn test_attr() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/test-attr/*.rs");
+    t.pass("tests/ui/test-attr/pass/*.rs");
 }
