@@ -105,7 +105,6 @@
 pub use tenancy_core::{
     Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus, ValidationError, ident,
 };
-pub use tenancy_macros::tenant_scoped;
 /// Runs an async test on a database of its own, from a template with the registry installed and
 /// the given migrations applied, with the tenants it asks for handed in as contexts. Feature
 /// `testing`; see [`testing`] for the details.
@@ -136,6 +135,7 @@ pub use tenancy_macros::tenant_scoped;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use tenancy_macros::tenancy_test as test;
+pub use tenancy_macros::tenant_scoped;
 pub use tenancy_sqlx::*;
 
 /// The names most code needs: `use tenancy::prelude::*;`.
