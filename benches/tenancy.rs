@@ -1,7 +1,7 @@
 //! What tenancy costs against the floor: the benchmark of issue 5 (see BENCHMARKS.md).
 //!
-//! `cargo bench --bench tenancy` against the PostgreSQL of `DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`). It creates the databases `tenancy_bench`,
+//! `cargo bench --bench tenancy` against the PostgreSQL the tests use (`TENANCY_TEST_DATABASE_URL`,
+//! else `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`). It creates the databases `tenancy_bench`,
 //! `tenancy_bench_schemas` and `tenancy_bench_provision` (each dropped first if a previous run
 //! left it) and drops them when done, prints a table, and writes `target/bench/results.json`: a
 //! list of `{"name", "value", "unit"}`.
@@ -26,6 +26,9 @@
 
 #[path = "tenancy/charts.rs"]
 mod charts;
+// The tests' helpers: one set for tests and benches (server, databases, the spinner app).
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "tenancy/derive_check.rs"]
 mod derive_check;
 #[path = "tenancy/harness.rs"]
@@ -42,8 +45,8 @@ mod reports;
 mod rls;
 #[path = "tenancy/shared_table.rs"]
 mod shared_table;
-
-use sqlx::{Connection, PgConnection};
+#[path = "tenancy/test_setup.rs"]
+mod test_setup;
 
 /// The database of the shared-table rows; every run creates it afresh and drops it at the end.
 /// Other groups use databases named after it (`tenancy_bench_schemas` ...), likewise.
@@ -76,8 +79,10 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let admin = admin_url();
-        server_info(&admin).await;
+        // The server the tests use (tests/common): TENANCY_TEST_DATABASE_URL, else DATABASE_URL,
+        // else the local default.
+        let admin = common::admin_url();
+        server_info().await;
 
         // Issue 2: the generated repository on shared tables.
         if shared_table::wanted(&bench) {
@@ -94,6 +99,8 @@ fn main() {
         rls::run(&mut bench, &admin).await;
         // Issue 13: a list endpoint behind the axum edge, over HTTP.
         http::run(&mut bench, &admin).await;
+        // Issue 14: a test suite's setup, #[tenancy::test] against hand-written.
+        test_setup::run(&mut bench).await;
     });
     derive_check::run(&mut bench);
     bench.finish();
@@ -112,37 +119,9 @@ fn load_average() -> String {
     )
 }
 
-/// `DATABASE_URL`, or the local default the tests use.
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// `url` with its database replaced by `db` (query parameters kept).
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
-async fn admin(admin_url: &str) -> PgConnection {
-    PgConnection::connect(admin_url).await.unwrap_or_else(|e| {
-        panic!("cannot reach PostgreSQL at {admin_url}: {e}\nstart one with scripts/pg")
-    })
-}
-
 /// Prints the server version and the machine's load before anything runs.
-async fn server_info(admin_url: &str) {
-    let mut conn = admin(admin_url).await;
+async fn server_info() {
+    let mut conn = common::admin_conn().await;
     let version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&mut conn)
         .await
@@ -155,26 +134,11 @@ async fn server_info(admin_url: &str) {
 }
 
 /// Creates the database `name` (dropped first if a previous run left it); returns its URL.
-pub async fn fresh_database(admin_url: &str, name: &str) -> String {
-    let mut conn = admin(admin_url).await;
-    drop_in(&mut conn, name).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut conn)
-        .await
-        .expect("create a benchmark database");
-    with_database(admin_url, name)
+pub async fn fresh_database(_admin_url: &str, name: &str) -> String {
+    common::fresh_database(name).await
 }
 
 /// Drops the database `name`, if it exists, whoever is connected to it.
-pub async fn drop_database(admin_url: &str, name: &str) {
-    drop_in(&mut admin(admin_url).await, name).await;
-}
-
-async fn drop_in(conn: &mut PgConnection, name: &str) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(conn)
-    .await
-    .expect("drop a benchmark database");
+pub async fn drop_database(_admin_url: &str, name: &str) {
+    common::drop_database(name).await;
 }

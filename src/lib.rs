@@ -115,6 +115,36 @@
 pub use tenancy_core::{
     Hostname, Placement, Slug, TenantId, TenantRef, TenantStatus, ValidationError, ident,
 };
+/// Runs an async test on a database of its own, from a template with the registry installed and
+/// the given migrations applied, with the tenants it asks for handed in as contexts. Feature
+/// `testing`; see [`testing`] for the details.
+///
+/// ```no_run
+/// use tenancy::testing::TestTenancy;
+///
+/// // tests/migrations/tenant/1_spinners.sql holds the tenant tables.
+/// #[tenancy::test(migrations = "tests/migrations", tenants(acme = "shared", globex = "schema"))]
+/// async fn tenants_see_only_their_own(t: TestTenancy) {
+///     let (acme, globex) = (t.tenant("acme"), t.tenant("globex"));
+///     assert_ne!(acme.id(), globex.id());
+/// }
+/// ```
+///
+/// Arguments, all optional:
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `migrations = "dir"` | `dir/shared/*.sql` and `dir/tenant/*.sql` (sqlx's file names), from the package's root; checked when the test compiles |
+/// | `tenants(slug = "shared", slug = "schema")` | tenants to create, shared-table or own-schema, reached by [`TestTenancy::tenant`](testing::TestTenancy::tenant) |
+/// | `flavor = "multi_thread"`, `worker_threads = N` | the runtime, as `#[tokio::test]` |
+/// | `crate = "path"` | the path to this crate if renamed |
+///
+/// The function is `async`, takes a [`TestTenancy`](testing::TestTenancy) or nothing, and
+/// returns `()` or a `Result` (an `Err` fails the test). After a passing test its database is
+/// dropped; after a failing one it is kept and its name printed.
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use tenancy_macros::tenancy_test as test;
 pub use tenancy_macros::tenant_scoped;
 pub use tenancy_sqlx::*;
 

@@ -4,29 +4,9 @@
 mod common;
 
 use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb};
-use tenancy::{
-    Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenantArchive, TenantCtx,
-};
+use tenancy::testing::TestTenancy;
+use tenancy::{Error, NewTenant, TenantArchive, TenantCtx};
 use uuid::Uuid;
-
-async fn setup(db: &TestDb) -> Tenancy {
-    let tenancy = Tenancy::builder()
-        .max_connections(5)
-        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let su = tenancy.superuser("test", "setup").await.unwrap();
-    assert!(
-        tenancy
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap()
-            .is_success()
-    );
-    tenancy
-}
 
 async fn snapshot(ctx: &TenantCtx) -> (Vec<Spinner>, Vec<Spin>) {
     let spinners = Spinner::repo()
@@ -44,21 +24,12 @@ async fn snapshot(ctx: &TenantCtx) -> (Vec<Spinner>, Vec<Spin>) {
     (spinners, spins)
 }
 
-#[tokio::test]
-async fn export_then_import_gives_the_same_rows() {
-    let db = TestDb::new("export").await;
-    let tenancy = setup(&db).await;
-    for (slug, placement) in [
-        ("source", Placement::SharedTable),
-        ("other", Placement::SharedTable),
-        ("copy", Placement::OwnSchema),
-        ("back", Placement::SharedTable),
-    ] {
-        tenancy
-            .create_tenant(NewTenant::new(slug, slug).placement(placement))
-            .await
-            .unwrap();
-    }
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(source = "shared", other = "shared", copy = "schema", back = "shared")
+)]
+async fn export_then_import_gives_the_same_rows(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
     let source = tenancy.resolve_slug("source").await.unwrap();
     let other = tenancy.resolve_slug("other").await.unwrap();
     let awkward = [
@@ -154,10 +125,9 @@ async fn export_then_import_gives_the_same_rows() {
     assert_eq!(Spinner::repo().count(&other).await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn a_corrupt_archive_imports_nothing() {
-    let db = TestDb::new("export_corrupt").await;
-    let tenancy = setup(&db).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_corrupt_archive_imports_nothing(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
     tenancy
         .create_tenant(NewTenant::new("source", "S"))
         .await

@@ -3,31 +3,11 @@
 
 mod common;
 
+use common::TestDb;
 use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb};
-use tenancy::{
-    Error, MigrateOptions, Migrations, NewTenant, Placement, Purged, Tenancy, TenantCtx,
-    TenantStatus,
-};
+use tenancy::testing::TestTenancy;
+use tenancy::{Error, NewTenant, Placement, Purged, Tenancy, TenantCtx, TenantStatus};
 use uuid::Uuid;
-
-async fn setup(db: &TestDb) -> Tenancy {
-    let tenancy = Tenancy::builder()
-        .max_connections(5)
-        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let su = tenancy.superuser("test", "setup").await.unwrap();
-    assert!(
-        tenancy
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap()
-            .is_success()
-    );
-    tenancy
-}
 
 async fn seed(ctx: &TenantCtx, n: i32) {
     for i in 0..n {
@@ -57,7 +37,7 @@ async fn seed(ctx: &TenantCtx, n: i32) {
     }
 }
 
-async fn count(db: &TestDb, sql: &str) -> i64 {
+async fn count(db: &TestTenancy, sql: &str) -> i64 {
     let mut conn = db.connect().await;
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(&mut conn)
@@ -65,10 +45,9 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn purge_only_after_soft_delete_and_only_that_tenant() {
-    let db = TestDb::new("purge").await;
-    let tenancy = setup(&db).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn purge_only_after_soft_delete_and_only_that_tenant(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     for (slug, placement) in [
         ("gone-shared", Placement::SharedTable),
         ("kept-shared", Placement::SharedTable),
@@ -161,10 +140,9 @@ async fn purge_only_after_soft_delete_and_only_that_tenant() {
     assert_eq!(audited, 2);
 }
 
-#[tokio::test]
-async fn rename_and_hosts() {
-    let db = TestDb::new("rename_hosts").await;
-    let tenancy = setup(&db).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn rename_and_hosts(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     tenancy
         .create_tenant(
             NewTenant::new("acme", "Acme")
@@ -281,10 +259,9 @@ async fn rename_and_hosts() {
 /// A shared table whose tenant column is not `tenant_id` (a model's `tenant_column = "org_id"`,
 /// with its foreign key to the registry) is exported, imported and purged like the others:
 /// otherwise a purge would leave its rows behind for a tenant later created with the same id.
-#[tokio::test]
-async fn a_renamed_tenant_column_is_exported_imported_and_purged() {
-    let db = TestDb::new("lifecycle_org_id").await;
-    let tenancy = setup(&db).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_renamed_tenant_column_is_exported_imported_and_purged(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     db.exec(
         "CREATE TABLE notes (org_id uuid NOT NULL REFERENCES tenancy.tenants (id), \
                              id uuid NOT NULL, body text NOT NULL, PRIMARY KEY (org_id, id))",
@@ -340,10 +317,9 @@ async fn a_renamed_tenant_column_is_exported_imported_and_purged() {
 /// A context held across a suspension (a request or job in flight) stops at its next
 /// statement, a transaction too; after resuming, a fresh resolution acts again while the old
 /// context stays revoked. Contexts of other tenants, and host changes, are not affected.
-#[tokio::test]
-async fn held_contexts_stop_when_their_tenant_is_suspended() {
-    let db = TestDb::new("lifecycle_revoke").await;
-    let tenancy = setup(&db).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn held_contexts_stop_when_their_tenant_is_suspended(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     for slug in ["acme", "globex"] {
         tenancy
             .create_tenant(NewTenant::new(slug, slug).host(format!("{slug}.test")))

@@ -6,6 +6,7 @@ mod common;
 use common::models::*;
 use common::{SPINNER_SCHEMA, TestDb};
 use sqlx::Connection;
+use tenancy::testing::TestTenancy;
 use tenancy::{Error, MigrateOptions, Migrations, NewTenant, Outcome, Placement, Tenancy};
 use uuid::Uuid;
 
@@ -13,17 +14,6 @@ use uuid::Uuid;
 /// tenant schema (tenant tables keep the tenant column).
 fn spinner_migrations() -> Migrations {
     Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap()
-}
-
-async fn setup(db: &TestDb, migrations: Migrations) -> Tenancy {
-    let tenancy = Tenancy::builder()
-        .max_connections(5)
-        .tenant_migrations(migrations)
-        .connect(&db.url)
-        .await
-        .unwrap();
-    common::migrate_all(&tenancy).await;
-    tenancy
 }
 
 fn new_spinner(name: &str) -> NewSpinner {
@@ -34,10 +24,9 @@ fn new_spinner(name: &str) -> NewSpinner {
     }
 }
 
-#[tokio::test]
-async fn own_schema_and_shared_tenants_share_models_without_cross_talk() {
-    let db = TestDb::new("own_schema_mixed").await;
-    let tenancy = setup(&db, spinner_migrations()).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn own_schema_and_shared_tenants_share_models_without_cross_talk(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     let own = tenancy
         .create_tenant(NewTenant::new("acme-corp", "Acme").placement(Placement::OwnSchema))
         .await
@@ -156,10 +145,9 @@ async fn failed_provisioning_leaves_no_registry_row_and_no_schema() {
     ));
 }
 
-#[tokio::test]
-async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
-    let db = TestDb::new("own_schema_migrate").await;
-    let tenancy = setup(&db, spinner_migrations()).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     let mut slugs = Vec::new();
     for i in 0..50 {
         let slug = format!("tenant-{i:02}");
@@ -180,7 +168,7 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
     ));
     let upgraded = Tenancy::builder()
         .tenant_migrations(Migrations::from_list(list).unwrap())
-        .connect(&db.url)
+        .connect(db.url())
         .await
         .unwrap();
     let su = upgraded.superuser("deploy", "release 2").await.unwrap();
@@ -262,10 +250,9 @@ async fn a_failing_tenant_migration_is_isolated_and_a_rerun_resumes() {
     assert!(upgraded.pending_migrations(&su).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn spare_schemas_make_provisioning_a_rename() {
-    let db = TestDb::new("own_schema_spares").await;
-    let tenancy = setup(&db, spinner_migrations()).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn spare_schemas_make_provisioning_a_rename(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     let su = tenancy.superuser("test", "warm").await.unwrap();
     assert_eq!(tenancy.warm_schemas(&su, 2).await.unwrap(), 2);
     assert_eq!(
@@ -273,8 +260,8 @@ async fn spare_schemas_make_provisioning_a_rename() {
         0,
         "already warm"
     );
-    let spares = |db: &TestDb| {
-        let url = db.url.clone();
+    let spares = |db: &TestTenancy| {
+        let url = db.url().to_owned();
         async move {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             sqlx::query_scalar::<_, String>("SELECT name FROM tenancy.spare_schemas ORDER BY name")
@@ -322,7 +309,7 @@ async fn spare_schemas_make_provisioning_a_rename() {
     ));
     let upgraded = Tenancy::builder()
         .tenant_migrations(Migrations::from_list(list).unwrap())
-        .connect(&db.url)
+        .connect(db.url())
         .await
         .unwrap();
     upgraded
@@ -419,10 +406,9 @@ async fn one_pooled_connection_serves_mixed_tenants_in_turn() {
     assert_eq!(path, default_path);
 }
 
-#[tokio::test]
-async fn hostile_slugs_create_no_schema() {
-    let db = TestDb::new("own_schema_hostile").await;
-    let tenancy = setup(&db, spinner_migrations()).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn hostile_slugs_create_no_schema(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     for slug in [
         "x\"; DROP SCHEMA public CASCADE; --",
         "Acme",
@@ -565,10 +551,9 @@ async fn connection_lanes_keep_each_tenant_on_its_lane() {
 
 /// Tenant migrations that reference the registry lock it while a schema is built; creations
 /// running at the same time must queue, not deadlock.
-#[tokio::test]
-async fn concurrent_own_schema_creations_all_succeed() {
-    let db = TestDb::new("own_schema_concurrent").await;
-    let tenancy = setup(&db, spinner_migrations()).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn concurrent_own_schema_creations_all_succeed(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     assert!(SPINNER_SCHEMA.contains("REFERENCES tenancy.tenants"));
     let created = futures_util::future::join_all((0..8).map(|i| {
         let tenancy = tenancy.clone();
@@ -598,10 +583,9 @@ async fn concurrent_own_schema_creations_all_succeed() {
 /// A spare that cannot be used (here its schema was dropped by hand) must not stop creations:
 /// the one that meets it sets it aside and builds a fresh schema, and the next takes the next
 /// spare.
-#[tokio::test]
-async fn an_unusable_spare_is_set_aside_and_creation_goes_on() {
-    let db = TestDb::new("own_schema_bad_spare").await;
-    let tenancy = setup(&db, spinner_migrations()).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn an_unusable_spare_is_set_aside_and_creation_goes_on(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     let su = tenancy.superuser("test", "warm").await.unwrap();
     assert_eq!(tenancy.warm_schemas(&su, 2).await.unwrap(), 2);
     let mut conn = db.connect().await;

@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 
 use common::models::*;
 use common::{SPINNER_SCHEMA, TestDb};
+use tenancy::testing::TestTenancy;
 use tenancy::{
     Agg, AuditQuery, Error, Filter, MigrateOptions, Migrations, NewTenant, Order, Placement,
     Superuser, Tenancy, TenantId,
@@ -16,25 +17,6 @@ use uuid::Uuid;
 
 fn spinner_migrations() -> Migrations {
     Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap()
-}
-
-async fn setup(db: &TestDb) -> Tenancy {
-    let tenancy = Tenancy::builder()
-        .max_connections(8)
-        .tenant_migrations(spinner_migrations())
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let su = tenancy
-        .superuser("test", "create shared tables")
-        .await
-        .unwrap();
-    let report = tenancy
-        .migrate_tenants(&su, MigrateOptions::default())
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    tenancy
 }
 
 /// splitmix64: reproducible data without a dependency.
@@ -105,8 +87,8 @@ struct World {
 
 /// 36 active tenants (18 on shared tables, 18 in their own schemas), plus a suspended and a
 /// deleted one that hold data and must never show up.
-async fn world(db: &TestDb, seed: u64) -> World {
-    let tenancy = setup(db).await;
+async fn world(db: &TestTenancy, seed: u64) -> World {
+    let tenancy = db.tenancy().clone();
     let mut rng = Rng(seed);
     let common_ids: Vec<Uuid> = (0..12).map(|_| rng.uuid()).collect();
     let su = tenancy
@@ -389,9 +371,8 @@ fn assert_audited(rec: &tenancy::AuditRecord, w: &World, action: &str, tenants: 
     );
 }
 
-#[tokio::test]
-async fn rows_match_a_per_tenant_brute_force_over_mixed_placements() {
-    let db = TestDb::new("report_rows").await;
+#[tenancy::test(migrations = "tests/migrations", max_connections = 8)]
+async fn rows_match_a_per_tenant_brute_force_over_mixed_placements(db: TestTenancy) {
     let w = world(&db, 0x5EED_0001).await;
     assert_eq!(w.active.len(), 36);
 
@@ -449,9 +430,8 @@ async fn rows_match_a_per_tenant_brute_force_over_mixed_placements() {
     assert!(inactive_rows > 0, "inactive tenants hold data");
 }
 
-#[tokio::test]
-async fn aggregates_match_a_per_tenant_brute_force() {
-    let db = TestDb::new("report_aggregates").await;
+#[tenancy::test(migrations = "tests/migrations", max_connections = 8)]
+async fn aggregates_match_a_per_tenant_brute_force(db: TestTenancy) {
     let w = world(&db, 0x5EED_0002).await;
 
     for filter in [
@@ -606,9 +586,8 @@ async fn aggregates_match_a_per_tenant_brute_force() {
     }
 }
 
-#[tokio::test]
-async fn only_active_tenants_and_listed_ones_must_be_readable() {
-    let db = TestDb::new("report_tenant_set").await;
+#[tenancy::test(migrations = "tests/migrations", max_connections = 8)]
+async fn only_active_tenants_and_listed_ones_must_be_readable(db: TestTenancy) {
     let w = world(&db, 0x5EED_0003).await;
     let suspended = w.inactive[0];
     let deleted = w.inactive[1];
@@ -685,10 +664,9 @@ async fn only_active_tenants_and_listed_ones_must_be_readable() {
 }
 
 /// A report over 300 schemas, 50 per statement: several batches, merged right.
-#[tokio::test]
-async fn many_schemas_in_batches() {
-    let db = TestDb::new("report_many").await;
-    let tenancy = setup(&db).await;
+#[tenancy::test(migrations = "tests/migrations", max_connections = 8)]
+async fn many_schemas_in_batches(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     let su = tenancy.superuser("analyst", "batches").await.unwrap();
     tenancy.warm_schemas(&su, 300).await.unwrap();
     let mut rng = Rng(0x5EED_0004);
@@ -822,11 +800,14 @@ async fn count_audit(db: &TestDb) -> i64 {
 /// The speed goal: the top 100 spins longer than 120 over 200 schemas of 1,000 spins,
 /// against a naive UNION ALL of every schema. Prints timings; asserts only that both agree.
 /// `cargo test --release --test reports -- --ignored --nocapture report_speed`
-#[tokio::test(flavor = "multi_thread")]
+#[tenancy::test(
+    migrations = "tests/migrations",
+    max_connections = 8,
+    flavor = "multi_thread"
+)]
 #[ignore = "benchmark: builds 200 schemas x 1,000 spins"]
-async fn report_speed_200_schemas_by_1000_spins() {
-    let db = TestDb::new("report_speed").await;
-    let tenancy = setup(&db).await;
+async fn report_speed_200_schemas_by_1000_spins(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     let su = tenancy.superuser("bench", "speed").await.unwrap();
     let mut ids = Vec::new();
     for i in 0..200 {

@@ -2,15 +2,13 @@
 mod common;
 
 use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb};
 use tenancy::NewTenant;
+use tenancy::testing::TestTenancy;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn two_tenants_do_not_see_each_other() {
-    let db = TestDb::new("smoke").await;
-    let tenancy = db.tenancy().await;
-    db.exec(SPINNER_SCHEMA).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn two_tenants_do_not_see_each_other(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
     tenancy.verify::<Spinner>().await.unwrap();
     tenancy.verify::<Spin>().await.unwrap();
     tenancy

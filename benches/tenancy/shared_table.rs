@@ -37,49 +37,9 @@ const ROWS: &[&str] = &[
 
 /// The seed's fidget-spinner app on shared tables (`SPINNER_SCHEMA` of `tests/common/mod.rs`);
 /// also the first tenant migration of the own-schema rows.
-pub const SCHEMA: &str = r#"
-CREATE TABLE spinners (
-    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
-    id         uuid NOT NULL,
-    name       text NOT NULL,
-    color      text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, name)
-);
-CREATE TABLE spins (
-    tenant_id  uuid NOT NULL,
-    id         uuid NOT NULL DEFAULT gen_random_uuid(),
-    spinner_id uuid NOT NULL,
-    duration   integer NOT NULL,
-    note       text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE
-);
-CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC);
-"#;
-
+pub use crate::common::SPINNER_SCHEMA as SCHEMA;
 /// The seed's model, as its tests declare it.
-pub mod model {
-    use tenancy::tenant_scoped;
-    use time::OffsetDateTime;
-    use uuid::Uuid;
-
-    /// A spin.
-    #[tenant_scoped(table = "spins", new_derive(Debug, Clone))]
-    #[derive(Debug, Clone)]
-    pub struct Spin {
-        #[tenancy(id)]
-        pub id: Uuid,
-        pub spinner_id: Uuid,
-        pub duration: i32,
-        pub note: Option<String>,
-        #[tenancy(read_only)]
-        pub created_at: OffsetDateTime,
-    }
-}
-pub use model::{NewSpin, Spin};
+pub use crate::common::models::{NewSpin, Spin};
 
 /// What hand-written code decodes the same columns into.
 pub type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);

@@ -17,6 +17,7 @@ mod ctxt;
 mod expand;
 mod fallback;
 mod symbol;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -39,6 +40,13 @@ pub fn tenant_scoped(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     }
     out
+}
+
+/// Runs an async test on a database of its own, with tenants handed in: `#[tenancy::test]`
+/// (the facade re-exports it under that name, feature `testing`), which documents it.
+#[proc_macro_attribute]
+pub fn tenancy_test(args: TokenStream, input: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), input.into()).into()
 }
 
 /// The testable entry point: tokens in, tokens (and source text) out.

@@ -77,6 +77,9 @@ mod runtime;
 mod search_path;
 mod server;
 mod shape;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 pub use sqlx;
 pub use tenancy_core::{

@@ -4,62 +4,67 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
+use tenancy::testing::TestDatabase;
 use tenancy::{MigrateOptions, NewTenant, Placement, Tenancy, TenantCtx};
 
 /// The server the tests use: `TENANCY_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local
-/// default. `scripts/test` sets it, starting a throwaway server if none runs.
+/// default (the same rule as `#[tenancy::test]`). `scripts/test` sets it, starting a throwaway
+/// server if none runs.
 pub fn admin_url() -> String {
-    std::env::var("TENANCY_TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    tenancy::testing::server_url()
 }
 
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
+/// A connection to the server's maintenance database.
+pub async fn admin_conn() -> PgConnection {
+    let admin = admin_url();
+    PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach PostgreSQL at {admin}: {e}\n\
+             run the tests with ./scripts/test, which starts a server when none runs"
+        )
+    })
 }
 
+/// Drops a database that a test kept.
+pub async fn drop_database(name: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin_conn().await)
+    .await
+    .unwrap();
+}
+
+/// Creates the database `name` afresh (dropped first if a previous run left it), for a fixed
+/// name such as a benchmark's; returns its URL.
+pub async fn fresh_database(name: &str) -> String {
+    drop_database(name).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin_conn().await)
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    tenancy::testing::database_url(name)
+}
+
+/// An empty database of a test's own, for tests that need what `#[tenancy::test]` does not
+/// express (several handles, a pooler's address, roles of their own). Dropped with the value.
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    _db: TestDatabase,
 }
 
 impl TestDb {
     /// Creates an empty database named after the test.
     pub async fn new(test: &str) -> Self {
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!(
-                "cannot reach PostgreSQL at {admin}: {e}\n\
-                 run the tests with ./scripts/test, which starts a server when none runs"
-            )
-        });
-        let short: String = test
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(30)
-            .collect();
-        let name = format!(
-            "tt_{}_{}",
-            short.to_lowercase(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
+        let db = TestDatabase::create(test)
             .await
-            .expect("create test database");
-        let url = with_database(&admin, &name);
-        Self { name, url }
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            name: db.name().to_owned(),
+            url: db.url().to_owned(),
+            _db: db,
+        }
     }
 
     pub async fn connect(&self) -> PgConnection {
@@ -86,52 +91,9 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Async drop does not exist: drop the database from a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// The seed's fidget-spinner app on shared tables: every key leads with the tenant.
-pub const SPINNER_SCHEMA: &str = r#"
-CREATE TABLE spinners (
-    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
-    id         uuid NOT NULL,
-    name       text NOT NULL,
-    color      text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, name)
-);
-CREATE TABLE spins (
-    tenant_id  uuid NOT NULL,
-    id         uuid NOT NULL DEFAULT gen_random_uuid(),
-    spinner_id uuid NOT NULL,
-    duration   integer NOT NULL,
-    note       text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE
-);
-CREATE INDEX spins_recent ON spins (tenant_id, created_at DESC);
-"#;
+/// The seed's fidget-spinner app on shared tables: every key leads with the tenant. The same
+/// file `#[tenancy::test(migrations = "tests/migrations")]` applies, so both setups agree.
+pub const SPINNER_SCHEMA: &str = include_str!("../migrations/tenant/1_spinner_app.sql");
 
 pub mod models {
     use tenancy::tenant_scoped;

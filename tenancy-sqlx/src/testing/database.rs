@@ -1,0 +1,173 @@
+//! A database of one test: created empty or from a template, dropped when the guard goes.
+
+use sqlx::{Connection, PgConnection};
+
+use super::SetupError;
+use super::server::{connect_admin, server_url, with_database};
+
+/// A database of its own for one test, dropped (with `FORCE`, closing what is still connected)
+/// when this guard is dropped, also while a test panics. [`TestDatabase::keep`] leaves it for
+/// inspection instead.
+///
+/// The [`#[tenancy::test]`](crate::testing) attribute manages one for you; use this type by
+/// hand when a test needs what the attribute does not express (several handles, a pooler's
+/// address, roles of its own).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tenancy_sqlx::testing::SetupError> {
+/// use tenancy_sqlx::testing::TestDatabase;
+///
+/// let db = TestDatabase::create("my_test").await?; // an empty database
+/// db.exec("CREATE TABLE t (x int)").await?;
+/// let tenancy = tenancy_sqlx::Tenancy::connect(db.url()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    keep: bool,
+}
+
+impl TestDatabase {
+    /// Creates an empty database named after `test` (with a random suffix, so parallel tests
+    /// and reruns never collide).
+    ///
+    /// # Errors
+    /// [`SetupError::NoServer`] when the server does not answer; [`SetupError::Database`]
+    /// when the role may not create a database.
+    pub async fn create(test: &str) -> Result<Self, SetupError> {
+        Self::create_from(test, None).await
+    }
+
+    pub(super) async fn create_from(
+        test: &str,
+        template: Option<&str>,
+    ) -> Result<Self, SetupError> {
+        let mut admin = connect_admin().await?;
+        let name = database_name(test);
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| SetupError::database(format!("create database {name}"), e))?;
+        let url = with_database(&server_url(), &name);
+        Ok(Self {
+            name,
+            url,
+            keep: false,
+        })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A URL that connects to it (the server's URL with this database).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A plain connection to it: SQL written around the library, for a test's own checks.
+    ///
+    /// # Errors
+    /// [`SetupError::Database`] if it cannot connect.
+    pub async fn connect(&self) -> Result<PgConnection, SetupError> {
+        PgConnection::connect(&self.url)
+            .await
+            .map_err(|e| SetupError::database(format!("connect to {}", self.name), e))
+    }
+
+    /// Runs SQL (several statements allowed) on it.
+    ///
+    /// # Errors
+    /// [`SetupError::Database`] naming the SQL that failed.
+    pub async fn exec(&self, sql: &str) -> Result<(), SetupError> {
+        let mut conn = self.connect().await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| SetupError::database(format!("run {sql}"), e))?;
+        Ok(())
+    }
+
+    /// Leaves the database in place (for a failed test, to look at what it left), and returns
+    /// its name.
+    pub fn keep(mut self) -> String {
+        self.keep = true;
+        std::mem::take(&mut self.name)
+    }
+
+    /// Drops the database now, from async code, instead of on a thread of its own.
+    ///
+    /// # Errors
+    /// [`SetupError::Database`] if the server refuses.
+    pub async fn drop_now(mut self) -> Result<(), SetupError> {
+        self.keep = true; // dropped here, not again by `Drop`
+        drop_database(&self.name).await
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let name = std::mem::take(&mut self.name);
+        // Async drop does not exist, and this may run inside a runtime that must not block on
+        // itself: drop the database from a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(drop_database(&name));
+            }
+        })
+        .join();
+    }
+}
+
+pub(super) async fn drop_database(name: &str) -> Result<(), SetupError> {
+    let mut admin = connect_admin().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .map_err(|e| SetupError::database(format!("drop database {name}"), e))?;
+    Ok(())
+}
+
+/// `tt_<test>_<random>`: readable in `\l`, unique, within PostgreSQL's 63 bytes.
+fn database_name(test: &str) -> String {
+    // The test's own name, not its module path: `tests::a::b` -> `b`.
+    let last = test.rsplit("::").next().unwrap_or(test);
+    let short: String = last
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!(
+        "tt_{short}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_short_safe_and_unique() {
+        let a = super::database_name("tests::module::Some-Test\"; DROP");
+        let b = super::database_name("tests::module::Some-Test\"; DROP");
+        assert!(a.starts_with("tt_sometestdrop_"), "{a}");
+        assert_ne!(a, b);
+        let long = super::database_name(&"x".repeat(200));
+        assert!(long.len() <= 63, "{long}");
+    }
+}
