@@ -13,6 +13,7 @@ mod jobs;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use apalis::prelude::{Status, TaskId};
@@ -40,15 +41,31 @@ struct Service {
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-/// What the test's worker saw: every attempt's job and tenant, and the jobs whose first attempt
-/// it is told to fail.
+/// What the test's worker saw: every attempt's job and tenant; and which first attempts it
+/// fails: those of the jobs in `fail_first`, and, with `fail_every_third`, every third first
+/// attempt it runs (for jobs it takes as soon as they are queued). `failed` names the jobs
+/// whose first attempt it failed.
 #[derive(Default)]
 struct Attempts {
     seen: Mutex<Vec<(String, usize, tenancy::TenantId)>>,
     fail_first: Mutex<HashSet<String>>,
+    fail_every_third: AtomicBool,
+    first_attempts: AtomicUsize,
+    failed: Mutex<HashSet<String>>,
 }
 
 impl Attempts {
+    /// Whether to fail this first attempt of `job` (and then remember it did).
+    fn fails(&self, job: &str) -> bool {
+        let nth = self.first_attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        let fail = self.fail_first.lock().unwrap().contains(job)
+            || (self.fail_every_third.load(Ordering::SeqCst) && nth.is_multiple_of(3));
+        if fail {
+            self.failed.lock().unwrap().insert(job.to_owned());
+        }
+        fail
+    }
+
     /// The attempts of `job`: `(attempt number, tenant it ran as)`.
     fn of(&self, job: &str) -> Vec<(usize, tenancy::TenantId)> {
         let seen = self.seen.lock().unwrap();
@@ -93,8 +110,8 @@ impl Service {
     }
 
     /// Starts an apalis worker on the service's queue doing the service's work (the dashboard),
-    /// but failing the first attempt of the jobs in `attempts.fail_first`; every attempt is
-    /// recorded with the tenant it ran as. It stops with the test's runtime.
+    /// but failing the first attempts that `attempts` says; every attempt is recorded with the
+    /// tenant it ran as.
     fn start_worker(&self) {
         let (cache, attempts) = (self.cache.clone(), self.attempts.clone());
         let work: jobs::Work = Arc::new(move |attempt: jobs::Attempt| {
@@ -106,8 +123,7 @@ impl Service {
                     .lock()
                     .unwrap()
                     .push((attempt.job.clone(), attempt.number, tenant));
-                if attempt.number == 1 && attempts.fail_first.lock().unwrap().contains(&attempt.job)
-                {
+                if attempt.number == 1 && attempts.fails(&attempt.job) {
                     return Err("injected failure".to_owned());
                 }
                 app::recompute_dashboard(&cache, &attempt.ctx, &attempt.task).await
@@ -589,24 +605,26 @@ async fn interleaved_jobs_of_two_customers_each_run_as_their_own() {
     let acme = svc.tenancy.resolve_slug("acme").await.unwrap().id();
     let globex = svc.tenancy.resolve_slug("globex").await.unwrap().id();
 
-    // acme, globex, acme, globex, ...: and some of each fail once, so that retries interleave
-    // with the other customer's jobs too.
+    // This time the worker is already running when the jobs come, and it fails every third
+    // first attempt, so retries interleave with the other customer's jobs too.
+    svc.attempts.fail_every_third.store(true, Ordering::SeqCst);
+    svc.start_worker();
     let mut queued = Vec::new();
-    for round in 0..4 {
+    for _ in 0..4 {
         for (user, slug, tenant) in [("ann", "acme", acme), ("gus", "globex", globex)] {
-            let job = svc.queue_dashboard(user, slug).await;
-            if round % 2 == 1 {
-                svc.attempts.fail_first.lock().unwrap().insert(job.clone());
-            }
-            queued.push((job, tenant, round % 2 == 1));
+            queued.push((svc.queue_dashboard(user, slug).await, tenant));
         }
     }
-    svc.start_worker();
 
-    let ids: Vec<&str> = queued.iter().map(|(job, _, _)| job.as_str()).collect();
+    let ids: Vec<&str> = queued.iter().map(|(job, _)| job.as_str()).collect();
     let outcomes = svc.wait(&ids).await;
-    for ((job, tenant, failed_once), outcome) in queued.iter().zip(&outcomes) {
-        let runs = if *failed_once { 2 } else { 1 };
+    let failed = svc.attempts.failed.lock().unwrap().clone();
+    assert!(
+        failed.len() >= 2,
+        "8 first attempts, every third failed: {failed:?}"
+    );
+    for ((job, tenant), outcome) in queued.iter().zip(&outcomes) {
+        let runs = if failed.contains(job) { 2 } else { 1 };
         assert_eq!(outcome.status, Status::Done, "{job}: {outcome:?}");
         assert_eq!(outcome.attempts, runs, "{job}");
         let expected: Vec<_> = (1..=runs).map(|n| (n, *tenant)).collect();
@@ -616,7 +634,8 @@ async fn interleaved_jobs_of_two_customers_each_run_as_their_own() {
             "{job} ran as its customer only"
         );
     }
-    assert_eq!(svc.attempts.seen.lock().unwrap().len(), 12);
+    let seen = svc.attempts.seen.lock().unwrap().len();
+    assert_eq!(seen, queued.len() + failed.len());
     assert_eq!(
         dashboard_names(&svc, "ann", "acme").await,
         ["Turbo", "Zoom"]

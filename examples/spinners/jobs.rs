@@ -14,9 +14,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use apalis::prelude::{
-    AbortError, BoxDynError, Data, RetryPolicy, Status, TaskBuilder, TaskId, TaskSink,
+    AbortError, BackendExt, BoxDynError, Data, RetryPolicy, Status, TaskBuilder, TaskId, TaskSink,
     WaitForCompletion, WorkerBuilder, WorkerBuilderExt, WorkerError,
 };
 use apalis_redis::{Config, RedisStorage};
@@ -25,6 +26,10 @@ use tenancy::{Tenancy, TenantCtx, TenantRef};
 
 /// How many times a failed attempt runs again before the job is given up.
 pub const RETRIES: usize = 2;
+
+/// How often an idle worker looks for new jobs. Without it, an apalis-redis worker that found
+/// the queue empty looks again only on its heartbeat (every 30 s by default).
+pub const POLL: Duration = Duration::from_millis(200);
 
 /// What a job does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +157,7 @@ impl Queue {
                     });
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
@@ -189,7 +194,8 @@ impl Queue {
     }
 
     /// Runs a worker named `name` on this queue until it fails: it resolves each job's
-    /// customer and runs `work` as that customer, retrying failed attempts [`RETRIES`] times.
+    /// customer and runs `work` as that customer, retrying failed attempts [`RETRIES`] times,
+    /// and looks for new jobs every [`POLL`] while idle.
     pub async fn run_worker(
         &self,
         name: &str,
@@ -197,7 +203,7 @@ impl Queue {
         work: Work,
     ) -> Result<(), WorkerError> {
         WorkerBuilder::new(name)
-            .backend(self.storage.clone())
+            .backend(self.storage.clone().poll_with_interval(POLL))
             .data(Deps { tenancy, work })
             .retry(RetryPolicy::retries(RETRIES))
             .build(run_job)
