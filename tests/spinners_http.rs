@@ -1,6 +1,7 @@
 //! The spinner example as a running service, over HTTP: two customers (one on the shared tables,
 //! one in its own schema) told apart by the Host header, members and roles, the admin report
-//! through an audited Superuser, and a suspension.
+//! through an audited Superuser, a suspension, and the dashboard's jobs through a real apalis
+//! worker on Redis (retries, refusals, two customers' jobs interleaved).
 
 #[path = "../examples/spinners/app.rs"]
 #[allow(dead_code)]

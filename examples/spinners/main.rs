@@ -1,10 +1,12 @@
 //! The seed's fidget-spinner tracker as an axum service: customers by subdomain, members with
 //! roles, spinners and spins, and admin endpoints that act across customers through an audited
-//! Superuser.
+//! Superuser. `POST /dashboard` queues a job on apalis over Redis; a worker in the same process
+//! recomputes the customer's dashboard into the cache (see `jobs.rs`).
 //!
 //! Run it with `scripts/pg cargo run --example spinners`: it works in a database of its own,
-//! `tenancy_spinners`, made afresh on every run, listens on `127.0.0.1:3000` (`SPINNERS_PORT`
-//! to change it) and prints the requests to try. `*.localhost` names reach 127.0.0.1 in curl,
+//! `tenancy_spinners`, and a job queue of its own on Redis (`REDIS_URL`, by default
+//! `redis://127.0.0.1:6379`, keys `spinners:jobs:*`), both made afresh on every run, listens on
+//! `127.0.0.1:3000` (`SPINNERS_PORT` to change it) and prints the requests to try. `*.localhost` names reach 127.0.0.1 in curl,
 //! so `acme.spinners.localhost` is customer Acme.
 
 mod app;
