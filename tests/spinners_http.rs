@@ -51,6 +51,8 @@ struct Attempts {
     seen: Mutex<Vec<(String, usize, tenancy::TenantId)>>,
     fail_first: Mutex<HashSet<String>>,
     fail_every_third: AtomicBool,
+    /// Jobs whose customer the worker suspends during their first attempt (which then fails).
+    suspend_during_first: Mutex<HashSet<String>>,
     first_attempts: AtomicUsize,
     failed: Mutex<HashSet<String>>,
 }
@@ -115,8 +117,9 @@ impl Service {
     /// tenant it ran as.
     fn start_worker(&self) {
         let (cache, attempts) = (self.cache.clone(), self.attempts.clone());
+        let tenancy = self.tenancy.clone();
         let work: jobs::Work = Arc::new(move |attempt: jobs::Attempt| {
-            let (cache, attempts) = (cache.clone(), attempts.clone());
+            let (cache, attempts, tenancy) = (cache.clone(), attempts.clone(), tenancy.clone());
             Box::pin(async move {
                 let tenant = attempt.ctx.id();
                 attempts
@@ -124,6 +127,16 @@ impl Service {
                     .lock()
                     .unwrap()
                     .push((attempt.job.clone(), attempt.number, tenant));
+                let suspend = attempts
+                    .suspend_during_first
+                    .lock()
+                    .unwrap()
+                    .contains(&attempt.job);
+                if attempt.number == 1 && suspend {
+                    let su = tenancy.superuser("spinners-admin", "test").await.unwrap();
+                    tenancy.suspend(&su, tenant).await.unwrap();
+                    return Err("injected failure, after a suspension".to_owned());
+                }
                 if attempt.number == 1 && attempts.fails(&attempt.job) {
                     return Err("injected failure".to_owned());
                 }
@@ -594,6 +607,39 @@ async fn a_suspended_customers_job_is_refused_and_not_retried() {
         .member("ann", "acme", Method::GET, "/dashboard", None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    svc.finish().await;
+}
+
+#[tokio::test]
+async fn a_customer_suspended_between_attempts_is_refused_at_the_retry() {
+    let svc = Service::start("http_job_suspended_between").await;
+    let acme = svc.tenancy.resolve_slug("acme").await.unwrap().id();
+    let job = svc.queue_dashboard("ann", "acme").await;
+    svc.attempts
+        .suspend_during_first
+        .lock()
+        .unwrap()
+        .insert(job.clone());
+    svc.start_worker();
+
+    let outcome = svc.wait(&[&job]).await.remove(0);
+    // The retry resolved the customer again (nothing kept from the first attempt) and found it
+    // suspended: refused, and not retried further.
+    assert_eq!(outcome.status, Status::Killed, "{outcome:?}");
+    assert_eq!(outcome.attempts, 2);
+    let error = outcome.error.as_deref().unwrap();
+    assert!(error.contains("suspended"), "{error}");
+    assert_eq!(
+        svc.attempts.of(&job),
+        [(1, acme)],
+        "the retry never ran the work"
+    );
+    assert!(
+        !svc.queue
+            .is_scheduled(&TaskId::from_string(job.as_str()))
+            .await
+            .unwrap()
+    );
     svc.finish().await;
 }
 
