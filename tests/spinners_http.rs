@@ -1,6 +1,7 @@
 //! The spinner example as a running service, over HTTP: two customers (one on the shared tables,
 //! one in its own schema) told apart by the Host header, members and roles, the admin report
-//! through an audited Superuser, and a suspension.
+//! through an audited Superuser, a suspension, and the dashboard's jobs through a real apalis
+//! worker on Redis (retries, refusals, two customers' jobs interleaved).
 
 #[path = "../examples/spinners/app.rs"]
 #[allow(dead_code)]
@@ -11,8 +12,12 @@ mod common;
 #[path = "../examples/spinners/jobs.rs"]
 mod jobs;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use apalis::prelude::{Status, TaskId};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::TestDb;
@@ -22,15 +27,56 @@ use serde_json::{Value, json};
 
 const BASE: &str = "spinners.test";
 const ADMIN_TOKEN: &str = "let-me-in";
+const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A running service on a free port of its own database; stopped with the test. Its job queue
-/// has no worker: tests run jobs one by one (`queue.work_one`).
+/// A running service on a free port of its own database, with a job queue of its own on Redis.
+/// Its worker is started by the test (`start_worker`), after it has queued what it wants: jobs
+/// wait in Redis until a worker comes.
 struct Service {
     addr: SocketAddr,
     db: TestDb,
     tenancy: tenancy::Tenancy,
     cache: cache::Cache,
     queue: jobs::Queue,
+    attempts: Arc<Attempts>,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the test's worker saw: every attempt's job and tenant; and which first attempts it
+/// fails: those of the jobs in `fail_first`, and, with `fail_every_third`, every third first
+/// attempt it runs (for jobs it takes as soon as they are queued). `failed` names the jobs
+/// whose first attempt it failed.
+#[derive(Default)]
+struct Attempts {
+    seen: Mutex<Vec<(String, usize, tenancy::TenantId)>>,
+    fail_first: Mutex<HashSet<String>>,
+    fail_every_third: AtomicBool,
+    /// Jobs whose customer the worker suspends during their first attempt (which then fails).
+    suspend_during_first: Mutex<HashSet<String>>,
+    first_attempts: AtomicUsize,
+    failed: Mutex<HashSet<String>>,
+}
+
+impl Attempts {
+    /// Whether to fail this first attempt of `job` (and then remember it did).
+    fn fails(&self, job: &str) -> bool {
+        let nth = self.first_attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        let fail = self.fail_first.lock().unwrap().contains(job)
+            || (self.fail_every_third.load(Ordering::SeqCst) && nth.is_multiple_of(3));
+        if fail {
+            self.failed.lock().unwrap().insert(job.to_owned());
+        }
+        fail
+    }
+
+    /// The attempts of `job`: `(attempt number, tenant it ran as)`.
+    fn of(&self, job: &str) -> Vec<(usize, tenancy::TenantId)> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(j, _, _)| j == job)
+            .map(|(_, n, t)| (*n, *t))
+            .collect()
+    }
 }
 
 impl Service {
@@ -38,13 +84,10 @@ impl Service {
         let db = TestDb::new(test).await;
         let tenancy = app::connect(&db.url).await.unwrap();
         app::seed(&tenancy, BASE).await.unwrap();
-        let cache = cache::Cache::connect("redis://127.0.0.1:6379")
-            .await
-            .unwrap();
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let queue = jobs::Queue::setup(pool, std::time::Duration::ZERO)
-            .await
-            .unwrap();
+        let cache = cache::Cache::connect(REDIS).await.unwrap();
+        // A queue per run: tests sharing the Redis never take each other's jobs.
+        let name = format!("spinners-test:{test}:{}", uuid::Uuid::new_v4().simple());
+        let queue = jobs::Queue::connect(REDIS, &name).await.unwrap();
         let router = app::router(
             app::App {
                 tenancy: tenancy.clone(),
@@ -64,26 +107,80 @@ impl Service {
             tenancy,
             cache,
             queue,
+            attempts: Arc::default(),
+            worker: Mutex::default(),
         }
     }
 
-    /// Runs the next due job as the service's worker does, failing its first `fail` attempts;
-    /// records the tenant of every attempt in `seen`.
-    async fn work_one(
-        &self,
-        fail: &mut u32,
-        seen: &mut Vec<tenancy::TenantId>,
-    ) -> Option<jobs::Outcome> {
-        let work = async |ctx: &tenancy::TenantCtx, task: &jobs::Task| {
-            seen.push(ctx.id());
-            if *fail > 0 {
-                *fail -= 1;
-                return Err("injected failure".to_owned());
-            }
-            app::recompute_dashboard(&self.cache, ctx, task).await
-        };
-        let done = self.queue.work_one(&self.tenancy, work).await.unwrap();
-        done.map(|(_, outcome)| outcome)
+    /// Starts an apalis worker on the service's queue doing the service's work (the dashboard),
+    /// but failing the first attempts that `attempts` says; every attempt is recorded with the
+    /// tenant it ran as.
+    fn start_worker(&self) {
+        let (cache, attempts) = (self.cache.clone(), self.attempts.clone());
+        let tenancy = self.tenancy.clone();
+        let work: jobs::Work = Arc::new(move |attempt: jobs::Attempt| {
+            let (cache, attempts, tenancy) = (cache.clone(), attempts.clone(), tenancy.clone());
+            Box::pin(async move {
+                let tenant = attempt.ctx.id();
+                attempts
+                    .seen
+                    .lock()
+                    .unwrap()
+                    .push((attempt.job.clone(), attempt.number, tenant));
+                let suspend = attempts
+                    .suspend_during_first
+                    .lock()
+                    .unwrap()
+                    .contains(&attempt.job);
+                if attempt.number == 1 && suspend {
+                    let su = tenancy.superuser("spinners-admin", "test").await.unwrap();
+                    tenancy.suspend(&su, tenant).await.unwrap();
+                    return Err("injected failure, after a suspension".to_owned());
+                }
+                if attempt.number == 1 && attempts.fails(&attempt.job) {
+                    return Err("injected failure".to_owned());
+                }
+                app::recompute_dashboard(&cache, &attempt.ctx, &attempt.task).await
+            })
+        });
+        let (queue, tenancy) = (self.queue.clone(), self.tenancy.clone());
+        let worker = tokio::spawn(async move {
+            queue
+                .run_worker("test-worker", tenancy, work)
+                .await
+                .expect("the worker failed");
+        });
+        *self.worker.lock().unwrap() = Some(worker);
+    }
+
+    /// Stops the worker and removes the queue's keys from Redis.
+    async fn finish(self) {
+        let worker = self.worker.lock().unwrap().take();
+        if let Some(worker) = worker {
+            worker.abort();
+            let _ = worker.await;
+        }
+        self.queue.purge().await.unwrap();
+    }
+
+    /// Asks for `slug`'s dashboard as its member `user`; returns the queued job's id.
+    async fn queue_dashboard(&self, user: &str, slug: &str) -> String {
+        let (status, body) = self
+            .member(user, slug, Method::POST, "/dashboard", None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["job"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits for the jobs to finish; their outcomes in the same order.
+    async fn wait(&self, jobs: &[&str]) -> Vec<jobs::Outcome> {
+        let ids: Vec<TaskId> = jobs.iter().map(|j| TaskId::from_string(*j)).collect();
+        // A guard against a hang, not a speed check: the jobs take milliseconds.
+        let limit = std::time::Duration::from_secs(120);
+        tokio::time::timeout(limit, self.queue.wait(&ids))
+            .await
+            .expect("the jobs did not finish")
+            .unwrap()
     }
 
     /// One request on a connection of its own: `(status, body as JSON, or as a string)`.
@@ -409,6 +506,20 @@ async fn a_suspended_customer_is_refused_and_the_other_serves_on() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The dashboard the last job computed for `slug`: the names of its spinners.
+async fn dashboard_names(svc: &Service, user: &str, slug: &str) -> Vec<String> {
+    let (status, board) = svc
+        .member(user, slug, Method::GET, "/dashboard", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    board
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_job_runs_as_its_customer_after_a_retry_too() {
     let svc = Service::start("http_jobs").await;
@@ -421,46 +532,44 @@ async fn a_job_runs_as_its_customer_after_a_retry_too() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing computed yet");
 
-    for (user, slug) in [("ann", "acme"), ("gus", "globex")] {
-        let (status, _) = svc
-            .member(user, slug, Method::POST, "/dashboard", None)
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-    }
-    let (mut fail, mut seen) = (1, Vec::new());
-    let first = svc.work_one(&mut fail, &mut seen).await;
-    assert_eq!(first, Some(jobs::Outcome::Retry("injected failure".into())));
-    assert_eq!(
-        svc.work_one(&mut fail, &mut seen).await,
-        Some(jobs::Outcome::Done)
-    );
-    assert_eq!(
-        svc.work_one(&mut fail, &mut seen).await,
-        Some(jobs::Outcome::Done)
-    );
-    assert_eq!(svc.work_one(&mut fail, &mut seen).await, None);
-    assert_eq!(seen, [acme, acme, globex], "the retry ran as acme again");
+    let acme_job = svc.queue_dashboard("ann", "acme").await;
+    let globex_job = svc.queue_dashboard("gus", "globex").await;
+    svc.attempts
+        .fail_first
+        .lock()
+        .unwrap()
+        .insert(acme_job.clone());
+    svc.start_worker();
 
-    let (status, board) = svc
-        .member("ann", "acme", Method::GET, "/dashboard", None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(board[0]["name"], "Turbo");
-    assert_eq!(board.as_array().unwrap().len(), 1);
-    let (_, board) = svc
-        .member("gus", "globex", Method::GET, "/dashboard", None)
-        .await;
-    assert_eq!(board[0]["name"], "Orbit");
-    assert_eq!(board.as_array().unwrap().len(), 1);
+    let outcomes = svc.wait(&[&acme_job, &globex_job]).await;
+    assert_eq!(
+        outcomes,
+        [
+            jobs::Outcome {
+                status: Status::Done,
+                attempts: 2,
+                error: None
+            },
+            jobs::Outcome {
+                status: Status::Done,
+                attempts: 1,
+                error: None
+            },
+        ]
+    );
+    // The retry is apalis' (its policy ran the job again), and it ran as acme again.
+    assert_eq!(svc.attempts.of(&acme_job), [(1, acme), (2, acme)]);
+    assert_eq!(svc.attempts.of(&globex_job), [(1, globex)]);
+    assert_eq!(dashboard_names(&svc, "ann", "acme").await, ["Turbo"]);
+    assert_eq!(dashboard_names(&svc, "gus", "globex").await, ["Orbit"]);
+    svc.finish().await;
 }
 
 #[tokio::test]
 async fn a_suspended_customers_job_is_refused_and_not_retried() {
     let svc = Service::start("http_job_refused").await;
-    let (status, _) = svc
-        .member("ann", "acme", Method::POST, "/dashboard", None)
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    svc.create_spinner("gus", "globex", "Orbit").await;
+    let refused_job = svc.queue_dashboard("ann", "acme").await;
     let (status, _) = svc
         .admin(
             Method::POST,
@@ -469,25 +578,117 @@ async fn a_suspended_customers_job_is_refused_and_not_retried() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // Queued after the refused one: when it is done, the worker has been past the refused job.
+    let globex_job = svc.queue_dashboard("gus", "globex").await;
+    svc.start_worker();
 
-    let (mut fail, mut seen) = (0, Vec::new());
-    let outcome = svc.work_one(&mut fail, &mut seen).await;
-    assert!(
-        matches!(outcome, Some(jobs::Outcome::Refused(_))),
-        "{outcome:?}"
-    );
+    let outcomes = svc.wait(&[&refused_job, &globex_job]).await;
+    assert_eq!(outcomes[0].status, Status::Killed, "{outcomes:?}");
     assert_eq!(
-        svc.work_one(&mut fail, &mut seen).await,
-        None,
-        "not retried"
+        outcomes[0].attempts, 1,
+        "the retry policy did not run it again"
     );
-    assert!(seen.is_empty(), "the work never ran");
-    let mut conn = svc.db.connect().await;
-    let row: (String, i32) = sqlx::query_as("SELECT status, attempts FROM jobs")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(row, ("refused".to_owned(), 1));
+    let error = outcomes[0].error.as_deref().unwrap();
+    assert!(error.contains("refused"), "{error}");
+    assert!(error.contains("suspended"), "{error}");
+    assert_eq!(outcomes[1].status, Status::Done);
+    assert!(
+        svc.attempts.of(&refused_job).is_empty(),
+        "the work never ran for the suspended customer"
+    );
+    assert_eq!(svc.attempts.of(&globex_job).len(), 1);
+    let id = TaskId::from_string(refused_job.as_str());
+    assert!(
+        !svc.queue.is_scheduled(&id).await.unwrap(),
+        "Redis does not hold the refused job for a later run"
+    );
+    // The customer's dashboard was never computed: it is not served either way.
+    let (status, _) = svc
+        .member("ann", "acme", Method::GET, "/dashboard", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    svc.finish().await;
+}
+
+#[tokio::test]
+async fn a_customer_suspended_between_attempts_is_refused_at_the_retry() {
+    let svc = Service::start("http_job_suspended_between").await;
+    let acme = svc.tenancy.resolve_slug("acme").await.unwrap().id();
+    let job = svc.queue_dashboard("ann", "acme").await;
+    svc.attempts
+        .suspend_during_first
+        .lock()
+        .unwrap()
+        .insert(job.clone());
+    svc.start_worker();
+
+    let outcome = svc.wait(&[&job]).await.remove(0);
+    // The retry resolved the customer again (nothing kept from the first attempt) and found it
+    // suspended: refused, and not retried further.
+    assert_eq!(outcome.status, Status::Killed, "{outcome:?}");
+    assert_eq!(outcome.attempts, 2);
+    let error = outcome.error.as_deref().unwrap();
+    assert!(error.contains("suspended"), "{error}");
+    assert_eq!(
+        svc.attempts.of(&job),
+        [(1, acme)],
+        "the retry never ran the work"
+    );
+    assert!(
+        !svc.queue
+            .is_scheduled(&TaskId::from_string(job.as_str()))
+            .await
+            .unwrap()
+    );
+    svc.finish().await;
+}
+
+#[tokio::test]
+async fn interleaved_jobs_of_two_customers_each_run_as_their_own() {
+    let svc = Service::start("http_jobs_interleaved").await;
+    svc.create_spinner("ann", "acme", "Turbo").await;
+    svc.create_spinner("ann", "acme", "Zoom").await;
+    svc.create_spinner("gus", "globex", "Orbit").await;
+    let acme = svc.tenancy.resolve_slug("acme").await.unwrap().id();
+    let globex = svc.tenancy.resolve_slug("globex").await.unwrap().id();
+
+    // This time the worker is already running when the jobs come, and it fails every third
+    // first attempt, so retries interleave with the other customer's jobs too.
+    svc.attempts.fail_every_third.store(true, Ordering::SeqCst);
+    svc.start_worker();
+    let mut queued = Vec::new();
+    for _ in 0..4 {
+        for (user, slug, tenant) in [("ann", "acme", acme), ("gus", "globex", globex)] {
+            queued.push((svc.queue_dashboard(user, slug).await, tenant));
+        }
+    }
+
+    let ids: Vec<&str> = queued.iter().map(|(job, _)| job.as_str()).collect();
+    let outcomes = svc.wait(&ids).await;
+    let failed = svc.attempts.failed.lock().unwrap().clone();
+    assert!(
+        failed.len() >= 2,
+        "8 first attempts, every third failed: {failed:?}"
+    );
+    for ((job, tenant), outcome) in queued.iter().zip(&outcomes) {
+        let runs = if failed.contains(job) { 2 } else { 1 };
+        assert_eq!(outcome.status, Status::Done, "{job}: {outcome:?}");
+        assert_eq!(outcome.attempts, runs, "{job}");
+        let expected: Vec<_> = (1..=runs).map(|n| (n, *tenant)).collect();
+        assert_eq!(
+            svc.attempts.of(job),
+            expected,
+            "{job} ran as its customer only"
+        );
+    }
+    let seen = svc.attempts.seen.lock().unwrap().len();
+    assert_eq!(seen, queued.len() + failed.len());
+    assert_eq!(
+        dashboard_names(&svc, "ann", "acme").await,
+        ["Turbo", "Zoom"]
+    );
+    assert_eq!(dashboard_names(&svc, "gus", "globex").await, ["Orbit"]);
+    svc.finish().await;
 }
 
 #[tokio::test]

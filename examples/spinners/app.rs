@@ -432,15 +432,22 @@ async fn dashboard(State(app): State<App>, m: MemberOf<SpinRole>) -> Answer<Resp
     }
 }
 
-/// Queues the dashboard's recomputation for this customer.
-async fn refresh_dashboard(State(app): State<App>, m: MemberOf<SpinRole>) -> Answer<StatusCode> {
+/// Queues the dashboard's recomputation for this customer: 202 with `{"job": "<id>"}`.
+async fn refresh_dashboard(State(app): State<App>, m: MemberOf<SpinRole>) -> Answer<Response> {
     let job = Job {
         tenant: m.ctx().to_ref(),
         task: Task::Dashboard,
     };
-    match app.queue.enqueue(&job).await {
-        Ok(_) => Ok(StatusCode::ACCEPTED),
-        Err(e) => Err(internal(tenancy::Error::Database(e))),
+    match app.queue.enqueue(job).await {
+        Ok(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "job": id.to_string() })),
+        )
+            .into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "the job queue failed");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+        }
     }
 }
 

@@ -1,17 +1,19 @@
 //! The seed's fidget-spinner tracker as an axum service: customers by subdomain, members with
 //! roles, spinners and spins, and admin endpoints that act across customers through an audited
-//! Superuser.
+//! Superuser. `POST /dashboard` queues a job on apalis over Redis; a worker in the same process
+//! recomputes the customer's dashboard into the cache (see `jobs.rs`).
 //!
 //! Run it with `scripts/pg cargo run --example spinners`: it works in a database of its own,
-//! `tenancy_spinners`, made afresh on every run, listens on `127.0.0.1:3000` (`SPINNERS_PORT`
-//! to change it) and prints the requests to try. `*.localhost` names reach 127.0.0.1 in curl,
+//! `tenancy_spinners`, and a job queue of its own on Redis (`REDIS_URL`, by default
+//! `redis://127.0.0.1:6379`, keys `spinners:jobs:*`), both made afresh on every run, listens on
+//! `127.0.0.1:3000` (`SPINNERS_PORT` to change it) and prints the requests to try. `*.localhost` names reach 127.0.0.1 in curl,
 //! so `acme.spinners.localhost` is customer Acme.
 
 mod app;
 mod cache;
 mod jobs;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -39,8 +41,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let cache = cache::Cache::connect(&redis_url)
         .await
         .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
-    let queue =
-        jobs::Queue::setup(sqlx::PgPool::connect(&url).await?, Duration::from_secs(1)).await?;
+    let queue = jobs::Queue::connect(&redis_url, "spinners:jobs")
+        .await
+        .map_err(|e| format!("cannot connect to Redis at {redis_url}: {e}"))?;
+    // Afresh, like the database: an earlier run's jobs name customers of a dropped database.
+    queue.purge().await?;
     tokio::spawn(worker(tenancy.clone(), cache.clone(), queue.clone()));
     let router = app::router(
         app::App {
@@ -88,20 +93,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The background worker: takes due jobs one by one, and waits a little when there are none.
+/// The background worker: apalis runs the jobs, retries failed attempts and refuses those of
+/// customers that cannot be served.
 async fn worker(tenancy: tenancy::Tenancy, cache: cache::Cache, queue: jobs::Queue) {
-    loop {
-        let work = async |ctx: &tenancy::TenantCtx, task: &jobs::Task| {
-            app::recompute_dashboard(&cache, ctx, task).await
-        };
-        match queue.work_one(&tenancy, work).await {
-            Ok(Some((id, outcome))) => println!("job {id}: {outcome:?}"),
-            Ok(None) => tokio::time::sleep(Duration::from_millis(500)).await,
-            Err(e) => {
-                eprintln!("the job queue failed: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    let work: jobs::Work = Arc::new(move |attempt: jobs::Attempt| {
+        let cache = cache.clone();
+        Box::pin(async move {
+            let done = app::recompute_dashboard(&cache, &attempt.ctx, &attempt.task).await;
+            let (job, number) = (&attempt.job, attempt.number);
+            match &done {
+                Ok(()) => println!("job {job} (attempt {number}): done"),
+                Err(e) => eprintln!("job {job} (attempt {number}) failed, apalis retries it: {e}"),
             }
-        }
+            done
+        })
+    });
+    if let Err(e) = queue.run_worker("spinners-worker", tenancy, work).await {
+        eprintln!("the job worker stopped: {e}");
     }
 }
 
