@@ -25,6 +25,7 @@ mod bind;
 mod column;
 mod conn;
 mod ctx;
+mod databases;
 mod error;
 mod exec;
 mod export;

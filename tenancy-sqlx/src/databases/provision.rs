@@ -1,0 +1,1 @@
+//! Provisioning a tenant database (in progress).
