@@ -1,10 +1,11 @@
 //! What tenancy costs against the floor: the benchmark of issue 5 (see BENCHMARKS.md).
 //!
 //! `cargo bench --bench tenancy` against the PostgreSQL the tests use (`TENANCY_TEST_DATABASE_URL`,
-//! else `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`). It creates the databases `tenancy_bench`,
-//! `tenancy_bench_schemas` and `tenancy_bench_provision` (each dropped first if a previous run
-//! left it) and drops them when done, prints a table, and writes `target/bench/results.json`: a
-//! list of `{"name", "value", "unit"}`.
+//! else `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`). It creates the
+//! databases `tenancy_bench`, `tenancy_bench_schemas`, `tenancy_bench_provision`,
+//! `tenancy_bench_dbreg` and `tenancy_bench_db_*` (each dropped first if a previous run left it)
+//! and drops them when done, prints a table, and writes `target/bench/results.json`: a list of
+//! `{"name", "value", "unit"}`.
 //!
 //! Every ratio is measured side by side in this one run, in alternating rounds, so that a noisy
 //! machine slows both contenders alike.
@@ -39,6 +40,8 @@ mod http;
 mod own_schema;
 #[path = "tenancy/provision.rs"]
 mod provision;
+#[path = "tenancy/provision_database.rs"]
+mod provision_database;
 #[path = "tenancy/reports.rs"]
 mod reports;
 #[path = "tenancy/rls.rs"]
@@ -95,6 +98,8 @@ fn main() {
         own_schema::run(&mut bench, &admin).await;
         // Issue 3: provisioning, cold and from spare schemas.
         provision::run(&mut bench, &admin).await;
+        // Issue 12: a tenant database from a template, empty + migrations, or a spare.
+        provision_database::run(&mut bench, &admin).await;
         // Row-level security: what the backstop costs a lookup.
         rls::run(&mut bench, &admin).await;
         // Issue 13: a list endpoint behind the axum edge, over HTTP.

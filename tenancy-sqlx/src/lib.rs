@@ -68,6 +68,8 @@ mod spare;
 mod superuser;
 mod verify;
 mod verify_deployment;
+// Own-database placement (not wired in yet): the per-server connection budget, provisioning.
+mod databases;
 // The leaf: pools and connections, and the state and payloads they hold.
 mod checked;
 mod conn;

@@ -1,0 +1,347 @@
+//! The budget against a real server: `pg_stat_activity` is the judge of what is open.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tenancy_core::TenantId;
+
+use super::*;
+use crate::databases::testing::{
+    Dropped, admin, backends, cancel_at, databases, eventually, server_options, unique,
+};
+
+/// Each tenant database holds its tenant's number, so a task can tell whose connection it got.
+const WHOAMI: &str = "CREATE TABLE whoami (n int NOT NULL); INSERT INTO whoami VALUES ({i});";
+
+struct World {
+    _dropped: Dropped,
+    dbs: Vec<DatabaseName>,
+    tenants: Vec<TenantId>,
+    budget: ServerBudget,
+}
+
+async fn world(test: &str, n: usize, cfg: BudgetConfig) -> World {
+    let prefix = unique(test);
+    let dropped = Dropped {
+        prefix: prefix.clone(),
+    };
+    let dbs = databases(&prefix, n, WHOAMI).await;
+    let tenants = (0..n).map(|_| TenantId::new_v4()).collect();
+    World {
+        _dropped: dropped,
+        dbs,
+        tenants,
+        budget: ServerBudget::new("server2", server_options(), cfg),
+    }
+}
+
+impl World {
+    async fn acquire(&self, i: usize) -> Result<Lease, BudgetError> {
+        self.budget.acquire(self.tenants[i], &self.dbs[i]).await
+    }
+
+    /// Whose database the lease is connected to, and its backend.
+    async fn who(lease: &mut Lease) -> (i32, i32) {
+        sqlx::query_as("SELECT (SELECT n FROM whoami), pg_backend_pid()")
+            .fetch_one(&mut **lease)
+            .await
+            .unwrap()
+    }
+
+    async fn settled(&self) {
+        let mut admin = admin().await;
+        eventually("the budget's count and the server's agree", async || {
+            backends(&mut admin, &self.dbs).await as usize == self.budget.open_connections()
+        })
+        .await;
+    }
+}
+
+async fn alive(pid: i32) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)")
+        .bind(pid)
+        .fetch_one(&mut admin().await)
+        .await
+        .unwrap()
+}
+
+/// Counts the server's backends on the test's databases every few milliseconds until stopped;
+/// returns the most it saw.
+struct Monitor {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<(i64, usize)>,
+}
+
+impl Monitor {
+    async fn start(dbs: &[DatabaseName]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut conn = admin().await;
+        let dbs = dbs.to_vec();
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let (mut max, mut samples) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                max = max.max(backends(&mut conn, &dbs).await);
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            (max, samples)
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> (i64, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// A tiny deterministic generator, so a failing run can be replayed.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[tokio::test]
+async fn many_tasks_over_many_tenant_databases_never_exceed_the_budget() {
+    const BUDGET: usize = 5;
+    let w = Arc::new(
+        world(
+            "budget_load",
+            12,
+            BudgetConfig::new(BUDGET, 3).acquire_timeout(Duration::from_secs(60)),
+        )
+        .await,
+    );
+    let monitor = Monitor::start(&w.dbs).await;
+    let mut tasks = Vec::new();
+    for task in 0..40u64 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seed = task + 1;
+            for _ in 0..15 {
+                let i = (next(&mut seed) % w.tenants.len() as u64) as usize;
+                let mut lease = w.acquire(i).await.expect("a connection within the wait");
+                assert_eq!(lease.tenant(), w.tenants[i]);
+                let (n, _) = World::who(&mut lease).await;
+                assert_eq!(
+                    n as usize, i,
+                    "tenant {i} was handed tenant {n}'s connection"
+                );
+                sqlx::query("SELECT pg_sleep(0.002)")
+                    .execute(&mut *lease)
+                    .await
+                    .unwrap();
+                // One lease in five is dropped rather than released: the closing path.
+                if next(&mut seed).is_multiple_of(5) {
+                    drop(lease);
+                } else {
+                    lease.release();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    w.settled().await;
+    let (max, samples) = monitor.stop().await;
+    assert!(
+        max <= BUDGET as i64,
+        "the server counted {max} connections, over the budget of {BUDGET}"
+    );
+    // The test loaded the budget (it can fail): several connections were open at once.
+    assert!(max >= 3, "only {max} connections seen in {samples} samples");
+    assert!(w.budget.open_connections() <= BUDGET);
+    w.budget.close_idle().await;
+    w.settled().await;
+    assert_eq!(w.budget.open_connections(), 0);
+}
+
+#[tokio::test]
+async fn a_tenant_gets_only_its_own_connections_and_the_least_recent_idle_pool_goes() {
+    let w = world("budget_own", 3, BudgetConfig::new(2, 2)).await;
+    let mut a = w.acquire(0).await.unwrap();
+    let (n, pid_a) = World::who(&mut a).await;
+    assert_eq!(n, 0);
+    a.release();
+    // B finds A's idle connection in the budget but never gets it.
+    let mut b = w.acquire(1).await.unwrap();
+    let (n, pid_b) = World::who(&mut b).await;
+    assert_eq!(n, 1);
+    assert_ne!(pid_a, pid_b);
+    b.release();
+    // A again: its own idle connection, reused.
+    let mut a = w.acquire(0).await.unwrap();
+    assert_eq!(World::who(&mut a).await, (0, pid_a));
+    a.release();
+    // The budget is full (A and B idle): C takes the slot of the least recently used, B.
+    let mut c = w.acquire(2).await.unwrap();
+    assert_eq!(World::who(&mut c).await.0, 2);
+    // B's backend was gone before C's connection was opened, not moments later.
+    assert!(!alive(pid_b).await, "B's evicted backend still runs");
+    assert!(
+        alive(pid_a).await,
+        "A's pool was evicted though B's was older"
+    );
+    c.release();
+    w.settled().await;
+    assert_eq!(w.budget.open_connections(), 2);
+}
+
+#[tokio::test]
+async fn a_pool_with_work_keeps_its_connections_while_an_idle_one_can_go() {
+    let w = world("budget_work", 5, BudgetConfig::new(3, 2)).await;
+    // A: one connection at work, one idle.
+    let mut a1 = w.acquire(0).await.unwrap();
+    let mut a2 = w.acquire(0).await.unwrap();
+    let (_, pid_a1) = World::who(&mut a1).await;
+    let (_, pid_a2) = World::who(&mut a2).await;
+    a1.release();
+    // B: one idle connection, used after A's (so A is the least recently used).
+    let mut b = w.acquire(1).await.unwrap();
+    let (_, pid_b) = World::who(&mut b).await;
+    b.release();
+    // C: the budget is full; B has no work, so B's pool goes although A is older.
+    let mut c = w.acquire(2).await.unwrap();
+    let (_, pid_c) = World::who(&mut c).await;
+    assert!(
+        !alive(pid_b).await,
+        "B's idle pool should have been evicted"
+    );
+    assert!(
+        alive(pid_a1).await,
+        "A's idle connection went while A had work"
+    );
+    c.release();
+    // D: C has no work, A has: C's pool goes.
+    let mut d = w.acquire(3).await.unwrap();
+    assert!(
+        !alive(pid_c).await,
+        "C's idle pool should have been evicted"
+    );
+    assert!(alive(pid_a1).await);
+    // E, with D at work: only A has an idle connection, and A has work; rather than wait, the
+    // idle one goes and the one at work stays.
+    let mut e = w.acquire(4).await.unwrap();
+    assert_eq!(World::who(&mut e).await.0, 4);
+    assert!(
+        !alive(pid_a1).await,
+        "A's idle connection should have been taken"
+    );
+    assert_eq!(
+        World::who(&mut a2).await,
+        (0, pid_a2),
+        "A's work lost its connection"
+    );
+    assert_eq!(World::who(&mut d).await.0, 3);
+    for l in [a2, d, e] {
+        l.release();
+    }
+}
+
+#[tokio::test]
+async fn overload_gives_a_typed_error_after_the_bounded_wait_and_a_release_serves_a_waiter() {
+    let w = Arc::new(
+        world(
+            "budget_busy",
+            3,
+            BudgetConfig::new(2, 1).acquire_timeout(Duration::from_millis(300)),
+        )
+        .await,
+    );
+    let a = w.acquire(0).await.unwrap();
+    let b = w.acquire(1).await.unwrap();
+    // Both connections at work: C waits, then gets the typed error.
+    match w.acquire(2).await {
+        Err(BudgetError::ServerBusy { budget, waited, .. }) => {
+            assert_eq!(budget, 2);
+            assert!(waited >= Duration::from_millis(300));
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("C got a connection past the budget"),
+    }
+    // A at its share (one connection): a second acquire for A waits on A, not on the server.
+    match w.acquire(0).await {
+        Err(BudgetError::TenantBusy { tenant, .. }) => assert_eq!(tenant, w.tenants[0]),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("A got more than its share"),
+    }
+    // A waiter is served when a connection is released during its wait: A's idle pool (no
+    // work) is evicted for C.
+    let waiter = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let mut c = w.acquire(2).await?;
+            let who = World::who(&mut c).await;
+            c.release();
+            Ok::<_, BudgetError>(who)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.release();
+    // The waiter's own wait is 300 ms from its call; the release came after 50.
+    let (n, _) = waiter.await.unwrap().expect("the waiter was served");
+    assert_eq!(n, 2);
+    b.release();
+    w.settled().await;
+    assert!(w.budget.open_connections() <= 2);
+}
+
+#[tokio::test]
+async fn cancelled_acquires_and_dropped_leases_leak_no_connection() {
+    const BUDGET: usize = 3;
+    let w = world(
+        "budget_cancel",
+        6,
+        BudgetConfig::new(BUDGET, 2).acquire_timeout(Duration::from_secs(20)),
+    )
+    .await;
+    let monitor = Monitor::start(&w.dbs).await;
+    let mut seed = 7;
+    let mut held = Vec::new();
+    for k in 1..=8 {
+        for i in 0..w.tenants.len() {
+            // Cancel the acquire at its k-th pending poll.
+            match cancel_at(k, w.acquire(i)).await {
+                None => {}
+                Some(Err(e)) => panic!("acquire failed: {e}"),
+                Some(Ok(mut lease)) => match next(&mut seed) % 3 {
+                    0 => lease.release(),
+                    // Cancelled mid-statement: the connection's state is unknown; dropped.
+                    1 => {
+                        let sleep = sqlx::query("SELECT pg_sleep(0.05)").execute(&mut *lease);
+                        assert!(cancel_at(1, sleep).await.is_none());
+                        drop(lease);
+                    }
+                    // Held across the next acquires, so some of them wait for a slot.
+                    _ => held.push(lease),
+                },
+            }
+            if held.len() >= 2 {
+                held.remove(0).release();
+            }
+        }
+    }
+    for lease in held {
+        lease.release();
+    }
+    w.settled().await;
+    let (max, _) = monitor.stop().await;
+    assert!(max <= BUDGET as i64, "{max} connections, over the budget");
+    assert!(w.budget.open_connections() <= BUDGET);
+    // No slot leaked: three tenants at once still get a connection each.
+    let (x, y, z) = tokio::join!(w.acquire(0), w.acquire(1), w.acquire(2));
+    let mut leases = [x.unwrap(), y.unwrap(), z.unwrap()];
+    for (i, lease) in leases.iter_mut().enumerate() {
+        assert_eq!(World::who(lease).await.0 as usize, i);
+    }
+    drop(leases);
+    w.settled().await;
+    w.budget.close_idle().await;
+    w.settled().await;
+    assert_eq!(w.budget.open_connections(), 0);
+}

@@ -1,0 +1,397 @@
+//! Creating a tenant's database, and registering it atomically.
+//!
+//! Three ways to a database at the latest tenant migration (measured in the benchmark's
+//! `provision_database_ms_per_tenant` rows):
+//! - [`Source::Template`]: `CREATE DATABASE .. TEMPLATE`, from a template database kept at the
+//!   latest tenant migration ([`ensure_template`]);
+//! - [`Source::Empty`]: `CREATE DATABASE`, then every tenant migration in it;
+//! - [`Source::Spare`]: `ALTER DATABASE .. RENAME` of a spare made ahead from the template
+//!   ([`warm_spares`]), falling back to the template when none is left.
+//!
+//! `CREATE DATABASE` cannot run in a transaction, and the database and the registry may live on
+//! two servers, so creation and registration cannot commit together. [`provision`] orders them so
+//! that every failure is undone or recognisable:
+//! 1. in a registry transaction, a transaction-level advisory lock on the database's name;
+//! 2. the database is created on the tenant's server (a migration failing on the empty path
+//!    drops it again);
+//! 3. the caller's registration runs in the same registry transaction, which commits; if it
+//!    fails, the database is dropped.
+//!
+//! A crash between 2 and 3 ends the registry transaction (so the lock) and leaves a database
+//! named like a tenant's that the registry does not know. [`cleanup_orphans`], run at start or by
+//! hand, drops exactly those: it takes the same lock (a provisioning in flight holds it, so its
+//! database is never taken for a leftover) and asks the registry.
+//!
+//! The template must have no session connected while a database is made from it (PostgreSQL
+//! waits up to 5 s, then refuses): never pool connections to it; migrate it at deploy time.
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tenancy_core::TenantId;
+
+use super::name::{DatabaseName, Naming};
+use crate::migrate::{Migrations, Target, apply};
+
+#[cfg(test)]
+mod tests;
+
+/// Why a tenant database was not provisioned. In each case the registry has no row for it and
+/// no database made by this call is left.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProvisionError {
+    /// A database of that name already exists on the server: not made by this call, so it is
+    /// left alone.
+    #[error("a database named {0} already exists on the server; it was left as it is")]
+    DatabaseExists(DatabaseName),
+    /// A tenant migration failed in the new database, which was dropped.
+    #[error("tenant migration failed in {database}; the database was dropped: {cause}")]
+    Migration {
+        /// The database that was made and dropped.
+        database: DatabaseName,
+        /// The migration's error.
+        cause: crate::Error,
+    },
+    /// The registration failed; the database was dropped.
+    #[error("registering {database} failed; the database was dropped: {cause}")]
+    Register {
+        /// The database that was made and dropped.
+        database: DatabaseName,
+        /// The registration's error.
+        cause: crate::Error,
+    },
+    /// The registry failed while the cleanup asked it about a database.
+    #[error("the registry failed: {0}")]
+    Registry(crate::Error),
+    /// The server or the registry failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Where a tenant's database comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// A copy of the template, kept at the latest tenant migration by [`ensure_template`].
+    Template(&'a DatabaseName),
+    /// An empty database in which every tenant migration then runs.
+    Empty(&'a Migrations),
+    /// A spare made from the template at `version` by [`warm_spares`], renamed; the template
+    /// when none is left.
+    Spare {
+        /// The template, for when no spare is left.
+        template: &'a DatabaseName,
+        /// The latest tenant migration's version (spares made at another are not taken).
+        version: i64,
+    },
+}
+
+/// How a database was made, for measurement and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Made {
+    /// Copied from the template.
+    Template,
+    /// Created empty and migrated.
+    Migrated,
+    /// A spare, renamed.
+    Spare,
+}
+
+/// The history table of a tenant database: the same shape as an own-schema tenant's, in
+/// `public`, so that `migrate::apply` serves both.
+const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS public.tenancy_migrations (
+     version     bigint PRIMARY KEY,
+     description text NOT NULL,
+     checksum    bytea NOT NULL,
+     applied_at  timestamptz NOT NULL DEFAULT now()
+ )";
+
+/// Creates `tenant`'s database on the server of `server` (a connection to its maintenance
+/// database; `options` reach the same server) and registers it with `register`, run in a
+/// registry transaction on `registry` that commits only if the database exists. See the module
+/// documentation for the order and what a crash leaves.
+///
+/// # Errors
+/// [`ProvisionError`]: whatever fails, this call leaves no registry row and no database it made.
+/// A failed commit of the registry transaction is the one unknown outcome: the database is
+/// then kept, and [`cleanup_orphans`] drops it if the registry does not have the row.
+pub(crate) async fn provision(
+    registry: &mut PgConnection,
+    server: &mut PgConnection,
+    options: &PgConnectOptions,
+    naming: &Naming,
+    tenant: TenantId,
+    source: Source<'_>,
+    register: impl AsyncFnOnce(&mut PgConnection) -> crate::Result<()>,
+) -> Result<(DatabaseName, Made), ProvisionError> {
+    let database = naming.tenant(tenant);
+    let mut tx = registry.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))")
+        .persistent(false)
+        .bind(database.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let made = create(server, options, naming, &database, source).await?;
+    if let Err(cause) = register(&mut *tx).await {
+        drop(tx);
+        drop_database(server, &database).await?;
+        return Err(ProvisionError::Register { database, cause });
+    }
+    tx.commit().await?;
+    Ok((database, made))
+}
+
+/// Step 2 of [`provision`]: the database, made from `source`. On the empty path a failed
+/// migration drops it again.
+pub(crate) async fn create(
+    server: &mut PgConnection,
+    options: &PgConnectOptions,
+    naming: &Naming,
+    database: &DatabaseName,
+    source: Source<'_>,
+) -> Result<Made, ProvisionError> {
+    match source {
+        Source::Template(template) => {
+            from_template(server, database, template).await?;
+            Ok(Made::Template)
+        }
+        Source::Spare { template, version } => {
+            if claim_spare(server, naming, database, version).await? {
+                return Ok(Made::Spare);
+            }
+            from_template(server, database, template).await?;
+            Ok(Made::Template)
+        }
+        Source::Empty(migrations) => {
+            run(server, format!("CREATE DATABASE {}", database.quoted()))
+                .await
+                .map_err(|e| taken(e, database))?;
+            if let Err(cause) = migrate(options, database, migrations).await {
+                drop_database(server, database).await?;
+                return Err(ProvisionError::Migration {
+                    database: database.clone(),
+                    cause,
+                });
+            }
+            Ok(Made::Migrated)
+        }
+    }
+}
+
+async fn from_template(
+    server: &mut PgConnection,
+    database: &DatabaseName,
+    template: &DatabaseName,
+) -> Result<(), ProvisionError> {
+    run(
+        server,
+        format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            database.quoted(),
+            template.quoted()
+        ),
+    )
+    .await
+    .map_err(|e| taken(e, database))
+}
+
+/// Renames one of the spares made at `version` to `database`. `false` when none is left. Two
+/// callers racing for one spare: the rename succeeds for one, the other finds it gone and tries
+/// the next.
+async fn claim_spare(
+    server: &mut PgConnection,
+    naming: &Naming,
+    database: &DatabaseName,
+    version: i64,
+) -> Result<bool, ProvisionError> {
+    let spares: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+    )
+    .persistent(false)
+    .bind(naming.spare_prefix(version))
+    .fetch_all(&mut *server)
+    .await?;
+    for spare in spares {
+        let Ok(spare) = DatabaseName::parse(&spare) else {
+            continue;
+        };
+        let renamed = run(
+            server,
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                spare.quoted(),
+                database.quoted()
+            ),
+        )
+        .await;
+        match renamed {
+            Ok(()) => return Ok(true),
+            // Taken by another caller (gone), or someone is connected to it: the next one.
+            Err(e) if is(&e, "3D000") || is(&e, "55006") => continue,
+            Err(e) => return Err(taken(e, database)),
+        }
+    }
+    Ok(false)
+}
+
+/// Makes `n` spares from the template at tenant migration `version`, after dropping spares made
+/// at any other version (they would need migrating). Returns the spares made.
+pub(crate) async fn warm_spares(
+    server: &mut PgConnection,
+    naming: &Naming,
+    template: &DatabaseName,
+    version: i64,
+    n: usize,
+) -> Result<Vec<DatabaseName>, ProvisionError> {
+    let current = naming.spare_prefix(version);
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database \
+         WHERE starts_with(datname, $1 || 'spare_v') AND NOT starts_with(datname, $2)",
+    )
+    .persistent(false)
+    .bind(naming.prefix())
+    .bind(&current)
+    .fetch_all(&mut *server)
+    .await?;
+    for name in stale {
+        if let Ok(name) = DatabaseName::parse(&name) {
+            drop_database(server, &name).await?;
+        }
+    }
+    let mut made = Vec::with_capacity(n);
+    for _ in 0..n {
+        let spare = naming.new_spare(version);
+        from_template(server, &spare, template).await?;
+        made.push(spare);
+    }
+    Ok(made)
+}
+
+/// Creates the template database if it is missing, and brings it to the latest tenant
+/// migration. Run it at deploy time, after the tenant migrations change: while it runs, no
+/// database can be made from the template.
+///
+/// # Errors
+/// [`ProvisionError::Migration`] if a migration fails (the template keeps its previous
+/// migrations: they run in one transaction).
+pub(crate) async fn ensure_template(
+    server: &mut PgConnection,
+    options: &PgConnectOptions,
+    template: &DatabaseName,
+    migrations: &Migrations,
+) -> Result<(), ProvisionError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .persistent(false)
+            .bind(template.as_str())
+            .fetch_one(&mut *server)
+            .await?;
+    if !exists {
+        match run(server, format!("CREATE DATABASE {}", template.quoted())).await {
+            // Another process made it meanwhile: the same template.
+            Err(e) if is(&e, "42P04") => {}
+            other => other?,
+        }
+    }
+    migrate(options, template, migrations)
+        .await
+        .map_err(|cause| ProvisionError::Migration {
+            database: template.clone(),
+            cause,
+        })
+}
+
+/// Drops every database of this registry's naming that the registry does not know and that no
+/// provisioning in flight holds: what a crash between creating a database and registering it
+/// left. `registered` answers, in a registry transaction, whether a tenant's database is
+/// recorded (for this server). Returns the databases dropped.
+pub(crate) async fn cleanup_orphans(
+    registry: &mut PgConnection,
+    server: &mut PgConnection,
+    naming: &Naming,
+    mut registered: impl AsyncFnMut(&mut PgConnection, TenantId) -> crate::Result<bool>,
+) -> Result<Vec<DatabaseName>, ProvisionError> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .persistent(false)
+            .bind(naming.prefix())
+            .fetch_all(&mut *server)
+            .await?;
+    let mut dropped = Vec::new();
+    for name in names {
+        let Ok(database) = DatabaseName::parse(&name) else {
+            continue;
+        };
+        let Some(tenant) = naming.tenant_of(&database) else {
+            continue; // a spare
+        };
+        let mut tx = registry.begin().await?;
+        let free: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))",
+        )
+        .persistent(false)
+        .bind(database.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        // Held: a provisioning is between creating and registering this database.
+        if !free
+            || registered(&mut *tx, tenant)
+                .await
+                .map_err(ProvisionError::Registry)?
+        {
+            continue;
+        }
+        drop_database(server, &database).await?;
+        tx.commit().await?;
+        dropped.push(database);
+    }
+    Ok(dropped)
+}
+
+/// Drops `database`, whoever is connected to it.
+pub(crate) async fn drop_database(
+    server: &mut PgConnection,
+    database: &DatabaseName,
+) -> Result<(), ProvisionError> {
+    run(
+        server,
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.quoted()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The tenant migrations in `database`, with its history, in one transaction.
+async fn migrate(
+    options: &PgConnectOptions,
+    database: &DatabaseName,
+    migrations: &Migrations,
+) -> crate::Result<()> {
+    let mut conn = PgConnection::connect_with(&options.clone().database(database.as_str())).await?;
+    let mut tx = conn.begin().await?;
+    sqlx::raw_sql(HISTORY_DDL).execute(&mut *tx).await?;
+    apply(&mut tx, &Target::Schema("public".to_owned()), migrations).await?;
+    tx.commit().await?;
+    // Closed, not kept: a session left on a template would block databases made from it.
+    conn.close().await?;
+    Ok(())
+}
+
+async fn run(server: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(crate::sql::text(sql))
+        .execute(server)
+        .await
+        .map(|_| ())
+}
+
+/// Whether PostgreSQL refused with SQLSTATE `state`.
+fn is(e: &sqlx::Error, state: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(state))
+}
+
+/// `duplicate_database` as [`ProvisionError::DatabaseExists`].
+fn taken(e: sqlx::Error, database: &DatabaseName) -> ProvisionError {
+    if is(&e, "42P04") {
+        ProvisionError::DatabaseExists(database.clone())
+    } else {
+        ProvisionError::Database(e)
+    }
+}

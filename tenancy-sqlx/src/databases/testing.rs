@@ -1,0 +1,143 @@
+//! Test support for the own-database modules: throwaway databases on a real server.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use super::name::DatabaseName;
+
+/// The server these tests use: the second test server when `scripts/pg-servers` runs them
+/// (`TENANCY_SERVER2_URL`), so that counting its backends sees no one else's work, else the
+/// main one.
+pub(crate) fn server_url() -> String {
+    std::env::var("TENANCY_SERVER2_URL")
+        .or_else(|_| std::env::var("TENANCY_TEST_DATABASE_URL"))
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub(crate) fn server_options() -> PgConnectOptions {
+    server_url().parse().expect("a postgres:// URL")
+}
+
+pub(crate) async fn admin() -> PgConnection {
+    let url = server_url();
+    PgConnection::connect(&url).await.unwrap_or_else(|e| {
+        panic!("cannot reach PostgreSQL at {url}: {e}\nrun the tests with scripts/test")
+    })
+}
+
+pub(crate) async fn exec(conn: &mut PgConnection, sql: String) {
+    sqlx::raw_sql(crate::sql::text(sql.clone()))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+}
+
+/// A short random name part, so that parallel tests never share a database.
+pub(crate) fn unique(test: &str) -> String {
+    format!(
+        "tt_{test}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Databases that a test made, dropped when it ends (also when it panics). Every database
+/// whose name starts with the guard's prefix is dropped, so a test may make more under it.
+pub(crate) struct Dropped {
+    pub(crate) prefix: String,
+}
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let Ok(mut conn) = PgConnection::connect(&server_url()).await else {
+                    return;
+                };
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+                )
+                .bind(&prefix)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+                for name in names {
+                    let _ = sqlx::raw_sql(crate::sql::text(format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        tenancy_core::ident::quote(&name)
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Creates `n` databases named `<prefix>_<i>`, each holding `setup` run with `{i}` replaced
+/// by its number.
+pub(crate) async fn databases(prefix: &str, n: usize, setup: &str) -> Vec<DatabaseName> {
+    let mut admin = admin().await;
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = DatabaseName::parse(&format!("{prefix}_{i}")).unwrap();
+        exec(&mut admin, format!("CREATE DATABASE {}", name.quoted())).await;
+        if !setup.is_empty() {
+            let mut conn = PgConnection::connect_with(&server_options().database(name.as_str()))
+                .await
+                .unwrap();
+            exec(&mut conn, setup.replace("{i}", &i.to_string())).await;
+            conn.close().await.unwrap();
+        }
+        names.push(name);
+    }
+    names
+}
+
+/// Backends connected to any of `names`, as the server counts them.
+pub(crate) async fn backends(conn: &mut PgConnection, names: &[DatabaseName]) -> i64 {
+    let names: Vec<&str> = names.iter().map(DatabaseName::as_str).collect();
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1)")
+        .bind(names)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Polls `fut` until it has been pending `k` times, then drops it: a cancellation at its k-th
+/// await. `Some(output)` if it finished first.
+pub(crate) async fn cancel_at<F: Future>(k: usize, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut pending = 0;
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => {
+            pending += 1;
+            if pending >= k {
+                std::task::Poll::Ready(None)
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after 20 s.
+pub(crate) async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    for _ in 0..2000 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("still not true after 20 s: {what}");
+}
