@@ -49,6 +49,8 @@ ui_groups! {
     compile_fail_superuser: compile_fail "compile-fail/superuser",
     compile_pass: pass "compile-pass",
     diagnostics: compile_fail "diagnostics",
+    test_attr: compile_fail "test-attr",
+    test_attr_pass: pass "test-attr/pass",
 }
 
 /// A directory of cases without a group above would never run: each one must be listed, and
@@ -80,15 +82,4 @@ fn every_case_directory_is_a_group() {
         dirs, groups,
         "tests/ui directories holding cases, against the groups in tests/ui.rs"
     );
-}
-
-#[test]
-#[cfg_attr(
-    not(ui_rustc),
-    ignore = "ui tests are pinned to rustc 1.95; expected output differs on other compilers"
-)]
-fn test_attr() {
-    let t = trybuild::TestCases::new();
-    t.compile_fail("tests/ui/test-attr/*.rs");
-    t.pass("tests/ui/test-attr/pass/*.rs");
 }
