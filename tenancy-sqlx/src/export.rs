@@ -8,6 +8,7 @@
 use sqlx::{PgConnection, Row};
 use tenancy_core::TenantId;
 
+use crate::catalog;
 use crate::lifecycle::TenantTable;
 use crate::{Error, Lookup, Result};
 
@@ -157,15 +158,11 @@ pub(crate) async fn data_columns(
     conn: &mut PgConnection,
     table: &TenantTable,
 ) -> Result<Vec<String>> {
-    Ok(crate::sql::admin_scalar(
-        "SELECT attname::text FROM pg_attribute \
-         WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
-           AND attgenerated = '' AND attname <> $2 ORDER BY attnum",
-    )
-    .bind(table.oid)
-    .bind(&table.column_name)
-    .fetch_all(&mut *conn)
-    .await?)
+    Ok(crate::sql::admin_scalar(catalog::DATA_COLUMNS)
+        .bind(table.oid)
+        .bind(&table.column_name)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 pub(crate) fn column_list(columns: &[String]) -> String {

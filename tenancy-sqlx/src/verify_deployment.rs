@@ -6,6 +6,7 @@
 use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, Row};
 
+use crate::catalog;
 use crate::lifecycle::tenant_tables_children_first;
 use crate::{Result, ShapeReport};
 
@@ -25,17 +26,9 @@ pub struct DeploymentReport {
 /// The checks of [`Tenancy::verify_deployment`](crate::Tenancy::verify_deployment), on `conn`.
 pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
     let mut report = DeploymentReport::default();
-    let schemas = crate::sql::admin_query(
-        "SELECT t.slug, t.schema_name, \
-                n.oid IS NOT NULL AS schema_exists, \
-                to_regclass(format('%I.tenancy_migrations', t.schema_name)) IS NOT NULL \
-                  AS history_exists \
-         FROM tenancy.tenants t \
-         LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name \
-         WHERE t.placement = 'own_schema' ORDER BY t.slug",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let schemas = crate::sql::admin_query(catalog::OWN_SCHEMAS_PRESENT)
+        .fetch_all(&mut *conn)
+        .await?;
     for r in schemas {
         let slug: String = r.try_get("slug")?;
         let schema: Option<String> = r.try_get("schema_name")?;
@@ -54,13 +47,9 @@ pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
             Some(_) => {}
         }
     }
-    let gone: Vec<String> = crate::sql::admin_scalar(
-        "SELECT s.name FROM tenancy.spare_schemas s \
-         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n \
-                           WHERE n.nspname = s.name) ORDER BY 1",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let gone: Vec<String> = crate::sql::admin_scalar(catalog::SPARES_MISSING)
+        .fetch_all(&mut *conn)
+        .await?;
     for s in gone {
         report
             .registry
