@@ -13,8 +13,7 @@ pub(crate) const TABLE_SCHEMA: &str = "SELECT n.nspname::text FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1";
 
 /// Every live column of table `$1`: `name`, `ty` (as `format_type` spells it), `attnotnull`.
-pub(crate) const TABLE_COLUMNS: &str =
-    "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS ty, attnotnull \
+pub(crate) const TABLE_COLUMNS: &str = "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS ty, attnotnull \
      FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped";
 
 /// Table `$1`'s keys and constraints: p(rimary), u(nique), f(oreign), x (exclusion), with
@@ -71,8 +70,7 @@ pub(crate) const FOREIGN_KEY_EDGES: &str = "SELECT conrelid::bigint, confrelid::
      WHERE contype = 'f' AND conrelid <> confrelid";
 
 /// The current role and whether row-level security skips it (superuser, `BYPASSRLS`).
-pub(crate) const ROLE_BYPASSES_RLS: &str =
-    "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_catalog.pg_roles \
+pub(crate) const ROLE_BYPASSES_RLS: &str = "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_catalog.pg_roles \
      WHERE rolname = current_user";
 
 /// Whether row-level security is enabled and forced on table `$1`.

@@ -10,6 +10,7 @@ use tenancy_core::TenantId;
 
 use crate::catalog;
 use crate::lifecycle::TenantTable;
+use crate::registry::store;
 use crate::{Error, Lookup, Result};
 
 const MAGIC: &str = "tenancy-archive 1";
@@ -145,7 +146,7 @@ pub(crate) async fn placement_schema(
     conn: &mut PgConnection,
     id: TenantId,
 ) -> Result<Option<String>> {
-    let row = crate::sql::admin_query("SELECT schema_name FROM tenancy.tenants WHERE id = $1")
+    let row = crate::sql::admin_query(store::TENANT_SCHEMA)
         .bind(id.as_uuid())
         .fetch_optional(&mut *conn)
         .await?
