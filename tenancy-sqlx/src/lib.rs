@@ -49,6 +49,7 @@ mod registry;
 // The tokens and the statement path.
 mod bind;
 mod column;
+mod criteria;
 mod ctx;
 mod model;
 mod query;
