@@ -1,7 +1,7 @@
 //! Streamed export and import: a tenant larger than memory goes to and comes from a file (or
 //! any byte stream) a chunk at a time.
 //!
-//! [`Tenancy::export_tenant`] builds a whole [`TenantArchive`](crate::TenantArchive) in memory,
+//! [`Tenancy::export_tenant`](crate::Tenancy::export_tenant) builds a whole [`TenantArchive`](crate::TenantArchive) in memory,
 //! and its format writes each table's byte length before the table's data, so it cannot be
 //! written before the data is all read. The streamed format (version 2) ends each table's data
 //! with COPY's own end marker instead, a line `\.` (which no data line can be: COPY text escapes
@@ -18,7 +18,7 @@
 //! end
 //! ```
 //!
-//! [`Tenancy::import_tenant_from`] reads both versions, streaming either.
+//! [`Tenancy::import_tenant_from`](crate::Tenancy::import_tenant_from) reads both versions, streaming either.
 
 use std::sync::Arc;
 
@@ -26,10 +26,13 @@ use futures_util::TryStreamExt;
 use tenancy_core::TenantId;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::conn::Conn;
+use sqlx::PgConnection;
+
 use crate::export::{bare_name, column_list, data_columns, placement_schema};
 use crate::lifecycle::{TenantTable, tenant_tables_children_first};
-use crate::{Error, Lookup, Result, Superuser, Tenancy};
+use crate::registry::store;
+use crate::runtime::Runtime;
+use crate::{Error, Lookup, Result};
 
 const MAGIC_V1: &str = "tenancy-archive 1";
 const MAGIC_V2: &str = "tenancy-archive 2";
@@ -66,7 +69,8 @@ pub struct ArchiveSummary {
 
 type ProgressFn = Arc<dyn Fn(&ArchiveProgress) + Send + Sync>;
 
-/// Options for [`Tenancy::export_tenant_to`] and [`Tenancy::import_tenant_from`].
+/// Options for [`Tenancy::export_tenant_to`](crate::Tenancy::export_tenant_to) and
+/// [`Tenancy::import_tenant_from`](crate::Tenancy::import_tenant_from).
 #[derive(Clone, Default)]
 #[must_use]
 pub struct ArchiveOptions {
@@ -96,6 +100,15 @@ impl ArchiveOptions {
         self
     }
 
+    /// The audit action of an import with these options.
+    pub(crate) fn import_action(&self) -> &'static str {
+        if self.replace {
+            "tenant.import_replace"
+        } else {
+            "tenant.import"
+        }
+    }
+
     fn report(&self, table: &str, rows: u64, bytes: u64) {
         if let Some(f) = &self.on_progress {
             f(&ArchiveProgress {
@@ -115,208 +128,153 @@ fn io(doing: &str, e: std::io::Error) -> Error {
     Error::Archive(format!("{doing}: {e}"))
 }
 
-impl Tenancy {
-    /// Exports every row of one tenant (any status), from one consistent snapshot, to `out`,
-    /// written as it is read: memory stays bounded by a chunk of COPY data, whatever the
-    /// tenant's size. Audited (`tenant.export`) before any row is read. The format is described
-    /// in this module's source; [`Tenancy::import_tenant_from`] reads it.
-    ///
-    /// `out` is flushed, not shut down. If this fails, what was written is a truncated archive
-    /// (no `end` line) that import refuses; write to a temporary file and rename it on success.
-    ///
-    /// ```no_run
-    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy, id: tenancy_sqlx::TenantId) -> tenancy_sqlx::Result<()> {
-    /// use tenancy_sqlx::ArchiveOptions;
-    /// let su = tenancy.superuser("ops@example.com", "ticket #4411 backup").await?;
-    /// let mut file = tokio::fs::File::create("acme.archive").await.expect("create");
-    /// let summary = tenancy.export_tenant_to(&su, id, &mut file, ArchiveOptions::default()).await?;
-    /// println!("{} rows", summary.rows);
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::TenantNotFound`], [`Error::Database`], [`Error::Archive`] when `out` fails.
-    pub async fn export_tenant_to<W>(
-        &self,
-        su: &Superuser,
-        id: TenantId,
-        out: &mut W,
-        options: ArchiveOptions,
-    ) -> Result<ArchiveSummary>
-    where
-        W: AsyncWrite + Unpin + Send + ?Sized,
-    {
-        self.check_superuser(su)?;
-        self.rt
-            .with_conn(async |c| su.audit(c, "tenant.export", &[id], None).await)
-            .await?;
-        let mut tx = self.rt.begin().await?;
-        sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        crate::rls::act_for(&mut tx, &self.rt, id).await?;
-        let schema = placement_schema(&mut tx, id).await?;
-        let write = async |out: &mut W, bytes: &[u8]| {
-            out.write_all(bytes)
-                .await
-                .map_err(|e| io("writing the archive", e))
-        };
-        write(out, format!("{MAGIC_V2}\nsource {id}\n").as_bytes()).await?;
-        let mut summary = ArchiveSummary {
-            source: Some(id),
-            ..ArchiveSummary::default()
-        };
-        let tables = tenant_tables_children_first(&mut tx, schema.as_deref()).await?;
-        for table in tables.iter().rev() {
-            let columns = data_columns(&mut tx, table).await?;
-            let name = bare_name(&table.name).to_owned();
-            write(
-                out,
-                format!("table {name} columns {}\n", columns.join(",")).as_bytes(),
-            )
-            .await?;
-            options.report(&name, summary.rows, summary.bytes);
-            // The uuid is formatted by us: no injection through it.
-            let copy = format!(
-                "COPY (SELECT {} FROM {} WHERE {} = '{id}') TO STDOUT",
-                column_list(&columns),
-                table.name,
-                table.column
-            );
-            let mut rows = 0u64;
-            let mut reported = summary.bytes;
-            let mut stream = tx.copy_out_raw(&copy).await?;
-            // PostgreSQL sends a message per row: report per `REPORT_EVERY` bytes, not per row.
-            while let Some(chunk) = stream.try_next().await? {
-                let n = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-                rows += n;
-                summary.rows += n;
-                summary.bytes += chunk.len() as u64;
-                write(out, &chunk).await?;
-                if summary.bytes - reported >= REPORT_EVERY {
-                    reported = summary.bytes;
-                    options.report(&name, summary.rows, summary.bytes);
-                }
-            }
-            drop(stream);
-            options.report(&name, summary.rows, summary.bytes);
-            write(out, format!("\\.\nrows {rows}\n").as_bytes()).await?;
-            summary.tables.push((name, rows));
-        }
-        write(out, b"end\n").await?;
-        out.flush()
+/// Writes tenant `id`'s rows to `out` in the streamed format, read in `tx` (the caller's
+/// consistent snapshot), a chunk of COPY data at a time.
+pub(crate) async fn export_to<W>(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    id: TenantId,
+    out: &mut W,
+    options: &ArchiveOptions,
+) -> Result<ArchiveSummary>
+where
+    W: AsyncWrite + Unpin + Send + ?Sized,
+{
+    crate::rls::act_for(tx, rt, id).await?;
+    let schema = placement_schema(tx, id).await?;
+    let write = async |out: &mut W, bytes: &[u8]| {
+        out.write_all(bytes)
             .await
-            .map_err(|e| io("writing the archive", e))?;
-        tx.commit().await?;
-        Ok(summary)
-    }
-
-    /// Imports an archive read from `input` (either version: [`Tenancy::export_tenant_to`]'s
-    /// or [`TenantArchive::to_bytes`](crate::TenantArchive::to_bytes)'), a chunk at a time,
-    /// into tenant `into`. The tenant must exist; it must have no rows, unless
-    /// [`ArchiveOptions::replace`] is set, which deletes its rows first in the same
-    /// transaction. One transaction; each table's row count is verified against the archive.
-    /// Audited (`tenant.import`, or `tenant.import_replace`).
-    ///
-    /// ```no_run
-    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy, into: tenancy_sqlx::TenantId) -> tenancy_sqlx::Result<()> {
-    /// use tenancy_sqlx::ArchiveOptions;
-    /// let su = tenancy.superuser("ops@example.com", "ticket #4411 restore").await?;
-    /// let file = tokio::fs::File::open("acme.archive").await.expect("open");
-    /// let mut input = tokio::io::BufReader::new(file);
-    /// tenancy.import_tenant_from(&su, &mut input, into, ArchiveOptions::default()).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Archive`] for a malformed or truncated archive, a target that is not empty
-    /// (without `replace`), a missing table or column, or a count that does not match;
-    /// [`Error::TenantNotFound`]; [`Error::Database`]. Nothing is imported or deleted then.
-    pub async fn import_tenant_from<R>(
-        &self,
-        su: &Superuser,
-        input: &mut R,
-        into: TenantId,
-        options: ArchiveOptions,
-    ) -> Result<ArchiveSummary>
-    where
-        R: AsyncBufRead + Unpin + Send + ?Sized,
-    {
-        self.check_superuser(su)?;
-        let version = match read_line(input).await?.as_deref() {
-            Some(MAGIC_V1) => 1,
-            Some(MAGIC_V2) => 2,
-            _ => return Err(bad("not a tenancy archive (or an unknown version)")),
-        };
-        let source = read_line(input)
-            .await?
-            .as_deref()
-            .and_then(|l| l.strip_prefix("source "))
-            .ok_or_else(|| bad("missing source"))?
-            .parse::<TenantId>()?;
-        let mut tx = self.rt.begin().await?;
-        crate::sql::admin_query("SELECT 1 FROM tenancy.tenants WHERE id = $1 FOR UPDATE")
-            .bind(into.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
-        crate::rls::act_for(&mut tx, &self.rt, into).await?;
-        let schema = placement_schema(&mut tx, into).await?;
-        let targets = tenant_tables_children_first(&mut tx, schema.as_deref()).await?;
-        let replaced = empty_target(&mut tx, &targets, into, options.replace).await?;
-        let mut summary = ArchiveSummary {
-            source: Some(source),
-            ..ArchiveSummary::default()
-        };
-        for i in 0.. {
-            let header = read_line(input)
-                .await?
-                .ok_or_else(|| bad("truncated archive"))?;
-            if header == "end" {
-                break;
-            }
-            let section = Section::parse(&header, version)?;
-            let target = targets
-                .iter()
-                .find(|t| bare_name(&t.name) == section.name)
-                .ok_or_else(|| bad(format!("the target has no table {}", section.name)))?;
-            let rows = import_table(
-                &mut tx,
-                target,
-                &section,
-                i,
-                into,
-                input,
-                &options,
-                &mut summary,
-            )
-            .await?;
-            summary.tables.push((section.name, rows));
-        }
-        let action = if options.replace {
-            "tenant.import_replace"
-        } else {
-            "tenant.import"
-        };
-        let detail = format!(
-            "from {source} ({} rows{})",
-            summary.rows,
-            if options.replace {
-                format!(", {replaced} rows replaced")
-            } else {
-                String::new()
-            }
+            .map_err(|e| io("writing the archive", e))
+    };
+    write(out, format!("{MAGIC_V2}\nsource {id}\n").as_bytes()).await?;
+    let mut summary = ArchiveSummary {
+        source: Some(id),
+        ..ArchiveSummary::default()
+    };
+    let tables = tenant_tables_children_first(&mut *tx, schema.as_deref()).await?;
+    for table in tables.iter().rev() {
+        let columns = data_columns(tx, table).await?;
+        let name = bare_name(&table.name).to_owned();
+        write(
+            out,
+            format!("table {name} columns {}\n", columns.join(",")).as_bytes(),
+        )
+        .await?;
+        options.report(&name, summary.rows, summary.bytes);
+        // The uuid is formatted by us: no injection through it.
+        let copy = format!(
+            "COPY (SELECT {} FROM {} WHERE {} = '{id}') TO STDOUT",
+            column_list(&columns),
+            table.name,
+            table.column
         );
-        su.audit(&mut tx, action, &[into], Some(&detail)).await?;
-        tx.commit_and_reset().await?;
-        Ok(summary)
+        let mut rows = 0u64;
+        let mut reported = summary.bytes;
+        let mut stream = tx.copy_out_raw(&copy).await?;
+        // PostgreSQL sends a message per row: report per `REPORT_EVERY` bytes, not per row.
+        while let Some(chunk) = stream.try_next().await? {
+            let n = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            rows += n;
+            summary.rows += n;
+            summary.bytes += chunk.len() as u64;
+            write(out, &chunk).await?;
+            if summary.bytes - reported >= REPORT_EVERY {
+                reported = summary.bytes;
+                options.report(&name, summary.rows, summary.bytes);
+            }
+        }
+        drop(stream);
+        options.report(&name, summary.rows, summary.bytes);
+        write(out, format!("\\.\nrows {rows}\n").as_bytes()).await?;
+        summary.tables.push((name, rows));
     }
+    write(out, b"end\n").await?;
+    out.flush()
+        .await
+        .map_err(|e| io("writing the archive", e))?;
+    Ok(summary)
+}
+
+/// An archive's first two lines: its format version and the tenant it was exported from.
+/// Read before any transaction begins, so that a file that is no archive costs no connection.
+pub(crate) async fn read_header<R>(input: &mut R) -> Result<(u8, TenantId)>
+where
+    R: AsyncBufRead + Unpin + Send + ?Sized,
+{
+    let version = match read_line(input).await?.as_deref() {
+        Some(MAGIC_V1) => 1,
+        Some(MAGIC_V2) => 2,
+        _ => return Err(bad("not a tenancy archive (or an unknown version)")),
+    };
+    let source = read_line(input)
+        .await?
+        .as_deref()
+        .and_then(|l| l.strip_prefix("source "))
+        .ok_or_else(|| bad("missing source"))?
+        .parse::<TenantId>()?;
+    Ok((version, source))
+}
+
+/// Reads the rest of an archive (after [`read_header`]) from `input` into tenant `into`, in
+/// `tx`; with `replace`, deletes the tenant's rows first. Returns what was imported and the
+/// audit detail line.
+pub(crate) async fn import_from<R>(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    (version, source): (u8, TenantId),
+    input: &mut R,
+    into: TenantId,
+    options: &ArchiveOptions,
+) -> Result<(ArchiveSummary, String)>
+where
+    R: AsyncBufRead + Unpin + Send + ?Sized,
+{
+    crate::sql::admin_query(store::TENANT_LOCK)
+        .bind(into.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
+    crate::rls::act_for(tx, rt, into).await?;
+    let schema = placement_schema(tx, into).await?;
+    let targets = tenant_tables_children_first(&mut *tx, schema.as_deref()).await?;
+    let replaced = empty_target(tx, &targets, into, options.replace).await?;
+    let mut summary = ArchiveSummary {
+        source: Some(source),
+        ..ArchiveSummary::default()
+    };
+    for i in 0.. {
+        let header = read_line(input)
+            .await?
+            .ok_or_else(|| bad("truncated archive"))?;
+        if header == "end" {
+            break;
+        }
+        let section = Section::parse(&header, version)?;
+        let target = targets
+            .iter()
+            .find(|t| bare_name(&t.name) == section.name)
+            .ok_or_else(|| bad(format!("the target has no table {}", section.name)))?;
+        let rows =
+            import_table(tx, target, &section, i, into, input, options, &mut summary).await?;
+        summary.tables.push((section.name, rows));
+    }
+    let detail = format!(
+        "from {source} ({} rows{})",
+        summary.rows,
+        if options.replace {
+            format!(", {replaced} rows replaced")
+        } else {
+            String::new()
+        }
+    );
+    Ok((summary, detail))
 }
 
 /// Refuses a target with rows, or with `replace` deletes them (children first). Returns the
 /// rows deleted.
 async fn empty_target(
-    tx: &mut Conn,
+    tx: &mut PgConnection,
     targets: &[TenantTable],
     into: TenantId,
     replace: bool,
@@ -330,7 +288,7 @@ async fn empty_target(
                 target.column
             )))
             .bind(into.as_uuid())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             continue;
@@ -340,7 +298,7 @@ async fn empty_target(
             target.column
         )))
         .bind(into.as_uuid())
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         if n > 0 {
             return Err(bad(format!(
@@ -400,7 +358,7 @@ impl Section {
 /// tenant `into`; checks the count the archive states. Returns the rows imported.
 #[allow(clippy::too_many_arguments)]
 async fn import_table<R>(
-    tx: &mut Conn,
+    tx: &mut PgConnection,
     target: &TenantTable,
     section: &Section,
     i: usize,
@@ -425,7 +383,7 @@ where
     sqlx::raw_sql(crate::sql::text(format!(
         "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {cols} FROM {qualified} WITH NO DATA"
     )))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     options.report(&section.name, summary.rows, summary.bytes);
     let mut copy = tx
@@ -487,7 +445,7 @@ where
         target.column
     )))
     .bind(into.as_uuid())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted != stated || rows != stated {

@@ -8,7 +8,9 @@
 use sqlx::{PgConnection, Row};
 use tenancy_core::TenantId;
 
+use crate::catalog;
 use crate::lifecycle::TenantTable;
+use crate::registry::store;
 use crate::{Error, Lookup, Result};
 
 const MAGIC: &str = "tenancy-archive 1";
@@ -144,7 +146,7 @@ pub(crate) async fn placement_schema(
     conn: &mut PgConnection,
     id: TenantId,
 ) -> Result<Option<String>> {
-    let row = crate::sql::admin_query("SELECT schema_name FROM tenancy.tenants WHERE id = $1")
+    let row = crate::sql::admin_query(store::TENANT_SCHEMA)
         .bind(id.as_uuid())
         .fetch_optional(&mut *conn)
         .await?
@@ -157,15 +159,11 @@ pub(crate) async fn data_columns(
     conn: &mut PgConnection,
     table: &TenantTable,
 ) -> Result<Vec<String>> {
-    Ok(crate::sql::admin_scalar(
-        "SELECT attname::text FROM pg_attribute \
-         WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
-           AND attgenerated = '' AND attname <> $2 ORDER BY attnum",
-    )
-    .bind(table.oid)
-    .bind(&table.column_name)
-    .fetch_all(&mut *conn)
-    .await?)
+    Ok(crate::sql::admin_scalar(catalog::DATA_COLUMNS)
+        .bind(table.oid)
+        .bind(&table.column_name)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 pub(crate) fn column_list(columns: &[String]) -> String {

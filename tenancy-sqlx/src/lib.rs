@@ -43,11 +43,13 @@ mod doc_setup;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 mod tenancy;
-// The registry: rows, cache, notifications, its own schema.
+// The registry: rows, cache, notifications, its own schema; and the server's own catalog.
+mod catalog;
 mod registry;
 // The tokens and the statement path.
 mod bind;
 mod column;
+mod criteria;
 mod ctx;
 mod model;
 mod query;

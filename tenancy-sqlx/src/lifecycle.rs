@@ -6,6 +6,7 @@
 use sqlx::Row;
 use tenancy_core::TenantStatus;
 
+use crate::catalog;
 use crate::{Error, Result};
 
 /// The lifecycle moves, with the states each may start from.
@@ -85,39 +86,16 @@ pub(crate) async fn tenant_tables_children_first(
     conn: &mut sqlx::PgConnection,
     schema: Option<&str>,
 ) -> Result<Vec<TenantTable>> {
-    let tables = crate::sql::admin_query(
-        "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name, \
-                tc.col AS col \
-         FROM pg_class c \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         JOIN LATERAL ( \
-             SELECT a.attname::text AS col, 0 AS pref FROM pg_attribute a \
-             WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
-             UNION ALL \
-             SELECT a.attname::text, 1 FROM pg_constraint k \
-             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] \
-             WHERE k.conrelid = c.oid AND k.contype = 'f' \
-               AND k.confrelid = 'tenancy.tenants'::regclass AND cardinality(k.conkey) = 1 \
-             ORDER BY pref LIMIT 1 \
-         ) tc ON true \
-         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-           AND CASE WHEN $1::text IS NULL \
-                    THEN n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'tenancy' \
-                    ELSE n.nspname = $1 END \
-         ORDER BY 2",
-    )
-    .bind(schema)
-    .fetch_all(&mut *conn)
-    .await?;
-    let edges: Vec<(i64, i64)> = crate::sql::admin_query(
-        "SELECT conrelid::bigint, confrelid::bigint FROM pg_constraint \
-         WHERE contype = 'f' AND conrelid <> confrelid",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-    .collect::<Result<_>>()?;
+    let tables = crate::sql::admin_query(catalog::TENANT_TABLES)
+        .bind(schema)
+        .fetch_all(&mut *conn)
+        .await?;
+    let edges: Vec<(i64, i64)> = crate::sql::admin_query(catalog::FOREIGN_KEY_EDGES)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_>>()?;
     let mut pending: Vec<TenantTable> = tables
         .iter()
         .map(|r| {

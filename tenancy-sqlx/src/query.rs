@@ -5,6 +5,7 @@ use sqlx::SqlStr;
 
 use crate::bind::TenantArgs;
 use crate::column::{Filter, Order};
+use crate::criteria::Criteria;
 use crate::model::Model;
 use crate::sql::ModelSql;
 use crate::sql::{SqlBuf, push_keyset};
@@ -26,20 +27,14 @@ use crate::{Error, Result, Scope};
 ///
 /// Building needs no scope; every method that runs it takes one.
 pub struct Select<M> {
-    filter: Filter<M>,
-    order: Vec<Order<M>>,
-    limit: Option<i64>,
-    offset: Option<i64>,
+    rows: Criteria<M>,
     after: Option<Vec<Option<Value>>>,
 }
 
 impl<M> Clone for Select<M> {
     fn clone(&self) -> Self {
         Self {
-            filter: self.filter.clone(),
-            order: self.order.clone(),
-            limit: self.limit,
-            offset: self.offset,
+            rows: self.rows.clone(),
             after: self.after.clone(),
         }
     }
@@ -47,11 +42,8 @@ impl<M> Clone for Select<M> {
 
 impl<M> std::fmt::Debug for Select<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Select")
-            .field("filter", &self.filter)
-            .field("order", &self.order)
-            .field("limit", &self.limit)
-            .field("offset", &self.offset)
+        self.rows
+            .debug_fields(&mut f.debug_struct("Select"))
             .field("after", &self.after.is_some())
             .finish()
     }
@@ -60,10 +52,7 @@ impl<M> std::fmt::Debug for Select<M> {
 impl<M: Model> Select<M> {
     pub(crate) fn new() -> Self {
         Self {
-            filter: Filter::all(),
-            order: Vec::new(),
-            limit: None,
-            offset: None,
+            rows: Criteria::new(),
             after: None,
         }
     }
@@ -71,7 +60,7 @@ impl<M: Model> Select<M> {
     /// Keeps the rows matching `filter` too (filters accumulate with AND).
     #[must_use]
     pub fn filter(mut self, filter: Filter<M>) -> Self {
-        self.filter = std::mem::replace(&mut self.filter, Filter::all()).and(filter);
+        self.rows.and(filter);
         self
     }
 
@@ -82,7 +71,7 @@ impl<M: Model> Select<M> {
     /// rows that share the ordering columns' values.
     #[must_use]
     pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order.push(order);
+        self.rows.order.push(order);
         self
     }
 
@@ -90,14 +79,14 @@ impl<M: Model> Select<M> {
     /// that which rows come back does not depend on the server's plan.
     #[must_use]
     pub fn limit(mut self, n: i64) -> Self {
-        self.limit = Some(n);
+        self.rows.limit = Some(n);
         self
     }
 
     /// Skips the first `n` rows. For deep pages, prefer [`Select::after`].
     #[must_use]
     pub fn offset(mut self, n: i64) -> Self {
-        self.offset = Some(n);
+        self.rows.offset = Some(n);
         self
     }
 
@@ -121,9 +110,9 @@ impl<M: Model> Select<M> {
     /// first page differently from the next, and rows tied on the user's columns would be
     /// repeated or skipped. Only an unordered, unpaged query is left to the server's order.
     fn effective_order(&self) -> Vec<Order<M>> {
-        let mut order = self.order.clone();
+        let mut order = self.rows.order.clone();
         let key = M::META.key;
-        let paged = self.after.is_some() || self.limit.is_some() || self.offset.is_some();
+        let paged = self.after.is_some() || self.rows.paged();
         if (paged || !order.is_empty()) && !order.iter().any(|o| o.col == key) {
             let desc = order.last().is_some_and(|o| o.desc);
             order.push(Order::new(key, desc));
@@ -135,17 +124,17 @@ impl<M: Model> Select<M> {
         // `model_sql.select` ends in `WHERE <tenant> = ` and the tenant's mark: the tenant is bound
         // last, by `SqlBuf::finish`.
         let mut buf = SqlBuf::new(model_sql.select.text(schema));
-        buf.and_filter(model_sql, &self.filter)?;
+        buf.and_filter(model_sql, &self.rows.filter)?;
         let order = self.effective_order();
         if let Some(values) = &self.after {
             push_keyset(&mut buf, model_sql, &order, values)?;
         }
         buf.order_by(model_sql, &order)?;
-        if let Some(limit) = self.limit {
+        if let Some(limit) = self.rows.limit {
             buf.push(" LIMIT ");
             buf.bind(limit)?;
         }
-        if let Some(offset) = self.offset {
+        if let Some(offset) = self.rows.offset {
             buf.push(" OFFSET ");
             buf.bind(offset)?;
         }

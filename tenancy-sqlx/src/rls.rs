@@ -110,6 +110,7 @@
 use sqlx::{PgConnection, PgPool};
 use tenancy_core::{TenantId, ValidationError};
 
+use crate::catalog;
 use crate::runtime::Runtime;
 use crate::{Error, Result};
 
@@ -167,7 +168,7 @@ fn quote_table(table: &str) -> Result<String, ValidationError> {
 pub fn policy_sql(table: &str, tenant_column: &str) -> Result<String, ValidationError> {
     let table = quote_table(table)?;
     let cond = condition(tenancy_core::ident::validate(tenant_column)?);
-    let children = descendants(&format!("'{table}'::regclass"));
+    let children = catalog::descendants(&format!("'{table}'::regclass"));
     Ok(format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n\
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;\n\
@@ -188,18 +189,6 @@ pub fn policy_sql(table: &str, tenant_column: &str) -> Result<String, Validation
     ))
 }
 
-/// A query for every partition and inheritance child of `parent` (an expression of type
-/// `regclass`), at any depth, as `regclass`.
-fn descendants(parent: &str) -> String {
-    format!(
-        "WITH RECURSIVE tree(oid) AS ( \
-             SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = {parent} \
-             UNION \
-             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid) \
-         SELECT oid::regclass FROM tree"
-    )
-}
-
 /// Inside an admin transaction that touches one tenant's rows (export, import, purge): acts for
 /// that tenant, if row-level security is on. One round trip then, none otherwise.
 pub(crate) async fn act_for(conn: &mut PgConnection, rt: &Runtime, tenant: TenantId) -> Result<()> {
@@ -218,12 +207,9 @@ pub(crate) async fn act_for(conn: &mut PgConnection, rt: &Runtime, tenant: Tenan
 /// connection is intended (local development, maintenance).
 pub(crate) async fn check_role(pool: &PgPool) -> Result<()> {
     // A simple query: one round trip that PgBouncer in transaction mode cannot split.
-    let row = sqlx::raw_sql(
-        "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_catalog.pg_roles \
-         WHERE rolname = current_user",
-    )
-    .fetch_one(pool)
-    .await?;
+    let row = sqlx::raw_sql(catalog::ROLE_BYPASSES_RLS)
+        .fetch_one(pool)
+        .await?;
     let (role, superuser, bypass): (String, bool, bool) = {
         use sqlx::Row;
         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
@@ -253,21 +239,14 @@ pub(crate) async fn policy_problems(
     tenant_column: &str,
 ) -> Result<Vec<String>> {
     use sqlx::Row;
-    let table = crate::sql::admin_query(
-        "SELECT relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1",
-    )
-    .bind(oid)
-    .fetch_one(&mut *conn)
-    .await?;
-    let policies = crate::sql::admin_query(
-        "SELECT polname::text AS name, polpermissive, polcmd::text AS cmd, \
-                pg_catalog.pg_get_expr(polqual, polrelid) AS qual, \
-                pg_catalog.pg_get_expr(polwithcheck, polrelid) AS check \
-         FROM pg_catalog.pg_policy WHERE polrelid = $1 ORDER BY polname",
-    )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await?;
+    let table = crate::sql::admin_query(catalog::TABLE_RLS_FLAGS)
+        .bind(oid)
+        .fetch_one(&mut *conn)
+        .await?;
+    let policies = crate::sql::admin_query(catalog::TABLE_POLICIES)
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await?;
     let fix =
         "(run the SQL of tenancy_sqlx::rls::policy_sql, or Tenancy::install_row_level_security)";
     let mut problems = Vec::new();
@@ -320,7 +299,7 @@ pub(crate) async fn descendant_problems(
     let children: Vec<(sqlx::postgres::types::Oid, String)> =
         crate::sql::admin_query(crate::sql::text(format!(
             "SELECT child::oid, child::text FROM ({}) d(child) ORDER BY 2",
-            descendants("$1::oid::regclass")
+            catalog::descendants("$1::oid::regclass")
         )))
         .bind(oid)
         .fetch_all(&mut *conn)

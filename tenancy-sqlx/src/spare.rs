@@ -24,15 +24,9 @@ pub(crate) async fn take(
 ) -> Result<bool> {
     // The savepoint rides with the take in one round trip; it need not be released (the
     // transaction's commit does that).
-    let spare = sqlx::raw_sql(
-        "SAVEPOINT tenancy_take_spare; \
-         DELETE FROM tenancy.spare_schemas WHERE name = ( \
-             SELECT name FROM tenancy.spare_schemas ORDER BY created_at, name \
-             LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         RETURNING name",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+    let spare = sqlx::raw_sql(store::SPARE_TAKE_OLDEST)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(spare) = spare else {
         return Ok(false);
     };

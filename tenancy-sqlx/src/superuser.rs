@@ -251,6 +251,29 @@ impl Superuser {
         Ok(out)
     }
 
+    /// The one way an audited read is done: checks this capability against `rt`, writes the
+    /// audit row (action `action`, naming `tenants`) first, on a connection of its own, so that
+    /// the read is on record even if it fails half-way, then runs `read` in one consistent,
+    /// read-only snapshot (`REPEATABLE READ, READ ONLY`), which cannot hold the audit row.
+    pub(crate) async fn audited_snapshot<T>(
+        &self,
+        rt: &Arc<Runtime>,
+        action: &str,
+        tenants: &[TenantId],
+        read: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.check_for(rt)?;
+        rt.with_conn(async |c| self.audit(c, action, tenants, None).await)
+            .await?;
+        let mut tx = rt.begin().await?;
+        sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let out = read(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Writes an audit record for an operation done with this capability, on `conn` so that it
     /// commits or rolls back with the operation itself. Prefer [`Superuser::audited`], which
     /// cannot forget it; this is for the work that must audit before its transaction ends

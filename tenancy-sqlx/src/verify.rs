@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 
 use sqlx::{PgConnection, Row};
 
+use crate::catalog;
 use crate::model::{Model, ModelMeta};
 use crate::sql::ModelSql;
 use crate::{Error, Result};
@@ -138,7 +139,7 @@ async fn table_oid(
         None => table,
         Some(schema) => format!("{schema}.{table}"),
     };
-    Ok(crate::sql::admin_scalar("SELECT to_regclass($1)::oid")
+    Ok(crate::sql::admin_scalar(catalog::TABLE_OID)
         .bind(name)
         .fetch_one(&mut *conn)
         .await?)
@@ -160,13 +161,10 @@ async fn shape_problems(
 
     if schema.is_none() {
         // The shared table is found through the search_path: never in a tenant's schema.
-        let found: String = crate::sql::admin_scalar(
-            "SELECT n.nspname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-        )
-        .bind(oid)
-        .fetch_one(&mut *conn)
-        .await?;
+        let found: String = crate::sql::admin_scalar(catalog::TABLE_SCHEMA)
+            .bind(oid)
+            .fetch_one(&mut *conn)
+            .await?;
         if crate::search_path::is_tenant_schema(&found) {
             return Ok(vec![format!(
                 "the search_path finds the table in the tenant schema {found:?}, not the shared \
@@ -175,13 +173,10 @@ async fn shape_problems(
         }
     }
     let mut problems = Vec::new();
-    let columns: Vec<sqlx::postgres::PgRow> = crate::sql::admin_query(
-        "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS ty, attnotnull \
-         FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
-    )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await?;
+    let columns: Vec<sqlx::postgres::PgRow> = crate::sql::admin_query(catalog::TABLE_COLUMNS)
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await?;
     let column = |name: &str| columns.iter().find(|r| r.get::<String, _>("name") == name);
     match column(tenant) {
         None => problems.push(format!("no tenant column {tenant:?}")),
@@ -205,18 +200,11 @@ async fn shape_problems(
     }
 
     // Constraints: p(rimary), u(nique), f(oreign), x (exclusion), with column names in order.
-    let constraints: Vec<sqlx::postgres::PgRow> = crate::sql::admin_query(
-        "SELECT c.conname::text AS name, c.contype::text AS kind, \
-                ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) \
-                      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i) AS cols, \
-                ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i) \
-                      JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i) AS fcols, \
-                COALESCE(c.confrelid = to_regclass('tenancy.tenants'), false) AS to_registry \
-         FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype IN ('p', 'u', 'f', 'x') ORDER BY c.conname",
-    )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await?;
+    let constraints: Vec<sqlx::postgres::PgRow> =
+        crate::sql::admin_query(catalog::TABLE_CONSTRAINTS)
+            .bind(oid)
+            .fetch_all(&mut *conn)
+            .await?;
     let mut has_pk = false;
     for c in &constraints {
         let name: String = c.get("name");
@@ -268,16 +256,10 @@ async fn shape_problems(
     // Indexes not behind one of this table's constraints (those were reported above). A foreign
     // key of another table also records the index it relies on in `conindid`, so match on
     // `conrelid` too, or a tenant-less unique index referenced from elsewhere would pass.
-    let indexes = crate::sql::admin_query(
-        "SELECT ci.relname::text AS name, \
-                (SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[0]) AS first \
-         FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid \
-         WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) \
-         ORDER BY ci.relname",
-    )
-    .bind(oid)
-    .fetch_all(&mut *conn)
-    .await?;
+    let indexes = crate::sql::admin_query(catalog::TABLE_INDEXES_WITHOUT_CONSTRAINT)
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await?;
     for ix in &indexes {
         let name: String = ix.get("name");
         let first: Option<String> = ix.get("first");

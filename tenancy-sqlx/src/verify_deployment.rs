@@ -1,15 +1,16 @@
 //! Checks of a deployment that need no model types: what an operator's `tenancy verify` can
-//! run from outside the application. [`Tenancy::verify`] checks a model's table against the
-//! model; this checks the registry's promises and the row-level security of every table that
-//! holds tenant rows.
+//! run from outside the application. [`Tenancy::verify`](crate::Tenancy::verify) checks a
+//! model's table against the model; this checks the registry's promises and the row-level
+//! security of every table that holds tenant rows.
 
-use sqlx::Row;
 use sqlx::postgres::types::Oid;
+use sqlx::{PgConnection, Row};
 
+use crate::catalog;
 use crate::lifecycle::tenant_tables_children_first;
-use crate::{Result, ShapeReport, Tenancy};
+use crate::{Result, ShapeReport};
 
-/// What [`Tenancy::verify_deployment`] found.
+/// What [`Tenancy::verify_deployment`](crate::Tenancy::verify_deployment) found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeploymentReport {
@@ -22,89 +23,50 @@ pub struct DeploymentReport {
     pub row_level_security: Vec<ShapeReport>,
 }
 
-impl Tenancy {
-    /// Checks what can be checked without the application's model types: that every
-    /// own-schema tenant's schema and migration history exist, that every spare schema exists,
-    /// and the row-level security of every shared table that holds tenant rows (as
-    /// [`Tenancy::verify`] checks it for a model's table with row-level security on). Reads
-    /// the catalog and the registry, no tenant's rows, so it takes no `Superuser`.
-    ///
-    /// Whether row-level security problems matter is the caller's policy: a deployment that
-    /// does not use it has them all.
-    ///
-    /// ```no_run
-    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy) -> tenancy_sqlx::Result<()> {
-    /// let report = tenancy.verify_deployment().await?;
-    /// for problem in &report.registry { eprintln!("registry: {problem}") }
-    /// for table in report.row_level_security.iter().filter(|t| !t.problems.is_empty()) {
-    ///     eprintln!("{table}");
-    /// }
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Database`](crate::Error::Database).
-    pub async fn verify_deployment(&self) -> Result<DeploymentReport> {
-        self.rt
-            .with_conn(async |conn| {
-                let mut report = DeploymentReport::default();
-                let schemas = crate::sql::admin_query(
-                    "SELECT t.slug, t.schema_name, \
-                            n.oid IS NOT NULL AS schema_exists, \
-                            to_regclass(format('%I.tenancy_migrations', t.schema_name)) IS NOT NULL \
-                              AS history_exists \
-                     FROM tenancy.tenants t \
-                     LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name \
-                     WHERE t.placement = 'own_schema' ORDER BY t.slug",
-                )
-                .fetch_all(&mut *conn)
-                .await?;
-                for r in schemas {
-                    let slug: String = r.try_get("slug")?;
-                    let schema: Option<String> = r.try_get("schema_name")?;
-                    match schema {
-                        None => report
-                            .registry
-                            .push(format!("own-schema tenant {slug:?} has no schema recorded")),
-                        Some(s) if !r.try_get::<bool, _>("schema_exists")? => report
-                            .registry
-                            .push(format!("tenant {slug:?}: schema {s:?} does not exist")),
-                        Some(s) if !r.try_get::<bool, _>("history_exists")? => {
-                            report.registry.push(format!(
-                                "tenant {slug:?}: schema {s:?} has no tenancy_migrations history"
-                            ));
-                        }
-                        Some(_) => {}
-                    }
-                }
-                let gone: Vec<String> = crate::sql::admin_scalar(
-                    "SELECT s.name FROM tenancy.spare_schemas s \
-                     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n \
-                                       WHERE n.nspname = s.name) ORDER BY 1",
-                )
-                .fetch_all(&mut *conn)
-                .await?;
-                for s in gone {
-                    report
-                        .registry
-                        .push(format!("spare schema {s:?} is listed but does not exist"));
-                }
-                for table in tenant_tables_children_first(&mut *conn, None).await? {
-                    let oid = Oid(u32::try_from(table.oid).unwrap_or_default());
-                    let mut problems =
-                        crate::rls::policy_problems(&mut *conn, oid, &table.column_name).await?;
-                    problems.extend(
-                        crate::rls::descendant_problems(&mut *conn, oid, &table.column_name)
-                            .await?,
-                    );
-                    report.row_level_security.push(ShapeReport {
-                        table: table.name,
-                        problems,
-                    });
-                }
-                report.row_level_security.sort_by(|a, b| a.table.cmp(&b.table));
-                Ok(report)
-            })
-            .await
+/// The checks of [`Tenancy::verify_deployment`](crate::Tenancy::verify_deployment), on `conn`.
+pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
+    let mut report = DeploymentReport::default();
+    let schemas = crate::sql::admin_query(catalog::OWN_SCHEMAS_PRESENT)
+        .fetch_all(&mut *conn)
+        .await?;
+    for r in schemas {
+        let slug: String = r.try_get("slug")?;
+        let schema: Option<String> = r.try_get("schema_name")?;
+        match schema {
+            None => report
+                .registry
+                .push(format!("own-schema tenant {slug:?} has no schema recorded")),
+            Some(s) if !r.try_get::<bool, _>("schema_exists")? => report
+                .registry
+                .push(format!("tenant {slug:?}: schema {s:?} does not exist")),
+            Some(s) if !r.try_get::<bool, _>("history_exists")? => {
+                report.registry.push(format!(
+                    "tenant {slug:?}: schema {s:?} has no tenancy_migrations history"
+                ));
+            }
+            Some(_) => {}
+        }
     }
+    let gone: Vec<String> = crate::sql::admin_scalar(catalog::SPARES_MISSING)
+        .fetch_all(&mut *conn)
+        .await?;
+    for s in gone {
+        report
+            .registry
+            .push(format!("spare schema {s:?} is listed but does not exist"));
+    }
+    for table in tenant_tables_children_first(&mut *conn, None).await? {
+        let oid = Oid(u32::try_from(table.oid).unwrap_or_default());
+        let mut problems = crate::rls::policy_problems(&mut *conn, oid, &table.column_name).await?;
+        problems
+            .extend(crate::rls::descendant_problems(&mut *conn, oid, &table.column_name).await?);
+        report.row_level_security.push(ShapeReport {
+            table: table.name,
+            problems,
+        });
+    }
+    report
+        .row_level_security
+        .sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(report)
 }

@@ -73,3 +73,33 @@ pub(crate) const SPARES_COUNT: &str = "SELECT count(*) FROM tenancy.spare_schema
 pub(crate) const SPARE_INSERT: &str = "INSERT INTO tenancy.spare_schemas (name) VALUES ($1)";
 
 pub(crate) const SPARE_DELETE: &str = "DELETE FROM tenancy.spare_schemas WHERE name = $1";
+
+pub(crate) const SPARES_ALL: &str = "SELECT name FROM tenancy.spare_schemas ORDER BY name";
+
+/// Skips a spare that a provisioning holds (or that is gone).
+pub(crate) const SPARE_LOCK_IF_FREE: &str =
+    "SELECT name FROM tenancy.spare_schemas WHERE name = $1 FOR UPDATE SKIP LOCKED";
+
+/// Takes the oldest spare no one else is taking, behind a savepoint (`tenancy_take_spare`) that
+/// rides with it in one round trip, so that a failed adoption can give the spare back.
+pub(crate) const SPARE_TAKE_OLDEST: &str = "SAVEPOINT tenancy_take_spare; \
+     DELETE FROM tenancy.spare_schemas WHERE name = ( \
+         SELECT name FROM tenancy.spare_schemas ORDER BY created_at, name \
+         LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING name";
+
+pub(crate) const TENANT_SCHEMA: &str = "SELECT schema_name FROM tenancy.tenants WHERE id = $1";
+
+pub(crate) const OWN_SCHEMA_TENANTS: &str = "SELECT id, slug, schema_name FROM tenancy.tenants \
+     WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug";
+
+/// The head of a report's tenant resolution (the caller adds its `WHERE`): each tenant with
+/// whether column `$2` of table `$1` is declared `NOT NULL` (`NULL` without such a column).
+pub(crate) const TENANTS_WITH_COLUMN_NOT_NULL: &str = "SELECT id, slug, status, placement, schema_name, \
+     (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
+      AND a.attname = $2 AND NOT a.attisdropped) AS not_null \
+     FROM tenancy.tenants ";
+
+/// The head of an audit log read (the caller adds its filters with `AND`).
+pub(crate) const AUDIT_LOG_FILTERED: &str = "SELECT id, at, actor, reason, action, tenant_ids, grant_id, detail \
+     FROM tenancy.audit_log WHERE TRUE";

@@ -23,6 +23,7 @@ pub(crate) use plan::Batch;
 pub use plan::PROBE_SCHEMAS;
 
 use crate::column::{Filter, Order};
+use crate::criteria::Criteria;
 use crate::model::Model;
 use crate::sql::ModelSql;
 use crate::sql::SqlBuf;
@@ -150,10 +151,7 @@ impl<M: Model> Repo<M> {
 /// tenant covered, and the query (the model's table, the filter with placeholders, never its
 /// values, the ordering, limit and offset) as the detail.
 pub struct Report<M> {
-    filter: Filter<M>,
-    order: Vec<Order<M>>,
-    limit: Option<i64>,
-    offset: Option<i64>,
+    rows: Criteria<M>,
     set: TenantSet,
     batch: usize,
     concurrency: usize,
@@ -164,10 +162,7 @@ pub struct Report<M> {
 impl<M> Clone for Report<M> {
     fn clone(&self) -> Self {
         Self {
-            filter: self.filter.clone(),
-            order: self.order.clone(),
-            limit: self.limit,
-            offset: self.offset,
+            rows: self.rows.clone(),
             set: self.set.clone(),
             batch: self.batch,
             concurrency: self.concurrency,
@@ -179,11 +174,8 @@ impl<M> Clone for Report<M> {
 
 impl<M> std::fmt::Debug for Report<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Report")
-            .field("filter", &self.filter)
-            .field("order", &self.order)
-            .field("limit", &self.limit)
-            .field("offset", &self.offset)
+        self.rows
+            .debug_fields(&mut f.debug_struct("Report"))
             .field("tenants", &self.set)
             .field("batch_size", &self.batch)
             .field("concurrency", &self.concurrency)
@@ -195,10 +187,7 @@ impl<M> std::fmt::Debug for Report<M> {
 impl<M: Model> Report<M> {
     pub(crate) fn new() -> Self {
         Self {
-            filter: Filter::all(),
-            order: Vec::new(),
-            limit: None,
-            offset: None,
+            rows: Criteria::new(),
             set: TenantSet::default(),
             batch: DEFAULT_REPORT_BATCH,
             concurrency: DEFAULT_REPORT_CONCURRENCY,
@@ -215,7 +204,7 @@ impl<M: Model> Report<M> {
     /// ```
     #[must_use]
     pub fn filter(mut self, filter: Filter<M>) -> Self {
-        self.filter = std::mem::replace(&mut self.filter, Filter::all()).and(filter);
+        self.rows.and(filter);
         self
     }
 
@@ -228,7 +217,7 @@ impl<M: Model> Report<M> {
     /// ```
     #[must_use]
     pub fn order_by(mut self, order: Order<M>) -> Self {
-        self.order.push(order);
+        self.rows.order.push(order);
         self
     }
 
@@ -240,7 +229,7 @@ impl<M: Model> Report<M> {
     /// ```
     #[must_use]
     pub fn limit(mut self, n: i64) -> Self {
-        self.limit = Some(n);
+        self.rows.limit = Some(n);
         self
     }
 
@@ -253,7 +242,7 @@ impl<M: Model> Report<M> {
     /// ```
     #[must_use]
     pub fn offset(mut self, n: i64) -> Self {
-        self.offset = Some(n);
+        self.rows.offset = Some(n);
         self
     }
 
@@ -365,10 +354,10 @@ impl<M: Model> Report<M> {
     }
 
     fn check(&self) -> Result<()> {
-        if self.limit.is_some_and(|n| n < 0) {
+        if self.rows.limit.is_some_and(|n| n < 0) {
             return Err(Error::Report("limit must not be negative".into()));
         }
-        if self.offset.is_some_and(|n| n < 0) {
+        if self.rows.offset.is_some_and(|n| n < 0) {
             return Err(Error::Report("offset must not be negative".into()));
         }
         Ok(())
@@ -377,9 +366,9 @@ impl<M: Model> Report<M> {
     /// The audit record's detail: the query without its values.
     fn describe(&self, model_sql: &ModelSql, what: &str) -> Result<String> {
         let mut out = format!("{what} of {} from {}", M::META.name, model_sql.table);
-        if !self.filter.is_all() {
+        if !self.rows.filter.is_all() {
             let mut buf = SqlBuf::new(" WHERE ");
-            buf.filter(model_sql, &self.filter)?;
+            buf.filter(model_sql, &self.rows.filter)?;
             out.push_str(&buf.sql);
         }
         Ok(out)
@@ -387,14 +376,14 @@ impl<M: Model> Report<M> {
 
     fn describe_rows(&self, model_sql: &ModelSql) -> Result<String> {
         let mut out = self.describe(model_sql, "rows")?;
-        if !self.order.is_empty() {
+        if !self.rows.order.is_empty() {
             out.push_str(" ORDER BY ");
-            out.push_str(&sql::order_sql(model_sql, &self.order, &[])?);
+            out.push_str(&sql::order_sql(model_sql, &self.rows.order, &[])?);
         }
-        if let Some(n) = self.limit {
+        if let Some(n) = self.rows.limit {
             out.push_str(&format!(" LIMIT {n}"));
         }
-        if let Some(n) = self.offset {
+        if let Some(n) = self.rows.offset {
             out.push_str(&format!(" OFFSET {n}"));
         }
         out.push_str(&format!("; {}", self.set.describe()));
@@ -429,14 +418,15 @@ impl<M: Model> Report<M> {
         let detail = self.describe_rows(model_sql)?;
         // A descending bound needs the first ordering column to be NOT NULL (see `Bound`).
         let first = self
+            .rows
             .order
             .first()
-            .filter(|o| o.desc && self.limit.is_some())
+            .filter(|o| o.desc && self.rows.limit.is_some())
             .and_then(|o| M::META.columns.get(o.col))
             .map(|c| (model_sql.table.as_str(), c.name));
         let targets =
             tenants::resolve_and_audit(su, &self.set, "report.rows", &detail, first).await?;
-        if targets.all.is_empty() || self.limit == Some(0) {
+        if targets.all.is_empty() || self.rows.limit == Some(0) {
             return Ok(Vec::new());
         }
         crate::verify::check_report::<M>(
@@ -445,19 +435,20 @@ impl<M: Model> Report<M> {
             &targets.schemas,
         )
         .await?;
-        let offset = usize::try_from(self.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let offset = usize::try_from(self.rows.offset.unwrap_or(0)).unwrap_or(usize::MAX);
         let shape = RowsShape {
             model_sql,
-            filter: &self.filter,
-            order: &self.order,
+            filter: &self.rows.filter,
+            order: &self.rows.order,
             take: self
+                .rows
                 .limit
-                .map(|n| n.saturating_add(self.offset.unwrap_or(0))),
+                .map(|n| n.saturating_add(self.rows.offset.unwrap_or(0))),
         };
         let rt = su.runtime();
         let cache = self.cache_for(targets.schemas.len());
         let columns = model_sql.cols.len();
-        let desc: Vec<bool> = self.order.iter().map(|o| o.desc).collect();
+        let desc: Vec<bool> = self.rows.order.iter().map(|o| o.desc).collect();
         let run = |part, bound: Option<Bound<'_>>| {
             let sql = sql::rows_sql(&shape, part, bound);
             async move {
@@ -470,7 +461,7 @@ impl<M: Model> Report<M> {
         // With an ordering and a limit, a few schemas first: the `limit + offset`-th best of
         // their rows bounds what every other statement has to sort.
         let (probe, batches) = match shape.take {
-            Some(_) if !self.order.is_empty() => {
+            Some(_) if !self.rows.order.is_empty() => {
                 plan::batches_with_probe(&targets, self.batch, self.concurrency)
             }
             _ => (None, plan::batches(&targets, self.batch, self.concurrency)),
@@ -498,6 +489,7 @@ impl<M: Model> Report<M> {
         hits.extend(more);
         hits.sort_unstable_by(|a, b| cmp_ranked(a, b, &desc));
         let limit = self
+            .rows
             .limit
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(hits
@@ -515,6 +507,7 @@ impl<M: Model> Report<M> {
         columns: usize,
     ) -> Result<RankedRow<M>> {
         let keys = self
+            .rows
             .order
             .iter()
             .map(|o| sort_key(row, o.col, &model_sql.cols[o.col]))
@@ -609,7 +602,7 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
                     .map(|part| {
                         let exprs = &exprs;
                         async move {
-                            let sql = sql::aggregate_sql(model_sql, &report.filter, exprs, part)?;
+                            let sql = sql::aggregate_sql(model_sql, &report.rows.filter, exprs, part)?;
                             let rows = plan::run(rt, part, cache, sql).await?;
                             rows.iter()
                                 .map(|row| {

@@ -1,8 +1,8 @@
 //! Which tenants a report covers: the registry read that finds them and the audit record that
 //! names them, on one connection, before any tenant data is read.
 //!
-//! Its registry SQL belongs with the registry's; it stays here, in one function, until the
-//! registry has a store for it.
+//! Its registry statement is the registry store's (`TENANTS_WITH_COLUMN_NOT_NULL`); this adds
+//! the `WHERE` for the tenants asked for.
 
 use std::fmt::Write;
 
@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use tenancy_core::{Placement, TenantId};
 
+use crate::registry::store;
 use crate::runtime::Runtime;
 use crate::{Error, Lookup, Result, Superuser};
 
@@ -62,10 +63,7 @@ pub(crate) async fn resolve_and_audit(
 ) -> Result<Targets> {
     su.check_active()?;
     let rt: &Runtime = su.runtime();
-    const HEAD: &str = "SELECT id, slug, status, placement, schema_name, \
-         (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
-          AND a.attname = $2 AND NOT a.attisdropped) AS not_null \
-         FROM tenancy.tenants ";
+    const HEAD: &str = store::TENANTS_WITH_COLUMN_NOT_NULL;
     static BY_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static ACTIVE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let (table, name) = column.unzip();

@@ -161,10 +161,7 @@ impl Tenancy {
     /// [`Error::Database`].
     pub async fn audit_log(&self, su: &Superuser, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         self.check_superuser(su)?;
-        let mut buf = SqlBuf::new(
-            "SELECT id, at, actor, reason, action, tenant_ids, grant_id, detail \
-             FROM tenancy.audit_log WHERE TRUE",
-        );
+        let mut buf = SqlBuf::new(store::AUDIT_LOG_FILTERED);
         let mut described = Vec::new();
         if let Some(actor) = &query.actor {
             buf.push(" AND actor = ");

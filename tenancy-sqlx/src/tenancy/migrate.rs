@@ -7,6 +7,7 @@ use sqlx::Row;
 use tenancy_core::TenantId;
 
 use crate::migrate::*;
+use crate::registry::store;
 use crate::superuser::Audit;
 use crate::{Result, Superuser, Tenancy};
 
@@ -192,10 +193,7 @@ impl Tenancy {
     }
 
     async fn migration_targets(&self) -> Result<Vec<MigrationTarget>> {
-        let rows = crate::sql::admin_query(
-            "SELECT id, slug, schema_name FROM tenancy.tenants \
-             WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug",
-        );
+        let rows = crate::sql::admin_query(store::OWN_SCHEMA_TENANTS);
         let rows = self
             .rt
             .with_conn(async |c| Ok(rows.fetch_all(c).await?))
@@ -208,16 +206,14 @@ impl Tenancy {
                 schema: r.try_get("schema_name")?,
             });
         }
-        let spares: Vec<String> =
-            self.rt
-                .with_conn(async |c| {
-                    Ok(crate::sql::admin_scalar(
-                        "SELECT name FROM tenancy.spare_schemas ORDER BY name",
-                    )
+        let spares: Vec<String> = self
+            .rt
+            .with_conn(async |c| {
+                Ok(crate::sql::admin_scalar(store::SPARES_ALL)
                     .fetch_all(c)
                     .await?)
-                })
-                .await?;
+            })
+            .await?;
         targets.extend(
             spares
                 .into_iter()
@@ -236,12 +232,10 @@ impl Tenancy {
             // A provisioning may be taking this spare right now (it holds the row): its
             // rename and migration would race ours under another schema name. Skip a spare
             // that is taken or gone; `take` brings it up to date itself.
-            let still_spare: Option<String> = crate::sql::admin_scalar(
-                "SELECT name FROM tenancy.spare_schemas WHERE name = $1 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(schema)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let still_spare: Option<String> = crate::sql::admin_scalar(store::SPARE_LOCK_IF_FREE)
+                .bind(schema)
+                .fetch_optional(&mut *tx)
+                .await?;
             if still_spare.is_none() {
                 // Nothing ran: the connection goes back as it is, not closed.
                 tx.rollback().await?;

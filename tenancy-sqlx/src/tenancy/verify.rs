@@ -6,6 +6,7 @@ use crate::model::Model;
 use crate::rls::policy_sql;
 use crate::superuser::Audit;
 use crate::verify::check_now;
+use crate::verify_deployment::{self, DeploymentReport};
 use crate::{Result, Superuser, Tenancy};
 
 impl Tenancy {
@@ -53,5 +54,32 @@ impl Tenancy {
             Ok(((), Audit::default().detail(M::META.table)))
         })
         .await
+    }
+}
+
+impl Tenancy {
+    /// Checks what can be checked without the application's model types: that every
+    /// own-schema tenant's schema and migration history exist, that every spare schema exists,
+    /// and the row-level security of every shared table that holds tenant rows (as
+    /// [`Tenancy::verify`] checks it for a model's table with row-level security on). Reads
+    /// the catalog and the registry, no tenant's rows, so it takes no `Superuser`.
+    ///
+    /// Whether row-level security problems matter is the caller's policy: a deployment that
+    /// does not use it has them all.
+    ///
+    /// ```no_run
+    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy) -> tenancy_sqlx::Result<()> {
+    /// let report = tenancy.verify_deployment().await?;
+    /// for problem in &report.registry { eprintln!("registry: {problem}") }
+    /// for table in report.row_level_security.iter().filter(|t| !t.problems.is_empty()) {
+    ///     eprintln!("{table}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database).
+    pub async fn verify_deployment(&self) -> Result<DeploymentReport> {
+        self.rt.with_conn(verify_deployment::check).await
     }
 }
