@@ -1,5 +1,5 @@
-//! The tenant capability: [`TenantCtx`], scoped transactions, and the sealed [`Scope`] trait
-//! that every repository method demands.
+//! The tenant capability: [`TenantCtx`] and scoped transactions ([`TenantTx`]). What opens a
+//! unit of work on them, the sealed [`Scope`](crate::Scope), lives with the unit (`unit.rs`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use tenancy_core::{Placement, TenantId, TenantRef};
 use crate::Result;
 use crate::conn::Conn;
 use crate::runtime::Runtime;
-use crate::unit::TenantUnit;
 
 /// Proof that its holder acts for one active tenant.
 ///
@@ -198,8 +197,8 @@ impl fmt::Debug for TenantCtx {
 /// setting or half-read reply reaches the next borrower. [`rollback`](TenantTx::rollback)
 /// rolls back and keeps the connection pooled.
 pub struct TenantTx {
-    ctx: TenantCtx,
-    tx: Conn,
+    pub(crate) ctx: TenantCtx,
+    pub(crate) tx: Conn,
 }
 
 impl TenantTx {
@@ -234,50 +233,5 @@ impl fmt::Debug for TenantTx {
         f.debug_struct("TenantTx")
             .field("tenant", &self.ctx.id())
             .finish_non_exhaustive()
-    }
-}
-
-/// Seals [`Scope`]: a trait no other crate can name, so no other type can be a scope. Named
-/// for what it means, since compile errors show its name.
-mod issued {
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be a tenant scope: only `&TenantCtx` and `&mut TenantTx` are",
-        label = "not issued by the tenant registry",
-        note = "a scope carries a tenant the registry resolved or a Superuser impersonated"
-    )]
-    pub trait IssuedByTheRegistry {}
-    impl IssuedByTheRegistry for &super::TenantCtx {}
-    impl IssuedByTheRegistry for &mut super::TenantTx {}
-}
-
-/// Where a repository method runs: a `&TenantCtx` (a pooled connection, one statement) or a
-/// `&mut TenantTx` (inside that transaction). Sealed: nothing else is a scope.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a tenant scope",
-    label = "this needs a `&TenantCtx` or a `&mut TenantTx`",
-    note = "tenant-scoped rows are reached only through a `TenantCtx`, which the registry hands out \
-            (`Tenancy::resolve_host`, `resolve_slug`, `resolve_id`, `resolve`), or a `TenantTx` begun from one"
-)]
-pub trait Scope<'s>: issued::IssuedByTheRegistry + Send {
-    /// Opens a unit of work for the scope's tenant, checking that its context may still act and
-    /// that its placement is served (see `unit.rs`). The only way to a `TenantUnit`.
-    ///
-    /// # Errors
-    /// [`Error::ContextRevoked`](crate::Error::ContextRevoked),
-    /// [`Error::Forbidden`](crate::Error::Forbidden) for an expired impersonation,
-    /// [`Error::UnsupportedPlacement`](crate::Error::UnsupportedPlacement).
-    #[doc(hidden)]
-    fn open(self) -> Result<TenantUnit<'s>>;
-}
-
-impl<'s> Scope<'s> for &'s TenantCtx {
-    fn open(self) -> Result<TenantUnit<'s>> {
-        TenantUnit::open(self, None)
-    }
-}
-
-impl<'s> Scope<'s> for &'s mut TenantTx {
-    fn open(self) -> Result<TenantUnit<'s>> {
-        TenantUnit::open(&self.ctx, Some(&mut *self.tx))
     }
 }

@@ -96,7 +96,7 @@ pub use column::{
     Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, FieldRefs, Filter, Order,
     ReadOnly, TextColumn, Writable,
 };
-pub use ctx::{Scope, TenantCtx, TenantTx};
+pub use ctx::{TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
 pub use export::{ArchivedTable, TenantArchive};
 pub use lifecycle::Purged;
@@ -120,6 +120,7 @@ pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use tenancy::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
 };
+pub use unit::Scope;
 pub use value::{BindValue, Value};
 pub use verify_deployment::DeploymentReport;
 

@@ -23,11 +23,56 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::bind::TenantArgs;
-use crate::ctx::TenantCtx;
+use crate::ctx::{TenantCtx, TenantTx};
 use crate::model::{Model, ModelMeta};
 use crate::runtime::Runtime;
 use crate::sql::ModelSql;
-use crate::{Error, Result, Scope};
+use crate::{Error, Result};
+
+/// Seals [`Scope`]: a trait no other crate can name, so no other type can be a scope. Named
+/// for what it means, since compile errors show its name.
+mod issued {
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a tenant scope: only `&TenantCtx` and `&mut TenantTx` are",
+        label = "not issued by the tenant registry",
+        note = "a scope carries a tenant the registry resolved or a Superuser impersonated"
+    )]
+    pub trait IssuedByTheRegistry {}
+    impl IssuedByTheRegistry for &crate::ctx::TenantCtx {}
+    impl IssuedByTheRegistry for &mut crate::ctx::TenantTx {}
+}
+
+/// Where a repository method runs: a `&TenantCtx` (a pooled connection, one statement) or a
+/// `&mut TenantTx` (inside that transaction). Sealed: nothing else is a scope.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tenant scope",
+    label = "this needs a `&TenantCtx` or a `&mut TenantTx`",
+    note = "tenant-scoped rows are reached only through a `TenantCtx`, which the registry hands out \
+            (`Tenancy::resolve_host`, `resolve_slug`, `resolve_id`, `resolve`), or a `TenantTx` begun from one"
+)]
+pub trait Scope<'s>: issued::IssuedByTheRegistry + Send {
+    /// Opens a unit of work for the scope's tenant, checking that its context may still act and
+    /// that its placement is served (see `unit.rs`). The only way to a `TenantUnit`.
+    ///
+    /// # Errors
+    /// [`Error::ContextRevoked`](crate::Error::ContextRevoked),
+    /// [`Error::Forbidden`](crate::Error::Forbidden) for an expired impersonation,
+    /// [`Error::UnsupportedPlacement`](crate::Error::UnsupportedPlacement).
+    #[doc(hidden)]
+    fn open(self) -> Result<TenantUnit<'s>>;
+}
+
+impl<'s> Scope<'s> for &'s TenantCtx {
+    fn open(self) -> Result<TenantUnit<'s>> {
+        TenantUnit::open(self, None)
+    }
+}
+
+impl<'s> Scope<'s> for &'s mut TenantTx {
+    fn open(self) -> Result<TenantUnit<'s>> {
+        TenantUnit::open(&self.ctx, Some(&mut *self.tx))
+    }
+}
 
 type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
 

@@ -6,8 +6,8 @@
 //! different tenants stay distinct rows. See [`Report`] for how it runs.
 
 mod agg;
-mod merge;
-mod plan;
+pub(crate) mod merge;
+pub(crate) mod plan;
 mod tenants;
 
 use std::borrow::Borrow;
@@ -18,8 +18,6 @@ use sqlx::Row;
 use tenancy_core::{Placement, TenantId};
 
 pub use agg::{Agg, AggKind, Aggregated, Avg, Count, Max, Min, Numeric, Orderable, Sum, Total};
-pub(crate) use merge::SortKey;
-pub(crate) use plan::Batch;
 pub use plan::PROBE_SCHEMAS;
 
 use crate::column::{Filter, Order};

@@ -6,7 +6,8 @@ use sqlx::postgres::PgArguments;
 use tenancy_core::TenantId;
 
 use crate::column::{Filter, Order};
-use crate::report::{Batch, SortKey};
+use crate::report::merge::SortKey;
+use crate::report::plan::Batch;
 use crate::sql::ModelSql;
 use crate::sql::SqlBuf;
 use crate::{Error, Result};
