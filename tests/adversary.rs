@@ -785,3 +785,96 @@ async fn connecting_to_a_dead_port_says_where_and_why() {
     assert!(text.contains(&port.to_string()), "{text}");
     assert!(text.contains("refused"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Raw SQL's fence verdict: what the server will run, not what the text suggests.
+// ---------------------------------------------------------------------------------------------
+
+/// A `numeric` zero sent in binary (no digits, weight 0, positive, scale 0): sqlx has no
+/// numeric type without a feature this workspace leaves off.
+struct NumericZero;
+
+impl Type<Postgres> for NumericZero {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(1700))
+    }
+}
+
+impl Encode<'_, Postgres> for NumericZero {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        buf.extend_from_slice(&[0; 8]);
+        Ok(IsNull::No)
+    }
+}
+
+/// The statement a raw query sent, read from `pg_stat_activity` while a lock held by the test
+/// keeps it waiting on `spins` (so nothing depends on how fast anything runs).
+async fn statement_sent(db: &TestDb, run: impl Future<Output = ()> + Send + 'static) -> String {
+    let mut locker = db.connect().await;
+    sqlx::raw_sql("BEGIN; LOCK TABLE spins IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let task = tokio::spawn(run);
+    let mut watcher = db.connect().await;
+    let mut seen = None;
+    for _ in 0..2000 {
+        seen = sqlx::query_scalar::<_, String>(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' \
+             AND query LIKE '%tenancy_scoped_spins%'",
+        )
+        .fetch_optional(&mut watcher)
+        .await
+        .unwrap();
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    task.await.unwrap();
+    seen.expect("the raw query never waited on the lock")
+}
+
+/// `s.duration > $1` reads like `int4 > int4` (leakproof, so the tenant's CTE was left
+/// inlinable), but bound with a `numeric` the server runs `numeric_gt`, which is not leakproof:
+/// PostgreSQL may then evaluate it on other tenants' rows before the tenant filter. The verdict
+/// now judges the operator by the type the parameter was bound with, and fences.
+#[tokio::test]
+async fn a_parameter_of_another_type_than_its_column_fences_the_tenants_rows() {
+    let db = TestDb::new("adv_paramtype").await;
+    let tenancy = handle_at(&db.url, 2).await;
+    let ctxs = create_tenants(&tenancy, &[("adv-pa", Placement::SharedTable)]).await;
+    let ctx = ctxs[0].clone();
+    let sent = statement_sent(&db, async move {
+        let n = Spin::repo()
+            .raw_as::<(i64,)>("SELECT count(*) FROM {spins} s WHERE s.duration > $1")
+            .bind(NumericZero)
+            .fetch_one(&ctx)
+            .await
+            .unwrap();
+        assert_eq!(n.0, 0);
+    })
+    .await;
+    assert!(
+        sent.contains("AS MATERIALIZED"),
+        "int4 > numeric ran unfenced: {sent}"
+    );
+    // The same text bound with the column's own type keeps its leakproof verdict (and is a
+    // separate entry of the verdict cache: the numeric one above must not answer for it).
+    let ctx = ctxs[0].clone();
+    let sent = statement_sent(&db, async move {
+        Spin::repo()
+            .raw_as::<(i64,)>("SELECT count(*) FROM {spins} s WHERE s.duration > $1")
+            .bind(0_i32)
+            .fetch_one(&ctx)
+            .await
+            .unwrap();
+    })
+    .await;
+    assert!(!sent.contains("MATERIALIZED"), "{sent}");
+}

@@ -6,6 +6,8 @@
 -- $8 text[], $9 text[], $10 name[], $11 bool[]: operators on a placeholder's column and a
 --            parameter or literal: operator, table (quoted), column, column on the left
 -- $12 name[] the fields of `x.field` references (also calls, in functional notation)
+-- $13 oid[]  per operator of $8: the type the parameter on its other side was bound with
+--            (NULL for a literal, whose type the column's decides)
 -- One row per finding: (kind, name, detail).
 --   version:  the server's version number (always one row)
 --   relation: a named relation that is not a declared global table without tenant data
@@ -74,13 +76,17 @@ WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprname = ANY ($7::name[
   AND NOT p.proleakproof
 -- @branch leaky_typed
 -- The operator of the column's type: every built-in one of that name taking the column's type
--- on its side must be leakproof, and there must be one (else the server casts the column).
+-- on its side must be leakproof, and there must be one (else the server casts the column). A
+-- parameter bound with another type than the column's makes the server pick another operator
+-- (int4 > numeric is numeric_gt, not leakproof): not judged, fenced.
 SELECT DISTINCT 'leaky', u.op, 'operator on ' || u.col
 -- (multi-argument unnest is grammar, valid only unqualified in FROM)
-FROM unnest($8::text[], $9::text[], $10::name[], $11::bool[]) AS u (op, tbl, col, lft)
+FROM unnest($8::text[], $9::text[], $10::name[], $11::bool[], $13::oid[])
+  AS u (op, tbl, col, lft, param)
 LEFT JOIN pg_catalog.pg_attribute a
   ON a.attrelid = pg_catalog.to_regclass(u.tbl) AND a.attname = u.col AND NOT a.attisdropped
 WHERE a.atttypid IS NULL
+   OR u.param <> a.atttypid
    OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
                   WHERE o.oprname = u.op AND o.oprnamespace = 'pg_catalog'::regnamespace
                     AND CASE WHEN u.lft THEN o.oprleft ELSE o.oprright END = a.atttypid)
