@@ -878,3 +878,40 @@ async fn a_parameter_of_another_type_than_its_column_fences_the_tenants_rows() {
     .await;
     assert!(!sent.contains("MATERIALIZED"), "{sent}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. A context belongs to the handle (the database) that resolved it.
+// ---------------------------------------------------------------------------------------------
+
+/// Database B's registry happens to hold a tenant with the id of A's tenant, and `u` is its
+/// member there (not in A). `B.member(ctx_of_A, "u")` returned a `Member` wrapping A's context:
+/// proof of a membership A's registry never granted. It is refused like a `Superuser` of
+/// another handle.
+#[tokio::test]
+async fn a_context_of_another_handle_proves_no_membership() {
+    let (db_a, db_b) = (
+        TestDb::new("adv_member_a").await,
+        TestDb::new("adv_member_b").await,
+    );
+    let (a, b) = (handle_at(&db_a.url, 2).await, handle_at(&db_b.url, 2).await);
+    let ctx_a = create_tenants(&a, &[("adv-m", Placement::SharedTable)]).await[0].clone();
+    create_tenants(&b, &[("adv-m", Placement::SharedTable)]).await;
+    db_b.exec(&format!(
+        "UPDATE tenancy.tenants SET id = '{}' WHERE slug = 'adv-m'",
+        ctx_a.id().as_uuid()
+    ))
+    .await;
+    // A handle that has not cached the tenant under its old id.
+    let b = handle_at(&db_b.url, 2).await;
+    let su = b.superuser("adv", "member").await.unwrap();
+    b.add_member(&su, ctx_a.id(), "u", "owner").await.unwrap();
+    // B's own context of the tenant is a member; A's is not, through either handle.
+    let ctx_b = b.resolve_slug("adv-m").await.unwrap();
+    assert!(b.member(ctx_b, "u").await.is_ok());
+    assert!(matches!(
+        a.member(ctx_a.clone(), "u").await,
+        Err(Error::NotMember { .. })
+    ));
+    let err = b.member(ctx_a, "u").await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+}
