@@ -915,3 +915,64 @@ async fn a_context_of_another_handle_proves_no_membership() {
     let err = b.member(ctx_a, "u").await.unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Declared global tables: a partition tree is read whole.
+// ---------------------------------------------------------------------------------------------
+
+/// A partitioned table passes the global-table checks by itself (no tenant column, no foreign
+/// key to the registry, in `public`), but reading it reads its partitions: one in a tenant's
+/// schema, or one with a foreign key to the registry, holds tenant data. Each is refused, and
+/// so is naming a partition of such a tree directly.
+#[tokio::test]
+async fn a_global_partitioned_table_with_tenant_partitions_is_refused() {
+    let db = TestDb::new("adv_partitions").await;
+    let setup = handle_at(&db.url, 2).await;
+    create_tenants(&setup, &[("adv-pt", Placement::SharedTable)]).await;
+    db.exec(
+        "CREATE TABLE plans (k int NOT NULL, owner uuid) PARTITION BY RANGE (k);
+         CREATE TABLE plans_low PARTITION OF plans FOR VALUES FROM (0) TO (10);
+         INSERT INTO plans VALUES (1, NULL);
+         CREATE SCHEMA t_adv_secret;
+         CREATE TABLE t_adv_secret.plans_mid PARTITION OF plans FOR VALUES FROM (10) TO (20);
+         CREATE TABLE rates (k int NOT NULL, owner uuid) PARTITION BY RANGE (k);
+         CREATE TABLE rates_low PARTITION OF rates FOR VALUES FROM (0) TO (10);
+         ALTER TABLE rates_low ADD FOREIGN KEY (owner) REFERENCES tenancy.tenants (id);
+         CREATE TABLE fine (k int NOT NULL) PARTITION BY RANGE (k);
+         CREATE TABLE fine_low PARTITION OF fine FOR VALUES FROM (0) TO (10);
+         INSERT INTO fine VALUES (1);",
+    )
+    .await;
+    let tenancy = Tenancy::builder()
+        .global_tables(["plans", "plans_low", "rates", "fine"])
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_slug("adv-pt").await.unwrap();
+    let read = async |sql: &'static str| {
+        Spin::repo()
+            .raw_as::<(i64,)>(sql)
+            .fetch_one(&ctx)
+            .await
+            .map(|r| r.0)
+    };
+    // A tree of tables without tenant data is still readable.
+    assert_eq!(
+        read("SELECT count(*) FROM fine f WHERE EXISTS (SELECT 1 FROM {spins}) OR true")
+            .await
+            .unwrap(),
+        1
+    );
+    for sql in [
+        "SELECT count(*) FROM plans p WHERE EXISTS (SELECT 1 FROM {spins}) OR true",
+        "SELECT count(*) FROM plans_low p WHERE EXISTS (SELECT 1 FROM {spins}) OR true",
+        "SELECT count(*) FROM rates r WHERE EXISTS (SELECT 1 FROM {spins}) OR true",
+    ] {
+        match read(sql).await {
+            Err(Error::UnscopedSql(r)) => {
+                assert_eq!(r.kind(), tenancy::RefusalKind::GlobalTable, "{sql}: {r}")
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}

@@ -43,6 +43,27 @@ SELECT 'relation', r.name, CASE
     WHEN c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
                                      WHERE i.inhparent = c.oid)
         THEN 'has inheritance children, which a read of it includes'
+    -- A read of a partitioned table reads its partitions; a partition's rows are its tree's.
+    -- Every table of the tree (from its root) is judged as the named one is.
+    WHEN EXISTS (SELECT 1
+                 FROM pg_catalog.pg_partition_tree(
+                          COALESCE(pg_catalog.pg_partition_root(c.oid), c.oid)) m
+                 JOIN pg_catalog.pg_class mc ON mc.oid = m.relid
+                 JOIN pg_catalog.pg_namespace mn ON mn.oid = mc.relnamespace
+                 WHERE mc.oid <> c.oid
+                   AND (mn.nspname IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenancy')
+                        OR pg_catalog.starts_with(mn.nspname::text, 't_')
+                        OR EXISTS (SELECT 1 FROM tenancy.tenants t
+                                   WHERE t.schema_name = mn.nspname)
+                        OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s
+                                   WHERE s.name = mn.nspname)
+                        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = mc.oid AND a.attnum > 0
+                                     AND NOT a.attisdropped AND a.attname = ANY ($3::name[]))
+                        OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                                   WHERE k.conrelid = mc.oid AND k.contype = 'f'
+                                     AND k.confrelid = 'tenancy.tenants'::regclass)))
+        THEN 'is in a partition tree with a table of tenant or system data, which a read of it includes'
     END
 FROM pg_catalog.unnest($1::text[]) AS r0 (name)
 CROSS JOIN LATERAL (SELECT r0.name, pg_catalog.to_regclass(r0.name) AS oid) r
