@@ -976,3 +976,44 @@ async fn a_global_partitioned_table_with_tenant_partitions_is_refused() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Session values in raw SQL: the pool's, never a tenant's.
+// ---------------------------------------------------------------------------------------------
+
+/// Raw SQL may read `CURRENT_USER`, `CURRENT_CATALOG` and values formatted with the session's
+/// time zone. They are harmless only if they are the same for every tenant: two tenants on
+/// the same single connection, one of them in its own schema, read exactly what a plain
+/// connection reads.
+#[tokio::test]
+async fn session_values_in_raw_sql_are_the_same_for_every_tenant() {
+    let db = TestDb::new("adv_session").await;
+    let tenancy = handle_at(&db.url, 1).await;
+    let ctxs = create_tenants(
+        &tenancy,
+        &[
+            ("adv-sa", Placement::SharedTable),
+            ("adv-sb", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    const SQL: &str = "SELECT current_user::text, session_user::text, current_catalog::text, \
+                       to_char(TIMESTAMPTZ '2020-01-01 00:00:00+00', 'YYYY-MM-DD HH24 TZ') \
+                       FROM (SELECT count(*) FROM {spins}) s";
+    let mut plain = db.connect().await;
+    let expected: (String, String, String, String) = sqlx::query_as(
+        "SELECT current_user::text, session_user::text, current_catalog::text, \
+         to_char(TIMESTAMPTZ '2020-01-01 00:00:00+00', 'YYYY-MM-DD HH24 TZ')",
+    )
+    .fetch_one(&mut plain)
+    .await
+    .unwrap();
+    for ctx in &ctxs {
+        let seen = Spin::repo()
+            .raw_as::<(String, String, String, String)>(SQL)
+            .fetch_one(ctx)
+            .await
+            .unwrap();
+        assert_eq!(seen, expected, "{}", ctx.slug());
+    }
+}

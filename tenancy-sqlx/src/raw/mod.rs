@@ -38,6 +38,13 @@
 //! Implicit casts the server adds are widenings that cannot fail, and are not judged. What runs
 //! without being named in the SQL (type output functions, triggers) is not seen; row-level
 //! security on the tenant tables is the runtime backstop.
+//!
+//! Session values are admitted: `CURRENT_USER`, `SESSION_USER`, `CURRENT_CATALOG`, and what
+//! reads the session's `TimeZone`, `DateStyle` or locale (`to_char`, `timezone`, casts of dates
+//! to text). They are the pool's, the same for every tenant: raw SQL cannot change a setting
+//! (no `SET`, `set_config` or `pg_settings`) and tenancy sets none per tenant, so they show
+//! nothing of another tenant. `CURRENT_SCHEMA` is refused: it would name the path the
+//! placeholders already resolve, and invite SQL that depends on it.
 
 mod allow;
 mod check;
