@@ -1017,3 +1017,41 @@ async fn session_values_in_raw_sql_are_the_same_for_every_tenant() {
         assert_eq!(seen, expected, "{}", ctx.slug());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. A context kept across a purge and a re-creation under the same slug.
+// ---------------------------------------------------------------------------------------------
+
+/// An own-schema tenant is purged and created again with the same slug (a new id, and the
+/// schema name the slug gives). A context of the old tenant, held by the handle that purged
+/// it, must not write into or read the new tenant's schema.
+#[tokio::test]
+async fn a_context_kept_across_a_purge_and_recreation_cannot_reach_the_new_tenant() {
+    let db = TestDb::new("adv_recreate").await;
+    let a = handle_at(&db.url, 2).await;
+    let old = create_tenants(&a, &[("adv-again", Placement::OwnSchema)]).await[0].clone();
+    let su = a.superuser("adv", "purge").await.unwrap();
+    a.soft_delete(&su, old.id()).await.unwrap();
+    a.purge(&su, old.id()).await.unwrap();
+    let new = create_tenants(&a, &[("adv-again", Placement::OwnSchema)]).await[0].clone();
+    assert_ne!(new.id(), old.id());
+    Spinner::repo()
+        .insert(&new, &new_spinner("new-secret"))
+        .await
+        .unwrap();
+    let wrote = Spinner::repo()
+        .insert(&old, &new_spinner("from-the-old-ctx"))
+        .await;
+    assert!(
+        matches!(wrote, Err(Error::ContextRevoked { .. })),
+        "{:?}",
+        wrote.map(|_| ())
+    );
+    let read = Spinner::repo().query().fetch_all(&old).await;
+    assert!(
+        matches!(read, Err(Error::ContextRevoked { .. })),
+        "{:?}",
+        read.map(|r| r.len())
+    );
+    assert_eq!(names(&new).await, ["new-secret"]);
+}
