@@ -111,7 +111,7 @@ pub(super) async fn catalog(
     let cols: Vec<&str> = typed.iter().map(|t| t.column.as_str()).collect();
     let lefts: Vec<bool> = typed.iter().map(|t| t.left).collect();
     // The type each parameter was bound with; 0 (no type's oid) where sqlx knows the type by
-    // name alone or `$n` names no bound value: it differs from every column's, so it fences.
+    // name alone or `$n` names no bound value: no operator takes it, so it fences.
     let param_types: Vec<Option<Oid>> = typed
         .iter()
         .map(|t| {

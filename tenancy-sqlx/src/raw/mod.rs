@@ -27,8 +27,9 @@
 //! resolution cache's time to live) then checks the server's version against the grammar's, that the global tables named are declared and hold no
 //! tenant data, that no function, operator or type on the search path could shadow a built-in
 //! the SQL uses, and whether each function and operator is leakproof (an operator between a
-//! column and `$n` is judged by both types: a parameter bound with another type than the
-//! column's makes the server pick another operator, so it counts as not leakproof). If one is
+//! column and `$n` is judged by both types: with no built-in operator taking exactly the
+//! column's type and the type the value was bound with, the server casts, and picks an
+//! operator the SQL does not show, so it counts as not leakproof). If one is
 //! not (or a row's value is cast), the placeholders' CTEs are `MATERIALIZED`: PostgreSQL could otherwise run the
 //! caller's expression on other tenants' rows before the tenant filter, and its error would
 //! show them.

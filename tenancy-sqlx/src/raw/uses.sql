@@ -98,8 +98,9 @@ WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprname = ANY ($7::name[
 -- @branch leaky_typed
 -- The operator of the column's type: every built-in one of that name taking the column's type
 -- on its side must be leakproof, and there must be one (else the server casts the column). A
--- parameter bound with another type than the column's makes the server pick another operator
--- (int4 > numeric is numeric_gt, not leakproof): not judged, fenced.
+-- parameter's type is the one it was bound with: the server picks the operator taking exactly
+-- the column's type and it, and without one casts (int4 > numeric is numeric_gt, not
+-- leakproof): fenced.
 SELECT DISTINCT 'leaky', u.op, 'operator on ' || u.col
 -- (multi-argument unnest is grammar, valid only unqualified in FROM)
 FROM unnest($8::text[], $9::text[], $10::name[], $11::bool[], $13::oid[])
@@ -107,7 +108,11 @@ FROM unnest($8::text[], $9::text[], $10::name[], $11::bool[], $13::oid[])
 LEFT JOIN pg_catalog.pg_attribute a
   ON a.attrelid = pg_catalog.to_regclass(u.tbl) AND a.attname = u.col AND NOT a.attisdropped
 WHERE a.atttypid IS NULL
-   OR u.param <> a.atttypid
+   OR u.param IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
+                      WHERE o.oprname = u.op AND o.oprnamespace = 'pg_catalog'::regnamespace
+                        AND CASE WHEN u.lft THEN o.oprleft = a.atttypid AND o.oprright = u.param
+                                 ELSE o.oprleft = u.param AND o.oprright = a.atttypid END)
    OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
                   WHERE o.oprname = u.op AND o.oprnamespace = 'pg_catalog'::regnamespace
                     AND CASE WHEN u.lft THEN o.oprleft ELSE o.oprright END = a.atttypid)
