@@ -785,3 +785,286 @@ async fn connecting_to_a_dead_port_says_where_and_why() {
     assert!(text.contains(&port.to_string()), "{text}");
     assert!(text.contains("refused"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Raw SQL's fence verdict: what the server will run, not what the text suggests.
+// ---------------------------------------------------------------------------------------------
+
+/// A `numeric` zero sent in binary (no digits, weight 0, positive, scale 0): sqlx has no
+/// numeric type without a feature this workspace leaves off.
+struct NumericZero;
+
+impl Type<Postgres> for NumericZero {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(1700))
+    }
+}
+
+impl Encode<'_, Postgres> for NumericZero {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        buf.extend_from_slice(&[0; 8]);
+        Ok(IsNull::No)
+    }
+}
+
+/// The statement a raw query sent, read from `pg_stat_activity` while a lock held by the test
+/// keeps it waiting on `spins` (so nothing depends on how fast anything runs).
+async fn statement_sent(db: &TestDb, run: impl Future<Output = ()> + Send + 'static) -> String {
+    let mut locker = db.connect().await;
+    sqlx::raw_sql("BEGIN; LOCK TABLE spins IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let task = tokio::spawn(run);
+    let mut watcher = db.connect().await;
+    let mut seen = None;
+    for _ in 0..2000 {
+        seen = sqlx::query_scalar::<_, String>(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' \
+             AND query LIKE '%tenancy_scoped_spins%'",
+        )
+        .fetch_optional(&mut watcher)
+        .await
+        .unwrap();
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    task.await.unwrap();
+    seen.expect("the raw query never waited on the lock")
+}
+
+/// `s.duration > $1` reads like `int4 > int4` (leakproof, so the tenant's CTE was left
+/// inlinable), but bound with a `numeric` the server runs `numeric_gt`, which is not leakproof:
+/// PostgreSQL may then evaluate it on other tenants' rows before the tenant filter. The verdict
+/// now judges the operator by the type the parameter was bound with, and fences.
+#[tokio::test]
+async fn a_parameter_of_another_type_than_its_column_fences_the_tenants_rows() {
+    let db = TestDb::new("adv_paramtype").await;
+    let tenancy = handle_at(&db.url, 2).await;
+    let ctxs = create_tenants(&tenancy, &[("adv-pa", Placement::SharedTable)]).await;
+    let ctx = ctxs[0].clone();
+    let sent = statement_sent(&db, async move {
+        let n = Spin::repo()
+            .raw_as::<(i64,)>("SELECT count(*) FROM {spins} s WHERE s.duration > $1")
+            .bind(NumericZero)
+            .fetch_one(&ctx)
+            .await
+            .unwrap();
+        assert_eq!(n.0, 0);
+    })
+    .await;
+    assert!(
+        sent.contains("AS MATERIALIZED"),
+        "int4 > numeric ran unfenced: {sent}"
+    );
+    // The same text bound with the column's own type keeps its leakproof verdict (and is a
+    // separate entry of the verdict cache: the numeric one above must not answer for it).
+    let ctx = ctxs[0].clone();
+    let sent = statement_sent(&db, async move {
+        Spin::repo()
+            .raw_as::<(i64,)>("SELECT count(*) FROM {spins} s WHERE s.duration > $1")
+            .bind(0_i32)
+            .fetch_one(&ctx)
+            .await
+            .unwrap();
+    })
+    .await;
+    assert!(!sent.contains("MATERIALIZED"), "{sent}");
+    // An int8 value: the server runs int84lt, a built-in taking exactly both types, leakproof.
+    // (Other text: a connection that prepared the text above keeps its int4 parameter.)
+    let ctx = ctxs[0].clone();
+    let sent = statement_sent(&db, async move {
+        Spin::repo()
+            .raw_as::<(i64,)>("SELECT count(*) FROM {spins} s WHERE $1 < s.duration")
+            .bind(0_i64)
+            .fetch_one(&ctx)
+            .await
+            .unwrap();
+    })
+    .await;
+    assert!(!sent.contains("MATERIALIZED"), "{sent}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A context belongs to the handle (the database) that resolved it.
+// ---------------------------------------------------------------------------------------------
+
+/// Database B's registry happens to hold a tenant with the id of A's tenant, and `u` is its
+/// member there (not in A). `B.member(ctx_of_A, "u")` returned a `Member` wrapping A's context:
+/// proof of a membership A's registry never granted. It is refused like a `Superuser` of
+/// another handle.
+#[tokio::test]
+async fn a_context_of_another_handle_proves_no_membership() {
+    let (db_a, db_b) = (
+        TestDb::new("adv_member_a").await,
+        TestDb::new("adv_member_b").await,
+    );
+    let (a, b) = (handle_at(&db_a.url, 2).await, handle_at(&db_b.url, 2).await);
+    let ctx_a = create_tenants(&a, &[("adv-m", Placement::SharedTable)]).await[0].clone();
+    create_tenants(&b, &[("adv-m", Placement::SharedTable)]).await;
+    db_b.exec(&format!(
+        "UPDATE tenancy.tenants SET id = '{}' WHERE slug = 'adv-m'",
+        ctx_a.id().as_uuid()
+    ))
+    .await;
+    // A handle that has not cached the tenant under its old id.
+    let b = handle_at(&db_b.url, 2).await;
+    let su = b.superuser("adv", "member").await.unwrap();
+    b.add_member(&su, ctx_a.id(), "u", "owner").await.unwrap();
+    // B's own context of the tenant is a member; A's is not, through either handle.
+    let ctx_b = b.resolve_slug("adv-m").await.unwrap();
+    assert!(b.member(ctx_b, "u").await.is_ok());
+    assert!(matches!(
+        a.member(ctx_a.clone(), "u").await,
+        Err(Error::NotMember { .. })
+    ));
+    let err = b.member(ctx_a, "u").await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Declared global tables: a partition tree is read whole.
+// ---------------------------------------------------------------------------------------------
+
+/// A partitioned table passes the global-table checks by itself (no tenant column, no foreign
+/// key to the registry, in `public`), but reading it reads its partitions: one in a tenant's
+/// schema, or one with a foreign key to the registry, holds tenant data. Each is refused, and
+/// so is naming a partition of such a tree directly.
+#[tokio::test]
+async fn a_global_partitioned_table_with_tenant_partitions_is_refused() {
+    let db = TestDb::new("adv_partitions").await;
+    let setup = handle_at(&db.url, 2).await;
+    create_tenants(&setup, &[("adv-pt", Placement::SharedTable)]).await;
+    db.exec(
+        "CREATE TABLE plans (k int NOT NULL, owner uuid) PARTITION BY RANGE (k);
+         CREATE TABLE plans_low PARTITION OF plans FOR VALUES FROM (0) TO (10);
+         INSERT INTO plans VALUES (1, NULL);
+         CREATE SCHEMA t_adv_secret;
+         CREATE TABLE t_adv_secret.plans_mid PARTITION OF plans FOR VALUES FROM (10) TO (20);
+         CREATE TABLE rates (k int NOT NULL, owner uuid) PARTITION BY RANGE (k);
+         CREATE TABLE rates_low PARTITION OF rates FOR VALUES FROM (0) TO (10);
+         ALTER TABLE rates_low ADD FOREIGN KEY (owner) REFERENCES tenancy.tenants (id);
+         CREATE TABLE fine (k int NOT NULL) PARTITION BY RANGE (k);
+         CREATE TABLE fine_low PARTITION OF fine FOR VALUES FROM (0) TO (10);
+         INSERT INTO fine VALUES (1);",
+    )
+    .await;
+    let tenancy = Tenancy::builder()
+        .global_tables(["plans", "plans_low", "rates", "fine"])
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_slug("adv-pt").await.unwrap();
+    let read = async |sql: &'static str| {
+        Spin::repo()
+            .raw_as::<(i64,)>(sql)
+            .fetch_one(&ctx)
+            .await
+            .map(|r| r.0)
+    };
+    // A tree of tables without tenant data is still readable.
+    assert_eq!(
+        read("SELECT count(*) FROM fine f WHERE EXISTS (SELECT 1 FROM {spins}) OR true")
+            .await
+            .unwrap(),
+        1
+    );
+    for sql in [
+        "SELECT count(*) FROM plans p WHERE EXISTS (SELECT 1 FROM {spins}) OR true",
+        "SELECT count(*) FROM plans_low p WHERE EXISTS (SELECT 1 FROM {spins}) OR true",
+        "SELECT count(*) FROM rates r WHERE EXISTS (SELECT 1 FROM {spins}) OR true",
+    ] {
+        match read(sql).await {
+            Err(Error::UnscopedSql(r)) => {
+                assert_eq!(r.kind(), tenancy::RefusalKind::GlobalTable, "{sql}: {r}")
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Session values in raw SQL: the pool's, never a tenant's.
+// ---------------------------------------------------------------------------------------------
+
+/// Raw SQL may read `CURRENT_USER`, `CURRENT_CATALOG` and values formatted with the session's
+/// time zone. They are harmless only if they are the same for every tenant: two tenants on
+/// the same single connection, one of them in its own schema, read exactly what a plain
+/// connection reads.
+#[tokio::test]
+async fn session_values_in_raw_sql_are_the_same_for_every_tenant() {
+    let db = TestDb::new("adv_session").await;
+    let tenancy = handle_at(&db.url, 1).await;
+    let ctxs = create_tenants(
+        &tenancy,
+        &[
+            ("adv-sa", Placement::SharedTable),
+            ("adv-sb", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    const SQL: &str = "SELECT current_user::text, session_user::text, current_catalog::text, \
+                       to_char(TIMESTAMPTZ '2020-01-01 00:00:00+00', 'YYYY-MM-DD HH24 TZ') \
+                       FROM (SELECT count(*) FROM {spins}) s";
+    let mut plain = db.connect().await;
+    let expected: (String, String, String, String) = sqlx::query_as(
+        "SELECT current_user::text, session_user::text, current_catalog::text, \
+         to_char(TIMESTAMPTZ '2020-01-01 00:00:00+00', 'YYYY-MM-DD HH24 TZ')",
+    )
+    .fetch_one(&mut plain)
+    .await
+    .unwrap();
+    for ctx in &ctxs {
+        let seen = Spin::repo()
+            .raw_as::<(String, String, String, String)>(SQL)
+            .fetch_one(ctx)
+            .await
+            .unwrap();
+        assert_eq!(seen, expected, "{}", ctx.slug());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A context kept across a purge and a re-creation under the same slug.
+// ---------------------------------------------------------------------------------------------
+
+/// An own-schema tenant is purged and created again with the same slug (a new id, and the
+/// schema name the slug gives). A context of the old tenant, held by the handle that purged
+/// it, must not write into or read the new tenant's schema.
+#[tokio::test]
+async fn a_context_kept_across_a_purge_and_recreation_cannot_reach_the_new_tenant() {
+    let db = TestDb::new("adv_recreate").await;
+    let a = handle_at(&db.url, 2).await;
+    let old = create_tenants(&a, &[("adv-again", Placement::OwnSchema)]).await[0].clone();
+    let su = a.superuser("adv", "purge").await.unwrap();
+    a.soft_delete(&su, old.id()).await.unwrap();
+    a.purge(&su, old.id()).await.unwrap();
+    let new = create_tenants(&a, &[("adv-again", Placement::OwnSchema)]).await[0].clone();
+    assert_ne!(new.id(), old.id());
+    Spinner::repo()
+        .insert(&new, &new_spinner("new-secret"))
+        .await
+        .unwrap();
+    let wrote = Spinner::repo()
+        .insert(&old, &new_spinner("from-the-old-ctx"))
+        .await;
+    assert!(
+        matches!(wrote, Err(Error::ContextRevoked { .. })),
+        "{:?}",
+        wrote.map(|_| ())
+    );
+    let read = Spinner::repo().query().fetch_all(&old).await;
+    assert!(
+        matches!(read, Err(Error::ContextRevoked { .. })),
+        "{:?}",
+        read.map(|r| r.len())
+    );
+    assert_eq!(names(&new).await, ["new-secret"]);
+}

@@ -105,6 +105,66 @@ impl Encode<'_, Postgres> for TenantArg {
     }
 }
 
+/// Binds a report's tenants (the shared tables' `ANY($n)` ids, a schema branch's tenant) as
+/// [`finish`] binds one tenant: only after reading the arguments before them as the server will,
+/// so that no earlier argument can have moved where the server reads them from.
+///
+/// # Errors
+/// [`Error::TenantBinding`] if the arguments before are not laid out as their length prefixes
+/// say; the statement must not be sent.
+pub(crate) fn bind_tenants<T>(args: &mut PgArguments, value: T) -> Result<()>
+where
+    T: for<'q> Encode<'q, Postgres> + Type<Postgres>,
+{
+    let before = args.len();
+    args.add(Walked { value, before })
+        .map_err(|e| Error::TenantBinding(e.to_string()))
+}
+
+/// A value of this crate's (tenants), written only where the arguments before it end.
+struct Walked<T> {
+    value: T,
+    before: usize,
+}
+
+impl<T: Type<Postgres>> Type<Postgres> for Walked<T> {
+    fn type_info() -> PgTypeInfo {
+        T::type_info()
+    }
+}
+
+impl<T> Encode<'_, Postgres> for Walked<T>
+where
+    T: for<'q> Encode<'q, Postgres> + Type<Postgres>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut PgArgumentBuffer,
+    ) -> std::result::Result<IsNull, BoxDynError> {
+        let start = buf
+            .len()
+            .checked_sub(4)
+            .ok_or("the argument buffer is shorter than a length prefix")?;
+        let end = arguments_end(buf, self.before)?;
+        if end != start {
+            return Err(format!(
+                "the {} arguments before the tenants end at byte {end}, but the tenants would start at byte {start}",
+                self.before
+            )
+            .into());
+        }
+        self.value.encode_by_ref(buf)
+    }
+
+    fn produces(&self) -> Option<PgTypeInfo> {
+        self.value.produces()
+    }
+
+    fn size_hint(&self) -> usize {
+        self.value.size_hint()
+    }
+}
+
 /// Where the first `count` arguments of `buf` end, read as the server reads a Bind message:
 /// each a big-endian `i32` length (-1 for NULL) and that many bytes.
 fn arguments_end(buf: &[u8], count: usize) -> std::result::Result<usize, String> {
@@ -273,5 +333,38 @@ mod tests {
         assert!(args.add(Fenced(&Mood)).is_ok());
         let err = args.add(Fenced(&vec![Mood])).unwrap_err();
         assert!(err.to_string().contains("_mood"), "{err}");
+    }
+
+    #[test]
+    fn a_reports_tenants_follow_arguments_laid_out_as_read() {
+        // An encoder handed the statement's buffer (none is: see `Fenced`) that rewrote the
+        // length prefix of the argument before it would shift where the server reads the
+        // tenants from.
+        struct Rewrites;
+        impl Type<Postgres> for Rewrites {
+            fn type_info() -> PgTypeInfo {
+                <i32 as Type<Postgres>>::type_info()
+            }
+        }
+        impl Encode<'_, Postgres> for Rewrites {
+            fn encode_by_ref(
+                &self,
+                buf: &mut PgArgumentBuffer,
+            ) -> std::result::Result<IsNull, BoxDynError> {
+                buf[3] = 40;
+                buf.extend_from_slice(&0_i32.to_be_bytes());
+                Ok(IsNull::No)
+            }
+        }
+        let ids = vec![Uuid::new_v4()];
+        let mut args = PgArguments::default();
+        args.add(1_i32).unwrap();
+        bind_tenants(&mut args, ids.clone()).unwrap();
+        assert_eq!(args.len(), 2);
+        let mut args = PgArguments::default();
+        args.add(1_i32).unwrap();
+        args.add(Rewrites).unwrap();
+        let err = bind_tenants(&mut args, ids).unwrap_err();
+        assert!(matches!(err, Error::TenantBinding(_)), "{err}");
     }
 }

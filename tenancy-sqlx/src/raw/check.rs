@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use sqlx::PgConnection;
+use sqlx::postgres::types::Oid;
 
 use super::parse::{Named, Uses};
 use super::{RawSqlRefusal, RefusalKind};
@@ -63,6 +64,7 @@ pub(super) async fn catalog(
     uses: &Uses,
     tables: &[String],
     tenant_columns: &[String],
+    params: &[Option<Oid>],
 ) -> Result<Verdict> {
     let config = &unit.runtime().raw;
     let version_checked = config.version_checked.load(Ordering::Relaxed);
@@ -108,6 +110,20 @@ pub(super) async fn catalog(
     let tbls: Vec<&str> = typed.iter().map(|t| tables[t.relation].as_str()).collect();
     let cols: Vec<&str> = typed.iter().map(|t| t.column.as_str()).collect();
     let lefts: Vec<bool> = typed.iter().map(|t| t.left).collect();
+    // The type each parameter was bound with; 0 (no type's oid) where sqlx knows the type by
+    // name alone or `$n` names no bound value: no operator takes it, so it fences.
+    let param_types: Vec<Option<Oid>> = typed
+        .iter()
+        .map(|t| {
+            t.param.map(|n| {
+                usize::try_from(n)
+                    .ok()
+                    .and_then(|n| n.checked_sub(1))
+                    .and_then(|i| params.get(i).copied().flatten())
+                    .unwrap_or(Oid(0))
+            })
+        })
+        .collect();
     let wanted = |branch: &str| match branch {
         "version" => !version_checked,
         "relation" => !relations.is_empty(),
@@ -147,6 +163,7 @@ pub(super) async fn catalog(
                 .bind(&cols)
                 .bind(&lefts)
                 .bind(&uses.fields)
+                .bind(&param_types)
                 .persistent(persistent)
                 .fetch_all(conn)
                 .await?)

@@ -26,8 +26,11 @@
 //! One catalog round trip on the scope's connection (`check.rs`; its verdict is kept for the
 //! resolution cache's time to live) then checks the server's version against the grammar's, that the global tables named are declared and hold no
 //! tenant data, that no function, operator or type on the search path could shadow a built-in
-//! the SQL uses, and whether each function and operator is leakproof. If one is not (or a row's
-//! value is cast), the placeholders' CTEs are `MATERIALIZED`: PostgreSQL could otherwise run the
+//! the SQL uses, and whether each function and operator is leakproof (an operator between a
+//! column and `$n` is judged by both types: with no built-in operator taking exactly the
+//! column's type and the type the value was bound with, the server casts, and picks an
+//! operator the SQL does not show, so it counts as not leakproof). If one is
+//! not (or a row's value is cast), the placeholders' CTEs are `MATERIALIZED`: PostgreSQL could otherwise run the
 //! caller's expression on other tenants' rows before the tenant filter, and its error would
 //! show them.
 //!
@@ -36,6 +39,13 @@
 //! Implicit casts the server adds are widenings that cannot fail, and are not judged. What runs
 //! without being named in the SQL (type output functions, triggers) is not seen; row-level
 //! security on the tenant tables is the runtime backstop.
+//!
+//! Session values are admitted: `CURRENT_USER`, `SESSION_USER`, `CURRENT_CATALOG`, and what
+//! reads the session's `TimeZone`, `DateStyle` or locale (`to_char`, `timezone`, casts of dates
+//! to text). They are the pool's, the same for every tenant: raw SQL cannot change a setting
+//! (no `SET`, `set_config` or `pg_settings`) and tenancy sets none per tenant, so they show
+//! nothing of another tenant. `CURRENT_SCHEMA` is refused: it would name the path the
+//! placeholders already resolve, and invite SQL that depends on it.
 
 mod allow;
 mod check;
@@ -48,7 +58,8 @@ use std::marker::PhantomData;
 
 use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
 use sqlx::{Arguments, Encode, Postgres, SqlStr, Type};
 
 use crate::model::{Model, ModelMeta};
@@ -84,6 +95,9 @@ struct Relation {
 pub struct Raw<M, O> {
     sql: SqlStr,
     args: PgArguments,
+    /// The type each argument was sent as (`None`: known to sqlx by name only), in order: the
+    /// catalog check judges an operator on a column and `$n` by both operands' types.
+    param_types: Vec<Option<Oid>>,
     bind_error: Option<BoxDynError>,
     relations: Vec<Relation>,
     decode: Decode<O>,
@@ -110,6 +124,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         Self {
             sql,
             args: PgArguments::default(),
+            param_types: Vec::new(),
             bind_error: None,
             relations: vec![Relation {
                 meta: &M::META,
@@ -126,10 +141,18 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     where
         T: for<'q> Encode<'q, Postgres> + Type<Postgres>,
     {
-        if self.bind_error.is_none()
-            && let Err(e) = self.args.add(crate::bind::Fenced(&value))
-        {
-            self.bind_error = Some(e);
+        // The type is asked once and pinned: an encoder whose `produces` answers differently
+        // on each call cannot have one type judged and another sent.
+        let ty = value.produces().unwrap_or_else(T::type_info);
+        let pinned = Pinned {
+            value: crate::bind::Fenced(&value),
+            ty: ty.clone(),
+        };
+        if self.bind_error.is_none() {
+            match self.args.add(pinned) {
+                Ok(()) => self.param_types.push(ty.oid()),
+                Err(e) => self.bind_error = Some(e),
+            }
         }
         self
     }
@@ -169,12 +192,24 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
         }
         // The statement (its tables and schema included) and the declared models decide the
         // verdict: one accepted a moment ago is accepted again without parsing or asking.
-        let key = format!("{}\n{models:?}\n{tenant_columns:?}", rewritten.sql);
+        let param_types = self.param_types;
+        let key = format!(
+            "{}\n{models:?}\n{tenant_columns:?}\n{param_types:?}",
+            rewritten.sql
+        );
         let verdict = match unit.runtime().raw.verdicts.get(&key) {
             Some(fence) => check::Verdict { fence },
             None => {
                 let uses = parse::read(&rewritten.sql, &rewritten.ctes, &models)?;
-                check::catalog(&mut unit, key, &uses, &rewritten.tables, &tenant_columns).await?
+                check::catalog(
+                    &mut unit,
+                    key,
+                    &uses,
+                    &rewritten.tables,
+                    &tenant_columns,
+                    &param_types,
+                )
+                .await?
             }
         };
         let tenant_at = args.len() + 1;
@@ -229,6 +264,38 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
                 Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
             })
             .boxed()
+    }
+}
+
+/// A bound value sent as the one type [`Raw::bind`] recorded for it.
+struct Pinned<'a, T: ?Sized> {
+    value: crate::bind::Fenced<'a, T>,
+    ty: PgTypeInfo,
+}
+
+impl<T: Type<Postgres> + ?Sized> Type<Postgres> for Pinned<'_, T> {
+    fn type_info() -> PgTypeInfo {
+        T::type_info()
+    }
+}
+
+impl<'q, T> Encode<'q, Postgres> for Pinned<'_, T>
+where
+    T: Encode<'q, Postgres> + Type<Postgres> + ?Sized,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, BoxDynError> {
+        self.value.encode_by_ref(buf)
+    }
+
+    fn produces(&self) -> Option<PgTypeInfo> {
+        Some(self.ty.clone())
+    }
+
+    fn size_hint(&self) -> usize {
+        self.value.size_hint()
     }
 }
 

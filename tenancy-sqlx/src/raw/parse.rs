@@ -34,6 +34,11 @@ pub(super) struct TypedOp {
     /// Index into the placeholders (the order the rewrite gave them).
     pub(super) relation: usize,
     pub(super) column: String,
+    /// The other operand is the parameter `$n`: its type, bound by the caller, decides the
+    /// operator as much as the column's does (an `int4` column against a `numeric` parameter is
+    /// `numeric_gt`, not leakproof), so the catalog is told it. `None` for a literal, whose type
+    /// the column's decides.
+    pub(super) param: Option<i32>,
 }
 
 /// What the catalog must confirm about one statement.
@@ -87,7 +92,7 @@ struct Walker<'a> {
     /// Range items in the whole statement (an unqualified column is attributed only when 1).
     ranges: usize,
     /// Operators on a column and a parameter or literal, resolved after the walk.
-    pending: Vec<(String, ColumnRef, bool)>,
+    pending: Vec<(String, ColumnRef, bool, Option<i32>)>,
     uses: Uses,
 }
 
@@ -147,7 +152,16 @@ fn qualified(names: &[Node]) -> Option<(Option<&str>, &str)> {
     }
 }
 
-/// A parameter or a literal whose type the column's decides (text, integer, boolean, NULL).
+/// The number of the parameter `n` is, if it is one.
+fn param_number(n: &Node) -> Option<i32> {
+    match &n.node {
+        Some(NodeEnum::ParamRef(p)) => Some(p.number),
+        _ => None,
+    }
+}
+
+/// A parameter or a literal whose type is the column's (text, integer, boolean, NULL) or, for a
+/// parameter, the type its value was bound with (checked against the column's by the catalog).
 fn typed_by_column(n: &Node) -> bool {
     use pg_query::protobuf::a_const::Val;
     match &n.node {
@@ -617,12 +631,14 @@ impl Walker<'_> {
                         (AExprKind::AexprOp, Some(NodeEnum::ColumnRef(c)), _)
                             if r.is_some_and(typed_by_column) =>
                         {
-                            self.pending.push((op, c.clone(), true));
+                            self.pending
+                                .push((op, c.clone(), true, r.and_then(param_number)));
                         }
                         (AExprKind::AexprOp, _, Some(NodeEnum::ColumnRef(c)))
                             if l.is_some_and(typed_by_column) =>
                         {
-                            self.pending.push((op, c.clone(), false));
+                            self.pending
+                                .push((op, c.clone(), false, l.and_then(param_number)));
                         }
                         _ => push(&mut self.uses.untyped_operators, &op),
                     }
@@ -756,7 +772,7 @@ impl Walker<'_> {
     /// certain: `alias.column` with an alias that only ever stands for that placeholder, or a
     /// bare column in a statement of one range item.
     fn resolve_pending(&mut self) {
-        for (op, c, left) in std::mem::take(&mut self.pending) {
+        for (op, c, left, param) in std::mem::take(&mut self.pending) {
             let fields: Vec<&str> = c.fields.iter().filter_map(str_of).collect();
             let relation = match fields.as_slice() {
                 [alias, _] => self
@@ -777,6 +793,7 @@ impl Walker<'_> {
                     left,
                     relation,
                     column: (*column).to_owned(),
+                    param,
                 };
                 if !self.uses.typed_operators.contains(&t) {
                     self.uses.typed_operators.push(t);
@@ -938,7 +955,8 @@ mod tests {
                 op: "=".into(),
                 left: true,
                 relation: 0,
-                column: "id".into()
+                column: "id".into(),
+                param: Some(3),
             }]
         );
         assert!(!u.casts_rows);

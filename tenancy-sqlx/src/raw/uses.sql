@@ -6,6 +6,8 @@
 -- $8 text[], $9 text[], $10 name[], $11 bool[]: operators on a placeholder's column and a
 --            parameter or literal: operator, table (quoted), column, column on the left
 -- $12 name[] the fields of `x.field` references (also calls, in functional notation)
+-- $13 oid[]  per operator of $8: the type the parameter on its other side was bound with
+--            (NULL for a literal, whose type the column's decides)
 -- One row per finding: (kind, name, detail).
 --   version:  the server's version number (always one row)
 --   relation: a named relation that is not a declared global table without tenant data
@@ -41,6 +43,27 @@ SELECT 'relation', r.name, CASE
     WHEN c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
                                      WHERE i.inhparent = c.oid)
         THEN 'has inheritance children, which a read of it includes'
+    -- A read of a partitioned table reads its partitions; a partition's rows are its tree's.
+    -- Every table of the tree (from its root) is judged as the named one is.
+    WHEN EXISTS (SELECT 1
+                 FROM pg_catalog.pg_partition_tree(
+                          COALESCE(pg_catalog.pg_partition_root(c.oid), c.oid)) m
+                 JOIN pg_catalog.pg_class mc ON mc.oid = m.relid
+                 JOIN pg_catalog.pg_namespace mn ON mn.oid = mc.relnamespace
+                 WHERE mc.oid <> c.oid
+                   AND (mn.nspname IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenancy')
+                        OR pg_catalog.starts_with(mn.nspname::text, 't_')
+                        OR EXISTS (SELECT 1 FROM tenancy.tenants t
+                                   WHERE t.schema_name = mn.nspname)
+                        OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s
+                                   WHERE s.name = mn.nspname)
+                        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = mc.oid AND a.attnum > 0
+                                     AND NOT a.attisdropped AND a.attname = ANY ($3::name[]))
+                        OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                                   WHERE k.conrelid = mc.oid AND k.contype = 'f'
+                                     AND k.confrelid = 'tenancy.tenants'::regclass)))
+        THEN 'is in a partition tree with a table of tenant or system data, which a read of it includes'
     END
 FROM pg_catalog.unnest($1::text[]) AS r0 (name)
 CROSS JOIN LATERAL (SELECT r0.name, pg_catalog.to_regclass(r0.name) AS oid) r
@@ -74,13 +97,22 @@ WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprname = ANY ($7::name[
   AND NOT p.proleakproof
 -- @branch leaky_typed
 -- The operator of the column's type: every built-in one of that name taking the column's type
--- on its side must be leakproof, and there must be one (else the server casts the column).
+-- on its side must be leakproof, and there must be one (else the server casts the column). A
+-- parameter's type is the one it was bound with: the server picks the operator taking exactly
+-- the column's type and it, and without one casts (int4 > numeric is numeric_gt, not
+-- leakproof): fenced.
 SELECT DISTINCT 'leaky', u.op, 'operator on ' || u.col
 -- (multi-argument unnest is grammar, valid only unqualified in FROM)
-FROM unnest($8::text[], $9::text[], $10::name[], $11::bool[]) AS u (op, tbl, col, lft)
+FROM unnest($8::text[], $9::text[], $10::name[], $11::bool[], $13::oid[])
+  AS u (op, tbl, col, lft, param)
 LEFT JOIN pg_catalog.pg_attribute a
   ON a.attrelid = pg_catalog.to_regclass(u.tbl) AND a.attname = u.col AND NOT a.attisdropped
 WHERE a.atttypid IS NULL
+   OR u.param IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
+                      WHERE o.oprname = u.op AND o.oprnamespace = 'pg_catalog'::regnamespace
+                        AND CASE WHEN u.lft THEN o.oprleft = a.atttypid AND o.oprright = u.param
+                                 ELSE o.oprleft = u.param AND o.oprright = a.atttypid END)
    OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
                   WHERE o.oprname = u.op AND o.oprnamespace = 'pg_catalog'::regnamespace
                     AND CASE WHEN u.lft THEN o.oprleft ELSE o.oprright END = a.atttypid)

@@ -41,6 +41,17 @@ impl Stmt {
         Ok(format!("${}", self.buf.args.len()))
     }
 
+    /// Binds the tenants a statement reads, last of what precedes them, after checking that
+    /// what precedes is laid out as the server will read it (see `crate::bind`).
+    fn tenants<T>(&mut self, value: T) -> Result<String>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        use sqlx::Arguments;
+        crate::bind::bind_tenants(&mut self.buf.args, value)?;
+        Ok(format!("${}", self.buf.args.len()))
+    }
+
     fn push(&mut self, s: &str) -> &mut Self {
         self.buf.push(s);
         self
@@ -162,7 +173,7 @@ pub(crate) fn rows_sql<M>(
     match part {
         Batch::Shared(tenants) => {
             let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
-            let ids = s.param(ids)?;
+            let ids = s.tenants(ids)?;
             let (select, tenant, table) =
                 (&model_sql.select_list, &model_sql.tenant, &model_sql.table);
             s.push(&format!(
@@ -184,7 +195,7 @@ pub(crate) fn rows_sql<M>(
                 if n > 0 {
                     s.push(" UNION ALL ");
                 }
-                let id = s.param(tenant.as_uuid())?;
+                let id = s.tenants(tenant.as_uuid())?;
                 if take.is_some() {
                     s.push("(");
                 }
@@ -219,7 +230,7 @@ pub(crate) fn aggregate_sql<M>(
     match part {
         Batch::Shared(tenants) => {
             let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
-            let ids = s.param(ids)?;
+            let ids = s.tenants(ids)?;
             let (tenant, table) = (&model_sql.tenant, &model_sql.table);
             s.push(&format!(
                 "SELECT {tenant}, {exprs} FROM {table} WHERE {tenant} = ANY({ids})"
@@ -232,7 +243,7 @@ pub(crate) fn aggregate_sql<M>(
                 if n > 0 {
                     s.push(" UNION ALL ");
                 }
-                let id = s.param(tenant.as_uuid())?;
+                let id = s.tenants(tenant.as_uuid())?;
                 // Without GROUP BY an aggregate returns one row even when nothing matches.
                 s.push(&format!(
                     "SELECT {id}, {exprs} FROM {} WHERE {} = {id}",

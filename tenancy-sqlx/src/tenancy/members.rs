@@ -32,8 +32,14 @@ impl Tenancy {
     ///
     /// # Errors
     /// [`Error::NotMember`]; [`Error::ContextRevoked`] for a context that may act no more;
-    /// [`Error::Database`].
+    /// [`Error::Forbidden`] for a context resolved through another `Tenancy` (another
+    /// database's registry could name the same tenant id with other members); [`Error::Database`].
     pub async fn member(&self, ctx: TenantCtx, user: &str) -> Result<Member> {
+        if !std::ptr::eq(ctx.runtime(), &*self.rt) {
+            return Err(Error::Forbidden(
+                "this TenantCtx was resolved through another Tenancy".into(),
+            ));
+        }
         ctx.check_live()?;
         let role: Option<String> = self
             .rt
