@@ -14,7 +14,7 @@ use super::server::{connect_admin, server_url, with_database};
 /// address, roles of its own).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), tenancy_sqlx::testing::SetupError> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use tenancy_sqlx::testing::TestDatabase;
 ///
 /// let db = TestDatabase::create("my_test").await?; // an empty database
