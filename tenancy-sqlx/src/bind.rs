@@ -83,19 +83,7 @@ impl Encode<'_, Postgres> for TenantArg {
         &self,
         buf: &mut PgArgumentBuffer,
     ) -> std::result::Result<IsNull, BoxDynError> {
-        // sqlx has reserved the four bytes of this argument's length prefix.
-        let start = buf
-            .len()
-            .checked_sub(4)
-            .ok_or("the argument buffer is shorter than a length prefix")?;
-        let end = arguments_end(buf, self.before)?;
-        if end != start {
-            return Err(format!(
-                "the {} arguments before the tenant end at byte {end}, but the tenant would start at byte {start}",
-                self.before
-            )
-            .into());
-        }
+        follows_arguments(buf, self.before, "tenant")?;
         buf.extend_from_slice(self.id.as_bytes());
         Ok(IsNull::No)
     }
@@ -103,6 +91,29 @@ impl Encode<'_, Postgres> for TenantArg {
     fn size_hint(&self) -> usize {
         16
     }
+}
+
+/// Refuses to write `what` unless the `before` arguments already in `buf` end exactly where
+/// sqlx reserved its length prefix: read as the server will read them, so no earlier argument
+/// can have moved where `what` lands.
+fn follows_arguments(
+    buf: &PgArgumentBuffer,
+    before: usize,
+    what: &str,
+) -> std::result::Result<(), BoxDynError> {
+    // sqlx has reserved the four bytes of this argument's length prefix.
+    let start = buf
+        .len()
+        .checked_sub(4)
+        .ok_or("the argument buffer is shorter than a length prefix")?;
+    let end = arguments_end(buf, before)?;
+    if end != start {
+        return Err(format!(
+            "the {before} arguments before the {what} end at byte {end}, but the {what} would start at byte {start}"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Binds a report's tenants (the shared tables' `ANY($n)` ids, a schema branch's tenant) as
@@ -141,18 +152,7 @@ where
         &self,
         buf: &mut PgArgumentBuffer,
     ) -> std::result::Result<IsNull, BoxDynError> {
-        let start = buf
-            .len()
-            .checked_sub(4)
-            .ok_or("the argument buffer is shorter than a length prefix")?;
-        let end = arguments_end(buf, self.before)?;
-        if end != start {
-            return Err(format!(
-                "the {} arguments before the tenants end at byte {end}, but the tenants would start at byte {start}",
-                self.before
-            )
-            .into());
-        }
+        follows_arguments(buf, self.before, "tenants")?;
         self.value.encode_by_ref(buf)
     }
 

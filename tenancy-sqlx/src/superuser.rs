@@ -159,7 +159,6 @@ impl Superuser {
         Ok(())
     }
 
-    /// The runtime it was acquired through.
     /// A grant just written to the audit log (see `Tenancy::superuser`).
     pub(crate) fn grant(
         grant_id: i64,
@@ -187,6 +186,7 @@ impl Superuser {
         self.inner.ttl.map(|ttl| self.inner.acquired + ttl)
     }
 
+    /// The runtime it was acquired through.
     pub(crate) fn runtime(&self) -> &Arc<Runtime> {
         &self.inner.rt
     }
