@@ -2,6 +2,8 @@
 
 use sqlx::{Connection, PgConnection};
 
+use tenancy_core::ident::quote;
+
 use super::SetupError;
 use super::server::{connect_admin, server_url, with_database};
 
@@ -47,8 +49,8 @@ impl TestDatabase {
         let mut admin = connect_admin().await?;
         let name = database_name(test);
         let sql = match template {
-            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
-            None => format!("CREATE DATABASE \"{name}\""),
+            Some(t) => format!("CREATE DATABASE {} TEMPLATE {}", quote(&name), quote(t)),
+            None => format!("CREATE DATABASE {}", quote(&name)),
         };
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut admin)
@@ -135,7 +137,8 @@ impl Drop for TestDatabase {
 pub(super) async fn drop_database(name: &str) -> Result<(), SetupError> {
     let mut admin = connect_admin().await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote(name)
     )))
     .execute(&mut admin)
     .await

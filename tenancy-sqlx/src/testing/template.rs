@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
+use tenancy_core::ident::quote;
+
 use super::SetupError;
 use super::database::{TestDatabase, drop_database};
 use super::server::connect_admin;
@@ -87,8 +89,9 @@ async fn build_unless_present(
     fill(building.url(), recipe).await?;
     let temp = building.keep();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER DATABASE \"{temp}\" RENAME TO \"{name}\"; \
-         ALTER DATABASE \"{name}\" WITH IS_TEMPLATE true"
+        "ALTER DATABASE {temp} RENAME TO {name}; ALTER DATABASE {name} WITH IS_TEMPLATE true",
+        temp = quote(&temp),
+        name = quote(name),
     )))
     .execute(&mut *admin)
     .await
@@ -141,7 +144,8 @@ async fn drop_stale(admin: &mut PgConnection, build: &str) {
     .unwrap_or_default();
     for db in stale {
         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{db}\" WITH IS_TEMPLATE false"
+            "ALTER DATABASE {} WITH IS_TEMPLATE false",
+            quote(&db)
         )))
         .execute(&mut *admin)
         .await;
