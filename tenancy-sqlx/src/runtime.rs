@@ -139,6 +139,9 @@ impl Runtime {
         self.epoch.mark();
         // The tables the model check passed may have changed shape: check them again.
         self.models.forget();
+        // So may the functions, operators and global tables raw SQL's verdicts rest on: judge
+        // every statement again rather than run one unfenced on a verdict the DDL made stale.
+        self.raw.verdicts.clear();
     }
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.

@@ -54,6 +54,11 @@ impl Verdicts {
             .map(|(_, fence)| *fence)
     }
 
+    /// Forgets every verdict: this handle's own migration may have changed what they rest on.
+    pub(crate) fn clear(&self) {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub(crate) fn put(&self, key: String, fence: bool) {
         if self.ttl.is_zero() {
             return;
