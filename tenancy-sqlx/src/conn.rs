@@ -88,22 +88,13 @@ impl Conn {
         match out {
             Ok(value) => {
                 if self.begin.is_some() {
-                    // `SELECT 1` first, in the same message: in a transaction that a failed
-                    // statement aborted, it fails (25P02) and the `COMMIT` behind it is not
-                    // run, where a bare `COMMIT` would answer `ROLLBACK` and read as success,
-                    // losing every write the caller saw acknowledged.
-                    if let Err(e) = sqlx::raw_sql("SELECT 1; COMMIT")
-                        .execute(&mut *self.conn)
-                        .await
-                    {
-                        let aborted = matches!(&e, sqlx::Error::Database(db)
-                            if db.code().as_deref() == Some("25P02"));
-                        if !aborted {
-                            return Err(e.into());
+                    match self.commit_checked().await {
+                        Ok(()) => {}
+                        Err(Error::TransactionAborted) => {
+                            self.settled = true;
+                            return Err(Error::TransactionAborted);
                         }
-                        sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
-                        self.settled = true;
-                        return Err(Error::TransactionAborted);
+                        Err(e) => return Err(e),
                     }
                 }
                 self.settled = true;
@@ -123,6 +114,26 @@ impl Conn {
         }
     }
 
+    /// Commits the open transaction, or rolls it back and says so when a failed statement had
+    /// aborted it. `SELECT 1` goes first, in the same message: in an aborted transaction it fails
+    /// (25P02) and the `COMMIT` behind it is not run, where a bare `COMMIT` would answer
+    /// `ROLLBACK` and read as success, losing every write the caller saw acknowledged.
+    async fn commit_checked(&mut self) -> Result<()> {
+        if let Err(e) = sqlx::raw_sql("SELECT 1; COMMIT")
+            .execute(&mut *self.conn)
+            .await
+        {
+            let aborted = matches!(&e, sqlx::Error::Database(db)
+                if db.code().as_deref() == Some("25P02"));
+            if !aborted {
+                return Err(e.into());
+            }
+            sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+            return Err(Error::TransactionAborted);
+        }
+        Ok(())
+    }
+
     /// Commits the transaction (if any) and gives the connection back.
     pub(crate) async fn commit(self) -> Result<()> {
         self.end(Ok(())).await
@@ -132,8 +143,15 @@ impl Conn {
     /// back to the pool: for units that ran caller-supplied SQL (see "After caller-supplied
     /// SQL" above). If the reset fails the connection is closed instead; the commit stands.
     pub(crate) async fn commit_and_reset(mut self) -> Result<()> {
-        if self.begin.is_some() {
-            sqlx::raw_sql("COMMIT").execute(&mut *self.conn).await?;
+        // An aborted transaction is rolled back and reported, after the reset all the same.
+        let committed = match self.begin {
+            Some(_) => self.commit_checked().await,
+            None => Ok(()),
+        };
+        if let Err(e) = &committed
+            && !matches!(e, Error::TransactionAborted)
+        {
+            return committed;
         }
         let conn = &mut *self.conn;
         let reset = async {
@@ -145,7 +163,7 @@ impl Conn {
             Ok(()) => self.settled = true,
             Err(e) => tracing::warn!(error = %e, "resetting a connection failed; closing it"),
         }
-        Ok(())
+        committed
     }
 
     /// Rolls the transaction back (if any) and gives the connection back.
