@@ -199,3 +199,140 @@ async fn a_corrupt_archive_imports_nothing(t: TestTenancy) {
     ));
     assert_eq!(Spinner::repo().count(&target).await.unwrap(), 0);
 }
+
+/// A section is its kind and its table's name: a section of a kind this release does not know
+/// is refused, even when a table bears its name, and a section named twice is refused rather
+/// than imported twice. Nothing is imported either way.
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(source = "shared", target = "schema")
+)]
+async fn sections_are_matched_by_kind_and_name(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let source = t.tenant("source");
+    let target = t.tenant("target");
+    Spinner::repo()
+        .insert(
+            source,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "one".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let su = tenancy.superuser("ops", "test").await.unwrap();
+    let bytes = tenancy
+        .export_tenant(&su, source.id())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        text.starts_with("tenancy-archive 2\n"),
+        "the current format"
+    );
+
+    let other_kind = text.replace("table spinners columns", "sequence spinners columns");
+    let err = TenantArchive::from_bytes(other_kind.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("unknown section kind"), "{err}");
+    let err = tenancy
+        .import_tenant_from(
+            &su,
+            &mut other_kind.as_bytes(),
+            target.id(),
+            tenancy::ArchiveOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Archive(_)), "{err:?}");
+
+    // The spinners section again, in place of the (empty) spins one.
+    let start = text.find("table spinners").unwrap();
+    let end = text.find("table spins ").unwrap();
+    let twice = format!("{}{}end\n", &text[..end], &text[start..end]);
+    let err = TenantArchive::from_bytes(twice.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("table spinners appears twice"),
+        "{err}"
+    );
+    let err = tenancy
+        .import_tenant_from(
+            &su,
+            &mut twice.as_bytes(),
+            target.id(),
+            tenancy::ArchiveOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("table spinners appears twice"),
+        "{err}"
+    );
+    assert_eq!(Spinner::repo().count(target).await.unwrap(), 0);
+}
+
+/// A table is named in its section as the catalog names it, never by cutting its quoted,
+/// qualified name at a dot: a shared table named `odd.spins` is not a second `spins`. Its name
+/// cannot be carried in a section header, so the export is refused and nothing is written.
+#[tenancy::test(migrations = "tests/migrations", tenants(source = "shared"))]
+async fn a_table_name_with_a_dot_is_not_taken_for_another(t: TestTenancy) {
+    t.exec(
+        r#"CREATE TABLE "odd.spins" (
+               tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id),
+               id        integer NOT NULL,
+               PRIMARY KEY (tenant_id, id))"#,
+    )
+    .await;
+    let tenancy = t.tenancy().clone();
+    let su = tenancy.superuser("ops", "test").await.unwrap();
+    let err = tenancy
+        .export_tenant(&su, t.tenant("source").id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid(_)) && err.to_string().contains("odd.spins"),
+        "{err:?}"
+    );
+    let mut out = Vec::new();
+    let err = tenancy
+        .export_tenant_to(
+            &su,
+            t.tenant("source").id(),
+            &mut out,
+            tenancy::ArchiveOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert!(out.is_empty(), "nothing written before the refusal");
+}
+
+/// An archive edited in memory so that a table's data is not whole rows is refused before any
+/// row is sent, and the target stays empty.
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(source = "shared", target = "shared")
+)]
+async fn an_edited_archive_whose_rows_do_not_end_is_refused(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let su = tenancy.superuser("ops", "test").await.unwrap();
+    let mut archive = tenancy
+        .export_tenant(&su, t.tenant("source").id())
+        .await
+        .unwrap();
+    let spinners = archive
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "spinners")
+        .unwrap();
+    spinners.data = format!("{}\tx\t\\N\t2020-01-01\n\\.\n", Uuid::new_v4()).into_bytes();
+    spinners.rows = 1;
+    let err = tenancy
+        .import_tenant(&su, &archive, t.tenant("target").id())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Archive(_)), "{err:?}");
+    assert_eq!(Spinner::repo().count(t.tenant("target")).await.unwrap(), 0);
+}

@@ -42,11 +42,12 @@ pub(crate) const DATA_COLUMNS: &str = "SELECT attname::text FROM pg_attribute \
      WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
        AND attgenerated = '' AND attname <> $2 ORDER BY attnum";
 
-/// The tables that hold tenant rows, with `oid`, qualified `name` and tenant column (`col`):
+/// The tables that hold tenant rows, with `oid`, qualified `name`, unqualified `relname` and
+/// tenant column (`col`):
 /// in schema `$1`, or without it in the search path outside the registry. A table holds tenant
 /// rows when it has a `tenant_id` column or a one-column foreign key to `tenancy.tenants`.
 pub(crate) const TENANT_TABLES: &str = "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name, \
-            tc.col AS col \
+            c.relname::text AS relname, tc.col AS col \
      FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      JOIN LATERAL ( \

@@ -60,8 +60,7 @@ mod sql;
 mod unit;
 mod value;
 // The work behind the handle's admin methods.
-mod archive_stream;
-mod export;
+mod archive;
 mod lifecycle;
 mod membership;
 mod migrate;
@@ -91,14 +90,13 @@ pub use tenancy_core::{
 };
 pub use uuid;
 
-pub use archive_stream::{ArchiveOptions, ArchiveProgress, ArchiveSummary};
+pub use archive::{ArchiveOptions, ArchiveProgress, ArchiveSummary, ArchivedTable, TenantArchive};
 pub use column::{
     Assignment, Column, ColumnValue, DeclaresColumn, DecodeColumns, FieldRefs, Filter, Order,
     ReadOnly, TextColumn, Writable,
 };
 pub use ctx::{TenantCtx, TenantTx};
 pub use error::{Error, Lookup, Result};
-pub use export::{ArchivedTable, TenantArchive};
 pub use lifecycle::Purged;
 pub use membership::{Member, Membership};
 pub use migrate::{

@@ -71,6 +71,8 @@ pub(crate) struct TenantTable {
     pub(crate) oid: i64,
     /// Schema-qualified and quoted.
     pub(crate) name: String,
+    /// Its name in its schema, unquoted, as the catalog spells it.
+    pub(crate) relname: String,
     /// Quoted: `"tenant_id"`, or the column of its one-column foreign key to the registry.
     pub(crate) column: String,
     /// The column's name, unquoted.
@@ -103,6 +105,7 @@ pub(crate) async fn tenant_tables_children_first(
             Ok(TenantTable {
                 oid: r.try_get("oid")?,
                 name: r.try_get("name")?,
+                relname: r.try_get("relname")?,
                 column: tenancy_core::ident::quote(&column_name),
                 column_name,
             })

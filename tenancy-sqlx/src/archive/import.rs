@@ -1,0 +1,180 @@
+//! The one archive importer: sections read by [`ArchiveReader`], each copied into a staging
+//! table, then into its target under the new tenant, its row count checked.
+
+use sqlx::PgConnection;
+use tenancy_core::TenantId;
+use tokio::io::AsyncBufRead;
+
+use super::format::{ArchiveReader, Section, bad};
+use super::tables::{KeyedTable, column_list, data_columns, tenant_tables};
+use super::{ArchiveOptions, ArchiveSummary};
+use crate::registry::store;
+use crate::runtime::Runtime;
+use crate::{Error, Lookup, Result};
+
+/// How many bytes of rows an import gathers before sending them to the server.
+const SEND_CHUNK: usize = 256 * 1024;
+
+/// Reads the rest of an archive (opened before the transaction, so that a file that is no
+/// archive costs no connection) into tenant `into`, in `tx`; with `replace`, deletes the
+/// tenant's rows first. Returns what was imported and the audit detail line.
+pub(crate) async fn import_from<R>(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    archive: &mut ArchiveReader<'_, R>,
+    into: TenantId,
+    options: &ArchiveOptions,
+) -> Result<(ArchiveSummary, String)>
+where
+    R: AsyncBufRead + Unpin + Send + ?Sized,
+{
+    crate::sql::admin_query(store::TENANT_LOCK)
+        .bind(into.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
+    crate::rls::act_for(tx, rt, into).await?;
+    let targets = tenant_tables(tx, into).await?;
+    let replaced = empty_target(tx, &targets, into, options.replace).await?;
+    let source = archive.source();
+    let mut summary = ArchiveSummary {
+        source: Some(source),
+        ..ArchiveSummary::default()
+    };
+    let mut i = 0;
+    while let Some(mut section) = archive.next_section().await? {
+        let target = targets
+            .iter()
+            .find(|t| t.key == section.key)
+            .ok_or_else(|| bad(format!("the target has no {}", section.key)))?;
+        let rows = import_table(
+            tx,
+            target,
+            &mut section,
+            i,
+            into,
+            archive,
+            options,
+            &mut summary,
+        )
+        .await?;
+        summary.tables.push((section.key.name, rows));
+        i += 1;
+    }
+    let detail = format!(
+        "from {source} ({} rows{})",
+        summary.rows,
+        if options.replace {
+            format!(", {replaced} rows replaced")
+        } else {
+            String::new()
+        }
+    );
+    Ok((summary, detail))
+}
+
+/// Refuses a target with rows, or with `replace` deletes them (children first). Returns the
+/// rows deleted.
+async fn empty_target(
+    tx: &mut PgConnection,
+    targets: &[KeyedTable],
+    into: TenantId,
+    replace: bool,
+) -> Result<u64> {
+    let mut deleted = 0;
+    for KeyedTable { table, .. } in targets {
+        let qualified = &table.name;
+        if replace {
+            deleted += crate::sql::admin_query(crate::sql::text(format!(
+                "DELETE FROM {qualified} WHERE {} = $1",
+                table.column
+            )))
+            .bind(into.as_uuid())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            continue;
+        }
+        let n: i64 = crate::sql::admin_scalar(crate::sql::text(format!(
+            "SELECT count(*) FROM {qualified} WHERE {} = $1",
+            table.column
+        )))
+        .bind(into.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        if n > 0 {
+            return Err(bad(format!(
+                "tenant {into} is not empty: {qualified} has {n} row(s)"
+            )));
+        }
+    }
+    Ok(deleted)
+}
+
+/// Copies one section's rows into a staging table, then into the target under the tenant
+/// `into`; checks the count the archive states. Returns the rows imported.
+#[allow(clippy::too_many_arguments)]
+async fn import_table<R>(
+    tx: &mut PgConnection,
+    target: &KeyedTable,
+    section: &mut Section,
+    i: usize,
+    into: TenantId,
+    archive: &mut ArchiveReader<'_, R>,
+    options: &ArchiveOptions,
+    summary: &mut ArchiveSummary,
+) -> Result<u64>
+where
+    R: AsyncBufRead + Unpin + Send + ?Sized,
+{
+    let name = section.key.name.clone();
+    let qualified = &target.table.name;
+    let have = data_columns(tx, &target.table).await?;
+    if let Some(missing) = section.columns.iter().find(|c| !have.contains(c)) {
+        return Err(bad(format!("the target's {name} has no column {missing}")));
+    }
+    let cols = column_list(&section.columns);
+    let staging = format!("tenancy_import_{i}");
+    sqlx::raw_sql(crate::sql::text(format!(
+        "CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {cols} FROM {qualified} WITH NO DATA"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    options.report(&name, summary.rows, summary.bytes);
+    let mut copy = tx
+        .copy_in_raw(&format!("COPY {staging} ({cols}) FROM STDIN"))
+        .await?;
+    let mut buf = Vec::with_capacity(SEND_CHUNK);
+    let mut line = Vec::new();
+    let mut rows = 0u64;
+    while archive.next_row(section, &mut line).await? {
+        rows += 1;
+        buf.extend_from_slice(&line);
+        if buf.len() >= SEND_CHUNK {
+            summary.bytes += buf.len() as u64;
+            copy.send(buf.as_slice()).await?;
+            buf.clear();
+            options.report(&name, summary.rows + rows, summary.bytes);
+        }
+    }
+    summary.bytes += buf.len() as u64;
+    copy.send(buf.as_slice()).await?;
+    copy.finish().await?;
+    let stated = archive.stated_rows(section).await?;
+    let inserted = crate::sql::admin_query(crate::sql::text(format!(
+        "INSERT INTO {qualified} ({}, {cols}) SELECT $1, {cols} FROM {staging}",
+        target.table.column
+    )))
+    .bind(into.as_uuid())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted != stated || rows != stated {
+        return Err(bad(format!(
+            "{name}: the archive says {stated} rows, {inserted} were read"
+        )));
+    }
+    summary.rows += inserted;
+    options.report(&name, summary.rows, summary.bytes);
+    Ok(inserted)
+}

@@ -1,0 +1,67 @@
+//! The tables an archive is read from and written to: a tenant's tables in its placement, each
+//! under its section key, and the columns a section carries.
+
+use sqlx::{PgConnection, Row};
+use tenancy_core::TenantId;
+
+use super::format::{SectionKey, bad};
+use crate::catalog;
+use crate::lifecycle::{TenantTable, tenant_tables_children_first};
+use crate::registry::store;
+use crate::{Error, Lookup, Result};
+
+/// A table of the tenant's placement, with the key its archive section has.
+pub(crate) struct KeyedTable {
+    pub(crate) key: SectionKey,
+    pub(crate) table: TenantTable,
+}
+
+/// Tenant `id`'s tables, children first, each with its section key. Refuses a table whose name
+/// an archive cannot carry, and two tables of one name (in two schemas of the search path):
+/// a section names a table without its schema, so that it moves between placements.
+pub(crate) async fn tenant_tables(
+    conn: &mut PgConnection,
+    id: TenantId,
+) -> Result<Vec<KeyedTable>> {
+    let row = crate::sql::admin_query(store::TENANT_SCHEMA)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+    let schema: Option<String> = row.try_get("schema_name")?;
+    let tables = tenant_tables_children_first(conn, schema.as_deref()).await?;
+    let mut keyed: Vec<KeyedTable> = Vec::with_capacity(tables.len());
+    for table in tables {
+        let key = SectionKey::table(&table.relname)?;
+        if let Some(twin) = keyed.iter().find(|k| k.key == key) {
+            return Err(bad(format!(
+                "two tables hold tenant rows under the name {:?} ({} and {}); an archive names \
+                 tables without their schema",
+                key.name, twin.table.name, table.name
+            )));
+        }
+        keyed.push(KeyedTable { key, table });
+    }
+    Ok(keyed)
+}
+
+/// The columns of a table but its tenant column and generated columns, in table order.
+pub(crate) async fn data_columns(
+    conn: &mut PgConnection,
+    table: &TenantTable,
+) -> Result<Vec<String>> {
+    Ok(crate::sql::admin_scalar(catalog::DATA_COLUMNS)
+        .bind(table.oid)
+        .bind(&table.column_name)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Columns quoted and comma-separated, for SQL text.
+pub(crate) fn column_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| tenancy_core::ident::quote(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
