@@ -211,24 +211,10 @@ async fn sections_are_matched_by_kind_and_name(t: TestTenancy) {
     let tenancy = t.tenancy().clone();
     let source = t.tenant("source");
     let target = t.tenant("target");
-    Spinner::repo()
-        .insert(
-            source,
-            &NewSpinner {
-                id: Uuid::new_v4(),
-                name: "one".into(),
-                color: None,
-            },
-        )
-        .await
-        .unwrap();
+    common::add_spinner(source, "one").await.unwrap();
     let su = tenancy.superuser("ops", "test").await.unwrap();
-    let bytes = tenancy
-        .export_tenant(&su, source.id())
-        .await
-        .unwrap()
-        .to_bytes();
-    let text = String::from_utf8(bytes).unwrap();
+    let archive = tenancy.export_tenant(&su, source.id()).await.unwrap();
+    let text = String::from_utf8(archive.to_bytes()).unwrap();
     assert!(
         text.starts_with("tenancy-archive 2\n"),
         "the current format"

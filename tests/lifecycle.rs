@@ -7,33 +7,10 @@ use common::TestDb;
 use common::models::*;
 use tenancy::testing::TestTenancy;
 use tenancy::{Error, NewTenant, Placement, Purged, Tenancy, TenantCtx, TenantStatus};
-use uuid::Uuid;
 
 async fn seed(ctx: &TenantCtx, n: i32) {
     for i in 0..n {
-        let s = Spinner::repo()
-            .insert(
-                ctx,
-                &NewSpinner {
-                    id: Uuid::new_v4(),
-                    name: format!("s{i}"),
-                    color: None,
-                },
-            )
-            .await
-            .unwrap();
-        Spin::repo()
-            .insert(
-                ctx,
-                &NewSpin {
-                    id: Uuid::new_v4(),
-                    spinner_id: s.id,
-                    duration: i,
-                    note: None,
-                },
-            )
-            .await
-            .unwrap();
+        common::spin_in(ctx, i).await;
     }
 }
 
@@ -391,4 +368,45 @@ async fn an_impersonation_ends_with_its_superusers_ttl() {
     // A resolved context of the same tenant is not bound by it.
     let resolved = tenancy.resolve_id(t.id).await.unwrap();
     assert_eq!(Spin::repo().count(&resolved).await.unwrap(), 0);
+}
+
+/// Opening a transaction is a unit of work like a statement: a context that can no longer act
+/// (its tenant suspended since it was resolved, its impersonation expired) is refused before a
+/// connection is taken, as its statements are.
+#[tokio::test]
+async fn begin_refuses_a_context_that_can_no_longer_act() {
+    let db = TestDb::new("lifecycle_begin_live").await;
+    let tenancy = Tenancy::builder()
+        .superuser_ttl(std::time::Duration::from_millis(300))
+        .connect(&db.url)
+        .await
+        .unwrap();
+    db.exec(common::SPINNER_SCHEMA).await;
+    let acme = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let beta = tenancy
+        .create_tenant(NewTenant::new("beta", "Beta"))
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_id(acme.id).await.unwrap();
+    let su = tenancy.superuser("support", "ticket 2").await.unwrap();
+    let imp = tenancy.impersonate(&su, beta.id).await.unwrap();
+    ctx.begin().await.unwrap().rollback().await.unwrap();
+    imp.begin().await.unwrap().rollback().await.unwrap();
+
+    tenancy.suspend(&su, acme.id).await.unwrap();
+    assert!(matches!(
+        ctx.begin().await,
+        Err(Error::ContextRevoked { id, .. }) if id == acme.id
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(matches!(
+        imp.begin().await,
+        Err(Error::Forbidden(m)) if m.contains("impersonation")
+    ));
+    // The tenant itself is untouched: resolved again, it begins.
+    let fresh = tenancy.resolve_id(beta.id).await.unwrap();
+    fresh.begin().await.unwrap().commit().await.unwrap();
 }

@@ -141,7 +141,7 @@ async fn row_level_security_works_through_pgbouncer() {
     // PgBouncer knows one user (a superuser, which row-level security skips): its sessions in
     // this database run as a role of their own instead. Roles are cluster-wide: a unique name.
     let role = format!("tt_rls_{}", &Uuid::new_v4().simple().to_string()[..12]);
-    let _role = DropRole(role.clone()); // dropped after the database
+    let _role = common::DropRole(role.clone()); // dropped after the database
     let db = TestDb::new("pgbouncer_rls").await;
     db.exec(&format!(
         "CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS; \
@@ -294,30 +294,4 @@ async fn listening_through_pgbouncer_without_notify_url_is_refused() {
         .expect("connect through pgbouncer without a listener")
         .close()
         .await;
-}
-
-/// Drops a role when the test ends, after its database (declare it before the `TestDb`).
-struct DropRole(String);
-
-impl Drop for DropRole {
-    fn drop(&mut self) {
-        let role = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut c) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&common::admin_url()).await
-                {
-                    let _ =
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
-                            .execute(&mut c)
-                            .await;
-                }
-            });
-        })
-        .join();
-    }
 }

@@ -1146,3 +1146,30 @@ async fn catalog_verdicts_last_no_longer_than_the_cache() {
     .await;
     refused_undeclared(&b, sql, RefusalKind::Function, Some("lower")).await;
 }
+
+/// A migration through the handle forgets the catalog's verdicts at once, whatever the cache's
+/// time to live: a function it creates that shadows a built-in is refused on the next query,
+/// not run on the verdict cached before it.
+#[tokio::test]
+async fn a_migration_through_the_handle_forgets_the_catalogs_verdicts() {
+    let w = world("raw_verdicts_ddl").await;
+    let tenancy = Tenancy::builder()
+        .cache_ttl(std::time::Duration::from_secs(3600))
+        .connect(&w.db.url)
+        .await
+        .unwrap();
+    let b = tenancy.resolve_slug("raw-b").await.unwrap();
+    let sql = "SELECT count(*) FROM {spins} s WHERE lower(s.note) IS NULL";
+    assert_eq!(count(&b, sql).await, 2);
+    assert_eq!(count(&b, sql).await, 2, "the verdict, cached");
+    let su = tenancy.superuser("ops", "shadow a built-in").await.unwrap();
+    let shadow = Migrations::from_static(&[(
+        1,
+        "shadow lower",
+        "CREATE FUNCTION lower(n text, m integer DEFAULT 0) RETURNS text LANGUAGE sql \
+         AS 'SELECT NULL::text'",
+    )])
+    .unwrap();
+    assert_eq!(tenancy.migrate_shared(&su, &shadow).await.unwrap(), vec![1]);
+    refused_undeclared(&b, sql, RefusalKind::Function, Some("lower")).await;
+}

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb};
+use common::{SPINNER_SCHEMA, TestDb, add_spinner};
 use tenancy::{Error, Migrations, NewTenant, Tenancy, TenantCtx, TenantId};
-use uuid::Uuid;
 
 /// Far beyond any wait below: a change seen within a test was notified, not expired.
 const LONG_TTL: Duration = Duration::from_secs(3600);
@@ -31,15 +30,8 @@ async fn handle(db: &TestDb) -> Tenancy {
 }
 
 /// Polls `check` until it holds, failing the test after [`DEADLINE`].
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "not within {DEADLINE:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    tenancy::testing::eventually(what, DEADLINE, check).await;
 }
 
 async fn revoked(ctx: &TenantCtx) -> bool {
@@ -48,19 +40,6 @@ async fn revoked(ctx: &TenantCtx) -> bool {
         Ok(_) => false,
         Err(e) => panic!("{e}"),
     }
-}
-
-async fn add_spinner(ctx: &TenantCtx, name: &str) -> tenancy::Result<Spinner> {
-    Spinner::repo()
-        .insert(
-            ctx,
-            &NewSpinner {
-                id: Uuid::new_v4(),
-                name: name.to_owned(),
-                color: None,
-            },
-        )
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -496,30 +496,24 @@ async fn verify_reports_a_table_without_the_policy_and_install_is_idempotent() {
     t.verify::<Spinner>().await.unwrap();
 }
 
-/// The spinner app with `spins` partitioned by tenant: two hash partitions.
-const PARTITIONED_SPINS: &str = r#"
-CREATE TABLE spinners (
-    tenant_id  uuid NOT NULL REFERENCES tenancy.tenants (id),
-    id         uuid NOT NULL,
-    name       text NOT NULL,
-    color      text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, name)
-);
-CREATE TABLE spins (
-    tenant_id  uuid NOT NULL,
-    id         uuid NOT NULL DEFAULT gen_random_uuid(),
-    spinner_id uuid NOT NULL,
-    duration   integer NOT NULL,
-    note       text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id, spinner_id) REFERENCES spinners (tenant_id, id) ON DELETE CASCADE
-) PARTITION BY HASH (tenant_id);
-CREATE TABLE spins_p0 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 0);
-CREATE TABLE spins_p1 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 1);
-"#;
+/// The spinner app (`SPINNER_SCHEMA`) with `spins` partitioned by tenant: two hash partitions.
+fn partitioned_spins() -> String {
+    let spins_end = "ON DELETE CASCADE\n);";
+    assert_eq!(
+        SPINNER_SCHEMA.matches(spins_end).count(),
+        1,
+        "spins ends the schema's one cascade"
+    );
+    let schema = SPINNER_SCHEMA.replace(
+        spins_end,
+        "ON DELETE CASCADE\n) PARTITION BY HASH (tenant_id);",
+    );
+    format!(
+        "{schema}\n\
+         CREATE TABLE spins_p0 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 0);\n\
+         CREATE TABLE spins_p1 PARTITION OF spins FOR VALUES WITH (MODULUS 2, REMAINDER 1);\n"
+    )
+}
 
 /// Rows of each partition a plain connection of the application role sees, with `tenant` set
 /// (or none).
@@ -555,7 +549,7 @@ async fn partitions_are_covered_by_the_policy_and_checked_by_verify() {
         .row_level_security(true)
         .tenant_migrations(
             Migrations::from_list(vec![
-                tenancy::Migration::new(1, "partitioned spinner app", PARTITIONED_SPINS),
+                tenancy::Migration::new(1, "partitioned spinner app", partitioned_spins()),
                 tenancy::Migration::new(2, "row-level security", policies),
             ])
             .unwrap(),

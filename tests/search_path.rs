@@ -4,11 +4,9 @@
 
 mod common;
 
-use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb};
+use common::{SPINNER_SCHEMA, TestDb, add_spinner};
 use sqlx::postgres::PgPoolOptions;
-use tenancy::{Error, Migrations, Placement, Tenancy, TenantCtx};
-use uuid::Uuid;
+use tenancy::{Error, Migrations, Placement, Tenancy};
 
 fn migrations() -> Migrations {
     Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap()
@@ -42,19 +40,6 @@ async fn two_tenants(db: &TestDb) -> String {
 
 fn with_path(url: &str, path: &str) -> String {
     format!("{url}?options=-c%20search_path%3D{path}")
-}
-
-async fn insert(ctx: &TenantCtx, name: &str) -> tenancy::Result<Spinner> {
-    Spinner::repo()
-        .insert(
-            ctx,
-            &NewSpinner {
-                id: Uuid::new_v4(),
-                name: name.to_owned(),
-                color: None,
-            },
-        )
-        .await
 }
 
 async fn count(db: &TestDb, table: &str) -> i64 {
@@ -107,7 +92,7 @@ async fn a_shared_table_found_in_a_tenant_schema_fails_the_model_check() {
     // Drops the pool's one connection: the next is opened with the tenant schema first.
     pool.acquire().await.unwrap().detach();
     let shared = tenancy.resolve_slug("sp-shared").await.unwrap();
-    match insert(&shared, "lost write").await {
+    match add_spinner(&shared, "lost write").await {
         Err(Error::TableShape(report)) => {
             assert!(report.problems[0].contains("tenant schema"), "{report}")
         }
@@ -129,7 +114,7 @@ async fn an_application_schema_on_the_search_path_still_works() {
         .await
         .unwrap();
     let shared = tenancy.resolve_slug("sp-shared").await.unwrap();
-    insert(&shared, "kept").await.unwrap();
+    add_spinner(&shared, "kept").await.unwrap();
     assert_eq!(count(&db, "public.spinners").await, 1);
     assert_eq!(count(&db, &format!("\"{schema}\".spinners")).await, 0);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::models::*;
-use common::{SPINNER_SCHEMA, TestDb};
+use common::{SPINNER_SCHEMA, TestDb, spin_in};
 use tenancy::{
     Agg, AuditQuery, AuditRecord, Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy,
     TenancyBuilder, TenantId,
@@ -54,32 +54,6 @@ async fn all_records(
     .fetch_all(&mut conn)
     .await
     .unwrap()
-}
-
-async fn spin_in(ctx: &tenancy::TenantCtx, duration: i32) -> Spin {
-    let spinner = Spinner::repo()
-        .insert(
-            ctx,
-            &NewSpinner {
-                id: Uuid::new_v4(),
-                name: format!("s{duration}"),
-                color: None,
-            },
-        )
-        .await
-        .unwrap();
-    Spin::repo()
-        .insert(
-            ctx,
-            &NewSpin {
-                id: Uuid::new_v4(),
-                spinner_id: spinner.id,
-                duration,
-                note: None,
-            },
-        )
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -695,4 +669,131 @@ async fn a_superuser_of_another_tenancy_is_refused() {
             "{err}"
         );
     }
+}
+
+/// Impersonation, creation under a chosen id and tenant migration write their audit rows
+/// through the one audited path: each names its action, its tenants and what happened.
+#[tokio::test]
+async fn admin_calls_record_action_tenants_and_outcome() {
+    let db = TestDb::new("su_outcomes").await;
+    let tenancy = setup(&db, Tenancy::builder()).await;
+    let records = async |action: &str| -> Vec<(Vec<Uuid>, Option<String>)> {
+        all_records(&db)
+            .await
+            .into_iter()
+            .filter(|r| r.2 == action)
+            .map(|r| (r.3, r.5))
+            .collect()
+    };
+    // `setup` migrated the shared tables, the one target then.
+    assert_eq!(
+        records("tenants.migrate").await,
+        vec![(vec![], Some("1 applied, 0 up to date, 0 failed".to_owned()))]
+    );
+    let su = tenancy
+        .superuser("ops@example.com", "outcomes")
+        .await
+        .unwrap();
+
+    // Created under a chosen id, in its own schema (the path that runs migrations): audited
+    // with the id and the slug.
+    let acme = TenantId::new_v4();
+    tenancy
+        .create_tenant_with_id(
+            &su,
+            NewTenant::new("acme", "Acme").placement(Placement::OwnSchema),
+            acme,
+        )
+        .await
+        .unwrap();
+    let beta = tenancy
+        .create_tenant(NewTenant::new("beta", "Beta").placement(Placement::OwnSchema))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        records("tenant.create_with_id").await,
+        vec![(vec![acme.as_uuid()], Some("acme".to_owned()))],
+        "a creation under a random id is not an admin act"
+    );
+
+    // Impersonation: granted with the slug, refused with the cause.
+    tenancy.impersonate(&su, beta).await.unwrap();
+    tenancy.suspend(&su, acme).await.unwrap();
+    tenancy.impersonate(&su, acme).await.unwrap_err();
+    assert_eq!(
+        records("tenant.impersonate").await,
+        vec![(vec![beta.as_uuid()], Some("beta".to_owned()))]
+    );
+    let refused = records("tenant.impersonate.refused").await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, vec![acme.as_uuid()]);
+    assert!(
+        refused[0]
+            .1
+            .as_deref()
+            .is_some_and(|d| d.contains("suspended")),
+        "{refused:?}"
+    );
+
+    // A second migration that fails in one schema: the row counts what was applied and what
+    // failed, and names both own-schema tenants.
+    db.exec("ALTER TABLE t_beta.spinners ADD COLUMN extra integer")
+        .await;
+    let next = Migrations::from_static(&[
+        (1, "spinner app", SPINNER_SCHEMA),
+        (2, "extra", "ALTER TABLE spinners ADD COLUMN extra integer"),
+    ])
+    .unwrap();
+    let second = Tenancy::builder()
+        .tenant_migrations(next)
+        .listen_for_changes(false)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su2 = second
+        .superuser("ops@example.com", "migrate 2")
+        .await
+        .unwrap();
+    let report = second
+        .migrate_tenants(&su2, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.failed().count(), 1, "{report:?}");
+    let mut runs = records("tenants.migrate").await;
+    assert_eq!(runs.len(), 2);
+    let (mut tenants, detail) = runs.pop().unwrap();
+    tenants.sort();
+    let mut both = vec![acme.as_uuid(), beta.as_uuid()];
+    both.sort();
+    assert_eq!(tenants, both);
+    assert_eq!(detail.as_deref(), Some("2 applied, 0 up to date, 1 failed"));
+
+    // A run refused before it starts is on record too, with why.
+    let refused = Migrations::from_static(&[(3, "escape", "COMMIT;")]).unwrap();
+    let third = Tenancy::builder()
+        .tenant_migrations(refused)
+        .listen_for_changes(false)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su3 = third
+        .superuser("ops@example.com", "migrate 3")
+        .await
+        .unwrap();
+    let err = third
+        .migrate_tenants(&su3, MigrateOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MigrationRefused { .. }), "{err}");
+    let runs = records("tenants.migrate").await;
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[2].0, Vec::<Uuid>::new());
+    assert!(
+        runs[2]
+            .1
+            .as_deref()
+            .is_some_and(|d| d.starts_with("failed: ")),
+        "{runs:?}"
+    );
 }

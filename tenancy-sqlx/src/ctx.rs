@@ -151,8 +151,13 @@ impl TenantCtx {
     /// of this call reaches another borrower.
     ///
     /// # Errors
+    /// [`Error::ContextRevoked`](crate::Error::ContextRevoked) and
+    /// [`Error::Forbidden`](crate::Error::Forbidden) for a context that can no longer act (as
+    /// every statement of it: its tenant suspended, deleted or purged since it was resolved, or
+    /// its impersonation expired), before a connection is taken;
     /// [`Error::Database`](crate::Error::Database) if no connection can be had.
     pub async fn begin(&self) -> Result<TenantTx> {
+        self.check_live()?;
         let tx = self.runtime().begin_for(self.pool(), self.id()).await?;
         Ok(TenantTx {
             ctx: self.clone(),

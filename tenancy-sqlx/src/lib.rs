@@ -80,7 +80,8 @@ mod runtime;
 mod search_path;
 mod server;
 mod shape;
-#[cfg(feature = "testing")]
+// The crate's own unit tests use it too.
+#[cfg(any(test, feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 

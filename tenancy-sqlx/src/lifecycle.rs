@@ -1,13 +1,21 @@
-//! Tenant lifecycle: suspend, resume, soft delete, restore, purge, rename, hosts. Each needs a
+//! Tenant lifecycle: creation, suspend, resume, soft delete, restore, purge, rename, hosts. Each needs a
 //! [`Superuser`] and is audited in the same transaction as the change; each clears the
 //! resolution cache for the tenant, so this handle sees the change at once, and notifies every
 //! other handle on commit (see `registry/notify.rs`).
 
-use sqlx::Row;
-use tenancy_core::TenantStatus;
+use sqlx::{PgConnection, Row};
+use tenancy_core::{
+    Hostname, Placement, Slug, TenantId, TenantName, TenantStatus, ValidationError,
+};
 
 use crate::catalog;
-use crate::{Error, Result};
+use crate::registry::notify::{self, Change};
+use crate::registry::store;
+use crate::registry::{
+    NewTenant, Tenant, map_unique, schema_for, sql_tenant_by_id, tenant_from_row,
+};
+use crate::runtime::Runtime;
+use crate::{Error, Lookup, Migrations, Result};
 
 /// The lifecycle moves, with the states each may start from.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +43,14 @@ impl Move {
             Self::Restore => &["deleted"],
         }
     }
+    /// What the move tells every handle: a tenant that stops acting takes its held contexts
+    /// with it.
+    pub(crate) fn change(self) -> Change {
+        match self {
+            Self::Suspend | Self::SoftDelete => Change::Revoke,
+            Self::Resume | Self::Restore => Change::Forget,
+        }
+    }
     pub(crate) fn to(self) -> TenantStatus {
         match self {
             Self::Suspend => TenantStatus::Suspended,
@@ -52,6 +68,175 @@ pub enum Purged {
     Schema(String),
     /// Rows deleted from each shared table, `(table, rows)`.
     Rows(Vec<(String, u64)>),
+}
+
+/// Moves tenant `id` as `mv` says, in `tx`, from a status the move starts from, and notifies
+/// every handle on commit. Returns the tenant as moved.
+pub(crate) async fn move_status(
+    tx: &mut PgConnection,
+    origin: uuid::Uuid,
+    id: TenantId,
+    mv: Move,
+) -> Result<Tenant> {
+    let status: Option<String> = crate::sql::admin_scalar(store::TENANT_STATUS_FOR_UPDATE)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let status = status.ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+    if !mv.from().contains(&status.as_str()) {
+        return Err(Error::WrongStatus {
+            id,
+            status: status.parse()?,
+            action: mv.action().trim_start_matches("tenant."),
+        });
+    }
+    crate::sql::admin_query(store::TENANT_SET_STATUS)
+        .bind(id.as_uuid())
+        .bind(mv.to().as_str())
+        .execute(&mut *tx)
+        .await?;
+    notify::send(&mut *tx, origin, mv.change(), id).await?;
+    tenant_by_id(tx, id).await
+}
+
+/// Purges soft-deleted tenant `id` in `tx`: drops its schema, or deletes its rows from every
+/// shared table (children first), then its registry row, and records it as purged; notifies
+/// every handle on commit.
+pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> Result<Purged> {
+    let row = crate::sql::admin_query(store::TENANT_STATUS_AND_SCHEMA_FOR_UPDATE)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+    let status: String = row.try_get("status")?;
+    if status != "deleted" {
+        return Err(Error::WrongStatus {
+            id,
+            status: status.parse()?,
+            action: "purge",
+        });
+    }
+    let schema: Option<String> = row.try_get("schema_name")?;
+    let purged = match schema {
+        Some(schema) => {
+            tenancy_core::ident::validate_schema(&schema)?;
+            sqlx::raw_sql(crate::sql::text(format!(
+                "DROP SCHEMA {} CASCADE",
+                tenancy_core::ident::quote(&schema)
+            )))
+            .execute(&mut *tx)
+            .await?;
+            Purged::Schema(schema)
+        }
+        None => {
+            crate::rls::act_for(tx, rt, id).await?;
+            let mut deleted = Vec::new();
+            for table in tenant_tables_children_first(tx, None).await? {
+                let done = crate::sql::admin_query(crate::sql::text(format!(
+                    "DELETE FROM {} WHERE {} = $1",
+                    table.name, table.column
+                )))
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+                deleted.push((table.name, done.rows_affected()));
+            }
+            Purged::Rows(deleted)
+        }
+    };
+    crate::sql::admin_query(store::TENANT_DELETE)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    crate::sql::admin_query(store::PURGED_INSERT)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    notify::send(&mut *tx, rt.origin, Change::Revoke, id).await?;
+    Ok(purged)
+}
+
+/// A change to how tenant `id` resolves (its slug, its hosts), in `tx`: locks its row, runs
+/// `change`, notifies every handle on commit. Returns the tenant as changed.
+pub(crate) async fn change_resolution(
+    tx: &mut PgConnection,
+    origin: uuid::Uuid,
+    id: TenantId,
+    change: impl AsyncFnOnce(&mut PgConnection) -> Result<()>,
+) -> Result<Tenant> {
+    crate::sql::admin_scalar::<uuid::Uuid>(store::TENANT_LOCK)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+    change(&mut *tx).await?;
+    notify::send(&mut *tx, origin, Change::Forget, id).await?;
+    tenant_by_id(tx, id).await
+}
+
+/// Sets tenant `id`'s slug.
+pub(crate) async fn set_slug(tx: &mut PgConnection, id: TenantId, slug: &Slug) -> Result<()> {
+    crate::sql::admin_query(store::TENANT_SET_SLUG)
+        .bind(id.as_uuid())
+        .bind(slug.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_to(e, Error::SlugTaken(slug.as_str().to_owned())))?;
+    Ok(())
+}
+
+/// Adds `host` to tenant `id`, as its primary host if `primary`.
+pub(crate) async fn add_host(
+    tx: &mut PgConnection,
+    id: TenantId,
+    host: &Hostname,
+    primary: bool,
+) -> Result<()> {
+    if primary {
+        crate::sql::admin_query(store::DOMAINS_CLEAR_PRIMARY)
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+    }
+    crate::sql::admin_query(store::DOMAIN_ADD)
+        .bind(host.as_str())
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_to(e, Error::HostTaken(host.as_str().to_owned())))?;
+    Ok(())
+}
+
+/// Removes `host` from tenant `id`; the first remaining host (by name) becomes primary if it
+/// was.
+pub(crate) async fn remove_host(
+    tx: &mut PgConnection,
+    id: TenantId,
+    host: &Hostname,
+) -> Result<()> {
+    let removed = crate::sql::admin_query(store::DOMAIN_DELETE)
+        .bind(host.as_str())
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    if removed.rows_affected() == 0 {
+        return Err(Error::TenantNotFound(Lookup::Host(
+            host.as_str().to_owned(),
+        )));
+    }
+    crate::sql::admin_query(store::DOMAINS_ELECT_PRIMARY)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn tenant_by_id(tx: &mut PgConnection, id: TenantId) -> Result<Tenant> {
+    let row = crate::sql::admin_query(sql_tenant_by_id())
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+    tenant_from_row(&row)
 }
 
 /// `typed` for a unique violation, the database error otherwise.
@@ -126,4 +311,131 @@ pub(crate) async fn tenant_tables_children_first(
         ordered.push(pending.remove(pick));
     }
     Ok(ordered)
+}
+
+/// A tenant to create, its input checked: what `create_tenant` and `create_tenant_with_id`
+/// write, in one transaction, under an id they choose.
+pub(crate) struct Creation {
+    slug: Slug,
+    name: String,
+    hosts: Vec<Hostname>,
+    placement: Placement,
+    /// The own-schema tenant's schema.
+    schema: Option<String>,
+}
+
+impl Creation {
+    /// Validates the slug, name and hosts (a repeated host once), and for an own schema that
+    /// the tenant migrations can run: before any connection is taken.
+    pub(crate) fn check(new: NewTenant, migrations: &Migrations) -> Result<Self> {
+        let slug = Slug::parse(&new.slug)?;
+        let name = match TenantName::parse(&new.name) {
+            Ok(name) => name.as_str().to_owned(),
+            Err(ValidationError::Name { reason, .. }) => return Err(Error::InvalidName(reason)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut hosts: Vec<Hostname> = Vec::with_capacity(new.hosts.len());
+        for host in &new.hosts {
+            let host = Hostname::parse(host)?;
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        let schema = match new.placement {
+            Placement::SharedTable => None,
+            Placement::OwnSchema => Some(schema_for(&slug)?),
+            other => return Err(Error::UnsupportedPlacement(other)),
+        };
+        if schema.is_some() {
+            migrations.check_runnable()?;
+        }
+        Ok(Self {
+            slug,
+            name,
+            hosts,
+            placement: new.placement,
+            schema,
+        })
+    }
+
+    pub(crate) fn slug(&self) -> &str {
+        self.slug.as_str()
+    }
+
+    /// Whether writing it runs the tenant migrations on the connection (which is then reset).
+    pub(crate) fn runs_migrations(&self) -> bool {
+        self.schema.is_some()
+    }
+
+    /// Writes the tenant, its domains and (own schema) its migrated schema in `tx`; `chosen`
+    /// says `id` was given by the caller, so it may be a purged tenant's.
+    pub(crate) async fn write(
+        &self,
+        tx: &mut PgConnection,
+        id: TenantId,
+        chosen: bool,
+        migrations: &Migrations,
+    ) -> Result<Tenant> {
+        let slug = self.slug.as_str();
+        if self.schema.is_some() {
+            // Tenant migrations commonly reference the registry (`REFERENCES tenancy.tenants`),
+            // and adding that foreign key locks the registry against inserts. Two creations that
+            // each insert their row first, then build their schema, wait on each other: a
+            // deadlock. Taking that lock first makes concurrent creations queue instead. Reads
+            // (resolution) are not blocked.
+            crate::sql::admin_query(store::LOCK_TENANTS_FOR_CREATION)
+                .execute(&mut *tx)
+                .await?;
+        }
+        crate::sql::admin_query(store::TENANT_INSERT)
+            .bind(id.as_uuid())
+            .bind(slug)
+            .bind(&self.name)
+            .bind(self.placement.as_str())
+            .bind(self.schema.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, slug, id, None))?;
+        // Only a chosen id can be a purged one (a new random v4 is not). After the insert: it
+        // waits for a purge of this id still in flight, so this read sees that purge's tombstone.
+        if chosen {
+            let purged: bool = crate::sql::admin_scalar(store::TENANT_ID_WAS_PURGED)
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+            if purged {
+                return Err(Error::TenantIdPurged(id));
+            }
+        }
+        for (i, host) in self.hosts.iter().enumerate() {
+            crate::sql::admin_query(store::DOMAIN_INSERT)
+                .bind(host.as_str())
+                .bind(id.as_uuid())
+                .bind(i == 0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, slug, id, Some(host.as_str())))?;
+        }
+        if let Some(schema) = &self.schema {
+            // The schema, its history and every tenant migration, in the same transaction as
+            // the registry row: a failure leaves neither. A spare schema, built ahead by
+            // `warm_schemas`, is renamed instead of built; either way one round trip when the
+            // schema is at the latest migration.
+            if !crate::spare::take(&mut *tx, schema, migrations).await? {
+                let script = crate::migrate::fresh_schema_script(schema, migrations);
+                sqlx::raw_sql(crate::sql::text(script))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        Error::Migration(format!("provisioning schema {schema} failed: {e}"))
+                    })?;
+            }
+        }
+        tenant_by_id(tx, id).await
+    }
+
+    /// The line a creation leaves in the log, once committed.
+    pub(crate) fn log(&self, id: TenantId) {
+        tracing::info!(tenant = %id, slug = self.slug.as_str(), placement = %self.placement, "created tenant");
+    }
 }

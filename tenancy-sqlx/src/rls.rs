@@ -193,10 +193,12 @@ pub fn policy_sql(table: &str, tenant_column: &str) -> Result<String, Validation
 /// that tenant, if row-level security is on. One round trip then, none otherwise.
 pub(crate) async fn act_for(conn: &mut PgConnection, rt: &Runtime, tenant: TenantId) -> Result<()> {
     if rt.rls {
-        crate::sql::admin_query("SELECT pg_catalog.set_config('tenancy.tenant_id', $1, true)")
-            .bind(tenant.as_uuid().to_string())
-            .execute(conn)
-            .await?;
+        crate::sql::admin_query(crate::sql::text(format!(
+            "SELECT pg_catalog.set_config('{TENANT_SETTING}', $1, true)"
+        )))
+        .bind(tenant.as_uuid().to_string())
+        .execute(conn)
+        .await?;
     }
     Ok(())
 }

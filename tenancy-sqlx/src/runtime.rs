@@ -32,8 +32,11 @@ fn begin_for_tenant(tenant: TenantId) -> SqlStr {
 }
 
 /// `BEGIN` for work across tenants (reports), in one round trip.
-const BEGIN_ALL_TENANTS: &str =
-    "BEGIN; SELECT pg_catalog.set_config('tenancy.all_tenants', 'on', true)";
+fn begin_all_tenants() -> SqlStr {
+    crate::sql::text(format!(
+        "BEGIN; SELECT pg_catalog.set_config('{ALL_TENANTS_SETTING}', 'on', true)"
+    ))
+}
 
 /// What every token minted by one [`Tenancy`](crate::Tenancy) shares.
 pub(crate) struct Runtime {
@@ -125,7 +128,7 @@ impl Runtime {
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
         let conn = if self.rls {
-            Conn::begin(&self.pool, SqlStr::from_static(BEGIN_ALL_TENANTS)).await?
+            Conn::begin(&self.pool, begin_all_tenants()).await?
         } else {
             self.conn_of(&self.pool).await?
         };

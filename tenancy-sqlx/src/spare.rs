@@ -6,6 +6,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::migrate::{Migrations, Target, apply};
 use crate::registry::store;
+use crate::runtime::ALL_TENANTS_SETTING;
 use crate::{Error, Result};
 
 /// Takes the oldest spare, if any, and renames it to `schema`, bringing it to the latest
@@ -84,10 +85,10 @@ async fn adopt(
     // `apply` set the migration's bypass of row-level security and the schema's search path
     // for the rest of the transaction; the rest of `create_tenant` needs neither (as the fresh
     // script does at its end).
-    sqlx::raw_sql(
-        "SELECT pg_catalog.set_config('tenancy.all_tenants', '', true); \
-         SET LOCAL search_path TO DEFAULT;",
-    )
+    sqlx::raw_sql(crate::sql::text(format!(
+        "SELECT pg_catalog.set_config('{ALL_TENANTS_SETTING}', '', true); \
+         SET LOCAL search_path TO DEFAULT;"
+    )))
     .execute(&mut *conn)
     .await?;
     if !behind.is_empty() {

@@ -231,7 +231,9 @@ impl Superuser {
         self.audited_then(rt, action, true, work).await
     }
 
-    async fn audited_then<T>(
+    /// [`Superuser::audited`] or [`Superuser::audited_and_reset`], as `reset` says: for work
+    /// that runs DDL only on some paths (a tenant created in its own schema or in shared tables).
+    pub(crate) async fn audited_then<T>(
         &self,
         rt: &Arc<Runtime>,
         action: &str,
@@ -241,13 +243,54 @@ impl Superuser {
         self.check_for(rt)?;
         let mut tx = rt.begin().await?;
         let (out, audit) = work(&mut tx).await?;
-        self.audit(&mut tx, action, &audit.tenants, audit.detail.as_deref())
-            .await?;
+        self.audit(
+            &mut tx,
+            audit.action.unwrap_or(action),
+            &audit.tenants,
+            audit.detail.as_deref(),
+        )
+        .await?;
         if reset {
             tx.commit_and_reset().await?;
         } else {
             tx.commit().await?;
         }
+        Ok(out)
+    }
+
+    /// The one way audited work that commits in many transactions of its own is recorded
+    /// (migrating every tenant, each in its transaction): checks this capability against `rt`,
+    /// runs `work`, then writes the audit row `work` returns (action `action`), with what
+    /// happened, on a connection of its own. Work that fails is recorded too, with its error
+    /// as the detail (naming no tenant: it may have failed before it knew them). A single transaction cannot hold both the work and its
+    /// outcome here; what [`Superuser::audited`] guarantees for one transaction, this gives for
+    /// work that returns: a future dropped half-way records nothing.
+    pub(crate) async fn audited_outcome<T>(
+        &self,
+        rt: &Arc<Runtime>,
+        action: &str,
+        work: impl AsyncFnOnce() -> Result<(T, Audit)>,
+    ) -> Result<T> {
+        self.check_for(rt)?;
+        let (out, audit) = match work().await {
+            Ok(done) => done,
+            Err(e) => {
+                let detail = format!("failed: {e}");
+                rt.with_conn(async |c| self.audit(c, action, &[], Some(&detail)).await)
+                    .await?;
+                return Err(e);
+            }
+        };
+        rt.with_conn(async |c| {
+            self.audit(
+                c,
+                audit.action.unwrap_or(action),
+                &audit.tenants,
+                audit.detail.as_deref(),
+            )
+            .await
+        })
+        .await?;
         Ok(out)
     }
 
@@ -306,6 +349,9 @@ pub(crate) struct Audit {
     pub(crate) tenants: Vec<TenantId>,
     /// A line for whoever reads the log.
     pub(crate) detail: Option<String>,
+    /// The action recorded instead of the call's, when the outcome decides it (a refused
+    /// impersonation is recorded as such, and commits while the call fails).
+    pub(crate) action: Option<&'static str>,
 }
 
 impl Audit {
@@ -313,8 +359,14 @@ impl Audit {
     pub(crate) fn of(tenants: impl Into<Vec<TenantId>>) -> Self {
         Self {
             tenants: tenants.into(),
-            detail: None,
+            ..Self::default()
         }
+    }
+
+    /// Recorded as `action` instead of the call's.
+    pub(crate) fn action(mut self, action: &'static str) -> Self {
+        self.action = Some(action);
+        self
     }
 
     /// With a detail line.

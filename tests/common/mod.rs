@@ -5,7 +5,9 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use tenancy::testing::TestDatabase;
-use tenancy::{MigrateOptions, NewTenant, Placement, Tenancy, TenantCtx};
+use tenancy::{
+    MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenancyBuilder, TenantCtx,
+};
 
 /// The server the tests use: `TENANCY_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local
 /// default (the same rule as `#[tenancy::test]`). `scripts/test` sets it, starting a throwaway
@@ -124,6 +126,51 @@ pub mod models {
     }
 }
 
+/// A handle on `db` from `builder`, with the spinner app as its tenant migrations, run on the
+/// shared tables (as a test Superuser) and the models checked.
+pub async fn spinner_tenancy(db: &TestDb, builder: TenancyBuilder) -> Tenancy {
+    let tenancy = builder
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    migrate_all(&tenancy).await;
+    tenancy
+}
+
+/// Inserts a spinner named `name` for the context's tenant.
+pub async fn add_spinner(ctx: &TenantCtx, name: &str) -> tenancy::Result<models::Spinner> {
+    use models::*;
+    Spinner::repo()
+        .insert(
+            ctx,
+            &NewSpinner {
+                id: uuid::Uuid::new_v4(),
+                name: name.to_owned(),
+                color: None,
+            },
+        )
+        .await
+}
+
+/// Inserts a spinner `s<duration>` and one spin of `duration` on it; returns the spin.
+pub async fn spin_in(ctx: &TenantCtx, duration: i32) -> models::Spin {
+    use models::*;
+    let spinner = add_spinner(ctx, &format!("s{duration}")).await.unwrap();
+    Spin::repo()
+        .insert(
+            ctx,
+            &NewSpin {
+                id: uuid::Uuid::new_v4(),
+                spinner_id: spinner.id,
+                duration,
+                note: None,
+            },
+        )
+        .await
+        .unwrap()
+}
+
 /// Runs the tenant migrations everywhere (the shared tables too) as a test Superuser; fails the
 /// test unless every target succeeds.
 pub async fn migrate_all(tenancy: &Tenancy) {
@@ -152,12 +199,14 @@ pub async fn create_tenants(tenancy: &Tenancy, tenants: &[(&str, Placement)]) ->
 /// (fields drop in declaration order).
 pub struct Rls {
     pub db: TestDb,
-    role: Role,
+    role: DropRole,
 }
 
-struct Role(String);
+/// Drops a login role when the test ends: declared before the `TestDb` it owns, it drops after
+/// it (roles are cluster-wide, and one that owns a database cannot be dropped before it).
+pub struct DropRole(pub String);
 
-impl Drop for Role {
+impl Drop for DropRole {
     fn drop(&mut self) {
         let role = self.0.clone();
         let _ = std::thread::spawn(move || {
@@ -195,7 +244,7 @@ impl Rls {
         .await;
         Self {
             db,
-            role: Role(role),
+            role: DropRole(role),
         }
     }
 
@@ -225,21 +274,5 @@ impl Rls {
     }
 }
 
-/// Polls `fut` until it has been pending `k` times, then drops it: a cancellation at its k-th
-/// await. `Some(output)` if it finished first.
-pub async fn cancel_at<F: Future>(k: usize, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut pending = 0;
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-        std::task::Poll::Pending => {
-            pending += 1;
-            if pending >= k {
-                std::task::Poll::Ready(None)
-            } else {
-                std::task::Poll::Pending
-            }
-        }
-    })
-    .await
-}
+#[allow(unused_imports)] // not every test binary cancels
+pub use tenancy::testing::cancel_at;

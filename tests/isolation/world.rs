@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgConnection;
-use tenancy::{Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenantCtx};
+use tenancy::{Error, NewTenant, Placement, Tenancy, TenantCtx};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::common::TestDb;
 use crate::common::models::*;
-use crate::common::{SPINNER_SCHEMA, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // Placement mixes
@@ -144,21 +144,7 @@ async fn seed(ctx: &TenantCtx, tag: &str, shared: Option<&Shared>) -> Seed {
 /// `mix` says (own-schema tenants get `t_tenant_a` and so on, made by the tenant migrations).
 pub async fn world(name: &str, mix: Mix) -> World {
     let db = TestDb::new(&format!("{name}_{mix:?}")).await;
-    let tenancy = Tenancy::builder()
-        .max_connections(5)
-        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let su = tenancy
-        .superuser("isolation tests", "create the shared tables")
-        .await
-        .unwrap();
-    let report = tenancy
-        .migrate_tenants(&su, MigrateOptions::default())
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
+    let tenancy = crate::common::spinner_tenancy(&db, Tenancy::builder().max_connections(5)).await;
     tenancy.verify::<Spinner>().await.unwrap();
     tenancy.verify::<Spin>().await.unwrap();
     let mut ctxs = Vec::new();

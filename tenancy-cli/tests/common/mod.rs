@@ -6,51 +6,26 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use sqlx::{Connection, PgConnection};
+use tenancy::testing::TestDatabase;
 
-/// The server: `TENANCY_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local default.
-pub fn admin_url() -> String {
-    std::env::var("TENANCY_TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
-/// An empty database of its own, dropped when the test ends (also on panic).
+/// An empty database of its own (`tenancy::testing`'s, on the same server as every test),
+/// dropped when the test ends (also on panic).
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    _db: TestDatabase,
 }
 
 impl TestDb {
     pub async fn new(test: &str) -> Self {
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin)
+        let db = TestDatabase::create(&format!("cli_{test}"))
             .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
-        let name = format!(
-            "tt_cli_{test}_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let url = with_database(&admin, &name);
-        Self { name, url }
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            name: db.name().to_owned(),
+            url: db.url().to_owned(),
+            _db: db,
+        }
     }
 
     pub async fn conn(&self) -> PgConnection {
@@ -99,28 +74,6 @@ impl TestDb {
     /// `registry install`, asserted to succeed.
     pub fn install(&self) {
         self.tenancy(&["registry", "install"]).ok();
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
     }
 }
 

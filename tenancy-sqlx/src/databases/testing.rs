@@ -1,7 +1,5 @@
 //! Test support for the own-database modules: throwaway databases on a real server.
 
-use std::time::Duration;
-
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -110,34 +108,4 @@ pub(crate) async fn backends(conn: &mut PgConnection, names: &[DatabaseName]) ->
         .fetch_one(conn)
         .await
         .unwrap()
-}
-
-/// Polls `fut` until it has been pending `k` times, then drops it: a cancellation at its k-th
-/// await. `Some(output)` if it finished first.
-pub(crate) async fn cancel_at<F: Future>(k: usize, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut pending = 0;
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
-        std::task::Poll::Pending => {
-            pending += 1;
-            if pending >= k {
-                std::task::Poll::Ready(None)
-            } else {
-                std::task::Poll::Pending
-            }
-        }
-    })
-    .await
-}
-
-/// Waits until `cond` holds, polling; panics with `what` after 20 s.
-pub(crate) async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    for _ in 0..2000 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("still not true after 20 s: {what}");
 }

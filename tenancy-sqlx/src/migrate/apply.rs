@@ -6,6 +6,7 @@ use std::fmt::Write;
 use sqlx::{PgConnection, Row};
 
 use super::Migrations;
+use crate::runtime::ALL_TENANTS_SETTING;
 use crate::{Error, Result};
 
 /// Where tenant migrations run.
@@ -130,7 +131,7 @@ pub(crate) async fn apply(
     // row-level security with `tenancy.all_tenants`, for this transaction only (see rls.rs).
     let mut setup = format!(
         "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext({})); \
-         SELECT pg_catalog.set_config('tenancy.all_tenants', 'on', true);",
+         SELECT pg_catalog.set_config('{ALL_TENANTS_SETTING}', 'on', true);",
         literal(&target.lock_key())
     );
     if let Target::Schema(schema) = target {

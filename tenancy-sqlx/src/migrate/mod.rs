@@ -21,6 +21,7 @@
 mod apply;
 mod check;
 mod source;
+pub(crate) mod tenants;
 
 use std::sync::Arc;
 

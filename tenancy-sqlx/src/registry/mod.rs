@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::ctx::Validity;
 use crate::runtime::Runtime;
+use crate::superuser::Audit;
 use crate::{Error, Result, TenantCtx};
 
 /// A tenant as recorded in the registry. Plain data: holding it grants nothing.
@@ -164,6 +165,44 @@ pub(crate) fn mint_active(rt: &Arc<Runtime>, row: &PgRow, validity: Validity) ->
         schema.as_deref(),
         validity,
     ))
+}
+
+/// Reads tenant `id`'s row in `tx` and mints its context if it is active: impersonation's
+/// work, under a `Superuser`'s audit. A refusal (unknown, suspended, deleted tenant) is an
+/// outcome to record, not a failure of the work: it comes back inside `Ok`, with the audit
+/// row that records it as `tenant.impersonate.refused`, so that the row commits and the call
+/// still fails.
+pub(crate) async fn impersonation(
+    tx: &mut sqlx::PgConnection,
+    rt: &Arc<Runtime>,
+    id: TenantId,
+    validity: Validity,
+) -> Result<(Result<TenantCtx>, Audit)> {
+    let row = crate::sql::admin_query(SQL_CTX_BY_ID)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let minted = match &row {
+        None => Err(Error::TenantNotFound(crate::Lookup::Id(id))),
+        Some(row) => mint_active(rt, row, validity),
+    };
+    match minted {
+        Ok(ctx) => {
+            let audit = Audit::of([id]).detail(ctx.slug());
+            Ok((Ok(ctx), audit))
+        }
+        Err(
+            refusal @ (Error::TenantNotFound(_)
+            | Error::TenantSuspended { .. }
+            | Error::TenantDeleted { .. }),
+        ) => {
+            let audit = Audit::of([id])
+                .action("tenant.impersonate.refused")
+                .detail(refusal.to_string());
+            Ok((Err(refusal), audit))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The schema of an own-schema tenant (see [`tenancy_core::home::tenant_schema`]).

@@ -77,7 +77,6 @@ impl Tenancy {
         user: &str,
         role: &str,
     ) -> Result<Membership> {
-        self.check_superuser(su)?;
         if user.is_empty() || role.is_empty() {
             return Err(Error::InvalidName(
                 "a member's user and role must not be empty",

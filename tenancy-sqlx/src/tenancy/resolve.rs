@@ -36,40 +36,16 @@ impl Tenancy {
     /// resolution); [`Error::Forbidden`] for an expired capability or one of another `Tenancy`;
     /// [`Error::Database`].
     pub async fn impersonate(&self, su: &Superuser, id: TenantId) -> Result<TenantCtx> {
-        self.check_superuser(su)?;
         // Read before the row, as resolution does: a suspension racing this call revokes it.
-        let generation = self.handle.cache.generation();
-        let mut tx = self.rt.begin().await?;
-        let row = crate::sql::admin_query(crate::registry::SQL_CTX_BY_ID)
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
         let validity = Validity {
-            generation,
+            generation: self.handle.cache.generation(),
             expires: su.expires(),
         };
-        let minted = match &row {
-            None => Err(Error::TenantNotFound(Lookup::Id(id))),
-            Some(row) => crate::registry::mint_active(&self.rt, row, validity),
-        };
-        let ctx = match minted {
-            Ok(ctx) => ctx,
-            Err(
-                refusal @ (Error::TenantNotFound(_)
-                | Error::TenantSuspended { .. }
-                | Error::TenantDeleted { .. }),
-            ) => {
-                let detail = refusal.to_string();
-                su.audit(&mut tx, "tenant.impersonate.refused", &[id], Some(&detail))
-                    .await?;
-                tx.commit().await?;
-                return Err(refusal);
-            }
-            Err(e) => return Err(e),
-        };
-        su.audit(&mut tx, "tenant.impersonate", &[id], Some(ctx.slug()))
-            .await?;
-        tx.commit().await?;
+        let ctx = su
+            .audited(&self.rt, "tenant.impersonate", async |tx| {
+                crate::registry::impersonation(tx, &self.rt, id, validity).await
+            })
+            .await??;
         tracing::warn!(tenant = %id, slug = ctx.slug(), actor = su.actor(), "impersonating tenant");
         Ok(ctx)
     }

@@ -28,6 +28,7 @@ mod database;
 mod run;
 mod server;
 mod template;
+mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,7 @@ pub use run::run;
 pub use run::{Flavor, TestOutcome};
 pub use server::{DEFAULT_URL, database_url, server_url};
 use tenancy_core::Placement;
+pub use wait::{cancel_at, eventually};
 
 use crate::{Migrations, NewTenant, Tenancy, TenantCtx};
 

@@ -7,9 +7,8 @@ use std::time::Duration;
 use tenancy_core::TenantId;
 
 use super::*;
-use crate::databases::testing::{
-    Dropped, admin, backends, cancel_at, databases, eventually, server_options, unique,
-};
+use crate::databases::testing::{Dropped, admin, backends, databases, server_options, unique};
+use crate::testing::{cancel_at, eventually};
 
 /// Each tenant database holds its tenant's number, so a task can tell whose connection it got.
 const WHOAMI: &str = "CREATE TABLE whoami (n int NOT NULL); INSERT INTO whoami VALUES ({i});";
@@ -51,9 +50,13 @@ impl World {
 
     async fn settled(&self) {
         let mut admin = admin().await;
-        eventually("the budget's count and the server's agree", async || {
-            backends(&mut admin, &self.dbs).await as usize == self.budget.open_connections()
-        })
+        eventually(
+            "the budget's count and the server's agree",
+            Duration::from_secs(20),
+            async || {
+                backends(&mut admin, &self.dbs).await as usize == self.budget.open_connections()
+            },
+        )
         .await;
     }
 }
