@@ -66,7 +66,7 @@ impl Tenancy {
     /// ```
     ///
     /// # Errors
-    /// [`Error::TenantNotFound`], [`Error::Database`], [`Error::Archive`] when `out` fails.
+    /// [`Error::TenantNotFound`](crate::Error::TenantNotFound), [`Error::Database`](crate::Error::Database), [`Error::Archive`](crate::Error::Archive) when `out` fails.
     pub async fn export_tenant_to<W>(
         &self,
         su: &Superuser,
@@ -101,9 +101,9 @@ impl Tenancy {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Archive`] for a malformed or truncated archive, a target that is not empty
+    /// [`Error::Archive`](crate::Error::Archive) for a malformed or truncated archive, a target that is not empty
     /// (without `replace`), a missing table or column, or a count that does not match;
-    /// [`Error::TenantNotFound`]; [`Error::Database`]. Nothing is imported or deleted then.
+    /// [`Error::TenantNotFound`](crate::Error::TenantNotFound); [`Error::Database`](crate::Error::Database). Nothing is imported or deleted then.
     pub async fn import_tenant_from<R>(
         &self,
         su: &Superuser,
