@@ -386,3 +386,79 @@ async fn migrations_leave_no_session_state_on_pooled_connections() {
     };
     assert!(free, "a migration's advisory lock outlived it");
 }
+
+/// Migration text is run a statement at a time (one `EXECUTE` each, for Citus: see
+/// tests/citus.rs); what PostgreSQL would not split must stay whole, on the shared tables and in
+/// a new tenant's schema alike, and text the splitter cannot read still runs, whole.
+#[tokio::test]
+async fn a_migration_runs_statement_by_statement_with_its_bodies_and_strings_intact() {
+    let db = TestDb::new("mig_split").await;
+    let tricky = "-- a comment; with a semicolon\n\
+        CREATE TABLE notes (tenant_id uuid NOT NULL, body text DEFAULT 'a;b', \"odd;name\" int, \
+                            PRIMARY KEY (tenant_id, body));\n\
+        CREATE FUNCTION note_len(t text) RETURNS int LANGUAGE plpgsql IMMUTABLE \
+            AS $f$ BEGIN RETURN length(t); END $f$;\n\
+        CREATE FUNCTION two() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n\
+        CREATE TABLE note_log (tenant_id uuid, body text);\n\
+        CREATE RULE log_note AS ON INSERT TO notes \
+            DO ALSO (INSERT INTO note_log VALUES (NEW.tenant_id, NEW.body); \
+                     INSERT INTO note_log VALUES (NEW.tenant_id, 'twice'));;\n\
+        /* an index; last */ CREATE INDEX notes_len ON notes (tenant_id, note_len(body)) -- end";
+    // A backslash in a plain string: the splitter cannot be sure of it, so it runs whole.
+    let unreadable = "CREATE TABLE marks (tenant_id uuid, m text DEFAULT 'x\\y'); \
+                      CREATE INDEX marks_m ON marks (tenant_id, m)";
+    let tenancy = tenancy_with(
+        &db,
+        spinner_app(&[(2, "tricky", tricky), (3, "unreadable", unreadable)]),
+    )
+    .await;
+    common::migrate_all(&tenancy).await;
+    common::create_tenants(&tenancy, &[("acme", Placement::OwnSchema)]).await;
+    for schema in ["public", "t_acme"] {
+        db.exec(&format!(
+            "INSERT INTO {schema}.notes (tenant_id) VALUES (gen_random_uuid())"
+        ))
+        .await;
+        let mut conn = db.connect().await;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT body FROM {schema}.notes), {schema}.two(), \
+                    (SELECT count(*) FROM {schema}.note_log), \
+                    to_regclass('{schema}.notes_len') IS NOT NULL, \
+                    to_regclass('{schema}.marks_m') IS NOT NULL, \
+                    (SELECT column_default FROM information_schema.columns \
+                     WHERE table_schema = '{schema}' AND table_name = 'marks' \
+                       AND column_name = 'm')"
+        )))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            row.get::<Option<String>, _>(0).as_deref(),
+            Some("a;b"),
+            "{schema}"
+        );
+        assert_eq!(
+            row.get::<i32, _>(1),
+            2,
+            "{schema}: the whole BEGIN ATOMIC body"
+        );
+        assert_eq!(
+            row.get::<i64, _>(2),
+            2,
+            "{schema}: both of the rule's actions"
+        );
+        assert!(
+            row.get::<bool, _>(3),
+            "{schema}: the last statement, after a comment"
+        );
+        assert!(
+            row.get::<bool, _>(4),
+            "{schema}: the unreadable migration ran"
+        );
+        assert_eq!(
+            row.get::<Option<String>, _>(5).as_deref(),
+            Some("'x\\y'::text"),
+            "{schema}"
+        );
+    }
+}

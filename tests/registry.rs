@@ -980,3 +980,195 @@ async fn an_application_role_without_create_runs_once_the_owner_installed_the_re
     ))
     .await;
 }
+
+/// The registry's writes avoid what Citus refuses on a reference table (tests/citus.rs runs
+/// them there); here, that the plainer forms do what the old ones did. A soft delete stamps
+/// `deleted_at` with its transaction's time and every other move clears it; a host added to a
+/// tenant without one becomes primary whatever `primary` says, one added beside a primary does
+/// not; a member added again takes the new role and the new transaction's time.
+#[tokio::test]
+async fn registry_writes_keep_their_meaning_without_case_subqueries_or_now_in_upserts() {
+    let db = TestDb::new("reg_citus_forms").await;
+    let tenancy = db.tenancy().await;
+    let su = tenancy.superuser("ops", "registry forms").await.unwrap();
+    let t = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let mut conn = db.connect().await;
+    let server_now = async |conn: &mut sqlx::PgConnection| -> time::OffsetDateTime {
+        sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+
+    let before = server_now(&mut conn).await;
+    let deleted = tenancy.soft_delete(&su, t.id).await.unwrap();
+    let after = server_now(&mut conn).await;
+    let at = deleted.deleted_at.expect("a soft delete stamps deleted_at");
+    assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+    for (moved, status) in [
+        (
+            tenancy.restore(&su, t.id).await.unwrap(),
+            TenantStatus::Active,
+        ),
+        (
+            tenancy.suspend(&su, t.id).await.unwrap(),
+            TenantStatus::Suspended,
+        ),
+        (
+            tenancy.resume(&su, t.id).await.unwrap(),
+            TenantStatus::Active,
+        ),
+    ] {
+        assert_eq!((moved.status, moved.deleted_at), (status, None));
+    }
+    let stored: (String, Option<time::OffsetDateTime>) =
+        sqlx::query_as("SELECT status, deleted_at FROM tenancy.tenants WHERE id = $1")
+            .bind(t.id.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(stored, ("active".to_owned(), None));
+
+    // Hosts on a tenant created without one.
+    tenancy
+        .add_host(&su, t.id, "b.acme.test", false)
+        .await
+        .unwrap();
+    tenancy
+        .add_host(&su, t.id, "a.acme.test", false)
+        .await
+        .unwrap();
+    let id = t.id.as_uuid();
+    assert_eq!(
+        domains(&db).await,
+        vec![
+            ("a.acme.test".to_owned(), id, false),
+            ("b.acme.test".to_owned(), id, true),
+        ]
+    );
+    tenancy
+        .add_host(&su, t.id, "c.acme.test", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        domains(&db).await,
+        vec![
+            ("a.acme.test".to_owned(), id, false),
+            ("b.acme.test".to_owned(), id, false),
+            ("c.acme.test".to_owned(), id, true),
+        ]
+    );
+
+    // A member added again.
+    let first = tenancy
+        .add_member(&su, t.id, "ann", "viewer")
+        .await
+        .unwrap();
+    let before = server_now(&mut conn).await;
+    let again = tenancy.add_member(&su, t.id, "ann", "owner").await.unwrap();
+    assert_eq!(again.role, "owner");
+    assert!(
+        first.created_at < before && before <= again.created_at,
+        "{} < {before} <= {}",
+        first.created_at,
+        again.created_at
+    );
+}
+
+/// With Citus's schema-based sharding on, a new schema becomes a distributed schema; the
+/// registry's must not (tests/citus.rs checks it on a cluster). Without Citus the setting is a
+/// placeholder, which an event trigger can read as `CREATE SCHEMA tenancy` runs: it must be
+/// off there, for that transaction only.
+#[tokio::test]
+async fn the_registry_schema_is_created_with_schema_based_sharding_off() {
+    let db = TestDb::new("reg_schema_sharding").await;
+    db.exec(&format!(
+        "ALTER DATABASE \"{}\" SET citus.enable_schema_based_sharding = 'on'; \
+         CREATE TABLE public.schema_sharding_seen (schema text, setting text); \
+         CREATE FUNCTION public.note_schema_sharding() RETURNS event_trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+             INSERT INTO public.schema_sharding_seen \
+             SELECT object_identity, current_setting('citus.enable_schema_based_sharding', true) \
+             FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE SCHEMA'; \
+         END $$; \
+         CREATE EVENT TRIGGER note_schema_sharding ON ddl_command_end \
+             WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION public.note_schema_sharding();",
+        db.name
+    ))
+    .await;
+    let tenancy = db.tenancy().await;
+    let mut conn = db.connect().await;
+    let seen: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT schema, setting FROM public.schema_sharding_seen")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(seen, vec![("tenancy".to_owned(), Some("off".to_owned()))]);
+    // A session's own setting is left as it was.
+    let session: String =
+        sqlx::query_scalar("SELECT current_setting('citus.enable_schema_based_sharding')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(session, "on");
+    drop(tenancy);
+}
+
+/// Citus re-raises a worker's unique violation without the constraint's name; creation then
+/// reads the registry to say which value was taken. Here a trigger raises such an unnamed
+/// violation where the real constraint would have fired.
+#[tokio::test]
+async fn an_unnamed_unique_violation_still_says_what_was_taken() {
+    let db = TestDb::new("reg_unnamed_unique").await;
+    let tenancy = db.tenancy().await;
+    let acme = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme").host("acme.test"))
+        .await
+        .unwrap();
+    db.exec(
+        "CREATE FUNCTION public.unnamed_unique() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+             IF TG_TABLE_NAME = 'tenants' THEN \
+                 IF EXISTS (SELECT 1 FROM tenancy.tenants WHERE slug = NEW.slug OR id = NEW.id) THEN \
+                     RAISE unique_violation USING MESSAGE = 'duplicate key (from a shard)'; \
+                 END IF; \
+             ELSIF EXISTS (SELECT 1 FROM tenancy.domains WHERE host = NEW.host) THEN \
+                 RAISE unique_violation USING MESSAGE = 'duplicate key (from a shard)'; \
+             END IF; \
+             RETURN NEW; \
+         END $$; \
+         CREATE TRIGGER unnamed BEFORE INSERT ON tenancy.tenants \
+             FOR EACH ROW EXECUTE FUNCTION public.unnamed_unique(); \
+         CREATE TRIGGER unnamed BEFORE INSERT ON tenancy.domains \
+             FOR EACH ROW EXECUTE FUNCTION public.unnamed_unique();",
+    )
+    .await;
+    let counts = registry_counts(&db).await;
+    let again = tenancy.create_tenant(NewTenant::new("acme", "Again")).await;
+    assert!(
+        matches!(&again, Err(Error::SlugTaken(s)) if s == "acme"),
+        "{again:?}"
+    );
+    assert!(matches!(
+        tenancy
+            .create_tenant(NewTenant::new("globex", "Globex").host("acme.test"))
+            .await,
+        Err(Error::HostTaken(h)) if h == "acme.test"
+    ));
+    let su = tenancy.superuser("ops", "import").await.unwrap();
+    assert!(matches!(
+        tenancy
+            .create_tenant_with_id(&su, NewTenant::new("initech", "Initech"), acme.id)
+            .await,
+        Err(Error::TenantIdTaken(id)) if id == acme.id
+    ));
+    assert_eq!(
+        registry_counts(&db).await.0,
+        counts.0,
+        "nothing was created"
+    );
+    assert_eq!(registry_counts(&db).await.1, counts.1);
+}

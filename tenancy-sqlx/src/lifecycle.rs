@@ -90,11 +90,23 @@ pub(crate) async fn move_status(
             action: mv.action().trim_start_matches("tenant."),
         });
     }
-    crate::sql::admin_query(store::TENANT_SET_STATUS)
-        .bind(id.as_uuid())
-        .bind(mv.to().as_str())
-        .execute(&mut *tx)
-        .await?;
+    // Two statements, not a `CASE` around `now()`: Citus refuses that on a reference table
+    // (see registry/store.rs).
+    match mv.to() {
+        TenantStatus::Deleted => {
+            crate::sql::admin_query(store::TENANT_SET_DELETED)
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?
+        }
+        to => {
+            crate::sql::admin_query(store::TENANT_SET_LIVE_STATUS)
+                .bind(id.as_uuid())
+                .bind(to.as_str())
+                .execute(&mut *tx)
+                .await?
+        }
+    };
     notify::send(&mut *tx, origin, mv.change(), id).await?;
     tenant_by_id(tx, id).await
 }
@@ -198,9 +210,16 @@ pub(crate) async fn add_host(
             .execute(&mut *tx)
             .await?;
     }
-    crate::sql::admin_query(store::DOMAIN_ADD)
+    // Read first, then a plain insert: Citus refuses a subquery in `INSERT ... VALUES` on a
+    // reference table. The tenant's row lock holds the answer (see the query).
+    let has_primary: bool = crate::sql::admin_scalar(store::TENANT_HAS_PRIMARY_HOST)
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+    crate::sql::admin_query(store::DOMAIN_INSERT)
         .bind(host.as_str())
         .bind(id.as_uuid())
+        .bind(!has_primary)
         .execute(&mut *tx)
         .await
         .map_err(|e| unique_to(e, Error::HostTaken(host.as_str().to_owned())))?;
@@ -432,6 +451,40 @@ impl Creation {
             }
         }
         tenant_by_id(tx, id).await
+    }
+
+    /// The typed error for a creation that failed with `e`, once its transaction is gone. A
+    /// unique violation names its constraint, and `write` maps it; Citus re-raises a worker's
+    /// without the name, and then the registry says which value another tenant holds.
+    pub(crate) async fn taken(&self, rt: &Runtime, id: TenantId, e: Error) -> Error {
+        let Error::Database(db) = &e else {
+            return e;
+        };
+        let unnamed = db
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation() && d.constraint().is_none());
+        if !unnamed {
+            return e;
+        }
+        let hosts: Vec<&str> = self.hosts.iter().map(Hostname::as_str).collect();
+        let found = rt
+            .with_conn(async |conn| {
+                let row = crate::sql::admin_query(store::TENANT_VALUES_TAKEN)
+                    .bind(id.as_uuid())
+                    .bind(self.slug.as_str())
+                    .bind(self.schema.as_deref())
+                    .bind(&hosts)
+                    .fetch_one(conn)
+                    .await?;
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })
+            .await;
+        match found {
+            Ok((true, _, _)) => Error::TenantIdTaken(id),
+            Ok((_, true, _)) => Error::SlugTaken(self.slug.as_str().to_owned()),
+            Ok((_, _, Some(host))) => Error::HostTaken(host),
+            _ => e,
+        }
     }
 
     /// The line a creation leaves in the log, once committed.

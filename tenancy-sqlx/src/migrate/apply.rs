@@ -92,6 +92,11 @@ fn search_path(schema: &str) -> String {
 /// procedure or nested `DO` it calls runs atomically, inside the caller's transaction, so it
 /// cannot commit either. This, not [`Migrations::check_runnable`], is what keeps a migration in
 /// its transaction. The dollar-quote tags are chosen so that the text contains neither.
+///
+/// One `EXECUTE` per statement ([`super::statements::split`]), in order: Citus propagates some
+/// DDL (`CREATE INDEX`, `DROP INDEX`) to its workers as the text the statement arrived in, which
+/// must then hold that statement alone. Text the splitter cannot read with certainty runs whole,
+/// as one `EXECUTE`.
 fn guarded(sql: &str) -> String {
     let mut n = 0u32;
     let (outer, inner) = loop {
@@ -102,7 +107,12 @@ fn guarded(sql: &str) -> String {
         }
         n += 1;
     };
-    format!("DO {outer} BEGIN EXECUTE {inner}{sql}\n{inner}; END {outer}")
+    let mut block = format!("DO {outer} BEGIN");
+    for statement in super::statements::split(sql).unwrap_or_else(|| vec![sql]) {
+        let _ = write!(block, " EXECUTE {inner}{statement}\n{inner};");
+    }
+    let _ = write!(block, " END {outer}");
+    block
 }
 
 /// A SQL string literal (for values we control: versions, descriptions, checksums).
@@ -178,4 +188,27 @@ pub(crate) async fn apply(
         done.push(m.version);
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guarded;
+
+    #[test]
+    fn each_statement_runs_in_an_execute_of_its_own() {
+        assert_eq!(
+            guarded("CREATE TABLE t (a int);\nCREATE INDEX ON t (a);"),
+            "DO $tenancy_do_0$ BEGIN \
+             EXECUTE $tenancy_sql_0$CREATE TABLE t (a int)\n$tenancy_sql_0$; \
+             EXECUTE $tenancy_sql_0$CREATE INDEX ON t (a)\n$tenancy_sql_0$; \
+             END $tenancy_do_0$"
+        );
+        // Unreadable text runs whole, as before; tags the text holds are skipped.
+        assert_eq!(
+            guarded("SELECT '\\', '$tenancy_sql_0$'"),
+            "DO $tenancy_do_1$ BEGIN \
+             EXECUTE $tenancy_sql_1$SELECT '\\', '$tenancy_sql_0$'\n$tenancy_sql_1$; \
+             END $tenancy_do_1$"
+        );
+    }
 }

@@ -8,9 +8,8 @@
 //! itself refuses transaction control, so a spelling this check misses (or text it cannot read
 //! with certainty, which it lets through) still cannot commit.
 
-use std::ops::Range;
-
-use crate::raw::lex::{Tok, Token, lex};
+use super::statements::{Statement, statements, word};
+use crate::raw::lex::lex;
 use crate::{Error, Migration, Migrations, Result};
 
 impl Migrations {
@@ -57,64 +56,6 @@ fn check(m: &Migration) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// One top-level statement: its tokens, and its text up to the `;` (strings and comments
-/// included, which the tokens skip).
-struct Statement<'t> {
-    tokens: &'t [Token],
-    text: Range<usize>,
-}
-
-fn word(t: &Token) -> Option<&str> {
-    match &t.tok {
-        Tok::Ident {
-            name,
-            quoted: false,
-        } => Some(name),
-        _ => None,
-    }
-}
-
-/// The top-level statements of `tokens`, split as PostgreSQL splits them: at `;` outside
-/// parentheses (a rule's actions) and outside `BEGIN ATOMIC ... END` bodies.
-fn statements<'t>(sql: &str, tokens: &'t [Token]) -> Vec<Statement<'t>> {
-    let mut out = Vec::new();
-    let (mut start, mut parens, mut atomic) = (0, 0usize, 0usize);
-    let mut at_start = true;
-    let push = |from: usize, to: usize, end: usize, out: &mut Vec<Statement<'t>>| {
-        if to > from {
-            out.push(Statement {
-                tokens: &tokens[from..to],
-                text: tokens[from].span.start..end,
-            });
-        }
-    };
-    for (i, t) in tokens.iter().enumerate() {
-        let first = at_start;
-        at_start = false;
-        match (&t.tok, word(t)) {
-            (Tok::Semi, _) if parens == 0 && atomic == 0 => {
-                push(start, i, t.span.start, &mut out);
-                start = i + 1;
-                at_start = true;
-            }
-            (Tok::Semi, _) => at_start = true,
-            (_, Some("atomic")) if i > 0 && word(&tokens[i - 1]) == Some("begin") => {
-                atomic += 1;
-                at_start = true;
-            }
-            (_, Some("end")) if first && atomic > 0 => atomic -= 1,
-            (Tok::Other, _) => match &sql[t.span.clone()] {
-                "(" => parens += 1,
-                ")" => parens = parens.saturating_sub(1),
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-    push(start, tokens.len(), sql.len(), &mut out);
-    out
 }
 
 /// Why `stmt` is refused, if it is.

@@ -226,11 +226,48 @@ pub(crate) fn map_unique(e: sqlx::Error, slug: &str, id: TenantId, host: Option<
         .as_database_error()
         .filter(|d| d.is_unique_violation())
         .and_then(|d| d.constraint().map(str::to_owned));
-    match constraint.as_deref() {
+    match constraint.as_deref().map(unsharded) {
         Some("tenants_slug_key") => Error::SlugTaken(slug.to_owned()),
         Some("tenants_pkey") => Error::TenantIdTaken(id),
         Some("domains_pkey") => Error::HostTaken(host.unwrap_or_default().to_owned()),
         Some("tenants_schema_name_key") => Error::SlugTaken(slug.to_owned()),
         _ => Error::Database(e),
+    }
+}
+
+/// The registry constraint `name` stands for. On a Citus reference table the violation is
+/// raised by a shard, whose constraints carry the shard's id (`tenants_slug_key_102008`).
+fn unsharded(name: &str) -> &str {
+    const REGISTRY: [&str; 4] = [
+        "tenants_slug_key",
+        "tenants_pkey",
+        "domains_pkey",
+        "tenants_schema_name_key",
+    ];
+    match name.rsplit_once('_') {
+        Some((base, shard))
+            if !shard.is_empty()
+                && shard.bytes().all(|b| b.is_ascii_digit())
+                && REGISTRY.contains(&base) =>
+        {
+            base
+        }
+        _ => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsharded;
+
+    #[test]
+    fn a_shard_constraint_is_read_as_the_registry_constraint() {
+        assert_eq!(unsharded("tenants_slug_key_102008"), "tenants_slug_key");
+        assert_eq!(unsharded("domains_pkey_102009"), "domains_pkey");
+        assert_eq!(unsharded("tenants_slug_key"), "tenants_slug_key");
+        // Only registry names lose a suffix.
+        assert_eq!(unsharded("spins_pkey_102009"), "spins_pkey_102009");
+        assert_eq!(unsharded("tenants_slug_key_"), "tenants_slug_key_");
+        assert_eq!(unsharded("tenants_slug_key_x1"), "tenants_slug_key_x1");
     }
 }

@@ -165,6 +165,17 @@ async fn migrate(pool: &PgPool) -> Result<()> {
             .fetch_one(&mut *tx)
             .await?;
     if !has_schema {
+        // Citus's schema-based sharding, when on, makes every new schema a distributed schema
+        // and its tables single-shard tables on some worker; the registry belongs with the
+        // coordinator's metadata (reference tables at most), so it is off for this
+        // transaction. A server without Citus does not know the setting: nothing to turn off.
+        crate::sql::admin_query(
+            "SELECT pg_catalog.set_config('citus.enable_schema_based_sharding', 'off', true) \
+             WHERE pg_catalog.current_setting('citus.enable_schema_based_sharding', true) \
+             IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
         // Only when missing: creating a schema needs CREATE on the database, which the owner of
         // an existing `tenancy` schema may not have.
         sqlx::raw_sql("CREATE SCHEMA tenancy")
@@ -189,7 +200,12 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         if applied.contains(&version) {
             continue;
         }
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        // A statement at a time: Citus sends some DDL on a reference table (an index) to its
+        // workers as the text it arrived in, which must then hold it alone (see
+        // `migrate::split_statements`).
+        for statement in crate::migrate::split_statements(sql).unwrap_or_else(|| vec![sql]) {
+            sqlx::raw_sql(statement).execute(&mut *tx).await?;
+        }
         crate::sql::admin_query(
             "INSERT INTO tenancy.registry_migrations (version, description) VALUES ($1, $2)",
         )

@@ -2,12 +2,18 @@
 //! resolution, named for what it does, so that the registry's schema and the SQL that reads and
 //! writes it can be read (and changed) side by side. Resolution's statements are in `mod.rs`,
 //! the schema itself in `schema.rs`.
+//!
+//! The registry's tables may be Citus reference tables (see the README's Citus section), and
+//! Citus refuses some forms on them that PostgreSQL takes: a function that is not `IMMUTABLE`
+//! (`now()`) inside `CASE` or `COALESCE` or in `ON CONFLICT ... DO UPDATE SET`, and a subquery in
+//! `INSERT ... VALUES`. The writes here avoid them; tests/citus.rs runs each on a cluster.
 
 pub(crate) const MEMBER_ROLE: &str =
     "SELECT role FROM tenancy.memberships WHERE tenant_id = $1 AND user_id = $2";
 
 pub(crate) const MEMBERSHIP_UPSERT: &str = "INSERT INTO tenancy.memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) \
-     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, created_at = now() \
+     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role, \
+     created_at = EXCLUDED.created_at \
      RETURNING tenant_id, user_id, role, created_at";
 
 pub(crate) const MEMBERSHIP_DELETE: &str =
@@ -31,6 +37,14 @@ pub(crate) const LOCK_TENANTS_FOR_CREATION: &str =
 pub(crate) const TENANT_INSERT: &str = "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name) \
      VALUES ($1, $2, $3, $4, $5)";
 
+/// Whether another tenant holds id `$1`, slug `$2` (or its schema `$3`), and the first of hosts
+/// `$4` that one holds: which value of a failed creation was taken, when the server's error does
+/// not say.
+pub(crate) const TENANT_VALUES_TAKEN: &str = "SELECT \
+     EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1), \
+     EXISTS (SELECT 1 FROM tenancy.tenants WHERE slug = $2 OR schema_name = $3), \
+     (SELECT host FROM tenancy.domains WHERE host = ANY ($4) ORDER BY host LIMIT 1)";
+
 pub(crate) const TENANT_ID_WAS_PURGED: &str =
     "SELECT EXISTS (SELECT 1 FROM tenancy.purged_tenants WHERE id = $1)";
 
@@ -40,8 +54,13 @@ pub(crate) const DOMAIN_INSERT: &str =
 pub(crate) const TENANT_STATUS_FOR_UPDATE: &str =
     "SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
 
-pub(crate) const TENANT_SET_STATUS: &str = "UPDATE tenancy.tenants SET status = $2, \
-     deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END WHERE id = $1";
+/// Soft-deletes tenant `$1`: the status and the time, which the table's check ties together.
+pub(crate) const TENANT_SET_DELETED: &str =
+    "UPDATE tenancy.tenants SET status = 'deleted', deleted_at = now() WHERE id = $1";
+
+/// Sets tenant `$1`'s status to `$2`, one that is not `deleted` (suspended, active).
+pub(crate) const TENANT_SET_LIVE_STATUS: &str =
+    "UPDATE tenancy.tenants SET status = $2, deleted_at = NULL WHERE id = $1";
 
 pub(crate) const TENANT_STATUS_AND_SCHEMA_FOR_UPDATE: &str =
     "SELECT status, schema_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
@@ -55,9 +74,10 @@ pub(crate) const TENANT_SET_SLUG: &str = "UPDATE tenancy.tenants SET slug = $2 W
 pub(crate) const DOMAINS_CLEAR_PRIMARY: &str =
     "UPDATE tenancy.domains SET is_primary = false WHERE tenant_id = $1";
 
-pub(crate) const DOMAIN_ADD: &str = "INSERT INTO tenancy.domains (host, tenant_id, is_primary) \
-     VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM tenancy.domains \
-     WHERE tenant_id = $2 AND is_primary))";
+/// Whether tenant `$1` has a primary host. Read under the tenant's row lock, which every change
+/// to its hosts takes, so the answer holds until the insert that follows it.
+pub(crate) const TENANT_HAS_PRIMARY_HOST: &str =
+    "SELECT EXISTS (SELECT 1 FROM tenancy.domains WHERE tenant_id = $1 AND is_primary)";
 
 pub(crate) const DOMAIN_DELETE: &str =
     "DELETE FROM tenancy.domains WHERE host = $1 AND tenant_id = $2";

@@ -28,7 +28,13 @@ impl Tenancy {
         let creation = Creation::check(new, migrations)?;
         let id = TenantId::new_v4();
         let mut tx = self.rt.begin().await?;
-        let tenant = creation.write(&mut tx, id, false, migrations).await?;
+        let tenant = match creation.write(&mut tx, id, false, migrations).await {
+            Ok(tenant) => tenant,
+            Err(e) => {
+                drop(tx);
+                return Err(creation.taken(&self.rt, id, e).await);
+            }
+        };
         if creation.runs_migrations() {
             tx.commit_and_reset().await?;
         } else {
@@ -61,7 +67,11 @@ impl Tenancy {
                 let tenant = creation.write(tx, id, true, migrations).await?;
                 Ok((tenant, Audit::of([id]).detail(creation.slug())))
             })
-            .await?;
+            .await;
+        let tenant = match tenant {
+            Ok(tenant) => tenant,
+            Err(e) => return Err(creation.taken(&self.rt, id, e).await),
+        };
         creation.log(id);
         Ok(tenant)
     }
