@@ -111,3 +111,35 @@ pub(crate) const OWN_SCHEMAS_PRESENT: &str = "SELECT t.slug, t.schema_name, \
 pub(crate) const SPARES_MISSING: &str = "SELECT s.name FROM tenancy.spare_schemas s \
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n \
                        WHERE n.nspname = s.name) ORDER BY 1";
+
+/// The version of the Citus extension installed in this database; no row without it.
+pub(crate) const CITUS_VERSION: &str =
+    "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'citus'";
+
+/// Citus's active primary workers (the coordinator is group 0). Needs the extension.
+pub(crate) const CITUS_ACTIVE_WORKERS: &str = "SELECT count(*) FROM pg_catalog.pg_dist_node \
+     WHERE groupid <> 0 AND noderole = 'primary' AND isactive";
+
+/// Every Citus table: `oid`, partition `method` (`h` hash, `n` none), `replication` (`t` a
+/// reference table), `colocation` group, distribution `column` and `shards`. Needs the
+/// extension.
+pub(crate) const CITUS_TABLES: &str = "SELECT p.logicalrelid::oid::bigint AS oid, p.partmethod::text AS method, \
+            p.repmodel::text AS replication, p.colocationid::bigint AS colocation, \
+            CASE WHEN p.partmethod = 'h' \
+                 THEN pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) END AS column, \
+            (SELECT count(*) FROM pg_catalog.pg_dist_shard s \
+             WHERE s.logicalrelid = p.logicalrelid) AS shards \
+     FROM pg_catalog.pg_dist_partition p";
+
+/// Whether this Citus knows schema-based sharding (12.0 and later).
+pub(crate) const CITUS_HAS_SCHEMAS: &str =
+    "SELECT to_regclass('pg_catalog.pg_dist_schema') IS NOT NULL";
+
+/// The distributed schemas of schema-based sharding. Needs [`CITUS_HAS_SCHEMAS`].
+pub(crate) const CITUS_DISTRIBUTED_SCHEMAS: &str =
+    "SELECT schemaid::regnamespace::text FROM pg_catalog.pg_dist_schema ORDER BY 1";
+
+/// The registry's tables (schema `tenancy`): `oid` and qualified `name`.
+pub(crate) const REGISTRY_TABLES: &str = "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = 'tenancy' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 2";

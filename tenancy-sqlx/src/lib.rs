@@ -68,6 +68,7 @@ pub mod rls;
 mod spare;
 mod superuser;
 mod verify;
+mod verify_citus;
 mod verify_deployment;
 // Own-database placement (not wired in yet): the per-server connection budget, provisioning.
 mod databases;
@@ -121,6 +122,7 @@ pub use tenancy::{
 };
 pub use unit::Scope;
 pub use value::{BindValue, Value};
+pub use verify_citus::{CitusReport, CitusTable, Distribution};
 pub use verify_deployment::DeploymentReport;
 
 /// What `#[tenant_scoped]` expansions use. Not a stable API, and not a way around the scope:

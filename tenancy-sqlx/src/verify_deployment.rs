@@ -1,13 +1,15 @@
 //! Checks of a deployment that need no model types: what an operator's `tenancy verify` can
 //! run from outside the application. [`Tenancy::verify`](crate::Tenancy::verify) checks a
 //! model's table against the model; this checks the registry's promises and the row-level
-//! security of every table that holds tenant rows.
+//! security of every table that holds tenant rows, and, on a Citus cluster, how Citus holds
+//! those tables and the registry's (`verify_citus.rs`).
 
 use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, Row};
 
 use crate::catalog;
 use crate::lifecycle::tenant_tables_children_first;
+use crate::verify_citus::CitusReport;
 use crate::{Result, ShapeReport};
 
 /// What [`Tenancy::verify_deployment`](crate::Tenancy::verify_deployment) found.
@@ -21,6 +23,10 @@ pub struct DeploymentReport {
     /// to `tenancy.tenants`), with what is wrong with its row-level security policy and that of
     /// its partitions and children; `problems` is empty for a table that is fully covered.
     pub row_level_security: Vec<ShapeReport>,
+    /// With the Citus extension installed: which of the registry's tables and the shared tables
+    /// are distributed, by which column, in which colocation group, and the problems of that.
+    /// `None` without Citus.
+    pub citus: Option<CitusReport>,
 }
 
 /// The checks of [`Tenancy::verify_deployment`](crate::Tenancy::verify_deployment), on `conn`.
@@ -55,7 +61,9 @@ pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
             .registry
             .push(format!("spare schema {s:?} is listed but does not exist"));
     }
-    for table in tenant_tables_children_first(&mut *conn, None).await? {
+    let tables = tenant_tables_children_first(&mut *conn, None).await?;
+    report.citus = crate::verify_citus::check(&mut *conn, &tables).await?;
+    for table in tables {
         let oid = Oid(u32::try_from(table.oid).unwrap_or_default());
         let mut problems = crate::rls::policy_problems(&mut *conn, oid, &table.column_name).await?;
         problems

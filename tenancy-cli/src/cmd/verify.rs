@@ -5,6 +5,9 @@
 //!   schema exists;
 //! - row-level security: each shared table holding tenant rows has tenancy's policy, enabled
 //!   and forced, on it and its partitions (a note unless `--require-rls`);
+//! - citus (with the extension installed): how Citus holds the registry's tables and the shared
+//!   tables; fails on the registry distributed, a shared table distributed by another column
+//!   than its tenant column, or shared tables in different colocation groups;
 //! - migrations (with `--migrations DIR`): no target is behind.
 //!
 //! A model's table shape needs the model (`Tenancy::verify::<M>()` in the application).
@@ -77,6 +80,31 @@ pub async fn run(url: &str, args: VerifyArgs, out: &Out) -> Result<(), Fail> {
                     "policy enabled and forced, partitions covered".into()
                 } else {
                     table.problems.join("; ")
+                },
+            });
+        }
+        if let Some(citus) = &report.citus {
+            checks.push(Check {
+                name: "citus".into(),
+                status: if citus.problems.is_empty() {
+                    "ok"
+                } else {
+                    "fail"
+                },
+                detail: if citus.problems.is_empty() {
+                    format!(
+                        "Citus {}, {} workers; {}",
+                        citus.version,
+                        citus.workers,
+                        citus
+                            .tables
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                } else {
+                    citus.problems.join("; ")
                 },
             });
         }

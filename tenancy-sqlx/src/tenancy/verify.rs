@@ -61,8 +61,11 @@ impl Tenancy {
     /// Checks what can be checked without the application's model types: that every
     /// own-schema tenant's schema and migration history exist, that every spare schema exists,
     /// and the row-level security of every shared table that holds tenant rows (as
-    /// [`Tenancy::verify`] checks it for a model's table with row-level security on). Reads
-    /// the catalog and the registry, no tenant's rows, so it takes no `Superuser`.
+    /// [`Tenancy::verify`] checks it for a model's table with row-level security on). On a
+    /// Citus cluster, also how Citus holds the registry's tables and those shared tables
+    /// ([`DeploymentReport::citus`]: distributed by which column, colocation, reference
+    /// tables) and what of that would hurt. Reads the catalog and the registry, no tenant's
+    /// rows, so it takes no `Superuser`.
     ///
     /// Whether row-level security problems matter is the caller's policy: a deployment that
     /// does not use it has them all.
@@ -73,6 +76,10 @@ impl Tenancy {
     /// for problem in &report.registry { eprintln!("registry: {problem}") }
     /// for table in report.row_level_security.iter().filter(|t| !t.problems.is_empty()) {
     ///     eprintln!("{table}");
+    /// }
+    /// if let Some(citus) = &report.citus {
+    ///     for table in &citus.tables { println!("{table}") } // "spins: distributed by tenant_id, ..."
+    ///     for problem in &citus.problems { eprintln!("citus: {problem}") }
     /// }
     /// # Ok(()) }
     /// ```
