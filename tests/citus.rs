@@ -15,13 +15,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use common::SPINNER_SCHEMA;
 use common::models::*;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tenancy::{
-    Agg, Distribution, Error, MigrateOptions, Migrations, NewTenant, Outcome, Placement, Purged,
-    Superuser, Tenancy, TenantCtx, TenantStatus,
+    Agg, Distribution, Error, MigrateOptions, Migration, Migrations, NewTenant, Outcome, Placement,
+    Purged, Superuser, Tenancy, TenantCtx, TenantStatus,
 };
 use uuid::Uuid;
 
@@ -648,7 +647,35 @@ async fn the_lifecycle_hosts_and_members_work_on_reference_tables() {
     // Suspension revoked the contexts held before it: a fresh one.
     let a = t.resolve_slug("acme").await.unwrap();
     assert_eq!(t.member(a, "ann").await.unwrap().role(), "owner");
+    assert_eq!(t.members(su, acme).await.unwrap().len(), 1);
     assert!(t.remove_member(su, acme, "ann").await.unwrap());
+    assert!(t.members(su, acme).await.unwrap().is_empty());
+    let listed = t.list_tenants(su).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>(),
+        vec!["acme", "globex-two"]
+    );
+    // Every move above left its record, naming the tenant.
+    let audited = t
+        .audit_log(
+            su,
+            tenancy::AuditQuery {
+                tenant: Some(acme),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for action in [
+        "tenant.suspend",
+        "tenant.resume",
+        "tenant.soft_delete",
+        "tenant.restore",
+        "tenant.add_host",
+        "membership.add",
+    ] {
+        assert!(audited.iter().any(|r| r.action == action), "{action}");
+    }
 
     // Purge: the tenant's rows go from every shard, its registry rows from every copy.
     t.soft_delete(su, acme).await.unwrap();
@@ -746,6 +773,7 @@ async fn migrations_create_and_drop_indexes_on_distributed_tables() {
             .await
             .unwrap();
     assert_eq!(history, vec![1, 2]);
+    assert!(t2.pending_migrations(&su2).await.unwrap().is_empty());
     t2.verify::<Spin>().await.unwrap();
     Spin::repo()
         .insert(
@@ -816,8 +844,23 @@ async fn export_and_import_carry_a_tenant_between_ids() {
     assert_eq!(rows_of(&w, w.b.id().as_uuid()).await, (1, 0));
 }
 
+/// The same migrations for both placements on Citus: the shared tables are distributed by
+/// tenant, and a tenant's schema (a distributed schema, see below) skips the calls.
+fn mixed_spinners() -> String {
+    CITUS_SPINNERS
+        .replace(
+            "'tenant_id');",
+            "'tenant_id') WHERE current_schema() = 'public';",
+        )
+        .replace(
+            "colocate_with => 'spinners');",
+            "colocate_with => 'spinners') WHERE current_schema() = 'public';",
+        )
+}
+
 /// With schema-based sharding on, the registry's schema stays a plain schema on the coordinator,
-/// and own-schema tenants get distributed schemas, provisioned (with an index) and migrated.
+/// own-schema tenants get distributed schemas, provisioned (with an index) and migrated, and
+/// shared-table tenants beside them live in tables distributed by tenant.
 #[tokio::test]
 async fn schema_based_sharding_leaves_the_registry_and_shards_own_schema_tenants() {
     let Some(cluster) = Cluster::new("schemas").await else {
@@ -829,10 +872,14 @@ async fn schema_based_sharding_leaves_the_registry_and_shards_own_schema_tenants
             cluster.name
         ))
         .await;
-    let plain = |extra: &[(i64, &'static str, &'static str)]| {
-        let mut list = vec![(1, "spinner app", SPINNER_SCHEMA)];
-        list.extend_from_slice(extra);
-        Migrations::from_static(&list).unwrap()
+    let plain = |extra: &[(i64, &str, &str)]| {
+        let mut list = vec![Migration::new(
+            1,
+            "spinner app, both placements",
+            mixed_spinners(),
+        )];
+        list.extend(extra.iter().map(|&(v, d, sql)| Migration::new(v, d, sql)));
+        Migrations::from_list(list).unwrap()
     };
     let tenancy = cluster.tenancy(plain(&[])).await;
     let mut conn = cluster.conn().await;
@@ -853,6 +900,7 @@ async fn schema_based_sharding_leaves_the_registry_and_shards_own_schema_tenants
             ("acme", Placement::OwnSchema),
             ("globex", Placement::OwnSchema),
             ("initech", Placement::OwnSchema),
+            ("umbrella", Placement::SharedTable),
         ],
     )
     .await;
@@ -864,20 +912,24 @@ async fn schema_based_sharding_leaves_the_registry_and_shards_own_schema_tenants
     assert_eq!(distributed, vec!["t_acme", "t_globex", "t_initech"]);
     let report = tenancy.verify_deployment().await.unwrap();
     assert!(report.registry.is_empty(), "{:?}", report.registry);
-    assert!(
-        report.citus.as_ref().unwrap().problems.is_empty(),
-        "{:?}",
-        report.citus
-    );
+    let citus = report.citus.unwrap();
+    assert!(citus.problems.is_empty(), "{:?}", citus.problems);
+    for table in ["public.spinners", "public.spins"] {
+        let t = citus.tables.iter().find(|t| t.table == table).unwrap();
+        assert!(
+            matches!(&t.distribution, Distribution::Distributed { column, .. } if column == "tenant_id"),
+            "{t}"
+        );
+    }
 
     let id = Uuid::new_v4();
-    for (ctx, name) in ctxs.iter().zip(["a", "b", "c"]) {
+    for (ctx, name) in ctxs.iter().zip(["a", "b", "c", "d"]) {
         Spinner::repo()
             .insert(ctx, &new_spinner(id, name))
             .await
             .unwrap();
     }
-    for (ctx, name) in ctxs.iter().zip(["a", "b", "c"]) {
+    for (ctx, name) in ctxs.iter().zip(["a", "b", "c", "d"]) {
         let all = Spinner::repo().query().fetch_all(ctx).await.unwrap();
         assert_eq!(
             all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
