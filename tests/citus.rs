@@ -844,6 +844,47 @@ async fn export_and_import_carry_a_tenant_between_ids() {
     assert_eq!(rows_of(&w, w.b.id().as_uuid()).await, (1, 0));
 }
 
+/// A registry upgrade on a cluster whose registry is already reference tables: registry
+/// migration 6 (memberships: a table referencing the tenants, then an index on it, which Citus
+/// sends to its workers) is taken back and applied again by the next start.
+#[tokio::test]
+async fn the_registry_upgrades_with_its_tables_distributed() {
+    let Some(cluster) = Cluster::new("registry_upgrade").await else {
+        return;
+    };
+    let tenancy = cluster.tenancy(Migrations::empty()).await;
+    tenancy.close().await;
+    cluster.exec(REGISTRY_AS_REFERENCE_TABLES).await;
+    let latest: i32 = sqlx::query_scalar("SELECT max(version) FROM tenancy.registry_migrations")
+        .fetch_one(&mut cluster.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        latest, 6,
+        "a registry migration after 6 exists: take back the latest one here instead"
+    );
+    cluster
+        .exec("DROP TABLE tenancy.memberships; DELETE FROM tenancy.registry_migrations WHERE version = 6")
+        .await;
+    let tenancy = cluster.tenancy(Migrations::empty()).await;
+    let acme = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let su = tenancy.superuser("citus-suite", "upgrade").await.unwrap();
+    tenancy
+        .add_member(&su, acme.id, "ann", "owner")
+        .await
+        .unwrap();
+    assert_eq!(tenancy.members(&su, acme.id).await.unwrap().len(), 1);
+    let index_shards = cluster
+        .on_workers(
+            "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'memberships\\_user\\_idx%'",
+        )
+        .await;
+    assert!(index_shards > 0, "the index reached no worker");
+}
+
 /// The same migrations for both placements on Citus: the shared tables are distributed by
 /// tenant, and a tenant's schema (a distributed schema, see below) skips the calls.
 fn mixed_spinners() -> String {
