@@ -93,7 +93,7 @@ fn search_path(schema: &str) -> String {
 /// cannot commit either. This, not [`Migrations::check_runnable`], is what keeps a migration in
 /// its transaction. The dollar-quote tags are chosen so that the text contains neither.
 ///
-/// One `EXECUTE` per statement ([`super::statements::split`]), in order: Citus propagates some
+/// One `EXECUTE` per statement (`raw/split.rs`), in order: Citus propagates some
 /// DDL (`CREATE INDEX`, `DROP INDEX`) to its workers as the text the statement arrived in, which
 /// must then hold that statement alone. Text the splitter cannot read with certainty runs whole,
 /// as one `EXECUTE`.
@@ -108,7 +108,7 @@ fn guarded(sql: &str) -> String {
         n += 1;
     };
     let mut block = format!("DO {outer} BEGIN");
-    for statement in super::statements::split(sql).unwrap_or_else(|| vec![sql]) {
+    for statement in crate::raw::split::split(sql).unwrap_or_else(|| vec![sql]) {
         let _ = write!(block, " EXECUTE {inner}{statement}\n{inner};");
     }
     let _ = write!(block, " END {outer}");

@@ -8,8 +8,8 @@
 //! itself refuses transaction control, so a spelling this check misses (or text it cannot read
 //! with certainty, which it lets through) still cannot commit.
 
-use super::statements::{Statement, statements, word};
 use crate::raw::lex::lex;
+use crate::raw::split::{Statement, statements, word};
 use crate::{Error, Migration, Migrations, Result};
 
 impl Migrations {

@@ -21,7 +21,6 @@
 mod apply;
 mod check;
 mod source;
-mod statements;
 pub(crate) mod tenants;
 
 use std::sync::Arc;
@@ -30,7 +29,6 @@ use tenancy_core::TenantId;
 
 pub(crate) use apply::{Target, apply, fresh_schema_script};
 pub use source::{Migration, Migrations};
-pub(crate) use statements::split as split_statements;
 
 /// Histories read per statement by [`Tenancy::pending_migrations`]: few enough that the
 /// statement's relation locks stay far below the lock table's size.

@@ -53,6 +53,7 @@ pub(crate) mod config;
 pub(crate) mod lex;
 mod parse;
 pub(crate) mod refusal;
+pub(crate) mod split;
 
 use std::marker::PhantomData;
 

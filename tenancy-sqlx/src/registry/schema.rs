@@ -202,8 +202,8 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         }
         // A statement at a time: Citus sends some DDL on a reference table (an index) to its
         // workers as the text it arrived in, which must then hold it alone (see
-        // `migrate::split_statements`).
-        for statement in crate::migrate::split_statements(sql).unwrap_or_else(|| vec![sql]) {
+        // `raw/split.rs`).
+        for statement in crate::raw::split::split(sql).unwrap_or_else(|| vec![sql]) {
             sqlx::raw_sql(statement).execute(&mut *tx).await?;
         }
         crate::sql::admin_query(

@@ -1,10 +1,10 @@
-//! Splitting migration text into its top-level statements, as PostgreSQL splits it: for the
-//! check that refuses transaction control ([`super::check`]), and for running each statement on
-//! its own ([`split`]).
+//! Splitting SQL text into its top-level statements, as PostgreSQL splits it, with raw SQL's
+//! lexer: for the migration check that refuses transaction control (`migrate/check.rs`), and
+//! for running migrations, tenancy's and the registry's, a statement at a time ([`split`]).
 
 use std::ops::Range;
 
-use crate::raw::lex::{Tok, Token, lex};
+use super::lex::{Tok, Token, lex};
 
 /// The text of each top-level statement of `sql`, without its `;` (leading comments dropped,
 /// those inside kept), or `None` when the lexer cannot read it with certainty (see
@@ -26,12 +26,12 @@ pub(crate) fn split(sql: &str) -> Option<Vec<&str>> {
 
 /// One top-level statement: its tokens, and its text up to the `;` (strings and comments
 /// included, which the tokens skip).
-pub(super) struct Statement<'t> {
-    pub(super) tokens: &'t [Token],
-    pub(super) text: Range<usize>,
+pub(crate) struct Statement<'t> {
+    pub(crate) tokens: &'t [Token],
+    pub(crate) text: Range<usize>,
 }
 
-pub(super) fn word(t: &Token) -> Option<&str> {
+pub(crate) fn word(t: &Token) -> Option<&str> {
     match &t.tok {
         Tok::Ident {
             name,
@@ -43,7 +43,7 @@ pub(super) fn word(t: &Token) -> Option<&str> {
 
 /// The top-level statements of `tokens`, split as PostgreSQL splits them: at `;` outside
 /// parentheses (a rule's actions) and outside `BEGIN ATOMIC ... END` bodies.
-pub(super) fn statements<'t>(sql: &str, tokens: &'t [Token]) -> Vec<Statement<'t>> {
+pub(crate) fn statements<'t>(sql: &str, tokens: &'t [Token]) -> Vec<Statement<'t>> {
     let mut out = Vec::new();
     let (mut start, mut parens, mut atomic) = (0, 0usize, 0usize);
     let mut at_start = true;
