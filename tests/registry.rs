@@ -1173,3 +1173,35 @@ async fn an_unnamed_unique_violation_still_says_what_was_taken() {
     );
     assert_eq!(registry_counts(&db).await.1, counts.1);
 }
+
+/// Hosts added at once to a tenant without one: the first to take the tenant's row lock makes
+/// its host primary, and every other sees that primary (none fails on the one-primary index,
+/// which would read as a taken host).
+#[tokio::test]
+async fn hosts_added_at_once_elect_one_primary_and_all_succeed() {
+    let db = TestDb::new("reg_hosts_at_once").await;
+    let tenancy = Tenancy::builder()
+        .max_connections(10)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("ops", "hosts at once").await.unwrap();
+    let t = tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let adds = (0..8).map(|i| {
+        let (tenancy, su) = (tenancy.clone(), &su);
+        async move {
+            tenancy
+                .add_host(su, t.id, &format!("h{i}.acme.test"), false)
+                .await
+        }
+    });
+    for added in futures_util::future::join_all(adds).await {
+        added.unwrap();
+    }
+    let rows = domains(&db).await;
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.iter().filter(|(_, _, primary)| *primary).count(), 1);
+}
