@@ -93,9 +93,9 @@
 //! Placement is per tenant ([`Placement`], recorded in the registry), and the same models serve
 //! every placement: shared tables with a tenant column (every key leads with it: see
 //! [`Tenancy::verify`]), or a schema per tenant (`NewTenant::placement(Placement::OwnSchema)`),
-//! with tenant migrations ([`Migrations`], [`Tenancy::migrate_tenants`]) run in every schema.
-//! The database-per-tenant placement is recorded but refused with
-//! [`Error::UnsupportedPlacement`] for now.
+//! with tenant migrations ([`Migrations`], [`Tenancy::migrate_tenants`]) run in every schema,
+//! or a database per tenant (`Placement::OwnDatabase`), whose connections live under a budget
+//! per server ([`TenancyBuilder::database_budget`]).
 //!
 //! # Features
 //!

@@ -386,18 +386,16 @@ async fn hostile_slugs_hosts_and_names_are_refused_and_nothing_is_written() {
     );
     let before = (before.0 + 1, before.1, before.2);
 
-    // The database-per-tenant placement is recorded in the model but not provisioned.
+    // A database-per-tenant creation refused by the registry (a taken slug) after its
+    // database was made: the database is dropped again, and no row is written.
     let r = tenancy
         .create_tenant(
-            NewTenant::new("fresh", "Fresh")
+            NewTenant::new("named", "Fresh")
                 .host("fresh.test")
                 .placement(Placement::OwnDatabase),
         )
         .await;
-    assert!(
-        matches!(r, Err(Error::UnsupportedPlacement(Placement::OwnDatabase))),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(Error::SlugTaken(_))), "{r:?}");
 
     assert_eq!(
         registry_counts(&db).await,

@@ -96,6 +96,56 @@ impl fmt::Debug for QuotedSchema {
     }
 }
 
+/// The schema an own-database tenant's tables live in, inside its database: the tenant
+/// migrations run there, and statements name it as they name an own-schema tenant's schema.
+pub const TENANT_DATABASE_SCHEMA: &str = "public";
+
+/// The name of an own-database tenant's database, validated once (an identifier tenancy may
+/// write, and not one of PostgreSQL's own databases).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DatabaseRef {
+    name: String,
+}
+
+impl DatabaseRef {
+    /// Validates `name` as a database tenancy may connect a tenant to.
+    ///
+    /// ```
+    /// use tenancy_core::home::DatabaseRef;
+    ///
+    /// assert_eq!(DatabaseRef::new("tenancy_ab_0f")?.as_str(), "tenancy_ab_0f");
+    /// assert!(DatabaseRef::new("postgres").is_err());
+    /// assert!(DatabaseRef::new("a\"b").is_err());
+    /// # Ok::<(), tenancy_core::ValidationError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ValidationError::Identifier`] naming the rule broken.
+    pub fn new(name: &str) -> Result<Self, ValidationError> {
+        ident::validate(name)?;
+        if matches!(name, "postgres" | "template0" | "template1") {
+            return Err(ValidationError::Identifier {
+                input: name.to_owned(),
+                reason: "is one of PostgreSQL's own databases",
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+        })
+    }
+
+    /// The bare name, as the registry records it and a connection names it.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for DatabaseRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// Where one tenant's rows live: what every statement of its context needs to name its tables.
 ///
 /// Built from the registry row by [`Home::new`], which refuses a placement this version does
@@ -109,6 +159,9 @@ impl fmt::Debug for QuotedSchema {
 /// let own = Home::new(Placement::OwnSchema, Some("t_acme"))?;
 /// assert_eq!(own.schema(), Some(r#""t_acme""#));
 /// assert_eq!(own.placement(), Placement::OwnSchema);
+/// let db = Home::of(Placement::OwnDatabase, None, Some("tenancy_ab_0f"))?;
+/// assert_eq!(db.schema(), Some(r#""public""#));
+/// assert_eq!(db.database().map(|d| d.as_str()), Some("tenancy_ab_0f"));
 /// # Ok::<(), tenancy_core::home::Unserved>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -118,11 +171,20 @@ pub enum Home {
     SharedTable,
     /// The tenant's own schema; statements name it and still bind the tenant.
     OwnSchema(QuotedSchema),
+    /// A database of the tenant's own: statements name its tenant schema
+    /// ([`TENANT_DATABASE_SCHEMA`]), still bind the tenant, and run on a connection to that
+    /// database.
+    OwnDatabase {
+        /// The tenant's database.
+        database: DatabaseRef,
+        /// [`TENANT_DATABASE_SCHEMA`], quoted.
+        schema: QuotedSchema,
+    },
 }
 
-/// Why a registry row has no [`Home`] this version can serve: the placement is not built yet
-/// (a database of its own), or the row does not match it (an own-schema tenant without a
-/// schema, a shared-table one with one).
+/// Why a registry row has no [`Home`] this version can serve: the row does not match its
+/// placement (an own-schema tenant without a schema, a shared-table one with one, an
+/// own-database one without a valid database name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unserved {
     /// The placement the registry records.
@@ -143,11 +205,30 @@ impl Home {
     /// # Errors
     /// [`Unserved`] when this version cannot serve the row (see there).
     pub fn new(placement: Placement, schema: Option<&str>) -> Result<Self, Unserved> {
-        match (placement, schema) {
-            (Placement::SharedTable, None) => Ok(Self::SharedTable),
-            (Placement::OwnSchema, Some(name)) => QuotedSchema::new(name)
+        Self::of(placement, schema, None)
+    }
+
+    /// The home of a registry row: its placement, `schema_name` and `database_name`.
+    ///
+    /// # Errors
+    /// [`Unserved`] when the row does not match its placement.
+    pub fn of(
+        placement: Placement,
+        schema: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<Self, Unserved> {
+        let unserved = |_| Unserved { placement };
+        match (placement, schema, database) {
+            (Placement::SharedTable, None, None) => Ok(Self::SharedTable),
+            (Placement::OwnSchema, Some(name), None) => QuotedSchema::new(name)
                 .map(Self::OwnSchema)
-                .map_err(|_| Unserved { placement }),
+                .map_err(unserved),
+            (Placement::OwnDatabase, None, Some(name)) => Ok(Self::OwnDatabase {
+                database: DatabaseRef::new(name).map_err(unserved)?,
+                schema: QuotedSchema {
+                    quoted: ident::quote(TENANT_DATABASE_SCHEMA),
+                },
+            }),
             _ => Err(Unserved { placement }),
         }
     }
@@ -157,6 +238,15 @@ impl Home {
         match self {
             Self::SharedTable => Placement::SharedTable,
             Self::OwnSchema(_) => Placement::OwnSchema,
+            Self::OwnDatabase { .. } => Placement::OwnDatabase,
+        }
+    }
+
+    /// The tenant's database, for the own-database placement.
+    pub fn database(&self) -> Option<&DatabaseRef> {
+        match self {
+            Self::OwnDatabase { database, .. } => Some(database),
+            _ => None,
         }
     }
 
@@ -164,7 +254,7 @@ impl Home {
     pub fn schema(&self) -> Option<&str> {
         match self {
             Self::SharedTable => None,
-            Self::OwnSchema(schema) => Some(schema.as_sql()),
+            Self::OwnSchema(schema) | Self::OwnDatabase { schema, .. } => Some(schema.as_sql()),
         }
     }
 }
@@ -182,6 +272,21 @@ mod tests {
             (Placement::OwnDatabase, None),
         ] {
             assert_eq!(Home::new(placement, schema), Err(Unserved { placement }));
+        }
+        for (placement, schema, database) in [
+            (Placement::OwnDatabase, None, Some("template1")),
+            (
+                Placement::OwnDatabase,
+                None,
+                Some("a\"; DROP DATABASE b; --"),
+            ),
+            (Placement::OwnDatabase, Some("t_acme"), Some("tenancy_x_0f")),
+            (Placement::SharedTable, None, Some("tenancy_x_0f")),
+        ] {
+            assert_eq!(
+                Home::of(placement, schema, database),
+                Err(Unserved { placement })
+            );
         }
     }
 

@@ -41,7 +41,7 @@ impl Parse for TenantArg {
             (ident.unraw().to_string(), ident.span())
         } else {
             return Err(input.error(
-                "a tenant is `slug = \"shared\"` or `slug = \"schema\"` (a string for a slug with `-`)",
+                "a tenant is `slug = \"shared\"`, `slug = \"schema\"` or `slug = \"database\"` (a string for a slug with `-`)",
             ));
         };
         input.parse::<Token![=]>()?;
@@ -55,7 +55,11 @@ impl Parse for TenantArg {
 }
 
 /// The placements a test may ask for, by the name the attribute uses.
-const PLACEMENTS: [(&str, &str); 2] = [("shared", "SharedTable"), ("schema", "OwnSchema")];
+const PLACEMENTS: [(&str, &str); 3] = [
+    ("shared", "SharedTable"),
+    ("schema", "OwnSchema"),
+    ("database", "OwnDatabase"),
+];
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut item: ItemFn = match syn::parse2(input) {
@@ -130,7 +134,7 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
             out.krate = Some(path.parse()?);
         } else {
             return Err(meta.error(
-                "unknown argument: expected `migrations = \"dir\"`, `tenants(slug = \"shared\" | \"schema\", ...)`, \
+                "unknown argument: expected `migrations = \"dir\"`, `tenants(slug = \"shared\" | \"schema\" | \"database\", ...)`, \
                  `max_connections = N`, `flavor = \"...\"`, `worker_threads = N` or `crate = \"...\"`",
             ));
         }
@@ -156,14 +160,10 @@ fn placement_variant(lit: &LitStr) -> syn::Result<Ident> {
     if let Some((_, variant)) = PLACEMENTS.iter().find(|(name, _)| *name == value) {
         return Ok(Ident::new(variant, lit.span()));
     }
-    let why = if value == "database" {
-        "the database-per-tenant placement is not supported yet: expected \"shared\" or \"schema\""
-            .to_owned()
-    } else {
-        format!(
-            "unknown placement \"{value}\": expected \"shared\" (shared tables) or \"schema\" (a schema of its own)"
-        )
-    };
+    let why = format!(
+        "unknown placement \"{value}\": expected \"shared\" (shared tables), \"schema\" (a schema of \
+         its own) or \"database\" (a database of its own)"
+    );
     Err(syn::Error::new(lit.span(), why))
 }
 

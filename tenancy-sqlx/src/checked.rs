@@ -45,3 +45,15 @@ impl Checked {
         }
     }
 }
+
+/// What a tenant database's table is remembered under: its database and quoted schema (the
+/// same schema name in two databases is two tables).
+pub(crate) fn database_key(
+    database: &tenancy_core::home::DatabaseRef,
+    quoted_schema: &str,
+) -> String {
+    format!(
+        "{}.{quoted_schema}",
+        tenancy_core::ident::quote(database.as_str())
+    )
+}

@@ -44,11 +44,25 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool, Postgres, SqlStr};
 
+use crate::databases::budget::Lease;
 use crate::{Error, Result};
 
+/// Where a unit's connection came from, and goes back to.
+enum Link {
+    /// The handle's pool (or a lane of it).
+    Pool(PoolConnection<Postgres>),
+    /// An own-database tenant's connections, under its server's budget. `None` only once
+    /// handed back in `drop`.
+    Lease(Option<Lease>),
+}
+
 /// A pooled connection for one unit of work. Closed on drop unless the unit ended cleanly.
+///
+/// An own-database tenant's connection is a [`Lease`] from its server's budget, held here for
+/// the unit's whole life: the budget never evicts or closes a connection a unit holds, and
+/// gets it back (released for reuse, or closed) only when the unit ends.
 pub(crate) struct Conn {
-    conn: PoolConnection<Postgres>,
+    conn: Link,
     /// The `BEGIN` (with its settings) of the transaction this unit opened, if it opened one.
     begin: Option<SqlStr>,
     /// Whether the connection is known to be idle, outside any transaction, with nothing in
@@ -60,21 +74,37 @@ impl Conn {
     /// Takes a connection from `pool`, for statements outside a transaction.
     pub(crate) async fn take(pool: &PgPool) -> Result<Self> {
         Ok(Self {
-            conn: pool.acquire().await?,
+            conn: Link::Pool(pool.acquire().await?),
             begin: None,
             settled: false,
         })
     }
 
+    /// A unit of work on a connection leased from an own-database tenant's budget.
+    pub(crate) fn leased(lease: Lease) -> Self {
+        Self {
+            conn: Link::Lease(Some(lease)),
+            begin: None,
+            settled: false,
+        }
+    }
+
     /// Takes a connection from `pool` and begins a transaction with `begin` (`BEGIN`, or
     /// `BEGIN` and the settings of the transaction), in one simple-query round trip.
     pub(crate) async fn begin(pool: &PgPool, begin: SqlStr) -> Result<Self> {
-        let mut conn = Self::take(pool).await?;
-        sqlx::raw_sql(begin.clone())
-            .execute(&mut *conn.conn)
-            .await?;
-        conn.begin = Some(begin);
-        Ok(conn)
+        Self::take(pool).await?.start(begin).await
+    }
+
+    /// Begins a transaction with `begin` on this unit's connection (see [`Conn::begin`]).
+    pub(crate) async fn start(mut self, begin: SqlStr) -> Result<Self> {
+        sqlx::raw_sql(begin.clone()).execute(self.pg()).await?;
+        self.begin = Some(begin);
+        Ok(self)
+    }
+
+    /// The connection, whichever its origin.
+    fn pg(&mut self) -> &mut PgConnection {
+        self
     }
 
     /// Ends the unit of work with its outcome: commits its transaction after `Ok`, rolls it back
@@ -102,10 +132,7 @@ impl Conn {
             }
             Err(e) => {
                 if self.begin.is_none()
-                    || sqlx::raw_sql("ROLLBACK")
-                        .execute(&mut *self.conn)
-                        .await
-                        .is_ok()
+                    || sqlx::raw_sql("ROLLBACK").execute(self.pg()).await.is_ok()
                 {
                     self.settled = true;
                 }
@@ -119,16 +146,13 @@ impl Conn {
     /// (25P02) and the `COMMIT` behind it is not run, where a bare `COMMIT` would answer
     /// `ROLLBACK` and read as success, losing every write the caller saw acknowledged.
     async fn commit_checked(&mut self) -> Result<()> {
-        if let Err(e) = sqlx::raw_sql("SELECT 1; COMMIT")
-            .execute(&mut *self.conn)
-            .await
-        {
+        if let Err(e) = sqlx::raw_sql("SELECT 1; COMMIT").execute(self.pg()).await {
             let aborted = matches!(&e, sqlx::Error::Database(db)
                 if db.code().as_deref() == Some("25P02"));
             if !aborted {
                 return Err(e.into());
             }
-            sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+            sqlx::raw_sql("ROLLBACK").execute(self.pg()).await?;
             return Err(Error::TransactionAborted);
         }
         Ok(())
@@ -153,7 +177,7 @@ impl Conn {
         {
             return committed;
         }
-        let conn = &mut *self.conn;
+        let conn = self.pg();
         let reset = async {
             conn.clear_cached_statements().await?;
             sqlx::raw_sql("DISCARD ALL").execute(&mut *conn).await?;
@@ -169,7 +193,7 @@ impl Conn {
     /// Rolls the transaction back (if any) and gives the connection back.
     pub(crate) async fn rollback(mut self) -> Result<()> {
         if self.begin.is_some() {
-            sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+            sqlx::raw_sql("ROLLBACK").execute(self.pg()).await?;
         }
         self.settled = true;
         Ok(())
@@ -180,11 +204,11 @@ impl Conn {
     /// this connection prepared, and begins the same transaction again.
     pub(crate) async fn replan(&mut self) -> Result<()> {
         if self.begin.is_some() {
-            sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await?;
+            sqlx::raw_sql("ROLLBACK").execute(self.pg()).await?;
         }
-        self.conn.clear_cached_statements().await?;
+        self.clear_cached_statements().await?;
         if let Some(begin) = self.begin.clone() {
-            sqlx::raw_sql(begin).execute(&mut *self.conn).await?;
+            sqlx::raw_sql(begin).execute(self.pg()).await?;
         }
         Ok(())
     }
@@ -194,21 +218,38 @@ impl Deref for Conn {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        &self.conn
+        match &self.conn {
+            Link::Pool(conn) => &**conn,
+            Link::Lease(lease) => &**lease.as_ref().expect("held until drop"),
+        }
     }
 }
 
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
+        match &mut self.conn {
+            Link::Pool(conn) => &mut **conn,
+            Link::Lease(lease) => &mut **lease.as_mut().expect("held until drop"),
+        }
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if !self.settled {
+        match &mut self.conn {
             // State unknown: never lend it to the next borrower as it is.
-            self.conn.close_on_drop();
+            Link::Pool(conn) if !self.settled => conn.close_on_drop(),
+            Link::Pool(_) => {}
+            Link::Lease(lease) => {
+                if let Some(lease) = lease.take() {
+                    if self.settled {
+                        lease.release();
+                    } else {
+                        // Dropped unreleased, a lease is closed (see `Lease`).
+                        drop(lease);
+                    }
+                }
+            }
         }
     }
 }

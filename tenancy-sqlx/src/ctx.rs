@@ -4,11 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tenancy_core::{Placement, TenantId, TenantRef};
+use tenancy_core::{Home, Placement, TenantId, TenantRef};
 
 use crate::Result;
 use crate::conn::Conn;
-use crate::runtime::Runtime;
+use crate::runtime::{Lane, Runtime};
 
 /// Proof that its holder acts for one active tenant.
 ///
@@ -40,9 +40,11 @@ struct CtxInner {
     id: TenantId,
     slug: String,
     name: String,
-    placement: Placement,
-    /// The quoted schema of a tenant in its own schema.
-    schema: Option<String>,
+    /// Where its rows live, resolved once from the registry row.
+    home: Home,
+    /// What the model check remembers a passed table under (see `crate::checked`): the quoted
+    /// schema, and for a database of its own, the database too.
+    check_key: Option<String>,
     rt: Arc<Runtime>,
     validity: Validity,
 }
@@ -65,17 +67,22 @@ impl TenantCtx {
         id: TenantId,
         slug: String,
         name: String,
-        placement: Placement,
-        schema: Option<&str>,
+        home: Home,
         validity: Validity,
     ) -> Self {
+        let check_key = match &home {
+            Home::OwnDatabase { database, schema } => {
+                Some(crate::checked::database_key(database, schema.as_sql()))
+            }
+            other => other.schema().map(str::to_owned),
+        };
         Self {
             inner: Arc::new(CtxInner {
                 id,
                 slug,
                 name,
-                placement,
-                schema: schema.map(tenancy_core::ident::quote),
+                home,
+                check_key,
                 rt,
                 validity,
             }),
@@ -126,7 +133,12 @@ impl TenantCtx {
 
     /// Where the tenant's rows live.
     pub fn placement(&self) -> Placement {
-        self.inner.placement
+        self.inner.home.placement()
+    }
+
+    /// Where the tenant's rows live: the shared tables, its schema, or its database.
+    pub fn home(&self) -> &Home {
+        &self.inner.home
     }
 
     /// A plain reference to this tenant, to put in a job payload. Turning it back into a
@@ -158,21 +170,30 @@ impl TenantCtx {
     /// [`Error::Database`](crate::Error::Database) if no connection can be had.
     pub async fn begin(&self) -> Result<TenantTx> {
         self.check_live()?;
-        let tx = self.runtime().begin_for(self.pool(), self.id()).await?;
+        let tx = self.runtime().begin_for(self.lane(), self.id()).await?;
         Ok(TenantTx {
             ctx: self.clone(),
             tx,
         })
     }
 
-    /// The pool this tenant's statements run on (its lane).
-    pub(crate) fn pool(&self) -> &sqlx::PgPool {
-        self.inner.rt.lane(self.inner.id)
+    /// Where this tenant's statements get their connection: its lane of the pool, or its
+    /// database's connections under the server's budget.
+    pub(crate) fn lane(&self) -> Lane<'_> {
+        match self.inner.home.database() {
+            Some(database) => Lane::Database(database),
+            None => Lane::Pool(self.inner.rt.lane(self.inner.id)),
+        }
     }
 
-    /// The tenant's quoted schema, for the own-schema placement.
+    /// The tenant's quoted schema: its own, or the one in its database; `None` on shared tables.
     pub(crate) fn schema(&self) -> Option<&str> {
-        self.inner.schema.as_deref()
+        self.inner.home.schema()
+    }
+
+    /// What the model check remembers this tenant's tables under.
+    pub(crate) fn check_key(&self) -> Option<&str> {
+        self.inner.check_key.as_deref()
     }
 
     pub(crate) fn runtime(&self) -> &Runtime {
@@ -185,7 +206,7 @@ impl fmt::Debug for TenantCtx {
         f.debug_struct("TenantCtx")
             .field("id", &self.inner.id)
             .field("slug", &self.inner.slug)
-            .field("placement", &self.inner.placement)
+            .field("placement", &self.inner.home.placement())
             .finish_non_exhaustive()
     }
 }

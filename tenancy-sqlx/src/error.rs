@@ -214,6 +214,57 @@ pub enum Error {
     /// The database refused or failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// Every connection of a server's budget for tenant databases stayed at work for the whole
+    /// wait ([`TenancyBuilder::acquire_timeout`](crate::TenancyBuilder::acquire_timeout)).
+    /// Nothing was sent; retry later, or raise
+    /// [`TenancyBuilder::database_budget`](crate::TenancyBuilder::database_budget).
+    #[error(
+        "server {server}: all {budget} connections of its budget for tenant databases stayed \
+         busy for {waited:?}; retry later, or raise the budget"
+    )]
+    ServerBusy {
+        /// The server's key.
+        server: String,
+        /// Its budget.
+        budget: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+    /// An own-database tenant had its whole share of connections at work for the whole wait.
+    /// Nothing was sent.
+    #[error(
+        "server {server}: tenant {tenant} had all {per_database} of its connections busy for \
+         {waited:?}; retry later"
+    )]
+    TenantBusy {
+        /// The server's key.
+        server: String,
+        /// The tenant.
+        tenant: TenantId,
+        /// Its share of the budget.
+        per_database: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+    /// A connection to an own-database tenant's database found another tenant's identity in it
+    /// (the database was renamed or swapped, or the registry names the wrong one): nothing of
+    /// the tenant's was sent, and the connection was closed.
+    #[error(
+        "database {database} does not belong to tenant {tenant}: it says it holds {found}; \
+         nothing was sent"
+    )]
+    WrongDatabase {
+        /// The tenant whose database was asked for.
+        tenant: TenantId,
+        /// The database connected to.
+        database: String,
+        /// Whose the database says it is (tenant ids, or a description of what is missing).
+        found: String,
+    },
+    /// Creating, or dropping, an own-database tenant's database failed. Whatever failed, no
+    /// registry row and no database of the attempt is left.
+    #[error("tenant database: {0}")]
+    Provision(String),
 }
 
 impl Error {

@@ -70,7 +70,7 @@ mod superuser;
 mod verify;
 mod verify_citus;
 mod verify_deployment;
-// Own-database placement (not wired in yet): the per-server connection budget, provisioning.
+// Own-database placement: the per-server connection budget, provisioning, names.
 mod databases;
 // The leaf: pools and connections, and the state and payloads they hold.
 mod checked;
@@ -118,7 +118,8 @@ pub use shape::ShapeReport;
 pub use superuser::Superuser;
 pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use tenancy::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_DATABASE_BUDGET, DEFAULT_PER_DATABASE,
+    DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
 };
 pub use unit::Scope;
 pub use value::{BindValue, Value};

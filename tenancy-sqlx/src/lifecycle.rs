@@ -68,6 +68,8 @@ pub enum Purged {
     Schema(String),
     /// Rows deleted from each shared table, `(table, rows)`.
     Rows(Vec<(String, u64)>),
+    /// The tenant's own database, dropped.
+    Database(String),
 }
 
 /// Moves tenant `id` as `mv` says, in `tx`, from a status the move starts from, and notifies
@@ -113,7 +115,8 @@ pub(crate) async fn move_status(
 
 /// Purges soft-deleted tenant `id` in `tx`: drops its schema, or deletes its rows from every
 /// shared table (children first), then its registry row, and records it as purged; notifies
-/// every handle on commit.
+/// every handle on commit. An own-database tenant's database is left to the caller to drop
+/// after the commit ([`Purged::Database`]).
 pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> Result<Purged> {
     let row = crate::sql::admin_query(store::TENANT_STATUS_AND_SCHEMA_FOR_UPDATE)
         .bind(id.as_uuid())
@@ -129,8 +132,12 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
         });
     }
     let schema: Option<String> = row.try_get("schema_name")?;
-    let purged = match schema {
-        Some(schema) => {
+    let database: Option<String> = row.try_get("database_name")?;
+    let purged = match (schema, database) {
+        // Dropped by the caller once this transaction has removed the registry row: a
+        // database cannot be dropped inside a transaction.
+        (None, Some(database)) => Purged::Database(database),
+        (Some(schema), _) => {
             tenancy_core::ident::validate_schema(&schema)?;
             sqlx::raw_sql(crate::sql::text(format!(
                 "DROP SCHEMA {} CASCADE",
@@ -140,7 +147,7 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
             .await?;
             Purged::Schema(schema)
         }
-        None => {
+        (None, None) => {
             crate::rls::act_for(tx, rt, id).await?;
             let mut deleted = Vec::new();
             for table in tenant_tables_children_first(tx, None).await? {
@@ -344,6 +351,14 @@ pub(crate) struct Creation {
 }
 
 impl Creation {
+    /// Whether the tenant gets a database of its own (created outside the registry's
+    /// transaction: see `databases::provision`).
+    pub(crate) fn own_database(&self) -> bool {
+        self.placement == Placement::OwnDatabase
+    }
+}
+
+impl Creation {
     /// Validates the slug, name and hosts (a repeated host once), and for an own schema that
     /// the tenant migrations can run: before any connection is taken.
     pub(crate) fn check(new: NewTenant, migrations: &Migrations) -> Result<Self> {
@@ -361,11 +376,11 @@ impl Creation {
             }
         }
         let schema = match new.placement {
-            Placement::SharedTable => None,
+            Placement::SharedTable | Placement::OwnDatabase => None,
             Placement::OwnSchema => Some(schema_for(&slug)?),
             other => return Err(Error::UnsupportedPlacement(other)),
         };
-        if schema.is_some() {
+        if new.placement != Placement::SharedTable {
             migrations.check_runnable()?;
         }
         Ok(Self {
@@ -387,13 +402,15 @@ impl Creation {
     }
 
     /// Writes the tenant, its domains and (own schema) its migrated schema in `tx`; `chosen`
-    /// says `id` was given by the caller, so it may be a purged tenant's.
+    /// says `id` was given by the caller, so it may be a purged tenant's. `database` is an
+    /// own-database tenant's database, already made.
     pub(crate) async fn write(
         &self,
         tx: &mut PgConnection,
         id: TenantId,
         chosen: bool,
         migrations: &Migrations,
+        database: Option<&str>,
     ) -> Result<Tenant> {
         let slug = self.slug.as_str();
         if self.schema.is_some() {
@@ -412,6 +429,7 @@ impl Creation {
             .bind(&self.name)
             .bind(self.placement.as_str())
             .bind(self.schema.as_deref())
+            .bind(database)
             .execute(&mut *tx)
             .await
             .map_err(|e| map_unique(e, slug, id, None))?;

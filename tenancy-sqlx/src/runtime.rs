@@ -12,6 +12,7 @@ use tenancy_core::TenantId;
 
 use crate::checked::Checked;
 use crate::conn::{Conn, SchemaEpoch};
+use crate::databases::Databases;
 use crate::raw::config::RawConfig;
 use crate::revoked::Revocations;
 
@@ -38,6 +39,15 @@ fn begin_all_tenants() -> SqlStr {
     ))
 }
 
+/// Where one tenant's unit of work gets its connection.
+#[derive(Clone, Copy)]
+pub(crate) enum Lane<'a> {
+    /// A pool of the handle's (the tenant's lane).
+    Pool(&'a PgPool),
+    /// The tenant's own database, through its server's connection budget.
+    Database(&'a tenancy_core::home::DatabaseRef),
+}
+
 /// What every token minted by one [`Tenancy`](crate::Tenancy) shares.
 pub(crate) struct Runtime {
     /// Registry, lifecycle, migration and report work.
@@ -61,6 +71,8 @@ pub(crate) struct Runtime {
     pub(crate) models: Checked,
     /// Raw SQL's global tables and what it has checked of the server.
     pub(crate) raw: RawConfig,
+    /// Own-database tenants' connections and naming; `None` only in unit tests of other parts.
+    pub(crate) databases: Option<Databases>,
 }
 
 impl Runtime {
@@ -73,25 +85,48 @@ impl Runtime {
         &self,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        self.with_conn_of(&self.pool, f).await
+        run(self.conn_of_pool(&self.pool).await?, f).await
     }
 
-    /// [`Runtime::with_conn`] on the given pool (a tenant's lane).
+    /// [`Runtime::with_conn`] on the given lane (a tenant's).
     pub(crate) async fn with_conn_of<T>(
         &self,
-        pool: &PgPool,
+        lane: Lane<'_>,
+        tenant: TenantId,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        run(self.conn_of(pool).await?, f).await
+        run(self.conn_of(lane, tenant).await?, f).await
     }
 
     /// The connection [`Runtime::with_conn_of`] runs on.
-    pub(crate) async fn conn_of(&self, pool: &PgPool) -> crate::Result<Conn> {
+    pub(crate) async fn conn_of(&self, lane: Lane<'_>, tenant: TenantId) -> crate::Result<Conn> {
+        let conn = self.take(lane, tenant).await?;
         if self.persistent {
-            Conn::take(pool).await
+            Ok(conn)
         } else {
-            Conn::begin(pool, SqlStr::from_static("BEGIN")).await
+            conn.start(SqlStr::from_static("BEGIN")).await
         }
+    }
+
+    /// A connection of `lane` for `tenant`, outside any transaction: from the pool, or leased
+    /// from the tenant's database's connections, keyed by the tenant's id.
+    async fn take(&self, lane: Lane<'_>, tenant: TenantId) -> crate::Result<Conn> {
+        match lane {
+            Lane::Pool(pool) => Conn::take(pool).await,
+            Lane::Database(database) => {
+                let databases = self.databases()?;
+                Ok(Conn::leased(databases.lease(tenant, database).await?))
+            }
+        }
+    }
+
+    /// The own-database side of this handle.
+    pub(crate) fn databases(&self) -> crate::Result<&Databases> {
+        self.databases
+            .as_ref()
+            .ok_or(crate::Error::UnsupportedPlacement(
+                tenancy_core::Placement::OwnDatabase,
+            ))
     }
 
     /// A transaction on the admin pool, for registry, lifecycle, audit and migration work.
@@ -101,23 +136,27 @@ impl Runtime {
 
     /// Begins a transaction on `pool` for `tenant`: with row-level security on, the tenant is set
     /// for the transaction in the same round trip as the `BEGIN`.
-    pub(crate) async fn begin_for(&self, pool: &PgPool, tenant: TenantId) -> crate::Result<Conn> {
+    pub(crate) async fn begin_for(&self, lane: Lane<'_>, tenant: TenantId) -> crate::Result<Conn> {
         let begin = if self.rls {
             begin_for_tenant(tenant)
         } else {
             SqlStr::from_static("BEGIN")
         };
-        Conn::begin(pool, begin).await
+        self.take(lane, tenant).await?.start(begin).await
     }
 
     /// The connection for one tenant's statements: with row-level security on, always in a
     /// transaction that has the tenant set (see [`crate::rls`] for what it costs); otherwise
     /// as [`Runtime::conn_of`].
-    pub(crate) async fn tenant_conn(&self, pool: &PgPool, tenant: TenantId) -> crate::Result<Conn> {
+    pub(crate) async fn tenant_conn(
+        &self,
+        lane: Lane<'_>,
+        tenant: TenantId,
+    ) -> crate::Result<Conn> {
         if self.rls {
-            self.begin_for(pool, tenant).await
+            self.begin_for(lane, tenant).await
         } else {
-            self.conn_of(pool).await
+            self.conn_of(lane, tenant).await
         }
     }
 
@@ -130,9 +169,37 @@ impl Runtime {
         let conn = if self.rls {
             Conn::begin(&self.pool, begin_all_tenants()).await?
         } else {
-            self.conn_of(&self.pool).await?
+            self.conn_of_pool(&self.pool).await?
         };
         run(conn, f).await
+    }
+
+    /// [`Runtime::with_all_tenants`] on a tenant's lane (a report's part in an own-database
+    /// tenant's database).
+    pub(crate) async fn with_all_tenants_of<T>(
+        &self,
+        lane: Lane<'_>,
+        tenant: TenantId,
+        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let conn = if self.rls {
+            self.take(lane, tenant)
+                .await?
+                .start(begin_all_tenants())
+                .await?
+        } else {
+            self.conn_of(lane, tenant).await?
+        };
+        run(conn, f).await
+    }
+
+    /// [`Runtime::conn_of`] on a pool of the handle's.
+    async fn conn_of_pool(&self, pool: &PgPool) -> crate::Result<Conn> {
+        if self.persistent {
+            Conn::take(pool).await
+        } else {
+            Conn::begin(pool, SqlStr::from_static("BEGIN")).await
+        }
     }
 
     /// Records that a migration changed tables: the pools built by [`TenancyBuilder::connect`]
@@ -145,6 +212,11 @@ impl Runtime {
         // So may the functions, operators and global tables raw SQL's verdicts rest on: judge
         // every statement again rather than run one unfenced on a verdict the DDL made stale.
         self.raw.verdicts.clear();
+        // Tenant databases' idle connections may hold statements planned before: closed, so
+        // that the next unit opens a new one (units at work keep theirs until they end).
+        if let Some(databases) = &self.databases {
+            databases.close_idle_soon();
+        }
     }
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.

@@ -18,7 +18,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
 use sqlx::{PgConnection, Postgres, SqlStr};
-use tenancy_core::Placement;
+use tenancy_core::Home;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -112,18 +112,25 @@ pub(crate) async fn open<'s, M: Model>(
 impl<'s> TenantUnit<'s> {
     /// Opens a unit for `ctx`, on the caller's transaction `conn` if any. Refuses, before any
     /// SQL is built, a context that can no longer act (see `TenantCtx::check_live`) and
-    /// placements this runtime does not serve yet.
+    /// placements this runtime does not serve.
+    ///
+    /// Every placement's statements are the same (the table named in the tenant's schema, or
+    /// unqualified, the tenant bound); what the home changes is the connection they run on: an
+    /// own-database tenant's is leased from its database's connections (`Runtime::tenant_conn`).
     ///
     /// # Errors
     /// [`Error::ContextRevoked`], [`Error::Forbidden`] (an expired impersonation),
     /// [`Error::UnsupportedPlacement`].
     pub(crate) fn open(ctx: &'s TenantCtx, conn: Option<&'s mut PgConnection>) -> Result<Self> {
         ctx.check_live()?;
-        match (ctx.placement(), ctx.schema()) {
-            (Placement::SharedTable, None) | (Placement::OwnSchema, Some(_)) => {
+        match ctx.home() {
+            Home::SharedTable | Home::OwnSchema(_) => Ok(Self { ctx, conn }),
+            Home::OwnDatabase { .. } => {
+                // Served only by a runtime that holds tenant databases' connections.
+                ctx.runtime().databases()?;
                 Ok(Self { ctx, conn })
             }
-            (other, _) => Err(Error::UnsupportedPlacement(other)),
+            other => Err(Error::UnsupportedPlacement(other.placement())),
         }
     }
 
@@ -155,8 +162,21 @@ impl<'s> TenantUnit<'s> {
         meta: &'static ModelMeta,
     ) -> Result<&'static ModelSql> {
         let schema = self.schema();
+        let key = self.ctx.check_key();
         let rt = self.runtime();
-        crate::verify::checked(rt, self.conn.as_deref_mut(), model, meta, schema).await
+        if self.conn.is_none() && self.ctx.home().database().is_some() {
+            // The table is the tenant database's: checked on a connection to it.
+            if rt.models.has(model, key) {
+                return crate::sql::statements_of(model, meta).get(meta);
+            }
+            let ctx = self.ctx;
+            return rt
+                .with_conn_of(ctx.lane(), ctx.id(), async |conn| {
+                    crate::verify::check_now(rt, Some(conn), model, meta, schema, key).await
+                })
+                .await;
+        }
+        crate::verify::checked(rt, self.conn.as_deref_mut(), model, meta, schema, key).await
     }
 
     /// Runs `f` on the unit's connection: the caller's transaction, or a pooled connection of
@@ -170,7 +190,7 @@ impl<'s> TenantUnit<'s> {
             Some(conn) => f(conn).await,
             None => {
                 let ctx = self.ctx;
-                ctx.runtime().with_conn_of(ctx.pool(), f).await
+                ctx.runtime().with_conn_of(ctx.lane(), ctx.id(), f).await
             }
         }
     }
@@ -185,7 +205,7 @@ impl<'s> TenantUnit<'s> {
             return work(self).await;
         }
         let ctx = self.ctx;
-        let mut tx = ctx.runtime().begin_for(ctx.pool(), ctx.id()).await?;
+        let mut tx = ctx.runtime().begin_for(ctx.lane(), ctx.id()).await?;
         let out = work(&mut TenantUnit {
             ctx,
             conn: Some(&mut tx),
@@ -227,7 +247,7 @@ impl<'s> TenantUnit<'s> {
             if let Some(conn) = self.conn.as_deref_mut() {
                 return Ok(op(query(sql, args, persistent), conn).await?);
             }
-            let mut conn = ctx.runtime().tenant_conn(ctx.pool(), ctx.id()).await?;
+            let mut conn = ctx.runtime().tenant_conn(ctx.lane(), ctx.id()).await?;
             let again = persistent.then(|| (sql.clone(), args.clone()));
             let mut out = op(query(sql, args, persistent), &mut conn)
                 .await
@@ -278,7 +298,7 @@ impl<'s> TenantUnit<'s> {
         match self.conn {
             Some(conn) => q.fetch(conn).map(|r| r.map_err(Error::from)).boxed(),
             None => owned_stream(move |tx: Sender| async move {
-                let mut conn = ctx.runtime().tenant_conn(ctx.pool(), ctx.id()).await?;
+                let mut conn = ctx.runtime().tenant_conn(ctx.lane(), ctx.id()).await?;
                 let mut failed = false;
                 {
                     let mut rows = q.fetch(&mut *conn);

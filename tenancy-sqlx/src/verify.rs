@@ -39,21 +39,24 @@ pub(crate) async fn checked(
     model: TypeId,
     meta: &'static ModelMeta,
     schema: Option<&str>,
+    key: Option<&str>,
 ) -> Result<&'static ModelSql> {
-    if rt.models.has(model, schema) {
+    if rt.models.has(model, key) {
         return crate::sql::statements_of(model, meta).get(meta);
     }
-    check_now(rt, conn, model, meta, schema).await
+    check_now(rt, conn, model, meta, schema, key).await
 }
 
 /// As [`checked`], whatever this runtime saw before ([`Tenancy::verify`] asks the database
-/// again).
+/// again). `key` is what the pass is remembered under: the quoted schema, and for a tenant
+/// database, the database with it (the same schema name in two databases is two tables).
 pub(crate) async fn check_now(
     rt: &crate::runtime::Runtime,
     conn: Option<&mut PgConnection>,
     model: TypeId,
     meta: &'static ModelMeta,
     schema: Option<&str>,
+    key: Option<&str>,
 ) -> Result<&'static ModelSql> {
     let statements = crate::sql::statements_of(model, meta).get(meta)?;
     // Row-level security's policy lives on the shared tables (own schemas get it from their
@@ -75,7 +78,7 @@ pub(crate) async fn check_now(
             problems,
         }));
     }
-    rt.models.mark(model, schema);
+    rt.models.mark(model, key);
     Ok(statements)
 }
 
@@ -97,18 +100,35 @@ pub(crate) async fn check_before_policy<M: Model>(rt: &crate::runtime::Runtime) 
 }
 
 /// Checks `M`'s tables a cross-tenant report reads: the shared one if it reads shared-table
-/// tenants, and the schema of each `(tenant, quoted schema)` in `schemas`.
+/// tenants, the schema of each `(tenant, quoted schema)` in `schemas`, and the table of each
+/// `(tenant, database, quoted schema)` in `databases`, on a connection to that database.
 pub(crate) async fn check_report<M: Model>(
     rt: &crate::runtime::Runtime,
     shared: bool,
     schemas: &[(tenancy_core::TenantId, String)],
+    databases: &[(
+        tenancy_core::TenantId,
+        &tenancy_core::home::DatabaseRef,
+        &str,
+    )],
 ) -> Result<()> {
     let model = TypeId::of::<M>();
     if shared {
-        checked(rt, None, model, &M::META, None).await?;
+        checked(rt, None, model, &M::META, None, None).await?;
     }
     for (_, schema) in schemas {
-        checked(rt, None, model, &M::META, Some(schema)).await?;
+        checked(rt, None, model, &M::META, Some(schema), Some(schema)).await?;
+    }
+    for &(tenant, database, schema) in databases {
+        let key = crate::checked::database_key(database, schema);
+        if rt.models.has(model, Some(&key)) {
+            continue;
+        }
+        let lane = crate::runtime::Lane::Database(database);
+        rt.with_conn_of(lane, tenant, async |conn| {
+            check_now(rt, Some(conn), model, &M::META, Some(schema), Some(&key)).await
+        })
+        .await?;
     }
     Ok(())
 }

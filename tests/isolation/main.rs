@@ -5,7 +5,8 @@
 //! compared in full, as stored, before and after.
 //!
 //! Every test runs once per placement mix ([`world::Mix`]): all tenants on the shared tables, all
-//! in schemas of their own, and both mixed, each in a database of its own. The ground truth reads
+//! in schemas of their own, both mixed, all in databases of their own, and one of each; each mix
+//! in a test database of its own. The ground truth reads
 //! each tenant's rows where its placement puts them and checks, on every read, that no row is
 //! anywhere else (an own-schema tenant's rows never in the shared tables, nor the other way).
 
@@ -14,7 +15,8 @@ mod common;
 
 /// Runs `async fn $test(mix: Mix)` as one `#[tokio::test]` per placement mix, so that a failure
 /// names its mix: `per_mix!(reads_never_cross_tenants)` makes
-/// `reads_never_cross_tenants::{all_shared, all_own_schema, mixed_a_own, mixed_b_own}`.
+/// `reads_never_cross_tenants::{all_shared, all_own_schema, mixed_a_own, mixed_b_own,
+/// all_own_database, mixed_database}`.
 macro_rules! per_mix {
     ($test:ident) => {
         mod $test {
@@ -38,6 +40,16 @@ macro_rules! per_mix {
             #[tokio::test]
             async fn mixed_b_own() {
                 super::$test(Mix::MixedBOwn).await
+            }
+
+            #[tokio::test]
+            async fn all_own_database() {
+                super::$test(Mix::AllOwnDatabase).await
+            }
+
+            #[tokio::test]
+            async fn mixed_database() {
+                super::$test(Mix::MixedDatabase).await
             }
         }
     };

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use tenancy::{Error, NewTenant, Placement, Tenancy, TenantCtx};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -27,17 +27,23 @@ pub enum Mix {
     MixedAOwn,
     /// The other way round: A and C on the shared tables, B in its own schema.
     MixedBOwn,
+    /// All three in databases of their own.
+    AllOwnDatabase,
+    /// One of each: A in its own database, B on the shared tables, C in its own schema.
+    MixedDatabase,
 }
 
 impl Mix {
     /// The placements of A, B and C.
     pub fn placements(self) -> [Placement; 3] {
-        use Placement::{OwnSchema as Own, SharedTable as Shared};
+        use Placement::{OwnDatabase as Db, OwnSchema as Own, SharedTable as Shared};
         match self {
             Self::AllShared => [Shared, Shared, Shared],
             Self::AllOwnSchema => [Own, Own, Own],
             Self::MixedAOwn => [Own, Shared, Own],
             Self::MixedBOwn => [Shared, Own, Shared],
+            Self::AllOwnDatabase => [Db, Db, Db],
+            Self::MixedDatabase => [Db, Shared, Own],
         }
     }
 }
@@ -209,9 +215,11 @@ pub struct Stored {
     pub spins: Vec<SpinRow>,
 }
 
-/// Where the registry puts each tenant's rows: its schema (own schema) or `public` (shared).
+/// Where the registry puts each tenant's rows: its schema (own schema) or `public` (shared) in
+/// the test's database, or `public` in its own database.
 struct Places {
     schema_of: BTreeMap<Uuid, String>,
+    database_of: BTreeMap<Uuid, String>,
 }
 
 impl Places {
@@ -219,25 +227,79 @@ impl Places {
         let schema = self.schema_of.get(&tenant).expect("a registered tenant");
         format!("\"{schema}\".\"{table}\"")
     }
+
+    /// A connection to where `tenant`'s rows are: `main` itself, or its own database.
+    async fn conn_for(&self, tenant: Uuid, main: PgConnection) -> PgConnection {
+        match self.database_of.get(&tenant) {
+            Some(name) => connect_to(name).await,
+            None => main,
+        }
+    }
+}
+
+async fn connect_to(database: &str) -> PgConnection {
+    PgConnection::connect(&tenancy::testing::database_url(database))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {database}: {e}"))
+}
+
+/// Checks that an own-database tenant's database holds the tenant tables in `public` only, and
+/// only that tenant's rows.
+async fn check_own_database(tenant: Uuid, database: &str) {
+    let mut conn = connect_to(database).await;
+    let copies: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text FROM information_schema.tables \
+         WHERE table_name = ANY($1) ORDER BY 1, 2",
+    )
+    .bind(TABLES)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let want: Vec<(String, String)> = TABLES.map(|t| ("public".to_owned(), t.to_owned())).to_vec();
+    assert_eq!(
+        copies, want,
+        "{database}: the tenant tables, in public only"
+    );
+    for table in TABLES {
+        let tenants: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT tenant_id FROM public.\"{table}\""
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for other in tenants {
+            assert_eq!(
+                other, tenant,
+                "rows of tenant {other} in {database}.{table}"
+            );
+        }
+    }
+    conn.close().await.unwrap();
 }
 
 /// Reads the registry, then checks that every row of every copy of the tenant tables is where
 /// its tenant's placement says: the shared tables hold only shared-table tenants' rows, a
 /// tenant's schema only that tenant's rows, and no other schema holds these tables.
 async fn places(conn: &mut PgConnection) -> Places {
-    let registry: Vec<(Uuid, String, Option<String>)> =
-        sqlx::query_as("SELECT id, placement, schema_name FROM tenancy.tenants")
+    let registry: Vec<(Uuid, String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT id, placement, schema_name, database_name FROM tenancy.tenants")
             .fetch_all(&mut *conn)
             .await
             .unwrap();
     let mut schema_of = BTreeMap::new();
     let mut owner_of = BTreeMap::new();
-    for (id, placement, schema) in registry {
-        let schema = match (placement.as_str(), schema) {
-            ("shared_table", None) => "public".to_owned(),
-            ("own_schema", Some(schema)) => {
+    let mut database_of = BTreeMap::new();
+    for (id, placement, schema, database) in registry {
+        let schema = match (placement.as_str(), schema, database) {
+            ("shared_table", None, None) => "public".to_owned(),
+            ("own_schema", Some(schema), None) => {
                 owner_of.insert(schema.clone(), id);
                 schema
+            }
+            ("own_database", None, Some(database)) => {
+                check_own_database(id, &database).await;
+                database_of.insert(id, database);
+                "public".to_owned()
             }
             other => panic!("tenant {id}: unexpected registry placement {other:?}"),
         };
@@ -268,14 +330,20 @@ async fn places(conn: &mut PgConnection) -> Places {
         .await
         .unwrap();
         for tenant in tenants {
-            let home = schema_of.get(&tenant).map_or("no tenant's", String::as_str);
+            let home = schema_of
+                .get(&tenant)
+                .filter(|_| !database_of.contains_key(&tenant))
+                .map_or("no tenant's", String::as_str);
             assert_eq!(
                 home, schema,
                 "rows of tenant {tenant} (whose place is {home}) in {schema}.{table}"
             );
         }
     }
-    Places { schema_of }
+    Places {
+        schema_of,
+        database_of,
+    }
 }
 
 /// A tenant's rows exactly as stored, read from its place: its schema's tables, or the shared
@@ -284,6 +352,7 @@ pub async fn stored(db: &TestDb, tenant: &TenantCtx) -> Stored {
     let mut conn = db.connect().await;
     let places = places(&mut conn).await;
     let tenant = tenant.id().as_uuid();
+    let mut conn = places.conn_for(tenant, conn).await;
     let spinners = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, name, color, created_at FROM {} WHERE tenant_id = $1 ORDER BY id",
         places.table(tenant, "spinners")
@@ -310,9 +379,25 @@ pub async fn per_tenant(db: &TestDb, table: &str) -> Vec<(Uuid, i64)> {
     let mut conn = db.connect().await;
     let places = places(&mut conn).await;
     let copies: BTreeSet<&str> = std::iter::once("public")
-        .chain(places.schema_of.values().map(String::as_str))
+        .chain(
+            places
+                .schema_of
+                .iter()
+                .filter(|(t, _)| !places.database_of.contains_key(t))
+                .map(|(_, s)| s.as_str()),
+        )
         .collect();
     let mut groups = Vec::new();
+    for database in places.database_of.values() {
+        let mut conn = connect_to(database).await;
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT tenant_id, count(*) FROM public.\"{table}\" GROUP BY tenant_id"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        groups.extend(rows);
+    }
     for schema in copies {
         let rows: Vec<(Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT tenant_id, count(*) FROM \"{schema}\".\"{table}\" GROUP BY tenant_id"

@@ -28,6 +28,13 @@ pub(crate) async fn tenant_tables(
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+    // An own-database tenant's rows are not in this database: reading the shared tables for it
+    // would archive nothing and say nothing.
+    if row.try_get::<Option<String>, _>("database_name")?.is_some() {
+        return Err(Error::UnsupportedPlacement(
+            tenancy_core::Placement::OwnDatabase,
+        ));
+    }
     let schema: Option<String> = row.try_get("schema_name")?;
     let tables = tenant_tables_children_first(conn, schema.as_deref()).await?;
     let mut keyed: Vec<KeyedTable> = Vec::with_capacity(tables.len());

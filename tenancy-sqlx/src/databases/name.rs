@@ -60,6 +60,25 @@ impl Naming {
         DatabaseName(format!("{}{}", self.spare_prefix(version), &random[..24]))
     }
 
+    /// The template for the tenant migrations whose fingerprint is `fingerprint` (see
+    /// `Databases::fingerprint`): a template is never migrated in place, a new one is made under
+    /// the new fingerprint, so one that exists is current.
+    pub(crate) fn template(&self, fingerprint: i64) -> DatabaseName {
+        DatabaseName(format!("{}template_v{fingerprint}", self.prefix))
+    }
+
+    /// What this registry's templates' names start with.
+    pub(crate) fn template_prefix(&self) -> String {
+        format!("{}template_v", self.prefix)
+    }
+
+    /// A name to build a template under before it is renamed to [`Naming::template`]: a
+    /// half-built one is never taken for current.
+    pub(crate) fn template_build(&self) -> DatabaseName {
+        let random = Uuid::new_v4().simple().to_string();
+        DatabaseName(format!("{}build_{}", self.prefix, &random[..24]))
+    }
+
     /// The tenant whose database `name` is, if it is named like one of this registry's.
     pub(crate) fn tenant_of(&self, name: &DatabaseName) -> Option<TenantId> {
         let hex = name.0.strip_prefix(&self.prefix)?;

@@ -59,6 +59,16 @@ pub(crate) enum ProvisionError {
         /// The registration's error.
         cause: crate::Error,
     },
+    /// The new database could not be told whose it is; it was dropped.
+    #[error("recording tenant {tenant} in {database} failed; the database was dropped: {cause}")]
+    Identity {
+        /// The database that was made and dropped.
+        database: DatabaseName,
+        /// The tenant it was made for.
+        tenant: TenantId,
+        /// What failed.
+        cause: sqlx::Error,
+    },
     /// The registry failed while the cleanup asked it about a database.
     #[error("the registry failed: {0}")]
     Registry(crate::Error),
@@ -70,7 +80,12 @@ pub(crate) enum ProvisionError {
 /// Where a tenant's database comes from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
-    /// A copy of the template, kept at the latest tenant migration by [`ensure_template`].
+    /// A copy of the template, kept at the latest tenant migration (the handle takes spares
+    /// first, falling back to the template: [`Source::Spare`]).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the handle provisions through `Spare`")
+    )]
     Template(&'a DatabaseName),
     /// An empty database in which every tenant migration then runs.
     Empty(&'a Migrations),
@@ -104,10 +119,20 @@ const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS public.tenancy_migrations 
      applied_at  timestamptz NOT NULL DEFAULT now()
  )";
 
+/// What makes a database say whose it is: a `tenancy` schema with a one-row `tenancy.tenants`
+/// (the tenant's id and slug), in every tenant database, the template and the spares (empty
+/// there until provisioning fills it). Tenant migrations that reference `tenancy.tenants (id)`
+/// work unchanged, and every connection to a tenant's database checks the row before serving
+/// the tenant (`budget`), so a renamed or swapped database never serves another tenant.
+pub(crate) const IDENTITY_DDL: &str = "CREATE SCHEMA IF NOT EXISTS tenancy; \
+     CREATE TABLE IF NOT EXISTS tenancy.tenants (id uuid PRIMARY KEY, slug text NOT NULL); \
+     CREATE UNIQUE INDEX IF NOT EXISTS tenants_one_row ON tenancy.tenants ((true));";
+
 /// Creates `tenant`'s database on the server of `server` (a connection to its maintenance
-/// database; `options` reach the same server) and registers it with `register`, run in a
-/// registry transaction on `registry` that commits only if the database exists. See the module
-/// documentation for the order and what a crash leaves.
+/// database; `options` reach the same server), records in it whose it is (`slug` beside the id;
+/// see [`IDENTITY_DDL`]) and registers it with `register`, run in a registry transaction on
+/// `registry` that commits only if the database exists. See the module documentation for the
+/// order and what a crash leaves.
 ///
 /// # Errors
 /// [`ProvisionError`]: whatever fails, this call leaves no registry row and no database it made.
@@ -119,6 +144,7 @@ pub(crate) async fn provision(
     options: &PgConnectOptions,
     naming: &Naming,
     tenant: TenantId,
+    slug: &str,
     source: Source<'_>,
     register: impl AsyncFnOnce(&mut PgConnection) -> crate::Result<()>,
 ) -> Result<(DatabaseName, Made), ProvisionError> {
@@ -130,6 +156,15 @@ pub(crate) async fn provision(
         .execute(&mut *tx)
         .await?;
     let made = create(server, options, naming, &database, source).await?;
+    if let Err(cause) = stamp(options, &database, tenant, slug).await {
+        drop(tx);
+        drop_database(server, &database).await?;
+        return Err(ProvisionError::Identity {
+            database,
+            tenant,
+            cause,
+        });
+    }
     if let Err(cause) = register(&mut *tx).await {
         drop(tx);
         drop_database(server, &database).await?;
@@ -272,6 +307,11 @@ pub(crate) async fn warm_spares(
 /// # Errors
 /// [`ProvisionError::Migration`] if a migration fails (the template keeps its previous
 /// migrations: they run in one transaction).
+///
+/// The handle builds its templates with `Databases::ensure_template` instead, under a new name
+/// per set of migrations, so that a half-migrated template is never copied; this one, which
+/// migrates in place, serves this module's tests.
+#[cfg(test)]
 pub(crate) async fn ensure_template(
     server: &mut PgConnection,
     options: &PgConnectOptions,
@@ -359,14 +399,34 @@ pub(crate) async fn drop_database(
     Ok(())
 }
 
+/// Records in the new `database` whose it is (see [`IDENTITY_DDL`]).
+async fn stamp(
+    options: &PgConnectOptions,
+    database: &DatabaseName,
+    tenant: TenantId,
+    slug: &str,
+) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect_with(&options.clone().database(database.as_str())).await?;
+    // The DDL too: a database made by an older version, or by hand, may lack the table.
+    sqlx::raw_sql(IDENTITY_DDL).execute(&mut conn).await?;
+    sqlx::query("INSERT INTO tenancy.tenants (id, slug) VALUES ($1, $2)")
+        .persistent(false)
+        .bind(tenant.as_uuid())
+        .bind(slug)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
+}
+
 /// The tenant migrations in `database`, with its history, in one transaction.
-async fn migrate(
+pub(crate) async fn migrate(
     options: &PgConnectOptions,
     database: &DatabaseName,
     migrations: &Migrations,
 ) -> crate::Result<()> {
     let mut conn = PgConnection::connect_with(&options.clone().database(database.as_str())).await?;
     let mut tx = conn.begin().await?;
+    sqlx::raw_sql(IDENTITY_DDL).execute(&mut *tx).await?;
     sqlx::raw_sql(HISTORY_DDL).execute(&mut *tx).await?;
     apply(&mut tx, &Target::Schema("public".to_owned()), migrations).await?;
     tx.commit().await?;

@@ -54,6 +54,25 @@ pub enum MigrationTarget {
         /// Its schema.
         schema: String,
     },
+    /// One own-database tenant: its database, with its own migration history.
+    Database {
+        /// The tenant.
+        id: TenantId,
+        /// Its slug.
+        slug: String,
+        /// Its database.
+        database: String,
+    },
+}
+
+impl MigrationTarget {
+    /// The tenant this target is, if it is one tenant's.
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self {
+            Self::Tenant { id, .. } | Self::Database { id, .. } => Some(*id),
+            Self::SharedTables | Self::Spare { .. } => None,
+        }
+    }
 }
 
 impl std::fmt::Display for MigrationTarget {
@@ -62,6 +81,9 @@ impl std::fmt::Display for MigrationTarget {
             Self::SharedTables => f.write_str("shared tables"),
             Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
             Self::Spare { schema } => write!(f, "spare schema {schema}"),
+            Self::Database { slug, database, .. } => {
+                write!(f, "tenant {slug} (database {database})")
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Migrating every tenant: the targets (the shared tables, each own-schema tenant's schema,
-//! each spare), each run in its own transaction, several at a time; and which lag behind.
+//! each spare, each own-database tenant's database), each run in its own transaction, several
+//! at a time; and which lag behind.
 
 use std::sync::Arc;
 
@@ -40,6 +41,15 @@ pub(crate) async fn targets(rt: &Runtime) -> Result<Vec<MigrationTarget>> {
             .into_iter()
             .map(|schema| MigrationTarget::Spare { schema }),
     );
+    let rows = crate::sql::admin_query(store::OWN_DATABASE_TENANTS);
+    let rows = rt.with_conn(async |c| Ok(rows.fetch_all(c).await?)).await?;
+    for r in rows {
+        targets.push(MigrationTarget::Database {
+            id: TenantId::from_uuid(r.try_get("id")?),
+            slug: r.try_get("slug")?,
+            database: r.try_get("database_name")?,
+        });
+    }
     Ok(targets)
 }
 
@@ -49,10 +59,7 @@ pub(crate) fn tenant_ids<'t>(
 ) -> Vec<TenantId> {
     targets
         .into_iter()
-        .filter_map(|t| match t {
-            MigrationTarget::Tenant { id, .. } => Some(*id),
-            MigrationTarget::SharedTables | MigrationTarget::Spare { .. } => None,
-        })
+        .filter_map(MigrationTarget::tenant)
         .collect()
 }
 
@@ -80,7 +87,9 @@ pub(crate) async fn run_all(
             }
         })
         .buffer_unordered(options.parallelism);
+    let mut databases = false;
     while let Some((target, outcome)) = runs.next().await {
+        databases |= matches!(target, MigrationTarget::Database { .. });
         if let Outcome::Applied(_) = &outcome {
             rt.schema_changed();
         }
@@ -99,6 +108,17 @@ pub(crate) async fn run_all(
             });
         }
         report.outcomes.push((target, outcome));
+    }
+    if databases {
+        // New own-database tenants copy it: never left behind the tenants' databases. A
+        // failure here only costs creations the slower empty path.
+        let made = match rt.databases() {
+            Ok(d) => d.ensure_template(&rt.pool, migrations).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            tracing::warn!(error = %e, "building the tenant database template failed");
+        }
     }
     report
 }
@@ -121,8 +141,16 @@ async fn run_one(
     target: &MigrationTarget,
     migrations: &Migrations,
 ) -> Result<Vec<i64>> {
+    let (schema_target, spare) = match target {
+        MigrationTarget::Database { database, .. } => {
+            return run_in_database(rt, database, migrations).await;
+        }
+        MigrationTarget::SharedTables => (Target::SharedTables, None),
+        MigrationTarget::Tenant { schema, .. } => (Target::Schema(schema.clone()), None),
+        MigrationTarget::Spare { schema } => (Target::Schema(schema.clone()), Some(schema)),
+    };
     let mut tx = rt.begin().await?;
-    if let MigrationTarget::Spare { schema } = target {
+    if let Some(schema) = spare {
         // A provisioning may be taking this spare right now (it holds the row): its
         // rename and migration would race ours under another schema name. Skip a spare
         // that is taken or gone; `take` brings it up to date itself.
@@ -136,15 +164,40 @@ async fn run_one(
             return Ok(Vec::new());
         }
     }
-    let target = match target {
-        MigrationTarget::SharedTables => Target::SharedTables,
-        MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => {
-            Target::Schema(schema.clone())
-        }
-    };
-    let done = apply(&mut tx, &target, migrations).await?;
+    let done = apply(&mut tx, &schema_target, migrations).await?;
     tx.commit_and_reset().await?;
     Ok(done)
+}
+
+/// An own-database tenant's pending migrations, in its database, in one transaction, on a
+/// connection of its own that is closed afterwards (it ran caller-supplied SQL, and is not one
+/// of the budget's).
+async fn run_in_database(rt: &Runtime, database: &str, migrations: &Migrations) -> Result<Vec<i64>> {
+    use sqlx::Connection;
+    let name = crate::databases::name::DatabaseName::parse(database)?;
+    let mut conn = rt.databases()?.connect(&name).await?;
+    let mut tx = conn.begin().await?;
+    let done = apply(
+        &mut tx,
+        &Target::Schema(tenancy_core::home::TENANT_DATABASE_SCHEMA.to_owned()),
+        migrations,
+    )
+    .await?;
+    tx.commit().await?;
+    let _ = conn.close().await;
+    Ok(done)
+}
+
+/// The versions applied in an own-database tenant's database.
+async fn applied_in_database(rt: &Runtime, database: &str) -> Result<Vec<i64>> {
+    use sqlx::Connection;
+    let name = crate::databases::name::DatabaseName::parse(database)?;
+    let mut conn = rt.databases()?.connect(&name).await?;
+    let applied = crate::sql::admin_scalar("SELECT version FROM public.tenancy_migrations")
+        .fetch_all(&mut conn)
+        .await?;
+    let _ = conn.close().await;
+    Ok(applied)
 }
 
 /// The targets not at the latest of `migrations`, with the versions each lacks, reading the
@@ -156,19 +209,32 @@ pub(crate) async fn pending(
     migrations: &Migrations,
 ) -> Result<Vec<(MigrationTarget, Vec<i64>)>> {
     let mut out = Vec::new();
-    for batch in targets.chunks(PENDING_BATCH) {
+    let missing = |applied: &[i64]| -> Vec<i64> {
+        migrations
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect()
+    };
+    // A database's history is read on a connection to it; the others' in batches.
+    let mut in_this_database = Vec::with_capacity(targets.len());
+    for target in targets {
+        match (target, history_table(target)) {
+            (MigrationTarget::Database { database, .. }, _) => {
+                let lacking = missing(&applied_in_database(rt, database).await?);
+                if !lacking.is_empty() {
+                    out.push((target.clone(), lacking));
+                }
+            }
+            (_, Some(history)) => in_this_database.push((target, history)),
+            (_, None) => {}
+        }
+    }
+    for batch in in_this_database.chunks(PENDING_BATCH) {
         let sql = batch
             .iter()
             .enumerate()
-            .map(|(i, target)| {
-                let history = match target {
-                    MigrationTarget::SharedTables => "tenancy.shared_table_migrations".to_owned(),
-                    MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => {
-                        format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema))
-                    }
-                };
-                format!("SELECT {i}::int4 AS target, version FROM {history}")
-            })
+            .map(|(i, (_, history))| format!("SELECT {i}::int4 AS target, version FROM {history}"))
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
         let q = crate::sql::admin_query(crate::sql::text(sql));
@@ -184,16 +250,23 @@ pub(crate) async fn pending(
                 versions.push(version);
             }
         }
-        for (target, applied) in batch.iter().zip(applied) {
-            let missing: Vec<i64> = migrations
-                .iter()
-                .map(|m| m.version)
-                .filter(|v| !applied.contains(v))
-                .collect();
-            if !missing.is_empty() {
-                out.push((target.clone(), missing));
+        for ((target, _), applied) in batch.iter().zip(applied) {
+            let lacking = missing(&applied);
+            if !lacking.is_empty() {
+                out.push(((*target).clone(), lacking));
             }
         }
     }
     Ok(out)
+}
+
+/// The history table of a target in the registry's database; `None` for a tenant database.
+fn history_table(target: &MigrationTarget) -> Option<String> {
+    match target {
+        MigrationTarget::SharedTables => Some("tenancy.shared_table_migrations".to_owned()),
+        MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => Some(
+            format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema)),
+        ),
+        MigrationTarget::Database { .. } => None,
+    }
 }

@@ -116,11 +116,9 @@ impl ResolveCache {
 mod tests {
     use std::sync::Arc;
 
-    use sqlx::postgres::PgPoolOptions;
-    use tenancy_core::Placement;
-
     use super::*;
     use crate::runtime::Runtime;
+    use sqlx::postgres::PgPoolOptions;
 
     fn ctx(id: TenantId) -> TenantCtx {
         // A lazy pool never connects: these tests only need a token to cache.
@@ -137,14 +135,14 @@ mod tests {
             epoch: Arc::new(crate::conn::SchemaEpoch::new()),
             models: crate::checked::Checked::default(),
             raw: Default::default(),
+            databases: None,
         });
         TenantCtx::mint(
             rt,
             id,
             "acme".into(),
             "Acme".into(),
-            Placement::SharedTable,
-            None,
+            tenancy_core::Home::SharedTable,
             crate::ctx::Validity {
                 generation: 0,
                 expires: None,

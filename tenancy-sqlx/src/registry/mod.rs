@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use tenancy_core::{Placement, Slug, TenantId, TenantRef, TenantStatus};
+use tenancy_core::{Home, Placement, Slug, TenantId, TenantRef, TenantStatus};
 use time::OffsetDateTime;
 
 use crate::ctx::Validity;
@@ -41,6 +41,10 @@ pub struct Tenant {
     pub hosts: Vec<String>,
     /// Its schema, for the own-schema placement.
     pub schema: Option<String>,
+    /// Its database, for the own-database placement.
+    pub database: Option<String>,
+    /// The key of the server its rows live on (`"primary"`: the registry's).
+    pub server: String,
 }
 
 impl Tenant {
@@ -92,6 +96,7 @@ impl NewTenant {
 }
 
 const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.placement, t.status, t.created_at, t.deleted_at, t.schema_name, \
+     t.database_name, t.server, \
      COALESCE((SELECT array_agg(d.host ORDER BY d.is_primary DESC, d.host) \
                FROM tenancy.domains d WHERE d.tenant_id = t.id), '{}') AS hosts";
 
@@ -108,6 +113,8 @@ pub(crate) fn tenant_from_row(row: &PgRow) -> Result<Tenant> {
         deleted_at: row.try_get("deleted_at")?,
         hosts: row.try_get("hosts")?,
         schema: row.try_get("schema_name")?,
+        database: row.try_get("database_name")?,
+        server: row.try_get("server")?,
     })
 }
 
@@ -128,7 +135,7 @@ pub(crate) fn active(row: &PgRow) -> Result<(TenantId, String)> {
 /// tenant `t`. A macro, not a constant, so that `concat!` builds each statement at compile time.
 macro_rules! select_ctx_columns {
     () => {
-        "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name"
+        "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name, t.database_name"
     };
 }
 
@@ -150,19 +157,16 @@ pub(crate) const SQL_CTX_BY_HOST: &str = concat!(
     " FROM tenancy.domains d JOIN tenancy.tenants t ON t.id = d.tenant_id WHERE d.host = $1"
 );
 
-/// The context of a registry row (`id`, `slug`, `name`, `placement`, `status`, `schema_name`)
-/// of an active tenant; the typed refusal otherwise (see [`active`]).
+/// The context of a registry row (`id`, `slug`, `name`, `placement`, `status`, `schema_name`,
+/// `database_name`) of an active tenant; the typed refusal otherwise (see [`active`]).
 pub(crate) fn mint_active(rt: &Arc<Runtime>, row: &PgRow, validity: Validity) -> Result<TenantCtx> {
     let (id, slug) = active(row)?;
-    let placement: String = row.try_get("placement")?;
-    let schema: Option<String> = row.try_get("schema_name")?;
     Ok(TenantCtx::mint(
         Arc::clone(rt),
         id,
         slug,
         row.try_get("name")?,
-        placement.parse()?,
-        schema.as_deref(),
+        home_of(row)?,
         validity,
     ))
 }
@@ -203,6 +207,16 @@ pub(crate) async fn impersonation(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Where the tenant of a registry row (`placement`, `schema_name`, `database_name`) lives;
+/// [`Error::UnsupportedPlacement`] for a row that does not match its placement.
+pub(crate) fn home_of(row: &PgRow) -> Result<Home> {
+    let placement: Placement = row.try_get::<String, _>("placement")?.parse()?;
+    let schema: Option<String> = row.try_get("schema_name")?;
+    let database: Option<String> = row.try_get("database_name")?;
+    Home::of(placement, schema.as_deref(), database.as_deref())
+        .map_err(|u| Error::UnsupportedPlacement(u.placement))
 }
 
 /// The schema of an own-schema tenant (see [`tenancy_core::home::tenant_schema`]).

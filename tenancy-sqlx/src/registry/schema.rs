@@ -116,6 +116,36 @@ CREATE TABLE tenancy.memberships (
 CREATE INDEX memberships_user_idx ON tenancy.memberships (user_id);
 "#,
     ),
+    (
+        7,
+        "own databases and servers",
+        // A server is named by a key the application maps to connect options: no URL or
+        // credential is stored. Every tenant names its server (the primary one, where the
+        // registry lives, by default). The tag names this registry's databases on every server
+        // (`tenancy_<tag>_...`), so two registries sharing a server never take each other's
+        // databases for leftovers. A row's placement, schema and database agree.
+        r#"
+CREATE TABLE tenancy.servers (
+    key        text PRIMARY KEY CHECK (key ~ '^[a-z][a-z0-9-]{0,31}$'),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO tenancy.servers (key) VALUES ('primary');
+CREATE TABLE tenancy.deployment (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    tag text NOT NULL CHECK (tag ~ '^[a-z0-9]{1,12}$')
+);
+INSERT INTO tenancy.deployment (tag) VALUES (substr(md5(gen_random_uuid()::text), 1, 12));
+ALTER TABLE tenancy.tenants
+    ADD COLUMN server text NOT NULL DEFAULT 'primary' REFERENCES tenancy.servers (key),
+    ADD COLUMN database_name text,
+    ADD CONSTRAINT tenants_database_name_key UNIQUE (database_name),
+    ADD CONSTRAINT tenants_placement_home CHECK (
+        (placement = 'shared_table' AND schema_name IS NULL AND database_name IS NULL)
+        OR (placement = 'own_schema' AND schema_name IS NOT NULL AND database_name IS NULL)
+        OR (placement = 'own_database' AND schema_name IS NULL AND database_name IS NOT NULL)
+    );
+"#,
+    ),
 ];
 
 /// The version the registry must be at for this version of the runtime.

@@ -406,7 +406,7 @@ impl<M: Model> Report<M> {
     /// # Errors
     /// [`Error::Forbidden`] for an expired [`Superuser`]; [`Error::TenantNotFound`],
     /// [`Error::TenantSuspended`], [`Error::TenantDeleted`] for a listed tenant that cannot be
-    /// read; [`Error::UnsupportedPlacement`] if a covered tenant has its own database;
+    /// read; [`Error::ServerBusy`] if an own-database tenant's database has no connection free;
     /// [`Error::Report`] for a negative limit or offset, or an ordering column of a type
     /// reports cannot merge; [`Error::InvalidModel`]; [`Error::Database`]. On error no rows are
     /// returned (the audit record stays).
@@ -431,6 +431,7 @@ impl<M: Model> Report<M> {
             su.runtime(),
             !targets.shared.is_empty(),
             &targets.schemas,
+            &targets.database_tables(),
         )
         .await?;
         let offset = usize::try_from(self.rows.offset.unwrap_or(0)).unwrap_or(usize::MAX);
@@ -590,7 +591,13 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
         let targets =
             tenants::resolve_and_audit(su, &report.set, "report.aggregate", &detail, None).await?;
         let rt = su.runtime();
-        crate::verify::check_report::<M>(rt, !targets.shared.is_empty(), &targets.schemas).await?;
+        crate::verify::check_report::<M>(
+            rt,
+            !targets.shared.is_empty(),
+            &targets.schemas,
+            &targets.database_tables(),
+        )
+        .await?;
         let cache = report.cache_for(targets.schemas.len());
         let parts: Vec<(TenantId, K::Partial)> =
             // Futures made before the stream, for `Send` (see `Report::fetch_all`).

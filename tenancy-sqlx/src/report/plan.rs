@@ -9,23 +9,41 @@
 use sqlx::postgres::{PgArguments, PgRow};
 use tenancy_core::TenantId;
 
+use tenancy_core::home::DatabaseRef;
+
 use crate::Result;
-use crate::runtime::Runtime;
+use crate::runtime::{Lane, Runtime};
 
 use super::tenants::Targets;
 
-/// One statement of a report: the shared tables for some tenants, or a batch of schemas.
+/// One statement of a report: the shared tables for some tenants, a batch of schemas, or one
+/// own-database tenant (its schema in its database, run on a connection to it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Batch<'a> {
     Shared(&'a [TenantId]),
     Schemas(&'a [(TenantId, String)]),
+    Database {
+        /// The one tenant, with the quoted schema its tables are in.
+        schemas: &'a [(TenantId, String)],
+        database: &'a DatabaseRef,
+    },
 }
 
 /// The statements that cover `targets`: one for the shared tables, and the schemas in batches
 /// of at most `batch`, smaller when that spreads them over `concurrency` statements (200
 /// schemas at 4 at once: 4 batches of 50, not 2 of 100 and 2 idle connections).
 pub(crate) fn batches(targets: &Targets, batch: usize, concurrency: usize) -> Vec<Batch<'_>> {
-    schema_batches(&targets.shared, &targets.schemas, batch, concurrency)
+    let mut batches = schema_batches(&targets.shared, &targets.schemas, batch, concurrency);
+    batches.extend(database_batches(targets));
+    batches
+}
+
+/// One statement per own-database tenant: a connection serves one database.
+fn database_batches(targets: &Targets) -> impl Iterator<Item = Batch<'_>> {
+    targets.databases.iter().map(|d| Batch::Database {
+        schemas: &d.tenant,
+        database: &d.database,
+    })
 }
 
 fn schema_batches<'a>(
@@ -65,10 +83,9 @@ pub(crate) fn batches_with_probe(
         return (None, batches(targets, batch, concurrency));
     }
     let (first, rest) = targets.schemas.split_at(probe);
-    (
-        Some(Batch::Schemas(first)),
-        schema_batches(&targets.shared, rest, batch, concurrency),
-    )
+    let mut rest = schema_batches(&targets.shared, rest, batch, concurrency);
+    rest.extend(database_batches(targets));
+    (Some(Batch::Schemas(first)), rest)
 }
 
 /// Runs one statement of a report on a pooled connection. The shared-table statement is
@@ -91,10 +108,29 @@ pub(crate) async fn run(
             rt.persistent && cache_schemas,
             tracing::debug_span!("tenancy.report", schemas = s.len()),
         ),
+        // The same text for every tenant database (the tenant is bound).
+        Batch::Database { database, .. } => (
+            rt.persistent,
+            tracing::debug_span!("tenancy.report", database = database.as_str()),
+        ),
     };
     let q = sqlx::query_with(crate::sql::text(sql), args).persistent(persistent);
     // Across tenants by design: past row-level security with `tenancy.all_tenants` (see rls.rs).
-    rt.with_all_tenants(async |c| Ok(q.fetch_all(c).await?))
-        .instrument(span)
-        .await
+    match part {
+        Batch::Database { schemas, database } => {
+            let tenant = schemas.first().map(|(t, _)| *t).ok_or_else(|| {
+                crate::Error::Report("a tenant database's part names no tenant".into())
+            })?;
+            rt.with_all_tenants_of(Lane::Database(database), tenant, async |c| {
+                Ok(q.fetch_all(c).await?)
+            })
+            .instrument(span)
+            .await
+        }
+        _ => {
+            rt.with_all_tenants(async |c| Ok(q.fetch_all(c).await?))
+                .instrument(span)
+                .await
+        }
+    }
 }

@@ -8,7 +8,8 @@ use std::fmt::Write;
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use tenancy_core::{Placement, TenantId};
+use tenancy_core::home::DatabaseRef;
+use tenancy_core::{Home, Placement, TenantId};
 
 use crate::registry::store;
 use crate::runtime::Runtime;
@@ -43,9 +44,29 @@ pub(crate) struct Targets {
     pub(crate) shared: Vec<TenantId>,
     /// `(tenant, quoted schema)`, sorted by tenant.
     pub(crate) schemas: Vec<(TenantId, String)>,
+    /// Own-database tenants, sorted by tenant: each read in its database.
+    pub(crate) databases: Vec<OwnDatabase>,
     /// Whether the column asked about is declared `NOT NULL` in the shared tables (false when
     /// unknown).
     pub(crate) not_null: bool,
+}
+
+impl Targets {
+    /// The own-database tenants' tables, for the model check: `(tenant, database, schema)`.
+    pub(crate) fn database_tables(&self) -> Vec<(TenantId, &DatabaseRef, &str)> {
+        self.databases
+            .iter()
+            .map(|d| (d.tenant[0].0, &d.database, d.tenant[0].1.as_str()))
+            .collect()
+    }
+}
+
+/// An own-database tenant a report reads.
+#[derive(Debug)]
+pub(crate) struct OwnDatabase {
+    /// The tenant and the quoted schema its tables are in, as one batch of schemas has them.
+    pub(crate) tenant: [(TenantId, String); 1],
+    pub(crate) database: DatabaseRef,
 }
 
 /// Finds the tenants of `set` and audits the report under `su`, on one connection, before any
@@ -100,9 +121,8 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
         if row.try_get::<Option<bool>, _>("not_null")? == Some(true) {
             out.not_null = true;
         }
-        let placement: Placement = row.try_get::<String, _>("placement")?.parse()?;
-        let schema: Option<String> = row.try_get("schema_name")?;
-        found.push((id, placement, schema));
+        let home = crate::registry::home_of(row)?;
+        found.push((id, home.placement(), home));
     }
     if let Some(ids) = &set.ids
         && let Some(missing) = ids
@@ -112,16 +132,18 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
         return Err(Error::TenantNotFound(Lookup::Id(*missing)));
     }
     found.sort_by_key(|(id, _, _)| *id);
-    for (id, placement, schema) in found {
+    for (id, placement, home) in found {
         if set.placement.is_some_and(|p| p != placement) {
             continue;
         }
-        match (placement, schema) {
-            (Placement::SharedTable, _) => out.shared.push(id),
-            (Placement::OwnSchema, Some(schema)) => {
-                out.schemas.push((id, tenancy_core::ident::quote(&schema)))
-            }
-            (other, _) => return Err(Error::UnsupportedPlacement(other)),
+        match home {
+            Home::SharedTable => out.shared.push(id),
+            Home::OwnSchema(schema) => out.schemas.push((id, schema.as_sql().to_owned())),
+            Home::OwnDatabase { database, schema } => out.databases.push(OwnDatabase {
+                tenant: [(id, schema.as_sql().to_owned())],
+                database,
+            }),
+            other => return Err(Error::UnsupportedPlacement(other.placement())),
         }
         out.all.push(id);
     }

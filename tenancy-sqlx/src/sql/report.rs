@@ -184,7 +184,7 @@ pub(crate) fn rows_sql<M>(
                 s.push(&format!(" ORDER BY {total} LIMIT {take}"));
             }
         }
-        Batch::Schemas(schemas) => {
+        Batch::Schemas(schemas) | Batch::Database { schemas, .. } => {
             let branch_order =
                 order_sql(model_sql, shape.order, &[&model_sql.cols[model_sql.key]])?;
             let wrap = take.is_some() && schemas.len() > 1;
@@ -238,7 +238,7 @@ pub(crate) fn aggregate_sql<M>(
             s.push_filter();
             s.push(&format!(" GROUP BY {tenant}"));
         }
-        Batch::Schemas(schemas) => {
+        Batch::Schemas(schemas) | Batch::Database { schemas, .. } => {
             for (n, (tenant, schema)) in schemas.iter().enumerate() {
                 if n > 0 {
                     s.push(" UNION ALL ");

@@ -10,6 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::Handle;
 use crate::checked::Checked;
 use crate::conn::SchemaEpoch;
+use crate::databases::Databases;
+use crate::databases::budget::BudgetConfig;
 use crate::registry::cache::ResolveCache;
 use crate::registry::notify::Listener;
 use crate::revoked::Revocations;
@@ -52,7 +54,16 @@ pub struct TenancyBuilder {
     notify_url: Option<String>,
     pub(crate) superuser: SuperuserConfig,
     global_tables: Vec<String>,
+    database_budget: usize,
+    per_database: usize,
 }
+
+/// Connections open at once to own-database tenants' databases on a server, by default: see
+/// [`TenancyBuilder::database_budget`].
+pub const DEFAULT_DATABASE_BUDGET: usize = 20;
+
+/// Connections one own-database tenant may hold at once, by default.
+pub const DEFAULT_PER_DATABASE: usize = 4;
 
 /// How long [`TenancyBuilder::connect`] waits for the server, and each borrow for a connection,
 /// by default: see [`TenancyBuilder::acquire_timeout`].
@@ -87,6 +98,8 @@ impl Default for TenancyBuilder {
             notify_url: None,
             global_tables: Vec::new(),
             superuser: SuperuserConfig::default(),
+            database_budget: DEFAULT_DATABASE_BUDGET,
+            per_database: DEFAULT_PER_DATABASE,
         }
     }
 }
@@ -292,6 +305,28 @@ impl TenancyBuilder {
         self
     }
 
+    /// The connection budget for own-database tenants on a server: at most `budget`
+    /// connections open to its tenant databases at once, whatever their database, and at most
+    /// `per_database` for one tenant (so one tenant's burst leaves room for the others).
+    /// Defaults [`DEFAULT_DATABASE_BUDGET`] and [`DEFAULT_PER_DATABASE`]; the handle's pool
+    /// (registry, shared tables, schemas) comes on top.
+    ///
+    /// Each tenant's idle connections are kept for reuse; when the budget is full, the least
+    /// recently used tenant with no work in progress loses its idle ones. A unit of work that
+    /// finds every connection busy waits up to [`TenancyBuilder::acquire_timeout`], then gets
+    /// [`Error::ServerBusy`](crate::Error::ServerBusy) (or
+    /// [`Error::TenantBusy`](crate::Error::TenantBusy) at the tenant's share), never another
+    /// tenant's connection.
+    ///
+    /// ```
+    /// let builder = tenancy_sqlx::Tenancy::builder().database_budget(50, 5);
+    /// ```
+    pub fn database_budget(mut self, budget: usize, per_database: usize) -> Self {
+        self.database_budget = budget.max(1);
+        self.per_database = per_database.max(1);
+        self
+    }
+
     /// Connects and brings the registry schema up to date (see
     /// [`TenancyBuilder::install_registry`]).
     ///
@@ -384,6 +419,27 @@ impl TenancyBuilder {
             self.cache_capacity,
             Arc::clone(&revocations),
         ));
+        let tag: String = crate::sql::admin_scalar(registry::store::DEPLOYMENT_TAG)
+            .fetch_one(&pool)
+            .await?;
+        let databases = Databases::new(
+            &tag,
+            (*pool.connect_options()).clone(),
+            BudgetConfig::new(self.database_budget, self.per_database)
+                .acquire_timeout(self.acquire_timeout),
+        )?;
+        // What a crash between creating a tenant database and registering it left. Not fatal:
+        // a role that may not drop databases still serves tenants.
+        match databases.cleanup_orphans(&pool).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::warn!(
+                    ?dropped,
+                    "dropped tenant databases the registry does not know"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cleaning up orphaned tenant databases failed"),
+        }
         let rt = Arc::new(Runtime {
             pool,
             lanes,
@@ -394,6 +450,7 @@ impl TenancyBuilder {
             epoch,
             models: Checked::default(),
             raw: crate::raw::config::RawConfig::new(self.global_tables, self.cache_ttl),
+            databases: Some(databases),
         });
         let listener = if self.listen {
             Some(

@@ -27,8 +27,11 @@ impl Tenancy {
         let migrations = &self.handle.tenant_migrations;
         let creation = Creation::check(new, migrations)?;
         let id = TenantId::new_v4();
+        if creation.own_database() {
+            return self.create_in_database(&creation, id, None).await;
+        }
         let mut tx = self.rt.begin().await?;
-        let tenant = match creation.write(&mut tx, id, false, migrations).await {
+        let tenant = match creation.write(&mut tx, id, false, migrations, None).await {
             Ok(tenant) => tenant,
             Err(e) => {
                 drop(tx);
@@ -61,10 +64,14 @@ impl Tenancy {
     ) -> Result<Tenant> {
         let migrations = &self.handle.tenant_migrations;
         let creation = Creation::check(new, migrations)?;
+        if creation.own_database() {
+            self.check_superuser(su)?;
+            return self.create_in_database(&creation, id, Some(su)).await;
+        }
         let reset = creation.runs_migrations();
         let tenant = su
             .audited_then(&self.rt, "tenant.create_with_id", reset, async |tx| {
-                let tenant = creation.write(tx, id, true, migrations).await?;
+                let tenant = creation.write(tx, id, true, migrations, None).await?;
                 Ok((tenant, Audit::of([id]).detail(creation.slug())))
             })
             .await;
@@ -74,6 +81,44 @@ impl Tenancy {
         };
         creation.log(id);
         Ok(tenant)
+    }
+
+    /// Creates an own-database tenant (see `databases::provision`): its database first (from a
+    /// spare or the template when one is current, else empty and migrated), told whose it is,
+    /// then the registry rows (and, for a chosen id, the audit record) in one transaction that
+    /// commits only if the database is complete; a failure at any step drops the database and
+    /// leaves no row.
+    async fn create_in_database(
+        &self,
+        creation: &Creation,
+        id: TenantId,
+        chosen: Option<&Superuser>,
+    ) -> Result<Tenant> {
+        let migrations = &self.handle.tenant_migrations;
+        let databases = self.rt.databases()?;
+        let database = databases.name_for(id);
+        let mut tenant = None;
+        databases
+            .provision(
+                &self.rt.pool,
+                id,
+                creation.slug(),
+                migrations,
+                async |tx: &mut sqlx::PgConnection| {
+                    let written = creation
+                        .write(tx, id, chosen.is_some(), migrations, Some(database.as_str()))
+                        .await?;
+                    if let Some(su) = chosen {
+                        su.audit(tx, "tenant.create_with_id", &[id], Some(creation.slug()))
+                            .await?;
+                    }
+                    tenant = Some(written);
+                    Ok(())
+                },
+            )
+            .await?;
+        creation.log(id);
+        tenant.ok_or(crate::Error::RowNotFound)
     }
 
     /// Suspends an active tenant: it stops resolving until [`resume`](Tenancy::resume)d.
@@ -143,8 +188,9 @@ impl Tenancy {
 }
 
 impl Tenancy {
-    /// Deletes a soft-deleted tenant for good: drops its schema (own-schema placement) or
-    /// deletes its rows from every shared table that has a `tenant_id` column or a one-column
+    /// Deletes a soft-deleted tenant for good: drops its database (own-database placement, after
+    /// the registry row is gone; if the process stops in between, [`Tenancy::cleanup_orphans`]
+    /// drops it, as every connect does), its schema (own-schema placement) or deletes its rows from every shared table that has a `tenant_id` column or a one-column
     /// foreign key to the registry (children
     /// before parents, following foreign keys), then its registry row and hosts. One
     /// transaction: on error nothing is deleted. The audit log keeps the tenant's id, and the
@@ -165,6 +211,15 @@ impl Tenancy {
             })
             .await?;
         self.handle.cache.revoke(id);
+        if let Purged::Database(name) = &purged {
+            // After the registry row is gone: a crash before this line leaves a database no
+            // tenant has, which `cleanup_orphans` drops (every connect runs it).
+            let database = crate::databases::name::DatabaseName::parse(name)?;
+            self.rt
+                .databases()?
+                .drop_database(&self.rt.pool, id, &database)
+                .await?;
+        }
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");
         Ok(purged)
     }

@@ -23,7 +23,8 @@ use crate::{Migrations, Result};
 
 pub(crate) use builder::SuperuserConfig;
 pub use builder::{
-    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_STATEMENT_CACHE, StatementMode, TenancyBuilder,
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_DATABASE_BUDGET, DEFAULT_PER_DATABASE,
+    DEFAULT_STATEMENT_CACHE, StatementMode, TenancyBuilder,
 };
 
 /// The entry point: a connection pool plus the tenant registry.
@@ -126,6 +127,9 @@ impl Tenancy {
         self.rt.pool.close().await;
         for lane in &self.rt.lanes {
             lane.close().await;
+        }
+        if let Some(databases) = &self.rt.databases {
+            databases.close_idle().await;
         }
     }
 }

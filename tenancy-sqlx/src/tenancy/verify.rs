@@ -25,7 +25,7 @@ impl Tenancy {
     /// [`Error::TableShape`](crate::Error::TableShape) naming the table and listing every problem;
     /// [`Error::InvalidModel`](crate::Error::InvalidModel); [`Error::Database`](crate::Error::Database).
     pub async fn verify<M: Model>(&self) -> Result<()> {
-        check_now(&self.rt, None, TypeId::of::<M>(), &M::META, None).await?;
+        check_now(&self.rt, None, TypeId::of::<M>(), &M::META, None, None).await?;
         Ok(())
     }
 }

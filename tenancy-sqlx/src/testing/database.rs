@@ -57,11 +57,23 @@ impl TestDatabase {
             .await
             .map_err(|e| SetupError::database(format!("create database {name}"), e))?;
         let url = with_database(&server_url(), &name);
-        Ok(Self {
+        let db = Self {
             name,
             url,
             keep: false,
-        })
+        };
+        if template.is_some() {
+            // A copy of a registry carries its tag, which names its tenants' databases on the
+            // server: each test's registry gets a tag of its own, or tests would take each
+            // other's databases for leftovers.
+            db.exec(
+                "DO $$ BEGIN IF to_regclass('tenancy.deployment') IS NOT NULL THEN \
+                 UPDATE tenancy.deployment SET tag = substr(md5(gen_random_uuid()::text), 1, 12); \
+                 END IF; END $$",
+            )
+            .await?;
+        }
+        Ok(db)
     }
 
     /// The database's name.
@@ -135,6 +147,7 @@ impl Drop for TestDatabase {
 }
 
 pub(super) async fn drop_database(name: &str) -> Result<(), SetupError> {
+    drop_tenant_databases(name).await?;
     let mut admin = connect_admin().await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -147,6 +160,40 @@ pub(super) async fn drop_database(name: &str) -> Result<(), SetupError> {
 }
 
 /// `tt_<test>_<random>`: readable in `\l`, unique, within PostgreSQL's 63 bytes.
+/// Drops the own-database tenants' databases (and templates, spares) of the registry in
+/// database `name`, if it has one: they live beside it on the server, named by its tag.
+async fn drop_tenant_databases(name: &str) -> Result<(), SetupError> {
+    let Ok(mut conn) = PgConnection::connect(&with_database(&server_url(), name)).await else {
+        return Ok(()); // gone already
+    };
+    let tag: Option<String> = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+        .fetch_optional(&mut conn)
+        .await
+        .ok()
+        .flatten();
+    let _ = conn.close().await;
+    let Some(tag) = tag else {
+        return Ok(());
+    };
+    let mut admin = connect_admin().await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(format!("tenancy_{tag}_"))
+            .fetch_all(&mut admin)
+            .await
+            .map_err(|e| SetupError::database("list tenant databases".into(), e))?;
+    for db in names {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote(&db)
+        )))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| SetupError::database(format!("drop database {db}"), e))?;
+    }
+    Ok(())
+}
+
 fn database_name(test: &str) -> String {
     // The test's own name, not its module path: `tests::a::b` -> `b`.
     let last = test.rsplit("::").next().unwrap_or(test);

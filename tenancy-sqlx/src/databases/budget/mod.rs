@@ -122,6 +122,17 @@ pub(crate) enum BudgetError {
         /// How long the caller waited.
         waited: Duration,
     },
+    /// The database connected to says it is not the tenant's (its `tenancy.tenants` row names
+    /// another tenant, or none): the connection was closed unused.
+    #[error("database {database} does not belong to tenant {tenant}: it says it holds {found}")]
+    WrongDatabase {
+        /// The tenant whose database was asked for.
+        tenant: TenantId,
+        /// The database connected to.
+        database: DatabaseName,
+        /// What its identity row says.
+        found: String,
+    },
     /// Opening a connection to the tenant's database failed.
     #[error("cannot connect to database {database} on server {server}: {cause}")]
     Connect {
@@ -323,7 +334,17 @@ impl ServerBudget {
             )
             .await;
             let cause = match opened {
-                Ok(Ok(conn)) => {
+                Ok(Ok(mut conn)) => {
+                    // The database must say it is the tenant's before anything of the
+                    // tenant's runs on it: a renamed or swapped database, or a registry row
+                    // naming another tenant's, is refused here, once per connection.
+                    if let Err(e) = identity(&mut conn, tenant, &database).await {
+                        close_strictly(conn, close_timeout).await;
+                        drop(slot);
+                        inner.finish_work(tenant);
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
                     let lease = Lease::new(&inner, tenant, generation, Pooled { conn, slot });
                     // The caller gave up meanwhile: the new connection is clean (nothing ran
                     // on it), so it joins the tenant's idle list.
@@ -376,7 +397,30 @@ impl ServerBudget {
         futures_util::future::join_all(idle.into_iter().map(|p| close_pooled(p, timeout))).await;
     }
 
+    /// Closes `tenant`'s idle connections and forgets it (its database is about to be dropped,
+    /// or was): leases out are closed when they end.
+    pub(crate) async fn forget(&self, tenant: TenantId) {
+        let idle = {
+            let mut state = self.inner.lock();
+            match state.tenants.get_mut(&tenant) {
+                Some(conns) => {
+                    // Leases out belong to an older generation now: closed on release.
+                    conns.generation += 1;
+                    let idle = std::mem::take(&mut conns.idle);
+                    if conns.busy == 0 {
+                        state.tenants.remove(&tenant);
+                    }
+                    idle
+                }
+                None => Vec::new(),
+            }
+        };
+        let timeout = self.inner.cfg.close_timeout;
+        futures_util::future::join_all(idle.into_iter().map(|p| close_pooled(p, timeout))).await;
+    }
+
     /// Connections open, opening or closing on this server (the slots in use).
+    #[cfg(test)]
     pub(crate) fn open_connections(&self) -> usize {
         self.inner.open.load(Ordering::Acquire)
     }
@@ -544,6 +588,7 @@ impl Lease {
     }
 
     /// The tenant this connection serves.
+    #[cfg(test)]
     pub(crate) fn tenant(&self) -> TenantId {
         self.tenant
     }
@@ -588,6 +633,35 @@ impl Drop for Lease {
             spawn_close(pooled, self.inner.cfg.close_timeout);
         }
     }
+}
+
+/// Checks that the database `conn` reached says it is `tenant`'s: its `tenancy.tenants` holds
+/// exactly one row, with the tenant's id (see `provision`).
+async fn identity(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    database: &DatabaseName,
+) -> Result<(), BudgetError> {
+    let found: Result<Vec<uuid::Uuid>, sqlx::Error> =
+        sqlx::query_scalar("SELECT id FROM tenancy.tenants")
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await;
+    let found = match found {
+        Ok(ids) if ids == [tenant.as_uuid()] => return Ok(()),
+        Ok(ids) if ids.is_empty() => "no tenant".to_owned(),
+        Ok(ids) => ids
+            .iter()
+            .map(uuid::Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("no tenancy.tenants row it can read ({e})"),
+    };
+    Err(BudgetError::WrongDatabase {
+        tenant,
+        database: database.clone(),
+        found,
+    })
 }
 
 /// Closes `pooled` in the background; its slot is freed when the server has let it go.

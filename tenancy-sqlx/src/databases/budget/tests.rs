@@ -26,7 +26,23 @@ async fn world(test: &str, n: usize, cfg: BudgetConfig) -> World {
         prefix: prefix.clone(),
     };
     let dbs = databases(&prefix, n, WHOAMI).await;
-    let tenants = (0..n).map(|_| TenantId::new_v4()).collect();
+    let tenants: Vec<TenantId> = (0..n).map(|_| TenantId::new_v4()).collect();
+    // Each database says whose it is, as a provisioned one does.
+    for (db, tenant) in dbs.iter().zip(&tenants) {
+        let mut conn = PgConnection::connect_with(&server_options().database(db.as_str()))
+            .await
+            .unwrap();
+        crate::databases::testing::exec(
+            &mut conn,
+            format!(
+                "{} INSERT INTO tenancy.tenants (id, slug) VALUES ('{}', 'x')",
+                crate::databases::provision::IDENTITY_DDL,
+                tenant.as_uuid()
+            ),
+        )
+        .await;
+        conn.close().await.unwrap();
+    }
     World {
         _dropped: dropped,
         dbs,
@@ -106,6 +122,26 @@ fn next(seed: &mut u64) -> u64 {
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
     *seed >> 33
+}
+
+#[tokio::test]
+async fn a_database_that_says_it_is_another_tenants_is_refused_and_its_slot_freed() {
+    let w = world("budget_identity", 2, BudgetConfig::new(2, 2)).await;
+    // Tenant 0 asks for tenant 1's database (a swapped name, a wrong registry row).
+    match w.budget.acquire(w.tenants[0], &w.dbs[1]).await {
+        Err(BudgetError::WrongDatabase { tenant, found, .. }) => {
+            assert_eq!(tenant, w.tenants[0]);
+            assert_eq!(found, w.tenants[1].as_uuid().to_string());
+        }
+        Err(e) => panic!("expected WrongDatabase, got {e}"),
+        Ok(_) => panic!("tenant 0 was handed tenant 1's database"),
+    }
+    w.settled().await;
+    assert_eq!(w.budget.open_connections(), 0);
+    // Its own database serves it.
+    let mut lease = w.acquire(0).await.unwrap();
+    assert_eq!(World::who(&mut lease).await.0, 0);
+    lease.release();
 }
 
 #[tokio::test]

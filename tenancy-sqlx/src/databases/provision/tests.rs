@@ -73,6 +73,7 @@ impl World {
             &server_options(),
             &self.naming,
             tenant,
+            "acme",
             source,
             async |conn: &mut PgConnection| {
                 sqlx::query("INSERT INTO registered VALUES ($1)")
@@ -273,6 +274,7 @@ async fn a_failing_registration_drops_the_database() {
         &server_options(),
         &w.naming,
         tenant,
+        "acme",
         Source::Template(&template),
         async |conn: &mut PgConnection| {
             sqlx::query("INSERT INTO registered VALUES ($1)")
