@@ -808,7 +808,7 @@ async fn concurrent_connects_on_a_fresh_database_all_succeed() {
             .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6],
+        vec![1, 2, 3, 4, 5, 6, 7],
         "each registry migration applied once"
     );
     // Every handle works on the one registry.
@@ -825,7 +825,7 @@ async fn concurrent_connects_on_a_fresh_database_all_succeed() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 6);
+    assert_eq!(n, 7);
 }
 
 /// A server that is not there fails the connection at once, saying where and why, in a sentence;
@@ -912,6 +912,7 @@ async fn an_application_role_without_create_runs_once_the_owner_installed_the_re
         "{}
          GRANT USAGE ON SCHEMA tenancy TO {app};
          GRANT SELECT ON tenancy.registry_migrations, tenancy.tenants, tenancy.domains TO {app};
+         GRANT SELECT ON tenancy.deployment TO {app};
          GRANT SELECT, INSERT, UPDATE, DELETE ON spinners, spins TO {app};",
         common::SPINNER_SCHEMA
     )))

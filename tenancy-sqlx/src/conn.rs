@@ -219,8 +219,8 @@ impl Deref for Conn {
 
     fn deref(&self) -> &PgConnection {
         match &self.conn {
-            Link::Pool(conn) => &**conn,
-            Link::Lease(lease) => &**lease.as_ref().expect("held until drop"),
+            Link::Pool(conn) => conn,
+            Link::Lease(lease) => lease.as_ref().expect("held until drop"),
         }
     }
 }
@@ -228,8 +228,8 @@ impl Deref for Conn {
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut PgConnection {
         match &mut self.conn {
-            Link::Pool(conn) => &mut **conn,
-            Link::Lease(lease) => &mut **lease.as_mut().expect("held until drop"),
+            Link::Pool(conn) => conn,
+            Link::Lease(lease) => lease.as_mut().expect("held until drop"),
         }
     }
 }

@@ -120,8 +120,7 @@ impl Databases {
             &mut server,
             &self.options,
             &self.naming,
-            tenant,
-            slug,
+            (tenant, slug),
             source,
             register,
         )

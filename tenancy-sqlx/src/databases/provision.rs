@@ -129,8 +129,8 @@ pub(crate) const IDENTITY_DDL: &str = "CREATE SCHEMA IF NOT EXISTS tenancy; \
      CREATE UNIQUE INDEX IF NOT EXISTS tenants_one_row ON tenancy.tenants ((true));";
 
 /// Creates `tenant`'s database on the server of `server` (a connection to its maintenance
-/// database; `options` reach the same server), records in it whose it is (`slug` beside the id;
-/// see [`IDENTITY_DDL`]) and registers it with `register`, run in a registry transaction on
+/// database; `options` reach the same server), records in it whose it is (the tenant's id and
+/// slug; see [`IDENTITY_DDL`]) and registers it with `register`, run in a registry transaction on
 /// `registry` that commits only if the database exists. See the module documentation for the
 /// order and what a crash leaves.
 ///
@@ -143,8 +143,7 @@ pub(crate) async fn provision(
     server: &mut PgConnection,
     options: &PgConnectOptions,
     naming: &Naming,
-    tenant: TenantId,
-    slug: &str,
+    (tenant, slug): (TenantId, &str),
     source: Source<'_>,
     register: impl AsyncFnOnce(&mut PgConnection) -> crate::Result<()>,
 ) -> Result<(DatabaseName, Made), ProvisionError> {

@@ -72,8 +72,7 @@ impl World {
             &mut self.server,
             &server_options(),
             &self.naming,
-            tenant,
-            "acme",
+            (tenant, "acme"),
             source,
             async |conn: &mut PgConnection| {
                 sqlx::query("INSERT INTO registered VALUES ($1)")
@@ -273,8 +272,7 @@ async fn a_failing_registration_drops_the_database() {
         &mut w.server,
         &server_options(),
         &w.naming,
-        tenant,
-        "acme",
+        (tenant, "acme"),
         Source::Template(&template),
         async |conn: &mut PgConnection| {
             sqlx::query("INSERT INTO registered VALUES ($1)")
