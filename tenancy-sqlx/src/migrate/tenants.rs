@@ -172,7 +172,11 @@ async fn run_one(
 /// An own-database tenant's pending migrations, in its database, in one transaction, on a
 /// connection of its own that is closed afterwards (it ran caller-supplied SQL, and is not one
 /// of the budget's).
-async fn run_in_database(rt: &Runtime, database: &str, migrations: &Migrations) -> Result<Vec<i64>> {
+async fn run_in_database(
+    rt: &Runtime,
+    database: &str,
+    migrations: &Migrations,
+) -> Result<Vec<i64>> {
     use sqlx::Connection;
     let name = crate::databases::name::DatabaseName::parse(database)?;
     let mut conn = rt.databases()?.connect(&name).await?;

@@ -106,7 +106,13 @@ impl Tenancy {
                 migrations,
                 async |tx: &mut sqlx::PgConnection| {
                     let written = creation
-                        .write(tx, id, chosen.is_some(), migrations, Some(database.as_str()))
+                        .write(
+                            tx,
+                            id,
+                            chosen.is_some(),
+                            migrations,
+                            Some(database.as_str()),
+                        )
                         .await?;
                     if let Some(su) = chosen {
                         su.audit(tx, "tenant.create_with_id", &[id], Some(creation.slug()))
