@@ -638,3 +638,70 @@ async fn the_test_attribute_hands_out_own_database_tenants(t: TestTenancy) {
     assert_eq!(Spinner::repo().get(globex, row.id).await.unwrap(), None);
     assert_eq!(Spinner::repo().get(acme, row.id).await.unwrap(), Some(row));
 }
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn export_and_import_move_rows_between_databases_and_placements(db: TestTenancy) {
+    let tenancy = db.tenancy().clone();
+    let su = tenancy.superuser("test", "archive").await.unwrap();
+    let from = tenancy.create_tenant(own_db("source")).await.unwrap();
+    let ctx = tenancy.resolve_id(from.id).await.unwrap();
+    let spinner = Spinner::repo()
+        .insert(&ctx, &new_spinner("kept"))
+        .await
+        .unwrap();
+    Spin::repo()
+        .insert(
+            &ctx,
+            &NewSpin {
+                id: Uuid::new_v4(),
+                spinner_id: spinner.id,
+                duration: 42,
+                note: Some("n".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let archive = tenancy.export_tenant(&su, from.id).await.unwrap();
+    assert_eq!(archive.source, from.id);
+    // Into another database, and into the shared tables: the same rows, under the new tenant.
+    let into_db = tenancy.create_tenant(own_db("copy-db")).await.unwrap();
+    let into_shared = tenancy
+        .create_tenant(NewTenant::new("copy-shared", "S"))
+        .await
+        .unwrap();
+    for into in [&into_db, &into_shared] {
+        assert_eq!(
+            tenancy.import_tenant(&su, &archive, into.id).await.unwrap(),
+            2
+        );
+        let target = tenancy.resolve_id(into.id).await.unwrap();
+        assert_eq!(
+            Spinner::repo().get(&target, spinner.id).await.unwrap(),
+            Some(spinner.clone())
+        );
+        assert_eq!(Spin::repo().count(&target).await.unwrap(), 1);
+        // Not empty any more: a second import is refused and changes nothing.
+        let again = tenancy.import_tenant(&su, &archive, into.id).await;
+        assert!(matches!(again, Err(Error::Archive(_))), "{again:?}");
+        assert_eq!(Spin::repo().count(&target).await.unwrap(), 1);
+    }
+    // And back from the shared tables into a new database.
+    let round = tenancy.export_tenant(&su, into_shared.id).await.unwrap();
+    let last = tenancy.create_tenant(own_db("copy-back")).await.unwrap();
+    tenancy.import_tenant(&su, &round, last.id).await.unwrap();
+    let last_ctx = tenancy.resolve_id(last.id).await.unwrap();
+    assert_eq!(
+        Spinner::repo().get(&last_ctx, spinner.id).await.unwrap(),
+        Some(spinner)
+    );
+    // The source is untouched, and every export and import was audited.
+    assert_eq!(Spin::repo().count(&ctx).await.unwrap(), 1);
+    let mut conn = db.connect().await;
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenancy.audit_log WHERE action IN ('tenant.export', 'tenant.import')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(audited >= 5, "{audited}");
+}

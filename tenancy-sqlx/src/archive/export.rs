@@ -14,20 +14,23 @@ use crate::runtime::Runtime;
 /// How many bytes of rows an export copies between two progress reports.
 const REPORT_EVERY: u64 = 256 * 1024;
 
-/// Writes tenant `id`'s rows to `out`, read in `tx` (the caller's consistent snapshot).
+/// Writes tenant `id`'s rows to `out`, read in `tx` (the caller's consistent snapshot): in the
+/// registry's database, or, with `in_database` (the tenant's schema there), in an own-database
+/// tenant's database.
 pub(crate) async fn export_to<W>(
     tx: &mut PgConnection,
     rt: &Runtime,
     id: TenantId,
     out: &mut W,
     options: &ArchiveOptions,
+    in_database: Option<&str>,
 ) -> Result<ArchiveSummary>
 where
     W: AsyncWrite + Unpin + Send + ?Sized,
 {
     crate::rls::act_for(tx, rt, id).await?;
     // Every table is keyed before a byte is written: a refusal leaves `out` untouched.
-    let tables = tenant_tables(tx, id).await?;
+    let tables = tenant_tables(tx, id, in_database).await?;
     let write = async |out: &mut W, bytes: &[u8]| {
         out.write_all(bytes)
             .await

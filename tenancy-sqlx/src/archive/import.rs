@@ -17,13 +17,16 @@ const SEND_CHUNK: usize = 256 * 1024;
 
 /// Reads the rest of an archive (opened before the transaction, so that a file that is no
 /// archive costs no connection) into tenant `into`, in `tx`; with `replace`, deletes the
-/// tenant's rows first. Returns what was imported and the audit detail line.
+/// tenant's rows first. Returns what was imported and the audit detail line. With
+/// `in_database`, `tx` is on an own-database tenant's database, its tables in that schema (the
+/// tenant's row locked there is its identity row).
 pub(crate) async fn import_from<R>(
     tx: &mut PgConnection,
     rt: &Runtime,
     archive: &mut ArchiveReader<'_, R>,
     into: TenantId,
     options: &ArchiveOptions,
+    in_database: Option<&str>,
 ) -> Result<(ArchiveSummary, String)>
 where
     R: AsyncBufRead + Unpin + Send + ?Sized,
@@ -34,7 +37,7 @@ where
         .await?
         .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
     crate::rls::act_for(tx, rt, into).await?;
-    let targets = tenant_tables(tx, into).await?;
+    let targets = tenant_tables(tx, into, in_database).await?;
     let replaced = empty_target(tx, &targets, into, options.replace).await?;
     let source = archive.source();
     let mut summary = ArchiveSummary {

@@ -19,23 +19,32 @@ pub(crate) struct KeyedTable {
 /// Tenant `id`'s tables, children first, each with its section key. Refuses a table whose name
 /// an archive cannot carry, and two tables of one name (in two schemas of the search path):
 /// a section names a table without its schema, so that it moves between placements.
+///
+/// `in_database` is the schema of an own-database tenant's tables when `conn` is a connection
+/// to its database; otherwise the registry on `conn` says where the tenant's tables are.
 pub(crate) async fn tenant_tables(
     conn: &mut PgConnection,
     id: TenantId,
+    in_database: Option<&str>,
 ) -> Result<Vec<KeyedTable>> {
-    let row = crate::sql::admin_query(store::TENANT_SCHEMA)
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-    // An own-database tenant's rows are not in this database: reading the shared tables for it
-    // would archive nothing and say nothing.
-    if row.try_get::<Option<String>, _>("database_name")?.is_some() {
-        return Err(Error::UnsupportedPlacement(
-            tenancy_core::Placement::OwnDatabase,
-        ));
-    }
-    let schema: Option<String> = row.try_get("schema_name")?;
+    let schema = match in_database {
+        Some(schema) => Some(schema.to_owned()),
+        None => {
+            let row = crate::sql::admin_query(store::TENANT_SCHEMA)
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+            // An own-database tenant's rows are not in this database: reading the shared
+            // tables for it would archive nothing and say nothing.
+            if row.try_get::<Option<String>, _>("database_name")?.is_some() {
+                return Err(Error::UnsupportedPlacement(
+                    tenancy_core::Placement::OwnDatabase,
+                ));
+            }
+            row.try_get("schema_name")?
+        }
+    };
     let tables = tenant_tables_children_first(conn, schema.as_deref()).await?;
     let mut keyed: Vec<KeyedTable> = Vec::with_capacity(tables.len());
     for table in tables {

@@ -92,6 +92,34 @@ impl Databases {
         Ok(PgConnection::connect_with(&self.options.clone().database(database.as_str())).await?)
     }
 
+    /// Runs `work` in one transaction on a direct connection to `database` (outside the
+    /// budget: admin work such as an export or an import), committed if it succeeds; the
+    /// connection is closed afterwards, whatever the outcome. `snapshot`: a repeatable-read,
+    /// read-only transaction (one consistent view for an export).
+    pub(crate) async fn in_database<T>(
+        &self,
+        database: &DatabaseName,
+        snapshot: bool,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        use sqlx::Connection;
+        let mut conn = self.connect(database).await?;
+        let out = async {
+            let mut tx = conn.begin().await?;
+            if snapshot {
+                sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let out = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
+        .await;
+        let _ = conn.close().await;
+        out
+    }
+
     /// Creates `tenant`'s database and registers it with `register` in the registry
     /// transaction (see [`provision::provision`]): from a spare or the template when one is
     /// current for `migrations`, else empty and migrated.

@@ -4,9 +4,12 @@
 use tenancy_core::TenantId;
 use tokio::io::{AsyncBufRead, AsyncWrite};
 
+use tenancy_core::home::TENANT_DATABASE_SCHEMA;
+
 use crate::archive::{self, ArchiveOptions, ArchiveReader, ArchiveSummary, TenantArchive};
+use crate::databases::name::DatabaseName;
 use crate::superuser::Audit;
-use crate::{Result, Superuser, Tenancy};
+use crate::{Error, Lookup, Result, Superuser, Tenancy};
 
 impl Tenancy {
     /// Exports every row of one tenant (any status) from one consistent snapshot. Audited
@@ -77,10 +80,43 @@ impl Tenancy {
     where
         W: AsyncWrite + Unpin + Send + ?Sized,
     {
+        if let Some(database) = self.own_database_of(id).await? {
+            // Audited before any row is read, as below; the rows are in the tenant's database.
+            self.check_superuser(su)?;
+            self.rt
+                .with_conn(async |c| su.audit(c, "tenant.export", &[id], None).await)
+                .await?;
+            return self
+                .rt
+                .databases()?
+                .in_database(&database, true, async |tx| {
+                    archive::export_to(
+                        tx,
+                        &self.rt,
+                        id,
+                        out,
+                        &options,
+                        Some(TENANT_DATABASE_SCHEMA),
+                    )
+                    .await
+                })
+                .await;
+        }
         su.audited_snapshot(&self.rt, "tenant.export", &[id], async |tx| {
-            archive::export_to(tx, &self.rt, id, out, &options).await
+            archive::export_to(tx, &self.rt, id, out, &options, None).await
         })
         .await
+    }
+
+    /// The database of tenant `id` if it has one of its own.
+    async fn own_database_of(&self, id: TenantId) -> Result<Option<DatabaseName>> {
+        let row = crate::sql::admin_query(crate::registry::store::TENANT_SCHEMA)
+            .bind(id.as_uuid())
+            .fetch_optional(&self.rt.pool)
+            .await?
+            .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+        let database: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
+        Ok(database.map(|d| DatabaseName::parse(&d)).transpose()?)
     }
 
     /// Imports an archive read from `input` (either version: [`Tenancy::export_tenant_to`]'s
@@ -118,10 +154,34 @@ impl Tenancy {
         self.check_superuser(su)?;
         let mut reader = ArchiveReader::open(input).await?;
         let action = options.import_action();
+        if let Some(database) = self.own_database_of(into).await? {
+            // The rows go to the tenant's database, in one transaction there; the audit row,
+            // in the registry, is written first, so that no import goes unrecorded.
+            su.audited(&self.rt, action, async |_| {
+                Ok(((), Audit::of([into]).detail("into its own database")))
+            })
+            .await?;
+            return self
+                .rt
+                .databases()?
+                .in_database(&database, false, async |tx| {
+                    let (summary, _) = archive::import_from(
+                        tx,
+                        &self.rt,
+                        &mut reader,
+                        into,
+                        &options,
+                        Some(TENANT_DATABASE_SCHEMA),
+                    )
+                    .await?;
+                    Ok(summary)
+                })
+                .await;
+        }
         // COPY through temporary tables: the connection is reset afterwards.
         su.audited_and_reset(&self.rt, action, async |tx| {
             let (summary, detail) =
-                archive::import_from(tx, &self.rt, &mut reader, into, &options).await?;
+                archive::import_from(tx, &self.rt, &mut reader, into, &options, None).await?;
             Ok((summary, Audit::of([into]).detail(detail)))
         })
         .await
