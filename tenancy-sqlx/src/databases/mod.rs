@@ -241,8 +241,19 @@ impl Databases {
     /// Drops this registry's tenant databases that the registry does not know and no
     /// provisioning in flight holds (see [`provision::cleanup_orphans`]). Returns their names.
     pub(crate) async fn cleanup_orphans(&self, pool: &PgPool) -> Result<Vec<String>> {
-        let mut registry = pool.acquire().await?;
         let mut server = pool.acquire().await?;
+        // The common case, a registry with no tenant database, costs one connection.
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_database WHERE starts_with(datname, $1))",
+        )
+        .persistent(false)
+        .bind(self.naming.prefix())
+        .fetch_one(&mut *server)
+        .await?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        let mut registry = pool.acquire().await?;
         let dropped = provision::cleanup_orphans(
             &mut registry,
             &mut server,

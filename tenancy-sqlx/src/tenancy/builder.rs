@@ -56,6 +56,8 @@ pub struct TenancyBuilder {
     global_tables: Vec<String>,
     database_budget: usize,
     per_database: usize,
+    /// Whether connecting drops orphaned tenant databases (off for `Tenancy::install`).
+    pub(crate) cleanup_orphans: bool,
 }
 
 /// Connections open at once to own-database tenants' databases on a server, by default: see
@@ -100,6 +102,7 @@ impl Default for TenancyBuilder {
             superuser: SuperuserConfig::default(),
             database_budget: DEFAULT_DATABASE_BUDGET,
             per_database: DEFAULT_PER_DATABASE,
+            cleanup_orphans: true,
         }
     }
 }

@@ -96,11 +96,10 @@ impl Tenancy {
     /// As [`Tenancy::connect`]; [`Error::Database`](crate::Error::Database) if the role may not
     /// create the schema.
     pub async fn install(url: &str) -> Result<()> {
-        let tenancy = Self::builder()
-            .max_connections(1)
-            .listen_for_changes(false)
-            .connect(url)
-            .await?;
+        let mut builder = Self::builder().max_connections(1).listen_for_changes(false);
+        // One connection, and no tenant to serve: leftovers are the application's connect's.
+        builder.cleanup_orphans = false;
+        let tenancy = builder.connect(url).await?;
         tenancy.close().await;
         Ok(())
     }
