@@ -485,7 +485,7 @@ use std::pin::Pin;
 use common::{Rls, cancel_at};
 use futures_util::StreamExt;
 use sqlx::PgPool;
-use tenancy::{Migrations, Placement, Superuser, rls};
+use tenancy::{Migrations, Placement, StatementMode, Superuser, rls};
 
 /// Two shared-table tenants, A (3 spins) and B (2), as the application role (not a superuser,
 /// so row-level security applies when on), on a pool of ONE connection that the test also
@@ -504,6 +504,10 @@ struct Cancel {
 }
 
 async fn cancel_world(test: &str, rls_on: bool) -> Cancel {
+    cancel_world_in(test, rls_on, StatementMode::Cached).await
+}
+
+async fn cancel_world_in(test: &str, rls_on: bool, mode: StatementMode) -> Cancel {
     let rls = Rls::new(test).await;
     let pool = rls.app_pool(1).await;
     let mut list = vec![tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA)];
@@ -517,6 +521,7 @@ async fn cancel_world(test: &str, rls_on: bool) -> Cancel {
     }
     let tenancy = Tenancy::builder()
         .row_level_security(rls_on)
+        .statement_mode(mode)
         .tenant_migrations(Migrations::from_list(list).unwrap())
         .from_pool(pool.clone())
         .await
@@ -652,10 +657,12 @@ impl Cancel {
 type Unit<'a> = Pin<Box<dyn Future<Output = tenancy::Result<()>> + Send + 'a>>;
 
 /// The units of work the sweeps cancel.
-const UNITS: [&str; 7] = [
+const UNITS: [&str; 9] = [
     "begin",
     "a transaction",
     "a statement",
+    "a read",
+    "a read the server refuses",
     "a report",
     "an aggregate",
     "a stream",
@@ -673,6 +680,18 @@ fn unit<'a>(w: &'a Cancel, what: &str) -> Unit<'a> {
             tx.commit().await
         }),
         "a statement" => Box::pin(async move { Spin::repo().insert(&w.a, &spin).await.map(drop) }),
+        "a read" => Box::pin(async move { Spin::repo().query().fetch_all(&w.a).await.map(drop) }),
+        // Division by zero: the server fails the statement after it began.
+        "a read the server refuses" => Box::pin(async move {
+            match Spin::repo()
+                .raw_as::<(i32,)>("SELECT s.duration / 0 FROM {spins} s")
+                .fetch_all(&w.a)
+                .await
+            {
+                Err(Error::Database(_)) => Ok(()),
+                other => panic!("expected division by zero: {other:?}"),
+            }
+        }),
         "a report" => {
             Box::pin(async move { Spin::repo().report().fetch_all(&w.su).await.map(drop) })
         }
@@ -727,6 +746,17 @@ async fn cancelling_any_unit_at_any_await_leaves_no_tenant_state_with_row_level_
 #[tokio::test]
 async fn cancelling_any_unit_at_any_await_loses_no_other_tenants_write() {
     let w = cancel_world("hyg_cancel_plain", false).await;
+    for what in UNITS {
+        sweep(&w, what).await;
+    }
+    let _ = &w.tenancy;
+}
+
+/// Unnamed statements run in a transaction of their own (reads in a read-only one whose
+/// rollback is queued): cancelled anywhere, it leaves nothing either.
+#[tokio::test]
+async fn cancelling_any_unit_at_any_await_leaves_nothing_with_unnamed_statements() {
+    let w = cancel_world_in("hyg_cancel_unnamed", false, StatementMode::Unnamed).await;
     for what in UNITS {
         sweep(&w, what).await;
     }

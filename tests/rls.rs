@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::models::*;
 use common::{Rls, SPINNER_SCHEMA};
 use futures_util::{FutureExt, StreamExt};
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, Row};
 use tenancy::{
     Agg, Error, MigrateOptions, Migrations, NewTenant, Placement, Tenancy, TenantCtx, rls,
 };
@@ -626,6 +626,14 @@ async fn a_pooled_connection_carries_no_tenant_to_the_next_borrower() {
     let a = t.resolve_slug("tenant-a").await.unwrap();
     let clean = async |what: &str| {
         let mut conn = pool.acquire().await.unwrap();
+        // One simple-query message: outside a transaction it starts its own, whose start
+        // (`now()`) is the message's; inside one left open, an earlier one.
+        let open: bool = sqlx::raw_sql("SELECT now() <> statement_timestamp()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!open, "a transaction left open after {what}");
         assert_eq!(setting(&mut conn).await, None, "after {what}");
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM spins")
             .fetch_one(&mut *conn)
@@ -636,6 +644,35 @@ async fn a_pooled_connection_carries_no_tenant_to_the_next_borrower() {
 
     assert_eq!(Spin::repo().count(&a).await.unwrap(), 3);
     clean("a statement").await;
+    // Reads end their read-only transaction with a rollback sent with the pool's next use.
+    let all = Spin::repo().query().fetch_all(&a).await.unwrap();
+    assert_eq!(all.len(), 3);
+    clean("a query").await;
+    let one = Spin::repo().get(&a, all[0].id).await.unwrap();
+    assert_eq!(one.as_ref(), Some(&all[0]));
+    clean("a lookup").await;
+    let failed = Spin::repo()
+        .raw_as::<(i32,)>("SELECT s.duration / 0 FROM {spins} s")
+        .fetch_all(&a)
+        .await;
+    assert!(
+        matches!(&failed, Err(Error::Database(_))),
+        "division by zero: {failed:?}"
+    );
+    clean("a read the server refused").await;
+    // A write right after a read, on the same connection, commits.
+    let mut kept = all[0].clone();
+    kept.duration = 99;
+    Spin::repo().update(&a, &kept).await.unwrap();
+    clean("a write after a read").await;
+    assert_eq!(
+        Spin::repo()
+            .get(&a, kept.id)
+            .await
+            .unwrap()
+            .map(|s| s.duration),
+        Some(99)
+    );
     let mut tx = a.begin().await.unwrap();
     Spin::repo().count(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
@@ -678,6 +715,40 @@ async fn a_pooled_connection_carries_no_tenant_to_the_next_borrower() {
     let _ = Spin::repo().count(&a).now_or_never();
     clean("a future dropped after one poll").await;
     assert_eq!(Spin::repo().count(&a).await.unwrap(), 3);
+}
+
+/// A read whose prepared statement a change of the table made stale (`SELECT *` after a column
+/// was added, by SQL the handle did not see) is prepared again and run once more in a new
+/// transaction with the tenant set, and the connection is left clean.
+#[tokio::test]
+async fn a_read_whose_cached_plan_went_stale_runs_again_with_the_tenant_set() {
+    let w = world("rls_replan").await;
+    seed(&w.a, 1, 2).await;
+    seed(&w.b, 1, 1).await;
+    let pool = w.rls.app_pool(1).await;
+    let t = Tenancy::builder()
+        .row_level_security(true)
+        .from_pool(pool.clone())
+        .await
+        .unwrap();
+    let a = t.resolve_slug("tenant-a").await.unwrap();
+    let select = || Spin::repo().raw("SELECT s.* FROM {spins} s ORDER BY s.id");
+    let ids = |rows: Vec<Spin>| rows.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let before = ids(select().fetch_all(&a).await.unwrap());
+    assert_eq!(before.len(), 2);
+    sqlx::raw_sql("ALTER TABLE spins ADD COLUMN extra int NOT NULL DEFAULT 7")
+        .execute(&mut w.rls.app_conn().await)
+        .await
+        .unwrap();
+    let again = ids(select().fetch_all(&a).await.unwrap());
+    assert_eq!(again, before, "the tenant's rows, after preparing again");
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(setting(&mut conn).await, None);
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM spins")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "no tenant left set on the connection");
 }
 
 /// A lookup with row-level security on and off, side by side:

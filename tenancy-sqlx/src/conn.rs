@@ -12,7 +12,8 @@
 //! the server then rolls back whatever was open, and the next borrower gets a new connection.
 //!
 //! The uncancelled path costs nothing: `BEGIN` with its settings is the same one round trip as
-//! sqlx's `begin_with`, `COMMIT` the same as its `commit`.
+//! sqlx's `begin_with`, `COMMIT` the same as its `commit`. A read that needs a transaction ends
+//! it with no round trip at all ([`read`]: a `ROLLBACK` queued for the pool's check on release).
 //!
 //! # After caller-supplied SQL
 //!
@@ -46,6 +47,8 @@ use sqlx::{Connection, PgPool, Postgres, SqlStr};
 
 use crate::databases::budget::Lease;
 use crate::{Error, Result};
+
+pub(crate) mod read;
 
 /// Where a unit's connection came from, and goes back to.
 enum Link {

@@ -159,7 +159,7 @@ impl<M: Model> Select<M> {
     /// [`Error::Database`].
     pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
         let (mut unit, sql, args) = self.prepare(scope).await?;
-        let rows = unit.fetch_all(sql, args).await?;
+        let rows = unit.read_all(sql, args).await?;
         rows.iter()
             .map(|r| M::decode_row(r).map_err(Error::from))
             .collect()
@@ -171,7 +171,7 @@ impl<M: Model> Select<M> {
     /// [`Error::Database`].
     pub async fn fetch_optional<'s>(&self, scope: impl Scope<'s>) -> Result<Option<M>> {
         let (mut unit, sql, args) = self.prepare(scope).await?;
-        let row = unit.fetch_optional(sql, args).await?;
+        let row = unit.read_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }

@@ -80,7 +80,7 @@ impl<M: Model> Repo<M> {
         let (mut unit, model_sql) = open::<M>(scope).await?;
         let args = key_args(&unit, id, &model_sql.get)?;
         let sql = model_sql.get.sql(unit.schema());
-        let row = unit.fetch_optional(sql, args).await?;
+        let row = unit.read_optional(sql, args).await?;
         row.map(|r| M::decode_row(&r).map_err(Error::from))
             .transpose()
     }
@@ -99,7 +99,7 @@ impl<M: Model> Repo<M> {
         args.add(ids).map_err(Error::Encode)?;
         let args = bind::finish(args, unit.tenant(), model_sql.get_many.tenant)?;
         let sql = model_sql.get_many.sql(unit.schema());
-        let rows = unit.fetch_all(sql, args).await?;
+        let rows = unit.read_all(sql, args).await?;
         decode_all(&rows)
     }
 
@@ -250,7 +250,7 @@ impl<M: Model> Repo<M> {
             model_sql.count_all.tenant,
         )?;
         let sql = model_sql.count_all.sql(unit.schema());
-        let row = unit.fetch_one(sql, args).await?;
+        let row = unit.read_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -263,7 +263,7 @@ impl<M: Model> Repo<M> {
         let (sql, args) = model_sql
             .filtered(Filtered::Count, unit.schema(), &filter)?
             .finish(unit.tenant())?;
-        let row = unit.fetch_one(sql, args).await?;
+        let row = unit.read_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -275,7 +275,7 @@ impl<M: Model> Repo<M> {
         let (mut unit, model_sql) = open::<M>(scope).await?;
         let args = key_args(&unit, id, &model_sql.exists_one)?;
         let sql = model_sql.exists_one.sql(unit.schema());
-        let row = unit.fetch_one(sql, args).await?;
+        let row = unit.read_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -288,7 +288,7 @@ impl<M: Model> Repo<M> {
         let (sql, args) = model_sql
             .filtered(Filtered::Exists, unit.schema(), &filter)?
             .finish(unit.tenant())?;
-        let row = unit.fetch_one(sql, args).await?;
+        let row = unit.read_one(sql, args).await?;
         Ok(row.try_get(0)?)
     }
 

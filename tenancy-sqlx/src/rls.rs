@@ -66,12 +66,15 @@
 //! - [`TenantCtx::begin`](crate::TenantCtx::begin): the tenant is set with the `BEGIN`, in the
 //!   same round trip. Every statement of the [`TenantTx`](crate::TenantTx) runs under it.
 //! - One statement on a `&TenantCtx`: it needs a transaction, so it becomes `BEGIN` + set (one
-//!   round trip), the statement, `COMMIT`: two round trips more than without row-level security
-//!   (in [`StatementMode::Unnamed`](crate::StatementMode::Unnamed), which already runs in a
-//!   transaction, none). Folding the setting into the statement itself (a CTE or a sub-select
-//!   calling `set_config`) would save them, but PostgreSQL does not promise to evaluate it
-//!   before the policy reads the setting (an unreferenced CTE is not run at all, and a stable
-//!   `current_setting` may be evaluated when the plan starts), so tenancy does not.
+//!   round trip), the statement, and its end. A read (a lookup, a query, a count, raw SQL) runs
+//!   in a `READ ONLY` transaction ended by a `ROLLBACK` that is queued, not awaited: it is sent
+//!   with the pool's check of the connection when it comes back, before anyone can borrow it,
+//!   so a read costs one round trip more than without row-level security. A write waits for its
+//!   `COMMIT`: two more. sqlx 0.9 offers no way to send the setting in the statement's own flight
+//!   (see `crate::conn::read`), and folding the setting into the statement itself (a CTE or a
+//!   sub-select calling `set_config`) would save the `BEGIN`, but PostgreSQL does not promise to
+//!   evaluate it before the policy reads the setting (an unreferenced CTE is not run at all, and
+//!   a stable `current_setting` may be evaluated when the plan starts), so tenancy does not.
 //! - Streams (`.fetch(&ctx)`) hold their transaction until the last row (or until dropped).
 //! - `insert_many` past one statement, and raw SQL, run in the same way; raw SQL cannot change
 //!   either setting (it refuses `set_config` and `pg_settings`, and is always a single

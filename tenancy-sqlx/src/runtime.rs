@@ -32,6 +32,18 @@ fn begin_for_tenant(tenant: TenantId) -> SqlStr {
     ))
 }
 
+/// `BEGIN READ ONLY` and, with row-level security, the tenant: a read's transaction (see
+/// `crate::conn::read`), in one round trip.
+fn begin_read(tenant: Option<TenantId>) -> SqlStr {
+    match tenant {
+        Some(t) => crate::sql::text(format!(
+            "BEGIN READ ONLY; SELECT pg_catalog.set_config('{TENANT_SETTING}', '{}', true)",
+            t.as_uuid()
+        )),
+        None => SqlStr::from_static("BEGIN READ ONLY"),
+    }
+}
+
 /// `BEGIN` for work across tenants (reports), in one round trip.
 fn begin_all_tenants() -> SqlStr {
     crate::sql::text(format!(
@@ -157,6 +169,19 @@ impl Runtime {
             self.begin_for(lane, tenant).await
         } else {
             self.conn_of(lane, tenant).await
+        }
+    }
+
+    /// The `BEGIN` of a tenant's read on a pooled connection, when it needs a transaction: with
+    /// row-level security (the tenant set), or in [`StatementMode::Unnamed`] (see
+    /// [`Runtime::with_conn`]). `None`: the read runs outside any transaction.
+    pub(crate) fn read_begin(&self, tenant: TenantId) -> Option<SqlStr> {
+        if self.rls {
+            Some(begin_read(Some(tenant)))
+        } else if !self.persistent {
+            Some(begin_read(None))
+        } else {
+            None
         }
     }
 

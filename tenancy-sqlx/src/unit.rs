@@ -14,18 +14,20 @@
 
 use std::any::TypeId;
 
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::FutureExt;
 use futures_util::stream::{BoxStream, StreamExt};
-use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
-use sqlx::{PgConnection, Postgres, SqlStr};
+use sqlx::postgres::{PgQueryResult, PgRow};
+use sqlx::{PgConnection, SqlStr};
 use tenancy_core::Home;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::bind::TenantArgs;
+use crate::conn::Conn;
+use crate::conn::read::{Op, Query, query};
 use crate::ctx::{TenantCtx, TenantTx};
 use crate::model::{Model, ModelMeta};
-use crate::runtime::Runtime;
+use crate::runtime::{Lane, Runtime};
 use crate::sql::ModelSql;
 use crate::{Error, Result};
 
@@ -74,16 +76,13 @@ impl<'s> Scope<'s> for &'s mut TenantTx {
     }
 }
 
-type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
-
-/// What [`TenantUnit::run`] does with a statement on a connection. A function pointer returning
-/// a boxed, `Send` future rather than an async closure: rustc cannot yet prove the futures of
-/// generic async closures `Send` for every lifetime, which would make the repository's futures
-/// unusable with `tokio::spawn`.
-type Op<T> = for<'c> fn(Query, &'c mut PgConnection) -> BoxFuture<'c, sqlx::Result<T>>;
-
-fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
-    sqlx::query_with(sql, args).persistent(persistent)
+/// Whether a statement only reads. A read on a pooled connection that needs a transaction
+/// (row-level security, or `StatementMode::Unnamed`) runs in a read-only one, ended without a
+/// round trip of its own (see `crate::conn::read`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
 }
 
 /// One tenant's unit of work, opened and checked (see the module docs): the tenant and the
@@ -238,7 +237,16 @@ impl<'s> TenantUnit<'s> {
     /// aborted the caller's work, so it is returned; there, the pools `TenancyBuilder::connect`
     /// built never lend a connection planned before a migration of this process (see
     /// `Runtime::schema_changed`).
-    async fn run<T>(&mut self, sql: SqlStr, args: TenantArgs, op: Op<T>) -> Result<T> {
+    ///
+    /// A read there that needs a transaction runs in a read-only one whose end costs no round
+    /// trip (see `crate::conn::read`).
+    async fn run<T>(
+        &mut self,
+        sql: SqlStr,
+        args: TenantArgs,
+        access: Access,
+        op: Op<T>,
+    ) -> Result<T> {
         let span = self.span();
         let persistent = self.runtime().persistent;
         let args = args.into_inner();
@@ -246,6 +254,14 @@ impl<'s> TenantUnit<'s> {
         async move {
             if let Some(conn) = self.conn.as_deref_mut() {
                 return Ok(op(query(sql, args, persistent), conn).await?);
+            }
+            // Own-database tenants' leases go back to their budget only outside a transaction:
+            // their reads keep the path below.
+            if access == Access::Read
+                && let Lane::Pool(pool) = ctx.lane()
+                && let Some(begin) = ctx.runtime().read_begin(ctx.id())
+            {
+                return Conn::read(pool, begin, sql, args, persistent, op).await;
             }
             let mut conn = ctx.runtime().tenant_conn(ctx.lane(), ctx.id()).await?;
             let again = persistent.then(|| (sql.clone(), args.clone()));
@@ -266,27 +282,58 @@ impl<'s> TenantUnit<'s> {
         .await
     }
 
+    /// Runs a statement that writes (or may), returning its rows.
     pub(crate) async fn fetch_all(&mut self, sql: SqlStr, args: TenantArgs) -> Result<Vec<PgRow>> {
-        self.run(sql, args, |q, c| q.fetch_all(c).boxed()).await
+        self.run(sql, args, Access::Write, |q, c| q.fetch_all(c).boxed())
+            .await
     }
 
+    /// Runs a statement that writes (or may), returning its first row if any.
     pub(crate) async fn fetch_optional(
         &mut self,
         sql: SqlStr,
         args: TenantArgs,
     ) -> Result<Option<PgRow>> {
-        self.run(sql, args, |q, c| q.fetch_optional(c).boxed())
+        self.run(sql, args, Access::Write, |q, c| q.fetch_optional(c).boxed())
             .await
     }
 
+    /// Runs a statement that writes (or may), returning its first row.
     pub(crate) async fn fetch_one(&mut self, sql: SqlStr, args: TenantArgs) -> Result<PgRow> {
         self.fetch_optional(sql, args)
             .await?
             .ok_or(Error::RowNotFound)
     }
 
+    /// Runs a statement that writes (or may).
     pub(crate) async fn execute(&mut self, sql: SqlStr, args: TenantArgs) -> Result<PgQueryResult> {
-        self.run(sql, args, |q, c| q.execute(c).boxed()).await
+        self.run(sql, args, Access::Write, |q, c| q.execute(c).boxed())
+            .await
+    }
+
+    /// Runs a statement that only reads (a `SELECT` without locking clauses, or raw SQL, which
+    /// is one): all its rows. Where the unit needs a transaction of its own, it is read-only,
+    /// so a statement that would write fails.
+    pub(crate) async fn read_all(&mut self, sql: SqlStr, args: TenantArgs) -> Result<Vec<PgRow>> {
+        self.run(sql, args, Access::Read, |q, c| q.fetch_all(c).boxed())
+            .await
+    }
+
+    /// As [`TenantUnit::read_all`]: the first row, if any.
+    pub(crate) async fn read_optional(
+        &mut self,
+        sql: SqlStr,
+        args: TenantArgs,
+    ) -> Result<Option<PgRow>> {
+        self.run(sql, args, Access::Read, |q, c| q.fetch_optional(c).boxed())
+            .await
+    }
+
+    /// As [`TenantUnit::read_all`]: the first row.
+    pub(crate) async fn read_one(&mut self, sql: SqlStr, args: TenantArgs) -> Result<PgRow> {
+        self.read_optional(sql, args)
+            .await?
+            .ok_or(Error::RowNotFound)
     }
 
     /// Streams the statement's rows. On the caller's transaction, straight from it; otherwise

@@ -229,7 +229,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     /// [`Error::UnscopedSql`] if the SQL could reach rows outside the tenant; [`Error::Database`].
     pub async fn fetch_all<'s>(self, scope: impl Scope<'s>) -> Result<Vec<O>> {
         let (mut unit, sql, args, decode) = self.prepare(scope.open()?).await?;
-        let rows = unit.fetch_all(sql, args).await?;
+        let rows = unit.read_all(sql, args).await?;
         rows.iter()
             .map(|r| decode(r).map_err(Error::from))
             .collect()
@@ -241,7 +241,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
     /// As [`Raw::fetch_all`].
     pub async fn fetch_optional<'s>(self, scope: impl Scope<'s>) -> Result<Option<O>> {
         let (mut unit, sql, args, decode) = self.prepare(scope.open()?).await?;
-        let row = unit.fetch_optional(sql, args).await?;
+        let row = unit.read_optional(sql, args).await?;
         row.map(|r| decode(&r).map_err(Error::from)).transpose()
     }
 

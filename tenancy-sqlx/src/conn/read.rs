@@ -1,0 +1,99 @@
+//! A tenant's read on a pooled connection that needs a transaction (row-level security, or
+//! [`StatementMode::Unnamed`](crate::StatementMode::Unnamed)), with no round trip to end it.
+//!
+//! Such a read used to be `BEGIN` (with the tenant's setting), the statement, `COMMIT`: two
+//! round trips more than the statement alone. The first cannot be saved through sqlx 0.9's
+//! public API: before it writes a statement's messages it waits for every reply still owed
+//! (`wait_until_ready`), so neither a pipeline nor several `Execute` messages before one `Sync`
+//! (an implicit transaction) can be expressed, and folding `set_config` into the statement
+//! itself would trust the server's evaluation order. The last one can: a sqlx `Transaction`
+//! dropped while open *queues* its `ROLLBACK` in the connection's write buffer without sending
+//! it, and whatever uses the connection next sends it first, in the same flight. What uses it
+//! next is the pool: a connection given back is checked with a `Sync` in the task sqlx spawns
+//! on release, before it becomes idle (and closed if that fails), so the rollback rides on that
+//! check and the read waits for none of it.
+//!
+//! A rollback ends a read as well as a commit does, and the transaction is `BEGIN READ ONLY` so
+//! that it is one: a statement that would write fails instead of being rolled back in silence.
+//!
+//! Cancellation keeps the rule of [`crate::conn`]: the connection counts as settled only once
+//! the statement ran to its end (or failed on the server) and the rollback is queued behind it.
+//! Dropped before that (`BEGIN` or the statement in flight), it is closed.
+
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::{Connection, PgPool, Postgres, SqlStr};
+
+use super::Conn;
+use crate::{Error, Result};
+
+/// A statement with its arguments, ready to run.
+pub(crate) type Query = sqlx::query::Query<'static, Postgres, PgArguments>;
+
+/// What a unit does with a statement on a connection. A function pointer returning a boxed,
+/// `Send` future rather than an async closure: rustc cannot yet prove the futures of generic
+/// async closures `Send` for every lifetime, which would make the repository's futures unusable
+/// with `tokio::spawn`.
+pub(crate) type Op<T> = for<'c> fn(Query, &'c mut PgConnection) -> BoxFuture<'c, sqlx::Result<T>>;
+
+/// The statement `sql` with `args`, prepared once per connection and cached if `persistent`.
+pub(crate) fn query(sql: SqlStr, args: PgArguments, persistent: bool) -> Query {
+    sqlx::query_with(sql, args).persistent(persistent)
+}
+
+impl Conn {
+    /// Takes a connection from `pool`, runs the read `op` of `sql` in a transaction begun with
+    /// `begin` (which must open a `READ ONLY` transaction), and hands the connection back with
+    /// the transaction's `ROLLBACK` queued (see the module docs).
+    ///
+    /// A statement whose cached plan no longer fits its table (see
+    /// [`is_stale_plan`](super::is_stale_plan)) is prepared again and run once more, in a new
+    /// transaction, as `TenantUnit::run` does.
+    pub(crate) async fn read<T>(
+        pool: &PgPool,
+        begin: SqlStr,
+        sql: SqlStr,
+        args: PgArguments,
+        persistent: bool,
+        op: Op<T>,
+    ) -> Result<T> {
+        let mut conn = Self::take(pool).await?;
+        let again = persistent.then(|| (sql.clone(), args.clone()));
+        let out = conn
+            .read_once(begin.clone(), query(sql, args, persistent), op)
+            .await;
+        match (out, again) {
+            (Err(e), Some((sql, args))) if super::is_stale_plan(&e) => {
+                // The first attempt's rollback is queued: clearing the cache sends it first.
+                conn.settled = false;
+                conn.pg().clear_cached_statements().await?;
+                conn.read_once(begin, query(sql, args, persistent), op)
+                    .await
+            }
+            (out, _) => out,
+        }
+        // `conn` goes back to the pool if `read_once` settled it, and is closed otherwise.
+    }
+
+    /// One transaction: `begin`, `q`, and its `ROLLBACK` queued. Marks the connection settled
+    /// when the statement ran to its end or the server refused it, so that its replies are
+    /// read in full or followed by nothing but the queued rollback; otherwise it stays
+    /// unsettled and is closed when dropped.
+    async fn read_once<T>(&mut self, begin: SqlStr, q: Query, op: Op<T>) -> Result<T> {
+        self.settled = false;
+        let mut tx = Connection::begin_with(self.pg(), begin).await?;
+        let out = op(q, &mut *tx).await;
+        // Dropping `tx` while open queues its rollback; nothing is sent here.
+        drop(tx);
+        match out {
+            Ok(value) => {
+                self.settled = true;
+                Ok(value)
+            }
+            Err(e) => {
+                self.settled = matches!(e, sqlx::Error::Database(_));
+                Err(Error::from(e))
+            }
+        }
+    }
+}
