@@ -749,6 +749,74 @@ async fn many_schemas_in_batches(db: TestTenancy) {
     assert_eq!(audit[0].tenant_ids, ids);
 }
 
+/// A report's statements over schemas run with their generic plan from the first run on a
+/// connection (no custom plan: planning a `UNION ALL` of many branches costs more than running
+/// it), and the setting that asks for it ends with the statement's transaction.
+#[tokio::test]
+async fn cached_report_statements_use_their_generic_plan_and_leave_no_setting() {
+    use sqlx::Row;
+    let db = TestDb::new("report_generic").await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .from_pool(pool.clone())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("analyst", "plans").await.unwrap();
+    tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let t = tenancy
+            .create_tenant(
+                NewTenant::new(format!("g{i}"), format!("G{i}")).placement(Placement::OwnSchema),
+            )
+            .await
+            .unwrap();
+        ids.push(t.id);
+    }
+    let report = || {
+        Spin::repo()
+            .report()
+            .tenants(ids.clone())
+            .filter(Spin::DURATION.gt(5))
+            .order_by(Spin::DURATION.desc())
+            .limit(10)
+    };
+    for _ in 0..3 {
+        assert!(report().fetch_all(&su).await.unwrap().is_empty());
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let row = sqlx::raw_sql(
+        "SELECT now() <> statement_timestamp(), current_setting('plan_cache_mode'), \
+                (SELECT count(*) FROM pg_prepared_statements \
+                  WHERE statement LIKE '%UNION ALL%' AND generic_plans = 3), \
+                (SELECT count(*) FROM pg_prepared_statements \
+                  WHERE statement LIKE '%UNION ALL%' AND custom_plans > 0)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert!(!row.get::<bool, _>(0), "a transaction left open");
+    assert_eq!(
+        row.get::<String, _>(1),
+        "auto",
+        "the plan setting outlived its statement"
+    );
+    assert_eq!(
+        row.get::<i64, _>(2),
+        1,
+        "the batch ran three times on its generic plan"
+    );
+    assert_eq!(row.get::<i64, _>(3), 0, "no custom plan");
+}
+
 #[tokio::test]
 async fn an_expired_superuser_runs_no_report() {
     let db = TestDb::new("report_expired").await;

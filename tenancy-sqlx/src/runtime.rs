@@ -44,11 +44,14 @@ fn begin_read(tenant: Option<TenantId>) -> SqlStr {
     }
 }
 
+/// What lets work across tenants (reports) past the policy, for one transaction.
+fn set_all_tenants() -> String {
+    format!("SELECT pg_catalog.set_config('{ALL_TENANTS_SETTING}', 'on', true)")
+}
+
 /// `BEGIN` for work across tenants (reports), in one round trip.
 fn begin_all_tenants() -> SqlStr {
-    crate::sql::text(format!(
-        "BEGIN; SELECT pg_catalog.set_config('{ALL_TENANTS_SETTING}', 'on', true)"
-    ))
+    crate::sql::text(format!("BEGIN; {}", set_all_tenants()))
 }
 
 /// Where one tenant's unit of work gets its connection.
@@ -185,21 +188,31 @@ impl Runtime {
         }
     }
 
-    /// [`Runtime::with_conn`] for work across tenants under a `Superuser` (reports): with
-    /// row-level security on, in a transaction that has `tenancy.all_tenants` set.
-    pub(crate) async fn with_all_tenants<T>(
+    /// Runs `f`, a read across tenants under a `Superuser` (a report's statement), on a pooled
+    /// connection: with row-level security on, in a transaction that has `tenancy.all_tenants`
+    /// set; with `generic_plans`, in one where prepared statements use their generic plan
+    /// (`plan_cache_mode`; see `report::plan::run` for why). Such a transaction is read-only
+    /// and ended by a queued rollback (see `crate::conn::read`).
+    pub(crate) async fn read_all_tenants<T>(
         &self,
+        generic_plans: bool,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        let conn = if self.rls {
-            Conn::begin(&self.pool, begin_all_tenants()).await?
-        } else {
-            self.conn_of_pool(&self.pool).await?
-        };
-        run(conn, f).await
+        if !self.rls && !generic_plans && self.persistent {
+            return run(Conn::take(&self.pool).await?, f).await;
+        }
+        let mut begin = String::from("BEGIN READ ONLY");
+        if generic_plans {
+            begin.push_str("; SET LOCAL plan_cache_mode = force_generic_plan");
+        }
+        if self.rls {
+            begin.push_str("; ");
+            begin.push_str(&set_all_tenants());
+        }
+        Conn::read_with(&self.pool, crate::sql::text(begin), f).await
     }
 
-    /// [`Runtime::with_all_tenants`] on a tenant's lane (a report's part in an own-database
+    /// [`Runtime::read_all_tenants`]'s work (without its generic plans) on a tenant's lane (a report's part in an own-database
     /// tenant's database).
     pub(crate) async fn with_all_tenants_of<T>(
         &self,

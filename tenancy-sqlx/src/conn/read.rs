@@ -75,25 +75,40 @@ impl Conn {
         // `conn` goes back to the pool if `read_once` settled it, and is closed otherwise.
     }
 
-    /// One transaction: `begin`, `q`, and its `ROLLBACK` queued. Marks the connection settled
-    /// when the statement ran to its end or the server refused it, so that its replies are
-    /// read in full or followed by nothing but the queued rollback; otherwise it stays
-    /// unsettled and is closed when dropped.
+    /// Takes a connection from `pool` and runs `f` in a transaction begun with `begin` (which
+    /// must open a `READ ONLY` transaction), ended by a queued `ROLLBACK` (see the module docs):
+    /// for reads across tenants (a report's statements).
+    pub(crate) async fn read_with<T>(
+        pool: &PgPool,
+        begin: SqlStr,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        Self::take(pool).await?.in_read_tx(begin, f).await
+    }
+
+    /// One transaction: `begin`, `q`, and its `ROLLBACK` queued.
     async fn read_once<T>(&mut self, begin: SqlStr, q: Query, op: Op<T>) -> Result<T> {
+        self.in_read_tx(begin, async |c| Ok(op(q, c).await?)).await
+    }
+
+    /// `begin`, `f`, and the transaction's `ROLLBACK` queued. Marks the connection settled when
+    /// `f` ran to its end or the server refused its statement, so that its replies are read in
+    /// full or followed by nothing but the queued rollback; otherwise it stays unsettled and is
+    /// closed when dropped.
+    async fn in_read_tx<T>(
+        &mut self,
+        begin: SqlStr,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
         self.settled = false;
         let mut tx = Connection::begin_with(self.pg(), begin).await?;
-        let out = op(q, &mut *tx).await;
+        let out = f(&mut tx).await;
         // Dropping `tx` while open queues its rollback; nothing is sent here.
         drop(tx);
-        match out {
-            Ok(value) => {
-                self.settled = true;
-                Ok(value)
-            }
-            Err(e) => {
-                self.settled = matches!(e, sqlx::Error::Database(_));
-                Err(Error::from(e))
-            }
-        }
+        self.settled = match &out {
+            Ok(_) => true,
+            Err(e) => matches!(e, Error::Database(sqlx::Error::Database(_))),
+        };
+        out
     }
 }
