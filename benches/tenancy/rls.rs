@@ -22,7 +22,11 @@ const DATABASE: &str = "tenancy_bench_rls";
 /// The application role; roles are cluster-wide, so it is dropped at the end.
 const ROLE: &str = "tenancy_bench_app";
 
-const ROWS: &[&str] = &["lookup_rls_ctx_vs_plain", "lookup_rls_tx_vs_plain_tx"];
+const ROWS: &[&str] = &[
+    "lookup_rls_ctx_vs_plain",
+    "lookup_rls_ctx_vs_begin_commit",
+    "lookup_rls_tx_vs_plain_tx",
+];
 
 pub async fn run(b: &mut Bench, admin_url: &str) {
     if !ROWS.iter().any(|r| b.wants(r)) {
@@ -95,6 +99,18 @@ pub async fn run(b: &mut Bench, admin_url: &str) {
             }
         }
     };
+    // The same lookup on a `&TenantCtx` against what it cost before reads ended with a queued
+    // rollback: `BEGIN` with the setting, the statement, `COMMIT` (as a `TenantTx` does).
+    b.compare(
+        Compare {
+            a: "ctx",
+            b: "begin-commit",
+            ..spec("lookup_rls_ctx_vs_begin_commit")
+        },
+        lookup(on.clone()),
+        in_tx(on.clone()),
+    )
+    .await;
     b.compare(
         spec("lookup_rls_tx_vs_plain_tx"),
         in_tx(on.clone()),

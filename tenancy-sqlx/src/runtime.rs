@@ -33,11 +33,12 @@ fn begin_for_tenant(tenant: TenantId) -> SqlStr {
 }
 
 /// `BEGIN READ ONLY` and, with row-level security, the tenant: a read's transaction (see
-/// `crate::conn::read`), in one round trip.
+/// `crate::conn::read`), in one round trip. `SET LOCAL` is `set_config(.., true)` as a utility
+/// command: nothing to plan, no row to send back.
 fn begin_read(tenant: Option<TenantId>) -> SqlStr {
     match tenant {
         Some(t) => crate::sql::text(format!(
-            "BEGIN READ ONLY; SELECT pg_catalog.set_config('{TENANT_SETTING}', '{}', true)",
+            "BEGIN READ ONLY; SET LOCAL {TENANT_SETTING} = '{}'",
             t.as_uuid()
         )),
         None => SqlStr::from_static("BEGIN READ ONLY"),

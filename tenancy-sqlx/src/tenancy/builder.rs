@@ -199,8 +199,9 @@ impl TenancyBuilder {
     /// [`Tenancy::install_row_level_security`]; [`Tenancy::verify`] then also reports a table
     /// without it.
     ///
-    /// The cost: a statement on a `&TenantCtx` takes two more round trips (`BEGIN` with the
-    /// setting, and `COMMIT`); a [`TenantTx`](crate::TenantTx) takes none (the setting rides on
+    /// The cost: a read on a `&TenantCtx` takes one more round trip (`BEGIN` with the setting;
+    /// its `ROLLBACK` rides on the pool's check of the connection on release), a write two
+    /// (`BEGIN` and `COMMIT`); a [`TenantTx`](crate::TenantTx) takes none (the setting rides on
     /// its `BEGIN`), nor does [`StatementMode::Unnamed`]. See [`crate::rls`].
     ///
     /// ```no_run
