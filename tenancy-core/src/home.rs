@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use crate::{Placement, Slug, ValidationError, ident};
+use crate::{Placement, Slug, TenantId, ValidationError, ident};
 
 /// The tenant column's name when a model does not name another (`#[tenant_scoped]`'s
 /// `tenant_column`), and the column raw SQL and the model check look for first.
@@ -22,6 +22,26 @@ pub const TENANT_SCHEMA_PREFIX: &str = "t_";
 /// The prefix of a spare schema: one built ahead of time, with the tenant migrations applied,
 /// and renamed to a tenant's when an own-schema tenant is created.
 pub const SPARE_SCHEMA_PREFIX: &str = "tenancy_spare_";
+
+/// The prefix of a moved tenant's old schema: kept, out of the way of new tenants' schemas,
+/// until the old copy is purged (see [`old_copy_schema`]).
+pub const OLD_COPY_SCHEMA_PREFIX: &str = "tenancy_old_";
+
+/// The name an own-schema tenant's schema takes when the tenant moves out of it: the old copy,
+/// named by the tenant's id (never by its slug, which another tenant may take meanwhile).
+///
+/// ```
+/// use tenancy_core::{TenantId, home::{is_tenant_schema, old_copy_schema}};
+///
+/// let id: TenantId = "0f0f0f0f-0000-4000-8000-000000000001".parse()?;
+/// let name = old_copy_schema(id);
+/// assert_eq!(name, "tenancy_old_0f0f0f0f000040008000000000000001");
+/// assert!(is_tenant_schema(&name));
+/// # Ok::<(), tenancy_core::ValidationError>(())
+/// ```
+pub fn old_copy_schema(id: TenantId) -> String {
+    format!("{OLD_COPY_SCHEMA_PREFIX}{}", id.as_uuid().simple())
+}
 
 /// The schema of an own-schema tenant: `t_` and the slug, hyphens as underscores. Slugs are
 /// lowercase and at most 48 characters, so two slugs never map to one schema, by case folding
@@ -44,7 +64,7 @@ pub fn tenant_schema(slug: &Slug) -> Result<String, ValidationError> {
 }
 
 /// Whether `name` (unquoted, as PostgreSQL folds it) is a schema tenancy made for a tenant:
-/// an own-schema tenant's or a spare one.
+/// an own-schema tenant's, a spare one, or a moved tenant's old copy.
 ///
 /// ```
 /// use tenancy_core::home::is_tenant_schema;
@@ -54,12 +74,15 @@ pub fn tenant_schema(slug: &Slug) -> Result<String, ValidationError> {
 /// assert!(!is_tenant_schema("public"));
 /// ```
 pub fn is_tenant_schema(name: &str) -> bool {
-    name.starts_with(TENANT_SCHEMA_PREFIX) || name.starts_with(SPARE_SCHEMA_PREFIX)
+    name.starts_with(TENANT_SCHEMA_PREFIX)
+        || name.starts_with(SPARE_SCHEMA_PREFIX)
+        || name.starts_with(OLD_COPY_SCHEMA_PREFIX)
 }
 
 /// A schema name that was validated once and is kept double-quoted, ready for SQL text.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct QuotedSchema {
+    name: String,
     quoted: String,
 }
 
@@ -80,8 +103,14 @@ impl QuotedSchema {
     pub fn new(name: &str) -> Result<Self, ValidationError> {
         ident::validate_schema(name)?;
         Ok(Self {
+            name: name.to_owned(),
             quoted: ident::quote(name),
         })
+    }
+
+    /// The name as the catalog holds it (`t_acme`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The quoted name, as it goes into SQL text (`"t_acme"`).
@@ -226,6 +255,7 @@ impl Home {
             (Placement::OwnDatabase, None, Some(name)) => Ok(Self::OwnDatabase {
                 database: DatabaseRef::new(name).map_err(unserved)?,
                 schema: QuotedSchema {
+                    name: TENANT_DATABASE_SCHEMA.to_owned(),
                     quoted: ident::quote(TENANT_DATABASE_SCHEMA),
                 },
             }),
@@ -255,6 +285,40 @@ impl Home {
         match self {
             Self::SharedTable => None,
             Self::OwnSchema(schema) | Self::OwnDatabase { schema, .. } => Some(schema.as_sql()),
+        }
+    }
+
+    /// The schema's name as the registry records it (`t_acme`, unquoted); `None` on shared
+    /// tables.
+    pub fn schema_name(&self) -> Option<&str> {
+        match self {
+            Self::SharedTable | Self::OwnDatabase { .. } => None,
+            Self::OwnSchema(schema) => Some(schema.name()),
+        }
+    }
+
+    /// The home a tenant with `slug` gets on `placement`: what creating it there, or moving it
+    /// there, makes.
+    ///
+    /// ```
+    /// use tenancy_core::{Placement, Slug, home::Home};
+    ///
+    /// let slug = Slug::parse("acme-eu")?;
+    /// assert_eq!(Home::for_slug(Placement::OwnSchema, &slug)?.schema_name(), Some("t_acme_eu"));
+    /// assert_eq!(Home::for_slug(Placement::SharedTable, &slug)?, Home::SharedTable);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Unserved`] for a placement this version does not build.
+    pub fn for_slug(placement: Placement, slug: &Slug) -> Result<Self, Unserved> {
+        match placement {
+            Placement::SharedTable => Ok(Self::SharedTable),
+            Placement::OwnSchema => {
+                let name = tenant_schema(slug).map_err(|_| Unserved { placement })?;
+                Self::new(placement, Some(&name))
+            }
+            _ => Err(Unserved { placement }),
         }
     }
 }

@@ -42,6 +42,17 @@ pub(crate) const DATA_COLUMNS: &str = "SELECT attname::text FROM pg_attribute \
      WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped \
        AND attgenerated = '' AND attname <> $2 ORDER BY attnum";
 
+/// The primary key's columns of table `$1` (an oid as `bigint`), in key order: how a moved
+/// table's checksum orders its rows.
+pub(crate) const PRIMARY_KEY_COLUMNS: &str = "SELECT a.attname::text FROM pg_index i \
+     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+     WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord";
+
+/// Whether a schema named `$1` exists.
+pub(crate) const SCHEMA_EXISTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
+
 /// The tables that hold tenant rows, with `oid`, qualified `name`, unqualified `relname` and
 /// tenant column (`col`):
 /// in schema `$1`, or without it in the search path outside the registry. A table holds tenant

@@ -55,12 +55,12 @@ pub enum Error {
         /// Its slug.
         slug: String,
     },
-    /// The context was resolved before its tenant was suspended, deleted or purged (through
-    /// this `Tenancy`, or another whose notification reached this one), or before this handle's
+    /// The context was resolved before its tenant was suspended, deleted, purged or moved
+    /// (through this `Tenancy`, or another whose notification reached this one), or before this handle's
     /// registry listener lost its connection and may have missed such a change: it acts no
     /// more. Resolve again (which refuses the tenant until it is active again).
     #[error(
-        "tenant {slug:?} ({id}) may have been suspended or deleted after this context was resolved; resolve it again"
+        "tenant {slug:?} ({id}) may have been suspended, deleted or moved after this context was resolved; resolve it again"
     )]
     ContextRevoked {
         /// The tenant.
@@ -211,9 +211,46 @@ pub enum Error {
     /// Nothing was sent on it.
     #[error("search_path: {0}")]
     SearchPath(String),
+    /// A write of a tenant that is being moved ([`Tenancy::move_tenant`](crate::Tenancy::move_tenant))
+    /// waited for the move as long as the server's `tenancy.move_wait` allows (5 s by default)
+    /// and was not applied. Retryable: retry it shortly ([`Error::is_retryable`]).
+    #[error("tenant {0} is being moved: the write was not applied; retry it shortly")]
+    TenantMoving(TenantId),
+    /// A write was going to a home its tenant has left: the tenant was moved (or purged) after
+    /// the context was resolved, by this process or another. Nothing was applied. Resolve the
+    /// tenant again and retry ([`Error::is_retryable`]).
+    #[error(
+        "tenant {0} has moved since this context was resolved: nothing was written; resolve it again"
+    )]
+    TenantMoved(TenantId),
+    /// A move cannot be done as asked, and changed nothing: the tenant is already there, an
+    /// old copy from an earlier move is in the way (purge it first,
+    /// [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy)), the target's tables do not
+    /// hold the source's columns, or the tenant's writes held it longer than the move's
+    /// `lock_wait`.
+    #[error("cannot move tenant {id}: {reason}")]
+    MoveRefused {
+        /// The tenant.
+        id: TenantId,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A moved table's copy did not match its source (row count or checksum): the move was
+    /// rolled back and the tenant stays where it was, writable.
+    #[error(
+        "moving tenant {id}: the copy of {table} does not match its source ({detail}); nothing was moved"
+    )]
+    MoveVerification {
+        /// The tenant.
+        id: TenantId,
+        /// The table, as the source names it.
+        table: String,
+        /// The counts and checksums found.
+        detail: String,
+    },
     /// The database refused or failed.
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Every connection of a server's budget for tenant databases stayed at work for the whole
     /// wait ([`TenancyBuilder::acquire_timeout`](crate::TenancyBuilder::acquire_timeout)).
     /// Nothing was sent; retry later, or raise
@@ -267,7 +304,39 @@ pub enum Error {
     Provision(String),
 }
 
+/// The SQLSTATEs the write fence raises (see `moving.rs`): a move held the tenant's writes
+/// too long, and a write going to a home its tenant left.
+const FENCE_WAITED: &str = "TM001";
+const FENCE_MOVED: &str = "TM002";
+
+impl From<sqlx::Error> for Error {
+    /// The write fence's refusals become their typed errors (the tenant is the error's
+    /// detail); everything else is [`Error::Database`].
+    fn from(e: sqlx::Error) -> Self {
+        let fence = e.as_database_error().and_then(|db| {
+            let code = db.code()?;
+            if code != FENCE_WAITED && code != FENCE_MOVED {
+                return None;
+            }
+            let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+            let id: TenantId = pg.detail()?.parse().ok()?;
+            Some(if code == FENCE_WAITED {
+                Error::TenantMoving(id)
+            } else {
+                Error::TenantMoved(id)
+            })
+        });
+        fence.unwrap_or(Error::Database(e))
+    }
+}
+
 impl Error {
+    /// True for the errors a move causes, which pass: [`Error::TenantMoving`] (retry the same
+    /// work shortly) and [`Error::TenantMoved`] (resolve the tenant again, then retry).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::TenantMoving(_) | Self::TenantMoved(_))
+    }
+
     /// True for errors that mean "this tenant cannot be served": not found, suspended, deleted.
     /// An HTTP layer maps these to 404 (or 403 for suspended).
     pub fn is_tenant_unavailable(&self) -> bool {

@@ -30,7 +30,7 @@
 //!    and gets its connection (`conn.rs`).
 //! 4. **Run statements** (the repository, queries, raw SQL, reports): SQL built in one place and
 //!    bound to the tenant, after the model check (`verify.rs`) passed the table once.
-//! 5. **Administer** (`tenancy/{lifecycle,admin,members,migrate,export,spare}.rs`): every change
+//! 5. **Administer** (`tenancy/{lifecycle,admin,members,migrate,export,spare,moving}.rs`): every change
 //!    is written through `Superuser::audited` (`superuser.rs`), with its audit row, in one
 //!    transaction.
 
@@ -64,6 +64,7 @@ mod archive;
 mod lifecycle;
 mod membership;
 mod migrate;
+mod moving;
 pub mod rls;
 mod spare;
 mod superuser;
@@ -105,6 +106,7 @@ pub use migrate::{
     MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
 };
 pub use model::{ColumnMeta, ColumnType, Model, ModelMeta, NewModel, TenantScoped};
+pub use moving::{DEFAULT_MOVE_LOCK_WAIT, MoveOptions, Moved, MovedTable, OldCopy};
 pub use query::Select;
 pub use raw::{Raw, RawSqlRefusal, RefusalKind};
 pub use registry::{NewTenant, Tenant};

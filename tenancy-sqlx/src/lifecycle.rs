@@ -133,11 +133,41 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
     }
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
+    let current = match (&schema, &database) {
+        (Some(_), _) => Placement::OwnSchema,
+        (None, Some(_)) => Placement::OwnDatabase,
+        (None, None) => Placement::SharedTable,
+    };
     let purged = match (schema, database) {
         // Dropped by the caller once this transaction has removed the registry row: a
         // database cannot be dropped inside a transaction.
         (None, Some(database)) => Purged::Database(database),
-        (Some(schema), _) => {
+        (schema, _) => remove_copy(tx, rt, id, schema).await?,
+    };
+    // A moved tenant's old copy goes with it (and the registry row it hangs on).
+    purge_old_copies(tx, rt, id, current).await?;
+    crate::sql::admin_query(store::TENANT_DELETE)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    crate::sql::admin_query(store::PURGED_INSERT)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    notify::send(&mut *tx, rt.origin, Change::Revoke, id).await?;
+    Ok(purged)
+}
+
+/// Removes one copy of tenant `id`'s rows: `schema` dropped with everything in it, or, without
+/// one, the tenant's rows deleted from every shared table (children first).
+async fn remove_copy(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    id: TenantId,
+    schema: Option<String>,
+) -> Result<Purged> {
+    Ok(match schema {
+        Some(schema) => {
             tenancy_core::ident::validate_schema(&schema)?;
             sqlx::raw_sql(crate::sql::text(format!(
                 "DROP SCHEMA {} CASCADE",
@@ -147,7 +177,7 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
             .await?;
             Purged::Schema(schema)
         }
-        (None, None) => {
+        None => {
             crate::rls::act_for(tx, rt, id).await?;
             let mut deleted = Vec::new();
             for table in tenant_tables_children_first(tx, None).await? {
@@ -162,16 +192,41 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
             }
             Purged::Rows(deleted)
         }
-    };
-    crate::sql::admin_query(store::TENANT_DELETE)
+    })
+}
+
+/// Removes tenant `id`'s old copies (see `crate::moving`) inside `tx`: an old schema is
+/// dropped, old rows in the shared tables deleted. `current` is the placement the tenant lives
+/// on now: its rows are never touched.
+pub(crate) async fn purge_old_copies(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    id: TenantId,
+    current: Placement,
+) -> Result<Vec<Purged>> {
+    let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
         .bind(id.as_uuid())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-    crate::sql::admin_query(store::PURGED_INSERT)
-        .bind(id.as_uuid())
-        .execute(&mut *tx)
-        .await?;
-    notify::send(&mut *tx, rt.origin, Change::Revoke, id).await?;
+    let mut purged = Vec::with_capacity(olds.len());
+    for old in olds {
+        let placement: Placement = old.try_get::<&str, _>("placement")?.parse()?;
+        if placement == current {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "the registry records an old copy on the {placement} placement the tenant \
+                     lives on; not purging live rows"
+                ),
+            });
+        }
+        purged.push(remove_copy(tx, rt, id, old.try_get("schema_name")?).await?);
+        crate::sql::admin_query(store::OLD_COPY_DELETE)
+            .bind(id.as_uuid())
+            .bind(placement.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(purged)
 }
 

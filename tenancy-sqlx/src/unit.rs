@@ -251,7 +251,7 @@ impl<'s> TenantUnit<'s> {
         let persistent = self.runtime().persistent;
         let args = args.into_inner();
         let ctx = self.ctx;
-        async move {
+        let out = async move {
             if let Some(conn) = self.conn.as_deref_mut() {
                 return Ok(op(query(sql, args, persistent), conn).await?);
             }
@@ -279,7 +279,17 @@ impl<'s> TenantUnit<'s> {
             conn.end(out).await
         }
         .instrument(span)
-        .await
+        .await;
+        match out {
+            // A context resolved before its tenant left its own schema finds the old schema
+            // renamed: say that it moved (see `crate::moving`).
+            Err(e)
+                if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.schema()).await =>
+            {
+                Err(Error::TenantMoved(ctx.id()))
+            }
+            out => out,
+        }
     }
 
     /// Runs a statement that writes (or may), returning its rows.

@@ -41,7 +41,9 @@ use tenancy_core::TenantId;
 pub(crate) use export::export_to;
 pub(crate) use format::ArchiveReader;
 pub(crate) use import::import_from;
+// A move copies the same columns an archive carries.
 pub use memory::{ArchivedTable, TenantArchive};
+pub(crate) use tables::{column_list, data_columns};
 
 /// Where a streamed export or import is, reported as the rows go by.
 #[derive(Debug, Clone, PartialEq, Eq)]

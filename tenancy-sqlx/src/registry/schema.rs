@@ -146,6 +146,78 @@ ALTER TABLE tenancy.tenants
     );
 "#,
     ),
+    (
+        8,
+        "moves: old copies and the write fence",
+        // The write fence (see `moving.rs`): every repository write calls `write_fence` in its
+        // own statement. The fast path takes the tenant's fence key shared without waiting;
+        // while a move holds it (or waits for it) the write waits `tenancy.move_wait` (5 s by
+        // default) in `write_fence_wait`, then fails with TM001. The home check runs in a
+        // statement of its own, after the key is held, so that its snapshot sees a move that
+        // committed while the write waited; a write for a home the tenant left fails with
+        // TM002. In REPEATABLE READ and SERIALIZABLE the snapshot is the transaction's, so the
+        // registry row is share-locked first: a move committed since fails the write (40001).
+        // The class key is hashtext('tenancy.write_fence').
+        r#"
+CREATE TABLE tenancy.old_copies (
+    tenant_id   uuid NOT NULL REFERENCES tenancy.tenants (id),
+    placement   text NOT NULL
+                CHECK (placement IN ('shared_table', 'own_schema', 'own_database')),
+    schema_name text UNIQUE,
+    moved_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, placement)
+);
+
+CREATE FUNCTION tenancy.write_fence_wait(p_tenant uuid) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    saved text := pg_catalog.current_setting('lock_timeout');
+    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
+BEGIN
+    IF wait OPERATOR(pg_catalog.=) '' THEN
+        wait := '5s';
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
+    BEGIN
+        PERFORM pg_catalog.pg_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant));
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
+            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
+    END;
+    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+END
+$fn$;
+
+CREATE FUNCTION tenancy.write_fence_serial(p_tenant uuid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) p_tenant FOR SHARE;
+END
+$fn$;
+
+CREATE FUNCTION tenancy.write_fence(p_tenant uuid, p_placement text, p_schema text) RETURNS uuid
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant)) THEN
+        PERFORM tenancy.write_fence_wait(p_tenant);
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        PERFORM tenancy.write_fence_serial(p_tenant);
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM tenancy.tenants t
+        WHERE t.id OPERATOR(pg_catalog.=) p_tenant
+          AND t.placement OPERATOR(pg_catalog.=) p_placement
+          AND COALESCE(t.schema_name, '') OPERATOR(pg_catalog.=) COALESCE(p_schema, '')
+    ) THEN
+        RAISE EXCEPTION 'tenant % no longer lives where this write was going (it moved, or is gone); resolve it again', p_tenant
+            USING ERRCODE = 'TM002', DETAIL = p_tenant::text;
+    END IF;
+    RETURN p_tenant;
+END
+$fn$;
+"#,
+    ),
 ];
 
 /// The version the registry must be at for this version of the runtime.

@@ -135,3 +135,25 @@ pub(crate) const TENANTS_WITH_COLUMN_NOT_NULL: &str = "SELECT id, slug, status, 
 /// The head of an audit log read (the caller adds its filters with `AND`).
 pub(crate) const AUDIT_LOG_FILTERED: &str = "SELECT id, at, actor, reason, action, tenant_ids, grant_id, detail \
      FROM tenancy.audit_log WHERE TRUE";
+
+/// A tenant's status and home, its row locked against other changes for a move; writes of the
+/// tenant (foreign key checks' `FOR KEY SHARE`) are not blocked.
+pub(crate) const TENANT_FOR_MOVE: &str = "SELECT slug, status, placement, schema_name FROM tenancy.tenants \
+     WHERE id = $1 FOR NO KEY UPDATE";
+
+/// A tenant's home, for a statement that failed on a table its context expected.
+pub(crate) const TENANT_HOME: &str =
+    "SELECT placement, schema_name FROM tenancy.tenants WHERE id = $1";
+
+/// The switch of a move: the tenant's new home.
+pub(crate) const TENANT_SET_HOME: &str =
+    "UPDATE tenancy.tenants SET placement = $2, schema_name = $3 WHERE id = $1";
+
+pub(crate) const OLD_COPY_INSERT: &str =
+    "INSERT INTO tenancy.old_copies (tenant_id, placement, schema_name) VALUES ($1, $2, $3)";
+
+pub(crate) const OLD_COPIES_OF_TENANT: &str = "SELECT placement, schema_name FROM tenancy.old_copies \
+     WHERE tenant_id = $1 ORDER BY placement FOR UPDATE";
+
+pub(crate) const OLD_COPY_DELETE: &str =
+    "DELETE FROM tenancy.old_copies WHERE tenant_id = $1 AND placement = $2";

@@ -4,6 +4,7 @@
 //! SQL text, they are bound. [`text`] is the only caller of sqlx's `AssertSqlSafe` in the crate,
 //! so an audit of dynamic SQL starts and ends in this module and its callers' use of [`SqlBuf`].
 
+pub(crate) mod fence;
 mod filter;
 pub(crate) mod report;
 pub(crate) mod statements;

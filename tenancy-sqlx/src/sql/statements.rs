@@ -11,6 +11,7 @@ use tenancy_core::ident;
 
 use crate::model::{Model, ModelMeta};
 use crate::sql::TENANT;
+use crate::sql::fence::{self, HOME_MARK};
 use crate::{Error, Result};
 
 /// Every model's statements, built on first use and kept for the life of the process (one entry
@@ -77,10 +78,12 @@ const AT_TABLE: char = '\u{1}';
 /// A statement whose table reference depends on the tenant's placement: as built, for shared
 /// tables; with the tenant's schema in front, for a tenant in its own schema. Every statement
 /// keeps the tenant predicate in both placements (tenant tables carry the tenant column too, so
-/// one set of migrations serves both), a second guard against a row in the wrong schema.
+/// one set of migrations serves both), a second guard against a row in the wrong schema. A
+/// write's fence names the same home (see `crate::sql::fence`).
 pub(crate) struct PlacedSql {
     shared: String,
-    at: usize,
+    /// The text with its marks: where the schema goes, where the fence's home goes.
+    marked: String,
     /// The placeholder the statement reads the tenant from, as it is: 0 for the heads that
     /// callers complete (they place the tenant themselves).
     pub(crate) tenant: usize,
@@ -88,10 +91,9 @@ pub(crate) struct PlacedSql {
 
 impl PlacedSql {
     fn new(marked: String, tenant: usize) -> Self {
-        let at = marked.find(AT_TABLE).unwrap_or(0);
         Self {
-            shared: marked.replacen(AT_TABLE, "", 1),
-            at,
+            shared: place(&marked, None),
+            marked,
             tenant,
         }
     }
@@ -108,16 +110,30 @@ impl PlacedSql {
     pub(crate) fn text(&self, schema: Option<&str>) -> String {
         match schema {
             None => self.shared.clone(),
-            Some(schema) => {
-                let mut out = String::with_capacity(self.shared.len() + schema.len() + 1);
-                out.push_str(&self.shared[..self.at]);
-                out.push_str(schema);
-                out.push('.');
-                out.push_str(&self.shared[self.at..]);
-                out
-            }
+            Some(schema) => place(&self.marked, Some(schema)),
         }
     }
+}
+
+/// Fills in a marked statement's table references and fence homes for `schema`.
+fn place(marked: &str, schema: Option<&str>) -> String {
+    let mut out = String::with_capacity(marked.len() + 48);
+    let mut rest = marked;
+    while let Some(i) = rest.find([AT_TABLE, HOME_MARK]) {
+        out.push_str(&rest[..i]);
+        if rest[i..].starts_with(AT_TABLE) {
+            if let Some(schema) = schema {
+                out.push_str(schema);
+                out.push('.');
+            }
+        } else {
+            out.push_str(&fence::home_args(schema));
+        }
+        // Both marks are one byte long.
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl ModelSql {
@@ -206,7 +222,13 @@ impl ModelSql {
         insert_head.push_str(") VALUES ");
         let width = insert_cols.len();
         let mut insert_one = insert_head.clone();
-        push_values_row(&mut insert_one, 1, width, width + 1);
+        push_values_row(
+            &mut insert_one,
+            1,
+            width,
+            width + 1,
+            Some(&HOME_MARK.to_string()),
+        );
         let _ = write!(insert_one, " RETURNING {select_list}");
 
         let mut update_row = format!("UPDATE {t}{table} SET ");
@@ -220,14 +242,19 @@ impl ModelSql {
             }
             let _ = write!(update_row, "{} = ${}", cols[i], n + 2);
         }
+        let at = format!("${}", update_cols.len() + 2);
         let _ = write!(
             update_row,
-            " WHERE {tenant} = ${} AND {key} = $1 RETURNING {select_list}",
-            update_cols.len() + 2
+            " WHERE {tenant} = {at} AND {} AND {key} = $1 RETURNING {select_list}",
+            fence::guard(&at, &HOME_MARK.to_string())
+        );
+        let delete_one = format!(
+            "DELETE FROM {t}{table} WHERE {tenant} = $2 AND {} AND {key} = $1",
+            fence::guard("$2", &HOME_MARK.to_string())
         );
 
         Ok(Self {
-            delete_one: PlacedSql::new(by_key(&format!("DELETE FROM {t}{table}")), 2),
+            delete_one: PlacedSql::new(delete_one, 2),
             exists_one: PlacedSql::new(
                 format!(
                     "SELECT EXISTS (SELECT 1 FROM {t}{table} WHERE {tenant} = $2 AND {key} = $1)"
@@ -261,9 +288,24 @@ impl ModelSql {
     }
 }
 
-/// Appends `($tenant, $first, $first+1, ...)`: the tenant, then `width` values.
-pub(crate) fn push_values_row(sql: &mut String, first: usize, width: usize, tenant: usize) {
-    let _ = write!(sql, "(${tenant}");
+/// Appends `($tenant, $first, $first+1, ...)`: the tenant, then `width` values. With
+/// `fenced` (the home's arguments), the tenant comes through the write fence: an insert's first
+/// row (see `crate::sql::fence`).
+pub(crate) fn push_values_row(
+    sql: &mut String,
+    first: usize,
+    width: usize,
+    tenant: usize,
+    fenced: Option<&str>,
+) {
+    match fenced {
+        Some(home) => {
+            let _ = write!(sql, "({}", fence::value(&format!("${tenant}"), home));
+        }
+        None => {
+            let _ = write!(sql, "(${tenant}");
+        }
+    }
     for p in first..first + width {
         let _ = write!(sql, ", ${p}");
     }
@@ -316,12 +358,21 @@ mod tests {
         );
         assert_eq!(
             b.insert_one.text(None),
-            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ($3, $1, $2) RETURNING "id", "duration", "created_at""#
+            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ((SELECT tenancy.write_fence($3, 'shared_table', NULL::text)), $1, $2) RETURNING "id", "duration", "created_at""#
         );
         assert_eq!(
             b.update_row.text(None),
-            r#"UPDATE "spins" SET "duration" = $2 WHERE "tenant_id" = $3 AND "id" = $1 RETURNING "id", "duration", "created_at""#
+            r#"UPDATE "spins" SET "duration" = $2 WHERE "tenant_id" = $3 AND (SELECT tenancy.write_fence($3, 'shared_table', NULL::text)) IS NOT NULL AND "id" = $1 RETURNING "id", "duration", "created_at""#
         );
+        // Every write checks the home it is going to; an own schema's is its schema.
+        for tpl in [&b.insert_one, &b.update_row, &b.delete_one] {
+            let own = tpl.text(Some(r#""t_acme""#));
+            assert!(
+                own.contains("tenancy.write_fence(") && own.contains("'own_schema', 't_acme'"),
+                "{own}"
+            );
+            assert!(!own.contains(HOME_MARK) && !own.contains(AT_TABLE), "{own}");
+        }
         for tpl in [
             &b.get,
             &b.get_many,

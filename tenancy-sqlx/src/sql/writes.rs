@@ -9,7 +9,7 @@ use crate::Result;
 use crate::bind::{self, TenantArgs};
 use crate::column::{Assignment, Filter};
 use crate::model::NewModel;
-use crate::sql::{ModelSql, SqlBuf, push_values_row};
+use crate::sql::{ModelSql, SqlBuf, TENANT, fence, push_values_row};
 
 /// What a statement over the tenant's rows that match a filter does with them.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,10 @@ impl ModelSql {
             buf.bind_value(&*a.value.0)?;
         }
         buf.push(" WHERE ").push(&self.tenant).push(" = ").tenant();
+        buf.push(" AND ").push(&fence::guard(
+            &TENANT.to_string(),
+            &fence::home_args(schema),
+        ));
         Ok(buf)
     }
 
@@ -86,6 +90,12 @@ impl ModelSql {
             self.tenant
         ));
         buf.tenant();
+        if let Filtered::Delete = what {
+            buf.push(" AND ").push(&fence::guard(
+                &TENANT.to_string(),
+                &fence::home_args(schema),
+            ));
+        }
         buf.and_filter(self, filter)?;
         if let Filtered::Exists = what {
             buf.push(")");
@@ -110,7 +120,9 @@ impl ModelSql {
             if n > 0 {
                 sql.push_str(", ");
             }
-            push_values_row(&mut sql, 1 + n * width, width, tenant_at);
+            // The first row's tenant comes through the write fence, before any row is written.
+            let fenced = (n == 0).then(|| fence::home_args(schema));
+            push_values_row(&mut sql, 1 + n * width, width, tenant_at, fenced.as_deref());
             crate::model::bind_insert(row, width, &mut args)?;
         }
         sql.push_str(" RETURNING ");

@@ -198,7 +198,8 @@ impl Tenancy {
     /// the registry row is gone; if the process stops in between, [`Tenancy::cleanup_orphans`]
     /// drops it, as every connect does), its schema (own-schema placement) or deletes its rows from every shared table that has a `tenant_id` column or a one-column
     /// foreign key to the registry (children
-    /// before parents, following foreign keys), then its registry row and hosts. One
+    /// before parents, following foreign keys), and the old copy of a move if one is kept
+    /// (see [`Tenancy::purge_old_copy`]), then its registry row and hosts. One
     /// transaction: on error nothing is deleted. The audit log keeps the tenant's id, and the
     /// registry keeps it as purged: [`Tenancy::create_tenant`] refuses it from then on
     /// ([`Error::TenantIdPurged`](crate::Error::TenantIdPurged)), so that no job payload, cache or process still holding it

@@ -8,6 +8,7 @@ mod export;
 mod lifecycle;
 mod members;
 mod migrate;
+mod moving;
 mod resolve;
 mod spare;
 mod verify;

@@ -1,0 +1,594 @@
+//! Moving a tenant to another home ([`Tenancy::move_tenant`](crate::Tenancy::move_tenant)), and
+//! the write fence that keeps its writes from being lost while it moves.
+//!
+//! # The move
+//!
+//! One transaction on the admin pool, in `READ COMMITTED` whatever the database's default:
+//!
+//! 1. lock the tenant's registry row (`FOR NO KEY UPDATE`: lifecycle changes wait, foreign key
+//!    checks of the tenant's writes do not) and check it may move: active, not already on the
+//!    target placement, no old copy of an earlier move in the way;
+//! 2. build the target (an own schema from a spare or the tenant migrations; the shared tables
+//!    exist and must hold none of the tenant's rows), and take the migration locks of both
+//!    homes, so no migration changes a table under the copy;
+//! 3. raise the **write fence** (below), waiting at most [`MoveOptions::lock_wait`] for writes
+//!    in flight;
+//! 4. copy every table, parents before children (`INSERT ... SELECT`, one statement a table);
+//! 5. verify each table: its row count and a checksum the server computes over a canonical
+//!    text form of each row (`md5` of the row's columns in name order, as text), aggregated in
+//!    primary-key order, on both sides; any difference rolls everything back;
+//! 6. switch: the registry row names the new home, `tenancy.old_copies` where the old copy is
+//!    (an old own schema is renamed `tenancy_old_<id>`, out of the way of new tenants' schemas),
+//!    an audit row, and a notification that revokes contexts holding the old home;
+//! 7. commit, which lowers the fence.
+//!
+//! A crashed or cancelled mover's transaction is rolled back by the server: the tenant stays on
+//! its old copy, the fence (a transaction lock) falls with it, and a rerun starts over. The old
+//! copy stays until [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy) (or the
+//! tenant's [`purge`](crate::Tenancy::purge)) removes it.
+//!
+//! # The write fence
+//!
+//! Every repository write (insert, update, delete) calls `tenancy.write_fence(tenant, home)` in
+//! its own statement, once, before it writes a row (`crate::sql::fence`). The function
+//!
+//! - takes the tenant's fence key, a transaction-level advisory lock, **shared**, without
+//!   waiting (`pg_try_advisory_xact_lock_shared`). Writers do not block each other; the mover
+//!   takes the key **exclusive**, so it waits for the writes in flight (a [`TenantTx`] holds
+//!   the key from its first write to its end), and every later write queues behind it;
+//! - only if that fails (a move holds or awaits the key), waits for it at most the server
+//!   setting `tenancy.move_wait` (5 s unless set, for instance in the connection's options),
+//!   then fails the write with [`Error::TenantMoving`](crate::Error::TenantMoving): retry;
+//! - then, in a statement of its own, so with a snapshot taken after the key was held, checks
+//!   that the registry still names the home the write is going to. A write that waited for a
+//!   move that then committed, or one from a process whose cache or listener is behind, fails
+//!   with [`Error::TenantMoved`](crate::Error::TenantMoved): nothing is ever written to the old
+//!   copy after the switch. In `REPEATABLE READ` or `SERIALIZABLE` the snapshot is the
+//!   transaction's, so the registry row is share-locked first: a move committed since fails
+//!   the write with a serialization failure.
+//!
+//! The key is per tenant (`uuid_hash` of its id under a class of tenancy's own): other tenants'
+//! writes never wait for a move. Reads take nothing: they see the old copy until the switch,
+//! and a context resolved before the switch reads the old copy until its handle hears the
+//! notification (an old own schema is renamed at the switch, so its reads fail and come back
+//! as [`Error::TenantMoved`](crate::Error::TenantMoved)). Raw SQL cannot write.
+//!
+//! What it costs when no move runs: one PL/pgSQL call per write statement, an uncontended
+//! advisory lock and a registry lookup by key, a few microseconds of server time (measured in
+//! BENCHMARKS.md as `insert_repo_vs_raw`, whose raw side has no fence). Locking tables instead
+//! would block every tenant on shared tables; a check of the registry without the lock, or in
+//! the write's own snapshot, could miss a move that committed just after the write's snapshot.
+//!
+//! [`TenantTx`]: crate::TenantTx
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::{PgConnection, Row};
+use tenancy_core::home::{Home, old_copy_schema};
+use tenancy_core::{Placement, Slug, TenantId};
+
+use crate::archive::{column_list, data_columns};
+use crate::catalog;
+use crate::lifecycle::{TenantTable, tenant_tables_children_first};
+use crate::migrate::Migrations;
+use crate::registry::store;
+use crate::runtime::Runtime;
+use crate::{Error, Lookup, Result};
+
+/// The write fence's class key: `hashtext('tenancy.write_fence')`, as the registry's functions
+/// spell it (registry migration 8).
+const FENCE_CLASS: i32 = -1_682_971_418;
+
+/// How long [`Tenancy::move_tenant`](crate::Tenancy::move_tenant) waits for the tenant's writes
+/// in flight by default.
+pub const DEFAULT_MOVE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Options of [`Tenancy::move_tenant_with`](crate::Tenancy::move_tenant_with).
+///
+/// ```
+/// use std::time::Duration;
+/// use tenancy_sqlx::MoveOptions;
+///
+/// let options = MoveOptions::default().lock_wait(Duration::from_secs(2));
+/// assert_eq!(options.get_lock_wait(), Duration::from_secs(2));
+/// ```
+#[derive(Clone)]
+pub struct MoveOptions {
+    lock_wait: Duration,
+    #[cfg(feature = "testing")]
+    pub(crate) seams: Seams,
+}
+
+impl Default for MoveOptions {
+    fn default() -> Self {
+        Self {
+            lock_wait: DEFAULT_MOVE_LOCK_WAIT,
+            #[cfg(feature = "testing")]
+            seams: Seams::default(),
+        }
+    }
+}
+
+impl fmt::Debug for MoveOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MoveOptions")
+            .field("lock_wait", &self.lock_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MoveOptions {
+    /// How long the move waits for the tenant's writes in flight (a transaction that wrote and
+    /// has not ended) before it gives up with [`Error::MoveRefused`], having changed nothing.
+    /// Meanwhile new writes of the tenant wait behind it. Default
+    /// [`DEFAULT_MOVE_LOCK_WAIT`].
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// The wait set by [`MoveOptions::lock_wait`].
+    pub fn get_lock_wait(&self) -> Duration {
+        self.lock_wait
+    }
+
+    /// Test seam: SQL run in the move's transaction after the copy and before verification
+    /// (to tamper with a copied row and see the verification refuse it).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn after_copy_sql(mut self, sql: impl Into<String>) -> Self {
+        self.seams.after_copy = Some(sql.into());
+        self
+    }
+
+    /// Test seam: keeps the fence up this long after the copy, so that a test's writers meet
+    /// it.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn hold_fence(mut self, hold: Duration) -> Self {
+        self.seams.hold = Some(hold);
+        self
+    }
+}
+
+/// What the test seams of [`MoveOptions`] ask for.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seams {
+    after_copy: Option<String>,
+    hold: Option<Duration>,
+}
+
+/// Where a moved tenant's old copy is, until it is purged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OldCopy {
+    /// The placement the tenant left.
+    pub placement: Placement,
+    /// The old copy's schema (`tenancy_old_<id>`), for an own schema; `None` for rows left in
+    /// the shared tables.
+    pub schema: Option<String>,
+}
+
+/// One table a move copied, as verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MovedTable {
+    /// The table's name (unqualified).
+    pub table: String,
+    /// The rows copied, equal on both sides.
+    pub rows: u64,
+    /// The checksum both sides agreed on (hex md5).
+    pub checksum: String,
+}
+
+/// What [`Tenancy::move_tenant`](crate::Tenancy::move_tenant) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Moved {
+    /// The tenant.
+    pub id: TenantId,
+    /// Where it lived.
+    pub from: Placement,
+    /// Where it lives now.
+    pub to: Placement,
+    /// Its new schema, on the own-schema placement.
+    pub schema: Option<String>,
+    /// Where its old copy is kept until purged.
+    pub old_copy: OldCopy,
+    /// Every table copied, in copy order (parents first).
+    pub tables: Vec<MovedTable>,
+}
+
+impl Moved {
+    /// Rows copied over every table.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+}
+
+/// Moves tenant `id` to `to` inside the caller's transaction `tx` (see the module docs). The
+/// caller audits, notifies and commits.
+pub(crate) async fn run(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    id: TenantId,
+    to: Placement,
+    migrations: &Migrations,
+    options: &MoveOptions,
+) -> Result<Moved> {
+    let refuse = |reason: String| Error::MoveRefused { id, reason };
+    // The copy must see every write committed before the fence is up: a transaction snapshot
+    // taken earlier (a database defaulting to REPEATABLE READ) would miss some.
+    sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .execute(&mut *tx)
+        .await?;
+    let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+    let status: String = row.try_get("status")?;
+    if status != "active" {
+        return Err(Error::WrongStatus {
+            id,
+            status: status.parse()?,
+            action: "move",
+        });
+    }
+    let slug = Slug::parse(row.try_get::<&str, _>("slug")?)?;
+    let placement: Placement = row.try_get::<&str, _>("placement")?.parse()?;
+    let schema: Option<String> = row.try_get("schema_name")?;
+    let from = Home::new(placement, schema.as_deref())
+        .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
+    if placement == to {
+        return Err(refuse(format!("it already lives on the {to} placement")));
+    }
+    let target = Home::for_slug(to, &slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
+    let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
+        .bind(id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?;
+    for old in &olds {
+        if old.try_get::<&str, _>("placement")? == to.as_str() {
+            return Err(refuse(format!(
+                "the old copy of an earlier move is on the {to} placement; purge it first \
+                 (Tenancy::purge_old_copy)"
+            )));
+        }
+    }
+    crate::rls::act_for(tx, rt, id).await?;
+    for home in [&from, &target] {
+        lock_migrations(tx, home).await?;
+    }
+    build(tx, id, &target, migrations).await?;
+    raise_fence(tx, id, options.lock_wait).await?;
+
+    let sources = tenant_tables_children_first(tx, from.schema_name()).await?;
+    let targets = tenant_tables_children_first(tx, target.schema_name()).await?;
+    let mut copied = Vec::new();
+    // Parents first, as the target's foreign keys need.
+    for target_table in targets.iter().rev() {
+        let Some(source) = sources.iter().find(|s| s.relname == target_table.relname) else {
+            continue;
+        };
+        if let Some(table) = copy_table(tx, id, source, target_table).await? {
+            copied.push(table);
+        }
+    }
+    // A source table with rows of the tenant and nowhere to go would be left behind.
+    for source in &sources {
+        let name = &source.relname;
+        if !targets.iter().any(|t| t.relname == *name) && count(tx, id, source).await? > 0 {
+            return Err(refuse(format!(
+                "{} holds rows of the tenant and the {to} placement has no table {name}",
+                source.name
+            )));
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    {
+        if let Some(sql) = &options.seams.after_copy {
+            sqlx::raw_sql(crate::sql::text(sql.clone()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(hold) = options.seams.hold {
+            tokio::time::sleep(hold).await;
+        }
+    }
+
+    let mut tables = Vec::with_capacity(copied.len());
+    for c in &copied {
+        let (source_rows, source_sum) = checksum(tx, id, &c.source, &c.columns, &c.order).await?;
+        let (target_rows, target_sum) = checksum(tx, id, &c.target, &c.columns, &c.order).await?;
+        if source_rows != target_rows || source_sum != target_sum || source_rows != c.rows {
+            return Err(Error::MoveVerification {
+                id,
+                table: c.name.clone(),
+                detail: format!(
+                    "{} copied; source {source_rows} rows, md5 {source_sum}; \
+                     copy {target_rows} rows, md5 {target_sum}",
+                    c.rows
+                ),
+            });
+        }
+        tables.push(MovedTable {
+            table: c.name.clone(),
+            rows: c.rows,
+            checksum: source_sum,
+        });
+    }
+
+    // The switch.
+    let old_schema = match from.schema_name() {
+        Some(name) => {
+            let old = old_copy_schema(id);
+            sqlx::raw_sql(crate::sql::text(format!(
+                "ALTER SCHEMA {} RENAME TO {}",
+                tenancy_core::ident::quote(name),
+                tenancy_core::ident::quote(&old)
+            )))
+            .execute(&mut *tx)
+            .await?;
+            Some(old)
+        }
+        None => None,
+    };
+    crate::sql::admin_query(store::TENANT_SET_HOME)
+        .bind(id.as_uuid())
+        .bind(to.as_str())
+        .bind(target.schema_name())
+        .execute(&mut *tx)
+        .await?;
+    crate::sql::admin_query(store::OLD_COPY_INSERT)
+        .bind(id.as_uuid())
+        .bind(placement.as_str())
+        .bind(old_schema.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    Ok(Moved {
+        id,
+        from: placement,
+        to,
+        schema: target.schema_name().map(str::to_owned),
+        old_copy: OldCopy {
+            placement,
+            schema: old_schema,
+        },
+        tables,
+    })
+}
+
+/// Takes the migration lock of `home` (the one `migrate_tenants` takes for it), so that no
+/// migration changes its tables while they are copied.
+async fn lock_migrations(tx: &mut PgConnection, home: &Home) -> Result<()> {
+    let key = match home.schema_name() {
+        Some(name) => format!("schema:{name}"),
+        None => "shared_tables".to_owned(),
+    };
+    crate::sql::admin_query(
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
+    )
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Builds the target home: an own schema from a spare or the tenant migrations. The shared
+/// tables exist already.
+async fn build(
+    tx: &mut PgConnection,
+    id: TenantId,
+    target: &Home,
+    migrations: &Migrations,
+) -> Result<()> {
+    let Some(name) = target.schema_name() else {
+        return Ok(());
+    };
+    let exists: bool = crate::sql::admin_scalar(catalog::SCHEMA_EXISTS)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    if exists {
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "a schema named {name} exists already (another tenant's, or left over); \
+                 rename or drop it first"
+            ),
+        });
+    }
+    if !crate::spare::take(tx, name, migrations).await? {
+        let script = crate::migrate::fresh_schema_script(name, migrations);
+        sqlx::raw_sql(crate::sql::text(script))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::Migration(format!("provisioning schema {name} failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Takes the tenant's fence key exclusive, waiting at most `wait` for the writes in flight.
+async fn raise_fence(tx: &mut PgConnection, id: TenantId, wait: Duration) -> Result<()> {
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128);
+    sqlx::raw_sql(crate::sql::text(format!("SET LOCAL lock_timeout = {ms}")))
+        .execute(&mut *tx)
+        .await?;
+    let taken =
+        crate::sql::admin_query("SELECT pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
+            .bind(FENCE_CLASS)
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await;
+    if let Err(e) = taken {
+        let timed_out = e
+            .as_database_error()
+            .is_some_and(|db| db.code().as_deref() == Some("55P03"));
+        return Err(if timed_out {
+            Error::MoveRefused {
+                id,
+                reason: format!(
+                    "writes of the tenant in flight held it longer than the lock wait ({wait:?}); \
+                     nothing was changed"
+                ),
+            }
+        } else {
+            e.into()
+        });
+    }
+    sqlx::raw_sql("SET LOCAL lock_timeout TO DEFAULT")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A table copied, with what its verification needs.
+struct Copied {
+    name: String,
+    source: TenantTable,
+    target: TenantTable,
+    /// The columns compared, in name order.
+    columns: Vec<String>,
+    /// The checksum's row order: the source's primary key, tenant column aside.
+    order: Vec<String>,
+    rows: u64,
+}
+
+/// Copies the tenant's rows of `source` into `target`; `None` when the source holds none.
+async fn copy_table(
+    tx: &mut PgConnection,
+    id: TenantId,
+    source: &TenantTable,
+    target: &TenantTable,
+) -> Result<Option<Copied>> {
+    let name = source.relname.clone();
+    let in_target = count(tx, id, target).await?;
+    if in_target > 0 {
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "{} already holds {in_target} row(s) of the tenant",
+                target.name
+            ),
+        });
+    }
+    let mut columns = data_columns(tx, source).await?;
+    let have = data_columns(tx, target).await?;
+    if let Some(missing) = columns.iter().find(|c| !have.contains(c)) {
+        if count(tx, id, source).await? == 0 {
+            return Ok(None);
+        }
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "{} has no column {missing} to copy {name}'s into",
+                target.name
+            ),
+        });
+    }
+    columns.sort();
+    let list = column_list(&columns);
+    // OVERRIDING SYSTEM VALUE: identity columns keep the values they had.
+    let rows = crate::sql::admin_query(crate::sql::text(format!(
+        "INSERT INTO {} ({}, {list}) OVERRIDING SYSTEM VALUE SELECT {}, {list} FROM {} WHERE {} = $1",
+        target.name, target.column, source.column, source.name, source.column
+    )))
+    .bind(id.as_uuid())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if rows == 0 {
+        return Ok(None);
+    }
+    let order: Vec<String> = crate::sql::admin_scalar::<String>(catalog::PRIMARY_KEY_COLUMNS)
+        .bind(source.oid)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter(|c| *c != source.column_name && columns.contains(c))
+        .collect();
+    Ok(Some(Copied {
+        name,
+        source: source.clone(),
+        target: target.clone(),
+        columns,
+        order,
+        rows,
+    }))
+}
+
+/// The tenant's rows in `table`.
+async fn count(tx: &mut PgConnection, id: TenantId, table: &TenantTable) -> Result<i64> {
+    Ok(crate::sql::admin_scalar(crate::sql::text(format!(
+        "SELECT count(*) FROM {} WHERE {} = $1",
+        table.name, table.column
+    )))
+    .bind(id.as_uuid())
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// The tenant's rows in `table` and their checksum: the md5 of each row's `columns` (in name
+/// order) as text, concatenated in `order` (then by the row's text, for rows the key does not
+/// order) and hashed again, all on the server.
+async fn checksum(
+    tx: &mut PgConnection,
+    id: TenantId,
+    table: &TenantTable,
+    columns: &[String],
+    order: &[String],
+) -> Result<(u64, String)> {
+    let row = format!("ROW({})::text", column_list(columns));
+    let mut by = column_list(order);
+    if !by.is_empty() {
+        by.push_str(", ");
+    }
+    by.push_str(&row);
+    let found = crate::sql::admin_query(crate::sql::text(format!(
+        "SELECT count(*), COALESCE(md5(string_agg(md5({row}), '' ORDER BY {by})), '') \
+         FROM {} WHERE {} = $1",
+        table.name, table.column
+    )))
+    .bind(id.as_uuid())
+    .fetch_one(&mut *tx)
+    .await?;
+    let rows: i64 = found.try_get(0)?;
+    Ok((u64::try_from(rows).unwrap_or(0), found.try_get(1)?))
+}
+
+/// Whether a statement of a context for `placement`/`schema` that failed with `e` failed
+/// because the tenant moved away since the context was resolved (an old own schema is renamed
+/// at the switch, so its statements no longer find their table). Asked only after an
+/// undefined-table error on an own-schema context.
+pub(crate) async fn moved_away(
+    rt: &Runtime,
+    e: &Error,
+    id: TenantId,
+    schema: Option<&str>,
+) -> bool {
+    let undefined_table = matches!(e, Error::Database(sqlx::Error::Database(db))
+        if db.code().as_deref() == Some("42P01"));
+    let Some(schema) = schema.filter(|_| undefined_table) else {
+        return false;
+    };
+    let home = rt
+        .with_conn(async |c| {
+            Ok(crate::sql::admin_query(store::TENANT_HOME)
+                .bind(id.as_uuid())
+                .fetch_optional(c)
+                .await?)
+        })
+        .await;
+    match home {
+        Ok(Some(row)) => {
+            let now: Option<String> = row.try_get("schema_name").unwrap_or(None);
+            now.as_deref() != Some(schema.trim_matches('"'))
+        }
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}

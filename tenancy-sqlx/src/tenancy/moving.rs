@@ -1,0 +1,125 @@
+//! Moving a tenant to another placement, and purging the old copy a move keeps.
+
+use tenancy_core::{Placement, TenantId};
+
+use crate::lifecycle::Purged;
+use crate::moving::{MoveOptions, Moved};
+use crate::registry::notify::{self, Change};
+use crate::registry::store;
+use crate::superuser::Audit;
+use crate::{Error, Lookup, Result, Superuser, Tenancy};
+
+impl Tenancy {
+    /// Moves an active tenant's rows to another placement (shared tables to its own schema, or
+    /// back), with [`MoveOptions::default`]. See [`Tenancy::move_tenant_with`].
+    ///
+    /// ```no_run
+    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy, id: tenancy_sqlx::TenantId) -> tenancy_sqlx::Result<()> {
+    /// use tenancy_sqlx::Placement;
+    /// let su = tenancy.superuser("ops@example.com", "ticket #4411: acme wants isolation").await?;
+    /// let moved = tenancy.move_tenant(&su, id, Placement::OwnSchema).await?;
+    /// println!("{} rows moved to {:?}; old copy at {:?}", moved.rows(), moved.schema, moved.old_copy);
+    /// // Later, once satisfied:
+    /// tenancy.purge_old_copy(&su, id).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tenancy::move_tenant_with`].
+    pub async fn move_tenant(&self, su: &Superuser, id: TenantId, to: Placement) -> Result<Moved> {
+        self.move_tenant_with(su, id, to, MoveOptions::default())
+            .await
+    }
+
+    /// Moves an active tenant's rows to placement `to`, in one transaction: builds the target,
+    /// stops the tenant's writes (they wait, or fail with the retryable
+    /// [`Error::TenantMoving`]), copies every table, verifies each (row count and a checksum
+    /// the server computes over every row), switches the registry to the new home, and keeps
+    /// the old copy until [`Tenancy::purge_old_copy`]. Audited (`tenant.move`) in the same
+    /// transaction. See the module `moving.rs` for the design of the write fence.
+    ///
+    /// Reads of the tenant go on throughout and see the old copy until the switch. Contexts
+    /// resolved before the switch, in this process or another, are revoked
+    /// ([`Error::ContextRevoked`]) when the change's notification reaches their handle; a write
+    /// of one that gets to the server first fails with [`Error::TenantMoved`]. No write is
+    /// applied to the old copy after the switch, and none acknowledged before it is missing
+    /// from the new one.
+    ///
+    /// If this fails, is cancelled, or its process dies, nothing changed: the tenant stays
+    /// where it was, writable, and the move can be run again.
+    ///
+    /// # Errors
+    /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
+    /// [`Error::MoveRefused`] when the tenant is on `to` already, an old copy of an earlier move
+    /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
+    /// the target's name exists, or writes in flight held the tenant longer than
+    /// [`MoveOptions::lock_wait`]; [`Error::MoveVerification`] when a copy does not match its
+    /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to;
+    /// [`Error::MigrationRefused`], [`Error::Migration`] building an own schema;
+    /// [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
+    pub async fn move_tenant_with(
+        &self,
+        su: &Superuser,
+        id: TenantId,
+        to: Placement,
+        options: MoveOptions,
+    ) -> Result<Moved> {
+        self.check_superuser(su)?;
+        if to == Placement::OwnSchema {
+            // Before anything runs.
+            self.handle.tenant_migrations.check_runnable()?;
+        }
+        let migrations = &self.handle.tenant_migrations;
+        // The tenant migrations may run on the connection: reset after the commit.
+        let moved = su
+            .audited_and_reset(&self.rt, "tenant.move", async |tx| {
+                let moved = crate::moving::run(tx, &self.rt, id, to, migrations, &options).await?;
+                notify::send(&mut *tx, self.rt.origin, Change::Revoke, id).await?;
+                let detail = format!(
+                    "{} -> {}{}: {} rows in {} tables; old copy kept ({})",
+                    moved.from,
+                    moved.to,
+                    moved
+                        .schema
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default(),
+                    moved.rows(),
+                    moved.tables.len(),
+                    moved.old_copy.schema.as_deref().unwrap_or("shared rows"),
+                );
+                Ok((moved, Audit::of([id]).detail(detail)))
+            })
+            .await?;
+        // Contexts of this handle hold the old home: they stop (the notification does the
+        // same for other handles, and this one's, should this line not be reached).
+        self.handle.cache.revoke(id);
+        tracing::warn!(tenant = %id, actor = su.actor(), from = %moved.from, to = %moved.to, rows = moved.rows(), "tenant moved");
+        Ok(moved)
+    }
+
+    /// Removes what a move kept of a tenant where it lived before: the old schema is dropped,
+    /// or the old rows deleted from the shared tables (children first). The rows where the
+    /// tenant lives now are never touched. Audited (`tenant.purge_old_copy`). Returns what was
+    /// removed: nothing when no old copy is kept.
+    ///
+    /// # Errors
+    /// [`Error::TenantNotFound`]; [`Error::Forbidden`] for an expired `su` or one of another
+    /// `Tenancy`.
+    pub async fn purge_old_copy(&self, su: &Superuser, id: TenantId) -> Result<Vec<Purged>> {
+        self.check_superuser(su)?;
+        su.audited(&self.rt, "tenant.purge_old_copy", async |tx| {
+            // Locked like a move locks it: no move starts or switches meanwhile.
+            let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+            let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
+            let purged = crate::lifecycle::purge_old_copies(tx, &self.rt, id, current).await?;
+            let detail = format!("{purged:?}");
+            Ok((purged, Audit::of([id]).detail(detail)))
+        })
+        .await
+    }
+}
