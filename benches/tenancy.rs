@@ -3,7 +3,7 @@
 //! `cargo bench --bench tenancy` against the PostgreSQL the tests use (`TENANCY_TEST_DATABASE_URL`,
 //! else `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`). It creates the
 //! databases `tenancy_bench`, `tenancy_bench_schemas`, `tenancy_bench_provision`,
-//! `tenancy_bench_dbreg` and `tenancy_bench_db_*` (each dropped first if a previous run left it)
+//! `tenancy_bench_dbreg`, `tenancy_bench_move` and `tenancy_bench_db_*` (each dropped first if a previous run left it)
 //! and drops them when done, prints a table, and writes `target/bench/results.json`: a list of
 //! `{"name", "value", "unit"}`.
 //!
@@ -36,6 +36,8 @@ mod derive_check;
 mod harness;
 #[path = "tenancy/http.rs"]
 mod http;
+#[path = "tenancy/moving.rs"]
+mod moving;
 #[path = "tenancy/own_schema.rs"]
 mod own_schema;
 #[path = "tenancy/provision.rs"]
@@ -100,6 +102,8 @@ fn main() {
         provision::run(&mut bench, &admin).await;
         // Issue 12: a tenant database from a template, empty + migrations, or a spare.
         provision_database::run(&mut bench, &admin).await;
+        // Issue 12: moving a tenant between placements.
+        moving::run(&mut bench, &admin).await;
         // Row-level security: what the backstop costs a lookup.
         rls::run(&mut bench, &admin).await;
         // Issue 13: a list endpoint behind the axum edge, over HTTP.

@@ -3,8 +3,11 @@
 //!
 //! Both contenders share one pool (built as `TenancyBuilder::connect` builds its own: sqlx's
 //! default pool options and tenancy's statement cache), so they run the same prepared
-//! statements on the same connections; the setup checks that every hand-written statement is
-//! one the repository prepared.
+//! statements on the same connections; the setup checks that every hand-written read is one
+//! the repository prepared. Hand-written writes leave out the repository's write fence
+//! (`tenancy.write_fence`, see `tenancy-sqlx/src/moving.rs`), so `insert_repo_vs_raw` and
+//! `update_repo_vs_raw` include what the fence costs; `insert_fenced_vs_unfenced` measures the
+//! fence alone, hand-written both ways.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ const ROWS: &[&str] = &[
     "lookup_ping_vs_noping",
     "list50_repo_vs_raw",
     "insert_repo_vs_raw",
+    "insert_fenced_vs_unfenced",
     "update_repo_vs_raw",
     "lookup_tx_vs_plain",
     "lookup_repo_vs_raw_c8",
@@ -45,11 +49,14 @@ pub use crate::common::models::{NewSpin, Spin};
 pub type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);
 
 // The statements the repository sends for `Spin` (tenancy-sqlx/src/model.rs and query.rs);
-// `check_same_sql` fails the run if the repository ever sends something else.
+// `check_same_sql` fails the run if the repository ever sends something else. The writes'
+// hand-written forms are the repository's without its write fence.
 pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 AND "id" = $1"#;
 const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 ORDER BY "created_at" DESC, "id" DESC LIMIT $1"#;
 const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($5, $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $2, "duration" = $3, "note" = $4 WHERE "tenant_id" = $5 AND "id" = $1 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
+const REPO_INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ((SELECT tenancy.write_fence($5, 'shared_table', NULL::text)), $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
+const REPO_UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $2, "duration" = $3, "note" = $4 WHERE "tenant_id" = $5 AND (SELECT tenancy.write_fence($5, 'shared_table', NULL::text)) IS NOT NULL AND "id" = $1 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 
 /// Tenants and rows: the measured tenant and its neighbours on the same tables.
 #[derive(Clone)]
@@ -115,6 +122,7 @@ pub async fn run(b: &mut Bench, url: &str) {
     lookup_tx_vs_plain(b, &one, &data, "lookup_tx_vs_plain").await;
     // Writes last: they grow the measured tenant.
     insert_repo_vs_raw(b, &one, &data, "insert_repo_vs_raw").await;
+    insert_fenced_vs_unfenced(b, &one, &data, "insert_fenced_vs_unfenced").await;
     update_repo_vs_raw(b, &one, &data, "update_repo_vs_raw").await;
     one.close().await;
 
@@ -220,7 +228,7 @@ async fn check_same_sql(side: &Side, data: &Data) {
         .fetch_all(&side.pool)
         .await
         .expect("pg_prepared_statements");
-    for sql in [GET_SQL, LIST50_SQL, INSERT_SQL, UPDATE_SQL] {
+    for sql in [GET_SQL, LIST50_SQL, REPO_INSERT_SQL, REPO_UPDATE_SQL] {
         assert!(
             prepared.iter().any(|p| p == sql),
             "the repository no longer sends\n  {sql}\nit prepared:\n  {}",
@@ -414,6 +422,35 @@ async fn insert_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
     };
     b.compare(spec(name, "repo", "raw", REPO_GOAL), repo, raw)
         .await;
+}
+
+/// The write fence alone: the repository's insert, hand-written with its fence, over the same
+/// insert without it. No goal: it is what a move's safety costs every write.
+async fn insert_fenced_vs_unfenced(b: &mut Bench, side: &Side, data: &Data, name: &'static str) {
+    let run = |sql: &'static str| {
+        let (pool, d) = (side.pool.clone(), data.clone());
+        move |i| {
+            let (pool, new, tenant) = (pool.clone(), new_spin(&d, i), d.tenant);
+            async move {
+                let spin = sqlx::query_as::<_, SpinRow>(sql)
+                    .bind(new.id)
+                    .bind(new.spinner_id)
+                    .bind(new.duration)
+                    .bind(&new.note)
+                    .bind(tenant)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("insert");
+                black_box(spin);
+            }
+        }
+    };
+    b.compare(
+        spec(name, "fenced", "unfenced", None),
+        run(REPO_INSERT_SQL),
+        run(INSERT_SQL),
+    )
+    .await;
 }
 
 async fn update_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'static str) {
