@@ -49,6 +49,10 @@ pub(crate) const PRIMARY_KEY_COLUMNS: &str = "SELECT a.attname::text FROM pg_ind
      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
      WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord";
 
+/// The sequence behind column `$2` of table `$1` (qualified, quoted), serial or identity, or
+/// `NULL`.
+pub(crate) const COLUMN_SEQUENCE: &str = "SELECT pg_catalog.pg_get_serial_sequence($1, $2)";
+
 /// Whether a schema named `$1` exists.
 pub(crate) const SCHEMA_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";

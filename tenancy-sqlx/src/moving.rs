@@ -504,6 +504,7 @@ async fn copy_table(
     if rows == 0 {
         return Ok(None);
     }
+    advance_sequences(tx, target, &columns).await?;
     let order: Vec<String> = crate::sql::admin_scalar::<String>(catalog::PRIMARY_KEY_COLUMNS)
         .bind(source.oid)
         .fetch_all(&mut *tx)
@@ -519,6 +520,34 @@ async fn copy_table(
         order,
         rows,
     }))
+}
+
+/// Moves the sequences behind `target`'s serial and identity columns past the values copied
+/// in, so that the tenant's next insert does not draw a key it already holds (an own schema's
+/// sequences start afresh; the shared tables' may be behind an old own schema's).
+async fn advance_sequences(
+    tx: &mut PgConnection,
+    target: &TenantTable,
+    columns: &[String],
+) -> Result<()> {
+    for column in columns {
+        let sequence: Option<String> = crate::sql::admin_scalar(catalog::COLUMN_SEQUENCE)
+            .bind(&target.name)
+            .bind(column)
+            .fetch_one(&mut *tx)
+            .await?;
+        let Some(sequence) = sequence else { continue };
+        crate::sql::admin_query(crate::sql::text(format!(
+            "SELECT pg_catalog.setval($1::regclass, m) FROM (SELECT max({})::bigint AS m FROM {}) s \
+             WHERE m > COALESCE(pg_catalog.pg_sequence_last_value($1::regclass), 0)",
+            tenancy_core::ident::quote(column),
+            target.name
+        )))
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The tenant's rows in `table`.
