@@ -364,11 +364,13 @@ async fn a_copy_that_does_not_match_aborts_the_move_and_leaves_the_tenant_writab
     assert_eq!(moved.rows(), 22);
 }
 
-/// Finds the backend holding a tenant's fence exclusive: a mover.
+/// Finds the backend holding a tenant's fence exclusive in this test's database: a mover
+/// (tests run side by side, each mover in its own database).
 async fn mover_pid(conn: &mut PgConnection) -> Option<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' \
-         AND granted AND classid = $1::bigint::oid",
+         AND granted AND classid = $1::bigint::oid \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .bind(FENCE_CLASS_OID)
     .fetch_optional(conn)

@@ -2,31 +2,47 @@
 //! design): one function call per statement, evaluated once (an init plan) before the
 //! statement writes anything.
 
-/// Marks where a statement built once names the home its fence checks; the placement fills it
-/// in when the statement runs (see `PlacedSql`).
-pub(crate) const HOME_MARK: char = '\u{3}';
+/// Open and close the tenant's placeholder where a statement built once takes its tenant
+/// through the fence; the placement fills the fence in when the statement runs (see
+/// `PlacedSql`).
+pub(crate) const FENCE_OPEN: char = '\u{3}';
+pub(crate) const FENCE_CLOSE: char = '\u{4}';
+
+/// The fence's place in a statement built once, around the tenant's placeholder `tenant`.
+pub(crate) fn marked(tenant: &str) -> String {
+    format!("{FENCE_OPEN}{tenant}{FENCE_CLOSE}")
+}
+
+/// The quoted schema the own-database placement's statements name in the tenant's database,
+/// which holds no registry, so no fence: a tenant there is not moved (moves refuse it). No
+/// own-schema tenant has it (`public` is not a schema tenancy creates).
+const OWN_DATABASE_SCHEMA: &str = "\"public\"";
 
 /// The arguments naming the home a write is going to, after the tenant: the placement and the
 /// schema as the registry records them. `schema` is the tenant's quoted schema (validated: only
 /// lowercase letters, digits and `_`, so it is a safe literal once unquoted); `None` on shared
-/// tables.
-pub(crate) fn home_args(schema: Option<&str>) -> String {
+/// tables. `None` where no fence applies.
+fn home_args(schema: Option<&str>) -> Option<String> {
     match schema {
-        None => "'shared_table', NULL::text".to_owned(),
-        Some(quoted) => format!("'own_schema', '{}'", quoted.trim_matches('"')),
+        None => Some("'shared_table', NULL::text".to_owned()),
+        Some(OWN_DATABASE_SCHEMA) => None,
+        Some(quoted) => Some(format!("'own_schema', '{}'", quoted.trim_matches('"'))),
     }
 }
 
-/// The fence as a value: the tenant (`tenant` is its placeholder), once the fence let the
-/// write through. For an insert's first row, in the tenant column's place.
-pub(crate) fn value(tenant: &str, home: &str) -> String {
-    format!("(SELECT tenancy.write_fence({tenant}, {home}))")
+/// The tenant (`tenant` is its placeholder) through the fence, as a value: an insert's first
+/// row puts it in the tenant column's place.
+pub(crate) fn value(tenant: &str, schema: Option<&str>) -> String {
+    match home_args(schema) {
+        Some(home) => format!("(SELECT tenancy.write_fence({tenant}, {home}))"),
+        None => tenant.to_owned(),
+    }
 }
 
 /// The fence as a condition, for an `UPDATE` or `DELETE`: a constant one, which PostgreSQL
 /// checks once before reading any row.
-pub(crate) fn guard(tenant: &str, home: &str) -> String {
-    format!("{} IS NOT NULL", value(tenant, home))
+pub(crate) fn guard(tenant: &str, schema: Option<&str>) -> String {
+    format!("{} IS NOT NULL", value(tenant, schema))
 }
 
 #[cfg(test)]
@@ -34,12 +50,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_home_is_the_registry_spelling_of_the_placement() {
-        assert_eq!(home_args(None), "'shared_table', NULL::text");
-        assert_eq!(home_args(Some(r#""t_acme""#)), "'own_schema', 't_acme'");
+    fn the_fence_names_the_home_as_the_registry_spells_it() {
         assert_eq!(
-            guard("$3", &home_args(None)),
+            guard("$3", None),
             "(SELECT tenancy.write_fence($3, 'shared_table', NULL::text)) IS NOT NULL"
         );
+        assert_eq!(
+            value("$2", Some(r#""t_acme""#)),
+            "(SELECT tenancy.write_fence($2, 'own_schema', 't_acme'))"
+        );
+        assert_eq!(value("$2", Some(OWN_DATABASE_SCHEMA)), "$2");
     }
 }

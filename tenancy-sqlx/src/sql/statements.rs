@@ -11,7 +11,7 @@ use tenancy_core::ident;
 
 use crate::model::{Model, ModelMeta};
 use crate::sql::TENANT;
-use crate::sql::fence::{self, HOME_MARK};
+use crate::sql::fence::{self, FENCE_CLOSE, FENCE_OPEN};
 use crate::{Error, Result};
 
 /// Every model's statements, built on first use and kept for the life of the process (one entry
@@ -115,22 +115,25 @@ impl PlacedSql {
     }
 }
 
-/// Fills in a marked statement's table references and fence homes for `schema`.
+/// Fills in a marked statement's table references and write fences for `schema`.
 fn place(marked: &str, schema: Option<&str>) -> String {
-    let mut out = String::with_capacity(marked.len() + 48);
+    let mut out = String::with_capacity(marked.len() + 64);
     let mut rest = marked;
-    while let Some(i) = rest.find([AT_TABLE, HOME_MARK]) {
+    while let Some(i) = rest.find([AT_TABLE, FENCE_OPEN]) {
         out.push_str(&rest[..i]);
+        // Both marks are one byte long.
+        let after = &rest[i + 1..];
         if rest[i..].starts_with(AT_TABLE) {
             if let Some(schema) = schema {
                 out.push_str(schema);
                 out.push('.');
             }
+            rest = after;
         } else {
-            out.push_str(&fence::home_args(schema));
+            let end = after.find(FENCE_CLOSE).unwrap_or(after.len());
+            out.push_str(&fence::value(&after[..end], schema));
+            rest = after.get(end + 1..).unwrap_or("");
         }
-        // Both marks are one byte long.
-        rest = &rest[i + 1..];
     }
     out.push_str(rest);
     out
@@ -226,8 +229,7 @@ impl ModelSql {
             &mut insert_one,
             1,
             width,
-            width + 1,
-            Some(&HOME_MARK.to_string()),
+            &fence::marked(&format!("${}", width + 1)),
         );
         let _ = write!(insert_one, " RETURNING {select_list}");
 
@@ -245,12 +247,12 @@ impl ModelSql {
         let at = format!("${}", update_cols.len() + 2);
         let _ = write!(
             update_row,
-            " WHERE {tenant} = {at} AND {} AND {key} = $1 RETURNING {select_list}",
-            fence::guard(&at, &HOME_MARK.to_string())
+            " WHERE {tenant} = {at} AND {} IS NOT NULL AND {key} = $1 RETURNING {select_list}",
+            fence::marked(&at)
         );
         let delete_one = format!(
-            "DELETE FROM {t}{table} WHERE {tenant} = $2 AND {} AND {key} = $1",
-            fence::guard("$2", &HOME_MARK.to_string())
+            "DELETE FROM {t}{table} WHERE {tenant} = $2 AND {} IS NOT NULL AND {key} = $1",
+            fence::marked("$2")
         );
 
         Ok(Self {
@@ -288,24 +290,11 @@ impl ModelSql {
     }
 }
 
-/// Appends `($tenant, $first, $first+1, ...)`: the tenant, then `width` values. With
-/// `fenced` (the home's arguments), the tenant comes through the write fence: an insert's first
-/// row (see `crate::sql::fence`).
-pub(crate) fn push_values_row(
-    sql: &mut String,
-    first: usize,
-    width: usize,
-    tenant: usize,
-    fenced: Option<&str>,
-) {
-    match fenced {
-        Some(home) => {
-            let _ = write!(sql, "({}", fence::value(&format!("${tenant}"), home));
-        }
-        None => {
-            let _ = write!(sql, "(${tenant}");
-        }
-    }
+/// Appends `(<tenant>, $first, $first+1, ...)`: the tenant (its placeholder, or an expression
+/// of it: the write fence for an insert's first row, see `crate::sql::fence`), then `width`
+/// values.
+pub(crate) fn push_values_row(sql: &mut String, first: usize, width: usize, tenant: &str) {
+    let _ = write!(sql, "({tenant}");
     for p in first..first + width {
         let _ = write!(sql, ", ${p}");
     }
@@ -371,7 +360,10 @@ mod tests {
                 own.contains("tenancy.write_fence(") && own.contains("'own_schema', 't_acme'"),
                 "{own}"
             );
-            assert!(!own.contains(HOME_MARK) && !own.contains(AT_TABLE), "{own}");
+            assert!(
+                !own.contains(FENCE_OPEN) && !own.contains(FENCE_CLOSE) && !own.contains(AT_TABLE),
+                "{own}"
+            );
         }
         for tpl in [
             &b.get,

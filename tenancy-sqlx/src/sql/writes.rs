@@ -39,10 +39,8 @@ impl ModelSql {
             buf.bind_value(&*a.value.0)?;
         }
         buf.push(" WHERE ").push(&self.tenant).push(" = ").tenant();
-        buf.push(" AND ").push(&fence::guard(
-            &TENANT.to_string(),
-            &fence::home_args(schema),
-        ));
+        buf.push(" AND ")
+            .push(&fence::guard(&TENANT.to_string(), schema));
         Ok(buf)
     }
 
@@ -91,10 +89,8 @@ impl ModelSql {
         ));
         buf.tenant();
         if let Filtered::Delete = what {
-            buf.push(" AND ").push(&fence::guard(
-                &TENANT.to_string(),
-                &fence::home_args(schema),
-            ));
+            buf.push(" AND ")
+                .push(&fence::guard(&TENANT.to_string(), schema));
         }
         buf.and_filter(self, filter)?;
         if let Filtered::Exists = what {
@@ -121,8 +117,13 @@ impl ModelSql {
                 sql.push_str(", ");
             }
             // The first row's tenant comes through the write fence, before any row is written.
-            let fenced = (n == 0).then(|| fence::home_args(schema));
-            push_values_row(&mut sql, 1 + n * width, width, tenant_at, fenced.as_deref());
+            let at = format!("${tenant_at}");
+            let tenant = if n == 0 {
+                fence::value(&at, schema)
+            } else {
+                at
+            };
+            push_values_row(&mut sql, 1 + n * width, width, &tenant);
             crate::model::bind_insert(row, width, &mut args)?;
         }
         sql.push_str(" RETURNING ");
