@@ -210,6 +210,15 @@ async fn a_tenant_moves_to_its_own_schema_and_back_and_its_old_copies_are_purged
             .is_empty()
     );
 
+    // A handle that never hears of the next move (no listener) holds the own schema.
+    let behind = Tenancy::builder()
+        .listen_for_changes(false)
+        .connect(t.url())
+        .await
+        .unwrap();
+    let behind_ctx = behind.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&behind_ctx).await.unwrap(), 51);
+
     // And back: the old schema is kept under a name of its own until purged.
     let back = tenancy
         .move_tenant(&su, a.id(), Placement::SharedTable)
@@ -231,6 +240,20 @@ async fn a_tenant_moves_to_its_own_schema_and_back_and_its_old_copies_are_purged
     ));
     let a = tenancy.resolve_slug("acme").await.unwrap();
     assert_eq!(Spin::repo().count(&a).await.unwrap(), 51);
+    // The handle that did not hear of it: its reads and writes find the old schema renamed,
+    // and say the tenant moved.
+    for out in [
+        Spin::repo().count(&behind_ctx).await.map(drop),
+        Spin::repo()
+            .insert(&behind_ctx, &new_spin(sa.id, 7))
+            .await
+            .map(drop),
+    ] {
+        assert!(
+            matches!(out, Err(Error::TenantMoved(id)) if id == a.id()),
+            "{out:?}"
+        );
+    }
 
     // Purging the tenant removes its old copy too.
     tenancy.soft_delete(&su, a.id()).await.unwrap();

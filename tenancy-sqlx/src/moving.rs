@@ -597,11 +597,13 @@ pub(crate) async fn moved_away(
     rt: &Runtime,
     e: &Error,
     id: TenantId,
+    placement: Placement,
     schema: Option<&str>,
 ) -> bool {
     let undefined_table = matches!(e, Error::Database(sqlx::Error::Database(db))
         if db.code().as_deref() == Some("42P01"));
-    let Some(schema) = schema.filter(|_| undefined_table) else {
+    let Some(schema) = schema.filter(|_| undefined_table && placement == Placement::OwnSchema)
+    else {
         return false;
     };
     let home = rt

@@ -284,7 +284,14 @@ impl<'s> TenantUnit<'s> {
             // A context resolved before its tenant left its own schema finds the old schema
             // renamed: say that it moved (see `crate::moving`).
             Err(e)
-                if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.schema()).await =>
+                if crate::moving::moved_away(
+                    ctx.runtime(),
+                    &e,
+                    ctx.id(),
+                    ctx.placement(),
+                    ctx.schema(),
+                )
+                .await =>
             {
                 Err(Error::TenantMoved(ctx.id()))
             }
