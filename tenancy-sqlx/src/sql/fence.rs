@@ -61,4 +61,12 @@ mod tests {
         );
         assert_eq!(value("$2", Some(OWN_DATABASE_SCHEMA)), "$2");
     }
+
+    #[test]
+    fn the_unfenced_schema_is_the_one_tenant_databases_use() {
+        assert_eq!(
+            tenancy_core::ident::quote(tenancy_core::home::TENANT_DATABASE_SCHEMA),
+            OWN_DATABASE_SCHEMA
+        );
+    }
 }
