@@ -142,10 +142,10 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
         // Dropped by the caller once this transaction has removed the registry row: a
         // database cannot be dropped inside a transaction.
         (None, Some(database)) => Purged::Database(database),
-        (schema, _) => remove_copy(tx, rt, id, schema).await?,
+        (schema, _) => remove_copy(tx, id, schema).await?,
     };
     // A moved tenant's old copy goes with it (and the registry row it hangs on).
-    purge_old_copies(tx, rt, id, current).await?;
+    purge_old_copies(tx, id, current).await?;
     crate::sql::admin_query(store::TENANT_DELETE)
         .bind(id.as_uuid())
         .execute(&mut *tx)
@@ -162,7 +162,6 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
 /// one, the tenant's rows deleted from every shared table (children first).
 async fn remove_copy(
     tx: &mut PgConnection,
-    rt: &Runtime,
     id: TenantId,
     schema: Option<String>,
 ) -> Result<Purged> {
@@ -178,7 +177,7 @@ async fn remove_copy(
             Purged::Schema(schema)
         }
         None => {
-            crate::rls::act_for(tx, rt, id).await?;
+            crate::rls::act_for(tx, id).await?;
             let mut deleted = Vec::new();
             for table in tenant_tables_children_first(tx, None).await? {
                 let done = crate::sql::admin_query(crate::sql::text(format!(
@@ -200,7 +199,6 @@ async fn remove_copy(
 /// on now: its rows are never touched.
 pub(crate) async fn purge_old_copies(
     tx: &mut PgConnection,
-    rt: &Runtime,
     id: TenantId,
     current: Placement,
 ) -> Result<Vec<Purged>> {
@@ -220,7 +218,7 @@ pub(crate) async fn purge_old_copies(
                 ),
             });
         }
-        purged.push(remove_copy(tx, rt, id, old.try_get("schema_name")?).await?);
+        purged.push(remove_copy(tx, id, old.try_get("schema_name")?).await?);
         crate::sql::admin_query(store::OLD_COPY_DELETE)
             .bind(id.as_uuid())
             .bind(placement.as_str())

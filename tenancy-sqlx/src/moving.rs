@@ -212,7 +212,6 @@ impl Moved {
 /// caller audits, notifies and commits.
 pub(crate) async fn run(
     tx: &mut PgConnection,
-    rt: &Runtime,
     id: TenantId,
     to: Placement,
     migrations: &Migrations,
@@ -258,7 +257,7 @@ pub(crate) async fn run(
             )));
         }
     }
-    crate::rls::act_for(tx, rt, id).await?;
+    crate::rls::act_for(tx, id).await?;
     for home in [&from, &target] {
         lock_migrations(tx, home).await?;
     }

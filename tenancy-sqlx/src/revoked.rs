@@ -23,6 +23,10 @@ pub(crate) struct Revocations {
     /// The generation of the last revocation of every tenant (a lost notification channel):
     /// contexts minted before it are refused, whatever their tenant.
     revoked_all: AtomicU64,
+    /// Per tenant, this handle's own revocations against the notifications they sent: positive,
+    /// revocations it applied after their commit whose notification has not arrived yet;
+    /// negative, notifications that arrived first. See [`Revocations::own_notice_heard`].
+    own: Mutex<HashMap<TenantId, i64>>,
 }
 
 impl Revocations {
@@ -60,5 +64,32 @@ impl Revocations {
         }
         let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
         revoked.get(&tenant).is_some_and(|&at| at > generation)
+    }
+
+    /// Records that this handle, after the commit of a change it notified, revoked `tenant`
+    /// itself: its own notification, when it arrives, is then not applied a second time.
+    pub(crate) fn own_revocation_applied(&self, tenant: TenantId) {
+        self.count_own(tenant, 1);
+    }
+
+    /// Whether this handle's own revocation notification for `tenant`, just heard, must be
+    /// applied. Not when the sender already applied it after its commit: applied late, it
+    /// would refuse a context resolved correctly after the change (a move's caller resolving
+    /// the tenant in its new home). Applied when the sender never got there (cancelled after
+    /// the COMMIT went out), which is what the notification is for.
+    pub(crate) fn own_notice_heard(&self, tenant: TenantId) -> bool {
+        self.count_own(tenant, -1) <= 0
+    }
+
+    /// Adds `delta` to `tenant`'s own count and returns the count before it.
+    fn count_own(&self, tenant: TenantId, delta: i64) -> i64 {
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let before = own.get(&tenant).copied().unwrap_or(0);
+        if before + delta == 0 {
+            own.remove(&tenant);
+        } else {
+            own.insert(tenant, before + delta);
+        }
+        before
     }
 }

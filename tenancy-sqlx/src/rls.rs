@@ -114,7 +114,6 @@ use sqlx::{PgConnection, PgPool};
 use tenancy_core::{TenantId, ValidationError};
 
 use crate::catalog;
-use crate::runtime::Runtime;
 use crate::{Error, Result};
 
 pub use crate::runtime::{ALL_TENANTS_SETTING, TENANT_SETTING};
@@ -192,17 +191,18 @@ pub fn policy_sql(table: &str, tenant_column: &str) -> Result<String, Validation
     ))
 }
 
-/// Inside an admin transaction that touches one tenant's rows (export, import, purge): acts for
-/// that tenant, if row-level security is on. One round trip then, none otherwise.
-pub(crate) async fn act_for(conn: &mut PgConnection, rt: &Runtime, tenant: TenantId) -> Result<()> {
-    if rt.rls {
-        crate::sql::admin_query(crate::sql::text(format!(
-            "SELECT pg_catalog.set_config('{TENANT_SETTING}', $1, true)"
-        )))
-        .bind(tenant.as_uuid().to_string())
-        .execute(conn)
-        .await?;
-    }
+/// Inside an admin transaction that touches one tenant's rows (export, import, purge, move):
+/// acts for that tenant, one round trip. Whether or not this handle asked for row-level
+/// security: the tables may carry the policy all the same (another handle or an operator
+/// installed it), and a transaction that set no tenant then sees none of the tenant's rows, so
+/// an export would be empty and a move would copy nothing and verify 0 against 0.
+pub(crate) async fn act_for(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    crate::sql::admin_query(crate::sql::text(format!(
+        "SELECT pg_catalog.set_config('{TENANT_SETTING}', $1, true)"
+    )))
+    .bind(tenant.as_uuid().to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

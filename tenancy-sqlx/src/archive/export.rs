@@ -9,7 +9,6 @@ use super::format::{END, MAGIC_V2, Section, io};
 use super::tables::{column_list, data_columns, tenant_tables};
 use super::{ArchiveOptions, ArchiveSummary};
 use crate::Result;
-use crate::runtime::Runtime;
 
 /// How many bytes of rows an export copies between two progress reports.
 const REPORT_EVERY: u64 = 256 * 1024;
@@ -19,7 +18,6 @@ const REPORT_EVERY: u64 = 256 * 1024;
 /// tenant's database.
 pub(crate) async fn export_to<W>(
     tx: &mut PgConnection,
-    rt: &Runtime,
     id: TenantId,
     out: &mut W,
     options: &ArchiveOptions,
@@ -28,7 +26,7 @@ pub(crate) async fn export_to<W>(
 where
     W: AsyncWrite + Unpin + Send + ?Sized,
 {
-    crate::rls::act_for(tx, rt, id).await?;
+    crate::rls::act_for(tx, id).await?;
     // Every table is keyed before a byte is written: a refusal leaves `out` untouched.
     let tables = tenant_tables(tx, id, in_database).await?;
     let write = async |out: &mut W, bytes: &[u8]| {

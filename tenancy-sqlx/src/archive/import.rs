@@ -9,7 +9,6 @@ use super::format::{ArchiveReader, Section, bad};
 use super::tables::{KeyedTable, column_list, data_columns, tenant_tables};
 use super::{ArchiveOptions, ArchiveSummary};
 use crate::registry::store;
-use crate::runtime::Runtime;
 use crate::{Error, Lookup, Result};
 
 /// How many bytes of rows an import gathers before sending them to the server.
@@ -22,7 +21,6 @@ const SEND_CHUNK: usize = 256 * 1024;
 /// tenant's row locked there is its identity row).
 pub(crate) async fn import_from<R>(
     tx: &mut PgConnection,
-    rt: &Runtime,
     archive: &mut ArchiveReader<'_, R>,
     into: TenantId,
     options: &ArchiveOptions,
@@ -36,7 +34,7 @@ where
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
-    crate::rls::act_for(tx, rt, into).await?;
+    crate::rls::act_for(tx, into).await?;
     let targets = tenant_tables(tx, into, in_database).await?;
     let replaced = empty_target(tx, &targets, into, options.replace).await?;
     let source = archive.source();

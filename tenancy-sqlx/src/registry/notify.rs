@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::Result;
 use crate::registry::cache::ResolveCache;
+use crate::revoked::Revocations;
 
 /// The channel the registry owns. Notifications are per database, like the registry.
 const CHANNEL: &str = "tenancy_registry";
@@ -107,6 +108,7 @@ async fn hear_hello(
     listener: &mut PgListener,
     pool: &sqlx::PgPool,
     cache: &ResolveCache,
+    own: &Own,
     timeout: Duration,
 ) -> Result<bool> {
     let nonce = uuid::Uuid::new_v4();
@@ -127,7 +129,7 @@ async fn hear_hello(
         loop {
             match listener.try_recv().await? {
                 Some(n) if parse(n.payload()) == Some(Notice::Hello(nonce)) => return Ok(true),
-                Some(n) => apply(cache, n.payload()),
+                Some(n) => apply(cache, own, n.payload()),
                 // The connection was lost: this listener hears nothing now.
                 None => return Ok(false),
             }
@@ -157,6 +159,7 @@ impl Listener {
         timeout: Duration,
         handle_pool: sqlx::PgPool,
         cache: &Arc<ResolveCache>,
+        own: Own,
     ) -> Result<Self> {
         let options = options.application_name(APPLICATION_NAME);
         // The listener runs no tenant's statement: its search_path does not matter.
@@ -173,7 +176,7 @@ impl Listener {
             .connect_lazy_with(options);
         let mut listener = listen(&pool).await?;
         let wait = timeout.min(HELLO_WAIT);
-        if !hear_hello(&mut listener, &handle_pool, cache, wait).await? {
+        if !hear_hello(&mut listener, &handle_pool, cache, &own, wait).await? {
             // Behind a pooler, a server connection left listening would hand this channel's
             // notifications to whichever client it serves next.
             let _ = listener.unlisten_all().await;
@@ -183,7 +186,7 @@ impl Listener {
         }
         let (stop, stopped) = watch::channel(false);
         let cache = Arc::downgrade(cache);
-        let task = tokio::spawn(run(listener, pool, handle_pool, cache, wait, stopped));
+        let task = tokio::spawn(run(listener, pool, handle_pool, cache, own, wait, stopped));
         Ok(Self {
             stop,
             task: Mutex::new(Some(task)),
@@ -221,6 +224,7 @@ async fn run(
     pool: sqlx::PgPool,
     handle_pool: sqlx::PgPool,
     cache: Weak<ResolveCache>,
+    own: Own,
     wait: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -231,7 +235,7 @@ async fn run(
             let Some(strong) = cache.upgrade() else { break };
             let relisten = async {
                 let mut l = listen(&pool).await?;
-                let heard = hear_hello(&mut l, &handle_pool, &strong, wait).await?;
+                let heard = hear_hello(&mut l, &handle_pool, &strong, &own, wait).await?;
                 Ok::<_, crate::Error>(heard.then_some(l))
             };
             tokio::select! {
@@ -266,7 +270,7 @@ async fn run(
             received = current.try_recv() => match received {
                 Ok(Some(n)) => {
                     let Some(cache) = cache.upgrade() else { break };
-                    apply(&cache, n.payload());
+                    apply(&cache, &own, n.payload());
                 }
                 Ok(None) | Err(_) => {
                     tracing::warn!("tenancy registry listener lost its connection; reconnecting");
@@ -283,13 +287,26 @@ async fn run(
     pool.close().await;
 }
 
-fn apply(cache: &ResolveCache, payload: &str) {
+/// Who this listener's handle is: its own notifications are matched against the changes it
+/// applied itself (see `apply`).
+pub(crate) struct Own {
+    /// The handle's `origin`, as its notifications carry it.
+    pub(crate) origin: uuid::Uuid,
+    pub(crate) revocations: Arc<Revocations>,
+}
+
+fn apply(cache: &ResolveCache, own: &Own, payload: &str) {
     // The sending handle's own notifications are applied too: a change whose caller was
     // cancelled after its COMMIT went out never ran its own cache update, and a resolution that
     // raced the change may have cached the tenant as active. Applying twice is harmless.
     match parse(payload) {
         // Another listener proving it hears the channel.
         Some(Notice::Hello(_)) => {}
+        // Unless the sender already applied it after its commit (see
+        // `Revocations::own_notice_heard`): applied late, it would refuse a context resolved
+        // correctly after the change.
+        Some(Notice::Change(Change::Revoke, tenant, origin))
+            if origin == own.origin && !own.revocations.own_notice_heard(tenant) => {}
         Some(Notice::Change(Change::Revoke, tenant, _)) => cache.revoke(tenant),
         Some(Notice::Change(Change::Forget, tenant, _)) => cache.invalidate(tenant),
         None => {

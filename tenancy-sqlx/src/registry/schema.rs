@@ -156,7 +156,8 @@ ALTER TABLE tenancy.tenants
         // statement of its own, after the key is held, so that its snapshot sees a move that
         // committed while the write waited; a write for a home the tenant left fails with
         // TM002. In REPEATABLE READ and SERIALIZABLE the snapshot is the transaction's, so the
-        // registry row is share-locked first: a move committed since fails the write (40001).
+        // registry row is share-locked first (before the key, the order a mover takes them in,
+        // waiting at most `tenancy.move_wait`): a move committed since fails the write (40001).
         // The class key is hashtext('tenancy.write_fence').
         r#"
 CREATE TABLE tenancy.old_copies (
@@ -190,19 +191,34 @@ $fn$;
 
 CREATE FUNCTION tenancy.write_fence_serial(p_tenant uuid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    saved text := pg_catalog.current_setting('lock_timeout');
+    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
 BEGIN
-    PERFORM 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) p_tenant FOR SHARE;
+    IF wait OPERATOR(pg_catalog.=) '' THEN
+        wait := '5s';
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
+    BEGIN
+        PERFORM 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) p_tenant FOR SHARE;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
+            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
+    END;
+    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
 END
 $fn$;
 
 CREATE FUNCTION tenancy.write_fence(p_tenant uuid, p_placement text, p_schema text) RETURNS uuid
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant)) THEN
-        PERFORM tenancy.write_fence_wait(p_tenant);
-    END IF;
+    -- The registry row before the fence key: a mover locks them in that order, so a write
+    -- that took the key first and then waited for the row would deadlock with it.
     IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
         PERFORM tenancy.write_fence_serial(p_tenant);
+    END IF;
+    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant)) THEN
+        PERFORM tenancy.write_fence_wait(p_tenant);
     END IF;
     IF NOT EXISTS (
         SELECT FROM tenancy.tenants t

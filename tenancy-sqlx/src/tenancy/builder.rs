@@ -463,6 +463,10 @@ impl TenancyBuilder {
                     self.acquire_timeout,
                     rt.pool.clone(),
                     &cache,
+                    crate::registry::notify::Own {
+                        origin: rt.origin,
+                        revocations: Arc::clone(&rt.revocations),
+                    },
                 )
                 .await?,
             )

@@ -90,20 +90,12 @@ impl Tenancy {
                 .rt
                 .databases()?
                 .in_database(&database, true, async |tx| {
-                    archive::export_to(
-                        tx,
-                        &self.rt,
-                        id,
-                        out,
-                        &options,
-                        Some(TENANT_DATABASE_SCHEMA),
-                    )
-                    .await
+                    archive::export_to(tx, id, out, &options, Some(TENANT_DATABASE_SCHEMA)).await
                 })
                 .await;
         }
         su.audited_snapshot(&self.rt, "tenant.export", &[id], async |tx| {
-            archive::export_to(tx, &self.rt, id, out, &options, None).await
+            archive::export_to(tx, id, out, &options, None).await
         })
         .await
     }
@@ -167,7 +159,6 @@ impl Tenancy {
                 .in_database(&database, false, async |tx| {
                     let (summary, _) = archive::import_from(
                         tx,
-                        &self.rt,
                         &mut reader,
                         into,
                         &options,
@@ -181,7 +172,7 @@ impl Tenancy {
         // COPY through temporary tables: the connection is reset afterwards.
         su.audited_and_reset(&self.rt, action, async |tx| {
             let (summary, detail) =
-                archive::import_from(tx, &self.rt, &mut reader, into, &options, None).await?;
+                archive::import_from(tx, &mut reader, into, &options, None).await?;
             Ok((summary, Audit::of([into]).detail(detail)))
         })
         .await

@@ -185,7 +185,7 @@ impl Tenancy {
             })
             .await?;
         match change {
-            Change::Revoke => self.handle.cache.revoke(id),
+            Change::Revoke => self.revoke_after_commit(id),
             Change::Forget => self.handle.cache.invalidate(id),
         }
         tracing::warn!(tenant = %id, actor = su.actor(), action = mv.action(), "tenant lifecycle");
@@ -217,7 +217,7 @@ impl Tenancy {
                 Ok((purged, audit))
             })
             .await?;
-        self.handle.cache.revoke(id);
+        self.revoke_after_commit(id);
         if let Purged::Database(name) = &purged {
             // After the registry row is gone: a crash before this line leaves a database no
             // tenant has, which `cleanup_orphans` drops (every connect runs it).

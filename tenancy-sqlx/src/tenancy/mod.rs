@@ -16,6 +16,7 @@ mod verify;
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use tenancy_core::TenantId;
 
 use crate::registry::cache::ResolveCache;
 use crate::registry::notify::Listener;
@@ -70,6 +71,14 @@ impl std::fmt::Debug for Tenancy {
 }
 
 impl Tenancy {
+    /// After the commit of a change that revoked tenant `id` and notified every handle: revokes
+    /// it here and records that this handle applied its own notification already, so that the
+    /// notification, arriving later, does not refuse a context resolved after the change.
+    pub(crate) fn revoke_after_commit(&self, id: TenantId) {
+        self.handle.cache.revoke(id);
+        self.rt.revocations.own_revocation_applied(id);
+    }
+
     /// Connects with default options, installing or upgrading the registry schema if it is
     /// missing or behind (see [`TenancyBuilder::install_registry`]).
     ///

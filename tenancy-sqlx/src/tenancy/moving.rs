@@ -73,7 +73,7 @@ impl Tenancy {
         // The tenant migrations may run on the connection: reset after the commit.
         let moved = su
             .audited_and_reset(&self.rt, "tenant.move", async |tx| {
-                let moved = crate::moving::run(tx, &self.rt, id, to, migrations, &options).await?;
+                let moved = crate::moving::run(tx, id, to, migrations, &options).await?;
                 notify::send(&mut *tx, self.rt.origin, Change::Revoke, id).await?;
                 let detail = format!(
                     "{} -> {}{}: {} rows in {} tables; old copy kept ({})",
@@ -93,7 +93,7 @@ impl Tenancy {
             .await?;
         // Contexts of this handle hold the old home: they stop (the notification does the
         // same for other handles, and this one's, should this line not be reached).
-        self.handle.cache.revoke(id);
+        self.revoke_after_commit(id);
         tracing::warn!(tenant = %id, actor = su.actor(), from = %moved.from, to = %moved.to, rows = moved.rows(), "tenant moved");
         Ok(moved)
     }
@@ -116,7 +116,7 @@ impl Tenancy {
                 .await?
                 .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
             let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
-            let purged = crate::lifecycle::purge_old_copies(tx, &self.rt, id, current).await?;
+            let purged = crate::lifecycle::purge_old_copies(tx, id, current).await?;
             let detail = format!("{purged:?}");
             Ok((purged, Audit::of([id]).detail(detail)))
         })
