@@ -129,11 +129,15 @@ impl fmt::Debug for QuotedSchema {
 /// migrations run there, and statements name it as they name an own-schema tenant's schema.
 pub const TENANT_DATABASE_SCHEMA: &str = "public";
 
+/// The key of the server the registry lives on, where a tenant is unless its row names another.
+pub const PRIMARY_SERVER: &str = "primary";
+
 /// The name of an own-database tenant's database, validated once (an identifier tenancy may
-/// write, and not one of PostgreSQL's own databases).
+/// write, and not one of PostgreSQL's own databases), and the key of the server it is on.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DatabaseRef {
     name: String,
+    server: String,
 }
 
 impl DatabaseRef {
@@ -160,18 +164,77 @@ impl DatabaseRef {
         }
         Ok(Self {
             name: name.to_owned(),
+            server: PRIMARY_SERVER.to_owned(),
         })
+    }
+
+    /// The same database on the server keyed `server` (see [`validate_server_key`]).
+    ///
+    /// ```
+    /// use tenancy_core::home::DatabaseRef;
+    ///
+    /// let db = DatabaseRef::new("tenancy_ab_0f")?.on_server("eu-2")?;
+    /// assert_eq!(db.server(), "eu-2");
+    /// assert!(DatabaseRef::new("tenancy_ab_0f")?.on_server("EU 2").is_err());
+    /// # Ok::<(), tenancy_core::ValidationError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ValidationError::Identifier`] for a malformed key.
+    pub fn on_server(mut self, server: &str) -> Result<Self, ValidationError> {
+        validate_server_key(server)?;
+        server.clone_into(&mut self.server);
+        Ok(self)
     }
 
     /// The bare name, as the registry records it and a connection names it.
     pub fn as_str(&self) -> &str {
         &self.name
     }
+
+    /// The key of the server the database is on ([`PRIMARY_SERVER`] unless the registry row
+    /// names another).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
 }
 
 impl fmt::Debug for DatabaseRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
+        if self.server == PRIMARY_SERVER {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}@{}", self.name, self.server)
+        }
+    }
+}
+
+/// Checks a server key: 1 to 32 characters, lowercase ASCII letters, digits and `-`, starting
+/// with a letter (what the registry's `tenancy.servers` accepts). A key names a server the
+/// application maps to connect options; it is never a URL or a credential.
+///
+/// ```
+/// use tenancy_core::home::validate_server_key;
+///
+/// assert!(validate_server_key("eu-2").is_ok());
+/// assert!(validate_server_key("postgres://u:p@h/db").is_err());
+/// ```
+///
+/// # Errors
+/// [`ValidationError::Identifier`] naming the rule broken.
+pub fn validate_server_key(key: &str) -> Result<(), ValidationError> {
+    let ok = key.len() <= 32
+        && key.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::Identifier {
+            input: key.to_owned(),
+            reason: "a server key is 1 to 32 lowercase letters, digits and '-', starting with a letter",
+        })
     }
 }
 

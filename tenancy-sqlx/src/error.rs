@@ -267,6 +267,18 @@ pub enum Error {
         /// How long the caller waited.
         waited: std::time::Duration,
     },
+    /// The registry names a server this handle has no connect options for
+    /// ([`TenancyBuilder::server`](crate::TenancyBuilder::server)), or a server key the registry
+    /// does not list ([`Tenancy::add_server`](crate::Tenancy::add_server)). Nothing was sent:
+    /// a tenant is never served from another server than its own.
+    #[error(
+        "server {server} is not known to this handle or registry; map it with \
+         TenancyBuilder::server and list it with Tenancy::add_server"
+    )]
+    UnknownServer {
+        /// The server's key.
+        server: String,
+    },
     /// An own-database tenant had its whole share of connections at work for the whole wait.
     /// Nothing was sent.
     #[error(

@@ -121,7 +121,7 @@ pub use superuser::Superuser;
 pub use superuser::{AuditQuery, AuditRecord, DEFAULT_AUDIT_LIMIT};
 pub use tenancy::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_DATABASE_BUDGET, DEFAULT_PER_DATABASE,
-    DEFAULT_STATEMENT_CACHE, StatementMode, Tenancy, TenancyBuilder,
+    DEFAULT_STATEMENT_CACHE, ServerEntry, StatementMode, Tenancy, TenancyBuilder,
 };
 pub use unit::Scope;
 pub use value::{BindValue, Value};

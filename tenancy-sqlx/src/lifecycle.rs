@@ -116,8 +116,14 @@ pub(crate) async fn move_status(
 /// Purges soft-deleted tenant `id` in `tx`: drops its schema, or deletes its rows from every
 /// shared table (children first), then its registry row, and records it as purged; notifies
 /// every handle on commit. An own-database tenant's database is left to the caller to drop
-/// after the commit ([`Purged::Database`]).
-pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> Result<Purged> {
+/// after the commit ([`Purged::Database`]), on the server whose key comes back with it; one on
+/// a server this handle cannot reach is refused ([`Error::UnknownServer`]) before anything is
+/// deleted, so that no database is left without its row.
+pub(crate) async fn purge(
+    tx: &mut PgConnection,
+    rt: &Runtime,
+    id: TenantId,
+) -> Result<(Purged, String)> {
     let row = crate::sql::admin_query(store::TENANT_STATUS_AND_SCHEMA_FOR_UPDATE)
         .bind(id.as_uuid())
         .fetch_optional(&mut *tx)
@@ -133,6 +139,7 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
     }
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
+    let server: String = row.try_get("server")?;
     let current = match (&schema, &database) {
         (Some(_), _) => Placement::OwnSchema,
         (None, Some(_)) => Placement::OwnDatabase,
@@ -141,7 +148,12 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
     let purged = match (schema, database) {
         // Dropped by the caller once this transaction has removed the registry row: a
         // database cannot be dropped inside a transaction.
-        (None, Some(database)) => Purged::Database(database),
+        (None, Some(database)) => {
+            if !rt.databases()?.knows(&server) {
+                return Err(Error::UnknownServer { server });
+            }
+            Purged::Database(database)
+        }
         (schema, _) => remove_copy(tx, id, schema).await?,
     };
     // A moved tenant's old copy goes with it (and the registry row it hangs on).
@@ -155,7 +167,7 @@ pub(crate) async fn purge(tx: &mut PgConnection, rt: &Runtime, id: TenantId) -> 
         .execute(&mut *tx)
         .await?;
     notify::send(&mut *tx, rt.origin, Change::Revoke, id).await?;
-    Ok(purged)
+    Ok((purged, server))
 }
 
 /// Removes one copy of tenant `id`'s rows: `schema` dropped with everything in it, or, without
@@ -401,6 +413,8 @@ pub(crate) struct Creation {
     placement: Placement,
     /// The own-schema tenant's schema.
     schema: Option<String>,
+    /// The key of the server its rows go to.
+    server: String,
 }
 
 impl Creation {
@@ -433,6 +447,19 @@ impl Creation {
             Placement::OwnSchema => Some(schema_for(&slug)?),
             other => return Err(Error::UnsupportedPlacement(other)),
         };
+        let server = match new.server {
+            None => crate::databases::PRIMARY_SERVER.to_owned(),
+            Some(key) => {
+                tenancy_core::home::validate_server_key(&key)?;
+                // Shared tables and schemas live where the registry is, for now.
+                if key != crate::databases::PRIMARY_SERVER
+                    && new.placement != Placement::OwnDatabase
+                {
+                    return Err(Error::UnsupportedPlacement(new.placement));
+                }
+                key
+            }
+        };
         if new.placement != Placement::SharedTable {
             migrations.check_runnable()?;
         }
@@ -442,11 +469,17 @@ impl Creation {
             hosts,
             placement: new.placement,
             schema,
+            server,
         })
     }
 
     pub(crate) fn slug(&self) -> &str {
         self.slug.as_str()
+    }
+
+    /// The key of the server the tenant goes to.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
     }
 
     /// Whether writing it runs the tenant migrations on the connection (which is then reset).
@@ -483,9 +516,13 @@ impl Creation {
             .bind(self.placement.as_str())
             .bind(self.schema.as_deref())
             .bind(database)
+            .bind(&self.server)
             .execute(&mut *tx)
             .await
-            .map_err(|e| map_unique(e, slug, id, None))?;
+            .map_err(|e| {
+                self.unknown_server(e)
+                    .unwrap_or_else(|e| map_unique(e, slug, id, None))
+            })?;
         // Only a chosen id can be a purged one (a new random v4 is not). After the insert: it
         // waits for a purge of this id still in flight, so this read sees that purge's tombstone.
         if chosen {
@@ -555,6 +592,21 @@ impl Creation {
             Ok((_, true, _)) => Error::SlugTaken(self.slug.as_str().to_owned()),
             Ok((_, _, Some(host))) => Error::HostTaken(host),
             _ => e,
+        }
+    }
+
+    /// [`Error::UnknownServer`] for an insert refused because the registry does not list the
+    /// tenant's server (the foreign key to `tenancy.servers`); the error back otherwise.
+    fn unknown_server(&self, e: sqlx::Error) -> std::result::Result<Error, sqlx::Error> {
+        let fk = e.as_database_error().is_some_and(|d| {
+            d.is_foreign_key_violation() && d.constraint() == Some("tenants_server_fkey")
+        });
+        if fk {
+            Ok(Error::UnknownServer {
+                server: self.server.clone(),
+            })
+        } else {
+            Err(e)
         }
     }
 

@@ -19,8 +19,12 @@ pub(crate) mod provision;
 #[cfg(test)]
 mod testing;
 
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tenancy_core::TenantId;
 use tenancy_core::home::DatabaseRef;
 
@@ -30,25 +34,100 @@ use budget::{BudgetConfig, BudgetError, Lease, ServerBudget};
 use name::{DatabaseName, Naming};
 use provision::{ProvisionError, Source};
 
-/// The server key of the server the registry lives on.
-pub(crate) const PRIMARY_SERVER: &str = "primary";
+pub(crate) use tenancy_core::home::PRIMARY_SERVER;
 
-/// One handle's own-database side, on the primary server.
+/// One handle's own-database side: the servers it maps a key to, each with its budget.
 pub(crate) struct Databases {
     naming: Naming,
-    /// How to reach the server; each connection names its database on a copy.
+    /// By server key; the primary server's is the registry's.
+    servers: BTreeMap<String, Server>,
+}
+
+/// One server tenant databases live on.
+struct Server {
+    /// How to reach the server; each connection names its database on a copy. For a server
+    /// other than the primary one, admin work connects to the database these name.
     options: PgConnectOptions,
     budget: ServerBudget,
 }
 
+/// A connection to a server's maintenance database, for `CREATE`/`DROP DATABASE`: one of the
+/// registry's pool on the primary server, a direct one elsewhere.
+enum Admin {
+    Pooled(PoolConnection<Postgres>),
+    Direct(PgConnection),
+}
+
+impl Deref for Admin {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Pooled(c) => c,
+            Self::Direct(c) => c,
+        }
+    }
+}
+
+impl DerefMut for Admin {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Pooled(c) => c,
+            Self::Direct(c) => c,
+        }
+    }
+}
+
 impl Databases {
-    /// The databases of the registry tagged `tag`, on the server `options` reach.
-    pub(crate) fn new(tag: &str, options: PgConnectOptions, cfg: BudgetConfig) -> Result<Self> {
+    /// The databases of the registry tagged `tag`, on the primary server (which `primary`
+    /// reaches) and the servers of `others` (key and options; validated keys), each under a
+    /// budget of `cfg`.
+    pub(crate) fn new(
+        tag: &str,
+        primary: PgConnectOptions,
+        others: &[(String, PgConnectOptions)],
+        cfg: BudgetConfig,
+    ) -> Result<Self> {
+        let mut servers = BTreeMap::new();
+        let all =
+            std::iter::once((PRIMARY_SERVER.to_owned(), primary)).chain(others.iter().cloned());
+        for (key, options) in all {
+            tenancy_core::home::validate_server_key(&key)?;
+            let budget = ServerBudget::new(&key, options.clone(), cfg.clone());
+            servers.insert(key, Server { options, budget });
+        }
         Ok(Self {
             naming: Naming::new(tag)?,
-            budget: ServerBudget::new(PRIMARY_SERVER, options.clone(), cfg),
-            options,
+            servers,
         })
+    }
+
+    /// The server keyed `key`; [`Error::UnknownServer`] if this handle has no options for it
+    /// (never another server in its place).
+    fn server(&self, key: &str) -> Result<&Server> {
+        self.servers.get(key).ok_or_else(|| Error::UnknownServer {
+            server: key.to_owned(),
+        })
+    }
+
+    /// Whether this handle can reach the server keyed `key`.
+    pub(crate) fn knows(&self, key: &str) -> bool {
+        self.servers.contains_key(key)
+    }
+
+    /// A connection to the maintenance side of server `key`.
+    async fn admin(&self, pool: &PgPool, key: &str) -> Result<Admin> {
+        let server = self.server(key)?;
+        if key == PRIMARY_SERVER {
+            return Ok(Admin::Pooled(pool.acquire().await?));
+        }
+        use sqlx::Connection;
+        let conn = PgConnection::connect_with(&server.options)
+            .await
+            .map_err(|e| Error::Connect {
+                server: format!("server {key}"),
+                cause: e.to_string(),
+            })?;
+        Ok(Admin::Direct(conn))
     }
 
     /// A connection to `tenant`'s database, which the registry recorded as `database`: keyed
@@ -58,9 +137,11 @@ impl Databases {
     /// [`Error::ServerBusy`], [`Error::TenantBusy`] after the bounded wait;
     /// [`Error::WrongDatabase`]; [`Error::Connect`].
     pub(crate) async fn lease(&self, tenant: TenantId, database: &DatabaseRef) -> Result<Lease> {
-        let database = DatabaseName::parse(database.as_str())?;
-        self.budget
-            .acquire(tenant, &database)
+        let server = self.server(database.server())?;
+        let name = DatabaseName::parse(database.as_str())?;
+        server
+            .budget
+            .acquire(tenant, &name)
             .await
             .map_err(Error::from)
     }
@@ -69,15 +150,19 @@ impl Databases {
     /// statements planned for the old shape).
     pub(crate) fn close_idle_soon(&self) {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let budget = self.budget.clone();
-            rt.spawn(async move { budget.close_idle().await });
+            for server in self.servers.values() {
+                let budget = server.budget.clone();
+                rt.spawn(async move { budget.close_idle().await });
+            }
         }
     }
 
     /// Closes every idle connection to tenant databases, waiting for the server to let each
     /// go (units at work keep theirs until they end).
     pub(crate) async fn close_idle(&self) {
-        self.budget.close_idle().await;
+        for server in self.servers.values() {
+            server.budget.close_idle().await;
+        }
     }
 
     /// The name `tenant`'s database gets.
@@ -85,11 +170,20 @@ impl Databases {
         self.naming.tenant(tenant)
     }
 
-    /// A direct connection (outside the budget) to `database`, for admin work that runs
-    /// caller-supplied SQL (migrations): closed by the caller, never pooled.
-    pub(crate) async fn connect(&self, database: &DatabaseName) -> Result<PgConnection> {
+    /// A direct connection (outside the budget) to `database` on server `server`, for admin
+    /// work that runs caller-supplied SQL (migrations): closed by the caller, never pooled.
+    pub(crate) async fn connect(
+        &self,
+        server: &str,
+        database: &DatabaseName,
+    ) -> Result<PgConnection> {
         use sqlx::Connection;
-        Ok(PgConnection::connect_with(&self.options.clone().database(database.as_str())).await?)
+        let options = self
+            .server(server)?
+            .options
+            .clone()
+            .database(database.as_str());
+        Ok(PgConnection::connect_with(&options).await?)
     }
 
     /// Runs `work` in one transaction on a direct connection to `database` (outside the
@@ -98,12 +192,12 @@ impl Databases {
     /// read-only transaction (one consistent view for an export).
     pub(crate) async fn in_database<T>(
         &self,
-        database: &DatabaseName,
+        (server, database): (&str, &DatabaseName),
         snapshot: bool,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
         use sqlx::Connection;
-        let mut conn = self.connect(database).await?;
+        let mut conn = self.connect(server, database).await?;
         let out = async {
             let mut tx = conn.begin().await?;
             if snapshot {
@@ -120,19 +214,20 @@ impl Databases {
         out
     }
 
-    /// Creates `tenant`'s database and registers it with `register` in the registry
-    /// transaction (see [`provision::provision`]): from a spare or the template when one is
-    /// current for `migrations`, else empty and migrated.
+    /// Creates `tenant`'s database on server `on` and registers it with `register` in the
+    /// registry transaction (see [`provision::provision`]): from a spare or the template when
+    /// one is current for `migrations` on that server, else empty and migrated.
     pub(crate) async fn provision(
         &self,
         pool: &PgPool,
-        tenant: TenantId,
-        slug: &str,
+        on: &str,
+        (tenant, slug): (TenantId, &str),
         migrations: &Migrations,
         register: impl AsyncFnOnce(&mut PgConnection) -> Result<()>,
     ) -> Result<DatabaseName> {
+        let options = &self.server(on)?.options;
+        let mut server = self.admin(pool, on).await?;
         let mut registry = pool.acquire().await?;
-        let mut server = pool.acquire().await?;
         let fingerprint = fingerprint(migrations);
         let template = self.naming.template(fingerprint);
         let source = if exists(&mut server, &template).await? {
@@ -146,7 +241,7 @@ impl Databases {
         let (database, made) = provision::provision(
             &mut registry,
             &mut server,
-            &self.options,
+            options,
             &self.naming,
             (tenant, slug),
             source,
@@ -154,18 +249,21 @@ impl Databases {
         )
         .await
         .map_err(provision_error)?;
-        tracing::debug!(%tenant, %database, ?made, "provisioned tenant database");
+        tracing::debug!(%tenant, %database, server = on, ?made, "provisioned tenant database");
         Ok(database)
     }
 
-    /// Makes sure a template at `migrations` exists (built under another name, then renamed,
-    /// so a half-built one is never used), dropping templates of other migrations. Returns it.
+    /// Makes sure a template at `migrations` exists on server `on` (built under another name,
+    /// then renamed, so a half-built one is never used), dropping templates of other
+    /// migrations. Returns it.
     pub(crate) async fn ensure_template(
         &self,
         pool: &PgPool,
+        on: &str,
         migrations: &Migrations,
     ) -> Result<DatabaseName> {
-        let mut server = pool.acquire().await?;
+        let options = &self.server(on)?.options;
+        let mut server = self.admin(pool, on).await?;
         let template = self.naming.template(fingerprint(migrations));
         let stale: Vec<String> = sqlx::query_scalar(
             "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
@@ -187,7 +285,7 @@ impl Databases {
         }
         let build = self.naming.template_build();
         run(&mut server, format!("CREATE DATABASE {}", build.quoted())).await?;
-        if let Err(e) = provision::migrate(&self.options, &build, migrations).await {
+        if let Err(e) = provision::migrate(options, &build, migrations).await {
             provision::drop_database(&mut server, &build)
                 .await
                 .map_err(provision_error)?;
@@ -224,8 +322,10 @@ impl Databases {
         migrations: &Migrations,
         n: usize,
     ) -> Result<usize> {
-        let template = self.ensure_template(pool, migrations).await?;
-        let mut server = pool.acquire().await?;
+        let template = self
+            .ensure_template(pool, PRIMARY_SERVER, migrations)
+            .await?;
+        let mut server = self.admin(pool, PRIMARY_SERVER).await?;
         let made = provision::warm_spares(
             &mut server,
             &self.naming,
@@ -239,9 +339,36 @@ impl Databases {
     }
 
     /// Drops this registry's tenant databases that the registry does not know and no
-    /// provisioning in flight holds (see [`provision::cleanup_orphans`]). Returns their names.
+    /// provisioning in flight holds (see [`provision::cleanup_orphans`]), on every server this
+    /// handle maps; only names carrying this registry's tag are considered. A server that fails
+    /// does not stop the others: the first error comes back after all were tried. Returns the
+    /// names dropped, as `server/database` off the primary server.
     pub(crate) async fn cleanup_orphans(&self, pool: &PgPool) -> Result<Vec<String>> {
-        let mut server = pool.acquire().await?;
+        let mut dropped = Vec::new();
+        let mut first_error = None;
+        for key in self.servers.keys() {
+            match self.cleanup_orphans_on(pool, key).await {
+                Ok(names) => dropped.extend(names.into_iter().map(|n| {
+                    if key == PRIMARY_SERVER {
+                        n
+                    } else {
+                        format!("{key}/{n}")
+                    }
+                })),
+                Err(e) => {
+                    tracing::warn!(server = %key, error = %e, "orphan cleanup failed on a server");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if dropped.is_empty() => Err(e),
+            _ => Ok(dropped),
+        }
+    }
+
+    async fn cleanup_orphans_on(&self, pool: &PgPool, on: &str) -> Result<Vec<String>> {
+        let mut server = self.admin(pool, on).await?;
         // The common case, a registry with no tenant database, costs one connection.
         let any: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT FROM pg_database WHERE starts_with(datname, $1))",
@@ -258,6 +385,9 @@ impl Databases {
             &mut registry,
             &mut server,
             &self.naming,
+            // Whether the tenant exists at all, not whether it is on this server: two keys may
+            // map to one physical server, and a database is never dropped while its tenant is
+            // registered anywhere.
             async |conn: &mut PgConnection, tenant: TenantId| {
                 Ok(
                     crate::sql::admin_scalar(crate::registry::store::TENANT_EXISTS)
@@ -272,16 +402,16 @@ impl Databases {
         Ok(dropped.iter().map(|d| d.as_str().to_owned()).collect())
     }
 
-    /// Drops `tenant`'s database `database` (after its registry row is gone), closing the
-    /// connections the budget keeps to it first.
+    /// Drops `tenant`'s database `database` on server `on` (after its registry row is gone),
+    /// closing the connections the budget keeps to it first.
     pub(crate) async fn drop_database(
         &self,
         pool: &PgPool,
         tenant: TenantId,
-        database: &DatabaseName,
+        (on, database): (&str, &DatabaseName),
     ) -> Result<()> {
-        self.budget.forget(tenant).await;
-        let mut server = pool.acquire().await?;
+        self.server(on)?.budget.forget(tenant).await;
+        let mut server = self.admin(pool, on).await?;
         provision::drop_database(&mut server, database)
             .await
             .map_err(provision_error)

@@ -62,6 +62,8 @@ pub enum MigrationTarget {
         slug: String,
         /// Its database.
         database: String,
+        /// The key of the server the database is on.
+        server: String,
     },
 }
 
@@ -81,9 +83,12 @@ impl std::fmt::Display for MigrationTarget {
             Self::SharedTables => f.write_str("shared tables"),
             Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
             Self::Spare { schema } => write!(f, "spare schema {schema}"),
-            Self::Database { slug, database, .. } => {
-                write!(f, "tenant {slug} (database {database})")
-            }
+            Self::Database {
+                slug,
+                database,
+                server,
+                ..
+            } => write!(f, "tenant {slug} (database {database} on server {server})"),
         }
     }
 }

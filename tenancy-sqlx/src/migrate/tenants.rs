@@ -48,6 +48,7 @@ pub(crate) async fn targets(rt: &Runtime) -> Result<Vec<MigrationTarget>> {
             id: TenantId::from_uuid(r.try_get("id")?),
             slug: r.try_get("slug")?,
             database: r.try_get("database_name")?,
+            server: r.try_get("server")?,
         });
     }
     Ok(targets)
@@ -87,9 +88,12 @@ pub(crate) async fn run_all(
             }
         })
         .buffer_unordered(options.parallelism);
-    let mut databases = false;
+    // The servers own-database tenants are on: each keeps its own template.
+    let mut servers = std::collections::BTreeSet::new();
     while let Some((target, outcome)) = runs.next().await {
-        databases |= matches!(target, MigrationTarget::Database { .. });
+        if let MigrationTarget::Database { server, .. } = &target {
+            servers.insert(server.clone());
+        }
         if let Outcome::Applied(_) = &outcome {
             rt.schema_changed();
         }
@@ -109,15 +113,18 @@ pub(crate) async fn run_all(
         }
         report.outcomes.push((target, outcome));
     }
-    if databases {
+    for server in servers {
         // New own-database tenants copy it: never left behind the tenants' databases. A
-        // failure here only costs creations the slower empty path.
+        // failure here only costs creations on that server the slower empty path.
         let made = match rt.databases() {
-            Ok(d) => d.ensure_template(&rt.pool, migrations).await.map(drop),
+            Ok(d) => d
+                .ensure_template(&rt.pool, &server, migrations)
+                .await
+                .map(drop),
             Err(e) => Err(e),
         };
         if let Err(e) = made {
-            tracing::warn!(error = %e, "building the tenant database template failed");
+            tracing::warn!(%server, error = %e, "building the tenant database template failed");
         }
     }
     report
@@ -142,8 +149,10 @@ async fn run_one(
     migrations: &Migrations,
 ) -> Result<Vec<i64>> {
     let (schema_target, spare) = match target {
-        MigrationTarget::Database { database, .. } => {
-            return run_in_database(rt, database, migrations).await;
+        MigrationTarget::Database {
+            database, server, ..
+        } => {
+            return run_in_database(rt, (server, database), migrations).await;
         }
         MigrationTarget::SharedTables => (Target::SharedTables, None),
         MigrationTarget::Tenant { schema, .. } => (Target::Schema(schema.clone()), None),
@@ -174,12 +183,12 @@ async fn run_one(
 /// of the budget's).
 async fn run_in_database(
     rt: &Runtime,
-    database: &str,
+    (server, database): (&str, &str),
     migrations: &Migrations,
 ) -> Result<Vec<i64>> {
     use sqlx::Connection;
     let name = crate::databases::name::DatabaseName::parse(database)?;
-    let mut conn = rt.databases()?.connect(&name).await?;
+    let mut conn = rt.databases()?.connect(server, &name).await?;
     let mut tx = conn.begin().await?;
     let done = apply(
         &mut tx,
@@ -193,10 +202,10 @@ async fn run_in_database(
 }
 
 /// The versions applied in an own-database tenant's database.
-async fn applied_in_database(rt: &Runtime, database: &str) -> Result<Vec<i64>> {
+async fn applied_in_database(rt: &Runtime, (server, database): (&str, &str)) -> Result<Vec<i64>> {
     use sqlx::Connection;
     let name = crate::databases::name::DatabaseName::parse(database)?;
-    let mut conn = rt.databases()?.connect(&name).await?;
+    let mut conn = rt.databases()?.connect(server, &name).await?;
     let applied = crate::sql::admin_scalar("SELECT version FROM public.tenancy_migrations")
         .fetch_all(&mut conn)
         .await?;
@@ -224,8 +233,13 @@ pub(crate) async fn pending(
     let mut in_this_database = Vec::with_capacity(targets.len());
     for target in targets {
         match (target, history_table(target)) {
-            (MigrationTarget::Database { database, .. }, _) => {
-                let lacking = missing(&applied_in_database(rt, database).await?);
+            (
+                MigrationTarget::Database {
+                    database, server, ..
+                },
+                _,
+            ) => {
+                let lacking = missing(&applied_in_database(rt, (server, database)).await?);
                 if !lacking.is_empty() {
                     out.push((target.clone(), lacking));
                 }

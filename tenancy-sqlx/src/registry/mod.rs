@@ -69,6 +69,7 @@ pub struct NewTenant {
     pub(crate) name: String,
     pub(crate) placement: Placement,
     pub(crate) hosts: Vec<String>,
+    pub(crate) server: Option<String>,
 }
 
 impl NewTenant {
@@ -79,6 +80,7 @@ impl NewTenant {
             name: name.into(),
             placement: Placement::SharedTable,
             hosts: Vec::new(),
+            server: None,
         }
     }
 
@@ -91,6 +93,24 @@ impl NewTenant {
     /// Where the tenant's rows live. Default: [`Placement::SharedTable`].
     pub fn placement(mut self, placement: Placement) -> Self {
         self.placement = placement;
+        self
+    }
+
+    /// The server the tenant's database is made on, by the key the handle maps
+    /// ([`TenancyBuilder::server`](crate::TenancyBuilder::server)) and the registry lists
+    /// ([`Tenancy::add_server`](crate::Tenancy::add_server)). Default: the primary server, the
+    /// registry's. For now only [`Placement::OwnDatabase`] tenants live on another server;
+    /// creating a shared-table or own-schema tenant elsewhere is refused
+    /// ([`Error::UnsupportedPlacement`]).
+    ///
+    /// ```
+    /// use tenancy_sqlx::{NewTenant, Placement};
+    /// let t = NewTenant::new("acme", "Acme Corp")
+    ///     .placement(Placement::OwnDatabase)
+    ///     .server("eu-2");
+    /// ```
+    pub fn server(mut self, key: impl Into<String>) -> Self {
+        self.server = Some(key.into());
         self
     }
 }
@@ -135,7 +155,7 @@ pub(crate) fn active(row: &PgRow) -> Result<(TenantId, String)> {
 /// tenant `t`. A macro, not a constant, so that `concat!` builds each statement at compile time.
 macro_rules! select_ctx_columns {
     () => {
-        "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name, t.database_name"
+        "SELECT t.id, t.slug, t.name, t.placement, t.status, t.schema_name, t.database_name, t.server"
     };
 }
 
@@ -161,12 +181,22 @@ pub(crate) const SQL_CTX_BY_HOST: &str = concat!(
 /// `database_name`) of an active tenant; the typed refusal otherwise (see [`active`]).
 pub(crate) fn mint_active(rt: &Arc<Runtime>, row: &PgRow, validity: Validity) -> Result<TenantCtx> {
     let (id, slug) = active(row)?;
+    let home = home_of(row)?;
+    // A tenant on a server this handle cannot reach is refused here, not at its first
+    // statement, and never served from another server.
+    if let (Some(database), Some(databases)) = (home.database(), &rt.databases)
+        && !databases.knows(database.server())
+    {
+        return Err(Error::UnknownServer {
+            server: database.server().to_owned(),
+        });
+    }
     Ok(TenantCtx::mint(
         Arc::clone(rt),
         id,
         slug,
         row.try_get("name")?,
-        home_of(row)?,
+        home,
         validity,
     ))
 }
@@ -209,14 +239,24 @@ pub(crate) async fn impersonation(
     }
 }
 
-/// Where the tenant of a registry row (`placement`, `schema_name`, `database_name`) lives;
-/// [`Error::UnsupportedPlacement`] for a row that does not match its placement.
+/// Where the tenant of a registry row (`placement`, `schema_name`, `database_name`, `server`)
+/// lives; [`Error::UnsupportedPlacement`] for a row that does not match its placement, or for
+/// shared tables or a schema on a server other than the primary one (not served yet).
 pub(crate) fn home_of(row: &PgRow) -> Result<Home> {
     let placement: Placement = row.try_get::<String, _>("placement")?.parse()?;
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
-    Home::of(placement, schema.as_deref(), database.as_deref())
-        .map_err(|u| Error::UnsupportedPlacement(u.placement))
+    let server: String = row.try_get("server")?;
+    let home = Home::of(placement, schema.as_deref(), database.as_deref())
+        .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
+    match home {
+        Home::OwnDatabase { database, schema } => Ok(Home::OwnDatabase {
+            database: database.on_server(&server)?,
+            schema,
+        }),
+        other if server == tenancy_core::home::PRIMARY_SERVER => Ok(other),
+        other => Err(Error::UnsupportedPlacement(other.placement())),
+    }
 }
 
 /// The schema of an own-schema tenant (see [`tenancy_core::home::tenant_schema`]).

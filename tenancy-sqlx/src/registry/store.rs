@@ -34,8 +34,8 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO tenancy.audit_log (actor, rea
 pub(crate) const LOCK_TENANTS_FOR_CREATION: &str =
     "LOCK TABLE tenancy.tenants IN SHARE ROW EXCLUSIVE MODE";
 
-pub(crate) const TENANT_INSERT: &str = "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name, database_name) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const TENANT_INSERT: &str = "INSERT INTO tenancy.tenants (id, slug, name, placement, schema_name, database_name, server) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Whether another tenant holds id `$1`, slug `$2` (or its schema `$3`), and the first of hosts
 /// `$4` that one holds: which value of a failed creation was taken, when the server's error does
@@ -62,8 +62,7 @@ pub(crate) const TENANT_SET_DELETED: &str =
 pub(crate) const TENANT_SET_LIVE_STATUS: &str =
     "UPDATE tenancy.tenants SET status = $2, deleted_at = NULL WHERE id = $1";
 
-pub(crate) const TENANT_STATUS_AND_SCHEMA_FOR_UPDATE: &str =
-    "SELECT status, schema_name, database_name FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
+pub(crate) const TENANT_STATUS_AND_SCHEMA_FOR_UPDATE: &str = "SELECT status, schema_name, database_name, server FROM tenancy.tenants WHERE id = $1 FOR UPDATE";
 
 /// This registry's tag, which its databases' names carry (see `databases::name`).
 pub(crate) const DEPLOYMENT_TAG: &str = "SELECT tag FROM tenancy.deployment";
@@ -73,7 +72,7 @@ pub(crate) const TENANT_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)";
 
 /// Own-database tenants, for migrations.
-pub(crate) const OWN_DATABASE_TENANTS: &str = "SELECT id, slug, database_name FROM tenancy.tenants \
+pub(crate) const OWN_DATABASE_TENANTS: &str = "SELECT id, slug, database_name, server FROM tenancy.tenants \
      WHERE placement = 'own_database' ORDER BY slug";
 
 pub(crate) const TENANT_DELETE: &str = "DELETE FROM tenancy.tenants WHERE id = $1";
@@ -120,14 +119,14 @@ pub(crate) const SPARE_TAKE_OLDEST: &str = "SAVEPOINT tenancy_take_spare; \
      RETURNING name";
 
 pub(crate) const TENANT_SCHEMA: &str =
-    "SELECT schema_name, database_name FROM tenancy.tenants WHERE id = $1";
+    "SELECT schema_name, database_name, server FROM tenancy.tenants WHERE id = $1";
 
 pub(crate) const OWN_SCHEMA_TENANTS: &str = "SELECT id, slug, schema_name FROM tenancy.tenants \
      WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug";
 
 /// The head of a report's tenant resolution (the caller adds its `WHERE`): each tenant with
 /// whether column `$2` of table `$1` is declared `NOT NULL` (`NULL` without such a column).
-pub(crate) const TENANTS_WITH_COLUMN_NOT_NULL: &str = "SELECT id, slug, status, placement, schema_name, database_name, \
+pub(crate) const TENANTS_WITH_COLUMN_NOT_NULL: &str = "SELECT id, slug, status, placement, schema_name, database_name, server, \
      (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass($1) \
       AND a.attname = $2 AND NOT a.attisdropped) AS not_null \
      FROM tenancy.tenants ";

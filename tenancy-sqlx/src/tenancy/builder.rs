@@ -56,6 +56,8 @@ pub struct TenancyBuilder {
     global_tables: Vec<String>,
     database_budget: usize,
     per_database: usize,
+    /// Servers other than the primary one, by key (keys checked at connect).
+    servers: Vec<(String, PgConnectOptions)>,
     /// Whether connecting drops orphaned tenant databases (off for `Tenancy::install`).
     pub(crate) cleanup_orphans: bool,
 }
@@ -102,6 +104,7 @@ impl Default for TenancyBuilder {
             superuser: SuperuserConfig::default(),
             database_budget: DEFAULT_DATABASE_BUDGET,
             per_database: DEFAULT_PER_DATABASE,
+            servers: Vec::new(),
             cleanup_orphans: true,
         }
     }
@@ -331,6 +334,33 @@ impl TenancyBuilder {
         self
     }
 
+    /// Maps server key `key` to the options that reach that PostgreSQL server, for tenants
+    /// whose database lives there ([`NewTenant::server`](crate::NewTenant::server)). The
+    /// registry records only the key ([`Tenancy::add_server`]); the credentials stay with the
+    /// application. The options name the database admin work connects to on that server (to
+    /// create and drop tenant databases), `postgres` usually; the role needs `CREATEDB`. Each
+    /// server gets its own [`TenancyBuilder::database_budget`]. Given twice, the last wins.
+    ///
+    /// A tenant whose row names a key the handle has no options for is refused with
+    /// [`Error::UnknownServer`](crate::Error::UnknownServer), never served from another server.
+    ///
+    /// ```
+    /// use sqlx::postgres::PgConnectOptions;
+    ///
+    /// let eu2: PgConnectOptions = "postgres://app@eu2.internal/postgres".parse()?;
+    /// let builder = tenancy_sqlx::Tenancy::builder().server("eu-2", eu2);
+    /// # Ok::<(), sqlx::Error>(())
+    /// ```
+    ///
+    /// A malformed key (see [`validate_server_key`](tenancy_core::home::validate_server_key)),
+    /// or `"primary"` (the registry's own server), makes [`TenancyBuilder::connect`] fail.
+    pub fn server(mut self, key: impl Into<String>, options: PgConnectOptions) -> Self {
+        let key = key.into();
+        self.servers.retain(|(k, _)| *k != key);
+        self.servers.push((key, options));
+        self
+    }
+
     /// Connects and brings the registry schema up to date (see
     /// [`TenancyBuilder::install_registry`]).
     ///
@@ -426,9 +456,22 @@ impl TenancyBuilder {
         let tag: String = crate::sql::admin_scalar(registry::store::DEPLOYMENT_TAG)
             .fetch_one(&pool)
             .await?;
+        if self
+            .servers
+            .iter()
+            .any(|(k, _)| k == crate::databases::PRIMARY_SERVER)
+        {
+            return Err(crate::Error::Invalid(
+                tenancy_core::ValidationError::Identifier {
+                    input: crate::databases::PRIMARY_SERVER.to_owned(),
+                    reason: "is the registry's own server; it is not mapped by TenancyBuilder::server",
+                },
+            ));
+        }
         let databases = Databases::new(
             &tag,
             (*pool.connect_options()).clone(),
+            &self.servers,
             BudgetConfig::new(self.database_budget, self.per_database)
                 .acquire_timeout(self.acquire_timeout),
         )?;

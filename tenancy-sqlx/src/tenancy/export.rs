@@ -80,7 +80,7 @@ impl Tenancy {
     where
         W: AsyncWrite + Unpin + Send + ?Sized,
     {
-        if let Some(database) = self.own_database_of(id).await? {
+        if let Some((server, database)) = self.own_database_of(id).await? {
             // Audited before any row is read, as below; the rows are in the tenant's database.
             self.check_superuser(su)?;
             self.rt
@@ -89,7 +89,7 @@ impl Tenancy {
             return self
                 .rt
                 .databases()?
-                .in_database(&database, true, async |tx| {
+                .in_database((&server, &database), true, async |tx| {
                     archive::export_to(tx, id, out, &options, Some(TENANT_DATABASE_SCHEMA)).await
                 })
                 .await;
@@ -100,15 +100,18 @@ impl Tenancy {
         .await
     }
 
-    /// The database of tenant `id` if it has one of its own.
-    async fn own_database_of(&self, id: TenantId) -> Result<Option<DatabaseName>> {
+    /// The server and database of tenant `id` if it has a database of its own.
+    async fn own_database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName)>> {
         let row = crate::sql::admin_query(crate::registry::store::TENANT_SCHEMA)
             .bind(id.as_uuid())
             .fetch_optional(&self.rt.pool)
             .await?
             .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
         let database: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
-        Ok(database.map(|d| DatabaseName::parse(&d)).transpose()?)
+        let server: String = sqlx::Row::try_get(&row, "server")?;
+        Ok(database
+            .map(|d| DatabaseName::parse(&d).map(|d| (server, d)))
+            .transpose()?)
     }
 
     /// Imports an archive read from `input` (either version: [`Tenancy::export_tenant_to`]'s
@@ -146,7 +149,7 @@ impl Tenancy {
         self.check_superuser(su)?;
         let mut reader = ArchiveReader::open(input).await?;
         let action = options.import_action();
-        if let Some(database) = self.own_database_of(into).await? {
+        if let Some((server, database)) = self.own_database_of(into).await? {
             // The rows go to the tenant's database, in one transaction there; the audit row,
             // in the registry, is written first, so that no import goes unrecorded.
             su.audited(&self.rt, action, async |_| {
@@ -156,7 +159,7 @@ impl Tenancy {
             return self
                 .rt
                 .databases()?
-                .in_database(&database, false, async |tx| {
+                .in_database((&server, &database), false, async |tx| {
                     let (summary, _) = archive::import_from(
                         tx,
                         &mut reader,

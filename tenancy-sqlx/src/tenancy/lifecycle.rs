@@ -96,13 +96,22 @@ impl Tenancy {
     ) -> Result<Tenant> {
         let migrations = &self.handle.tenant_migrations;
         let databases = self.rt.databases()?;
+        let server = creation.server();
+        // Before anything is made: a server the handle cannot reach, or one the registry does
+        // not list (the registry's foreign key refuses the row too, after the database was
+        // made and then dropped).
+        if !databases.knows(server) || !self.server_listed(server).await? {
+            return Err(crate::Error::UnknownServer {
+                server: server.to_owned(),
+            });
+        }
         let database = databases.name_for(id);
         let mut tenant = None;
         databases
             .provision(
                 &self.rt.pool,
-                id,
-                creation.slug(),
+                server,
+                (id, creation.slug()),
                 migrations,
                 async |tx: &mut sqlx::PgConnection| {
                     let written = creation
@@ -210,13 +219,14 @@ impl Tenancy {
     pub async fn purge(&self, su: &Superuser, id: TenantId) -> Result<Purged> {
         let purged = su
             .audited(&self.rt, "tenant.purge", async |tx| {
-                let purged = crate::lifecycle::purge(tx, &self.rt, id).await?;
+                let (purged, server) = crate::lifecycle::purge(tx, &self.rt, id).await?;
                 // Before the commit too (see `lifecycle`).
                 self.handle.cache.revoke(id);
-                let audit = Audit::of([id]).detail(format!("{purged:?}"));
-                Ok((purged, audit))
+                let audit = Audit::of([id]).detail(format!("{purged:?} on {server}"));
+                Ok(((purged, server), audit))
             })
             .await?;
+        let (purged, server) = purged;
         self.revoke_after_commit(id);
         if let Purged::Database(name) = &purged {
             // After the registry row is gone: a crash before this line leaves a database no
@@ -224,7 +234,7 @@ impl Tenancy {
             let database = crate::databases::name::DatabaseName::parse(name)?;
             self.rt
                 .databases()?
-                .drop_database(&self.rt.pool, id, &database)
+                .drop_database(&self.rt.pool, id, (&server, &database))
                 .await?;
         }
         tracing::warn!(tenant = %id, actor = su.actor(), "tenant purged");

@@ -10,6 +10,7 @@ mod members;
 mod migrate;
 mod moving;
 mod resolve;
+mod servers;
 mod spare;
 mod verify;
 
@@ -28,6 +29,7 @@ pub use builder::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_DATABASE_BUDGET, DEFAULT_PER_DATABASE,
     DEFAULT_STATEMENT_CACHE, StatementMode, TenancyBuilder,
 };
+pub use servers::ServerEntry;
 
 /// The entry point: a connection pool plus the tenant registry.
 ///
