@@ -464,3 +464,57 @@ async fn a_tenant_on_a_server_the_handle_cannot_reach_is_refused(db: TestTenancy
     }
     drop_extra(&urls, &tag).await;
 }
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn orphan_cleanup_on_another_server_drops_only_this_registrys_leftovers(db: TestTenancy) {
+    let Some(urls) = server_urls("orphan_cleanup_on_another_server") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "servers").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    let kept = tenancy.create_tenant(own_db("kept", "s2")).await.unwrap();
+    // What a crash between creating a database and registering it leaves on s2, a database of
+    // another registry (another tag) with a tenant-like name, and a bystander.
+    let orphan = format!("tenancy_{tag}_{}", Uuid::new_v4().simple());
+    let foreign = format!(
+        "tenancy_zz{}_{}",
+        &tag[..tag.len().min(8)],
+        Uuid::new_v4().simple()
+    );
+    let bystander = format!("bystander_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&urls.0).await.unwrap();
+    for name in [&orphan, &foreign, &bystander] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let dropped = tenancy.cleanup_orphans(&su).await.unwrap();
+    assert_eq!(dropped, [format!("s2/{orphan}")]);
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname = ANY($1) ORDER BY 1",
+    )
+    .bind(vec![
+        orphan.clone(),
+        foreign.clone(),
+        bystander.clone(),
+        kept.database.clone().unwrap(),
+    ])
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    let mut expected = vec![bystander.clone(), foreign.clone(), kept.database.unwrap()];
+    expected.sort();
+    assert_eq!(left, expected);
+    for name in [&foreign, &bystander] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await.unwrap();
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
