@@ -518,3 +518,49 @@ async fn orphan_cleanup_on_another_server_drops_only_this_registrys_leftovers(db
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_registry_row_pointing_at_another_tenants_database_on_another_server_is_refused(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("identity_check_per_server") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "servers").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let a = tenancy.create_tenant(own_db("alpha", "s2")).await.unwrap();
+    let b = tenancy.create_tenant(own_db("beta", "s3")).await.unwrap();
+    tenancy.close().await;
+    // The registry is edited behind tenancy's back: alpha's row now names beta's database on
+    // beta's server (and beta's alpha's), as a botched restore could leave it.
+    let mut registry = db.connect().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; \
+         UPDATE tenancy.tenants SET database_name = NULL, placement = 'shared_table' \
+           WHERE id = '{a}'; \
+         UPDATE tenancy.tenants SET database_name = '{ad}', server = 's2' WHERE id = '{b}'; \
+         UPDATE tenancy.tenants SET database_name = '{bd}', server = 's3', \
+           placement = 'own_database' WHERE id = '{a}'; \
+         COMMIT;",
+        a = a.id.as_uuid(),
+        b = b.id.as_uuid(),
+        ad = a.database.as_deref().unwrap(),
+        bd = b.database.as_deref().unwrap(),
+    )))
+    .execute(&mut registry)
+    .await
+    .unwrap();
+    let fresh = builder(&urls).connect(db.url()).await.unwrap();
+    for (slug, expected) in [("alpha", a.id), ("beta", b.id)] {
+        let ctx = fresh.resolve_slug(slug).await.unwrap();
+        match Spinner::repo().query().fetch_all(&ctx).await {
+            Err(Error::WrongDatabase { tenant, .. }) => assert_eq!(tenant, expected),
+            other => panic!("{slug}: expected WrongDatabase, got {other:?}"),
+        }
+    }
+    fresh.close().await;
+    drop_extra(&urls, &tag).await;
+}
