@@ -564,3 +564,46 @@ async fn a_registry_row_pointing_at_another_tenants_database_on_another_server_i
     fresh.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn spares_are_warmed_and_taken_per_server(db: TestTenancy) {
+    let Some(urls) = server_urls("spares_per_server") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "servers").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    assert!(matches!(
+        tenancy.warm_databases_on(&su, "s9", 1).await,
+        Err(Error::UnknownServer { server }) if server == "s9"
+    ));
+    assert_eq!(tenancy.warm_databases_on(&su, "s2", 2).await.unwrap(), 2);
+    let spares = async |url: &str| {
+        databases_on(url, &tag)
+            .await
+            .into_iter()
+            .filter(|d| d.contains("_spare_v"))
+            .count()
+    };
+    assert_eq!(spares(&urls.0).await, 2);
+    assert_eq!(
+        spares(&tenancy::testing::server_url()).await,
+        0,
+        "none on primary"
+    );
+    assert_eq!(spares(&urls.1).await, 0, "none on s3");
+    let t = tenancy.create_tenant(own_db("sparse", "s2")).await.unwrap();
+    assert_eq!(spares(&urls.0).await, 1, "one spare taken");
+    let ctx = tenancy.resolve_id(t.id).await.unwrap();
+    assert!(
+        Spinner::repo()
+            .query()
+            .fetch_all(&ctx)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}

@@ -314,18 +314,17 @@ impl Databases {
         Ok(template)
     }
 
-    /// Makes `n` spare databases from the current template (made if missing), after dropping
-    /// spares of other migrations. Returns how many were made.
+    /// Makes `n` spare databases on server `on` from its current template (made if missing),
+    /// after dropping spares of other migrations. Returns how many were made.
     pub(crate) async fn warm(
         &self,
         pool: &PgPool,
+        on: &str,
         migrations: &Migrations,
         n: usize,
     ) -> Result<usize> {
-        let template = self
-            .ensure_template(pool, PRIMARY_SERVER, migrations)
-            .await?;
-        let mut server = self.admin(pool, PRIMARY_SERVER).await?;
+        let template = self.ensure_template(pool, on, migrations).await?;
+        let mut server = self.admin(pool, on).await?;
         let made = provision::warm_spares(
             &mut server,
             &self.naming,

@@ -70,15 +70,38 @@ impl Tenancy {
     /// cannot be built (nothing half-built is kept); [`Error::Forbidden`] for an expired `su` or
     /// one of another `Tenancy`; [`Error::Database`].
     pub async fn warm_databases(&self, su: &Superuser, count: usize) -> Result<usize> {
+        self.warm_databases_on(su, crate::databases::PRIMARY_SERVER, count)
+            .await
+    }
+
+    /// As [`Tenancy::warm_databases`], on server `server` (a key this handle maps with
+    /// [`TenancyBuilder::server`](crate::TenancyBuilder::server)): each server keeps its own
+    /// template and spares, which creations on it take. Audited (`databases.warm`, naming the
+    /// server).
+    ///
+    /// # Errors
+    /// As [`Tenancy::warm_databases`]; [`Error::UnknownServer`] for a key the handle does not
+    /// map, before anything is made.
+    pub async fn warm_databases_on(
+        &self,
+        su: &Superuser,
+        server: &str,
+        count: usize,
+    ) -> Result<usize> {
         self.check_superuser(su)?;
         self.handle.tenant_migrations.check_runnable()?;
-        let detail = format!("{count} spare databases");
+        let databases = self.rt.databases()?;
+        if !databases.knows(server) {
+            return Err(Error::UnknownServer {
+                server: server.to_owned(),
+            });
+        }
+        let detail = format!("{count} spare databases on {server}");
         self.rt
             .with_conn(async |c| su.audit(c, "databases.warm", &[], Some(&detail)).await)
             .await?;
-        self.rt
-            .databases()?
-            .warm(&self.rt.pool, &self.handle.tenant_migrations, count)
+        databases
+            .warm(&self.rt.pool, server, &self.handle.tenant_migrations, count)
             .await
     }
 
