@@ -607,3 +607,48 @@ async fn spares_are_warmed_and_taken_per_server(db: TestTenancy) {
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn each_server_has_its_own_connection_budget(db: TestTenancy) {
+    let Some(urls) = server_urls("budget_per_server") else {
+        return;
+    };
+    let tenancy = builder(&urls)
+        .database_budget(1, 1)
+        .acquire_timeout(std::time::Duration::from_millis(400))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "servers").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    for (slug, server) in [
+        ("busy", "s2"),
+        ("waits", "s2"),
+        ("free", "s3"),
+        ("home", "primary"),
+    ] {
+        tenancy.create_tenant(own_db(slug, server)).await.unwrap();
+    }
+    let busy = tenancy.resolve_slug("busy").await.unwrap();
+    let mut tx = busy.begin().await.unwrap();
+    Spinner::repo().count(&mut tx).await.unwrap();
+    // s2's one connection is held: another tenant on s2 waits, then gets the typed error
+    // naming s2; tenants on s3 and the primary server are served from their own budgets.
+    let waits = tenancy.resolve_slug("waits").await.unwrap();
+    match Spinner::repo().count(&waits).await {
+        Err(Error::ServerBusy { server, budget, .. }) => {
+            assert_eq!((server.as_str(), budget), ("s2", 1))
+        }
+        other => panic!("expected ServerBusy on s2, got {other:?}"),
+    }
+    for slug in ["free", "home"] {
+        let ctx = tenancy.resolve_slug(slug).await.unwrap();
+        assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 0, "{slug}");
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(Spinner::repo().count(&waits).await.unwrap(), 0);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
