@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use tenancy::sqlx::postgres::PgConnectOptions;
 use tenancy::{Migrations, Slug, Superuser, Tenancy, TenancyBuilder, TenantId};
 
 use crate::cli::{Actor, MaybeActor};
@@ -79,7 +80,45 @@ pub fn builder(options: Connect<'_>) -> Result<TenancyBuilder, Fail> {
     if let Some(dir) = options.migrations {
         builder = builder.tenant_migrations(migrations(dir)?);
     }
+    if let Ok(list) = std::env::var(SERVERS_ENV) {
+        for (key, options) in servers(&list)? {
+            builder = builder.server(key, options);
+        }
+    }
     Ok(builder)
+}
+
+/// The environment variable that maps server keys to URLs, for tenants whose database is on a
+/// server other than the registry's: `eu-2=postgres://... eu-3=postgres://...`.
+pub const SERVERS_ENV: &str = "TENANCY_SERVERS";
+
+/// Parses [`SERVERS_ENV`]: `key=url` pairs separated by whitespace or commas. A malformed pair
+/// is a usage error that names the key, never the URL (it may hold a password).
+pub fn servers(list: &str) -> Result<Vec<(String, PgConnectOptions)>, Fail> {
+    let mut out = Vec::new();
+    for pair in list
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, url) = pair.split_once('=').ok_or_else(|| {
+            Fail::usage(format!(
+                "{SERVERS_ENV}: each entry is KEY=URL (one had no '=')"
+            ))
+        })?;
+        tenancy::validate_server_key(key)
+            .map_err(|e| Fail::usage(format!("{SERVERS_ENV}: {e}")))?;
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let options = Some(url)
+            .filter(|_| postgres)
+            .and_then(|u| u.parse::<PgConnectOptions>().ok())
+            .ok_or_else(|| {
+                Fail::usage(format!(
+                    "{SERVERS_ENV}: the URL of server {key} is not a PostgreSQL URL"
+                ))
+            })?;
+        out.push((key.to_owned(), options));
+    }
+    Ok(out)
 }
 
 /// Reads a migrations directory; a missing or unreadable one is a usage error.
@@ -112,5 +151,25 @@ pub async fn tenant_id(tenancy: &Tenancy, name: &str) -> Result<TenantId, Fail> 
             tenancy::Error::TenantSuspended { id, .. } | tenancy::Error::TenantDeleted { id, .. },
         ) => Ok(id),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::servers;
+
+    #[test]
+    fn server_lists_parse_and_bad_entries_are_refused_without_echoing_urls() {
+        let got =
+            servers("eu-2=postgres://a@h1/postgres, eu-3=postgres://a@h2:6543/postgres\n").unwrap();
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["eu-2", "eu-3"]);
+        assert_eq!(got[1].1.get_port(), 6543);
+        assert!(servers("").unwrap().is_empty());
+        for bad in ["eu-2", "EU=postgres://h/db", "eu-2=mysql://u:secret@h/db"] {
+            let e = servers(bad).expect_err(bad);
+            assert_eq!(e.code, 2, "{bad}");
+            assert!(!e.message.contains("secret"), "{}", e.message);
+        }
     }
 }

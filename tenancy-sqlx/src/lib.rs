@@ -88,6 +88,7 @@ mod shape;
 pub mod testing;
 
 pub use sqlx;
+pub use tenancy_core::home::validate_server_key;
 pub use tenancy_core::{
     Home, Hostname, Placement, Slug, TenantId, TenantName, TenantRef, TenantStatus, ValidationError,
 };
