@@ -55,7 +55,7 @@ pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "cre
 const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 ORDER BY "created_at" DESC, "id" DESC LIMIT $1"#;
 const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($5, $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $2, "duration" = $3, "note" = $4 WHERE "tenant_id" = $5 AND "id" = $1 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
-const REPO_INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ((SELECT tenancy.write_fence($5, 'shared_table', NULL::text)), $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
+const REPO_INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES (tenancy.write_fence($5, 'shared_table', NULL::text), $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const REPO_UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $2, "duration" = $3, "note" = $4 WHERE "tenant_id" = $5 AND (SELECT tenancy.write_fence($5, 'shared_table', NULL::text)) IS NOT NULL AND "id" = $1 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 
 /// Tenants and rows: the measured tenant and its neighbours on the same tables.

@@ -1,6 +1,9 @@
 //! The write fence's call, as it goes into every repository write (see `crate::moving` for the
-//! design): one function call per statement, evaluated once (an init plan) before the
-//! statement writes anything.
+//! design): one function call per statement, evaluated once before the statement writes
+//! anything. In an insert it is the first row's tenant value, a plain call (Citus refuses a
+//! subquery in `INSERT ... VALUES`, and evaluates a function there on the coordinator before it
+//! routes the row); in an `UPDATE` or `DELETE` it is a scalar subquery (an init plan), so that
+//! it runs once before any row is read rather than once per row.
 
 /// Open and close the tenant's placeholder where a statement built once takes its tenant
 /// through the fence; the placement fills the fence in when the statement runs (see
@@ -31,18 +34,18 @@ fn home_args(schema: Option<&str>) -> Option<String> {
 }
 
 /// The tenant (`tenant` is its placeholder) through the fence, as a value: an insert's first
-/// row puts it in the tenant column's place.
+/// row puts it in the tenant column's place. A plain call, never a subquery (see above).
 pub(crate) fn value(tenant: &str, schema: Option<&str>) -> String {
     match home_args(schema) {
-        Some(home) => format!("(SELECT tenancy.write_fence({tenant}, {home}))"),
+        Some(home) => format!("tenancy.write_fence({tenant}, {home})"),
         None => tenant.to_owned(),
     }
 }
 
-/// The fence as a condition, for an `UPDATE` or `DELETE`: a constant one, which PostgreSQL
-/// checks once before reading any row.
+/// The fence as a condition, for an `UPDATE` or `DELETE`: a constant one (a scalar subquery),
+/// which PostgreSQL checks once before reading any row.
 pub(crate) fn guard(tenant: &str, schema: Option<&str>) -> String {
-    format!("{} IS NOT NULL", value(tenant, schema))
+    format!("(SELECT {}) IS NOT NULL", value(tenant, schema))
 }
 
 #[cfg(test)]
@@ -57,9 +60,18 @@ mod tests {
         );
         assert_eq!(
             value("$2", Some(r#""t_acme""#)),
-            "(SELECT tenancy.write_fence($2, 'own_schema', 't_acme'))"
+            "tenancy.write_fence($2, 'own_schema', 't_acme')"
         );
         assert_eq!(value("$2", Some(OWN_DATABASE_SCHEMA)), "$2");
+        // Citus refuses a subquery in `INSERT ... VALUES` ("subqueries are not supported
+        // within INSERT queries"): an insert's fence is a plain call.
+        for schema in [None, Some(r#""t_acme""#)] {
+            assert!(!value("$2", schema).contains("SELECT"));
+        }
+        assert_eq!(
+            guard("$2", Some(OWN_DATABASE_SCHEMA)),
+            "(SELECT $2) IS NOT NULL"
+        );
     }
 
     #[test]

@@ -247,11 +247,11 @@ impl ModelSql {
         let at = format!("${}", update_cols.len() + 2);
         let _ = write!(
             update_row,
-            " WHERE {tenant} = {at} AND {} IS NOT NULL AND {key} = $1 RETURNING {select_list}",
+            " WHERE {tenant} = {at} AND (SELECT {}) IS NOT NULL AND {key} = $1 RETURNING {select_list}",
             fence::marked(&at)
         );
         let delete_one = format!(
-            "DELETE FROM {t}{table} WHERE {tenant} = $2 AND {} IS NOT NULL AND {key} = $1",
+            "DELETE FROM {t}{table} WHERE {tenant} = $2 AND (SELECT {}) IS NOT NULL AND {key} = $1",
             fence::marked("$2")
         );
 
@@ -347,7 +347,7 @@ mod tests {
         );
         assert_eq!(
             b.insert_one.text(None),
-            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES ((SELECT tenancy.write_fence($3, 'shared_table', NULL::text)), $1, $2) RETURNING "id", "duration", "created_at""#
+            r#"INSERT INTO "spins" ("tenant_id", "id", "duration") VALUES (tenancy.write_fence($3, 'shared_table', NULL::text), $1, $2) RETURNING "id", "duration", "created_at""#
         );
         assert_eq!(
             b.update_row.text(None),
