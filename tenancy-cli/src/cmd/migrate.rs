@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tenancy::{MigrateOptions, MigrationTarget, Outcome};
+use tenancy::{MigrateOptions, MigrationFailure, MigrationTarget, Outcome};
 
 use crate::cli::MigrateCmd;
 use crate::connect::{Connect, Who, migrations, tenancy};
@@ -64,7 +64,7 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
             if let Some(c) = counter.get() {
                 c.finish();
             }
-            let failed: Vec<(&MigrationTarget, &str)> = report.failed().collect();
+            let failed: Vec<(&MigrationTarget, &MigrationFailure)> = report.failed().collect();
             let applied = report
                 .outcomes
                 .iter()
@@ -95,7 +95,7 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
                 if !failed.is_empty() {
                     let rows: Vec<Vec<String>> = failed
                         .iter()
-                        .map(|(t, why)| vec![t.to_string(), (*why).to_owned()])
+                        .map(|(t, why)| vec![t.to_string(), why.to_string()])
                         .collect();
                     print!("{}", crate::output::render(&["FAILED", "CAUSE"], &rows));
                 }
@@ -159,7 +159,10 @@ fn outcome_json(o: &Outcome) -> Value {
     match o {
         Outcome::Applied(v) => json!({ "outcome": "applied", "versions": v }),
         Outcome::UpToDate => json!({ "outcome": "up_to_date" }),
-        Outcome::Failed(why) => json!({ "outcome": "failed", "error": why }),
+        Outcome::Failed(why) => json!({
+            "outcome": "failed", "error": why.message, "version": why.version,
+            "sqlstate": why.sqlstate,
+        }),
         _ => json!({ "outcome": "unknown" }),
     }
 }
