@@ -65,6 +65,8 @@ mod lifecycle;
 mod membership;
 mod migrate;
 mod moving;
+#[cfg(feature = "serde")]
+mod records;
 pub mod rls;
 mod spare;
 mod superuser;

@@ -35,8 +35,20 @@ pub use target::MigrationTarget;
 pub(crate) const PENDING_BATCH: usize = 500;
 
 /// How one target fared.
+///
+/// With the `serde` feature it serialises tagged by `outcome`:
+/// `{"outcome": "applied", "versions": [2, 3]}`, `{"outcome": "up_to_date"}`,
+/// `{"outcome": "failed", "version": 2, "sqlstate": "42P01", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(
+        from = "crate::records::OutcomeRecord",
+        into = "crate::records::OutcomeRecord"
+    )
+)]
 pub enum Outcome {
     /// These versions were applied.
     Applied(Vec<i64>),
@@ -51,6 +63,7 @@ pub enum Outcome {
 /// cloned, compared and logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MigrationFailure {
     /// The version of the migration that failed; `None` when the target failed outside one
     /// (its connection, its lock, its history).
@@ -96,8 +109,19 @@ pub struct Progress {
 }
 
 /// The result of [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants).
+///
+/// With the `serde` feature it serialises as `{"outcomes": [...]}`, each outcome one object
+/// with its target's fields and its own (see [`MigrationTarget`] and [`Outcome`]).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(
+        from = "crate::records::ReportRecord",
+        into = "crate::records::ReportRecord"
+    )
+)]
 pub struct MigrationReport {
     /// Every target and its outcome, in completion order.
     pub outcomes: Vec<(MigrationTarget, Outcome)>,

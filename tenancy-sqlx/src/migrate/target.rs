@@ -4,8 +4,17 @@
 use tenancy_core::TenantId;
 
 /// What a migration ran on.
+///
+/// With the `serde` feature it serialises tagged by `target`:
+/// `{"target": "tenant", "id": ..., "slug": "acme", "schema": "t_acme"}`,
+/// `{"target": "shared_tables"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(tag = "target", rename_all = "snake_case")
+)]
 pub enum MigrationTarget {
     /// The app's global tables ([`Tenancy::migrate_shared`](crate::Tenancy::migrate_shared)).
     Global,
