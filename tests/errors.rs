@@ -59,7 +59,7 @@ async fn a_failed_migration_names_its_version_and_keeps_the_server_error(t: Test
     else {
         panic!("{err:?}");
     };
-    assert_eq!((target, *version), (&MigrationTarget::Global, 2));
+    assert_eq!((&**target, *version), (&MigrationTarget::Global, 2));
     assert_eq!(err.sqlstate(), Some("42P01"));
     let chain = chain(&err);
     assert!(chain[1].downcast_ref::<MigrationError>().is_some());

@@ -132,9 +132,9 @@ async fn failed_provisioning_leaves_no_registry_row_and_no_schema() {
         .unwrap_err();
     // Which tenant, and the server's own error (undefined_table) behind it.
     assert!(
-        matches!(&err, Error::Migration(MigrationError::Provision {
-            target: MigrationTarget::Tenant { slug, schema, .. }, ..
-        }) if slug == "acme" && schema == "t_acme"),
+        matches!(&err, Error::Migration(MigrationError::Provision { target, .. })
+            if matches!(&**target, MigrationTarget::Tenant { slug, schema, .. }
+                if slug == "acme" && schema == "t_acme")),
         "{err:?}"
     );
     assert_eq!(err.sqlstate(), Some("42P01"), "{err:?}");

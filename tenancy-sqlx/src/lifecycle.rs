@@ -517,11 +517,11 @@ impl Creation {
                     .execute(&mut *tx)
                     .await
                     .map_err(|source| MigrationError::Provision {
-                        target: MigrationTarget::Tenant {
+                        target: Box::new(MigrationTarget::Tenant {
                             id,
                             slug: self.slug.as_str().to_owned(),
                             schema: schema.clone(),
-                        },
+                        }),
                         source,
                     })?;
             }

@@ -407,9 +407,9 @@ async fn build(
             .execute(&mut *tx)
             .await
             .map_err(|source| MigrationError::Provision {
-                target: MigrationTarget::Schema {
+                target: Box::new(MigrationTarget::Schema {
                     schema: name.to_owned(),
-                },
+                }),
                 source,
             })?;
     }

@@ -48,16 +48,16 @@ pub enum MigrationError {
     /// one recorded. Nothing of this run was kept on that target.
     #[error("migration {version} was changed after it was applied to the {target}")]
     Changed {
-        /// Where it was applied.
-        target: MigrationTarget,
+        /// Where it was applied (boxed: it keeps the error small).
+        target: Box<MigrationTarget>,
         /// The migration's version.
         version: i64,
     },
     /// A migration failed on `target`; what ran on it in this run was rolled back.
     #[error("migration {version} failed on the {target}: {source}")]
     Failed {
-        /// Where it ran.
-        target: MigrationTarget,
+        /// Where it ran (boxed: it keeps the error small).
+        target: Box<MigrationTarget>,
         /// The migration's version.
         version: i64,
         /// The server's error.
@@ -67,8 +67,8 @@ pub enum MigrationError {
     /// spare's) failed; nothing of it was kept.
     #[error("provisioning the {target} failed: {source}")]
     Provision {
-        /// The schema being built.
-        target: MigrationTarget,
+        /// The schema being built (boxed: it keeps the error small).
+        target: Box<MigrationTarget>,
         /// The server's error.
         source: sqlx::Error,
     },
@@ -129,7 +129,7 @@ impl MigrationError {
         | Self::Failed { target, .. }
         | Self::Provision { target, .. } = &mut self
         {
-            *target = to.clone();
+            **target = to.clone();
         }
         self
     }

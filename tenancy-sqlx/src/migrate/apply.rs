@@ -173,7 +173,7 @@ pub(crate) async fn apply(
             let checksum: Vec<u8> = row.try_get(1)?;
             if checksum != m.checksum {
                 return Err(MigrationError::Changed {
-                    target: target.public(),
+                    target: Box::new(target.public()),
                     version: m.version,
                 }
                 .into());
@@ -192,7 +192,7 @@ pub(crate) async fn apply(
             .execute(&mut *conn)
             .await
             .map_err(|source| MigrationError::Failed {
-                target: target.public(),
+                target: Box::new(target.public()),
                 version: m.version,
                 source,
             })?;

@@ -44,9 +44,9 @@ impl Tenancy {
                 .await
                 .map_err(|source| {
                     Error::Migration(MigrationError::Provision {
-                        target: MigrationTarget::Spare {
+                        target: Box::new(MigrationTarget::Spare {
                             schema: name.clone(),
-                        },
+                        }),
                         source,
                     })
                 })?;
