@@ -734,7 +734,7 @@ async fn migrations_create_and_drop_indexes_on_distributed_tables() {
         .unwrap();
     assert_eq!(report.outcomes.len(), 1, "{report:?}");
     match &report.outcomes[0].1 {
-        Outcome::Failed(why) => assert!(why.contains("migration 3"), "{why}"),
+        Outcome::Failed(why) => assert!(why.message.contains("migration 3"), "{why}"),
         other => panic!("migration 3 must fail: {other:?}"),
     }
     // A target's pending migrations share one transaction: 3 failing takes 2 with it, on

@@ -5,7 +5,7 @@ mod common;
 
 use common::models::*;
 use tenancy::testing::TestTenancy;
-use tenancy::{Error, NewTenant, TenantArchive, TenantCtx};
+use tenancy::{ArchiveError, Error, NewTenant, TenantArchive, TenantCtx};
 use uuid::Uuid;
 
 async fn snapshot(ctx: &TenantCtx) -> (Vec<Spinner>, Vec<Spin>) {
@@ -121,7 +121,11 @@ async fn export_then_import_gives_the_same_rows(t: TestTenancy) {
         .import_tenant(&su, &archive, other.id())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Archive(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Archive(ArchiveError::NotEmpty { tenant, table, rows: 1 })
+            if *tenant == other.id() && table.contains("spinners")),
+        "{err:?}"
+    );
     assert_eq!(Spinner::repo().count(&other).await.unwrap(), 1);
 }
 
@@ -160,11 +164,26 @@ async fn a_corrupt_archive_imports_nothing(t: TestTenancy) {
 
     assert!(matches!(
         TenantArchive::from_bytes(&bytes[..bytes.len() - 10]),
-        Err(Error::Archive(_))
+        Err(Error::Archive(ArchiveError::Truncated { .. }))
     ));
+    // Cut inside the spinners' rows: the error names that table.
+    let header = bytes
+        .windows(15)
+        .position(|w| w == b"table spinners ")
+        .unwrap();
+    let rows = header + bytes[header..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let cut = TenantArchive::from_bytes(&bytes[..rows + 3]).unwrap_err();
+    assert!(
+        matches!(&cut, Error::Archive(ArchiveError::Truncated { table: Some(t) }) if t == "spinners"),
+        "{cut:?}"
+    );
     assert!(matches!(
         TenantArchive::from_bytes(b"hello"),
-        Err(Error::Archive(_))
+        Err(Error::Archive(ArchiveError::Truncated { table: None }))
+    ));
+    assert!(matches!(
+        TenantArchive::from_bytes(b"hello\n"),
+        Err(Error::Archive(ArchiveError::NotAnArchive))
     ));
     let hostile = String::from_utf8(bytes.clone())
         .unwrap()
@@ -181,7 +200,7 @@ async fn a_corrupt_archive_imports_nothing(t: TestTenancy) {
     spinners.rows += 1;
     assert!(matches!(
         tenancy.import_tenant(&su, &archive, target.id()).await,
-        Err(Error::Archive(_))
+        Err(Error::Archive(ArchiveError::RowCount { table, stated: 6, read: 5 })) if table == "spinners"
     ));
     assert_eq!(Spinner::repo().count(&target).await.unwrap(), 0);
     // Data that is not valid COPY text: refused, the target stays empty.

@@ -372,7 +372,7 @@ async fn migrations_run_in_every_database_failure_isolated_and_resumable() {
     };
     assert_eq!(outcome("one"), Outcome::Applied(vec![2]));
     assert_eq!(outcome("two"), Outcome::Applied(vec![2]));
-    assert!(matches!(outcome("bad"), Outcome::Failed(e) if e.contains("refused in bad")));
+    assert!(matches!(outcome("bad"), Outcome::Failed(e) if e.message.contains("refused in bad")));
     let db_of = |slug: &str| {
         let v2 = v2.clone();
         let slug = slug.to_owned();

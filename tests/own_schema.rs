@@ -7,7 +7,10 @@ use common::models::*;
 use common::{SPINNER_SCHEMA, TestDb};
 use sqlx::Connection;
 use tenancy::testing::TestTenancy;
-use tenancy::{Error, MigrateOptions, Migrations, NewTenant, Outcome, Placement, Tenancy};
+use tenancy::{
+    Error, MigrateOptions, MigrationError, MigrationTarget, Migrations, NewTenant, Outcome,
+    Placement, Tenancy,
+};
 use uuid::Uuid;
 
 /// The tenant migrations of the spinner app: the same DDL serves the shared tables and every
@@ -127,7 +130,14 @@ async fn failed_provisioning_leaves_no_registry_row_and_no_schema() {
         .create_tenant(NewTenant::new("acme", "Acme").placement(Placement::OwnSchema))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Migration(_)), "{err:?}");
+    // Which tenant, and the server's own error (undefined_table) behind it.
+    assert!(
+        matches!(&err, Error::Migration(MigrationError::Provision { target, .. })
+            if matches!(&**target, MigrationTarget::Tenant { slug, schema, .. }
+                if slug == "acme" && schema == "t_acme")),
+        "{err:?}"
+    );
+    assert_eq!(err.sqlstate(), Some("42P01"), "{err:?}");
     let mut conn = db.connect().await;
     let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenancy.tenants")
         .fetch_one(&mut conn)
@@ -279,7 +289,7 @@ async fn spare_schemas_make_provisioning_a_rename(db: TestTenancy) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Migration(m) if m.contains("already exists")),
+        matches!(&err, Error::Migration(MigrationError::SchemaExists { schema }) if schema == "t_clash"),
         "{err:?}"
     );
     assert_eq!(spares(&db).await.len(), 2);

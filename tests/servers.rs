@@ -307,7 +307,9 @@ async fn migrations_span_the_servers_and_one_failing_tenant_fails_alone(db: Test
         match slug.as_str() {
             "bad" => {
                 assert_eq!(server, "s3");
-                assert!(matches!(outcome, Outcome::Failed(e) if e.contains("refused in bad")));
+                assert!(
+                    matches!(outcome, Outcome::Failed(e) if e.message.contains("refused in bad"))
+                );
             }
             _ => assert_eq!(outcome, &Outcome::Applied(vec![2]), "{slug} on {server}"),
         }

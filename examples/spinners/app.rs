@@ -151,7 +151,7 @@ pub async fn connect(url: &str) -> Result<Tenancy, tenancy::Error> {
         .migrate_tenants(&su, MigrateOptions::default())
         .await?;
     if let Some((target, why)) = report.failed().next() {
-        return Err(tenancy::Error::Migration(format!("{target}: {why}")));
+        return Err(tenancy::MigrationError::Other(format!("{target}: {why}")).into());
     }
     tenancy.verify::<Spinner>().await?;
     tenancy.verify::<Spin>().await?;

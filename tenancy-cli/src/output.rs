@@ -1,7 +1,7 @@
 //! What a command prints on standard output: an aligned table for people, or JSON with
 //! `--json` for scripts. Progress and prompts go to standard error, so output stays parseable.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tenancy::Tenant;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -94,18 +94,9 @@ pub fn tenant_row(t: &Tenant) -> Vec<String> {
     ]
 }
 
-pub fn tenant_json(t: &Tenant) -> Value {
-    json!({
-        "id": t.id.to_string(),
-        "slug": t.slug,
-        "name": t.name,
-        "placement": t.placement.to_string(),
-        "status": t.status.to_string(),
-        "created_at": time(t.created_at),
-        "deleted_at": t.deleted_at.map(time),
-        "hosts": t.hosts,
-        "schema": t.schema,
-    })
+/// A record as JSON: its own serialisation (the library's `serde` feature).
+pub fn json_of<T: serde::Serialize>(record: &T) -> Value {
+    serde_json::to_value(record).expect("tenancy's records serialise to JSON")
 }
 
 #[cfg(test)]

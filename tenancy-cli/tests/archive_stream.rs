@@ -160,6 +160,12 @@ async fn version_one_archives_import_streamed() {
         err.to_string().contains("the archive says 999 rows"),
         "{err}"
     );
+    assert!(
+        matches!(&err, tenancy::Error::Archive(tenancy::ArchiveError::RowCount {
+            table, stated: 999, read: 1000
+        }) if table == "spins"),
+        "{err:?}"
+    );
     let n: i64 = db
         .scalar(&format!(
             "SELECT count(*) FROM spins WHERE tenant_id = '{}'",

@@ -427,6 +427,18 @@ async fn migrations_with_a_failing_tenant() {
         .json();
     assert_eq!(json["failed"], 0);
     assert_eq!(json["applied"], 1);
+    // Each outcome is one object: the target's fields and the outcome's.
+    let bravo = json["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["slug"] == "bravo")
+        .unwrap();
+    assert_eq!(bravo["target"], "tenant");
+    assert_eq!(bravo["schema"], "t_bravo");
+    assert_eq!(bravo["outcome"], "applied");
+    assert_eq!(bravo["versions"], serde_json::json!([2]));
+    assert!(bravo["id"].as_str().is_some(), "{bravo}");
     let pending = db
         .tenancy(&["migrate", "pending", dir, "--check", "--reason", "check"])
         .ok();

@@ -1,7 +1,21 @@
+//! The runtime's error, and the typed causes of its migration, archive and report variants.
+//!
+//! Every variant that wraps a lower error (the server's, an I/O error) returns it from
+//! [`source`](std::error::Error::source) and also says it in its message, so that printing the
+//! top error alone still says why.
+
 use std::fmt;
 
 use tenancy_core::{Placement, TenantId, ValidationError};
 use thiserror::Error;
+
+mod archive;
+mod migration;
+mod report;
+
+pub use archive::ArchiveError;
+pub use migration::MigrationError;
+pub use report::ReportError;
 
 /// The result type of tenancy's runtime.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -32,7 +46,17 @@ impl fmt::Display for Lookup {
 ///
 /// Tenant resolution, creation and the raw-SQL escape hatch get typed variants so that callers
 /// can map them (an unknown host to 404, a suspended tenant to 403, a taken slug to 409) without
-/// parsing messages. Database errors pass through unchanged as [`Error::Database`].
+/// parsing messages. Database errors pass through as [`Error::Database`], the `sqlx::Error`
+/// itself as its [`source`](std::error::Error::source); [`Error::sqlstate`] reads the server's
+/// SQLSTATE from whichever variant carries one.
+///
+/// ```
+/// use tenancy_sqlx::{Error, MigrationError, Migrations};
+///
+/// let err = Migrations::from_static(&[(-1, "minus one", "SELECT 1")]).unwrap_err();
+/// assert!(matches!(err, Error::Migration(MigrationError::NegativeVersion { version: -1 })));
+/// assert_eq!(err.sqlstate(), None); // refused before any server saw it
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -118,9 +142,10 @@ pub enum Error {
     /// names the identifier, why, and what to write instead.
     #[error("raw SQL refused: {0}")]
     UnscopedSql(crate::raw::refusal::RawSqlRefusal),
-    /// A migration could not be loaded or applied; what it ran on was rolled back.
+    /// A migration could not be loaded or applied; what it ran on was rolled back. The
+    /// [`MigrationError`] says which target, which version, and what failed.
     #[error("migration error: {0}")]
-    Migration(String),
+    Migration(#[from] MigrationError),
     /// A migration's text would end or escape the transaction tenancy runs it in (`COMMIT`,
     /// `BEGIN`, `ROLLBACK`, a savepoint, `CALL` of a procedure that may commit, a `DO` block
     /// that commits). Refused before anything ran.
@@ -134,12 +159,14 @@ pub enum Error {
         reason: String,
     },
     /// A tenant archive is malformed, or does not fit the tenant it is imported into.
+    /// The [`ArchiveError`] says which tenant, which table and what.
     #[error("tenant archive: {0}")]
-    Archive(String),
+    Archive(#[from] ArchiveError),
     /// A cross-tenant report cannot run as asked: a negative limit or offset, or an ordering on
-    /// a column whose type a report cannot merge (see [`Report`](crate::Report)).
+    /// a column whose type a report cannot merge (see [`Report`](crate::Report)); the
+    /// [`ReportError`] says which.
     #[error("report: {0}")]
-    Report(String),
+    Report(#[from] ReportError),
     /// Row-level security was asked for but would not hold: the connected role is a
     /// PostgreSQL superuser or has `BYPASSRLS` (see
     /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security)).
@@ -248,9 +275,11 @@ pub enum Error {
         /// The counts and checksums found.
         detail: String,
     },
-    /// The database refused or failed.
-    #[error(transparent)]
-    Database(sqlx::Error),
+    /// The database refused or failed: the `sqlx::Error` is the
+    /// [`source`](std::error::Error::source), its SQLSTATE [`Error::sqlstate`]. (The write
+    /// fence's refusals are [`Error::TenantMoving`] and [`Error::TenantMoved`] instead.)
+    #[error("{0}")]
+    Database(#[source] sqlx::Error),
     /// Every connection of a server's budget for tenant databases stayed at work for the whole
     /// wait ([`TenancyBuilder::acquire_timeout`](crate::TenancyBuilder::acquire_timeout)).
     /// Nothing was sent; retry later, or raise
@@ -357,10 +386,49 @@ impl Error {
             Self::TenantNotFound(_) | Self::TenantSuspended { .. } | Self::TenantDeleted { .. }
         )
     }
+
+    /// The SQLSTATE of the server's error behind this one, if the server refused: `"23505"` for
+    /// a unique violation, `"42P01"` for a missing table ... (PostgreSQL's appendix "Error
+    /// Codes"). Found through the [`source`](std::error::Error::source) chain, so it reads a
+    /// failed migration's or an archive's cause as well as [`Error::Database`]'s.
+    ///
+    /// ```
+    /// fn status(e: &tenancy_sqlx::Error) -> u16 {
+    ///     match e.sqlstate() {
+    ///         Some("23505") => 409, // unique_violation: taken
+    ///         Some("23503") => 422, // foreign_key_violation
+    ///         _ => 500,
+    ///     }
+    /// }
+    /// # assert_eq!(status(&tenancy_sqlx::Error::RowNotFound), 500);
+    /// ```
+    pub fn sqlstate(&self) -> Option<&str> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(db) = e
+                .downcast_ref::<sqlx::Error>()
+                .and_then(sqlx::Error::as_database_error)
+                .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+            {
+                return Some(db.code());
+            }
+            cause = e.source();
+        }
+        None
+    }
 }
 
 impl From<crate::raw::refusal::RawSqlRefusal> for Error {
     fn from(r: crate::raw::refusal::RawSqlRefusal) -> Self {
         Error::UnscopedSql(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `Result` of the crate carries an `Error`: typed causes must not make it large.
+    #[test]
+    fn the_error_stays_small() {
+        assert!(std::mem::size_of::<super::Error>() <= 128);
     }
 }

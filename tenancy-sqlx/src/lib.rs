@@ -65,6 +65,8 @@ mod lifecycle;
 mod membership;
 mod migrate;
 mod moving;
+#[cfg(feature = "serde")]
+mod records;
 pub mod rls;
 mod spare;
 mod superuser;
@@ -100,11 +102,12 @@ pub use column::{
     ReadOnly, TextColumn, Writable,
 };
 pub use ctx::{TenantCtx, TenantTx};
-pub use error::{Error, Lookup, Result};
+pub use error::{ArchiveError, Error, Lookup, MigrationError, ReportError, Result};
 pub use lifecycle::Purged;
 pub use membership::{Member, Membership};
 pub use migrate::{
-    MigrateOptions, Migration, MigrationReport, MigrationTarget, Migrations, Outcome, Progress,
+    MigrateOptions, Migration, MigrationFailure, MigrationReport, MigrationTarget, Migrations,
+    Outcome, Progress,
 };
 pub use model::{ColumnMeta, ColumnType, Model, ModelMeta, NewModel, TenantScoped};
 pub use moving::{DEFAULT_MOVE_LOCK_WAIT, MoveOptions, Moved, MovedTable, OldCopy};

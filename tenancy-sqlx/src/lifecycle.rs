@@ -15,7 +15,7 @@ use crate::registry::{
     NewTenant, Tenant, map_unique, schema_for, sql_tenant_by_id, tenant_from_row,
 };
 use crate::runtime::Runtime;
-use crate::{Error, Lookup, Migrations, Result};
+use crate::{Error, Lookup, MigrationError, MigrationTarget, Migrations, Result};
 
 /// The lifecycle moves, with the states each may start from.
 #[derive(Debug, Clone, Copy)]
@@ -553,8 +553,13 @@ impl Creation {
                 sqlx::raw_sql(crate::sql::text(script))
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| {
-                        Error::Migration(format!("provisioning schema {schema} failed: {e}"))
+                    .map_err(|source| MigrationError::Provision {
+                        target: Box::new(MigrationTarget::Tenant {
+                            id,
+                            slug: self.slug.as_str().to_owned(),
+                            schema: schema.clone(),
+                        }),
+                        source,
                     })?;
             }
         }

@@ -74,7 +74,7 @@ use crate::lifecycle::{TenantTable, tenant_tables_children_first};
 use crate::migrate::Migrations;
 use crate::registry::store;
 use crate::runtime::Runtime;
-use crate::{Error, Lookup, Result};
+use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 
 /// The write fence's class key: `hashtext('tenancy.write_fence')`, as the registry's functions
 /// spell it (registry migration 8).
@@ -406,7 +406,12 @@ async fn build(
         sqlx::raw_sql(crate::sql::text(script))
             .execute(&mut *tx)
             .await
-            .map_err(|e| Error::Migration(format!("provisioning schema {name} failed: {e}")))?;
+            .map_err(|source| MigrationError::Provision {
+                target: Box::new(MigrationTarget::Schema {
+                    schema: name.to_owned(),
+                }),
+                source,
+            })?;
     }
     Ok(())
 }

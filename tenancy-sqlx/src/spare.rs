@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 use crate::migrate::{Migrations, Target, apply};
 use crate::registry::store;
 use crate::runtime::ALL_TENANTS_SETTING;
-use crate::{Error, Result};
+use crate::{Error, MigrationError, Result};
 
 /// Takes the oldest spare, if any, and renames it to `schema`, bringing it to the latest
 /// migration if it fell behind. `Ok(false)` when there is none. Runs in the caller's
@@ -40,13 +40,11 @@ pub(crate) async fn take(
                 .await?;
             // A schema already in the way of the rename is not the spare's fault: say so, and
             // set no spare aside.
-            if let Error::Database(sqlx::Error::Database(db)) = &e
-                && db.code().as_deref() == Some(DUPLICATE_SCHEMA)
-            {
-                return Err(Error::Migration(format!(
-                    "provisioning schema {schema} failed: a schema of that name already exists \
-                     (not registered to any tenant); drop or rename it first"
-                )));
+            if matches!(&e, Error::Database(_)) && e.sqlstate() == Some(DUPLICATE_SCHEMA) {
+                return Err(MigrationError::SchemaExists {
+                    schema: schema.to_owned(),
+                }
+                .into());
             }
             crate::sql::admin_query(store::SPARE_DELETE)
                 .bind(&spare)

@@ -456,10 +456,12 @@ pub const DEFAULT_AUDIT_LIMIT: u32 = 1_000;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AuditRecord {
     /// The record's id; for an acquisition, the grant id that later records point to.
     pub id: i64,
     /// When it was written.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub at: OffsetDateTime,
     /// Who.
     pub actor: String,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tenancy::{ArchiveOptions, ArchiveSummary};
 use tokio::io::{AsyncWrite, BufReader, BufWriter};
 
@@ -159,10 +159,5 @@ pub async fn import(
 }
 
 fn summary_json(s: &ArchiveSummary) -> Value {
-    json!({
-        "source": s.source.map(|id| id.to_string()),
-        "rows": s.rows,
-        "bytes": s.bytes,
-        "tables": s.tables.iter().map(|(t, n)| json!({ "table": t, "rows": n })).collect::<Vec<_>>(),
-    })
+    crate::output::json_of(s)
 }

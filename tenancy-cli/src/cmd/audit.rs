@@ -1,6 +1,5 @@
 //! `tenancy audit`: the audit log, newest first. Reading it is audited too (`audit.read`).
 
-use serde_json::{Value, json};
 use tenancy::AuditQuery;
 use time::OffsetDateTime;
 
@@ -49,23 +48,7 @@ pub async fn run(url: &str, args: AuditArgs, out: &Out) -> Result<(), Fail> {
             ]
         })
         .collect();
-    let value = Value::Array(
-        records
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "at": time(r.at),
-                    "actor": r.actor,
-                    "reason": r.reason,
-                    "action": r.action,
-                    "tenant_ids": r.tenant_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "grant_id": r.grant_id,
-                    "detail": r.detail,
-                })
-            })
-            .collect(),
-    );
+    let value = crate::output::json_of(&records);
     out.table(
         &["ID", "AT", "ACTOR", "ACTION", "TENANTS", "REASON", "DETAIL"],
         &rows,

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tenancy::{MigrateOptions, MigrationTarget, Outcome};
+use tenancy::{MigrateOptions, MigrationFailure, MigrationTarget, Outcome};
 
 use crate::cli::MigrateCmd;
 use crate::connect::{Connect, Who, migrations, tenancy};
 use crate::fail::Fail;
-use crate::output::Out;
+use crate::output::{Out, json_of};
 use crate::progress::Counter;
 
 pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
@@ -64,7 +64,7 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
             if let Some(c) = counter.get() {
                 c.finish();
             }
-            let failed: Vec<(&MigrationTarget, &str)> = report.failed().collect();
+            let failed: Vec<(&MigrationTarget, &MigrationFailure)> = report.failed().collect();
             let applied = report
                 .outcomes
                 .iter()
@@ -72,20 +72,13 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
                 .count();
             let total = report.outcomes.len();
             if out.is_json() {
-                let outcomes: Vec<Value> = report
-                    .outcomes
-                    .iter()
-                    .map(|(t, o)| target_json(t, outcome_json(o)))
-                    .collect();
-                out.line(
-                    "",
-                    &json!({
-                        "targets": total,
-                        "applied": applied,
-                        "failed": failed.len(),
-                        "outcomes": outcomes,
-                    }),
-                );
+                let mut value = json_of(&report);
+                if let Value::Object(v) = &mut value {
+                    v.insert("targets".into(), json!(total));
+                    v.insert("applied".into(), json!(applied));
+                    v.insert("failed".into(), json!(failed.len()));
+                }
+                out.line("", &value);
             } else {
                 println!(
                     "{total} target(s): {applied} migrated, {} up to date, {} failed",
@@ -95,7 +88,7 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
                 if !failed.is_empty() {
                     let rows: Vec<Vec<String>> = failed
                         .iter()
-                        .map(|(t, why)| vec![t.to_string(), (*why).to_owned()])
+                        .map(|(t, why)| vec![t.to_string(), why.to_string()])
                         .collect();
                     print!("{}", crate::output::render(&["FAILED", "CAUSE"], &rows));
                 }
@@ -127,7 +120,11 @@ pub async fn run(url: &str, cmd: MigrateCmd, out: &Out) -> Result<(), Fail> {
                 .collect();
             let value: Vec<Value> = pending
                 .iter()
-                .map(|(t, v)| target_json(t, json!({ "missing": v })))
+                .map(|(t, v)| {
+                    let mut target = json_of(t);
+                    target["missing"] = json!(v);
+                    target
+                })
                 .collect();
             if rows.is_empty() && !out.is_json() {
                 println!("every target is at the latest migration");
@@ -153,29 +150,4 @@ fn outcome_text(o: &Outcome) -> String {
         Outcome::Failed(why) => format!("failed: {why}"),
         _ => "unknown outcome".to_owned(),
     }
-}
-
-fn outcome_json(o: &Outcome) -> Value {
-    match o {
-        Outcome::Applied(v) => json!({ "outcome": "applied", "versions": v }),
-        Outcome::UpToDate => json!({ "outcome": "up_to_date" }),
-        Outcome::Failed(why) => json!({ "outcome": "failed", "error": why }),
-        _ => json!({ "outcome": "unknown" }),
-    }
-}
-
-/// `{ "target": ..., "tenant": ..., "schema": ... }` merged with `extra`.
-fn target_json(t: &MigrationTarget, extra: Value) -> Value {
-    let mut v = match t {
-        MigrationTarget::SharedTables => json!({ "target": "shared_tables" }),
-        MigrationTarget::Tenant { id, slug, schema } => json!({
-            "target": "tenant", "tenant": id.to_string(), "slug": slug, "schema": schema,
-        }),
-        MigrationTarget::Spare { schema } => json!({ "target": "spare", "schema": schema }),
-        _ => json!({ "target": t.to_string() }),
-    };
-    if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
-        v.extend(extra);
-    }
-    v
 }

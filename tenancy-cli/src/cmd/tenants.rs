@@ -8,7 +8,7 @@ use crate::cli::{One, PlacementArg, StatusArg, TenantsCmd};
 use crate::confirm::confirm;
 use crate::connect::{Connect, Who, tenancy, tenant_id};
 use crate::fail::Fail;
-use crate::output::{Out, TENANT_HEADERS, tenant_json, tenant_row, time};
+use crate::output::{Out, TENANT_HEADERS, json_of, tenant_row, time};
 
 pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
     match cmd {
@@ -72,7 +72,7 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
                 .filter(|t| want.is_none_or(|s| t.status == s))
                 .collect();
             let rows: Vec<Vec<String>> = all.iter().map(tenant_row).collect();
-            let value = Value::Array(all.iter().map(tenant_json).collect());
+            let value = Value::Array(all.iter().map(json_of).collect());
             out.table(TENANT_HEADERS, &rows, &value);
             Ok(())
         }
@@ -189,5 +189,5 @@ fn show(out: &Out, t: &Tenant) {
     if let Some(s) = &t.schema {
         rows.push(vec!["schema".to_owned(), s.clone()]);
     }
-    out.table(&["FIELD", "VALUE"], &rows, &tenant_json(t));
+    out.table(&["FIELD", "VALUE"], &rows, &json_of(t));
 }

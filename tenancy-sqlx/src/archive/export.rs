@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use tenancy_core::TenantId;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::format::{END, MAGIC_V2, Section, io};
+use super::format::{END, MAGIC_V2, Section, writing};
 use super::tables::{column_list, data_columns, tenant_tables};
 use super::{ArchiveOptions, ArchiveSummary};
 use crate::Result;
@@ -29,11 +29,7 @@ where
     crate::rls::act_for(tx, id).await?;
     // Every table is keyed before a byte is written: a refusal leaves `out` untouched.
     let tables = tenant_tables(tx, id, in_database).await?;
-    let write = async |out: &mut W, bytes: &[u8]| {
-        out.write_all(bytes)
-            .await
-            .map_err(|e| io("writing the archive", e))
-    };
+    let write = async |out: &mut W, bytes: &[u8]| out.write_all(bytes).await.map_err(writing);
     write(out, format!("{MAGIC_V2}\nsource {id}\n").as_bytes()).await?;
     let mut summary = ArchiveSummary {
         source: Some(id),
@@ -73,8 +69,6 @@ where
         summary.tables.push((name, rows));
     }
     write(out, format!("{END}\n").as_bytes()).await?;
-    out.flush()
-        .await
-        .map_err(|e| io("writing the archive", e))?;
+    out.flush().await.map_err(writing)?;
     Ok(summary)
 }

@@ -10,7 +10,7 @@ use std::fmt;
 use tenancy_core::TenantId;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
-use crate::{Error, Result};
+use crate::{ArchiveError, Error, Result};
 
 /// The first line of a version 1 archive (sized sections: the in-memory API of 0.1).
 const MAGIC_V1: &str = "tenancy-archive 1";
@@ -23,12 +23,37 @@ pub(crate) const END_OF_DATA: &[u8] = b"\\.\n";
 /// A header is short; a missing newline within this many bytes is not an archive.
 const MAX_HEADER: u64 = 64 * 1024;
 
-pub(crate) fn bad(what: impl Into<String>) -> Error {
-    Error::Archive(what.into())
+/// A malformed part of the archive, in `table`'s section if it is in one.
+pub(crate) fn malformed(table: Option<&str>, what: impl Into<String>) -> Error {
+    ArchiveError::Malformed {
+        table: table.map(str::to_owned),
+        what: what.into(),
+    }
+    .into()
 }
 
-pub(crate) fn io(doing: &str, e: std::io::Error) -> Error {
-    Error::Archive(format!("{doing}: {e}"))
+/// The archive ends early, in `table`'s rows if it is in them.
+pub(crate) fn truncated(table: Option<&str>) -> Error {
+    ArchiveError::Truncated {
+        table: table.map(str::to_owned),
+    }
+    .into()
+}
+
+pub(crate) fn reading(source: std::io::Error) -> Error {
+    ArchiveError::Io {
+        writing: false,
+        source,
+    }
+    .into()
+}
+
+pub(crate) fn writing(source: std::io::Error) -> Error {
+    ArchiveError::Io {
+        writing: true,
+        source,
+    }
+    .into()
 }
 
 /// The archive format versions read.
@@ -58,7 +83,7 @@ impl SectionKind {
     fn parse(word: &str) -> Result<Self> {
         match word {
             "table" => Ok(Self::Table),
-            other => Err(bad(format!("unknown section kind {other:?}"))),
+            other => Err(malformed(None, format!("unknown section kind {other:?}"))),
         }
     }
 }
@@ -122,11 +147,13 @@ impl Section {
         let (kind, name, columns, sized) = match (version, &words[..]) {
             (Version::Streamed, [kind, name, "columns", columns]) => (kind, name, columns, None),
             (Version::Sized, [kind, name, "rows", rows, "bytes", len, "columns", columns]) => {
-                let rows: u64 = rows.parse().map_err(|_| bad("malformed row count"))?;
-                let len: usize = len.parse().map_err(|_| bad("malformed length"))?;
+                let rows: u64 = rows
+                    .parse()
+                    .map_err(|_| malformed(Some(name), "row count"))?;
+                let len: usize = len.parse().map_err(|_| malformed(Some(name), "length"))?;
                 (kind, name, columns, Some((rows, len)))
             }
-            _ => return Err(bad("malformed section header")),
+            _ => return Err(malformed(None, "section header")),
         };
         let kind = SectionKind::parse(kind)?;
         tenancy_core::ident::validate(name)?;
@@ -163,13 +190,13 @@ where
         let version = match read_line(&mut *input).await?.as_deref() {
             Some(MAGIC_V1) => Version::Sized,
             Some(MAGIC_V2) => Version::Streamed,
-            _ => return Err(bad("not a tenancy archive (or an unknown version)")),
+            _ => return Err(ArchiveError::NotAnArchive.into()),
         };
         let source = read_line(&mut *input)
             .await?
             .as_deref()
             .and_then(|l| l.strip_prefix("source "))
-            .ok_or_else(|| bad("missing source"))?
+            .ok_or_else(|| malformed(None, "missing source"))?
             .parse::<TenantId>()?;
         Ok(Self {
             input,
@@ -189,13 +216,16 @@ where
     pub(crate) async fn next_section(&mut self) -> Result<Option<Section>> {
         let header = read_line(&mut *self.input)
             .await?
-            .ok_or_else(|| bad("truncated archive"))?;
+            .ok_or_else(|| truncated(None))?;
         if header == END {
             return Ok(None);
         }
         let section = Section::parse(&header, self.version)?;
         if !self.seen.insert(section.key.clone()) {
-            return Err(bad(format!("{} appears twice", section.key)));
+            return Err(malformed(
+                Some(&section.key.name),
+                format!("{} appears twice", section.key),
+            ));
         }
         Ok(Some(section))
     }
@@ -215,18 +245,14 @@ where
                     .take(*left as u64)
                     .read_until(b'\n', line)
                     .await
-                    .map_err(|e| io("reading the archive", e))?;
+                    .map_err(reading)?;
                 *left -= n;
                 n
             }
-            None => self
-                .input
-                .read_until(b'\n', line)
-                .await
-                .map_err(|e| io("reading the archive", e))?,
+            None => self.input.read_until(b'\n', line).await.map_err(reading)?,
         };
         if n == 0 || line.last() != Some(&b'\n') {
-            return Err(bad("truncated table data"));
+            return Err(truncated(Some(&section.key.name)));
         }
         Ok(section.sized.is_some() || line != END_OF_DATA)
     }
@@ -240,7 +266,7 @@ where
                 .as_deref()
                 .and_then(|l| l.strip_prefix("rows "))
                 .and_then(|n| n.parse().ok())
-                .ok_or_else(|| bad(format!("{}: missing row count", section.key))),
+                .ok_or_else(|| malformed(Some(&section.key.name), "missing row count")),
         }
     }
 }
@@ -255,14 +281,14 @@ where
         .take(MAX_HEADER)
         .read_until(b'\n', &mut line)
         .await
-        .map_err(|e| io("reading the archive", e))?;
+        .map_err(reading)?;
     if n == 0 {
         return Ok(None);
     }
     if line.pop() != Some(b'\n') {
-        return Err(bad("truncated archive"));
+        return Err(truncated(None));
     }
     String::from_utf8(line)
         .map(Some)
-        .map_err(|_| bad("header is not UTF-8"))
+        .map_err(|_| malformed(None, "header is not UTF-8"))
 }

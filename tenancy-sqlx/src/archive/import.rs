@@ -5,11 +5,11 @@ use sqlx::PgConnection;
 use tenancy_core::TenantId;
 use tokio::io::AsyncBufRead;
 
-use super::format::{ArchiveReader, Section, bad};
+use super::format::{ArchiveReader, Section};
 use super::tables::{KeyedTable, column_list, data_columns, tenant_tables};
 use super::{ArchiveOptions, ArchiveSummary};
 use crate::registry::store;
-use crate::{Error, Lookup, Result};
+use crate::{ArchiveError, Error, Lookup, Result};
 
 /// How many bytes of rows an import gathers before sending them to the server.
 const SEND_CHUNK: usize = 256 * 1024;
@@ -47,7 +47,10 @@ where
         let target = targets
             .iter()
             .find(|t| t.key == section.key)
-            .ok_or_else(|| bad(format!("the target has no {}", section.key)))?;
+            .ok_or_else(|| ArchiveError::NoTable {
+                tenant: into,
+                table: section.key.name.clone(),
+            })?;
         let rows = import_table(
             tx,
             target,
@@ -104,9 +107,12 @@ async fn empty_target(
         .fetch_one(&mut *tx)
         .await?;
         if n > 0 {
-            return Err(bad(format!(
-                "tenant {into} is not empty: {qualified} has {n} row(s)"
-            )));
+            return Err(ArchiveError::NotEmpty {
+                tenant: into,
+                table: qualified.clone(),
+                rows: n,
+            }
+            .into());
         }
     }
     Ok(deleted)
@@ -132,7 +138,12 @@ where
     let qualified = &target.table.name;
     let have = data_columns(tx, &target.table).await?;
     if let Some(missing) = section.columns.iter().find(|c| !have.contains(c)) {
-        return Err(bad(format!("the target's {name} has no column {missing}")));
+        return Err(ArchiveError::NoColumn {
+            tenant: into,
+            table: name,
+            column: missing.clone(),
+        }
+        .into());
     }
     let cols = column_list(&section.columns);
     let staging = format!("tenancy_import_{i}");
@@ -171,9 +182,12 @@ where
     .await?
     .rows_affected();
     if inserted != stated || rows != stated {
-        return Err(bad(format!(
-            "{name}: the archive says {stated} rows, {inserted} were read"
-        )));
+        return Err(ArchiveError::RowCount {
+            table: name,
+            stated,
+            read: if rows == stated { inserted } else { rows },
+        }
+        .into());
     }
     summary.rows += inserted;
     options.report(&name, summary.rows, summary.bytes);

@@ -5,7 +5,7 @@ use futures_util::FutureExt;
 use tenancy_core::TenantId;
 
 use super::format::{
-    ArchiveReader, END, END_OF_DATA, MAGIC_V2, Section, SectionKey, SectionKind, bad,
+    ArchiveReader, END, END_OF_DATA, MAGIC_V2, Section, SectionKey, SectionKind, malformed,
 };
 use crate::Result;
 
@@ -66,7 +66,7 @@ impl TenantArchive {
         // The streamed reader, on a slice: every read is ready at once, so one poll finishes.
         read(bytes)
             .now_or_never()
-            .unwrap_or_else(|| Err(bad("an in-memory archive read did not complete")))
+            .unwrap_or_else(|| Err(malformed(None, "an in-memory read did not complete")))
     }
 
     /// Refuses data that would not read back as the rows it holds: each table's rows must end
@@ -80,10 +80,10 @@ impl TenantArchive {
                 .split_inclusive(|&b| b == b'\n')
                 .any(|line| line == END_OF_DATA);
             if !ends_in_newline || has_marker {
-                return Err(bad(format!(
-                    "table {}: the data is not rows of COPY text, each ending in a newline",
-                    t.name
-                )));
+                return Err(malformed(
+                    Some(&t.name),
+                    "the data is not rows of COPY text, each ending in a newline",
+                ));
             }
         }
         Ok(())

@@ -48,6 +48,7 @@ pub(crate) use tables::{column_list, data_columns};
 /// Where a streamed export or import is, reported as the rows go by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ArchiveProgress {
     /// The table being copied.
     pub table: String,
@@ -60,10 +61,13 @@ pub struct ArchiveProgress {
 /// What a streamed export or import copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ArchiveSummary {
     /// The tenant the archive was exported from.
     pub source: Option<TenantId>,
-    /// Each table and its rows, in archive order (parents before children).
+    /// Each table and its rows, in archive order (parents before children). Serialised as
+    /// `[{"table": ..., "rows": ...}]`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::records::table_rows"))]
     pub tables: Vec<(String, u64)>,
     /// Rows, all tables.
     pub rows: u64,

@@ -4,11 +4,11 @@
 use sqlx::{PgConnection, Row};
 use tenancy_core::TenantId;
 
-use super::format::{SectionKey, bad};
+use super::format::SectionKey;
 use crate::catalog;
 use crate::lifecycle::{TenantTable, tenant_tables_children_first};
 use crate::registry::store;
-use crate::{Error, Lookup, Result};
+use crate::{ArchiveError, Error, Lookup, Result};
 
 /// A table of the tenant's placement, with the key its archive section has.
 pub(crate) struct KeyedTable {
@@ -50,11 +50,12 @@ pub(crate) async fn tenant_tables(
     for table in tables {
         let key = SectionKey::table(&table.relname)?;
         if let Some(twin) = keyed.iter().find(|k| k.key == key) {
-            return Err(bad(format!(
-                "two tables hold tenant rows under the name {:?} ({} and {}); an archive names \
-                 tables without their schema",
-                key.name, twin.table.name, table.name
-            )));
+            return Err(ArchiveError::SameName {
+                name: key.name,
+                first: twin.table.name.clone(),
+                second: table.name,
+            }
+            .into());
         }
         keyed.push(KeyedTable { key, table });
     }

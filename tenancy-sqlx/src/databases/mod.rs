@@ -451,7 +451,7 @@ fn provision_error(e: ProvisionError) -> Error {
         ProvisionError::Register { cause, .. } => cause,
         ProvisionError::Migration { database, cause } => Error::Migration(format!(
             "a tenant migration failed in the new database {database}, which was dropped: {cause}"
-        )),
+        ).into()),
         ProvisionError::Database(e) => Error::Database(e),
         ProvisionError::Registry(e) => e,
         other => Error::Provision(other.to_string()),

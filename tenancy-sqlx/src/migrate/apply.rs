@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use sqlx::{PgConnection, Row};
 
-use super::Migrations;
+use super::{MigrationTarget, Migrations};
 use crate::runtime::ALL_TENANTS_SETTING;
-use crate::{Error, Result};
+use crate::{MigrationError, Result};
 
 /// Where tenant migrations run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,6 +27,17 @@ impl Target {
             Self::SharedTables => "tenancy.shared_table_migrations".into(),
             Self::Global => "tenancy.global_migrations".into(),
             Self::Schema(s) => format!("{}.tenancy_migrations", tenancy_core::ident::quote(s)),
+        }
+    }
+
+    /// How errors name it, when the caller does not say which tenant it is.
+    fn public(&self) -> MigrationTarget {
+        match self {
+            Self::SharedTables => MigrationTarget::SharedTables,
+            Self::Global => MigrationTarget::Global,
+            Self::Schema(schema) => MigrationTarget::Schema {
+                schema: schema.clone(),
+            },
         }
     }
 
@@ -161,10 +172,11 @@ pub(crate) async fn apply(
         if let Some(row) = applied.iter().find(|r| r.get::<i64, _>(0) == m.version) {
             let checksum: Vec<u8> = row.try_get(1)?;
             if checksum != m.checksum {
-                return Err(Error::Migration(format!(
-                    "migration {} ({}) was changed after it was applied",
-                    m.version, m.description
-                )));
+                return Err(MigrationError::Changed {
+                    target: Box::new(target.public()),
+                    version: m.version,
+                }
+                .into());
             }
             continue;
         }
@@ -179,11 +191,10 @@ pub(crate) async fn apply(
         sqlx::raw_sql(crate::sql::text(script))
             .execute(&mut *conn)
             .await
-            .map_err(|e| {
-                Error::Migration(format!(
-                    "migration {} ({}) failed: {e}",
-                    m.version, m.description
-                ))
+            .map_err(|source| MigrationError::Failed {
+                target: Box::new(target.public()),
+                version: m.version,
+                source,
             })?;
         done.push(m.version);
     }

@@ -21,88 +21,77 @@
 mod apply;
 mod check;
 mod source;
+mod target;
 pub(crate) mod tenants;
 
 use std::sync::Arc;
 
-use tenancy_core::TenantId;
-
 pub(crate) use apply::{Target, apply, fresh_schema_script};
 pub use source::{Migration, Migrations};
+pub use target::MigrationTarget;
 
 /// Histories read per statement by [`Tenancy::pending_migrations`]: few enough that the
 /// statement's relation locks stay far below the lock table's size.
 pub(crate) const PENDING_BATCH: usize = 500;
 
-/// What a tenant migration ran on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MigrationTarget {
-    /// The shared tables, for every shared-table tenant at once.
-    SharedTables,
-    /// One own-schema tenant.
-    Tenant {
-        /// The tenant.
-        id: TenantId,
-        /// Its slug.
-        slug: String,
-        /// Its schema.
-        schema: String,
-    },
-    /// A spare schema, provisioned ahead for a future tenant ([`Tenancy::warm_schemas`](crate::Tenancy::warm_schemas)).
-    Spare {
-        /// Its schema.
-        schema: String,
-    },
-    /// One own-database tenant: its database, with its own migration history.
-    Database {
-        /// The tenant.
-        id: TenantId,
-        /// Its slug.
-        slug: String,
-        /// Its database.
-        database: String,
-        /// The key of the server the database is on.
-        server: String,
-    },
-}
-
-impl MigrationTarget {
-    /// The tenant this target is, if it is one tenant's.
-    pub fn tenant(&self) -> Option<TenantId> {
-        match self {
-            Self::Tenant { id, .. } | Self::Database { id, .. } => Some(*id),
-            Self::SharedTables | Self::Spare { .. } => None,
-        }
-    }
-}
-
-impl std::fmt::Display for MigrationTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::SharedTables => f.write_str("shared tables"),
-            Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
-            Self::Spare { schema } => write!(f, "spare schema {schema}"),
-            Self::Database {
-                slug,
-                database,
-                server,
-                ..
-            } => write!(f, "tenant {slug} (database {database} on server {server})"),
-        }
-    }
-}
-
 /// How one target fared.
+///
+/// With the `serde` feature it serialises tagged by `outcome`:
+/// `{"outcome": "applied", "versions": [2, 3]}`, `{"outcome": "up_to_date"}`,
+/// `{"outcome": "failed", "version": 2, "sqlstate": "42P01", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(
+        from = "crate::records::OutcomeRecord",
+        into = "crate::records::OutcomeRecord"
+    )
+)]
 pub enum Outcome {
     /// These versions were applied.
     Applied(Vec<i64>),
     /// Nothing was pending.
     UpToDate,
     /// Rolled back; the target is as it was.
-    Failed(String),
+    Failed(MigrationFailure),
+}
+
+/// Why a target of [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants) failed: the
+/// migration, the server's SQLSTATE and the message, kept as values so that a report can be
+/// cloned, compared and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MigrationFailure {
+    /// The version of the migration that failed; `None` when the target failed outside one
+    /// (its connection, its lock, its history).
+    pub version: Option<i64>,
+    /// The server's SQLSTATE, when the server refused ([`Error::sqlstate`](crate::Error::sqlstate)).
+    pub sqlstate: Option<String>,
+    /// The error's message.
+    pub message: String,
+}
+
+impl MigrationFailure {
+    pub(crate) fn of(e: &crate::Error) -> Self {
+        let version = match e {
+            crate::Error::Migration(m) => m.version(),
+            _ => None,
+        };
+        Self {
+            version,
+            sqlstate: e.sqlstate().map(str::to_owned),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// Progress of [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants), reported after each target.
@@ -120,8 +109,19 @@ pub struct Progress {
 }
 
 /// The result of [`Tenancy::migrate_tenants`](crate::Tenancy::migrate_tenants).
+///
+/// With the `serde` feature it serialises as `{"outcomes": [...]}`, each outcome one object
+/// with its target's fields and its own (see [`MigrationTarget`] and [`Outcome`]).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(
+        from = "crate::records::ReportRecord",
+        into = "crate::records::ReportRecord"
+    )
+)]
 pub struct MigrationReport {
     /// Every target and its outcome, in completion order.
     pub outcomes: Vec<(MigrationTarget, Outcome)>,
@@ -129,9 +129,9 @@ pub struct MigrationReport {
 
 impl MigrationReport {
     /// The targets that failed, with why.
-    pub fn failed(&self) -> impl Iterator<Item = (&MigrationTarget, &str)> {
+    pub fn failed(&self) -> impl Iterator<Item = (&MigrationTarget, &MigrationFailure)> {
         self.outcomes.iter().filter_map(|(t, o)| match o {
-            Outcome::Failed(e) => Some((t, e.as_str())),
+            Outcome::Failed(e) => Some((t, e)),
             _ => None,
         })
     }

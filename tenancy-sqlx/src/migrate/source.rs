@@ -1,10 +1,10 @@
 //! Migration files: the plain sqlx format, `<version>_<description>.sql`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::{MigrationError, Result};
 
 /// One migration: a version, a description and its SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Migrations {
     /// Migrations given in code (`include_str!` them to embed files in the binary).
     ///
     /// # Errors
-    /// [`Error::Migration`] for duplicate versions.
+    /// [`Error::Migration`](crate::Error::Migration) for duplicate versions.
     pub fn from_static(list: &[(i64, &str, &str)]) -> Result<Self> {
         Self::from_list(
             list.iter()
@@ -75,21 +75,19 @@ impl Migrations {
     /// Builds from migrations in any order.
     ///
     /// # Errors
-    /// [`Error::Migration`] for duplicate or negative versions.
+    /// [`Error::Migration`](crate::Error::Migration) for duplicate or negative versions.
     pub fn from_list(mut list: Vec<Migration>) -> Result<Self> {
         list.sort_by_key(|m| m.version);
         for pair in list.windows(2) {
             if pair[0].version == pair[1].version {
-                return Err(Error::Migration(format!(
-                    "two migrations have version {}",
-                    pair[0].version
-                )));
+                return Err(MigrationError::DuplicateVersion {
+                    version: pair[0].version,
+                }
+                .into());
             }
         }
-        if list.first().is_some_and(|m| m.version < 0) {
-            return Err(Error::Migration(
-                "migration versions must not be negative".into(),
-            ));
+        if let Some(m) = list.first().filter(|m| m.version < 0) {
+            return Err(MigrationError::NegativeVersion { version: m.version }.into());
         }
         Ok(Self { list })
     }
@@ -98,15 +96,16 @@ impl Migrations {
     /// migrations' `.down.sql` halves are ignored, `.up.sql` is read like `.sql`.
     ///
     /// # Errors
-    /// [`Error::Migration`] for an unreadable directory or file, a file name without a version,
+    /// [`Error::Migration`](crate::Error::Migration) for an unreadable directory or file, a file name without a version,
     /// duplicate versions.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::Migration(format!("cannot read {}: {e}", dir.display())))?;
+        let unreadable =
+            |path: PathBuf| move |source: std::io::Error| MigrationError::Read { path, source };
+        let entries = std::fs::read_dir(dir).map_err(unreadable(dir.to_owned()))?;
         let mut list = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::Migration(format!("{}: {e}", dir.display())))?;
+            let entry = entry.map_err(unreadable(dir.to_owned()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(stem) = name.strip_suffix(".sql") else {
                 continue;
@@ -116,13 +115,10 @@ impl Migrations {
             }
             let stem = stem.strip_suffix(".up").unwrap_or(stem);
             let (version, description) = stem.split_once('_').unwrap_or((stem, ""));
-            let version: i64 = version.parse().map_err(|_| {
-                Error::Migration(format!(
-                    "{name}: a migration file is named <version>_<description>.sql"
-                ))
-            })?;
-            let sql = std::fs::read_to_string(entry.path())
-                .map_err(|e| Error::Migration(format!("cannot read {name}: {e}")))?;
+            let version: i64 = version
+                .parse()
+                .map_err(|_| MigrationError::FileName { file: name.clone() })?;
+            let sql = std::fs::read_to_string(entry.path()).map_err(unreadable(entry.path()))?;
             let mut migration = Migration::new(version, description.replace('_', " "), sql);
             migration.file = name;
             list.push(migration);
@@ -165,12 +161,35 @@ mod tests {
             .collect();
         assert_eq!(v, [(1, "create x"), (2, "add color")]);
         std::fs::write(dir.join("x_bad.sql"), "").unwrap();
-        assert!(Migrations::from_dir(&dir).is_err());
+        assert!(matches!(
+            Migrations::from_dir(&dir),
+            Err(crate::Error::Migration(MigrationError::FileName { file })) if file == "x_bad.sql"
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn refuses_duplicate_versions() {
-        assert!(Migrations::from_static(&[(1, "a", "x"), (1, "b", "y")]).is_err());
+        assert!(matches!(
+            Migrations::from_static(&[(2, "a", "x"), (2, "b", "y")]),
+            Err(crate::Error::Migration(MigrationError::DuplicateVersion {
+                version: 2
+            }))
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_directory_keeps_its_io_error() {
+        let dir = std::env::temp_dir().join(format!("tenancy-none-{}", uuid::Uuid::new_v4()));
+        let err = Migrations::from_dir(&dir).unwrap_err();
+        let crate::Error::Migration(MigrationError::Read { path, .. }) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(path, &dir);
+        let io = std::error::Error::source(&err)
+            .and_then(std::error::Error::source)
+            .and_then(|e| e.downcast_ref::<std::io::Error>())
+            .expect("the io::Error behind it");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }
 }

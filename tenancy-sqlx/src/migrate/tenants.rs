@@ -9,8 +9,8 @@ use sqlx::Row;
 use tenancy_core::TenantId;
 
 use super::{
-    MigrateOptions, MigrationReport, MigrationTarget, Migrations, Outcome, PENDING_BATCH, Progress,
-    Target, apply,
+    MigrateOptions, MigrationFailure, MigrationReport, MigrationTarget, Migrations, Outcome,
+    PENDING_BATCH, Progress, Target, apply,
 };
 use crate::Result;
 use crate::registry::store;
@@ -82,7 +82,7 @@ pub(crate) async fn run_all(
                 let outcome = match run_one(rt, &target, &migrations).await {
                     Ok(v) if v.is_empty() => Outcome::UpToDate,
                     Ok(v) => Outcome::Applied(v),
-                    Err(e) => Outcome::Failed(e.to_string()),
+                    Err(e) => Outcome::Failed(MigrationFailure::of(&e)),
                 };
                 (target, outcome)
             }
@@ -155,7 +155,10 @@ async fn run_one(
             return run_in_database(rt, (server, database), migrations).await;
         }
         MigrationTarget::SharedTables => (Target::SharedTables, None),
-        MigrationTarget::Tenant { schema, .. } => (Target::Schema(schema.clone()), None),
+        MigrationTarget::Global => (Target::Global, None),
+        MigrationTarget::Tenant { schema, .. } | MigrationTarget::Schema { schema } => {
+            (Target::Schema(schema.clone()), None)
+        }
         MigrationTarget::Spare { schema } => (Target::Schema(schema.clone()), Some(schema)),
     };
     let mut tx = rt.begin().await?;
@@ -173,7 +176,13 @@ async fn run_one(
             return Ok(Vec::new());
         }
     }
-    let done = apply(&mut tx, &schema_target, migrations).await?;
+    // Errors name the tenant, which `apply` knows only by its schema.
+    let done = apply(&mut tx, &schema_target, migrations)
+        .await
+        .map_err(|e| match e {
+            crate::Error::Migration(m) => crate::Error::Migration(m.at(target)),
+            other => other,
+        })?;
     tx.commit_and_reset().await?;
     Ok(done)
 }
@@ -281,10 +290,15 @@ pub(crate) async fn pending(
 /// The history table of a target in the registry's database; `None` for a tenant database.
 fn history_table(target: &MigrationTarget) -> Option<String> {
     match target {
-        MigrationTarget::SharedTables => Some("tenancy.shared_table_migrations".to_owned()),
-        MigrationTarget::Tenant { schema, .. } | MigrationTarget::Spare { schema } => Some(
-            format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema)),
-        ),
+        MigrationTarget::SharedTables | MigrationTarget::Global => {
+            Some("tenancy.shared_table_migrations".to_owned())
+        }
+        MigrationTarget::Tenant { schema, .. }
+        | MigrationTarget::Spare { schema }
+        | MigrationTarget::Schema { schema } => Some(format!(
+            "{}.tenancy_migrations",
+            tenancy_core::ident::quote(schema)
+        )),
         MigrationTarget::Database { .. } => None,
     }
 }

@@ -22,6 +22,7 @@ use crate::{Error, Result, TenantCtx};
 /// A tenant as recorded in the registry. Plain data: holding it grants nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Tenant {
     /// The tenant's id.
     pub id: TenantId,
@@ -34,8 +35,10 @@ pub struct Tenant {
     /// Active, suspended or deleted.
     pub status: TenantStatus,
     /// When it was created.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
     /// When it was soft-deleted, if it is.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339::option"))]
     pub deleted_at: Option<OffsetDateTime>,
     /// The hosts it answers to, the primary one first.
     pub hosts: Vec<String>,

@@ -384,7 +384,7 @@ impl AggKind for Count {
 }
 
 fn overflow() -> Error {
-    Error::Report("a sum overflows i64".into())
+    crate::ReportError::SumOverflow.into()
 }
 
 /// `sum(column)`: an `i64` for integer columns, an `f64` for float columns.

@@ -120,10 +120,11 @@ pub(crate) fn sort_key(row: &PgRow, index: usize, column: &str) -> Result<SortKe
         "DATE" => SortKey::Date(decode::<time::Date>(value)?),
         "TIME" => SortKey::Time(decode::<time::Time>(value)?),
         other => {
-            return Err(Error::Report(format!(
-                "cannot order a report by column {column} of type {other}: reports order by \
-                 integers, floats, booleans, text, bytea, uuid, dates and times"
-            )));
+            return Err(crate::ReportError::UnorderableColumn {
+                column: column.to_owned(),
+                type_name: other.to_owned(),
+            }
+            .into());
         }
     })
 }

@@ -26,7 +26,7 @@ use crate::model::Model;
 use crate::sql::ModelSql;
 use crate::sql::SqlBuf;
 use crate::sql::report::{self as sql, Bound, RowsShape};
-use crate::{Error, Repo, Result, Superuser};
+use crate::{Error, Repo, ReportError, Result, Superuser};
 use merge::{RankedRow, cmp_ranked, sort_key};
 use tenants::TenantSet;
 
@@ -352,11 +352,11 @@ impl<M: Model> Report<M> {
     }
 
     fn check(&self) -> Result<()> {
-        if self.rows.limit.is_some_and(|n| n < 0) {
-            return Err(Error::Report("limit must not be negative".into()));
+        if let Some(n) = self.rows.limit.filter(|&n| n < 0) {
+            return Err(Error::Report(ReportError::NegativeLimit(n)));
         }
-        if self.rows.offset.is_some_and(|n| n < 0) {
-            return Err(Error::Report("offset must not be negative".into()));
+        if let Some(n) = self.rows.offset.filter(|&n| n < 0) {
+            return Err(Error::Report(ReportError::NegativeOffset(n)));
         }
         Ok(())
     }

@@ -79,7 +79,7 @@ impl Stmt {
             SortKey::TimestampTz(v) => self.param(*v),
             SortKey::Date(v) => self.param(*v),
             SortKey::Time(v) => self.param(*v),
-            SortKey::Null => Err(Error::Report("a NULL bound".into())),
+            SortKey::Null => Err(crate::ReportError::NullBound.into()),
         }
     }
 

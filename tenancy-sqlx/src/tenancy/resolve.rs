@@ -5,7 +5,7 @@ use sqlx::postgres::PgRow;
 use tenancy_core::{Hostname, Slug, TenantId, TenantRef};
 
 use crate::ctx::Validity;
-use crate::registry::cache::Key;
+use crate::registry::cache::{Cached, Key};
 use crate::registry::*;
 use crate::{Error, Lookup, Result, Superuser, Tenancy, TenantCtx};
 
@@ -78,13 +78,13 @@ impl Tenancy {
         self.resolve_key(Key::Host(host.as_str().to_owned())).await
     }
 
-    /// The cache's context for `key`, or the registry's: one round trip on a miss.
+    /// The cache's context for `key`, or the registry's: one round trip on a miss, shared by
+    /// the lookups of the same key that miss at the same time.
     async fn resolve_key(&self, key: Key) -> Result<TenantCtx> {
-        if let Some(ctx) = self.handle.cache.get(&key) {
-            return Ok(ctx);
-        }
-        // Read before the row: see `mint_and_cache`.
-        let generation = self.handle.cache.generation();
+        let miss = match self.handle.cache.lookup(&key).await {
+            Cached::Hit(ctx) => return Ok(ctx),
+            Cached::Miss(miss) => miss,
+        };
         let q = match &key {
             Key::Id(id) => crate::sql::admin_query(SQL_CTX_BY_ID).bind(id.as_uuid()),
             Key::Slug(slug) => crate::sql::admin_query(SQL_CTX_BY_SLUG).bind(slug.clone()),
@@ -94,7 +94,9 @@ impl Tenancy {
             .rt
             .with_conn(async |c| Ok(q.fetch_optional(c).await?))
             .await?;
-        self.mint_and_cache(key, generation, row)
+        let ctx = self.mint(key, miss.generation(), row)?;
+        miss.fill(&ctx);
+        Ok(ctx)
     }
 
     /// Turns a reference from a job payload back into a context, checking again that the tenant
@@ -106,10 +108,8 @@ impl Tenancy {
         self.resolve_id(tenant.tenant_id()).await
     }
 
-    /// Mints a context for a registry row if, and only if, the tenant is active, and caches it
-    /// unless the cache was invalidated since `generation` was read (before the row was): a
-    /// suspension racing this lookup must not leave the pre-suspension row cached.
-    fn mint_and_cache(&self, key: Key, generation: u64, row: Option<PgRow>) -> Result<TenantCtx> {
+    /// Mints a context for a registry row if, and only if, the tenant is active.
+    fn mint(&self, key: Key, generation: u64, row: Option<PgRow>) -> Result<TenantCtx> {
         let row = row.ok_or_else(|| {
             Error::TenantNotFound(match &key {
                 Key::Id(id) => Lookup::Id(*id),
@@ -117,15 +117,13 @@ impl Tenancy {
                 Key::Host(host) => Lookup::Host(host.clone()),
             })
         })?;
-        let ctx = mint_active(
+        mint_active(
             &self.rt,
             &row,
             Validity {
                 generation,
                 expires: None,
             },
-        )?;
-        self.handle.cache.insert(key, ctx.clone(), generation);
-        Ok(ctx)
+        )
     }
 }

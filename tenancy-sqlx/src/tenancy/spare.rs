@@ -3,7 +3,7 @@
 use crate::migrate::fresh_schema_script;
 use crate::registry::store;
 use crate::superuser::Audit;
-use crate::{Error, Result, Superuser, Tenancy};
+use crate::{Error, MigrationError, MigrationTarget, Result, Superuser, Tenancy};
 
 impl Tenancy {
     /// Makes sure `count` spare schemas are ready at the latest tenant migration, building the
@@ -42,7 +42,14 @@ impl Tenancy {
                 )))
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| Error::Migration(format!("building spare schema {name}: {e}")))?;
+                .map_err(|source| {
+                    Error::Migration(MigrationError::Provision {
+                        target: Box::new(MigrationTarget::Spare {
+                            schema: name.clone(),
+                        }),
+                        source,
+                    })
+                })?;
                 crate::sql::admin_query(store::SPARE_INSERT)
                     .bind(&name)
                     .execute(&mut *tx)

@@ -77,8 +77,8 @@ pub enum SetupError {
     Tenancy {
         /// What the setup was doing.
         what: &'static str,
-        /// The library's error.
-        source: crate::Error,
+        /// The library's error (boxed: it is the largest of the setup's causes).
+        source: Box<crate::Error>,
     },
     /// A migration failed while building the template.
     #[error("a migration failed while building the test template: {0}")]
@@ -91,16 +91,19 @@ impl SetupError {
     }
 
     fn tenancy(what: &'static str, source: crate::Error) -> Self {
-        Self::Tenancy { what, source }
+        Self::Tenancy {
+            what,
+            source: Box::new(source),
+        }
     }
 }
 
 impl From<SetupError> for crate::Error {
     fn from(e: SetupError) -> Self {
         match e {
-            SetupError::Tenancy { source, .. } => source,
+            SetupError::Tenancy { source, .. } => *source,
             SetupError::Database { source, .. } => source.into(),
-            other => crate::Error::Migration(other.to_string()),
+            other => crate::MigrationError::Other(other.to_string()).into(),
         }
     }
 }
