@@ -49,8 +49,13 @@ impl Revocations {
     }
 
     /// Refuses every context minted at or before `generation`, whatever its tenant.
+    ///
+    /// Also forgets the own-notice counts (see [`Revocations::own_notice_heard`]): a lost
+    /// channel may have lost the notices they wait for, and a count left over would make the
+    /// listener skip a later notice that must apply.
     pub(crate) fn revoke_all_at(&self, generation: u64) {
         self.revoked_all.fetch_max(generation, Ordering::AcqRel);
+        self.own.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Whether a context of `tenant` minted at `generation` has been revoked since. One atomic
