@@ -15,14 +15,18 @@ pub(crate) use tenancy_core::home::is_tenant_schema;
 /// Refuses a connection whose `search_path` names a tenant or spare schema: as resolved
 /// (`current_schemas`) and as written, so that a tenant schema not created yet counts too.
 pub(crate) async fn check(conn: &mut PgConnection) -> Result<()> {
-    let (written, resolved): (String, Vec<String>) = crate::sql::admin_query(
-        "SELECT current_setting('search_path'), current_schemas(false)::text[]",
-    )
-    .try_map(|row: sqlx::postgres::PgRow| {
-        use sqlx::Row;
-        Ok((row.try_get(0)?, row.try_get(1)?))
+    // A connection outside any transaction (a new one, or one the caller took from its pool).
+    let (written, resolved): (String, Vec<String>) = crate::sql::in_own_tx(conn, async |c| {
+        crate::sql::admin_query(
+            "SELECT current_setting('search_path'), current_schemas(false)::text[]",
+        )
+        .try_map(|row: sqlx::postgres::PgRow| {
+            use sqlx::Row;
+            Ok((row.try_get(0)?, row.try_get(1)?))
+        })
+        .fetch_one(c)
+        .await
     })
-    .fetch_one(&mut *conn)
     .await?;
     let named = written_schemas(&written);
     match named.iter().chain(&resolved).find(|s| is_tenant_schema(s)) {

@@ -265,13 +265,16 @@ impl Databases {
         let options = &self.server(on)?.options;
         let mut server = self.admin(pool, on).await?;
         let template = self.naming.template(fingerprint(migrations));
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
-        )
-        .persistent(false)
-        .bind(self.naming.template_prefix())
-        .bind(template.as_str())
-        .fetch_all(&mut *server)
+        let stale: Vec<String> = crate::sql::in_own_tx(&mut server, async |c| {
+            sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
+            )
+            .persistent(false)
+            .bind(self.naming.template_prefix())
+            .bind(template.as_str())
+            .fetch_all(c)
+            .await
+        })
         .await?;
         for name in stale {
             if let Ok(name) = DatabaseName::parse(&name) {
@@ -369,12 +372,15 @@ impl Databases {
     async fn cleanup_orphans_on(&self, pool: &PgPool, on: &str) -> Result<Vec<String>> {
         let mut server = self.admin(pool, on).await?;
         // The common case, a registry with no tenant database, costs one connection.
-        let any: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT FROM pg_database WHERE starts_with(datname, $1))",
-        )
-        .persistent(false)
-        .bind(self.naming.prefix())
-        .fetch_one(&mut *server)
+        let any: bool = crate::sql::in_own_tx(&mut server, async |c| {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT FROM pg_database WHERE starts_with(datname, $1))",
+            )
+            .persistent(false)
+            .bind(self.naming.prefix())
+            .fetch_one(c)
+            .await
+        })
         .await?;
         if !any {
             return Ok(Vec::new());
@@ -432,13 +438,14 @@ pub(crate) fn fingerprint(migrations: &Migrations) -> i64 {
 }
 
 async fn exists(server: &mut PgConnection, database: &DatabaseName) -> Result<bool> {
-    Ok(
+    Ok(crate::sql::in_own_tx(server, async |c| {
         sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
             .persistent(false)
             .bind(database.as_str())
-            .fetch_one(server)
-            .await?,
-    )
+            .fetch_one(c)
+            .await
+    })
+    .await?)
 }
 
 async fn run(server: &mut PgConnection, sql: String) -> Result<()> {

@@ -236,12 +236,15 @@ async fn claim_spare(
     database: &DatabaseName,
     version: i64,
 ) -> Result<bool, ProvisionError> {
-    let spares: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
-    )
-    .persistent(false)
-    .bind(naming.spare_prefix(version))
-    .fetch_all(&mut *server)
+    let spares: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
+        sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+        )
+        .persistent(false)
+        .bind(naming.spare_prefix(version))
+        .fetch_all(c)
+        .await
+    })
     .await?;
     for spare in spares {
         let Ok(spare) = DatabaseName::parse(&spare) else {
@@ -276,14 +279,17 @@ pub(crate) async fn warm_spares(
     n: usize,
 ) -> Result<Vec<DatabaseName>, ProvisionError> {
     let current = naming.spare_prefix(version);
-    let stale: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database \
+    let stale: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
+        sqlx::query_scalar(
+            "SELECT datname FROM pg_database \
          WHERE starts_with(datname, $1 || 'spare_v') AND NOT starts_with(datname, $2)",
-    )
-    .persistent(false)
-    .bind(naming.prefix())
-    .bind(&current)
-    .fetch_all(&mut *server)
+        )
+        .persistent(false)
+        .bind(naming.prefix())
+        .bind(&current)
+        .fetch_all(c)
+        .await
+    })
     .await?;
     for name in stale {
         if let Ok(name) = DatabaseName::parse(&name) {
@@ -317,12 +323,14 @@ pub(crate) async fn ensure_template(
     template: &DatabaseName,
     migrations: &Migrations,
 ) -> Result<(), ProvisionError> {
-    let exists: bool =
+    let exists: bool = crate::sql::in_own_tx(&mut *server, async |c| {
         sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
             .persistent(false)
             .bind(template.as_str())
-            .fetch_one(&mut *server)
-            .await?;
+            .fetch_one(c)
+            .await
+    })
+    .await?;
     if !exists {
         match run(server, format!("CREATE DATABASE {}", template.quoted())).await {
             // Another process made it meanwhile: the same template.
@@ -348,12 +356,14 @@ pub(crate) async fn cleanup_orphans(
     naming: &Naming,
     mut registered: impl AsyncFnMut(&mut PgConnection, TenantId) -> crate::Result<bool>,
 ) -> Result<Vec<DatabaseName>, ProvisionError> {
-    let names: Vec<String> =
+    let names: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
             .persistent(false)
             .bind(naming.prefix())
-            .fetch_all(&mut *server)
-            .await?;
+            .fetch_all(c)
+            .await
+    })
+    .await?;
     let mut dropped = Vec::new();
     for name in names {
         let Ok(database) = DatabaseName::parse(&name) else {
@@ -408,12 +418,15 @@ async fn stamp(
     let mut conn = PgConnection::connect_with(&options.clone().database(database.as_str())).await?;
     // The DDL too: a database made by an older version, or by hand, may lack the table.
     sqlx::raw_sql(IDENTITY_DDL).execute(&mut conn).await?;
-    sqlx::query("INSERT INTO tenancy.tenants (id, slug) VALUES ($1, $2)")
-        .persistent(false)
-        .bind(tenant.as_uuid())
-        .bind(slug)
-        .execute(&mut conn)
-        .await?;
+    crate::sql::in_own_tx(&mut conn, async |c| {
+        sqlx::query("INSERT INTO tenancy.tenants (id, slug) VALUES ($1, $2)")
+            .persistent(false)
+            .bind(tenant.as_uuid())
+            .bind(slug)
+            .execute(c)
+            .await
+    })
+    .await?;
     conn.close().await
 }
 

@@ -112,11 +112,14 @@ async fn hear_hello(
     timeout: Duration,
 ) -> Result<bool> {
     let nonce = uuid::Uuid::new_v4();
-    let sent = crate::sql::admin_query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(format!("hello {nonce}"))
-        .execute(pool)
-        .await;
+    // One simple query, outside any transaction: the channel is a constant and the payload a
+    // uuid of ours, so nothing needs binding (see `crate::sql::in_own_tx` for why that matters
+    // behind PgBouncer).
+    let sent = sqlx::raw_sql(crate::sql::text(format!(
+        "SELECT pg_notify('{CHANNEL}', 'hello {nonce}')"
+    )))
+    .execute(pool)
+    .await;
     match sent {
         Ok(_) => {}
         // Behind a pooler in transaction mode the server connection that ran `LISTEN` may be

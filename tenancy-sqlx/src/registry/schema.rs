@@ -244,18 +244,23 @@ fn latest() -> i32 {
 /// Makes sure the registry is current: reads its version, and only when it is missing or behind
 /// migrates it (if `install`) or says so ([`Error::RegistryNotInstalled`]).
 pub(crate) async fn ensure(pool: &PgPool, install: bool) -> Result<()> {
-    // Two reads: a statement naming a missing table fails to parse whatever its branches.
-    let exists: bool =
-        crate::sql::admin_scalar("SELECT to_regclass('tenancy.registry_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
-    let version: Option<i32> = if exists {
-        crate::sql::admin_scalar("SELECT max(version) FROM tenancy.registry_migrations")
-            .fetch_one(pool)
-            .await?
-    } else {
-        None
-    };
+    let version: Option<i32> = crate::sql::in_own_tx(&mut *pool.acquire().await?, async |c| {
+        // Two reads: a statement naming a missing table fails to parse whatever its branches.
+        let exists: bool = crate::sql::admin_scalar(
+            "SELECT to_regclass('tenancy.registry_migrations') IS NOT NULL",
+        )
+        .fetch_one(&mut *c)
+        .await?;
+        if !exists {
+            return Ok::<_, Error>(None);
+        }
+        Ok(
+            crate::sql::admin_scalar("SELECT max(version) FROM tenancy.registry_migrations")
+                .fetch_one(&mut *c)
+                .await?,
+        )
+    })
+    .await?;
     match version {
         Some(v) if v >= latest() => Ok(()),
         _ if install => migrate(pool).await,

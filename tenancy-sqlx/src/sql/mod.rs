@@ -25,8 +25,9 @@ use crate::{Error, Result};
 pub(crate) const TENANT: char = '\u{2}';
 
 /// A statement off the hot path (registry, lifecycle, migrations, checks), always run as an
-/// unnamed statement: it works through PgBouncer in transaction mode whatever the
-/// [`StatementMode`](crate::StatementMode), and fills no connection's statement cache.
+/// unnamed statement: inside a transaction it works through PgBouncer in transaction mode
+/// whatever the [`StatementMode`](crate::StatementMode), and it fills no connection's statement
+/// cache. Outside one, run it through [`in_own_tx`].
 pub(crate) fn admin_query(
     sql: impl SqlSafeStr,
 ) -> sqlx::query::Query<'static, Postgres, PgArguments> {
@@ -41,6 +42,27 @@ where
     (O,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
     sqlx::query_scalar(sql).persistent(false)
+}
+
+/// Runs `f` on `conn` in a transaction of its own, committed when `f` succeeds (rolled back
+/// when it fails or is dropped): for statements with arguments on a connection outside any
+/// transaction. sqlx prepares such a statement in one exchange and executes it in a second,
+/// each ended by a `Sync`; PgBouncer in transaction mode may hand the second to another server
+/// connection, which has no such statement ("unnamed prepared statement does not exist"). A
+/// transaction keeps both on one server connection. Statements without arguments can go as
+/// one simple query (`sqlx::raw_sql`) instead.
+pub(crate) async fn in_own_tx<T, E>(
+    conn: &mut sqlx::PgConnection,
+    f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E>
+where
+    E: From<sqlx::Error>,
+{
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let out = f(&mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// Wraps SQL text assembled by this crate for sqlx.

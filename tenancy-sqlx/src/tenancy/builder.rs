@@ -453,9 +453,10 @@ impl TenancyBuilder {
             self.cache_capacity,
             Arc::clone(&revocations),
         ));
-        let tag: String = crate::sql::admin_scalar(registry::store::DEPLOYMENT_TAG)
+        let tag: String = sqlx::raw_sql(registry::store::DEPLOYMENT_TAG)
             .fetch_one(&pool)
-            .await?;
+            .await
+            .and_then(|row| sqlx::Row::try_get(&row, 0))?;
         if self
             .servers
             .iter()

@@ -102,9 +102,16 @@ impl Tenancy {
 
     /// The server and database of tenant `id` if it has a database of its own.
     async fn own_database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName)>> {
-        let row = crate::sql::admin_query(crate::registry::store::TENANT_SCHEMA)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.rt.pool)
+        let row = self
+            .rt
+            .with_conn(async |c| {
+                Ok(
+                    crate::sql::admin_query(crate::registry::store::TENANT_SCHEMA)
+                        .bind(id.as_uuid())
+                        .fetch_optional(c)
+                        .await?,
+                )
+            })
             .await?
             .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
         let database: Option<String> = sqlx::Row::try_get(&row, "database_name")?;

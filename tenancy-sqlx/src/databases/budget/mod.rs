@@ -642,11 +642,14 @@ async fn identity(
     tenant: TenantId,
     database: &DatabaseName,
 ) -> Result<(), BudgetError> {
-    let found: Result<Vec<uuid::Uuid>, sqlx::Error> =
+    // A new connection, outside any transaction (see `crate::sql::in_own_tx`).
+    let found: Result<Vec<uuid::Uuid>, sqlx::Error> = crate::sql::in_own_tx(conn, async |c| {
         sqlx::query_scalar("SELECT id FROM tenancy.tenants")
             .persistent(false)
-            .fetch_all(&mut *conn)
-            .await;
+            .fetch_all(c)
+            .await
+    })
+    .await;
     let found = match found {
         Ok(ids) if ids == [tenant.as_uuid()] => return Ok(()),
         Ok(ids) if ids.is_empty() => "no tenant".to_owned(),
