@@ -295,3 +295,281 @@ async fn listening_through_pgbouncer_without_notify_url_is_refused() {
         .close()
         .await;
 }
+
+/// Opens PgBouncer's four server connections to `db` at once, then checks that consecutive
+/// transactions land on different ones (`scripts/pgbouncer` hands them out round robin): any
+/// statement the library splits over two transactions then fails every time, not by chance.
+async fn spread(db: &str) {
+    use sqlx::Row;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&pgbouncer_url(db))
+        .await
+        .unwrap();
+    let sleeps = (0..4).map(|_| sqlx::raw_sql("SELECT pg_sleep(0.2)").execute(&pool));
+    futures_util::future::try_join_all(sleeps).await.unwrap();
+    let mut backends = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let row = sqlx::raw_sql("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        backends.insert(row.get::<i32, _>(0));
+    }
+    assert!(
+        backends.len() > 1,
+        "PgBouncer reuses one server connection: scripts/pgbouncer sets server_round_robin"
+    );
+    pool.close().await;
+}
+
+/// A handle behind PgBouncer in transaction mode, listening directly.
+async fn behind_pgbouncer(db: &TestDb, builder: tenancy::TenancyBuilder) -> Tenancy {
+    spread(&db.name).await;
+    builder
+        .max_connections(4)
+        .statement_mode(StatementMode::Unnamed)
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .notify_url(&db.url)
+        .connect(&pgbouncer_url(&db.name))
+        .await
+        .expect("connect through pgbouncer")
+}
+
+fn spinner(name: &str) -> NewSpinner {
+    NewSpinner {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        color: None,
+    }
+}
+
+/// Connecting, the registry, every lifecycle call, members, hosts, spares and the superuser's
+/// audited reads, through a pooler that gives each transaction another server connection.
+#[tokio::test]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn registry_lifecycle_and_audit_calls_work_through_pgbouncer() {
+    use tenancy::{AuditQuery, NewTenant};
+    let db = TestDb::new("pgbouncer_admin").await;
+    let tenancy = behind_pgbouncer(&db, Tenancy::builder()).await;
+    common::migrate_all(&tenancy).await;
+    tenancy.verify::<Spinner>().await.unwrap();
+    tenancy.verify_deployment().await.unwrap();
+    let su = tenancy.superuser("ops", "pgbouncer admin").await.unwrap();
+    assert_eq!(tenancy.warm_schemas(&su, 2).await.unwrap(), 2);
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("acme", Placement::SharedTable),
+            ("initech", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    for ctx in &ctxs {
+        let id = ctx.id();
+        add_spinner_through(ctx).await;
+        assert_eq!(tenancy.tenant(&su, id).await.unwrap().id, id);
+        tenancy.suspend(&su, id).await.unwrap();
+        assert!(tenancy.resolve_id(id).await.is_err());
+        tenancy.resume(&su, id).await.unwrap();
+        let slug = format!("{}-renamed", ctx.slug());
+        tenancy.rename_slug(&su, id, &slug).await.unwrap();
+        let host = format!("{slug}.example");
+        tenancy.add_host(&su, id, &host, true).await.unwrap();
+        assert_eq!(tenancy.resolve_host(&host).await.unwrap().id(), id);
+        tenancy.add_member(&su, id, "ann", "admin").await.unwrap();
+        assert_eq!(
+            tenancy
+                .resolve_member("ann", &host)
+                .await
+                .unwrap()
+                .ctx()
+                .id(),
+            id
+        );
+        assert_eq!(tenancy.members(&su, id).await.unwrap().len(), 1);
+        assert!(tenancy.remove_member(&su, id, "ann").await.unwrap());
+        tenancy.remove_host(&su, id, &host).await.unwrap();
+        tenancy.soft_delete(&su, id).await.unwrap();
+        tenancy.restore(&su, id).await.unwrap();
+        let ctx = tenancy.resolve_id(id).await.unwrap();
+        assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
+        tenancy.soft_delete(&su, id).await.unwrap();
+        tenancy.purge(&su, id).await.unwrap();
+    }
+    assert!(tenancy.list_tenants(&su).await.unwrap().is_empty());
+    let audit = tenancy.audit_log(&su, AuditQuery::default()).await.unwrap();
+    assert!(
+        audit.iter().any(|r| r.action == "tenant.purge"),
+        "{audit:?}"
+    );
+    assert!(
+        tenancy
+            .pending_migrations(&su)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, v)| v.is_empty())
+    );
+    let late = tenancy
+        .create_tenant(NewTenant::new("late", "Late").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    add_spinner_through(&tenancy.resolve_id(late.id).await.unwrap()).await;
+    tenancy.close().await;
+}
+
+async fn add_spinner_through(ctx: &TenantCtx) {
+    let name = Uuid::new_v4().to_string();
+    let s = Spinner::repo().insert(ctx, &spinner(&name)).await.unwrap();
+    assert_eq!(Spinner::repo().get(ctx, s.id).await.unwrap(), Some(s));
+}
+
+/// Export and import (whole and streamed), reports, raw SQL, streams and a move, through the
+/// round-robin pooler.
+#[tokio::test]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn archives_reports_raw_sql_and_moves_work_through_pgbouncer() {
+    use futures_util::TryStreamExt;
+    use tenancy::{Agg, ArchiveOptions};
+    let db = TestDb::new("pgbouncer_data").await;
+    let tenancy = behind_pgbouncer(&db, Tenancy::builder()).await;
+    common::migrate_all(&tenancy).await;
+    let ctxs = common::create_tenants(
+        &tenancy,
+        &[
+            ("from", Placement::SharedTable),
+            ("copy", Placement::OwnSchema),
+            ("stream", Placement::SharedTable),
+        ],
+    )
+    .await;
+    let su = tenancy.superuser("ops", "pgbouncer data").await.unwrap();
+    for name in ["a", "b", "c"] {
+        Spinner::repo()
+            .insert(&ctxs[0], &spinner(name))
+            .await
+            .unwrap();
+    }
+    let archive = tenancy.export_tenant(&su, ctxs[0].id()).await.unwrap();
+    assert_eq!(
+        tenancy
+            .import_tenant(&su, &archive, ctxs[1].id())
+            .await
+            .unwrap(),
+        3
+    );
+    let mut bytes = Vec::new();
+    tenancy
+        .export_tenant_to(&su, ctxs[1].id(), &mut bytes, ArchiveOptions::default())
+        .await
+        .unwrap();
+    tenancy
+        .import_tenant_from(
+            &su,
+            &mut &bytes[..],
+            ctxs[2].id(),
+            ArchiveOptions::default(),
+        )
+        .await
+        .unwrap();
+    for ctx in &ctxs {
+        let streamed: Vec<Spinner> = Spinner::repo()
+            .query()
+            .fetch(ctx)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(streamed.len(), 3, "{}", ctx.slug());
+        let raw: Vec<(String,)> = Spinner::repo()
+            .raw_as("SELECT name FROM {spinners} WHERE name <> $1 ORDER BY name")
+            .bind("b")
+            .fetch(ctx)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(raw, vec![("a".to_owned(),), ("c".to_owned(),)]);
+    }
+    let total = Spinner::repo()
+        .report()
+        .aggregate(Agg::count())
+        .fetch(&su)
+        .await
+        .unwrap();
+    assert_eq!(total.overall, 9);
+    let moved = tenancy
+        .move_tenant(&su, ctxs[0].id(), Placement::OwnSchema)
+        .await
+        .unwrap();
+    assert_eq!(moved.to, Placement::OwnSchema);
+    tenancy.purge_old_copy(&su, ctxs[0].id()).await.unwrap();
+    let now = tenancy.resolve_id(ctxs[0].id()).await.unwrap();
+    Spinner::repo()
+        .insert(&now, &spinner("after"))
+        .await
+        .unwrap();
+    assert_eq!(Spinner::repo().count(&now).await.unwrap(), 4);
+    tenancy.close().await;
+}
+
+/// Own-database tenants behind the pooler: the pooler reaches their databases too, so their
+/// provisioning, identity check, statements, spares, reports, migrations, archives, orphan
+/// cleanup and purge all go through it.
+#[tokio::test]
+#[ignore = "needs PgBouncer: scripts/test runs it through scripts/pgbouncer"]
+async fn own_database_tenants_work_through_pgbouncer() {
+    use tenancy::{Agg, MigrateOptions, NewTenant};
+    let db = TestDb::new("pgbouncer_owndb").await;
+    let tenancy = behind_pgbouncer(&db, Tenancy::builder().database_budget(8, 2)).await;
+    common::migrate_all(&tenancy).await;
+    let su = tenancy
+        .superuser("ops", "pgbouncer own databases")
+        .await
+        .unwrap();
+    assert_eq!(tenancy.warm_databases(&su, 1).await.unwrap(), 1);
+    let mut ctxs = Vec::new();
+    for slug in ["hooli", "pied-piper"] {
+        let t = tenancy
+            .create_tenant(NewTenant::new(slug, slug).placement(Placement::OwnDatabase))
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_id(t.id).await.unwrap();
+        spread(ctx.home().database().unwrap().as_str()).await;
+        ctxs.push(ctx);
+    }
+    for ctx in &ctxs {
+        for _ in 0..3 {
+            add_spinner_through(ctx).await;
+        }
+        let mut tx = ctx.begin().await.unwrap();
+        assert_eq!(Spinner::repo().count(&mut tx).await.unwrap(), 3);
+        tx.commit().await.unwrap();
+    }
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let total = Spinner::repo()
+        .report()
+        .aggregate(Agg::count())
+        .fetch(&su)
+        .await
+        .unwrap();
+    assert_eq!(total.overall, 6);
+    let archive = tenancy.export_tenant(&su, ctxs[0].id()).await.unwrap();
+    let copy = tenancy
+        .create_tenant(NewTenant::new("copy", "Copy").placement(Placement::OwnDatabase))
+        .await
+        .unwrap();
+    assert_eq!(
+        tenancy.import_tenant(&su, &archive, copy.id).await.unwrap(),
+        3
+    );
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    for id in [ctxs[0].id(), ctxs[1].id(), copy.id] {
+        tenancy.soft_delete(&su, id).await.unwrap();
+        tenancy.purge(&su, id).await.unwrap();
+    }
+    tenancy.close().await;
+}

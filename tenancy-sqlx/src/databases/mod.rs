@@ -296,6 +296,8 @@ impl Databases {
                 "building the tenant database template failed: {e}"
             )));
         }
+        // The build's own connections are closed, but a pooler may still hold its server's.
+        provision::end_sessions(&mut server, &build).await?;
         let renamed = run(
             &mut server,
             format!(

@@ -408,6 +408,28 @@ pub(crate) async fn drop_database(
     Ok(())
 }
 
+/// Ends every other session connected to `database`, waiting up to 5 s for each to exit. For a
+/// database being built (a template) before it is renamed and copied, neither of which
+/// PostgreSQL allows while a session is connected: a pooler in front of the server (PgBouncer)
+/// keeps its server connections to a database after the client that opened them has closed.
+pub(crate) async fn end_sessions(
+    server: &mut PgConnection,
+    database: &DatabaseName,
+) -> Result<(), sqlx::Error> {
+    crate::sql::in_own_tx(server, async |c| {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .persistent(false)
+        .bind(database.as_str())
+        .execute(c)
+        .await
+    })
+    .await?;
+    Ok(())
+}
+
 /// Records in the new `database` whose it is (see [`IDENTITY_DDL`]).
 async fn stamp(
     options: &PgConnectOptions,
