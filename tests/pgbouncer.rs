@@ -550,6 +550,8 @@ async fn own_database_tenants_work_through_pgbouncer() {
         .await
         .unwrap();
     assert!(report.is_success(), "{report:?}");
+    let pending = tenancy.pending_migrations(&su).await.unwrap();
+    assert!(pending.iter().all(|(_, v)| v.is_empty()), "{pending:?}");
     let total = Spinner::repo()
         .report()
         .aggregate(Agg::count())

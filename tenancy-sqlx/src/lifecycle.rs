@@ -152,6 +152,10 @@ pub(crate) async fn purge(
             if !rt.databases()?.knows(&server) {
                 return Err(Error::UnknownServer { server });
             }
+            // Before the registry row goes: a database that is not the tenant's (a row edited to
+            // name another's, or databases swapped) is neither dropped nor left for the cleanup.
+            let name = crate::databases::name::DatabaseName::parse(&database)?;
+            rt.databases()?.check_identity(id, (&server, &name)).await?;
             Purged::Database(database)
         }
         (schema, _) => remove_copy(tx, id, schema).await?,

@@ -186,12 +186,34 @@ impl Databases {
         Ok(PgConnection::connect_with(&options).await?)
     }
 
-    /// Runs `work` in one transaction on a direct connection to `database` (outside the
-    /// budget: admin work such as an export or an import), committed if it succeeds; the
-    /// connection is closed afterwards, whatever the outcome. `snapshot`: a repeatable-read,
-    /// read-only transaction (one consistent view for an export).
+    /// Refuses with [`Error::WrongDatabase`] unless `database` on server `server` says it is
+    /// `tenant`'s, as every leased connection is checked: for work that drops a tenant's
+    /// database without leasing it (a purge). A registry row edited to name another tenant's
+    /// database, or two databases swapped by name, would otherwise drop the other's. A
+    /// database that does not exist passes: nothing of anyone's is in it.
+    pub(crate) async fn check_identity(
+        &self,
+        tenant: TenantId,
+        (server, database): (&str, &DatabaseName),
+    ) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = match self.connect(server, database).await {
+            Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
+            other => other?,
+        };
+        let checked = budget::identity(&mut conn, tenant, database).await;
+        let _ = conn.close().await;
+        Ok(checked?)
+    }
+
+    /// Runs `work` in one transaction on a direct connection to `tenant`'s database `database`
+    /// (outside the budget: admin work such as an export or an import), committed if it
+    /// succeeds; the connection is closed afterwards, whatever the outcome. The database is
+    /// checked to be the tenant's first, as a leased connection is. `snapshot`: a
+    /// repeatable-read, read-only transaction (one consistent view for an export).
     pub(crate) async fn in_database<T>(
         &self,
+        tenant: TenantId,
         (server, database): (&str, &DatabaseName),
         snapshot: bool,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
@@ -199,6 +221,7 @@ impl Databases {
         use sqlx::Connection;
         let mut conn = self.connect(server, database).await?;
         let out = async {
+            budget::identity(&mut conn, tenant, database).await?;
             let mut tx = conn.begin().await?;
             if snapshot {
                 sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

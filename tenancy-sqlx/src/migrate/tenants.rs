@@ -150,9 +150,12 @@ async fn run_one(
 ) -> Result<Vec<i64>> {
     let (schema_target, spare) = match target {
         MigrationTarget::Database {
-            database, server, ..
+            id,
+            database,
+            server,
+            ..
         } => {
-            return run_in_database(rt, (server, database), migrations).await;
+            return run_in_database(rt, *id, (server, database), migrations).await;
         }
         MigrationTarget::SharedTables => (Target::SharedTables, None),
         MigrationTarget::Global => (Target::Global, None),
@@ -187,39 +190,44 @@ async fn run_one(
     Ok(done)
 }
 
-/// An own-database tenant's pending migrations, in its database, in one transaction, on a
-/// connection of its own that is closed afterwards (it ran caller-supplied SQL, and is not one
-/// of the budget's).
+/// An own-database tenant's pending migrations, in its database (checked to be the tenant's),
+/// in one transaction, on a connection of its own that is closed afterwards (it ran
+/// caller-supplied SQL, and is not one of the budget's).
 async fn run_in_database(
     rt: &Runtime,
+    tenant: TenantId,
     (server, database): (&str, &str),
     migrations: &Migrations,
 ) -> Result<Vec<i64>> {
-    use sqlx::Connection;
     let name = crate::databases::name::DatabaseName::parse(database)?;
-    let mut conn = rt.databases()?.connect(server, &name).await?;
-    let mut tx = conn.begin().await?;
-    let done = apply(
-        &mut tx,
-        &Target::Schema(tenancy_core::home::TENANT_DATABASE_SCHEMA.to_owned()),
-        migrations,
-    )
-    .await?;
-    tx.commit().await?;
-    let _ = conn.close().await;
-    Ok(done)
+    rt.databases()?
+        .in_database(tenant, (server, &name), false, async |tx| {
+            apply(
+                tx,
+                &Target::Schema(tenancy_core::home::TENANT_DATABASE_SCHEMA.to_owned()),
+                migrations,
+            )
+            .await
+        })
+        .await
 }
 
-/// The versions applied in an own-database tenant's database.
-async fn applied_in_database(rt: &Runtime, (server, database): (&str, &str)) -> Result<Vec<i64>> {
-    use sqlx::Connection;
+/// The versions applied in an own-database tenant's database (checked to be the tenant's).
+async fn applied_in_database(
+    rt: &Runtime,
+    tenant: TenantId,
+    (server, database): (&str, &str),
+) -> Result<Vec<i64>> {
     let name = crate::databases::name::DatabaseName::parse(database)?;
-    let mut conn = rt.databases()?.connect(server, &name).await?;
-    let applied = crate::sql::admin_scalar("SELECT version FROM public.tenancy_migrations")
-        .fetch_all(&mut conn)
-        .await?;
-    let _ = conn.close().await;
-    Ok(applied)
+    rt.databases()?
+        .in_database(tenant, (server, &name), false, async |tx| {
+            Ok(
+                crate::sql::admin_scalar("SELECT version FROM public.tenancy_migrations")
+                    .fetch_all(tx)
+                    .await?,
+            )
+        })
+        .await
 }
 
 /// The targets not at the latest of `migrations`, with the versions each lacks, reading the
@@ -244,11 +252,14 @@ pub(crate) async fn pending(
         match (target, history_table(target)) {
             (
                 MigrationTarget::Database {
-                    database, server, ..
+                    id,
+                    database,
+                    server,
+                    ..
                 },
                 _,
             ) => {
-                let lacking = missing(&applied_in_database(rt, (server, database)).await?);
+                let lacking = missing(&applied_in_database(rt, *id, (server, database)).await?);
                 if !lacking.is_empty() {
                     out.push((target.clone(), lacking));
                 }

@@ -89,7 +89,7 @@ impl Tenancy {
             return self
                 .rt
                 .databases()?
-                .in_database((&server, &database), true, async |tx| {
+                .in_database(id, (&server, &database), true, async |tx| {
                     archive::export_to(tx, id, out, &options, Some(TENANT_DATABASE_SCHEMA)).await
                 })
                 .await;
@@ -166,7 +166,7 @@ impl Tenancy {
             return self
                 .rt
                 .databases()?
-                .in_database((&server, &database), false, async |tx| {
+                .in_database(into, (&server, &database), false, async |tx| {
                     let (summary, _) = archive::import_from(
                         tx,
                         &mut reader,

@@ -637,7 +637,7 @@ impl Drop for Lease {
 
 /// Checks that the database `conn` reached says it is `tenant`'s: its `tenancy.tenants` holds
 /// exactly one row, with the tenant's id (see `provision`).
-async fn identity(
+pub(crate) async fn identity(
     conn: &mut PgConnection,
     tenant: TenantId,
     database: &DatabaseName,

@@ -1,0 +1,152 @@
+//! Adversarial tests of own-database tenants whose database is not where the registry says:
+//! a registry row edited by hand to name another tenant's database, or two tenants' databases
+//! swapped by name on the server. Serving such a tenant is refused (`own_database.rs`); so must
+//! be the superuser's calls that open the database directly (export, import) or drop it
+//! (purge), which would otherwise read, write or destroy the other tenant's data.
+
+mod common;
+
+use common::models::*;
+use common::{SPINNER_SCHEMA, TestDb};
+use sqlx::{Connection, PgConnection};
+use tenancy::{
+    Error, MigrateOptions, Migrations, NewTenant, Placement, Superuser, Tenancy, Tenant, TenantId,
+};
+use uuid::Uuid;
+
+struct World {
+    db: TestDb,
+    tenancy: Tenancy,
+    su: Superuser,
+    alpha: Tenant,
+    beta: Tenant,
+}
+
+/// Two own-database tenants, beta with one spinner; a superuser of the handle.
+async fn world(test: &str) -> World {
+    let db = TestDb::new(test).await;
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&db.url)
+        .await
+        .unwrap();
+    common::migrate_all(&tenancy).await;
+    let own = |slug: &str| NewTenant::new(slug, slug).placement(Placement::OwnDatabase);
+    let alpha = tenancy.create_tenant(own("alpha")).await.unwrap();
+    let beta = tenancy.create_tenant(own("beta")).await.unwrap();
+    let ctx = tenancy.resolve_id(beta.id).await.unwrap();
+    common::add_spinner(&ctx, "beta's secret").await.unwrap();
+    let su = tenancy.superuser("ops", "wrong database").await.unwrap();
+    World {
+        db,
+        tenancy,
+        su,
+        alpha,
+        beta,
+    }
+}
+
+fn database(t: &Tenant) -> String {
+    t.database.clone().expect("an own-database tenant")
+}
+
+/// The rows of `spinners` in `database`, read around the library: (tenant id, name).
+async fn rows_in(database: &str) -> Vec<(Uuid, String)> {
+    let mut conn = PgConnection::connect(&tenancy::testing::database_url(database))
+        .await
+        .unwrap();
+    let rows = sqlx::query_as("SELECT tenant_id, name FROM spinners ORDER BY name")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    rows
+}
+
+fn refused(r: &Result<impl std::fmt::Debug, Error>, tenant: TenantId) -> bool {
+    matches!(r, Err(Error::WrongDatabase { tenant: t, .. }) if *t == tenant)
+}
+
+/// Every superuser call that opens alpha's database directly, or drops it, when alpha's
+/// database is beta's: refused, and beta's rows are where they were.
+async fn alpha_cannot_touch_betas_rows(w: &World, betas: &str) {
+    let before = rows_in(betas).await;
+    assert_eq!(before.len(), 1);
+    let export = w.tenancy.export_tenant(&w.su, w.alpha.id).await;
+    assert!(refused(&export, w.alpha.id), "{export:?}");
+    // An archive of beta's own rows, imported into alpha: it would land in beta's database.
+    let archive = w.tenancy.export_tenant(&w.su, w.beta.id).await;
+    if let Ok(archive) = archive {
+        let import = w.tenancy.import_tenant(&w.su, &archive, w.alpha.id).await;
+        assert!(refused(&import, w.alpha.id), "{import:?}");
+    }
+    // Migrations: alpha's fails alone, rather than recording alpha's history in beta's database.
+    let report = w
+        .tenancy
+        .migrate_tenants(&w.su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(!report.is_success(), "{report:?}");
+    let pending = w.tenancy.pending_migrations(&w.su).await;
+    assert!(refused(&pending, w.alpha.id), "{pending:?}");
+    w.tenancy.soft_delete(&w.su, w.alpha.id).await.unwrap();
+    let purge = w.tenancy.purge(&w.su, w.alpha.id).await;
+    assert!(refused(&purge, w.alpha.id), "{purge:?}");
+    // Refused before anything was deleted: alpha is still registered, soft-deleted, and the
+    // orphan cleanup leaves the database alone.
+    assert!(w.tenancy.tenant(&w.su, w.alpha.id).await.is_ok());
+    w.tenancy.cleanup_orphans(&w.su).await.unwrap();
+    assert_eq!(rows_in(betas).await, before);
+}
+
+/// BROKE, fixed: alpha's registry row edited by hand to name beta's database (and beta's,
+/// alpha's). Export, import and migrations opened it without asking whose it is, and purge
+/// dropped it with beta's rows.
+#[tokio::test]
+async fn a_registry_row_naming_another_tenants_database_cannot_read_write_or_drop_it() {
+    let w = world("adv_wrongdb_row").await;
+    let (alphas, betas) = (database(&w.alpha), database(&w.beta));
+    // A database belongs to one row: the rows trade names.
+    let (a, b) = (w.alpha.id, w.beta.id);
+    w.db.exec(&format!(
+        "UPDATE tenancy.tenants SET database_name = 'tmp' WHERE id = '{a}'; \
+         UPDATE tenancy.tenants SET database_name = '{alphas}' WHERE id = '{b}'; \
+         UPDATE tenancy.tenants SET database_name = '{betas}' WHERE id = '{a}'"
+    ))
+    .await;
+    alpha_cannot_touch_betas_rows(&w, &betas).await;
+}
+
+/// BROKE, fixed: alpha's and beta's databases swapped by name on the server. Purging alpha
+/// dropped the database named alpha's, which held beta's rows.
+#[tokio::test]
+async fn swapped_databases_cannot_be_read_written_or_dropped_as_the_other_tenants() {
+    let w = world("adv_wrongdb_swap").await;
+    let (alphas, betas) = (database(&w.alpha), database(&w.beta));
+    w.tenancy.close().await;
+    let tmp = format!("{alphas}_x");
+    let mut admin = common::admin_conn().await;
+    for sql in [
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname IN ('{alphas}', '{betas}')"
+        ),
+        format!("ALTER DATABASE \"{alphas}\" RENAME TO \"{tmp}\""),
+        format!("ALTER DATABASE \"{betas}\" RENAME TO \"{alphas}\""),
+        format!("ALTER DATABASE \"{tmp}\" RENAME TO \"{betas}\""),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&w.db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("ops", "swapped").await.unwrap();
+    let w = World { tenancy, su, ..w };
+    // Beta's rows now sit in the database named alpha's.
+    alpha_cannot_touch_betas_rows(&w, &alphas).await;
+}
