@@ -150,3 +150,51 @@ async fn swapped_databases_cannot_be_read_written_or_dropped_as_the_other_tenant
     // Beta's rows now sit in the database named alpha's.
     alpha_cannot_touch_betas_rows(&w, &alphas).await;
 }
+
+/// HOLDS: the orphan cleanup, run over and over by a second handle (and by every connect) while
+/// the first creates own-database tenants from spares, from the template and empty, never drops
+/// a database that is, or is about to be, registered: every tenant made serves its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orphan_cleanup_racing_creations_never_drops_a_registered_database() {
+    let w = world("adv_wrongdb_cleanup_race").await;
+    let other = Tenancy::builder()
+        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
+        .connect(&w.db.url)
+        .await
+        .unwrap();
+    let su = other.superuser("ops", "cleanup race").await.unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let create = async {
+        w.tenancy.warm_databases(&w.su, 2).await.unwrap();
+        let mut made = Vec::new();
+        for i in 0..6 {
+            let slug = format!("race-{i}");
+            let t = w
+                .tenancy
+                .create_tenant(NewTenant::new(&slug, &slug).placement(Placement::OwnDatabase))
+                .await
+                .unwrap();
+            made.push(t.id);
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        made
+    };
+    let cleanup = async {
+        let mut rounds = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            assert_eq!(
+                other.cleanup_orphans(&su).await.unwrap(),
+                Vec::<String>::new()
+            );
+            rounds += 1;
+        }
+        rounds
+    };
+    let (made, rounds) = tokio::join!(create, cleanup);
+    assert!(rounds > 0);
+    for id in made {
+        let ctx = w.tenancy.resolve_id(id).await.unwrap();
+        common::add_spinner(&ctx, "kept").await.unwrap();
+        assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
+    }
+}
