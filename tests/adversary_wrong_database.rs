@@ -198,3 +198,66 @@ async fn the_orphan_cleanup_racing_creations_never_drops_a_registered_database()
         assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
     }
 }
+
+/// The tenant databases of `w`'s registry on the server, and those its registry records.
+async fn tenant_databases(w: &World) -> (Vec<String>, Vec<String>) {
+    let mut conn = w.db.connect().await;
+    let on_server = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database \
+         WHERE datname ~ ('^tenancy_' || (SELECT tag FROM tenancy.deployment) || '_[0-9a-f]{32}$') \
+         ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let registered = sqlx::query_scalar(
+        "SELECT database_name FROM tenancy.tenants WHERE database_name IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    (on_server, registered)
+}
+
+/// HOLDS: a creation of an own-database tenant cancelled at every await, from empty and from a
+/// spare, leaves either a tenant that serves or no tenant; what it leaves on the server is a
+/// leftover the cleanup drops (and only that), and the slug can be taken again.
+#[tokio::test]
+async fn a_creation_cancelled_at_any_await_leaves_a_whole_tenant_or_a_leftover_the_cleanup_drops() {
+    let w = world("adv_wrongdb_cancel_create").await;
+    for spares in [false, true] {
+        let slug = format!("cancelled-{spares}");
+        let mut k = 1;
+        let made = loop {
+            if spares {
+                w.tenancy.warm_databases(&w.su, 1).await.unwrap();
+            }
+            let new = NewTenant::new(&slug, &slug).placement(Placement::OwnDatabase);
+            let done = tenancy::testing::cancel_at(k, w.tenancy.create_tenant(new)).await;
+            // A statement the cancelled call left running on the server may still finish, or
+            // its registry transaction still hold the name's lock: the cleanup drops what it
+            // left once neither does.
+            tenancy::testing::eventually(
+                "the cleanup drops what the cancelled creation left",
+                std::time::Duration::from_secs(10),
+                async || {
+                    w.tenancy.cleanup_orphans(&w.su).await.unwrap();
+                    let (on_server, registered) = tenant_databases(&w).await;
+                    on_server == registered
+                },
+            )
+            .await;
+            match (done, w.tenancy.resolve_slug(&slug).await) {
+                (Some(made), Ok(_)) => break made.unwrap(),
+                // Cancelled after its commit: whole, and serving.
+                (None, Ok(ctx)) => break w.tenancy.tenant(&w.su, ctx.id()).await.unwrap(),
+                (None, Err(Error::TenantNotFound(_))) => {}
+                (done, found) => panic!("at {k}: {done:?} / {found:?}"),
+            }
+            k += 1;
+        };
+        let ctx = w.tenancy.resolve_id(made.id).await.unwrap();
+        common::add_spinner(&ctx, "whole").await.unwrap();
+        assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
+    }
+}
