@@ -261,3 +261,84 @@ async fn a_creation_cancelled_at_any_await_leaves_a_whole_tenant_or_a_leftover_t
         assert_eq!(Spinner::repo().count(&ctx).await.unwrap(), 1);
     }
 }
+
+/// The databases of `w`'s registry on the server whose name starts with `kind` after the
+/// registry's prefix (`build_`, `template_v`, `spare_v`).
+async fn databases_of_kind(w: &World, kind: &str) -> Vec<String> {
+    let mut conn = w.db.connect().await;
+    sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database \
+         WHERE starts_with(datname, 'tenancy_' || (SELECT tag FROM tenancy.deployment) || '_' || $1) \
+         ORDER BY 1",
+    )
+    .bind(kind)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// Warming spares cancelled at every await (while the template is built, renamed, or spares
+/// are copied from it): once the cleanup has run, no half-built template is left on the server.
+#[tokio::test]
+async fn a_template_build_cancelled_at_any_await_leaves_nothing_the_cleanup_keeps() {
+    let w = world("adv_wrongdb_cancel_build").await;
+    // A template exists from the world's creations: a new set of migrations needs another.
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(
+            Migrations::from_list(vec![
+                tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+                tenancy::Migration::new(2, "more", "CREATE TABLE public.extra (x int)"),
+            ])
+            .unwrap(),
+        )
+        .connect(&w.db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("ops", "cancel build").await.unwrap();
+    let mut k = 1;
+    while tenancy::testing::cancel_at(k, tenancy.warm_databases(&su, 1))
+        .await
+        .is_none()
+    {
+        k += 1;
+    }
+    tenancy::testing::eventually(
+        "no half-built template is left",
+        std::time::Duration::from_secs(10),
+        async || {
+            tenancy.cleanup_orphans(&su).await.unwrap();
+            databases_of_kind(&w, "build_").await.is_empty()
+        },
+    )
+    .await;
+    assert_eq!(databases_of_kind(&w, "template_v").await.len(), 1);
+    // And a build in progress is never taken for a leftover: the cleanup, over and over while
+    // the template of a third set of migrations is built, leaves it to finish.
+    let third = Tenancy::builder()
+        .tenant_migrations(
+            Migrations::from_list(vec![
+                tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+                tenancy::Migration::new(2, "more", "CREATE TABLE public.extra (x int)"),
+                tenancy::Migration::new(3, "slow", "SELECT pg_sleep(1)"),
+            ])
+            .unwrap(),
+        )
+        .connect(&w.db.url)
+        .await
+        .unwrap();
+    let third_su = third.superuser("ops", "build").await.unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let warm = async {
+        let made = third.warm_databases(&third_su, 1).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        made
+    };
+    let cleanup = async {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            tenancy.cleanup_orphans(&su).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let (made, ()) = tokio::join!(warm, cleanup);
+    assert_eq!(made.unwrap(), 1);
+}

@@ -310,6 +310,10 @@ impl Databases {
             return Ok(template);
         }
         let build = self.naming.template_build();
+        // Its name's lock, held in a registry transaction until the build is renamed: the
+        // cleanup drops a build no one holds (a crash or a cancellation left it), never this one.
+        let mut hold = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
+        provision::lock_name(&mut hold, &build).await?;
         run(&mut server, format!("CREATE DATABASE {}", build.quoted())).await?;
         if let Err(e) = provision::migrate(options, &build, migrations).await {
             provision::drop_database(&mut server, &build)
@@ -339,6 +343,7 @@ impl Databases {
                 return Err(e);
             }
         }
+        hold.commit().await?;
         Ok(template)
     }
 

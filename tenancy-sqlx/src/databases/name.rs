@@ -79,6 +79,13 @@ impl Naming {
         DatabaseName(format!("{}build_{}", self.prefix, &random[..24]))
     }
 
+    /// Whether `name` is one of this registry's template builds ([`Naming::template_build`]).
+    pub(crate) fn is_build(&self, name: &DatabaseName) -> bool {
+        name.0
+            .strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.starts_with("build_"))
+    }
+
     /// The tenant whose database `name` is, if it is named like one of this registry's.
     pub(crate) fn tenant_of(&self, name: &DatabaseName) -> Option<TenantId> {
         let hex = name.0.strip_prefix(&self.prefix)?;

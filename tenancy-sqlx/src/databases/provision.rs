@@ -149,11 +149,7 @@ pub(crate) async fn provision(
 ) -> Result<(DatabaseName, Made), ProvisionError> {
     let database = naming.tenant(tenant);
     let mut tx = registry.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))")
-        .persistent(false)
-        .bind(database.as_str())
-        .execute(&mut *tx)
-        .await?;
+    lock_name(&mut tx, &database).await?;
     let made = create(server, options, naming, &database, source).await?;
     if let Err(cause) = stamp(options, &database, tenant, slug).await {
         drop(tx);
@@ -171,6 +167,21 @@ pub(crate) async fn provision(
     }
     tx.commit().await?;
     Ok((database, made))
+}
+
+/// Takes, in the registry transaction `tx`, the lock on a database name that [`cleanup_orphans`]
+/// tries: a database being made under that name (a tenant's, or a template's build) is never
+/// taken for a leftover.
+pub(crate) async fn lock_name(
+    tx: &mut PgConnection,
+    database: &DatabaseName,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))")
+        .persistent(false)
+        .bind(database.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// Step 2 of [`provision`]: the database, made from `source`. On the empty path a failed
@@ -369,9 +380,12 @@ pub(crate) async fn cleanup_orphans(
         let Ok(database) = DatabaseName::parse(&name) else {
             continue;
         };
-        let Some(tenant) = naming.tenant_of(&database) else {
-            continue; // a spare
-        };
+        // A tenant's database, or a template's build a crash or a cancellation left (a
+        // build in progress holds its name's lock); spares and templates are kept.
+        let tenant = naming.tenant_of(&database);
+        if tenant.is_none() && !naming.is_build(&database) {
+            continue;
+        }
         let mut tx = registry.begin().await?;
         let free: bool = sqlx::query_scalar(
             "SELECT pg_try_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))",
@@ -381,11 +395,13 @@ pub(crate) async fn cleanup_orphans(
         .fetch_one(&mut *tx)
         .await?;
         // Held: a provisioning is between creating and registering this database.
-        if !free
-            || registered(&mut *tx, tenant)
+        let keep = match tenant {
+            Some(tenant) => registered(&mut *tx, tenant)
                 .await
-                .map_err(ProvisionError::Registry)?
-        {
+                .map_err(ProvisionError::Registry)?,
+            None => false,
+        };
+        if !free || keep {
             continue;
         }
         drop_database(server, &database).await?;
