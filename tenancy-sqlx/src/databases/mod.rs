@@ -230,14 +230,7 @@ impl Databases {
         let mut registry = pool.acquire().await?;
         let fingerprint = fingerprint(migrations);
         let template = self.naming.template(fingerprint);
-        let source = if exists(&mut server, &template).await? {
-            Source::Spare {
-                template: &template,
-                version: fingerprint,
-            }
-        } else {
-            Source::Empty(migrations)
-        };
+        let source = source(&mut server, &template, fingerprint, migrations).await?;
         let (database, made) = provision::provision(
             &mut registry,
             &mut server,
@@ -250,6 +243,45 @@ impl Databases {
         .await
         .map_err(provision_error)?;
         tracing::debug!(%tenant, %database, server = on, ?made, "provisioned tenant database");
+        Ok(database)
+    }
+
+    /// Creates `tenant`'s database on server `on` as [`Databases::provision`] does (a spare or
+    /// the template when one is current for `migrations`, else empty and migrated) and records
+    /// in it whose it is, without registering it: for a move into it, whose registry
+    /// transaction must hold the provisioning lock on its name
+    /// ([`provision::lock_name`]) from before this call until the switch commits. If the
+    /// stamp fails, the database is dropped.
+    ///
+    /// # Errors
+    /// [`Error::UnknownServer`]; [`Error::Provision`] when a database of that name exists
+    /// already (left as it is); [`Error::Migration`]; [`Error::Database`].
+    pub(crate) async fn create_unregistered(
+        &self,
+        pool: &PgPool,
+        on: &str,
+        (tenant, slug): (TenantId, &str),
+        migrations: &Migrations,
+    ) -> Result<DatabaseName> {
+        let options = &self.server(on)?.options;
+        let mut server = self.admin(pool, on).await?;
+        let fingerprint = fingerprint(migrations);
+        let template = self.naming.template(fingerprint);
+        let source = source(&mut server, &template, fingerprint, migrations).await?;
+        let database = self.naming.tenant(tenant);
+        provision::create(&mut server, options, &self.naming, &database, source)
+            .await
+            .map_err(provision_error)?;
+        if let Err(cause) = provision::stamp(options, &database, tenant, slug).await {
+            provision::drop_database(&mut server, &database)
+                .await
+                .map_err(provision_error)?;
+            return Err(provision_error(ProvisionError::Identity {
+                database,
+                tenant,
+                cause,
+            }));
+        }
         Ok(database)
     }
 
@@ -390,13 +422,15 @@ impl Databases {
             &mut registry,
             &mut server,
             &self.naming,
-            // Whether the tenant exists at all, not whether it is on this server: two keys may
-            // map to one physical server, and a database is never dropped while its tenant is
-            // registered anywhere.
-            async |conn: &mut PgConnection, tenant: TenantId| {
+            // Whether any registry row names this database, on any server, not whether its
+            // tenant lives on this one: two keys may map to one physical server, and a
+            // database the registry records (even under another tenant, as a botched restore
+            // could leave it) is never dropped. A tenant that exists but does not live in it
+            // (a move into a database that crashed before its switch) does not keep it.
+            async |conn: &mut PgConnection, _: TenantId, database: &DatabaseName| {
                 Ok(
-                    crate::sql::admin_scalar(crate::registry::store::TENANT_EXISTS)
-                        .bind(tenant.as_uuid())
+                    crate::sql::admin_scalar(crate::registry::store::DATABASE_REGISTERED)
+                        .bind(database.as_str())
                         .fetch_one(conn)
                         .await?,
                 )
@@ -435,6 +469,24 @@ pub(crate) fn fingerprint(migrations: &Migrations) -> i64 {
         }
     }
     i64::from(hash)
+}
+
+/// Where a new tenant database on the server of `server` comes from: a spare or `template`
+/// when the template at `fingerprint` exists, else empty and migrated.
+async fn source<'a>(
+    server: &mut PgConnection,
+    template: &'a DatabaseName,
+    fingerprint: i64,
+    migrations: &'a Migrations,
+) -> Result<Source<'a>> {
+    Ok(if exists(server, template).await? {
+        Source::Spare {
+            template,
+            version: fingerprint,
+        }
+    } else {
+        Source::Empty(migrations)
+    })
 }
 
 async fn exists(server: &mut PgConnection, database: &DatabaseName) -> Result<bool> {

@@ -149,11 +149,7 @@ pub(crate) async fn provision(
 ) -> Result<(DatabaseName, Made), ProvisionError> {
     let database = naming.tenant(tenant);
     let mut tx = registry.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))")
-        .persistent(false)
-        .bind(database.as_str())
-        .execute(&mut *tx)
-        .await?;
+    lock_name(&mut tx, &database).await?;
     let made = create(server, options, naming, &database, source).await?;
     if let Err(cause) = stamp(options, &database, tenant, slug).await {
         drop(tx);
@@ -171,6 +167,21 @@ pub(crate) async fn provision(
     }
     tx.commit().await?;
     Ok((database, made))
+}
+
+/// Step 1 of [`provision`]: the transaction-level lock on `database`'s name, in the registry
+/// transaction `tx`, which tells [`cleanup_orphans`] that the database is being made (by a
+/// provisioning, or a move into it) and is no leftover.
+pub(crate) async fn lock_name(
+    tx: &mut PgConnection,
+    database: &DatabaseName,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenancy.database'), hashtext($1))")
+        .persistent(false)
+        .bind(database.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// Step 2 of [`provision`]: the database, made from `source`. On the empty path a failed
@@ -347,14 +358,15 @@ pub(crate) async fn ensure_template(
 }
 
 /// Drops every database of this registry's naming that the registry does not know and that no
-/// provisioning in flight holds: what a crash between creating a database and registering it
-/// left. `registered` answers, in a registry transaction, whether a tenant's database is
-/// recorded (for this server). Returns the databases dropped.
+/// provisioning or move in flight holds: what a crash between creating a database and
+/// registering it (or switching a tenant into it) left. `registered` answers, in a registry
+/// transaction, whether the registry records the database as its tenant's. Returns the
+/// databases dropped.
 pub(crate) async fn cleanup_orphans(
     registry: &mut PgConnection,
     server: &mut PgConnection,
     naming: &Naming,
-    mut registered: impl AsyncFnMut(&mut PgConnection, TenantId) -> crate::Result<bool>,
+    mut registered: impl AsyncFnMut(&mut PgConnection, TenantId, &DatabaseName) -> crate::Result<bool>,
 ) -> Result<Vec<DatabaseName>, ProvisionError> {
     let names: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
@@ -382,7 +394,7 @@ pub(crate) async fn cleanup_orphans(
         .await?;
         // Held: a provisioning is between creating and registering this database.
         if !free
-            || registered(&mut *tx, tenant)
+            || registered(&mut *tx, tenant, &database)
                 .await
                 .map_err(ProvisionError::Registry)?
         {
@@ -409,7 +421,7 @@ pub(crate) async fn drop_database(
 }
 
 /// Records in the new `database` whose it is (see [`IDENTITY_DDL`]).
-async fn stamp(
+pub(crate) async fn stamp(
     options: &PgConnectOptions,
     database: &DatabaseName,
     tenant: TenantId,
@@ -459,9 +471,11 @@ fn is(e: &sqlx::Error, state: &str) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(state))
 }
 
-/// `duplicate_database` as [`ProvisionError::DatabaseExists`].
+/// `duplicate_database` as [`ProvisionError::DatabaseExists`]; so is a unique violation on
+/// `pg_database`, what a `CREATE DATABASE` gets when another one of the same name (say of a
+/// cancelled caller whose backend has not yet noticed) committed while it waited.
 fn taken(e: sqlx::Error, database: &DatabaseName) -> ProvisionError {
-    if is(&e, "42P04") {
+    if is(&e, "42P04") || is(&e, "23505") {
         ProvisionError::DatabaseExists(database.clone())
     } else {
         ProvisionError::Database(e)

@@ -65,25 +65,41 @@ impl Tenancy {
         options: MoveOptions,
     ) -> Result<Moved> {
         self.check_superuser(su)?;
-        if to == Placement::OwnSchema {
+        if to != Placement::SharedTable {
             // Before anything runs.
             self.handle.tenant_migrations.check_runnable()?;
         }
+        let databases = match to {
+            Placement::OwnDatabase => Some(self.rt.databases()?),
+            _ => None,
+        };
         let migrations = &self.handle.tenant_migrations;
         // The tenant migrations may run on the connection: reset after the commit.
         let moved = su
             .audited_and_reset(&self.rt, "tenant.move", async |tx| {
-                let moved = crate::moving::run(tx, id, to, migrations, &options).await?;
+                let moved = match databases {
+                    Some(databases) => {
+                        crate::moving::to_database::run(
+                            tx,
+                            (databases, &self.rt.pool),
+                            id,
+                            migrations,
+                            &options,
+                        )
+                        .await?
+                    }
+                    None => crate::moving::run(tx, id, to, migrations, &options).await?,
+                };
                 notify::send(&mut *tx, self.rt.origin, Change::Revoke, id).await?;
                 let detail = format!(
                     "{} -> {}{}: {} rows in {} tables; old copy kept ({})",
                     moved.from,
                     moved.to,
-                    moved
-                        .schema
-                        .as_deref()
-                        .map(|s| format!(" ({s})"))
-                        .unwrap_or_default(),
+                    match (&moved.schema, &moved.database) {
+                        (Some(schema), _) => format!(" ({schema})"),
+                        (None, Some(database)) => format!(" ({}/{database})", moved.server),
+                        (None, None) => String::new(),
+                    },
                     moved.rows(),
                     moved.tables.len(),
                     moved.old_copy.schema.as_deref().unwrap_or("shared rows"),
