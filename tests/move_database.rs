@@ -316,20 +316,17 @@ async fn moves_into_a_database_that_cannot_be_done_are_refused_and_make_nothing(
         matches!(schema, Err(Error::MoveRefused { .. })),
         "{schema:?}"
     );
-    // A tenant on its own database moves nowhere yet.
+    // A tenant on its own database is there already (another server is not a move yet).
     let own = tenancy
         .create_tenant(NewTenant::new("hooli", "Hooli").placement(Placement::OwnDatabase))
         .await
         .unwrap();
-    let from_db = tenancy
-        .move_tenant(&su, own.id, Placement::SharedTable)
+    let again = tenancy
+        .move_tenant(&su, own.id, Placement::OwnDatabase)
         .await;
     assert!(
-        matches!(
-            from_db,
-            Err(Error::UnsupportedPlacement(Placement::OwnDatabase))
-        ),
-        "{from_db:?}"
+        matches!(&again, Err(Error::MoveRefused { reason, .. }) if reason.contains("already lives")),
+        "{again:?}"
     );
     assert_eq!(
         registry_row(&mut conn, a.id()).await.0,
@@ -442,16 +439,143 @@ async fn a_database_left_between_its_commit_and_the_switch_is_dropped_by_the_cle
     assert_eq!(registry_databases(&mut conn).await.len(), 2);
 }
 
+/// The ids of tenant `id`'s spins in `table`, in database `database` (`None`: the registry's).
+async fn ids_in(
+    t: &TestTenancy,
+    database: Option<&str>,
+    table: &str,
+    id: TenantId,
+) -> std::collections::BTreeSet<uuid::Uuid> {
+    let mut conn = match database {
+        Some(name) => connect_to(name).await,
+        None => t.connect().await,
+    };
+    let ids = spin_ids(&mut conn, table, id).await;
+    conn.close().await.unwrap();
+    ids
+}
+
+/// Whether the tenant database `name` is sealed by a move out of it.
+async fn sealed(name: &str) -> bool {
+    let mut conn = connect_to(name).await;
+    let moved: bool = sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    moved
+}
+
 #[tenancy::test(migrations = "tests/migrations")]
-async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: TestTenancy) {
+async fn own_database_tenants_move_out_to_shared_tables_and_own_schemas(t: TestTenancy) {
     let tenancy = t.tenancy().clone();
-    // A second process's handle, on the same registry, with its own cache and listener.
+    let h = tenant(&tenancy, "hooli", Placement::OwnDatabase).await;
+    let p = tenant(&tenancy, "piper", Placement::OwnDatabase).await;
+    let g = tenant(&tenancy, "globex", Placement::SharedTable).await;
+    fill(&h, 40).await;
+    fill(&p, 15).await;
+    fill(&g, 3).await;
+    let mut conn = t.connect().await;
+    let (h_db, p_db) = (
+        registry_row(&mut conn, h.id()).await.2.unwrap(),
+        registry_row(&mut conn, p.id()).await.2.unwrap(),
+    );
+    let h_before = ids_in(&t, Some(&h_db), "public.spins", h.id()).await;
+    let p_before = ids_in(&t, Some(&p_db), "public.spins", p.id()).await;
+    let su = tenancy.superuser("ops", "out of databases").await.unwrap();
+
+    let moved = tenancy
+        .move_tenant(&su, h.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.from, moved.to, moved.rows()),
+        (Placement::OwnDatabase, Placement::SharedTable, 41)
+    );
+    assert_eq!(moved.old_copy.database.as_deref(), Some(h_db.as_str()));
+    assert_eq!(
+        registry_row(&mut conn, h.id()).await,
+        ("shared_table".into(), None, None, "primary".into())
+    );
+    assert_eq!(ids_in(&t, None, "public.spins", h.id()).await, h_before);
+    // The old database is kept, sealed, and the cleanup of leftovers leaves it.
+    assert!(sealed(&h_db).await);
+    assert_eq!(
+        ids_in(&t, Some(&h_db), "public.spins", h.id()).await,
+        h_before
+    );
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    // A context of before the move cannot write to it: the seal refuses.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spinner = Spinner::repo().query().fetch_all(&h).await;
+    let stale = Spin::repo()
+        .insert(&h, &new_spin(uuid::Uuid::nil(), 1))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(Error::ContextRevoked { .. } | Error::TenantMoved(_))
+        ),
+        "{stale:?} {spinner:?}"
+    );
+    let h = tenancy.resolve_slug("hooli").await.unwrap();
+    assert_eq!(h.placement(), Placement::SharedTable);
+    assert_eq!(Spin::repo().count(&h).await.unwrap(), 40);
+
+    let moved = tenancy
+        .move_tenant(&su, p.id(), Placement::OwnSchema)
+        .await
+        .unwrap();
+    assert_eq!(moved.schema.as_deref(), Some("t_piper"));
+    assert_eq!(ids_in(&t, None, "t_piper.spins", p.id()).await, p_before);
+    let joined: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM t_piper.spins s JOIN t_piper.spinners x \
+         ON (x.tenant_id, x.id) = (s.tenant_id, s.spinner_id)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(joined, 15);
+    let detail: String = sqlx::query_scalar(
+        "SELECT detail FROM tenancy.audit_log WHERE action = 'tenant.move' AND $1 = ANY (tenant_ids)",
+    )
+    .bind(p.id().as_uuid())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(detail.contains(&p_db), "{detail}");
+
+    // Purging the old copies drops the old databases, and nothing else.
+    for (id, db) in [(h.id(), &h_db), (p.id(), &p_db)] {
+        let purged = tenancy.purge_old_copy(&su, id).await.unwrap();
+        assert_eq!(purged, [Purged::Database(db.clone())]);
+    }
+    assert!(registry_databases(&mut conn).await.is_empty());
+    assert_eq!(Spin::repo().count(&h).await.unwrap(), 40);
+    let p = tenancy.resolve_slug("piper").await.unwrap();
+    assert_eq!(Spin::repo().count(&p).await.unwrap(), 15);
+    assert_eq!(ids_in(&t, None, "public.spins", g.id()).await.len(), 3);
+}
+
+/// Moves acme from `from` to `to` while two handles write to it (and one to globex), then
+/// checks that every acknowledged write is in the new copy and the old holds only what was
+/// copied, and that a handle whose cache is behind cannot write to the old copy.
+async fn move_under_writers(t: &TestTenancy, from: Placement, to: Placement) {
+    let tenancy = t.tenancy().clone();
     let second = Tenancy::builder()
         .max_connections(4)
+        .tenant_migrations(Migrations::from_dir("tests/migrations/tenant").unwrap())
         .connect(t.url())
         .await
         .unwrap();
-    let a = tenant(&tenancy, "acme", Placement::SharedTable).await;
+    let behind = Tenancy::builder()
+        .max_connections(2)
+        .listen_for_changes(false)
+        .tenant_migrations(Migrations::from_dir("tests/migrations/tenant").unwrap())
+        .connect(t.url())
+        .await
+        .unwrap();
+    let a = tenant(&tenancy, "acme", from).await;
     let b = tenant(&tenancy, "globex", Placement::SharedTable).await;
     let sa = fill(&a, 1000).await;
     let sb = fill(&b, 20).await;
@@ -465,6 +589,9 @@ async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: Test
         .await
         .unwrap()
         .id;
+    let stale = behind.resolve_slug("acme").await.unwrap();
+    let mut conn = t.connect().await;
+    let old_db = registry_row(&mut conn, a.id()).await.2;
 
     let stop = Arc::new(AtomicBool::new(false));
     let writers = [
@@ -496,7 +623,7 @@ async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: Test
         .move_tenant_with(
             &su,
             a.id(),
-            Placement::OwnDatabase,
+            to,
             MoveOptions::default().hold_fence(Duration::from_millis(300)),
         )
         .await
@@ -507,11 +634,16 @@ async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: Test
     for w in writers {
         acked.push(w.await.unwrap());
     }
+    // The handle whose cache is behind still holds the old home: its writes are refused.
+    let late = new_spin(sa.id, -1);
+    let refused = Spin::repo().insert(&stale, &late).await;
+    assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
+    let refused = Spin::repo().delete(&stale, counter_a).await;
+    assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
 
-    let mut conn = t.connect().await;
-    let mut a_conn = connect_to(moved.database.as_deref().unwrap()).await;
-    let new_copy = spin_ids(&mut a_conn, "public.spins", a.id()).await;
-    let old_copy = spin_ids(&mut conn, "public.spins", a.id()).await;
+    let new_db = moved.database.as_deref();
+    let new_copy = ids_in(t, new_db, "public.spins", a.id()).await;
+    let old_copy = ids_in(t, old_db.as_deref(), "public.spins", a.id()).await;
     let (a_writers, b_writer) = (&acked[..2], &acked[2]);
     for w in a_writers {
         assert!(!w.ids.is_empty(), "{w:?}");
@@ -533,13 +665,18 @@ async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: Test
         "spins plus the spinner"
     );
     assert!(old_copy.is_subset(&new_copy));
+    assert!(!old_copy.contains(&late.id) && !new_copy.contains(&late.id));
     assert!(
         new_copy.len() > old_copy.len(),
         "writes went on in the new home"
     );
+    let mut new_conn = match new_db {
+        Some(name) => connect_to(name).await,
+        None => t.connect().await,
+    };
     let counter: i32 = sqlx::query_scalar("SELECT duration FROM public.spins WHERE id = $1")
         .bind(counter_a)
-        .fetch_one(&mut a_conn)
+        .fetch_one(&mut new_conn)
         .await
         .unwrap();
     let last: Vec<i32> = a_writers.iter().filter_map(|w| w.counter).collect();
@@ -547,17 +684,88 @@ async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: Test
     assert_eq!(b_writer.refused, 0, "{b_writer:?}");
     let b_rows = spin_ids(&mut conn, "public.spins", b.id()).await;
     assert_eq!(b_rows.len(), 21 + b_writer.ids.len());
-    a_conn.close().await.unwrap();
-    // The purge of the old copy leaves the new one whole.
-    let purged = tenancy.purge_old_copy(&su, a.id()).await.unwrap();
+    new_conn.close().await.unwrap();
+    second.close().await;
+    behind.close().await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn every_write_acknowledged_during_a_move_into_a_database_is_in_it(t: TestTenancy) {
+    move_under_writers(&t, Placement::SharedTable, Placement::OwnDatabase).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn every_write_acknowledged_during_a_move_out_of_a_database_is_in_the_new_home(
+    t: TestTenancy,
+) {
+    move_under_writers(&t, Placement::OwnDatabase, Placement::SharedTable).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_out_of_a_database_cut_off_after_its_seal_is_finished_by_a_rerun(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+    let s = fill(&a, 10).await;
+    let su = Arc::new(
+        tenancy
+            .superuser("ops", "crash after the seal")
+            .await
+            .unwrap(),
+    );
+    let mut conn = t.connect().await;
+    let db = registry_row(&mut conn, a.id()).await.2.unwrap();
+
+    let mover = {
+        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
+        tokio::spawn(async move {
+            tenancy
+                .move_tenant_with(
+                    &su,
+                    id,
+                    Placement::OwnSchema,
+                    MoveOptions::default().hold_before_switch(Duration::from_secs(30)),
+                )
+                .await
+        })
+    };
+    let db_name = db.clone();
+    tenancy::testing::eventually(
+        "the move sealed the old copy",
+        Duration::from_secs(30),
+        async || sealed(&db_name).await,
+    )
+    .await;
+    // The registry transaction dies between the seal and the switch.
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'idle in transaction' AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(mover.await.unwrap().is_err());
+
+    // Sealed on its old home: the rows are whole there, writes are refused as retryable.
+    assert_eq!(registry_row(&mut conn, a.id()).await.0, "own_database");
+    let fresh = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&fresh).await.unwrap(), 10);
+    let refused = Spin::repo().insert(&fresh, &new_spin(s.id, 1)).await;
     assert!(
-        matches!(&purged[..], [Purged::Rows(rows)] if rows.iter().map(|r| r.1).sum::<u64>() == moved.rows()),
-        "{purged:?}"
+        matches!(&refused, Err(e @ Error::TenantMoved(_)) if e.is_retryable()),
+        "{refused:?}"
     );
-    assert!(spin_ids(&mut conn, "public.spins", a.id()).await.is_empty());
+    // Running the move again finishes it, with every row.
+    let moved = tenancy
+        .move_tenant(&su, a.id(), Placement::OwnSchema)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 11);
     let a = tenancy.resolve_slug("acme").await.unwrap();
-    assert_eq!(
-        Spin::repo().count(&a).await.unwrap() as usize,
-        new_copy.len()
-    );
+    Spin::repo().insert(&a, &new_spin(s.id, 2)).await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 11);
 }

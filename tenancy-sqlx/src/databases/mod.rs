@@ -441,6 +441,20 @@ impl Databases {
         Ok(dropped.iter().map(|d| d.as_str().to_owned()).collect())
     }
 
+    /// Drops the old copy `database` a move out of it kept on server `on` (after the
+    /// registry's record of it is gone). The connections the budget keeps to the tenant are
+    /// those of its new home, if any: they are left alone.
+    pub(crate) async fn drop_old_copy(
+        &self,
+        pool: &PgPool,
+        (on, database): (&str, &DatabaseName),
+    ) -> Result<()> {
+        let mut server = self.admin(pool, on).await?;
+        provision::drop_database(&mut server, database)
+            .await
+            .map_err(provision_error)
+    }
+
     /// Drops `tenant`'s database `database` on server `on` (after its registry row is gone),
     /// closing the connections the budget keeps to it first.
     pub(crate) async fn drop_database(

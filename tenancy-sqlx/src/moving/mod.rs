@@ -34,6 +34,8 @@
 //! - [`across`]: the copy of a table from one database to another (`COPY` streamed between
 //!   the two connections).
 //! - [`to_database`]: the move from the registry's database into a tenant database.
+//! - [`from_database`]: the move out of a tenant database, whose own write fence (in the
+//!   tenant database) is sealed before the registry switches.
 //!
 //! # The write fence
 //!
@@ -78,6 +80,7 @@ use tenancy_core::{Placement, Slug, TenantId};
 
 use crate::archive::{column_list, data_columns};
 use crate::catalog;
+use crate::databases::Databases;
 use crate::lifecycle::{TenantTable, tenant_tables_children_first};
 use crate::migrate::Migrations;
 use crate::registry::store;
@@ -85,6 +88,7 @@ use crate::runtime::Runtime;
 use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 
 mod across;
+mod from_database;
 pub(crate) mod to_database;
 
 /// The write fence's class key: `hashtext('tenancy.write_fence')`, as the registry's functions
@@ -217,6 +221,9 @@ pub struct OldCopy {
     /// The old copy's schema (`tenancy_old_<id>`), for an own schema; `None` for rows left in
     /// the shared tables.
     pub schema: Option<String>,
+    /// The old copy's database, for an own database (kept under its name, its writes refused
+    /// by its fence, until purged); `None` otherwise.
+    pub database: Option<String>,
 }
 
 /// One table a move copied, as verified.
@@ -266,6 +273,8 @@ pub(crate) struct Leaving {
     pub(crate) slug: Slug,
     pub(crate) placement: Placement,
     pub(crate) from: Home,
+    /// The server of the tenant's home (its database's, for an own database).
+    pub(crate) server: String,
 }
 
 /// The first steps of every move, in the registry transaction `tx`: `READ COMMITTED`, the
@@ -294,7 +303,9 @@ pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) 
     let slug = Slug::parse(row.try_get::<&str, _>("slug")?)?;
     let placement: Placement = row.try_get::<&str, _>("placement")?.parse()?;
     let schema: Option<String> = row.try_get("schema_name")?;
-    let from = Home::new(placement, schema.as_deref())
+    let database: Option<String> = row.try_get("database_name")?;
+    let server: String = row.try_get("server")?;
+    let from = Home::of(placement, schema.as_deref(), database.as_deref())
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if placement == to {
         return Err(refuse(format!("it already lives on the {to} placement")));
@@ -315,13 +326,16 @@ pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) 
         slug,
         placement,
         from,
+        server,
     })
 }
 
 /// Moves tenant `id` to `to` (shared tables or an own schema) inside the caller's transaction
-/// `tx` (see the module docs). The caller audits, notifies and commits.
+/// `tx` (see the module docs), from wherever it lives: from its own database through
+/// [`from_database`], with `databases`. The caller audits, notifies and commits.
 pub(crate) async fn run(
     tx: &mut PgConnection,
+    databases: Option<&Databases>,
     id: TenantId,
     to: Placement,
     migrations: &Migrations,
@@ -339,6 +353,11 @@ pub(crate) async fn run(
     let leaving = prepare(tx, id, to).await?;
     let target =
         Home::for_slug(to, &leaving.slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
+    if leaving.from.database().is_some() {
+        let databases = databases.ok_or(Error::UnsupportedPlacement(Placement::OwnDatabase))?;
+        return from_database::run(tx, databases, id, (&leaving, &target), migrations, options)
+            .await;
+    }
     crate::rls::act_for(tx, id).await?;
     for home in [&leaving.from, &target] {
         lock_migrations(tx, home).await?;
@@ -499,10 +518,13 @@ pub(crate) async fn switch(
         .bind(server)
         .execute(&mut *tx)
         .await?;
+    let old_database = leaving.from.database().map(|d| d.as_str().to_owned());
     crate::sql::admin_query(store::OLD_COPY_INSERT)
         .bind(id.as_uuid())
         .bind(leaving.placement.as_str())
         .bind(old_schema.as_deref())
+        .bind(old_database.as_deref())
+        .bind(old_database.as_ref().map(|_| leaving.server.as_str()))
         .execute(&mut *tx)
         .await?;
     Ok(Moved {
@@ -515,6 +537,7 @@ pub(crate) async fn switch(
         old_copy: OldCopy {
             placement: leaving.placement,
             schema: old_schema,
+            database: old_database,
         },
         tables,
     })

@@ -71,13 +71,14 @@ impl Tenancy {
         }
         let databases = match to {
             Placement::OwnDatabase => Some(self.rt.databases()?),
-            _ => None,
+            // A handle without own-database support has no tenant there to move out.
+            _ => self.rt.databases().ok(),
         };
         let migrations = &self.handle.tenant_migrations;
         // The tenant migrations may run on the connection: reset after the commit.
         let moved = su
             .audited_and_reset(&self.rt, "tenant.move", async |tx| {
-                let moved = match databases {
+                let moved = match databases.filter(|_| to == Placement::OwnDatabase) {
                     Some(databases) => {
                         crate::moving::to_database::run(
                             tx,
@@ -88,7 +89,7 @@ impl Tenancy {
                         )
                         .await?
                     }
-                    None => crate::moving::run(tx, id, to, migrations, &options).await?,
+                    None => crate::moving::run(tx, databases, id, to, migrations, &options).await?,
                 };
                 notify::send(&mut *tx, self.rt.origin, Change::Revoke, id).await?;
                 let detail = format!(
@@ -102,7 +103,12 @@ impl Tenancy {
                     },
                     moved.rows(),
                     moved.tables.len(),
-                    moved.old_copy.schema.as_deref().unwrap_or("shared rows"),
+                    moved
+                        .old_copy
+                        .schema
+                        .as_deref()
+                        .or(moved.old_copy.database.as_deref())
+                        .unwrap_or("shared rows"),
                 );
                 Ok((moved, Audit::of([id]).detail(detail)))
             })
@@ -115,7 +121,8 @@ impl Tenancy {
     }
 
     /// Removes what a move kept of a tenant where it lived before: the old schema is dropped,
-    /// or the old rows deleted from the shared tables (children first). The rows where the
+    /// the old rows deleted from the shared tables (children first), or the old database
+    /// dropped (after the registry forgot it). The rows where the
     /// tenant lives now are never touched. Audited (`tenant.purge_old_copy`). Returns what was
     /// removed: nothing when no old copy is kept.
     ///
@@ -124,18 +131,31 @@ impl Tenancy {
     /// `Tenancy`.
     pub async fn purge_old_copy(&self, su: &Superuser, id: TenantId) -> Result<Vec<Purged>> {
         self.check_superuser(su)?;
-        su.audited(&self.rt, "tenant.purge_old_copy", async |tx| {
-            // Locked like a move locks it: no move starts or switches meanwhile.
-            let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-            let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
-            let purged = crate::lifecycle::purge_old_copies(tx, id, current).await?;
-            let detail = format!("{purged:?}");
-            Ok((purged, Audit::of([id]).detail(detail)))
-        })
-        .await
+        let (purged, databases) = su
+            .audited(&self.rt, "tenant.purge_old_copy", async |tx| {
+                // Locked like a move locks it: no move starts or switches meanwhile.
+                let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                let current: Placement =
+                    sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
+                let (purged, databases) =
+                    crate::lifecycle::purge_old_copies(tx, id, current).await?;
+                let detail = format!("{purged:?}");
+                Ok(((purged, databases), Audit::of([id]).detail(detail)))
+            })
+            .await?;
+        // After the commit: a crash before this leaves a database no registry row names,
+        // which `cleanup_orphans` drops.
+        for (server, name) in databases {
+            let database = crate::databases::name::DatabaseName::parse(&name)?;
+            self.rt
+                .databases()?
+                .drop_old_copy(&self.rt.pool, (&server, &database))
+                .await?;
+        }
+        Ok(purged)
     }
 }
