@@ -63,6 +63,10 @@
 //! notification (an old own schema is renamed at the switch, so its reads fail and come back
 //! as [`Error::TenantMoved`](crate::Error::TenantMoved)). Raw SQL cannot write.
 //!
+//! An own-database tenant's writes call the same function in its database, which holds no
+//! registry: there the home check reads the database's identity row, which a move out of it
+//! seals (see [`from_database`]).
+//!
 //! What it costs when no move runs: one PL/pgSQL call per write statement, an uncontended
 //! advisory lock and a registry lookup by key, a few microseconds of server time (measured in
 //! BENCHMARKS.md as `insert_repo_vs_raw`, whose raw side has no fence). Locking tables instead

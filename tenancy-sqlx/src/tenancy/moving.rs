@@ -31,7 +31,7 @@ impl Tenancy {
             .await
     }
 
-    /// Moves an active tenant's rows to placement `to`, in one transaction: builds the target,
+    /// Moves an active tenant's rows to placement `to`: builds the target,
     /// stops the tenant's writes (they wait, or fail with the retryable
     /// [`Error::TenantMoving`]), copies every table, verifies each (row count and a checksum
     /// the server computes over every row), switches the registry to the new home, and keeps
@@ -45,8 +45,19 @@ impl Tenancy {
     /// applied to the old copy after the switch, and none acknowledged before it is missing
     /// from the new one.
     ///
+    /// Within the registry's database (shared tables, own schemas) it is one transaction. Into
+    /// a database of the tenant's own (on the server [`MoveOptions::server`] names), the new
+    /// database is filled and committed before the registry switches; out of one, the old
+    /// database is sealed by its own fence before the registry switches (see the module
+    /// `moving.rs`).
+    ///
     /// If this fails, is cancelled, or its process dies, nothing changed: the tenant stays
-    /// where it was, writable, and the move can be run again.
+    /// where it was, writable, and the move can be run again. Two windows are the exception:
+    /// cut off between a new database's commit and the switch, the move leaves that database
+    /// behind, unregistered, for [`Tenancy::cleanup_orphans`] (a rerun refuses until then);
+    /// cut off between the seal of an old database and the switch, the tenant stays on its
+    /// old home with every row and its writes fail with [`Error::TenantMoved`] until the move
+    /// is run again, which finishes it.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
@@ -54,7 +65,10 @@ impl Tenancy {
     /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
     /// the target's name exists, or writes in flight held the tenant longer than
     /// [`MoveOptions::lock_wait`]; [`Error::MoveVerification`] when a copy does not match its
-    /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to;
+    /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to
+    /// (or an own-database tenant on a handle without databases); [`Error::UnknownServer`]
+    /// for a target server the handle does not map or the registry does not list;
+    /// [`Error::WrongDatabase`] for an own database without the tenant's identity row;
     /// [`Error::MigrationRefused`], [`Error::Migration`] building an own schema;
     /// [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
     pub async fn move_tenant_with(
