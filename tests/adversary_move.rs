@@ -447,7 +447,8 @@ mod into_a_database {
             // then the leftover is no one's and the cleanup drops it.
             eventually(
                 "the leftover of a cancelled move is dropped",
-                Duration::from_secs(20),
+                // A loaded server may take seconds over a `CREATE DATABASE` left running.
+                Duration::from_secs(60),
                 async || {
                     tenancy.cleanup_orphans(&su).await.unwrap();
                     let busy: bool = sqlx::query_scalar(
@@ -459,7 +460,19 @@ mod into_a_database {
                     .fetch_one(&mut conn)
                     .await
                     .unwrap();
-                    !busy && registry_databases(&mut conn).await.is_empty()
+                    let left = registry_databases(&mut conn).await;
+                    let locks: Vec<(i32, String, Option<String>)> = sqlx::query_as(
+                        "SELECT l.pid, l.mode, a.state FROM pg_locks l \
+                         LEFT JOIN pg_stat_activity a USING (pid) \
+                         WHERE l.locktype = 'advisory' AND l.database = \
+                         (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    )
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                    // Shown if the wait runs out: what was still in the way.
+                    eprintln!("await {k}: busy {busy}, left {left:?}, locks {locks:?}");
+                    !busy && left.is_empty()
                 },
             )
             .await;
