@@ -309,3 +309,185 @@ mod repeatable_read {
         );
     }
 }
+
+mod into_a_database {
+    use std::time::Duration;
+
+    use common::models::*;
+    use common::moving::*;
+    use tenancy::testing::{TestTenancy, cancel_at, eventually};
+    use tenancy::{Error, MoveOptions, Placement, Tenancy};
+
+    use super::common;
+
+    /// HOLDS: a second process whose cache never hears of the move (no listener) keeps a
+    /// context for the shared tables; after the switch its writes are refused by the fence in
+    /// the registry, and none lands in the old copy.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_stale_handle_cannot_write_to_the_copy_a_tenant_left_for_its_database(
+        t: TestTenancy,
+    ) {
+        let tenancy = t.tenancy().clone();
+        let behind = Tenancy::builder()
+            .max_connections(2)
+            .listen_for_changes(false)
+            .connect(t.url())
+            .await
+            .unwrap();
+        let a = tenant(&tenancy, "acme", Placement::SharedTable).await;
+        let s = fill(&a, 5).await;
+        let stale = behind.resolve_slug("acme").await.unwrap();
+        let su = tenancy.superuser("ops", "stale").await.unwrap();
+        let moved = tenancy
+            .move_tenant(&su, a.id(), Placement::OwnDatabase)
+            .await
+            .unwrap();
+
+        let late = new_spin(s.id, -1);
+        let insert = Spin::repo().insert(&stale, &late).await;
+        assert!(matches!(insert, Err(Error::TenantMoved(_))), "{insert:?}");
+        let delete = Spinner::repo().delete(&stale, s.id).await;
+        assert!(matches!(delete, Err(Error::TenantMoved(_))), "{delete:?}");
+        let mut conn = t.connect().await;
+        let old = spin_ids(&mut conn, "public.spins", a.id()).await;
+        assert_eq!(old.len(), 5);
+        let mut new = connect_to(moved.database.as_deref().unwrap()).await;
+        assert_eq!(spin_ids(&mut new, "public.spins", a.id()).await, old);
+        // Resolved by a handle that heard of the move, the write goes to the new home.
+        let fresh = tenancy.resolve_slug("acme").await.unwrap();
+        Spin::repo().insert(&fresh, &late).await.unwrap();
+        assert!(
+            spin_ids(&mut new, "public.spins", a.id())
+                .await
+                .contains(&late.id)
+        );
+        assert!(
+            !spin_ids(&mut conn, "public.spins", a.id())
+                .await
+                .contains(&late.id)
+        );
+    }
+
+    /// HOLDS: a copy that differs from its source (tampered with after the copy, in the new
+    /// database) fails the verification: the registry is unchanged, the new database is
+    /// dropped, the tenant stays writable, and a rerun moves it.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_tampered_copy_fails_verification_and_leaves_no_database(t: TestTenancy) {
+        let tenancy = t.tenancy().clone();
+        let a = tenant(&tenancy, "acme", Placement::OwnSchema).await;
+        let s = fill(&a, 8).await;
+        let su = tenancy.superuser("ops", "tamper").await.unwrap();
+        let mut conn = t.connect().await;
+        let tampered = tenancy
+            .move_tenant_with(
+                &su,
+                a.id(),
+                Placement::OwnDatabase,
+                MoveOptions::default().after_copy_sql(
+                    "UPDATE public.spins SET note = 'forged' \
+                     WHERE id = (SELECT min(id::text)::uuid FROM public.spins)",
+                ),
+            )
+            .await;
+        assert!(
+            matches!(&tampered, Err(Error::MoveVerification { table, .. }) if table == "spins"),
+            "{tampered:?}"
+        );
+        let home: (String, Option<String>) =
+            sqlx::query_as("SELECT placement, schema_name FROM tenancy.tenants WHERE id = $1")
+                .bind(a.id().as_uuid())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(home, ("own_schema".into(), Some("t_acme".into())));
+        assert!(registry_databases(&mut conn).await.is_empty());
+        Spin::repo().insert(&a, &new_spin(s.id, 1)).await.unwrap();
+        let moved = tenancy
+            .move_tenant(&su, a.id(), Placement::OwnDatabase)
+            .await
+            .unwrap();
+        assert_eq!(moved.rows(), 10);
+    }
+
+    /// HOLDS: a move into a database whose future is dropped at any of its awaits leaves the
+    /// tenant whole on its old home and writable; whatever database it had made is a leftover
+    /// `cleanup_orphans` drops.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_move_into_a_database_cancelled_at_any_await_leaves_the_tenant_whole(t: TestTenancy) {
+        let tenancy = t.tenancy().clone();
+        let a = tenant(&tenancy, "acme", Placement::SharedTable).await;
+        let s = fill(&a, 6).await;
+        let su = tenancy.superuser("ops", "cancel").await.unwrap();
+        let mut conn = t.connect().await;
+        let tag: String = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let mut rows = 7;
+        let mut k = 1;
+        loop {
+            let out = cancel_at(k, tenancy.move_tenant(&su, a.id(), Placement::OwnDatabase)).await;
+            if let Some(moved) = out {
+                assert_eq!(moved.unwrap().rows(), rows);
+                break;
+            }
+            let placement: String =
+                sqlx::query_scalar("SELECT placement FROM tenancy.tenants WHERE id = $1")
+                    .bind(a.id().as_uuid())
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            if placement == "own_database" {
+                // Cut off with its commit on the wire: the server committed the whole move.
+                break;
+            }
+            assert_eq!(placement, "shared_table", "cancelled at await {k}");
+            // The cancelled move's registry transaction rolls back when its connection goes
+            // back to the pool, and a `CREATE DATABASE` it left running ends on the server;
+            // then the leftover is no one's and the cleanup drops it.
+            eventually(
+                "the leftover of a cancelled move is dropped",
+                // A loaded server may take seconds over a `CREATE DATABASE` left running.
+                Duration::from_secs(60),
+                async || {
+                    tenancy.cleanup_orphans(&su).await.unwrap();
+                    let busy: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT FROM pg_stat_activity \
+                         WHERE pid <> pg_backend_pid() AND state <> 'idle' \
+                         AND query ~* '^(CREATE|ALTER|DROP) DATABASE' AND strpos(query, $1) > 0)",
+                    )
+                    .bind(tag.as_str())
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                    let left = registry_databases(&mut conn).await;
+                    let locks: Vec<(i32, String, Option<String>)> = sqlx::query_as(
+                        "SELECT l.pid, l.mode, a.state FROM pg_locks l \
+                         LEFT JOIN pg_stat_activity a USING (pid) \
+                         WHERE l.locktype = 'advisory' AND l.database = \
+                         (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    )
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                    // Shown if the wait runs out: what was still in the way.
+                    eprintln!("await {k}: busy {busy}, left {left:?}, locks {locks:?}");
+                    !busy && left.is_empty()
+                },
+            )
+            .await;
+            Spin::repo()
+                .insert(&a, &new_spin(s.id, k as i32))
+                .await
+                .unwrap();
+            rows += 1;
+            k += 1;
+        }
+        assert!(k > 3, "the move was cancelled at {k} awaits only");
+        // The database the move switched to is registered: the cleanup keeps it.
+        tenancy.cleanup_orphans(&su).await.unwrap();
+        assert_eq!(registry_databases(&mut conn).await.len(), 1);
+        let a = tenancy.resolve_slug("acme").await.unwrap();
+        assert_eq!(Spin::repo().count(&a).await.unwrap() as u64, rows - 1);
+    }
+}

@@ -929,19 +929,28 @@ async fn writes_meet_the_move_fence_on_the_coordinator() {
 
 /// How to take back each registry migration this test knows, newest last: what it created,
 /// then its history row. The test takes back the newest one the runtime has.
-const REGISTRY_TAKE_BACK: &[(i32, &str)] = &[(
-    8,
-    "DROP FUNCTION tenancy.write_fence(uuid, text, text); \
-     DROP FUNCTION tenancy.write_fence_serial(uuid); \
-     DROP FUNCTION tenancy.write_fence_wait(uuid); \
-     DROP TABLE tenancy.old_copies; \
-     DELETE FROM tenancy.registry_migrations WHERE version = 8",
-)];
+const REGISTRY_TAKE_BACK: &[(i32, &str)] = &[
+    (
+        8,
+        "DROP FUNCTION tenancy.write_fence(uuid, text, text); \
+         DROP FUNCTION tenancy.write_fence_serial(uuid); \
+         DROP FUNCTION tenancy.write_fence_wait(uuid); \
+         DROP TABLE tenancy.old_copies; \
+         DELETE FROM tenancy.registry_migrations WHERE version = 8",
+    ),
+    (
+        9,
+        "ALTER TABLE tenancy.old_copies DROP CONSTRAINT old_copies_database, \
+         DROP COLUMN database_name, DROP COLUMN server; \
+         DELETE FROM tenancy.registry_migrations WHERE version = 9",
+    ),
+];
 
 /// A registry upgrade on a cluster whose registry is already reference tables: the newest
 /// registry migration (8: a table referencing the reference table of tenants, and the write
-/// fence's functions, which reads it) is taken back and applied again by the next start, and a
-/// fenced write, a move's bookkeeping and a member then work.
+/// fence's functions, which reads it; 9: that table's columns for an old database) is taken
+/// back and applied again by the next start, and a fenced write, a move's bookkeeping and a
+/// member then work.
 #[tokio::test]
 async fn the_registry_upgrades_with_its_tables_distributed() {
     let Some(cluster) = Cluster::new("registry_upgrade").await else {

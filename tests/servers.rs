@@ -654,3 +654,114 @@ async fn each_server_has_its_own_connection_budget(db: TestTenancy) {
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_from_the_shared_tables_into_a_database_on_another_server(db: TestTenancy) {
+    let Some(urls) = server_urls("move_into_a_database_on_another_server") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "servers").await.unwrap();
+    tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let spinner = Spinner::repo()
+        .insert(
+            &a,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "main".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    for d in 0..30 {
+        Spin::repo()
+            .insert(
+                &a,
+                &NewSpin {
+                    id: Uuid::new_v4(),
+                    spinner_id: spinner.id,
+                    duration: d,
+                    note: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    // A server the registry does not list yet is refused before anything is made.
+    let unlisted = tenancy
+        .move_tenant_with(
+            &su,
+            a.id(),
+            Placement::OwnDatabase,
+            tenancy::MoveOptions::default().server("s2"),
+        )
+        .await;
+    assert!(
+        matches!(&unlisted, Err(Error::UnknownServer { server }) if server == "s2"),
+        "{unlisted:?}"
+    );
+    assert!(databases_on(&urls.0, &tag).await.is_empty());
+
+    tenancy.add_server(&su, "s2").await.unwrap();
+    let moved = tenancy
+        .move_tenant_with(
+            &su,
+            a.id(),
+            Placement::OwnDatabase,
+            tenancy::MoveOptions::default().server("s2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.server, "s2");
+    assert_eq!(moved.rows(), 31);
+    let database = moved.database.clone().unwrap();
+    assert_eq!(
+        databases_on(&urls.0, &tag).await,
+        std::slice::from_ref(&database)
+    );
+    let on_s2 = url_of(&urls.0, &database);
+    assert_eq!(
+        count_at(
+            &on_s2,
+            &format!(
+                "SELECT count(*) FROM public.spins WHERE tenant_id = '{}'",
+                a.id().as_uuid()
+            )
+        )
+        .await,
+        30
+    );
+    let row: (String, Option<String>, String) = sqlx::query_as(
+        "SELECT placement, database_name, server FROM tenancy.tenants WHERE id = $1",
+    )
+    .bind(a.id().as_uuid())
+    .fetch_one(&mut db.connect().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        ("own_database".into(), Some(database.clone()), "s2".into())
+    );
+
+    // The tenant is served from s2; the old rows go with the purge; the cleanup keeps s2's.
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 30);
+    tenancy.purge_old_copy(&su, a.id()).await.unwrap();
+    let shared: i64 = sqlx::query_scalar("SELECT count(*) FROM spins WHERE tenant_id = $1")
+        .bind(a.id().as_uuid())
+        .fetch_one(&mut db.connect().await)
+        .await
+        .unwrap();
+    assert_eq!(shared, 0);
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 30);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}

@@ -9,6 +9,7 @@ use tenancy_core::{
 };
 
 use crate::catalog;
+use crate::databases::PRIMARY_SERVER;
 use crate::registry::notify::{self, Change};
 use crate::registry::store;
 use crate::registry::{
@@ -160,7 +161,8 @@ pub(crate) async fn purge(
         }
         (schema, _) => remove_copy(tx, id, schema).await?,
     };
-    // A moved tenant's old copy goes with it (and the registry row it hangs on).
+    // A moved tenant's old copy goes with it (and the registry row it hangs on). An old
+    // database, no longer named by any row, is left to `cleanup_orphans` (every connect runs it).
     purge_old_copies(tx, id, current).await?;
     crate::sql::admin_query(store::TENANT_DELETE)
         .bind(id.as_uuid())
@@ -211,18 +213,21 @@ async fn remove_copy(
 }
 
 /// Removes tenant `id`'s old copies (see `crate::moving`) inside `tx`: an old schema is
-/// dropped, old rows in the shared tables deleted. `current` is the placement the tenant lives
-/// on now: its rows are never touched.
+/// dropped, old rows in the shared tables deleted, an old database's record removed. `current`
+/// is the placement the tenant lives on now: its rows are never touched. Returns what was
+/// purged, and the old databases (server, name) the caller drops once `tx` has committed (a
+/// database cannot be dropped in a transaction).
 pub(crate) async fn purge_old_copies(
     tx: &mut PgConnection,
     id: TenantId,
     current: Placement,
-) -> Result<Vec<Purged>> {
+) -> Result<(Vec<Purged>, Vec<(String, String)>)> {
     let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
         .bind(id.as_uuid())
         .fetch_all(&mut *tx)
         .await?;
     let mut purged = Vec::with_capacity(olds.len());
+    let mut databases = Vec::new();
     for old in olds {
         let placement: Placement = old.try_get::<&str, _>("placement")?.parse()?;
         if placement == current {
@@ -234,14 +239,25 @@ pub(crate) async fn purge_old_copies(
                 ),
             });
         }
-        purged.push(remove_copy(tx, id, old.try_get("schema_name")?).await?);
+        let database: Option<String> = old.try_get("database_name")?;
+        purged.push(match database {
+            Some(database) => {
+                let server: Option<String> = old.try_get("server")?;
+                databases.push((
+                    server.unwrap_or_else(|| PRIMARY_SERVER.to_owned()),
+                    database.clone(),
+                ));
+                Purged::Database(database)
+            }
+            None => remove_copy(tx, id, old.try_get("schema_name")?).await?,
+        });
         crate::sql::admin_query(store::OLD_COPY_DELETE)
             .bind(id.as_uuid())
             .bind(placement.as_str())
             .execute(&mut *tx)
             .await?;
     }
-    Ok(purged)
+    Ok((purged, databases))
 }
 
 /// A change to how tenant `id` resolves (its slug, its hosts), in `tx`: locks its row, runs

@@ -97,6 +97,8 @@ impl TestDb {
 /// file `#[tenancy::test(migrations = "tests/migrations")]` applies, so both setups agree.
 pub const SPINNER_SCHEMA: &str = include_str!("../migrations/tenant/1_spinner_app.sql");
 
+pub mod moving;
+
 pub mod models {
     use tenancy::tenant_scoped;
     use time::OffsetDateTime;

@@ -201,7 +201,7 @@ impl Databases {
             Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
             other => other?,
         };
-        let checked = budget::identity(&mut conn, tenant, database).await;
+        let checked = budget::identity(&mut conn, tenant, (server, database)).await;
         let _ = conn.close().await;
         Ok(checked?)
     }
@@ -221,7 +221,7 @@ impl Databases {
         use sqlx::Connection;
         let mut conn = self.connect(server, database).await?;
         let out = async {
-            budget::identity(&mut conn, tenant, database).await?;
+            budget::identity(&mut conn, tenant, (server, database)).await?;
             let mut tx = conn.begin().await?;
             if snapshot {
                 sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -253,14 +253,7 @@ impl Databases {
         let mut registry = pool.acquire().await?;
         let fingerprint = fingerprint(migrations);
         let template = self.naming.template(fingerprint);
-        let source = if exists(&mut server, &template).await? {
-            Source::Spare {
-                template: &template,
-                version: fingerprint,
-            }
-        } else {
-            Source::Empty(migrations)
-        };
+        let source = source(&mut server, &template, fingerprint, migrations).await?;
         let (database, made) = provision::provision(
             &mut registry,
             &mut server,
@@ -273,6 +266,45 @@ impl Databases {
         .await
         .map_err(provision_error)?;
         tracing::debug!(%tenant, %database, server = on, ?made, "provisioned tenant database");
+        Ok(database)
+    }
+
+    /// Creates `tenant`'s database on server `on` as [`Databases::provision`] does (a spare or
+    /// the template when one is current for `migrations`, else empty and migrated) and records
+    /// in it whose it is, without registering it: for a move into it, whose registry
+    /// transaction must hold the provisioning lock on its name
+    /// ([`provision::lock_name`]) from before this call until the switch commits. If the
+    /// stamp fails, the database is dropped.
+    ///
+    /// # Errors
+    /// [`Error::UnknownServer`]; [`Error::Provision`] when a database of that name exists
+    /// already (left as it is); [`Error::Migration`]; [`Error::Database`].
+    pub(crate) async fn create_unregistered(
+        &self,
+        pool: &PgPool,
+        on: &str,
+        (tenant, slug): (TenantId, &str),
+        migrations: &Migrations,
+    ) -> Result<DatabaseName> {
+        let options = &self.server(on)?.options;
+        let mut server = self.admin(pool, on).await?;
+        let fingerprint = fingerprint(migrations);
+        let template = self.naming.template(fingerprint);
+        let source = source(&mut server, &template, fingerprint, migrations).await?;
+        let database = self.naming.tenant(tenant);
+        provision::create(&mut server, options, &self.naming, &database, source)
+            .await
+            .map_err(provision_error)?;
+        if let Err(cause) = provision::stamp(options, &database, tenant, slug).await {
+            provision::drop_database(&mut server, &database)
+                .await
+                .map_err(provision_error)?;
+            return Err(provision_error(ProvisionError::Identity {
+                database,
+                tenant,
+                cause,
+            }));
+        }
         Ok(database)
     }
 
@@ -420,13 +452,15 @@ impl Databases {
             &mut registry,
             &mut server,
             &self.naming,
-            // Whether the tenant exists at all, not whether it is on this server: two keys may
-            // map to one physical server, and a database is never dropped while its tenant is
-            // registered anywhere.
-            async |conn: &mut PgConnection, tenant: TenantId| {
+            // Whether any registry row names this database, on any server, not whether its
+            // tenant lives on this one: two keys may map to one physical server, and a
+            // database the registry records (even under another tenant, as a botched restore
+            // could leave it) is never dropped. A tenant that exists but does not live in it
+            // (a move into a database that crashed before its switch) does not keep it.
+            async |conn: &mut PgConnection, _: TenantId, database: &DatabaseName| {
                 Ok(
-                    crate::sql::admin_scalar(crate::registry::store::TENANT_EXISTS)
-                        .bind(tenant.as_uuid())
+                    crate::sql::admin_scalar(crate::registry::store::DATABASE_REGISTERED)
+                        .bind(database.as_str())
                         .fetch_one(conn)
                         .await?,
                 )
@@ -435,6 +469,20 @@ impl Databases {
         .await
         .map_err(provision_error)?;
         Ok(dropped.iter().map(|d| d.as_str().to_owned()).collect())
+    }
+
+    /// Drops the old copy `database` a move out of it kept on server `on` (after the
+    /// registry's record of it is gone). The connections the budget keeps to the tenant are
+    /// those of its new home, if any: they are left alone.
+    pub(crate) async fn drop_old_copy(
+        &self,
+        pool: &PgPool,
+        (on, database): (&str, &DatabaseName),
+    ) -> Result<()> {
+        let mut server = self.admin(pool, on).await?;
+        provision::drop_database(&mut server, database)
+            .await
+            .map_err(provision_error)
     }
 
     /// Drops `tenant`'s database `database` on server `on` (after its registry row is gone),
@@ -465,6 +513,24 @@ pub(crate) fn fingerprint(migrations: &Migrations) -> i64 {
         }
     }
     i64::from(hash)
+}
+
+/// Where a new tenant database on the server of `server` comes from: a spare or `template`
+/// when the template at `fingerprint` exists, else empty and migrated.
+async fn source<'a>(
+    server: &mut PgConnection,
+    template: &'a DatabaseName,
+    fingerprint: i64,
+    migrations: &'a Migrations,
+) -> Result<Source<'a>> {
+    Ok(if exists(server, template).await? {
+        Source::Spare {
+            template,
+            version: fingerprint,
+        }
+    } else {
+        Source::Empty(migrations)
+    })
 }
 
 async fn exists(server: &mut PgConnection, database: &DatabaseName) -> Result<bool> {

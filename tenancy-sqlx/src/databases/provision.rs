@@ -128,6 +128,100 @@ pub(crate) const IDENTITY_DDL: &str = "CREATE SCHEMA IF NOT EXISTS tenancy; \
      CREATE TABLE IF NOT EXISTS tenancy.tenants (id uuid PRIMARY KEY, slug text NOT NULL); \
      CREATE UNIQUE INDEX IF NOT EXISTS tenants_one_row ON tenancy.tenants ((true));";
 
+/// The write fence inside a tenant database (see `crate::moving`): the same functions, with
+/// the same fence key and errors, as the registry's, checking the database's identity row
+/// instead of the registry's row. A move out of the database seals the row (`moved_at`) in the
+/// transaction that holds the key exclusive, so that a write that waited for the move, or one
+/// of a context resolved before it, fails with TM002 and never lands in the old copy. Made
+/// with every database (template, spares, the empty path) and added to a database made by an
+/// older version when a connection to it is first opened (`budget`): idempotent.
+pub(crate) const FENCE_DDL: &str = r#"
+ALTER TABLE tenancy.tenants ADD COLUMN IF NOT EXISTS moved_at timestamptz;
+
+CREATE OR REPLACE FUNCTION tenancy.write_fence_wait(p_tenant uuid) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    saved text := pg_catalog.current_setting('lock_timeout');
+    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
+BEGIN
+    IF wait OPERATOR(pg_catalog.=) '' THEN
+        wait := '5s';
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
+    BEGIN
+        PERFORM pg_catalog.pg_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant));
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
+            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
+    END;
+    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenancy.write_fence_serial(p_tenant uuid) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    saved text := pg_catalog.current_setting('lock_timeout');
+    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
+BEGIN
+    IF wait OPERATOR(pg_catalog.=) '' THEN
+        wait := '5s';
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
+    BEGIN
+        PERFORM 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) p_tenant FOR SHARE;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
+            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
+    END;
+    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenancy.write_fence(p_tenant uuid, p_placement text, p_schema text) RETURNS uuid
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- The identity row before the fence key: a mover locks them in that order.
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        PERFORM tenancy.write_fence_serial(p_tenant);
+    END IF;
+    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant)) THEN
+        PERFORM tenancy.write_fence_wait(p_tenant);
+    END IF;
+    IF p_placement OPERATOR(pg_catalog.<>) 'own_database' OR NOT EXISTS (
+        SELECT FROM tenancy.tenants t
+        WHERE t.id OPERATOR(pg_catalog.=) p_tenant AND t.moved_at IS NULL
+    ) THEN
+        RAISE EXCEPTION 'tenant % no longer lives where this write was going (it moved, or is gone); resolve it again', p_tenant
+            USING ERRCODE = 'TM002', DETAIL = p_tenant::text;
+    END IF;
+    RETURN p_tenant;
+END
+$fn$;
+"#;
+
+/// Adds [`FENCE_DDL`] to the tenant database `conn` is on when it lacks the fence (a database
+/// made by an older version). Returns whether it had to.
+pub(crate) async fn ensure_fence(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    // Outside any transaction (see `crate::sql::in_own_tx`).
+    let present: bool = crate::sql::in_own_tx(conn, async |c| {
+        sqlx::query_scalar(
+            "SELECT to_regprocedure('tenancy.write_fence(uuid, text, text)') IS NOT NULL \
+             AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'tenancy.tenants'::regclass \
+                         AND attname = 'moved_at' AND NOT attisdropped)",
+        )
+        .persistent(false)
+        .fetch_one(c)
+        .await
+    })
+    .await?;
+    if present {
+        return Ok(false);
+    }
+    sqlx::raw_sql(FENCE_DDL).execute(&mut *conn).await?;
+    Ok(true)
+}
+
 /// Creates `tenant`'s database on the server of `server` (a connection to its maintenance
 /// database; `options` reach the same server), records in it whose it is (the tenant's id and
 /// slug; see [`IDENTITY_DDL`]) and registers it with `register`, run in a registry transaction on
@@ -169,9 +263,9 @@ pub(crate) async fn provision(
     Ok((database, made))
 }
 
-/// Takes, in the registry transaction `tx`, the lock on a database name that [`cleanup_orphans`]
-/// tries: a database being made under that name (a tenant's, or a template's build) is never
-/// taken for a leftover.
+/// Step 1 of [`provision`]: the transaction-level lock on `database`'s name, in the registry
+/// transaction `tx`, which tells [`cleanup_orphans`] that the database is being made (by a
+/// provisioning, a move into it, or a template's build) and is no leftover.
 pub(crate) async fn lock_name(
     tx: &mut PgConnection,
     database: &DatabaseName,
@@ -358,14 +452,15 @@ pub(crate) async fn ensure_template(
 }
 
 /// Drops every database of this registry's naming that the registry does not know and that no
-/// provisioning in flight holds: what a crash between creating a database and registering it
-/// left. `registered` answers, in a registry transaction, whether a tenant's database is
-/// recorded (for this server). Returns the databases dropped.
+/// provisioning or move in flight holds: what a crash between creating a database and
+/// registering it (or switching a tenant into it) left. `registered` answers, in a registry
+/// transaction, whether the registry records the database as its tenant's. Returns the
+/// databases dropped.
 pub(crate) async fn cleanup_orphans(
     registry: &mut PgConnection,
     server: &mut PgConnection,
     naming: &Naming,
-    mut registered: impl AsyncFnMut(&mut PgConnection, TenantId) -> crate::Result<bool>,
+    mut registered: impl AsyncFnMut(&mut PgConnection, TenantId, &DatabaseName) -> crate::Result<bool>,
 ) -> Result<Vec<DatabaseName>, ProvisionError> {
     let names: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
@@ -396,7 +491,7 @@ pub(crate) async fn cleanup_orphans(
         .await?;
         // Held: a provisioning is between creating and registering this database.
         let keep = match tenant {
-            Some(tenant) => registered(&mut *tx, tenant)
+            Some(tenant) => registered(&mut *tx, tenant, &database)
                 .await
                 .map_err(ProvisionError::Registry)?,
             None => false,
@@ -447,7 +542,7 @@ pub(crate) async fn end_sessions(
 }
 
 /// Records in the new `database` whose it is (see [`IDENTITY_DDL`]).
-async fn stamp(
+pub(crate) async fn stamp(
     options: &PgConnectOptions,
     database: &DatabaseName,
     tenant: TenantId,
@@ -456,6 +551,7 @@ async fn stamp(
     let mut conn = PgConnection::connect_with(&options.clone().database(database.as_str())).await?;
     // The DDL too: a database made by an older version, or by hand, may lack the table.
     sqlx::raw_sql(IDENTITY_DDL).execute(&mut conn).await?;
+    sqlx::raw_sql(FENCE_DDL).execute(&mut conn).await?;
     crate::sql::in_own_tx(&mut conn, async |c| {
         sqlx::query("INSERT INTO tenancy.tenants (id, slug) VALUES ($1, $2)")
             .persistent(false)
@@ -477,6 +573,7 @@ pub(crate) async fn migrate(
     let mut conn = PgConnection::connect_with(&options.clone().database(database.as_str())).await?;
     let mut tx = conn.begin().await?;
     sqlx::raw_sql(IDENTITY_DDL).execute(&mut *tx).await?;
+    sqlx::raw_sql(FENCE_DDL).execute(&mut *tx).await?;
     sqlx::raw_sql(HISTORY_DDL).execute(&mut *tx).await?;
     apply(&mut tx, &Target::Schema("public".to_owned()), migrations).await?;
     tx.commit().await?;
@@ -497,9 +594,11 @@ fn is(e: &sqlx::Error, state: &str) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(state))
 }
 
-/// `duplicate_database` as [`ProvisionError::DatabaseExists`].
+/// `duplicate_database` as [`ProvisionError::DatabaseExists`]; so is a unique violation on
+/// `pg_database`, what a `CREATE DATABASE` gets when another one of the same name (say of a
+/// cancelled caller whose backend has not yet noticed) committed while it waited.
 fn taken(e: sqlx::Error, database: &DatabaseName) -> ProvisionError {
-    if is(&e, "42P04") {
+    if is(&e, "42P04") || is(&e, "23505") {
         ProvisionError::DatabaseExists(database.clone())
     } else {
         ProvisionError::Database(e)

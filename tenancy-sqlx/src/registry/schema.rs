@@ -234,6 +234,20 @@ END
 $fn$;
 "#,
     ),
+    (
+        9,
+        "moves out of a tenant database: where an old database is kept",
+        // A tenant that moves out of its own database leaves it as the old copy, on its
+        // server, until `purge_old_copy` drops it; `cleanup_orphans` keeps it meanwhile.
+        r#"
+ALTER TABLE tenancy.old_copies
+    ADD COLUMN database_name text UNIQUE,
+    ADD COLUMN server text REFERENCES tenancy.servers (key),
+    ADD CONSTRAINT old_copies_database CHECK (
+        (placement = 'own_database') = (database_name IS NOT NULL AND server IS NOT NULL)
+    );
+"#,
+    ),
 ];
 
 /// The version the registry must be at for this version of the runtime.

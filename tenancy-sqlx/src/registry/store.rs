@@ -67,9 +67,11 @@ pub(crate) const TENANT_STATUS_AND_SCHEMA_FOR_UPDATE: &str = "SELECT status, sch
 /// This registry's tag, which its databases' names carry (see `databases::name`).
 pub(crate) const DEPLOYMENT_TAG: &str = "SELECT tag FROM tenancy.deployment";
 
-/// Whether the registry has a tenant `$1` (any status): its database is not a leftover.
-pub(crate) const TENANT_EXISTS: &str =
-    "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)";
+/// Whether any registry row (any tenant, status or server) names database `$1` as its home or
+/// as the old copy a move keeps: then it is not a leftover. A tenant that exists but lives elsewhere (a move into a database
+/// that crashed before its switch) does not keep a database of its name.
+pub(crate) const DATABASE_REGISTERED: &str = "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE database_name = $1) \
+     OR EXISTS (SELECT 1 FROM tenancy.old_copies WHERE database_name = $1)";
 
 /// Own-database tenants, for migrations.
 pub(crate) const OWN_DATABASE_TENANTS: &str = "SELECT id, slug, database_name, server FROM tenancy.tenants \
@@ -137,21 +139,22 @@ pub(crate) const AUDIT_LOG_FILTERED: &str = "SELECT id, at, actor, reason, actio
 
 /// A tenant's status and home, its row locked against other changes for a move; writes of the
 /// tenant (foreign key checks' `FOR KEY SHARE`) are not blocked.
-pub(crate) const TENANT_FOR_MOVE: &str = "SELECT slug, status, placement, schema_name FROM tenancy.tenants \
-     WHERE id = $1 FOR NO KEY UPDATE";
+pub(crate) const TENANT_FOR_MOVE: &str = "SELECT slug, status, placement, schema_name, database_name, server \
+     FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE";
 
 /// A tenant's home, for a statement that failed on a table its context expected.
 pub(crate) const TENANT_HOME: &str =
     "SELECT placement, schema_name FROM tenancy.tenants WHERE id = $1";
 
-/// The switch of a move: the tenant's new home.
-pub(crate) const TENANT_SET_HOME: &str =
-    "UPDATE tenancy.tenants SET placement = $2, schema_name = $3 WHERE id = $1";
+/// The switch of a move: the tenant's new home (placement, schema, database, server).
+pub(crate) const TENANT_SET_HOME: &str = "UPDATE tenancy.tenants \
+     SET placement = $2, schema_name = $3, database_name = $4, server = $5 WHERE id = $1";
 
-pub(crate) const OLD_COPY_INSERT: &str =
-    "INSERT INTO tenancy.old_copies (tenant_id, placement, schema_name) VALUES ($1, $2, $3)";
+pub(crate) const OLD_COPY_INSERT: &str = "INSERT INTO tenancy.old_copies \
+     (tenant_id, placement, schema_name, database_name, server) VALUES ($1, $2, $3, $4, $5)";
 
-pub(crate) const OLD_COPIES_OF_TENANT: &str = "SELECT placement, schema_name FROM tenancy.old_copies \
+pub(crate) const OLD_COPIES_OF_TENANT: &str = "SELECT placement, schema_name, database_name, server \
+     FROM tenancy.old_copies \
      WHERE tenant_id = $1 ORDER BY placement FOR UPDATE";
 
 pub(crate) const OLD_COPY_DELETE: &str =

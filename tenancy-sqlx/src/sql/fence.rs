@@ -16,30 +16,28 @@ pub(crate) fn marked(tenant: &str) -> String {
     format!("{FENCE_OPEN}{tenant}{FENCE_CLOSE}")
 }
 
-/// The quoted schema the own-database placement's statements name in the tenant's database,
-/// which holds no registry, so no fence: a tenant there is not moved (moves refuse it). No
-/// own-schema tenant has it (`public` is not a schema tenancy creates).
+/// The quoted schema the own-database placement's statements name in the tenant's database.
+/// There the fence is the tenant database's own `tenancy.write_fence` (see
+/// `databases::provision::FENCE_DDL`), which checks the database's identity row rather than a
+/// registry. No own-schema tenant has it (`public` is not a schema tenancy creates).
 const OWN_DATABASE_SCHEMA: &str = "\"public\"";
 
 /// The arguments naming the home a write is going to, after the tenant: the placement and the
 /// schema as the registry records them. `schema` is the tenant's quoted schema (validated: only
 /// lowercase letters, digits and `_`, so it is a safe literal once unquoted); `None` on shared
-/// tables. `None` where no fence applies.
-fn home_args(schema: Option<&str>) -> Option<String> {
+/// tables.
+fn home_args(schema: Option<&str>) -> String {
     match schema {
-        None => Some("'shared_table', NULL::text".to_owned()),
-        Some(OWN_DATABASE_SCHEMA) => None,
-        Some(quoted) => Some(format!("'own_schema', '{}'", quoted.trim_matches('"'))),
+        None => "'shared_table', NULL::text".to_owned(),
+        Some(OWN_DATABASE_SCHEMA) => "'own_database', NULL::text".to_owned(),
+        Some(quoted) => format!("'own_schema', '{}'", quoted.trim_matches('"')),
     }
 }
 
 /// The tenant (`tenant` is its placeholder) through the fence, as a value: an insert's first
 /// row puts it in the tenant column's place. A plain call, never a subquery (see above).
 pub(crate) fn value(tenant: &str, schema: Option<&str>) -> String {
-    match home_args(schema) {
-        Some(home) => format!("tenancy.write_fence({tenant}, {home})"),
-        None => tenant.to_owned(),
-    }
+    format!("tenancy.write_fence({tenant}, {})", home_args(schema))
 }
 
 /// The fence as a condition, for an `UPDATE` or `DELETE`: a constant one (a scalar subquery),
@@ -62,15 +60,18 @@ mod tests {
             value("$2", Some(r#""t_acme""#)),
             "tenancy.write_fence($2, 'own_schema', 't_acme')"
         );
-        assert_eq!(value("$2", Some(OWN_DATABASE_SCHEMA)), "$2");
+        assert_eq!(
+            value("$2", Some(OWN_DATABASE_SCHEMA)),
+            "tenancy.write_fence($2, 'own_database', NULL::text)"
+        );
         // Citus refuses a subquery in `INSERT ... VALUES` ("subqueries are not supported
         // within INSERT queries"): an insert's fence is a plain call.
-        for schema in [None, Some(r#""t_acme""#)] {
+        for schema in [None, Some(r#""t_acme""#), Some(OWN_DATABASE_SCHEMA)] {
             assert!(!value("$2", schema).contains("SELECT"));
         }
         assert_eq!(
             guard("$2", Some(OWN_DATABASE_SCHEMA)),
-            "(SELECT $2) IS NOT NULL"
+            "(SELECT tenancy.write_fence($2, 'own_database', NULL::text)) IS NOT NULL"
         );
     }
 

@@ -31,7 +31,7 @@ impl Tenancy {
             .await
     }
 
-    /// Moves an active tenant's rows to placement `to`, in one transaction: builds the target,
+    /// Moves an active tenant's rows to placement `to`: builds the target,
     /// stops the tenant's writes (they wait, or fail with the retryable
     /// [`Error::TenantMoving`]), copies every table, verifies each (row count and a checksum
     /// the server computes over every row), switches the registry to the new home, and keeps
@@ -45,8 +45,19 @@ impl Tenancy {
     /// applied to the old copy after the switch, and none acknowledged before it is missing
     /// from the new one.
     ///
+    /// Within the registry's database (shared tables, own schemas) it is one transaction. Into
+    /// a database of the tenant's own (on the server [`MoveOptions::server`] names), the new
+    /// database is filled and committed before the registry switches; out of one, the old
+    /// database is sealed by its own fence before the registry switches (see the module
+    /// `moving.rs`).
+    ///
     /// If this fails, is cancelled, or its process dies, nothing changed: the tenant stays
-    /// where it was, writable, and the move can be run again.
+    /// where it was, writable, and the move can be run again. Two windows are the exception:
+    /// cut off between a new database's commit and the switch, the move leaves that database
+    /// behind, unregistered, for [`Tenancy::cleanup_orphans`] (a rerun refuses until then);
+    /// cut off between the seal of an old database and the switch, the tenant stays on its
+    /// old home with every row and its writes fail with [`Error::TenantMoved`] until the move
+    /// is run again, which finishes it.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
@@ -54,7 +65,10 @@ impl Tenancy {
     /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
     /// the target's name exists, or writes in flight held the tenant longer than
     /// [`MoveOptions::lock_wait`]; [`Error::MoveVerification`] when a copy does not match its
-    /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to;
+    /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to
+    /// (or an own-database tenant on a handle without databases); [`Error::UnknownServer`]
+    /// for a target server the handle does not map or the registry does not list;
+    /// [`Error::WrongDatabase`] for an own database without the tenant's identity row;
     /// [`Error::MigrationRefused`], [`Error::Migration`] building an own schema;
     /// [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
     pub async fn move_tenant_with(
@@ -65,28 +79,50 @@ impl Tenancy {
         options: MoveOptions,
     ) -> Result<Moved> {
         self.check_superuser(su)?;
-        if to == Placement::OwnSchema {
+        if to != Placement::SharedTable {
             // Before anything runs.
             self.handle.tenant_migrations.check_runnable()?;
         }
+        let databases = match to {
+            Placement::OwnDatabase => Some(self.rt.databases()?),
+            // A handle without own-database support has no tenant there to move out.
+            _ => self.rt.databases().ok(),
+        };
         let migrations = &self.handle.tenant_migrations;
         // The tenant migrations may run on the connection: reset after the commit.
         let moved = su
             .audited_and_reset(&self.rt, "tenant.move", async |tx| {
-                let moved = crate::moving::run(tx, id, to, migrations, &options).await?;
+                let moved = match databases.filter(|_| to == Placement::OwnDatabase) {
+                    Some(databases) => {
+                        crate::moving::to_database::run(
+                            tx,
+                            (databases, &self.rt.pool),
+                            id,
+                            migrations,
+                            &options,
+                        )
+                        .await?
+                    }
+                    None => crate::moving::run(tx, databases, id, to, migrations, &options).await?,
+                };
                 notify::send(&mut *tx, self.rt.origin, Change::Revoke, id).await?;
                 let detail = format!(
                     "{} -> {}{}: {} rows in {} tables; old copy kept ({})",
                     moved.from,
                     moved.to,
-                    moved
-                        .schema
-                        .as_deref()
-                        .map(|s| format!(" ({s})"))
-                        .unwrap_or_default(),
+                    match (&moved.schema, &moved.database) {
+                        (Some(schema), _) => format!(" ({schema})"),
+                        (None, Some(database)) => format!(" ({}/{database})", moved.server),
+                        (None, None) => String::new(),
+                    },
                     moved.rows(),
                     moved.tables.len(),
-                    moved.old_copy.schema.as_deref().unwrap_or("shared rows"),
+                    moved
+                        .old_copy
+                        .schema
+                        .as_deref()
+                        .or(moved.old_copy.database.as_deref())
+                        .unwrap_or("shared rows"),
                 );
                 Ok((moved, Audit::of([id]).detail(detail)))
             })
@@ -99,7 +135,8 @@ impl Tenancy {
     }
 
     /// Removes what a move kept of a tenant where it lived before: the old schema is dropped,
-    /// or the old rows deleted from the shared tables (children first). The rows where the
+    /// the old rows deleted from the shared tables (children first), or the old database
+    /// dropped (after the registry forgot it). The rows where the
     /// tenant lives now are never touched. Audited (`tenant.purge_old_copy`). Returns what was
     /// removed: nothing when no old copy is kept.
     ///
@@ -108,18 +145,31 @@ impl Tenancy {
     /// `Tenancy`.
     pub async fn purge_old_copy(&self, su: &Superuser, id: TenantId) -> Result<Vec<Purged>> {
         self.check_superuser(su)?;
-        su.audited(&self.rt, "tenant.purge_old_copy", async |tx| {
-            // Locked like a move locks it: no move starts or switches meanwhile.
-            let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-            let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
-            let purged = crate::lifecycle::purge_old_copies(tx, id, current).await?;
-            let detail = format!("{purged:?}");
-            Ok((purged, Audit::of([id]).detail(detail)))
-        })
-        .await
+        let (purged, databases) = su
+            .audited(&self.rt, "tenant.purge_old_copy", async |tx| {
+                // Locked like a move locks it: no move starts or switches meanwhile.
+                let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+                let current: Placement =
+                    sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
+                let (purged, databases) =
+                    crate::lifecycle::purge_old_copies(tx, id, current).await?;
+                let detail = format!("{purged:?}");
+                Ok(((purged, databases), Audit::of([id]).detail(detail)))
+            })
+            .await?;
+        // After the commit: a crash before this leaves a database no registry row names,
+        // which `cleanup_orphans` drops.
+        for (server, name) in databases {
+            let database = crate::databases::name::DatabaseName::parse(&name)?;
+            self.rt
+                .databases()?
+                .drop_old_copy(&self.rt.pool, (&server, &database))
+                .await?;
+        }
+        Ok(purged)
     }
 }

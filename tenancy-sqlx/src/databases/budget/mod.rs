@@ -338,7 +338,7 @@ impl ServerBudget {
                     // The database must say it is the tenant's before anything of the
                     // tenant's runs on it: a renamed or swapped database, or a registry row
                     // naming another tenant's, is refused here, once per connection.
-                    if let Err(e) = identity(&mut conn, tenant, &database).await {
+                    if let Err(e) = identity(&mut conn, tenant, (&inner.server, &database)).await {
                         close_strictly(conn, close_timeout).await;
                         drop(slot);
                         inner.finish_work(tenant);
@@ -636,11 +636,12 @@ impl Drop for Lease {
 }
 
 /// Checks that the database `conn` reached says it is `tenant`'s: its `tenancy.tenants` holds
-/// exactly one row, with the tenant's id (see `provision`).
+/// exactly one row, with the tenant's id (see `provision`); then adds the write fence if the
+/// database predates it.
 pub(crate) async fn identity(
     conn: &mut PgConnection,
     tenant: TenantId,
-    database: &DatabaseName,
+    (server, database): (&str, &DatabaseName),
 ) -> Result<(), BudgetError> {
     // A new connection, outside any transaction (see `crate::sql::in_own_tx`).
     let found: Result<Vec<uuid::Uuid>, sqlx::Error> = crate::sql::in_own_tx(conn, async |c| {
@@ -651,7 +652,17 @@ pub(crate) async fn identity(
     })
     .await;
     let found = match found {
-        Ok(ids) if ids == [tenant.as_uuid()] => return Ok(()),
+        Ok(ids) if ids == [tenant.as_uuid()] => {
+            // A database made by an older version gets its write fence on first use.
+            return match crate::databases::provision::ensure_fence(conn).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(BudgetError::Connect {
+                    server: server.to_owned(),
+                    database: database.clone(),
+                    cause: format!("adding the write fence to the tenant database failed: {e}"),
+                }),
+            };
+        }
         Ok(ids) if ids.is_empty() => "no tenant".to_owned(),
         Ok(ids) => ids
             .iter()

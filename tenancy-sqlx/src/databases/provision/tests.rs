@@ -106,7 +106,7 @@ impl World {
             &mut self.registry,
             &mut self.server,
             &self.naming,
-            async |conn: &mut PgConnection, tenant: TenantId| {
+            async |conn: &mut PgConnection, tenant: TenantId, _: &DatabaseName| {
                 Ok(
                     sqlx::query_scalar("SELECT EXISTS (SELECT FROM registered WHERE tenant = $1)")
                         .bind(Uuid::from(tenant))

@@ -27,6 +27,16 @@
 //! copy stays until [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy) (or the
 //! tenant's [`purge`](crate::Tenancy::purge)) removes it.
 //!
+//! A move into a database of the tenant's own ([`to_database`]) follows the same steps with the
+//! copy on a second connection: the new database is made and filled in a transaction of its
+//! own, which commits before the registry switches; see there for what a failure leaves.
+//!
+//! - [`across`]: the copy of a table from one database to another (`COPY` streamed between
+//!   the two connections).
+//! - [`to_database`]: the move from the registry's database into a tenant database.
+//! - [`from_database`]: the move out of a tenant database, whose own write fence (in the
+//!   tenant database) is sealed before the registry switches.
+//!
 //! # The write fence
 //!
 //! Every repository write (insert, update, delete) calls `tenancy.write_fence(tenant, home)` in
@@ -53,6 +63,10 @@
 //! notification (an old own schema is renamed at the switch, so its reads fail and come back
 //! as [`Error::TenantMoved`](crate::Error::TenantMoved)). Raw SQL cannot write.
 //!
+//! An own-database tenant's writes call the same function in its database, which holds no
+//! registry: there the home check reads the database's identity row, which a move out of it
+//! seals (see [`from_database`]).
+//!
 //! What it costs when no move runs: one PL/pgSQL call per write statement, an uncontended
 //! advisory lock and a registry lookup by key, a few microseconds of server time (measured in
 //! BENCHMARKS.md as `insert_repo_vs_raw`, whose raw side has no fence). Locking tables instead
@@ -70,11 +84,16 @@ use tenancy_core::{Placement, Slug, TenantId};
 
 use crate::archive::{column_list, data_columns};
 use crate::catalog;
+use crate::databases::Databases;
 use crate::lifecycle::{TenantTable, tenant_tables_children_first};
 use crate::migrate::Migrations;
 use crate::registry::store;
 use crate::runtime::Runtime;
 use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
+
+mod across;
+mod from_database;
+pub(crate) mod to_database;
 
 /// The write fence's class key: `hashtext('tenancy.write_fence')`, as the registry's functions
 /// spell it (registry migration 8).
@@ -96,6 +115,7 @@ pub const DEFAULT_MOVE_LOCK_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct MoveOptions {
     lock_wait: Duration,
+    server: Option<String>,
     #[cfg(feature = "testing")]
     pub(crate) seams: Seams,
 }
@@ -104,6 +124,7 @@ impl Default for MoveOptions {
     fn default() -> Self {
         Self {
             lock_wait: DEFAULT_MOVE_LOCK_WAIT,
+            server: None,
             #[cfg(feature = "testing")]
             seams: Seams::default(),
         }
@@ -114,6 +135,7 @@ impl fmt::Debug for MoveOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MoveOptions")
             .field("lock_wait", &self.lock_wait)
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +155,29 @@ impl MoveOptions {
         self.lock_wait
     }
 
+    /// The server a move to [`Placement::OwnDatabase`] makes the tenant's database on: a key
+    /// the handle maps ([`TenancyBuilder::server`](crate::TenancyBuilder::server)) and the
+    /// registry lists. The primary server (the registry's) unless set. A move to another
+    /// placement with a server set is refused ([`Error::MoveRefused`]): shared tables and own
+    /// schemas live in the registry's database.
+    ///
+    /// ```
+    /// use tenancy_sqlx::MoveOptions;
+    ///
+    /// let options = MoveOptions::default().server("eu-2");
+    /// assert_eq!(options.get_server(), Some("eu-2"));
+    /// assert_eq!(MoveOptions::default().get_server(), None);
+    /// ```
+    pub fn server(mut self, key: impl Into<String>) -> Self {
+        self.server = Some(key.into());
+        self
+    }
+
+    /// The server set by [`MoveOptions::server`], if any.
+    pub fn get_server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
     /// Test seam: SQL run in the move's transaction after the copy and before verification
     /// (to tamper with a copied row and see the verification refuse it).
     #[cfg(feature = "testing")]
@@ -150,6 +195,16 @@ impl MoveOptions {
         self.seams.hold = Some(hold);
         self
     }
+
+    /// Test seam: a move into a database of its own waits this long after the new database
+    /// committed and before the registry switches (so that a test can end it there, as a
+    /// crash would).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn hold_before_switch(mut self, hold: Duration) -> Self {
+        self.seams.before_switch = Some(hold);
+        self
+    }
 }
 
 /// What the test seams of [`MoveOptions`] ask for.
@@ -158,6 +213,7 @@ impl MoveOptions {
 pub(crate) struct Seams {
     after_copy: Option<String>,
     hold: Option<Duration>,
+    before_switch: Option<Duration>,
 }
 
 /// Where a moved tenant's old copy is, until it is purged.
@@ -169,6 +225,9 @@ pub struct OldCopy {
     /// The old copy's schema (`tenancy_old_<id>`), for an own schema; `None` for rows left in
     /// the shared tables.
     pub schema: Option<String>,
+    /// The old copy's database, for an own database (kept under its name, its writes refused
+    /// by its fence, until purged); `None` otherwise.
+    pub database: Option<String>,
 }
 
 /// One table a move copied, as verified.
@@ -195,6 +254,11 @@ pub struct Moved {
     pub to: Placement,
     /// Its new schema, on the own-schema placement.
     pub schema: Option<String>,
+    /// Its new database, on the own-database placement.
+    pub database: Option<String>,
+    /// The key of the server it lives on now (`"primary"`, the registry's, but for a database
+    /// made on another server).
+    pub server: String,
     /// Where its old copy is kept until purged.
     pub old_copy: OldCopy,
     /// Every table copied, in copy order (parents first).
@@ -208,15 +272,19 @@ impl Moved {
     }
 }
 
-/// Moves tenant `id` to `to` inside the caller's transaction `tx` (see the module docs). The
-/// caller audits, notifies and commits.
-pub(crate) async fn run(
-    tx: &mut PgConnection,
-    id: TenantId,
-    to: Placement,
-    migrations: &Migrations,
-    options: &MoveOptions,
-) -> Result<Moved> {
+/// The tenant a move starts from, as [`prepare`] found and locked it.
+pub(crate) struct Leaving {
+    pub(crate) slug: Slug,
+    pub(crate) placement: Placement,
+    pub(crate) from: Home,
+    /// The server of the tenant's home (its database's, for an own database).
+    pub(crate) server: String,
+}
+
+/// The first steps of every move, in the registry transaction `tx`: `READ COMMITTED`, the
+/// tenant's row locked, and the checks that it may move to `to` (active, not there already, no
+/// old copy there).
+pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) -> Result<Leaving> {
     let refuse = |reason: String| Error::MoveRefused { id, reason };
     // The copy must see every write committed before the fence is up: a transaction snapshot
     // taken earlier (a database defaulting to REPEATABLE READ) would miss some.
@@ -239,12 +307,13 @@ pub(crate) async fn run(
     let slug = Slug::parse(row.try_get::<&str, _>("slug")?)?;
     let placement: Placement = row.try_get::<&str, _>("placement")?.parse()?;
     let schema: Option<String> = row.try_get("schema_name")?;
-    let from = Home::new(placement, schema.as_deref())
+    let database: Option<String> = row.try_get("database_name")?;
+    let server: String = row.try_get("server")?;
+    let from = Home::of(placement, schema.as_deref(), database.as_deref())
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if placement == to {
         return Err(refuse(format!("it already lives on the {to} placement")));
     }
-    let target = Home::for_slug(to, &slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
         .bind(id.as_uuid())
         .fetch_all(&mut *tx)
@@ -257,33 +326,122 @@ pub(crate) async fn run(
             )));
         }
     }
+    Ok(Leaving {
+        slug,
+        placement,
+        from,
+        server,
+    })
+}
+
+/// Moves tenant `id` to `to` (shared tables or an own schema) inside the caller's transaction
+/// `tx` (see the module docs), from wherever it lives: from its own database through
+/// [`from_database`], with `databases`. The caller audits, notifies and commits.
+pub(crate) async fn run(
+    tx: &mut PgConnection,
+    databases: Option<&Databases>,
+    id: TenantId,
+    to: Placement,
+    migrations: &Migrations,
+    options: &MoveOptions,
+) -> Result<Moved> {
+    if let Some(server) = &options.server {
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "the {to} placement lives in the registry's database; a server ({server}) is \
+                 only for a move to a database of its own"
+            ),
+        });
+    }
+    let leaving = prepare(tx, id, to).await?;
+    let target =
+        Home::for_slug(to, &leaving.slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
+    if leaving.from.database().is_some() {
+        let databases = databases.ok_or(Error::UnsupportedPlacement(Placement::OwnDatabase))?;
+        return from_database::run(tx, databases, id, (&leaving, &target), migrations, options)
+            .await;
+    }
     crate::rls::act_for(tx, id).await?;
-    for home in [&from, &target] {
+    for home in [&leaving.from, &target] {
         lock_migrations(tx, home).await?;
     }
     build(tx, id, &target, migrations).await?;
     raise_fence(tx, id, options.lock_wait).await?;
+    let tables = copy_all(
+        &mut Pair::One(tx),
+        id,
+        (leaving.from.schema_name(), target.schema_name()),
+        to,
+        options,
+    )
+    .await?;
+    switch(tx, id, &leaving, &target, None, tables).await
+}
 
-    let sources = tenant_tables_children_first(tx, from.schema_name()).await?;
-    let targets = tenant_tables_children_first(tx, target.schema_name()).await?;
+/// The connections a move reads its source on and writes its copy on: one transaction when
+/// both homes are in the registry's database, two otherwise.
+pub(crate) enum Pair<'a> {
+    /// The registry transaction, for both.
+    One(&'a mut PgConnection),
+    /// The registry transaction (the source, behind the fence) and one on the new database.
+    Two {
+        source: &'a mut PgConnection,
+        target: &'a mut PgConnection,
+    },
+}
+
+impl Pair<'_> {
+    fn source(&mut self) -> &mut PgConnection {
+        match self {
+            Self::One(c) => c,
+            Self::Two { source, .. } => source,
+        }
+    }
+
+    fn target(&mut self) -> &mut PgConnection {
+        match self {
+            Self::One(c) => c,
+            Self::Two { target, .. } => target,
+        }
+    }
+}
+
+/// Copies every table of the tenant from the home whose schema is `schemas.0` (`None`: the
+/// shared tables) to the one of `schemas.1`, parents first, and verifies each on both sides.
+/// The fence must be up.
+pub(crate) async fn copy_all(
+    pair: &mut Pair<'_>,
+    id: TenantId,
+    (from_schema, to_schema): (Option<&str>, Option<&str>),
+    to: Placement,
+    options: &MoveOptions,
+) -> Result<Vec<MovedTable>> {
+    let sources = tenant_tables_children_first(pair.source(), from_schema).await?;
+    let targets = tenant_tables_children_first(pair.target(), to_schema).await?;
     let mut copied = Vec::new();
     // Parents first, as the target's foreign keys need.
     for target_table in targets.iter().rev() {
         let Some(source) = sources.iter().find(|s| s.relname == target_table.relname) else {
             continue;
         };
-        if let Some(table) = copy_table(tx, id, source, target_table).await? {
+        if let Some(table) = copy_table(pair, id, source, target_table).await? {
             copied.push(table);
         }
     }
     // A source table with rows of the tenant and nowhere to go would be left behind.
     for source in &sources {
         let name = &source.relname;
-        if !targets.iter().any(|t| t.relname == *name) && count(tx, id, source).await? > 0 {
-            return Err(refuse(format!(
-                "{} holds rows of the tenant and the {to} placement has no table {name}",
-                source.name
-            )));
+        if !targets.iter().any(|t| t.relname == *name)
+            && count(pair.source(), id, source).await? > 0
+        {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "{} holds rows of the tenant and the {to} placement has no table {name}",
+                    source.name
+                ),
+            });
         }
     }
 
@@ -291,18 +449,22 @@ pub(crate) async fn run(
     {
         if let Some(sql) = &options.seams.after_copy {
             sqlx::raw_sql(crate::sql::text(sql.clone()))
-                .execute(&mut *tx)
+                .execute(pair.target())
                 .await?;
         }
         if let Some(hold) = options.seams.hold {
             tokio::time::sleep(hold).await;
         }
     }
+    #[cfg(not(feature = "testing"))]
+    let _ = options;
 
     let mut tables = Vec::with_capacity(copied.len());
     for c in &copied {
-        let (source_rows, source_sum) = checksum(tx, id, &c.source, &c.columns, &c.order).await?;
-        let (target_rows, target_sum) = checksum(tx, id, &c.target, &c.columns, &c.order).await?;
+        let (source_rows, source_sum) =
+            checksum(pair.source(), id, &c.source, &c.columns, &c.order).await?;
+        let (target_rows, target_sum) =
+            checksum(pair.target(), id, &c.target, &c.columns, &c.order).await?;
         if source_rows != target_rows || source_sum != target_sum || source_rows != c.rows {
             return Err(Error::MoveVerification {
                 id,
@@ -320,9 +482,21 @@ pub(crate) async fn run(
             checksum: source_sum,
         });
     }
+    Ok(tables)
+}
 
-    // The switch.
-    let old_schema = match from.schema_name() {
+/// The switch, in the registry transaction `tx`: an old own schema renamed out of the way, the
+/// registry row naming the new home (`database`: the server and database of an own-database
+/// one), the old copy recorded.
+pub(crate) async fn switch(
+    tx: &mut PgConnection,
+    id: TenantId,
+    leaving: &Leaving,
+    target: &Home,
+    database: Option<(&str, &str)>,
+    tables: Vec<MovedTable>,
+) -> Result<Moved> {
+    let old_schema = match leaving.from.schema_name() {
         Some(name) => {
             let old = old_copy_schema(id);
             sqlx::raw_sql(crate::sql::text(format!(
@@ -336,26 +510,38 @@ pub(crate) async fn run(
         }
         None => None,
     };
+    let (server, database) = match database {
+        Some((server, name)) => (server, Some(name)),
+        None => (crate::databases::PRIMARY_SERVER, None),
+    };
     crate::sql::admin_query(store::TENANT_SET_HOME)
         .bind(id.as_uuid())
-        .bind(to.as_str())
+        .bind(target.placement().as_str())
         .bind(target.schema_name())
+        .bind(database)
+        .bind(server)
         .execute(&mut *tx)
         .await?;
+    let old_database = leaving.from.database().map(|d| d.as_str().to_owned());
     crate::sql::admin_query(store::OLD_COPY_INSERT)
         .bind(id.as_uuid())
-        .bind(placement.as_str())
+        .bind(leaving.placement.as_str())
         .bind(old_schema.as_deref())
+        .bind(old_database.as_deref())
+        .bind(old_database.as_ref().map(|_| leaving.server.as_str()))
         .execute(&mut *tx)
         .await?;
     Ok(Moved {
         id,
-        from: placement,
-        to,
+        from: leaving.placement,
+        to: target.placement(),
         schema: target.schema_name().map(str::to_owned),
+        database: database.map(str::to_owned),
+        server: server.to_owned(),
         old_copy: OldCopy {
-            placement,
+            placement: leaving.placement,
             schema: old_schema,
+            database: old_database,
         },
         tables,
     })
@@ -464,13 +650,13 @@ struct Copied {
 
 /// Copies the tenant's rows of `source` into `target`; `None` when the source holds none.
 async fn copy_table(
-    tx: &mut PgConnection,
+    pair: &mut Pair<'_>,
     id: TenantId,
     source: &TenantTable,
     target: &TenantTable,
 ) -> Result<Option<Copied>> {
     let name = source.relname.clone();
-    let in_target = count(tx, id, target).await?;
+    let in_target = count(pair.target(), id, target).await?;
     if in_target > 0 {
         return Err(Error::MoveRefused {
             id,
@@ -480,10 +666,10 @@ async fn copy_table(
             ),
         });
     }
-    let mut columns = data_columns(tx, source).await?;
-    let have = data_columns(tx, target).await?;
+    let mut columns = data_columns(pair.source(), source).await?;
+    let have = data_columns(pair.target(), target).await?;
     if let Some(missing) = columns.iter().find(|c| !have.contains(c)) {
-        if count(tx, id, source).await? == 0 {
+        if count(pair.source(), id, source).await? == 0 {
             return Ok(None);
         }
         return Err(Error::MoveRefused {
@@ -495,23 +681,20 @@ async fn copy_table(
         });
     }
     columns.sort();
-    let list = column_list(&columns);
-    // OVERRIDING SYSTEM VALUE: identity columns keep the values they had.
-    let rows = crate::sql::admin_query(crate::sql::text(format!(
-        "INSERT INTO {} ({}, {list}) OVERRIDING SYSTEM VALUE SELECT {}, {list} FROM {} WHERE {} = $1",
-        target.name, target.column, source.column, source.name, source.column
-    )))
-    .bind(id.as_uuid())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let rows = match pair {
+        Pair::One(tx) => insert_select(tx, id, source, target, &columns).await?,
+        Pair::Two {
+            source: from,
+            target: to,
+        } => across::copy(from, to, id, (source, target), &columns).await?,
+    };
     if rows == 0 {
         return Ok(None);
     }
-    advance_sequences(tx, target, &columns).await?;
+    advance_sequences(pair.target(), target, &columns).await?;
     let order: Vec<String> = crate::sql::admin_scalar::<String>(catalog::PRIMARY_KEY_COLUMNS)
         .bind(source.oid)
-        .fetch_all(&mut *tx)
+        .fetch_all(pair.source())
         .await?
         .into_iter()
         .filter(|c| *c != source.column_name && columns.contains(c))
@@ -524,6 +707,26 @@ async fn copy_table(
         order,
         rows,
     }))
+}
+
+/// The copy within one database: one statement.
+async fn insert_select(
+    tx: &mut PgConnection,
+    id: TenantId,
+    source: &TenantTable,
+    target: &TenantTable,
+    columns: &[String],
+) -> Result<u64> {
+    let list = column_list(columns);
+    // OVERRIDING SYSTEM VALUE: identity columns keep the values they had.
+    Ok(crate::sql::admin_query(crate::sql::text(format!(
+        "INSERT INTO {} ({}, {list}) OVERRIDING SYSTEM VALUE SELECT {}, {list} FROM {} WHERE {} = $1",
+        target.name, target.column, source.column, source.name, source.column
+    )))
+    .bind(id.as_uuid())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
 }
 
 /// Moves the sequences behind `target`'s serial and identity columns past the values copied

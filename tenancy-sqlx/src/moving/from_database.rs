@@ -1,0 +1,105 @@
+//! A move out of a tenant's own database, to the shared tables or an own schema in the
+//! registry's database.
+//!
+//! Writes to the tenant database go through that database's own write fence (see
+//! `databases::provision::FENCE_DDL`), which checks its identity row. The move:
+//!
+//! 1. in the registry transaction: the tenant's row locked, the target built (as any move);
+//! 2. in a transaction on the tenant database: its identity row locked (`FOR NO KEY UPDATE`:
+//!    a `REPEATABLE READ` writer share-locks it before the fence key, so the two never wait
+//!    for each other crosswise), then the fence key taken exclusive there, waiting at most
+//!    the lock wait for the writes in flight;
+//! 3. every table streamed parents first into the registry transaction, and verified;
+//! 4. the identity row **sealed** (`moved_at`) and the tenant database's transaction
+//!    committed: from here no write lands in the old copy, a waiting or stale one fails with
+//!    `TenantMoved`;
+//! 5. the registry switches and commits (the caller).
+//!
+//! A failure or crash before 4 rolls both transactions back: nothing changed. Between 4 and 5
+//! the tenant is sealed on its old home, its rows whole there, its writes refused as moved
+//! (retryable): running the move again finishes it (the source is read as it was sealed).
+//! The old database is kept, sealed, under its name and recorded in `tenancy.old_copies`
+//! until `purge_old_copy` drops it.
+
+use sqlx::{Connection, PgConnection};
+use tenancy_core::TenantId;
+use tenancy_core::home::{Home, TENANT_DATABASE_SCHEMA};
+
+use super::{
+    Leaving, MoveOptions, Moved, Pair, across, build, copy_all, lock_migrations, raise_fence,
+    switch,
+};
+use crate::databases::name::DatabaseName;
+use crate::databases::{Databases, provision};
+use crate::migrate::Migrations;
+use crate::{Error, Result};
+
+/// Moves tenant `id` from its database (`leaving`) to `target` inside the registry
+/// transaction `tx` (see the module docs). The caller audits, notifies and commits.
+pub(super) async fn run(
+    tx: &mut PgConnection,
+    databases: &Databases,
+    id: TenantId,
+    (leaving, target): (&Leaving, &Home),
+    migrations: &Migrations,
+    options: &MoveOptions,
+) -> Result<Moved> {
+    let source_db = leaving
+        .from
+        .database()
+        .ok_or(Error::UnsupportedPlacement(leaving.placement))?;
+    let name = DatabaseName::parse(source_db.as_str())?;
+    crate::rls::act_for(tx, id).await?;
+    lock_migrations(tx, target).await?;
+    build(tx, id, target, migrations).await?;
+    let mut conn = databases.connect(&leaving.server, &name).await?;
+    let tables = async {
+        // Before the fence is raised, so that writers find it (a database of an older version).
+        provision::ensure_fence(&mut conn).await?;
+        let mut source = conn.begin().await?;
+        let identity: Option<uuid::Uuid> = crate::sql::admin_scalar(
+            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *source)
+        .await?;
+        if identity.is_none() {
+            return Err(Error::WrongDatabase {
+                tenant: id,
+                database: name.as_str().to_owned(),
+                found: "no identity row of the tenant".to_owned(),
+            });
+        }
+        across::same_text(tx).await?;
+        across::same_text(&mut source).await?;
+        crate::rls::act_for(&mut source, id).await?;
+        raise_fence(&mut source, id, options.lock_wait).await?;
+        let tables = copy_all(
+            &mut Pair::Two {
+                source: &mut source,
+                target: &mut *tx,
+            },
+            id,
+            (Some(TENANT_DATABASE_SCHEMA), target.schema_name()),
+            target.placement(),
+            options,
+        )
+        .await?;
+        // The seal: committed before the switch, so that no write is acknowledged by the old
+        // copy once the registry names the new one.
+        crate::sql::admin_query("UPDATE tenancy.tenants SET moved_at = now() WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *source)
+            .await?;
+        source.commit().await?;
+        Ok(tables)
+    }
+    .await;
+    let _ = conn.close().await;
+    let tables = tables?;
+    #[cfg(feature = "testing")]
+    if let Some(hold) = options.seams.before_switch {
+        tokio::time::sleep(hold).await;
+    }
+    switch(tx, id, leaving, target, None, tables).await
+}
