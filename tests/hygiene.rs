@@ -858,3 +858,157 @@ async fn a_migration_that_changes_a_table_does_not_break_warm_connections() {
             .unwrap_or_else(|e| panic!("{} on a warm connection: {e}", ctx.slug()));
     }
 }
+
+// ---- Connections lent without a ping -------------------------------------------------------------
+//
+// The pools `TenancyBuilder::connect` builds lend a connection to a unit that begins with its own
+// `BEGIN` (row-level security, a `TenantTx`, admin work) without pinging it first: that `BEGIN`
+// is the check, sent again on a replacement when the backend is gone. Each unit below meets the
+// one connection's backend terminated while it sat idle in the pool.
+
+/// A handle built by `connect` (not `from_pool`) as the application role, on ONE connection, with
+/// tenant A's spinner and one spin; no listener, so that the role's only backend is the pool's.
+async fn one_connection(test: &str, rls_on: bool, ping: bool) -> (Rls, Tenancy, TenantCtx, Uuid) {
+    use sqlx::ConnectOptions;
+
+    let rls = Rls::new(test).await;
+    let mut list = vec![tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA)];
+    if rls_on {
+        let policies = format!(
+            "{}{}",
+            rls::policy_sql("spinners", "tenant_id").unwrap(),
+            rls::policy_sql("spins", "tenant_id").unwrap()
+        );
+        list.push(tenancy::Migration::new(2, "row-level security", policies));
+    }
+    let tenancy = Tenancy::builder()
+        .max_connections(1)
+        .listen_for_changes(false)
+        .row_level_security(rls_on)
+        .test_before_acquire(ping)
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(rls.options().to_url_lossy().as_str())
+        .await
+        .unwrap();
+    common::migrate_all(&tenancy).await;
+    tenancy
+        .create_tenant(NewTenant::new("lent-a", "lent-a"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_slug("lent-a").await.unwrap();
+    let spinner = common::add_spinner(&a, "lent-a").await.unwrap().id;
+    Spin::repo()
+        .insert(&a, &new_spin(spinner, 1, "before"))
+        .await
+        .unwrap();
+    (rls, tenancy, a, spinner)
+}
+
+/// Terminates the pool's one backend once it is idle, and returns its pid.
+async fn kill_idle(rls: &Rls) -> i32 {
+    let mut admin = rls.db.connect().await;
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = $2")
+            .bind(&rls.db.name)
+            .bind(rls.role())
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    assert_eq!(pids.len(), 1, "one backend of the pool's: {pids:?}");
+    // Idle on the server, and the pool's release check read, before the kill.
+    assert_eq!(backend_state(&rls.db, pids[0]).await.unwrap().0, "idle");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pids[0])
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed);
+    pids[0]
+}
+
+/// The notes of the spins `ctx` sees, sorted: a read.
+async fn notes(ctx: &TenantCtx) -> tenancy::Result<Vec<String>> {
+    let mut notes: Vec<String> = Spin::repo()
+        .query()
+        .fetch_all(ctx)
+        .await?
+        .into_iter()
+        .filter_map(|s| s.note)
+        .collect();
+    notes.sort();
+    Ok(notes)
+}
+
+/// Every kind of unit that begins with its own `BEGIN`, each after its backend was killed idle,
+/// with and without the pool's ping (which those units skip): each runs on a new backend, and
+/// what it wrote is there.
+#[tokio::test]
+async fn units_that_begin_a_transaction_survive_a_backend_killed_idle() {
+    for ping in [true, false] {
+        let (rls, tenancy, a, spinner) =
+            one_connection(&format!("hyg_lent_{ping}"), true, ping).await;
+
+        // A read on a `&TenantCtx` (row-level security: `BEGIN READ ONLY` with the tenant).
+        kill_idle(&rls).await;
+        let read = notes(&a).await;
+        assert_eq!(read.unwrap(), ["before"], "ping {ping}");
+
+        // A write on a `&TenantCtx` (`BEGIN` with the tenant, the insert, `COMMIT`).
+        kill_idle(&rls).await;
+        Spin::repo()
+            .insert(&a, &new_spin(spinner, 2, "ctx write"))
+            .await
+            .unwrap_or_else(|e| panic!("ping {ping}: a write after the kill: {e}"));
+
+        // A `TenantTx`.
+        kill_idle(&rls).await;
+        let mut tx = a.begin().await.unwrap();
+        Spin::repo()
+            .insert(&mut tx, &new_spin(spinner, 3, "tx write"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // Admin work (the registry's transaction).
+        kill_idle(&rls).await;
+        tenancy
+            .create_tenant(NewTenant::new("lent-b", "lent-b"))
+            .await
+            .unwrap_or_else(|e| panic!("ping {ping}: create_tenant after the kill: {e}"));
+
+        assert_eq!(
+            notes(&a).await.unwrap(),
+            ["before", "ctx write", "tx write"],
+            "ping {ping}"
+        );
+        tenancy.close().await;
+    }
+}
+
+/// Without row-level security a read sends no `BEGIN`: the pool's ping (on by default) is what
+/// replaces a killed backend, and with the ping off the read fails instead, once. A `TenantTx`
+/// recovers either way.
+#[tokio::test]
+async fn units_without_a_begin_are_pinged_unless_the_ping_is_off() {
+    let (rls, tenancy, a, _) = one_connection("hyg_pinged", false, true).await;
+    kill_idle(&rls).await;
+    assert_eq!(notes(&a).await.unwrap(), ["before"]);
+    tenancy.close().await;
+    drop(rls);
+
+    let (rls, tenancy, a, spinner) = one_connection("hyg_unpinged", false, false).await;
+    kill_idle(&rls).await;
+    let r = notes(&a).await;
+    assert!(matches!(r, Err(Error::Database(_))), "{r:?}");
+    assert_eq!(notes(&a).await.unwrap(), ["before"]);
+    kill_idle(&rls).await;
+    let mut tx = a.begin().await.unwrap();
+    Spin::repo()
+        .insert(&mut tx, &new_spin(spinner, 2, "tx write"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(notes(&a).await.unwrap(), ["before", "tx write"]);
+    tenancy.close().await;
+}

@@ -3,15 +3,17 @@
 //! One database, one table, the same rows; two handles side by side. The measured one connects
 //! as a role of its own (not a superuser, so the forced policy applies) with
 //! `row_level_security(true)`: every statement on a `&TenantCtx` runs in a transaction that
-//! sets the tenant first (a lookup: `BEGIN READ ONLY` with the setting, the statement, and a
-//! `ROLLBACK` that rides on the pool's check of the connection on release). The reference
-//! connects as the server's superuser, which PostgreSQL exempts from policies, with RLS off:
-//! the same SQL on the same data, plain.
+//! sets the tenant first (a lookup: `BEGIN READ ONLY` with the setting, lent without the pool's
+//! ping, the statement, and a `ROLLBACK` that rides on the pool's check of the connection on
+//! release). The reference connects as the server's superuser, which PostgreSQL exempts from
+//! policies, with RLS off: the same SQL on the same data, plain (its borrows pinged).
+//! `lookup_rls_ctx_unpinged_vs_pinged` puts the same lookup on a pool of sqlx's defaults given to
+//! `from_pool`, which pings every borrow, beside it.
 
 use std::hint::black_box;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection};
 use tenancy::prelude::*;
 use uuid::Uuid;
 
@@ -25,6 +27,7 @@ const ROLE: &str = "tenancy_bench_app";
 const ROWS: &[&str] = &[
     "lookup_rls_ctx_vs_plain",
     "lookup_rls_ctx_vs_begin_commit",
+    "lookup_rls_ctx_unpinged_vs_pinged",
     "lookup_rls_tx_vs_plain_tx",
 ];
 
@@ -54,8 +57,9 @@ pub async fn run(b: &mut Bench, admin_url: &str) {
 
     let (ids, tenant) = seed(&superuser_url, &app_options, b.cfg.quick).await;
     let with_rls = Tenancy::builder()
+        .max_connections(1)
         .row_level_security(true)
-        .from_pool(pool(&app_options).await)
+        .connect(app_options.to_url_lossy().as_str())
         .await
         .expect("tenancy with row-level security");
     let plain = Tenancy::builder()
@@ -111,6 +115,27 @@ pub async fn run(b: &mut Bench, admin_url: &str) {
         in_tx(on.clone()),
     )
     .await;
+    // The pool `connect` builds lends a unit that begins with its own `BEGIN` without a ping;
+    // a pool of sqlx's defaults given to `from_pool` pings every borrow.
+    if b.wants("lookup_rls_ctx_unpinged_vs_pinged") {
+        let pinged = Tenancy::builder()
+            .row_level_security(true)
+            .from_pool(pool(&app_options).await)
+            .await
+            .expect("tenancy with row-level security on a pool of sqlx's defaults");
+        let pinged_ctx = pinged.resolve_id(tenant).await.expect("resolve");
+        b.compare(
+            Compare {
+                a: "unpinged",
+                b: "pinged",
+                ..spec("lookup_rls_ctx_unpinged_vs_pinged")
+            },
+            lookup(on.clone()),
+            lookup(pinged_ctx),
+        )
+        .await;
+        pinged.close().await;
+    }
     b.compare(
         spec("lookup_rls_tx_vs_plain_tx"),
         in_tx(on.clone()),

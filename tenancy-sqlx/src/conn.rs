@@ -48,6 +48,7 @@ use sqlx::{Connection, PgPool, Postgres, SqlStr};
 use crate::databases::budget::Lease;
 use crate::{Error, Result};
 
+pub(crate) mod acquire;
 pub(crate) mod read;
 
 /// Where a unit's connection came from, and goes back to.
@@ -92,10 +93,27 @@ impl Conn {
         }
     }
 
+    /// Takes a connection from `pool` for a unit whose first message is its `BEGIN`, without
+    /// the pool's ping (see [`acquire`]).
+    async fn take_unchecked(pool: &PgPool) -> Result<Self> {
+        Ok(Self {
+            conn: Link::Pool(acquire::unchecked(pool.acquire()).await?),
+            begin: None,
+            settled: false,
+        })
+    }
+
     /// Takes a connection from `pool` and begins a transaction with `begin` (`BEGIN`, or
     /// `BEGIN` and the settings of the transaction), in one simple-query round trip.
+    ///
+    /// The `BEGIN` is the connection's check (see [`acquire`]): if the connection turns out to
+    /// be gone, it is closed and the `BEGIN` sent once more on one the pool checked.
     pub(crate) async fn begin(pool: &PgPool, begin: SqlStr) -> Result<Self> {
-        Self::take(pool).await?.start(begin).await
+        match Self::take_unchecked(pool).await?.start(begin.clone()).await {
+            // The failed connection was dropped unsettled: closed.
+            Err(e) if acquire::broken(&e) => Self::take(pool).await?.start(begin).await,
+            out => out,
+        }
     }
 
     /// Begins a transaction with `begin` on this unit's connection (see [`Conn::begin`]).

@@ -116,11 +116,25 @@ impl Runtime {
 
     /// The connection [`Runtime::with_conn_of`] runs on.
     pub(crate) async fn conn_of(&self, lane: Lane<'_>, tenant: TenantId) -> crate::Result<Conn> {
-        let conn = self.take(lane, tenant).await?;
         if self.persistent {
-            Ok(conn)
+            self.take(lane, tenant).await
         } else {
-            conn.start(SqlStr::from_static("BEGIN")).await
+            self.begin_on(lane, tenant, SqlStr::from_static("BEGIN"))
+                .await
+        }
+    }
+
+    /// A connection of `lane` for `tenant` with a transaction begun by `begin`. From a pool, the
+    /// `BEGIN` is the connection's check (see [`Conn::begin`]).
+    async fn begin_on(
+        &self,
+        lane: Lane<'_>,
+        tenant: TenantId,
+        begin: SqlStr,
+    ) -> crate::Result<Conn> {
+        match lane {
+            Lane::Pool(pool) => Conn::begin(pool, begin).await,
+            Lane::Database(_) => self.take(lane, tenant).await?.start(begin).await,
         }
     }
 
@@ -158,7 +172,7 @@ impl Runtime {
         } else {
             SqlStr::from_static("BEGIN")
         };
-        self.take(lane, tenant).await?.start(begin).await
+        self.begin_on(lane, tenant, begin).await
     }
 
     /// The connection for one tenant's statements: with row-level security on, always in a
@@ -222,10 +236,7 @@ impl Runtime {
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
         let conn = if self.rls {
-            self.take(lane, tenant)
-                .await?
-                .start(begin_all_tenants())
-                .await?
+            self.begin_on(lane, tenant, begin_all_tenants()).await?
         } else {
             self.conn_of(lane, tenant).await?
         };

@@ -13,6 +13,13 @@
 //! on release, before it becomes idle (and closed if that fails), so the rollback rides on that
 //! check and the read waits for none of it.
 //!
+//! Nor does it wait for the pool's ping before the `BEGIN`: on the pools
+//! [`TenancyBuilder::connect`](crate::TenancyBuilder::connect) builds, a unit that begins with
+//! its own `BEGIN` is lent its connection unchecked, the `BEGIN` being the check (see
+//! [`super::acquire`]). A read is then three flights (`BEGIN` with the setting, the statement,
+//! the release check with the rollback), as many as the same read outside a transaction on a
+//! pool that pings.
+//!
 //! A rollback ends a read as well as a commit does, and the transaction is `BEGIN READ ONLY` so
 //! that it is one: a statement that would write fails instead of being rolled back in silence.
 //!
@@ -57,22 +64,23 @@ impl Conn {
         persistent: bool,
         op: Op<T>,
     ) -> Result<T> {
-        let mut conn = Self::take(pool).await?;
         let again = persistent.then(|| (sql.clone(), args.clone()));
-        let out = conn
-            .read_once(begin.clone(), query(sql, args, persistent), op)
-            .await;
+        let first = query(sql, args, persistent);
+        let (mut conn, out) =
+            Self::read_lent(pool, begin.clone(), async |c| Ok(op(first, c).await?)).await?;
         match (out, again) {
             (Err(e), Some((sql, args))) if super::is_stale_plan(&e) => {
                 // The first attempt's rollback is queued: clearing the cache sends it first.
                 conn.settled = false;
                 conn.pg().clear_cached_statements().await?;
-                conn.read_once(begin, query(sql, args, persistent), op)
+                let q = query(sql, args, persistent);
+                conn.in_read_tx(begin, async |c| Ok(op(q, c).await?))
                     .await
+                    .unwrap_or_else(|(e, _)| Err(e))
             }
             (out, _) => out,
         }
-        // `conn` goes back to the pool if `read_once` settled it, and is closed otherwise.
+        // `conn` goes back to the pool if `in_read_tx` settled it, and is closed otherwise.
     }
 
     /// Takes a connection from `pool` and runs `f` in a transaction begun with `begin` (which
@@ -83,32 +91,69 @@ impl Conn {
         begin: SqlStr,
         f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        Self::take(pool).await?.in_read_tx(begin, f).await
+        Self::read_lent(pool, begin, f).await?.1
     }
 
-    /// One transaction: `begin`, `q`, and its `ROLLBACK` queued.
-    async fn read_once<T>(&mut self, begin: SqlStr, q: Query, op: Op<T>) -> Result<T> {
-        self.in_read_tx(begin, async |c| Ok(op(q, c).await?)).await
+    /// Runs `f` in a read transaction (see [`Conn::in_read_tx`]) on a connection of `pool` lent
+    /// unchecked, its `BEGIN` being the check (see [`super::acquire`]): if the connection is
+    /// gone, it is closed and the `BEGIN` sent again on one the pool checked. Gives back the
+    /// connection with `f`'s outcome.
+    async fn read_lent<T, F>(pool: &PgPool, begin: SqlStr, f: F) -> Result<(Self, Result<T>)>
+    where
+        F: AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    {
+        let mut conn = Self::take_unchecked(pool).await?;
+        let (e, f) = match conn.in_read_tx(begin.clone(), f).await {
+            Ok(out) => return Ok((conn, out)),
+            Err((e, f)) if super::acquire::broken(&e) => (e, f),
+            Err((e, _)) => return Err(e),
+        };
+        tracing::debug!(error = %e, "a connection lent unchecked was gone; begins again on another");
+        // Unsettled, so closed (and its place in the pool freed) before the next is taken.
+        drop(conn);
+        let mut conn = Self::take(pool).await?;
+        let out = conn.in_read_tx(begin, f).await.map_err(|(e, _)| e)?;
+        Ok((conn, out))
     }
 
     /// `begin`, `f`, and the transaction's `ROLLBACK` queued. Marks the connection settled when
     /// `f` ran to its end or the server refused its statement, so that its replies are read in
     /// full or followed by nothing but the queued rollback; otherwise it stays unsettled and is
-    /// closed when dropped.
-    async fn in_read_tx<T>(
+    /// closed when dropped. A `BEGIN` that failed gives `f` back, unrun, with its error.
+    async fn in_read_tx<T, F>(
         &mut self,
         begin: SqlStr,
-        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
-    ) -> Result<T> {
+        f: F,
+    ) -> std::result::Result<Result<T>, (Error, F)>
+    where
+        F: AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    {
         self.settled = false;
-        let mut tx = Connection::begin_with(self.pg(), begin).await?;
-        let out = f(&mut tx).await;
-        // Dropping `tx` while open queues its rollback; nothing is sent here.
-        drop(tx);
+        let out = begun_then(self.pg(), begin, f).await?;
         self.settled = match &out {
             Ok(_) => true,
             Err(e) => matches!(e, Error::Database(sqlx::Error::Database(_))),
         };
-        out
+        Ok(out)
     }
+}
+
+/// `begin`, then `f` in that transaction, whose `ROLLBACK` its drop queues. A `BEGIN` that failed
+/// gives `f` back with its error, unrun.
+async fn begun_then<T, F>(
+    conn: &mut PgConnection,
+    begin: SqlStr,
+    f: F,
+) -> std::result::Result<Result<T>, (Error, F)>
+where
+    F: AsyncFnOnce(&mut PgConnection) -> Result<T>,
+{
+    let mut tx = match Connection::begin_with(conn, begin).await {
+        Ok(tx) => tx,
+        Err(e) => return Err((e.into(), f)),
+    };
+    let out = f(&mut tx).await;
+    // Dropping `tx` while open queues its rollback; nothing is sent here.
+    drop(tx);
+    Ok(out)
 }

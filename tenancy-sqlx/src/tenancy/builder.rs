@@ -159,6 +159,14 @@ impl TenancyBuilder {
     /// a one-statement lookup about a quarter of its throughput. Without it, a connection whose
     /// server backend died (a restart, `pg_terminate_backend`) fails the first statement sent on
     /// it instead of being replaced; turn it off where the application retries such errors.
+    ///
+    /// Units of work that begin with a transaction of their own (every statement with
+    /// [`TenancyBuilder::row_level_security`], a [`TenantTx`](crate::TenantTx), every unit in
+    /// [`StatementMode::Unnamed`]) are never pinged, whatever this says: their `BEGIN` checks the
+    /// connection, and is sent again on a connection the pool replaced (pinged, if this is on)
+    /// when it finds its own gone. It has no effect outside the transaction it opens, so
+    /// sending it twice is safe. Pools given to [`TenancyBuilder::from_pool`] ping as their own
+    /// options say.
     pub fn test_before_acquire(mut self, test: bool) -> Self {
         self.test_before_acquire = test;
         self
@@ -374,17 +382,19 @@ impl TenancyBuilder {
         // it timed out; one direct attempt first reports why.
         probe(&options, self.acquire_timeout, true).await?;
         let epoch = Arc::new(SchemaEpoch::new());
+        let ping = self.test_before_acquire;
         let pool_of = |max: u32| {
             let epoch = Arc::clone(&epoch);
             PgPoolOptions::new()
                 .max_connections(max.max(1))
                 .acquire_timeout(self.acquire_timeout)
-                .test_before_acquire(self.test_before_acquire)
-                // A connection opened before a migration may hold statements planned for the
-                // old shape of a table: replaced rather than lent (no round trip otherwise).
-                .before_acquire(move |_, meta| {
-                    let fresh = !epoch.predates(meta.age);
-                    Box::pin(async move { Ok(fresh) })
+                // The hook pings instead, except for units that begin with their own `BEGIN`,
+                // which checks the connection as well (see `conn::acquire`). It also refuses a
+                // connection opened before a migration, which may hold statements planned for
+                // the old shape of a table.
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| {
+                    crate::conn::acquire::lendable(conn, &meta, &epoch, ping)
                 })
                 // A role's or database's search_path can change after the probe: every
                 // connection is checked before it is first lent.
