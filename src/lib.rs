@@ -106,6 +106,9 @@
 //! | `axum` | the request edge for axum 0.8: `tenancy::axum` (a layer that resolves the tenant, extractors) |
 //! | `tls-rustls` | TLS to PostgreSQL through sqlx's rustls backend; ask for it in the URL (`sslmode=verify-full`) |
 //! | `tls-native-tls` | TLS through the platform's library (OpenSSL on Linux), likewise |
+//! | `migrate` | `Migrations::from_migrator`: migrations embedded with sqlx's `migrate!()` |
+//! | `serde` | `Serialize` and `Deserialize` on the records applications log or return |
+//! | `testing` | `#[tenancy::test]` and `tenancy::testing`, for `[dev-dependencies]` |
 //!
 //! # Crates
 //!
@@ -198,6 +201,12 @@ pub mod prelude {
         StatementMode, Superuser, Tenancy, TenantCtx, TenantId, TenantRef, TenantTx, tenant_scoped,
     };
 }
+
+/// The README's Rust snippets, compiled as doc tests with the setup its hidden comments give
+/// (see `build.rs`), so that a snippet that no longer compiles fails the build.
+#[cfg(doctest)]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/readme.md"))]
+pub struct ReadmeSnippets;
 
 /// What `#[tenant_scoped]` expansions use. Not a stable API; nothing here runs SQL.
 #[doc(hidden)]

@@ -475,3 +475,99 @@ async fn a_migration_runs_statement_by_statement_with_its_bodies_and_strings_int
         );
     }
 }
+
+/// Migrations embedded with sqlx's `migrate!()` are the directory's: the same versions, SQL and
+/// checksums, so tenants migrated from the files are current for the embedded set (and the
+/// reverse). Down halves are left out; a `-- no-transaction` migration is refused, not run
+/// outside its transaction.
+#[tokio::test]
+async fn migrations_embedded_with_sqlx_migrate_are_the_directorys() {
+    use sqlx::migrate::Migrator;
+    static TENANT: Migrator = sqlx::migrate!("tests/migrations/tenant");
+    static REVERSIBLE: Migrator = sqlx::migrate!("tests/migrations/embedded/reversible");
+    static NO_TX: Migrator = sqlx::migrate!("tests/migrations/embedded/no_transaction");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/migrations");
+    let shape = |m: &Migrations| -> Vec<(i64, String, String, Vec<u8>)> {
+        m.iter()
+            .map(|m| {
+                (
+                    m.version,
+                    m.description.clone(),
+                    m.sql.clone(),
+                    m.checksum.clone(),
+                )
+            })
+            .collect()
+    };
+    let embedded = Migrations::from_migrator(&TENANT).unwrap();
+    let files = Migrations::from_dir(format!("{dir}/tenant")).unwrap();
+    assert!(!embedded.is_empty());
+    assert_eq!(shape(&embedded), shape(&files));
+
+    // Applied from the files; the embedded set finds every target current.
+    let db = TestDb::new("mig_embedded").await;
+    let tenancy = tenancy_with(&db, files).await;
+    common::migrate_all(&tenancy).await;
+    let tenants = common::create_tenants(
+        &tenancy,
+        &[
+            ("acme", Placement::SharedTable),
+            ("globex", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    let tenancy = tenancy_with(&db, embedded).await;
+    let su = tenancy
+        .superuser("test", "embedded migrations")
+        .await
+        .unwrap();
+    assert_eq!(tenancy.pending_migrations(&su).await.unwrap(), vec![]);
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::UpToDate)),
+        "{report:?}"
+    );
+    for ctx in &tenants {
+        let again = tenancy.resolve_slug(ctx.slug()).await.unwrap();
+        common::add_spinner(&again, "embedded").await.unwrap();
+    }
+
+    // Reversible: the up halves only, in order.
+    let reversible = Migrations::from_migrator(&REVERSIBLE).unwrap();
+    let ups: Vec<(i64, &str)> = reversible
+        .iter()
+        .map(|m| (m.version, m.sql.trim()))
+        .collect();
+    assert_eq!(
+        ups,
+        [
+            (
+                1,
+                "CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL);"
+            ),
+            (
+                2,
+                "ALTER TABLE outbox ADD COLUMN sent boolean NOT NULL DEFAULT false;"
+            ),
+        ]
+    );
+    assert_eq!(
+        shape(&reversible),
+        shape(&Migrations::from_dir(format!("{dir}/embedded/reversible")).unwrap())
+    );
+
+    // No transaction: refused with its version, before anything could run.
+    match Migrations::from_migrator(&NO_TX) {
+        Err(Error::Migration(MigrationError::NoTransaction {
+            version,
+            description,
+        })) => assert_eq!((version, description.as_str()), (1, "spins by duration")),
+        other => panic!("a no-transaction migration was accepted: {other:?}"),
+    }
+}

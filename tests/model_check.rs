@@ -5,13 +5,14 @@
 
 mod common;
 
+use common::TestDb;
 use common::models::Spin;
-use common::{SPINNER_SCHEMA, TestDb};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
+use tenancy::testing::TestTenancy;
 use tenancy::{
-    ColumnMeta, ColumnType, Error, Migrations, Model, ModelMeta, NewModel, NewTenant, Placement,
-    Repo, Tenancy, TenantCtx, TenantScoped,
+    ColumnMeta, ColumnType, Error, Migrations, Model, ModelMeta, NewModel, Placement, Repo,
+    Tenancy, TenantCtx, TenantScoped,
 };
 use uuid::Uuid;
 
@@ -356,29 +357,17 @@ async fn a_migration_through_the_handle_makes_it_check_again() {
     assert_shape_error(Note::repo().count(&a).await, "primary key");
 }
 
-#[tokio::test]
-async fn each_tenant_schema_is_checked_on_its_first_statement() {
-    let db = TestDb::new("schema_check").await;
-    let tenancy = Tenancy::builder()
-        .max_connections(5)
-        .tenant_migrations(Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap())
-        .connect(&db.url)
-        .await
-        .unwrap();
-    common::migrate_all(&tenancy).await;
-    for slug in ["good", "bad"] {
-        tenancy
-            .create_tenant(NewTenant::new(slug, slug).placement(Placement::OwnSchema))
-            .await
-            .unwrap();
-    }
-    let good = tenancy.resolve_slug("good").await.unwrap();
-    let bad = tenancy.resolve_slug("bad").await.unwrap();
-    Spin::repo().count(&good).await.unwrap();
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(good = "schema", bad = "schema")
+)]
+async fn each_tenant_schema_is_checked_on_its_first_statement(t: TestTenancy) {
+    let (good, bad) = (t.tenant("good"), t.tenant("bad"));
+    Spin::repo().count(good).await.unwrap();
     // One schema's table loses its tenant-led key; the shared check does not cover it.
-    db.exec("ALTER TABLE t_bad.spins DROP CONSTRAINT spins_pkey CASCADE; ALTER TABLE t_bad.spins ADD PRIMARY KEY (id)")
+    t.exec("ALTER TABLE t_bad.spins DROP CONSTRAINT spins_pkey CASCADE; ALTER TABLE t_bad.spins ADD PRIMARY KEY (id)")
         .await;
-    match Spin::repo().count(&bad).await {
+    match Spin::repo().count(bad).await {
         Err(Error::TableShape(r)) => {
             assert_eq!(r.table, "t_bad.spins");
             assert!(
@@ -388,7 +377,7 @@ async fn each_tenant_schema_is_checked_on_its_first_statement() {
         }
         other => panic!("expected the shape error, got {other:?}"),
     }
-    assert_eq!(Spin::repo().count(&good).await.unwrap(), 0);
+    assert_eq!(Spin::repo().count(good).await.unwrap(), 0);
 }
 
 #[tokio::test]

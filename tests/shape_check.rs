@@ -5,7 +5,7 @@
 mod common;
 
 use common::models::{Spin, Spinner};
-use common::{SPINNER_SCHEMA, TestDb};
+use tenancy::testing::TestTenancy;
 use tenancy::{Error, ShapeReport, Tenancy};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -73,8 +73,8 @@ CREATE INDEX widgets_recent ON widgets (tenant_id, created_at DESC);
 CREATE UNIQUE INDEX widgets_lower_name ON widgets (tenant_id, lower(name));
 CREATE INDEX widgets_partial ON widgets (tenant_id, parent_id) WHERE extra IS NOT NULL;";
 
-async fn reshape(db: &TestDb, widgets: &str) {
-    db.exec(&format!(
+async fn reshape(t: &TestTenancy, widgets: &str) {
+    t.exec(&format!(
         "DROP TABLE IF EXISTS widgets, parents CASCADE; {PARENTS} {widgets}"
     ))
     .await;
@@ -110,17 +110,15 @@ fn assert_problems(case: &str, r: &ShapeReport, expected: &[&str]) {
     }
 }
 
-#[tokio::test]
-async fn well_shaped_tables_pass() {
-    let db = TestDb::new("shape_good").await;
-    let tenancy = db.tenancy().await;
-    db.exec(SPINNER_SCHEMA).await;
+#[tenancy::test(migrations = "tests/migrations")]
+async fn well_shaped_tables_pass(t: TestTenancy) {
+    let tenancy = t.tenancy();
     tenancy.verify::<Spinner>().await.unwrap();
     tenancy.verify::<Spin>().await.unwrap();
-    reshape(&db, GOOD_WIDGETS).await;
+    reshape(&t, GOOD_WIDGETS).await;
     tenancy.verify::<Widget>().await.unwrap();
     tenancy.verify::<Parent>().await.unwrap();
-    db.exec(
+    t.exec(
         "CREATE TABLE accounts (
              org_id       uuid NOT NULL REFERENCES tenancy.tenants (id),
              id           uuid NOT NULL,
@@ -133,7 +131,7 @@ async fn well_shaped_tables_pass() {
     tenancy.verify::<Account>().await.unwrap();
 
     // The same table checked for the default tenant column name: it has none.
-    db.exec("ALTER TABLE accounts RENAME COLUMN org_id TO tenant_id")
+    t.exec("ALTER TABLE accounts RENAME COLUMN org_id TO tenant_id")
         .await;
     match tenancy.verify::<Account>().await {
         Err(Error::TableShape(r)) => {
@@ -149,10 +147,9 @@ async fn well_shaped_tables_pass() {
     }
 }
 
-#[tokio::test]
-async fn each_shape_problem_is_named() {
-    let db = TestDb::new("shape_bad").await;
-    let tenancy = db.tenancy().await;
+#[tenancy::test]
+async fn each_shape_problem_is_named(t: TestTenancy) {
+    let tenancy = t.tenancy();
     let cases: &[(&str, &str, &[&str])] = &[
         (
             "missing table",
@@ -331,12 +328,12 @@ async fn each_shape_problem_is_named() {
         ),
     ];
     for (case, ddl, expected) in cases {
-        reshape(&db, ddl).await;
-        let r = report(&tenancy, case).await;
+        reshape(&t, ddl).await;
+        let r = report(tenancy, case).await;
         assert_problems(case, &r, expected);
     }
     // And back to the good shape.
-    reshape(&db, GOOD_WIDGETS).await;
+    reshape(&t, GOOD_WIDGETS).await;
     tenancy.verify::<Widget>().await.unwrap();
 }
 
@@ -344,10 +341,9 @@ async fn each_shape_problem_is_named() {
 /// for any constraint whose index is this one, and a foreign key *of another table* records the
 /// referenced unique index as its own: a unique index on `parents (id)` alone, which lets
 /// tenants collide on keys, is then skipped and reported nowhere for `parents`.
-#[tokio::test]
-async fn a_unique_index_referenced_by_another_tables_foreign_key_is_still_checked() {
-    let db = TestDb::new("shape_fk_index").await;
-    let tenancy = db.tenancy().await;
+#[tenancy::test]
+async fn a_unique_index_referenced_by_another_tables_foreign_key_is_still_checked(t: TestTenancy) {
+    let tenancy = t.tenancy();
     let flagged = async || match tenancy.verify::<Parent>().await {
         Err(Error::TableShape(r)) => {
             assert_eq!(r.table, "parents");
@@ -358,12 +354,12 @@ async fn a_unique_index_referenced_by_another_tables_foreign_key_is_still_checke
         Ok(()) => false,
         Err(e) => panic!("{e:?}"),
     };
-    db.exec(&format!(
+    t.exec(&format!(
         "{PARENTS} CREATE UNIQUE INDEX parents_id_idx ON parents (id);"
     ))
     .await;
     assert!(flagged().await, "flagged while no foreign key uses it");
-    db.exec("CREATE TABLE audit_refs (ref uuid REFERENCES parents (id));")
+    t.exec("CREATE TABLE audit_refs (ref uuid REFERENCES parents (id));")
         .await;
     assert!(
         flagged().await,

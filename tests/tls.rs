@@ -5,10 +5,8 @@
 //! The default build runs the second test; `cargo test --features tls-rustls --test tls` (or
 //! `tls-native-tls`) runs the first, against a server with `ssl = on`.
 
-mod common;
-
-use common::TestDb;
-use tenancy::{Error, Tenancy};
+use tenancy::Tenancy;
+use tenancy::testing::TestTenancy;
 
 /// `url` with more query parameters.
 fn with_params(url: &str, params: &str) -> String {
@@ -17,10 +15,11 @@ fn with_params(url: &str, params: &str) -> String {
 }
 
 #[cfg(not(any(feature = "tls-rustls", feature = "tls-native-tls")))]
-#[tokio::test]
-async fn requiring_tls_without_a_tls_feature_fails_at_connect() {
-    let db = TestDb::new("tls_none").await;
-    match Tenancy::connect(&with_params(&db.url, "sslmode=require")).await {
+#[tenancy::test]
+async fn requiring_tls_without_a_tls_feature_fails_at_connect(t: TestTenancy) {
+    use tenancy::Error;
+
+    match Tenancy::connect(&with_params(t.url(), "sslmode=require")).await {
         Err(e @ Error::Connect { .. }) => assert!(e.to_string().contains("TLS"), "{e}"),
         Err(e) => panic!("expected Error::Connect naming TLS, got {e:?}"),
         Ok(_) => panic!("connected with sslmode=require and no TLS backend"),
@@ -28,13 +27,13 @@ async fn requiring_tls_without_a_tls_feature_fails_at_connect() {
 }
 
 #[cfg(any(feature = "tls-rustls", feature = "tls-native-tls"))]
-#[tokio::test]
-async fn sslmode_require_encrypts_every_connection_tenancy_opens() {
+#[tenancy::test]
+async fn sslmode_require_encrypts_every_connection_tenancy_opens(t: TestTenancy) {
     use tenancy::NewTenant;
 
-    let db = TestDb::new("tls_on").await;
-    let app = format!("tls_{}", db.name);
-    let url = with_params(&db.url, &format!("sslmode=require&application_name={app}"));
+    // Short enough that the server keeps it whole (names are cut at 63 bytes).
+    let app = format!("tls_{}", uuid::Uuid::new_v4().simple());
+    let url = with_params(t.url(), &format!("sslmode=require&application_name={app}"));
     let tenancy = Tenancy::connect(&url).await.expect("connect over TLS");
     tenancy
         .create_tenant(NewTenant::new("acme", "Acme"))
@@ -44,7 +43,7 @@ async fn sslmode_require_encrypts_every_connection_tenancy_opens() {
     assert_eq!(ctx.slug(), "acme");
 
     // The pool's connections and the registry listener's, seen from the server.
-    let mut conn = db.connect().await;
+    let mut conn = t.connect().await;
     let (n, all_encrypted): (i64, Option<bool>) = sqlx::query_as(
         "SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a \
          JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",

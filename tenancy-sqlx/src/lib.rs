@@ -112,7 +112,7 @@ pub use migrate::{
 pub use model::{ColumnMeta, ColumnType, Model, ModelMeta, NewModel, TenantScoped};
 pub use moving::{DEFAULT_MOVE_LOCK_WAIT, MoveOptions, Moved, MovedTable, OldCopy};
 pub use query::Select;
-pub use raw::{Raw, RawSqlRefusal, RefusalKind};
+pub use raw::{GlobalWrite, Raw, RawSqlRefusal, RefusalKind};
 pub use registry::{NewTenant, Tenant};
 pub use repo::Repo;
 pub use report::{

@@ -126,6 +126,53 @@ impl Migrations {
         Self::from_list(list)
     }
 
+    /// The migrations of a sqlx [`Migrator`](sqlx::migrate::Migrator), such as the one
+    /// `sqlx::migrate!()` embeds in the binary at compile time: the same `<version>_<description>.sql`
+    /// files as [`Migrations::from_dir`], read when the application is built instead of when it
+    /// runs. Feature `migrate`.
+    ///
+    /// Reversible migrations' down halves are left out, as `from_dir` leaves out `.down.sql`
+    /// files. Checksums are tenancy's (SHA-256 of the SQL), so migrations applied from the
+    /// directory are recognised when the same files come embedded.
+    ///
+    /// ```ignore
+    /// static TENANT: sqlx::migrate::Migrator = sqlx::migrate!("migrations/tenant");
+    ///
+    /// let tenancy = Tenancy::builder()
+    ///     .tenant_migrations(Migrations::from_migrator(&TENANT)?)
+    ///     .connect(&url)
+    ///     .await?;
+    /// ```
+    ///
+    /// # Errors
+    /// [`MigrationError::NoTransaction`] for a migration marked `-- no-transaction` (tenancy
+    /// runs every migration in its target's transaction);
+    /// [`MigrationError::DuplicateVersion`] and [`MigrationError::NegativeVersion`] as
+    /// [`Migrations::from_list`].
+    #[cfg(feature = "migrate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
+    pub fn from_migrator(migrator: &sqlx::migrate::Migrator) -> Result<Self> {
+        let mut list = Vec::new();
+        for m in migrator.iter() {
+            if m.migration_type.is_down_migration() {
+                continue;
+            }
+            if m.no_tx {
+                return Err(MigrationError::NoTransaction {
+                    version: m.version,
+                    description: m.description.to_string(),
+                }
+                .into());
+            }
+            list.push(Migration::new(
+                m.version,
+                m.description.to_string(),
+                m.sql.as_str(),
+            ));
+        }
+        Self::from_list(list)
+    }
+
     /// The migrations, by version.
     pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
         self.list.iter()

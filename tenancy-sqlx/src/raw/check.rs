@@ -56,11 +56,12 @@ fn declared(name: &str) -> Named {
 }
 
 /// Refuses what the SQL names outside the placeholders unless the catalog allows it, and says
-/// whether to fence. `tables` are the placeholders' tables (quoted, maybe qualified), in the
+/// whether to fence. The verdict is kept under `key`, if given (a caller with checks of its own
+/// after this one keeps it itself, once they pass). `tables` are the placeholders' tables (quoted, maybe qualified), in the
 /// rewrite's order; `globals` the builder's global tables.
 pub(super) async fn catalog(
     unit: &mut TenantUnit<'_>,
-    key: String,
+    key: Option<String>,
     uses: &Uses,
     tables: &[String],
     tenant_columns: &[String],
@@ -143,7 +144,9 @@ pub(super) async fn catalog(
         .collect::<Vec<_>>()
         .join("\nUNION ALL\n");
     if query.is_empty() {
-        config.verdicts.put(key, uses.casts_rows);
+        if let Some(key) = key {
+            config.verdicts.put(key, uses.casts_rows);
+        }
         return Ok(Verdict {
             fence: uses.casts_rows,
         });
@@ -227,7 +230,9 @@ pub(super) async fn catalog(
             _ => {}
         }
     }
-    unit.runtime().raw.verdicts.put(key, fence);
+    if let Some(key) = key {
+        unit.runtime().raw.verdicts.put(key, fence);
+    }
     Ok(Verdict { fence })
 }
 

@@ -54,6 +54,7 @@ pub(crate) mod lex;
 mod parse;
 pub(crate) mod refusal;
 pub(crate) mod split;
+mod write;
 
 use std::marker::PhantomData;
 
@@ -70,6 +71,7 @@ use crate::unit::TenantUnit;
 use crate::{Error, Result, Scope};
 use lex::{Tok, lex};
 pub use refusal::{RawSqlRefusal, RefusalKind};
+pub use write::GlobalWrite;
 
 type Decode<O> = fn(&PgRow) -> std::result::Result<O, sqlx::Error>;
 
@@ -204,7 +206,7 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
                 let uses = parse::read(&rewritten.sql, &rewritten.ctes, &models)?;
                 check::catalog(
                     &mut unit,
-                    key,
+                    Some(key),
                     &uses,
                     &rewritten.tables,
                     &tenant_columns,

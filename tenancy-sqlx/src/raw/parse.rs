@@ -8,8 +8,8 @@
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
-    AExprKind, ColumnRef, FuncCall, Node, RangeVar, SelectStmt, SetOperation, SqlValueFunctionOp,
-    SubLinkType, TypeName, WithClause,
+    AExprKind, ColumnRef, DeleteStmt, FuncCall, InsertStmt, Node, RangeVar, SelectStmt,
+    SetOperation, SqlValueFunctionOp, SubLinkType, TypeName, UpdateStmt, WithClause,
 };
 
 use super::allow::{FUNCTIONS, OPERATORS, TYPES};
@@ -96,9 +96,9 @@ struct Walker<'a> {
     uses: Uses,
 }
 
-/// Parses `sql` (the rewritten statement, whose first `ours.len()` CTEs are the placeholders')
-/// and returns what the catalog must confirm.
-pub(super) fn read(sql: &str, ours: &[String], models: &[&str]) -> Walk<Uses> {
+/// Parses `sql` as exactly one statement of PostgreSQL 15's grammar; `what` says what the
+/// caller expected, for the refusal.
+fn parse_one(sql: &str, what: &str) -> Walk<pg_query::protobuf::ParseResult> {
     let parsed = pg_query::parse(sql).map_err(|e| {
         let msg = match e {
             pg_query::Error::Parse(m) => m,
@@ -107,33 +107,63 @@ pub(super) fn read(sql: &str, ours: &[String], models: &[&str]) -> Walk<Uses> {
         refuse(
             RefusalKind::Lexical,
             None,
-            format!("the SQL cannot be read as one PostgreSQL 15 query: {msg}"),
-            "write one SELECT query that PostgreSQL accepts",
+            format!("the SQL cannot be read as one PostgreSQL 15 statement: {msg}"),
+            &format!("write {what} that PostgreSQL accepts"),
         )
     })?;
-    let [stmt] = parsed.protobuf.stmts.as_slice() else {
+    if parsed.protobuf.stmts.len() != 1 {
         return Err(refuse(
             RefusalKind::Lexical,
             None,
             "the SQL holds more than one statement".into(),
-            "send one query per call",
+            "send one statement per call",
         ));
-    };
-    let mut w = Walker {
-        ours,
-        models,
-        scopes: Vec::new(),
-        aliases: Vec::new(),
-        ranges: 0,
-        pending: Vec::new(),
-        uses: Uses::default(),
-    };
-    match stmt.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+    }
+    Ok(parsed.protobuf)
+}
+
+fn statement_of(parsed: &pg_query::protobuf::ParseResult) -> Option<&NodeEnum> {
+    parsed.stmts[0].stmt.as_ref().and_then(|n| n.node.as_ref())
+}
+
+impl<'a> Walker<'a> {
+    fn new(ours: &'a [String], models: &'a [&'a str]) -> Self {
+        Walker {
+            ours,
+            models,
+            scopes: Vec::new(),
+            aliases: Vec::new(),
+            ranges: 0,
+            pending: Vec::new(),
+            uses: Uses::default(),
+        }
+    }
+}
+
+/// Parses `sql` (the rewritten statement, whose first `ours.len()` CTEs are the placeholders')
+/// and returns what the catalog must confirm.
+pub(super) fn read(sql: &str, ours: &[String], models: &[&str]) -> Walk<Uses> {
+    let parsed = parse_one(sql, "one SELECT query")?;
+    let mut w = Walker::new(ours, models);
+    match statement_of(&parsed) {
         Some(NodeEnum::SelectStmt(s)) => w.top(s)?,
         other => return Err(w.statement(other)),
     }
     w.resolve_pending();
     Ok(w.uses)
+}
+
+/// Parses a global write (`INSERT`, `UPDATE` or `DELETE`, see `write.rs`) and returns the table
+/// it writes, as named, with what the catalog must confirm. The table is also among
+/// `relations`, so the catalog judges it as it judges every table raw SQL names; what the
+/// statement reads besides (a `SELECT`, `FROM`, `USING`, subqueries) is walked as raw SQL's
+/// queries are, with no placeholder in scope.
+pub(super) fn read_write(sql: &str) -> Walk<(Named, Uses)> {
+    let parsed = parse_one(sql, "one INSERT, UPDATE or DELETE")?;
+    let mut w = Walker::new(&[], &[]);
+    let target = w.write(statement_of(&parsed))?;
+    w.resolve_pending();
+    Ok((target, w.uses))
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -196,6 +226,132 @@ impl Walker<'_> {
             format!("the SQL is or holds {what}; raw SQL only reads"),
             "write through the repository, or run administrative SQL as a migration",
         )
+    }
+
+    /// A global write's statement: one `INSERT`, `UPDATE` or `DELETE`, without `RETURNING`,
+    /// whose CTEs only read. Returns the table it writes.
+    fn write(&mut self, node: Option<&NodeEnum>) -> Walk<Named> {
+        self.scopes.push(Vec::new());
+        let target = match node {
+            Some(NodeEnum::InsertStmt(i)) => {
+                let InsertStmt {
+                    relation,
+                    cols,
+                    select_stmt,
+                    on_conflict_clause,
+                    returning_list,
+                    with_clause,
+                    r#override: _,
+                } = &**i;
+                no_returning(returning_list)?;
+                self.with(with_clause)?;
+                let target = self.target(relation)?;
+                self.exprs(cols)?;
+                if let Some(s) = select_stmt {
+                    match &s.node {
+                        Some(NodeEnum::SelectStmt(q)) => self.select(q)?,
+                        other => return Err(self.statement(other.as_ref())),
+                    }
+                }
+                if let Some(c) = on_conflict_clause {
+                    if let Some(infer) = &c.infer {
+                        for e in &infer.index_elems {
+                            match &e.node {
+                                Some(NodeEnum::IndexElem(e))
+                                    if e.collation.is_empty() && e.opclass.is_empty() =>
+                                {
+                                    self.opt(&e.expr)?;
+                                }
+                                _ => return Err(construct("an ON CONFLICT target with options")),
+                            }
+                        }
+                        self.opt(&infer.where_clause)?;
+                    }
+                    self.exprs(&c.target_list)?;
+                    self.opt(&c.where_clause)?;
+                }
+                target
+            }
+            Some(NodeEnum::UpdateStmt(u)) => {
+                let UpdateStmt {
+                    relation,
+                    target_list,
+                    where_clause,
+                    from_clause,
+                    returning_list,
+                    with_clause,
+                } = &**u;
+                no_returning(returning_list)?;
+                self.with(with_clause)?;
+                let target = self.target(relation)?;
+                for f in from_clause {
+                    self.range_item(f)?;
+                }
+                self.exprs(target_list)?;
+                self.opt(where_clause)?;
+                target
+            }
+            Some(NodeEnum::DeleteStmt(d)) => {
+                let DeleteStmt {
+                    relation,
+                    using_clause,
+                    where_clause,
+                    returning_list,
+                    with_clause,
+                } = &**d;
+                no_returning(returning_list)?;
+                self.with(with_clause)?;
+                let target = self.target(relation)?;
+                for f in using_clause {
+                    self.range_item(f)?;
+                }
+                self.opt(where_clause)?;
+                target
+            }
+            other => {
+                let what = match other {
+                    Some(NodeEnum::SelectStmt(_)) => "SELECT",
+                    Some(NodeEnum::MergeStmt(_)) => "MERGE",
+                    _ => "a statement other than INSERT, UPDATE or DELETE",
+                };
+                return Err(refuse(
+                    RefusalKind::Statement,
+                    Some(what),
+                    format!("the SQL is {what}; a global write is one INSERT, UPDATE or DELETE"),
+                    "read through raw SQL, and run administrative SQL as a migration",
+                ));
+            }
+        };
+        self.scopes.pop();
+        Ok(target)
+    }
+
+    /// The table a write changes. Never a CTE, whatever is in scope: PostgreSQL resolves a
+    /// write's target among tables only, so a CTE named like a tenant table must not hide it.
+    fn target(&mut self, relation: &Option<RangeVar>) -> Walk<Named> {
+        let Some(r) = relation else {
+            return Err(construct("a write without a table"));
+        };
+        if !r.catalogname.is_empty() {
+            return Err(construct("a relation qualified with a database name"));
+        }
+        let named = Named {
+            schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
+            name: r.relname.clone(),
+        };
+        if let Some(refusal) = system_relation(&named) {
+            return Err(refusal);
+        }
+        self.ranges += 1;
+        let alias = r
+            .alias
+            .as_ref()
+            .map_or(r.relname.as_str(), |a| a.aliasname.as_str());
+        self.alias(alias, None);
+        if !self.uses.relations.contains(&named) {
+            self.uses.relations.push(named.clone());
+        }
+        Ok(named)
     }
 
     /// The statement: its first CTEs are the placeholders', whose bodies are tenancy's own.
@@ -800,6 +956,22 @@ impl Walker<'_> {
                 }
             }
         }
+    }
+}
+
+/// A global write returns a count, not rows: `RETURNING` would have nowhere to go.
+fn no_returning(list: &[Node]) -> Walk {
+    if list.is_empty() {
+        Ok(())
+    } else {
+        Err(refuse(
+            RefusalKind::Construct,
+            Some("RETURNING"),
+            "the SQL uses RETURNING, but a global write returns only the number of rows it \
+             changed"
+                .into(),
+            "leave RETURNING out, and read the rows back with raw SQL if you need them",
+        ))
     }
 }
 

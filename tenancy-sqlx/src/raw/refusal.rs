@@ -49,6 +49,10 @@ pub enum RefusalKind {
     Construct,
     /// The server is not the PostgreSQL version whose grammar the check reads SQL with.
     ServerVersion,
+    /// A global write's table runs something the statement does not name that could write
+    /// elsewhere: a trigger, a rule, a foreign key that cascades into the referencing table,
+    /// or a default, constraint or policy calling a function defined in the database.
+    WriteTarget,
 }
 
 /// Raw SQL refused by the escape hatch: which name, why, and what to write instead.

@@ -68,6 +68,10 @@ fn repository(ctx: TenantCtx) {
     tokio::spawn(async move {
         let mut tx = c.begin().await?;
         Spin::repo().insert(&mut tx, &new_spin()).await?;
+        tx.write_global("INSERT INTO outbox (topic) VALUES ($1)")
+            .bind("spin.created")
+            .execute()
+            .await?;
         tx.commit().await
     });
     let c = ctx;

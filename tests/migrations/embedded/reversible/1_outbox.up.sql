@@ -1,0 +1,1 @@
+CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL);
