@@ -98,3 +98,50 @@ impl Revocations {
         before
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId::from_uuid(uuid::Uuid::new_v4())
+    }
+
+    #[test]
+    fn an_own_notice_applied_first_is_skipped_once_and_only_once() {
+        let r = Revocations::default();
+        let t = tenant();
+        r.own_revocation_applied(t);
+        assert!(!r.own_notice_heard(t), "the notice of a revocation already applied");
+        assert!(r.own_notice_heard(t), "a second notice has no revocation applied before it");
+    }
+
+    #[test]
+    fn an_own_notice_heard_before_its_revocation_is_applied_and_settles_the_count() {
+        let r = Revocations::default();
+        let t = tenant();
+        assert!(r.own_notice_heard(t));
+        r.own_revocation_applied(t);
+        assert!(r.own.lock().unwrap().is_empty(), "the two settled each other");
+    }
+
+    #[test]
+    fn losing_the_channel_forgets_the_counts_so_a_later_own_notice_applies() {
+        let r = Revocations::default();
+        let t = tenant();
+        // Applied after its commit; its notice is then lost with the channel.
+        r.own_revocation_applied(t);
+        r.revoke_all_at(r.bump());
+        // A later change whose caller was cancelled after its COMMIT: only the notice revokes.
+        assert!(r.own_notice_heard(t), "a leftover count would skip this notice");
+    }
+
+    #[test]
+    fn counts_are_per_tenant() {
+        let r = Revocations::default();
+        let (a, b) = (tenant(), tenant());
+        r.own_revocation_applied(a);
+        assert!(r.own_notice_heard(b));
+        assert!(!r.own_notice_heard(a));
+    }
+}

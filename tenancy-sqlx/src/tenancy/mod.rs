@@ -78,7 +78,11 @@ impl Tenancy {
     /// notification, arriving later, does not refuse a context resolved after the change.
     pub(crate) fn revoke_after_commit(&self, id: TenantId) {
         self.handle.cache.revoke(id);
-        self.rt.revocations.own_revocation_applied(id);
+        // Without a listener no notification ever arrives to settle the count: keeping one
+        // would only grow the map by a tenant per change.
+        if self.handle.listener.is_some() {
+            self.rt.revocations.own_revocation_applied(id);
+        }
     }
 
     /// Connects with default options, installing or upgrading the registry schema if it is
