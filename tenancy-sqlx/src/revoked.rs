@@ -112,8 +112,14 @@ mod tests {
         let r = Revocations::default();
         let t = tenant();
         r.own_revocation_applied(t);
-        assert!(!r.own_notice_heard(t), "the notice of a revocation already applied");
-        assert!(r.own_notice_heard(t), "a second notice has no revocation applied before it");
+        assert!(
+            !r.own_notice_heard(t),
+            "the notice of a revocation already applied"
+        );
+        assert!(
+            r.own_notice_heard(t),
+            "a second notice has no revocation applied before it"
+        );
     }
 
     #[test]
@@ -122,7 +128,10 @@ mod tests {
         let t = tenant();
         assert!(r.own_notice_heard(t));
         r.own_revocation_applied(t);
-        assert!(r.own.lock().unwrap().is_empty(), "the two settled each other");
+        assert!(
+            r.own.lock().unwrap().is_empty(),
+            "the two settled each other"
+        );
     }
 
     #[test]
@@ -133,7 +142,10 @@ mod tests {
         r.own_revocation_applied(t);
         r.revoke_all_at(r.bump());
         // A later change whose caller was cancelled after its COMMIT: only the notice revokes.
-        assert!(r.own_notice_heard(t), "a leftover count would skip this notice");
+        assert!(
+            r.own_notice_heard(t),
+            "a leftover count would skip this notice"
+        );
     }
 
     #[test]
