@@ -15,8 +15,12 @@
 //! domain constraints, row-level security policies. Any of them could write a tenant table,
 //! so `write_target.sql` refuses a table (or a partition of its tree) with a trigger of the
 //! application's, a rule, a foreign key whose action writes the referencing table
-//! (`CASCADE`, `SET NULL`, `SET DEFAULT`), or an expression that calls a function defined
-//! outside `pg_catalog`.
+//! (`CASCADE`, `SET NULL`, `SET DEFAULT`), or an expression (a default, a constraint, an
+//! index's expression or predicate, a policy, a domain's check reached through the columns'
+//! types) that calls what raw SQL may not call: a function outside `allow.rs` (a built-in
+//! such as `query_to_xml` runs SQL text that reads any tenant's rows), an operator defined
+//! in the database, or `nextval` of a sequence the table does not own. A table that inherits
+//! from another is refused too: its rows are read as its parent's, a tenant table's perhaps.
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
@@ -25,7 +29,7 @@ use sqlx::{Arguments, Encode, PgConnection, Postgres, SqlStr, Type};
 
 use super::lex::{Tok, lex};
 use super::parse::Named;
-use super::{Pinned, RawSqlRefusal, RefusalKind, check, lexical, parse};
+use super::{Pinned, RawSqlRefusal, RefusalKind, allow, check, lexical, parse};
 use crate::ctx::TenantTx;
 use crate::{Error, Result, Scope};
 
@@ -223,10 +227,18 @@ async fn target_runs_nothing_else(
     }
     tenancy_core::ident::push_quoted(&mut name, &target.name);
     let persistent = unit.runtime().persistent;
+    // What the table runs calls what raw SQL may call: the allowed functions, and casts to the
+    // allowed types (a cast's function is named for its type).
+    let callable: Vec<&str> = allow::FUNCTIONS
+        .iter()
+        .chain(allow::TYPES)
+        .copied()
+        .collect();
     let found: Option<(String, String)> = unit
         .with_conn(async |conn: &mut PgConnection| {
             Ok(sqlx::query_as(WRITE_TARGET)
                 .bind(&name)
+                .bind(&callable)
                 .persistent(persistent)
                 .fetch_optional(conn)
                 .await?)
