@@ -539,9 +539,18 @@ CREATE TABLE t_globex.routed_one PARTITION OF routed FOR VALUES IN (1);
 -- A view over a global table whose INSTEAD OF trigger writes a tenant table.
 CREATE VIEW instead AS SELECT topic FROM outbox;
 CREATE TRIGGER wipe INSTEAD OF INSERT ON instead FOR EACH ROW EXECUTE FUNCTION wipe_trigger();
--- Only what raw SQL may call: written.
+-- A foreign key looks its key up, and locks it, in a tenant's table: whether another
+-- tenant holds a row, learnt from whether the write fails.
+CREATE TABLE probe (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES t_globex.spins (tenant_id, id));
+CREATE TABLE probe_shared (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES spins (tenant_id, id));
+-- A policy's subquery reads another tenant's table.
+CREATE TABLE policed (topic text);
+ALTER TABLE policed ENABLE ROW LEVEL SECURITY;
+CREATE POLICY peek ON policed USING (EXISTS (SELECT FROM t_globex.spins));
+-- Only what raw SQL may call, and a key into a declared global table: written.
 CREATE TABLE fine (
     id    bigserial PRIMARY KEY,
+    country text REFERENCES countries,
     topic text NOT NULL CHECK (length(topic) < 100),
     low   text GENERATED ALWAYS AS (lower(topic)) STORED,
     n     numeric DEFAULT 1::numeric,
@@ -564,6 +573,10 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
             "inheriting",
             "routed",
             "instead",
+            "probe",
+            "probe_shared",
+            "policed",
+            "countries",
             "fine",
         ])
         .connect(t.url())
@@ -596,7 +609,10 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
              UNION ALL SELECT 'sequenced ' || topic FROM sequenced \
              UNION ALL SELECT 'globex outbox ' || topic FROM t_globex.outbox \
              UNION ALL SELECT 'routed ' || topic FROM routed \
-             UNION ALL SELECT 'fine ' || low FROM fine \
+             UNION ALL SELECT 'fine ' || low || ' ' || country FROM fine \
+             UNION ALL SELECT 'probe ' || count(*) FROM probe \
+             UNION ALL SELECT 'probe_shared ' || count(*) FROM probe_shared \
+             UNION ALL SELECT 'policed ' || count(*) FROM policed \
              UNION ALL SELECT 'counter ' || last_value || is_called FROM t_globex.counter \
              UNION ALL SELECT 'globex spins ' || count(*) FROM t_globex.spins \
              ORDER BY 1",
@@ -654,6 +670,21 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
                 RefusalKind::GlobalTable,
                 "not a table",
             ),
+            (
+                "INSERT INTO probe VALUES (NULL, NULL)",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
+            (
+                "INSERT INTO probe_shared VALUES (NULL, NULL)",
+                RefusalKind::TenantTable,
+                "spins",
+            ),
+            (
+                "INSERT INTO policed VALUES ('x')",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
             // Last: without the check it leaves the search path on the tenant's schema.
             (
                 "INSERT INTO config_leak (topic) VALUES ('x')",
@@ -676,7 +707,7 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
 
     let mut tx = acme.begin().await.unwrap();
     let n = tx
-        .write_global("INSERT INTO fine (topic) VALUES ($1)")
+        .write_global("INSERT INTO fine (topic, country) VALUES ($1, 'nl')")
         .bind("Fine")
         .execute()
         .await
@@ -684,7 +715,7 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
     assert_eq!(n, 1);
     tx.commit().await.unwrap();
     let mut after = before.clone();
-    after.push("fine fine".to_owned());
+    after.push("fine fine nl".to_owned());
     after.sort();
     assert_eq!(written().await, after);
 }

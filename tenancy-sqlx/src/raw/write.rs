@@ -28,7 +28,7 @@ use sqlx::postgres::types::Oid;
 use sqlx::{Arguments, Encode, PgConnection, Postgres, SqlStr, Type};
 
 use super::lex::{Tok, lex};
-use super::parse::Named;
+use super::parse::{Named, Uses};
 use super::{Pinned, RawSqlRefusal, RefusalKind, allow, check, lexical, parse};
 use crate::ctx::TenantTx;
 use crate::{Error, Result, Scope};
@@ -234,31 +234,49 @@ async fn target_runs_nothing_else(
         .chain(allow::TYPES)
         .copied()
         .collect();
-    let found: Option<(String, String)> = unit
+    let found: Vec<(String, String, String)> = unit
         .with_conn(async |conn: &mut PgConnection| {
             Ok(sqlx::query_as(WRITE_TARGET)
                 .bind(&name)
                 .bind(&callable)
                 .persistent(persistent)
-                .fetch_optional(conn)
+                .fetch_all(conn)
                 .await?)
         })
         .await?;
-    match found {
-        None => Ok(()),
-        Some((table, what)) => Err(RawSqlRefusal::new(
-            RefusalKind::WriteTarget,
-            Some(&target.name),
-            format!(
-                "writing {table} also runs {what}, which could write tables the statement does \
+    let mut reads = Uses::default();
+    for (kind, a, b) in found {
+        if kind != "reads" {
+            return Err(runs(&a, &b, target));
+        }
+        reads.relations.push(Named {
+            schema: Some(a),
+            name: b,
+        });
+    }
+    // The tables it reads (its foreign keys' references, a policy's subquery) are held to
+    // what the statement may read: declared global tables without tenant data.
+    if !reads.relations.is_empty() {
+        let tenant_columns = [tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
+        check::catalog(unit, None, &reads, &[], &tenant_columns, &[]).await?;
+    }
+    Ok(())
+}
+
+/// The refusal of a target that runs `what` when `table` (of its tree) is written.
+fn runs(table: &str, what: &str, target: &Named) -> Error {
+    RawSqlRefusal::new(
+        RefusalKind::WriteTarget,
+        Some(&target.name),
+        format!(
+            "writing {table} also runs {what}, which could write tables the statement does \
                  not name, tenant tables among them"
-            ),
-            "write the global table from a migration or an administrative connection, or drop \
+        ),
+        "write the global table from a migration or an administrative connection, or drop \
              what runs on it (a trigger, rule or cascading foreign key, or a function defined \
              in the database)",
-        )
-        .into()),
-    }
+    )
+    .into()
 }
 
 #[cfg(test)]

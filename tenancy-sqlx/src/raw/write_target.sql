@@ -1,7 +1,8 @@
 -- What writing a global table runs that the statement does not name (see write.rs):
 -- $1 the table as the statement names it (quoted, maybe qualified); $2 the built-in functions
--- raw SQL may call (allow.rs). The first finding, as (table, what); no row when nothing is
--- found or the name does not resolve.
+-- raw SQL may call (allow.rs). Rows: ('runs', table, what) for the first finding, and
+-- ('reads', schema, name) for each table writing it reads besides its own; none when nothing
+-- is found or the name does not resolve.
 --
 -- Every table of its partition tree counts: rows are routed to partitions, whose triggers
 -- and defaults run too. Functions are judged as raw SQL's own calls are: a built-in that
@@ -128,4 +129,22 @@ found (rel, what) AS (
                         AND w.refclassid = 'pg_catalog.pg_class'::regclass
                         AND w.refobjid IN (SELECT oid FROM tree) AND w.deptype IN ('a', 'i'))
 )
-SELECT rel::regclass::text, what FROM found LIMIT 1
+SELECT 'runs', rel::regclass::text, what FROM (SELECT * FROM found LIMIT 1) f
+UNION ALL
+-- What writing it reads: the tables its foreign keys reference (a row's key is looked up, and
+-- locked, there), and the tables its expressions name (a policy's subquery). Judged as the
+-- tables a statement names are (check.rs), so a tenant's table is refused. Only relations that
+-- hold rows: a key's index is its table's, and sequences are judged above.
+SELECT DISTINCT 'reads', n.nspname::text, c.relname::text
+FROM (
+    SELECT k.confrelid FROM pg_catalog.pg_constraint k
+    WHERE k.contype = 'f' AND k.conrelid IN (SELECT oid FROM tree)
+  UNION
+    SELECT d.refobjid FROM runs o
+    JOIN pg_catalog.pg_depend d
+      ON d.classid = o.classid AND d.objid = o.objid
+     AND d.refclassid = 'pg_catalog.pg_class'::regclass
+) r (oid)
+JOIN pg_catalog.pg_class c ON c.oid = r.oid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE r.oid NOT IN (SELECT oid FROM tree) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
