@@ -529,6 +529,9 @@ CREATE TABLE operated (topic text CHECK (topic === topic));
 -- A domain over the checked domain, in an array: the inner domain's check runs.
 CREATE DOMAIN deeper_text AS checked_text;
 CREATE TABLE deep_domained (topics deeper_text[]);
+-- An overload of an allowed built-in, defined in the database.
+CREATE FUNCTION lower(integer) RETURNS text LANGUAGE sql AS 'DELETE FROM spins; SELECT ''x''';
+CREATE TABLE overloaded (topic text, low text DEFAULT lower(1));
 -- A default advancing a tenant's sequence.
 CREATE TABLE sequenced (topic text, n bigint DEFAULT nextval('t_globex.counter'));
 -- Its rows are read as the own-schema tenant's.
@@ -569,6 +572,7 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
             "predicated",
             "operated",
             "deep_domained",
+            "overloaded",
             "sequenced",
             "inheriting",
             "routed",
@@ -606,6 +610,7 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
              UNION ALL SELECT 'predicated ' || topic FROM predicated \
              UNION ALL SELECT 'operated ' || topic FROM operated \
              UNION ALL SELECT 'deep_domained ' || topics::text FROM deep_domained \
+             UNION ALL SELECT 'overloaded ' || topic FROM overloaded \
              UNION ALL SELECT 'sequenced ' || topic FROM sequenced \
              UNION ALL SELECT 'globex outbox ' || topic FROM t_globex.outbox \
              UNION ALL SELECT 'routed ' || topic FROM routed \
@@ -649,6 +654,11 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
                 "INSERT INTO deep_domained VALUES (ARRAY['x'])",
                 RefusalKind::WriteTarget,
                 "checked_text",
+            ),
+            (
+                "INSERT INTO overloaded (topic) VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "lower(integer)",
             ),
             (
                 "INSERT INTO sequenced (topic) VALUES ('x')",

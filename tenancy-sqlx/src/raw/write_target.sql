@@ -107,7 +107,8 @@ found (rel, what) AS (
     FROM runs o
     CROSS JOIN LATERAL pg_catalog.regexp_matches(o.expr, ':funcid (\d+)', 'g') m (id)
     JOIN pg_catalog.pg_proc f ON f.oid = m.id[1]::oid
-    WHERE NOT (f.proname = ANY ($2::name[]) OR f.proname = 'nextval')
+    WHERE f.pronamespace <> 'pg_catalog'::regnamespace
+       OR NOT (f.proname = ANY ($2::name[]) OR f.proname = 'nextval')
   UNION ALL
     SELECT o.rel, pg_catalog.format('the operator %s, which %s calls', d.refobjid::regoperator, o.what)
     FROM runs o
