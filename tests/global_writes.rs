@@ -492,3 +492,305 @@ async fn a_trigger_added_later_is_refused(t: TestTenancy) {
     assert_eq!(snapshot(&t).await, before);
     assert_eq!(outbox_topics(&t).await, ["one"]);
 }
+
+/// What a declared global table runs or is beyond what the statement names, each a way to a
+/// tenant's rows that the statement's own check cannot see: a built-in default that runs SQL
+/// text, an index expression, an operator or a domain nested in another, a sequence of a
+/// tenant, an inheritance parent in a tenant's schema, a partition in one. A table that runs
+/// only what raw SQL may call is still written.
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(acme = "shared", globex = "schema")
+)]
+async fn what_a_global_table_runs_is_judged_as_raw_sql_calls(t: TestTenancy) {
+    t.exec(GLOBALS).await;
+    t.exec(
+        r#"
+CREATE TABLE t_globex.outbox (id bigserial PRIMARY KEY, topic text);
+CREATE SEQUENCE t_globex.counter;
+-- query_to_xml is a built-in: it runs its SQL text, here reading another tenant's rows.
+CREATE TABLE xml_leak (
+    topic text,
+    leak  text DEFAULT query_to_xml('SELECT id FROM t_globex.spins', false, false, '')::text
+);
+CREATE TABLE config_leak (topic text, why text DEFAULT set_config('search_path', 't_globex', true));
+-- An immutable function may still call a volatile one, which writes.
+CREATE FUNCTION wipe_immutably(text) RETURNS text LANGUAGE plpgsql IMMUTABLE
+    AS 'BEGIN RETURN wipe(); END';
+CREATE TABLE indexed (topic text);
+CREATE INDEX indexed_wipe ON indexed ((wipe_immutably(topic)));
+CREATE TABLE predicated (topic text);
+CREATE UNIQUE INDEX predicated_wipe ON predicated (topic) WHERE wipe_immutably(topic) IS NOT NULL;
+-- An operator of the database calls its function; the dependency is on the operator.
+CREATE FUNCTION wipe_eq(text, text) RETURNS boolean LANGUAGE sql
+    AS 'DELETE FROM spins; SELECT $1 = $2';
+CREATE OPERATOR === (LEFTARG = text, RIGHTARG = text, FUNCTION = wipe_eq);
+CREATE TABLE operated (topic text CHECK (topic === topic));
+-- A domain over the checked domain, in an array: the inner domain's check runs.
+CREATE DOMAIN deeper_text AS checked_text;
+CREATE TABLE deep_domained (topics deeper_text[]);
+-- An overload of an allowed built-in, defined in the database.
+CREATE FUNCTION lower(integer) RETURNS text LANGUAGE sql AS 'DELETE FROM spins; SELECT ''x''';
+CREATE TABLE overloaded (topic text, low text DEFAULT lower(1));
+-- A default advancing a tenant's sequence.
+CREATE TABLE sequenced (topic text, n bigint DEFAULT nextval('t_globex.counter'));
+-- Its rows are read as the own-schema tenant's.
+CREATE TABLE inheriting () INHERITS (t_globex.outbox);
+-- A partitioned table with a partition in the tenant's schema.
+CREATE TABLE routed (n integer, topic text) PARTITION BY LIST (n);
+CREATE TABLE t_globex.routed_one PARTITION OF routed FOR VALUES IN (1);
+-- A view over a global table whose INSTEAD OF trigger writes a tenant table.
+CREATE VIEW instead AS SELECT topic FROM outbox;
+CREATE TRIGGER wipe INSTEAD OF INSERT ON instead FOR EACH ROW EXECUTE FUNCTION wipe_trigger();
+-- A foreign key looks its key up, and locks it, in a tenant's table: whether another
+-- tenant holds a row, learnt from whether the write fails.
+CREATE TABLE probe (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES t_globex.spins (tenant_id, id));
+CREATE TABLE probe_shared (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES spins (tenant_id, id));
+-- A policy's subquery reads another tenant's table.
+CREATE TABLE policed (topic text);
+ALTER TABLE policed ENABLE ROW LEVEL SECURITY;
+CREATE POLICY peek ON policed USING (EXISTS (SELECT FROM t_globex.spins));
+-- Only what raw SQL may call, and a key into a declared global table: written.
+CREATE TABLE fine (
+    id    bigserial PRIMARY KEY,
+    country text REFERENCES countries,
+    topic text NOT NULL CHECK (length(topic) < 100),
+    low   text GENERATED ALWAYS AS (lower(topic)) STORED,
+    n     numeric DEFAULT 1::numeric,
+    ref   uuid DEFAULT gen_random_uuid(),
+    at    timestamptz DEFAULT now()
+);
+CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
+"#,
+    )
+    .await;
+    let tenancy = Tenancy::builder()
+        .global_tables([
+            "xml_leak",
+            "config_leak",
+            "indexed",
+            "predicated",
+            "operated",
+            "deep_domained",
+            "overloaded",
+            "sequenced",
+            "inheriting",
+            "routed",
+            "instead",
+            "probe",
+            "probe_shared",
+            "policed",
+            "countries",
+            "fine",
+        ])
+        .connect(t.url())
+        .await
+        .unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    let globex = tenancy.resolve_slug("globex").await.unwrap();
+    let spinner = common::add_spinner(&globex, "fidget").await.unwrap();
+    Spin::repo()
+        .insert(
+            &globex,
+            &NewSpin {
+                id: Uuid::new_v4(),
+                spinner_id: spinner.id,
+                duration: 30,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    let written = async || -> Vec<String> {
+        let mut conn = t.connect().await;
+        sqlx::query_scalar(
+            "SELECT 'xml_leak ' || topic FROM xml_leak \
+             UNION ALL SELECT 'config_leak ' || topic FROM config_leak \
+             UNION ALL SELECT 'indexed ' || topic FROM indexed \
+             UNION ALL SELECT 'predicated ' || topic FROM predicated \
+             UNION ALL SELECT 'operated ' || topic FROM operated \
+             UNION ALL SELECT 'deep_domained ' || topics::text FROM deep_domained \
+             UNION ALL SELECT 'overloaded ' || topic FROM overloaded \
+             UNION ALL SELECT 'sequenced ' || topic FROM sequenced \
+             UNION ALL SELECT 'globex outbox ' || topic FROM t_globex.outbox \
+             UNION ALL SELECT 'routed ' || topic FROM routed \
+             UNION ALL SELECT 'fine ' || low || ' ' || country FROM fine \
+             UNION ALL SELECT 'probe ' || count(*) FROM probe \
+             UNION ALL SELECT 'probe_shared ' || count(*) FROM probe_shared \
+             UNION ALL SELECT 'policed ' || count(*) FROM policed \
+             UNION ALL SELECT 'counter ' || last_value || is_called FROM t_globex.counter \
+             UNION ALL SELECT 'globex spins ' || count(*) FROM t_globex.spins \
+             ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    };
+    let before = written().await;
+    for ctx in [&acme, &globex] {
+        let mut tx = ctx.begin().await.unwrap();
+        for (sql, kind, culprit) in [
+            (
+                "INSERT INTO xml_leak (topic) VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "query_to_xml",
+            ),
+            (
+                "INSERT INTO indexed VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "wipe_immutably",
+            ),
+            (
+                "UPDATE predicated SET topic = 'y'",
+                RefusalKind::WriteTarget,
+                "wipe_immutably",
+            ),
+            (
+                "INSERT INTO operated VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "===",
+            ),
+            (
+                "INSERT INTO deep_domained VALUES (ARRAY['x'])",
+                RefusalKind::WriteTarget,
+                "checked_text",
+            ),
+            (
+                "INSERT INTO overloaded (topic) VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "lower(integer)",
+            ),
+            (
+                "INSERT INTO sequenced (topic) VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "t_globex.counter",
+            ),
+            (
+                "INSERT INTO inheriting (topic) VALUES ('forged')",
+                RefusalKind::WriteTarget,
+                "t_globex.outbox",
+            ),
+            (
+                "INSERT INTO routed VALUES (1, 'x')",
+                RefusalKind::GlobalTable,
+                "partition tree",
+            ),
+            (
+                "INSERT INTO instead VALUES ('x')",
+                RefusalKind::GlobalTable,
+                "not a table",
+            ),
+            (
+                "INSERT INTO probe VALUES (NULL, NULL)",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
+            (
+                "INSERT INTO probe_shared VALUES (NULL, NULL)",
+                RefusalKind::TenantTable,
+                "spins",
+            ),
+            (
+                "INSERT INTO policed VALUES ('x')",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
+            // Last: without the check it leaves the search path on the tenant's schema.
+            (
+                "INSERT INTO config_leak (topic) VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "set_config",
+            ),
+        ] {
+            match tx.write_global(sql).execute().await {
+                Err(Error::UnscopedSql(r)) => {
+                    assert_eq!(r.kind(), kind, "{sql:?}: {r}");
+                    assert!(r.reason().contains(culprit), "{sql:?}: {r}");
+                }
+                other => panic!("{sql:?} was not refused: {other:?}"),
+            }
+        }
+        // Nothing was sent: the transaction commits, having written nothing.
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(written().await, before);
+
+    let mut tx = acme.begin().await.unwrap();
+    let n = tx
+        .write_global("INSERT INTO fine (topic, country) VALUES ($1, 'nl')")
+        .bind("Fine")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    tx.commit().await.unwrap();
+    let mut after = before.clone();
+    after.push("fine fine nl".to_owned());
+    after.sort();
+    assert_eq!(written().await, after);
+}
+
+/// An own-database tenant reads and writes the global table of its own database, and a
+/// verdict is the catalog's of one database: a name accepted there (where the table holds only
+/// that tenant's rows) is judged anew in the shared database, where the table of that name has
+/// every tenant's rows.
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(acme = "database", globex = "shared")
+)]
+async fn an_own_database_tenant_reads_and_writes_its_own_global_table(t: TestTenancy) {
+    t.exec(
+        "CREATE TABLE settings (tenant_id uuid, secret text); \
+         INSERT INTO settings VALUES (gen_random_uuid(), 'another tenant''s secret')",
+    )
+    .await;
+    let acme = t.tenant("acme");
+    let own = acme.home().database().expect("an own database").as_str();
+    let own_url = t
+        .url()
+        .replace(&format!("/{}", t.database()), &format!("/{own}"));
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&own_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE public.settings (secret text); INSERT INTO settings VALUES ('own')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // Declared global by mistake: in the shared database it has a tenant column.
+    let tenancy = Tenancy::builder()
+        .global_tables(["settings"])
+        .connect(t.url())
+        .await
+        .unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    let globex = tenancy.resolve_slug("globex").await.unwrap();
+    let sql = "SELECT count(*) FROM settings LEFT JOIN {spins} s ON false";
+    let read = async |ctx: &TenantCtx| Spin::repo().raw_as::<(i64,)>(sql).fetch_one(ctx).await;
+    assert_eq!(read(&acme).await.unwrap(), (1,));
+    // In its database, its tenant tables are still named only through placeholders.
+    match Spin::repo()
+        .raw_as::<(i64,)>("SELECT count(*) FROM spinners LEFT JOIN {spins} s ON false")
+        .fetch_one(&acme)
+        .await
+    {
+        Err(Error::UnscopedSql(r)) => assert_eq!(r.kind(), RefusalKind::TenantTable, "{r}"),
+        other => panic!("a tenant table was read unfenced: {other:?}"),
+    }
+    match read(&globex).await {
+        Err(Error::UnscopedSql(r)) => assert_eq!(r.kind(), RefusalKind::GlobalTable, "{r}"),
+        other => panic!("the shared table was read: {other:?}"),
+    }
+    // The same for a global write, whose verdict names the database.
+    let write = "DELETE FROM settings WHERE secret = 'none'";
+    let mut tx = acme.begin().await.unwrap();
+    assert_eq!(tx.write_global(write).execute().await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let mut tx = globex.begin().await.unwrap();
+    match tx.write_global(write).execute().await {
+        Err(Error::UnscopedSql(r)) => assert_eq!(r.kind(), RefusalKind::GlobalTable, "{r}"),
+        other => panic!("the shared table was written: {other:?}"),
+    }
+    tx.commit().await.unwrap();
+}

@@ -143,6 +143,11 @@ impl<'s> TenantUnit<'s> {
         self.ctx.schema()
     }
 
+    /// Whether the unit runs in a database of the tenant's own (no registry there).
+    pub(crate) fn own_database(&self) -> bool {
+        self.ctx.home().database().is_some()
+    }
+
     pub(crate) fn runtime(&self) -> &'s Runtime {
         self.ctx.runtime()
     }

@@ -84,8 +84,9 @@ pub(super) async fn catalog(
                 }
             }
         }
+        let classify = for_database(CLASSIFY, unit.own_database());
         let facts: Vec<Fact> = fetch(unit, async |conn: &mut PgConnection, persistent| {
-            Ok(sqlx::query_as::<_, Fact>(CLASSIFY)
+            Ok(sqlx::query_as::<_, Fact>(crate::sql::text(classify))
                 .bind(&names)
                 .bind(tenant_columns)
                 .persistent(persistent)
@@ -135,7 +136,7 @@ pub(super) async fn catalog(
         "leaky_typed" => !typed.is_empty(),
         _ => !uses.fields.is_empty(),
     };
-    let query = USES
+    let query = for_database(USES, unit.own_database())
         .split("-- @branch ")
         .skip(1)
         .filter_map(|b| b.split_once('\n'))
@@ -236,6 +237,28 @@ pub(super) async fn catalog(
     Ok(Verdict { fence })
 }
 
+/// The check's SQL for the unit's database. The predicates between `/*registry*/` and
+/// `/*end registry*/` read the registry's tenant and spare schemas; a tenant's own database
+/// has no registry (the server would refuse the check) and no other tenant's schema, so there
+/// they are left out and its schemas are judged by the rest.
+fn for_database(sql: &str, own_database: bool) -> String {
+    const START: &str = "/*registry*/";
+    const END: &str = "/*end registry*/";
+    if !own_database {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find(START) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let end = after.find(END).map_or(after.len(), |e| e + END.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The refusal for a server (`server_version_num`) of another major version than the grammar.
 fn version_refusal(num: &str) -> Option<RawSqlRefusal> {
     let major = num.parse::<i64>().ok().map(|n| n / 10_000);
@@ -310,6 +333,20 @@ fn refusal((kind, name, subject, culprit, why): &Fact) -> RawSqlRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_own_database_check_reads_no_registry_table() {
+        for sql in [USES, CLASSIFY] {
+            assert!(sql.contains("spare_schemas"));
+            assert_eq!(for_database(sql, false), sql);
+            let own = for_database(sql, true);
+            assert!(!own.contains("spare_schemas"), "{own}");
+            assert!(!own.contains("schema_name"), "{own}");
+            // Only the marked predicates go: every other line is kept.
+            assert!(own.contains("starts_with"), "{own}");
+            assert!(own.contains("'tenancy.tenants'::regclass"), "{own}");
+        }
+    }
 
     #[test]
     fn only_the_grammars_major_version_is_accepted() {

@@ -38,8 +38,10 @@ flagged AS (
            pg_catalog.format('%I.%I', n.nspname, c.relname) AS culprit,
            CASE
                WHEN pg_catalog.starts_with(n.nspname::text, 't_')
+                    /*registry*/
                     OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.schema_name = n.nspname)
                     OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname)
+                    /*end registry*/
                    THEN pg_catalog.format('is in the tenant schema %I', n.nspname)
                WHEN n.nspname = 'tenancy' THEN 'is part of the tenant registry'
                WHEN tc.attname IS NOT NULL
@@ -93,5 +95,7 @@ SELECT 'schema', n.nspname::text, pg_catalog.format('schema %I', n.nspname), '',
 FROM pg_catalog.pg_namespace n
 WHERE n.nspname = ANY ($1::name[])
   AND (pg_catalog.starts_with(n.nspname::text, 't_')
+       /*registry*/
        OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.schema_name = n.nspname)
-       OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname))
+       OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname)
+       /*end registry*/)

@@ -29,8 +29,10 @@ SELECT 'relation', r.name, CASE
     WHEN c.relkind NOT IN ('r', 'p') THEN 'is not a table'
     WHEN n.nspname IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenancy')
          OR pg_catalog.starts_with(n.nspname::text, 't_')
+         /*registry*/
          OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.schema_name = n.nspname)
          OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s WHERE s.name = n.nspname)
+         /*end registry*/
         THEN pg_catalog.format('is in the schema %I, which holds tenant or system data', n.nspname)
     WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -53,10 +55,12 @@ SELECT 'relation', r.name, CASE
                  WHERE mc.oid <> c.oid
                    AND (mn.nspname IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenancy')
                         OR pg_catalog.starts_with(mn.nspname::text, 't_')
+                        /*registry*/
                         OR EXISTS (SELECT 1 FROM tenancy.tenants t
                                    WHERE t.schema_name = mn.nspname)
                         OR EXISTS (SELECT 1 FROM tenancy.spare_schemas s
                                    WHERE s.name = mn.nspname)
+                        /*end registry*/
                         OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                                    WHERE a.attrelid = mc.oid AND a.attnum > 0
                                      AND NOT a.attisdropped AND a.attname = ANY ($3::name[]))

@@ -15,8 +15,12 @@
 //! domain constraints, row-level security policies. Any of them could write a tenant table,
 //! so `write_target.sql` refuses a table (or a partition of its tree) with a trigger of the
 //! application's, a rule, a foreign key whose action writes the referencing table
-//! (`CASCADE`, `SET NULL`, `SET DEFAULT`), or an expression that calls a function defined
-//! outside `pg_catalog`.
+//! (`CASCADE`, `SET NULL`, `SET DEFAULT`), or an expression (a default, a constraint, an
+//! index's expression or predicate, a policy, a domain's check reached through the columns'
+//! types) that calls what raw SQL may not call: a function outside `allow.rs` (a built-in
+//! such as `query_to_xml` runs SQL text that reads any tenant's rows), an operator defined
+//! in the database, or `nextval` of a sequence the table does not own. A table that inherits
+//! from another is refused too: its rows are read as its parent's, a tenant table's perhaps.
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
@@ -24,8 +28,8 @@ use sqlx::postgres::types::Oid;
 use sqlx::{Arguments, Encode, PgConnection, Postgres, SqlStr, Type};
 
 use super::lex::{Tok, lex};
-use super::parse::Named;
-use super::{Pinned, RawSqlRefusal, RefusalKind, check, lexical, parse};
+use super::parse::{Named, Uses};
+use super::{Pinned, RawSqlRefusal, RefusalKind, allow, check, lexical, parse};
 use crate::ctx::TenantTx;
 use crate::{Error, Result, Scope};
 
@@ -223,30 +227,56 @@ async fn target_runs_nothing_else(
     }
     tenancy_core::ident::push_quoted(&mut name, &target.name);
     let persistent = unit.runtime().persistent;
-    let found: Option<(String, String)> = unit
+    // What the table runs calls what raw SQL may call: the allowed functions, and casts to the
+    // allowed types (a cast's function is named for its type).
+    let callable: Vec<&str> = allow::FUNCTIONS
+        .iter()
+        .chain(allow::TYPES)
+        .copied()
+        .collect();
+    let found: Vec<(String, String, String)> = unit
         .with_conn(async |conn: &mut PgConnection| {
             Ok(sqlx::query_as(WRITE_TARGET)
                 .bind(&name)
+                .bind(&callable)
                 .persistent(persistent)
-                .fetch_optional(conn)
+                .fetch_all(conn)
                 .await?)
         })
         .await?;
-    match found {
-        None => Ok(()),
-        Some((table, what)) => Err(RawSqlRefusal::new(
-            RefusalKind::WriteTarget,
-            Some(&target.name),
-            format!(
-                "writing {table} also runs {what}, which could write tables the statement does \
+    let mut reads = Uses::default();
+    for (kind, a, b) in found {
+        if kind != "reads" {
+            return Err(runs(&a, &b, target));
+        }
+        reads.relations.push(Named {
+            schema: Some(a),
+            name: b,
+        });
+    }
+    // The tables it reads (its foreign keys' references, a policy's subquery) are held to
+    // what the statement may read: declared global tables without tenant data.
+    if !reads.relations.is_empty() {
+        let tenant_columns = [tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
+        check::catalog(unit, None, &reads, &[], &tenant_columns, &[]).await?;
+    }
+    Ok(())
+}
+
+/// The refusal of a target that runs `what` when `table` (of its tree) is written.
+fn runs(table: &str, what: &str, target: &Named) -> Error {
+    RawSqlRefusal::new(
+        RefusalKind::WriteTarget,
+        Some(&target.name),
+        format!(
+            "writing {table} also runs {what}, which could write tables the statement does \
                  not name, tenant tables among them"
-            ),
-            "write the global table from a migration or an administrative connection, or drop \
+        ),
+        "write the global table from a migration or an administrative connection, or drop \
              what runs on it (a trigger, rule or cascading foreign key, or a function defined \
              in the database)",
-        )
-        .into()),
-    }
+    )
+    .into()
 }
 
 #[cfg(test)]
