@@ -491,3 +491,211 @@ mod into_a_database {
         assert_eq!(Spin::repo().count(&a).await.unwrap() as u64, rows - 1);
     }
 }
+
+mod out_of_a_database {
+    use std::time::Duration;
+
+    use common::models::*;
+    use common::moving::*;
+    use sqlx::PgConnection;
+    use tenancy::testing::{TestTenancy, cancel_at, eventually};
+    use tenancy::{Error, Placement, Tenancy};
+
+    use super::common;
+
+    /// The tenant database the registry names for `id`, and its placement.
+    async fn home(conn: &mut PgConnection, id: tenancy::TenantId) -> (String, Option<String>) {
+        sqlx::query_as("SELECT placement, database_name FROM tenancy.tenants WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    /// HOLDS (was BROKEN): a fence replaced by hand in the tenant database with one that always
+    /// passes let a move out go ahead, after which a context resolved before the move wrote
+    /// into the old, sealed copy and was acknowledged. The move now checks that the fence is
+    /// the one tenancy installs and refuses otherwise, changing nothing; a fence dropped by
+    /// hand is installed again by the move, and then holds.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_fence_replaced_by_hand_in_a_tenant_database_refuses_the_move_out(t: TestTenancy) {
+        let tenancy = t.tenancy().clone();
+        let behind = Tenancy::builder()
+            .max_connections(2)
+            .listen_for_changes(false)
+            .connect(t.url())
+            .await
+            .unwrap();
+        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+        let s = fill(&a, 4).await;
+        let mut conn = t.connect().await;
+        let db = home(&mut conn, a.id()).await.1.unwrap();
+        let stale = behind.resolve_slug("acme").await.unwrap();
+        let mut own = connect_to(&db).await;
+        sqlx::raw_sql(
+            "CREATE OR REPLACE FUNCTION tenancy.write_fence(p_tenant uuid, p_placement text, \
+             p_schema text) RETURNS uuid LANGUAGE sql AS $$ SELECT p_tenant $$",
+        )
+        .execute(&mut own)
+        .await
+        .unwrap();
+        let su = tenancy.superuser("ops", "tampered fence").await.unwrap();
+        let moved = tenancy
+            .move_tenant(&su, a.id(), Placement::SharedTable)
+            .await;
+        assert!(
+            matches!(&moved, Err(Error::MoveRefused { reason, .. }) if reason.contains("write_fence")),
+            "{moved:?}"
+        );
+        assert_eq!(home(&mut conn, a.id()).await.0, "own_database");
+        Spin::repo().insert(&a, &new_spin(s.id, 1)).await.unwrap();
+
+        // Dropped by hand: the move installs the fence again, and it holds.
+        sqlx::raw_sql("DROP FUNCTION tenancy.write_fence(uuid, text, text)")
+            .execute(&mut own)
+            .await
+            .unwrap();
+        let moved = tenancy
+            .move_tenant(&su, a.id(), Placement::SharedTable)
+            .await
+            .unwrap();
+        assert_eq!(moved.rows(), 6);
+        let late = new_spin(s.id, -1);
+        let refused = Spin::repo().insert(&stale, &late).await;
+        assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
+        assert!(
+            !spin_ids(&mut own, "public.spins", a.id())
+                .await
+                .contains(&late.id)
+        );
+        behind.close().await;
+    }
+
+    /// HOLDS: a `TenantTx` begun (and read in) before a move out of its database, in a process
+    /// that does not hear of the move, that writes
+    /// after the switch, is refused as moved; its commit keeps nothing, and neither copy
+    /// holds the write.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_transaction_begun_before_a_move_out_cannot_write_across_the_switch(t: TestTenancy) {
+        let tenancy = t.tenancy().clone();
+        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+        let s = fill(&a, 3).await;
+        let mut conn = t.connect().await;
+        let db = home(&mut conn, a.id()).await.1.unwrap();
+        // A second process that does not hear of the move: the tenant database's fence alone
+        // stands in the way (this handle's own listener would revoke the context first).
+        let behind = Tenancy::builder()
+            .max_connections(2)
+            .listen_for_changes(false)
+            .connect(t.url())
+            .await
+            .unwrap();
+        let mut tx = behind
+            .resolve_slug("acme")
+            .await
+            .unwrap()
+            .begin()
+            .await
+            .unwrap();
+        assert_eq!(Spin::repo().count(&mut tx).await.unwrap(), 3);
+        let su = tenancy.superuser("ops", "tx across").await.unwrap();
+        tenancy
+            .move_tenant(&su, a.id(), Placement::OwnSchema)
+            .await
+            .unwrap();
+        let late = new_spin(s.id, -1);
+        let refused = Spin::repo().insert(&mut tx, &late).await;
+        assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
+        let commit = tx.commit().await;
+        assert!(
+            matches!(commit, Err(Error::TransactionAborted)),
+            "{commit:?}"
+        );
+        let mut old = connect_to(&db).await;
+        assert!(
+            !spin_ids(&mut old, "public.spins", a.id())
+                .await
+                .contains(&late.id)
+        );
+        assert!(
+            !spin_ids(&mut conn, "t_acme.spins", a.id())
+                .await
+                .contains(&late.id)
+        );
+    }
+
+    /// HOLDS: a move out of a database dropped at each of its awaits leaves the tenant whole
+    /// on one home: either not moved (writable, or sealed between its two commits and then
+    /// finished by the next run) or moved; the next run goes on, and the cleanup of leftovers
+    /// never takes the old database.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_move_out_of_a_database_cancelled_at_any_await_leaves_the_tenant_whole(
+        t: TestTenancy,
+    ) {
+        let tenancy = t.tenancy().clone();
+        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+        let s = fill(&a, 6).await;
+        let su = tenancy.superuser("ops", "cancel out").await.unwrap();
+        let mut conn = t.connect().await;
+        let db = home(&mut conn, a.id()).await.1.unwrap();
+        let mut rows = 7;
+        let mut k = 1;
+        loop {
+            let out = cancel_at(k, tenancy.move_tenant(&su, a.id(), Placement::SharedTable)).await;
+            if let Some(moved) = out {
+                assert_eq!(moved.unwrap().rows(), rows);
+                break;
+            }
+            if home(&mut conn, a.id()).await.0 == "shared_table" {
+                break; // cut off with its commit on the wire
+            }
+            assert_eq!(
+                home(&mut conn, a.id()).await.1.as_deref(),
+                Some(db.as_str())
+            );
+            tenancy.cleanup_orphans(&su).await.unwrap();
+            let mut own = connect_to(&db).await;
+            assert_eq!(
+                spin_ids(&mut own, "public.spins", a.id()).await.len() as u64,
+                rows - 1
+            );
+            // The tenant database's transaction ends when its connection closes.
+            let fresh = tenancy.resolve_slug("acme").await.unwrap();
+            let mut written = None;
+            eventually(
+                "the cancelled move lets go",
+                Duration::from_secs(30),
+                async || {
+                    let out = Spin::repo()
+                        .insert(&fresh, &new_spin(s.id, 1000 + k as i32))
+                        .await;
+                    let done = !matches!(out, Err(Error::TenantMoving(_)));
+                    written = Some(out);
+                    done
+                },
+            )
+            .await;
+            let sealed: bool =
+                sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
+                    .fetch_one(&mut own)
+                    .await
+                    .unwrap();
+            // Writable, or sealed between the two commits and refused as moved (retryable).
+            match written.unwrap() {
+                Ok(_) => assert!(!sealed, "a write landed in a sealed copy at await {k}"),
+                Err(Error::TenantMoved(_)) => assert!(sealed, "refused unsealed at await {k}"),
+                Err(other) => panic!("await {k}: {other:?}"),
+            }
+            rows = spin_ids(&mut own, "public.spins", a.id()).await.len() as u64 + 1;
+            k += 1;
+        }
+        assert!(k > 3, "the move was cancelled at {k} awaits only");
+        assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+        let a = tenancy.resolve_slug("acme").await.unwrap();
+        assert_eq!(Spin::repo().count(&a).await.unwrap() as u64, rows - 1);
+        assert_eq!(
+            spin_ids(&mut conn, "public.spins", a.id()).await.len() as u64,
+            rows - 1
+        );
+    }
+}

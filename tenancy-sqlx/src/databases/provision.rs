@@ -200,6 +200,53 @@ END
 $fn$;
 "#;
 
+/// The fence functions [`FENCE_DDL`] makes, in its order, each with its signature.
+const FENCE_FUNCTIONS: [&str; 3] = [
+    "tenancy.write_fence_wait(uuid)",
+    "tenancy.write_fence_serial(uuid)",
+    "tenancy.write_fence(uuid,text,text)",
+];
+
+/// The body [`FENCE_DDL`] gives each of [`FENCE_FUNCTIONS`], as `pg_proc.prosrc` keeps it.
+fn fence_bodies() -> impl Iterator<Item = (&'static str, &'static str)> {
+    FENCE_FUNCTIONS
+        .into_iter()
+        .zip(FENCE_DDL.split("$fn$").skip(1).step_by(2))
+}
+
+/// The first fence function in the tenant database `conn` is on that is not as [`FENCE_DDL`]
+/// makes it (a body, language or signature changed by hand, or a second function of its name),
+/// by its name; `None` if every one there is tenancy's. A missing one is no finding:
+/// [`ensure_fence`] adds it, and no write got past it while it was missing.
+///
+/// Why a move checks: a fence replaced by one that always passes lets a write of a context
+/// resolved before the move into the old copy, during the copy or after the seal, and be
+/// acknowledged there while the tenant's rows live on elsewhere.
+pub(crate) async fn foreign_fence(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
+    let found: Vec<(String, String, String, bool)> = crate::sql::in_own_tx(conn, async |c| {
+        sqlx::query_as(
+            "SELECT p.proname::text, p.oid::regprocedure::text, p.prosrc, \
+                    l.lanname = 'plpgsql' AND NOT p.prosecdef AND p.prorettype = \
+                    (CASE p.proname WHEN 'write_fence' THEN 'uuid' ELSE 'void' END)::regtype \
+             FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang \
+             WHERE p.pronamespace = to_regnamespace('tenancy') \
+               AND p.proname IN ('write_fence', 'write_fence_wait', 'write_fence_serial') \
+             ORDER BY 2",
+        )
+        .persistent(false)
+        .fetch_all(c)
+        .await
+    })
+    .await?;
+    for (name, signature, body, plain) in found {
+        let ours = fence_bodies().any(|(sig, expected)| sig == signature && expected == body);
+        if !ours || !plain {
+            return Ok(Some(format!("tenancy.{name}")));
+        }
+    }
+    Ok(None)
+}
+
 /// Adds [`FENCE_DDL`] to the tenant database `conn` is on when it lacks the fence (a database
 /// made by an older version). Returns whether it had to.
 pub(crate) async fn ensure_fence(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
@@ -207,6 +254,8 @@ pub(crate) async fn ensure_fence(conn: &mut PgConnection) -> Result<bool, sqlx::
     let present: bool = crate::sql::in_own_tx(conn, async |c| {
         sqlx::query_scalar(
             "SELECT to_regprocedure('tenancy.write_fence(uuid, text, text)') IS NOT NULL \
+             AND to_regprocedure('tenancy.write_fence_wait(uuid)') IS NOT NULL \
+             AND to_regprocedure('tenancy.write_fence_serial(uuid)') IS NOT NULL \
              AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'tenancy.tenants'::regclass \
                          AND attname = 'moved_at' AND NOT attisdropped)",
         )

@@ -54,6 +54,18 @@ pub(super) async fn run(
     build(tx, id, target, migrations).await?;
     let mut conn = databases.connect(&leaving.server, &name).await?;
     let tables = async {
+        // A fence changed by hand may have let writes by, and would let more: refuse rather
+        // than copy around them (see `provision::foreign_fence`).
+        if let Some(function) = provision::foreign_fence(&mut conn).await? {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "{function} in database {name} is not the write fence tenancy installs, so \
+                     writes to it may not have been fenced; drop it (the move installs the \
+                     fence again) once no write is in flight, and move again"
+                ),
+            });
+        }
         // Before the fence is raised, so that writers find it (a database of an older version).
         provision::ensure_fence(&mut conn).await?;
         let mut source = conn.begin().await?;

@@ -371,3 +371,25 @@ impl World {
             .unwrap()
     }
 }
+
+/// The move's check of a tenant database's fence knows every function the fence is made of,
+/// each with the body it is made with.
+#[test]
+fn the_fence_check_knows_each_function_by_its_body() {
+    let bodies: Vec<_> = fence_bodies().collect();
+    assert_eq!(bodies.len(), FENCE_FUNCTIONS.len());
+    for (signature, body) in bodies {
+        let name = signature.split('(').next().unwrap();
+        let made = FENCE_DDL.find(&format!("FUNCTION {name}(")).unwrap();
+        // Each body follows its own CREATE and comes before the next one.
+        let at = FENCE_DDL.find(body).unwrap();
+        assert!(
+            at > made && !FENCE_DDL[made..at].contains("END\n$fn$"),
+            "{signature}"
+        );
+        assert!(
+            body.contains("BEGIN") && body.trim_end().ends_with("END"),
+            "{signature}"
+        );
+    }
+}
