@@ -571,6 +571,62 @@ mod out_of_a_database {
         behind.close().await;
     }
 
+    /// HOLDS (was BROKEN): an import into an own-database tenant took the tenant database's
+    /// identity row but not its fence, so one that started while a move out held its sealed
+    /// copy before the switch wrote every row into that copy and was acknowledged, and the
+    /// tenant's new home had none. The import now goes through the fence: it is refused as
+    /// moved (nothing imported), and a rerun imports into the new home.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn an_import_during_a_move_out_of_a_database_is_not_lost_in_the_old_copy(t: TestTenancy) {
+        let tenancy = t.tenancy().clone();
+        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+        let b = tenant(&tenancy, "globex", Placement::SharedTable).await;
+        fill(&b, 5).await;
+        let su = std::sync::Arc::new(tenancy.superuser("ops", "import").await.unwrap());
+        let archive = tenancy.export_tenant(&su, b.id()).await.unwrap();
+        let mut conn = t.connect().await;
+        let db = home(&mut conn, a.id()).await.1.unwrap();
+        let mover = {
+            let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
+            tokio::spawn(async move {
+                tenancy
+                    .move_tenant_with(
+                        &su,
+                        id,
+                        Placement::SharedTable,
+                        tenancy::MoveOptions::default().hold_before_switch(Duration::from_secs(3)),
+                    )
+                    .await
+            })
+        };
+        let mut own = connect_to(&db).await;
+        eventually(
+            "the move sealed the old copy",
+            Duration::from_secs(30),
+            async || {
+                sqlx::query_scalar::<_, bool>("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
+                    .fetch_one(&mut own)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await;
+        let imported = tenancy.import_tenant(&su, &archive, a.id()).await;
+        assert_eq!(mover.await.unwrap().unwrap().rows(), 0);
+        assert!(
+            matches!(&imported, Err(Error::TenantMoved(_))),
+            "{imported:?}: old copy {}, new home {}",
+            spin_ids(&mut own, "public.spins", a.id()).await.len(),
+            spin_ids(&mut conn, "public.spins", a.id()).await.len()
+        );
+        assert!(spin_ids(&mut own, "public.spins", a.id()).await.is_empty());
+        assert_eq!(
+            tenancy.import_tenant(&su, &archive, a.id()).await.unwrap(),
+            6
+        );
+        assert_eq!(spin_ids(&mut conn, "public.spins", a.id()).await.len(), 5);
+    }
+
     /// HOLDS: a `TenantTx` begun (and read in) before a move out of its database, in a process
     /// that does not hear of the move, that writes
     /// after the switch, is refused as moved; its commit keeps nothing, and neither copy

@@ -34,6 +34,17 @@ where
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
+    if let Some(schema) = in_database {
+        // The tenant database's write fence, after its identity row (the order a mover takes
+        // them in): a move out waits for the import, and an import that meets a move's seal
+        // is refused as moved instead of filling the copy the tenant is leaving. (In the
+        // registry the row lock above already orders an import with a move.)
+        let fence = crate::sql::fence::value("$1", Some(&tenancy_core::ident::quote(schema)));
+        crate::sql::admin_query(crate::sql::text(format!("SELECT {fence}")))
+            .bind(into.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+    }
     crate::rls::act_for(tx, into).await?;
     let targets = tenant_tables(tx, into, in_database).await?;
     let replaced = empty_target(tx, &targets, into, options.replace).await?;
