@@ -627,6 +627,90 @@ mod out_of_a_database {
         assert_eq!(spin_ids(&mut conn, "public.spins", a.id()).await.len(), 5);
     }
 
+    /// HOLDS: two handles moving the same tenant out of its database at once, to two
+    /// placements: the registry row orders them; the tenant ends whole on one home, writable,
+    /// and the cleanup finds no leftover.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn two_handles_moving_a_tenant_out_of_its_database_at_once_leave_it_whole(
+        t: TestTenancy,
+    ) {
+        let tenancy = t.tenancy().clone();
+        let other = Tenancy::builder()
+            .max_connections(4)
+            .connect(t.url())
+            .await
+            .unwrap();
+        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+        let s = fill(&a, 10).await;
+        let su1 = tenancy.superuser("ops", "race 1").await.unwrap();
+        let su2 = other.superuser("ops", "race 2").await.unwrap();
+        let (one, two) = tokio::join!(
+            tenancy.move_tenant(&su1, a.id(), Placement::SharedTable),
+            other.move_tenant(&su2, a.id(), Placement::OwnSchema),
+        );
+        assert!(one.is_ok() || two.is_ok(), "{one:?} {two:?}");
+        for out in [&one, &two] {
+            if let Err(e) = out {
+                assert!(matches!(e, Error::MoveRefused { .. }), "{e:?}");
+            }
+        }
+        tenancy.cleanup_orphans(&su1).await.unwrap();
+        let a = tenancy.resolve_slug("acme").await.unwrap();
+        assert_eq!(Spin::repo().count(&a).await.unwrap(), 10, "{one:?} {two:?}");
+        Spin::repo().insert(&a, &new_spin(s.id, 1)).await.unwrap();
+        assert_eq!(Spin::repo().count(&a).await.unwrap(), 11);
+        other.close().await;
+    }
+
+    /// HOLDS: a purge that comes while a move out of the tenant's database is between its
+    /// seal and its switch waits for the move, then removes the tenant from its new home and
+    /// its old database (through the cleanup of leftovers): no row and no database remain.
+    #[tenancy::test(migrations = "tests/migrations")]
+    async fn a_purge_racing_a_move_out_of_a_database_leaves_nothing(t: TestTenancy) {
+        let tenancy = t.tenancy().clone();
+        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+        fill(&a, 5).await;
+        let su = std::sync::Arc::new(tenancy.superuser("ops", "purge race").await.unwrap());
+        let mut conn = t.connect().await;
+        let db = home(&mut conn, a.id()).await.1.unwrap();
+        let mover = {
+            let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
+            tokio::spawn(async move {
+                tenancy
+                    .move_tenant_with(
+                        &su,
+                        id,
+                        Placement::SharedTable,
+                        tenancy::MoveOptions::default().hold_before_switch(Duration::from_secs(2)),
+                    )
+                    .await
+            })
+        };
+        let mut own = connect_to(&db).await;
+        eventually(
+            "the move sealed the old copy",
+            Duration::from_secs(30),
+            async || {
+                sqlx::query_scalar::<_, bool>("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
+                    .fetch_one(&mut own)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await;
+        drop(own);
+        tenancy.soft_delete(&su, a.id()).await.unwrap();
+        tenancy.purge(&su, a.id()).await.unwrap();
+        assert_eq!(mover.await.unwrap().unwrap().rows(), 6);
+        tenancy.cleanup_orphans(&su).await.unwrap();
+        assert!(
+            common::moving::registry_databases(&mut conn)
+                .await
+                .is_empty()
+        );
+        assert!(spin_ids(&mut conn, "public.spins", a.id()).await.is_empty());
+    }
+
     /// HOLDS: a `TenantTx` begun (and read in) before a move out of its database, in a process
     /// that does not hear of the move, that writes
     /// after the switch, is refused as moved; its commit keeps nothing, and neither copy
