@@ -712,56 +712,80 @@ mod out_of_a_database {
     }
 
     /// HOLDS: a `TenantTx` begun (and read in) before a move out of its database, in a process
-    /// that does not hear of the move, that writes
+    /// that does not hear of the move, in each isolation level, that writes
     /// after the switch, is refused as moved; its commit keeps nothing, and neither copy
     /// holds the write.
     #[tenancy::test(migrations = "tests/migrations")]
     async fn a_transaction_begun_before_a_move_out_cannot_write_across_the_switch(t: TestTenancy) {
         let tenancy = t.tenancy().clone();
-        let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
-        let s = fill(&a, 3).await;
         let mut conn = t.connect().await;
-        let db = home(&mut conn, a.id()).await.1.unwrap();
-        // A second process that does not hear of the move: the tenant database's fence alone
-        // stands in the way (this handle's own listener would revoke the context first).
-        let behind = Tenancy::builder()
-            .max_connections(2)
-            .listen_for_changes(false)
-            .connect(t.url())
-            .await
-            .unwrap();
-        let mut tx = behind
-            .resolve_slug("acme")
-            .await
-            .unwrap()
-            .begin()
-            .await
-            .unwrap();
-        assert_eq!(Spin::repo().count(&mut tx).await.unwrap(), 3);
         let su = tenancy.superuser("ops", "tx across").await.unwrap();
-        tenancy
-            .move_tenant(&su, a.id(), Placement::OwnSchema)
+        for (slug, level) in [
+            ("rc", "read committed"),
+            ("rr", "repeatable read"),
+            ("sz", "serializable"),
+        ] {
+            let a = tenant(&tenancy, slug, Placement::OwnDatabase).await;
+            let s = fill(&a, 3).await;
+            let db = home(&mut conn, a.id()).await.1.unwrap();
+            // The tenant database's sessions, the writer's and the mover's, in that level.
+            let mut old = connect_to(&db).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE \"{db}\" SET default_transaction_isolation = '{level}'"
+            )))
+            .execute(&mut old)
             .await
             .unwrap();
-        let late = new_spin(s.id, -1);
-        let refused = Spin::repo().insert(&mut tx, &late).await;
-        assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
-        let commit = tx.commit().await;
-        assert!(
-            matches!(commit, Err(Error::TransactionAborted)),
-            "{commit:?}"
-        );
-        let mut old = connect_to(&db).await;
-        assert!(
-            !spin_ids(&mut old, "public.spins", a.id())
+            // A second process that does not hear of the move: the tenant database's fence
+            // alone stands in the way (this handle's own listener would revoke the context).
+            let behind = Tenancy::builder()
+                .max_connections(2)
+                .listen_for_changes(false)
+                .connect(t.url())
                 .await
-                .contains(&late.id)
-        );
-        assert!(
-            !spin_ids(&mut conn, "t_acme.spins", a.id())
+                .unwrap();
+            let mut tx = behind
+                .resolve_slug(slug)
                 .await
-                .contains(&late.id)
-        );
+                .unwrap()
+                .begin()
+                .await
+                .unwrap();
+            assert_eq!(Spin::repo().count(&mut tx).await.unwrap(), 3, "{level}");
+            tenancy
+                .move_tenant(&su, a.id(), Placement::OwnSchema)
+                .await
+                .unwrap();
+            let late = new_spin(s.id, -1);
+            let refused = Spin::repo().insert(&mut tx, &late).await;
+            // Read committed sees the seal; a snapshot of before it fails to serialize.
+            let serial = |e: &Error| matches!(e, Error::Database(sqlx::Error::Database(d)) if d.code().as_deref() == Some("40001"));
+            if level == "read committed" {
+                assert!(
+                    matches!(&refused, Err(Error::TenantMoved(_))),
+                    "{refused:?}"
+                );
+            } else {
+                assert!(
+                    matches!(&refused, Err(e) if serial(e)),
+                    "{level}: {refused:?}"
+                );
+            }
+            let commit = tx.commit().await;
+            assert!(
+                matches!(commit, Err(Error::TransactionAborted)),
+                "{level}: {commit:?}"
+            );
+            assert!(
+                !spin_ids(&mut old, "public.spins", a.id())
+                    .await
+                    .contains(&late.id)
+            );
+            let new = format!("t_{slug}.spins");
+            assert!(!spin_ids(&mut conn, &new, a.id()).await.contains(&late.id));
+            assert_eq!(spin_ids(&mut conn, &new, a.id()).await.len(), 3, "{level}");
+            behind.close().await;
+        }
     }
 
     /// HOLDS: a move out of a database dropped at each of its awaits leaves the tenant whole
