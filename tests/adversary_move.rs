@@ -713,8 +713,9 @@ mod out_of_a_database {
 
     /// HOLDS: a `TenantTx` begun (and read in) before a move out of its database, in a process
     /// that does not hear of the move, in each isolation level, that writes
-    /// after the switch, is refused as moved; its commit keeps nothing, and neither copy
-    /// holds the write.
+    /// after the switch, is refused: as moved in read committed, by a serialization failure
+    /// where its snapshot predates the seal. Its commit keeps nothing, and neither copy holds
+    /// the write.
     #[tenancy::test(migrations = "tests/migrations")]
     async fn a_transaction_begun_before_a_move_out_cannot_write_across_the_switch(t: TestTenancy) {
         let tenancy = t.tenancy().clone();
