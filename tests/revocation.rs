@@ -192,8 +192,35 @@ async fn a_listener_that_lost_its_connection_revokes_everything_and_listens_agai
         async || revoked(&held_globex).await,
     )
     .await;
-    let globex = b.resolve_slug("globex").await.unwrap();
-    add_spinner(&globex, "after reconnecting").await.unwrap();
+    // A context resolved while B is still deaf is refused once B hears again (what was sent
+    // meanwhile is lost), so wait until both listeners are back, then for a fresh context that
+    // acts: B hears its own hello and revokes a moment after its LISTEN shows here.
+    eventually("both listeners connect again", async || {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind("tenancy registry listener")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        listening == 2
+    })
+    .await;
+    let mut fresh = None;
+    eventually("a context resolved after B reconnected acts", async || {
+        let ctx = b.resolve_slug("globex").await.unwrap();
+        match add_spinner(&ctx, "after reconnecting").await {
+            Ok(_) => {
+                fresh = Some(ctx);
+                true
+            }
+            Err(Error::ContextRevoked { .. }) => false,
+            Err(e) => panic!("{e}"),
+        }
+    })
+    .await;
+    let globex = fresh.expect("set when it acted");
 
     // B listens again: the next change reaches it.
     a.soft_delete(&su, globex.id()).await.unwrap();
