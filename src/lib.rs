@@ -197,8 +197,9 @@ pub use tenancy_sqlx::*;
 /// ```
 pub mod prelude {
     pub use crate::{
-        Agg, AuditQuery, Error, Filter, MigrateOptions, Migrations, NewTenant, Placement, Repo,
-        StatementMode, Superuser, Tenancy, TenantCtx, TenantId, TenantRef, TenantTx, tenant_scoped,
+        Agg, AuditQuery, Error, Filter, MigrateOptions, Migrations, MoveOptions, NewTenant,
+        Placement, Repo, StatementMode, Superuser, Tenancy, TenantCtx, TenantId, TenantRef,
+        TenantTx, tenant_scoped,
     };
 }
 
