@@ -548,6 +548,19 @@ pub(crate) async fn cleanup_orphans(
         if !free || keep {
             continue;
         }
+        // Listed before its lock was free: a template's build renamed meanwhile is gone, not
+        // dropped, and is not reported as a leftover.
+        let exists: bool = crate::sql::in_own_tx(&mut *server, async |c| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+                .persistent(false)
+                .bind(database.as_str())
+                .fetch_one(c)
+                .await
+        })
+        .await?;
+        if !exists {
+            continue;
+        }
         drop_database(server, &database).await?;
         tx.commit().await?;
         dropped.push(database);
