@@ -431,6 +431,7 @@ mod into_a_database {
                 assert_eq!(moved.unwrap().rows(), rows);
                 break;
             }
+            common::no_transaction_left_open(&mut conn).await;
             let placement: String =
                 sqlx::query_scalar("SELECT placement FROM tenancy.tenants WHERE id = $1")
                     .bind(a.id().as_uuid())
@@ -811,6 +812,7 @@ mod out_of_a_database {
                 assert_eq!(moved.unwrap().rows(), rows);
                 break;
             }
+            common::no_transaction_left_open(&mut conn).await;
             if home(&mut conn, a.id()).await.0 == "shared_table" {
                 break; // cut off with its commit on the wire
             }

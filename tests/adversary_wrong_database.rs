@@ -234,6 +234,7 @@ async fn a_creation_cancelled_at_any_await_leaves_a_whole_tenant_or_a_leftover_t
             }
             let new = NewTenant::new(&slug, &slug).placement(Placement::OwnDatabase);
             let done = tenancy::testing::cancel_at(k, w.tenancy.create_tenant(new)).await;
+            common::no_transaction_left_open(&mut w.db.connect().await).await;
             // A statement the cancelled call left running on the server may still finish, or
             // its registry transaction still hold the name's lock: the cleanup drops what it
             // left once neither does.
@@ -300,6 +301,7 @@ async fn a_template_build_cancelled_at_any_await_leaves_nothing_the_cleanup_keep
         .await
         .is_none()
     {
+        common::no_transaction_left_open(&mut w.db.connect().await).await;
         k += 1;
     }
     tenancy::testing::eventually(

@@ -103,6 +103,28 @@ impl Conn {
         })
     }
 
+    /// Runs `f` on this unit's connection and ends the unit with its outcome (commits, or rolls
+    /// back on error); dropped before that, the connection is closed (see the module docs).
+    pub(crate) async fn run<T>(
+        mut self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let out = f(&mut self).await;
+        self.end(out).await
+    }
+
+    /// Runs `f` on a connection of `pool` outside any transaction it does not begin itself, as
+    /// [`Conn::run`]. Library code borrows from a pool only through [`Conn`]: a raw
+    /// `pool.acquire()` whose `BEGIN` was cut off in flight would go back inside a transaction
+    /// (sqlx counts it only once its reply is read), and the next borrower's statements would
+    /// run, uncommitted, inside it.
+    pub(crate) async fn with<T>(
+        pool: &PgPool,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        Self::take(pool).await?.run(f).await
+    }
+
     /// Takes a connection from `pool` and begins a transaction with `begin` (`BEGIN`, or
     /// `BEGIN` and the settings of the transaction), in one simple-query round trip.
     ///

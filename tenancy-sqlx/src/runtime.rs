@@ -101,7 +101,7 @@ impl Runtime {
         &self,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        run(self.conn_of_pool(&self.pool).await?, f).await
+        self.conn_of_pool(&self.pool).await?.run(f).await
     }
 
     /// [`Runtime::with_conn`] on the given lane (a tenant's).
@@ -111,7 +111,7 @@ impl Runtime {
         tenant: TenantId,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        run(self.conn_of(lane, tenant).await?, f).await
+        self.conn_of(lane, tenant).await?.run(f).await
     }
 
     /// The connection [`Runtime::with_conn_of`] runs on.
@@ -214,7 +214,7 @@ impl Runtime {
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
         if !self.rls && !generic_plans && self.persistent {
-            return run(Conn::take(&self.pool).await?, f).await;
+            return Conn::with(&self.pool, f).await;
         }
         let mut begin = String::from("BEGIN READ ONLY");
         if generic_plans {
@@ -240,7 +240,7 @@ impl Runtime {
         } else {
             self.conn_of(lane, tenant).await?
         };
-        run(conn, f).await
+        conn.run(f).await
     }
 
     /// [`Runtime::conn_of`] on a pool of the handle's.
@@ -277,13 +277,4 @@ impl Runtime {
         let i = usize::try_from(tenant.as_uuid().as_u128() % n).unwrap_or(0);
         &self.lanes[i]
     }
-}
-
-/// Runs `f` on `conn` and ends the unit with its outcome (commits, or rolls back on error).
-async fn run<T>(
-    mut conn: Conn,
-    f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
-) -> crate::Result<T> {
-    let out = f(&mut conn).await;
-    conn.end(out).await
 }

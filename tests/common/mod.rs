@@ -278,3 +278,33 @@ impl Rls {
 
 #[allow(unused_imports)] // not every test binary cancels
 pub use tenancy::testing::cancel_at;
+
+/// Waits until no other session on `conn`'s database is inside a transaction; panics, listing
+/// them, if one still is after 30 s.
+///
+/// Work cut off at an await leaves its connection to be dealt with: a pooled one goes back to
+/// the pool, which sends what was queued on it (the `COMMIT`, if it was written, or the
+/// `ROLLBACK` of a dropped transaction) from a task of its own, or is closed. After that
+/// nothing may stay open: a connection lent again inside a transaction runs the next
+/// borrower's statements in it, uncommitted. And a registry read before it races with the
+/// outcome of the cut-off work; after it, the read is the outcome.
+pub async fn no_transaction_left_open(conn: &mut PgConnection) {
+    tenancy::testing::eventually(
+        "no connection is left inside a transaction",
+        std::time::Duration::from_secs(30),
+        async || {
+            let open: Vec<(i32, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT pid, state, query FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND xact_start IS NOT NULL AND backend_type = 'client backend'",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            // Shown if the wait runs out: what was still open.
+            eprintln!("open: {open:?}");
+            open.is_empty()
+        },
+    )
+    .await;
+}

@@ -20,14 +20,13 @@ pub(crate) mod provision;
 mod testing;
 
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool};
 use tenancy_core::TenantId;
 use tenancy_core::home::DatabaseRef;
 
+use crate::conn::Conn;
 use crate::migrate::Migrations;
 use crate::{Error, Result};
 use budget::{BudgetConfig, BudgetError, Lease, ServerBudget};
@@ -49,32 +48,6 @@ struct Server {
     /// other than the primary one, admin work connects to the database these name.
     options: PgConnectOptions,
     budget: ServerBudget,
-}
-
-/// A connection to a server's maintenance database, for `CREATE`/`DROP DATABASE`: one of the
-/// registry's pool on the primary server, a direct one elsewhere.
-enum Admin {
-    Pooled(PoolConnection<Postgres>),
-    Direct(PgConnection),
-}
-
-impl Deref for Admin {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        match self {
-            Self::Pooled(c) => c,
-            Self::Direct(c) => c,
-        }
-    }
-}
-
-impl DerefMut for Admin {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        match self {
-            Self::Pooled(c) => c,
-            Self::Direct(c) => c,
-        }
-    }
 }
 
 impl Databases {
@@ -114,20 +87,30 @@ impl Databases {
         self.servers.contains_key(key)
     }
 
-    /// A connection to the maintenance side of server `key`.
-    async fn admin(&self, pool: &PgPool, key: &str) -> Result<Admin> {
+    /// Runs `work` on a connection to the maintenance side of server `key`: one of the
+    /// registry's pool for the primary server (through [`Conn`], so that work cut off inside a
+    /// transaction never goes back to the pool with it open), one of its own, closed after,
+    /// for another.
+    async fn with_admin<T>(
+        &self,
+        pool: &PgPool,
+        key: &str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
         let server = self.server(key)?;
         if key == PRIMARY_SERVER {
-            return Ok(Admin::Pooled(pool.acquire().await?));
+            return Conn::with(pool, work).await;
         }
         use sqlx::Connection;
-        let conn = PgConnection::connect_with(&server.options)
+        let mut conn = PgConnection::connect_with(&server.options)
             .await
             .map_err(|e| Error::Connect {
                 server: format!("server {key}"),
                 cause: e.to_string(),
             })?;
-        Ok(Admin::Direct(conn))
+        let out = work(&mut conn).await;
+        let _ = conn.close().await;
+        out
     }
 
     /// A connection to `tenant`'s database, which the registry recorded as `database`: keyed
@@ -249,24 +232,28 @@ impl Databases {
         register: impl AsyncFnOnce(&mut PgConnection) -> Result<()>,
     ) -> Result<DatabaseName> {
         let options = &self.server(on)?.options;
-        let mut server = self.admin(pool, on).await?;
-        let mut registry = pool.acquire().await?;
-        let fingerprint = fingerprint(migrations);
-        let template = self.naming.template(fingerprint);
-        let source = source(&mut server, &template, fingerprint, migrations).await?;
-        let (database, made) = provision::provision(
-            &mut registry,
-            &mut server,
-            options,
-            &self.naming,
-            (tenant, slug),
-            source,
-            register,
-        )
+        self.with_admin(pool, on, async |server| {
+            let fingerprint = fingerprint(migrations);
+            let template = self.naming.template(fingerprint);
+            let source = source(&mut *server, &template, fingerprint, migrations).await?;
+            let (database, made) = Conn::with(pool, async |registry| {
+                provision::provision(
+                    registry,
+                    &mut *server,
+                    options,
+                    &self.naming,
+                    (tenant, slug),
+                    source,
+                    register,
+                )
+                .await
+                .map_err(provision_error)
+            })
+            .await?;
+            tracing::debug!(%tenant, %database, server = on, ?made, "provisioned tenant database");
+            Ok(database)
+        })
         .await
-        .map_err(provision_error)?;
-        tracing::debug!(%tenant, %database, server = on, ?made, "provisioned tenant database");
-        Ok(database)
     }
 
     /// Creates `tenant`'s database on server `on` as [`Databases::provision`] does (a spare or
@@ -287,25 +274,27 @@ impl Databases {
         migrations: &Migrations,
     ) -> Result<DatabaseName> {
         let options = &self.server(on)?.options;
-        let mut server = self.admin(pool, on).await?;
-        let fingerprint = fingerprint(migrations);
-        let template = self.naming.template(fingerprint);
-        let source = source(&mut server, &template, fingerprint, migrations).await?;
-        let database = self.naming.tenant(tenant);
-        provision::create(&mut server, options, &self.naming, &database, source)
-            .await
-            .map_err(provision_error)?;
-        if let Err(cause) = provision::stamp(options, &database, tenant, slug).await {
-            provision::drop_database(&mut server, &database)
+        self.with_admin(pool, on, async |server| {
+            let fingerprint = fingerprint(migrations);
+            let template = self.naming.template(fingerprint);
+            let source = source(&mut *server, &template, fingerprint, migrations).await?;
+            let database = self.naming.tenant(tenant);
+            provision::create(&mut *server, options, &self.naming, &database, source)
                 .await
                 .map_err(provision_error)?;
-            return Err(provision_error(ProvisionError::Identity {
-                database,
-                tenant,
-                cause,
-            }));
-        }
-        Ok(database)
+            if let Err(cause) = provision::stamp(options, &database, tenant, slug).await {
+                provision::drop_database(&mut *server, &database)
+                    .await
+                    .map_err(provision_error)?;
+                return Err(provision_error(ProvisionError::Identity {
+                    database,
+                    tenant,
+                    cause,
+                }));
+            }
+            Ok(database)
+        })
+        .await
     }
 
     /// Makes sure a template at `migrations` exists on server `on` (built under another name,
@@ -318,65 +307,67 @@ impl Databases {
         migrations: &Migrations,
     ) -> Result<DatabaseName> {
         let options = &self.server(on)?.options;
-        let mut server = self.admin(pool, on).await?;
-        let template = self.naming.template(fingerprint(migrations));
-        let stale: Vec<String> = crate::sql::in_own_tx(&mut server, async |c| {
-            sqlx::query_scalar(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
-            )
-            .persistent(false)
-            .bind(self.naming.template_prefix())
-            .bind(template.as_str())
-            .fetch_all(c)
-            .await
-        })
-        .await?;
-        for name in stale {
-            if let Ok(name) = DatabaseName::parse(&name) {
-                provision::drop_database(&mut server, &name)
+        self.with_admin(pool, on, async |server| {
+            let template = self.naming.template(fingerprint(migrations));
+            let stale: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
+                sqlx::query_scalar(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
+                )
+                .persistent(false)
+                .bind(self.naming.template_prefix())
+                .bind(template.as_str())
+                .fetch_all(c)
+                .await
+            })
+            .await?;
+            for name in stale {
+                if let Ok(name) = DatabaseName::parse(&name) {
+                    provision::drop_database(&mut *server, &name)
+                        .await
+                        .map_err(provision_error)?;
+                }
+            }
+            if exists(&mut *server, &template).await? {
+                return Ok(template);
+            }
+            let build = self.naming.template_build();
+            // Its name's lock, held in a registry transaction until the build is renamed: the
+            // cleanup drops a build no one holds (a crash or a cancellation left it), never this one.
+            let mut hold = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
+            provision::lock_name(&mut hold, &build).await?;
+            run(&mut *server, format!("CREATE DATABASE {}", build.quoted())).await?;
+            if let Err(e) = provision::migrate(options, &build, migrations).await {
+                provision::drop_database(&mut *server, &build)
                     .await
                     .map_err(provision_error)?;
+                return Err(Error::Provision(format!(
+                    "building the tenant database template failed: {e}"
+                )));
             }
-        }
-        if exists(&mut server, &template).await? {
-            return Ok(template);
-        }
-        let build = self.naming.template_build();
-        // Its name's lock, held in a registry transaction until the build is renamed: the
-        // cleanup drops a build no one holds (a crash or a cancellation left it), never this one.
-        let mut hold = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
-        provision::lock_name(&mut hold, &build).await?;
-        run(&mut server, format!("CREATE DATABASE {}", build.quoted())).await?;
-        if let Err(e) = provision::migrate(options, &build, migrations).await {
-            provision::drop_database(&mut server, &build)
-                .await
-                .map_err(provision_error)?;
-            return Err(Error::Provision(format!(
-                "building the tenant database template failed: {e}"
-            )));
-        }
-        // The build's own connections are closed, but a pooler may still hold its server's.
-        provision::end_sessions(&mut server, &build).await?;
-        let renamed = run(
-            &mut server,
-            format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                build.quoted(),
-                template.quoted()
-            ),
-        )
-        .await;
-        if let Err(e) = renamed {
-            provision::drop_database(&mut server, &build)
-                .await
-                .map_err(provision_error)?;
-            // Another process made the same template meanwhile.
-            if !exists(&mut server, &template).await? {
-                return Err(e);
+            // The build's own connections are closed, but a pooler may still hold its server's.
+            provision::end_sessions(&mut *server, &build).await?;
+            let renamed = run(
+                &mut *server,
+                format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    build.quoted(),
+                    template.quoted()
+                ),
+            )
+            .await;
+            if let Err(e) = renamed {
+                provision::drop_database(&mut *server, &build)
+                    .await
+                    .map_err(provision_error)?;
+                // Another process made the same template meanwhile.
+                if !exists(&mut *server, &template).await? {
+                    return Err(e);
+                }
             }
-        }
-        hold.commit().await?;
-        Ok(template)
+            hold.commit().await?;
+            Ok(template)
+        })
+        .await
     }
 
     /// Makes `n` spare databases on server `on` from its current template (made if missing),
@@ -389,17 +380,19 @@ impl Databases {
         n: usize,
     ) -> Result<usize> {
         let template = self.ensure_template(pool, on, migrations).await?;
-        let mut server = self.admin(pool, on).await?;
-        let made = provision::warm_spares(
-            &mut server,
-            &self.naming,
-            &template,
-            fingerprint(migrations),
-            n,
-        )
+        self.with_admin(pool, on, async |server| {
+            let made = provision::warm_spares(
+                &mut *server,
+                &self.naming,
+                &template,
+                fingerprint(migrations),
+                n,
+            )
+            .await
+            .map_err(provision_error)?;
+            Ok(made.len())
+        })
         .await
-        .map_err(provision_error)?;
-        Ok(made.len())
     }
 
     /// Drops this registry's tenant databases that the registry does not know and no
@@ -432,43 +425,47 @@ impl Databases {
     }
 
     async fn cleanup_orphans_on(&self, pool: &PgPool, on: &str) -> Result<Vec<String>> {
-        let mut server = self.admin(pool, on).await?;
-        // The common case, a registry with no tenant database, costs one connection.
-        let any: bool = crate::sql::in_own_tx(&mut server, async |c| {
-            sqlx::query_scalar(
-                "SELECT EXISTS (SELECT FROM pg_database WHERE starts_with(datname, $1))",
-            )
-            .persistent(false)
-            .bind(self.naming.prefix())
-            .fetch_one(c)
-            .await
-        })
-        .await?;
-        if !any {
-            return Ok(Vec::new());
-        }
-        let mut registry = pool.acquire().await?;
-        let dropped = provision::cleanup_orphans(
-            &mut registry,
-            &mut server,
-            &self.naming,
-            // Whether any registry row names this database, on any server, not whether its
-            // tenant lives on this one: two keys may map to one physical server, and a
-            // database the registry records (even under another tenant, as a botched restore
-            // could leave it) is never dropped. A tenant that exists but does not live in it
-            // (a move into a database that crashed before its switch) does not keep it.
-            async |conn: &mut PgConnection, _: TenantId, database: &DatabaseName| {
-                Ok(
-                    crate::sql::admin_scalar(crate::registry::store::DATABASE_REGISTERED)
-                        .bind(database.as_str())
-                        .fetch_one(conn)
-                        .await?,
+        self.with_admin(pool, on, async |server| {
+            // The common case, a registry with no tenant database, costs one connection.
+            let any: bool = crate::sql::in_own_tx(&mut *server, async |c| {
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT FROM pg_database WHERE starts_with(datname, $1))",
                 )
-            },
-        )
+                .persistent(false)
+                .bind(self.naming.prefix())
+                .fetch_one(c)
+                .await
+            })
+            .await?;
+            if !any {
+                return Ok(Vec::new());
+            }
+            let dropped = Conn::with(pool, async |registry| {
+                provision::cleanup_orphans(
+                    registry,
+                    &mut *server,
+                    &self.naming,
+                    // Whether any registry row names this database, on any server, not whether its
+                    // tenant lives on this one: two keys may map to one physical server, and a
+                    // database the registry records (even under another tenant, as a botched restore
+                    // could leave it) is never dropped. A tenant that exists but does not live in it
+                    // (a move into a database that crashed before its switch) does not keep it.
+                    async |conn: &mut PgConnection, _: TenantId, database: &DatabaseName| {
+                        Ok(
+                            crate::sql::admin_scalar(crate::registry::store::DATABASE_REGISTERED)
+                                .bind(database.as_str())
+                                .fetch_one(conn)
+                                .await?,
+                        )
+                    },
+                )
+                .await
+                .map_err(provision_error)
+            })
+            .await?;
+            Ok(dropped.iter().map(|d| d.as_str().to_owned()).collect())
+        })
         .await
-        .map_err(provision_error)?;
-        Ok(dropped.iter().map(|d| d.as_str().to_owned()).collect())
     }
 
     /// Drops the old copy `database` a move out of it kept on server `on` (after the
@@ -479,10 +476,12 @@ impl Databases {
         pool: &PgPool,
         (on, database): (&str, &DatabaseName),
     ) -> Result<()> {
-        let mut server = self.admin(pool, on).await?;
-        provision::drop_database(&mut server, database)
-            .await
-            .map_err(provision_error)
+        self.with_admin(pool, on, async |server| {
+            provision::drop_database(&mut *server, database)
+                .await
+                .map_err(provision_error)
+        })
+        .await
     }
 
     /// Drops `tenant`'s database `database` on server `on` (after its registry row is gone),
@@ -494,10 +493,12 @@ impl Databases {
         (on, database): (&str, &DatabaseName),
     ) -> Result<()> {
         self.server(on)?.budget.forget(tenant).await;
-        let mut server = self.admin(pool, on).await?;
-        provision::drop_database(&mut server, database)
-            .await
-            .map_err(provision_error)
+        self.with_admin(pool, on, async |server| {
+            provision::drop_database(&mut *server, database)
+                .await
+                .map_err(provision_error)
+        })
+        .await
     }
 }
 

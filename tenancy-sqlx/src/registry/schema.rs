@@ -258,21 +258,24 @@ fn latest() -> i32 {
 /// Makes sure the registry is current: reads its version, and only when it is missing or behind
 /// migrates it (if `install`) or says so ([`Error::RegistryNotInstalled`]).
 pub(crate) async fn ensure(pool: &PgPool, install: bool) -> Result<()> {
-    let version: Option<i32> = crate::sql::in_own_tx(&mut *pool.acquire().await?, async |c| {
-        // Two reads: a statement naming a missing table fails to parse whatever its branches.
-        let exists: bool = crate::sql::admin_scalar(
-            "SELECT to_regclass('tenancy.registry_migrations') IS NOT NULL",
-        )
-        .fetch_one(&mut *c)
-        .await?;
-        if !exists {
-            return Ok::<_, Error>(None);
-        }
-        Ok(
-            crate::sql::admin_scalar("SELECT max(version) FROM tenancy.registry_migrations")
-                .fetch_one(&mut *c)
-                .await?,
-        )
+    let version: Option<i32> = crate::conn::Conn::with(pool, async |conn| {
+        crate::sql::in_own_tx(conn, async |c| {
+            // Two reads: a statement naming a missing table fails to parse whatever its branches.
+            let exists: bool = crate::sql::admin_scalar(
+                "SELECT to_regclass('tenancy.registry_migrations') IS NOT NULL",
+            )
+            .fetch_one(&mut *c)
+            .await?;
+            if !exists {
+                return Ok::<_, Error>(None);
+            }
+            Ok(
+                crate::sql::admin_scalar("SELECT max(version) FROM tenancy.registry_migrations")
+                    .fetch_one(&mut *c)
+                    .await?,
+            )
+        })
+        .await
     })
     .await?;
     match version {

@@ -434,10 +434,17 @@ impl TenancyBuilder {
     /// [`Error::SearchPath`](crate::Error::SearchPath)); the others are not, so give the pool no
     /// per-connection `search_path` of its own.
     ///
+    /// Code of yours that borrows from the same pool: sqlx counts a transaction only once the
+    /// reply to its `BEGIN` is read, so a `begin()` whose future is dropped while that reply is
+    /// on its way gives the connection back inside an open transaction, and whatever borrows
+    /// it next (your code or tenancy's) runs in it, uncommitted. tenancy's own units never
+    /// leave one (a connection whose unit did not end cleanly is closed); a pool of its own
+    /// ([`TenancyBuilder::connect`]) keeps the two apart.
+    ///
     /// # Errors
     /// As [`Tenancy::connect`].
     pub async fn from_pool(self, pool: PgPool) -> Result<Tenancy> {
-        crate::search_path::check(&mut *pool.acquire().await?).await?;
+        crate::conn::Conn::with(&pool, async |c| crate::search_path::check(c).await).await?;
         let lanes = vec![pool.clone()];
         self.build(pool, lanes, Arc::new(SchemaEpoch::new())).await
     }
