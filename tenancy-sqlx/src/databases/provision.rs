@@ -128,77 +128,30 @@ pub(crate) const IDENTITY_DDL: &str = "CREATE SCHEMA IF NOT EXISTS tenancy; \
      CREATE TABLE IF NOT EXISTS tenancy.tenants (id uuid PRIMARY KEY, slug text NOT NULL); \
      CREATE UNIQUE INDEX IF NOT EXISTS tenants_one_row ON tenancy.tenants ((true));";
 
-/// The write fence inside a tenant database (see `crate::moving`): the same functions, with
-/// the same fence key and errors, as the registry's, checking the database's identity row
-/// instead of the registry's row. A move out of the database seals the row (`moved_at`) in the
+/// The write fence inside a tenant database (see `crate::moving`): the registry's functions
+/// (`sql::fence::fence_functions`), with the same fence key and errors, checking the
+/// database's identity row instead of the registry's row. A move out of the database seals the row (`moved_at`) in the
 /// transaction that holds the key exclusive, so that a write that waited for the move, or one
 /// of a context resolved before it, fails with TM002 and never lands in the old copy. Made
 /// with every database (template, spares, the empty path) and added to a database made by an
-/// older version when a connection to it is first opened (`budget`): idempotent.
-pub(crate) const FENCE_DDL: &str = r#"
+/// older version when a connection to it is first opened (`budget`): idempotent. Not
+/// formatted: rustfmt would re-indent the lines of its SQL, which a move compares.
+#[rustfmt::skip]
+pub(crate) const FENCE_DDL: &str = concat!(
+    "
 ALTER TABLE tenancy.tenants ADD COLUMN IF NOT EXISTS moved_at timestamptz;
 
-CREATE OR REPLACE FUNCTION tenancy.write_fence_wait(p_tenant uuid) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    saved text := pg_catalog.current_setting('lock_timeout');
-    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
-BEGIN
-    IF wait OPERATOR(pg_catalog.=) '' THEN
-        wait := '5s';
-    END IF;
-    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
-    BEGIN
-        PERFORM pg_catalog.pg_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant));
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
-            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
-    END;
-    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION tenancy.write_fence_serial(p_tenant uuid) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-    saved text := pg_catalog.current_setting('lock_timeout');
-    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
-BEGIN
-    IF wait OPERATOR(pg_catalog.=) '' THEN
-        wait := '5s';
-    END IF;
-    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
-    BEGIN
-        PERFORM 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) p_tenant FOR SHARE;
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
-            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
-    END;
-    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION tenancy.write_fence(p_tenant uuid, p_placement text, p_schema text) RETURNS uuid
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    -- The identity row before the fence key: a mover locks them in that order.
-    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
-        PERFORM tenancy.write_fence_serial(p_tenant);
-    END IF;
-    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant)) THEN
-        PERFORM tenancy.write_fence_wait(p_tenant);
-    END IF;
-    IF p_placement OPERATOR(pg_catalog.<>) 'own_database' OR NOT EXISTS (
+",
+    crate::sql::fence::fence_functions!(
+        create: "CREATE OR REPLACE",
+        security: "",
+        row_comment: "    -- The identity row before the fence key: a mover locks them in that order.",
+        home_gone: "p_placement OPERATOR(pg_catalog.<>) 'own_database' OR NOT EXISTS (
         SELECT FROM tenancy.tenants t
         WHERE t.id OPERATOR(pg_catalog.=) p_tenant AND t.moved_at IS NULL
-    ) THEN
-        RAISE EXCEPTION 'tenant % no longer lives where this write was going (it moved, or is gone); resolve it again', p_tenant
-            USING ERRCODE = 'TM002', DETAIL = p_tenant::text;
-    END IF;
-    RETURN p_tenant;
-END
-$fn$;
-"#;
+    )",
+    )
+);
 
 /// The fence functions [`FENCE_DDL`] makes, in its order, each with its signature.
 const FENCE_FUNCTIONS: [&str; 3] = [

@@ -89,15 +89,12 @@ use crate::lifecycle::{TenantTable, tenant_tables_children_first};
 use crate::migrate::Migrations;
 use crate::registry::store;
 use crate::runtime::Runtime;
+use crate::sql::fence::FENCE_CLASS;
 use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 
 mod across;
 mod from_database;
 pub(crate) mod to_database;
-
-/// The write fence's class key: `hashtext('tenancy.write_fence')`, as the registry's functions
-/// spell it (registry migration 8).
-const FENCE_CLASS: i32 = -1_682_971_418;
 
 /// How long [`Tenancy::move_tenant`](crate::Tenancy::move_tenant) waits for the tenant's writes
 /// in flight by default.

@@ -158,81 +158,10 @@ ALTER TABLE tenancy.tenants
         // TM002. In REPEATABLE READ and SERIALIZABLE the snapshot is the transaction's, so the
         // registry row is share-locked first (before the key, the order a mover takes them in,
         // waiting at most `tenancy.move_wait`): a move committed since fails the write (40001).
-        // The class key is hashtext('tenancy.write_fence').
-        r#"
-CREATE TABLE tenancy.old_copies (
-    tenant_id   uuid NOT NULL REFERENCES tenancy.tenants (id),
-    placement   text NOT NULL
-                CHECK (placement IN ('shared_table', 'own_schema', 'own_database')),
-    schema_name text UNIQUE,
-    moved_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, placement)
-);
-
-CREATE FUNCTION tenancy.write_fence_wait(p_tenant uuid) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    saved text := pg_catalog.current_setting('lock_timeout');
-    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
-BEGIN
-    IF wait OPERATOR(pg_catalog.=) '' THEN
-        wait := '5s';
-    END IF;
-    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
-    BEGIN
-        PERFORM pg_catalog.pg_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant));
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
-            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
-    END;
-    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
-END
-$fn$;
-
-CREATE FUNCTION tenancy.write_fence_serial(p_tenant uuid) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-    saved text := pg_catalog.current_setting('lock_timeout');
-    wait  text := COALESCE(pg_catalog.current_setting('tenancy.move_wait', true), '');
-BEGIN
-    IF wait OPERATOR(pg_catalog.=) '' THEN
-        wait := '5s';
-    END IF;
-    PERFORM pg_catalog.set_config('lock_timeout', wait, true);
-    BEGIN
-        PERFORM 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) p_tenant FOR SHARE;
-    EXCEPTION WHEN lock_not_available THEN
-        RAISE EXCEPTION 'tenant % is being moved: its write waited % and was not applied; retry', p_tenant, wait
-            USING ERRCODE = 'TM001', DETAIL = p_tenant::text;
-    END;
-    PERFORM pg_catalog.set_config('lock_timeout', saved, true);
-END
-$fn$;
-
-CREATE FUNCTION tenancy.write_fence(p_tenant uuid, p_placement text, p_schema text) RETURNS uuid
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    -- The registry row before the fence key: a mover locks them in that order, so a write
-    -- that took the key first and then waited for the row would deadlock with it.
-    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
-        PERFORM tenancy.write_fence_serial(p_tenant);
-    END IF;
-    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(-1682971418, pg_catalog.uuid_hash(p_tenant)) THEN
-        PERFORM tenancy.write_fence_wait(p_tenant);
-    END IF;
-    IF NOT EXISTS (
-        SELECT FROM tenancy.tenants t
-        WHERE t.id OPERATOR(pg_catalog.=) p_tenant
-          AND t.placement OPERATOR(pg_catalog.=) p_placement
-          AND COALESCE(t.schema_name, '') OPERATOR(pg_catalog.=) COALESCE(p_schema, '')
-    ) THEN
-        RAISE EXCEPTION 'tenant % no longer lives where this write was going (it moved, or is gone); resolve it again', p_tenant
-            USING ERRCODE = 'TM002', DETAIL = p_tenant::text;
-    END IF;
-    RETURN p_tenant;
-END
-$fn$;
-"#,
+        // The class key is hashtext('tenancy.write_fence'). The functions are the tenant
+        // databases' too (`sql::fence::fence_functions`); the text they make here is the text
+        // this migration was released with.
+        MIGRATION_8,
     ),
     (
         9,
@@ -249,6 +178,36 @@ ALTER TABLE tenancy.old_copies
 "#,
     ),
 ];
+
+/// Migration 8's text: the old copies' table and the write fence's functions, which tenant
+/// databases share (`sql::fence::fence_functions`). Not formatted: rustfmt would re-indent the
+/// lines of its SQL, and a released migration's text never changes.
+#[rustfmt::skip]
+const MIGRATION_8: &str = concat!(
+    "
+CREATE TABLE tenancy.old_copies (
+    tenant_id   uuid NOT NULL REFERENCES tenancy.tenants (id),
+    placement   text NOT NULL
+                CHECK (placement IN ('shared_table', 'own_schema', 'own_database')),
+    schema_name text UNIQUE,
+    moved_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, placement)
+);
+
+",
+    crate::sql::fence::fence_functions!(
+        create: "CREATE",
+        security: "SECURITY DEFINER ",
+        row_comment: "    -- The registry row before the fence key: a mover locks them in that order, so a write
+    -- that took the key first and then waited for the row would deadlock with it.",
+        home_gone: "NOT EXISTS (
+        SELECT FROM tenancy.tenants t
+        WHERE t.id OPERATOR(pg_catalog.=) p_tenant
+          AND t.placement OPERATOR(pg_catalog.=) p_placement
+          AND COALESCE(t.schema_name, '') OPERATOR(pg_catalog.=) COALESCE(p_schema, '')
+    )",
+    )
+);
 
 /// The version the registry must be at for this version of the runtime.
 fn latest() -> i32 {
@@ -357,4 +316,34 @@ async fn migrate(pool: &PgPool) -> Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    fn sha256(text: &str) -> String {
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The write fence's functions are assembled from one source (`sql::fence`); what that
+    /// makes must stay the text released: registries applied migration 8 as it was, and a move
+    /// takes a tenant database whose function bodies differ from `FENCE_DDL` for a foreign
+    /// fence, so an edit here would flag every database already made.
+    #[test]
+    fn the_fence_texts_are_the_released_ones() {
+        let (version, _, migration) = super::MIGRATIONS[7];
+        assert_eq!(version, 8);
+        assert_eq!(
+            sha256(migration),
+            "755996d4745972c31f2369d12f8b2814162aa1eec1a66bf7bfb14c7b22a9271e"
+        );
+        assert_eq!(
+            sha256(crate::databases::provision::FENCE_DDL),
+            "673c53185ad57ff00a53da30ee781d77634a1b8269ceba3456468b31c6a719f4"
+        );
+    }
 }
