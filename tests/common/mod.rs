@@ -53,7 +53,7 @@ pub async fn fresh_database(name: &str) -> String {
 pub struct TestDb {
     pub name: String,
     pub url: String,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 impl TestDb {
@@ -65,14 +65,12 @@ impl TestDb {
         Self {
             name: db.name().to_owned(),
             url: db.url().to_owned(),
-            _db: db,
+            db,
         }
     }
 
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url)
-            .await
-            .expect("connect to test database")
+        self.db.connect().await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub async fn tenancy(&self) -> Tenancy {
@@ -85,11 +83,7 @@ impl TestDb {
 
     /// Runs SQL (several statements allowed) on the test database.
     pub async fn exec(&self, sql: &str) {
-        let mut conn = self.connect().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+        self.db.exec(sql).await.unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use tenancy::testing::TestDatabase;
 
 /// An empty database of its own (`tenancy::testing`'s, on the same server as every test),
@@ -13,7 +13,7 @@ use tenancy::testing::TestDatabase;
 pub struct TestDb {
     pub name: String,
     pub url: String,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 impl TestDb {
@@ -24,21 +24,17 @@ impl TestDb {
         Self {
             name: db.name().to_owned(),
             url: db.url().to_owned(),
-            _db: db,
+            db,
         }
     }
 
     pub async fn conn(&self) -> PgConnection {
-        PgConnection::connect(&self.url).await.expect("connect")
+        self.db.connect().await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs SQL (several statements allowed).
     pub async fn exec(&self, sql: &str) {
-        let mut conn = self.conn().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+        self.db.exec(sql).await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// One value of a query.

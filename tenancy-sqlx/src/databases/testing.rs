@@ -6,13 +6,10 @@ use sqlx::{Connection, PgConnection};
 use super::name::DatabaseName;
 
 /// The server these tests use: the second test server when `scripts/pg-servers` runs them
-/// (`TENANCY_SERVER2_URL`), so that counting its backends sees no one else's work, else the
-/// main one.
+/// (`TENANCY_SERVER2_URL`), so that counting its backends sees no one else's work, else
+/// [`crate::testing::server_url`]'s.
 pub(crate) fn server_url() -> String {
-    std::env::var("TENANCY_SERVER2_URL")
-        .or_else(|_| std::env::var("TENANCY_TEST_DATABASE_URL"))
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TENANCY_SERVER2_URL").unwrap_or_else(|_| crate::testing::server_url())
 }
 
 pub(crate) fn server_options() -> PgConnectOptions {
@@ -33,12 +30,10 @@ pub(crate) async fn exec(conn: &mut PgConnection, sql: String) {
         .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
 }
 
-/// A short random name part, so that parallel tests never share a database.
+/// A short random name part, so that parallel tests never share a database: a test
+/// database's name.
 pub(crate) fn unique(test: &str) -> String {
-    format!(
-        "tt_{test}_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
+    crate::testing::database_name(test)
 }
 
 /// Databases that a test made, dropped when it ends (also when it panics). Every database
@@ -50,33 +45,11 @@ pub(crate) struct Dropped {
 impl Drop for Dropped {
     fn drop(&mut self) {
         let prefix = self.prefix.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let Ok(mut conn) = PgConnection::connect(&server_url()).await else {
-                    return;
-                };
-                let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-                )
-                .bind(&prefix)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap_or_default();
-                for name in names {
-                    let _ = sqlx::raw_sql(crate::sql::text(format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        tenancy_core::ident::quote(&name)
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
+        crate::testing::on_own_runtime(async move {
+            if let Ok(mut conn) = PgConnection::connect(&server_url()).await {
+                let _ = crate::testing::drop_databases_starting(&mut conn, &prefix).await;
+            }
+        });
     }
 }
 

@@ -91,9 +91,7 @@ impl TestDatabase {
     /// # Errors
     /// [`SetupError::Database`] if it cannot connect.
     pub async fn connect(&self) -> Result<PgConnection, SetupError> {
-        PgConnection::connect(&self.url)
-            .await
-            .map_err(|e| SetupError::database(format!("connect to {}", self.name), e))
+        connect_at(&self.url, &self.name).await
     }
 
     /// Runs SQL (several statements allowed) on it.
@@ -101,12 +99,7 @@ impl TestDatabase {
     /// # Errors
     /// [`SetupError::Database`] naming the SQL that failed.
     pub async fn exec(&self, sql: &str) -> Result<(), SetupError> {
-        let mut conn = self.connect().await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| SetupError::database(format!("run {sql}"), e))?;
-        Ok(())
+        exec_at(&self.url, &self.name, sql).await
     }
 
     /// Leaves the database in place (for a failed test, to look at what it left), and returns
@@ -132,18 +125,63 @@ impl Drop for TestDatabase {
             return;
         }
         let name = std::mem::take(&mut self.name);
-        // Async drop does not exist, and this may run inside a runtime that must not block on
-        // itself: drop the database from a thread with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = rt.block_on(drop_database(&name));
-            }
-        })
-        .join();
+        on_own_runtime(async move {
+            let _ = drop_database(&name).await;
+        });
     }
+}
+
+/// Runs `work` to its end from a `Drop`: async drop does not exist, and a drop may run inside a
+/// runtime that must not block on itself, so `work` runs on a thread with a runtime of its own.
+pub(crate) fn on_own_runtime(work: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(work);
+        }
+    })
+    .join();
+}
+
+/// A plain connection to the database `name` at `url`.
+pub(super) async fn connect_at(url: &str, name: &str) -> Result<PgConnection, SetupError> {
+    PgConnection::connect(url)
+        .await
+        .map_err(|e| SetupError::database(format!("connect to {name}"), e))
+}
+
+/// Runs SQL (several statements allowed) on the database `name` at `url`.
+pub(super) async fn exec_at(url: &str, name: &str, sql: &str) -> Result<(), SetupError> {
+    let mut conn = connect_at(url, name).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| SetupError::database(format!("run {sql}"), e))?;
+    Ok(())
+}
+
+/// Drops every database on `admin`'s server whose name starts with `prefix` (with `FORCE`,
+/// closing what is still connected).
+pub(crate) async fn drop_databases_starting(
+    admin: &mut PgConnection,
+    prefix: &str,
+) -> Result<(), sqlx::Error> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(prefix)
+            .fetch_all(&mut *admin)
+            .await?;
+    for db in names {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote(&db)
+        )))
+        .execute(&mut *admin)
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn drop_database(name: &str) -> Result<(), SetupError> {
@@ -159,7 +197,6 @@ pub(super) async fn drop_database(name: &str) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// `tt_<test>_<random>`: readable in `\l`, unique, within PostgreSQL's 63 bytes.
 /// Drops the own-database tenants' databases (and templates, spares) of the registry in
 /// database `name`, if it has one: they live beside it on the server, named by its tag.
 async fn drop_tenant_databases(name: &str) -> Result<(), SetupError> {
@@ -176,25 +213,14 @@ async fn drop_tenant_databases(name: &str) -> Result<(), SetupError> {
         return Ok(());
     };
     let mut admin = connect_admin().await?;
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
-            .bind(format!("tenancy_{tag}_"))
-            .fetch_all(&mut admin)
-            .await
-            .map_err(|e| SetupError::database("list tenant databases".into(), e))?;
-    for db in names {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote(&db)
-        )))
-        .execute(&mut admin)
+    let prefix = format!("tenancy_{tag}_");
+    drop_databases_starting(&mut admin, &prefix)
         .await
-        .map_err(|e| SetupError::database(format!("drop database {db}"), e))?;
-    }
-    Ok(())
+        .map_err(|e| SetupError::database(format!("drop the databases {prefix}*"), e))
 }
 
-fn database_name(test: &str) -> String {
+/// `tt_<test>_<random>`: readable in `\l`, unique, within PostgreSQL's 63 bytes.
+pub(crate) fn database_name(test: &str) -> String {
     // The test's own name, not its module path: `tests::a::b` -> `b`.
     let last = test.rsplit("::").next().unwrap_or(test);
     let short: String = last

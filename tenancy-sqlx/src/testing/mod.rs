@@ -33,6 +33,9 @@ mod wait;
 use std::path::{Path, PathBuf};
 
 pub use database::TestDatabase;
+// For the own-database modules' unit tests (`databases::testing`).
+#[cfg(test)]
+pub(crate) use database::{database_name, drop_databases_starting, on_own_runtime};
 #[doc(hidden)]
 pub use run::check_body;
 /// Runs a `#[tenancy::test]` body: what the attribute expands to. Call it yourself only to run
@@ -327,10 +330,9 @@ impl TestTenancy {
     /// # Panics
     /// If it cannot connect (this is for tests).
     pub async fn connect(&self) -> sqlx::PgConnection {
-        use sqlx::Connection;
-        sqlx::PgConnection::connect(&self.url)
+        database::connect_at(&self.url, &self.database)
             .await
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.database))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs SQL (several statements allowed) on the test's database, past the library.
@@ -338,10 +340,8 @@ impl TestTenancy {
     /// # Panics
     /// If the SQL fails, naming it.
     pub async fn exec(&self, sql: &str) {
-        let mut conn = self.connect().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
+        database::exec_at(&self.url, &self.database, sql)
             .await
-            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
