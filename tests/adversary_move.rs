@@ -132,24 +132,14 @@ async fn a_context_resolved_after_a_move_is_not_revoked_by_that_move() {
 }
 
 mod rls_off {
+    use common::Rls;
     use common::models::*;
-    use common::{Rls, SPINNER_SCHEMA};
-    use tenancy::{MigrateOptions, Migration, Migrations, NewTenant, Placement, Tenancy, rls};
-    use uuid::Uuid;
+    use tenancy::{Migrations, NewTenant, Placement, Tenancy};
 
     use super::common;
 
     fn migrations() -> Migrations {
-        let policies = format!(
-            "{}{}",
-            rls::policy_sql("spinners", "tenant_id").unwrap(),
-            rls::policy_sql("spins", "tenant_id").unwrap()
-        );
-        Migrations::from_list(vec![
-            Migration::new(1, "spinner app", SPINNER_SCHEMA),
-            Migration::new(2, "row-level security", policies),
-        ])
-        .unwrap()
+        common::spinner_rls_migrations()
     }
 
     /// HOLE (move, high): the move reads the source and checks the copy as the handle's role.
@@ -167,28 +157,13 @@ mod rls_off {
             .from_pool(rls.app_pool(4).await)
             .await
             .unwrap();
-        let su = app.superuser("test", "setup").await.unwrap();
-        let report = app
-            .migrate_tenants(&su, MigrateOptions::default())
-            .await
-            .unwrap();
-        assert!(report.is_success(), "{report:?}");
+        common::migrate_all(&app).await;
         app.create_tenant(NewTenant::new("acme", "Acme"))
             .await
             .unwrap();
         let a = app.resolve_slug("acme").await.unwrap();
         for i in 0..3 {
-            Spinner::repo()
-                .insert(
-                    &a,
-                    &NewSpinner {
-                        id: Uuid::new_v4(),
-                        name: format!("s{i}"),
-                        color: None,
-                    },
-                )
-                .await
-                .unwrap();
+            common::add_spinner(&a, &format!("s{i}")).await.unwrap();
         }
         assert_eq!(Spinner::repo().count(&a).await.unwrap(), 3);
 
@@ -587,19 +562,13 @@ mod out_of_a_database {
         let archive = tenancy.export_tenant(&su, b.id()).await.unwrap();
         let mut conn = t.connect().await;
         let db = home(&mut conn, a.id()).await.1.unwrap();
-        let mover = {
-            let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-            tokio::spawn(async move {
-                tenancy
-                    .move_tenant_with(
-                        &su,
-                        id,
-                        Placement::SharedTable,
-                        tenancy::MoveOptions::default().hold_before_switch(Duration::from_secs(3)),
-                    )
-                    .await
-            })
-        };
+        let mover = spawn_move(
+            &tenancy,
+            &su,
+            a.id(),
+            Placement::SharedTable,
+            tenancy::MoveOptions::default().hold_before_switch(Duration::from_secs(3)),
+        );
         let mut own = connect_to(&db).await;
         eventually(
             "the move sealed the old copy",
@@ -674,19 +643,13 @@ mod out_of_a_database {
         let su = std::sync::Arc::new(tenancy.superuser("ops", "purge race").await.unwrap());
         let mut conn = t.connect().await;
         let db = home(&mut conn, a.id()).await.1.unwrap();
-        let mover = {
-            let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-            tokio::spawn(async move {
-                tenancy
-                    .move_tenant_with(
-                        &su,
-                        id,
-                        Placement::SharedTable,
-                        tenancy::MoveOptions::default().hold_before_switch(Duration::from_secs(2)),
-                    )
-                    .await
-            })
-        };
+        let mover = spawn_move(
+            &tenancy,
+            &su,
+            a.id(),
+            Placement::SharedTable,
+            tenancy::MoveOptions::default().hold_before_switch(Duration::from_secs(2)),
+        );
         let mut own = connect_to(&db).await;
         eventually(
             "the move sealed the old copy",

@@ -7,7 +7,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::models::*;
@@ -352,19 +351,13 @@ async fn a_database_left_between_its_commit_and_the_switch_is_dropped_by_the_cle
     let mut conn = t.connect().await;
 
     // The mover stops after the new database committed; its registry backend dies there.
-    let mover = {
-        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-        tokio::spawn(async move {
-            tenancy
-                .move_tenant_with(
-                    &su,
-                    id,
-                    Placement::OwnDatabase,
-                    MoveOptions::default().hold_before_switch(Duration::from_secs(30)),
-                )
-                .await
-        })
-    };
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::OwnDatabase,
+        MoveOptions::default().hold_before_switch(Duration::from_secs(30)),
+    );
     let mut leftover = None;
     tenancy::testing::eventually(
         "the new database committed its copy",
@@ -390,14 +383,7 @@ async fn a_database_left_between_its_commit_and_the_switch_is_dropped_by_the_cle
     )
     .await;
     let leftover = leftover.unwrap();
-    let pid: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' \
-         AND granted AND classid = 2611995878::bigint::oid \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let pid = mover_pid(&mut conn).await.unwrap();
     sqlx::query("SELECT pg_terminate_backend($1)")
         .bind(pid)
         .execute(&mut conn)
@@ -578,97 +564,18 @@ async fn move_under_writers(t: &TestTenancy, from: Placement, to: Placement) {
         .connect(t.url())
         .await
         .unwrap();
-    let a = tenant(&tenancy, "acme", from).await;
-    let b = tenant(&tenancy, "globex", Placement::SharedTable).await;
-    let sa = fill(&a, 1000).await;
-    let sb = fill(&b, 20).await;
-    let counter_a = Spin::repo()
-        .insert(&a, &new_spin(sa.id, 0))
-        .await
-        .unwrap()
-        .id;
-    let counter_b = Spin::repo()
-        .insert(&b, &new_spin(sb.id, 0))
-        .await
-        .unwrap()
-        .id;
-    let stale = behind.resolve_slug("acme").await.unwrap();
+    let mut load = UnderWriters::start(&tenancy, &second, &behind, from, (1000, 20)).await;
+    let (a, b, counter_a) = (load.a.clone(), load.b.clone(), load.counter_a);
     let mut conn = t.connect().await;
     let old_db = registry_row(&mut conn, a.id()).await.2;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers = [
-        tokio::spawn(writer(
-            tenancy.clone(),
-            "acme",
-            sa.id,
-            counter_a,
-            stop.clone(),
-        )),
-        tokio::spawn(writer(
-            second.clone(),
-            "acme",
-            sa.id,
-            counter_a,
-            stop.clone(),
-        )),
-        tokio::spawn(writer(
-            second.clone(),
-            "globex",
-            sb.id,
-            counter_b,
-            stop.clone(),
-        )),
-    ];
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let su = tenancy.superuser("ops", "move under load").await.unwrap();
-    let moved = tenancy
-        .move_tenant_with(
-            &su,
-            a.id(),
-            to,
-            MoveOptions::default().hold_fence(Duration::from_millis(300)),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.push(w.await.unwrap());
-    }
-    // The handle whose cache is behind still holds the old home: its writes are refused.
-    let late = new_spin(sa.id, -1);
-    let refused = Spin::repo().insert(&stale, &late).await;
-    assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
-    let refused = Spin::repo().delete(&stale, counter_a).await;
-    assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
+    let (moved, acked) = load.move_to(&tenancy, to).await;
+    let late = load.stale_writes_are_refused().await;
 
     let new_db = moved.database.as_deref();
     let new_copy = ids_in(t, new_db, "public.spins", a.id()).await;
     let old_copy = ids_in(t, old_db.as_deref(), "public.spins", a.id()).await;
     let (a_writers, b_writer) = (&acked[..2], &acked[2]);
-    for w in a_writers {
-        assert!(!w.ids.is_empty(), "{w:?}");
-        for id in &w.ids {
-            assert!(
-                new_copy.contains(id),
-                "an acknowledged write is missing: {id}"
-            );
-        }
-    }
-    assert!(
-        a_writers.iter().map(|w| w.refused).sum::<usize>() > 0,
-        "the writers met the move"
-    );
-    // Nothing reached the old copy after the switch: it holds exactly what was copied.
-    assert_eq!(
-        old_copy.len() as u64 + 1,
-        moved.rows(),
-        "spins plus the spinner"
-    );
-    assert!(old_copy.is_subset(&new_copy));
-    assert!(!old_copy.contains(&late.id) && !new_copy.contains(&late.id));
+    nothing_acknowledged_is_lost(a_writers, &moved, &new_copy, &old_copy, late.id);
     assert!(
         new_copy.len() > old_copy.len(),
         "writes went on in the new home"
@@ -718,19 +625,13 @@ async fn a_move_out_of_a_database_cut_off_after_its_seal_is_finished_by_a_rerun(
     let mut conn = t.connect().await;
     let db = registry_row(&mut conn, a.id()).await.2.unwrap();
 
-    let mover = {
-        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-        tokio::spawn(async move {
-            tenancy
-                .move_tenant_with(
-                    &su,
-                    id,
-                    Placement::OwnSchema,
-                    MoveOptions::default().hold_before_switch(Duration::from_secs(30)),
-                )
-                .await
-        })
-    };
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::OwnSchema,
+        MoveOptions::default().hold_before_switch(Duration::from_secs(30)),
+    );
     let db_name = db.clone();
     tenancy::testing::eventually(
         "the move sealed the old copy",

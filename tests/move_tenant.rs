@@ -6,7 +6,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::models::*;
@@ -14,9 +13,6 @@ use common::moving::*;
 use sqlx::PgConnection;
 use tenancy::testing::TestTenancy;
 use tenancy::{Error, MoveOptions, Placement, Purged, Tenancy, TenantId};
-
-/// The fence's class key as `pg_locks` shows it (`hashtext('tenancy.write_fence')` as an oid).
-const FENCE_CLASS_OID: i64 = 2_611_995_878;
 
 async fn registry_home(conn: &mut PgConnection, id: TenantId) -> (String, Option<String>) {
     sqlx::query_as("SELECT placement, schema_name FROM tenancy.tenants WHERE id = $1")
@@ -328,34 +324,6 @@ async fn a_copy_that_does_not_match_aborts_the_move_and_leaves_the_tenant_writab
     assert_eq!(moved.rows(), 22);
 }
 
-/// Finds the backend holding a tenant's fence exclusive in this test's database: a mover
-/// (tests run side by side, each mover in its own database).
-async fn mover_pid(conn: &mut PgConnection) -> Option<i32> {
-    sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' \
-         AND granted AND classid = $1::bigint::oid \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .bind(FENCE_CLASS_OID)
-    .fetch_optional(conn)
-    .await
-    .unwrap()
-}
-
-async fn wait_for_mover(conn: &mut PgConnection) -> i32 {
-    let start = Instant::now();
-    loop {
-        if let Some(pid) = mover_pid(conn).await {
-            return pid;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the mover never raised its fence"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tenancy::test(migrations = "tests/migrations")]
 async fn a_crashed_or_cancelled_mover_leaves_the_tenant_on_its_old_copy_and_writable(
     t: TestTenancy,
@@ -367,19 +335,13 @@ async fn a_crashed_or_cancelled_mover_leaves_the_tenant_on_its_old_copy_and_writ
     let mut conn = t.connect().await;
 
     // A mover whose backend dies with the fence up.
-    let mover = {
-        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-        tokio::spawn(async move {
-            tenancy
-                .move_tenant_with(
-                    &su,
-                    id,
-                    Placement::SharedTable,
-                    MoveOptions::default().hold_fence(Duration::from_secs(3)),
-                )
-                .await
-        })
-    };
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::SharedTable,
+        MoveOptions::default().hold_fence(Duration::from_secs(3)),
+    );
     let pid = wait_for_mover(&mut conn).await;
     let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
         .bind(pid)
@@ -443,19 +405,13 @@ async fn a_write_meets_the_fence_waits_a_bounded_time_then_gets_a_retryable_erro
     let su = Arc::new(tenancy.superuser("ops", "bounded wait").await.unwrap());
     let mut conn = t.connect().await;
 
-    let mover = {
-        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-        tokio::spawn(async move {
-            tenancy
-                .move_tenant_with(
-                    &su,
-                    id,
-                    Placement::OwnSchema,
-                    MoveOptions::default().hold_fence(Duration::from_secs(2)),
-                )
-                .await
-        })
-    };
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::OwnSchema,
+        MoveOptions::default().hold_fence(Duration::from_secs(2)),
+    );
     wait_for_mover(&mut conn).await;
     let started = Instant::now();
     let e = Spin::repo()
@@ -518,19 +474,13 @@ async fn transactions_that_span_the_move_lose_nothing_and_write_nothing_to_the_o
         .insert(&mut tx, &new_spin(s.id, 10))
         .await
         .unwrap();
-    let mover = {
-        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-        tokio::spawn(async move {
-            tenancy
-                .move_tenant_with(
-                    &su,
-                    id,
-                    Placement::OwnSchema,
-                    MoveOptions::default().lock_wait(Duration::from_secs(20)),
-                )
-                .await
-        })
-    };
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::OwnSchema,
+        MoveOptions::default().lock_wait(Duration::from_secs(20)),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         !mover.is_finished(),
@@ -647,100 +597,23 @@ async fn every_write_acknowledged_during_the_move_is_in_the_new_copy_and_none_in
         .connect(t.url())
         .await
         .unwrap();
-    let a = tenant(&tenancy, "acme", Placement::SharedTable).await;
-    let b = tenant(&tenancy, "globex", Placement::SharedTable).await;
-    let sa = fill(&a, 2000).await;
-    let sb = fill(&b, 50).await;
-    let counter_a = Spin::repo()
-        .insert(&a, &new_spin(sa.id, 0))
-        .await
-        .unwrap()
-        .id;
-    let counter_b = Spin::repo()
-        .insert(&b, &new_spin(sb.id, 0))
-        .await
-        .unwrap()
-        .id;
-    let stale = behind.resolve_slug("acme").await.unwrap();
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers = [
-        tokio::spawn(writer(
-            tenancy.clone(),
-            "acme",
-            sa.id,
-            counter_a,
-            stop.clone(),
-        )),
-        tokio::spawn(writer(
-            second.clone(),
-            "acme",
-            sa.id,
-            counter_a,
-            stop.clone(),
-        )),
-        tokio::spawn(writer(
-            second.clone(),
-            "globex",
-            sb.id,
-            counter_b,
-            stop.clone(),
-        )),
-    ];
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let su = tenancy.superuser("ops", "move under load").await.unwrap();
-    let moved = tenancy
-        .move_tenant_with(
-            &su,
-            a.id(),
-            Placement::OwnSchema,
-            MoveOptions::default().hold_fence(Duration::from_millis(300)),
-        )
-        .await
-        .unwrap();
-    // The writers go on against the new home for a while.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for w in writers {
-        acked.push(w.await.unwrap());
-    }
-    // The handle whose cache is behind still holds the old home: its write is refused.
-    let late = new_spin(sa.id, -1);
-    assert!(matches!(
-        Spin::repo().insert(&stale, &late).await,
-        Err(Error::TenantMoved(_))
-    ));
-    assert!(matches!(
-        Spin::repo().delete(&stale, counter_a).await,
-        Err(Error::TenantMoved(_))
-    ));
+    let mut load = UnderWriters::start(
+        &tenancy,
+        &second,
+        &behind,
+        Placement::SharedTable,
+        (2000, 50),
+    )
+    .await;
+    let (moved, acked) = load.move_to(&tenancy, Placement::OwnSchema).await;
+    let late = load.stale_writes_are_refused().await;
+    let (a, b, counter_a) = (&load.a, &load.b, load.counter_a);
 
     let mut conn = t.connect().await;
     let new_copy = spin_ids(&mut conn, "t_acme.spins", a.id()).await;
     let old_copy = spin_ids(&mut conn, "public.spins", a.id()).await;
     let (a_writers, b_writer) = (&acked[..2], &acked[2]);
-    for w in a_writers {
-        assert!(!w.ids.is_empty(), "{w:?}");
-        for id in &w.ids {
-            assert!(
-                new_copy.contains(id),
-                "an acknowledged write is missing: {id}"
-            );
-        }
-    }
-    assert!(
-        a_writers.iter().map(|w| w.refused).sum::<usize>() > 0,
-        "the writers met the move"
-    );
-    // Nothing reached the old copy after the switch: it holds exactly what was copied.
-    assert_eq!(
-        old_copy.len() as u64 + 1,
-        moved.rows(),
-        "spins plus the spinner"
-    );
-    assert!(old_copy.is_subset(&new_copy));
-    assert!(!old_copy.contains(&late.id) && !new_copy.contains(&late.id));
+    nothing_acknowledged_is_lost(a_writers, &moved, &new_copy, &old_copy, late.id);
     // The last acknowledged update of the counter is the one kept.
     let counter: i32 = sqlx::query_scalar("SELECT duration FROM t_acme.spins WHERE id = $1")
         .bind(counter_a)
@@ -812,19 +685,13 @@ async fn a_write_cancelled_while_it_waits_for_the_move_reaches_neither_copy(t: T
     let s = fill(&a, 3).await;
     let su = Arc::new(tenancy.superuser("ops", "cancelled write").await.unwrap());
     let mut conn = t.connect().await;
-    let mover = {
-        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
-        tokio::spawn(async move {
-            tenancy
-                .move_tenant_with(
-                    &su,
-                    id,
-                    Placement::OwnSchema,
-                    MoveOptions::default().hold_fence(Duration::from_millis(800)),
-                )
-                .await
-        })
-    };
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::OwnSchema,
+        MoveOptions::default().hold_fence(Duration::from_millis(800)),
+    );
     wait_for_mover(&mut conn).await;
     // The write is sent, waits on the fence, and its future is dropped: its connection is
     // closed, while its backend still waits for the fence.

@@ -27,16 +27,7 @@ fn migrations_with(policy: bool) -> Migrations {
     if !policy {
         return Migrations::from_static(&[(1, "spinner app", SPINNER_SCHEMA)]).unwrap();
     }
-    let policies = format!(
-        "{}{}",
-        rls::policy_sql("spinners", "tenant_id").unwrap(),
-        rls::policy_sql("spins", "tenant_id").unwrap()
-    );
-    Migrations::from_list(vec![
-        tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
-        tenancy::Migration::new(2, "row-level security", policies),
-    ])
-    .unwrap()
+    common::spinner_rls_migrations()
 }
 
 struct World {
@@ -61,25 +52,18 @@ async fn world_with(test: &str, rls_on: bool) -> World {
         .from_pool(pool)
         .await
         .expect("connect as the application role");
-    let su = tenancy.superuser("test", "setup").await.unwrap();
-    let report = tenancy
-        .migrate_tenants(&su, MigrateOptions::default())
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    for (slug, placement) in [
-        ("tenant-a", Placement::SharedTable),
-        ("tenant-b", Placement::SharedTable),
-        ("tenant-c", Placement::OwnSchema),
-    ] {
-        tenancy
-            .create_tenant(NewTenant::new(slug, slug).placement(placement))
-            .await
-            .unwrap();
-    }
-    let a = tenancy.resolve_slug("tenant-a").await.unwrap();
-    let b = tenancy.resolve_slug("tenant-b").await.unwrap();
-    let c = tenancy.resolve_slug("tenant-c").await.unwrap();
+    common::migrate_all(&tenancy).await;
+    let [a, b, c]: [TenantCtx; 3] = common::create_tenants(
+        &tenancy,
+        &[
+            ("tenant-a", Placement::SharedTable),
+            ("tenant-b", Placement::SharedTable),
+            ("tenant-c", Placement::OwnSchema),
+        ],
+    )
+    .await
+    .try_into()
+    .unwrap();
     World {
         rls,
         tenancy,

@@ -91,6 +91,21 @@ impl TestDb {
 /// file `#[tenancy::test(migrations = "tests/migrations")]` applies, so both setups agree.
 pub const SPINNER_SCHEMA: &str = include_str!("../migrations/tenant/1_spinner_app.sql");
 
+/// The spinner app with tenancy's row-level security policy on both tables, as two tenant
+/// migrations.
+pub fn spinner_rls_migrations() -> Migrations {
+    let policies = format!(
+        "{}{}",
+        tenancy::rls::policy_sql("spinners", "tenant_id").unwrap(),
+        tenancy::rls::policy_sql("spins", "tenant_id").unwrap()
+    );
+    Migrations::from_list(vec![
+        tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+        tenancy::Migration::new(2, "row-level security", policies),
+    ])
+    .unwrap()
+}
+
 pub mod moving;
 
 pub mod models {
