@@ -92,6 +92,7 @@ use crate::runtime::Runtime;
 use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 
 mod across;
+mod between;
 mod from_database;
 pub(crate) mod to_database;
 
@@ -228,6 +229,10 @@ pub struct OldCopy {
     /// The old copy's database, for an own database (kept under its name, its writes refused
     /// by its fence, until purged); `None` otherwise.
     pub database: Option<String>,
+    /// The key of the server the old database is on (where
+    /// [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy) drops it); `None` but for
+    /// an own database.
+    pub server: Option<String>,
 }
 
 /// One table a move copied, as verified.
@@ -283,8 +288,14 @@ pub(crate) struct Leaving {
 
 /// The first steps of every move, in the registry transaction `tx`: `READ COMMITTED`, the
 /// tenant's row locked, and the checks that it may move to `to` (active, not there already, no
-/// old copy there).
-pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) -> Result<Leaving> {
+/// old copy there). `server`: the server a move to a database of its own was asked to make it
+/// on ([`MoveOptions::server`]); an own-database tenant may move to another one.
+pub(crate) async fn prepare(
+    tx: &mut PgConnection,
+    id: TenantId,
+    to: Placement,
+    server: Option<&str>,
+) -> Result<Leaving> {
     let refuse = |reason: String| Error::MoveRefused { id, reason };
     // The copy must see every write committed before the fence is up: a transaction snapshot
     // taken earlier (a database defaulting to REPEATABLE READ) would miss some.
@@ -308,11 +319,21 @@ pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) 
     let placement: Placement = row.try_get::<&str, _>("placement")?.parse()?;
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
-    let server: String = row.try_get("server")?;
+    let server_now: String = row.try_get("server")?;
     let from = Home::of(placement, schema.as_deref(), database.as_deref())
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if placement == to {
-        return Err(refuse(format!("it already lives on the {to} placement")));
+        match server {
+            // A database of its own on another server: `to_database` moves it there.
+            Some(key) if to == Placement::OwnDatabase && key != server_now => {}
+            Some(key) if to == Placement::OwnDatabase => {
+                return Err(refuse(format!(
+                    "it already lives in a database of its own on server {key}; name another \
+                     server (MoveOptions::server) to move it there"
+                )));
+            }
+            _ => return Err(refuse(format!("it already lives on the {to} placement"))),
+        }
     }
     let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
         .bind(id.as_uuid())
@@ -330,7 +351,7 @@ pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) 
         slug,
         placement,
         from,
-        server,
+        server: server_now,
     })
 }
 
@@ -354,7 +375,7 @@ pub(crate) async fn run(
             ),
         });
     }
-    let leaving = prepare(tx, id, to).await?;
+    let leaving = prepare(tx, id, to, None).await?;
     let target =
         Home::for_slug(to, &leaving.slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if leaving.from.database().is_some() {
@@ -541,6 +562,7 @@ pub(crate) async fn switch(
         old_copy: OldCopy {
             placement: leaving.placement,
             schema: old_schema,
+            server: old_database.as_ref().map(|_| leaving.server.clone()),
             database: old_database,
         },
         tables,

@@ -130,6 +130,13 @@ impl Tenancy {
         // Contexts of this handle hold the old home: they stop (the notification does the
         // same for other handles, and this one's, should this line not be reached).
         self.revoke_after_commit(id);
+        // Out of a database of its own: the connections the old server's budget keeps to the
+        // tenant reach the sealed old copy, and count against that budget; none serves it again.
+        if let (Some(_), Some(server)) = (&moved.old_copy.database, &moved.old_copy.server)
+            && let Ok(databases) = self.rt.databases()
+        {
+            databases.forget(server, id).await;
+        }
         tracing::warn!(tenant = %id, actor = su.actor(), from = %moved.from, to = %moved.to, rows = moved.rows(), "tenant moved");
         Ok(moved)
     }
@@ -155,8 +162,9 @@ impl Tenancy {
                     .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
                 let current: Placement =
                     sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
+                let server: String = sqlx::Row::try_get(&row, "server")?;
                 let (purged, databases) =
-                    crate::lifecycle::purge_old_copies(tx, id, current).await?;
+                    crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
                 let detail = format!("{purged:?}");
                 Ok(((purged, databases), Audit::of([id]).detail(detail)))
             })
