@@ -36,6 +36,8 @@
 //! - [`to_database`]: the move from the registry's database into a tenant database.
 //! - [`from_database`]: the move out of a tenant database, whose own write fence (in the
 //!   tenant database) is sealed before the registry switches.
+//! - [`between`]: the move from a tenant database to a new one on another server, the two
+//!   above at once.
 //!
 //! # The write fence
 //!
@@ -161,6 +163,12 @@ impl MoveOptions {
     /// registry lists. The primary server (the registry's) unless set. A move to another
     /// placement with a server set is refused ([`Error::MoveRefused`]): shared tables and own
     /// schemas live in the registry's database.
+    ///
+    /// A tenant that already has a database of its own moves to a new one on this server,
+    /// which must be set and not be the tenant's server (else [`Error::MoveRefused`]), nor the
+    /// same PostgreSQL server under another key (refused too: the new database would take the
+    /// old one's name there). See
+    /// [`Tenancy::move_tenant_with`](crate::Tenancy::move_tenant_with).
     ///
     /// ```
     /// use tenancy_sqlx::MoveOptions;

@@ -49,7 +49,24 @@ impl Tenancy {
     /// a database of the tenant's own (on the server [`MoveOptions::server`] names), the new
     /// database is filled and committed before the registry switches; out of one, the old
     /// database is sealed by its own fence before the registry switches (see the module
-    /// `moving.rs`).
+    /// `moving.rs`). An own-database tenant moves to a new database on another server with
+    /// `to` [`Placement::OwnDatabase`] and [`MoveOptions::server`] naming that server: the new
+    /// database commits, then the old one is sealed, then the registry switches; the old
+    /// database is kept on its server ([`OldCopy::server`](crate::OldCopy::server)) until
+    /// [`Tenancy::purge_old_copy`], and the old server's pooled connections to the tenant are
+    /// closed.
+    ///
+    /// ```no_run
+    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy, id: tenancy_sqlx::TenantId) -> tenancy_sqlx::Result<()> {
+    /// use tenancy_sqlx::{MoveOptions, Placement};
+    /// let su = tenancy.superuser("ops@example.com", "ticket #4413: acme to eu-3").await?;
+    /// let options = MoveOptions::default().server("eu-3");
+    /// let moved = tenancy.move_tenant_with(&su, id, Placement::OwnDatabase, options).await?;
+    /// assert_eq!(moved.server, "eu-3");
+    /// // The old database stays, sealed, on its server until:
+    /// tenancy.purge_old_copy(&su, id).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// If this fails, is cancelled, or its process dies, nothing changed: the tenant stays
     /// where it was, writable, and the move can be run again. Two windows are the exception:
@@ -57,14 +74,19 @@ impl Tenancy {
     /// behind, unregistered, for [`Tenancy::cleanup_orphans`] (a rerun refuses until then);
     /// cut off between the seal of an old database and the switch, the tenant stays on its
     /// old home with every row and its writes fail with [`Error::TenantMoved`] until the move
-    /// is run again, which finishes it.
+    /// is run again, which finishes it. A move between two servers' databases cut off after its
+    /// new database was made (not failing: a failure drops it) leaves that database on the
+    /// target server, which [`Tenancy::cleanup_orphans`] keeps (a registry row names its name,
+    /// on the old server) and the next run of the move drops and makes again.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
     /// [`Error::MoveRefused`] when the tenant is on `to` already, an old copy of an earlier move
     /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
     /// the target's name exists, or writes in flight held the tenant longer than
-    /// [`MoveOptions::lock_wait`]; [`Error::MoveVerification`] when a copy does not match its
+    /// [`MoveOptions::lock_wait`]; for an own-database tenant moved to
+    /// [`Placement::OwnDatabase`], also when no [`MoveOptions::server`] is set, when it names
+    /// the tenant's server, or another key of the same PostgreSQL server; [`Error::MoveVerification`] when a copy does not match its
     /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to
     /// (or an own-database tenant on a handle without databases); [`Error::UnknownServer`]
     /// for a target server the handle does not map or the registry does not list;
