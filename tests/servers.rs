@@ -892,7 +892,10 @@ async fn an_own_database_tenant_moves_to_a_database_on_another_server(db: TestTe
     .fetch_one(&mut db.connect().await)
     .await
     .unwrap();
-    assert!(detail.contains(&format!("s3/{db_name}")), "{detail}");
+    assert!(
+        detail.contains(&format!("(s3/{db_name})")) && detail.ends_with(&format!("(s2/{db_name})")),
+        "{detail}"
+    );
 
     // The cleanup of leftovers keeps both; the purge drops the old one on s2, only.
     assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());

@@ -2,8 +2,9 @@
 
 use tenancy_core::{Placement, TenantId};
 
+use crate::databases::PRIMARY_SERVER;
 use crate::lifecycle::Purged;
-use crate::moving::{MoveOptions, Moved};
+use crate::moving::{MoveOptions, Moved, OldCopy};
 use crate::registry::notify::{self, Change};
 use crate::registry::store;
 use crate::superuser::Audit;
@@ -139,12 +140,23 @@ impl Tenancy {
                     },
                     moved.rows(),
                     moved.tables.len(),
-                    moved
-                        .old_copy
-                        .schema
-                        .as_deref()
-                        .or(moved.old_copy.database.as_deref())
-                        .unwrap_or("shared rows"),
+                    match &moved.old_copy {
+                        OldCopy {
+                            schema: Some(schema),
+                            ..
+                        } => schema.clone(),
+                        OldCopy {
+                            database: Some(database),
+                            server,
+                            ..
+                        } => match server.as_deref() {
+                            Some(server) if server != PRIMARY_SERVER => {
+                                format!("{server}/{database}")
+                            }
+                            _ => database.clone(),
+                        },
+                        _ => "shared rows".to_owned(),
+                    },
                 );
                 Ok((moved, Audit::of([id]).detail(detail)))
             })
