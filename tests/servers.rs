@@ -8,13 +8,18 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use common::models::*;
+use common::moving::{fill, new_spin, writer};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
-use tenancy::testing::TestTenancy;
+use tenancy::testing::{TestTenancy, cancel_at, eventually};
 use tenancy::{
-    AuditQuery, Error, MigrateOptions, MigrationTarget, Migrations, NewTenant, Outcome, Placement,
-    Purged, Tenancy, TenancyBuilder,
+    AuditQuery, Error, MigrateOptions, MigrationTarget, Migrations, MoveOptions, NewTenant,
+    Outcome, Placement, Purged, Tenancy, TenancyBuilder,
 };
 use uuid::Uuid;
 
@@ -762,6 +767,508 @@ async fn a_tenant_moves_from_the_shared_tables_into_a_database_on_another_server
     assert_eq!(shared, 0);
     assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
     assert_eq!(Spin::repo().count(&a).await.unwrap(), 30);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// The registry's row for tenant `id`: placement, database, server.
+async fn home_of(db: &TestTenancy, id: tenancy::TenantId) -> (String, Option<String>, String) {
+    sqlx::query_as("SELECT placement, database_name, server FROM tenancy.tenants WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_one(&mut db.connect().await)
+        .await
+        .unwrap()
+}
+
+/// Tenant `id`'s spins in `database` on the server at `url`.
+async fn spins_at(url: &str, database: &str, id: tenancy::TenantId) -> BTreeSet<Uuid> {
+    let mut conn = PgConnection::connect(&url_of(url, database)).await.unwrap();
+    let ids = common::moving::spin_ids(&mut conn, "public.spins", id).await;
+    conn.close().await.unwrap();
+    ids
+}
+
+/// Whether `database` on the server at `url` is sealed by a move out of it.
+async fn sealed_at(url: &str, database: &str) -> bool {
+    count_at(
+        &url_of(url, database),
+        "SELECT count(*) FROM tenancy.tenants WHERE moved_at IS NOT NULL",
+    )
+    .await
+        > 0
+}
+
+fn to_server(key: &str) -> MoveOptions {
+    MoveOptions::default().server(key)
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn an_own_database_tenant_moves_to_a_database_on_another_server(db: TestTenancy) {
+    let Some(urls) = server_urls("own_database_to_another_server") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "between servers").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let other = tenancy.create_tenant(own_db("globex", "s2")).await.unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let s = fill(&a, 40).await;
+    fill(&tenancy.resolve_slug("globex").await.unwrap(), 3).await;
+    let db_name = row.database.clone().unwrap();
+    let before = spins_at(&urls.0, &db_name, a.id()).await;
+    // A handle that does not hear of the move: its context keeps the old home.
+    let behind = builder(&urls)
+        .listen_for_changes(false)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let stale = behind.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&stale).await.unwrap(), 40);
+
+    let moved = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.from, moved.to, moved.server.as_str(), moved.rows()),
+        (Placement::OwnDatabase, Placement::OwnDatabase, "s3", 41)
+    );
+    assert_eq!(moved.database.as_deref(), Some(db_name.as_str()));
+    assert_eq!(moved.old_copy.database.as_deref(), Some(db_name.as_str()));
+    assert_eq!(moved.old_copy.server.as_deref(), Some("s2"));
+    assert_eq!(
+        home_of(&db, a.id()).await,
+        ("own_database".into(), Some(db_name.clone()), "s3".into())
+    );
+    // Every row on s3; the old database kept on s2, sealed, with the same rows.
+    assert_eq!(spins_at(&urls.1, &db_name, a.id()).await, before);
+    assert_eq!(spins_at(&urls.0, &db_name, a.id()).await, before);
+    assert!(sealed_at(&urls.0, &db_name).await);
+    assert!(!sealed_at(&urls.1, &db_name).await);
+
+    // The context of before the move cannot write to the old copy.
+    let refused = Spin::repo().insert(&stale, &new_spin(s.id, -1)).await;
+    assert!(
+        matches!(&refused, Err(e @ Error::TenantMoved(_)) if e.is_retryable()),
+        "{refused:?}"
+    );
+    behind.close().await;
+    // The mover's handle let go of its connections to the old database.
+    tenancy::testing::eventually(
+        "no connection to the old database is left",
+        std::time::Duration::from_secs(10),
+        async || {
+            count_at(
+                &urls.0,
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db_name}'"),
+            )
+            .await
+                == 0
+        },
+    )
+    .await;
+
+    // A fresh context reads and writes on s3.
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 40);
+    let after = Spin::repo().insert(&a, &new_spin(s.id, 99)).await.unwrap();
+    assert!(
+        spins_at(&urls.1, &db_name, a.id())
+            .await
+            .contains(&after.id)
+    );
+    assert!(
+        !spins_at(&urls.0, &db_name, a.id())
+            .await
+            .contains(&after.id)
+    );
+    let detail: String = sqlx::query_scalar(
+        "SELECT detail FROM tenancy.audit_log WHERE action = 'tenant.move' AND $1 = ANY (tenant_ids)",
+    )
+    .bind(a.id().as_uuid())
+    .fetch_one(&mut db.connect().await)
+    .await
+    .unwrap();
+    assert!(
+        detail.contains(&format!("(s3/{db_name})")) && detail.ends_with(&format!("(s2/{db_name})")),
+        "{detail}"
+    );
+
+    // The cleanup of leftovers keeps both; the purge drops the old one on s2, only.
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    let other_db = other.database.clone().unwrap();
+    let mut on_two = vec![db_name.clone(), other_db.clone()];
+    on_two.sort();
+    assert_eq!(databases_on(&urls.0, &tag).await, on_two);
+    let purged = tenancy.purge_old_copy(&su, a.id()).await.unwrap();
+    assert_eq!(purged, [Purged::Database(db_name.clone())]);
+    assert_eq!(databases_on(&urls.0, &tag).await, [other_db]);
+    assert_eq!(
+        databases_on(&urls.1, &tag).await,
+        std::slice::from_ref(&db_name)
+    );
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 41);
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+
+    // And on again, to the primary server.
+    let moved = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("primary"))
+        .await
+        .unwrap();
+    assert_eq!((moved.server.as_str(), moved.rows()), ("primary", 42));
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 41);
+    // Purging the tenant takes the record of its old copy on s3 too; the cleanup then drops
+    // that database there.
+    tenancy.soft_delete(&su, a.id()).await.unwrap();
+    tenancy.purge(&su, a.id()).await.unwrap();
+    let dropped = tenancy.cleanup_orphans(&su).await.unwrap();
+    assert_eq!(dropped, [format!("s3/{db_name}")]);
+    assert!(databases_on(&urls.1, &tag).await.is_empty());
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_to_the_same_server_under_its_key_or_another_is_refused_and_changes_nothing(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("own_database_to_the_same_server") else {
+        return;
+    };
+    // s2b is s2 under another key.
+    let tenancy = builder(&urls)
+        .server("s2b", options(&urls.0))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "same server").await.unwrap();
+    for key in ["s2", "s2b", "s3"] {
+        tenancy.add_server(&su, key).await.unwrap();
+    }
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let s = fill(&a, 5).await;
+    let db_name = row.database.clone().unwrap();
+    let home = home_of(&db, a.id()).await;
+
+    for (options, says) in [
+        (to_server("s2"), vec!["server s2"]),
+        (to_server("s2b"), vec!["s2", "s2b", "one PostgreSQL server"]),
+        (
+            MoveOptions::default(),
+            vec!["already lives on the own_database placement"],
+        ),
+    ] {
+        let out = tenancy
+            .move_tenant_with(&su, a.id(), Placement::OwnDatabase, options)
+            .await;
+        match &out {
+            Err(Error::MoveRefused { reason, .. }) => {
+                for s in &says {
+                    assert!(reason.contains(s), "{reason:?} lacks {s:?}");
+                }
+            }
+            other => panic!("expected MoveRefused, got {other:?}"),
+        }
+        assert_eq!(home_of(&db, a.id()).await, home);
+        assert_eq!(
+            databases_on(&urls.0, &tag).await,
+            std::slice::from_ref(&db_name)
+        );
+        assert!(databases_on(&urls.1, &tag).await.is_empty());
+        assert!(!sealed_at(&urls.0, &db_name).await);
+        let a = tenancy.resolve_slug("acme").await.unwrap();
+        Spin::repo().insert(&a, &new_spin(s.id, 7)).await.unwrap();
+    }
+    assert_eq!(spins_at(&urls.0, &db_name, a.id()).await.len(), 8);
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn every_write_acknowledged_during_a_move_between_servers_is_in_the_new_database(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("writes_during_a_move_between_servers") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let second = builder(&urls)
+        .max_connections(4)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "under load").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let db_name = row.database.clone().unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let sa = fill(&a, 500).await;
+    let counter = Spin::repo()
+        .insert(&a, &new_spin(sa.id, 0))
+        .await
+        .unwrap()
+        .id;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = [tenancy.clone(), second.clone()]
+        .map(|t| tokio::spawn(writer(t, "acme", sa.id, counter, stop.clone())));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let moved = tenancy
+        .move_tenant_with(
+            &su,
+            a.id(),
+            Placement::OwnDatabase,
+            to_server("s3").hold_fence(std::time::Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.push(w.await.unwrap());
+    }
+    let new_copy = spins_at(&urls.1, &db_name, a.id()).await;
+    let old_copy = spins_at(&urls.0, &db_name, a.id()).await;
+    for w in &acked {
+        assert!(!w.ids.is_empty(), "{w:?}");
+        for id in &w.ids {
+            assert!(
+                new_copy.contains(id),
+                "an acknowledged write is missing: {id}"
+            );
+        }
+    }
+    assert!(
+        acked.iter().map(|w| w.refused).sum::<usize>() > 0,
+        "the writers met the move"
+    );
+    // Nothing reached the old copy after the seal: it holds exactly what was copied.
+    assert_eq!(
+        old_copy.len() as u64 + 1,
+        moved.rows(),
+        "spins plus the spinner"
+    );
+    assert!(old_copy.is_subset(&new_copy));
+    assert!(
+        new_copy.len() > old_copy.len(),
+        "writes went on in the new home"
+    );
+    let last: i64 = count_at(
+        &url_of(&urls.1, &db_name),
+        &format!("SELECT duration::bigint FROM public.spins WHERE id = '{counter}'"),
+    )
+    .await;
+    let counters: Vec<i64> = acked
+        .iter()
+        .filter_map(|w| w.counter.map(i64::from))
+        .collect();
+    assert!(counters.contains(&last), "{last} not among {counters:?}");
+    second.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_between_servers_cancelled_at_any_await_leaves_the_tenant_whole(db: TestTenancy) {
+    let Some(urls) = server_urls("cancelled_move_between_servers") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "cancel between").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let db_name = row.database.clone().unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let s = fill(&a, 6).await;
+    let mut conn = db.connect().await;
+    let (mut rows, mut k) = (7, 1);
+    loop {
+        let out = cancel_at(
+            k,
+            tenancy.move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3")),
+        )
+        .await;
+        if let Some(moved) = out {
+            assert_eq!(moved.unwrap().rows(), rows);
+            break;
+        }
+        common::no_transaction_left_open(&mut conn).await;
+        let (_, database, server) = home_of(&db, a.id()).await;
+        if server == "s3" {
+            break; // cut off with its commit on the wire
+        }
+        assert_eq!(
+            (database.as_deref(), server.as_str()),
+            (Some(db_name.as_str()), "s2"),
+            "cancelled at await {k}"
+        );
+        assert_eq!(
+            spins_at(&urls.0, &db_name, a.id()).await.len() as u64,
+            rows - 1,
+            "the rows are whole on the old home at await {k}"
+        );
+        // A database statement the cut-off move left running on a server ends there.
+        eventually(
+            "no database is being made or dropped",
+            std::time::Duration::from_secs(60),
+            async || {
+                let mut idle = true;
+                for url in [&urls.0, &urls.1] {
+                    idle &= count_at(
+                        url,
+                        &format!(
+                            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+                             AND state <> 'idle' AND query ~* '^(CREATE|ALTER|DROP) DATABASE' \
+                             AND strpos(query, '{tag}') > 0"
+                        ),
+                    )
+                    .await
+                        == 0;
+                }
+                idle
+            },
+        )
+        .await;
+        // The tenant database's transaction ends when its connection closes.
+        let fresh = tenancy.resolve_slug("acme").await.unwrap();
+        let mut written = None;
+        eventually(
+            "the cancelled move lets go",
+            std::time::Duration::from_secs(30),
+            async || {
+                let out = Spin::repo()
+                    .insert(&fresh, &new_spin(s.id, 1000 + k as i32))
+                    .await;
+                let done = !matches!(out, Err(Error::TenantMoving(_)));
+                written = Some(out);
+                done
+            },
+        )
+        .await;
+        let sealed = sealed_at(&urls.0, &db_name).await;
+        // Writable, or sealed between the seal and the switch and refused as moved.
+        match written.unwrap() {
+            Ok(_) => assert!(!sealed, "a write landed in a sealed copy at await {k}"),
+            Err(e @ Error::TenantMoved(_)) => {
+                assert!(sealed && e.is_retryable(), "refused unsealed at await {k}");
+            }
+            Err(other) => panic!("await {k}: {other:?}"),
+        }
+        rows = spins_at(&urls.0, &db_name, a.id()).await.len() as u64 + 1;
+        k += 1;
+    }
+    assert!(k > 3, "the move was cancelled at {k} awaits only");
+    assert_eq!(
+        home_of(&db, a.id()).await,
+        ("own_database".into(), Some(db_name.clone()), "s3".into())
+    );
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap() as u64, rows - 1);
+    assert_eq!(
+        databases_on(&urls.1, &tag).await,
+        std::slice::from_ref(&db_name)
+    );
+    // The old database stays on s2 until purged.
+    assert_eq!(
+        databases_on(&urls.0, &tag).await,
+        std::slice::from_ref(&db_name)
+    );
+    tenancy.purge_old_copy(&su, a.id()).await.unwrap();
+    assert!(databases_on(&urls.0, &tag).await.is_empty());
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_between_servers_cut_off_after_its_seal_is_finished_by_a_rerun(db: TestTenancy) {
+    let Some(urls) = server_urls("move_between_servers_cut_after_the_seal") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = Arc::new(
+        tenancy
+            .superuser("test", "crash after the seal")
+            .await
+            .unwrap(),
+    );
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let db_name = row.database.clone().unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let s = fill(&a, 10).await;
+    let mut conn = db.connect().await;
+
+    let mover = {
+        let (tenancy, su, id) = (tenancy.clone(), su.clone(), a.id());
+        tokio::spawn(async move {
+            tenancy
+                .move_tenant_with(
+                    &su,
+                    id,
+                    Placement::OwnDatabase,
+                    to_server("s3").hold_before_switch(std::time::Duration::from_secs(60)),
+                )
+                .await
+        })
+    };
+    let (url, name) = (urls.0.clone(), db_name.clone());
+    eventually(
+        "the move sealed the old copy",
+        std::time::Duration::from_secs(60),
+        async || sealed_at(&url, &name).await,
+    )
+    .await;
+    // Cut off between the seal and the switch, as a crash would.
+    mover.abort();
+    assert!(mover.await.unwrap_err().is_cancelled());
+    common::no_transaction_left_open(&mut conn).await;
+
+    // Sealed on its old home: every row there, writes refused as moved (retryable); the new
+    // database, committed but named by no registry row, is kept by the cleanup (its name is
+    // the tenant's) and replaced by the rerun.
+    assert_eq!(
+        home_of(&db, a.id()).await,
+        ("own_database".into(), Some(db_name.clone()), "s2".into())
+    );
+    assert_eq!(
+        databases_on(&urls.1, &tag).await,
+        std::slice::from_ref(&db_name)
+    );
+    let fresh = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&fresh).await.unwrap(), 10);
+    let refused = Spin::repo().insert(&fresh, &new_spin(s.id, 1)).await;
+    assert!(
+        matches!(&refused, Err(e @ Error::TenantMoved(_)) if e.is_retryable()),
+        "{refused:?}"
+    );
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+
+    let moved = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+        .unwrap();
+    assert_eq!((moved.server.as_str(), moved.rows()), ("s3", 11));
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    Spin::repo().insert(&a, &new_spin(s.id, 2)).await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 11);
+    assert_eq!(spins_at(&urls.1, &db_name, a.id()).await.len(), 11);
+    tenancy.purge_old_copy(&su, a.id()).await.unwrap();
+    assert!(databases_on(&urls.0, &tag).await.is_empty());
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }

@@ -163,7 +163,7 @@ pub(crate) async fn purge(
     };
     // A moved tenant's old copy goes with it (and the registry row it hangs on). An old
     // database, no longer named by any row, is left to `cleanup_orphans` (every connect runs it).
-    purge_old_copies(tx, id, current).await?;
+    purge_old_copies(tx, id, (current, &server)).await?;
     crate::sql::admin_query(store::TENANT_DELETE)
         .bind(id.as_uuid())
         .execute(&mut *tx)
@@ -214,13 +214,15 @@ async fn remove_copy(
 
 /// Removes tenant `id`'s old copies (see `crate::moving`) inside `tx`: an old schema is
 /// dropped, old rows in the shared tables deleted, an old database's record removed. `current`
-/// is the placement the tenant lives on now: its rows are never touched. Returns what was
+/// is the placement the tenant lives on now and the key of its server: its rows are never
+/// touched (an old database on the placement it lives on is one on another server, left by a
+/// move between servers). Returns what was
 /// purged, and the old databases (server, name) the caller drops once `tx` has committed (a
 /// database cannot be dropped in a transaction).
 pub(crate) async fn purge_old_copies(
     tx: &mut PgConnection,
     id: TenantId,
-    current: Placement,
+    (current, current_server): (Placement, &str),
 ) -> Result<(Vec<Purged>, Vec<(String, String)>)> {
     let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
         .bind(id.as_uuid())
@@ -230,7 +232,10 @@ pub(crate) async fn purge_old_copies(
     let mut databases = Vec::new();
     for old in olds {
         let placement: Placement = old.try_get::<&str, _>("placement")?.parse()?;
-        if placement == current {
+        let server: Option<String> = old.try_get("server")?;
+        let elsewhere = placement == Placement::OwnDatabase
+            && server.as_deref().is_some_and(|s| s != current_server);
+        if placement == current && !elsewhere {
             return Err(Error::MoveRefused {
                 id,
                 reason: format!(
@@ -242,7 +247,6 @@ pub(crate) async fn purge_old_copies(
         let database: Option<String> = old.try_get("database_name")?;
         purged.push(match database {
             Some(database) => {
-                let server: Option<String> = old.try_get("server")?;
                 databases.push((
                     server.unwrap_or_else(|| PRIMARY_SERVER.to_owned()),
                     database.clone(),

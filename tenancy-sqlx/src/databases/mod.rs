@@ -468,6 +468,15 @@ impl Databases {
         .await
     }
 
+    /// Closes the connections the budget of server `on` keeps to `tenant` (after a move took
+    /// it off that server's database: they reach the old copy, and hold the server's budget).
+    /// Leases out are closed when they end. A server this handle does not map has none.
+    pub(crate) async fn forget(&self, on: &str, tenant: TenantId) {
+        if let Ok(server) = self.server(on) {
+            server.budget.forget(tenant).await;
+        }
+    }
+
     /// Drops the old copy `database` a move out of it kept on server `on` (after the
     /// registry's record of it is gone). The connections the budget keeps to the tenant are
     /// those of its new home, if any: they are left alone.

@@ -22,12 +22,12 @@
 //! until `purge_old_copy` drops it.
 
 use sqlx::{Connection, PgConnection};
-use tenancy_core::TenantId;
 use tenancy_core::home::{Home, TENANT_DATABASE_SCHEMA};
+use tenancy_core::{Placement, TenantId};
 
 use super::{
-    Leaving, MoveOptions, Moved, Pair, across, build, copy_all, lock_migrations, raise_fence,
-    switch,
+    Leaving, MoveOptions, Moved, MovedTable, Pair, across, build, copy_all, lock_migrations,
+    raise_fence, switch,
 };
 use crate::databases::name::DatabaseName;
 use crate::databases::{Databases, provision};
@@ -44,14 +44,71 @@ pub(super) async fn run(
     migrations: &Migrations,
     options: &MoveOptions,
 ) -> Result<Moved> {
-    let source_db = leaving
-        .from
-        .database()
-        .ok_or(Error::UnsupportedPlacement(leaving.placement))?;
-    let name = DatabaseName::parse(source_db.as_str())?;
     crate::rls::act_for(tx, id).await?;
     lock_migrations(tx, target).await?;
     build(tx, id, target, migrations).await?;
+    let tables = copy_and_seal(
+        databases,
+        id,
+        leaving,
+        (&mut *tx, target.schema_name(), target.placement()),
+        options,
+        false,
+    )
+    .await?;
+    #[cfg(feature = "testing")]
+    if let Some(hold) = options.seams.before_switch {
+        tokio::time::sleep(hold).await;
+    }
+    switch(tx, id, leaving, target, None, tables).await
+}
+
+/// The name of the database `leaving` lives in.
+pub(super) fn source_name(leaving: &Leaving) -> Result<DatabaseName> {
+    let source = leaving
+        .from
+        .database()
+        .ok_or(Error::UnsupportedPlacement(leaving.placement))?;
+    Ok(DatabaseName::parse(source.as_str())?)
+}
+
+/// Locks tenant `id`'s identity row in the transaction `source` on its database `name`
+/// (`FOR NO KEY UPDATE`: see the module docs); [`Error::WrongDatabase`] if there is none.
+pub(super) async fn lock_identity(
+    source: &mut PgConnection,
+    id: TenantId,
+    name: &DatabaseName,
+) -> Result<()> {
+    let identity: Option<uuid::Uuid> =
+        crate::sql::admin_scalar("SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *source)
+            .await?;
+    if identity.is_none() {
+        return Err(Error::WrongDatabase {
+            tenant: id,
+            database: name.as_str().to_owned(),
+            found: "no identity row of the tenant".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Steps 2 to 4 of the module docs: on the tenant's database (`leaving`), the identity row
+/// locked and the fence raised; every table copied into `target` (a transaction on the
+/// connection given, acting for the tenant, whose home's tables are in schema `to.1` of
+/// placement `to.2`) and verified; the source sealed and committed. With `commit_target`
+/// the target's transaction (begun with a plain `BEGIN`) commits before the seal, so that a
+/// sealed source always has a committed copy: the move between two tenant databases.
+pub(super) async fn copy_and_seal(
+    databases: &Databases,
+    id: TenantId,
+    leaving: &Leaving,
+    (target, to_schema, to): (&mut PgConnection, Option<&str>, Placement),
+    options: &MoveOptions,
+    commit_target: bool,
+) -> Result<Vec<MovedTable>> {
+    let name = source_name(leaving)?;
     let mut conn = databases.connect(&leaving.server, &name).await?;
     let tables = async {
         // A fence changed by hand may have let writes by, and would let more: refuse rather
@@ -69,34 +126,25 @@ pub(super) async fn run(
         // Before the fence is raised, so that writers find it (a database of an older version).
         provision::ensure_fence(&mut conn).await?;
         let mut source = conn.begin().await?;
-        let identity: Option<uuid::Uuid> = crate::sql::admin_scalar(
-            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE",
-        )
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *source)
-        .await?;
-        if identity.is_none() {
-            return Err(Error::WrongDatabase {
-                tenant: id,
-                database: name.as_str().to_owned(),
-                found: "no identity row of the tenant".to_owned(),
-            });
-        }
-        across::same_text(tx).await?;
+        lock_identity(&mut source, id, &name).await?;
+        across::same_text(&mut *target).await?;
         across::same_text(&mut source).await?;
         crate::rls::act_for(&mut source, id).await?;
         raise_fence(&mut source, id, options.lock_wait).await?;
         let tables = copy_all(
             &mut Pair::Two {
                 source: &mut source,
-                target: &mut *tx,
+                target: &mut *target,
             },
             id,
-            (Some(TENANT_DATABASE_SCHEMA), target.schema_name()),
-            target.placement(),
+            (Some(TENANT_DATABASE_SCHEMA), to_schema),
+            to,
             options,
         )
         .await?;
+        if commit_target {
+            sqlx::raw_sql("COMMIT").execute(&mut *target).await?;
+        }
         // The seal: committed before the switch, so that no write is acknowledged by the old
         // copy once the registry names the new one.
         crate::sql::admin_query("UPDATE tenancy.tenants SET moved_at = now() WHERE id = $1")
@@ -108,10 +156,5 @@ pub(super) async fn run(
     }
     .await;
     let _ = conn.close().await;
-    let tables = tables?;
-    #[cfg(feature = "testing")]
-    if let Some(hold) = options.seams.before_switch {
-        tokio::time::sleep(hold).await;
-    }
-    switch(tx, id, leaving, target, None, tables).await
+    tables
 }

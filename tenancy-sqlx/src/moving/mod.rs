@@ -36,6 +36,8 @@
 //! - [`to_database`]: the move from the registry's database into a tenant database.
 //! - [`from_database`]: the move out of a tenant database, whose own write fence (in the
 //!   tenant database) is sealed before the registry switches.
+//! - [`between`]: the move from a tenant database to a new one on another server, the two
+//!   above at once.
 //!
 //! # The write fence
 //!
@@ -93,6 +95,7 @@ use crate::sql::fence::FENCE_CLASS;
 use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 
 mod across;
+mod between;
 mod from_database;
 pub(crate) mod to_database;
 
@@ -157,6 +160,12 @@ impl MoveOptions {
     /// registry lists. The primary server (the registry's) unless set. A move to another
     /// placement with a server set is refused ([`Error::MoveRefused`]): shared tables and own
     /// schemas live in the registry's database.
+    ///
+    /// A tenant that already has a database of its own moves to a new one on this server,
+    /// which must be set and not be the tenant's server (else [`Error::MoveRefused`]), nor the
+    /// same PostgreSQL server under another key (refused too: the new database would take the
+    /// old one's name there). See
+    /// [`Tenancy::move_tenant_with`](crate::Tenancy::move_tenant_with).
     ///
     /// ```
     /// use tenancy_sqlx::MoveOptions;
@@ -225,6 +234,10 @@ pub struct OldCopy {
     /// The old copy's database, for an own database (kept under its name, its writes refused
     /// by its fence, until purged); `None` otherwise.
     pub database: Option<String>,
+    /// The key of the server the old database is on (where
+    /// [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy) drops it); `None` but for
+    /// an own database.
+    pub server: Option<String>,
 }
 
 /// One table a move copied, as verified.
@@ -280,8 +293,14 @@ pub(crate) struct Leaving {
 
 /// The first steps of every move, in the registry transaction `tx`: `READ COMMITTED`, the
 /// tenant's row locked, and the checks that it may move to `to` (active, not there already, no
-/// old copy there).
-pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) -> Result<Leaving> {
+/// old copy there). `server`: the server a move to a database of its own was asked to make it
+/// on ([`MoveOptions::server`]); an own-database tenant may move to another one.
+pub(crate) async fn prepare(
+    tx: &mut PgConnection,
+    id: TenantId,
+    to: Placement,
+    server: Option<&str>,
+) -> Result<Leaving> {
     let refuse = |reason: String| Error::MoveRefused { id, reason };
     // The copy must see every write committed before the fence is up: a transaction snapshot
     // taken earlier (a database defaulting to REPEATABLE READ) would miss some.
@@ -305,11 +324,21 @@ pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) 
     let placement: Placement = row.try_get::<&str, _>("placement")?.parse()?;
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
-    let server: String = row.try_get("server")?;
+    let server_now: String = row.try_get("server")?;
     let from = Home::of(placement, schema.as_deref(), database.as_deref())
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if placement == to {
-        return Err(refuse(format!("it already lives on the {to} placement")));
+        match server {
+            // A database of its own on another server: `to_database` moves it there.
+            Some(key) if to == Placement::OwnDatabase && key != server_now => {}
+            Some(key) if to == Placement::OwnDatabase => {
+                return Err(refuse(format!(
+                    "it already lives in a database of its own on server {key}; name another \
+                     server (MoveOptions::server) to move it there"
+                )));
+            }
+            _ => return Err(refuse(format!("it already lives on the {to} placement"))),
+        }
     }
     let olds = crate::sql::admin_query(store::OLD_COPIES_OF_TENANT)
         .bind(id.as_uuid())
@@ -327,7 +356,7 @@ pub(crate) async fn prepare(tx: &mut PgConnection, id: TenantId, to: Placement) 
         slug,
         placement,
         from,
-        server,
+        server: server_now,
     })
 }
 
@@ -351,7 +380,7 @@ pub(crate) async fn run(
             ),
         });
     }
-    let leaving = prepare(tx, id, to).await?;
+    let leaving = prepare(tx, id, to, None).await?;
     let target =
         Home::for_slug(to, &leaving.slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if leaving.from.database().is_some() {
@@ -538,6 +567,7 @@ pub(crate) async fn switch(
         old_copy: OldCopy {
             placement: leaving.placement,
             schema: old_schema,
+            server: old_database.as_ref().map(|_| leaving.server.clone()),
             database: old_database,
         },
         tables,

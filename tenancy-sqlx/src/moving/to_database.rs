@@ -43,7 +43,7 @@ pub(crate) async fn run(
     options: &MoveOptions,
 ) -> Result<Moved> {
     let server = options.server.as_deref().unwrap_or(PRIMARY_SERVER);
-    let leaving = prepare(tx, id, Placement::OwnDatabase).await?;
+    let leaving = prepare(tx, id, Placement::OwnDatabase, options.server.as_deref()).await?;
     // Before anything is made: a server this handle cannot reach, or one the registry does
     // not list (its foreign key would refuse the switch after the copy).
     let listed: bool =
@@ -55,6 +55,18 @@ pub(crate) async fn run(
         return Err(Error::UnknownServer {
             server: server.to_owned(),
         });
+    }
+    if leaving.from.database().is_some() {
+        // From its own database on another server.
+        return super::between::run(
+            tx,
+            (databases, pool),
+            id,
+            (&leaving, server),
+            migrations,
+            options,
+        )
+        .await;
     }
     crate::rls::act_for(tx, id).await?;
     lock_migrations(tx, &leaving.from).await?;

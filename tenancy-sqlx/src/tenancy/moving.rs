@@ -2,8 +2,9 @@
 
 use tenancy_core::{Placement, TenantId};
 
+use crate::databases::PRIMARY_SERVER;
 use crate::lifecycle::Purged;
-use crate::moving::{MoveOptions, Moved};
+use crate::moving::{MoveOptions, Moved, OldCopy};
 use crate::registry::notify::{self, Change};
 use crate::registry::store;
 use crate::superuser::Audit;
@@ -49,7 +50,24 @@ impl Tenancy {
     /// a database of the tenant's own (on the server [`MoveOptions::server`] names), the new
     /// database is filled and committed before the registry switches; out of one, the old
     /// database is sealed by its own fence before the registry switches (see the module
-    /// `moving.rs`).
+    /// `moving.rs`). An own-database tenant moves to a new database on another server with
+    /// `to` [`Placement::OwnDatabase`] and [`MoveOptions::server`] naming that server: the new
+    /// database commits, then the old one is sealed, then the registry switches; the old
+    /// database is kept on its server ([`OldCopy::server`](crate::OldCopy::server)) until
+    /// [`Tenancy::purge_old_copy`], and the old server's pooled connections to the tenant are
+    /// closed.
+    ///
+    /// ```no_run
+    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy, id: tenancy_sqlx::TenantId) -> tenancy_sqlx::Result<()> {
+    /// use tenancy_sqlx::{MoveOptions, Placement};
+    /// let su = tenancy.superuser("ops@example.com", "ticket #4413: acme to eu-3").await?;
+    /// let options = MoveOptions::default().server("eu-3");
+    /// let moved = tenancy.move_tenant_with(&su, id, Placement::OwnDatabase, options).await?;
+    /// assert_eq!(moved.server, "eu-3");
+    /// // The old database stays, sealed, on its server until:
+    /// tenancy.purge_old_copy(&su, id).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// If this fails, is cancelled, or its process dies, nothing changed: the tenant stays
     /// where it was, writable, and the move can be run again. Two windows are the exception:
@@ -57,14 +75,19 @@ impl Tenancy {
     /// behind, unregistered, for [`Tenancy::cleanup_orphans`] (a rerun refuses until then);
     /// cut off between the seal of an old database and the switch, the tenant stays on its
     /// old home with every row and its writes fail with [`Error::TenantMoved`] until the move
-    /// is run again, which finishes it.
+    /// is run again, which finishes it. A move between two servers' databases cut off after its
+    /// new database was made (not failing: a failure drops it) leaves that database on the
+    /// target server, which [`Tenancy::cleanup_orphans`] keeps (a registry row names its name,
+    /// on the old server) and the next run of the move drops and makes again.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
     /// [`Error::MoveRefused`] when the tenant is on `to` already, an old copy of an earlier move
     /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
     /// the target's name exists, or writes in flight held the tenant longer than
-    /// [`MoveOptions::lock_wait`]; [`Error::MoveVerification`] when a copy does not match its
+    /// [`MoveOptions::lock_wait`]; for an own-database tenant moved to
+    /// [`Placement::OwnDatabase`], also when no [`MoveOptions::server`] is set, when it names
+    /// the tenant's server, or another key of the same PostgreSQL server; [`Error::MoveVerification`] when a copy does not match its
     /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to
     /// (or an own-database tenant on a handle without databases); [`Error::UnknownServer`]
     /// for a target server the handle does not map or the registry does not list;
@@ -117,12 +140,23 @@ impl Tenancy {
                     },
                     moved.rows(),
                     moved.tables.len(),
-                    moved
-                        .old_copy
-                        .schema
-                        .as_deref()
-                        .or(moved.old_copy.database.as_deref())
-                        .unwrap_or("shared rows"),
+                    match &moved.old_copy {
+                        OldCopy {
+                            schema: Some(schema),
+                            ..
+                        } => schema.clone(),
+                        OldCopy {
+                            database: Some(database),
+                            server,
+                            ..
+                        } => match server.as_deref() {
+                            Some(server) if server != PRIMARY_SERVER => {
+                                format!("{server}/{database}")
+                            }
+                            _ => database.clone(),
+                        },
+                        _ => "shared rows".to_owned(),
+                    },
                 );
                 Ok((moved, Audit::of([id]).detail(detail)))
             })
@@ -130,6 +164,13 @@ impl Tenancy {
         // Contexts of this handle hold the old home: they stop (the notification does the
         // same for other handles, and this one's, should this line not be reached).
         self.revoke_after_commit(id);
+        // Out of a database of its own: the connections the old server's budget keeps to the
+        // tenant reach the sealed old copy, and count against that budget; none serves it again.
+        if let (Some(_), Some(server)) = (&moved.old_copy.database, &moved.old_copy.server)
+            && let Ok(databases) = self.rt.databases()
+        {
+            databases.forget(server, id).await;
+        }
         tracing::warn!(tenant = %id, actor = su.actor(), from = %moved.from, to = %moved.to, rows = moved.rows(), "tenant moved");
         Ok(moved)
     }
@@ -155,8 +196,9 @@ impl Tenancy {
                     .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
                 let current: Placement =
                     sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
+                let server: String = sqlx::Row::try_get(&row, "server")?;
                 let (purged, databases) =
-                    crate::lifecycle::purge_old_copies(tx, id, current).await?;
+                    crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
                 let detail = format!("{purged:?}");
                 Ok(((purged, databases), Audit::of([id]).detail(detail)))
             })

@@ -1,0 +1,187 @@
+//! A move from a tenant's own database on one server to a new database of its own on another:
+//! the move into a database ([`to_database`](super::to_database)) and the move out of one
+//! ([`from_database`](super::from_database)) at once.
+//!
+//! 1. in the registry transaction: the tenant's row locked, the target server checked (the
+//!    caller), and the provisioning lock on the new database's name, so that no
+//!    `cleanup_orphans` or other move takes it meanwhile;
+//! 2. before anything is made, the target server is checked not to be the source's under
+//!    another key: the new database is named after the tenant, like the old one, so there
+//!    the two would be one ([`Error::MoveRefused`]). A database of that name on the target
+//!    server that is not the source is what an earlier run of this move left when it was cut
+//!    off before its switch: it is dropped;
+//! 3. the new database is made as provisioning makes one, unregistered, and told whose it is;
+//! 4. on the old database, its identity row locked and its fence raised; every table streamed
+//!    parents first into a transaction on the new database and verified (the same count and
+//!    checksum on both sides); the new database's transaction commits, then the old one is
+//!    **sealed** (`moved_at`) and commits;
+//! 5. the registry switches to the new database and server, and records the old database
+//!    with its server in `tenancy.old_copies` (the caller audits, notifies and commits; then
+//!    it closes the connections the old server's budget keeps to the tenant).
+//!
+//! What a failure leaves: before the seal, the tenant on its old database, writable, and
+//! nothing else but, if the move was cut off after step 3 rather than failing, the new
+//! database, unregistered. `cleanup_orphans` keeps it (a database is kept while any
+//! registry row names its name, as the old one does, on whichever server) and the next run of
+//! the move drops it and starts over. After the seal and before the switch commits, the tenant
+//! is sealed on its old database with every row, its writes refused with the retryable
+//! `TenantMoved`, until the move is run again, which finishes it (reading the sealed copy).
+//! The old database is kept, sealed, until `purge_old_copy` drops it on its server.
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tenancy_core::home::{Home, TENANT_DATABASE_SCHEMA};
+use tenancy_core::{Placement, TenantId};
+
+use super::from_database::{copy_and_seal, lock_identity, source_name};
+use super::{Leaving, MoveOptions, Moved, MovedTable, switch};
+use crate::databases::name::DatabaseName;
+use crate::databases::{Databases, provision};
+use crate::migrate::Migrations;
+use crate::{Error, Result};
+
+/// Moves tenant `id` from its database (`leaving`) into a new one on server `server` (listed
+/// and mapped, not the tenant's), inside the registry transaction `tx` (see the module docs).
+pub(super) async fn run(
+    tx: &mut PgConnection,
+    (databases, pool): (&Databases, &PgPool),
+    id: TenantId,
+    (leaving, server): (&Leaving, &str),
+    migrations: &Migrations,
+    options: &MoveOptions,
+) -> Result<Moved> {
+    let source = source_name(leaving)?;
+    crate::rls::act_for(tx, id).await?;
+    let name = databases.name_for(id);
+    provision::lock_name(tx, &name).await?;
+    clear_the_way(databases, pool, id, (leaving, server), &source, &name).await?;
+    let made = databases
+        .create_unregistered(pool, server, (id, leaving.slug.as_str()), migrations)
+        .await
+        .map_err(|e| match e {
+            Error::Provision(detail) => Error::MoveRefused { id, reason: detail },
+            other => other,
+        })?;
+    let target = Home::of(Placement::OwnDatabase, None, Some(made.as_str()))
+        .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
+    let tables = match fill(databases, (server, &made), id, leaving, options).await {
+        Ok(tables) => tables,
+        Err(e) => {
+            // The source is whole (sealed or not, a rerun reads it): the new database goes.
+            if let Err(dropped) = databases.drop_database(pool, id, (server, &made)).await {
+                tracing::warn!(tenant = %id, database = %made, server, error = %dropped,
+                    "dropping the database of a failed move failed; the next move drops it");
+            }
+            return Err(e);
+        }
+    };
+    #[cfg(feature = "testing")]
+    if let Some(hold) = options.seams.before_switch {
+        tokio::time::sleep(hold).await;
+    }
+    switch(
+        tx,
+        id,
+        leaving,
+        &target,
+        Some((server, made.as_str())),
+        tables,
+    )
+    .await
+}
+
+/// Step 2 of the module docs: refuses a target server that holds the tenant's database
+/// `source` itself (the source's server under another key), and drops a database named
+/// `name` there that a cut-off run of this move left. Whether the database of that name on
+/// the target server is the source is asked of the source itself: its identity row, locked
+/// in a transaction on the source, cannot be locked through the other key.
+async fn clear_the_way(
+    databases: &Databases,
+    pool: &PgPool,
+    id: TenantId,
+    (leaving, server): (&Leaving, &str),
+    source: &DatabaseName,
+    name: &DatabaseName,
+) -> Result<()> {
+    let mut there = match databases.connect(server, name).await {
+        // No database of that name there: neither the source nor a leftover.
+        Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
+        other => other?,
+    };
+    let mut conn = match databases.connect(&leaving.server, source).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = there.close().await;
+            return Err(e);
+        }
+    };
+    let same = async {
+        let mut held = conn.begin().await?;
+        lock_identity(&mut held, id, source).await?;
+        let mut probe = there.begin().await?;
+        let locked = crate::sql::admin_scalar::<uuid::Uuid>(
+            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE NOWAIT",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *probe)
+        .await
+        .map_err(Error::from);
+        match locked {
+            // Locked by the transaction on the source: it is the source.
+            Err(e) if e.sqlstate() == Some("55P03") => Ok(true),
+            // Another database (a leftover, stamped or half made).
+            Ok(_) => Ok(false),
+            Err(e) if e.sqlstate() == Some("42P01") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    .await;
+    let _ = there.close().await;
+    let _ = conn.close().await;
+    if same? {
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "servers {} and {server} are one PostgreSQL server (database {source} is \
+                 there under both keys), and the new database would take the old one's name; \
+                 nothing was changed",
+                leaving.server
+            ),
+        });
+    }
+    tracing::info!(tenant = %id, database = %name, server,
+        "dropping the database a cut-off move of the tenant left");
+    databases.drop_database(pool, id, (server, name)).await
+}
+
+/// Step 4 of the module docs: the new database `database` on `server` filled from the old one,
+/// verified and committed, then the old one sealed.
+async fn fill(
+    databases: &Databases,
+    (server, database): (&str, &DatabaseName),
+    id: TenantId,
+    leaving: &Leaving,
+    options: &MoveOptions,
+) -> Result<Vec<MovedTable>> {
+    let mut conn = databases.connect(server, database).await?;
+    let out = async {
+        // A plain transaction, which `copy_and_seal` commits before it seals the source.
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
+        crate::rls::act_for(&mut conn, id).await?;
+        copy_and_seal(
+            databases,
+            id,
+            leaving,
+            (
+                &mut conn,
+                Some(TENANT_DATABASE_SCHEMA),
+                Placement::OwnDatabase,
+            ),
+            options,
+            true,
+        )
+        .await
+    }
+    .await;
+    let _ = conn.close().await;
+    out
+}
