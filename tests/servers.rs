@@ -991,6 +991,68 @@ async fn a_move_to_the_same_server_under_its_key_or_another_is_refused_and_chang
     drop_extra(&urls, &tag).await;
 }
 
+/// A database of the tenant's name on the target server is dropped as a cut-off move's
+/// leftover only when no registry row names it there: one an old copy's row records (here
+/// another tenant's, as a restore gone wrong could leave) is refused, and kept.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_database_on_the_target_that_the_registry_records_is_never_dropped_as_a_leftover(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("own_database_registered_leftover") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy
+        .superuser("test", "recorded leftover")
+        .await
+        .unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let other = tenancy
+        .create_tenant(NewTenant::new("other", "other"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    fill(&a, 3).await;
+    let db_name = row.database.clone().unwrap();
+    // A database of acme's name on s3, recorded as another tenant's old copy there.
+    let mut three = PgConnection::connect(&urls.1).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{db_name}\""
+    )))
+    .execute(&mut three)
+    .await
+    .unwrap();
+    three.close().await.unwrap();
+    db.exec(&format!(
+        "INSERT INTO tenancy.old_copies (tenant_id, placement, database_name, server) \
+         VALUES ('{}', 'own_database', '{db_name}', 's3')",
+        other.id.as_uuid()
+    ))
+    .await;
+    let home = home_of(&db, a.id()).await;
+    let out = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await;
+    match &out {
+        Err(Error::MoveRefused { reason, .. }) => {
+            assert!(reason.contains("registry records"), "{reason:?}")
+        }
+        other => panic!("expected MoveRefused, got {other:?}"),
+    }
+    assert_eq!(home_of(&db, a.id()).await, home);
+    assert_eq!(
+        databases_on(&urls.1, &tag).await,
+        std::slice::from_ref(&db_name)
+    );
+    assert!(!sealed_at(&urls.0, &db_name).await);
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 3);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 #[tenancy::test(migrations = "tests/migrations")]
 async fn every_write_acknowledged_during_a_move_between_servers_is_in_the_new_database(
     db: TestTenancy,

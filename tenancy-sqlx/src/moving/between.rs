@@ -9,7 +9,8 @@
 //!    another key: the new database is named after the tenant, like the old one, so there
 //!    the two would be one ([`Error::MoveRefused`]). A database of that name on the target
 //!    server that is not the source is what an earlier run of this move left when it was cut
-//!    off before its switch: it is dropped;
+//!    off before its switch: it is dropped, unless a registry row names it on that server
+//!    (then the move is refused and it is kept, as the orphan cleanup keeps it);
 //! 3. the new database is made as provisioning makes one, unregistered, and told whose it is;
 //! 4. on the old database, its identity row locked and its fence raised; every table streamed
 //!    parents first into a transaction on the new database and verified (the same count and
@@ -53,7 +54,14 @@ pub(super) async fn run(
     crate::rls::act_for(tx, id).await?;
     let name = databases.name_for(id);
     provision::lock_name(tx, &name).await?;
-    clear_the_way(databases, pool, id, (leaving, server), &source, &name).await?;
+    clear_the_way(
+        tx,
+        (databases, pool),
+        id,
+        (leaving, server),
+        (&source, &name),
+    )
+    .await?;
     let made = databases
         .create_unregistered(pool, server, (id, leaving.slug.as_str()), migrations)
         .await
@@ -95,12 +103,11 @@ pub(super) async fn run(
 /// the target server is the source is asked of the source itself: its identity row, locked
 /// in a transaction on the source, cannot be locked through the other key.
 async fn clear_the_way(
-    databases: &Databases,
-    pool: &PgPool,
+    tx: &mut PgConnection,
+    (databases, pool): (&Databases, &PgPool),
     id: TenantId,
     (leaving, server): (&Leaving, &str),
-    source: &DatabaseName,
-    name: &DatabaseName,
+    (source, name): (&DatabaseName, &DatabaseName),
 ) -> Result<()> {
     let mut there = match databases.connect(server, name).await {
         // No database of that name there: neither the source nor a leftover.
@@ -145,6 +152,22 @@ async fn clear_the_way(
                  there under both keys), and the new database would take the old one's name; \
                  nothing was changed",
                 leaving.server
+            ),
+        });
+    }
+    // Never one a registry row names on that server (a restore gone wrong could leave one):
+    // refused, as the orphan cleanup keeps it, rather than dropped.
+    let registered: bool = crate::sql::admin_scalar(crate::registry::store::DATABASE_REGISTERED_ON)
+        .bind(name.as_str())
+        .bind(server)
+        .fetch_one(&mut *tx)
+        .await?;
+    if registered {
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "server {server} holds a database named {name} that the registry records; \
+                 nothing was changed"
             ),
         });
     }

@@ -73,6 +73,11 @@ pub(crate) const DEPLOYMENT_TAG: &str = "SELECT tag FROM tenancy.deployment";
 pub(crate) const DATABASE_REGISTERED: &str = "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE database_name = $1) \
      OR EXISTS (SELECT 1 FROM tenancy.old_copies WHERE database_name = $1)";
 
+/// Whether a registry row (a tenant's home or an old copy) names database `$1` on server `$2`.
+pub(crate) const DATABASE_REGISTERED_ON: &str = "SELECT EXISTS (SELECT 1 FROM tenancy.tenants \
+     WHERE database_name = $1 AND server = $2) \
+     OR EXISTS (SELECT 1 FROM tenancy.old_copies WHERE database_name = $1 AND server = $2)";
+
 /// Own-database tenants, for migrations.
 pub(crate) const OWN_DATABASE_TENANTS: &str = "SELECT id, slug, database_name, server FROM tenancy.tenants \
      WHERE placement = 'own_database' ORDER BY slug";
