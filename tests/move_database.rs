@@ -673,3 +673,74 @@ async fn a_move_out_of_a_database_cut_off_after_its_seal_is_finished_by_a_rerun(
     Spin::repo().insert(&a, &new_spin(s.id, 2)).await.unwrap();
     assert_eq!(Spin::repo().count(&a).await.unwrap(), 11);
 }
+
+/// HOLDS: a migration of an own-database tenant's database in flight when a move out of it
+/// begins (its backfill writes past the write fence) holds the move back until it commits,
+/// and its change is in the new home. The move takes the migrations' lock in the tenant
+/// database before it copies; without it the move copied the rows the backfill had not yet
+/// committed, and the backfill landed in the sealed old copy only.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_out_of_a_database_waits_for_a_migration_of_it_and_keeps_its_backfill(
+    t: TestTenancy,
+) {
+    let tenancy = t.tenancy().clone();
+    let a = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+    fill(&a, 5).await;
+    let su = Arc::new(
+        tenancy
+            .superuser("ops", "migration and move")
+            .await
+            .unwrap(),
+    );
+    let mut conn = t.connect().await;
+    let db: String = sqlx::query_scalar("SELECT database_name FROM tenancy.tenants WHERE id = $1")
+        .bind(a.id().as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    // A migration as `migrate_tenants` runs one: its lock taken, a backfill not yet committed.
+    let mut migration = connect_to(&db).await;
+    sqlx::raw_sql(
+        "BEGIN; \
+         SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext('schema:public')); \
+         UPDATE public.spins SET duration = duration + 1000",
+    )
+    .execute(&mut migration)
+    .await
+    .unwrap();
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        a.id(),
+        Placement::SharedTable,
+        MoveOptions::default(),
+    );
+    let mut watch = connect_to(&db).await;
+    tenancy::testing::eventually(
+        "the move waits for the migration",
+        Duration::from_secs(30),
+        async || {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    assert!(!mover.is_finished());
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut migration)
+        .await
+        .unwrap();
+    assert_eq!(mover.await.unwrap().unwrap().rows(), 6);
+    let durations: Vec<i32> =
+        sqlx::query_scalar("SELECT duration FROM public.spins WHERE tenant_id = $1 ORDER BY 1")
+            .bind(a.id().as_uuid())
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(durations, [1000, 1001, 1002, 1003, 1004]);
+}

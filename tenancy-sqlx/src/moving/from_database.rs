@@ -126,6 +126,15 @@ pub(super) async fn copy_and_seal(
         // Before the fence is raised, so that writers find it (a database of an older version).
         provision::ensure_fence(&mut conn).await?;
         let mut source = conn.begin().await?;
+        // A migration of the tenant database runs under this lock and writes past the fence (a
+        // backfill): wait for one in flight, and hold the next off until the seal, so that none
+        // changes rows once they are copied (its change would stay in the sealed copy only).
+        crate::sql::admin_query(
+            "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
+        )
+        .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
+        .execute(&mut *source)
+        .await?;
         lock_identity(&mut source, id, &name).await?;
         across::same_text(&mut *target).await?;
         across::same_text(&mut source).await?;
