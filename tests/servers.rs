@@ -1053,6 +1053,72 @@ async fn a_database_on_the_target_that_the_registry_records_is_never_dropped_as_
     drop_extra(&urls, &tag).await;
 }
 
+/// A database of the tenant's name on the target server that says it is another tenant's (a
+/// restore gone wrong, with no registry row naming it) is no leftover of this move: refused
+/// and kept, whatever its name says.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_database_on_the_target_stamped_for_another_tenant_is_never_dropped_as_a_leftover(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("own_database_foreign_leftover") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "foreign leftover").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    fill(&a, 3).await;
+    let db_name = row.database.clone().unwrap();
+    let stranger = Uuid::new_v4();
+    let mut three = PgConnection::connect(&urls.1).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{db_name}\""
+    )))
+    .execute(&mut three)
+    .await
+    .unwrap();
+    three.close().await.unwrap();
+    let mut there = PgConnection::connect(&url_of(&urls.1, &db_name))
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA tenancy; \
+         CREATE TABLE tenancy.tenants (id uuid PRIMARY KEY, slug text NOT NULL); \
+         INSERT INTO tenancy.tenants VALUES ('{stranger}', 'stranger')"
+    )))
+    .execute(&mut there)
+    .await
+    .unwrap();
+    there.close().await.unwrap();
+    let home = home_of(&db, a.id()).await;
+    let out = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await;
+    match &out {
+        Err(Error::MoveRefused { reason, .. }) => {
+            assert!(reason.contains("another tenant's"), "{reason:?}");
+            assert!(reason.contains(&stranger.to_string()), "{reason:?}");
+        }
+        other => panic!("expected MoveRefused, got {other:?}"),
+    }
+    assert_eq!(home_of(&db, a.id()).await, home);
+    assert_eq!(
+        count_at(
+            &url_of(&urls.1, &db_name),
+            "SELECT count(*) FROM tenancy.tenants"
+        )
+        .await,
+        1
+    );
+    assert!(!sealed_at(&urls.0, &db_name).await);
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 3);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 #[tenancy::test(migrations = "tests/migrations")]
 async fn every_write_acknowledged_during_a_move_between_servers_is_in_the_new_database(
     db: TestTenancy,

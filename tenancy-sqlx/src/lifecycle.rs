@@ -216,9 +216,9 @@ async fn remove_copy(
 /// dropped, old rows in the shared tables deleted, an old database's record removed. `current`
 /// is the placement the tenant lives on now and the key of its server: its rows are never
 /// touched (an old database on the placement it lives on is one on another server, left by a
-/// move between servers). Returns what was
-/// purged, and the old databases (server, name) the caller drops once `tx` has committed (a
-/// database cannot be dropped in a transaction).
+/// move between servers). Returns what was purged, and the old databases (server, name),
+/// which a database cannot be dropped in a transaction: `purge_old_copy` drops each before
+/// `tx` commits, a tenant's purge leaves them to `cleanup_orphans` (no row names them then).
 pub(crate) async fn purge_old_copies(
     tx: &mut PgConnection,
     id: TenantId,

@@ -477,14 +477,48 @@ impl Databases {
         }
     }
 
-    /// Drops the old copy `database` a move out of it kept on server `on` (after the
-    /// registry's record of it is gone). The connections the budget keeps to the tenant are
-    /// those of its new home, if any: they are left alone.
+    /// Drops the old copy `database` of `tenant` that a move out of it kept on server `on`,
+    /// with the registry transaction that forgets it still open and holding the database's
+    /// name (so that no move of the tenant back onto that server makes a new database of the
+    /// name in between, to be dropped in its place). Only a database that says it is
+    /// `tenant`'s and is sealed (`moved_at`: the move's last write there) is dropped: one the
+    /// tenant's writes still reach is refused with [`Error::WrongDatabase`] and kept. One
+    /// that is gone already (a purge cut off after its drop) passes. The connections the
+    /// budget keeps to the tenant are those of its new home, if any: they are left alone.
     pub(crate) async fn drop_old_copy(
         &self,
         pool: &PgPool,
+        tenant: TenantId,
         (on, database): (&str, &DatabaseName),
     ) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = match self.connect(on, database).await {
+            Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
+            other => other?,
+        };
+        let sealed = async {
+            budget::identity(&mut conn, tenant, (on, database)).await?;
+            let sealed: Option<bool> = crate::sql::in_own_tx(&mut conn, async |c| {
+                sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants WHERE id = $1")
+                    .persistent(false)
+                    .bind(tenant.as_uuid())
+                    .fetch_optional(c)
+                    .await
+            })
+            .await?;
+            Ok::<_, Error>(sealed == Some(true))
+        }
+        .await;
+        let _ = conn.close().await;
+        if !sealed? {
+            return Err(Error::WrongDatabase {
+                tenant,
+                database: database.as_str().to_owned(),
+                found: "the tenant's database, not sealed by a move: its writes still reach it, \
+                        so it is no old copy and was kept"
+                    .to_owned(),
+            });
+        }
         self.with_admin(pool, on, async |server| {
             provision::drop_database(&mut *server, database)
                 .await

@@ -9,10 +9,13 @@
 //!    another key: the new database is named after the tenant, like the old one, so there
 //!    the two would be one ([`Error::MoveRefused`]). A database of that name on the target
 //!    server that is not the source is what an earlier run of this move left when it was cut
-//!    off before its switch: it is dropped, unless a registry row names it on that server
-//!    (then the move is refused and it is kept, as the orphan cleanup keeps it);
+//!    off before its switch: it is dropped, unless it says it is another tenant's or a
+//!    registry row names it on that server (then the move is refused and it is kept, as the
+//!    orphan cleanup keeps it);
 //! 3. the new database is made as provisioning makes one, unregistered, and told whose it is;
-//! 4. on the old database, its identity row locked and its fence raised; every table streamed
+//! 4. on the old database, its identity row locked and its fence raised (each waiting at
+//!    most the lock wait for the tenant's writes in flight); the migration histories of both
+//!    compared (`history`); every table streamed
 //!    parents first into a transaction on the new database and verified (the same count and
 //!    checksum on both sides); the new database's transaction commits, then the old one is
 //!    **sealed** (`moved_at`) and commits;
@@ -34,7 +37,7 @@ use tenancy_core::home::{Home, TENANT_DATABASE_SCHEMA};
 use tenancy_core::{Placement, TenantId};
 
 use super::from_database::{copy_and_seal, lock_identity, source_name};
-use super::{Leaving, MoveOptions, Moved, MovedTable, switch};
+use super::{Leaving, MoveOptions, Moved, MovedTable, switch, within_lock_wait};
 use crate::databases::name::DatabaseName;
 use crate::databases::{Databases, provision};
 use crate::migrate::Migrations;
@@ -60,6 +63,7 @@ pub(super) async fn run(
         id,
         (leaving, server),
         (&source, &name),
+        options,
     )
     .await?;
     let made = databases
@@ -108,6 +112,7 @@ async fn clear_the_way(
     id: TenantId,
     (leaving, server): (&Leaving, &str),
     (source, name): (&DatabaseName, &DatabaseName),
+    options: &MoveOptions,
 ) -> Result<()> {
     let mut there = match databases.connect(server, name).await {
         // No database of that name there: neither the source nor a leftover.
@@ -123,8 +128,27 @@ async fn clear_the_way(
     };
     let same = async {
         let mut held = conn.begin().await?;
-        lock_identity(&mut held, id, source).await?;
+        within_lock_wait(&mut held, id, options.lock_wait, async |c| {
+            lock_identity(c, id, source).await
+        })
+        .await?;
         let mut probe = there.begin().await?;
+        // Whose the database there says it is, and then, for the tenant's own identity row,
+        // whether the transaction on the source holds it.
+        let owners = crate::sql::admin_scalar::<Vec<uuid::Uuid>>(
+            "SELECT coalesce(array_agg(id), '{}') FROM tenancy.tenants",
+        )
+        .fetch_one(&mut *probe)
+        .await
+        .map_err(Error::from);
+        let owners = match owners {
+            // Half made: no identity table yet.
+            Err(e) if e.sqlstate() == Some("42P01") => return Ok(There::Leftover),
+            other => other?,
+        };
+        if owners.iter().any(|o| *o != id.as_uuid()) {
+            return Ok(There::Another(owners));
+        }
         let locked = crate::sql::admin_scalar::<uuid::Uuid>(
             "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE NOWAIT",
         )
@@ -134,26 +158,37 @@ async fn clear_the_way(
         .map_err(Error::from);
         match locked {
             // Locked by the transaction on the source: it is the source.
-            Err(e) if e.sqlstate() == Some("55P03") => Ok(true),
-            // Another database (a leftover, stamped or half made).
-            Ok(_) => Ok(false),
-            Err(e) if e.sqlstate() == Some("42P01") => Ok(false),
+            Err(e) if e.sqlstate() == Some("55P03") => Ok(There::Source),
+            // Another database of the tenant's, or an unstamped one: what a cut-off run left.
+            Ok(_) => Ok(There::Leftover),
             Err(e) => Err(e),
         }
     }
     .await;
     let _ = there.close().await;
     let _ = conn.close().await;
-    if same? {
-        return Err(Error::MoveRefused {
-            id,
-            reason: format!(
-                "servers {} and {server} are one PostgreSQL server (database {source} is \
-                 there under both keys), and the new database would take the old one's name; \
-                 nothing was changed",
-                leaving.server
-            ),
-        });
+    match same? {
+        There::Leftover => {}
+        There::Another(owners) => {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "server {server} holds a database named {name} that says it is another \
+                     tenant's ({owners:?}); it is kept and nothing was changed"
+                ),
+            });
+        }
+        There::Source => {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "servers {} and {server} are one PostgreSQL server (database {source} is \
+                     there under both keys), and the new database would take the old one's \
+                     name; nothing was changed",
+                    leaving.server
+                ),
+            });
+        }
     }
     // Never one a registry row names on that server (a restore gone wrong could leave one):
     // refused, as the orphan cleanup keeps it, rather than dropped.
@@ -174,6 +209,16 @@ async fn clear_the_way(
     tracing::info!(tenant = %id, database = %name, server,
         "dropping the database a cut-off move of the tenant left");
     databases.drop_database(pool, id, (server, name)).await
+}
+
+/// What a database of the new database's name on the target server is.
+enum There {
+    /// The source itself, reached through the target server's key.
+    Source,
+    /// What a cut-off run of this move left: stamped for the tenant, or not stamped yet.
+    Leftover,
+    /// A database that says it is another tenant's (these): never dropped by a move.
+    Another(Vec<uuid::Uuid>),
 }
 
 /// Step 4 of the module docs: the new database `database` on `server` filled from the old one,

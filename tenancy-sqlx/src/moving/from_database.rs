@@ -7,9 +7,11 @@
 //! 1. in the registry transaction: the tenant's row locked, the target built (as any move);
 //! 2. in a transaction on the tenant database: its identity row locked (`FOR NO KEY UPDATE`:
 //!    a `REPEATABLE READ` writer share-locks it before the fence key, so the two never wait
-//!    for each other crosswise), then the fence key taken exclusive there, waiting at most
-//!    the lock wait for the writes in flight;
-//! 3. every table streamed parents first into the registry transaction, and verified;
+//!    for each other crosswise), then the fence key taken exclusive there, each waiting at
+//!    most the lock wait for the writes in flight;
+//! 3. both homes' migration histories compared (a move copies rows, not migrations: see
+//!    `history`), then every table streamed parents first into the registry transaction, and
+//!    verified;
 //! 4. the identity row **sealed** (`moved_at`) and the tenant database's transaction
 //!    committed: from here no write lands in the old copy, a waiting or stale one fails with
 //!    `TenantMoved`;
@@ -27,7 +29,7 @@ use tenancy_core::{Placement, TenantId};
 
 use super::{
     Leaving, MoveOptions, Moved, MovedTable, Pair, across, build, copy_all, lock_migrations,
-    raise_fence, switch,
+    raise_fence, switch, within_lock_wait,
 };
 use crate::databases::name::DatabaseName;
 use crate::databases::{Databases, provision};
@@ -135,7 +137,10 @@ pub(super) async fn copy_and_seal(
         .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
         .execute(&mut *source)
         .await?;
-        lock_identity(&mut source, id, &name).await?;
+        within_lock_wait(&mut source, id, options.lock_wait, async |c| {
+            lock_identity(c, id, &name).await
+        })
+        .await?;
         across::same_text(&mut *target).await?;
         across::same_text(&mut source).await?;
         crate::rls::act_for(&mut source, id).await?;

@@ -13,7 +13,9 @@
 //!    homes, so no migration changes a table under the copy;
 //! 3. raise the **write fence** (below), waiting at most [`MoveOptions::lock_wait`] for writes
 //!    in flight;
-//! 4. copy every table, parents before children (`INSERT ... SELECT`, one statement a table);
+//! 4. compare both homes' migration histories ([`history`]: a move copies rows, not
+//!    migrations, so a home behind or ahead of the new one is refused), then copy every table,
+//!    parents before children (`INSERT ... SELECT`, one statement a table);
 //! 5. verify each table: its row count and a checksum the server computes over a canonical
 //!    text form of each row (`md5` of the row's columns in name order, as text), aggregated in
 //!    primary-key order, on both sides; any difference rolls everything back;
@@ -97,6 +99,7 @@ use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 mod across;
 mod between;
 mod from_database;
+mod history;
 pub(crate) mod to_database;
 
 /// How long [`Tenancy::move_tenant`](crate::Tenancy::move_tenant) waits for the tenant's writes
@@ -443,6 +446,7 @@ pub(crate) async fn copy_all(
     to: Placement,
     options: &MoveOptions,
 ) -> Result<Vec<MovedTable>> {
+    history::check_same(pair, id, (from_schema, to_schema)).await?;
     let sources = tenant_tables_children_first(pair.source(), from_schema).await?;
     let targets = tenant_tables_children_first(pair.target(), to_schema).await?;
     let mut copied = Vec::new();
@@ -631,36 +635,46 @@ async fn build(
 
 /// Takes the tenant's fence key exclusive, waiting at most `wait` for the writes in flight.
 async fn raise_fence(tx: &mut PgConnection, id: TenantId, wait: Duration) -> Result<()> {
-    let ms = wait.as_millis().clamp(1, i32::MAX as u128);
-    sqlx::raw_sql(crate::sql::text(format!("SET LOCAL lock_timeout = {ms}")))
-        .execute(&mut *tx)
-        .await?;
-    let taken =
+    within_lock_wait(tx, id, wait, async |tx| {
         crate::sql::admin_query("SELECT pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
             .bind(FENCE_CLASS)
             .bind(id.as_uuid())
             .execute(&mut *tx)
-            .await;
-    if let Err(e) = taken {
-        let timed_out = e
-            .as_database_error()
-            .is_some_and(|db| db.code().as_deref() == Some("55P03"));
-        return Err(if timed_out {
-            Error::MoveRefused {
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `lock` in the transaction `tx` with PostgreSQL's `lock_timeout` at `wait`: a lock that
+/// the tenant's writes in flight hold longer is refused ([`Error::MoveRefused`], retryable)
+/// rather than waited for without end, as every move's wait for writers is bounded.
+pub(super) async fn within_lock_wait<T>(
+    tx: &mut PgConnection,
+    id: TenantId,
+    wait: Duration,
+    lock: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+) -> Result<T> {
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128);
+    sqlx::raw_sql(crate::sql::text(format!("SET LOCAL lock_timeout = {ms}")))
+        .execute(&mut *tx)
+        .await?;
+    let out = match lock(&mut *tx).await {
+        Err(e) if e.sqlstate() == Some("55P03") => {
+            return Err(Error::MoveRefused {
                 id,
                 reason: format!(
                     "writes of the tenant in flight held it longer than the lock wait ({wait:?}); \
                      nothing was changed"
                 ),
-            }
-        } else {
-            e.into()
-        });
-    }
+            });
+        }
+        other => other?,
+    };
     sqlx::raw_sql("SET LOCAL lock_timeout TO DEFAULT")
         .execute(&mut *tx)
         .await?;
-    Ok(())
+    Ok(out)
 }
 
 /// A table copied, with what its verification needs.

@@ -84,10 +84,13 @@ impl Tenancy {
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
     /// [`Error::MoveRefused`] when the tenant is on `to` already, an old copy of an earlier move
     /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
-    /// the target's name exists, or writes in flight held the tenant longer than
-    /// [`MoveOptions::lock_wait`]; for an own-database tenant moved to
+    /// the target's name exists, the two homes' migration histories differ (a move copies
+    /// rows, not migrations: run [`Tenancy::migrate_tenants`] first), or writes in flight held
+    /// the tenant longer than [`MoveOptions::lock_wait`]; for an own-database tenant moved to
     /// [`Placement::OwnDatabase`], also when no [`MoveOptions::server`] is set, when it names
-    /// the tenant's server, or another key of the same PostgreSQL server; [`Error::MoveVerification`] when a copy does not match its
+    /// the tenant's server or another key of the same PostgreSQL server, or when that server
+    /// holds a database of the new one's name that is another tenant's or that the registry
+    /// records; [`Error::MoveVerification`] when a copy does not match its
     /// source; [`Error::UnsupportedPlacement`] for a placement this version cannot move to
     /// (or an own-database tenant on a handle without databases); [`Error::UnknownServer`]
     /// for a target server the handle does not map or the registry does not list;
@@ -177,41 +180,42 @@ impl Tenancy {
 
     /// Removes what a move kept of a tenant where it lived before: the old schema is dropped,
     /// the old rows deleted from the shared tables (children first), or the old database
-    /// dropped (after the registry forgot it). The rows where the
-    /// tenant lives now are never touched. Audited (`tenant.purge_old_copy`). Returns what was
-    /// removed: nothing when no old copy is kept.
+    /// dropped (only one that says it is the tenant's and that the move sealed; the drop
+    /// happens before the registry forgets it, under the lock a move back onto that server
+    /// takes, so a crash leaves the record of a database that is gone, which a rerun clears).
+    /// The rows where the tenant lives now are never touched. Audited
+    /// (`tenant.purge_old_copy`). Returns what was removed: nothing when no old copy is kept.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::Forbidden`] for an expired `su` or one of another
-    /// `Tenancy`.
+    /// `Tenancy`; [`Error::WrongDatabase`] for a recorded old database that is not a sealed
+    /// copy of the tenant (nothing is removed); [`Error::UnknownServer`] for an old database
+    /// on a server this handle does not map.
     pub async fn purge_old_copy(&self, su: &Superuser, id: TenantId) -> Result<Vec<Purged>> {
         self.check_superuser(su)?;
-        let (purged, databases) = su
-            .audited(&self.rt, "tenant.purge_old_copy", async |tx| {
-                // Locked like a move locks it: no move starts or switches meanwhile.
-                let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
-                    .bind(id.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
-                let current: Placement =
-                    sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
-                let server: String = sqlx::Row::try_get(&row, "server")?;
-                let (purged, databases) =
-                    crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
-                let detail = format!("{purged:?}");
-                Ok(((purged, databases), Audit::of([id]).detail(detail)))
-            })
-            .await?;
-        // After the commit: a crash before this leaves a database no registry row names,
-        // which `cleanup_orphans` drops.
-        for (server, name) in databases {
-            let database = crate::databases::name::DatabaseName::parse(&name)?;
-            self.rt
-                .databases()?
-                .drop_old_copy(&self.rt.pool, (&server, &database))
-                .await?;
-        }
-        Ok(purged)
+        su.audited(&self.rt, "tenant.purge_old_copy", async |tx| {
+            // Locked like a move locks it: no move starts or switches meanwhile.
+            let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+            let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
+            let server: String = sqlx::Row::try_get(&row, "server")?;
+            let (purged, databases) =
+                crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
+            // Dropped before the commit: see the docs above.
+            for (server, name) in databases {
+                let database = crate::databases::name::DatabaseName::parse(&name)?;
+                crate::databases::provision::lock_name(tx, &database).await?;
+                self.rt
+                    .databases()?
+                    .drop_old_copy(&self.rt.pool, id, (&server, &database))
+                    .await?;
+            }
+            let detail = format!("{purged:?}");
+            Ok((purged, Audit::of([id]).detail(detail)))
+        })
+        .await
     }
 }

@@ -1,0 +1,94 @@
+//! A move copies rows, not migrations: the new home is built at the mover's latest tenant
+//! migrations (an own schema from a spare or the migrations, a database from the template),
+//! or is the shared tables at theirs. Rows copied from a home that is behind (a tenant
+//! migration that failed there, or has not run yet) would land in a home whose history says
+//! that migration ran, so its backfill would never run on them; rows from a home that is
+//! ahead would land in tables that lack its changes. So a move goes ahead only when both
+//! histories record the same migrations with the same checksums.
+
+use std::collections::BTreeMap;
+
+use sqlx::{PgConnection, Row};
+use tenancy_core::TenantId;
+
+use super::Pair;
+use crate::{Error, Result};
+
+/// Refuses the move of tenant `id` ([`Error::MoveRefused`]) unless the migration history of
+/// its home in schema `from` (`None`: the shared tables) and of the new home in schema `to`
+/// record the same versions with the same checksums. Both homes' migration locks are held.
+pub(super) async fn check_same(
+    pair: &mut Pair<'_>,
+    id: TenantId,
+    (from, to): (Option<&str>, Option<&str>),
+) -> Result<()> {
+    let source = read(pair.source(), from).await?;
+    let target = read(pair.target(), to).await?;
+    if source == target {
+        return Ok(());
+    }
+    let behind: Vec<i64> = target
+        .keys()
+        .filter(|v| !source.contains_key(v))
+        .copied()
+        .collect();
+    let ahead: Vec<i64> = source
+        .keys()
+        .filter(|v| !target.contains_key(v))
+        .copied()
+        .collect();
+    let changed: Vec<i64> = source
+        .iter()
+        .filter(|(v, sum)| target.get(v).is_some_and(|t| t != *sum))
+        .map(|(v, _)| *v)
+        .collect();
+    let mut differences = Vec::new();
+    if !behind.is_empty() {
+        differences.push(format!(
+            "its home has not run migrations {behind:?} that the new home has (run \
+             `migrate_tenants` for it, or fix the failing migration, first)"
+        ));
+    }
+    if !ahead.is_empty() {
+        differences.push(format!(
+            "its home has run migrations {ahead:?} that the new home has not (migrate the \
+             new placement first, with these migrations in this handle's tenant migrations)"
+        ));
+    }
+    if !changed.is_empty() {
+        differences.push(format!(
+            "migrations {changed:?} ran with other text in its home than in the new home"
+        ));
+    }
+    Err(Error::MoveRefused {
+        id,
+        reason: format!(
+            "a move copies rows, not migrations: {}; nothing was changed",
+            differences.join("; ")
+        ),
+    })
+}
+
+/// The history of the home in schema `schema` (`None`: the shared tables), version to
+/// checksum; empty where there is no history table (no migration ever ran there).
+async fn read(conn: &mut PgConnection, schema: Option<&str>) -> Result<BTreeMap<i64, Vec<u8>>> {
+    let table = match schema {
+        Some(schema) => format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema)),
+        None => "tenancy.shared_table_migrations".to_owned(),
+    };
+    let exists: bool = crate::sql::admin_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(BTreeMap::new());
+    }
+    let rows = crate::sql::admin_query(crate::sql::text(format!(
+        "SELECT version, checksum FROM {table}"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("version")?, row.try_get("checksum")?)))
+        .collect()
+}

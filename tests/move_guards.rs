@@ -1,0 +1,364 @@
+//! What a move and the purge of its old copy refuse to do, against the real server: copy rows
+//! between homes whose migration histories differ, drop a database that is not a sealed old
+//! copy of the tenant (or drop one outside the lock a move back takes), and wait without end
+//! for a writer of the tenant's database.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::models::*;
+use common::moving::*;
+use sqlx::{Connection, PgConnection};
+use tenancy::testing::TestTenancy;
+use tenancy::{
+    Error, MigrateOptions, Migration, Migrations, MoveOptions, Placement, Purged, Tenancy, TenantId,
+};
+
+/// The registry's database name for tenant `id`.
+async fn database_of(t: &TestTenancy, id: TenantId) -> Option<String> {
+    sqlx::query_scalar("SELECT database_name FROM tenancy.tenants WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_one(&mut t.connect().await)
+        .await
+        .unwrap()
+}
+
+async fn placement_of(t: &TestTenancy, id: TenantId) -> String {
+    sqlx::query_scalar("SELECT placement FROM tenancy.tenants WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_one(&mut t.connect().await)
+        .await
+        .unwrap()
+}
+
+/// The spins' durations of tenant `id` in `table` of database `database` (`None`: the
+/// registry's), in order.
+async fn durations(t: &TestTenancy, database: Option<&str>, table: &str, id: TenantId) -> Vec<i32> {
+    let mut conn = match database {
+        Some(name) => connect_to(name).await,
+        None => t.connect().await,
+    };
+    let out = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT duration FROM {table} WHERE tenant_id = $1 ORDER BY 1"
+    )))
+    .bind(id.as_uuid())
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    out
+}
+
+fn refused(out: tenancy::Result<tenancy::Moved>, says: &str) {
+    match out {
+        Err(Error::MoveRefused { reason, .. }) => {
+            assert!(reason.contains(says), "{reason:?} should say {says:?}")
+        }
+        other => panic!("expected MoveRefused saying {says:?}, got {other:?}"),
+    }
+}
+
+/// The test's tenant migrations, and a second version of them with a backfill (a migration
+/// that changes rows, not tables) after.
+fn with_backfill() -> Migrations {
+    let mut list: Vec<Migration> = Migrations::from_dir("tests/migrations/tenant")
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect();
+    list.push(Migration::new(
+        2,
+        "backfill",
+        "UPDATE spins SET duration = duration + 1000",
+    ));
+    Migrations::from_list(list).unwrap()
+}
+
+/// A move builds the new home at the mover's latest migrations. From a home that has not run
+/// one (here a backfill, by a handle that has not migrated the tenants yet), the copied rows
+/// would never get it; into a home behind the source, rows would land in tables that lack its
+/// changes. Either is refused, making nothing, until the histories agree.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_between_homes_whose_migrations_differ_is_refused_and_makes_nothing(t: TestTenancy) {
+    let old = t.tenancy().clone();
+    let acme = tenant(&old, "acme", Placement::OwnSchema).await;
+    let bob = tenant(&old, "bob", Placement::OwnDatabase).await;
+    fill(&acme, 3).await;
+    fill(&bob, 2).await;
+    let bob_db = database_of(&t, bob.id()).await.unwrap();
+    let new = Tenancy::builder()
+        .tenant_migrations(with_backfill())
+        .connect(t.url())
+        .await
+        .unwrap();
+    let su = new.superuser("ops", "move before migrating").await.unwrap();
+    let mut registry = t.connect().await;
+    let databases_before = registry_databases(&mut registry).await;
+
+    // Behind: acme's schema and bob's database have not run migration 2, the new homes have.
+    refused(
+        new.move_tenant(&su, acme.id(), Placement::OwnDatabase)
+            .await,
+        "has not run migrations [2]",
+    );
+    refused(
+        new.move_tenant(&su, bob.id(), Placement::OwnSchema).await,
+        "has not run migrations [2]",
+    );
+    assert_eq!(placement_of(&t, acme.id()).await, "own_schema");
+    assert_eq!(placement_of(&t, bob.id()).await, "own_database");
+    assert_eq!(registry_databases(&mut registry).await, databases_before);
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 't\\_%' ORDER BY 1",
+    )
+    .fetch_all(&mut registry)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["t_acme"]);
+    assert_eq!(
+        durations(&t, None, "t_acme.spins", acme.id()).await,
+        [0, 1, 2]
+    );
+
+    // Migrated, the same moves go ahead, and the backfill is in the copied rows, once.
+    let report = new
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    new.move_tenant(&su, acme.id(), Placement::OwnDatabase)
+        .await
+        .unwrap();
+    let acme_db = database_of(&t, acme.id()).await.unwrap();
+    assert_eq!(
+        durations(&t, Some(&acme_db), "public.spins", acme.id()).await,
+        [1000, 1001, 1002]
+    );
+
+    // Ahead: bob's database has run migration 2, which the old handle's new schema lacks.
+    let old_su = old.superuser("ops", "move with old code").await.unwrap();
+    refused(
+        old.move_tenant(&old_su, bob.id(), Placement::OwnSchema)
+            .await,
+        "has run migrations [2] that the new home has not",
+    );
+    assert_eq!(placement_of(&t, bob.id()).await, "own_database");
+    // The shared tables were migrated with the rest: the histories agree, whichever handle.
+    old.move_tenant(&old_su, bob.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(
+        durations(&t, None, "public.spins", bob.id()).await,
+        [1000, 1001]
+    );
+    assert_eq!(
+        durations(&t, Some(&bob_db), "public.spins", bob.id()).await,
+        [1000, 1001]
+    );
+    new.close().await;
+}
+
+/// Whether database `name` exists on the test server.
+async fn exists(name: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut common::admin_conn().await)
+        .await
+        .unwrap()
+}
+
+async fn old_copies(t: &TestTenancy, id: TenantId) -> Vec<Option<String>> {
+    sqlx::query_scalar("SELECT database_name FROM tenancy.old_copies WHERE tenant_id = $1")
+        .bind(id.as_uuid())
+        .fetch_all(&mut t.connect().await)
+        .await
+        .unwrap()
+}
+
+async fn exec_in(database: &str, sql: &str) {
+    let mut conn = connect_to(database).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// `purge_old_copy` drops a database only when it says it is the tenant's and a move sealed
+/// it: a record edited to name another tenant's live database, or an old copy unsealed by
+/// hand, is refused with `WrongDatabase` and everything is kept, the record too.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn purge_old_copy_drops_only_a_sealed_copy_of_the_tenant(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+    let globex = tenant(&tenancy, "globex", Placement::OwnDatabase).await;
+    fill(&acme, 3).await;
+    fill(&globex, 2).await;
+    let acme_db = database_of(&t, acme.id()).await.unwrap();
+    let globex_db = database_of(&t, globex.id()).await.unwrap();
+    let su = tenancy.superuser("ops", "purge guards").await.unwrap();
+    tenancy
+        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    let wrong = |out: tenancy::Result<Vec<Purged>>, database: &str| match out {
+        Err(Error::WrongDatabase { database: d, .. }) if d == database => {}
+        other => panic!("expected WrongDatabase for {database}, got {other:?}"),
+    };
+
+    // The record names globex's live database.
+    t.exec(&format!(
+        "UPDATE tenancy.old_copies SET database_name = '{globex_db}' WHERE tenant_id = '{}'",
+        acme.id().as_uuid()
+    ))
+    .await;
+    wrong(tenancy.purge_old_copy(&su, acme.id()).await, &globex_db);
+    assert!(exists(&globex_db).await);
+    assert_eq!(Spin::repo().count(&globex).await.unwrap(), 2);
+    assert_eq!(old_copies(&t, acme.id()).await, [Some(globex_db.clone())]);
+
+    // The record is right, but the copy was unsealed by hand.
+    t.exec(&format!(
+        "UPDATE tenancy.old_copies SET database_name = '{acme_db}' WHERE tenant_id = '{}'",
+        acme.id().as_uuid()
+    ))
+    .await;
+    exec_in(&acme_db, "UPDATE tenancy.tenants SET moved_at = NULL").await;
+    wrong(tenancy.purge_old_copy(&su, acme.id()).await, &acme_db);
+    assert!(exists(&acme_db).await);
+    assert_eq!(old_copies(&t, acme.id()).await, [Some(acme_db.clone())]);
+
+    // Sealed again: dropped, and the record with it.
+    exec_in(&acme_db, "UPDATE tenancy.tenants SET moved_at = now()").await;
+    assert_eq!(
+        tenancy.purge_old_copy(&su, acme.id()).await.unwrap(),
+        [Purged::Database(acme_db.clone())]
+    );
+    assert!(!exists(&acme_db).await);
+    assert!(old_copies(&t, acme.id()).await.is_empty());
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&acme).await.unwrap(), 3);
+
+    // A record left by a purge cut off after its drop: cleared, nothing else done.
+    t.exec(&format!(
+        "INSERT INTO tenancy.old_copies (tenant_id, placement, database_name, server) \
+         VALUES ('{}', 'own_database', '{acme_db}', 'primary')",
+        acme.id().as_uuid()
+    ))
+    .await;
+    assert_eq!(
+        tenancy.purge_old_copy(&su, acme.id()).await.unwrap(),
+        [Purged::Database(acme_db.clone())]
+    );
+    assert!(old_copies(&t, acme.id()).await.is_empty());
+    assert!(exists(&globex_db).await);
+}
+
+/// The drop of an old database happens under its name's lock (the one a move back onto that
+/// server takes to make a new database of the name) and before the registry forgets it.
+/// Dropped after the commit, as it once was, a move back in between would have had its new,
+/// live database dropped by the purge's late `DROP DATABASE`.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn purge_old_copy_drops_under_the_lock_a_move_back_takes(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+    fill(&acme, 3).await;
+    let acme_db = database_of(&t, acme.id()).await.unwrap();
+    let su = Arc::new(tenancy.superuser("ops", "purge lock").await.unwrap());
+    tenancy
+        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    // A move back into a database, in the middle of making it: the name's lock held.
+    let mut holder = t.connect().await;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('tenancy.database'), hashtext($1))")
+        .bind(&acme_db)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let purge = {
+        let (tenancy, su, id) = (tenancy.clone(), su.clone(), acme.id());
+        tokio::spawn(async move { tenancy.purge_old_copy(&su, id).await })
+    };
+    let mut watch = t.connect().await;
+    tenancy::testing::eventually(
+        "the purge waits for the name's lock",
+        Duration::from_secs(30),
+        async || {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    assert!(!purge.is_finished());
+    assert!(exists(&acme_db).await);
+    assert_eq!(old_copies(&t, acme.id()).await, [Some(acme_db.clone())]);
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('tenancy.database'), hashtext($1))")
+        .bind(&acme_db)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(
+        purge.await.unwrap().unwrap(),
+        [Purged::Database(acme_db.clone())]
+    );
+    assert!(!exists(&acme_db).await);
+    assert!(old_copies(&t, acme.id()).await.is_empty());
+    // The move back makes the database anew, and keeps every row.
+    tenancy
+        .move_tenant(&su, acme.id(), Placement::OwnDatabase)
+        .await
+        .unwrap();
+    assert_eq!(database_of(&t, acme.id()).await, Some(acme_db));
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&acme).await.unwrap(), 3);
+}
+
+/// A move out of a database locks the tenant's identity row there, which a writer in a
+/// `REPEATABLE READ` transaction share-locks: the move waits for it at most the lock wait,
+/// as for the fence, then is refused (retryable) with nothing changed, and the writer goes on.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_out_of_a_database_waits_for_an_open_writer_at_most_the_lock_wait(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+    fill(&acme, 3).await;
+    let acme_db = database_of(&t, acme.id()).await.unwrap();
+    let su = tenancy.superuser("ops", "bounded wait").await.unwrap();
+    let mut writer: PgConnection = connect_to(&acme_db).await;
+    sqlx::raw_sql(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT id FROM tenancy.tenants FOR SHARE",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tenancy.move_tenant_with(
+            &su,
+            acme.id(),
+            Placement::SharedTable,
+            MoveOptions::default().lock_wait(Duration::from_millis(300)),
+        ),
+    )
+    .await
+    .expect("the move waited past its lock wait for the writer");
+    refused(out, "longer than the lock wait");
+    assert_eq!(placement_of(&t, acme.id()).await, "own_database");
+    sqlx::raw_sql("COMMIT").execute(&mut writer).await.unwrap();
+    writer.close().await.unwrap();
+    assert_eq!(
+        tenancy
+            .move_tenant(&su, acme.id(), Placement::SharedTable)
+            .await
+            .unwrap()
+            .rows(),
+        4
+    );
+}
