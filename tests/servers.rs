@@ -1250,6 +1250,14 @@ async fn a_move_between_servers_cancelled_at_any_await_leaves_the_tenant_whole(d
             },
         )
         .await;
+        // A database the cut-off move made on s3 is no one's home: the cleanup drops it (a
+        // rerun makes it anew), and nothing on s2.
+        let dropped = tenancy.cleanup_orphans(&su).await.unwrap();
+        assert!(
+            dropped.iter().all(|d| *d == format!("s3/{db_name}")),
+            "{dropped:?} at await {k}"
+        );
+        assert!(databases_on(&urls.1, &tag).await.is_empty(), "await {k}");
         // The tenant database's transaction ends when its connection closes.
         let fresh = tenancy.resolve_slug("acme").await.unwrap();
         let mut written = None;
@@ -1348,8 +1356,8 @@ async fn a_move_between_servers_cut_off_after_its_seal_is_finished_by_a_rerun(db
     common::no_transaction_left_open(&mut conn).await;
 
     // Sealed on its old home: every row there, writes refused as moved (retryable); the new
-    // database, committed but named by no registry row, is kept by the cleanup (its name is
-    // the tenant's) and replaced by the rerun.
+    // database, committed but no one's home (the registry names the database of its name on
+    // s2), is dropped by the cleanup, and the rerun makes it anew from the sealed copy.
     assert_eq!(
         home_of(&db, a.id()).await,
         ("own_database".into(), Some(db_name.clone()), "s2".into())
@@ -1365,7 +1373,11 @@ async fn a_move_between_servers_cut_off_after_its_seal_is_finished_by_a_rerun(db
         matches!(&refused, Err(e @ Error::TenantMoved(_)) if e.is_retryable()),
         "{refused:?}"
     );
-    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    assert_eq!(
+        tenancy.cleanup_orphans(&su).await.unwrap(),
+        [format!("s3/{db_name}")]
+    );
+    assert!(databases_on(&urls.1, &tag).await.is_empty());
 
     let moved = tenancy
         .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))

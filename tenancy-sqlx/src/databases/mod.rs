@@ -14,6 +14,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod name;
+pub(crate) mod probe;
 pub(crate) mod provision;
 
 #[cfg(test)]
@@ -445,18 +446,11 @@ impl Databases {
                     registry,
                     &mut *server,
                     &self.naming,
-                    // Whether any registry row names this database, on any server, not whether its
-                    // tenant lives on this one: two keys may map to one physical server, and a
-                    // database the registry records (even under another tenant, as a botched restore
-                    // could leave it) is never dropped. A tenant that exists but does not live in it
-                    // (a move into a database that crashed before its switch) does not keep it.
-                    async |conn: &mut PgConnection, _: TenantId, database: &DatabaseName| {
-                        Ok(
-                            crate::sql::admin_scalar(crate::registry::store::DATABASE_REGISTERED)
-                                .bind(database.as_str())
-                                .fetch_one(conn)
-                                .await?,
-                        )
+                    // Not whether its tenant exists: a tenant that does not live in it (a move
+                    // into a database that crashed before its switch) does not keep it.
+                    &Kept {
+                        databases: self,
+                        on,
                     },
                 )
                 .await
@@ -466,6 +460,69 @@ impl Databases {
             Ok(dropped.iter().map(|d| d.as_str().to_owned()).collect())
         })
         .await
+    }
+
+    /// Whether the registry keeps `tenant`'s database `database` on server `on` from the
+    /// orphan cleanup, asked in the registry transaction `registry`: a row (a tenant's home or
+    /// an old copy) names it on `on`; or one names it on another server and it is that very
+    /// database under another key (two keys may reach one PostgreSQL server; asked of the
+    /// database itself, see [`probe`]), or that cannot be told (a server this handle does not
+    /// map, unreachable, or the tenant's writes holding its identity row). A database of the
+    /// name that is not the registered one is what a move between servers cut off before its
+    /// switch left: it goes (the move's rerun makes it anew from the source).
+    async fn kept(
+        &self,
+        registry: &mut PgConnection,
+        on: &str,
+        tenant: TenantId,
+        database: &DatabaseName,
+    ) -> Result<bool> {
+        let servers: Vec<String> =
+            crate::sql::admin_scalar(crate::registry::store::DATABASE_SERVERS)
+                .bind(database.as_str())
+                .fetch_one(&mut *registry)
+                .await?;
+        if servers.iter().any(|s| s == on) {
+            return Ok(true);
+        }
+        for server in &servers {
+            if !self.knows(server) {
+                return Ok(true);
+            }
+            let there = self
+                .probe(
+                    tenant,
+                    (server, database),
+                    (on, database),
+                    async |c: &mut PgConnection| {
+                        sqlx::raw_sql("SET LOCAL lock_timeout = 1000")
+                            .execute(&mut *c)
+                            .await?;
+                        let found: Option<uuid::Uuid> = crate::sql::admin_scalar(
+                            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE",
+                        )
+                        .bind(tenant.as_uuid())
+                        .fetch_optional(&mut *c)
+                        .await?;
+                        found.map(drop).ok_or_else(|| Error::WrongDatabase {
+                            tenant,
+                            database: database.as_str().to_owned(),
+                            found: format!("no identity row of the tenant on server {server}"),
+                        })
+                    },
+                )
+                .await;
+            match there {
+                Ok(probe::There::Missing | probe::There::Leftover) => {}
+                Ok(probe::There::Same | probe::There::Another(_)) => return Ok(true),
+                Err(e) => {
+                    tracing::warn!(%tenant, database = %database, server = %on, registered_on = %server,
+                        error = %e, "orphan cleanup could not tell a database from the registered one of its name; kept");
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Closes the connections the budget of server `on` keeps to `tenant` (after a move took
@@ -542,6 +599,23 @@ impl Databases {
                 .map_err(provision_error)
         })
         .await
+    }
+}
+
+/// The orphan cleanup's question on server `on` (see [`Databases::kept`]).
+struct Kept<'a> {
+    databases: &'a Databases,
+    on: &'a str,
+}
+
+impl provision::Registered for Kept<'_> {
+    fn keeps<'c>(
+        &'c self,
+        registry: &'c mut PgConnection,
+        tenant: TenantId,
+        database: &'c DatabaseName,
+    ) -> futures_util::future::BoxFuture<'c, Result<bool>> {
+        Box::pin(self.databases.kept(registry, self.on, tenant, database))
     }
 }
 

@@ -25,6 +25,7 @@
 //! The template must have no session connected while a database is made from it (PostgreSQL
 //! waits up to 5 s, then refuses): never pool connections to it; migrate it at deploy time.
 
+use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tenancy_core::TenantId;
@@ -453,6 +454,19 @@ pub(crate) async fn ensure_template(
         })
 }
 
+/// What [`cleanup_orphans`] asks the registry: whether it keeps `tenant`'s `database`, in the
+/// registry transaction `registry`. A trait with a boxed `Send` future rather than an async
+/// closure: one that captures references would make the future of every `connect` (which
+/// runs the cleanup) not provably `Send`.
+pub(crate) trait Registered: Sync {
+    fn keeps<'c>(
+        &'c self,
+        registry: &'c mut PgConnection,
+        tenant: TenantId,
+        database: &'c DatabaseName,
+    ) -> BoxFuture<'c, crate::Result<bool>>;
+}
+
 /// Drops every database of this registry's naming that the registry does not know and that no
 /// provisioning or move in flight holds: what a crash between creating a database and
 /// registering it (or switching a tenant into it) left. `registered` answers, in a registry
@@ -462,7 +476,7 @@ pub(crate) async fn cleanup_orphans(
     registry: &mut PgConnection,
     server: &mut PgConnection,
     naming: &Naming,
-    mut registered: impl AsyncFnMut(&mut PgConnection, TenantId, &DatabaseName) -> crate::Result<bool>,
+    registered: &impl Registered,
 ) -> Result<Vec<DatabaseName>, ProvisionError> {
     let names: Vec<String> = crate::sql::in_own_tx(&mut *server, async |c| {
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
@@ -492,13 +506,17 @@ pub(crate) async fn cleanup_orphans(
         .fetch_one(&mut *tx)
         .await?;
         // Held: a provisioning is between creating and registering this database.
+        if !free {
+            continue;
+        }
         let keep = match tenant {
-            Some(tenant) => registered(&mut *tx, tenant, &database)
+            Some(tenant) => registered
+                .keeps(&mut tx, tenant, &database)
                 .await
                 .map_err(ProvisionError::Registry)?,
             None => false,
         };
-        if !free || keep {
+        if keep {
             continue;
         }
         // Listed before its lock was free: a template's build renamed meanwhile is gone, not

@@ -25,9 +25,9 @@
 //!
 //! What a failure leaves: before the seal, the tenant on its old database, writable, and
 //! nothing else but, if the move was cut off after step 3 rather than failing, the new
-//! database, unregistered. `cleanup_orphans` keeps it (a database is kept while any
-//! registry row names its name, as the old one does, on whichever server) and the next run of
-//! the move drops it and starts over. After the seal and before the switch commits, the tenant
+//! database, unregistered. `cleanup_orphans` drops it (a registry row names its name on the
+//! old server only, and `databases::probe` tells the two apart), as does the next run of the
+//! move, which starts over. After the seal and before the switch commits, the tenant
 //! is sealed on its old database with every row, its writes refused with the retryable
 //! `TenantMoved`, until the move is run again, which finishes it (reading the sealed copy).
 //! The old database is kept, sealed, until `purge_old_copy` drops it on its server.
@@ -39,6 +39,7 @@ use tenancy_core::{Placement, TenantId};
 use super::from_database::{copy_and_seal, lock_identity, source_name};
 use super::{Leaving, MoveOptions, Moved, MovedTable, switch, within_lock_wait};
 use crate::databases::name::DatabaseName;
+use crate::databases::probe::There;
 use crate::databases::{Databases, provision};
 use crate::migrate::Migrations;
 use crate::{Error, Result};
@@ -102,10 +103,9 @@ pub(super) async fn run(
 }
 
 /// Step 2 of the module docs: refuses a target server that holds the tenant's database
-/// `source` itself (the source's server under another key), and drops a database named
-/// `name` there that a cut-off run of this move left. Whether the database of that name on
-/// the target server is the source is asked of the source itself: its identity row, locked
-/// in a transaction on the source, cannot be locked through the other key.
+/// `source` itself (the source's server under another key) or a database named `name` that
+/// says it is another tenant's, and drops one that a cut-off run of this move left. Which it
+/// is, the source tells (see `databases::probe`).
 async fn clear_the_way(
     tx: &mut PgConnection,
     (databases, pool): (&Databases, &PgPool),
@@ -114,60 +114,21 @@ async fn clear_the_way(
     (source, name): (&DatabaseName, &DatabaseName),
     options: &MoveOptions,
 ) -> Result<()> {
-    let mut there = match databases.connect(server, name).await {
-        // No database of that name there: neither the source nor a leftover.
-        Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
-        other => other?,
-    };
-    let mut conn = match databases.connect(&leaving.server, source).await {
-        Ok(conn) => conn,
-        Err(e) => {
-            let _ = there.close().await;
-            return Err(e);
-        }
-    };
-    let same = async {
-        let mut held = conn.begin().await?;
-        within_lock_wait(&mut held, id, options.lock_wait, async |c| {
-            lock_identity(c, id, source).await
-        })
+    let there = databases
+        .probe(
+            id,
+            (&leaving.server, source),
+            (server, name),
+            async |c: &mut PgConnection| {
+                within_lock_wait(c, id, options.lock_wait, async |c| {
+                    lock_identity(c, id, source).await
+                })
+                .await
+            },
+        )
         .await?;
-        let mut probe = there.begin().await?;
-        // Whose the database there says it is, and then, for the tenant's own identity row,
-        // whether the transaction on the source holds it.
-        let owners = crate::sql::admin_scalar::<Vec<uuid::Uuid>>(
-            "SELECT coalesce(array_agg(id), '{}') FROM tenancy.tenants",
-        )
-        .fetch_one(&mut *probe)
-        .await
-        .map_err(Error::from);
-        let owners = match owners {
-            // Half made: no identity table yet.
-            Err(e) if e.sqlstate() == Some("42P01") => return Ok(There::Leftover),
-            other => other?,
-        };
-        if owners.iter().any(|o| *o != id.as_uuid()) {
-            return Ok(There::Another(owners));
-        }
-        let locked = crate::sql::admin_scalar::<uuid::Uuid>(
-            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE NOWAIT",
-        )
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *probe)
-        .await
-        .map_err(Error::from);
-        match locked {
-            // Locked by the transaction on the source: it is the source.
-            Err(e) if e.sqlstate() == Some("55P03") => Ok(There::Source),
-            // Another database of the tenant's, or an unstamped one: what a cut-off run left.
-            Ok(_) => Ok(There::Leftover),
-            Err(e) => Err(e),
-        }
-    }
-    .await;
-    let _ = there.close().await;
-    let _ = conn.close().await;
-    match same? {
+    match there {
+        There::Missing => return Ok(()),
         There::Leftover => {}
         There::Another(owners) => {
             return Err(Error::MoveRefused {
@@ -178,7 +139,7 @@ async fn clear_the_way(
                 ),
             });
         }
-        There::Source => {
+        There::Same => {
             return Err(Error::MoveRefused {
                 id,
                 reason: format!(
@@ -209,16 +170,6 @@ async fn clear_the_way(
     tracing::info!(tenant = %id, database = %name, server,
         "dropping the database a cut-off move of the tenant left");
     databases.drop_database(pool, id, (server, name)).await
-}
-
-/// What a database of the new database's name on the target server is.
-enum There {
-    /// The source itself, reached through the target server's key.
-    Source,
-    /// What a cut-off run of this move left: stamped for the tenant, or not stamped yet.
-    Leftover,
-    /// A database that says it is another tenant's (these): never dropped by a move.
-    Another(Vec<uuid::Uuid>),
 }
 
 /// Step 4 of the module docs: the new database `database` on `server` filled from the old one,

@@ -67,11 +67,10 @@ pub(crate) const TENANT_STATUS_AND_SCHEMA_FOR_UPDATE: &str = "SELECT status, sch
 /// This registry's tag, which its databases' names carry (see `databases::name`).
 pub(crate) const DEPLOYMENT_TAG: &str = "SELECT tag FROM tenancy.deployment";
 
-/// Whether any registry row (any tenant, status or server) names database `$1` as its home or
-/// as the old copy a move keeps: then it is not a leftover. A tenant that exists but lives elsewhere (a move into a database
-/// that crashed before its switch) does not keep a database of its name.
-pub(crate) const DATABASE_REGISTERED: &str = "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE database_name = $1) \
-     OR EXISTS (SELECT 1 FROM tenancy.old_copies WHERE database_name = $1)";
+/// The servers on which a registry row (a tenant's home or an old copy) names database `$1`.
+pub(crate) const DATABASE_SERVERS: &str = "SELECT coalesce(array_agg(DISTINCT server), '{}') FROM ( \
+     SELECT server FROM tenancy.tenants WHERE database_name = $1 \
+     UNION ALL SELECT server FROM tenancy.old_copies WHERE database_name = $1) s";
 
 /// Whether a registry row (a tenant's home or an old copy) names database `$1` on server `$2`.
 pub(crate) const DATABASE_REGISTERED_ON: &str = "SELECT EXISTS (SELECT 1 FROM tenancy.tenants \

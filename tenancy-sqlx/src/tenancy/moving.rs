@@ -77,8 +77,8 @@ impl Tenancy {
     /// old home with every row and its writes fail with [`Error::TenantMoved`] until the move
     /// is run again, which finishes it. A move between two servers' databases cut off after its
     /// new database was made (not failing: a failure drops it) leaves that database on the
-    /// target server, which [`Tenancy::cleanup_orphans`] keeps (a registry row names its name,
-    /// on the old server) and the next run of the move drops and makes again.
+    /// target server, which [`Tenancy::cleanup_orphans`] drops (the registry names the
+    /// database of its name on the old server only), as does the next run of the move.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;

@@ -114,8 +114,10 @@ impl Tenancy {
 
     /// Drops the own-database tenant databases of this registry that it has no tenant for:
     /// what a process stopped between creating a tenant's database and registering it, or
-    /// between purging a tenant and dropping its database, left behind. A creation in flight is
-    /// never mistaken for a leftover (it holds a lock this call takes). Every
+    /// between purging a tenant and dropping its database, or a move between servers cut off
+    /// before its switch, left behind. A creation in flight is never mistaken for a leftover
+    /// (it holds a lock this call takes), nor is a registered database reached through a
+    /// second key of its server (asked of the database itself). Every
     /// [`Tenancy::connect`] runs it too. Returns the names of the databases dropped.
     ///
     /// Audited (`databases.cleanup`).

@@ -102,21 +102,9 @@ impl World {
     }
 
     async fn cleanup(&mut self) -> Vec<DatabaseName> {
-        cleanup_orphans(
-            &mut self.registry,
-            &mut self.server,
-            &self.naming,
-            async |conn: &mut PgConnection, tenant: TenantId, _: &DatabaseName| {
-                Ok(
-                    sqlx::query_scalar("SELECT EXISTS (SELECT FROM registered WHERE tenant = $1)")
-                        .bind(Uuid::from(tenant))
-                        .fetch_one(conn)
-                        .await?,
-                )
-            },
-        )
-        .await
-        .unwrap()
+        cleanup_orphans(&mut self.registry, &mut self.server, &self.naming, &InTable)
+            .await
+            .unwrap()
     }
 }
 
@@ -391,5 +379,26 @@ fn the_fence_check_knows_each_function_by_its_body() {
             body.contains("BEGIN") && body.trim_end().ends_with("END"),
             "{signature}"
         );
+    }
+}
+
+/// The test's registry: a table of the tenants it keeps.
+struct InTable;
+
+impl super::Registered for InTable {
+    fn keeps<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+        tenant: TenantId,
+        _: &'c DatabaseName,
+    ) -> futures_util::future::BoxFuture<'c, crate::Result<bool>> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query_scalar("SELECT EXISTS (SELECT FROM registered WHERE tenant = $1)")
+                    .bind(Uuid::from(tenant))
+                    .fetch_one(conn)
+                    .await?,
+            )
+        })
     }
 }
