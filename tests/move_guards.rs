@@ -362,3 +362,54 @@ async fn a_move_out_of_a_database_waits_for_an_open_writer_at_most_the_lock_wait
         4
     );
 }
+
+/// A suspension asked for while a tenant moves waits for the move (both lock the tenant's
+/// registry row) and then applies to its new home: the move is not undone, no context
+/// resolves meanwhile to a suspended tenant's rows, and a resumed tenant has every row there.
+/// A move asked for while the tenant is suspended is refused.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_suspension_during_a_move_waits_for_it_and_applies_to_the_new_home(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::SharedTable).await;
+    fill(&acme, 4).await;
+    let su = Arc::new(
+        tenancy
+            .superuser("ops", "suspend during move")
+            .await
+            .unwrap(),
+    );
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        acme.id(),
+        Placement::OwnDatabase,
+        MoveOptions::default().hold_before_switch(Duration::from_secs(2)),
+    );
+    let mut conn = t.connect().await;
+    wait_for_mover(&mut conn).await;
+    let suspend = {
+        let (tenancy, su, id) = (tenancy.clone(), su.clone(), acme.id());
+        tokio::spawn(async move { tenancy.suspend(&su, id).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!suspend.is_finished() && !mover.is_finished());
+    let moved = mover.await.unwrap().unwrap();
+    assert_eq!(moved.rows(), 5);
+    suspend.await.unwrap().unwrap();
+    assert_eq!(placement_of(&t, acme.id()).await, "own_database");
+    assert!(matches!(
+        tenancy.resolve_slug("acme").await,
+        Err(Error::TenantSuspended { .. })
+    ));
+    let out = tenancy
+        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .await;
+    assert!(
+        matches!(out, Err(Error::WrongStatus { action: "move", .. })),
+        "{out:?}"
+    );
+    tenancy.resume(&su, acme.id()).await.unwrap();
+    let acme = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(acme.placement(), Placement::OwnDatabase);
+    assert_eq!(Spin::repo().count(&acme).await.unwrap(), 4);
+}

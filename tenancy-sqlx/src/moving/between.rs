@@ -87,10 +87,6 @@ pub(super) async fn run(
             return Err(e);
         }
     };
-    #[cfg(feature = "testing")]
-    if let Some(hold) = options.seams.before_switch {
-        tokio::time::sleep(hold).await;
-    }
     switch(
         tx,
         id,
@@ -98,6 +94,7 @@ pub(super) async fn run(
         &target,
         Some((server, made.as_str())),
         tables,
+        options,
     )
     .await
 }

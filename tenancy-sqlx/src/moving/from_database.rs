@@ -58,11 +58,7 @@ pub(super) async fn run(
         false,
     )
     .await?;
-    #[cfg(feature = "testing")]
-    if let Some(hold) = options.seams.before_switch {
-        tokio::time::sleep(hold).await;
-    }
-    switch(tx, id, leaving, target, None, tables).await
+    switch(tx, id, leaving, target, None, tables, options).await
 }
 
 /// The name of the database `leaving` lives in.

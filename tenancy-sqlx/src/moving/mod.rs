@@ -405,7 +405,7 @@ pub(crate) async fn run(
         options,
     )
     .await?;
-    switch(tx, id, &leaving, &target, None, tables).await
+    switch(tx, id, &leaving, &target, None, tables, options).await
 }
 
 /// The connections a move reads its source on and writes its copy on: one transaction when
@@ -517,7 +517,8 @@ pub(crate) async fn copy_all(
 
 /// The switch, in the registry transaction `tx`: an old own schema renamed out of the way, the
 /// registry row naming the new home (`database`: the server and database of an own-database
-/// one), the old copy recorded.
+/// one), the old copy recorded. A test can hold the move just before it
+/// (`MoveOptions::hold_before_switch`): every copy is made and, out of a database, sealed.
 pub(crate) async fn switch(
     tx: &mut PgConnection,
     id: TenantId,
@@ -525,7 +526,14 @@ pub(crate) async fn switch(
     target: &Home,
     database: Option<(&str, &str)>,
     tables: Vec<MovedTable>,
+    options: &MoveOptions,
 ) -> Result<Moved> {
+    #[cfg(feature = "testing")]
+    if let Some(hold) = options.seams.before_switch {
+        tokio::time::sleep(hold).await;
+    }
+    #[cfg(not(feature = "testing"))]
+    let _ = options;
     let old_schema = match leaving.from.schema_name() {
         Some(name) => {
             let old = old_copy_schema(id);

@@ -89,10 +89,6 @@ pub(crate) async fn run(
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     match fill(tx, databases, (server, &made), id, &leaving, options).await {
         Ok(tables) => {
-            #[cfg(feature = "testing")]
-            if let Some(hold) = options.seams.before_switch {
-                tokio::time::sleep(hold).await;
-            }
             // From here a failure leaves the committed database to `cleanup_orphans`: the
             // registry transaction's outcome (so whether it names the database) is the
             // server's to decide.
@@ -103,6 +99,7 @@ pub(crate) async fn run(
                 &target,
                 Some((server, made.as_str())),
                 tables,
+                options,
             )
             .await
         }
