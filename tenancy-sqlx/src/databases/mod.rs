@@ -451,6 +451,7 @@ impl Databases {
                     &Kept {
                         databases: self,
                         on,
+                        same: std::sync::Mutex::default(),
                     },
                 )
                 .await
@@ -463,17 +464,20 @@ impl Databases {
     }
 
     /// Whether the registry keeps `tenant`'s database `database` on server `on` from the
-    /// orphan cleanup, asked in the registry transaction `registry`: a row (a tenant's home or
-    /// an old copy) names it on `on`; or one names it on another server and it is that very
-    /// database under another key (two keys may reach one PostgreSQL server; asked of the
-    /// database itself, see [`probe`]), or that cannot be told (a server this handle does not
-    /// map, unreachable, or the tenant's writes holding its identity row). A database of the
-    /// name that is not the registered one is what a move between servers cut off before its
-    /// switch left: it goes (the move's rerun makes it anew from the source).
+    /// orphan cleanup (`same`: the servers found to be `on` under another key in this run),
+    /// asked in the registry transaction `registry`. Kept: a row (a tenant's home or an old
+    /// copy) names it on `on`; or one names it on another server and it is that very database
+    /// under another key (two keys may reach one PostgreSQL server; asked of the database
+    /// itself, see [`probe`]), or that cannot be told (a server this handle does not map,
+    /// unreachable, the tenant's writes holding its identity row), or the registered database
+    /// is sealed. Then this one may be the only copy with every write: a move between servers
+    /// cut off after its seal (which its rerun replaces), or the move's new home when the
+    /// registry was restored to before its switch, which only an operator can tell. What goes
+    /// is what a move between servers cut off before its seal left on its target server.
     async fn kept(
         &self,
         registry: &mut PgConnection,
-        on: &str,
+        (on, same): (&str, &std::sync::Mutex<Vec<String>>),
         tenant: TenantId,
         database: &DatabaseName,
     ) -> Result<bool> {
@@ -485,8 +489,14 @@ impl Databases {
         if servers.iter().any(|s| s == on) {
             return Ok(true);
         }
+        let known_same = |server: &String| {
+            same.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(server)
+        };
         for server in &servers {
-            if !self.knows(server) {
+            // Two keys of one server: every database there is kept, after one probe a run.
+            if !self.knows(server) || known_same(server) {
                 return Ok(true);
             }
             let there = self
@@ -495,26 +505,32 @@ impl Databases {
                     (server, database),
                     (on, database),
                     async |c: &mut PgConnection| {
-                        sqlx::raw_sql("SET LOCAL lock_timeout = 1000")
-                            .execute(&mut *c)
-                            .await?;
-                        let found: Option<uuid::Uuid> = crate::sql::admin_scalar(
-                            "SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE",
-                        )
-                        .bind(tenant.as_uuid())
-                        .fetch_optional(&mut *c)
-                        .await?;
-                        found.map(drop).ok_or_else(|| Error::WrongDatabase {
+                        probe::lock_identity(
+                            c,
                             tenant,
-                            database: database.as_str().to_owned(),
-                            found: format!("no identity row of the tenant on server {server}"),
-                        })
+                            (server, database),
+                            std::time::Duration::from_secs(1),
+                        )
+                        .await
                     },
                 )
                 .await;
             match there {
-                Ok(probe::There::Missing | probe::There::Leftover) => {}
-                Ok(probe::There::Same | probe::There::Another(_)) => return Ok(true),
+                Ok((probe::There::Missing, _)) => {}
+                Ok((probe::There::Leftover, sealed)) if sealed != Some(true) => {}
+                Ok((probe::There::Same, _)) => {
+                    same.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(server.clone());
+                    return Ok(true);
+                }
+                Ok((probe::There::Leftover, _)) => {
+                    tracing::warn!(%tenant, database = %database, server = %on, registered_on = %server,
+                        "a copy of a tenant whose registered database is sealed is kept: rerun the \
+                         tenant's move, or, after a registry restore, see which copy is its home");
+                    return Ok(true);
+                }
+                Ok((probe::There::Another(_), _)) => return Ok(true),
                 Err(e) => {
                     tracing::warn!(%tenant, database = %database, server = %on, registered_on = %server,
                         error = %e, "orphan cleanup could not tell a database from the registered one of its name; kept");
@@ -538,17 +554,52 @@ impl Databases {
     /// with the registry transaction that forgets it still open and holding the database's
     /// name (so that no move of the tenant back onto that server makes a new database of the
     /// name in between, to be dropped in its place). Only a database that says it is
-    /// `tenant`'s and is sealed (`moved_at`: the move's last write there) is dropped: one the
-    /// tenant's writes still reach is refused with [`Error::WrongDatabase`] and kept. One
-    /// that is gone already (a purge cut off after its drop) passes. The connections the
-    /// budget keeps to the tenant are those of its new home, if any: they are left alone.
+    /// `tenant`'s and is sealed (`moved_at`: the move's last write there) is dropped, and not
+    /// the tenant's home (`home`: its server and database, when it lives in one) reached
+    /// through `on` as a second key of its server: a home sealed by a move cut off before its
+    /// switch would pass the first check. Anything else is refused with
+    /// [`Error::WrongDatabase`] and kept. One that is gone already (a purge cut off after its
+    /// drop) passes. The drop goes over a connection of its own, not the registry's pool,
+    /// whose connection the caller's transaction holds. The connections the budget keeps to
+    /// the tenant are those of its new home, if any: they are left alone.
     pub(crate) async fn drop_old_copy(
         &self,
-        pool: &PgPool,
         tenant: TenantId,
         (on, database): (&str, &DatabaseName),
+        home: Option<(&str, DatabaseName)>,
     ) -> Result<()> {
         use sqlx::Connection;
+        let refuse = |found: String| Error::WrongDatabase {
+            tenant,
+            database: database.as_str().to_owned(),
+            found,
+        };
+        if let Some((home_server, home)) = &home
+            && *home_server != on
+        {
+            let (there, _) = self
+                .probe(
+                    tenant,
+                    (home_server, home),
+                    (on, database),
+                    async |c: &mut PgConnection| {
+                        probe::lock_identity(
+                            c,
+                            tenant,
+                            (home_server, home),
+                            std::time::Duration::from_secs(5),
+                        )
+                        .await
+                    },
+                )
+                .await?;
+            if there == probe::There::Same {
+                return Err(refuse(format!(
+                    "the tenant's home, database {home} on server {home_server}, reached through \
+                     server {on}: kept"
+                )));
+            }
+        }
         let mut conn = match self.connect(on, database).await {
             Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
             other => other?,
@@ -568,20 +619,23 @@ impl Databases {
         .await;
         let _ = conn.close().await;
         if !sealed? {
-            return Err(Error::WrongDatabase {
-                tenant,
-                database: database.as_str().to_owned(),
-                found: "the tenant's database, not sealed by a move: its writes still reach it, \
-                        so it is no old copy and was kept"
+            return Err(refuse(
+                "the tenant's database, not sealed by a move: its writes still reach it, so it \
+                 is no old copy and was kept"
                     .to_owned(),
-            });
+            ));
         }
-        self.with_admin(pool, on, async |server| {
-            provision::drop_database(&mut *server, database)
-                .await
-                .map_err(provision_error)
-        })
-        .await
+        let mut server = PgConnection::connect_with(&self.server(on)?.options)
+            .await
+            .map_err(|e| Error::Connect {
+                server: format!("server {on}"),
+                cause: e.to_string(),
+            })?;
+        let dropped = provision::drop_database(&mut server, database)
+            .await
+            .map_err(provision_error);
+        let _ = server.close().await;
+        dropped
     }
 
     /// Drops `tenant`'s database `database` on server `on` (after its registry row is gone),
@@ -606,6 +660,8 @@ impl Databases {
 struct Kept<'a> {
     databases: &'a Databases,
     on: &'a str,
+    /// The servers found to be `on` under another key.
+    same: std::sync::Mutex<Vec<String>>,
 }
 
 impl provision::Registered for Kept<'_> {
@@ -615,7 +671,10 @@ impl provision::Registered for Kept<'_> {
         tenant: TenantId,
         database: &'c DatabaseName,
     ) -> futures_util::future::BoxFuture<'c, Result<bool>> {
-        Box::pin(self.databases.kept(registry, self.on, tenant, database))
+        Box::pin(
+            self.databases
+                .kept(registry, (self.on, &self.same), tenant, database),
+        )
     }
 }
 

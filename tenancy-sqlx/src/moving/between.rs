@@ -27,7 +27,7 @@
 //! nothing else but, if the move was cut off after step 3 rather than failing, the new
 //! database, unregistered. `cleanup_orphans` drops it (a registry row names its name on the
 //! old server only, and `databases::probe` tells the two apart), as does the next run of the
-//! move, which starts over. After the seal and before the switch commits, the tenant
+//! move, which starts over. After the seal the cleanup keeps it (see `Databases::kept`). After the seal and before the switch commits, the tenant
 //! is sealed on its old database with every row, its writes refused with the retryable
 //! `TenantMoved`, until the move is run again, which finishes it (reading the sealed copy).
 //! The old database is kept, sealed, until `purge_old_copy` drops it on its server.
@@ -111,7 +111,7 @@ async fn clear_the_way(
     (source, name): (&DatabaseName, &DatabaseName),
     options: &MoveOptions,
 ) -> Result<()> {
-    let there = databases
+    let (there, _) = databases
         .probe(
             id,
             (&leaving.server, source),

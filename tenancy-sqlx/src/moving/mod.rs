@@ -348,10 +348,19 @@ pub(crate) async fn prepare(
         .fetch_all(&mut *tx)
         .await?;
     for old in &olds {
-        if old.try_get::<&str, _>("placement")? == to.as_str() {
+        let old_placement = old.try_get::<&str, _>("placement")?;
+        if old_placement == to.as_str() {
             return Err(refuse(format!(
                 "the old copy of an earlier move is on the {to} placement; purge it first \
                  (Tenancy::purge_old_copy)"
+            )));
+        }
+        // The place it leaves becomes an old copy of that placement, which the registry keeps
+        // one of: refused now, before anything is made or sealed, rather than at the switch.
+        if old_placement == placement.as_str() {
+            return Err(refuse(format!(
+                "the old copy of an earlier move is on the {placement} placement it would \
+                 leave (a database on another server); purge it first (Tenancy::purge_old_copy)"
             )));
         }
     }

@@ -78,7 +78,8 @@ impl Tenancy {
     /// is run again, which finishes it. A move between two servers' databases cut off after its
     /// new database was made (not failing: a failure drops it) leaves that database on the
     /// target server, which [`Tenancy::cleanup_orphans`] drops (the registry names the
-    /// database of its name on the old server only), as does the next run of the move.
+    /// database of its name on the old server only), as does the next run of the move; cut
+    /// off after its seal, the cleanup keeps it and the rerun replaces it.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
@@ -202,15 +203,23 @@ impl Tenancy {
                 .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
             let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
             let server: String = sqlx::Row::try_get(&row, "server")?;
+            let home: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
             let (purged, databases) =
                 crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
             // Dropped before the commit: see the docs above.
-            for (server, name) in databases {
+            for (old_server, name) in databases {
                 let database = crate::databases::name::DatabaseName::parse(&name)?;
                 crate::databases::provision::lock_name(tx, &database).await?;
+                let home = match &home {
+                    Some(home) => Some((
+                        server.as_str(),
+                        crate::databases::name::DatabaseName::parse(home)?,
+                    )),
+                    None => None,
+                };
                 self.rt
                     .databases()?
-                    .drop_old_copy(&self.rt.pool, id, (&server, &database))
+                    .drop_old_copy(id, (&old_server, &database), home)
                     .await?;
             }
             let detail = format!("{purged:?}");
