@@ -413,3 +413,36 @@ async fn a_suspension_during_a_move_waits_for_it_and_applies_to_the_new_home(t: 
     assert_eq!(acme.placement(), Placement::OwnDatabase);
     assert_eq!(Spin::repo().count(&acme).await.unwrap(), 4);
 }
+
+/// A migration whose text changed after it ran in the tenant's home (the same version, another
+/// checksum in the new home's history) is refused too, naming the version.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_into_a_home_built_from_edited_migrations_is_refused(t: TestTenancy) {
+    let acme = tenant(t.tenancy(), "acme", Placement::OwnSchema).await;
+    fill(&acme, 2).await;
+    let edited: Vec<Migration> = Migrations::from_dir("tests/migrations/tenant")
+        .unwrap()
+        .iter()
+        .map(|m| {
+            Migration::new(
+                m.version,
+                m.description.clone(),
+                format!("{}\n-- edited", m.sql),
+            )
+        })
+        .collect();
+    let other = Tenancy::builder()
+        .tenant_migrations(Migrations::from_list(edited).unwrap())
+        .connect(t.url())
+        .await
+        .unwrap();
+    let su = other.superuser("ops", "edited migrations").await.unwrap();
+    refused(
+        other
+            .move_tenant(&su, acme.id(), Placement::OwnDatabase)
+            .await,
+        "migrations [1] ran with other text",
+    );
+    assert_eq!(placement_of(&t, acme.id()).await, "own_schema");
+    other.close().await;
+}

@@ -1119,6 +1119,137 @@ async fn a_database_on_the_target_stamped_for_another_tenant_is_never_dropped_as
     drop_extra(&urls, &tag).await;
 }
 
+/// The move between servers compares migration histories as every move does: a handle whose
+/// tenant migrations have a backfill the tenant's database has not run is refused, and makes
+/// nothing on the target server.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_between_servers_from_a_database_behind_the_new_one_is_refused(db: TestTenancy) {
+    let Some(urls) = server_urls("own_database_history_between") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "history between").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    fill(&a, 3).await;
+    let home = home_of(&db, a.id()).await;
+    let newer = Tenancy::builder()
+        .tenant_migrations(
+            Migrations::from_static(&[
+                (1, "spinner app", common::SPINNER_SCHEMA),
+                (2, "backfill", "UPDATE spins SET duration = duration + 1000"),
+            ])
+            .unwrap(),
+        )
+        .server("s2", options(&urls.0))
+        .server("s3", options(&urls.1))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su2 = newer.superuser("test", "history between").await.unwrap();
+    match newer
+        .move_tenant_with(&su2, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+    {
+        Err(Error::MoveRefused { reason, .. }) => {
+            assert!(reason.contains("has not run migrations [2]"), "{reason:?}")
+        }
+        other => panic!("expected MoveRefused, got {other:?}"),
+    }
+    assert_eq!(home_of(&db, a.id()).await, home);
+    assert!(
+        databases_on(&urls.1, &tag)
+            .await
+            .iter()
+            .all(|d| d.contains("_template_") || d.contains("_spare_"))
+    );
+    assert!(!sealed_at(&urls.0, &home.1.clone().unwrap()).await);
+    newer.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// An old database on a server that is gone (its key no longer mapped) cannot be purged, and
+/// its record refuses moves that would leave another: `forget_old_copy` removes the record
+/// without touching the database, and only where the handle does not map the server.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn an_old_copy_on_a_server_that_is_gone_is_forgotten_not_dropped(db: TestTenancy) {
+    let Some(urls) = server_urls("own_database_forget_old_copy") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "forget").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    fill(&a, 4).await;
+    let db_name = row.database.clone().unwrap();
+    tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+        .unwrap();
+    // A handle that maps it purges it instead.
+    assert!(matches!(
+        tenancy.forget_old_copy(&su, a.id(), "s2").await,
+        Err(Error::MoveRefused { .. })
+    ));
+    tenancy.close().await;
+
+    // s2 is gone: the handle maps s3 only.
+    let without = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .server("s3", options(&urls.1))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = without.superuser("test", "s2 is gone").await.unwrap();
+    assert!(matches!(
+        without.purge_old_copy(&su, a.id()).await,
+        Err(Error::UnknownServer { .. })
+    ));
+    assert!(matches!(
+        without
+            .move_tenant(&su, a.id(), Placement::SharedTable)
+            .await,
+        Err(Error::MoveRefused { .. })
+    ));
+    assert_eq!(
+        without.forget_old_copy(&su, a.id(), "s2").await.unwrap(),
+        std::slice::from_ref(&db_name)
+    );
+    assert!(
+        without
+            .forget_old_copy(&su, a.id(), "s2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Not dropped; and the record no longer holds the tenant back.
+    assert_eq!(
+        databases_on(&urls.0, &tag).await,
+        std::slice::from_ref(&db_name)
+    );
+    let moved = without
+        .move_tenant(&su, a.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 5);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenancy.audit_log WHERE action = 'tenant.forget_old_copy'",
+    )
+    .fetch_one(&mut db.connect().await)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2);
+    without.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 async fn exec_at(url: &str, sql: &str) {
     let mut conn = PgConnection::connect(url).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))

@@ -227,4 +227,58 @@ impl Tenancy {
         })
         .await
     }
+
+    /// Forgets the old databases a move of tenant `id` kept on server `server`, without
+    /// dropping them: for a server that is gone (decommissioned, its key no longer mapped),
+    /// where [`Tenancy::purge_old_copy`] cannot reach them and fails with
+    /// [`Error::UnknownServer`], while their record refuses every move that would leave an
+    /// old database again. Only for a server this handle does not map: one it maps is purged
+    /// instead. What is forgotten is no longer the registry's; should the server come back, a
+    /// handle that maps it drops it with [`Tenancy::cleanup_orphans`] (unless it cannot tell
+    /// it from the tenant's home). Audited (`tenant.forget_old_copy`). Returns the names of
+    /// the databases forgotten.
+    ///
+    /// ```no_run
+    /// # async fn demo(tenancy: tenancy_sqlx::Tenancy, id: tenancy_sqlx::TenantId) -> tenancy_sqlx::Result<()> {
+    /// let su = tenancy.superuser("ops@example.com", "eu-1 was decommissioned").await?;
+    /// let forgotten = tenancy.forget_old_copy(&su, id, "eu-1").await?;
+    /// println!("no longer recorded: {forgotten:?}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::MoveRefused`] when this handle maps `server`; [`Error::TenantNotFound`];
+    /// [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
+    pub async fn forget_old_copy(
+        &self,
+        su: &Superuser,
+        id: TenantId,
+        server: &str,
+    ) -> Result<Vec<String>> {
+        self.check_superuser(su)?;
+        if self.rt.databases().is_ok_and(|d| d.knows(server)) {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "this handle maps server {server}: purge_old_copy drops what is kept there \
+                     (forget_old_copy is for a server that is gone, which the handle does not map)"
+                ),
+            });
+        }
+        su.audited(&self.rt, "tenant.forget_old_copy", async |tx| {
+            crate::sql::admin_query(store::TENANT_FOR_MOVE)
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+            let forgotten: Vec<String> = crate::sql::admin_scalar(store::OLD_DATABASES_FORGET)
+                .bind(id.as_uuid())
+                .bind(server)
+                .fetch_all(&mut *tx)
+                .await?;
+            let detail = format!("forgot {forgotten:?} on server {server}, not dropped");
+            Ok((forgotten, Audit::of([id]).detail(detail)))
+        })
+        .await
+    }
 }
