@@ -446,3 +446,24 @@ async fn a_move_into_a_home_built_from_edited_migrations_is_refused(t: TestTenan
     assert_eq!(placement_of(&t, acme.id()).await, "own_schema");
     other.close().await;
 }
+
+/// Shared tables whose history is empty were made by the application's own migrations, not
+/// tenancy's: there is nothing to compare them with, and a tenant moves in and out of them.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn shared_tables_without_a_history_are_not_compared(t: TestTenancy) {
+    t.exec("DELETE FROM tenancy.shared_table_migrations").await;
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::SharedTable).await;
+    fill(&acme, 3).await;
+    let su = tenancy.superuser("ops", "unmanaged shared").await.unwrap();
+    tenancy
+        .move_tenant(&su, acme.id(), Placement::OwnSchema)
+        .await
+        .unwrap();
+    tenancy.purge_old_copy(&su, acme.id()).await.unwrap();
+    let moved = tenancy
+        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 4);
+}

@@ -680,38 +680,14 @@ async fn lanes(b: &mut Bench, w: &World) {
     };
     b.compare(spec, repo, raw).await;
     if b.wants(LANES_MEMORY_ROW) {
-        // One tenant per lane's connection: run a statement through tenants until every
-        // backend has answered, reading its memory as it does.
-        let mut seen = std::collections::HashMap::new();
-        for ctx in ctxs.iter() {
-            let (pid, bytes): (i32, i64) = Spin::repo()
-                .raw_as(
-                    "SELECT pg_backend_pid(), \
-                     (SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts) \
-                     FROM {spins} LIMIT 1",
-                )
-                .fetch_one(ctx)
-                .await
-                .expect("backend memory through a lane");
-            seen.insert(pid, bytes);
-            if seen.len() == LANES {
-                break;
-            }
-        }
-        let max = seen.values().copied().max().unwrap_or(0) as f64 / (1024.0 * 1024.0);
-        b.add_value(
-            LANES_MEMORY_ROW,
-            max,
-            "MiB",
-            Some(MEMORY_GOAL),
-            &format!(
-                "the largest backend memory among {} lane connections after {LANES_ROW} \
-                 ({} tenants, about {} per lane; statement cache {})",
-                seen.len(),
-                ctxs.len(),
-                ctxs.len() / LANES,
-                tenancy::DEFAULT_STATEMENT_CACHE
-            ),
+        // A lane's connections are the handle's own: the only way to them is the library's raw
+        // SQL, which refuses system views (`pg_backend_memory_contexts` among them) since the
+        // raw SQL checker learnt them, and PostgreSQL 15 shows a backend's memory contexts to
+        // that backend alone. Not measured, rather than measured another way beside rows that
+        // read memory contexts.
+        eprintln!(
+            "{LANES_MEMORY_ROW}: not measured (a lane's connections are reachable only through \
+             raw SQL, which refuses pg_backend_memory_contexts)"
         );
     }
     tenancy.close().await;

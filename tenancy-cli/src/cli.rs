@@ -34,6 +34,9 @@ pub enum Command {
     /// Spare schemas, built ahead for fast own-schema sign-ups.
     #[command(subcommand)]
     Spares(SparesCmd),
+    /// The servers own-database tenants live on (keys; `TENANCY_SERVERS` maps them to URLs).
+    #[command(subcommand)]
+    Servers(ServersCmd),
     /// Check what can be checked without the application's models: the registry, every
     /// tenant's schema, row-level security on tenant tables, and (with --migrations) that no
     /// tenant is behind.
@@ -107,6 +110,8 @@ pub enum PlacementArg {
     Shared,
     /// A schema of its own.
     OwnSchema,
+    /// A database of its own (on --server, else the registry's server).
+    OwnDatabase,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -130,7 +135,11 @@ pub enum TenantsCmd {
         hosts: Vec<String>,
         #[arg(long, value_enum, default_value = "shared")]
         placement: PlacementArg,
-        /// The tenant migrations to run in an own-schema tenant's new schema.
+        /// The server of an own-database tenant: a key the registry lists (`servers add`) and
+        /// `TENANCY_SERVERS` maps to a URL.
+        #[arg(long)]
+        server: Option<String>,
+        /// The tenant migrations to run in an own-schema or own-database tenant's new home.
         #[arg(long)]
         migrations: Option<PathBuf>,
         /// A fixed id (a restore under the old id); needs --reason.
@@ -164,6 +173,43 @@ pub enum TenantsCmd {
         /// Do not ask (required when not on a terminal).
         #[arg(long)]
         yes: bool,
+    },
+    /// Move a tenant to another placement or server while it serves: copied, verified per
+    /// table, switched in one step; the old copy is kept until `purge-old-copy`.
+    Move {
+        #[command(flatten)]
+        one: One,
+        /// Where to.
+        #[arg(long, value_enum)]
+        to: PlacementArg,
+        /// With --to own-database: the server of the new database (a listed, mapped key).
+        #[arg(long)]
+        server: Option<String>,
+        /// The tenant migrations the new home is built with (a move into an own schema or
+        /// database); the move is refused unless the tenant's home ran the same.
+        #[arg(long)]
+        migrations: Option<PathBuf>,
+        /// How long to wait for the tenant's writes in flight before giving up (default 10 s).
+        #[arg(long, value_name = "MS")]
+        lock_wait_ms: Option<u64>,
+    },
+    /// Remove what the tenant's last move kept where it lived before (an old schema, old rows
+    /// in the shared tables, an old database).
+    PurgeOldCopy {
+        #[command(flatten)]
+        one: One,
+        /// Do not ask (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Forget, without dropping, the old databases a move kept on a server that is gone (one
+    /// `TENANCY_SERVERS` does not map); purge-old-copy drops them where it can reach them.
+    ForgetOldCopy {
+        #[command(flatten)]
+        one: One,
+        /// The server's key.
+        #[arg(long)]
+        server: String,
     },
     /// Change a tenant's slug.
     Rename {
@@ -231,6 +277,23 @@ pub enum SparesCmd {
         /// The tenant migrations to build them with.
         #[arg(long)]
         migrations: PathBuf,
+        #[command(flatten)]
+        actor: Actor,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersCmd {
+    /// List a server key in the registry, so that tenants can be placed on it.
+    Add {
+        /// 1-32 lowercase letters, digits and `-`, starting with a letter.
+        key: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// The servers the registry lists, with their tenants and whether `TENANCY_SERVERS` maps
+    /// them here.
+    List {
         #[command(flatten)]
         actor: Actor,
     },

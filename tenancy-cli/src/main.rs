@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Command::Migrate(cmd) => cmd::migrate::run(&url, cmd, &out).await,
         Command::Tenants(cmd) => cmd::tenants::run(&url, cmd, &out).await,
         Command::Spares(cmd) => cmd::spares::run(&url, cmd, &out).await,
+        Command::Servers(cmd) => cmd::servers::run(&url, cmd, &out).await,
         Command::Verify(args) => cmd::verify::run(&url, args, &out).await,
         Command::Audit(args) => cmd::audit::run(&url, args, &out).await,
     }

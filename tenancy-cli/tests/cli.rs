@@ -696,3 +696,206 @@ async fn verify_spares_and_audit() {
         "a header and three records:\n{table}"
     );
 }
+
+/// `tenants move` and `purge-old-copy` between every placement, `create --placement
+/// own-database`, and `servers add | list`; a refused move (its old copy in the way, histories
+/// that differ) changes nothing and says why.
+#[tokio::test]
+async fn move_a_tenant_and_purge_its_old_copy() {
+    let db = TestDb::new("moving").await;
+    db.install();
+    let migrations = migrations_dir(&[("1_spins.sql", SPINS)]);
+    let dir = path_str(migrations.path());
+    db.tenancy(&["migrate", "tenants", dir, "--reason", "r"])
+        .ok();
+    let a = db.tenancy(&["tenants", "create", "acme", "--json"]).json();
+    let acme = a["id"].as_str().unwrap().to_owned();
+    db.exec(&format!(
+        "INSERT INTO spins SELECT '{acme}', g, 'x' FROM generate_series(1, 20) g"
+    ))
+    .await;
+    let spins_of = |table: &str| format!("SELECT count(*) FROM {table} WHERE tenant_id = '{acme}'");
+
+    let moved = db
+        .tenancy(&[
+            "tenants",
+            "move",
+            "acme",
+            "--to",
+            "own-schema",
+            "--migrations",
+            dir,
+            "--reason",
+            "bigger",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        (
+            &moved["from"],
+            &moved["to"],
+            &moved["rows"],
+            &moved["schema"]
+        ),
+        (
+            &Value::from("shared_table"),
+            &Value::from("own_schema"),
+            &Value::from(20),
+            &Value::from("t_acme")
+        )
+    );
+    assert_eq!(moved["old_copy"]["placement"], "shared_table");
+    let n: i64 = db.scalar(&spins_of("t_acme.spins")).await;
+    assert_eq!(n, 20);
+    // Back onto the placement of its old copy: refused until that is purged.
+    db.tenancy(&["tenants", "move", "acme", "--to", "shared", "--reason", "r"])
+        .fails(1, "purge it first");
+    db.tenancy(&["tenants", "purge-old-copy", "acme", "--reason", "r"])
+        .fails(2, "without --yes");
+    let out = db
+        .tenancy(&[
+            "tenants",
+            "purge-old-copy",
+            "acme",
+            "--reason",
+            "r",
+            "--yes",
+        ])
+        .ok();
+    assert!(out.contains("deleted 20 row(s)"), "{out}");
+    let n: i64 = db.scalar(&spins_of("public.spins")).await;
+    assert_eq!(n, 0);
+
+    // Into a database of its own, on the registry's server.
+    let out = db
+        .tenancy(&[
+            "tenants",
+            "move",
+            "acme",
+            "--to",
+            "own-database",
+            "--migrations",
+            dir,
+            "--lock-wait-ms",
+            "2000",
+            "--reason",
+            "compliance",
+        ])
+        .ok();
+    assert!(out.contains("20 row(s) in 1 table(s)"), "{out}");
+    assert!(out.contains("old copy kept: schema tenancy_old_"), "{out}");
+    let shown = db
+        .tenancy(&["tenants", "show", "acme", "--reason", "r", "--json"])
+        .json();
+    assert_eq!(shown["placement"], "own_database");
+    let database = shown["database"].as_str().unwrap().to_owned();
+    // Without the migrations the new home would lack migration 1, which its home ran.
+    db.tenancy(&[
+        "tenants",
+        "purge-old-copy",
+        "acme",
+        "--reason",
+        "r",
+        "--yes",
+    ])
+    .ok();
+    db.tenancy(&[
+        "tenants",
+        "move",
+        "acme",
+        "--to",
+        "own-schema",
+        "--reason",
+        "r",
+    ])
+    .fails(1, "has run migrations [1]");
+    let shown = db
+        .tenancy(&["tenants", "show", "acme", "--reason", "r", "--json"])
+        .json();
+    assert_eq!(shown["placement"], "own_database");
+
+    // Out again, and the old database dropped.
+    db.tenancy(&["tenants", "move", "acme", "--to", "shared", "--reason", "r"])
+        .ok();
+    let out = db
+        .tenancy(&[
+            "tenants",
+            "purge-old-copy",
+            "acme",
+            "--reason",
+            "r",
+            "--yes",
+        ])
+        .ok();
+    assert!(
+        out.contains(&format!("dropped database {database}")),
+        "{out}"
+    );
+    let n: i64 = db.scalar(&spins_of("public.spins")).await;
+    assert_eq!(n, 20);
+    let gone: i64 = db
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{database}'"
+        ))
+        .await;
+    assert_eq!(gone, 0);
+    assert_eq!(audit_count(&db, "tenant.move").await, 3);
+    assert_eq!(audit_count(&db, "tenant.purge_old_copy").await, 3);
+
+    // An own-database tenant from the start, purged with its database.
+    let b = db
+        .tenancy(&[
+            "tenants",
+            "create",
+            "beta",
+            "--placement",
+            "own-database",
+            "--migrations",
+            dir,
+            "--json",
+        ])
+        .json();
+    let beta_db = b["database"].as_str().unwrap().to_owned();
+    db.tenancy(&["tenants", "delete", "beta", "--reason", "r"])
+        .ok();
+    db.tenancy(&["tenants", "purge", "beta", "--reason", "r", "--yes"])
+        .ok();
+    let gone: i64 = db
+        .scalar(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{beta_db}'"
+        ))
+        .await;
+    assert_eq!(gone, 0);
+
+    // Server keys: listed once, unmapped here; a malformed key changes nothing.
+    let out = db
+        .tenancy(&["servers", "add", "eu-2", "--reason", "r"])
+        .ok();
+    assert!(out.contains("server eu-2 added"), "{out}");
+    let out = db
+        .tenancy(&["servers", "add", "eu-2", "--reason", "r"])
+        .ok();
+    assert!(out.contains("listed already"), "{out}");
+    db.tenancy(&["servers", "add", "EU 2", "--reason", "r"])
+        .fails(2, "a server key is");
+    let listed = db
+        .tenancy(&["servers", "list", "--reason", "r", "--json"])
+        .json();
+    let keys: Vec<(&str, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap(), s["mapped"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(keys, [("eu-2", false), ("primary", true)]);
+    db.tenancy(&[
+        "tenants",
+        "forget-old-copy",
+        "acme",
+        "--server",
+        "eu-2",
+        "--reason",
+        "r",
+    ])
+    .ok();
+}

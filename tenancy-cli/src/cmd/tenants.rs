@@ -2,9 +2,9 @@
 //! an audited `Superuser`; the library writes the audit record in the move's transaction.
 
 use serde_json::{Value, json};
-use tenancy::{NewTenant, Placement, Purged, Tenant, TenantId, TenantStatus};
+use tenancy::{NewTenant, Purged, Tenant, TenantId, TenantStatus};
 
-use crate::cli::{One, PlacementArg, StatusArg, TenantsCmd};
+use crate::cli::{One, StatusArg, TenantsCmd};
 use crate::confirm::confirm;
 use crate::connect::{Connect, Who, tenancy, tenant_id};
 use crate::fail::Fail;
@@ -17,6 +17,7 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
             name,
             hosts,
             placement,
+            server,
             migrations,
             id,
             actor,
@@ -28,12 +29,11 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
                         .map_err(|e| Fail::usage(format!("--id: {e}")))
                 })
                 .transpose()?;
-            let placement = match placement {
-                PlacementArg::Shared => Placement::SharedTable,
-                PlacementArg::OwnSchema => Placement::OwnSchema,
-            };
-            let mut new =
-                NewTenant::new(&slug, name.as_deref().unwrap_or(&slug)).placement(placement);
+            let mut new = NewTenant::new(&slug, name.as_deref().unwrap_or(&slug))
+                .placement(super::moving::placement(placement));
+            if let Some(server) = server {
+                new = new.server(server);
+            }
             for h in &hosts {
                 new = new.host(h);
             }
@@ -134,6 +134,28 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
             out.line(&text, &value);
             Ok(())
         }
+        TenantsCmd::Move {
+            one,
+            to,
+            server,
+            migrations,
+            lock_wait_ms,
+        } => {
+            let args = super::moving::MoveArgs {
+                one: &one,
+                to,
+                server,
+                migrations: migrations.as_deref(),
+                lock_wait_ms,
+            };
+            super::moving::move_tenant(url, args, out).await
+        }
+        TenantsCmd::PurgeOldCopy { one, yes } => {
+            super::moving::purge_old_copy(url, &one, yes, out).await
+        }
+        TenantsCmd::ForgetOldCopy { one, server } => {
+            super::moving::forget_old_copy(url, &one, &server, out).await
+        }
         TenantsCmd::Rename { one, new_slug } => {
             let (t, su, id) = open(url, &one).await?;
             show(out, &t.rename_slug(&su, id, &new_slug).await?);
@@ -188,6 +210,10 @@ fn show(out: &Out, t: &Tenant) {
     }
     if let Some(s) = &t.schema {
         rows.push(vec!["schema".to_owned(), s.clone()]);
+    }
+    if let Some(d) = &t.database {
+        rows.push(vec!["database".to_owned(), d.clone()]);
+        rows.push(vec!["server".to_owned(), t.server.clone()]);
     }
     out.table(&["FIELD", "VALUE"], &rows, &json_of(t));
 }

@@ -5,6 +5,11 @@
 //! that migration ran, so its backfill would never run on them; rows from a home that is
 //! ahead would land in tables that lack its changes. So a move goes ahead only when both
 //! histories record the same migrations with the same checksums.
+//!
+//! Shared tables with no history at all are the application's own (made by its own
+//! migrations, not tenancy's tenant migrations): there is nothing to compare, and the move
+//! goes ahead as the copy's column checks allow. An own schema or database always has a
+//! history, tenancy made it.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +29,8 @@ pub(super) async fn check_same(
 ) -> Result<()> {
     let source = read(pair.source(), from).await?;
     let target = read(pair.target(), to).await?;
-    if source == target {
+    let unmanaged = (from.is_none() && source.is_empty()) || (to.is_none() && target.is_empty());
+    if source == target || unmanaged {
         return Ok(());
     }
     let behind: Vec<i64> = target

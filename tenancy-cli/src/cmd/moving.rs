@@ -1,0 +1,186 @@
+//! `tenancy tenants move | purge-old-copy | forget-old-copy`: moving a tenant while it serves,
+//! and what its move kept where it lived before.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tenancy::{MoveOptions, Moved, OldCopy, Placement, Purged};
+
+use crate::cli::{One, PlacementArg};
+use crate::confirm::confirm;
+use crate::connect::{Connect, Who, tenancy, tenant_id};
+use crate::fail::Fail;
+use crate::output::Out;
+
+/// The library's placement for the command line's.
+pub fn placement(arg: PlacementArg) -> Placement {
+    match arg {
+        PlacementArg::Shared => Placement::SharedTable,
+        PlacementArg::OwnSchema => Placement::OwnSchema,
+        PlacementArg::OwnDatabase => Placement::OwnDatabase,
+    }
+}
+
+/// What `tenants move` is asked.
+pub struct MoveArgs<'a> {
+    pub one: &'a One,
+    pub to: PlacementArg,
+    pub server: Option<String>,
+    pub migrations: Option<&'a Path>,
+    pub lock_wait_ms: Option<u64>,
+}
+
+pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(), Fail> {
+    let who = Who::from_args(&args.one.actor)?;
+    let t = tenancy(
+        url,
+        Connect {
+            migrations: args.migrations,
+            ..Connect::default()
+        },
+    )
+    .await?;
+    let id = tenant_id(&t, &args.one.tenant).await?;
+    let su = who.superuser(&t).await?;
+    let mut options = MoveOptions::default();
+    if let Some(server) = args.server {
+        options = options.server(server);
+    }
+    if let Some(ms) = args.lock_wait_ms {
+        options = options.lock_wait(Duration::from_millis(ms));
+    }
+    let moved = t
+        .move_tenant_with(&su, id, placement(args.to), options)
+        .await?;
+    let text = format!(
+        "moved {} from {} to {}{}: {} row(s) in {} table(s), each verified; old copy kept: {} \
+         (remove it with `tenancy tenants purge-old-copy`)",
+        moved.id,
+        moved.from,
+        moved.to,
+        home(&moved),
+        moved.rows(),
+        moved.tables.len(),
+        old_copy(&moved.old_copy),
+    );
+    out.line(&text, &moved_json(&moved));
+    Ok(())
+}
+
+pub async fn purge_old_copy(url: &str, one: &One, yes: bool, out: &Out) -> Result<(), Fail> {
+    let who = Who::from_args(&one.actor)?;
+    let t = tenancy(url, Connect::default()).await?;
+    let id = tenant_id(&t, &one.tenant).await?;
+    // Asked before the Superuser, so a refusal leaves not even an audit record.
+    confirm(
+        yes,
+        &format!(
+            "remove what the last move of tenant {} ({id}) kept where it lived before",
+            one.tenant
+        ),
+        &one.tenant,
+    )?;
+    let su = who.superuser(&t).await?;
+    let purged = t.purge_old_copy(&su, id).await?;
+    let described: Vec<String> = purged.iter().map(purged_text).collect();
+    let text = if described.is_empty() {
+        format!("tenant {id} has no old copy; nothing was removed")
+    } else {
+        format!("removed the old copy of {id}: {}", described.join("; "))
+    };
+    let value = json!({
+        "id": id.to_string(),
+        "removed": purged.iter().map(purged_json).collect::<Vec<_>>(),
+    });
+    out.line(&text, &value);
+    Ok(())
+}
+
+pub async fn forget_old_copy(url: &str, one: &One, server: &str, out: &Out) -> Result<(), Fail> {
+    let who = Who::from_args(&one.actor)?;
+    let t = tenancy(url, Connect::default()).await?;
+    let id = tenant_id(&t, &one.tenant).await?;
+    let su = who.superuser(&t).await?;
+    let forgotten = t.forget_old_copy(&su, id, server).await?;
+    let text = if forgotten.is_empty() {
+        format!("tenant {id} has no old database on server {server}; nothing was forgotten")
+    } else {
+        format!(
+            "forgot {} on server {server} (not dropped)",
+            forgotten.join(", ")
+        )
+    };
+    out.line(
+        &text,
+        &json!({ "id": id.to_string(), "server": server, "forgotten": forgotten }),
+    );
+    Ok(())
+}
+
+/// Where the tenant lives now, after its placement: ` (schema t_acme)`, ` (database ... on eu-2)`.
+fn home(moved: &Moved) -> String {
+    match (&moved.schema, &moved.database) {
+        (Some(schema), _) => format!(" (schema {schema})"),
+        (None, Some(database)) => format!(" (database {database} on server {})", moved.server),
+        (None, None) => String::new(),
+    }
+}
+
+fn old_copy(old: &OldCopy) -> String {
+    match (&old.schema, &old.database) {
+        (Some(schema), _) => format!("schema {schema}"),
+        (None, Some(database)) => format!(
+            "database {database} on server {}",
+            old.server.as_deref().unwrap_or("primary")
+        ),
+        (None, None) => "its rows in the shared tables".to_owned(),
+    }
+}
+
+fn moved_json(moved: &Moved) -> Value {
+    json!({
+        "id": moved.id.to_string(),
+        "from": moved.from.to_string(),
+        "to": moved.to.to_string(),
+        "schema": moved.schema,
+        "database": moved.database,
+        "server": moved.server,
+        "rows": moved.rows(),
+        "tables": moved.tables.iter().map(|t| json!({
+            "table": t.table,
+            "rows": t.rows,
+            "checksum": t.checksum,
+        })).collect::<Vec<_>>(),
+        "old_copy": {
+            "placement": moved.old_copy.placement.to_string(),
+            "schema": moved.old_copy.schema,
+            "database": moved.old_copy.database,
+            "server": moved.old_copy.server,
+        },
+    })
+}
+
+fn purged_text(p: &Purged) -> String {
+    match p {
+        Purged::Schema(s) => format!("dropped schema {s}"),
+        Purged::Database(d) => format!("dropped database {d}"),
+        Purged::Rows(tables) => format!(
+            "deleted {} row(s) from {} shared table(s)",
+            tables.iter().map(|(_, n)| n).sum::<u64>(),
+            tables.len()
+        ),
+        _ => "removed".to_owned(),
+    }
+}
+
+fn purged_json(p: &Purged) -> Value {
+    match p {
+        Purged::Schema(s) => json!({ "schema": s }),
+        Purged::Database(d) => json!({ "database": d }),
+        Purged::Rows(tables) => json!({
+            "rows": tables.iter().map(|(t, n)| json!({ "table": t, "rows": n })).collect::<Vec<_>>(),
+        }),
+        _ => json!({}),
+    }
+}
