@@ -467,3 +467,62 @@ async fn shared_tables_without_a_history_are_not_compared(t: TestTenancy) {
         .unwrap();
     assert_eq!(moved.rows(), 4);
 }
+
+/// A rerun of a move cut off after its seal, refused (here: the mover's migrations are newer
+/// than the tenant's database), says that the tenant is sealed and its writes refused until a
+/// run finishes; a run with agreeing histories then finishes it with every row.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_refused_rerun_of_a_move_cut_off_after_its_seal_says_the_tenant_is_sealed(
+    t: TestTenancy,
+) {
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
+    fill(&acme, 3).await;
+    let acme_db = database_of(&t, acme.id()).await.unwrap();
+    let su = Arc::new(tenancy.superuser("ops", "sealed rerun").await.unwrap());
+    let mover = spawn_move(
+        &tenancy,
+        &su,
+        acme.id(),
+        Placement::SharedTable,
+        MoveOptions::default().hold_before_switch(Duration::from_secs(30)),
+    );
+    tenancy::testing::eventually(
+        "the move sealed the old copy",
+        Duration::from_secs(60),
+        async || {
+            let mut conn = connect_to(&acme_db).await;
+            let sealed: bool =
+                sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            conn.close().await.unwrap();
+            sealed
+        },
+    )
+    .await;
+    mover.abort();
+    assert!(mover.await.unwrap_err().is_cancelled());
+    common::no_transaction_left_open(&mut t.connect().await).await;
+
+    let newer = Tenancy::builder()
+        .tenant_migrations(with_backfill())
+        .connect(t.url())
+        .await
+        .unwrap();
+    let su2 = newer.superuser("ops", "sealed rerun").await.unwrap();
+    refused(
+        newer
+            .move_tenant(&su2, acme.id(), Placement::OwnSchema)
+            .await,
+        "is sealed in database",
+    );
+    newer.close().await;
+    assert_eq!(placement_of(&t, acme.id()).await, "own_database");
+    let moved = tenancy
+        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 4);
+}

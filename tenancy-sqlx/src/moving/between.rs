@@ -118,7 +118,7 @@ async fn clear_the_way(
             (server, name),
             async |c: &mut PgConnection| {
                 within_lock_wait(c, id, options.lock_wait, async |c| {
-                    lock_identity(c, id, source).await
+                    lock_identity(c, id, source).await.map(drop)
                 })
                 .await
             },

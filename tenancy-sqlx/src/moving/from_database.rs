@@ -72,24 +72,24 @@ pub(super) fn source_name(leaving: &Leaving) -> Result<DatabaseName> {
 
 /// Locks tenant `id`'s identity row in the transaction `source` on its database `name`
 /// (`FOR NO KEY UPDATE`: see the module docs); [`Error::WrongDatabase`] if there is none.
+/// Returns whether a run of the move cut off before its switch sealed it already (the fence,
+/// installed before this, brings the column).
 pub(super) async fn lock_identity(
     source: &mut PgConnection,
     id: TenantId,
     name: &DatabaseName,
-) -> Result<()> {
-    let identity: Option<uuid::Uuid> =
-        crate::sql::admin_scalar("SELECT id FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *source)
-            .await?;
-    if identity.is_none() {
-        return Err(Error::WrongDatabase {
-            tenant: id,
-            database: name.as_str().to_owned(),
-            found: "no identity row of the tenant".to_owned(),
-        });
-    }
-    Ok(())
+) -> Result<bool> {
+    let sealed: Option<bool> = crate::sql::admin_scalar(
+        "SELECT moved_at IS NOT NULL FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *source)
+    .await?;
+    sealed.ok_or_else(|| Error::WrongDatabase {
+        tenant: id,
+        database: name.as_str().to_owned(),
+        found: "no identity row of the tenant".to_owned(),
+    })
 }
 
 /// Steps 2 to 4 of the module docs: on the tenant's database (`leaving`), the identity row
@@ -133,7 +133,7 @@ pub(super) async fn copy_and_seal(
         .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
         .execute(&mut *source)
         .await?;
-        within_lock_wait(&mut source, id, options.lock_wait, async |c| {
+        let sealed = within_lock_wait(&mut source, id, options.lock_wait, async |c| {
             lock_identity(c, id, &name).await
         })
         .await?;
@@ -151,7 +151,20 @@ pub(super) async fn copy_and_seal(
             to,
             options,
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // A rerun of a move cut off after its seal: the tenant's writes stay refused until
+            // one finishes, which the operator must know to act on the refusal.
+            Error::MoveRefused { id, reason } if sealed => Error::MoveRefused {
+                id,
+                reason: format!(
+                    "{reason}. The tenant is sealed in database {name} by an earlier run of \
+                     this move, cut off before its switch: its writes are refused until a run \
+                     finishes it"
+                ),
+            },
+            other => other,
+        })?;
         if commit_target {
             sqlx::raw_sql("COMMIT").execute(&mut *target).await?;
         }
