@@ -30,6 +30,8 @@ mod charts;
 // The tests' helpers: one set for tests and benches (server, databases, the spinner app).
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "tenancy/databases.rs"]
+mod databases;
 #[path = "tenancy/derive_check.rs"]
 mod derive_check;
 #[path = "tenancy/harness.rs"]
@@ -102,6 +104,9 @@ fn main() {
         provision::run(&mut bench, &admin).await;
         // Issue 12: a tenant database from a template, empty + migrations, or a spare.
         provision_database::run(&mut bench, &admin).await;
+        // Issue 12: own-database tenants through the library: creation, and lookups over 1,000
+        // databases through a budget of 50 connections.
+        databases::run(&mut bench, &admin).await;
         // Issue 12: moving a tenant between placements.
         moving::run(&mut bench, &admin).await;
         // Row-level security: what the backstop costs a lookup.

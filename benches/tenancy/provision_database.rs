@@ -10,10 +10,11 @@
 //!   sign-up path);
 //! - `drop_database_ms_per_tenant`: what purging one costs.
 //!
-//! Each way is the statement sequence of the runtime's own-database provisioning (its module
-//! is not public until the placement is wired into `create_tenant`, which this bench will then
-//! call instead): in a registry transaction an advisory lock on the name, the database made on
-//! a second connection, the registry row inserted, commit. In alternating rounds (the order
+//! Each way is the statement sequence of the runtime's own-database provisioning, replayed by
+//! hand so that the three ways can alternate on one server (`databases.rs` measures
+//! `create_tenant` itself: `create_tenant_database_ms_per_tenant`): in a registry transaction
+//! an advisory lock on the name, the database made on a second connection, the registry row
+//! inserted, commit. In alternating rounds (the order
 //! rotates), medians over rounds of the milliseconds per tenant.
 //!
 //! The tenant migrations reference `tenancy.tenants (id)`, as one set of migrations for every
