@@ -447,22 +447,37 @@ async fn a_move_into_a_home_built_from_edited_migrations_is_refused(t: TestTenan
     other.close().await;
 }
 
-/// Shared tables whose history is empty were made by the application's own migrations, not
-/// tenancy's: there is nothing to compare them with, and a tenant moves in and out of them.
+/// Shared tables with an empty history may be the application's own, or tenancy's with the
+/// history lost: a move past them is refused, saying how to declare them the application's
+/// own, and with `MoveOptions::unmanaged_shared_tables` it goes ahead, both ways.
 #[tenancy::test(migrations = "tests/migrations")]
-async fn shared_tables_without_a_history_are_not_compared(t: TestTenancy) {
+async fn shared_tables_without_a_history_are_compared_unless_declared_unmanaged(t: TestTenancy) {
     t.exec("DELETE FROM tenancy.shared_table_migrations").await;
     let tenancy = t.tenancy().clone();
     let acme = tenant(&tenancy, "acme", Placement::SharedTable).await;
     fill(&acme, 3).await;
     let su = tenancy.superuser("ops", "unmanaged shared").await.unwrap();
+    refused(
+        tenancy
+            .move_tenant(&su, acme.id(), Placement::OwnSchema)
+            .await,
+        "MoveOptions::unmanaged_shared_tables",
+    );
+    assert_eq!(placement_of(&t, acme.id()).await, "shared_table");
+    let unmanaged = MoveOptions::default().unmanaged_shared_tables();
     tenancy
-        .move_tenant(&su, acme.id(), Placement::OwnSchema)
+        .move_tenant_with(&su, acme.id(), Placement::OwnSchema, unmanaged.clone())
         .await
         .unwrap();
     tenancy.purge_old_copy(&su, acme.id()).await.unwrap();
+    refused(
+        tenancy
+            .move_tenant(&su, acme.id(), Placement::SharedTable)
+            .await,
+        "MoveOptions::unmanaged_shared_tables",
+    );
     let moved = tenancy
-        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .move_tenant_with(&su, acme.id(), Placement::SharedTable, unmanaged)
         .await
         .unwrap();
     assert_eq!(moved.rows(), 4);

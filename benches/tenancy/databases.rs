@@ -40,6 +40,11 @@ pub async fn run(b: &mut Bench, admin: &str) {
         return;
     }
     let tenants = if b.cfg.quick { 100 } else { 1_000 };
+    // A run that panicked left its tenant databases, named by its registry's tag: gone first.
+    let previous = tenancy::testing::database_url(DATABASE);
+    if PgConnection::connect(&previous).await.is_ok() {
+        drop_tenant_databases(&previous).await;
+    }
     let url = crate::fresh_database(admin, DATABASE).await;
     let tenancy = Tenancy::builder()
         .tenant_migrations(migrations(1))
@@ -220,14 +225,18 @@ async fn seed(url: &str, database: &str, id: TenantId) {
     conn.close().await.expect("close");
 }
 
-/// Drops every database of the bench registry (its tag's prefix: tenants, template, spares).
+/// Drops every database of the bench registry at `url` (its tag's prefix: tenants, template,
+/// spares); nothing when it has no registry.
 async fn drop_tenant_databases(url: &str) {
     let mut conn = PgConnection::connect(url).await.expect("connect");
-    let tag: String = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
-        .fetch_one(&mut conn)
+    let tag: Option<String> = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+        .fetch_optional(&mut conn)
         .await
-        .expect("the registry's tag");
+        .unwrap_or(None);
     conn.close().await.expect("close");
+    let Some(tag) = tag else {
+        return;
+    };
     let mut admin = crate::common::admin_conn().await;
     let names: Vec<String> =
         sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")

@@ -192,6 +192,10 @@ pub enum TenantsCmd {
         /// How long to wait for the tenant's writes in flight before giving up (default 10 s).
         #[arg(long, value_name = "MS")]
         lock_wait_ms: Option<u64>,
+        /// The application migrates the shared tables itself: an empty tenancy history of them
+        /// is not compared with the other home's.
+        #[arg(long)]
+        unmanaged_shared_tables: bool,
     },
     /// Remove what the tenant's last move kept where it lived before (an old schema, old rows
     /// in the shared tables, an old database).
@@ -202,14 +206,18 @@ pub enum TenantsCmd {
         #[arg(long)]
         yes: bool,
     },
-    /// Forget, without dropping, the old databases a move kept on a server that is gone (one
-    /// `TENANCY_SERVERS` does not map); purge-old-copy drops them where it can reach them.
+    /// Forget the old databases a move kept on a server that is gone (one `TENANCY_SERVERS`
+    /// does not map); purge-old-copy drops them where it can reach them. Should the server
+    /// come back, a handle that maps it drops them as leftovers when it connects.
     ForgetOldCopy {
         #[command(flatten)]
         one: One,
         /// The server's key.
         #[arg(long)]
         server: String,
+        /// Do not ask (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Change a tenant's slug.
     Rename {

@@ -888,14 +888,30 @@ async fn move_a_tenant_and_purge_its_old_copy() {
         .map(|s| (s["key"].as_str().unwrap(), s["mapped"].as_bool().unwrap()))
         .collect();
     assert_eq!(keys, [("eu-2", false), ("primary", true)]);
+    // Forgetting asks (a handle that maps the server would drop what is forgotten); a key the
+    // registry does not list, or a malformed one, is refused.
+    let forget = |key: &str, yes: bool| {
+        let mut args = vec![
+            "tenants",
+            "forget-old-copy",
+            "acme",
+            "--server",
+            key,
+            "--reason",
+            "r",
+        ];
+        if yes {
+            args.push("--yes");
+        }
+        db.tenancy(&args)
+    };
+    forget("eu-2", false).fails(2, "without --yes");
+    let out = forget("eu-2", true).ok();
+    assert!(out.contains("nothing was forgotten"), "{out}");
+    forget("eu-9", true).fails(1, "server eu-9");
+    forget("EU 9", true).fails(2, "--server");
     db.tenancy(&[
-        "tenants",
-        "forget-old-copy",
-        "acme",
-        "--server",
-        "eu-2",
-        "--reason",
-        "r",
+        "tenants", "move", "acme", "--to", "shared", "--server", "eu-2", "--reason", "r",
     ])
-    .ok();
+    .fails(2, "--server is for --to own-database");
 }

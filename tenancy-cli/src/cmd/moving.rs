@@ -29,9 +29,19 @@ pub struct MoveArgs<'a> {
     pub server: Option<String>,
     pub migrations: Option<&'a Path>,
     pub lock_wait_ms: Option<u64>,
+    pub unmanaged_shared_tables: bool,
 }
 
 pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(), Fail> {
+    if let Some(server) = &args.server {
+        if !matches!(args.to, PlacementArg::OwnDatabase) {
+            return Err(Fail::usage(
+                "--server is for --to own-database: shared tables and own schemas live in the \
+                 registry's database",
+            ));
+        }
+        super::servers::check_key(server)?;
+    }
     let who = Who::from_args(&args.one.actor)?;
     let t = tenancy(
         url,
@@ -49,6 +59,9 @@ pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(),
     }
     if let Some(ms) = args.lock_wait_ms {
         options = options.lock_wait(Duration::from_millis(ms));
+    }
+    if args.unmanaged_shared_tables {
+        options = options.unmanaged_shared_tables();
     }
     let moved = t
         .move_tenant_with(&su, id, placement(args.to), options)
@@ -97,10 +110,28 @@ pub async fn purge_old_copy(url: &str, one: &One, yes: bool, out: &Out) -> Resul
     Ok(())
 }
 
-pub async fn forget_old_copy(url: &str, one: &One, server: &str, out: &Out) -> Result<(), Fail> {
+pub async fn forget_old_copy(
+    url: &str,
+    one: &One,
+    server: &str,
+    yes: bool,
+    out: &Out,
+) -> Result<(), Fail> {
+    super::servers::check_key(server)?;
     let who = Who::from_args(&one.actor)?;
     let t = tenancy(url, Connect::default()).await?;
     let id = tenant_id(&t, &one.tenant).await?;
+    // Forgotten, a database is a leftover to any handle that maps its server: asked before the
+    // Superuser, as a purge is.
+    confirm(
+        yes,
+        &format!(
+            "forget the old databases of tenant {} ({id}) on server {server} (a handle that \
+             maps that server drops them when it connects)",
+            one.tenant
+        ),
+        &one.tenant,
+    )?;
     let su = who.superuser(&t).await?;
     let forgotten = t.forget_old_copy(&su, id, server).await?;
     let text = if forgotten.is_empty() {
@@ -170,7 +201,7 @@ fn purged_text(p: &Purged) -> String {
             tables.iter().map(|(_, n)| n).sum::<u64>(),
             tables.len()
         ),
-        _ => "removed".to_owned(),
+        other => format!("removed {other:?}"),
     }
 }
 
@@ -181,6 +212,6 @@ fn purged_json(p: &Purged) -> Value {
         Purged::Rows(tables) => json!({
             "rows": tables.iter().map(|(t, n)| json!({ "table": t, "rows": n })).collect::<Vec<_>>(),
         }),
-        _ => json!({}),
+        other => json!({ "other": format!("{other:?}") }),
     }
 }

@@ -8,9 +8,16 @@ use crate::connect::{Connect, Who, tenancy};
 use crate::fail::Fail;
 use crate::output::{Out, time};
 
+/// A malformed server key is a usage error, found before anything connects or is audited.
+pub fn check_key(key: &str) -> Result<(), Fail> {
+    tenancy::validate_server_key(key).map_err(|e| Fail::usage(format!("--server: {e}")))?;
+    Ok(())
+}
+
 pub async fn run(url: &str, cmd: ServersCmd, out: &Out) -> Result<(), Fail> {
     match cmd {
         ServersCmd::Add { key, actor } => {
+            tenancy::validate_server_key(&key).map_err(|e| Fail::usage(e.to_string()))?;
             let who = Who::from_args(&actor)?;
             let t = tenancy(url, Connect::default()).await?;
             let su = who.superuser(&t).await?;

@@ -32,6 +32,7 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
             let mut new = NewTenant::new(&slug, name.as_deref().unwrap_or(&slug))
                 .placement(super::moving::placement(placement));
             if let Some(server) = server {
+                super::servers::check_key(&server)?;
                 new = new.server(server);
             }
             for h in &hosts {
@@ -140,6 +141,7 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
             server,
             migrations,
             lock_wait_ms,
+            unmanaged_shared_tables,
         } => {
             let args = super::moving::MoveArgs {
                 one: &one,
@@ -147,14 +149,15 @@ pub async fn run(url: &str, cmd: TenantsCmd, out: &Out) -> Result<(), Fail> {
                 server,
                 migrations: migrations.as_deref(),
                 lock_wait_ms,
+                unmanaged_shared_tables,
             };
             super::moving::move_tenant(url, args, out).await
         }
         TenantsCmd::PurgeOldCopy { one, yes } => {
             super::moving::purge_old_copy(url, &one, yes, out).await
         }
-        TenantsCmd::ForgetOldCopy { one, server } => {
-            super::moving::forget_old_copy(url, &one, &server, out).await
+        TenantsCmd::ForgetOldCopy { one, server, yes } => {
+            super::moving::forget_old_copy(url, &one, &server, yes, out).await
         }
         TenantsCmd::Rename { one, new_slug } => {
             let (t, su, id) = open(url, &one).await?;

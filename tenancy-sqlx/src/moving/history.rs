@@ -6,10 +6,11 @@
 //! ahead would land in tables that lack its changes. So a move goes ahead only when both
 //! histories record the same migrations with the same checksums.
 //!
-//! Shared tables with no history at all are the application's own (made by its own
-//! migrations, not tenancy's tenant migrations): there is nothing to compare, and the move
-//! goes ahead as the copy's column checks allow. An own schema or database always has a
-//! history, tenancy made it.
+//! Shared tables with no history at all may be the application's own (made by its own
+//! migrations, not tenancy's tenant migrations), or tenancy's with the history lost: only the
+//! application can tell, with `MoveOptions::unmanaged_shared_tables`, and then the move does
+//! not compare them and goes ahead as the copy's column checks allow. An own schema or
+//! database always has a history, tenancy made it.
 
 use std::collections::BTreeMap;
 
@@ -22,15 +23,18 @@ use crate::{Error, Result};
 /// Refuses the move of tenant `id` ([`Error::MoveRefused`]) unless the migration history of
 /// its home in schema `from` (`None`: the shared tables) and of the new home in schema `to`
 /// record the same versions with the same checksums. Both homes' migration locks are held.
+/// `unmanaged_shared`: an empty shared-table history is the application's own tables (see the
+/// module docs), not compared.
 pub(super) async fn check_same(
     pair: &mut Pair<'_>,
     id: TenantId,
     (from, to): (Option<&str>, Option<&str>),
+    unmanaged_shared: bool,
 ) -> Result<()> {
     let source = read(pair.source(), from).await?;
     let target = read(pair.target(), to).await?;
-    let unmanaged = (from.is_none() && source.is_empty()) || (to.is_none() && target.is_empty());
-    if source == target || unmanaged {
+    let shared_empty = (from.is_none() && source.is_empty()) || (to.is_none() && target.is_empty());
+    if source == target || (unmanaged_shared && shared_empty) {
         return Ok(());
     }
     let behind: Vec<i64> = target
@@ -65,6 +69,13 @@ pub(super) async fn check_same(
         differences.push(format!(
             "migrations {changed:?} ran with other text in its home than in the new home"
         ));
+    }
+    if shared_empty {
+        differences.push(
+            "tenancy has no history of the shared tables: if the application migrates them \
+             itself, say so with MoveOptions::unmanaged_shared_tables"
+                .to_owned(),
+        );
     }
     Err(Error::MoveRefused {
         id,

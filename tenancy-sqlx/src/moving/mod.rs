@@ -119,6 +119,7 @@ pub const DEFAULT_MOVE_LOCK_WAIT: Duration = Duration::from_secs(10);
 pub struct MoveOptions {
     lock_wait: Duration,
     server: Option<String>,
+    unmanaged_shared_tables: bool,
     #[cfg(feature = "testing")]
     pub(crate) seams: Seams,
 }
@@ -128,6 +129,7 @@ impl Default for MoveOptions {
         Self {
             lock_wait: DEFAULT_MOVE_LOCK_WAIT,
             server: None,
+            unmanaged_shared_tables: false,
             #[cfg(feature = "testing")]
             seams: Seams::default(),
         }
@@ -139,6 +141,7 @@ impl fmt::Debug for MoveOptions {
         f.debug_struct("MoveOptions")
             .field("lock_wait", &self.lock_wait)
             .field("server", &self.server)
+            .field("unmanaged_shared_tables", &self.unmanaged_shared_tables)
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +188,23 @@ impl MoveOptions {
     /// The server set by [`MoveOptions::server`], if any.
     pub fn get_server(&self) -> Option<&str> {
         self.server.as_deref()
+    }
+
+    /// Says that the application migrates the shared tables itself, not through tenancy's
+    /// tenant migrations: then tenancy's history of them is empty, and a move in or out of
+    /// them does not compare it with the other home's (every move compares both homes'
+    /// migration histories and refuses when they differ; see
+    /// [`Tenancy::move_tenant_with`](crate::Tenancy::move_tenant_with)). A shared-table
+    /// history that is not empty is compared all the same. Off by default: an empty history
+    /// is as likely a lost one, and moving past it could leave a backfill unapplied.
+    pub fn unmanaged_shared_tables(mut self) -> Self {
+        self.unmanaged_shared_tables = true;
+        self
+    }
+
+    /// Whether [`MoveOptions::unmanaged_shared_tables`] is set.
+    pub fn get_unmanaged_shared_tables(&self) -> bool {
+        self.unmanaged_shared_tables
     }
 
     /// Test seam: SQL run in the move's transaction after the copy and before verification
@@ -455,7 +475,13 @@ pub(crate) async fn copy_all(
     to: Placement,
     options: &MoveOptions,
 ) -> Result<Vec<MovedTable>> {
-    history::check_same(pair, id, (from_schema, to_schema)).await?;
+    history::check_same(
+        pair,
+        id,
+        (from_schema, to_schema),
+        options.unmanaged_shared_tables,
+    )
+    .await?;
     let sources = tenant_tables_children_first(pair.source(), from_schema).await?;
     let targets = tenant_tables_children_first(pair.target(), to_schema).await?;
     let mut copied = Vec::new();

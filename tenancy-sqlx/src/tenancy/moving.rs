@@ -233,9 +233,9 @@ impl Tenancy {
     /// where [`Tenancy::purge_old_copy`] cannot reach them and fails with
     /// [`Error::UnknownServer`], while their record refuses every move that would leave an
     /// old database again. Only for a server this handle does not map: one it maps is purged
-    /// instead. What is forgotten is no longer the registry's; should the server come back, a
-    /// handle that maps it drops it with [`Tenancy::cleanup_orphans`] (unless it cannot tell
-    /// it from the tenant's home). Audited (`tenant.forget_old_copy`). Returns the names of
+    /// instead. What is forgotten is no longer the registry's: should the server come back, a
+    /// handle that maps it drops it as a leftover when it connects ([`Tenancy::cleanup_orphans`]
+    /// runs then), unless it cannot tell it from the tenant's home. Audited (`tenant.forget_old_copy`). Returns the names of
     /// the databases forgotten.
     ///
     /// ```no_run
@@ -247,7 +247,9 @@ impl Tenancy {
     /// ```
     ///
     /// # Errors
-    /// [`Error::MoveRefused`] when this handle maps `server`; [`Error::TenantNotFound`];
+    /// [`Error::MoveRefused`] when this handle maps `server`; [`Error::UnknownServer`] for a
+    /// key the registry does not list; [`Error::Invalid`] for a malformed one;
+    /// [`Error::TenantNotFound`];
     /// [`Error::Forbidden`] for an expired `su` or one of another `Tenancy`.
     pub async fn forget_old_copy(
         &self,
@@ -265,12 +267,24 @@ impl Tenancy {
                 ),
             });
         }
+        tenancy_core::home::validate_server_key(server)?;
         su.audited(&self.rt, "tenant.forget_old_copy", async |tx| {
             crate::sql::admin_query(store::TENANT_FOR_MOVE)
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
+            let listed: bool = crate::sql::admin_scalar(
+                "SELECT EXISTS (SELECT FROM tenancy.servers WHERE key = $1)",
+            )
+            .bind(server)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !listed {
+                return Err(Error::UnknownServer {
+                    server: server.to_owned(),
+                });
+            }
             let forgotten: Vec<String> = crate::sql::admin_scalar(store::OLD_DATABASES_FORGET)
                 .bind(id.as_uuid())
                 .bind(server)
