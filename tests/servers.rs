@@ -1053,6 +1053,35 @@ async fn a_database_on_the_target_that_the_registry_records_is_never_dropped_as_
     drop_extra(&urls, &tag).await;
 }
 
+/// The setup of the later tests: a handle mapping s2 and s3 (both listed) and acme, filled
+/// with `spins` spins, in a database of its own on s2: the handle, the registry's tag, a
+/// Superuser, acme's context and its database's name.
+struct AcmeOnS2 {
+    tenancy: Tenancy,
+    tag: String,
+    su: tenancy::Superuser,
+    a: tenancy::TenantCtx,
+    db_name: String,
+}
+
+async fn acme_on_s2(db: &TestTenancy, urls: &(String, String), spins: usize) -> AcmeOnS2 {
+    let tenancy = builder(urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(db).await;
+    let su = tenancy.superuser("test", "acme on s2").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    fill(&a, spins).await;
+    AcmeOnS2 {
+        tenancy,
+        tag,
+        su,
+        a,
+        db_name: row.database.unwrap(),
+    }
+}
+
 /// A database of the tenant's name on the target server that says it is another tenant's (a
 /// restore gone wrong, with no registry row naming it) is no leftover of this move: refused
 /// and kept, whatever its name says.
@@ -1063,15 +1092,13 @@ async fn a_database_on_the_target_stamped_for_another_tenant_is_never_dropped_as
     let Some(urls) = server_urls("own_database_foreign_leftover") else {
         return;
     };
-    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
-    let tag = tag_of(&db).await;
-    let su = tenancy.superuser("test", "foreign leftover").await.unwrap();
-    tenancy.add_server(&su, "s2").await.unwrap();
-    tenancy.add_server(&su, "s3").await.unwrap();
-    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
-    let a = tenancy.resolve_slug("acme").await.unwrap();
-    fill(&a, 3).await;
-    let db_name = row.database.clone().unwrap();
+    let AcmeOnS2 {
+        tenancy,
+        tag,
+        su,
+        a,
+        db_name,
+    } = acme_on_s2(&db, &urls, 3).await;
     let stranger = Uuid::new_v4();
     let mut three = PgConnection::connect(&urls.1).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -1127,14 +1154,9 @@ async fn a_move_between_servers_from_a_database_behind_the_new_one_is_refused(db
     let Some(urls) = server_urls("own_database_history_between") else {
         return;
     };
-    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
-    let tag = tag_of(&db).await;
-    let su = tenancy.superuser("test", "history between").await.unwrap();
-    tenancy.add_server(&su, "s2").await.unwrap();
-    tenancy.add_server(&su, "s3").await.unwrap();
-    tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
-    let a = tenancy.resolve_slug("acme").await.unwrap();
-    fill(&a, 3).await;
+    let AcmeOnS2 {
+        tenancy, tag, a, ..
+    } = acme_on_s2(&db, &urls, 3).await;
     let home = home_of(&db, a.id()).await;
     let newer = Tenancy::builder()
         .tenant_migrations(
@@ -1180,15 +1202,13 @@ async fn an_old_copy_on_a_server_that_is_gone_is_forgotten_not_dropped(db: TestT
     let Some(urls) = server_urls("own_database_forget_old_copy") else {
         return;
     };
-    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
-    let tag = tag_of(&db).await;
-    let su = tenancy.superuser("test", "forget").await.unwrap();
-    tenancy.add_server(&su, "s2").await.unwrap();
-    tenancy.add_server(&su, "s3").await.unwrap();
-    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
-    let a = tenancy.resolve_slug("acme").await.unwrap();
-    fill(&a, 4).await;
-    let db_name = row.database.clone().unwrap();
+    let AcmeOnS2 {
+        tenancy,
+        tag,
+        su,
+        a,
+        db_name,
+    } = acme_on_s2(&db, &urls, 4).await;
     tenancy
         .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
         .await
@@ -1269,15 +1289,13 @@ async fn an_old_copy_is_never_purged_through_a_key_that_reaches_the_tenants_home
     let Some(urls) = server_urls("own_database_aliased_purge") else {
         return;
     };
-    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
-    let tag = tag_of(&db).await;
-    let su = tenancy.superuser("test", "aliased purge").await.unwrap();
-    tenancy.add_server(&su, "s2").await.unwrap();
-    tenancy.add_server(&su, "s3").await.unwrap();
-    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
-    let a = tenancy.resolve_slug("acme").await.unwrap();
-    fill(&a, 5).await;
-    let db_name = row.database.clone().unwrap();
+    let AcmeOnS2 {
+        tenancy,
+        tag,
+        su,
+        a,
+        db_name,
+    } = acme_on_s2(&db, &urls, 5).await;
     tenancy
         .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
         .await

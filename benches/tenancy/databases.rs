@@ -165,26 +165,7 @@ async fn floor(tenancy: &Tenancy, url: &str, spins: i32) -> (Uuid, Arc<Vec<Uuid>
         .expect("create the floor tenant");
     let id = floor.id.as_uuid();
     let mut conn = PgConnection::connect(url).await.expect("connect");
-    sqlx::query(
-        "INSERT INTO spinners (tenant_id, id, name)
-         SELECT $1, gen_random_uuid(), 'spinner ' || i FROM generate_series(1, 20) i",
-    )
-    .bind(id)
-    .execute(&mut conn)
-    .await
-    .expect("seed spinners");
-    sqlx::query(
-        "WITH s AS (SELECT array_agg(id ORDER BY name) AS ids FROM spinners WHERE tenant_id = $1)
-         INSERT INTO spins (tenant_id, id, spinner_id, duration, note, created_at)
-         SELECT $1, gen_random_uuid(), s.ids[1 + i % 20], 30 + (i * 7919) % 300,
-                CASE WHEN i % 4 = 0 THEN 'note ' || i END, now() - make_interval(secs => i)
-         FROM s, generate_series(1, $2) i",
-    )
-    .bind(id)
-    .bind(spins)
-    .execute(&mut conn)
-    .await
-    .expect("seed spins");
+    crate::shared_table::seed_spins(&mut conn, id, spins).await;
     sqlx::raw_sql("VACUUM ANALYZE spinners, spins")
         .execute(&mut conn)
         .await

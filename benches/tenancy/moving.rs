@@ -49,7 +49,7 @@ pub async fn run(b: &mut Bench, admin: &str) {
             .await
             .expect("create tenant");
         moving.get_or_insert(t.id);
-        seed(&mut conn, t.id.as_uuid(), n).await;
+        crate::shared_table::seed_spins(&mut conn, t.id.as_uuid(), n).await;
     }
     let id = moving.expect("the moved tenant");
     sqlx::raw_sql("VACUUM ANALYZE")
@@ -87,28 +87,4 @@ pub async fn run(b: &mut Bench, admin: &str) {
     tenancy.close().await;
     drop(conn);
     crate::drop_database(admin, DATABASE).await;
-}
-
-/// 20 spinners and `spins` spins of tenant `id`, one in four with a note.
-async fn seed(conn: &mut PgConnection, id: uuid::Uuid, spins: i32) {
-    sqlx::query(
-        "INSERT INTO spinners (tenant_id, id, name)
-         SELECT $1, gen_random_uuid(), 'spinner ' || i FROM generate_series(1, 20) i",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .expect("seed spinners");
-    sqlx::query(
-        "WITH s AS (SELECT array_agg(id ORDER BY name) AS ids FROM spinners WHERE tenant_id = $1)
-         INSERT INTO spins (tenant_id, id, spinner_id, duration, note, created_at)
-         SELECT $1, gen_random_uuid(), s.ids[1 + i % 20], 30 + (i * 7919) % 300,
-                CASE WHEN i % 4 = 0 THEN 'note ' || i END, now() - make_interval(secs => i)
-         FROM s, generate_series(1, $2) i",
-    )
-    .bind(id)
-    .bind(spins)
-    .execute(&mut *conn)
-    .await
-    .expect("seed spins");
 }

@@ -133,6 +133,32 @@ pub async fn run(b: &mut Bench, url: &str) {
     eight.close().await;
 }
 
+/// 20 spinners and `spins` spins of shared-table tenant `id`: a second apart, one in four with
+/// a note, round-robin over the spinners. The floor of every row against the shared tables.
+pub async fn seed_spins(conn: &mut PgConnection, id: Uuid, spins: i32) {
+    sqlx::query(
+        "INSERT INTO spinners (tenant_id, id, name)
+         SELECT $1, gen_random_uuid(), 'spinner ' || i FROM generate_series(1, 20) i",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .expect("seed spinners");
+    sqlx::query(
+        "WITH s AS (SELECT array_agg(id ORDER BY name) AS ids FROM spinners WHERE tenant_id = $1)
+         INSERT INTO spins (tenant_id, id, spinner_id, duration, note, created_at)
+         SELECT $1, gen_random_uuid(), s.ids[1 + i % 20], 30 + (i * 7919) % 300,
+                CASE WHEN i % 4 = 0 THEN 'note ' || i END,
+                now() - make_interval(secs => i)
+         FROM s, generate_series(1, $2) i",
+    )
+    .bind(id)
+    .bind(spins)
+    .execute(&mut *conn)
+    .await
+    .expect("seed spins");
+}
+
 /// The registry, the app's tables, four tenants (the measured one with ~10,000 spins, three
 /// neighbours with 3,000 each) and statistics.
 async fn seed(url: &str, quick: bool) -> Data {
@@ -162,28 +188,7 @@ async fn seed(url: &str, quick: bool) -> Data {
             .expect("create tenant");
         let id = t.id.as_uuid();
         tenant.get_or_insert(id);
-        sqlx::query(
-            "INSERT INTO spinners (tenant_id, id, name)
-             SELECT $1, gen_random_uuid(), 'spinner ' || i FROM generate_series(1, 20) i",
-        )
-        .bind(id)
-        .execute(&mut conn)
-        .await
-        .expect("seed spinners");
-        // Spins a second apart, one in four with a note, round-robin over the spinners.
-        sqlx::query(
-            "WITH s AS (SELECT array_agg(id ORDER BY name) AS ids FROM spinners WHERE tenant_id = $1)
-             INSERT INTO spins (tenant_id, id, spinner_id, duration, note, created_at)
-             SELECT $1, gen_random_uuid(), s.ids[1 + i % 20], 30 + (i * 7919) % 300,
-                    CASE WHEN i % 4 = 0 THEN 'note ' || i END,
-                    now() - make_interval(secs => i)
-             FROM s, generate_series(1, $2) i",
-        )
-        .bind(id)
-        .bind(spins)
-        .execute(&mut conn)
-        .await
-        .expect("seed spins");
+        seed_spins(&mut conn, id, spins).await;
     }
     sqlx::raw_sql("VACUUM ANALYZE")
         .execute(&mut conn)
