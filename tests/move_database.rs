@@ -444,17 +444,6 @@ async fn ids_in(
     ids
 }
 
-/// Whether the tenant database `name` is sealed by a move out of it.
-async fn sealed(name: &str) -> bool {
-    let mut conn = connect_to(name).await;
-    let moved: bool = sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    moved
-}
-
 #[tenancy::test(migrations = "tests/migrations")]
 async fn own_database_tenants_move_out_to_shared_tables_and_own_schemas(t: TestTenancy) {
     let tenancy = t.tenancy().clone();
@@ -716,20 +705,7 @@ async fn a_move_out_of_a_database_waits_for_a_migration_of_it_and_keeps_its_back
         MoveOptions::default(),
     );
     let mut watch = connect_to(&db).await;
-    tenancy::testing::eventually(
-        "the move waits for the migration",
-        Duration::from_secs(30),
-        async || {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-            )
-            .fetch_one(&mut watch)
-            .await
-            .unwrap()
-        },
-    )
-    .await;
+    wait_for_an_advisory_lock_waiter(&mut watch, "the move waits for the migration").await;
     assert!(!mover.is_finished());
     sqlx::raw_sql("COMMIT")
         .execute(&mut migration)

@@ -283,20 +283,7 @@ async fn purge_old_copy_drops_under_the_lock_a_move_back_takes(t: TestTenancy) {
         tokio::spawn(async move { tenancy.purge_old_copy(&su, id).await })
     };
     let mut watch = t.connect().await;
-    tenancy::testing::eventually(
-        "the purge waits for the name's lock",
-        Duration::from_secs(30),
-        async || {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-            )
-            .fetch_one(&mut watch)
-            .await
-            .unwrap()
-        },
-    )
-    .await;
+    wait_for_an_advisory_lock_waiter(&mut watch, "the purge waits for the name's lock").await;
     assert!(!purge.is_finished());
     assert!(exists(&acme_db).await);
     assert_eq!(old_copies(&t, acme.id()).await, [Some(acme_db.clone())]);
@@ -505,16 +492,7 @@ async fn a_refused_rerun_of_a_move_cut_off_after_its_seal_says_the_tenant_is_sea
     tenancy::testing::eventually(
         "the move sealed the old copy",
         Duration::from_secs(60),
-        async || {
-            let mut conn = connect_to(&acme_db).await;
-            let sealed: bool =
-                sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap();
-            conn.close().await.unwrap();
-            sealed
-        },
+        async || sealed(&acme_db).await,
     )
     .await;
     mover.abort();

@@ -362,3 +362,29 @@ pub async fn wait_for_mover(conn: &mut PgConnection) -> i32 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Whether the tenant database `name` is sealed by a move out of it.
+pub async fn sealed(name: &str) -> bool {
+    let mut conn = connect_to(name).await;
+    let moved: bool = sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    moved
+}
+
+/// Waits (30 s at most) until a session of `conn`'s database waits for an advisory lock: a
+/// move or purge held back by a lock the test holds.
+pub async fn wait_for_an_advisory_lock_waiter(conn: &mut PgConnection, what: &str) {
+    tenancy::testing::eventually(what, Duration::from_secs(30), async || {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    })
+    .await;
+}

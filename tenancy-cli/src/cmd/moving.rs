@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tenancy::{MoveOptions, Moved, OldCopy, Placement, Purged};
+use tenancy::{MoveOptions, Moved, OldCopy, Placement, Purged, TenantId};
 
 use crate::cli::{One, PlacementArg};
 use crate::confirm::confirm;
@@ -81,20 +81,30 @@ pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(),
     Ok(())
 }
 
-pub async fn purge_old_copy(url: &str, one: &One, yes: bool, out: &Out) -> Result<(), Fail> {
+/// Checks who acts, connects, finds the tenant and asks `what(id)` (or takes `yes`), then
+/// acquires the Superuser: a typo or a refusal leaves not even an audit record.
+async fn confirmed(
+    url: &str,
+    one: &One,
+    yes: bool,
+    what: impl FnOnce(TenantId) -> String,
+) -> Result<(tenancy::Tenancy, tenancy::Superuser, TenantId), Fail> {
     let who = Who::from_args(&one.actor)?;
     let t = tenancy(url, Connect::default()).await?;
     let id = tenant_id(&t, &one.tenant).await?;
-    // Asked before the Superuser, so a refusal leaves not even an audit record.
-    confirm(
-        yes,
-        &format!(
+    confirm(yes, &what(id), &one.tenant)?;
+    let su = who.superuser(&t).await?;
+    Ok((t, su, id))
+}
+
+pub async fn purge_old_copy(url: &str, one: &One, yes: bool, out: &Out) -> Result<(), Fail> {
+    let (t, su, id) = confirmed(url, one, yes, |id| {
+        format!(
             "remove what the last move of tenant {} ({id}) kept where it lived before",
             one.tenant
-        ),
-        &one.tenant,
-    )?;
-    let su = who.superuser(&t).await?;
+        )
+    })
+    .await?;
     let purged = t.purge_old_copy(&su, id).await?;
     let described: Vec<String> = purged.iter().map(purged_text).collect();
     let text = if described.is_empty() {
@@ -118,21 +128,16 @@ pub async fn forget_old_copy(
     out: &Out,
 ) -> Result<(), Fail> {
     super::servers::check_key(server)?;
-    let who = Who::from_args(&one.actor)?;
-    let t = tenancy(url, Connect::default()).await?;
-    let id = tenant_id(&t, &one.tenant).await?;
-    // Forgotten, a database is a leftover to any handle that maps its server: asked before the
-    // Superuser, as a purge is.
-    confirm(
-        yes,
-        &format!(
+    // Forgotten, a database is a leftover to any handle that maps its server: asked, as a
+    // purge is.
+    let (t, su, id) = confirmed(url, one, yes, |id| {
+        format!(
             "forget the old databases of tenant {} ({id}) on server {server} (a handle that \
              maps that server drops them when it connects)",
             one.tenant
-        ),
-        &one.tenant,
-    )?;
-    let su = who.superuser(&t).await?;
+        )
+    })
+    .await?;
     let forgotten = t.forget_old_copy(&su, id, server).await?;
     let text = if forgotten.is_empty() {
         format!("tenant {id} has no old database on server {server}; nothing was forgotten")

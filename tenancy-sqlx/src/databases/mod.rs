@@ -98,12 +98,23 @@ impl Databases {
         key: &str,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        let server = self.server(key)?;
         if key == PRIMARY_SERVER {
+            self.server(key)?;
             return Conn::with(pool, work).await;
         }
+        self.with_direct_admin(key, work).await
+    }
+
+    /// Runs `work` on a connection of its own to the maintenance side of server `key`, closed
+    /// after: for another server, and for work on the primary that must not wait for the
+    /// registry's pool (its caller's transaction holds one of its connections).
+    async fn with_direct_admin<T>(
+        &self,
+        key: &str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
         use sqlx::Connection;
-        let mut conn = PgConnection::connect_with(&server.options)
+        let mut conn = PgConnection::connect_with(&self.server(key)?.options)
             .await
             .map_err(|e| Error::Connect {
                 server: format!("server {key}"),
@@ -566,7 +577,7 @@ impl Databases {
         &self,
         tenant: TenantId,
         (on, database): (&str, &DatabaseName),
-        home: Option<(&str, DatabaseName)>,
+        home: Option<(&str, &DatabaseName)>,
     ) -> Result<()> {
         use sqlx::Connection;
         let refuse = |found: String| Error::WrongDatabase {
@@ -574,8 +585,8 @@ impl Databases {
             database: database.as_str().to_owned(),
             found,
         };
-        if let Some((home_server, home)) = &home
-            && *home_server != on
+        if let Some((home_server, home)) = home
+            && home_server != on
         {
             let (there, _) = self
                 .probe(
@@ -625,17 +636,12 @@ impl Databases {
                     .to_owned(),
             ));
         }
-        let mut server = PgConnection::connect_with(&self.server(on)?.options)
-            .await
-            .map_err(|e| Error::Connect {
-                server: format!("server {on}"),
-                cause: e.to_string(),
-            })?;
-        let dropped = provision::drop_database(&mut server, database)
-            .await
-            .map_err(provision_error);
-        let _ = server.close().await;
-        dropped
+        self.with_direct_admin(on, async |server| {
+            provision::drop_database(&mut *server, database)
+                .await
+                .map_err(provision_error)
+        })
+        .await
     }
 
     /// Drops `tenant`'s database `database` on server `on` (after its registry row is gone),

@@ -203,23 +203,22 @@ impl Tenancy {
                 .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
             let current: Placement = sqlx::Row::try_get::<&str, _>(&row, "placement")?.parse()?;
             let server: String = sqlx::Row::try_get(&row, "server")?;
-            let home: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
+            let home = sqlx::Row::try_get::<Option<&str>, _>(&row, "database_name")?
+                .map(crate::databases::name::DatabaseName::parse)
+                .transpose()?;
             let (purged, databases) =
                 crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
             // Dropped before the commit: see the docs above.
             for (old_server, name) in databases {
                 let database = crate::databases::name::DatabaseName::parse(&name)?;
                 crate::databases::provision::lock_name(tx, &database).await?;
-                let home = match &home {
-                    Some(home) => Some((
-                        server.as_str(),
-                        crate::databases::name::DatabaseName::parse(home)?,
-                    )),
-                    None => None,
-                };
                 self.rt
                     .databases()?
-                    .drop_old_copy(id, (&old_server, &database), home)
+                    .drop_old_copy(
+                        id,
+                        (&old_server, &database),
+                        home.as_ref().map(|h| (server.as_str(), h)),
+                    )
                     .await?;
             }
             let detail = format!("{purged:?}");
