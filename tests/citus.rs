@@ -928,21 +928,28 @@ async fn writes_meet_the_move_fence_on_the_coordinator() {
 }
 
 /// How to take back each registry migration this test knows, newest last: what it created,
-/// then its history row. The test takes back the newest one the runtime has.
-const REGISTRY_TAKE_BACK: &[(i32, &str)] = &[
+/// then its history row. The test takes back the newest one the runtime has. One statement at a
+/// time, as the registry's migrations run: Citus hands an `ALTER TABLE` of a table it manages
+/// (here `old_copies`, a Citus local table once `tenants` is a reference table) to its workers in
+/// the text it arrived in, and a worker refuses several statements in one prepared statement.
+const REGISTRY_TAKE_BACK: &[(i32, &[&str])] = &[
     (
         8,
-        "DROP FUNCTION tenancy.write_fence(uuid, text, text); \
-         DROP FUNCTION tenancy.write_fence_serial(uuid); \
-         DROP FUNCTION tenancy.write_fence_wait(uuid); \
-         DROP TABLE tenancy.old_copies; \
-         DELETE FROM tenancy.registry_migrations WHERE version = 8",
+        &[
+            "DROP FUNCTION tenancy.write_fence(uuid, text, text)",
+            "DROP FUNCTION tenancy.write_fence_serial(uuid)",
+            "DROP FUNCTION tenancy.write_fence_wait(uuid)",
+            "DROP TABLE tenancy.old_copies",
+            "DELETE FROM tenancy.registry_migrations WHERE version = 8",
+        ],
     ),
     (
         9,
-        "ALTER TABLE tenancy.old_copies DROP CONSTRAINT old_copies_database, \
-         DROP COLUMN database_name, DROP COLUMN server; \
-         DELETE FROM tenancy.registry_migrations WHERE version = 9",
+        &[
+            "ALTER TABLE tenancy.old_copies DROP CONSTRAINT old_copies_database, \
+             DROP COLUMN database_name, DROP COLUMN server",
+            "DELETE FROM tenancy.registry_migrations WHERE version = 9",
+        ],
     ),
 ];
 
@@ -969,7 +976,9 @@ async fn the_registry_upgrades_with_its_tables_distributed() {
         .unwrap_or_else(|| {
             panic!("registry migration {latest} is the newest: add how to take it back")
         });
-    cluster.exec(take_back).await;
+    for statement in *take_back {
+        cluster.exec(statement).await;
+    }
     let behind: i32 = sqlx::query_scalar("SELECT max(version) FROM tenancy.registry_migrations")
         .fetch_one(&mut cluster.conn().await)
         .await
