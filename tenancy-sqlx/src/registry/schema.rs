@@ -168,10 +168,18 @@ ALTER TABLE tenancy.tenants
         "moves out of a tenant database: where an old database is kept",
         // A tenant that moves out of its own database leaves it as the old copy, on its
         // server, until `purge_old_copy` drops it; `cleanup_orphans` keeps it meanwhile.
+        // One change a statement, constraints named as PostgreSQL names them inline: on a
+        // Citus registry `old_copies` is a Citus table (it references the reference table of
+        // tenants), and Citus refuses `ADD CONSTRAINT` beside other subcommands and a
+        // constraint inside `ADD COLUMN`. The table comes out as one `ALTER TABLE` made it.
         r#"
+ALTER TABLE tenancy.old_copies ADD COLUMN database_name text;
+ALTER TABLE tenancy.old_copies ADD COLUMN server text;
 ALTER TABLE tenancy.old_copies
-    ADD COLUMN database_name text UNIQUE,
-    ADD COLUMN server text REFERENCES tenancy.servers (key),
+    ADD CONSTRAINT old_copies_database_name_key UNIQUE (database_name);
+ALTER TABLE tenancy.old_copies
+    ADD CONSTRAINT old_copies_server_fkey FOREIGN KEY (server) REFERENCES tenancy.servers (key);
+ALTER TABLE tenancy.old_copies
     ADD CONSTRAINT old_copies_database CHECK (
         (placement = 'own_database') = (database_name IS NOT NULL AND server IS NOT NULL)
     );
