@@ -1617,17 +1617,126 @@ async fn a_move_between_servers_cut_off_after_its_seal_is_finished_by_a_rerun(db
         std::slice::from_ref(&db_name)
     );
 
-    let moved = tenancy
-        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+    // A deploy before the rerun: its migration runs on the sealed database (the registry's
+    // home of the tenant), not on the unregistered copy. The rerun's comparison of the two
+    // leaves the new column out, finds the same rows, and replaces the copy.
+    let weight = "ALTER TABLE spins ADD COLUMN weight int NOT NULL DEFAULT 7";
+    let deployed = builder(&urls)
+        .tenant_migrations(
+            Migrations::from_static(&[
+                (1, "spinner app", common::SPINNER_SCHEMA),
+                (2, "weight", weight),
+            ])
+            .unwrap(),
+        )
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su2 = deployed.superuser("test", "deploy").await.unwrap();
+    let report = deployed
+        .migrate_tenants(&su2, MigrateOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        report.outcomes.iter().any(|(t, o)| matches!(t,
+            MigrationTarget::Database { id, .. } if *id == a.id())
+            && *o == Outcome::Applied(vec![2])),
+        "{report:?}"
+    );
+    tenancy.close().await;
+
+    let moved = deployed
+        .move_tenant_with(&su2, a.id(), Placement::OwnDatabase, to_server("s3"))
         .await
         .unwrap();
     assert_eq!((moved.server.as_str(), moved.rows()), ("s3", 11));
-    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let a = deployed.resolve_slug("acme").await.unwrap();
     Spin::repo().insert(&a, &new_spin(s.id, 2)).await.unwrap();
     assert_eq!(Spin::repo().count(&a).await.unwrap(), 11);
     assert_eq!(spins_at(&urls.1, &db_name, a.id()).await.len(), 11);
-    tenancy.purge_old_copy(&su, a.id()).await.unwrap();
-    assert!(databases_on(&urls.0, &tag).await.is_empty());
+    deployed.purge_old_copy(&su2, a.id()).await.unwrap();
+    // Only the template the deploy's migration run brought up to date is left on s2.
+    let left = databases_on(&urls.0, &tag).await;
+    assert!(left.iter().all(|d| d.contains("_template_")), "{left:?}");
+    deployed.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// A registry restored from a backup taken before a move between servers switched: it names
+/// the sealed old database again, while the new one has been the tenant's home since, with
+/// writes the old one lacks. The rerun of the move the docs suggest must not replace that
+/// database with the stale copy: it compares the two and is refused, keeping both.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_rerun_after_a_registry_restore_never_replaces_the_home_with_the_sealed_copy(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("move_between_servers_registry_restore") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "registry restore").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let db_name = row.database.clone().unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    let s = fill(&a, 5).await;
+    tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    for d in 0..2 {
+        Spin::repo().insert(&a, &new_spin(s.id, d)).await.unwrap();
+    }
+    let home = spins_at(&urls.1, &db_name, a.id()).await;
+    assert_eq!(home.len(), 7);
+
+    // The restore: the registry row as it was before the switch, no old copy recorded.
+    let mut conn = db.connect().await;
+    sqlx::query("UPDATE tenancy.tenants SET server = 's2' WHERE id = $1")
+        .bind(a.id().as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM tenancy.old_copies WHERE tenant_id = $1")
+        .bind(a.id().as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let rerun = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await;
+    let Err(Error::MoveRefused { reason, .. }) = &rerun else {
+        panic!("{rerun:?}");
+    };
+    assert!(
+        reason.contains("differ from the sealed source") && reason.contains("spins"),
+        "{reason}"
+    );
+    // Nothing changed: the home on s3 with every write, the sealed copy on s2, the registry.
+    assert_eq!(spins_at(&urls.1, &db_name, a.id()).await, home);
+    assert_eq!(spins_at(&urls.0, &db_name, a.id()).await.len(), 5);
+    assert!(sealed_at(&urls.0, &db_name).await);
+    assert_eq!(
+        home_of(&db, a.id()).await,
+        ("own_database".into(), Some(db_name.clone()), "s2".into())
+    );
+    // The orphan cleanup keeps it too.
+    assert!(tenancy.cleanup_orphans(&su).await.unwrap().is_empty());
+    assert_eq!(spins_at(&urls.1, &db_name, a.id()).await, home);
+
+    // The operator points the registry back at the home: every write is there.
+    sqlx::query("UPDATE tenancy.tenants SET server = 's3' WHERE id = $1")
+        .bind(a.id().as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let fresh = builder(&urls).connect(db.url()).await.unwrap();
+    let a = fresh.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 7);
+    fresh.close().await;
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }

@@ -9,9 +9,10 @@
 //!    another key: the new database is named after the tenant, like the old one, so there
 //!    the two would be one ([`Error::MoveRefused`]). A database of that name on the target
 //!    server that is not the source is what an earlier run of this move left when it was cut
-//!    off before its switch: it is dropped, unless it says it is another tenant's or a
-//!    registry row names it on that server (then the move is refused and it is kept, as the
-//!    orphan cleanup keeps it);
+//!    off before its switch: it is dropped, unless it says it is another tenant's, a
+//!    registry row names it on that server, or the source is sealed and the copy, filled,
+//!    holds other rows than the source (a registry restored to before a switch: the copy has
+//!    been the tenant's home since). Then the move is refused and the copy kept;
 //! 3. the new database is made as provisioning makes one, unregistered, and told whose it is;
 //! 4. on the old database, its identity row locked and its fence raised (each waiting at
 //!    most the lock wait for the tenant's writes in flight); the migration histories of both
@@ -37,7 +38,10 @@ use tenancy_core::home::{Home, TENANT_DATABASE_SCHEMA};
 use tenancy_core::{Placement, TenantId};
 
 use super::from_database::{copy_and_seal, lock_identity, source_name};
-use super::{Leaving, MoveOptions, Moved, MovedTable, switch, within_lock_wait};
+use super::{
+    Leaving, MoveOptions, Moved, MovedTable, across, contents, raise_fence, switch,
+    within_lock_wait,
+};
 use crate::databases::name::DatabaseName;
 use crate::databases::probe::There;
 use crate::databases::{Databases, provision};
@@ -111,14 +115,14 @@ async fn clear_the_way(
     (source, name): (&DatabaseName, &DatabaseName),
     options: &MoveOptions,
 ) -> Result<()> {
-    let (there, _) = databases
+    let (there, sealed) = databases
         .probe(
             id,
             (&leaving.server, source),
             (server, name),
             async |c: &mut PgConnection| {
                 within_lock_wait(c, id, options.lock_wait, async |c| {
-                    lock_identity(c, id, source).await.map(drop)
+                    lock_identity(c, id, source).await
                 })
                 .await
             },
@@ -164,9 +168,101 @@ async fn clear_the_way(
             ),
         });
     }
+    if sealed == Some(true) {
+        refuse_writes_the_source_lacks(
+            databases,
+            id,
+            (&leaving.server, source),
+            (server, name),
+            options.lock_wait,
+        )
+        .await?;
+    }
     tracing::info!(tenant = %id, database = %name, server,
         "dropping the database a cut-off move of the tenant left");
     databases.drop_database(pool, id, (server, name)).await
+}
+
+/// Next to a sealed source, a copy on the target is what a run cut off between its seal and
+/// its switch left: the source's rows exactly, since the source took no write after its seal
+/// and the copy was no one's home; or, cut off during its fill, nothing. Unless the registry
+/// was restored to before that switch: then the copy has been the tenant's home since, and may
+/// hold writes the stale source lacks, which dropping it would lose. So a copy holding any of
+/// the tenant's rows goes only if it holds what the source holds (see `contents`), and then
+/// sealed first, so that no write of a context still routed to it lands between the
+/// comparison and the drop; else the move is refused and the copy kept, for an operator to
+/// see which is the tenant's home.
+async fn refuse_writes_the_source_lacks(
+    databases: &Databases,
+    id: TenantId,
+    (here, source): (&str, &DatabaseName),
+    (there, name): (&str, &DatabaseName),
+    wait: std::time::Duration,
+) -> Result<()> {
+    let mut conn = databases.connect(there, name).await?;
+    let out = async {
+        match provision::ensure_fence(&mut conn)
+            .await
+            .map_err(Error::from)
+        {
+            // Half made: no identity table yet, so never anyone's home.
+            Err(e) if e.sqlstate() == Some("42P01") => return Ok(()),
+            other => other?,
+        };
+        let mut copy = conn.begin().await?;
+        across::same_text(&mut copy).await?;
+        crate::rls::act_for(&mut copy, id).await?;
+        // Its writers drained and held off, as a move holds off its source's.
+        match within_lock_wait(&mut copy, id, wait, async |c| {
+            lock_identity(c, id, name).await
+        })
+        .await
+        {
+            // Not stamped for the tenant (the probe refused another's): never its home.
+            Err(Error::WrongDatabase { .. }) => return Ok(()),
+            other => other?,
+        };
+        raise_fence(&mut copy, id, wait).await?;
+        let of_copy = contents::shapes(&mut copy, TENANT_DATABASE_SCHEMA).await?;
+        if contents::rows(&mut copy, id, &of_copy).await? == 0 {
+            return Ok(());
+        }
+        let mut held = databases.connect(here, source).await?;
+        let differs = async {
+            let mut sealed = held.begin().await?;
+            across::same_text(&mut sealed).await?;
+            crate::rls::act_for(&mut sealed, id).await?;
+            let of_source = contents::shapes(&mut sealed, TENANT_DATABASE_SCHEMA).await?;
+            contents::first_difference(id, (&mut sealed, &of_source), (&mut copy, &of_copy)).await
+        }
+        .await;
+        let _ = held.close().await;
+        let Some(d) = differs? else {
+            // The same rows: sealed, so that nothing is written to it before it goes.
+            crate::sql::admin_query("UPDATE tenancy.tenants SET moved_at = now() WHERE id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *copy)
+                .await?;
+            copy.commit().await?;
+            return Ok(());
+        };
+        Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "server {there} holds a database named {name}, left by an earlier run of this \
+                 move, whose rows differ from the sealed source's ({}: {} rows in {source} on \
+                 server {here}, {} in the copy): it may have taken writes as the tenant's home \
+                 after a switch the registry no longer records (restored from a backup?). It \
+                 is kept and nothing was changed: if it is the tenant's home, point the \
+                 registry at it; if not (a migration that changed rows ran on one side only), \
+                 drop it and run the move again",
+                d.table, d.source_rows, d.copy_rows
+            ),
+        })
+    }
+    .await;
+    let _ = conn.close().await;
+    out
 }
 
 /// Step 4 of the module docs: the new database `database` on `server` filled from the old one,

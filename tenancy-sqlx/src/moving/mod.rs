@@ -98,6 +98,7 @@ use crate::{Error, Lookup, MigrationError, MigrationTarget, Result};
 
 mod across;
 mod between;
+mod contents;
 mod from_database;
 mod history;
 pub(crate) mod to_database;

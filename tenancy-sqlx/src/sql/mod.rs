@@ -44,6 +44,16 @@ where
     sqlx::query_scalar(sql).persistent(false)
 }
 
+/// As [`admin_query`], returning rows as `O`.
+pub(crate) fn admin_query_as<O>(
+    sql: impl SqlSafeStr,
+) -> sqlx::query::QueryAs<'static, Postgres, O, PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    sqlx::query_as(sql).persistent(false)
+}
+
 /// Runs `f` on `conn` in a transaction of its own, committed when `f` succeeds (rolled back
 /// when it fails or is dropped): for statements with arguments on a connection outside any
 /// transaction. sqlx prepares such a statement in one exchange and executes it in a second,
