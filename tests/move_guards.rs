@@ -264,7 +264,7 @@ async fn purge_old_copy_drops_only_a_sealed_copy_of_the_tenant(t: TestTenancy) {
 async fn purge_old_copy_drops_under_the_lock_a_move_back_takes(t: TestTenancy) {
     let tenancy = t.tenancy().clone();
     let acme = tenant(&tenancy, "acme", Placement::OwnDatabase).await;
-    fill(&acme, 3).await;
+    let s = fill(&acme, 3).await;
     let acme_db = database_of(&t, acme.id()).await.unwrap();
     let su = Arc::new(tenancy.superuser("ops", "purge lock").await.unwrap());
     tenancy
@@ -287,6 +287,29 @@ async fn purge_old_copy_drops_under_the_lock_a_move_back_takes(t: TestTenancy) {
     assert!(!purge.is_finished());
     assert!(exists(&acme_db).await);
     assert_eq!(old_copies(&t, acme.id()).await, [Some(acme_db.clone())]);
+    // Meanwhile the tenant writes to its home, even in REPEATABLE READ, whose fence
+    // share-locks the tenant's registry row: the purge holds that row in a mode that keeps
+    // moves out, not writers (a drop can take seconds).
+    t.exec(&format!(
+        "ALTER DATABASE \"{}\" SET default_transaction_isolation = 'repeatable read'",
+        t.database()
+    ))
+    .await;
+    let writer = tenancy::Tenancy::builder()
+        .tenant_migrations(tenancy::Migrations::from_dir("tests/migrations/tenant").unwrap())
+        .connect(t.url())
+        .await
+        .unwrap();
+    let during = writer.resolve_slug("acme").await.unwrap();
+    let written = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        Spin::repo().insert(&during, &new_spin(s.id, 99)),
+    )
+    .await
+    .expect("the write waited for the purge");
+    written.unwrap();
+    writer.close().await;
+    assert!(!purge.is_finished());
     sqlx::query("SELECT pg_advisory_unlock(hashtext('tenancy.database'), hashtext($1))")
         .bind(&acme_db)
         .execute(&mut holder)
@@ -305,7 +328,7 @@ async fn purge_old_copy_drops_under_the_lock_a_move_back_takes(t: TestTenancy) {
         .unwrap();
     assert_eq!(database_of(&t, acme.id()).await, Some(acme_db));
     let acme = tenancy.resolve_slug("acme").await.unwrap();
-    assert_eq!(Spin::repo().count(&acme).await.unwrap(), 3);
+    assert_eq!(Spin::repo().count(&acme).await.unwrap(), 4);
 }
 
 /// A move out of a database locks the tenant's identity row there, which a writer in a
@@ -432,6 +455,68 @@ async fn a_move_into_a_home_built_from_edited_migrations_is_refused(t: TestTenan
     );
     assert_eq!(placement_of(&t, acme.id()).await, "own_schema");
     other.close().await;
+}
+
+/// A move reads the tenant's migration history with its own rights: a view put in the history
+/// table's place (by whoever owns the tenant's schema), or row-level security on it, would run
+/// that owner's function as the mover. Refused before anything reads it; the function never runs.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_history_that_is_not_a_plain_table_is_refused_unread(t: TestTenancy) {
+    let tenancy = t.tenancy().clone();
+    let acme = tenant(&tenancy, "acme", Placement::OwnSchema).await;
+    fill(&acme, 2).await;
+    let schema: String =
+        sqlx::query_scalar("SELECT schema_name FROM tenancy.tenants WHERE id = $1")
+            .bind(acme.id().as_uuid())
+            .fetch_one(&mut t.connect().await)
+            .await
+            .unwrap();
+    let history = format!("\"{schema}\".tenancy_migrations");
+    t.exec(&format!(
+        "CREATE TABLE public.ran_as (who text); \
+         CREATE FUNCTION public.spy() RETURNS boolean LANGUAGE sql VOLATILE AS \
+           'INSERT INTO public.ran_as VALUES (current_user) RETURNING true'; \
+         ALTER TABLE {history} RENAME TO tenancy_migrations_real; \
+         CREATE VIEW {history} AS SELECT * FROM \"{schema}\".tenancy_migrations_real WHERE public.spy()"
+    ))
+    .await;
+    let su = tenancy.superuser("ops", "history view").await.unwrap();
+    refused(
+        tenancy
+            .move_tenant(&su, acme.id(), Placement::SharedTable)
+            .await,
+        "is not the plain table tenancy keeps a migration history in (relation kind v)",
+    );
+    // Row-level security on the table itself: refused too.
+    t.exec(&format!(
+        "DROP VIEW {history}; \
+         ALTER TABLE \"{schema}\".tenancy_migrations_real RENAME TO tenancy_migrations; \
+         CREATE POLICY spy ON {history} USING (public.spy()); \
+         ALTER TABLE {history} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
+    ))
+    .await;
+    refused(
+        tenancy
+            .move_tenant(&su, acme.id(), Placement::SharedTable)
+            .await,
+        "(relation kind r, with row-level security)",
+    );
+    let ran: i64 = sqlx::query_scalar("SELECT count(*) FROM public.ran_as")
+        .fetch_one(&mut t.connect().await)
+        .await
+        .unwrap();
+    assert_eq!(ran, 0, "the history's function ran as the mover");
+    assert_eq!(placement_of(&t, acme.id()).await, "own_schema");
+    // As tenancy made it, the move goes ahead.
+    t.exec(&format!(
+        "ALTER TABLE {history} DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY"
+    ))
+    .await;
+    let moved = tenancy
+        .move_tenant(&su, acme.id(), Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 3);
 }
 
 /// Shared tables with an empty history may be the application's own, or tenancy's with the

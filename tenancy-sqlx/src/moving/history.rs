@@ -31,8 +31,8 @@ pub(super) async fn check_same(
     (from, to): (Option<&str>, Option<&str>),
     unmanaged_shared: bool,
 ) -> Result<()> {
-    let source = read(pair.source(), from).await?;
-    let target = read(pair.target(), to).await?;
+    let source = read(pair.source(), id, from).await?;
+    let target = read(pair.target(), id, to).await?;
     let shared_empty = (from.is_none() && source.is_empty()) || (to.is_none() && target.is_empty());
     if source == target || (unmanaged_shared && shared_empty) {
         return Ok(());
@@ -88,17 +88,48 @@ pub(super) async fn check_same(
 
 /// The history of the home in schema `schema` (`None`: the shared tables), version to
 /// checksum; empty where there is no history table (no migration ever ran there).
-async fn read(conn: &mut PgConnection, schema: Option<&str>) -> Result<BTreeMap<i64, Vec<u8>>> {
+async fn read(
+    conn: &mut PgConnection,
+    id: TenantId,
+    schema: Option<&str>,
+) -> Result<BTreeMap<i64, Vec<u8>>> {
     let table = match schema {
         Some(schema) => format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema)),
         None => "tenancy.shared_table_migrations".to_owned(),
     };
-    let exists: bool = crate::sql::admin_scalar("SELECT to_regclass($1) IS NOT NULL")
+    // Read only if it is a plain table: a view or a row-security policy there (whoever owns
+    // the schema may make one) would run its owner's functions with the mover's rights. Locked
+    // before it is looked at, so that it cannot become one between the look and the read.
+    let kind = async |conn: &mut PgConnection| -> Result<Option<(String, bool)>> {
+        Ok(crate::sql::admin_query_as(
+            "SELECT c.relkind::text, c.relrowsecurity FROM pg_catalog.pg_class c \
+             WHERE c.oid = pg_catalog.to_regclass($1)",
+        )
         .bind(&table)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !exists {
+        .fetch_optional(&mut *conn)
+        .await?)
+    };
+    if kind(conn).await?.is_none() {
         return Ok(BTreeMap::new());
+    }
+    crate::sql::admin_query(crate::sql::text(format!(
+        "LOCK TABLE {table} IN ACCESS SHARE MODE"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    match kind(conn).await? {
+        None => return Ok(BTreeMap::new()),
+        Some((kind, false)) if kind == "r" => {}
+        Some((kind, rls)) => {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "{table} is not the plain table tenancy keeps a migration history in \
+                     (relation kind {kind}{}); nothing was read and nothing was changed",
+                    if rls { ", with row-level security" } else { "" }
+                ),
+            });
+        }
     }
     let rows = crate::sql::admin_query(crate::sql::text(format!(
         "SELECT version, checksum FROM {table}"

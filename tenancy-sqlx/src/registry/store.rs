@@ -146,6 +146,12 @@ pub(crate) const AUDIT_LOG_FILTERED: &str = "SELECT id, at, actor, reason, actio
 pub(crate) const TENANT_FOR_MOVE: &str = "SELECT slug, status, placement, schema_name, database_name, server \
      FROM tenancy.tenants WHERE id = $1 FOR NO KEY UPDATE";
 
+/// Tenant `$1`'s registry row share-locked, for `purge_old_copy`: a move (`FOR NO KEY UPDATE`)
+/// waits, while writers, whose fence share-locks the row in `REPEATABLE READ`, do not wait for
+/// the purge's drop of a database.
+pub(crate) const TENANT_FOR_PURGE: &str = "SELECT placement, database_name, server \
+     FROM tenancy.tenants WHERE id = $1 FOR SHARE";
+
 /// A tenant's home, for a statement that failed on a table its context expected.
 pub(crate) const TENANT_HOME: &str =
     "SELECT placement, schema_name FROM tenancy.tenants WHERE id = $1";

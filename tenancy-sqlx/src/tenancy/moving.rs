@@ -195,8 +195,8 @@ impl Tenancy {
     pub async fn purge_old_copy(&self, su: &Superuser, id: TenantId) -> Result<Vec<Purged>> {
         self.check_superuser(su)?;
         su.audited(&self.rt, "tenant.purge_old_copy", async |tx| {
-            // Locked like a move locks it: no move starts or switches meanwhile.
-            let row = crate::sql::admin_query(store::TENANT_FOR_MOVE)
+            // No move starts or switches meanwhile, and the tenant's writes go on.
+            let row = crate::sql::admin_query(store::TENANT_FOR_PURGE)
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await?
