@@ -382,7 +382,10 @@ impl TenancyBuilder {
         // it timed out; one direct attempt first reports why.
         probe(&options, self.acquire_timeout, true).await?;
         let epoch = Arc::new(SchemaEpoch::new());
-        let ping = self.test_before_acquire;
+        let checks = (
+            self.test_before_acquire,
+            self.statement_mode == StatementMode::Cached,
+        );
         let pool_of = |max: u32| {
             let epoch = Arc::clone(&epoch);
             PgPoolOptions::new()
@@ -394,7 +397,7 @@ impl TenancyBuilder {
                 // the old shape of a table.
                 .test_before_acquire(false)
                 .before_acquire(move |conn, meta| {
-                    crate::conn::acquire::lendable(conn, &meta, &epoch, ping)
+                    crate::conn::acquire::lendable(conn, &meta, &epoch, checks)
                 })
                 // A role's or database's search_path can change after the probe: every
                 // connection is checked before it is first lent.
