@@ -546,6 +546,15 @@ CREATE TRIGGER wipe INSTEAD OF INSERT ON instead FOR EACH ROW EXECUTE FUNCTION w
 -- tenant holds a row, learnt from whether the write fails.
 CREATE TABLE probe (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES t_globex.spins (tenant_id, id));
 CREATE TABLE probe_shared (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES spins (tenant_id, id));
+-- A global key referenced from tenants' tables: changing or removing it looks it up in every
+-- tenant's rows, past their policies (whether another tenant uses it, learnt from a failure).
+CREATE TABLE tiers (code text PRIMARY KEY);
+INSERT INTO tiers VALUES ('gold'), ('free');
+CREATE TABLE t_globex.orders (tier text REFERENCES tiers ON DELETE RESTRICT);
+INSERT INTO t_globex.orders VALUES ('gold');
+CREATE TABLE levels (code text PRIMARY KEY);
+INSERT INTO levels VALUES ('gold');
+CREATE TABLE leveled (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), level text REFERENCES levels);
 -- A policy's subquery reads another tenant's table.
 CREATE TABLE policed (topic text);
 ALTER TABLE policed ENABLE ROW LEVEL SECURITY;
@@ -582,6 +591,8 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
             "policed",
             "countries",
             "fine",
+            "tiers",
+            "levels",
         ])
         .connect(t.url())
         .await
@@ -620,6 +631,8 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
              UNION ALL SELECT 'policed ' || count(*) FROM policed \
              UNION ALL SELECT 'counter ' || last_value || is_called FROM t_globex.counter \
              UNION ALL SELECT 'globex spins ' || count(*) FROM t_globex.spins \
+             UNION ALL SELECT 'tiers ' || code FROM tiers \
+             UNION ALL SELECT 'levels ' || code FROM levels \
              ORDER BY 1",
         )
         .fetch_all(&mut conn)
@@ -695,6 +708,22 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
                 RefusalKind::TenantSchema,
                 "t_globex",
             ),
+            (
+                "DELETE FROM tiers WHERE code = 'gold'",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
+            (
+                "UPDATE tiers SET code = 'platinum' WHERE code = 'gold'",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
+            (
+                "INSERT INTO tiers VALUES ('gold') ON CONFLICT (code) DO UPDATE SET code = 'x'",
+                RefusalKind::TenantSchema,
+                "t_globex",
+            ),
+            ("DELETE FROM levels", RefusalKind::TenantTable, "leveled"),
             // Last: without the check it leaves the search path on the tenant's schema.
             (
                 "INSERT INTO config_leak (topic) VALUES ('x')",
@@ -723,9 +752,18 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
         .await
         .unwrap();
     assert_eq!(n, 1);
+    // A new key changes no row that references one: written.
+    let n = tx
+        .write_global("INSERT INTO tiers VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind("silver")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
     tx.commit().await.unwrap();
     let mut after = before.clone();
     after.push("fine fine nl".to_owned());
+    after.push("tiers silver".to_owned());
     after.sort();
     assert_eq!(written().await, after);
 }

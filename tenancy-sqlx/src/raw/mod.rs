@@ -613,6 +613,20 @@ mod tests {
     }
 
     #[test]
+    fn a_recursive_with_item_never_stands_in_for_a_placeholders_table() {
+        let r =
+            refusal("WITH RECURSIVE spins AS (SELECT 'fake'::text AS note) SELECT * FROM {spins}");
+        assert_eq!(
+            (r.kind(), r.name()),
+            (RefusalKind::DeclaredTable, Some("spins"))
+        );
+        // Named otherwise, or not recursive (an item then sees only the ones before it, the
+        // placeholders' first), it is the caller's own.
+        assert!(run("WITH RECURSIVE r AS (SELECT 1) SELECT * FROM {spins}, r", 0).is_ok());
+        assert!(run("WITH spins AS (SELECT 1) SELECT * FROM {spins}", 0).is_ok());
+    }
+
+    #[test]
     fn refusals_say_what_and_why() {
         let r = refusal("SELECT * FROM SPINS");
         assert_eq!(r.kind(), RefusalKind::DeclaredTable);

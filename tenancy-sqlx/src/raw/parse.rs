@@ -158,12 +158,24 @@ pub(super) fn read(sql: &str, ours: &[String], models: &[&str]) -> Walk<Uses> {
 /// `relations`, so the catalog judges it as it judges every table raw SQL names; what the
 /// statement reads besides (a `SELECT`, `FROM`, `USING`, subqueries) is walked as raw SQL's
 /// queries are, with no placeholder in scope.
-pub(super) fn read_write(sql: &str) -> Walk<(Named, Uses)> {
+///
+/// The flag says whether the statement may change or remove rows already there (an `UPDATE`,
+/// a `DELETE`, an `INSERT .. ON CONFLICT DO UPDATE`), whose keys the rows referencing them are
+/// then looked up by.
+pub(super) fn read_write(sql: &str) -> Walk<(Named, Uses, bool)> {
     let parsed = parse_one(sql, "one INSERT, UPDATE or DELETE")?;
+    let statement = statement_of(&parsed);
+    let changes_rows = match statement {
+        Some(NodeEnum::InsertStmt(i)) => i
+            .on_conflict_clause
+            .as_ref()
+            .is_some_and(|c| !c.target_list.is_empty()),
+        _ => true,
+    };
     let mut w = Walker::new(&[], &[]);
-    let target = w.write(statement_of(&parsed))?;
+    let target = w.write(statement)?;
     w.resolve_pending();
-    Ok((target, w.uses))
+    Ok((target, w.uses, changes_rows))
 }
 
 fn str_of(n: &Node) -> Option<&str> {
@@ -389,6 +401,19 @@ impl Walker<'_> {
         if recursive {
             for cte in ctes {
                 if let Some(NodeEnum::CommonTableExpr(c)) = &cte.node {
+                    // In a recursive WITH it is visible to every item, the placeholders' too,
+                    // whose tables it would stand in for: `{spins}` would read it.
+                    if let Some(m) = self.models.iter().find(|m| **m == c.ctename) {
+                        return Err(refuse(
+                            RefusalKind::DeclaredTable,
+                            Some(m),
+                            format!(
+                                "a WITH RECURSIVE item is named {m:?}, like the declared table: \
+                                 it would stand in for the table that {{{m}}} reads"
+                            ),
+                            "name the WITH item otherwise",
+                        ));
+                    }
                     self.scopes
                         .last_mut()
                         .expect("a scope")

@@ -21,6 +21,12 @@
 //! such as `query_to_xml` runs SQL text that reads any tenant's rows), an operator defined
 //! in the database, or `nextval` of a sequence the table does not own. A table that inherits
 //! from another is refused too: its rows are read as its parent's, a tenant table's perhaps.
+//!
+//! A write also reads: the tables its foreign keys reference (the key looked up and locked),
+//! and, for a statement that changes or removes rows (`UPDATE`, `DELETE`, an upsert), the
+//! tables whose foreign keys reference it, every row past their policies (the write fails if
+//! any uses the key: a tenant would learn whether another tenant does). Those are held to
+//! what the statement may read: declared global tables, so a tenant table is refused.
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
@@ -147,7 +153,7 @@ impl GlobalWrite<'_> {
         let mut unit = (&mut *self.tx).open()?;
         let rt = unit.runtime();
         if rt.raw.verdicts.get(&key).is_none() {
-            let (target, uses) = parse::read_write(sql)?;
+            let (target, uses, changes_rows) = parse::read_write(sql)?;
             // What the statement names first (a tenant table is refused as one), then what
             // writing its table runs; the verdict is kept once both pass.
             let tenant_columns = [tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
@@ -160,7 +166,7 @@ impl GlobalWrite<'_> {
                 &self.param_types,
             )
             .await?;
-            target_runs_nothing_else(&mut unit, &target).await?;
+            target_runs_nothing_else(&mut unit, &target, changes_rows).await?;
             rt.raw.verdicts.put(key, false);
         }
         let persistent = rt.persistent;
@@ -219,6 +225,7 @@ fn lexed(sql: &str, bound: usize) -> Result<()> {
 async fn target_runs_nothing_else(
     unit: &mut crate::unit::TenantUnit<'_>,
     target: &Named,
+    changes_rows: bool,
 ) -> Result<()> {
     let mut name = String::new();
     if let Some(s) = &target.schema {
@@ -239,6 +246,7 @@ async fn target_runs_nothing_else(
             Ok(sqlx::query_as(WRITE_TARGET)
                 .bind(&name)
                 .bind(&callable)
+                .bind(changes_rows)
                 .persistent(persistent)
                 .fetch_all(conn)
                 .await?)
@@ -254,8 +262,9 @@ async fn target_runs_nothing_else(
             name: b,
         });
     }
-    // The tables it reads (its foreign keys' references, a policy's subquery) are held to
-    // what the statement may read: declared global tables without tenant data.
+    // The tables it reads (its foreign keys' references, a policy's subquery, the tables whose
+    // keys reference it when it changes rows) are held to what the statement may read:
+    // declared global tables without tenant data.
     if !reads.relations.is_empty() {
         let tenant_columns = [tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
         check::catalog(unit, None, &reads, &[], &tenant_columns, &[]).await?;
@@ -292,6 +301,25 @@ mod tests {
     }
 
     #[test]
+    fn says_which_writes_change_or_remove_rows() {
+        for (sql, changes) in [
+            ("INSERT INTO outbox (topic) VALUES ($1)", false),
+            (
+                "INSERT INTO outbox (topic) VALUES ($1) ON CONFLICT DO NOTHING",
+                false,
+            ),
+            (
+                "INSERT INTO outbox (topic) VALUES ($1) ON CONFLICT (topic) DO UPDATE SET sent = true",
+                true,
+            ),
+            ("UPDATE outbox SET sent = true", true),
+            ("DELETE FROM outbox", true),
+        ] {
+            assert_eq!(parse::read_write(sql).unwrap().2, changes, "{sql}");
+        }
+    }
+
+    #[test]
     fn reads_the_table_a_write_changes() {
         for (sql, schema, name) in [
             ("INSERT INTO outbox (topic) VALUES ($1)", None, "outbox"),
@@ -307,7 +335,7 @@ mod tests {
                 "outbox",
             ),
         ] {
-            let (target, uses) = parse::read_write(sql).unwrap();
+            let (target, uses, _) = parse::read_write(sql).unwrap();
             assert_eq!(target.schema.as_deref(), schema, "{sql}");
             assert_eq!(target.name, name, "{sql}");
             assert!(uses.relations.contains(&target), "{sql}");
@@ -390,12 +418,12 @@ mod tests {
     #[test]
     fn a_cte_does_not_hide_the_table_written() {
         // PostgreSQL writes the table `spins`, whatever a CTE of that name holds.
-        let (target, uses) =
+        let (target, uses, _) =
             parse::read_write("WITH spins AS (SELECT 1) INSERT INTO spins VALUES (1)").unwrap();
         assert_eq!(target.name, "spins");
         assert_eq!(uses.relations, [target]);
         // What it reads through the CTE is the CTE; other tables are named for the catalog.
-        let (_, uses) = parse::read_write(
+        let (_, uses, _) = parse::read_write(
             "WITH p AS (SELECT * FROM plans) UPDATE outbox SET n = p.n FROM p, rates r",
         )
         .unwrap();

@@ -1,6 +1,6 @@
 -- What writing a global table runs that the statement does not name (see write.rs):
 -- $1 the table as the statement names it (quoted, maybe qualified); $2 the built-in functions
--- raw SQL may call (allow.rs). Rows: ('runs', table, what) for the first finding, and
+-- raw SQL may call (allow.rs); $3 whether the statement changes or removes rows. Rows: ('runs', table, what) for the first finding, and
 -- ('reads', schema, name) for each table writing it reads besides its own; none when nothing
 -- is found or the name does not resolve.
 --
@@ -133,13 +133,19 @@ found (rel, what) AS (
 SELECT 'runs', rel::regclass::text, what FROM (SELECT * FROM found LIMIT 1) f
 UNION ALL
 -- What writing it reads: the tables its foreign keys reference (a row's key is looked up, and
--- locked, there), and the tables its expressions name (a policy's subquery). Judged as the
+-- locked, there), the tables whose foreign keys reference it when a row changes or goes, and
+-- the tables its expressions name (a policy's subquery). Judged as the
 -- tables a statement names are (check.rs), so a tenant's table is refused. Only relations that
 -- hold rows: a key's index is its table's, and sequences are judged above.
 SELECT DISTINCT 'reads', n.nspname::text, c.relname::text
 FROM (
     SELECT k.confrelid FROM pg_catalog.pg_constraint k
     WHERE k.contype = 'f' AND k.conrelid IN (SELECT oid FROM tree)
+  UNION
+    -- A changed or removed key is looked up in the tables referencing it, every row of them,
+    -- past their policies: whether the write fails tells whether another tenant uses the key.
+    SELECT k.conrelid FROM pg_catalog.pg_constraint k
+    WHERE $3 AND k.contype = 'f' AND k.confrelid IN (SELECT oid FROM tree)
   UNION
     SELECT d.refobjid FROM runs o
     JOIN pg_catalog.pg_depend d
