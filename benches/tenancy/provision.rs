@@ -8,6 +8,11 @@
 //!   (renamed in the creation's transaction).
 //! - `spare_warm_ms_per_schema`: what building those spares cost, off the sign-up path.
 //! - `provision_shared_ms_per_tenant`: a shared-table tenant, for reference.
+//! - `provision_raw_ddl_ms_per_tenant`: the cold path's DDL alone, hand-written: the schema, a
+//!   history table and both migrations with their history rows, as one simple query in one
+//!   transaction on a plain connection; the floor no provisioning of that schema goes under.
+//!   `provision_ms_per_tenant.vs_raw_ddl` is that over the cold time (1.0: tenancy adds
+//!   nothing to PostgreSQL's DDL).
 //!
 //! In alternating rounds of 20 tenants each way (cold first in even rounds, from spares first in
 //! odd ones); each round's spares are warmed just before its template batch, and none is left
@@ -31,9 +36,13 @@ const COLD: &str = "provision_ms_per_tenant";
 const TEMPLATE: &str = "provision_template_ms_per_tenant";
 const WARM: &str = "spare_warm_ms_per_schema";
 const SHARED: &str = "provision_shared_ms_per_tenant";
+const RAW_DDL: &str = "provision_raw_ddl_ms_per_tenant";
 
 pub async fn run(b: &mut Bench, admin: &str) {
-    if ![COLD, TEMPLATE, WARM, SHARED].iter().any(|r| b.wants(r)) {
+    if ![COLD, TEMPLATE, WARM, SHARED, RAW_DDL]
+        .iter()
+        .any(|r| b.wants(r))
+    {
         return;
     }
     let url = crate::fresh_database(admin, DATABASE).await;
@@ -68,11 +77,22 @@ pub async fn run(b: &mut Bench, admin: &str) {
         t.elapsed().as_secs_f64() * 1e3 / per_round as f64
     };
     let (mut cold, mut template, mut warm, mut shared) = (vec![], vec![], vec![], vec![]);
+    let mut raw = vec![];
+    let ddl = migrations(2);
     for r in 0..rounds {
         for cold_turn in [r % 2 == 0, r % 2 == 1] {
             if cold_turn {
                 assert_eq!(spares(&mut conn).await, 0, "no spare for a cold batch");
                 cold.push(batch(Placement::OwnSchema).await);
+                let t = Instant::now();
+                for i in 0..per_round {
+                    let script = raw_ddl(&format!("raw_{r}_{i}"), &ddl);
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+                        .execute(&mut conn)
+                        .await
+                        .expect("the raw DDL");
+                }
+                raw.push(t.elapsed().as_secs_f64() * 1e3 / per_round as f64);
             } else {
                 let t = Instant::now();
                 let built = tenancy
@@ -114,6 +134,12 @@ pub async fn run(b: &mut Bench, admin: &str) {
             "warm_schemas(n) / n, off the sign-up path",
         ),
         (SHARED, &shared, None, "create_tenant, shared tables"),
+        (
+            RAW_DDL,
+            &raw,
+            None,
+            "the cold path's DDL hand-written, one simple query a schema",
+        ),
     ];
     for (name, xs, goal, what) in rows {
         if b.wants(name) {
@@ -126,10 +152,35 @@ pub async fn run(b: &mut Bench, admin: &str) {
         template / cold
     );
     b.add_detail(format!("{TEMPLATE}.vs_cold"), template / cold, "ratio");
+    let raw = median(&raw);
+    eprintln!(
+        "the cold path's DDL alone: {:.2}x the cold time",
+        raw / cold
+    );
+    b.add_detail(format!("{COLD}.vs_raw_ddl"), raw / cold, "ratio");
 
     tenancy.close().await;
     drop(conn);
     crate::drop_database(admin, DATABASE).await;
+}
+
+/// What a cold provisioning of schema `schema` asks of PostgreSQL, written by hand: the schema,
+/// a history table, each migration and its history row, in one transaction.
+fn raw_ddl(schema: &str, migrations: &tenancy::Migrations) -> String {
+    let mut script = format!(
+        "BEGIN; CREATE SCHEMA {schema}; CREATE TABLE {schema}.tenancy_migrations (\
+         version bigint PRIMARY KEY, description text NOT NULL, checksum bytea NOT NULL, \
+         applied_at timestamptz NOT NULL DEFAULT now()); SET LOCAL search_path TO {schema};\n"
+    );
+    for m in migrations.iter() {
+        script.push_str(&format!(
+            "{};\nINSERT INTO {schema}.tenancy_migrations (version, description, checksum) \
+             VALUES ({}, 'm', '\\x00');\n",
+            m.sql, m.version
+        ));
+    }
+    script.push_str("COMMIT;");
+    script
 }
 
 async fn spares(conn: &mut PgConnection) -> i64 {
