@@ -640,3 +640,61 @@ async fn a_migration_run_reuses_its_connections_from_target_to_target() {
     // A pool of 4, the listener, the reading sessions of this test: a handful, not one a target.
     assert!(opened <= 12, "{opened} sessions opened for 40 targets");
 }
+
+/// A tenant schema's history is read with the migrator's rights: a view put in its place (by
+/// whoever owns the schema), or row-level security on it, would run that owner's function as
+/// the migrator. That target fails unread, the function never runs, the others migrate.
+#[tokio::test]
+async fn a_history_that_is_not_a_plain_table_fails_its_target_unread() {
+    let db = TestDb::new("mig_history_view").await;
+    let tenancy = tenancy_with(&db, spinner_app(&[])).await;
+    common::migrate_all(&tenancy).await;
+    common::create_tenants(
+        &tenancy,
+        &[
+            ("acme", Placement::OwnSchema),
+            ("initech", Placement::OwnSchema),
+        ],
+    )
+    .await;
+    db.exec(
+        "CREATE TABLE public.ran_as (who text); \
+         CREATE FUNCTION public.spy() RETURNS boolean LANGUAGE sql VOLATILE AS \
+           'INSERT INTO public.ran_as VALUES (current_user) RETURNING true'; \
+         ALTER TABLE t_acme.tenancy_migrations RENAME TO real_history; \
+         CREATE VIEW t_acme.tenancy_migrations AS SELECT * FROM t_acme.real_history WHERE public.spy()",
+    )
+    .await;
+    let column = "ALTER TABLE spinners ADD COLUMN weight int";
+    let tenancy = tenancy_with(&db, spinner_app(&[(2, "weight", column)])).await;
+    let su = tenancy.superuser("test", "migrate").await.unwrap();
+    let report = tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let outcome = |slug: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|(t, _)| matches!(t, MigrationTarget::Tenant { slug: s, .. } if s == slug))
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
+    assert!(
+        matches!(outcome("acme"), Outcome::Failed(e)
+            if e.message.contains("is not the plain table tenancy keeps a migration history in")),
+        "{report:?}"
+    );
+    assert_eq!(outcome("initech"), Outcome::Applied(vec![2]));
+    assert_eq!(
+        scalar_i64(&db, "SELECT count(*) FROM public.ran_as").await,
+        0
+    );
+    let weight = scalar_i64(
+        &db,
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 't_acme.spinners'::regclass \
+         AND attname = 'weight'",
+    )
+    .await;
+    assert_eq!(weight, 0, "acme's migration ran");
+}

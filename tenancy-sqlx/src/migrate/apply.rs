@@ -126,6 +126,26 @@ fn guarded(sql: &str) -> String {
     block
 }
 
+/// Locks a tenant schema's history `table` and refuses it unless it is a plain table without
+/// row security: it is read with the migrator's rights, and a view or a policy put there by
+/// whoever owns the schema would run that owner's functions with them. Locked first, so that it
+/// cannot become one between the check and the read.
+fn plain_history(table: &str) -> String {
+    format!(
+        "LOCK TABLE {table} IN ACCESS SHARE MODE; \
+         DO $tenancy_history$ BEGIN \
+         IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass \
+                    AND (c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relrowsecurity)) THEN \
+         RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = {}; \
+         END IF; END $tenancy_history$;",
+        literal(table),
+        literal(&format!(
+            "{table} is not the plain table tenancy keeps a migration history in (a view, or \
+             row security on it): nothing was read or run"
+        ))
+    )
+}
+
 /// A SQL string literal (for values we control: versions, descriptions, checksums).
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -157,6 +177,7 @@ pub(crate) async fn apply(
     );
     if let Target::Schema(schema) = target {
         let _ = write!(setup, "{};", search_path(schema));
+        setup.push_str(&plain_history(&target.history()));
     }
     sqlx::raw_sql(crate::sql::text(setup))
         .execute(&mut *conn)
