@@ -548,13 +548,31 @@ CREATE TABLE probe (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES t_globex.spins
 CREATE TABLE probe_shared (t uuid, s uuid, FOREIGN KEY (t, s) REFERENCES spins (tenant_id, id));
 -- A global key referenced from tenants' tables: changing or removing it looks it up in every
 -- tenant's rows, past their policies (whether another tenant uses it, learnt from a failure).
-CREATE TABLE tiers (code text PRIMARY KEY);
+CREATE TABLE tiers (code text PRIMARY KEY, label text);
 INSERT INTO tiers VALUES ('gold'), ('free');
 CREATE TABLE t_globex.orders (tier text REFERENCES tiers ON DELETE RESTRICT);
 INSERT INTO t_globex.orders VALUES ('gold');
 CREATE TABLE levels (code text PRIMARY KEY);
 INSERT INTO levels VALUES ('gold');
 CREATE TABLE leveled (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), level text REFERENCES levels);
+-- A partition key's function, an operator class's support function: run on every row.
+CREATE FUNCTION spykey(text) RETURNS text LANGUAGE plpgsql IMMUTABLE
+    AS 'BEGIN PERFORM count(*) FROM t_globex.spins; RETURN $1; END';
+CREATE TABLE keyed (x text) PARTITION BY LIST (spykey(x));
+CREATE TABLE keyed_a PARTITION OF keyed FOR VALUES IN ('a');
+CREATE FUNCTION spycmp(text, text) RETURNS int LANGUAGE plpgsql IMMUTABLE
+    AS 'BEGIN PERFORM count(*) FROM t_globex.spins; RETURN bttextcmp($1, $2); END';
+CREATE OPERATOR CLASS spy_ops FOR TYPE text USING btree AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 spycmp(text, text);
+CREATE TABLE noted (body text);
+CREATE UNIQUE INDEX noted_u ON noted (body spy_ops);
+-- Partitioned global tables on both sides of a key: judged as their trees, and written.
+CREATE TABLE regions (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE regions_1 PARTITION OF regions FOR VALUES FROM (0) TO (100);
+INSERT INTO regions VALUES (1), (2);
+CREATE TABLE regional (region int REFERENCES regions) PARTITION BY RANGE (region);
+CREATE TABLE regional_1 PARTITION OF regional FOR VALUES FROM (0) TO (100);
 -- A policy's subquery reads another tenant's table.
 CREATE TABLE policed (topic text);
 ALTER TABLE policed ENABLE ROW LEVEL SECURITY;
@@ -593,6 +611,10 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
             "fine",
             "tiers",
             "levels",
+            "keyed",
+            "noted",
+            "regions",
+            "regional",
         ])
         .connect(t.url())
         .await
@@ -631,8 +653,12 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
              UNION ALL SELECT 'policed ' || count(*) FROM policed \
              UNION ALL SELECT 'counter ' || last_value || is_called FROM t_globex.counter \
              UNION ALL SELECT 'globex spins ' || count(*) FROM t_globex.spins \
-             UNION ALL SELECT 'tiers ' || code FROM tiers \
+             UNION ALL SELECT 'tiers ' || code || ' ' || coalesce(label, '-') FROM tiers \
              UNION ALL SELECT 'levels ' || code FROM levels \
+             UNION ALL SELECT 'keyed ' || x FROM keyed \
+             UNION ALL SELECT 'noted ' || body FROM noted \
+             UNION ALL SELECT 'regions ' || id FROM regions \
+             UNION ALL SELECT 'regional ' || region FROM regional \
              ORDER BY 1",
         )
         .fetch_all(&mut conn)
@@ -724,6 +750,16 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
                 "t_globex",
             ),
             ("DELETE FROM levels", RefusalKind::TenantTable, "leveled"),
+            (
+                "INSERT INTO keyed VALUES ('a')",
+                RefusalKind::WriteTarget,
+                "spykey",
+            ),
+            (
+                "INSERT INTO noted VALUES ('x')",
+                RefusalKind::WriteTarget,
+                "spy_ops",
+            ),
             // Last: without the check it leaves the search path on the tenant's schema.
             (
                 "INSERT INTO config_leak (topic) VALUES ('x')",
@@ -760,10 +796,31 @@ CREATE UNIQUE INDEX fine_low ON fine (lower(topic)) WHERE length(topic) > 0;
         .await
         .unwrap();
     assert_eq!(n, 1);
+    // An UPDATE that leaves the keys alone looks up no referencing row: written.
+    let n = tx
+        .write_global("UPDATE tiers SET label = $1 WHERE code = 'gold'")
+        .bind("top")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Partitioned global tables on both sides of a key: each judged as its tree.
+    for (sql, rows) in [
+        ("INSERT INTO regional VALUES (1)", 1),
+        ("DELETE FROM regions WHERE id = 2", 1),
+    ] {
+        assert_eq!(tx.write_global(sql).execute().await.unwrap(), rows, "{sql}");
+    }
     tx.commit().await.unwrap();
-    let mut after = before.clone();
+    let mut after: Vec<String> = before
+        .iter()
+        .filter(|r| *r != "tiers gold -" && *r != "regions 2")
+        .cloned()
+        .collect();
+    after.push("tiers gold top".to_owned());
+    after.push("regional 1".to_owned());
     after.push("fine fine nl".to_owned());
-    after.push("tiers silver".to_owned());
+    after.push("tiers silver -".to_owned());
     after.sort();
     assert_eq!(written().await, after);
 }

@@ -159,23 +159,33 @@ pub(super) fn read(sql: &str, ours: &[String], models: &[&str]) -> Walk<Uses> {
 /// statement reads besides (a `SELECT`, `FROM`, `USING`, subqueries) is walked as raw SQL's
 /// queries are, with no placeholder in scope.
 ///
-/// The flag says whether the statement may change or remove rows already there (an `UPDATE`,
-/// a `DELETE`, an `INSERT .. ON CONFLICT DO UPDATE`), whose keys the rows referencing them are
-/// then looked up by.
-pub(super) fn read_write(sql: &str) -> Walk<(Named, Uses, bool)> {
+/// Also which keys the statement may change in rows already there, which PostgreSQL then looks
+/// up in the rows referencing them: `None` for a `DELETE` (every key), the columns an `UPDATE`
+/// or an `INSERT .. ON CONFLICT DO UPDATE` sets, none for any other `INSERT`.
+pub(super) fn read_write(sql: &str) -> Walk<(Named, Uses, Option<Vec<String>>)> {
     let parsed = parse_one(sql, "one INSERT, UPDATE or DELETE")?;
     let statement = statement_of(&parsed);
-    let changes_rows = match statement {
-        Some(NodeEnum::InsertStmt(i)) => i
-            .on_conflict_clause
-            .as_ref()
-            .is_some_and(|c| !c.target_list.is_empty()),
-        _ => true,
+    let set = |list: &[Node]| -> Vec<String> {
+        list.iter()
+            .filter_map(|n| match &n.node {
+                Some(NodeEnum::ResTarget(t)) => Some(t.name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let changes = match statement {
+        Some(NodeEnum::InsertStmt(i)) => Some(
+            i.on_conflict_clause
+                .as_ref()
+                .map_or_else(Vec::new, |c| set(&c.target_list)),
+        ),
+        Some(NodeEnum::UpdateStmt(u)) => Some(set(&u.target_list)),
+        _ => None,
     };
     let mut w = Walker::new(&[], &[]);
     let target = w.write(statement)?;
     w.resolve_pending();
-    Ok((target, w.uses, changes_rows))
+    Ok((target, w.uses, changes))
 }
 
 fn str_of(n: &Node) -> Option<&str> {

@@ -15,16 +15,18 @@
 //! domain constraints, row-level security policies. Any of them could write a tenant table,
 //! so `write_target.sql` refuses a table (or a partition of its tree) with a trigger of the
 //! application's, a rule, a foreign key whose action writes the referencing table
-//! (`CASCADE`, `SET NULL`, `SET DEFAULT`), or an expression (a default, a constraint, an
-//! index's expression or predicate, a policy, a domain's check reached through the columns'
-//! types) that calls what raw SQL may not call: a function outside `allow.rs` (a built-in
-//! such as `query_to_xml` runs SQL text that reads any tenant's rows), an operator defined
-//! in the database, or `nextval` of a sequence the table does not own. A table that inherits
-//! from another is refused too: its rows are read as its parent's, a tenant table's perhaps.
+//! (`CASCADE`, `SET NULL`, `SET DEFAULT`), an operator class outside `pg_catalog` on an index
+//! or a partition key (its support functions run on every key), or an expression (a default,
+//! a constraint, an index's expression or predicate, a partition key, a policy, a domain's
+//! check reached through the columns' types) that calls what raw SQL may not call: a function
+//! outside `allow.rs` (a built-in such as `query_to_xml` runs SQL text that reads any tenant's
+//! rows), an operator defined in the database, or `nextval` of a sequence the table does not
+//! own. A table that inherits from another is refused too: its rows are read as its parent's,
+//! a tenant table's perhaps.
 //!
 //! A write also reads: the tables its foreign keys reference (the key looked up and locked),
-//! and, for a statement that changes or removes rows (`UPDATE`, `DELETE`, an upsert), the
-//! tables whose foreign keys reference it, every row past their policies (the write fails if
+//! and, for a statement that removes rows or sets a referenced key (`DELETE`, an `UPDATE` or
+//! upsert setting one), the tables whose foreign keys reference it, every row past their policies (the write fails if
 //! any uses the key: a tenant would learn whether another tenant does). Those are held to
 //! what the statement may read: declared global tables, so a tenant table is refused.
 
@@ -153,7 +155,7 @@ impl GlobalWrite<'_> {
         let mut unit = (&mut *self.tx).open()?;
         let rt = unit.runtime();
         if rt.raw.verdicts.get(&key).is_none() {
-            let (target, uses, changes_rows) = parse::read_write(sql)?;
+            let (target, uses, changes) = parse::read_write(sql)?;
             // What the statement names first (a tenant table is refused as one), then what
             // writing its table runs; the verdict is kept once both pass.
             let tenant_columns = [tenancy_core::DEFAULT_TENANT_COLUMN.to_owned()];
@@ -166,7 +168,7 @@ impl GlobalWrite<'_> {
                 &self.param_types,
             )
             .await?;
-            target_runs_nothing_else(&mut unit, &target, changes_rows).await?;
+            target_runs_nothing_else(&mut unit, &target, changes.as_deref()).await?;
             rt.raw.verdicts.put(key, false);
         }
         let persistent = rt.persistent;
@@ -225,7 +227,7 @@ fn lexed(sql: &str, bound: usize) -> Result<()> {
 async fn target_runs_nothing_else(
     unit: &mut crate::unit::TenantUnit<'_>,
     target: &Named,
-    changes_rows: bool,
+    changes: Option<&[String]>,
 ) -> Result<()> {
     let mut name = String::new();
     if let Some(s) = &target.schema {
@@ -246,7 +248,7 @@ async fn target_runs_nothing_else(
             Ok(sqlx::query_as(WRITE_TARGET)
                 .bind(&name)
                 .bind(&callable)
-                .bind(changes_rows)
+                .bind(changes)
                 .persistent(persistent)
                 .fetch_all(conn)
                 .await?)
@@ -301,19 +303,23 @@ mod tests {
     }
 
     #[test]
-    fn says_which_writes_change_or_remove_rows() {
+    fn says_which_keys_a_write_may_change() {
+        let cols = |c: &[&str]| Some(c.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
         for (sql, changes) in [
-            ("INSERT INTO outbox (topic) VALUES ($1)", false),
+            ("INSERT INTO outbox (topic) VALUES ($1)", cols(&[])),
             (
                 "INSERT INTO outbox (topic) VALUES ($1) ON CONFLICT DO NOTHING",
-                false,
+                cols(&[]),
             ),
             (
                 "INSERT INTO outbox (topic) VALUES ($1) ON CONFLICT (topic) DO UPDATE SET sent = true",
-                true,
+                cols(&["sent"]),
             ),
-            ("UPDATE outbox SET sent = true", true),
-            ("DELETE FROM outbox", true),
+            (
+                "UPDATE outbox SET sent = true, \"Topic\" = 'x'",
+                cols(&["sent", "Topic"]),
+            ),
+            ("DELETE FROM outbox", None),
         ] {
             assert_eq!(parse::read_write(sql).unwrap().2, changes, "{sql}");
         }

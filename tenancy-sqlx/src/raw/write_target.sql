@@ -1,6 +1,7 @@
 -- What writing a global table runs that the statement does not name (see write.rs):
 -- $1 the table as the statement names it (quoted, maybe qualified); $2 the built-in functions
--- raw SQL may call (allow.rs); $3 whether the statement changes or removes rows. Rows: ('runs', table, what) for the first finding, and
+-- raw SQL may call (allow.rs); $3 the columns the statement may change in rows already there
+-- (NULL: it removes rows, so every key). Rows: ('runs', table, what) for the first finding, and
 -- ('reads', schema, name) for each table writing it reads besides its own; none when nothing
 -- is found or the name does not resolve.
 --
@@ -62,6 +63,12 @@ runs (rel, classid, objid, what, expr) AS (
            pg_catalog.concat(p.polqual::text, p.polwithcheck::text)
     FROM pg_catalog.pg_policy p WHERE p.polrelid IN (SELECT oid FROM tree)
   UNION ALL
+    -- A partition key's expressions run on every row routed.
+    SELECT p.partrelid, 'pg_catalog.pg_class'::regclass, p.partrelid,
+           pg_catalog.format('the partition key of %s', p.partrelid::regclass),
+           p.partexprs::text
+    FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid IN (SELECT oid FROM tree)
+  UNION ALL
     SELECT types.rel, 'pg_catalog.pg_constraint'::regclass, c.oid,
            pg_catalog.format('the constraint %I of the domain %s', c.conname, c.contypid::regtype),
            c.conbin::text
@@ -85,6 +92,22 @@ found (rel, what) AS (
     FROM pg_catalog.pg_constraint k
     WHERE k.contype = 'f' AND k.confrelid IN (SELECT oid FROM tree)
       AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+  UNION ALL
+    -- An operator class of the database's calls its support functions on every key an index
+    -- (a unique or exclusion constraint's too) or a partition key compares.
+    SELECT x.rel, pg_catalog.format('the operator class %s.%I of %s',
+                                    oc.opcnamespace::regnamespace, oc.opcname, x.what)
+    FROM (
+        SELECT i.indrelid, i.indclass::oid[], pg_catalog.format('the index %s', i.indexrelid::regclass)
+        FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM tree)
+      UNION ALL
+        SELECT p.partrelid, p.partclass::oid[],
+               pg_catalog.format('the partition key of %s', p.partrelid::regclass)
+        FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid IN (SELECT oid FROM tree)
+    ) x (rel, classes, what)
+    CROSS JOIN LATERAL pg_catalog.unnest(x.classes) u (opc)
+    JOIN pg_catalog.pg_opclass oc ON oc.oid = u.opc
+    WHERE oc.opcnamespace <> 'pg_catalog'::regnamespace
   UNION ALL
     -- A table that inherits from another adds its rows to every read of that parent.
     SELECT i.inhrelid,
@@ -139,18 +162,27 @@ UNION ALL
 -- hold rows: a key's index is its table's, and sequences are judged above.
 SELECT DISTINCT 'reads', n.nspname::text, c.relname::text
 FROM (
+  -- A partition is judged as its tree, from the root (PostgreSQL copies a foreign key to every
+  -- partition of either side).
+  SELECT COALESCE(pg_catalog.pg_partition_root(x.oid), x.oid) FROM (
     SELECT k.confrelid FROM pg_catalog.pg_constraint k
     WHERE k.contype = 'f' AND k.conrelid IN (SELECT oid FROM tree)
   UNION
     -- A changed or removed key is looked up in the tables referencing it, every row of them,
     -- past their policies: whether the write fails tells whether another tenant uses the key.
+    -- (a key unchanged is not looked up: an UPDATE of other columns reads nothing there).
     SELECT k.conrelid FROM pg_catalog.pg_constraint k
-    WHERE $3 AND k.contype = 'f' AND k.confrelid IN (SELECT oid FROM tree)
+    WHERE k.contype = 'f' AND k.confrelid IN (SELECT oid FROM tree)
+      AND ($3::text[] IS NULL OR EXISTS (
+          SELECT FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = k.confrelid AND a.attnum = ANY (k.confkey)
+            AND (a.attname = ANY ($3::text[]) OR a.attgenerated <> '')))
   UNION
     SELECT d.refobjid FROM runs o
     JOIN pg_catalog.pg_depend d
       ON d.classid = o.classid AND d.objid = o.objid
      AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  ) x (oid)
 ) r (oid)
 JOIN pg_catalog.pg_class c ON c.oid = r.oid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
