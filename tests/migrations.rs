@@ -654,11 +654,16 @@ async fn a_history_that_is_not_a_plain_table_fails_its_target_unread() {
         &[
             ("acme", Placement::OwnSchema),
             ("initech", Placement::OwnSchema),
+            ("hooli", Placement::OwnSchema),
         ],
     )
     .await;
     db.exec(
         "CREATE TABLE public.ran_as (who text); \
+         CREATE FUNCTION public.spy_trigger() RETURNS trigger LANGUAGE plpgsql AS \
+           'BEGIN INSERT INTO public.ran_as VALUES (current_user); RETURN NEW; END'; \
+         CREATE TRIGGER spy BEFORE INSERT ON t_hooli.tenancy_migrations \
+           FOR EACH ROW EXECUTE FUNCTION public.spy_trigger(); \
          CREATE FUNCTION public.spy() RETURNS boolean LANGUAGE sql VOLATILE AS \
            'INSERT INTO public.ran_as VALUES (current_user) RETURNING true'; \
          ALTER TABLE t_acme.tenancy_migrations RENAME TO real_history; \
@@ -682,6 +687,12 @@ async fn a_history_that_is_not_a_plain_table_fails_its_target_unread() {
     };
     assert!(
         matches!(outcome("acme"), Outcome::Failed(e)
+            if e.message.contains("is not the plain table tenancy keeps a migration history in")),
+        "{report:?}"
+    );
+    // A plain table with a trigger of its owner's, which the history insert would fire.
+    assert!(
+        matches!(outcome("hooli"), Outcome::Failed(e)
             if e.message.contains("is not the plain table tenancy keeps a migration history in")),
         "{report:?}"
     );

@@ -485,7 +485,7 @@ async fn a_history_that_is_not_a_plain_table_is_refused_unread(t: TestTenancy) {
         tenancy
             .move_tenant(&su, acme.id(), Placement::SharedTable)
             .await,
-        "is not the plain table tenancy keeps a migration history in (relation kind v)",
+        "is not the plain table tenancy keeps a migration history in (relation kind v;",
     );
     // Row-level security on the table itself: refused too.
     t.exec(&format!(
@@ -499,7 +499,7 @@ async fn a_history_that_is_not_a_plain_table_is_refused_unread(t: TestTenancy) {
         tenancy
             .move_tenant(&su, acme.id(), Placement::SharedTable)
             .await,
-        "(relation kind r, with row-level security)",
+        "(relation kind r, with row-level security;",
     );
     let ran: i64 = sqlx::query_scalar("SELECT count(*) FROM public.ran_as")
         .fetch_one(&mut t.connect().await)

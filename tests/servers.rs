@@ -1740,3 +1740,79 @@ async fn a_rerun_after_a_registry_restore_never_replaces_the_home_with_the_seale
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+/// As above, but the writes since the switch are in a column only the new home has: a
+/// migration ran there as the tenant's home, and filled it. The rows and the columns both
+/// sides have are the same; the column only the copy has makes it a difference, and the copy
+/// is kept, not replaced by the source that lacks it.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_rerun_after_a_registry_restore_keeps_a_home_migrated_since(db: TestTenancy) {
+    let Some(urls) = server_urls("move_between_servers_restore_migrated") else {
+        return;
+    };
+    let tenancy = builder(&urls).connect(db.url()).await.unwrap();
+    let tag = tag_of(&db).await;
+    let su = tenancy.superuser("test", "registry restore").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    let row = tenancy.create_tenant(own_db("acme", "s2")).await.unwrap();
+    let db_name = row.database.clone().unwrap();
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    fill(&a, 5).await;
+    tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+        .unwrap();
+    tenancy.close().await;
+    // A deploy: the home on s3 gets a column, and the tenant fills it.
+    let deployed = builder(&urls)
+        .tenant_migrations(
+            Migrations::from_static(&[
+                (1, "spinner app", common::SPINNER_SCHEMA),
+                (2, "weight", "ALTER TABLE spins ADD COLUMN weight int"),
+            ])
+            .unwrap(),
+        )
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = deployed.superuser("test", "deploy").await.unwrap();
+    assert!(
+        deployed
+            .migrate_tenants(&su, MigrateOptions::default())
+            .await
+            .unwrap()
+            .is_success()
+    );
+    let home = url_of(&urls.1, &db_name);
+    exec_at(&home, "UPDATE public.spins SET weight = 3").await;
+
+    // The restore, then the rerun.
+    let mut conn = db.connect().await;
+    sqlx::query("UPDATE tenancy.tenants SET server = 's2' WHERE id = $1")
+        .bind(a.id().as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM tenancy.old_copies WHERE tenant_id = $1")
+        .bind(a.id().as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let rerun = deployed
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await;
+    let Err(Error::MoveRefused { reason, .. }) = &rerun else {
+        panic!("{rerun:?}");
+    };
+    assert!(
+        reason.contains("differ from the sealed source") && reason.contains("spins"),
+        "{reason}"
+    );
+    assert_eq!(
+        count_at(&home, "SELECT count(*) FROM public.spins WHERE weight = 3").await,
+        5
+    );
+    deployed.close().await;
+    drop_extra(&urls, &tag).await;
+}

@@ -126,22 +126,47 @@ fn guarded(sql: &str) -> String {
     block
 }
 
-/// Locks a tenant schema's history `table` and refuses it unless it is a plain table without
-/// row security: it is read with the migrator's rights, and a view or a policy put there by
-/// whoever owns the schema would run that owner's functions with them. Locked first, so that it
-/// cannot become one between the check and the read.
+/// A condition true when the relation `oid` (an SQL expression of type `regclass`) is not a
+/// migration history as tenancy makes one: a plain table without row security, triggers,
+/// rules or check constraints, with no default but `now()`, no index expression, predicate or
+/// operator class outside `pg_catalog`, and columns of built-in types only. Anything else runs
+/// code its owner chose (a view's or policy's functions on a read, a trigger's or default's on
+/// the history insert, a type's output function) with the rights of whoever reads or writes it:
+/// the migrator, or a mover.
+pub(crate) fn foreign_history(oid: &str) -> String {
+    format!(
+        "(EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) {oid} \
+           AND (c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relrowsecurity OR c.relhastriggers \
+                OR c.relhasrules OR c.relchecks OPERATOR(pg_catalog.>) 0)) \
+         OR EXISTS (SELECT FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) {oid} \
+           AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) OPERATOR(pg_catalog.<>) 'now()') \
+         OR EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) {oid} \
+           AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR EXISTS ( \
+             SELECT FROM pg_catalog.unnest(i.indclass::pg_catalog.oid[]) o (opc) \
+             JOIN pg_catalog.pg_opclass k ON k.oid OPERATOR(pg_catalog.=) o.opc \
+             WHERE k.opcnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace))) \
+         OR EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+           JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid \
+           WHERE a.attrelid OPERATOR(pg_catalog.=) {oid} AND a.attnum OPERATOR(pg_catalog.>) 0 \
+             AND NOT a.attisdropped \
+             AND t.typnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace))"
+    )
+}
+
+/// Locks a tenant schema's history `table` and refuses it unless it is as tenancy makes it
+/// ([`foreign_history`]): the migrator reads it and inserts into it with its own rights.
+/// Locked first, so that it cannot change between the check and the read.
 fn plain_history(table: &str) -> String {
     format!(
         "LOCK TABLE {table} IN ACCESS SHARE MODE; \
-         DO $tenancy_history$ BEGIN \
-         IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass \
-                    AND (c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relrowsecurity)) THEN \
+         DO $tenancy_history$ BEGIN IF {} THEN \
          RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = {}; \
          END IF; END $tenancy_history$;",
-        literal(table),
+        foreign_history(&format!("{}::pg_catalog.regclass", literal(table))),
         literal(&format!(
-            "{table} is not the plain table tenancy keeps a migration history in (a view, or \
-             row security on it): nothing was read or run"
+            "{table} is not the plain table tenancy keeps a migration history in (a view, row \
+             security, a trigger, rule, check, default, index or column type of its owner's on \
+             it): nothing was read or run"
         ))
     )
 }
@@ -176,8 +201,8 @@ pub(crate) async fn apply(
         literal(&target.lock_key())
     );
     if let Target::Schema(schema) = target {
-        let _ = write!(setup, "{};", search_path(schema));
         setup.push_str(&plain_history(&target.history()));
+        let _ = write!(setup, "{};", search_path(schema));
     }
     sqlx::raw_sql(crate::sql::text(setup))
         .execute(&mut *conn)

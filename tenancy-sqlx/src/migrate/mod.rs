@@ -26,7 +26,7 @@ pub(crate) mod tenants;
 
 use std::sync::Arc;
 
-pub(crate) use apply::{Target, apply, fresh_schema_script};
+pub(crate) use apply::{Target, apply, foreign_history, fresh_schema_script};
 pub use source::{Migration, Migrations};
 pub use target::MigrationTarget;
 

@@ -97,19 +97,14 @@ async fn read(
         Some(schema) => format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema)),
         None => "tenancy.shared_table_migrations".to_owned(),
     };
-    // Read only if it is a plain table: a view or a row-security policy there (whoever owns
-    // the schema may make one) would run its owner's functions with the mover's rights. Locked
-    // before it is looked at, so that it cannot become one between the look and the read.
-    let kind = async |conn: &mut PgConnection| -> Result<Option<(String, bool)>> {
-        Ok(crate::sql::admin_query_as(
-            "SELECT c.relkind::text, c.relrowsecurity FROM pg_catalog.pg_class c \
-             WHERE c.oid = pg_catalog.to_regclass($1)",
-        )
+    // Read only if it is as tenancy makes it: a view, a row-security policy or a column type
+    // there (whoever owns the schema may make one) would run its owner's functions with the
+    // mover's rights. Locked before it is looked at, so that it cannot change in between.
+    let exists: bool = crate::sql::admin_scalar("SELECT pg_catalog.to_regclass($1) IS NOT NULL")
         .bind(&table)
-        .fetch_optional(&mut *conn)
-        .await?)
-    };
-    if kind(conn).await?.is_none() {
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
         return Ok(BTreeMap::new());
     }
     crate::sql::admin_query(crate::sql::text(format!(
@@ -117,19 +112,25 @@ async fn read(
     )))
     .execute(&mut *conn)
     .await?;
-    match kind(conn).await? {
-        None => return Ok(BTreeMap::new()),
-        Some((kind, false)) if kind == "r" => {}
-        Some((kind, rls)) => {
-            return Err(Error::MoveRefused {
-                id,
-                reason: format!(
-                    "{table} is not the plain table tenancy keeps a migration history in \
-                     (relation kind {kind}{}); nothing was read and nothing was changed",
-                    if rls { ", with row-level security" } else { "" }
-                ),
-            });
-        }
+    let (kind, rls, foreign): (String, bool, bool) =
+        crate::sql::admin_query_as(crate::sql::text(format!(
+            "SELECT c.relkind::text, c.relrowsecurity, {} FROM pg_catalog.pg_class c \
+             WHERE c.oid = pg_catalog.to_regclass($1)",
+            crate::migrate::foreign_history("pg_catalog.to_regclass($1)")
+        )))
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await?;
+    if foreign {
+        return Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "{table} is not the plain table tenancy keeps a migration history in \
+                 (relation kind {kind}{}; or a trigger, rule, check, default, index or column \
+                 type of its owner's); nothing was read and nothing was changed",
+                if rls { ", with row-level security" } else { "" }
+            ),
+        });
     }
     let rows = crate::sql::admin_query(crate::sql::text(format!(
         "SELECT version, checksum FROM {table}"

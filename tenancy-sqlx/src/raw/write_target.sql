@@ -176,7 +176,8 @@ FROM (
       AND ($3::text[] IS NULL OR EXISTS (
           SELECT FROM pg_catalog.pg_attribute a
           WHERE a.attrelid = k.confrelid AND a.attnum = ANY (k.confkey)
-            AND (a.attname = ANY ($3::text[]) OR a.attgenerated <> '')))
+            AND (a.attname = ANY ($3::text[])
+                 OR (a.attgenerated <> '' AND pg_catalog.cardinality($3::text[]) > 0))))
   UNION
     SELECT d.refobjid FROM runs o
     JOIN pg_catalog.pg_depend d
