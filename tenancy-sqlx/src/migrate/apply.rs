@@ -127,8 +127,9 @@ fn guarded(sql: &str) -> String {
 }
 
 /// A condition true when the relation `oid` (an SQL expression of type `regclass`) is not a
-/// migration history as tenancy makes one: a plain table without row security, triggers,
-/// rules or check constraints, with no default but `now()`, no index expression, predicate or
+/// migration history as tenancy makes one: a plain table without row security, rules, check
+/// constraints or triggers of the database's (Citus gives its tables a truncate trigger of
+/// its own, in `pg_catalog`), with no default but `now()`, no index expression, predicate or
 /// operator class outside `pg_catalog`, and columns of built-in types only. Anything else runs
 /// code its owner chose (a view's or policy's functions on a read, a trigger's or default's on
 /// the history insert, a type's output function) with the rights of whoever reads or writes it:
@@ -136,8 +137,12 @@ fn guarded(sql: &str) -> String {
 pub(crate) fn foreign_history(oid: &str) -> String {
     format!(
         "(EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) {oid} \
-           AND (c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relrowsecurity OR c.relhastriggers \
+           AND (c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relrowsecurity \
                 OR c.relhasrules OR c.relchecks OPERATOR(pg_catalog.>) 0)) \
+         OR EXISTS (SELECT FROM pg_catalog.pg_trigger g \
+           JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) g.tgfoid \
+           WHERE g.tgrelid OPERATOR(pg_catalog.=) {oid} AND NOT g.tgisinternal \
+             AND f.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace) \
          OR EXISTS (SELECT FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) {oid} \
            AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) OPERATOR(pg_catalog.<>) 'now()') \
          OR EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) {oid} \
