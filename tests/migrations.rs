@@ -46,6 +46,16 @@ async fn exists(db: &TestDb, relation: &str) -> bool {
         .unwrap()
 }
 
+/// The outcome of tenant `slug`'s target in `report`.
+fn outcome_of(report: &tenancy::MigrationReport, slug: &str) -> Outcome {
+    report
+        .outcomes
+        .iter()
+        .find(|(t, _)| matches!(t, MigrationTarget::Tenant { slug: s, .. } if s == slug))
+        .map(|(_, o)| o.clone())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_tenant_migration_never_reads_the_shared_table_for_a_missing_one() {
     let db = TestDb::new("mig_no_public_fallthrough").await;
@@ -81,14 +91,7 @@ async fn a_tenant_migration_never_reads_the_shared_table_for_a_missing_one() {
         .migrate_tenants(&su, MigrateOptions::default())
         .await
         .unwrap();
-    let outcome = |slug: &str| {
-        report
-            .outcomes
-            .iter()
-            .find(|(t, _)| matches!(t, MigrationTarget::Tenant { slug: s, .. } if s == slug))
-            .map(|(_, o)| o.clone())
-            .unwrap()
-    };
+    let outcome = |slug: &str| outcome_of(&report, slug);
     assert!(
         matches!(outcome("acme"), Outcome::Failed(e)
             if e.message.contains("spinners") && e.message.contains("tenant acme")
@@ -677,14 +680,7 @@ async fn a_history_that_is_not_a_plain_table_fails_its_target_unread() {
         .migrate_tenants(&su, MigrateOptions::default())
         .await
         .unwrap();
-    let outcome = |slug: &str| {
-        report
-            .outcomes
-            .iter()
-            .find(|(t, _)| matches!(t, MigrationTarget::Tenant { slug: s, .. } if s == slug))
-            .map(|(_, o)| o.clone())
-            .unwrap()
-    };
+    let outcome = |slug: &str| outcome_of(&report, slug);
     assert!(
         matches!(outcome("acme"), Outcome::Failed(e)
             if e.message.contains("is not the plain table tenancy keeps a migration history in")),

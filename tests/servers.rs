@@ -1662,6 +1662,37 @@ async fn a_move_between_servers_cut_off_after_its_seal_is_finished_by_a_rerun(db
     drop_extra(&urls, &tag).await;
 }
 
+/// A registry restored from a backup taken before tenant `id`'s move from s2 switched: its row
+/// names s2 again, no old copy is recorded. Returns the connection to the registry.
+async fn restore_registry_to_before_the_switch(
+    db: &TestTenancy,
+    id: tenancy::TenantId,
+) -> PgConnection {
+    let mut conn = db.connect().await;
+    sqlx::query("UPDATE tenancy.tenants SET server = 's2' WHERE id = $1")
+        .bind(id.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM tenancy.old_copies WHERE tenant_id = $1")
+        .bind(id.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// A rerun refused because the copy on the target holds other spins than the sealed source.
+fn refused_as_differing(rerun: tenancy::Result<tenancy::Moved>) {
+    let Err(Error::MoveRefused { reason, .. }) = &rerun else {
+        panic!("{rerun:?}");
+    };
+    assert!(
+        reason.contains("differ from the sealed source") && reason.contains("spins"),
+        "{reason}"
+    );
+}
+
 /// A registry restored from a backup taken before a move between servers switched: it names
 /// the sealed old database again, while the new one has been the tenant's home since, with
 /// writes the old one lacks. The rerun of the move the docs suggest must not replace that
@@ -1693,27 +1724,11 @@ async fn a_rerun_after_a_registry_restore_never_replaces_the_home_with_the_seale
     let home = spins_at(&urls.1, &db_name, a.id()).await;
     assert_eq!(home.len(), 7);
 
-    // The restore: the registry row as it was before the switch, no old copy recorded.
-    let mut conn = db.connect().await;
-    sqlx::query("UPDATE tenancy.tenants SET server = 's2' WHERE id = $1")
-        .bind(a.id().as_uuid())
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM tenancy.old_copies WHERE tenant_id = $1")
-        .bind(a.id().as_uuid())
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let rerun = tenancy
-        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
-        .await;
-    let Err(Error::MoveRefused { reason, .. }) = &rerun else {
-        panic!("{rerun:?}");
-    };
-    assert!(
-        reason.contains("differ from the sealed source") && reason.contains("spins"),
-        "{reason}"
+    let mut conn = restore_registry_to_before_the_switch(&db, a.id()).await;
+    refused_as_differing(
+        tenancy
+            .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+            .await,
     );
     // Nothing changed: the home on s3 with every write, the sealed copy on s2, the registry.
     assert_eq!(spins_at(&urls.1, &db_name, a.id()).await, home);
@@ -1788,26 +1803,11 @@ async fn a_rerun_after_a_registry_restore_keeps_a_home_migrated_since(db: TestTe
     exec_at(&home, "UPDATE public.spins SET weight = 3").await;
 
     // The restore, then the rerun.
-    let mut conn = db.connect().await;
-    sqlx::query("UPDATE tenancy.tenants SET server = 's2' WHERE id = $1")
-        .bind(a.id().as_uuid())
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM tenancy.old_copies WHERE tenant_id = $1")
-        .bind(a.id().as_uuid())
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let rerun = deployed
-        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
-        .await;
-    let Err(Error::MoveRefused { reason, .. }) = &rerun else {
-        panic!("{rerun:?}");
-    };
-    assert!(
-        reason.contains("differ from the sealed source") && reason.contains("spins"),
-        "{reason}"
+    restore_registry_to_before_the_switch(&db, a.id()).await;
+    refused_as_differing(
+        deployed
+            .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+            .await,
     );
     assert_eq!(
         count_at(&home, "SELECT count(*) FROM public.spins WHERE weight = 3").await,
