@@ -14,111 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::models::*;
 use common::moving::{acknowledged_writes_are_in_the_new_copy, fill, new_spin, writer};
-use sqlx::postgres::PgConnectOptions;
+use common::servers::*;
 use sqlx::{Connection, PgConnection};
 use tenancy::testing::{TestTenancy, cancel_at, eventually};
 use tenancy::{
     AuditQuery, Error, MigrateOptions, MigrationTarget, Migrations, MoveOptions, NewTenant,
-    Outcome, Placement, Purged, Tenancy, TenancyBuilder,
+    Outcome, Placement, Purged, Tenancy,
 };
 use uuid::Uuid;
-
-/// The URLs of the second and third servers; `None` (after saying why) when they are not set
-/// outside CI.
-fn server_urls(test: &str) -> Option<(String, String)> {
-    match (
-        std::env::var("TENANCY_SERVER2_URL"),
-        std::env::var("TENANCY_SERVER3_URL"),
-    ) {
-        (Ok(a), Ok(b)) => Some((a, b)),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{test}: TENANCY_SERVER2_URL and TENANCY_SERVER3_URL are not set, and CI is: run \
-             the suite under scripts/pg-servers (scripts/test does)"
-        ),
-        _ => {
-            eprintln!(
-                "SKIPPED {test}: TENANCY_SERVER2_URL / TENANCY_SERVER3_URL are not set; run \
-                 `scripts/pg-servers cargo test --test servers` to start the servers"
-            );
-            None
-        }
-    }
-}
-
-fn spinner_migrations() -> Migrations {
-    Migrations::from_static(&[(1, "spinner app", common::SPINNER_SCHEMA)]).unwrap()
-}
-
-fn options(url: &str) -> PgConnectOptions {
-    url.parse().unwrap()
-}
-
-/// A builder mapping `s2` and `s3` to the second and third servers.
-fn builder((two, three): &(String, String)) -> TenancyBuilder {
-    Tenancy::builder()
-        .tenant_migrations(spinner_migrations())
-        .server("s2", options(two))
-        .server("s3", options(three))
-}
-
-fn own_db(slug: &str, server: &str) -> NewTenant {
-    NewTenant::new(slug, slug)
-        .placement(Placement::OwnDatabase)
-        .server(server)
-}
-
-/// The databases of this registry on the server at `url`.
-async fn databases_on(url: &str, tag: &str) -> Vec<String> {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    let names = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1",
-    )
-    .bind(format!("tenancy_{tag}_"))
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
-    names
-}
-
-async fn tag_of(db: &TestTenancy) -> String {
-    sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
-        .fetch_one(&mut db.connect().await)
-        .await
-        .unwrap()
-}
-
-/// Drops this registry's databases on the extra servers (the test database's own go with it).
-async fn drop_extra((two, three): &(String, String), tag: &str) {
-    for url in [two, three] {
-        let mut conn = PgConnection::connect(url).await.unwrap();
-        for name in databases_on(url, tag).await {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-        conn.close().await.unwrap();
-    }
-}
-
-/// `url` with its database replaced by `database`.
-fn url_of(url: &str, database: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{database}")
-}
-
-async fn count_at(url: &str, sql: &str) -> i64 {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    n
-}
 
 #[tenancy::test(migrations = "tests/migrations")]
 async fn tenants_on_three_servers_keep_to_their_own_and_are_reported_together(db: TestTenancy) {
@@ -432,15 +335,24 @@ async fn a_tenant_on_a_server_the_handle_cannot_reach_is_refused(db: TestTenancy
         unlisted.create_tenant(own_db("nope", "s4")).await,
         Err(Error::UnknownServer { server }) if server == "s4"
     ));
-    // A malformed key, and a server for a shared-table tenant: refused too.
+    // A shared-table tenant on an unlisted key (no home is made), a malformed key, and a
+    // server for an own-schema tenant: refused too.
+    assert!(matches!(
+        unlisted.create_tenant(NewTenant::new("nope", "n").server("s4")).await,
+        Err(Error::UnknownServer { server }) if server == "s4"
+    ));
     assert!(matches!(
         full.create_tenant(own_db("nope", "S 2")).await,
         Err(Error::Invalid(_))
     ));
     assert!(matches!(
-        full.create_tenant(NewTenant::new("nope", "n").server("s2"))
-            .await,
-        Err(Error::UnsupportedPlacement(Placement::SharedTable))
+        full.create_tenant(
+            NewTenant::new("nope", "n")
+                .placement(Placement::OwnSchema)
+                .server("s2")
+        )
+        .await,
+        Err(Error::UnsupportedPlacement(Placement::OwnSchema))
     ));
     assert!(matches!(
         full.add_server(&su, "postgres://u:p@h/db").await,

@@ -135,8 +135,8 @@ pub enum TenantsCmd {
         hosts: Vec<String>,
         #[arg(long, value_enum, default_value = "shared")]
         placement: PlacementArg,
-        /// The server of an own-database tenant: a key the registry lists (`servers add`) and
-        /// `TENANCY_SERVERS` maps to a URL.
+        /// The server of an own-database or shared-table tenant: a key the registry lists
+        /// (`servers add`) and `TENANCY_SERVERS` maps to a URL.
         #[arg(long)]
         server: Option<String>,
         /// The tenant migrations to run in an own-schema or own-database tenant's new home.

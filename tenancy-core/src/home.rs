@@ -117,6 +117,15 @@ impl QuotedSchema {
     pub fn as_sql(&self) -> &str {
         &self.quoted
     }
+
+    /// [`TENANT_DATABASE_SCHEMA`]: not a schema tenancy creates (so [`QuotedSchema::new`]
+    /// refuses it), the one a tenant database's tables live in.
+    fn database_schema() -> Self {
+        Self {
+            name: TENANT_DATABASE_SCHEMA.to_owned(),
+            quoted: ident::quote(TENANT_DATABASE_SCHEMA),
+        }
+    }
 }
 
 impl fmt::Debug for QuotedSchema {
@@ -272,6 +281,16 @@ pub enum Home {
         /// [`TENANT_DATABASE_SCHEMA`], quoted.
         schema: QuotedSchema,
     },
+    /// The shared tables of a server other than the registry's: they live in that server's
+    /// home database, made like an own database but holding many tenants' rows, told apart by
+    /// the tenant column as on the registry's server. Statements name its
+    /// [`TENANT_DATABASE_SCHEMA`], bind the tenant, and run on a connection to that database.
+    ServerShared {
+        /// The server's home database.
+        database: DatabaseRef,
+        /// [`TENANT_DATABASE_SCHEMA`], quoted.
+        schema: QuotedSchema,
+    },
 }
 
 /// Why a registry row has no [`Home`] this version can serve: the row does not match its
@@ -317,28 +336,56 @@ impl Home {
                 .map_err(unserved),
             (Placement::OwnDatabase, None, Some(name)) => Ok(Self::OwnDatabase {
                 database: DatabaseRef::new(name).map_err(unserved)?,
-                schema: QuotedSchema {
-                    name: TENANT_DATABASE_SCHEMA.to_owned(),
-                    quoted: ident::quote(TENANT_DATABASE_SCHEMA),
-                },
+                schema: QuotedSchema::database_schema(),
             }),
             _ => Err(Unserved { placement }),
         }
     }
 
+    /// The home of a shared-table tenant on a server other than the registry's: `database`,
+    /// that server's home database (see [`Home::ServerShared`]).
+    ///
+    /// ```
+    /// use tenancy_core::{Placement, home::{DatabaseRef, Home}};
+    ///
+    /// let db = DatabaseRef::new("tenancy_ab_home_eu_2")?.on_server("eu-2")?;
+    /// let home = Home::server_shared(db);
+    /// assert_eq!(home.placement(), Placement::SharedTable);
+    /// assert_eq!(home.schema(), Some(r#""public""#));
+    /// assert_eq!(home.database().map(|d| d.server()), Some("eu-2"));
+    /// assert!(home.is_server_shared());
+    /// # Ok::<(), tenancy_core::ValidationError>(())
+    /// ```
+    pub fn server_shared(database: DatabaseRef) -> Self {
+        Self::ServerShared {
+            database,
+            schema: QuotedSchema::database_schema(),
+        }
+    }
+
+    /// Whether the tenant shares its database with other tenants on a server other than the
+    /// registry's ([`Home::ServerShared`]): its database is not its own to copy, drop or read
+    /// whole.
+    pub fn is_server_shared(&self) -> bool {
+        matches!(self, Self::ServerShared { .. })
+    }
+
     /// The placement this home serves.
     pub fn placement(&self) -> Placement {
         match self {
-            Self::SharedTable => Placement::SharedTable,
+            Self::SharedTable | Self::ServerShared { .. } => Placement::SharedTable,
             Self::OwnSchema(_) => Placement::OwnSchema,
             Self::OwnDatabase { .. } => Placement::OwnDatabase,
         }
     }
 
-    /// The tenant's database, for the own-database placement.
+    /// The database the tenant's statements run in when it is not the registry's: the
+    /// tenant's own, or its server's home database ([`Home::ServerShared`]).
     pub fn database(&self) -> Option<&DatabaseRef> {
         match self {
-            Self::OwnDatabase { database, .. } => Some(database),
+            Self::OwnDatabase { database, .. } | Self::ServerShared { database, .. } => {
+                Some(database)
+            }
             _ => None,
         }
     }
@@ -347,7 +394,9 @@ impl Home {
     pub fn schema(&self) -> Option<&str> {
         match self {
             Self::SharedTable => None,
-            Self::OwnSchema(schema) | Self::OwnDatabase { schema, .. } => Some(schema.as_sql()),
+            Self::OwnSchema(schema)
+            | Self::OwnDatabase { schema, .. }
+            | Self::ServerShared { schema, .. } => Some(schema.as_sql()),
         }
     }
 
@@ -355,7 +404,7 @@ impl Home {
     /// tables.
     pub fn schema_name(&self) -> Option<&str> {
         match self {
-            Self::SharedTable | Self::OwnDatabase { .. } => None,
+            Self::SharedTable | Self::OwnDatabase { .. } | Self::ServerShared { .. } => None,
             Self::OwnSchema(schema) => Some(schema.name()),
         }
     }

@@ -308,6 +308,20 @@ pub enum Error {
         /// The server's key.
         server: String,
     },
+    /// Work this version does not do yet for a shared-table tenant on a server other than the
+    /// registry's (whose rows share that server's home database): exporting, importing or
+    /// moving it. Nothing was read or changed.
+    #[error(
+        "{action} is not supported yet for tenant {tenant}, a shared-table tenant on server          {server}"
+    )]
+    ServerHomeUnsupported {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its server's key.
+        server: String,
+        /// What was asked (`"export"`, `"import"`, `"move"`).
+        action: &'static str,
+    },
     /// An own-database tenant had its whole share of connections at work for the whole wait.
     /// Nothing was sent.
     #[error(

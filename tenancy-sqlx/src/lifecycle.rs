@@ -159,6 +159,13 @@ pub(crate) async fn purge(
             rt.databases()?.check_identity(id, (&server, &name)).await?;
             Purged::Database(database)
         }
+        // Another server's shared tables: its rows and its line in that server's home go
+        // first, in a transaction there (see `databases::home`), then the registry row here. A
+        // failure in between leaves the row, deleted and with nothing left to purge: purging
+        // it again finishes.
+        (None, None) if server != crate::databases::PRIMARY_SERVER => {
+            Purged::Rows(rt.databases()?.leave_home(&server, id).await?)
+        }
         (schema, _) => remove_copy(tx, id, schema).await?,
     };
     // A moved tenant's old copy goes with it (and the registry row it hangs on). An old
@@ -447,6 +454,13 @@ impl Creation {
     pub(crate) fn own_database(&self) -> bool {
         self.placement == Placement::OwnDatabase
     }
+
+    /// Whether the tenant goes to the shared tables of a server other than the registry's
+    /// (its home database, listed there before the registry row is written: see
+    /// `databases::home`).
+    pub(crate) fn server_shared(&self) -> bool {
+        self.placement == Placement::SharedTable && self.server != crate::databases::PRIMARY_SERVER
+    }
 }
 
 impl Creation {
@@ -475,16 +489,17 @@ impl Creation {
             None => crate::databases::PRIMARY_SERVER.to_owned(),
             Some(key) => {
                 tenancy_core::home::validate_server_key(&key)?;
-                // Shared tables and schemas live where the registry is, for now.
-                if key != crate::databases::PRIMARY_SERVER
-                    && new.placement != Placement::OwnDatabase
+                // Schemas live where the registry is, for now.
+                if key != crate::databases::PRIMARY_SERVER && new.placement == Placement::OwnSchema
                 {
                     return Err(Error::UnsupportedPlacement(new.placement));
                 }
                 key
             }
         };
-        if new.placement != Placement::SharedTable {
+        // Everything but the registry's shared tables runs the tenant migrations on creation
+        // (another server's shared tables are brought up to date when a tenant enters them).
+        if new.placement != Placement::SharedTable || server != crate::databases::PRIMARY_SERVER {
             migrations.check_runnable()?;
         }
         Ok(Self {

@@ -107,6 +107,7 @@ pub fn spinner_rls_migrations() -> Migrations {
 }
 
 pub mod moving;
+pub mod servers;
 
 pub mod models {
     use tenancy::tenant_scoped;

@@ -42,6 +42,15 @@ pub(crate) async fn tenant_tables(
                     tenancy_core::Placement::OwnDatabase,
                 ));
             }
+            // Nor are those of a shared-table tenant on another server (its server's home).
+            let server: String = row.try_get("server")?;
+            if server != tenancy_core::home::PRIMARY_SERVER {
+                return Err(Error::ServerHomeUnsupported {
+                    tenant: id,
+                    server,
+                    action: "reading its tables for an archive",
+                });
+            }
             row.try_get("schema_name")?
         }
     };

@@ -9,10 +9,14 @@
 //!   migration (or empty, then migrated), spare databases, and the cleanup of databases that a
 //!   crash left without a registry row.
 //!
+//! - [`home`]: the home database of each server other than the registry's, where its
+//!   shared-table tenants' rows live (many tenants per table).
+//!
 //! [`Databases`] ties them together for one handle: what the runtime's units lease and what the
 //! handle's admin calls (creation, purge, migrations, cleanup) go through.
 
 pub(crate) mod budget;
+pub(crate) mod home;
 pub(crate) mod name;
 pub(crate) mod probe;
 pub(crate) mod provision;
@@ -30,7 +34,7 @@ use tenancy_core::home::DatabaseRef;
 use crate::conn::Conn;
 use crate::migrate::Migrations;
 use crate::{Error, Result};
-use budget::{BudgetConfig, BudgetError, Lease, ServerBudget};
+use budget::{BudgetConfig, BudgetError, DatabaseKind, Lease, ServerBudget};
 use name::{DatabaseName, Naming};
 use provision::{ProvisionError, Source};
 
@@ -134,11 +138,31 @@ impl Databases {
     pub(crate) async fn lease(&self, tenant: TenantId, database: &DatabaseRef) -> Result<Lease> {
         let server = self.server(database.server())?;
         let name = DatabaseName::parse(database.as_str())?;
+        // The name says which check the database must pass: tenancy names every database it
+        // makes, and no tenant's database is named like a server home.
+        let kind = if self.naming.is_server_home(name.as_str()) {
+            DatabaseKind::ServerHome
+        } else {
+            DatabaseKind::Own
+        };
         server
             .budget
-            .acquire(tenant, &name)
+            .acquire_in(tenant, &name, kind)
             .await
             .map_err(Error::from)
+    }
+
+    /// Where the shared-table tenants of server `server` (not the primary one, whose shared
+    /// tables are the registry database's) live: its home database
+    /// ([`Home::ServerShared`](tenancy_core::Home::ServerShared)).
+    ///
+    /// # Errors
+    /// [`Error::UnknownServer`] for a server this handle has no options for.
+    pub(crate) fn server_home(&self, server: &str) -> Result<tenancy_core::Home> {
+        self.server(server)?;
+        let name = self.naming.server_home(server);
+        let database = DatabaseRef::new(name.as_str())?.on_server(server)?;
+        Ok(tenancy_core::Home::server_shared(database))
     }
 
     /// Closes every idle connection, in the background (after a migration: they may hold
@@ -196,7 +220,8 @@ impl Databases {
             Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
             other => other?,
         };
-        let checked = budget::identity(&mut conn, tenant, (server, database)).await;
+        let checked =
+            budget::identity(&mut conn, tenant, (server, database), DatabaseKind::Own).await;
         let _ = conn.close().await;
         Ok(checked?)
     }
@@ -216,7 +241,7 @@ impl Databases {
         use sqlx::Connection;
         let mut conn = self.connect(server, database).await?;
         let out = async {
-            budget::identity(&mut conn, tenant, (server, database)).await?;
+            budget::identity(&mut conn, tenant, (server, database), DatabaseKind::Own).await?;
             let mut tx = conn.begin().await?;
             if snapshot {
                 sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -411,11 +436,25 @@ impl Databases {
     /// provisioning in flight holds (see [`provision::cleanup_orphans`]), on every server this
     /// handle maps; only names carrying this registry's tag are considered. A server that fails
     /// does not stop the others: the first error comes back after all were tried. Returns the
-    /// names dropped, as `server/database` off the primary server.
+    /// names dropped, as `server/database` off the primary server, and the lines removed from
+    /// server homes (see [`Databases::cleanup_home`]), as `server/home: tenant <id>`.
     pub(crate) async fn cleanup_orphans(&self, pool: &PgPool) -> Result<Vec<String>> {
         let mut dropped = Vec::new();
         let mut first_error = None;
         for key in self.servers.keys() {
+            if key != PRIMARY_SERVER {
+                match self.cleanup_home(pool, key).await {
+                    Ok(lines) => dropped.extend(
+                        lines
+                            .into_iter()
+                            .map(|t| format!("{key}/{}: tenant {t}", self.naming.server_home(key))),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(server = %key, error = %e, "server home cleanup failed");
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
             match self.cleanup_orphans_on(pool, key).await {
                 Ok(names) => dropped.extend(names.into_iter().map(|n| {
                     if key == PRIMARY_SERVER {
@@ -616,7 +655,7 @@ impl Databases {
             other => other?,
         };
         let sealed = async {
-            budget::identity(&mut conn, tenant, (on, database)).await?;
+            budget::identity(&mut conn, tenant, (on, database), DatabaseKind::Own).await?;
             let sealed: Option<bool> = crate::sql::in_own_tx(&mut conn, async |c| {
                 sqlx::query_scalar("SELECT moved_at IS NOT NULL FROM tenancy.tenants WHERE id = $1")
                     .persistent(false)

@@ -79,6 +79,20 @@ impl Naming {
         DatabaseName(format!("{}build_{}", self.prefix, &random[..24]))
     }
 
+    /// The home database of server `server` (a validated key): where its shared-table tenants'
+    /// rows live (see `tenancy_core::Home::ServerShared`). One per server and registry; a key's
+    /// `-` becomes `_` (keys have no `_`, so two keys never share a name).
+    pub(crate) fn server_home(&self, server: &str) -> DatabaseName {
+        DatabaseName(format!("{}home_{}", self.prefix, server.replace('-', "_")))
+    }
+
+    /// Whether `name` is a server home database's name of this registry's
+    /// ([`Naming::server_home`]), on whichever server.
+    pub(crate) fn is_server_home(&self, name: &str) -> bool {
+        name.strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.starts_with("home_"))
+    }
+
     /// Whether `name` is one of this registry's template builds ([`Naming::template_build`]).
     pub(crate) fn is_build(&self, name: &DatabaseName) -> bool {
         name.0
@@ -159,6 +173,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(naming.tenant_of(&upper), None);
+    }
+
+    #[test]
+    fn a_server_home_is_named_by_its_server_and_never_like_a_tenant() {
+        let naming = Naming::new("abcdefghijkl").unwrap();
+        let key = format!("a{}", "-z".repeat(15));
+        let home = naming.server_home(&key);
+        assert!(DatabaseName::parse(home.as_str()).is_ok());
+        assert!(naming.is_server_home(home.as_str()));
+        assert_eq!(naming.tenant_of(&home), None);
+        assert_ne!(naming.server_home("eu-2"), naming.server_home("eu2"));
+        assert!(!naming.is_server_home(naming.tenant(TenantId::new_v4()).as_str()));
+        assert!(!Naming::new("other").unwrap().is_server_home(home.as_str()));
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub enum MigrationTarget {
         /// The key of the server the database is on.
         server: String,
     },
+    /// The shared tables of a server other than the registry's, in its home database (for
+    /// every shared-table tenant there at once), with their own migration history.
+    ServerHome {
+        /// The key of the server.
+        server: String,
+    },
     /// A schema named by its name alone, where the step that failed does not know its tenant
     /// (a spare being renamed for a new tenant, an own database's schema).
     Schema {
@@ -58,7 +64,11 @@ impl MigrationTarget {
     pub fn tenant(&self) -> Option<TenantId> {
         match self {
             Self::Tenant { id, .. } | Self::Database { id, .. } => Some(*id),
-            Self::Global | Self::SharedTables | Self::Spare { .. } | Self::Schema { .. } => None,
+            Self::Global
+            | Self::SharedTables
+            | Self::Spare { .. }
+            | Self::Schema { .. }
+            | Self::ServerHome { .. } => None,
         }
     }
 }
@@ -68,6 +78,7 @@ impl std::fmt::Display for MigrationTarget {
         match self {
             Self::Global => f.write_str("global tables"),
             Self::SharedTables => f.write_str("shared tables"),
+            Self::ServerHome { server } => write!(f, "shared tables on server {server}"),
             Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
             Self::Spare { schema } => write!(f, "spare schema {schema}"),
             Self::Schema { schema } => write!(f, "schema {schema}"),

@@ -1,5 +1,5 @@
-//! Migrating every tenant: the targets (the shared tables, each own-schema tenant's schema,
-//! each spare, each own-database tenant's database), each run in its own transaction, several
+//! Migrating every tenant: the targets (the shared tables, each other server's home database,
+//! each own-schema tenant's schema, each spare, each own-database tenant's database), each run in its own transaction, several
 //! at a time; and which lag behind.
 
 use std::sync::Arc;
@@ -22,6 +22,18 @@ pub(crate) async fn targets(rt: &Runtime) -> Result<Vec<MigrationTarget>> {
     let rows = crate::sql::admin_query(store::OWN_SCHEMA_TENANTS);
     let rows = rt.with_conn(async |c| Ok(rows.fetch_all(c).await?)).await?;
     let mut targets = vec![MigrationTarget::SharedTables];
+    let homes: Vec<String> = rt
+        .with_conn(async |c| {
+            Ok(crate::sql::admin_scalar(store::SERVER_HOMES)
+                .fetch_all(c)
+                .await?)
+        })
+        .await?;
+    targets.extend(
+        homes
+            .into_iter()
+            .map(|server| MigrationTarget::ServerHome { server }),
+    );
     for r in rows {
         targets.push(MigrationTarget::Tenant {
             id: TenantId::from_uuid(r.try_get("id")?),
@@ -157,6 +169,9 @@ async fn run_one(
         } => {
             return run_in_database(rt, *id, (server, database), migrations).await;
         }
+        MigrationTarget::ServerHome { server } => {
+            return rt.databases()?.migrate_home(server, migrations).await;
+        }
         MigrationTarget::SharedTables => (Target::SharedTables, None),
         MigrationTarget::Global => (Target::Global, None),
         MigrationTarget::Tenant { schema, .. } | MigrationTarget::Schema { schema } => {
@@ -264,6 +279,12 @@ pub(crate) async fn pending(
                     out.push((target.clone(), lacking));
                 }
             }
+            (MigrationTarget::ServerHome { server }, _) => {
+                let lacking = missing(&rt.databases()?.applied_in_home(server).await?);
+                if !lacking.is_empty() {
+                    out.push((target.clone(), lacking));
+                }
+            }
             (_, Some(history)) => in_this_database.push((target, history)),
             (_, None) => {}
         }
@@ -310,6 +331,6 @@ fn history_table(target: &MigrationTarget) -> Option<String> {
             "{}.tenancy_migrations",
             tenancy_core::ident::quote(schema)
         )),
-        MigrationTarget::Database { .. } => None,
+        MigrationTarget::Database { .. } | MigrationTarget::ServerHome { .. } => None,
     }
 }

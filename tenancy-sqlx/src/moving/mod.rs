@@ -349,6 +349,13 @@ pub(crate) async fn prepare(
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
     let server_now: String = row.try_get("server")?;
+    if placement == Placement::SharedTable && server_now != crate::databases::PRIMARY_SERVER {
+        return Err(Error::ServerHomeUnsupported {
+            tenant: id,
+            server: server_now,
+            action: "move",
+        });
+    }
     let from = Home::of(placement, schema.as_deref(), database.as_deref())
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if placement == to {

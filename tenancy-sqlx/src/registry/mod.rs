@@ -184,16 +184,9 @@ pub(crate) const SQL_CTX_BY_HOST: &str = concat!(
 /// `database_name`) of an active tenant; the typed refusal otherwise (see [`active`]).
 pub(crate) fn mint_active(rt: &Arc<Runtime>, row: &PgRow, validity: Validity) -> Result<TenantCtx> {
     let (id, slug) = active(row)?;
-    let home = home_of(row)?;
     // A tenant on a server this handle cannot reach is refused here, not at its first
     // statement, and never served from another server.
-    if let (Some(database), Some(databases)) = (home.database(), &rt.databases)
-        && !databases.knows(database.server())
-    {
-        return Err(Error::UnknownServer {
-            server: database.server().to_owned(),
-        });
-    }
+    let home = home_of(row, rt.databases.as_ref())?;
     Ok(TenantCtx::mint(
         Arc::clone(rt),
         id,
@@ -243,22 +236,32 @@ pub(crate) async fn impersonation(
 }
 
 /// Where the tenant of a registry row (`placement`, `schema_name`, `database_name`, `server`)
-/// lives; [`Error::UnsupportedPlacement`] for a row that does not match its placement, or for
-/// shared tables or a schema on a server other than the primary one (not served yet).
-pub(crate) fn home_of(row: &PgRow) -> Result<Home> {
+/// lives, as the handle whose tenant databases are `databases` serves it:
+/// [`Error::UnsupportedPlacement`] for a row that does not match its placement, or for a
+/// schema on a server other than the primary one (not served yet); [`Error::UnknownServer`]
+/// for a server the handle has no options for.
+pub(crate) fn home_of(
+    row: &PgRow,
+    databases: Option<&crate::databases::Databases>,
+) -> Result<Home> {
     let placement: Placement = row.try_get::<String, _>("placement")?.parse()?;
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
     let server: String = row.try_get("server")?;
     let home = Home::of(placement, schema.as_deref(), database.as_deref())
         .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
-    match home {
-        Home::OwnDatabase { database, schema } => Ok(Home::OwnDatabase {
+    let primary = server == tenancy_core::home::PRIMARY_SERVER;
+    if !primary && !databases.is_some_and(|d| d.knows(&server)) {
+        return Err(Error::UnknownServer { server });
+    }
+    match (home, databases) {
+        (Home::OwnDatabase { database, schema }, _) => Ok(Home::OwnDatabase {
             database: database.on_server(&server)?,
             schema,
         }),
-        other if server == tenancy_core::home::PRIMARY_SERVER => Ok(other),
-        other => Err(Error::UnsupportedPlacement(other.placement())),
+        (other, _) if primary => Ok(other),
+        (Home::SharedTable, Some(databases)) => Ok(databases.server_home(&server)?),
+        (other, _) => Err(Error::UnsupportedPlacement(other.placement())),
     }
 }
 

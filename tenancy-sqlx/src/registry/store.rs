@@ -81,6 +81,11 @@ pub(crate) const DATABASE_REGISTERED_ON: &str = "SELECT EXISTS (SELECT 1 FROM te
 pub(crate) const OWN_DATABASE_TENANTS: &str = "SELECT id, slug, database_name, server FROM tenancy.tenants \
      WHERE placement = 'own_database' ORDER BY slug";
 
+/// The servers other than the registry's that have shared-table tenants (of any status): each
+/// has a home database to migrate.
+pub(crate) const SERVER_HOMES: &str = "SELECT DISTINCT server FROM tenancy.tenants \
+     WHERE placement = 'shared_table' AND server <> 'primary' ORDER BY server";
+
 pub(crate) const TENANT_DELETE: &str = "DELETE FROM tenancy.tenants WHERE id = $1";
 
 pub(crate) const PURGED_INSERT: &str = "INSERT INTO tenancy.purged_tenants (id) VALUES ($1)";

@@ -44,7 +44,8 @@ pub(crate) struct Targets {
     pub(crate) shared: Vec<TenantId>,
     /// `(tenant, quoted schema)`, sorted by tenant.
     pub(crate) schemas: Vec<(TenantId, String)>,
-    /// Own-database tenants, sorted by tenant: each read in its database.
+    /// Own-database tenants, and shared-table tenants of other servers, sorted by tenant: each
+    /// read in its database.
     pub(crate) databases: Vec<OwnDatabase>,
     /// Whether the column asked about is declared `NOT NULL` in the shared tables (false when
     /// unknown).
@@ -106,14 +107,18 @@ pub(crate) async fn resolve_and_audit(
     };
     rt.with_conn(async |conn| {
         let rows = query.fetch_all(&mut *conn).await?;
-        let targets = targets(set, &rows)?;
+        let targets = targets(set, &rows, rt.databases.as_ref())?;
         su.audit(conn, action, &targets.all, Some(detail)).await?;
         Ok(targets)
     })
     .await
 }
 
-fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
+fn targets(
+    set: &TenantSet,
+    rows: &[PgRow],
+    rt_databases: Option<&crate::databases::Databases>,
+) -> Result<Targets> {
     let mut out = Targets::default();
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
@@ -121,7 +126,7 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
         if row.try_get::<Option<bool>, _>("not_null")? == Some(true) {
             out.not_null = true;
         }
-        let home = crate::registry::home_of(row)?;
+        let home = crate::registry::home_of(row, rt_databases)?;
         found.push((id, home.placement(), home));
     }
     if let Some(ids) = &set.ids
@@ -139,10 +144,14 @@ fn targets(set: &TenantSet, rows: &[PgRow]) -> Result<Targets> {
         match home {
             Home::SharedTable => out.shared.push(id),
             Home::OwnSchema(schema) => out.schemas.push((id, schema.as_sql().to_owned())),
-            Home::OwnDatabase { database, schema } => out.databases.push(OwnDatabase {
-                tenant: [(id, schema.as_sql().to_owned())],
-                database,
-            }),
+            // A tenant in its server's home database is read there like an own-database
+            // tenant: each branch binds its tenant.
+            Home::OwnDatabase { database, schema } | Home::ServerShared { database, schema } => {
+                out.databases.push(OwnDatabase {
+                    tenant: [(id, schema.as_sql().to_owned())],
+                    database,
+                })
+            }
             other => return Err(Error::UnsupportedPlacement(other.placement())),
         }
         out.all.push(id);

@@ -80,7 +80,7 @@ impl Tenancy {
     where
         W: AsyncWrite + Unpin + Send + ?Sized,
     {
-        if let Some((server, database)) = self.own_database_of(id).await? {
+        if let Some((server, database)) = self.own_database_of(id, "export").await? {
             // Audited before any row is read, as below; the rows are in the tenant's database.
             self.check_superuser(su)?;
             self.rt
@@ -100,8 +100,14 @@ impl Tenancy {
         .await
     }
 
-    /// The server and database of tenant `id` if it has a database of its own.
-    async fn own_database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName)>> {
+    /// The server and database of tenant `id` if it has a database of its own; refuses, before
+    /// anything is read or written, a shared-table tenant of another server (`action` names
+    /// the refused work).
+    async fn own_database_of(
+        &self,
+        id: TenantId,
+        action: &'static str,
+    ) -> Result<Option<(String, DatabaseName)>> {
         let row = self
             .rt
             .with_conn(async |c| {
@@ -116,6 +122,13 @@ impl Tenancy {
             .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
         let database: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
         let server: String = sqlx::Row::try_get(&row, "server")?;
+        if database.is_none() && server != crate::databases::PRIMARY_SERVER {
+            return Err(Error::ServerHomeUnsupported {
+                tenant: id,
+                server,
+                action,
+            });
+        }
         Ok(database
             .map(|d| DatabaseName::parse(&d).map(|d| (server, d)))
             .transpose()?)
@@ -156,7 +169,7 @@ impl Tenancy {
         self.check_superuser(su)?;
         let mut reader = ArchiveReader::open(input).await?;
         let action = options.import_action();
-        if let Some((server, database)) = self.own_database_of(into).await? {
+        if let Some((server, database)) = self.own_database_of(into, "import").await? {
             // The rows go to the tenant's database, in one transaction there; the audit row,
             // in the registry, is written first, so that no import goes unrecorded.
             su.audited(&self.rt, action, async |_| {

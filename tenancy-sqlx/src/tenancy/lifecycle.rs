@@ -30,6 +30,9 @@ impl Tenancy {
         if creation.own_database() {
             return self.create_in_database(&creation, id, None).await;
         }
+        if creation.server_shared() {
+            return self.create_in_server_home(&creation, id, None).await;
+        }
         let mut tx = self.rt.begin().await?;
         let tenant = match creation.write(&mut tx, id, false, migrations, None).await {
             Ok(tenant) => tenant,
@@ -67,6 +70,10 @@ impl Tenancy {
         if creation.own_database() {
             self.check_superuser(su)?;
             return self.create_in_database(&creation, id, Some(su)).await;
+        }
+        if creation.server_shared() {
+            self.check_superuser(su)?;
+            return self.create_in_server_home(&creation, id, Some(su)).await;
         }
         let reset = creation.runs_migrations();
         let tenant = su
@@ -134,6 +141,63 @@ impl Tenancy {
             .await?;
         creation.log(id);
         tenant.ok_or(crate::Error::RowNotFound)
+    }
+
+    /// Creates a shared-table tenant on a server other than the registry's (see
+    /// `databases::home`): listed in that server's home database first (made and migrated if
+    /// needed), then the registry rows (and, for a chosen id, the audit record) in one
+    /// transaction; if that fails, the line in the home is removed again.
+    async fn create_in_server_home(
+        &self,
+        creation: &Creation,
+        id: TenantId,
+        chosen: Option<&Superuser>,
+    ) -> Result<Tenant> {
+        let migrations = &self.handle.tenant_migrations;
+        let databases = self.rt.databases()?;
+        let server = creation.server();
+        if !databases.knows(server) || !self.server_listed(server).await? {
+            return Err(crate::Error::UnknownServer {
+                server: server.to_owned(),
+            });
+        }
+        databases
+            .ensure_server_home(&self.rt.pool, server, migrations)
+            .await?;
+        let mut tx = self.rt.begin().await?;
+        crate::databases::home::lock_line(&mut tx, id).await?;
+        databases.enter_home(server, (id, creation.slug())).await?;
+        let written = async {
+            let tenant = creation
+                .write(&mut tx, id, chosen.is_some(), migrations, None)
+                .await?;
+            if let Some(su) = chosen {
+                su.audit(
+                    &mut tx,
+                    "tenant.create_with_id",
+                    &[id],
+                    Some(creation.slug()),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(tenant)
+        }
+        .await;
+        match written {
+            Ok(tenant) => {
+                creation.log(id);
+                Ok(tenant)
+            }
+            Err(e) => {
+                // The line has no registry row: nothing can reach it, so it goes now (or, if
+                // this fails too, with the next `cleanup_orphans`).
+                if let Err(left) = databases.leave_home(server, id).await {
+                    tracing::warn!(tenant = %id, server, error = %left, "removing a failed creation's line from its server home failed");
+                }
+                Err(creation.taken(&self.rt, id, e).await)
+            }
+        }
     }
 
     /// Suspends an active tenant: it stops resolving until [`resume`](Tenancy::resume)d.

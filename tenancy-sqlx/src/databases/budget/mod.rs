@@ -247,10 +247,22 @@ impl ServerBudget {
     /// # Errors
     /// [`BudgetError::ServerBusy`] or [`BudgetError::TenantBusy`] after the wait;
     /// [`BudgetError::Connect`] when a new connection could not be opened.
+    #[cfg(test)]
     pub(crate) async fn acquire(
         &self,
         tenant: TenantId,
         database: &DatabaseName,
+    ) -> Result<Lease, BudgetError> {
+        self.acquire_in(tenant, database, DatabaseKind::Own).await
+    }
+
+    /// [`ServerBudget::acquire`] for a database of `kind`: each new connection is checked to be
+    /// one the tenant's rows live in as `kind` says (see [`identity`]).
+    pub(crate) async fn acquire_in(
+        &self,
+        tenant: TenantId,
+        database: &DatabaseName,
+        kind: DatabaseKind,
     ) -> Result<Lease, BudgetError> {
         let started = Instant::now();
         let deadline = started + self.inner.cfg.acquire_timeout;
@@ -270,7 +282,7 @@ impl ServerBudget {
                     generation,
                 } => {
                     return self
-                        .open(tenant, database, generation, slot, evict, deadline)
+                        .open(tenant, (database, kind), generation, slot, evict, deadline)
                         .await;
                 }
                 Plan::Wait { tenant_full } => tenant_full,
@@ -304,7 +316,7 @@ impl ServerBudget {
     async fn open(
         &self,
         tenant: TenantId,
-        database: &DatabaseName,
+        (database, kind): (&DatabaseName, DatabaseKind),
         generation: u64,
         slot: Option<Slot>,
         mut evict: Vec<Pooled>,
@@ -338,7 +350,8 @@ impl ServerBudget {
                     // The database must say it is the tenant's before anything of the
                     // tenant's runs on it: a renamed or swapped database, or a registry row
                     // naming another tenant's, is refused here, once per connection.
-                    if let Err(e) = identity(&mut conn, tenant, (&inner.server, &database)).await {
+                    let checked = identity(&mut conn, tenant, (&inner.server, &database), kind);
+                    if let Err(e) = checked.await {
                         close_strictly(conn, close_timeout).await;
                         drop(slot);
                         inner.finish_work(tenant);
@@ -635,24 +648,61 @@ impl Drop for Lease {
     }
 }
 
-/// Checks that the database `conn` reached says it is `tenant`'s: its `tenancy.tenants` holds
-/// exactly one row, with the tenant's id (see `provision`); then adds the write fence if the
-/// database predates it.
+/// What a database tenancy connects a tenant to is to the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatabaseKind {
+    /// The tenant's own: its `tenancy.tenants` holds the tenant alone.
+    Own,
+    /// Its server's home database, for the shared tables there: its `tenancy.tenants` lists
+    /// the tenant among others and says whose home it is (see [`SERVER_HOME_MARK`]).
+    ServerHome,
+}
+
+/// What the comment on a server home's `tenancy.tenants` starts with, followed by the key of
+/// the server it is the home of. In the table itself, so that it goes wherever the table goes
+/// and no other database has it (no template or own database comments the table).
+pub(crate) const SERVER_HOME_MARK: &str = "tenancy server home of ";
+
+/// The tenants `tenancy.tenants` lists for an identity check (every row of an own database,
+/// where there is at most one; the tenant's row alone in a server home, which lists many), and
+/// the table's comment (a server home's mark).
+const SQL_IDENTITY: &str = "SELECT ARRAY(SELECT id FROM tenancy.tenants \
+                                 WHERE $1 OR id = $2 ORDER BY id LIMIT 2), \
+                           pg_catalog.obj_description('tenancy.tenants'::regclass, 'pg_class')";
+
+/// Checks that the database `conn` reached is one `tenant`'s rows live in as `kind` says:
+/// its own (its `tenancy.tenants` holds exactly one row, with the tenant's id, and it is no
+/// server home; see `provision`), or the home of `server` listing the tenant; then adds the
+/// write fence if the database predates it.
 pub(crate) async fn identity(
     conn: &mut PgConnection,
     tenant: TenantId,
     (server, database): (&str, &DatabaseName),
+    kind: DatabaseKind,
 ) -> Result<(), BudgetError> {
     // A new connection, outside any transaction (see `crate::sql::in_own_tx`).
-    let found: Result<Vec<uuid::Uuid>, sqlx::Error> = crate::sql::in_own_tx(conn, async |c| {
-        sqlx::query_scalar("SELECT id FROM tenancy.tenants")
-            .persistent(false)
-            .fetch_all(c)
-            .await
-    })
-    .await;
+    let found: Result<(Vec<uuid::Uuid>, Option<String>), sqlx::Error> =
+        crate::sql::in_own_tx(conn, async |c| {
+            sqlx::query_as(SQL_IDENTITY)
+                .bind(kind == DatabaseKind::Own)
+                .bind(tenant.as_uuid())
+                .persistent(false)
+                .fetch_one(c)
+                .await
+        })
+        .await;
+    let found = found.map(|(ids, comment)| {
+        let home = comment.and_then(|c| c.strip_prefix(SERVER_HOME_MARK).map(str::to_owned));
+        (ids, home)
+    });
     let found = match found {
-        Ok(ids) if ids == [tenant.as_uuid()] => {
+        Ok((ids, home))
+            if ids == [tenant.as_uuid()]
+                && match kind {
+                    DatabaseKind::Own => home.is_none(),
+                    DatabaseKind::ServerHome => home.as_deref() == Some(server),
+                } =>
+        {
             // A database made by an older version gets its write fence on first use.
             return match crate::databases::provision::ensure_fence(conn).await {
                 Ok(_) => Ok(()),
@@ -663,8 +713,20 @@ pub(crate) async fn identity(
                 }),
             };
         }
-        Ok(ids) if ids.is_empty() => "no tenant".to_owned(),
-        Ok(ids) => ids
+        Ok((_, Some(home))) if kind == DatabaseKind::Own => {
+            format!("the home database of server {home}")
+        }
+        Ok((_, home)) if kind == DatabaseKind::ServerHome && home.as_deref() != Some(server) => {
+            match home {
+                Some(home) => format!("the home database of server {home}"),
+                None => "no server's home database".to_owned(),
+            }
+        }
+        Ok((_, Some(home))) => {
+            format!("the home database of server {home}, not listing the tenant")
+        }
+        Ok((ids, _)) if ids.is_empty() => "no tenant".to_owned(),
+        Ok((ids, _)) => ids
             .iter()
             .map(uuid::Uuid::to_string)
             .collect::<Vec<_>>()

@@ -1,0 +1,349 @@
+//! Server homes: where the shared-table tenants of a server other than the registry's live.
+//!
+//! On the registry's server the shared tables are the registry database's. Another server has
+//! no registry, so its shared-table tenants get one database there, its home
+//! (`tenancy_<tag>_home_<key>`, see `Naming::server_home`), made like an own database (the
+//! tenant migrations in `public`, with their history; `tenancy.tenants` and the write fence),
+//! except that its `tenancy.tenants` lists every tenant placed there and says whose home it is
+//! (`budget::SERVER_HOME_MARK`, the table's comment). Each table holds several tenants' rows,
+//! told apart by the tenant column as on the registry's server; every statement binds the
+//! tenant, and a connection is lent for a tenant only once the database said it is the home
+//! of the server the registry names and lists the tenant (`budget::identity`).
+//!
+//! The order, as for an own database: the home exists (made under a build name, then renamed,
+//! so that a half-made one is never used) and lists the tenant before the registry row is
+//! written; a purge removes the tenant's rows and its line in the home before the registry row
+//! goes. A crash in between leaves a line without a registry row and without rows, which no
+//! context can reach (resolution reads the registry) and [`Databases::cleanup_home`] removes
+//! (`cleanup_orphans` runs it).
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tenancy_core::TenantId;
+
+use super::budget::SERVER_HOME_MARK;
+use super::name::DatabaseName;
+use super::{Databases, exists, provision, run};
+use crate::migrate::{Migrations, Target, apply};
+use crate::{Error, Result};
+
+/// What makes a tenant database (just migrated, no tenant yet) a server's home: more than one
+/// tenant, and the mark. The key is a validated server key (letters, digits, `-`): safe as a
+/// literal.
+fn home_ddl(server: &str) -> String {
+    format!(
+        "DROP INDEX IF EXISTS tenancy.tenants_one_row; \
+         COMMENT ON TABLE tenancy.tenants IS '{SERVER_HOME_MARK}{server}'"
+    )
+}
+
+/// The mark a home's `tenancy.tenants` carries, read on `conn`.
+async fn mark(conn: &mut PgConnection) -> Result<Option<String>> {
+    Ok(crate::sql::in_own_tx(conn, async |c| {
+        sqlx::query_scalar(
+            "SELECT pg_catalog.obj_description(to_regclass('tenancy.tenants'), 'pg_class')",
+        )
+        .persistent(false)
+        .fetch_one(c)
+        .await
+    })
+    .await?)
+}
+
+impl Databases {
+    /// The home database of server `server`, made if it does not exist and brought to the
+    /// latest of `migrations` (the tenant migrations). Idempotent; two callers racing make it
+    /// once.
+    ///
+    /// # Errors
+    /// [`Error::UnknownServer`]; [`Error::Migration`] when a tenant migration fails there (a
+    /// new home is then dropped); [`Error::WrongDatabase`] when a database of the home's name
+    /// is not marked as that server's home; [`Error::Database`].
+    pub(crate) async fn ensure_server_home(
+        &self,
+        pool: &PgPool,
+        server: &str,
+        migrations: &Migrations,
+    ) -> Result<DatabaseName> {
+        let home = self.naming.server_home(server);
+        let options = self.server(server)?.options.clone();
+        self.with_admin(pool, server, async |admin| {
+            if exists(&mut *admin, &home).await? {
+                return Ok(());
+            }
+            let build = self.naming.template_build();
+            // Its name's lock, held in a registry transaction until the build is renamed: the
+            // cleanup drops a build no one holds, never this one.
+            let mut hold =
+                crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
+            provision::lock_name(&mut hold, &build).await?;
+            run(&mut *admin, format!("CREATE DATABASE {}", build.quoted())).await?;
+            let made = async {
+                provision::migrate(&options, &build, migrations).await?;
+                let mut conn =
+                    PgConnection::connect_with(&options.clone().database(build.as_str())).await?;
+                let marked = sqlx::raw_sql(crate::sql::text(home_ddl(server)))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+                marked?;
+                provision::end_sessions(&mut *admin, &build).await?;
+                Ok::<(), Error>(())
+            }
+            .await;
+            let renamed = match made {
+                Ok(()) => {
+                    run(
+                        &mut *admin,
+                        format!(
+                            "ALTER DATABASE {} RENAME TO {}",
+                            build.quoted(),
+                            home.quoted()
+                        ),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = renamed {
+                provision::drop_database(&mut *admin, &build)
+                    .await
+                    .map_err(|e| Error::Provision(e.to_string()))?;
+                // Another process made the same home meanwhile: that one serves.
+                if !exists(&mut *admin, &home).await? {
+                    return Err(e);
+                }
+            }
+            hold.commit().await?;
+            Ok(())
+        })
+        .await?;
+        // An existing home may be behind: a deploy that ran while no tenant lived there.
+        self.in_home(server, async |tx| {
+            apply(tx, &Target::Schema(public()), migrations).await
+        })
+        .await?;
+        Ok(home)
+    }
+
+    /// Runs `work` in one transaction on a direct connection to server `server`'s home
+    /// (outside the budget: admin work), committed if it succeeds; the connection is closed
+    /// afterwards. The database must carry the mark of that server's home.
+    ///
+    /// # Errors
+    /// [`Error::WrongDatabase`] for a database not marked as that home (no tenant named);
+    /// [`Error::UnknownServer`]; what `work` returns.
+    pub(crate) async fn in_home<T>(
+        &self,
+        server: &str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let home = self.naming.server_home(server);
+        let mut conn = self.connect(server, &home).await?;
+        let out = async {
+            let expected = format!("{SERVER_HOME_MARK}{server}");
+            let found = mark(&mut conn).await?;
+            if found.as_deref() != Some(expected.as_str()) {
+                return Err(Error::Provision(format!(
+                    "database {home} on server {server} is not marked as that server's home \
+                     (its tenancy.tenants says {found:?}): left as it is"
+                )));
+            }
+            let mut tx = conn.begin().await?;
+            let out = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
+        .await;
+        let _ = conn.close().await;
+        out
+    }
+
+    /// Lists `tenant` in server `server`'s home (made by [`Databases::ensure_server_home`]):
+    /// before its registry row is written, so that no row names a home that does not list it.
+    /// The caller holds [`lock_line`] in the registry transaction that writes the row, from
+    /// before this call until it commits, so that the cleanup does not take the line for a
+    /// crash's leftover meanwhile.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`]; [`Error::TenantIdTaken`] when the home lists the id already.
+    pub(crate) async fn enter_home(
+        &self,
+        server: &str,
+        (tenant, slug): (TenantId, &str),
+    ) -> Result<()> {
+        self.in_home(server, async |tx| {
+            sqlx::query("INSERT INTO tenancy.tenants (id, slug) VALUES ($1, $2)")
+                .persistent(false)
+                .bind(tenant.as_uuid())
+                .bind(slug)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if e.as_database_error()
+                        .is_some_and(|d| d.is_unique_violation())
+                    {
+                        Error::TenantIdTaken(tenant)
+                    } else {
+                        Error::Database(e)
+                    }
+                })?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes the lines of server `server`'s home that no registry row names and no creation
+    /// in flight holds ([`lock_line`]): a crash's leftovers between listing a tenant and
+    /// registering it (they hold no rows: nothing could write them). Returns the tenants
+    /// removed.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`]; [`Error::Database`] on the registry.
+    pub(crate) async fn cleanup_home(&self, pool: &PgPool, server: &str) -> Result<Vec<TenantId>> {
+        let mut removed = Vec::new();
+        for tenant in self.home_tenants(server).await? {
+            let mut tx = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
+            let free: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_xact_lock(hashtext('tenancy.home_line'), \
+                 pg_catalog.uuid_hash($1))",
+            )
+            .persistent(false)
+            .bind(tenant.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            let registered: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT FROM tenancy.tenants WHERE id = $1)")
+                    .persistent(false)
+                    .bind(tenant.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if free && !registered {
+                self.leave_home(server, tenant).await?;
+                removed.push(tenant);
+            }
+            tx.commit().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes `tenant` from server `server`'s home, in one transaction there: waits for its
+    /// writes in flight (the write fence's key, taken exclusive, so none lands meanwhile),
+    /// deletes its rows from every shared table there, children first, then its line (so that a
+    /// write of a context resolved before fails with `TM002` once it gets the key). Returns the rows deleted per table.
+    /// A home that does not exist, or no longer lists the tenant, leaves nothing to remove.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`]; [`Error::Database`].
+    pub(crate) async fn leave_home(
+        &self,
+        server: &str,
+        tenant: TenantId,
+    ) -> Result<Vec<(String, u64)>> {
+        let home = self.naming.server_home(server);
+        let there = self
+            .with_direct_admin(server, async |admin| exists(admin, &home).await)
+            .await?;
+        if !there {
+            return Ok(Vec::new());
+        }
+        self.in_home(server, async |tx| {
+            sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
+                .persistent(false)
+                .bind(crate::sql::fence::FENCE_CLASS)
+                .bind(tenant.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            crate::rls::act_for(tx, tenant).await?;
+            let mut deleted = Vec::new();
+            for table in crate::lifecycle::tenant_tables_children_first(tx, None).await? {
+                let done = crate::sql::admin_query(crate::sql::text(format!(
+                    "DELETE FROM {} WHERE {} = $1",
+                    table.name, table.column
+                )))
+                .bind(tenant.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+                deleted.push((table.name, done.rows_affected()));
+            }
+            // Last: the tables may reference it. Writers wait for this transaction on the
+            // fence's key, then find no line and fail.
+            sqlx::query("DELETE FROM tenancy.tenants WHERE id = $1")
+                .persistent(false)
+                .bind(tenant.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// The tenants server `server`'s home lists (none when it has no home).
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`].
+    pub(crate) async fn home_tenants(&self, server: &str) -> Result<Vec<TenantId>> {
+        let home = self.naming.server_home(server);
+        let there = self
+            .with_direct_admin(server, async |admin| exists(admin, &home).await)
+            .await?;
+        if !there {
+            return Ok(Vec::new());
+        }
+        self.in_home(server, async |tx| {
+            let ids: Vec<uuid::Uuid> =
+                sqlx::query_scalar("SELECT id FROM tenancy.tenants ORDER BY id")
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            Ok(ids.into_iter().map(TenantId::from_uuid).collect())
+        })
+        .await
+    }
+
+    /// The versions applied in server `server`'s home.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`].
+    pub(crate) async fn applied_in_home(&self, server: &str) -> Result<Vec<i64>> {
+        self.in_home(server, async |tx| {
+            Ok(
+                crate::sql::admin_scalar("SELECT version FROM public.tenancy_migrations")
+                    .fetch_all(tx)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    /// Runs the pending tenant `migrations` in server `server`'s home, in one transaction.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`]; [`Error::Migration`].
+    pub(crate) async fn migrate_home(
+        &self,
+        server: &str,
+        migrations: &Migrations,
+    ) -> Result<Vec<i64>> {
+        self.in_home(server, async |tx| {
+            apply(tx, &Target::Schema(public()), migrations).await
+        })
+        .await
+    }
+}
+
+/// Holds tenant `id`'s line in a server home against the cleanup ([`Databases::cleanup_home`])
+/// until the registry transaction `tx` ends.
+pub(crate) async fn lock_line(tx: &mut PgConnection, id: TenantId) -> Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.home_line'), pg_catalog.uuid_hash($1))",
+    )
+    .persistent(false)
+    .bind(id.as_uuid())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+fn public() -> String {
+    tenancy_core::home::TENANT_DATABASE_SCHEMA.to_owned()
+}

@@ -1,0 +1,508 @@
+//! Shared-table tenants on servers other than the registry's: they live in that server's home
+//! database (`tenancy_<tag>_home_<key>`), many tenants per table, told apart by the tenant
+//! column. Each sees its own rows only, reports and migrations cover the homes, purge removes a
+//! tenant's rows there (and a context resolved before can no longer write), what is not
+//! served yet (export, import, move) is refused before anything changes, and a database that
+//! lies about being a home, or a home that does not list the tenant, is refused.
+//!
+//! Without the second and third servers each test says so and returns, unless `CI` is set.
+
+mod common;
+
+use common::models::*;
+use common::servers::*;
+use sqlx::{Connection, PgConnection};
+use tenancy::testing::TestTenancy;
+use tenancy::{
+    Error, MigrateOptions, MigrationTarget, Migrations, NewTenant, Outcome, Placement, Purged,
+    Tenancy, TenantCtx,
+};
+use uuid::Uuid;
+
+fn shared_on(slug: &str, server: &str) -> NewTenant {
+    NewTenant::new(slug, slug).server(server)
+}
+
+fn home_name(tag: &str, server: &str) -> String {
+    format!("tenancy_{tag}_home_{server}")
+}
+
+async fn spin(ctx: &TenantCtx, id: Uuid, name: &str) {
+    Spinner::repo()
+        .insert(
+            ctx,
+            &NewSpinner {
+                id,
+                name: name.into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+async fn names(ctx: &TenantCtx) -> Vec<String> {
+    let mut all: Vec<String> = Spinner::repo()
+        .query()
+        .fetch_all(ctx)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    all.sort();
+    all
+}
+
+/// A handle mapping `s2` and `s3`, both listed, with its tag.
+async fn connected(db: &TestTenancy, urls: &(String, String)) -> (Tenancy, String) {
+    let tenancy = builder(urls).connect(db.url()).await.unwrap();
+    let su = tenancy.superuser("test", "server homes").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    tenancy.add_server(&su, "s3").await.unwrap();
+    (tenancy, tag_of(db).await)
+}
+
+async fn exec_at(url: &str, sql: &str) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn shared_table_tenants_of_another_server_share_its_home_and_keep_to_their_own(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_homes_keep_to_their_own") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server homes").await.unwrap();
+    let rows = [
+        tenancy
+            .create_tenant(shared_on("here", "primary"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(shared_on("two-a", "s2"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(shared_on("two-b", "s2"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(shared_on("three", "s3"))
+            .await
+            .unwrap(),
+    ];
+    for row in &rows {
+        assert_eq!(row.placement, Placement::SharedTable);
+        assert_eq!(row.database, None);
+    }
+    // One home per server, made on that server only; none on the primary.
+    assert_eq!(
+        databases_on(&urls.0, &tag).await,
+        [home_name(&tag, "s2")],
+        "s2"
+    );
+    assert_eq!(databases_on(&urls.1, &tag).await, [home_name(&tag, "s3")]);
+    assert!(
+        !databases_on(&tenancy::testing::server_url(), &tag)
+            .await
+            .iter()
+            .any(|d| d.contains("_home_"))
+    );
+
+    // The same row id in every tenant: each sees its own row only.
+    let same = Uuid::new_v4();
+    let mut ctxs = Vec::new();
+    for row in &rows {
+        let ctx = tenancy.resolve_id(row.id).await.unwrap();
+        spin(&ctx, same, &row.slug).await;
+        ctxs.push(ctx);
+    }
+    for (ctx, row) in ctxs.iter().zip(&rows) {
+        assert_eq!(names(ctx).await, [row.slug.as_str()], "{}", row.slug);
+        let got = Spinner::repo().get(ctx, same).await.unwrap().unwrap();
+        assert_eq!(got.name, row.slug);
+    }
+    // Both s2 tenants' rows are in s2's home, under their own tenant ids; nothing of theirs on
+    // the primary.
+    let home_two = url_of(&urls.0, &home_name(&tag, "s2"));
+    for row in &rows[1..3] {
+        let sql = format!(
+            "SELECT count(*) FROM public.spinners WHERE tenant_id = '{}' AND name = '{}'",
+            row.id, row.slug
+        );
+        assert_eq!(count_at(&home_two, &sql).await, 1, "{}", row.slug);
+    }
+    assert_eq!(
+        count_at(db.url(), "SELECT count(*) FROM public.spinners").await,
+        1,
+        "only the primary's tenant's row is on the primary"
+    );
+
+    // A write through one s2 tenant never reaches the other's row of the same id.
+    let deleted = Spinner::repo().delete(&ctxs[1], same).await.unwrap();
+    assert!(deleted);
+    assert!(names(&ctxs[1]).await.is_empty());
+    assert_eq!(names(&ctxs[2]).await, ["two-b"]);
+    // A transaction on an s2 tenant: rolled back, nothing stays; committed, it does.
+    let mut tx = ctxs[2].begin().await.unwrap();
+    Spinner::repo()
+        .insert(
+            &mut tx,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "rolled back".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(names(&ctxs[2]).await, ["two-b"]);
+
+    // A report merges the tenants of every server, the home's included.
+    let mut all = Spinner::repo().report().fetch_all(&su).await.unwrap();
+    all.sort_by_key(|(_, r)| r.name.clone());
+    let got: Vec<(tenancy::TenantId, &str)> =
+        all.iter().map(|(t, r)| (*t, r.name.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (rows[0].id, "here"),
+            (rows[3].id, "three"),
+            (rows[2].id, "two-b"),
+        ]
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_purge_removes_the_tenants_rows_from_the_home_and_its_old_contexts_cannot_write(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_homes_purge") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server homes").await.unwrap();
+    let gone = tenancy
+        .create_tenant(shared_on("gone", "s2"))
+        .await
+        .unwrap();
+    let kept = tenancy
+        .create_tenant(shared_on("kept", "s2"))
+        .await
+        .unwrap();
+    // Another process resolved `gone` before the purge (its cache is behind).
+    let other = builder(&urls).connect(db.url()).await.unwrap();
+    let stale = other.resolve_id(gone.id).await.unwrap();
+    for (id, n) in [(gone.id, 3), (kept.id, 2)] {
+        let ctx = tenancy.resolve_id(id).await.unwrap();
+        for i in 0..n {
+            spin(&ctx, Uuid::new_v4(), &format!("s{i}")).await;
+        }
+    }
+    tenancy.soft_delete(&su, gone.id).await.unwrap();
+    let purged = tenancy.purge(&su, gone.id).await.unwrap();
+    match purged {
+        Purged::Rows(tables) => {
+            let spinners = tables.iter().find(|(t, _)| t.contains("spinners"));
+            assert_eq!(spinners.map(|(_, n)| *n), Some(3), "{tables:?}");
+        }
+        other => panic!("expected rows deleted, got {other:?}"),
+    }
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let of = |id: tenancy::TenantId| {
+        format!("SELECT count(*) FROM public.spinners WHERE tenant_id = '{id}'")
+    };
+    assert_eq!(count_at(&home, &of(gone.id)).await, 0);
+    assert_eq!(count_at(&home, &of(kept.id)).await, 2);
+    let line = format!(
+        "SELECT count(*) FROM tenancy.tenants WHERE id = '{}'",
+        gone.id
+    );
+    assert_eq!(
+        count_at(&home, &line).await,
+        0,
+        "its line in the home is gone"
+    );
+
+    // The context resolved before the purge: its write is refused and lands nowhere.
+    let write = Spinner::repo()
+        .insert(
+            &stale,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "late".into(),
+                color: None,
+            },
+        )
+        .await;
+    assert!(write.is_err(), "a write after the purge was acknowledged");
+    assert_eq!(count_at(&home, &of(gone.id)).await, 0);
+    // The other tenant of the home is untouched and still served.
+    let ctx = tenancy.resolve_id(kept.id).await.unwrap();
+    assert_eq!(names(&ctx).await, ["s0", "s1"]);
+    other.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn migrations_reach_every_home_and_export_import_and_move_are_refused(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_migrations") else {
+        return;
+    };
+    let (v1, tag) = connected(&db, &urls).await;
+    let two = v1.create_tenant(shared_on("two", "s2")).await.unwrap();
+    v1.create_tenant(shared_on("three", "s3")).await.unwrap();
+    v1.close().await;
+    let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
+    list.push(tenancy::Migration::new(
+        2,
+        "size",
+        "ALTER TABLE spinners ADD COLUMN size int",
+    ));
+    let v2 = builder(&urls)
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = v2.superuser("test", "migrate").await.unwrap();
+    let pending = v2.pending_migrations(&su).await.unwrap();
+    let homes = |targets: Vec<&MigrationTarget>| {
+        let mut servers: Vec<String> = targets
+            .into_iter()
+            .filter_map(|t| match t {
+                MigrationTarget::ServerHome { server } => Some(server.clone()),
+                _ => None,
+            })
+            .collect();
+        servers.sort();
+        servers
+    };
+    assert_eq!(
+        homes(pending.iter().map(|(t, _)| t).collect()),
+        ["s2", "s3"]
+    );
+    let report = v2
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let applied: Vec<&MigrationTarget> = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Applied(vec![2]))
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(homes(applied), ["s2", "s3"], "{report:?}");
+    assert!(v2.pending_migrations(&su).await.unwrap().is_empty());
+    for (url, server) in [(&urls.0, "s2"), (&urls.1, "s3")] {
+        let has_size = "SELECT count(*) FROM information_schema.columns \
+                        WHERE table_name = 'spinners' AND column_name = 'size'";
+        assert_eq!(
+            count_at(&url_of(url, &home_name(&tag, server)), has_size).await,
+            1
+        );
+    }
+
+    // Not served yet: refused with the typed error, before anything is read or changed.
+    let ctx = v2.resolve_id(two.id).await.unwrap();
+    spin(&ctx, Uuid::new_v4(), "stays").await;
+    let refused = |got: Error, action: &str| match got {
+        Error::ServerHomeUnsupported {
+            tenant,
+            server,
+            action: a,
+        } => {
+            assert_eq!((tenant, server.as_str(), a), (two.id, "s2", action));
+        }
+        other => panic!("expected ServerHomeUnsupported for {action}, got {other:?}"),
+    };
+    refused(v2.export_tenant(&su, two.id).await.unwrap_err(), "export");
+    let archive = {
+        let here = v2
+            .create_tenant(shared_on("here", "primary"))
+            .await
+            .unwrap();
+        v2.export_tenant(&su, here.id).await.unwrap()
+    };
+    refused(
+        v2.import_tenant(&su, &archive, two.id).await.unwrap_err(),
+        "import",
+    );
+    refused(
+        v2.move_tenant(&su, two.id, Placement::OwnSchema)
+            .await
+            .unwrap_err(),
+        "move",
+    );
+    let row = v2.tenant(&su, two.id).await.unwrap();
+    assert_eq!(
+        (row.server.as_str(), row.placement),
+        ("s2", Placement::SharedTable)
+    );
+    assert_eq!(
+        names(&v2.resolve_id(two.id).await.unwrap()).await,
+        ["stays"]
+    );
+    v2.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_database_that_lies_about_being_a_home_or_a_home_without_the_tenant_is_refused(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_homes_lies") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server homes").await.unwrap();
+    let a = tenancy.create_tenant(shared_on("ta", "s2")).await.unwrap();
+    let b = tenancy.create_tenant(shared_on("tb", "s2")).await.unwrap();
+    let home = home_name(&tag, "s2");
+    let home_url = url_of(&urls.0, &home);
+    spin(
+        &tenancy.resolve_id(b.id).await.unwrap(),
+        Uuid::new_v4(),
+        "b's",
+    )
+    .await;
+
+    // An own-database tenant whose registry row names the home (an edited row): its
+    // connections are refused, the home does not list it (and is no tenant's own database).
+    let own = tenancy
+        .create_tenant(
+            NewTenant::new("own", "own")
+                .placement(Placement::OwnDatabase)
+                .server("s2"),
+        )
+        .await
+        .unwrap();
+    exec_at(
+        db.url(),
+        &format!(
+            "UPDATE tenancy.tenants SET database_name = '{home}' WHERE id = '{}'",
+            own.id
+        ),
+    )
+    .await;
+    let fresh = builder(&urls).connect(db.url()).await.unwrap();
+    let ctx = fresh.resolve_id(own.id).await.unwrap();
+    match Spinner::repo().query().fetch_all(&ctx).await {
+        Err(Error::WrongDatabase { found, .. }) => {
+            assert!(found.contains("not listing the tenant"), "{found}");
+        }
+        other => panic!("expected WrongDatabase, got {other:?}"),
+    }
+
+    // Nor is the home dropped as its database by a purge: it is refused before anything goes.
+    tenancy.soft_delete(&su, own.id).await.unwrap();
+    match tenancy.purge(&su, own.id).await {
+        Err(Error::WrongDatabase { found, .. }) => {
+            assert!(found.contains("the home database of server s2"), "{found}");
+        }
+        other => panic!("expected WrongDatabase, got {other:?}"),
+    }
+    assert!(databases_on(&urls.0, &tag).await.contains(&home));
+    assert_eq!(
+        names(&tenancy.resolve_id(b.id).await.unwrap()).await,
+        ["b's"]
+    );
+
+    // A home whose line for `a` was removed by hand: `a` is refused there, `b` still served.
+    exec_at(
+        &home_url,
+        &format!("DELETE FROM tenancy.tenants WHERE id = '{}'", a.id),
+    )
+    .await;
+    let ctx = fresh.resolve_id(a.id).await.unwrap();
+    assert!(matches!(
+        Spinner::repo().query().fetch_all(&ctx).await,
+        Err(Error::WrongDatabase { .. })
+    ));
+    assert_eq!(names(&fresh.resolve_id(b.id).await.unwrap()).await, ["b's"]);
+
+    // The mark taken off: no tenant of the home is served, and no creation goes there.
+    exec_at(&home_url, "COMMENT ON TABLE tenancy.tenants IS NULL").await;
+    let third = builder(&urls).connect(db.url()).await.unwrap();
+    let ctx = third.resolve_id(b.id).await.unwrap();
+    assert!(matches!(
+        Spinner::repo().query().fetch_all(&ctx).await,
+        Err(Error::WrongDatabase { .. })
+    ));
+    let before = tenancy.list_tenants(&su).await.unwrap().len();
+    assert!(tenancy.create_tenant(shared_on("tc", "s2")).await.is_err());
+    assert_eq!(tenancy.list_tenants(&su).await.unwrap().len(), before);
+    for t in [fresh, third, tenancy] {
+        t.close().await;
+    }
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_line_a_crash_left_in_a_home_is_cleaned_up_and_registered_ones_are_kept(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_cleanup") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server homes").await.unwrap();
+    let kept = tenancy
+        .create_tenant(shared_on("kept", "s2"))
+        .await
+        .unwrap();
+    spin(
+        &tenancy.resolve_id(kept.id).await.unwrap(),
+        Uuid::new_v4(),
+        "k",
+    )
+    .await;
+    let home_url = url_of(&urls.0, &home_name(&tag, "s2"));
+    // A creation that listed its tenant and crashed before the registry row was written.
+    let leftover = Uuid::new_v4();
+    exec_at(
+        &home_url,
+        &format!("INSERT INTO tenancy.tenants (id, slug) VALUES ('{leftover}', 'crashed')"),
+    )
+    .await;
+    // A slug taken on the registry: the creation fails and takes its line back.
+    assert!(matches!(
+        tenancy.create_tenant(shared_on("kept", "s2")).await,
+        Err(Error::SlugTaken(_))
+    ));
+    assert_eq!(
+        count_at(&home_url, "SELECT count(*) FROM tenancy.tenants").await,
+        2,
+        "kept and the leftover, not the failed creation"
+    );
+    let cleaned = tenancy.cleanup_orphans(&su).await.unwrap();
+    assert_eq!(
+        cleaned,
+        [format!("s2/{}: tenant {leftover}", home_name(&tag, "s2"))]
+    );
+    let ids: Vec<Uuid> = {
+        let mut conn = PgConnection::connect(&home_url).await.unwrap();
+        let ids = sqlx::query_scalar("SELECT id FROM tenancy.tenants")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        ids
+    };
+    assert_eq!(ids, [kept.id.as_uuid()]);
+    assert_eq!(
+        names(&tenancy.resolve_id(kept.id).await.unwrap()).await,
+        ["k"]
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
