@@ -257,7 +257,7 @@ async fn a_purge_removes_the_tenants_rows_from_the_home_and_its_old_contexts_can
 }
 
 #[tenancy::test(migrations = "tests/migrations")]
-async fn migrations_reach_every_home_and_export_import_and_move_are_refused(db: TestTenancy) {
+async fn migrations_reach_every_home_and_archives_go_in_and_out_of_homes(db: TestTenancy) {
     let Some(urls) = server_urls("server_homes_migrations") else {
         return;
     };
@@ -314,46 +314,77 @@ async fn migrations_reach_every_home_and_export_import_and_move_are_refused(db: 
         );
     }
 
-    // Not served yet: refused with the typed error, before anything is read or changed.
+    // Export reads the tenant's rows only from its home, import writes them into another
+    // home's tenant (and into one on the registry's server), leaving the neighbours alone.
     let ctx = v2.resolve_id(two.id).await.unwrap();
-    spin(&ctx, Uuid::new_v4(), "stays").await;
-    let refused = |got: Error, action: &str| match got {
-        Error::ServerHomeUnsupported {
+    for name in ["x", "y"] {
+        spin(&ctx, Uuid::new_v4(), name).await;
+    }
+    let neighbour = v2
+        .create_tenant(shared_on("neighbour", "s2"))
+        .await
+        .unwrap();
+    spin(
+        &v2.resolve_id(neighbour.id).await.unwrap(),
+        Uuid::new_v4(),
+        "n",
+    )
+    .await;
+    let archive = v2.export_tenant(&su, two.id).await.unwrap();
+    let onto_three = v2
+        .create_tenant(shared_on("copy-three", "s3"))
+        .await
+        .unwrap();
+    let onto_here = v2
+        .create_tenant(shared_on("copy-here", "primary"))
+        .await
+        .unwrap();
+    for into in [onto_three.id, onto_here.id] {
+        assert_eq!(v2.import_tenant(&su, &archive, into).await.unwrap(), 2);
+        assert_eq!(names(&v2.resolve_id(into).await.unwrap()).await, ["x", "y"]);
+    }
+    // An import into a tenant that has rows is refused, and changes nothing.
+    assert!(
+        v2.import_tenant(&su, &archive, onto_three.id)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        names(&v2.resolve_id(onto_three.id).await.unwrap()).await,
+        ["x", "y"]
+    );
+    assert_eq!(
+        names(&v2.resolve_id(neighbour.id).await.unwrap()).await,
+        ["n"]
+    );
+    let home_three = url_of(&urls.1, &home_name(&tag, "s3"));
+    assert_eq!(
+        count_at(
+            &home_three,
+            &format!(
+                "SELECT count(*) FROM public.spinners WHERE tenant_id = '{}'",
+                onto_three.id
+            )
+        )
+        .await,
+        2
+    );
+
+    // Not served yet: a move, refused with the typed error before anything changes.
+    match v2.move_tenant(&su, two.id, Placement::OwnSchema).await {
+        Err(Error::ServerHomeUnsupported {
             tenant,
             server,
-            action: a,
-        } => {
-            assert_eq!((tenant, server.as_str(), a), (two.id, "s2", action));
-        }
-        other => panic!("expected ServerHomeUnsupported for {action}, got {other:?}"),
-    };
-    refused(v2.export_tenant(&su, two.id).await.unwrap_err(), "export");
-    let archive = {
-        let here = v2
-            .create_tenant(shared_on("here", "primary"))
-            .await
-            .unwrap();
-        v2.export_tenant(&su, here.id).await.unwrap()
-    };
-    refused(
-        v2.import_tenant(&su, &archive, two.id).await.unwrap_err(),
-        "import",
-    );
-    refused(
-        v2.move_tenant(&su, two.id, Placement::OwnSchema)
-            .await
-            .unwrap_err(),
-        "move",
-    );
+            action,
+        }) => assert_eq!((tenant, server.as_str(), action), (two.id, "s2", "move")),
+        other => panic!("expected ServerHomeUnsupported, got {other:?}"),
+    }
     let row = v2.tenant(&su, two.id).await.unwrap();
     assert_eq!(
         (row.server.as_str(), row.placement),
         ("s2", Placement::SharedTable)
     );
-    assert_eq!(
-        names(&v2.resolve_id(two.id).await.unwrap()).await,
-        ["stays"]
-    );
+    assert_eq!(names(&ctx).await, ["x", "y"]);
     v2.close().await;
     drop_extra(&urls, &tag).await;
 }

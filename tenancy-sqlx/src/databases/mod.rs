@@ -140,16 +140,26 @@ impl Databases {
         let name = DatabaseName::parse(database.as_str())?;
         // The name says which check the database must pass: tenancy names every database it
         // makes, and no tenant's database is named like a server home.
-        let kind = if self.naming.is_server_home(name.as_str()) {
+        server
+            .budget
+            .acquire_in(tenant, &name, self.kind_of(&name))
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Which check a database a tenant's rows are recorded in must pass, by its name: tenancy
+    /// names every database it makes, and no tenant's database is named like a server home.
+    fn kind_of(&self, database: &DatabaseName) -> DatabaseKind {
+        if self.naming.is_server_home(database.as_str()) {
             DatabaseKind::ServerHome
         } else {
             DatabaseKind::Own
-        };
-        server
-            .budget
-            .acquire_in(tenant, &name, kind)
-            .await
-            .map_err(Error::from)
+        }
+    }
+
+    /// The home database of server `server` (see [`Databases::server_home`]), by name.
+    pub(crate) fn server_home_name(&self, server: &str) -> DatabaseName {
+        self.naming.server_home(server)
     }
 
     /// Where the shared-table tenants of server `server` (not the primary one, whose shared
@@ -229,7 +239,8 @@ impl Databases {
     /// Runs `work` in one transaction on a direct connection to `tenant`'s database `database`
     /// (outside the budget: admin work such as an export or an import), committed if it
     /// succeeds; the connection is closed afterwards, whatever the outcome. The database is
-    /// checked to be the tenant's first, as a leased connection is. `snapshot`: a
+    /// checked first, as a leased connection is: the tenant's own, or the server home that
+    /// lists it (by its name, see [`Databases::lease`]). `snapshot`: a
     /// repeatable-read, read-only transaction (one consistent view for an export).
     pub(crate) async fn in_database<T>(
         &self,
@@ -241,7 +252,13 @@ impl Databases {
         use sqlx::Connection;
         let mut conn = self.connect(server, database).await?;
         let out = async {
-            budget::identity(&mut conn, tenant, (server, database), DatabaseKind::Own).await?;
+            budget::identity(
+                &mut conn,
+                tenant,
+                (server, database),
+                self.kind_of(database),
+            )
+            .await?;
             let mut tx = conn.begin().await?;
             if snapshot {
                 sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

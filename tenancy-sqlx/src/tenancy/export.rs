@@ -80,8 +80,9 @@ impl Tenancy {
     where
         W: AsyncWrite + Unpin + Send + ?Sized,
     {
-        if let Some((server, database)) = self.own_database_of(id, "export").await? {
-            // Audited before any row is read, as below; the rows are in the tenant's database.
+        if let Some((server, database)) = self.database_of(id).await? {
+            // Audited before any row is read, as below; the rows are in the tenant's database (or
+            // its server's home).
             self.check_superuser(su)?;
             self.rt
                 .with_conn(async |c| su.audit(c, "tenant.export", &[id], None).await)
@@ -100,14 +101,10 @@ impl Tenancy {
         .await
     }
 
-    /// The server and database of tenant `id` if it has a database of its own; refuses, before
-    /// anything is read or written, a shared-table tenant of another server (`action` names
-    /// the refused work).
-    async fn own_database_of(
-        &self,
-        id: TenantId,
-        action: &'static str,
-    ) -> Result<Option<(String, DatabaseName)>> {
+    /// The server and database of tenant `id` when its rows are not in the registry's
+    /// database: its own database, or (a shared-table tenant of another server) that server's
+    /// home, where its rows are found by its tenant column as in the registry's shared tables.
+    async fn database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName)>> {
         let row = self
             .rt
             .with_conn(async |c| {
@@ -121,17 +118,16 @@ impl Tenancy {
             .await?
             .ok_or(Error::TenantNotFound(Lookup::Id(id)))?;
         let database: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
+        let schema: Option<String> = sqlx::Row::try_get(&row, "schema_name")?;
         let server: String = sqlx::Row::try_get(&row, "server")?;
-        if database.is_none() && server != crate::databases::PRIMARY_SERVER {
-            return Err(Error::ServerHomeUnsupported {
-                tenant: id,
-                server,
-                action,
-            });
+        match (database, schema) {
+            (Some(d), _) => Ok(Some((server, DatabaseName::parse(&d)?))),
+            (None, None) if server != crate::databases::PRIMARY_SERVER => {
+                let home = self.rt.databases()?.server_home_name(&server);
+                Ok(Some((server, home)))
+            }
+            _ => Ok(None),
         }
-        Ok(database
-            .map(|d| DatabaseName::parse(&d).map(|d| (server, d)))
-            .transpose()?)
     }
 
     /// Imports an archive read from `input` (either version: [`Tenancy::export_tenant_to`]'s
@@ -169,11 +165,12 @@ impl Tenancy {
         self.check_superuser(su)?;
         let mut reader = ArchiveReader::open(input).await?;
         let action = options.import_action();
-        if let Some((server, database)) = self.own_database_of(into, "import").await? {
+        if let Some((server, database)) = self.database_of(into).await? {
             // The rows go to the tenant's database, in one transaction there; the audit row,
             // in the registry, is written first, so that no import goes unrecorded.
             su.audited(&self.rt, action, async |_| {
-                Ok(((), Audit::of([into]).detail("into its own database")))
+                let detail = format!("into database {database} on server {server}");
+                Ok(((), Audit::of([into]).detail(detail)))
             })
             .await?;
             return self
