@@ -440,7 +440,7 @@ async fn a_database_that_lies_about_being_a_home_or_a_home_without_the_tenant_is
     tenancy.soft_delete(&su, own.id).await.unwrap();
     match tenancy.purge(&su, own.id).await {
         Err(Error::WrongDatabase { found, .. }) => {
-            assert!(found.contains("the home database of server s2"), "{found}");
+            assert!(found.contains("home database of a server"), "{found}");
         }
         other => panic!("expected WrongDatabase, got {other:?}"),
     }
@@ -536,4 +536,124 @@ async fn a_line_a_crash_left_in_a_home_is_cleaned_up_and_registered_ones_are_kep
     );
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
+}
+
+/// Row-level security on: a home's table is refused until tenancy's policy is on it there too,
+/// `install_row_level_security` puts it in every home, and it then confines SQL written
+/// around the library in the home to the tenant set.
+#[tokio::test]
+async fn row_level_security_is_required_and_installed_in_every_home() {
+    let Some(urls) = server_urls("server_homes_rls") else {
+        return;
+    };
+    let rls = common::Rls::new("server_homes_rls").await;
+    let role = rls.role().to_owned();
+    // The same role on the other servers, allowed to make the home there.
+    for url in [&urls.0, &urls.1] {
+        exec_at(
+            url,
+            &format!("CREATE ROLE {role} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS"),
+        )
+        .await;
+    }
+    let as_role = |url: &str| {
+        url.parse::<sqlx::postgres::PgConnectOptions>()
+            .unwrap()
+            .username(&role)
+    };
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .row_level_security(true)
+        .server("s2", as_role(&urls.0))
+        .server("s3", as_role(&urls.1))
+        .from_pool(rls.app_pool(4).await)
+        .await
+        .unwrap();
+    let tag: String = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+        .fetch_one(&mut rls.db.connect().await)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "rls in homes").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    // The registry's shared tables, which the policy goes on first.
+    tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let a = tenancy
+        .create_tenant(shared_on("rls-a", "s2"))
+        .await
+        .unwrap();
+    let b = tenancy
+        .create_tenant(shared_on("rls-b", "s2"))
+        .await
+        .unwrap();
+    let ctx_a = tenancy.resolve_id(a.id).await.unwrap();
+    // No policy in the home yet: refused, naming the policy, before any statement runs.
+    match Spinner::repo().query().fetch_all(&ctx_a).await {
+        Err(Error::TableShape(report)) => assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("row-level security") || p.contains("policy")),
+            "{report:?}"
+        ),
+        other => panic!("expected TableShape, got {other:?}"),
+    }
+    tenancy
+        .install_row_level_security::<Spinner>(&su)
+        .await
+        .unwrap();
+    spin(&ctx_a, Uuid::new_v4(), "a's").await;
+    spin(
+        &tenancy.resolve_id(b.id).await.unwrap(),
+        Uuid::new_v4(),
+        "b's",
+    )
+    .await;
+    assert_eq!(names(&ctx_a).await, ["a's"]);
+
+    // A handle that reaches s2 as a superuser (whom PostgreSQL exempts from every policy):
+    // refused with row-level security on, before any statement of the tenant's runs there.
+    let exempt = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .row_level_security(true)
+        .server("s2", options(&urls.0))
+        .from_pool(rls.app_pool(2).await)
+        .await
+        .unwrap();
+    let ctx = exempt.resolve_id(a.id).await.unwrap();
+    match Spinner::repo().query().fetch_all(&ctx).await {
+        Err(Error::RowLevelSecurity(m)) => assert!(m.contains("superuser"), "{m}"),
+        other => panic!("expected RowLevelSecurity, got {other:?}"),
+    }
+    exempt.close().await;
+
+    // SQL written around the library, as the application's role in the home: the policy
+    // confines it to the tenant set, and to nothing without one.
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let mut conn = PgConnection::connect_with(&as_role(&home)).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM spinners")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no tenant set: no rows");
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('tenancy.tenant_id', $1, true)")
+        .bind(a.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let seen: Vec<String> = sqlx::query_scalar("SELECT name FROM spinners")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, ["a's"]);
+    tx.rollback().await.unwrap();
+    conn.close().await.unwrap();
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+    for url in [&urls.0, &urls.1] {
+        exec_at(url, &format!("DROP ROLE IF EXISTS {role}")).await;
+    }
 }

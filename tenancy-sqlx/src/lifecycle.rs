@@ -146,6 +146,7 @@ pub(crate) async fn purge(
         (None, Some(_)) => Placement::OwnDatabase,
         (None, None) => Placement::SharedTable,
     };
+    let in_home = current == Placement::SharedTable && server != crate::databases::PRIMARY_SERVER;
     let purged = match (schema, database) {
         // Dropped by the caller once this transaction has removed the registry row: a
         // database cannot be dropped inside a transaction.
@@ -159,18 +160,27 @@ pub(crate) async fn purge(
             rt.databases()?.check_identity(id, (&server, &name)).await?;
             Purged::Database(database)
         }
-        // Another server's shared tables: its rows and its line in that server's home go
-        // first, in a transaction there (see `databases::home`), then the registry row here. A
-        // failure in between leaves the row, deleted and with nothing left to purge: purging
-        // it again finishes.
-        (None, None) if server != crate::databases::PRIMARY_SERVER => {
-            Purged::Rows(rt.databases()?.leave_home(&server, id).await?)
+        // Another server's shared tables: below, once everything else that can refuse has.
+        (None, None) if in_home => {
+            if !rt.databases()?.knows(&server) {
+                return Err(Error::UnknownServer { server });
+            }
+            Purged::Rows(Vec::new())
         }
         (schema, _) => remove_copy(tx, id, schema).await?,
     };
     // A moved tenant's old copy goes with it (and the registry row it hangs on). An old
     // database, no longer named by any row, is left to `cleanup_orphans` (every connect runs it).
     purge_old_copies(tx, id, (current, &server)).await?;
+    // A tenant of another server's home: its rows and its line there go in a transaction of
+    // that server's (see `databases::home`), committed before the registry row goes here, and
+    // last, so that nothing above refuses after they are gone. A failure in between leaves the
+    // row, deleted and with nothing left in the home: purging it again finishes.
+    let purged = if in_home {
+        Purged::Rows(rt.databases()?.leave_home(&server, id).await?)
+    } else {
+        purged
+    };
     crate::sql::admin_query(store::TENANT_DELETE)
         .bind(id.as_uuid())
         .execute(&mut *tx)

@@ -215,6 +215,19 @@ pub(crate) async fn check_role(pool: &PgPool) -> Result<()> {
     let row = sqlx::raw_sql(catalog::ROLE_BYPASSES_RLS)
         .fetch_one(pool)
         .await?;
+    role_verdict(&row)
+}
+
+/// [`check_role`] on one connection: another server's, where tenants share a home database
+/// (see `databases::home`).
+pub(crate) async fn check_role_on(conn: &mut PgConnection) -> Result<()> {
+    let row = sqlx::raw_sql(catalog::ROLE_BYPASSES_RLS)
+        .fetch_one(conn)
+        .await?;
+    role_verdict(&row)
+}
+
+fn role_verdict(row: &sqlx::postgres::PgRow) -> Result<()> {
     let (role, superuser, bypass): (String, bool, bool) = {
         use sqlx::Row;
         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)

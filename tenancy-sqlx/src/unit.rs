@@ -143,9 +143,15 @@ impl<'s> TenantUnit<'s> {
         self.ctx.schema()
     }
 
-    /// Whether the unit runs in a database of the tenant's own (no registry there).
+    /// Whether the unit runs in a database other than the registry's (a tenant's own, or a
+    /// server home: no registry there).
     pub(crate) fn own_database(&self) -> bool {
         self.ctx.home().database().is_some()
+    }
+
+    /// The database the unit runs in when it is not the registry's.
+    pub(crate) fn database(&self) -> Option<&'s tenancy_core::home::DatabaseRef> {
+        self.ctx.home().database()
     }
 
     pub(crate) fn runtime(&self) -> &'s Runtime {
@@ -166,6 +172,11 @@ impl<'s> TenantUnit<'s> {
         meta: &'static ModelMeta,
     ) -> Result<&'static ModelSql> {
         let schema = self.schema();
+        // Many tenants' rows in the table: the registry's shared tables, a server home's.
+        let shared = matches!(
+            self.ctx.home(),
+            Home::SharedTable | Home::ServerShared { .. }
+        );
         let key = self.ctx.check_key();
         let rt = self.runtime();
         if self.conn.is_none() && self.ctx.home().database().is_some() {
@@ -176,11 +187,20 @@ impl<'s> TenantUnit<'s> {
             let ctx = self.ctx;
             return rt
                 .with_conn_of(ctx.lane(), ctx.id(), async |conn| {
-                    crate::verify::check_now(rt, Some(conn), model, meta, schema, key).await
+                    crate::verify::check_now(rt, Some(conn), model, meta, (schema, shared), key)
+                        .await
                 })
                 .await;
         }
-        crate::verify::checked(rt, self.conn.as_deref_mut(), model, meta, schema, key).await
+        crate::verify::checked(
+            rt,
+            self.conn.as_deref_mut(),
+            model,
+            meta,
+            (schema, shared),
+            key,
+        )
+        .await
     }
 
     /// Runs `f` on the unit's connection: the caller's transaction, or a pooled connection of

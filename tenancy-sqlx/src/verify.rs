@@ -32,36 +32,38 @@ use crate::{Error, Result};
 
 /// The statements of a model after its check against the table in `schema` (`None`: shared),
 /// run on `conn` (the caller's transaction) or a pooled connection, unless this runtime already
-/// passed it.
+/// passed it. `shared`: the table holds many tenants' rows (see [`check_now`]).
 pub(crate) async fn checked(
     rt: &crate::runtime::Runtime,
     conn: Option<&mut PgConnection>,
     model: TypeId,
     meta: &'static ModelMeta,
-    schema: Option<&str>,
+    (schema, shared): (Option<&str>, bool),
     key: Option<&str>,
 ) -> Result<&'static ModelSql> {
     if rt.models.has(model, key) {
         return crate::sql::statements_of(model, meta).get(meta);
     }
-    check_now(rt, conn, model, meta, schema, key).await
+    check_now(rt, conn, model, meta, (schema, shared), key).await
 }
 
 /// As [`checked`], whatever this runtime saw before ([`Tenancy::verify`] asks the database
 /// again). `key` is what the pass is remembered under: the quoted schema, and for a tenant
 /// database, the database with it (the same schema name in two databases is two tables).
+/// `shared`: the table holds many tenants' rows (the registry's shared tables, a server
+/// home's), so with row-level security on its policy is checked too.
 pub(crate) async fn check_now(
     rt: &crate::runtime::Runtime,
     conn: Option<&mut PgConnection>,
     model: TypeId,
     meta: &'static ModelMeta,
-    schema: Option<&str>,
+    (schema, shared): (Option<&str>, bool),
     key: Option<&str>,
 ) -> Result<&'static ModelSql> {
     let statements = crate::sql::statements_of(model, meta).get(meta)?;
-    // Row-level security's policy lives on the shared tables (own schemas get it from their
-    // migrations, and are told apart by name).
-    let rls = rt.rls && schema.is_none();
+    // Row-level security's policy is required where tenants share a table (own schemas and
+    // own databases get it from their migrations, and are told apart by name or database).
+    let rls = rt.rls && shared;
     let problems = match conn {
         Some(conn) => problems(conn, meta, schema, rls).await?,
         None => {
@@ -101,7 +103,8 @@ pub(crate) async fn check_before_policy<M: Model>(rt: &crate::runtime::Runtime) 
 
 /// Checks `M`'s tables a cross-tenant report reads: the shared one if it reads shared-table
 /// tenants, the schema of each `(tenant, quoted schema)` in `schemas`, and the table of each
-/// `(tenant, database, quoted schema)` in `databases`, on a connection to that database.
+/// `(tenant, database, quoted schema, server home?)` in `databases`, on a connection to that
+/// database.
 pub(crate) async fn check_report<M: Model>(
     rt: &crate::runtime::Runtime,
     shared: bool,
@@ -110,23 +113,40 @@ pub(crate) async fn check_report<M: Model>(
         tenancy_core::TenantId,
         &tenancy_core::home::DatabaseRef,
         &str,
+        bool,
     )],
 ) -> Result<()> {
     let model = TypeId::of::<M>();
     if shared {
-        checked(rt, None, model, &M::META, None, None).await?;
+        checked(rt, None, model, &M::META, (None, true), None).await?;
     }
     for (_, schema) in schemas {
-        checked(rt, None, model, &M::META, Some(schema), Some(schema)).await?;
+        checked(
+            rt,
+            None,
+            model,
+            &M::META,
+            (Some(schema), false),
+            Some(schema),
+        )
+        .await?;
     }
-    for &(tenant, database, schema) in databases {
+    for &(tenant, database, schema, home) in databases {
         let key = crate::checked::database_key(database, schema);
         if rt.models.has(model, Some(&key)) {
             continue;
         }
         let lane = crate::runtime::Lane::Database(database);
         rt.with_conn_of(lane, tenant, async |conn| {
-            check_now(rt, Some(conn), model, &M::META, Some(schema), Some(&key)).await
+            check_now(
+                rt,
+                Some(conn),
+                model,
+                &M::META,
+                (Some(schema), home),
+                Some(&key),
+            )
+            .await
         })
         .await?;
     }
@@ -165,7 +185,10 @@ async fn table_oid(
         .await?)
 }
 
-async fn shape_problems(
+/// What is wrong with `meta`'s table in `schema` (quoted; `None`: the shared one) on `conn`,
+/// row-level security aside (also for installing the policy, which must go on the tenant's
+/// column).
+pub(crate) async fn shape_problems(
     conn: &mut PgConnection,
     meta: &ModelMeta,
     schema: Option<&str>,

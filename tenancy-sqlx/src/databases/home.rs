@@ -50,9 +50,8 @@ async fn mark(conn: &mut PgConnection) -> Result<Option<String>> {
 }
 
 impl Databases {
-    /// The home database of server `server`, made if it does not exist and brought to the
-    /// latest of `migrations` (the tenant migrations). Idempotent; two callers racing make it
-    /// once.
+    /// The home database of server `server`, made at the latest of `migrations` (the tenant
+    /// migrations) if it does not exist. Idempotent; two callers racing make it once.
     ///
     /// # Errors
     /// [`Error::UnknownServer`]; [`Error::Migration`] when a tenant migration fails there (a
@@ -117,11 +116,9 @@ impl Databases {
             Ok(())
         })
         .await?;
-        // An existing home may be behind: a deploy that ran while no tenant lived there.
-        self.in_home(server, async |tx| {
-            apply(tx, &Target::Schema(public()), migrations).await
-        })
-        .await?;
+        // An existing home is left as it is: as the registry's shared tables, it is migrated
+        // by `migrate_tenants` (one creation never runs a deploy's migrations on every tenant
+        // of the server).
         Ok(home)
     }
 
@@ -201,7 +198,27 @@ impl Databases {
     /// As [`Databases::in_home`]; [`Error::Database`] on the registry.
     pub(crate) async fn cleanup_home(&self, pool: &PgPool, server: &str) -> Result<Vec<TenantId>> {
         let mut removed = Vec::new();
-        for tenant in self.home_tenants(server).await? {
+        let listed = self.home_tenants(server).await?;
+        if listed.is_empty() {
+            return Ok(removed);
+        }
+        let ids: Vec<uuid::Uuid> = listed.iter().map(TenantId::as_uuid).collect();
+        // One registry read for all lines; each unregistered one is looked at again under its
+        // lock below.
+        let registered: Vec<uuid::Uuid> = crate::conn::Conn::with(pool, async |c| {
+            Ok(
+                sqlx::query_scalar("SELECT id FROM tenancy.tenants WHERE id = ANY($1)")
+                    .persistent(false)
+                    .bind(&ids)
+                    .fetch_all(c)
+                    .await?,
+            )
+        })
+        .await?;
+        for tenant in listed
+            .into_iter()
+            .filter(|t| !registered.contains(&t.as_uuid()))
+        {
             let mut tx = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
             let free: bool = sqlx::query_scalar(
                 "SELECT pg_try_advisory_xact_lock(hashtext('tenancy.home_line'), \
@@ -239,13 +256,6 @@ impl Databases {
         server: &str,
         tenant: TenantId,
     ) -> Result<Vec<(String, u64)>> {
-        let home = self.naming.server_home(server);
-        let there = self
-            .with_direct_admin(server, async |admin| exists(admin, &home).await)
-            .await?;
-        if !there {
-            return Ok(Vec::new());
-        }
         self.in_home(server, async |tx| {
             sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
                 .persistent(false)
@@ -255,7 +265,10 @@ impl Databases {
                 .await?;
             crate::rls::act_for(tx, tenant).await?;
             let mut deleted = Vec::new();
-            for table in crate::lifecycle::tenant_tables_children_first(tx, None).await? {
+            // The tables statements name (`public`), whatever the role's search_path.
+            let tables =
+                crate::lifecycle::tenant_tables_children_first(tx, Some(&public())).await?;
+            for table in tables {
                 let done = crate::sql::admin_query(crate::sql::text(format!(
                     "DELETE FROM {} WHERE {} = $1",
                     table.name, table.column

@@ -45,6 +45,9 @@ pub(crate) struct Databases {
     naming: Naming,
     /// By server key; the primary server's is the registry's.
     servers: BTreeMap<String, Server>,
+    /// Whether row-level security was asked for: then a server home (many tenants per table)
+    /// is served only through a role the policies apply to (see [`Databases::lease`]).
+    rls: bool,
 }
 
 /// One server tenant databases live on.
@@ -53,6 +56,9 @@ struct Server {
     /// other than the primary one, admin work connects to the database these name.
     options: PgConnectOptions,
     budget: ServerBudget,
+    /// Set once the role this handle reaches the server with was found not to bypass
+    /// row-level security.
+    role_checked: tokio::sync::OnceCell<()>,
 }
 
 impl Databases {
@@ -71,12 +77,26 @@ impl Databases {
         for (key, options) in all {
             tenancy_core::home::validate_server_key(&key)?;
             let budget = ServerBudget::new(&key, options.clone(), cfg.clone());
-            servers.insert(key, Server { options, budget });
+            servers.insert(
+                key,
+                Server {
+                    options,
+                    budget,
+                    role_checked: tokio::sync::OnceCell::new(),
+                },
+            );
         }
         Ok(Self {
             naming: Naming::new(tag)?,
             servers,
+            rls: false,
         })
+    }
+
+    /// With row-level security asked for (see [`Databases::rls`]).
+    pub(crate) fn with_row_level_security(mut self, on: bool) -> Self {
+        self.rls = on;
+        self
     }
 
     /// The server keyed `key`; [`Error::UnknownServer`] if this handle has no options for it
@@ -138,11 +158,22 @@ impl Databases {
     pub(crate) async fn lease(&self, tenant: TenantId, database: &DatabaseRef) -> Result<Lease> {
         let server = self.server(database.server())?;
         let name = DatabaseName::parse(database.as_str())?;
-        // The name says which check the database must pass: tenancy names every database it
-        // makes, and no tenant's database is named like a server home.
+        let kind = self.kind_of(&name);
+        if self.rls && kind == DatabaseKind::ServerHome {
+            // Tenants share the home's tables: the backstop must hold there as on the
+            // registry's server (whose role `connect` checks). Once per server.
+            server
+                .role_checked
+                .get_or_try_init(|| {
+                    self.with_direct_admin(database.server(), async |c| {
+                        crate::rls::check_role_on(c).await
+                    })
+                })
+                .await?;
+        }
         server
             .budget
-            .acquire_in(tenant, &name, self.kind_of(&name))
+            .acquire_in(tenant, &name, kind)
             .await
             .map_err(Error::from)
     }
@@ -226,6 +257,15 @@ impl Databases {
         (server, database): (&str, &DatabaseName),
     ) -> Result<()> {
         use sqlx::Connection;
+        // A server home's name is never a tenant's own database, not even before the home
+        // exists (a purge that found nothing there would drop the home made meanwhile).
+        if self.kind_of(database) == DatabaseKind::ServerHome {
+            return Err(Error::WrongDatabase {
+                tenant,
+                database: database.as_str().to_owned(),
+                found: format!("the name of the home database of a server ({server})"),
+            });
+        }
         let mut conn = match self.connect(server, database).await {
             Err(e) if e.sqlstate() == Some("3D000") => return Ok(()),
             other => other?,
@@ -641,6 +681,11 @@ impl Databases {
             database: database.as_str().to_owned(),
             found,
         };
+        if self.kind_of(database) == DatabaseKind::ServerHome {
+            return Err(refuse(format!(
+                "the name of the home database of a server ({on}): never dropped as an old copy"
+            )));
+        }
         if let Some((home_server, home)) = home
             && home_server != on
         {

@@ -193,12 +193,15 @@ impl<M: Model, O: Send + Unpin + 'static> Raw<M, O> {
                 tenant_columns.push(r.meta.tenant_column.to_owned());
             }
         }
-        // The statement (its tables and schema included) and the declared models decide the
-        // verdict: one accepted a moment ago is accepted again without parsing or asking.
+        // The statement (its tables and schema included), the declared models and the
+        // database it runs in decide the verdict: one accepted a moment ago is accepted again
+        // without parsing or asking. (Every own database and server home names its tables
+        // `"public"`: a verdict on one database's catalog says nothing of another's.)
         let param_types = self.param_types;
         let key = format!(
-            "{}\n{models:?}\n{tenant_columns:?}\n{param_types:?}",
-            rewritten.sql
+            "{}\n{models:?}\n{tenant_columns:?}\n{param_types:?}\n{:?}",
+            rewritten.sql,
+            unit.database()
         );
         let verdict = match unit.runtime().raw.verdicts.get(&key) {
             Some(fence) => check::Verdict { fence },

@@ -53,11 +53,12 @@ pub(crate) struct Targets {
 }
 
 impl Targets {
-    /// The own-database tenants' tables, for the model check: `(tenant, database, schema)`.
-    pub(crate) fn database_tables(&self) -> Vec<(TenantId, &DatabaseRef, &str)> {
+    /// The own-database tenants' tables, for the model check: `(tenant, database, schema,
+    /// whether the database is a server home)`.
+    pub(crate) fn database_tables(&self) -> Vec<(TenantId, &DatabaseRef, &str, bool)> {
         self.databases
             .iter()
-            .map(|d| (d.tenant[0].0, &d.database, d.tenant[0].1.as_str()))
+            .map(|d| (d.tenant[0].0, &d.database, d.tenant[0].1.as_str(), d.home))
             .collect()
     }
 }
@@ -68,6 +69,8 @@ pub(crate) struct OwnDatabase {
     /// The tenant and the quoted schema its tables are in, as one batch of schemas has them.
     pub(crate) tenant: [(TenantId, String); 1],
     pub(crate) database: DatabaseRef,
+    /// Whether the database is a server home (many tenants' rows per table).
+    pub(crate) home: bool,
 }
 
 /// Finds the tenants of `set` and audits the report under `su`, on one connection, before any
@@ -144,14 +147,18 @@ fn targets(
         match home {
             Home::SharedTable => out.shared.push(id),
             Home::OwnSchema(schema) => out.schemas.push((id, schema.as_sql().to_owned())),
+            Home::OwnDatabase { database, schema } => out.databases.push(OwnDatabase {
+                tenant: [(id, schema.as_sql().to_owned())],
+                database,
+                home: false,
+            }),
             // A tenant in its server's home database is read there like an own-database
             // tenant: each branch binds its tenant.
-            Home::OwnDatabase { database, schema } | Home::ServerShared { database, schema } => {
-                out.databases.push(OwnDatabase {
-                    tenant: [(id, schema.as_sql().to_owned())],
-                    database,
-                })
-            }
+            Home::ServerShared { database, schema } => out.databases.push(OwnDatabase {
+                tenant: [(id, schema.as_sql().to_owned())],
+                database,
+                home: true,
+            }),
             other => return Err(Error::UnsupportedPlacement(other.placement())),
         }
         out.all.push(id);

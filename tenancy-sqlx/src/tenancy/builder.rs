@@ -495,7 +495,8 @@ impl TenancyBuilder {
             &self.servers,
             BudgetConfig::new(self.database_budget, self.per_database)
                 .acquire_timeout(self.acquire_timeout),
-        )?;
+        )?
+        .with_row_level_security(self.row_level_security);
         // What a crash between creating a tenant database and registering it left. Not fatal:
         // a role that may not drop databases still serves tenants.
         match databases.cleanup_orphans(&pool).await {

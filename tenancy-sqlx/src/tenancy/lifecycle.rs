@@ -166,6 +166,18 @@ impl Tenancy {
             .await?;
         let mut tx = self.rt.begin().await?;
         crate::databases::home::lock_line(&mut tx, id).await?;
+        // A purged tenant's id is refused before its line is written again: a context of it
+        // that another process still holds must not find a line to write through.
+        if chosen.is_some() {
+            let purged: bool =
+                crate::sql::admin_scalar(crate::registry::store::TENANT_ID_WAS_PURGED)
+                    .bind(id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if purged {
+                return Err(crate::Error::TenantIdPurged(id));
+            }
+        }
         databases.enter_home(server, (id, creation.slug())).await?;
         let written = async {
             let tenant = creation
@@ -191,8 +203,23 @@ impl Tenancy {
             }
             Err(e) => {
                 // The line has no registry row: nothing can reach it, so it goes now (or, if
-                // this fails too, with the next `cleanup_orphans`).
-                if let Err(left) = databases.leave_home(server, id).await {
+                // this fails too, with the next `cleanup_orphans`). Unless the commit went
+                // through after all (its reply was lost): then the line is the tenant's.
+                let registered = self
+                    .rt
+                    .with_conn(async |c| {
+                        Ok(
+                            crate::sql::admin_query(crate::registry::store::TENANT_SCHEMA)
+                                .bind(id.as_uuid())
+                                .fetch_optional(c)
+                                .await?
+                                .is_some(),
+                        )
+                    })
+                    .await;
+                if registered.as_ref().is_ok_and(|r| !r)
+                    && let Err(left) = databases.leave_home(server, id).await
+                {
                     tracing::warn!(tenant = %id, server, error = %left, "removing a failed creation's line from its server home failed");
                 }
                 Err(creation.taken(&self.rt, id, e).await)

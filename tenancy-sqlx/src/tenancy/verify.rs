@@ -25,7 +25,15 @@ impl Tenancy {
     /// [`Error::TableShape`](crate::Error::TableShape) naming the table and listing every problem;
     /// [`Error::InvalidModel`](crate::Error::InvalidModel); [`Error::Database`](crate::Error::Database).
     pub async fn verify<M: Model>(&self) -> Result<()> {
-        check_now(&self.rt, None, TypeId::of::<M>(), &M::META, None, None).await?;
+        check_now(
+            &self.rt,
+            None,
+            TypeId::of::<M>(),
+            &M::META,
+            (None, true),
+            None,
+        )
+        .await?;
         Ok(())
     }
 }
@@ -33,8 +41,10 @@ impl Tenancy {
 impl Tenancy {
     /// Puts tenancy's row-level security policy ([`policy_sql`]) on `M`'s shared table and on
     /// each of its partitions and inheritance children, in one transaction, audited
-    /// (`rls.install`). Idempotent. Own-schema tenants' tables get it from
-    /// the tenant migrations: put `policy_sql(table, column)` there.
+    /// (`rls.install`), then on its table in the home database of every other server that has
+    /// shared-table tenants (one transaction there each; see `databases::home`). Idempotent.
+    /// Own-schema and own-database tenants' tables get it from the tenant migrations: put
+    /// `policy_sql(table, column)` there.
     ///
     /// Needs the table's owner (or a superuser) to run; the runtime setting is
     /// [`TenancyBuilder::row_level_security`](crate::TenancyBuilder::row_level_security).
@@ -47,13 +57,51 @@ impl Tenancy {
         self.check_superuser(su)?;
         crate::verify::check_before_policy::<M>(&self.rt).await?;
         let sql = policy_sql(M::META.table, M::META.tenant_column)?;
+        let homes: Vec<String> = self
+            .rt
+            .with_conn(async |c| {
+                Ok(
+                    crate::sql::admin_scalar(crate::registry::store::SERVER_HOMES)
+                        .fetch_all(c)
+                        .await?,
+                )
+            })
+            .await?;
         su.audited(&self.rt, "rls.install", async |tx| {
-            sqlx::raw_sql(crate::sql::text(sql))
+            sqlx::raw_sql(crate::sql::text(sql.clone()))
                 .execute(&mut *tx)
                 .await?;
-            Ok(((), Audit::default().detail(M::META.table)))
+            let mut detail = M::META.table.to_owned();
+            if !homes.is_empty() {
+                detail = format!("{detail} (and in the homes of {})", homes.join(", "));
+            }
+            Ok(((), Audit::default().detail(detail)))
         })
-        .await
+        .await?;
+        for server in &homes {
+            let databases = self.rt.databases()?;
+            databases
+                .in_home(server, async |tx| {
+                    // The policy goes on the tenant's column only: the table must pass the
+                    // model check there first, as on the registry's server.
+                    let problems =
+                        crate::verify::shape_problems(tx, &M::META, Some("\"public\"")).await?;
+                    if !problems.is_empty() {
+                        return Err(crate::Error::TableShape(crate::ShapeReport {
+                            table: format!("{} on server {server}", M::META.table),
+                            problems,
+                        }));
+                    }
+                    sqlx::raw_sql(crate::sql::text(sql.clone()))
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(())
+                })
+                .await?;
+        }
+        // The policy changed what the tables' check finds.
+        self.rt.models.forget();
+        Ok(())
     }
 }
 
