@@ -370,13 +370,17 @@ async fn migrations_reach_every_home_and_archives_go_in_and_out_of_homes(db: Tes
         2
     );
 
-    // Not served yet: a move, refused with the typed error before anything changes.
-    match v2.move_tenant(&su, two.id, Placement::OwnSchema).await {
+    // Not served yet: a move into a database of its own, refused with the typed error before
+    // anything changes.
+    match v2.move_tenant(&su, two.id, Placement::OwnDatabase).await {
         Err(Error::ServerHomeUnsupported {
             tenant,
             server,
             action,
-        }) => assert_eq!((tenant, server.as_str(), action), (two.id, "s2", "move")),
+        }) => assert_eq!(
+            (tenant, server.as_str(), action),
+            (two.id, "s2", "moving into a database of its own")
+        ),
         other => panic!("expected ServerHomeUnsupported, got {other:?}"),
     }
     let row = v2.tenant(&su, two.id).await.unwrap();
@@ -656,4 +660,216 @@ async fn row_level_security_is_required_and_installed_in_every_home() {
     for url in [&urls.0, &urls.1] {
         exec_at(url, &format!("DROP ROLE IF EXISTS {role}")).await;
     }
+}
+
+/// The ids of tenant `id`'s spins in `table` of the database at `url`.
+async fn spin_ids_at(
+    url: &str,
+    table: &str,
+    id: tenancy::TenantId,
+) -> std::collections::BTreeSet<Uuid> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let ids = common::moving::spin_ids(&mut conn, table, id).await;
+    conn.close().await.unwrap();
+    ids
+}
+
+/// A tenant of s2's home moves into the registry's database while two processes write it:
+/// every acknowledged write is in the new copy, none lands in the old one after the seal, a
+/// context resolved before cannot write to the home afterwards, the neighbour in the home is
+/// untouched, and `purge_old_copy` removes the old rows and line from the home only.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_out_of_a_home_under_writes_and_its_old_copy_is_purged_there(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_homes_move_out") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let second = builder(&urls)
+        .max_connections(4)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy
+        .superuser("test", "move out of a home")
+        .await
+        .unwrap();
+    let row = tenancy
+        .create_tenant(shared_on("acme", "s2"))
+        .await
+        .unwrap();
+    let neighbour = tenancy
+        .create_tenant(shared_on("neighbour", "s2"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_id(row.id).await.unwrap();
+    let sa = common::moving::fill(&a, 300).await;
+    let n = tenancy.resolve_id(neighbour.id).await.unwrap();
+    common::moving::fill(&n, 7).await;
+    let counter = Spin::repo()
+        .insert(&a, &common::moving::new_spin(sa.id, 0))
+        .await
+        .unwrap()
+        .id;
+    let stale = second.resolve_id(row.id).await.unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers = [tenancy.clone(), second.clone()].map(|t| {
+        tokio::spawn(common::moving::writer(
+            t,
+            "acme",
+            sa.id,
+            counter,
+            stop.clone(),
+        ))
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let moved = tenancy
+        .move_tenant_with(
+            &su,
+            row.id,
+            Placement::OwnSchema,
+            tenancy::MoveOptions::default().hold_fence(std::time::Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.push(w.await.unwrap());
+    }
+    assert_eq!(
+        (moved.from, moved.to, moved.server.as_str()),
+        (Placement::SharedTable, Placement::OwnSchema, "primary")
+    );
+    assert_eq!(
+        (
+            moved.old_copy.server.as_deref(),
+            moved.old_copy.database.as_deref()
+        ),
+        (Some("s2"), None)
+    );
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let new_copy = spin_ids_at(db.url(), "t_acme.spins", row.id).await;
+    let old_copy = spin_ids_at(&home, "public.spins", row.id).await;
+    common::moving::acknowledged_writes_are_in_the_new_copy(&acked, &moved, &new_copy, &old_copy);
+    assert!(
+        new_copy.len() > old_copy.len(),
+        "writes went on in the new home"
+    );
+    let sealed = format!(
+        "SELECT count(*) FROM tenancy.tenants WHERE id = '{}' AND moved_at IS NOT NULL",
+        row.id
+    );
+    assert_eq!(
+        count_at(&home, &sealed).await,
+        1,
+        "its line in the home is sealed"
+    );
+
+    // A context resolved before the move (its process's cache behind): its write is refused,
+    // and lands in neither copy.
+    let late = common::moving::new_spin(sa.id, -1);
+    assert!(Spin::repo().insert(&stale, &late).await.is_err());
+    assert!(
+        !spin_ids_at(&home, "public.spins", row.id)
+            .await
+            .contains(&late.id)
+    );
+    assert!(
+        !spin_ids_at(db.url(), "t_acme.spins", row.id)
+            .await
+            .contains(&late.id)
+    );
+
+    // The neighbour is untouched; the old copy goes from the home only.
+    let neighbour_rows = spin_ids_at(&home, "public.spins", neighbour.id).await;
+    assert_eq!(neighbour_rows.len(), 7);
+    let purged = tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    assert!(matches!(purged.as_slice(), [Purged::Rows(_)]), "{purged:?}");
+    assert!(spin_ids_at(&home, "public.spins", row.id).await.is_empty());
+    assert_eq!(count_at(&home, &sealed).await, 0, "its line is gone");
+    assert_eq!(
+        spin_ids_at(&home, "public.spins", neighbour.id).await,
+        neighbour_rows
+    );
+    let now = tenancy.resolve_id(row.id).await.unwrap();
+    assert_eq!(
+        Spin::repo().query().fetch_all(&now).await.unwrap().len(),
+        new_copy.len()
+    );
+    second.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// Out of a home into the registry's shared tables (the same placement, another server), then
+/// purged: the tenant's purge removes its old rows from the home too. A move into a database
+/// of its own is refused before anything changes.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_from_a_home_to_the_registrys_shared_tables(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_move_shared") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "move to shared").await.unwrap();
+    tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let row = tenancy
+        .create_tenant(shared_on("globex", "s3"))
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_id(row.id).await.unwrap();
+    common::moving::fill(&ctx, 20).await;
+    match tenancy
+        .move_tenant(&su, row.id, Placement::OwnDatabase)
+        .await
+    {
+        Err(Error::ServerHomeUnsupported { tenant, server, .. }) => {
+            assert_eq!((tenant, server.as_str()), (row.id, "s3"));
+        }
+        other => panic!("expected ServerHomeUnsupported, got {other:?}"),
+    }
+    let moved = tenancy
+        .move_tenant(&su, row.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 21);
+    let now = tenancy.tenant(&su, row.id).await.unwrap();
+    assert_eq!(
+        (now.placement, now.server.as_str()),
+        (Placement::SharedTable, "primary")
+    );
+    let ctx = tenancy.resolve_id(row.id).await.unwrap();
+    assert_eq!(
+        Spin::repo().query().fetch_all(&ctx).await.unwrap().len(),
+        20
+    );
+    assert_eq!(
+        spin_ids_at(db.url(), "public.spins", row.id).await.len(),
+        20
+    );
+    let home = url_of(&urls.1, &home_name(&tag, "s3"));
+    assert_eq!(spin_ids_at(&home, "public.spins", row.id).await.len(), 20);
+    // Moving it again onto the shared tables it lives on is refused.
+    assert!(matches!(
+        tenancy
+            .move_tenant(&su, row.id, Placement::SharedTable)
+            .await,
+        Err(Error::MoveRefused { .. })
+    ));
+    tenancy.soft_delete(&su, row.id).await.unwrap();
+    tenancy.purge(&su, row.id).await.unwrap();
+    assert!(spin_ids_at(&home, "public.spins", row.id).await.is_empty());
+    assert!(
+        spin_ids_at(db.url(), "public.spins", row.id)
+            .await
+            .is_empty()
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
 }

@@ -309,8 +309,8 @@ pub enum Error {
         server: String,
     },
     /// Work this version does not do yet for a shared-table tenant on a server other than the
-    /// registry's (whose rows share that server's home database): moving it. Nothing was read
-    /// or changed.
+    /// registry's (whose rows share that server's home database): moving it into a database of
+    /// its own. Nothing was read or changed.
     #[error(
         "{action} is not supported yet for tenant {tenant}, a shared-table tenant on server          {server}"
     )]
@@ -319,7 +319,7 @@ pub enum Error {
         tenant: TenantId,
         /// Its server's key.
         server: String,
-        /// What was asked (`"move"`).
+        /// What was asked (`"moving into a database of its own"`).
         action: &'static str,
     },
     /// An own-database tenant had its whole share of connections at work for the whole wait.

@@ -171,7 +171,7 @@ pub(crate) async fn purge(
     };
     // A moved tenant's old copy goes with it (and the registry row it hangs on). An old
     // database, no longer named by any row, is left to `cleanup_orphans` (every connect runs it).
-    purge_old_copies(tx, id, (current, &server)).await?;
+    purge_old_copies(tx, rt.databases.as_ref(), id, (current, &server)).await?;
     // A tenant of another server's home: its rows and its line there go in a transaction of
     // that server's (see `databases::home`), committed before the registry row goes here, and
     // last, so that nothing above refuses after they are gone. A failure in between leaves the
@@ -230,14 +230,17 @@ async fn remove_copy(
 }
 
 /// Removes tenant `id`'s old copies (see `crate::moving`) inside `tx`: an old schema is
-/// dropped, old rows in the shared tables deleted, an old database's record removed. `current`
-/// is the placement the tenant lives on now and the key of its server: its rows are never
-/// touched (an old database on the placement it lives on is one on another server, left by a
-/// move between servers). Returns what was purged, and the old databases (server, name),
-/// which a database cannot be dropped in a transaction: `purge_old_copy` drops each before
-/// `tx` commits, a tenant's purge leaves them to `cleanup_orphans` (no row names them then).
+/// dropped, old rows in the shared tables deleted (in another server's home, through
+/// `databases`, in a transaction there, only where the move sealed the tenant's line), an old
+/// database's record removed. `current` is the placement the tenant lives on now and the key
+/// of its server: its rows are never touched (an old copy on the placement it lives on is one
+/// on another server, left by a move between servers). Returns what was purged, and the old
+/// databases (server, name), which a database cannot be dropped in a transaction:
+/// `purge_old_copy` drops each before `tx` commits, a tenant's purge leaves them to
+/// `cleanup_orphans` (no row names them then).
 pub(crate) async fn purge_old_copies(
     tx: &mut PgConnection,
+    homes: Option<&crate::databases::Databases>,
     id: TenantId,
     (current, current_server): (Placement, &str),
 ) -> Result<(Vec<Purged>, Vec<(String, String)>)> {
@@ -250,8 +253,8 @@ pub(crate) async fn purge_old_copies(
     for old in olds {
         let placement: Placement = old.try_get::<&str, _>("placement")?.parse()?;
         let server: Option<String> = old.try_get("server")?;
-        let elsewhere = placement == Placement::OwnDatabase
-            && server.as_deref().is_some_and(|s| s != current_server);
+        // Recorded with a server: an old database, or old rows in another server's home.
+        let elsewhere = server.as_deref().is_some_and(|s| s != current_server);
         if placement == current && !elsewhere {
             return Err(Error::MoveRefused {
                 id,
@@ -270,7 +273,15 @@ pub(crate) async fn purge_old_copies(
                 ));
                 Purged::Database(database)
             }
-            None => remove_copy(tx, id, old.try_get("schema_name")?).await?,
+            None => match server.as_deref() {
+                Some(home) if home != PRIMARY_SERVER => {
+                    let homes = homes.ok_or_else(|| Error::UnknownServer {
+                        server: home.to_owned(),
+                    })?;
+                    Purged::Rows(homes.purge_old_home_copy(home, id).await?)
+                }
+                _ => remove_copy(tx, id, old.try_get("schema_name")?).await?,
+            },
         });
         crate::sql::admin_query(store::OLD_COPY_DELETE)
             .bind(id.as_uuid())

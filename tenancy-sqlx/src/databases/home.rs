@@ -256,6 +256,29 @@ impl Databases {
         server: &str,
         tenant: TenantId,
     ) -> Result<Vec<(String, u64)>> {
+        self.remove_from_home(server, tenant, false).await
+    }
+
+    /// [`Databases::leave_home`] for the old copy a move out of the home left: refused unless
+    /// the move sealed the tenant's line there (a line that is not sealed serves the tenant:
+    /// its rows are live, whatever the registry says).
+    ///
+    /// # Errors
+    /// As [`Databases::leave_home`]; [`Error::MoveRefused`] for a line that is not sealed.
+    pub(crate) async fn purge_old_home_copy(
+        &self,
+        server: &str,
+        tenant: TenantId,
+    ) -> Result<Vec<(String, u64)>> {
+        self.remove_from_home(server, tenant, true).await
+    }
+
+    async fn remove_from_home(
+        &self,
+        server: &str,
+        tenant: TenantId,
+        sealed_only: bool,
+    ) -> Result<Vec<(String, u64)>> {
         self.in_home(server, async |tx| {
             sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
                 .persistent(false)
@@ -263,6 +286,23 @@ impl Databases {
                 .bind(tenant.as_uuid())
                 .execute(&mut *tx)
                 .await?;
+            if sealed_only {
+                let sealed: Option<bool> = sqlx::query_scalar(
+                    "SELECT moved_at IS NOT NULL FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+                )
+                .persistent(false)
+                .bind(tenant.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if sealed == Some(false) {
+                    return Err(Error::MoveRefused {
+                        id: tenant,
+                        reason: format!(
+                            "its line in the home database of server {server} is not sealed by                              a move: the rows there are live; not purging them"
+                        ),
+                    });
+                }
+            }
             crate::rls::act_for(tx, tenant).await?;
             let mut deleted = Vec::new();
             // The tables statements name (`public`), whatever the role's search_path.

@@ -1,5 +1,8 @@
-//! A move out of a tenant's own database, to the shared tables or an own schema in the
-//! registry's database.
+//! A move out of a tenant's own database, or out of another server's home database (a
+//! shared-table tenant there, see `databases::home`), to the shared tables or an own schema in
+//! the registry's database. In a home the tenant's line in `tenancy.tenants` is its identity
+//! row: locked and sealed as an own database's, and the copy reads its rows alone (every
+//! statement of the copy and the checks names the tenant).
 //!
 //! Writes to the tenant database go through that database's own write fence (see
 //! `databases::provision::FENCE_DDL`), which checks its identity row. The move:

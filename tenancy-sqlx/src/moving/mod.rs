@@ -259,8 +259,8 @@ pub struct OldCopy {
     /// by its fence, until purged); `None` otherwise.
     pub database: Option<String>,
     /// The key of the server the old database is on (where
-    /// [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy) drops it); `None` but for
-    /// an own database.
+    /// [`Tenancy::purge_old_copy`](crate::Tenancy::purge_old_copy) drops it), or whose home
+    /// database keeps the old rows of a shared-table tenant of that server; `None` otherwise.
     pub server: Option<String>,
 }
 
@@ -321,6 +321,7 @@ pub(crate) struct Leaving {
 /// on ([`MoveOptions::server`]); an own-database tenant may move to another one.
 pub(crate) async fn prepare(
     tx: &mut PgConnection,
+    databases: Option<&Databases>,
     id: TenantId,
     to: Placement,
     server: Option<&str>,
@@ -349,16 +350,28 @@ pub(crate) async fn prepare(
     let schema: Option<String> = row.try_get("schema_name")?;
     let database: Option<String> = row.try_get("database_name")?;
     let server_now: String = row.try_get("server")?;
-    if placement == Placement::SharedTable && server_now != crate::databases::PRIMARY_SERVER {
+    let from = match Home::of(placement, schema.as_deref(), database.as_deref())
+        .map_err(|u| Error::UnsupportedPlacement(u.placement))?
+    {
+        // The shared tables of another server: its home (see `databases::home`).
+        Home::SharedTable if server_now != crate::databases::PRIMARY_SERVER => databases
+            .ok_or_else(|| Error::UnknownServer {
+                server: server_now.clone(),
+            })?
+            .server_home(&server_now)?,
+        other => other,
+    };
+    if from.is_server_shared() && to == Placement::OwnDatabase {
         return Err(Error::ServerHomeUnsupported {
             tenant: id,
             server: server_now,
-            action: "move",
+            action: "moving into a database of its own",
         });
     }
-    let from = Home::of(placement, schema.as_deref(), database.as_deref())
-        .map_err(|u| Error::UnsupportedPlacement(u.placement))?;
-    if placement == to {
+    // Out of another server's home into the registry's shared tables: a move between servers
+    // on one placement.
+    let to_registry = from.is_server_shared() && to == Placement::SharedTable;
+    if placement == to && !to_registry {
         match server {
             // A database of its own on another server: `to_database` moves it there.
             Some(key) if to == Placement::OwnDatabase && key != server_now => {}
@@ -420,7 +433,7 @@ pub(crate) async fn run(
             ),
         });
     }
-    let leaving = prepare(tx, id, to, None).await?;
+    let leaving = prepare(tx, databases, id, to, None).await?;
     let target =
         Home::for_slug(to, &leaving.slug).map_err(|u| Error::UnsupportedPlacement(u.placement))?;
     if leaving.from.database().is_some() {
@@ -603,13 +616,22 @@ pub(crate) async fn switch(
         .bind(server)
         .execute(&mut *tx)
         .await?;
-    let old_database = leaving.from.database().map(|d| d.as_str().to_owned());
+    // An old database is recorded by name and server; old rows in another server's home by
+    // that server alone (the home is not the tenant's to drop).
+    let (old_database, old_server) = match &leaving.from {
+        Home::OwnDatabase { database, .. } => (
+            Some(database.as_str().to_owned()),
+            Some(leaving.server.clone()),
+        ),
+        Home::ServerShared { .. } => (None, Some(leaving.server.clone())),
+        _ => (None, None),
+    };
     crate::sql::admin_query(store::OLD_COPY_INSERT)
         .bind(id.as_uuid())
         .bind(leaving.placement.as_str())
         .bind(old_schema.as_deref())
         .bind(old_database.as_deref())
-        .bind(old_database.as_ref().map(|_| leaving.server.as_str()))
+        .bind(old_server.as_deref())
         .execute(&mut *tx)
         .await?;
     Ok(Moved {
@@ -622,7 +644,7 @@ pub(crate) async fn switch(
         old_copy: OldCopy {
             placement: leaving.placement,
             schema: old_schema,
-            server: old_database.as_ref().map(|_| leaving.server.clone()),
+            server: old_server,
             database: old_database,
         },
         tables,

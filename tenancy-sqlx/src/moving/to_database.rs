@@ -43,7 +43,14 @@ pub(crate) async fn run(
     options: &MoveOptions,
 ) -> Result<Moved> {
     let server = options.server.as_deref().unwrap_or(PRIMARY_SERVER);
-    let leaving = prepare(tx, id, Placement::OwnDatabase, options.server.as_deref()).await?;
+    let leaving = prepare(
+        tx,
+        Some(databases),
+        id,
+        Placement::OwnDatabase,
+        options.server.as_deref(),
+    )
+    .await?;
     // Before anything is made: a server this handle cannot reach, or one the registry does
     // not list (its foreign key would refuse the switch after the copy).
     let listed: bool =

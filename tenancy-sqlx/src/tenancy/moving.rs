@@ -159,6 +159,10 @@ impl Tenancy {
                             }
                             _ => database.clone(),
                         },
+                        OldCopy {
+                            server: Some(server),
+                            ..
+                        } => format!("shared rows in the home of server {server}"),
                         _ => "shared rows".to_owned(),
                     },
                 );
@@ -168,9 +172,10 @@ impl Tenancy {
         // Contexts of this handle hold the old home: they stop (the notification does the
         // same for other handles, and this one's, should this line not be reached).
         self.revoke_after_commit(id);
-        // Out of a database of its own: the connections the old server's budget keeps to the
-        // tenant reach the sealed old copy, and count against that budget; none serves it again.
-        if let (Some(_), Some(server)) = (&moved.old_copy.database, &moved.old_copy.server)
+        // Out of a database of its own (or another server's home): the connections the old
+        // server's budget keeps to the tenant reach the sealed old copy, and count against that
+        // budget; none serves it again.
+        if let Some(server) = &moved.old_copy.server
             && let Ok(databases) = self.rt.databases()
         {
             databases.forget(server, id).await;
@@ -206,8 +211,13 @@ impl Tenancy {
             let home = sqlx::Row::try_get::<Option<&str>, _>(&row, "database_name")?
                 .map(crate::databases::name::DatabaseName::parse)
                 .transpose()?;
-            let (purged, databases) =
-                crate::lifecycle::purge_old_copies(tx, id, (current, &server)).await?;
+            let (purged, databases) = crate::lifecycle::purge_old_copies(
+                tx,
+                self.rt.databases.as_ref(),
+                id,
+                (current, &server),
+            )
+            .await?;
             // Dropped before the commit: see the docs above.
             for (old_server, name) in databases {
                 let database = crate::databases::name::DatabaseName::parse(&name)?;
