@@ -370,19 +370,6 @@ async fn migrations_reach_every_home_and_archives_go_in_and_out_of_homes(db: Tes
         2
     );
 
-    // Not served yet: a move into a database of its own, refused with the typed error before
-    // anything changes.
-    match v2.move_tenant(&su, two.id, Placement::OwnDatabase).await {
-        Err(Error::ServerHomeUnsupported {
-            tenant,
-            server,
-            action,
-        }) => assert_eq!(
-            (tenant, server.as_str(), action),
-            (two.id, "s2", "moving into a database of its own")
-        ),
-        other => panic!("expected ServerHomeUnsupported, got {other:?}"),
-    }
     let row = v2.tenant(&su, two.id).await.unwrap();
     assert_eq!(
         (row.server.as_str(), row.placement),
@@ -806,8 +793,7 @@ async fn a_tenant_moves_out_of_a_home_under_writes_and_its_old_copy_is_purged_th
 }
 
 /// Out of a home into the registry's shared tables (the same placement, another server), then
-/// purged: the tenant's purge removes its old rows from the home too. A move into a database
-/// of its own is refused before anything changes.
+/// purged: the tenant's purge removes its old rows from the home too.
 #[tenancy::test(migrations = "tests/migrations")]
 async fn a_tenant_moves_from_a_home_to_the_registrys_shared_tables(db: TestTenancy) {
     let Some(urls) = server_urls("server_homes_move_shared") else {
@@ -825,15 +811,6 @@ async fn a_tenant_moves_from_a_home_to_the_registrys_shared_tables(db: TestTenan
         .unwrap();
     let ctx = tenancy.resolve_id(row.id).await.unwrap();
     common::moving::fill(&ctx, 20).await;
-    match tenancy
-        .move_tenant(&su, row.id, Placement::OwnDatabase)
-        .await
-    {
-        Err(Error::ServerHomeUnsupported { tenant, server, .. }) => {
-            assert_eq!((tenant, server.as_str()), (row.id, "s3"));
-        }
-        other => panic!("expected ServerHomeUnsupported, got {other:?}"),
-    }
     let moved = tenancy
         .move_tenant(&su, row.id, Placement::SharedTable)
         .await
@@ -869,6 +846,94 @@ async fn a_tenant_moves_from_a_home_to_the_registrys_shared_tables(db: TestTenan
         spin_ids_at(db.url(), "public.spins", row.id)
             .await
             .is_empty()
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// Out of a home into a database of its own on a third server: the rows are copied by tenant,
+/// the line sealed, the neighbour untouched, the old rows purged from the home only; and a
+/// move into a home (a server for the shared tables) is refused before anything changes.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_from_a_home_into_a_database_of_its_own(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_move_database") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy
+        .superuser("test", "move to a database")
+        .await
+        .unwrap();
+    let row = tenancy
+        .create_tenant(shared_on("initech", "s2"))
+        .await
+        .unwrap();
+    let neighbour = tenancy
+        .create_tenant(shared_on("hooli", "s2"))
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_id(row.id).await.unwrap();
+    common::moving::fill(&ctx, 40).await;
+    common::moving::fill(&tenancy.resolve_id(neighbour.id).await.unwrap(), 5).await;
+    let moved = tenancy
+        .move_tenant_with(
+            &su,
+            row.id,
+            Placement::OwnDatabase,
+            tenancy::MoveOptions::default().server("s3"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 41);
+    assert_eq!(
+        (moved.server.as_str(), moved.to),
+        ("s3", Placement::OwnDatabase)
+    );
+    let database = moved.database.clone().unwrap();
+    let new_home = url_of(&urls.1, &database);
+    assert_eq!(
+        spin_ids_at(&new_home, "public.spins", row.id).await.len(),
+        40
+    );
+    // Only its rows went: the new database holds no neighbour's.
+    assert!(
+        spin_ids_at(&new_home, "public.spins", neighbour.id)
+            .await
+            .is_empty()
+    );
+    // The context resolved before the move cannot write to the home any more.
+    let late = common::moving::new_spin(Uuid::new_v4(), -1);
+    assert!(Spin::repo().insert(&ctx, &late).await.is_err());
+    let now = tenancy.resolve_id(row.id).await.unwrap();
+    assert_eq!(
+        Spin::repo().query().fetch_all(&now).await.unwrap().len(),
+        40
+    );
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    assert_eq!(spin_ids_at(&home, "public.spins", row.id).await.len(), 40);
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    assert!(spin_ids_at(&home, "public.spins", row.id).await.is_empty());
+    assert_eq!(
+        spin_ids_at(&home, "public.spins", neighbour.id).await.len(),
+        5
+    );
+
+    // Into a home: not yet; refused, and the tenant stays where it is.
+    assert!(matches!(
+        tenancy
+            .move_tenant_with(
+                &su,
+                row.id,
+                Placement::SharedTable,
+                tenancy::MoveOptions::default().server("s2"),
+            )
+            .await,
+        Err(Error::MoveRefused { .. })
+    ));
+    let still = tenancy.tenant(&su, row.id).await.unwrap();
+    assert_eq!(
+        (still.placement, still.server.as_str()),
+        (Placement::OwnDatabase, "s3")
     );
     tenancy.close().await;
     drop_extra(&urls, &tag).await;

@@ -308,9 +308,10 @@ pub enum Error {
         /// The server's key.
         server: String,
     },
-    /// Work this version does not do yet for a shared-table tenant on a server other than the
-    /// registry's (whose rows share that server's home database): moving it into a database of
-    /// its own. Nothing was read or changed.
+    /// Work this version does not do for a shared-table tenant on a server other than the
+    /// registry's (whose rows share that server's home database): reading its tables for an
+    /// archive through the registry's database rather than its home (a path the public calls
+    /// do not take; kept as the guard). Nothing was read or changed.
     #[error(
         "{action} is not supported yet for tenant {tenant}, a shared-table tenant on server          {server}"
     )]
@@ -319,7 +320,7 @@ pub enum Error {
         tenant: TenantId,
         /// Its server's key.
         server: String,
-        /// What was asked (`"moving into a database of its own"`).
+        /// What was asked.
         action: &'static str,
     },
     /// An own-database tenant had its whole share of connections at work for the whole wait.

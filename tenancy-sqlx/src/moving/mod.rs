@@ -361,13 +361,6 @@ pub(crate) async fn prepare(
             .server_home(&server_now)?,
         other => other,
     };
-    if from.is_server_shared() && to == Placement::OwnDatabase {
-        return Err(Error::ServerHomeUnsupported {
-            tenant: id,
-            server: server_now,
-            action: "moving into a database of its own",
-        });
-    }
     // Out of another server's home into the registry's shared tables: a move between servers
     // on one placement.
     let to_registry = from.is_server_shared() && to == Placement::SharedTable;
