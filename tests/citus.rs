@@ -951,6 +951,11 @@ const REGISTRY_TAKE_BACK: &[(i32, &[&str])] = &[
             "DELETE FROM tenancy.registry_migrations WHERE version = 9",
         ],
     ),
+    // Its functions are replaced again when it is applied again.
+    (
+        10,
+        &["DELETE FROM tenancy.registry_migrations WHERE version = 10"],
+    ),
 ];
 
 /// A registry upgrade on a cluster whose registry is already reference tables: the newest

@@ -852,8 +852,8 @@ async fn a_tenant_moves_from_a_home_to_the_registrys_shared_tables(db: TestTenan
 }
 
 /// Out of a home into a database of its own on a third server: the rows are copied by tenant,
-/// the line sealed, the neighbour untouched, the old rows purged from the home only; and a
-/// move into a home (a server for the shared tables) is refused before anything changes.
+/// the line sealed, the neighbour untouched, the old rows purged from the home only; then back
+/// into the home from its database.
 #[tenancy::test(migrations = "tests/migrations")]
 async fn a_tenant_moves_from_a_home_into_a_database_of_its_own(db: TestTenancy) {
     let Some(urls) = server_urls("server_homes_move_database") else {
@@ -918,23 +918,239 @@ async fn a_tenant_moves_from_a_home_into_a_database_of_its_own(db: TestTenancy) 
         5
     );
 
-    // Into a home: not yet; refused, and the tenant stays where it is.
+    // And back from its database into s2's home, beside the neighbour.
+    let back = tenancy
+        .move_tenant_with(
+            &su,
+            row.id,
+            Placement::SharedTable,
+            tenancy::MoveOptions::default().server("s2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.rows(), 41);
+    assert_eq!(back.old_copy.database.as_deref(), Some(database.as_str()));
+    assert_eq!(spin_ids_at(&home, "public.spins", row.id).await.len(), 40);
+    assert_eq!(
+        spin_ids_at(&home, "public.spins", neighbour.id).await.len(),
+        5
+    );
+    let now = tenancy.resolve_id(row.id).await.unwrap();
+    assert_eq!(
+        Spin::repo().query().fetch_all(&now).await.unwrap().len(),
+        40
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// From the registry's shared tables into s2's home while two processes write it: every
+/// acknowledged write is in the home, a context resolved before cannot write to the registry's
+/// shared tables afterwards (the registry's fence names its server), and `purge_old_copy`
+/// deletes the old rows from the registry's shared tables only.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_from_the_registrys_shared_tables_into_a_home_under_writes(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_move_in") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let second = builder(&urls)
+        .max_connections(4)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "move into a home").await.unwrap();
+    tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let row = tenancy
+        .create_tenant(shared_on("acme", "primary"))
+        .await
+        .unwrap();
+    let stays = tenancy
+        .create_tenant(shared_on("stays", "primary"))
+        .await
+        .unwrap();
+    let a = tenancy.resolve_id(row.id).await.unwrap();
+    let sa = common::moving::fill(&a, 300).await;
+    common::moving::fill(&tenancy.resolve_id(stays.id).await.unwrap(), 3).await;
+    let counter = Spin::repo()
+        .insert(&a, &common::moving::new_spin(sa.id, 0))
+        .await
+        .unwrap()
+        .id;
+    let stale = second.resolve_id(row.id).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers = [tenancy.clone(), second.clone()].map(|t| {
+        tokio::spawn(common::moving::writer(
+            t,
+            "acme",
+            sa.id,
+            counter,
+            stop.clone(),
+        ))
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let moved = tenancy
+        .move_tenant_with(
+            &su,
+            row.id,
+            Placement::SharedTable,
+            tenancy::MoveOptions::default()
+                .server("s2")
+                .hold_fence(std::time::Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.push(w.await.unwrap());
+    }
+    assert_eq!(
+        (moved.to, moved.server.as_str(), moved.database.as_deref()),
+        (Placement::SharedTable, "s2", None)
+    );
+    let now = tenancy.tenant(&su, row.id).await.unwrap();
+    assert_eq!((now.server.as_str(), now.database.as_deref()), ("s2", None));
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let new_copy = spin_ids_at(&home, "public.spins", row.id).await;
+    let old_copy = spin_ids_at(db.url(), "public.spins", row.id).await;
+    common::moving::acknowledged_writes_are_in_the_new_copy(&acked, &moved, &new_copy, &old_copy);
+    assert!(
+        new_copy.len() > old_copy.len(),
+        "writes went on in the home"
+    );
+
+    // The stale context writes to the registry's shared tables: refused, lands nowhere.
+    let late = common::moving::new_spin(sa.id, -1);
+    match Spin::repo().insert(&stale, &late).await {
+        Err(Error::TenantMoved(_) | Error::ContextRevoked { .. }) => {}
+        other => panic!("expected the stale write refused as moved, got {other:?}"),
+    }
+    assert!(
+        !spin_ids_at(db.url(), "public.spins", row.id)
+            .await
+            .contains(&late.id)
+    );
+    assert!(
+        !spin_ids_at(&home, "public.spins", row.id)
+            .await
+            .contains(&late.id)
+    );
+
+    // Back onto the registry's shared tables is refused while the old copy is there.
     assert!(matches!(
         tenancy
-            .move_tenant_with(
-                &su,
-                row.id,
-                Placement::SharedTable,
-                tenancy::MoveOptions::default().server("s2"),
-            )
+            .move_tenant(&su, row.id, Placement::SharedTable)
             .await,
         Err(Error::MoveRefused { .. })
     ));
-    let still = tenancy.tenant(&su, row.id).await.unwrap();
-    assert_eq!(
-        (still.placement, still.server.as_str()),
-        (Placement::OwnDatabase, "s3")
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    assert!(
+        spin_ids_at(db.url(), "public.spins", row.id)
+            .await
+            .is_empty()
     );
+    assert_eq!(
+        spin_ids_at(db.url(), "public.spins", stays.id).await.len(),
+        3
+    );
+    assert_eq!(spin_ids_at(&home, "public.spins", row.id).await, new_copy);
+    second.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// From an own schema into s2's home, then from there into s3's, a leftover of a cut-off run
+/// waiting in s3's home: the leftover goes, the copy is the tenant's rows exactly, and each
+/// old copy is purged where it is.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_from_its_schema_into_a_home_and_on_to_another_servers_home(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_homes_move_between_homes") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "between homes").await.unwrap();
+    let row = tenancy
+        .create_tenant(NewTenant::new("wonka", "Wonka").placement(Placement::OwnSchema))
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_id(row.id).await.unwrap();
+    common::moving::fill(&ctx, 25).await;
+    let to = |server: &str| tenancy::MoveOptions::default().server(server);
+    let first = tenancy
+        .move_tenant_with(&su, row.id, Placement::SharedTable, to("s2"))
+        .await
+        .unwrap();
+    assert_eq!(first.rows(), 26);
+    // The old schema was renamed: the context resolved before cannot write there.
+    assert!(
+        Spin::repo()
+            .insert(&ctx, &common::moving::new_spin(Uuid::new_v4(), 1))
+            .await
+            .is_err()
+    );
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+
+    // A cut-off run into s3's home left a line and a row there.
+    let neighbour = tenancy
+        .create_tenant(shared_on("neighbour", "s3"))
+        .await
+        .unwrap();
+    common::moving::fill(&tenancy.resolve_id(neighbour.id).await.unwrap(), 2).await;
+    let home3 = url_of(&urls.1, &home_name(&tag, "s3"));
+    exec_at(
+        &home3,
+        &format!(
+            "INSERT INTO tenancy.tenants (id, slug) VALUES ('{0}', 'wonka'); \
+             INSERT INTO spinners (tenant_id, id, name) VALUES ('{0}', gen_random_uuid(), 'stale')",
+            row.id
+        ),
+    )
+    .await;
+    let second = tenancy
+        .move_tenant_with(&su, row.id, Placement::SharedTable, to("s3"))
+        .await
+        .unwrap();
+    assert_eq!(second.rows(), 26);
+    assert_eq!(second.old_copy.server.as_deref(), Some("s2"));
+    let now = tenancy.resolve_id(row.id).await.unwrap();
+    let names: Vec<String> = Spinner::repo()
+        .query()
+        .fetch_all(&now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["main"],
+        "the leftover's row is gone, the tenant's are there"
+    );
+    assert_eq!(
+        spin_ids_at(&home3, "public.spins", neighbour.id)
+            .await
+            .len(),
+        2
+    );
+    let home2 = url_of(&urls.0, &home_name(&tag, "s2"));
+    assert_eq!(spin_ids_at(&home2, "public.spins", row.id).await.len(), 25);
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    assert!(spin_ids_at(&home2, "public.spins", row.id).await.is_empty());
+    assert_eq!(spin_ids_at(&home3, "public.spins", row.id).await.len(), 25);
+    // Onto the home it lives in: refused.
+    assert!(matches!(
+        tenancy
+            .move_tenant_with(&su, row.id, Placement::SharedTable, to("s3"))
+            .await,
+        Err(Error::MoveRefused { .. })
+    ));
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }

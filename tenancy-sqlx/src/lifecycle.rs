@@ -253,8 +253,10 @@ pub(crate) async fn purge_old_copies(
     for old in olds {
         let placement: Placement = old.try_get::<&str, _>("placement")?.parse()?;
         let server: Option<String> = old.try_get("server")?;
-        // Recorded with a server: an old database, or old rows in another server's home.
-        let elsewhere = server.as_deref().is_some_and(|s| s != current_server);
+        // On another server than the tenant's (an old copy recorded without one is on the
+        // registry's): an old database, or old rows in the shared tables of the registry's
+        // server or of another's home.
+        let elsewhere = server.as_deref().unwrap_or(PRIMARY_SERVER) != current_server;
         if placement == current && !elsewhere {
             return Err(Error::MoveRefused {
                 id,

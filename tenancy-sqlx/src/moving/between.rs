@@ -96,7 +96,7 @@ pub(super) async fn run(
         id,
         leaving,
         &target,
-        Some((server, made.as_str())),
+        (server, Some(made.as_str())),
         tables,
         options,
     )

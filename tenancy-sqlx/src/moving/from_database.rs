@@ -61,7 +61,16 @@ pub(super) async fn run(
         false,
     )
     .await?;
-    switch(tx, id, leaving, target, None, tables, options).await
+    switch(
+        tx,
+        id,
+        leaving,
+        target,
+        (crate::databases::PRIMARY_SERVER, None),
+        tables,
+        options,
+    )
+    .await
 }
 
 /// The name of the database `leaving` lives in.

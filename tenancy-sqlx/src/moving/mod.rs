@@ -102,6 +102,7 @@ mod contents;
 mod from_database;
 mod history;
 pub(crate) mod to_database;
+pub(crate) mod to_home;
 
 /// How long [`Tenancy::move_tenant`](crate::Tenancy::move_tenant) waits for the tenant's writes
 /// in flight by default.
@@ -361,10 +362,12 @@ pub(crate) async fn prepare(
             .server_home(&server_now)?,
         other => other,
     };
-    // Out of another server's home into the registry's shared tables: a move between servers
-    // on one placement.
-    let to_registry = from.is_server_shared() && to == Placement::SharedTable;
-    if placement == to && !to_registry {
+    // Between the shared tables of two servers (the registry's, another's home): a move on
+    // one placement. `server` names the target's (none: the registry's).
+    let between_servers = to == Placement::SharedTable
+        && placement == to
+        && server.unwrap_or(crate::databases::PRIMARY_SERVER) != server_now;
+    if placement == to && !between_servers {
         match server {
             // A database of its own on another server: `to_database` moves it there.
             Some(key) if to == Placement::OwnDatabase && key != server_now => {}
@@ -372,6 +375,11 @@ pub(crate) async fn prepare(
                 return Err(refuse(format!(
                     "it already lives in a database of its own on server {key}; name another \
                      server (MoveOptions::server) to move it there"
+                )));
+            }
+            _ if server_now != crate::databases::PRIMARY_SERVER => {
+                return Err(refuse(format!(
+                    "it already lives on the {to} placement, on server {server_now}"
                 )));
             }
             _ => return Err(refuse(format!("it already lives on the {to} placement"))),
@@ -448,7 +456,16 @@ pub(crate) async fn run(
         options,
     )
     .await?;
-    switch(tx, id, &leaving, &target, None, tables, options).await
+    switch(
+        tx,
+        id,
+        &leaving,
+        &target,
+        (crate::databases::PRIMARY_SERVER, None),
+        tables,
+        options,
+    )
+    .await
 }
 
 /// The connections a move reads its source on and writes its copy on: one transaction when
@@ -573,7 +590,7 @@ pub(crate) async fn switch(
     id: TenantId,
     leaving: &Leaving,
     target: &Home,
-    database: Option<(&str, &str)>,
+    (server, database): (&str, Option<&str>),
     tables: Vec<MovedTable>,
     options: &MoveOptions,
 ) -> Result<Moved> {
@@ -596,10 +613,6 @@ pub(crate) async fn switch(
             Some(old)
         }
         None => None,
-    };
-    let (server, database) = match database {
-        Some((server, name)) => (server, Some(name)),
-        None => (crate::databases::PRIMARY_SERVER, None),
     };
     crate::sql::admin_query(store::TENANT_SET_HOME)
         .bind(id.as_uuid())

@@ -104,7 +104,7 @@ pub(crate) async fn run(
                 id,
                 &leaving,
                 &target,
-                Some((server, made.as_str())),
+                (server, Some(made.as_str())),
                 tables,
                 options,
             )

@@ -185,6 +185,15 @@ ALTER TABLE tenancy.old_copies
     );
 "#,
     ),
+    (
+        10,
+        "the write fence names the registry's server",
+        // Shared-table tenants may live on another server's home database, whose own fence
+        // guards their writes there. A write that reaches the registry's database is for a
+        // tenant of the registry's server: a tenant moved onto another server's shared tables
+        // (same placement, no schema) must not pass the fence here on a stale context.
+        MIGRATION_10,
+    ),
 ];
 
 /// Migration 8's text: the old copies' table and the write fence's functions, which tenant
@@ -215,6 +224,23 @@ CREATE TABLE tenancy.old_copies (
           AND COALESCE(t.schema_name, '') OPERATOR(pg_catalog.=) COALESCE(p_schema, '')
     )",
     )
+);
+
+/// Migration 10's text: the write fence's functions again, the home check also requiring the
+/// registry's server (see the migration's note). Not formatted, as migration 8.
+#[rustfmt::skip]
+const MIGRATION_10: &str = crate::sql::fence::fence_functions!(
+    create: "CREATE OR REPLACE",
+    security: "SECURITY DEFINER ",
+    row_comment: "    -- The registry row before the fence key: a mover locks them in that order, so a write
+    -- that took the key first and then waited for the row would deadlock with it.",
+    home_gone: "NOT EXISTS (
+        SELECT FROM tenancy.tenants t
+        WHERE t.id OPERATOR(pg_catalog.=) p_tenant
+          AND t.placement OPERATOR(pg_catalog.=) p_placement
+          AND COALESCE(t.schema_name, '') OPERATOR(pg_catalog.=) COALESCE(p_schema, '')
+          AND t.server OPERATOR(pg_catalog.=) 'primary'
+    )",
 );
 
 /// The version the registry must be at for this version of the runtime.

@@ -120,6 +120,16 @@ impl Tenancy {
         let moved = su
             .audited_and_reset(&self.rt, "tenant.move", async |tx| {
                 let moved = match databases.filter(|_| to == Placement::OwnDatabase) {
+                    _ if crate::moving::to_home::wanted(to, &options) => {
+                        crate::moving::to_home::run(
+                            tx,
+                            (self.rt.databases()?, &self.rt.pool),
+                            id,
+                            migrations,
+                            &options,
+                        )
+                        .await?
+                    }
                     Some(databases) => {
                         crate::moving::to_database::run(
                             tx,

@@ -1,0 +1,166 @@
+//! A move onto the shared tables of a server other than the registry's: into that server's
+//! home database (see `databases::home`), from the registry's database (its shared tables or
+//! an own schema), from a database of the tenant's own, or from another server's home.
+//!
+//! The steps of a move into a database of its own, with the home in the new database's place:
+//!
+//! 1. in the registry transaction: the tenant's row locked and checked (`prepare`), the
+//!    server known and listed, the home made if missing, and the tenant's line held against
+//!    the cleanup (`home::lock_line`);
+//! 2. a line the home still has for the tenant goes, with its rows: the registry, locked above,
+//!    names another home, so it is what a run cut off before its switch left (an old copy of
+//!    an earlier move out of this home is refused by `prepare` instead);
+//! 3. the tenant listed in the home, then, in a transaction there (the home's migration lock
+//!    taken, so no migration changes its tables under the copy), its rows copied and verified
+//!    as any move's, the source fenced (the registry's fence, or a source database's seal), and
+//!    that transaction committed;
+//! 4. the registry switches and commits (the caller).
+//!
+//! A failure before the switch takes the tenant's line and rows out of the home again (the
+//! source is whole: a sealed source database is read again by a rerun); a crash leaves them
+//! for step 2 of the next run. After the switch a write of a context resolved before fails:
+//! the registry's fence requires the registry's server (registry migration 10), an old own
+//! schema is renamed, a source database is sealed.
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tenancy_core::home::TENANT_DATABASE_SCHEMA;
+use tenancy_core::{Placement, TenantId};
+
+use super::from_database::copy_and_seal;
+use super::{
+    Leaving, MoveOptions, Moved, MovedTable, Pair, across, copy_all, lock_migrations, prepare,
+    raise_fence, switch,
+};
+use crate::databases::Databases;
+use crate::migrate::Migrations;
+use crate::{Error, Result};
+
+/// Moves tenant `id` onto the shared tables of server `options.server` inside the registry
+/// transaction `tx` (see the module docs). The caller audits, notifies and commits.
+pub(crate) async fn run(
+    tx: &mut PgConnection,
+    (databases, pool): (&Databases, &PgPool),
+    id: TenantId,
+    migrations: &Migrations,
+    options: &MoveOptions,
+) -> Result<Moved> {
+    let Some(server) = options.server.as_deref() else {
+        return Err(Error::MoveRefused {
+            id,
+            reason: "a move onto another server's shared tables names the server".to_owned(),
+        });
+    };
+    let leaving = prepare(
+        tx,
+        Some(databases),
+        id,
+        Placement::SharedTable,
+        Some(server),
+    )
+    .await?;
+    let listed: bool =
+        crate::sql::admin_scalar("SELECT EXISTS (SELECT FROM tenancy.servers WHERE key = $1)")
+            .bind(server)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !databases.knows(server) || !listed {
+        return Err(Error::UnknownServer {
+            server: server.to_owned(),
+        });
+    }
+    databases
+        .ensure_server_home(pool, server, migrations)
+        .await?;
+    crate::databases::home::lock_line(tx, id).await?;
+    let left = databases.leave_home(server, id).await?;
+    if left.iter().any(|(_, n)| *n > 0) {
+        tracing::info!(tenant = %id, server, ?left,
+            "removed the rows a cut-off move of the tenant left in the server's home");
+    }
+    databases
+        .enter_home(server, (id, leaving.slug.as_str()))
+        .await?;
+    let target = databases.server_home(server)?;
+    match fill(tx, databases, server, id, &leaving, options).await {
+        Ok(tables) => switch(tx, id, &leaving, &target, (server, None), tables, options).await,
+        Err(e) => {
+            // Nothing is left half-made: the registry never named the home for the tenant.
+            if let Err(left) = databases.leave_home(server, id).await {
+                tracing::warn!(tenant = %id, server, error = %left,
+                    "removing a failed move's copy from the server's home failed; the next \
+                     move there removes it");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Step 3 of the module docs: the copy into the home, verified and committed there.
+async fn fill(
+    tx: &mut PgConnection,
+    databases: &Databases,
+    server: &str,
+    id: TenantId,
+    leaving: &Leaving,
+    options: &MoveOptions,
+) -> Result<Vec<MovedTable>> {
+    let home = databases.server_home_name(server);
+    let mut conn = databases.connect(server, &home).await?;
+    let out = async {
+        // A plain transaction: committed here, or by `copy_and_seal` before it seals a source
+        // database.
+        sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
+        crate::sql::admin_query(
+            "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
+        )
+        .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
+        .execute(&mut conn)
+        .await?;
+        crate::rls::act_for(&mut conn, id).await?;
+        if leaving.from.database().is_some() {
+            return copy_and_seal(
+                databases,
+                id,
+                leaving,
+                (
+                    &mut conn,
+                    Some(TENANT_DATABASE_SCHEMA),
+                    Placement::SharedTable,
+                ),
+                options,
+                true,
+            )
+            .await;
+        }
+        crate::rls::act_for(tx, id).await?;
+        lock_migrations(tx, &leaving.from).await?;
+        across::same_text(tx).await?;
+        across::same_text(&mut conn).await?;
+        raise_fence(tx, id, options.lock_wait).await?;
+        let tables = copy_all(
+            &mut Pair::Two {
+                source: tx,
+                target: &mut conn,
+            },
+            id,
+            (leaving.from.schema_name(), Some(TENANT_DATABASE_SCHEMA)),
+            Placement::SharedTable,
+            options,
+        )
+        .await?;
+        sqlx::raw_sql("COMMIT").execute(&mut conn).await?;
+        Ok(tables)
+    }
+    .await;
+    let _ = conn.close().await;
+    out
+}
+
+/// Whether a move to `to` with `options` goes onto another server's shared tables.
+pub(crate) fn wanted(to: Placement, options: &MoveOptions) -> bool {
+    to == Placement::SharedTable
+        && options
+            .server
+            .as_deref()
+            .is_some_and(|s| s != crate::databases::PRIMARY_SERVER)
+}
