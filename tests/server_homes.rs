@@ -1154,3 +1154,225 @@ async fn a_tenant_moves_from_its_schema_into_a_home_and_on_to_another_servers_ho
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+/// Reports over tenants of the registry's server and of two homes: ordered and limited, each
+/// home read by one statement over its tenants, and aggregated per tenant, equal to what each
+/// tenant's own context reads.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn reports_read_each_home_once_and_agree_with_every_tenants_own_reads(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_reports") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "reports").await.unwrap();
+    tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let mut expected: Vec<(tenancy::TenantId, i32)> = Vec::new();
+    let mut counts = Vec::new();
+    for (i, (slug, server)) in [
+        ("r-here", "primary"),
+        ("r-two-a", "s2"),
+        ("r-two-b", "s2"),
+        ("r-two-c", "s2"),
+        ("r-three", "s3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let row = tenancy
+            .create_tenant(shared_on(slug, server))
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_id(row.id).await.unwrap();
+        let s = common::moving::spinner(&ctx, "main").await;
+        let n = 3 + i;
+        for d in 0..n {
+            let duration = (d * 10 + i) as i32;
+            Spin::repo()
+                .insert(&ctx, &common::moving::new_spin(s.id, duration))
+                .await
+                .unwrap();
+            expected.push((row.id, duration));
+        }
+        counts.push((row.id, n as i64));
+    }
+    expected.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    let top: Vec<(tenancy::TenantId, i32)> = Spin::repo()
+        .report()
+        .order_by(Spin::DURATION.desc())
+        .limit(7)
+        .fetch_all(&su)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(t, s)| (t, s.duration))
+        .collect();
+    assert_eq!(top, expected[..7]);
+    let count = Spin::repo()
+        .report()
+        .aggregate(tenancy::Agg::count())
+        .fetch(&su)
+        .await
+        .unwrap();
+    counts.sort();
+    assert_eq!(count.overall, counts.iter().map(|(_, n)| n).sum::<i64>());
+    assert_eq!(count.per_tenant, counts);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// Two moves the opposite ways between the same two homes, at once, a few times over: each
+/// takes both homes' migration locks, in one order, so neither waits for the other across
+/// servers (where no deadlock detector would break the wait): both finish.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn opposite_moves_between_two_homes_at_once_both_finish(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_opposite_moves") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "opposite moves").await.unwrap();
+    let a = tenancy
+        .create_tenant(shared_on("left", "s2"))
+        .await
+        .unwrap();
+    let b = tenancy
+        .create_tenant(shared_on("right", "s3"))
+        .await
+        .unwrap();
+    for id in [a.id, b.id] {
+        common::moving::fill(&tenancy.resolve_id(id).await.unwrap(), 50).await;
+    }
+    let to = |server: &str| {
+        tenancy::MoveOptions::default()
+            .server(server)
+            .hold_fence(std::time::Duration::from_millis(100))
+    };
+    let homes = [
+        url_of(&urls.0, &home_name(&tag, "s2")),
+        url_of(&urls.1, &home_name(&tag, "s3")),
+    ];
+    let (mut here_a, mut here_b) = ("s2", "s3");
+    for _ in 0..3 {
+        // Both homes' migration locks held (a migration running on each), then let go at
+        // once: both moves are then waiting for their first lock together, the case where two
+        // orders would each take one and wait forever for the other.
+        let mut held = Vec::new();
+        for url in &homes {
+            let mut conn = PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), \
+                 hashtext('schema:public'))",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            held.push(conn);
+        }
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            for mut conn in held {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        };
+        let both = async {
+            tokio::join!(
+                tenancy.move_tenant_with(&su, a.id, Placement::SharedTable, to(here_b)),
+                tenancy.move_tenant_with(&su, b.id, Placement::SharedTable, to(here_a)),
+                release,
+            )
+        };
+        let (x, y, ()) = tokio::time::timeout(std::time::Duration::from_secs(60), both)
+            .await
+            .expect("two opposite moves waited for each other");
+        assert_eq!(x.unwrap().rows(), 51);
+        assert_eq!(y.unwrap().rows(), 51);
+        for id in [a.id, b.id] {
+            tenancy.purge_old_copy(&su, id).await.unwrap();
+        }
+        (here_a, here_b) = (here_b, here_a);
+    }
+    for id in [a.id, b.id] {
+        let ctx = tenancy.resolve_id(id).await.unwrap();
+        assert_eq!(
+            Spin::repo().query().fetch_all(&ctx).await.unwrap().len(),
+            50
+        );
+    }
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// A move out of a home whose server is then gone: `forget_old_copy` forgets the old rows
+/// there (the tenant's purge is no longer blocked), and when the server is mapped again the
+/// cleanup removes the sealed line and its rows, never the neighbour's.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn an_old_copy_in_a_home_on_a_server_that_is_gone_is_forgotten_then_cleaned_up(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_homes_forget") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "forget").await.unwrap();
+    tenancy
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let row = tenancy
+        .create_tenant(shared_on("gone-away", "s2"))
+        .await
+        .unwrap();
+    let neighbour = tenancy
+        .create_tenant(shared_on("stays-put", "s2"))
+        .await
+        .unwrap();
+    common::moving::fill(&tenancy.resolve_id(row.id).await.unwrap(), 4).await;
+    common::moving::fill(&tenancy.resolve_id(neighbour.id).await.unwrap(), 2).await;
+    tenancy
+        .move_tenant(&su, row.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    tenancy.close().await;
+    // A handle that no longer maps s2.
+    let without = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .server("s3", options(&urls.1))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = without.superuser("test", "s2 is gone").await.unwrap();
+    assert!(matches!(
+        without.purge_old_copy(&su, row.id).await,
+        Err(Error::UnknownServer { .. })
+    ));
+    let forgotten = without.forget_old_copy(&su, row.id, "s2").await.unwrap();
+    assert_eq!(forgotten, ["shared rows in the home of server s2"]);
+    assert!(
+        without
+            .purge_old_copy(&su, row.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    without.close().await;
+    // s2 mapped again: connecting runs the cleanup.
+    let (again, _) = connected(&db, &urls).await;
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    assert!(spin_ids_at(&home, "public.spins", row.id).await.is_empty());
+    assert_eq!(
+        spin_ids_at(&home, "public.spins", neighbour.id).await.len(),
+        2
+    );
+    let line = format!(
+        "SELECT count(*) FROM tenancy.tenants WHERE id = '{}'",
+        row.id
+    );
+    assert_eq!(count_at(&home, &line).await, 0);
+    let ctx = again.resolve_id(row.id).await.unwrap();
+    assert_eq!(Spin::repo().query().fetch_all(&ctx).await.unwrap().len(), 4);
+    again.close().await;
+    drop_extra(&urls, &tag).await;
+}

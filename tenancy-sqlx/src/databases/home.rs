@@ -189,10 +189,13 @@ impl Databases {
         .await
     }
 
-    /// Removes the lines of server `server`'s home that no registry row names and no creation
-    /// in flight holds ([`lock_line`]): a crash's leftovers between listing a tenant and
-    /// registering it (they hold no rows: nothing could write them). Returns the tenants
-    /// removed.
+    /// Removes the lines of server `server`'s home that the registry keeps no rows for (no
+    /// tenant living there, no old copy recorded there) and no creation or move in flight
+    /// holds ([`lock_line`]): a crash's leftovers between listing a tenant and registering it
+    /// (they hold no rows: nothing could write them), and sealed old copies whose record was
+    /// forgotten (`forget_old_copy`). A line of a registered tenant that is not sealed is kept
+    /// (a move into the home cut off before its switch: the next run of the move removes it).
+    /// Returns the tenants removed.
     ///
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Database`] on the registry.
@@ -206,13 +209,12 @@ impl Databases {
         // One registry read for all lines; each unregistered one is looked at again under its
         // lock below.
         let registered: Vec<uuid::Uuid> = crate::conn::Conn::with(pool, async |c| {
-            Ok(
-                sqlx::query_scalar("SELECT id FROM tenancy.tenants WHERE id = ANY($1)")
-                    .persistent(false)
-                    .bind(&ids)
-                    .fetch_all(c)
-                    .await?,
-            )
+            Ok(sqlx::query_scalar(SQL_KEPT_HERE)
+                .persistent(false)
+                .bind(&ids)
+                .bind(server)
+                .fetch_all(c)
+                .await?)
         })
         .await?;
         for tenant in listed
@@ -234,9 +236,22 @@ impl Databases {
                     .bind(tenant.as_uuid())
                     .fetch_one(&mut *tx)
                     .await?;
-            if free && !registered {
-                self.leave_home(server, tenant).await?;
-                removed.push(tenant);
+            let kept: Option<uuid::Uuid> = sqlx::query_scalar(SQL_KEPT_HERE)
+                .persistent(false)
+                .bind(vec![tenant.as_uuid()])
+                .bind(server)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if free && kept.is_none() {
+                if !registered {
+                    self.leave_home(server, tenant).await?;
+                    removed.push(tenant);
+                } else if self.sealed_line(server, tenant).await? {
+                    // Registered elsewhere, and sealed here by a move out whose old-copy
+                    // record was forgotten (`forget_old_copy`): no one's home, nothing kept.
+                    self.purge_old_home_copy(server, tenant).await?;
+                    removed.push(tenant);
+                }
             }
             tx.commit().await?;
         }
@@ -353,6 +368,21 @@ impl Databases {
         .await
     }
 
+    /// Whether server `server`'s home holds a line of `tenant` that a move out sealed.
+    async fn sealed_line(&self, server: &str, tenant: TenantId) -> Result<bool> {
+        self.in_home(server, async |tx| {
+            let sealed: Option<bool> = sqlx::query_scalar(
+                "SELECT moved_at IS NOT NULL FROM tenancy.tenants WHERE id = $1",
+            )
+            .persistent(false)
+            .bind(tenant.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            Ok(sealed == Some(true))
+        })
+        .await
+    }
+
     /// The versions applied in server `server`'s home.
     ///
     /// # Errors
@@ -383,6 +413,13 @@ impl Databases {
         .await
     }
 }
+
+/// Of the tenants `$1`, those whose rows a server home (of server `$2`) keeps for the
+/// registry: living there, or an old copy recorded there.
+const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
+     WHERE id = ANY($1) AND placement = 'shared_table' AND server = $2 \
+     UNION SELECT tenant_id FROM tenancy.old_copies \
+     WHERE tenant_id = ANY($1) AND placement = 'shared_table' AND server = $2";
 
 /// Holds tenant `id`'s line in a server home against the cleanup ([`Databases::cleanup_home`])
 /// until the registry transaction `tx` ends.

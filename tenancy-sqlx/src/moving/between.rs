@@ -289,7 +289,7 @@ async fn fill(
                 Placement::OwnDatabase,
             ),
             options,
-            true,
+            (true, None),
         )
         .await
     }

@@ -58,7 +58,7 @@ pub(super) async fn run(
         leaving,
         (&mut *tx, target.schema_name(), target.placement()),
         options,
-        false,
+        (false, None),
     )
     .await?;
     switch(
@@ -110,13 +110,19 @@ pub(super) async fn lock_identity(
 /// placement `to.2`) and verified; the source sealed and committed. With `commit_target`
 /// the target's transaction (begun with a plain `BEGIN`) commits before the seal, so that a
 /// sealed source always has a committed copy: the move between two tenant databases.
+///
+/// `target_lock`: the target's server and database, when the target is a database others
+/// migrate (a server home), whose migration lock is taken on `target` too. The two databases'
+/// locks are taken in one order whatever the move's direction (server key, then name), so
+/// that two moves the opposite ways between the same two homes never wait for each other
+/// across servers, where no deadlock detector sees them.
 pub(super) async fn copy_and_seal(
     databases: &Databases,
     id: TenantId,
     leaving: &Leaving,
     (target, to_schema, to): (&mut PgConnection, Option<&str>, Placement),
     options: &MoveOptions,
-    commit_target: bool,
+    (commit_target, target_lock): (bool, Option<(&str, &DatabaseName)>),
 ) -> Result<Vec<MovedTable>> {
     let name = source_name(leaving)?;
     let mut conn = databases.connect(&leaving.server, &name).await?;
@@ -139,12 +145,16 @@ pub(super) async fn copy_and_seal(
         // A migration of the tenant database runs under this lock and writes past the fence (a
         // backfill): wait for one in flight, and hold the next off until the seal, so that none
         // changes rows once they are copied (its change would stay in the sealed copy only).
-        crate::sql::admin_query(
-            "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
-        )
-        .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
-        .execute(&mut *source)
-        .await?;
+        let target_first = target_lock.is_some_and(|(server, target_name)| {
+            (server, target_name.as_str()) < (leaving.server.as_str(), name.as_str())
+        });
+        if target_first {
+            lock_database_migrations(&mut *target).await?;
+        }
+        lock_database_migrations(&mut source).await?;
+        if target_lock.is_some() && !target_first {
+            lock_database_migrations(&mut *target).await?;
+        }
         let sealed = within_lock_wait(&mut source, id, options.lock_wait, async |c| {
             lock_identity(c, id, &name).await
         })
@@ -192,4 +202,16 @@ pub(super) async fn copy_and_seal(
     .await;
     let _ = conn.close().await;
     tables
+}
+
+/// Takes the migration lock of the tenant database (or server home) `conn` is on, in its
+/// transaction: the lock `migrate_tenants` takes for its schema there.
+pub(super) async fn lock_database_migrations(conn: &mut PgConnection) -> Result<()> {
+    crate::sql::admin_query(
+        "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
+    )
+    .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
+    .execute(conn)
+    .await?;
+    Ok(())
 }

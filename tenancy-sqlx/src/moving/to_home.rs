@@ -26,7 +26,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tenancy_core::home::TENANT_DATABASE_SCHEMA;
 use tenancy_core::{Placement, TenantId};
 
-use super::from_database::copy_and_seal;
+use super::from_database::{copy_and_seal, lock_database_migrations};
 use super::{
     Leaving, MoveOptions, Moved, MovedTable, Pair, across, copy_all, lock_migrations, prepare,
     raise_fence, switch,
@@ -110,13 +110,11 @@ async fn fill(
         // A plain transaction: committed here, or by `copy_and_seal` before it seals a source
         // database.
         sqlx::raw_sql("BEGIN").execute(&mut conn).await?;
-        crate::sql::admin_query(
-            "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
-        )
-        .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
-        .execute(&mut conn)
-        .await?;
         crate::rls::act_for(&mut conn, id).await?;
+        // The home's migration lock, so that no migration changes its tables under the copy:
+        // taken after the source's (the registry's first, as every move takes it; two
+        // databases' in one order, see `copy_and_seal`), so that moves the opposite ways never
+        // wait for each other across servers.
         if leaving.from.database().is_some() {
             return copy_and_seal(
                 databases,
@@ -128,12 +126,13 @@ async fn fill(
                     Placement::SharedTable,
                 ),
                 options,
-                true,
+                (true, Some((server, &home))),
             )
             .await;
         }
         crate::rls::act_for(tx, id).await?;
         lock_migrations(tx, &leaving.from).await?;
+        lock_database_migrations(&mut conn).await?;
         across::same_text(tx).await?;
         across::same_text(&mut conn).await?;
         raise_fence(tx, id, options.lock_wait).await?;

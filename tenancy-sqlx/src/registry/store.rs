@@ -174,7 +174,9 @@ pub(crate) const OLD_COPIES_OF_TENANT: &str = "SELECT placement, schema_name, da
 
 /// Removes the records of tenant `$1`'s old databases on server `$2`; returns their names.
 pub(crate) const OLD_DATABASES_FORGET: &str = "DELETE FROM tenancy.old_copies \
-     WHERE tenant_id = $1 AND server = $2 AND database_name IS NOT NULL RETURNING database_name";
+     WHERE tenant_id = $1 AND server = $2 \
+       AND (database_name IS NOT NULL OR placement = 'shared_table') \
+     RETURNING COALESCE(database_name, 'shared rows in the home of server ' || server)";
 
 pub(crate) const OLD_COPY_DELETE: &str =
     "DELETE FROM tenancy.old_copies WHERE tenant_id = $1 AND placement = $2";

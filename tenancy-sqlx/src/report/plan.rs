@@ -14,6 +14,7 @@ use tenancy_core::home::DatabaseRef;
 use crate::Result;
 use crate::runtime::{Lane, Runtime};
 
+pub(crate) use super::tenants::HOME_SCHEMA;
 use super::tenants::Targets;
 
 /// One statement of a report: the shared tables for some tenants, a batch of schemas, or one
@@ -27,6 +28,12 @@ pub(crate) enum Batch<'a> {
         schemas: &'a [(TenantId, String)],
         database: &'a DatabaseRef,
     },
+    /// Shared-table tenants of another server, in its home database (run on a connection to
+    /// it, leased for the first of them).
+    Home {
+        tenants: &'a [TenantId],
+        database: &'a DatabaseRef,
+    },
 }
 
 /// The statements that cover `targets`: one for the shared tables, and the schemas in batches
@@ -38,12 +45,18 @@ pub(crate) fn batches(targets: &Targets, batch: usize, concurrency: usize) -> Ve
     batches
 }
 
-/// One statement per own-database tenant: a connection serves one database.
+/// One statement per own-database tenant, and one per server home: a connection serves one
+/// database.
 fn database_batches(targets: &Targets) -> impl Iterator<Item = Batch<'_>> {
-    targets.databases.iter().map(|d| Batch::Database {
+    let own = targets.databases.iter().map(|d| Batch::Database {
         schemas: &d.tenant,
         database: &d.database,
-    })
+    });
+    let homes = targets.homes.iter().map(|h| Batch::Home {
+        tenants: &h.tenants,
+        database: &h.database,
+    });
+    own.chain(homes)
 }
 
 fn schema_batches<'a>(
@@ -120,8 +133,9 @@ pub(crate) async fn run(
                 tracing::debug_span!("tenancy.report", schemas = s.len()),
             )
         }
-        // The same text for every tenant database (the tenant is bound).
-        Batch::Database { database, .. } => (
+        // The same text for every tenant database (the tenant is bound), and for every home
+        // (the tenants are bound).
+        Batch::Database { database, .. } | Batch::Home { database, .. } => (
             rt.persistent,
             false,
             tracing::debug_span!("tenancy.report", database = database.as_str()),
@@ -130,8 +144,15 @@ pub(crate) async fn run(
     let q = sqlx::query_with(crate::sql::text(sql), args).persistent(persistent);
     // Across tenants by design: past row-level security with `tenancy.all_tenants` (see rls.rs).
     match part {
-        Batch::Database { schemas, database } => {
-            let tenant = schemas.first().map(|(t, _)| *t).ok_or_else(|| {
+        Batch::Database { .. } | Batch::Home { .. } => {
+            let (tenant, database) = match part {
+                Batch::Database { schemas, database } => {
+                    (schemas.first().map(|(t, _)| *t), database)
+                }
+                Batch::Home { tenants, database } => (tenants.first().copied(), database),
+                _ => unreachable!("matched above"),
+            };
+            let tenant = tenant.ok_or_else(|| {
                 crate::Error::Report("a tenant database's part names no tenant".into())
             })?;
             rt.with_all_tenants_of(Lane::Database(database), tenant, async |c| {

@@ -44,22 +44,54 @@ pub(crate) struct Targets {
     pub(crate) shared: Vec<TenantId>,
     /// `(tenant, quoted schema)`, sorted by tenant.
     pub(crate) schemas: Vec<(TenantId, String)>,
-    /// Own-database tenants, and shared-table tenants of other servers, sorted by tenant: each
-    /// read in its database.
+    /// Own-database tenants, sorted by tenant: each read in its database.
     pub(crate) databases: Vec<OwnDatabase>,
+    /// Shared-table tenants of other servers, by home database (in database order, each
+    /// home's tenants sorted): each home read by one statement over its tenants.
+    pub(crate) homes: Vec<HomeTenants>,
     /// Whether the column asked about is declared `NOT NULL` in the shared tables (false when
     /// unknown).
     pub(crate) not_null: bool,
 }
 
 impl Targets {
-    /// The own-database tenants' tables, for the model check: `(tenant, database, schema,
-    /// whether the database is a server home)`.
+    /// The tables read outside the registry's database, for the model check: `(a tenant,
+    /// database, schema, whether the database is a server home)`, one per own-database tenant
+    /// and one per home.
     pub(crate) fn database_tables(&self) -> Vec<(TenantId, &DatabaseRef, &str, bool)> {
-        self.databases
+        let own = self
+            .databases
             .iter()
-            .map(|d| (d.tenant[0].0, &d.database, d.tenant[0].1.as_str(), d.home))
-            .collect()
+            .map(|d| (d.tenant[0].0, &d.database, d.tenant[0].1.as_str(), false));
+        let homes = self
+            .homes
+            .iter()
+            .filter_map(|h| Some((*h.tenants.first()?, &h.database, HOME_SCHEMA, true)));
+        own.chain(homes).collect()
+    }
+}
+
+/// The quoted schema a server home's tables are in (`TENANT_DATABASE_SCHEMA`).
+pub(crate) const HOME_SCHEMA: &str = "\"public\"";
+
+/// The shared-table tenants a report reads in one server's home database.
+#[derive(Debug)]
+pub(crate) struct HomeTenants {
+    pub(crate) database: DatabaseRef,
+    /// Sorted.
+    pub(crate) tenants: Vec<TenantId>,
+}
+
+impl Targets {
+    /// Adds tenant `id`, a shared-table tenant of the home `database`.
+    fn add_home_tenant(&mut self, database: DatabaseRef, id: TenantId) {
+        match self.homes.iter_mut().find(|h| h.database == database) {
+            Some(home) => home.tenants.push(id),
+            None => self.homes.push(HomeTenants {
+                database,
+                tenants: vec![id],
+            }),
+        }
     }
 }
 
@@ -69,8 +101,6 @@ pub(crate) struct OwnDatabase {
     /// The tenant and the quoted schema its tables are in, as one batch of schemas has them.
     pub(crate) tenant: [(TenantId, String); 1],
     pub(crate) database: DatabaseRef,
-    /// Whether the database is a server home (many tenants' rows per table).
-    pub(crate) home: bool,
 }
 
 /// Finds the tenants of `set` and audits the report under `su`, on one connection, before any
@@ -150,15 +180,10 @@ fn targets(
             Home::OwnDatabase { database, schema } => out.databases.push(OwnDatabase {
                 tenant: [(id, schema.as_sql().to_owned())],
                 database,
-                home: false,
             }),
-            // A tenant in its server's home database is read there like an own-database
-            // tenant: each branch binds its tenant.
-            Home::ServerShared { database, schema } => out.databases.push(OwnDatabase {
-                tenant: [(id, schema.as_sql().to_owned())],
-                database,
-                home: true,
-            }),
+            // Read in its server's home, with the other tenants of that home asked for, as the
+            // registry's shared tables are read.
+            Home::ServerShared { database, .. } => out.add_home_tenant(database, id),
             other => return Err(Error::UnsupportedPlacement(other.placement())),
         }
         out.all.push(id);

@@ -171,11 +171,11 @@ pub(crate) fn rows_sql<M>(
         &[&model_sql.tenant, &model_sql.cols[model_sql.key]],
     )?;
     match part {
-        Batch::Shared(tenants) => {
+        Batch::Shared(tenants) | Batch::Home { tenants, .. } => {
             let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
             let ids = s.tenants(ids)?;
-            let (select, tenant, table) =
-                (&model_sql.select_list, &model_sql.tenant, &model_sql.table);
+            let (select, tenant) = (&model_sql.select_list, &model_sql.tenant);
+            let table = shared_table(model_sql, part);
             s.push(&format!(
                 "SELECT {select}, {tenant} FROM {table} WHERE {tenant} = ANY({ids})"
             ));
@@ -228,10 +228,11 @@ pub(crate) fn aggregate_sql<M>(
 ) -> Result<(String, PgArguments)> {
     let mut s = Stmt::new(model_sql, filter)?;
     match part {
-        Batch::Shared(tenants) => {
+        Batch::Shared(tenants) | Batch::Home { tenants, .. } => {
             let ids: Vec<uuid::Uuid> = tenants.iter().map(TenantId::as_uuid).collect();
             let ids = s.tenants(ids)?;
-            let (tenant, table) = (&model_sql.tenant, &model_sql.table);
+            let tenant = &model_sql.tenant;
+            let table = shared_table(model_sql, part);
             s.push(&format!(
                 "SELECT {tenant}, {exprs} FROM {table} WHERE {tenant} = ANY({ids})"
             ));
@@ -255,4 +256,14 @@ pub(crate) fn aggregate_sql<M>(
         }
     }
     Ok(s.finish())
+}
+
+/// The table a statement over shared-table tenants reads: the registry's shared table (found
+/// on the search path, as every statement finds it), or a server home's, in the schema its
+/// statements name.
+fn shared_table<'m>(model_sql: &'m ModelSql, part: Batch<'_>) -> std::borrow::Cow<'m, str> {
+    match part {
+        Batch::Home { .. } => model_sql.table_ref(Some(crate::report::plan::HOME_SCHEMA)),
+        _ => std::borrow::Cow::Borrowed(&model_sql.table),
+    }
 }

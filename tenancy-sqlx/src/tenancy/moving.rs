@@ -247,8 +247,9 @@ impl Tenancy {
         .await
     }
 
-    /// Forgets the old databases a move of tenant `id` kept on server `server`, without
-    /// dropping them: for a server that is gone (decommissioned, its key no longer mapped),
+    /// Forgets the old databases a move of tenant `id` kept on server `server` (and the old
+    /// rows it kept in that server's home), without dropping them: for a server that is gone
+    /// (decommissioned, its key no longer mapped),
     /// where [`Tenancy::purge_old_copy`] cannot reach them and fails with
     /// [`Error::UnknownServer`], while their record refuses every move that would leave an
     /// old database again. Only for a server this handle does not map: one it maps is purged
