@@ -452,6 +452,16 @@ async fn a_database_that_lies_about_being_a_home_or_a_home_without_the_tenant_is
         Spinner::repo().query().fetch_all(&ctx).await,
         Err(Error::WrongDatabase { .. })
     ));
+    // And verify_deployment says so.
+    let report = fresh.verify_deployment().await.unwrap();
+    assert!(
+        report
+            .registry
+            .iter()
+            .any(|p| p.contains("\"ta\"") && p.contains("does not list it")),
+        "{:?}",
+        report.registry
+    );
     assert_eq!(names(&fresh.resolve_id(b.id).await.unwrap()).await, ["b's"]);
 
     // The mark taken off: no tenant of the home is served, and no creation goes there.
@@ -591,10 +601,22 @@ async fn row_level_security_is_required_and_installed_in_every_home() {
         ),
         other => panic!("expected TableShape, got {other:?}"),
     }
+    // verify_deployment sees the home's table without its policy.
+    let home_table = |report: &tenancy::DeploymentReport| {
+        report
+            .row_level_security
+            .iter()
+            .find(|t| t.table == "s2:public.spinners")
+            .map(|t| t.problems.len())
+    };
+    let before = tenancy.verify_deployment().await.unwrap();
+    assert!(home_table(&before).is_some_and(|n| n > 0), "{before:?}");
     tenancy
         .install_row_level_security::<Spinner>(&su)
         .await
         .unwrap();
+    let after = tenancy.verify_deployment().await.unwrap();
+    assert_eq!(home_table(&after), Some(0), "{after:?}");
     spin(&ctx_a, Uuid::new_v4(), "a's").await;
     spin(
         &tenancy.resolve_id(b.id).await.unwrap(),

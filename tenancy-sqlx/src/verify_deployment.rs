@@ -17,11 +17,14 @@ use crate::{Result, ShapeReport};
 #[non_exhaustive]
 pub struct DeploymentReport {
     /// Registry problems: an own-schema tenant whose schema or migration history is missing,
-    /// a spare schema that is listed but gone. Empty when the registry keeps its promises.
+    /// a spare schema that is listed but gone, a server home that is missing, unmarked, without
+    /// its migration history, not listing a tenant the registry places there, or on a server
+    /// this handle does not map. Empty when the registry keeps its promises.
     pub registry: Vec<String>,
     /// Every shared table holding tenant rows (a `tenant_id` column or a one-column foreign key
     /// to `tenancy.tenants`), with what is wrong with its row-level security policy and that of
-    /// its partitions and children; `problems` is empty for a table that is fully covered.
+    /// its partitions and children; `problems` is empty for a table that is fully covered. A
+    /// server home's tables are named `<server>:public.<table>`.
     pub row_level_security: Vec<ShapeReport>,
     /// With the Citus extension installed: which of the registry's tables and the shared tables
     /// are distributed, by which column, in which colocation group, and the problems of that.
@@ -77,4 +80,93 @@ pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
         .row_level_security
         .sort_by(|a, b| a.table.cmp(&b.table));
     Ok(report)
+}
+
+/// The registry's shared-table tenants of each other server, by server: what its home must
+/// list.
+const HOME_TENANTS: &str = "SELECT server, array_agg(id ORDER BY id) AS ids, \
+            array_agg(slug ORDER BY id) AS slugs \
+     FROM tenancy.tenants WHERE placement = 'shared_table' AND server <> 'primary' \
+     GROUP BY server ORDER BY server";
+
+/// The checks of each server home (see `databases::home`), added to `report`: on a direct
+/// connection to each, its mark, its migration history, a line for every tenant the registry
+/// places there, and the row-level security of its tables.
+pub(crate) async fn check_homes(
+    rt: &crate::runtime::Runtime,
+    report: &mut DeploymentReport,
+) -> Result<()> {
+    let homes = rt
+        .with_conn(async |c| Ok(crate::sql::admin_query(HOME_TENANTS).fetch_all(c).await?))
+        .await?;
+    for home in homes {
+        let server: String = home.try_get("server")?;
+        let ids: Vec<uuid::Uuid> = home.try_get("ids")?;
+        let slugs: Vec<String> = home.try_get("slugs")?;
+        let Some(databases) = rt.databases.as_ref().filter(|d| d.knows(&server)) else {
+            report.registry.push(format!(
+                "server {server}: {} shared-table tenants live in its home, which this handle \
+                 does not map; not checked",
+                ids.len()
+            ));
+            continue;
+        };
+        let checked = databases
+            .in_home(&server, async |tx| {
+                let mut problems = Vec::new();
+                let history: bool = crate::sql::admin_scalar(
+                    "SELECT to_regclass('public.tenancy_migrations') IS NOT NULL",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                if !history {
+                    problems.push(format!(
+                        "server {server}: its home has no tenancy_migrations history"
+                    ));
+                }
+                let listed: Vec<uuid::Uuid> = crate::sql::admin_scalar(
+                    "SELECT id FROM tenancy.tenants WHERE id = ANY($1) AND moved_at IS NULL",
+                )
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (id, slug) in ids.iter().zip(&slugs) {
+                    if !listed.contains(id) {
+                        problems.push(format!(
+                            "tenant {slug:?}: the home of server {server} does not list it (or \
+                             lists it sealed)"
+                        ));
+                    }
+                }
+                let mut tables = Vec::new();
+                let public = tenancy_core::home::TENANT_DATABASE_SCHEMA;
+                for table in tenant_tables_children_first(&mut *tx, Some(public)).await? {
+                    let oid = Oid(u32::try_from(table.oid).unwrap_or_default());
+                    let mut found =
+                        crate::rls::policy_problems(&mut *tx, oid, &table.column_name).await?;
+                    found.extend(
+                        crate::rls::descendant_problems(&mut *tx, oid, &table.column_name).await?,
+                    );
+                    tables.push(ShapeReport {
+                        table: format!("{server}:{}", table.name),
+                        problems: found,
+                    });
+                }
+                Ok((problems, tables))
+            })
+            .await;
+        match checked {
+            Ok((problems, tables)) => {
+                report.registry.extend(problems);
+                report.row_level_security.extend(tables);
+            }
+            Err(e) => report
+                .registry
+                .push(format!("server {server}: its home cannot be checked: {e}")),
+        }
+    }
+    report
+        .row_level_security
+        .sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(())
 }

@@ -108,7 +108,9 @@ impl Tenancy {
 impl Tenancy {
     /// Checks what can be checked without the application's model types: that every
     /// own-schema tenant's schema and migration history exist, that every spare schema exists,
-    /// and the row-level security of every shared table that holds tenant rows (as
+    /// that every server home exists, is marked, has its history and lists its tenants, and the
+    /// row-level security of every shared table that holds tenant rows, in the registry's
+    /// database and in every server home (as
     /// [`Tenancy::verify`] checks it for a model's table with row-level security on). On a
     /// Citus cluster, also how Citus holds the registry's tables and those shared tables
     /// ([`DeploymentReport::citus`]: distributed by which column, colocation, reference
@@ -135,6 +137,8 @@ impl Tenancy {
     /// # Errors
     /// [`Error::Database`](crate::Error::Database).
     pub async fn verify_deployment(&self) -> Result<DeploymentReport> {
-        self.rt.with_conn(verify_deployment::check).await
+        let mut report = self.rt.with_conn(verify_deployment::check).await?;
+        verify_deployment::check_homes(&self.rt, &mut report).await?;
+        Ok(report)
     }
 }
