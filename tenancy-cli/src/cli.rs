@@ -182,7 +182,8 @@ pub enum TenantsCmd {
         /// Where to.
         #[arg(long, value_enum)]
         to: PlacementArg,
-        /// With --to own-database: the server of the new database (a listed, mapped key).
+        /// With --to own-database: the server of the new database; with --to shared: the
+        /// server whose home takes the tenant (a listed, mapped key).
         #[arg(long)]
         server: Option<String>,
         /// The tenant migrations the new home is built with (a move into an own schema or

@@ -911,7 +911,15 @@ async fn move_a_tenant_and_purge_its_old_copy() {
     forget("eu-9", true).fails(1, "server eu-9");
     forget("EU 9", true).fails(2, "--server");
     db.tenancy(&[
-        "tenants", "move", "acme", "--to", "shared", "--server", "eu-2", "--reason", "r",
+        "tenants",
+        "move",
+        "acme",
+        "--to",
+        "own-schema",
+        "--server",
+        "eu-2",
+        "--reason",
+        "r",
     ])
-    .fails(2, "--server is for --to own-database");
+    .fails(2, "--server is for --to own-database or --to shared");
 }

@@ -82,6 +82,54 @@ async fn migrate_reaches_tenants_on_another_server_only_when_it_is_mapped() {
     );
     bad.fails(2, "not a PostgreSQL URL");
     assert!(!bad.stderr().contains("secret"));
+    // A shared-table tenant moved onto s2's shared tables (its home there, made by the move
+    // from the migrations given), and the old rows purged.
+    let near = {
+        let t = Tenancy::builder()
+            .listen_for_changes(false)
+            .connect(&db.url)
+            .await
+            .unwrap();
+        let near = t
+            .create_tenant(NewTenant::new("near", "Near"))
+            .await
+            .unwrap();
+        t.close().await;
+        near
+    };
+    let out = db
+        .tenancy_env(
+            &[
+                "tenants",
+                "move",
+                "near",
+                "--to",
+                "shared",
+                "--server",
+                "s2",
+                "--migrations",
+                dir,
+                "--reason",
+                "rebalance",
+            ],
+            &[("TENANCY_SERVERS", &mapped)],
+        )
+        .ok();
+    assert!(out.contains("the home of server s2"), "{out}");
+    let out = db
+        .tenancy_env(
+            &[
+                "tenants",
+                "purge-old-copy",
+                "near",
+                "--yes",
+                "--reason",
+                "rebalance",
+            ],
+            &[("TENANCY_SERVERS", &mapped)],
+        )
+        .ok();
+    assert!(out.contains(&near.id.to_string()), "{out}");
     // The tenant's database goes with the registry's tenants: purge it through the library.
     let tenancy = Tenancy::builder()
         .listen_for_changes(false)
@@ -90,7 +138,27 @@ async fn migrate_reaches_tenants_on_another_server_only_when_it_is_mapped() {
         .await
         .unwrap();
     let su = tenancy.superuser("test", "teardown").await.unwrap();
-    tenancy.soft_delete(&su, far.id).await.unwrap();
-    tenancy.purge(&su, far.id).await.unwrap();
+    for id in [far.id, near.id] {
+        tenancy.soft_delete(&su, id).await.unwrap();
+        tenancy.purge(&su, id).await.unwrap();
+    }
     tenancy.close().await;
+    // And s2's home with it (named after this registry, as its tenant databases are).
+    let tag: String = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+        .fetch_one(
+            &mut <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&two)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS tenancy_{tag}_home_s2 WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
 }

@@ -34,10 +34,10 @@ pub struct MoveArgs<'a> {
 
 pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(), Fail> {
     if let Some(server) = &args.server {
-        if !matches!(args.to, PlacementArg::OwnDatabase) {
+        if matches!(args.to, PlacementArg::OwnSchema) {
             return Err(Fail::usage(
-                "--server is for --to own-database: shared tables and own schemas live in the \
-                 registry's database",
+                "--server is for --to own-database or --to shared (that server's home): own \
+                 schemas live in the registry's database",
             ));
         }
         super::servers::check_key(server)?;
@@ -159,6 +159,9 @@ fn home(moved: &Moved) -> String {
     match (&moved.schema, &moved.database) {
         (Some(schema), _) => format!(" (schema {schema})"),
         (None, Some(database)) => format!(" (database {database} on server {})", moved.server),
+        (None, None) if moved.server != "primary" => {
+            format!(" (the home of server {})", moved.server)
+        }
         (None, None) => String::new(),
     }
 }
@@ -170,7 +173,12 @@ fn old_copy(old: &OldCopy) -> String {
             "database {database} on server {}",
             old.server.as_deref().unwrap_or("primary")
         ),
-        (None, None) => "its rows in the shared tables".to_owned(),
+        (None, None) => match old.server.as_deref() {
+            Some(server) if server != "primary" => {
+                format!("its rows in the home of server {server}")
+            }
+            _ => "its rows in the shared tables".to_owned(),
+        },
     }
 }
 
