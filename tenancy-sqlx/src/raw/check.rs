@@ -5,8 +5,6 @@
 //! operator is not leakproof (then the tenant's rows are fenced). A relation that is not a
 //! declared global table is refused after asking the catalog why, to say so precisely.
 
-use std::sync::atomic::Ordering;
-
 use sqlx::PgConnection;
 use sqlx::postgres::types::Oid;
 
@@ -68,7 +66,10 @@ pub(super) async fn catalog(
     params: &[Option<Oid>],
 ) -> Result<Verdict> {
     let config = &unit.runtime().raw;
-    let version_checked = config.version_checked.load(Ordering::Relaxed);
+    let server = unit
+        .database()
+        .map_or(tenancy_core::home::PRIMARY_SERVER, |d| d.server());
+    let version_checked = config.version_checked(server);
     let globals: Vec<Named> = config.global_tables.iter().map(|g| declared(g)).collect();
     let unknown: Vec<&Named> = uses
         .relations
@@ -180,10 +181,7 @@ pub(super) async fn catalog(
                 if let Some(refusal) = version_refusal(name) {
                     return Err(refusal.into());
                 }
-                unit.runtime()
-                    .raw
-                    .version_checked
-                    .store(true, Ordering::Relaxed);
+                unit.runtime().raw.mark_version_checked(server);
             }
             ("relation", Some(why)) => {
                 let name = uses

@@ -6,19 +6,36 @@
 pub(crate) struct RawConfig {
     /// [`TenancyBuilder::global_tables`](crate::TenancyBuilder::global_tables).
     pub(crate) global_tables: Vec<String>,
-    /// The server's major version was the grammar's at the first raw query (a major upgrade
-    /// restarts the server, and the pool's connections with it).
-    pub(crate) version_checked: std::sync::atomic::AtomicBool,
+    /// The servers (by key) whose major version was the grammar's at their first raw query (a
+    /// major upgrade restarts a server, and the connections with it). Per server: a tenant
+    /// database or home on another server may run another version.
+    versions_checked: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The catalog's verdicts on what queries used, for as long as the resolution cache keeps
     /// a tenant: see `check.rs`.
     pub(crate) verdicts: Verdicts,
 }
 
 impl RawConfig {
+    /// Whether server `server`'s version was found to be the grammar's.
+    pub(crate) fn version_checked(&self, server: &str) -> bool {
+        self.versions_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(server)
+    }
+
+    /// Records that server `server`'s version is the grammar's.
+    pub(crate) fn mark_version_checked(&self, server: &str) {
+        self.versions_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(server.to_owned());
+    }
+
     pub(crate) fn new(global_tables: Vec<String>, ttl: std::time::Duration) -> Self {
         Self {
             global_tables,
-            version_checked: Default::default(),
+            versions_checked: Default::default(),
             verdicts: Verdicts::new(ttl),
         }
     }
