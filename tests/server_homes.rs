@@ -1545,3 +1545,50 @@ async fn a_move_into_a_home_cancelled_at_any_await_leaves_the_tenant_whole(db: T
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+/// The tenants of one home share its connections: used one after another, eight tenants are
+/// served by one connection (each checked to be listed there once), not one each; and every
+/// tenant still reads only its own rows on it.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn the_tenants_of_a_home_share_its_connections(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_shared_connections") else {
+        return;
+    };
+    let tenancy = builder(&urls)
+        .database_budget(10, 2)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "share").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    let tag = tag_of(&db).await;
+    let mut ctxs = Vec::new();
+    for i in 0..8 {
+        let row = tenancy
+            .create_tenant(shared_on(&format!("share-{i}"), "s2"))
+            .await
+            .unwrap();
+        ctxs.push((
+            tenancy.resolve_id(row.id).await.unwrap(),
+            format!("share-{i}"),
+        ));
+    }
+    for round in 0..3 {
+        for (ctx, slug) in &ctxs {
+            spin(ctx, Uuid::new_v4(), &format!("{slug}-{round}")).await;
+        }
+    }
+    for (ctx, slug) in &ctxs {
+        let expected: Vec<String> = (0..3).map(|r| format!("{slug}-{r}")).collect();
+        assert_eq!(names(ctx).await, expected);
+    }
+    let home = home_name(&tag, "s2");
+    let open = count_at(
+        &urls.0,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{home}'"),
+    )
+    .await;
+    assert_eq!(open, 1, "eight tenants used in turn share one connection");
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}

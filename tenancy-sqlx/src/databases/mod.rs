@@ -171,11 +171,83 @@ impl Databases {
                 })
                 .await?;
         }
+        if kind == DatabaseKind::ServerHome {
+            return self.lease_in_home(tenant, server, &name).await;
+        }
         server
             .budget
             .acquire_in(tenant, &name, kind)
             .await
             .map_err(Error::from)
+    }
+
+    /// A connection to server home `name` for `tenant`: from the home's connections, which
+    /// every tenant there shares (one key for the home, its whole budget as its share), the
+    /// tenant found listed there once per connection (one round trip, on the connection's
+    /// first unit for it).
+    async fn lease_in_home(
+        &self,
+        tenant: TenantId,
+        server: &Server,
+        name: &DatabaseName,
+    ) -> Result<Lease> {
+        let key = Self::home_key(name);
+        let mut lease = server
+            .budget
+            .acquire_in(key, name, DatabaseKind::HomePool)
+            .await
+            .map_err(Error::from)?;
+        if lease.listed(tenant) {
+            return Ok(lease);
+        }
+        // Outside any transaction, as a lent connection is.
+        let listed = crate::sql::in_own_tx(&mut lease, async |c| {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT FROM tenancy.tenants WHERE id = $1)",
+            )
+            .persistent(false)
+            .bind(tenant.as_uuid())
+            .fetch_one(c)
+            .await
+        })
+        .await;
+        match listed {
+            Ok(true) => {
+                lease.mark_listed(tenant);
+                Ok(lease)
+            }
+            Ok(false) => {
+                // The connection is as it was: back for the home's other tenants.
+                lease.release();
+                Err(Error::WrongDatabase {
+                    tenant,
+                    database: name.as_str().to_owned(),
+                    found: format!(
+                        "the home database of server {}, not listing the tenant",
+                        server.budget.server()
+                    ),
+                })
+            }
+            // Its state is unknown: dropped, so closed.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The key a server home's connections are kept under in its server's budget: one for the
+    /// home, whichever tenant a unit is for. Made from the home's name; a version-8 uuid, which no
+    /// tenancy-made tenant id is (a chosen id equal to it would only share the key, never a
+    /// connection: the budget keeps a key's connections to one database).
+    fn home_key(name: &DatabaseName) -> TenantId {
+        use std::hash::{Hash, Hasher};
+        let mut halves = [0u64; 2];
+        for (i, half) in halves.iter_mut().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (i, name.as_str()).hash(&mut h);
+            *half = h.finish();
+        }
+        let bits = (u128::from(halves[0]) << 64) | u128::from(halves[1]);
+        let uuid = uuid::Builder::from_custom_bytes(bits.to_be_bytes()).into_uuid();
+        TenantId::from_uuid(uuid)
     }
 
     /// Which check a database a tenant's rows are recorded in must pass, by its name: tenancy

@@ -176,6 +176,9 @@ struct State {
 /// One tenant's connections: what the issue calls its pool.
 struct TenantConns {
     database: DatabaseName,
+    /// How many connections it may hold at once: `per_database` for a tenant's own database,
+    /// the whole budget for a server home's (shared by every tenant there).
+    cap: usize,
     /// Bumped when the registry names another database for the tenant: leases of an older
     /// generation are closed on release instead of joining `idle`.
     generation: u64,
@@ -190,7 +193,13 @@ struct TenantConns {
 struct Pooled {
     conn: PgConnection,
     slot: Slot,
+    /// On a server home's connection: the tenants this connection found listed there (see
+    /// [`Lease::listed`]), at most [`LISTED_KEPT`].
+    listed: Vec<TenantId>,
 }
+
+/// How many tenants a home connection remembers having found listed; then it asks again.
+const LISTED_KEPT: usize = 1024;
 
 /// One unit of the budget. Created only by [`Inner::reserve`], which refuses past the budget;
 /// freed on drop.
@@ -272,7 +281,11 @@ impl ServerBudget {
             let notified = self.inner.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            let tenant_full = match self.inner.plan(tenant, database) {
+            let cap = match kind {
+                DatabaseKind::HomePool => self.inner.cfg.budget,
+                _ => self.inner.cfg.per_database,
+            };
+            let tenant_full = match self.inner.plan(tenant, database, cap) {
                 Plan::Reuse(pooled, generation) => {
                     return Ok(Lease::new(&self.inner, tenant, generation, pooled));
                 }
@@ -358,7 +371,12 @@ impl ServerBudget {
                         let _ = tx.send(Err(e));
                         return;
                     }
-                    let lease = Lease::new(&inner, tenant, generation, Pooled { conn, slot });
+                    let pooled = Pooled {
+                        conn,
+                        slot,
+                        listed: Vec::new(),
+                    };
+                    let lease = Lease::new(&inner, tenant, generation, pooled);
                     // The caller gave up meanwhile: the new connection is clean (nothing ran
                     // on it), so it joins the tenant's idle list.
                     if let Err(Ok(lease)) = tx.send(Ok(lease)) {
@@ -432,6 +450,11 @@ impl ServerBudget {
         futures_util::future::join_all(idle.into_iter().map(|p| close_pooled(p, timeout))).await;
     }
 
+    /// The application's name for the server.
+    pub(crate) fn server(&self) -> &str {
+        &self.inner.server
+    }
+
     /// Connections open, opening or closing on this server (the slots in use).
     #[cfg(test)]
     pub(crate) fn open_connections(&self) -> usize {
@@ -457,13 +480,14 @@ impl Inner {
             })
     }
 
-    fn plan(self: &Arc<Self>, tenant: TenantId, database: &DatabaseName) -> Plan {
+    fn plan(self: &Arc<Self>, tenant: TenantId, database: &DatabaseName, cap: usize) -> Plan {
         let mut state = self.lock();
         state.tick += 1;
         let now = state.tick;
         let mut stale = Vec::new();
         let conns = state.tenants.entry(tenant).or_insert_with(|| TenantConns {
             database: database.clone(),
+            cap,
             generation: 0,
             idle: Vec::new(),
             busy: 0,
@@ -481,7 +505,7 @@ impl Inner {
         let plan = if let Some(pooled) = conns.idle.pop() {
             conns.busy += 1;
             Plan::Reuse(pooled, generation)
-        } else if conns.busy >= self.cfg.per_database {
+        } else if conns.busy >= conns.cap {
             Plan::Wait { tenant_full: true }
         } else if let Some(slot) = self.reserve() {
             conns.busy += 1;
@@ -606,6 +630,23 @@ impl Lease {
         self.tenant
     }
 
+    /// Whether this connection (a server home's) found `tenant` listed there before.
+    pub(crate) fn listed(&self, tenant: TenantId) -> bool {
+        self.pooled
+            .as_ref()
+            .is_some_and(|p| p.listed.contains(&tenant))
+    }
+
+    /// Records that this connection found `tenant` listed in its home.
+    pub(crate) fn mark_listed(&mut self, tenant: TenantId) {
+        if let Some(p) = self.pooled.as_mut() {
+            if p.listed.len() >= LISTED_KEPT {
+                p.listed.clear();
+            }
+            p.listed.push(tenant);
+        }
+    }
+
     /// Returns the connection for reuse by the same tenant. Only for a connection left as it
     /// was found: no transaction open, no statement in flight, no session setting changed.
     pub(crate) fn release(mut self) {
@@ -656,6 +697,10 @@ pub(crate) enum DatabaseKind {
     /// Its server's home database, for the shared tables there: its `tenancy.tenants` lists
     /// the tenant among others and says whose home it is (see [`SERVER_HOME_MARK`]).
     ServerHome,
+    /// A server home's connections, kept for every tenant there under one key: checked to be
+    /// that server's home when opened; each tenant is checked to be listed there when a
+    /// connection first serves it ([`Lease::listed`]).
+    HomePool,
 }
 
 /// What the comment on a server home's `tenancy.tenants` starts with, followed by the key of
@@ -695,12 +740,33 @@ pub(crate) async fn identity(
         let home = comment.and_then(|c| c.strip_prefix(SERVER_HOME_MARK).map(str::to_owned));
         (ids, home)
     });
+    if kind == DatabaseKind::HomePool {
+        return match found {
+            Ok((_, Some(home))) if home == server => Ok(()),
+            Ok((_, Some(home))) => Err(BudgetError::WrongDatabase {
+                tenant,
+                database: database.clone(),
+                found: format!("the home database of server {home}"),
+            }),
+            Ok((_, None)) => Err(BudgetError::WrongDatabase {
+                tenant,
+                database: database.clone(),
+                found: "no server's home database".to_owned(),
+            }),
+            Err(e) => Err(BudgetError::WrongDatabase {
+                tenant,
+                database: database.clone(),
+                found: format!("no tenancy.tenants it can read ({e})"),
+            }),
+        };
+    }
     let found = match found {
         Ok((ids, home))
             if ids == [tenant.as_uuid()]
                 && match kind {
                     DatabaseKind::Own => home.is_none(),
                     DatabaseKind::ServerHome => home.as_deref() == Some(server),
+                    DatabaseKind::HomePool => unreachable!("checked below"),
                 } =>
         {
             // A database made by an older version gets its write fence on first use.
@@ -753,7 +819,7 @@ fn spawn_close(pooled: Pooled, timeout: Duration) {
 }
 
 async fn close_pooled(pooled: Pooled, timeout: Duration) {
-    let Pooled { conn, slot } = pooled;
+    let Pooled { conn, slot, .. } = pooled;
     close_strictly(conn, timeout).await;
     drop(slot);
 }
