@@ -1592,3 +1592,60 @@ async fn the_tenants_of_a_home_share_its_connections(db: TestTenancy) {
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+/// A home connection whose backend was killed (a server restart, an idle timeout) is closed by
+/// the unit it failed, never lent again: the unit after it gets a new connection.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_home_connection_whose_backend_died_is_not_lent_again(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_dead_connection") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let a = tenancy
+        .create_tenant(shared_on("alive", "s2"))
+        .await
+        .unwrap();
+    let b = tenancy
+        .create_tenant(shared_on("also", "s2"))
+        .await
+        .unwrap();
+    let ctx_a = tenancy.resolve_id(a.id).await.unwrap();
+    let ctx_b = tenancy.resolve_id(b.id).await.unwrap();
+    spin(&ctx_a, Uuid::new_v4(), "a").await;
+    spin(&ctx_b, Uuid::new_v4(), "b").await;
+    let home = home_name(&tag, "s2");
+    for round in 0..3 {
+        // The idle connections' backends go away under them.
+        let killed = count_at(
+            &urls.0,
+            &format!(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{home}') k"
+            ),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Each unit that meets a dead connection may fail, and closes it: at most one failure
+        // a killed connection, then every unit is served.
+        let mut failed = 0;
+        for ctx in [&ctx_a, &ctx_b]
+            .into_iter()
+            .cycle()
+            .take(killed as usize + 1)
+        {
+            if Spinner::repo().query().fetch_all(ctx).await.is_err() {
+                failed += 1;
+            }
+        }
+        assert!(
+            failed <= killed,
+            "round {round}: {failed} failures, {killed} killed"
+        );
+        for _ in 0..3 {
+            assert_eq!(names(&ctx_b).await, ["b"], "round {round}");
+            assert_eq!(names(&ctx_a).await, ["a"], "round {round}");
+        }
+    }
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}

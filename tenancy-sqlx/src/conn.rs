@@ -156,7 +156,10 @@ impl Conn {
     ///
     /// After an error outside a transaction the connection is settled too: the statement ran
     /// to its end (an error, not a cancellation), and the pool pings it on release, which reads
-    /// whatever a stopped row stream left unread.
+    /// whatever a stopped row stream left unread. Unless the error says the connection itself
+    /// failed (its socket, its protocol): then it is closed, never lent again. A lease of a
+    /// tenant database's connections is not pinged on release, and a dead one at the top of
+    /// an idle list would otherwise fail every unit after it.
     pub(crate) async fn end<T>(mut self, out: Result<T>) -> Result<T> {
         match out {
             Ok(value) => {
@@ -174,8 +177,9 @@ impl Conn {
                 Ok(value)
             }
             Err(e) => {
-                if self.begin.is_none()
-                    || sqlx::raw_sql("ROLLBACK").execute(self.pg()).await.is_ok()
+                if !connection_failed(&e)
+                    && (self.begin.is_none()
+                        || sqlx::raw_sql("ROLLBACK").execute(self.pg()).await.is_ok())
                 {
                     self.settled = true;
                 }
@@ -365,5 +369,23 @@ mod tests {
         assert!(epoch.predates(hour));
         assert!(epoch.predates(opened_before.elapsed()));
         assert!(!epoch.predates(opened_after.elapsed()));
+    }
+}
+
+/// Whether `e` says the connection itself failed (not a statement on it): its socket closed or
+/// broken, its protocol out of step, its TLS failed, or the server ended its session (a
+/// connection exception, class 08, or a shutdown or termination, 57P: the backend is gone).
+fn connection_failed(e: &Error) -> bool {
+    match e {
+        Error::Database(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        Error::Database(sqlx::Error::Database(db)) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }

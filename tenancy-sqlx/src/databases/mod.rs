@@ -183,8 +183,8 @@ impl Databases {
 
     /// A connection to server home `name` for `tenant`: from the home's connections, which
     /// every tenant there shares (one key for the home, its whole budget as its share), the
-    /// tenant found listed there once per connection (one round trip, on the connection's
-    /// first unit for it).
+    /// tenant found listed there once per connection (a short read-only transaction, on the
+    /// connection's first unit for it).
     async fn lease_in_home(
         &self,
         tenant: TenantId,
@@ -196,7 +196,28 @@ impl Databases {
             .budget
             .acquire_in(key, name, DatabaseKind::HomePool)
             .await
-            .map_err(Error::from)?;
+            .map_err(|e| match Error::from(e) {
+                // Named for the tenant asking, not for the home's key.
+                Error::TenantBusy {
+                    server,
+                    per_database,
+                    waited,
+                    ..
+                } => Error::TenantBusy {
+                    server,
+                    tenant,
+                    per_database,
+                    waited,
+                },
+                Error::WrongDatabase {
+                    database, found, ..
+                } => Error::WrongDatabase {
+                    tenant,
+                    database,
+                    found,
+                },
+                other => other,
+            })?;
         if lease.listed(tenant) {
             return Ok(lease);
         }

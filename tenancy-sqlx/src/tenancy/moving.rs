@@ -182,9 +182,10 @@ impl Tenancy {
         // Contexts of this handle hold the old home: they stop (the notification does the
         // same for other handles, and this one's, should this line not be reached).
         self.revoke_after_commit(id);
-        // Out of a database of its own (or another server's home): the connections the old
-        // server's budget keeps to the tenant reach the sealed old copy, and count against that
-        // budget; none serves it again.
+        // Out of a database of its own: the connections the old server's budget keeps to the
+        // tenant reach the sealed old copy, and count against that budget; none serves it
+        // again. (A home's connections are its tenants' together and stay; a context still
+        // routed there can read the sealed old rows, and its writes fail at the fence.)
         if let Some(server) = &moved.old_copy.server
             && let Ok(databases) = self.rt.databases()
         {

@@ -647,8 +647,9 @@ impl Lease {
         }
     }
 
-    /// Returns the connection for reuse by the same tenant. Only for a connection left as it
-    /// was found: no transaction open, no statement in flight, no session setting changed.
+    /// Returns the connection for reuse under the same key (the same tenant's, or for a server
+    /// home, any tenant's there). Only for a connection left as it was found: no transaction
+    /// open, no statement in flight, no session setting changed.
     pub(crate) fn release(mut self) {
         if let Some(pooled) = self.pooled.take()
             && let Some(pooled) = self.inner.park(self.tenant, self.generation, pooled)
