@@ -352,6 +352,24 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Whether `e` says the connection itself failed (not a statement on it): its socket closed or
+/// broken, its protocol out of step, its TLS failed, or the server ended its session (a
+/// connection exception, class 08, or a shutdown or termination, 57P: the backend is gone).
+fn connection_failed(e: &Error) -> bool {
+    match e {
+        Error::Database(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        Error::Database(sqlx::Error::Database(db)) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,23 +387,5 @@ mod tests {
         assert!(epoch.predates(hour));
         assert!(epoch.predates(opened_before.elapsed()));
         assert!(!epoch.predates(opened_after.elapsed()));
-    }
-}
-
-/// Whether `e` says the connection itself failed (not a statement on it): its socket closed or
-/// broken, its protocol out of step, its TLS failed, or the server ended its session (a
-/// connection exception, class 08, or a shutdown or termination, 57P: the backend is gone).
-fn connection_failed(e: &Error) -> bool {
-    match e {
-        Error::Database(
-            sqlx::Error::Io(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed,
-        ) => true,
-        Error::Database(sqlx::Error::Database(db)) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
     }
 }
