@@ -657,6 +657,27 @@ pub(crate) async fn switch(
     })
 }
 
+/// Refuses, before anything is made, a target server this handle cannot reach or the registry
+/// does not list (its foreign key would refuse the switch after the copy): read in the move's
+/// registry transaction `tx`.
+pub(crate) async fn check_target_server(
+    tx: &mut PgConnection,
+    databases: &Databases,
+    server: &str,
+) -> Result<()> {
+    let listed: bool =
+        crate::sql::admin_scalar("SELECT EXISTS (SELECT FROM tenancy.servers WHERE key = $1)")
+            .bind(server)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !databases.knows(server) || !listed {
+        return Err(Error::UnknownServer {
+            server: server.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Takes the migration lock of `home` (the one `migrate_tenants` takes for it), so that no
 /// migration changes its tables while they are copied.
 async fn lock_migrations(tx: &mut PgConnection, home: &Home) -> Result<()> {

@@ -51,18 +51,8 @@ pub(crate) async fn run(
         options.server.as_deref(),
     )
     .await?;
-    // Before anything is made: a server this handle cannot reach, or one the registry does
-    // not list (its foreign key would refuse the switch after the copy).
-    let listed: bool =
-        crate::sql::admin_scalar("SELECT EXISTS (SELECT FROM tenancy.servers WHERE key = $1)")
-            .bind(server)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !databases.knows(server) || !listed {
-        return Err(Error::UnknownServer {
-            server: server.to_owned(),
-        });
-    }
+    // Before anything is made.
+    super::check_target_server(tx, databases, server).await?;
     if leaving.from.database().is_some() {
         // From its own database on another server.
         return super::between::run(

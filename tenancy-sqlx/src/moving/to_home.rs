@@ -58,16 +58,7 @@ pub(crate) async fn run(
         Some(server),
     )
     .await?;
-    let listed: bool =
-        crate::sql::admin_scalar("SELECT EXISTS (SELECT FROM tenancy.servers WHERE key = $1)")
-            .bind(server)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !databases.knows(server) || !listed {
-        return Err(Error::UnknownServer {
-            server: server.to_owned(),
-        });
-    }
+    super::check_target_server(tx, databases, server).await?;
     databases
         .ensure_server_home(pool, server, migrations)
         .await?;

@@ -104,14 +104,7 @@ impl Tenancy {
         let migrations = &self.handle.tenant_migrations;
         let databases = self.rt.databases()?;
         let server = creation.server();
-        // Before anything is made: a server the handle cannot reach, or one the registry does
-        // not list (the registry's foreign key refuses the row too, after the database was
-        // made and then dropped).
-        if !databases.knows(server) || !self.server_listed(server).await? {
-            return Err(crate::Error::UnknownServer {
-                server: server.to_owned(),
-            });
-        }
+        self.check_creation_server(server).await?;
         let database = databases.name_for(id);
         let mut tenant = None;
         databases
@@ -143,6 +136,18 @@ impl Tenancy {
         tenant.ok_or(crate::Error::RowNotFound)
     }
 
+    /// Refuses, before anything is made, a server the handle cannot reach or the registry does
+    /// not list (the registry's foreign key would refuse the row too, after the database or
+    /// line was made and then removed).
+    async fn check_creation_server(&self, server: &str) -> Result<()> {
+        if !self.rt.databases()?.knows(server) || !self.server_listed(server).await? {
+            return Err(crate::Error::UnknownServer {
+                server: server.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Creates a shared-table tenant on a server other than the registry's (see
     /// `databases::home`): listed in that server's home database first (made and migrated if
     /// needed), then the registry rows (and, for a chosen id, the audit record) in one
@@ -156,11 +161,7 @@ impl Tenancy {
         let migrations = &self.handle.tenant_migrations;
         let databases = self.rt.databases()?;
         let server = creation.server();
-        if !databases.knows(server) || !self.server_listed(server).await? {
-            return Err(crate::Error::UnknownServer {
-                server: server.to_owned(),
-            });
-        }
+        self.check_creation_server(server).await?;
         databases
             .ensure_server_home(&self.rt.pool, server, migrations)
             .await?;
