@@ -9,68 +9,16 @@
 
 mod common;
 
+use common::homes::*;
 use common::models::*;
 use common::servers::*;
 use sqlx::{Connection, PgConnection};
 use tenancy::testing::TestTenancy;
 use tenancy::{
     Error, MigrateOptions, MigrationTarget, Migrations, NewTenant, Outcome, Placement, Purged,
-    Tenancy, TenantCtx,
+    Tenancy,
 };
 use uuid::Uuid;
-
-fn shared_on(slug: &str, server: &str) -> NewTenant {
-    NewTenant::new(slug, slug).server(server)
-}
-
-fn home_name(tag: &str, server: &str) -> String {
-    format!("tenancy_{tag}_home_{server}")
-}
-
-async fn spin(ctx: &TenantCtx, id: Uuid, name: &str) {
-    Spinner::repo()
-        .insert(
-            ctx,
-            &NewSpinner {
-                id,
-                name: name.into(),
-                color: None,
-            },
-        )
-        .await
-        .unwrap();
-}
-
-async fn names(ctx: &TenantCtx) -> Vec<String> {
-    let mut all: Vec<String> = Spinner::repo()
-        .query()
-        .fetch_all(ctx)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    all.sort();
-    all
-}
-
-/// A handle mapping `s2` and `s3`, both listed, with its tag.
-async fn connected(db: &TestTenancy, urls: &(String, String)) -> (Tenancy, String) {
-    let tenancy = builder(urls).connect(db.url()).await.unwrap();
-    let su = tenancy.superuser("test", "server homes").await.unwrap();
-    tenancy.add_server(&su, "s2").await.unwrap();
-    tenancy.add_server(&su, "s3").await.unwrap();
-    (tenancy, tag_of(db).await)
-}
-
-async fn exec_at(url: &str, sql: &str) {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-}
 
 #[tenancy::test(migrations = "tests/migrations")]
 async fn shared_table_tenants_of_another_server_share_its_home_and_keep_to_their_own(

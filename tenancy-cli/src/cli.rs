@@ -135,7 +135,7 @@ pub enum TenantsCmd {
         hosts: Vec<String>,
         #[arg(long, value_enum, default_value = "shared")]
         placement: PlacementArg,
-        /// The server of an own-database or shared-table tenant: a key the registry lists
+        /// The server the tenant lives on (any placement): a key the registry lists
         /// (`servers add`) and `TENANCY_SERVERS` maps to a URL.
         #[arg(long)]
         server: Option<String>,

@@ -291,6 +291,15 @@ pub enum Home {
         /// [`TENANT_DATABASE_SCHEMA`], quoted.
         schema: QuotedSchema,
     },
+    /// An own schema on a server other than the registry's: the schema is in that server's
+    /// home database (the one [`Home::ServerShared`] tenants share), beside its shared tables.
+    /// Statements name the schema, bind the tenant, and run on a connection to that database.
+    ServerSchema {
+        /// The server's home database.
+        database: DatabaseRef,
+        /// The tenant's schema there, quoted.
+        schema: QuotedSchema,
+    },
 }
 
 /// Why a registry row has no [`Home`] this version can serve: the row does not match its
@@ -370,22 +379,47 @@ impl Home {
         matches!(self, Self::ServerShared { .. })
     }
 
+    /// The home of an own-schema tenant on a server other than the registry's: `schema` in
+    /// `database`, that server's home database (see [`Home::ServerSchema`]).
+    ///
+    /// ```
+    /// use tenancy_core::{Placement, home::{DatabaseRef, Home, QuotedSchema}};
+    ///
+    /// let db = DatabaseRef::new("tenancy_ab_home_eu_2")?.on_server("eu-2")?;
+    /// let home = Home::server_schema(db, QuotedSchema::new("t_acme")?);
+    /// assert_eq!(home.placement(), Placement::OwnSchema);
+    /// assert_eq!(home.schema(), Some(r#""t_acme""#));
+    /// assert_eq!(home.schema_name(), Some("t_acme"));
+    /// assert!(home.in_server_home() && !home.is_server_shared());
+    /// # Ok::<(), tenancy_core::ValidationError>(())
+    /// ```
+    pub fn server_schema(database: DatabaseRef, schema: QuotedSchema) -> Self {
+        Self::ServerSchema { database, schema }
+    }
+
+    /// Whether the tenant lives in a server's home database ([`Home::ServerShared`] or
+    /// [`Home::ServerSchema`]): a database other tenants live in too.
+    pub fn in_server_home(&self) -> bool {
+        matches!(self, Self::ServerShared { .. } | Self::ServerSchema { .. })
+    }
+
     /// The placement this home serves.
     pub fn placement(&self) -> Placement {
         match self {
             Self::SharedTable | Self::ServerShared { .. } => Placement::SharedTable,
-            Self::OwnSchema(_) => Placement::OwnSchema,
+            Self::OwnSchema(_) | Self::ServerSchema { .. } => Placement::OwnSchema,
             Self::OwnDatabase { .. } => Placement::OwnDatabase,
         }
     }
 
     /// The database the tenant's statements run in when it is not the registry's: the
-    /// tenant's own, or its server's home database ([`Home::ServerShared`]).
+    /// tenant's own, or its server's home database ([`Home::ServerShared`],
+    /// [`Home::ServerSchema`]).
     pub fn database(&self) -> Option<&DatabaseRef> {
         match self {
-            Self::OwnDatabase { database, .. } | Self::ServerShared { database, .. } => {
-                Some(database)
-            }
+            Self::OwnDatabase { database, .. }
+            | Self::ServerShared { database, .. }
+            | Self::ServerSchema { database, .. } => Some(database),
             _ => None,
         }
     }
@@ -396,7 +430,8 @@ impl Home {
             Self::SharedTable => None,
             Self::OwnSchema(schema)
             | Self::OwnDatabase { schema, .. }
-            | Self::ServerShared { schema, .. } => Some(schema.as_sql()),
+            | Self::ServerShared { schema, .. }
+            | Self::ServerSchema { schema, .. } => Some(schema.as_sql()),
         }
     }
 
@@ -405,7 +440,7 @@ impl Home {
     pub fn schema_name(&self) -> Option<&str> {
         match self {
             Self::SharedTable | Self::OwnDatabase { .. } | Self::ServerShared { .. } => None,
-            Self::OwnSchema(schema) => Some(schema.name()),
+            Self::OwnSchema(schema) | Self::ServerSchema { schema, .. } => Some(schema.name()),
         }
     }
 

@@ -120,7 +120,7 @@ pub(crate) const OWN_SCHEMAS_PRESENT: &str = "SELECT t.slug, t.schema_name, \
               AS history_exists \
      FROM tenancy.tenants t \
      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name \
-     WHERE t.placement = 'own_schema' ORDER BY t.slug";
+     WHERE t.placement = 'own_schema' AND t.server = 'primary' ORDER BY t.slug";
 
 /// The spare schemas the registry lists that the catalog does not have.
 pub(crate) const SPARES_MISSING: &str = "SELECT s.name FROM tenancy.spare_schemas s \

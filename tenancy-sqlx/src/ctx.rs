@@ -71,7 +71,9 @@ impl TenantCtx {
         validity: Validity,
     ) -> Self {
         let check_key = match &home {
-            Home::OwnDatabase { database, schema } | Home::ServerShared { database, schema } => {
+            Home::OwnDatabase { database, schema }
+            | Home::ServerShared { database, schema }
+            | Home::ServerSchema { database, schema } => {
                 Some(crate::checked::database_key(database, schema.as_sql()))
             }
             other => other.schema().map(str::to_owned),

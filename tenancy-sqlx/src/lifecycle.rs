@@ -146,7 +146,7 @@ pub(crate) async fn purge(
         (None, Some(_)) => Placement::OwnDatabase,
         (None, None) => Placement::SharedTable,
     };
-    let in_home = current == Placement::SharedTable && server != crate::databases::PRIMARY_SERVER;
+    let in_home = current != Placement::OwnDatabase && server != crate::databases::PRIMARY_SERVER;
     let purged = match (schema, database) {
         // Dropped by the caller once this transaction has removed the registry row: a
         // database cannot be dropped inside a transaction.
@@ -160,8 +160,9 @@ pub(crate) async fn purge(
             rt.databases()?.check_identity(id, (&server, &name)).await?;
             Purged::Database(database)
         }
-        // Another server's shared tables: below, once everything else that can refuse has.
-        (None, None) if in_home => {
+        // Another server's home (its shared tables, or a schema there): below, once
+        // everything else that can refuse has.
+        _ if in_home => {
             if !rt.databases()?.knows(&server) {
                 return Err(Error::UnknownServer { server });
             }
@@ -177,7 +178,7 @@ pub(crate) async fn purge(
     // last, so that nothing above refuses after they are gone. A failure in between leaves the
     // row, deleted and with nothing left in the home: purging it again finishes.
     let purged = if in_home {
-        Purged::Rows(rt.databases()?.leave_home(&server, id).await?)
+        rt.databases()?.leave_home(&server, id).await?
     } else {
         purged
     };
@@ -280,7 +281,7 @@ pub(crate) async fn purge_old_copies(
                     let homes = homes.ok_or_else(|| Error::UnknownServer {
                         server: home.to_owned(),
                     })?;
-                    Purged::Rows(homes.purge_old_home_copy(home, id).await?)
+                    homes.purge_old_home_copy(home, id).await?
                 }
                 _ => remove_copy(tx, id, old.try_get("schema_name")?).await?,
             },
@@ -478,11 +479,10 @@ impl Creation {
         self.placement == Placement::OwnDatabase
     }
 
-    /// Whether the tenant goes to the shared tables of a server other than the registry's
-    /// (its home database, listed there before the registry row is written: see
-    /// `databases::home`).
-    pub(crate) fn server_shared(&self) -> bool {
-        self.placement == Placement::SharedTable && self.server != crate::databases::PRIMARY_SERVER
+    /// Whether the tenant goes to the home database of a server other than the registry's
+    /// (see `databases::home`): its shared tables there, or an own schema there.
+    pub(crate) fn in_server_home(&self) -> bool {
+        self.placement != Placement::OwnDatabase && self.server != crate::databases::PRIMARY_SERVER
     }
 }
 
@@ -512,11 +512,6 @@ impl Creation {
             None => crate::databases::PRIMARY_SERVER.to_owned(),
             Some(key) => {
                 tenancy_core::home::validate_server_key(&key)?;
-                // Schemas live where the registry is, for now.
-                if key != crate::databases::PRIMARY_SERVER && new.placement == Placement::OwnSchema
-                {
-                    return Err(Error::UnsupportedPlacement(new.placement));
-                }
                 key
             }
         };
@@ -544,9 +539,15 @@ impl Creation {
         &self.server
     }
 
-    /// Whether writing it runs the tenant migrations on the connection (which is then reset).
+    /// Whether writing it runs the tenant migrations on the connection (which is then reset):
+    /// an own schema in the registry's database.
     pub(crate) fn runs_migrations(&self) -> bool {
-        self.schema.is_some()
+        self.schema.is_some() && self.server == crate::databases::PRIMARY_SERVER
+    }
+
+    /// The own schema the tenant gets (in the registry's database, or in its server's home).
+    pub(crate) fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     /// Writes the tenant, its domains and (own schema) its migrated schema in `tx`; `chosen`
@@ -561,7 +562,10 @@ impl Creation {
         database: Option<&str>,
     ) -> Result<Tenant> {
         let slug = self.slug.as_str();
-        if self.schema.is_some() {
+        // The schema this transaction builds: one in the registry's database (another server's
+        // is built in its home before this runs, see `databases::home`).
+        let build = self.schema.as_ref().filter(|_| self.runs_migrations());
+        if build.is_some() {
             // Tenant migrations commonly reference the registry (`REFERENCES tenancy.tenants`),
             // and adding that foreign key locks the registry against inserts. Two creations that
             // each insert their row first, then build their schema, wait on each other: a
@@ -605,7 +609,7 @@ impl Creation {
                 .await
                 .map_err(|e| map_unique(e, slug, id, Some(host.as_str())))?;
         }
-        if let Some(schema) = &self.schema {
+        if let Some(schema) = build {
             // The schema, its history and every tenant migration, in the same transaction as
             // the registry row: a failure leaves neither. A spare schema, built ahead by
             // `warm_schemas`, is renamed instead of built; either way one round trip when the

@@ -124,7 +124,7 @@ impl<'s> TenantUnit<'s> {
         ctx.check_live()?;
         match ctx.home() {
             Home::SharedTable | Home::OwnSchema(_) => Ok(Self { ctx, conn }),
-            Home::OwnDatabase { .. } | Home::ServerShared { .. } => {
+            Home::OwnDatabase { .. } | Home::ServerShared { .. } | Home::ServerSchema { .. } => {
                 // Served only by a runtime that holds tenant databases' connections.
                 ctx.runtime().databases()?;
                 Ok(Self { ctx, conn })

@@ -82,11 +82,12 @@ pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
     Ok(report)
 }
 
-/// The registry's shared-table tenants of each other server, by server: what its home must
-/// list.
+/// The registry's shared-table and own-schema tenants of each other server, by server: what
+/// its home must list (with the schema each line must name, NULL for the shared tables).
 const HOME_TENANTS: &str = "SELECT server, array_agg(id ORDER BY id) AS ids, \
-            array_agg(slug ORDER BY id) AS slugs \
-     FROM tenancy.tenants WHERE placement = 'shared_table' AND server <> 'primary' \
+            array_agg(slug ORDER BY id) AS slugs, array_agg(schema_name ORDER BY id) AS schemas \
+     FROM tenancy.tenants WHERE placement IN ('shared_table', 'own_schema') \
+       AND server <> 'primary' \
      GROUP BY server ORDER BY server";
 
 /// The checks of each server home (see `databases::home`), added to `report`: on a direct
@@ -103,10 +104,11 @@ pub(crate) async fn check_homes(
         let server: String = home.try_get("server")?;
         let ids: Vec<uuid::Uuid> = home.try_get("ids")?;
         let slugs: Vec<String> = home.try_get("slugs")?;
+        let schemas: Vec<Option<String>> = home.try_get("schemas")?;
         let Some(databases) = rt.databases.as_ref().filter(|d| d.knows(&server)) else {
             report.registry.push(format!(
-                "server {server}: {} shared-table tenants live in its home, which this handle \
-                 does not map; not checked",
+                "server {server}: {} tenants live in its home, which this handle does not \
+                 map; not checked",
                 ids.len()
             ));
             continue;
@@ -124,18 +126,41 @@ pub(crate) async fn check_homes(
                         "server {server}: its home has no tenancy_migrations history"
                     ));
                 }
-                let listed: Vec<uuid::Uuid> = crate::sql::admin_scalar(
-                    "SELECT id FROM tenancy.tenants WHERE id = ANY($1) AND moved_at IS NULL",
+                let listed: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+                    "SELECT id, schema_name FROM tenancy.tenants \
+                     WHERE id = ANY($1) AND moved_at IS NULL",
                 )
+                .persistent(false)
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
-                for (id, slug) in ids.iter().zip(&slugs) {
-                    if !listed.contains(id) {
-                        problems.push(format!(
+                for ((id, slug), schema) in ids.iter().zip(&slugs).zip(&schemas) {
+                    let line = listed.iter().find(|(l, _)| l == id).map(|(_, s)| s);
+                    match line {
+                        None => problems.push(format!(
                             "tenant {slug:?}: the home of server {server} does not list it (or \
                              lists it sealed)"
-                        ));
+                        )),
+                        Some(found) if found != schema => problems.push(format!(
+                            "tenant {slug:?}: its line in the home of server {server} names \
+                             schema {found:?}, the registry {schema:?}"
+                        )),
+                        Some(_) => {}
+                    }
+                    if let Some(schema) = schema {
+                        let history =
+                            format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema));
+                        let there: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                            .persistent(false)
+                            .bind(&history)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        if !there {
+                            problems.push(format!(
+                                "tenant {slug:?}: its schema {schema} in the home of server \
+                                 {server} has no tenancy_migrations history"
+                            ));
+                        }
                     }
                 }
                 let mut tables = Vec::new();

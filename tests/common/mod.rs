@@ -106,6 +106,7 @@ pub fn spinner_rls_migrations() -> Migrations {
     .unwrap()
 }
 
+pub mod homes;
 pub mod moving;
 pub mod servers;
 

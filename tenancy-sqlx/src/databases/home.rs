@@ -23,18 +23,44 @@ use tenancy_core::TenantId;
 use super::budget::SERVER_HOME_MARK;
 use super::name::DatabaseName;
 use super::{Databases, exists, provision, run};
+use crate::lifecycle::Purged;
 use crate::migrate::{Migrations, Target, apply};
 use crate::{Error, Result};
 
 /// What makes a tenant database (just migrated, no tenant yet) a server's home: more than one
-/// tenant, and the mark. The key is a validated server key (letters, digits, `-`): safe as a
-/// literal.
+/// tenant, a line saying where in the home each one lives (`schema_name`: its own schema, or
+/// NULL for the shared tables in `public`), the home's write fence ([`HOME_FENCE_DDL`]), and
+/// the mark. The key is a validated server key (letters, digits, `-`): safe as a literal.
 fn home_ddl(server: &str) -> String {
     format!(
         "DROP INDEX IF EXISTS tenancy.tenants_one_row; \
+         ALTER TABLE tenancy.tenants ADD COLUMN schema_name text UNIQUE; \
+         {HOME_FENCE_DDL} \
          COMMENT ON TABLE tenancy.tenants IS '{SERVER_HOME_MARK}{server}'"
     )
 }
+
+/// The write fence of a server home: an own database's (`provision::FENCE_DDL`), except that
+/// the home a write goes to must be the one the tenant's line names. A write to the shared
+/// tables (`public`, fenced as `'own_database'`, see `sql::fence`) passes only for a line
+/// without a schema, one to an own schema only for the line naming that schema: a context
+/// resolved for one stay of the tenant in the home never writes through a later stay's line
+/// of the other kind. Not formatted: a move compares the functions with this text.
+#[rustfmt::skip]
+pub(crate) const HOME_FENCE_DDL: &str = crate::sql::fence::fence_functions!(
+    create: "CREATE OR REPLACE",
+    security: "",
+    row_comment: "    -- The tenant's line before the fence key: a mover locks them in that order.",
+    home_gone: "NOT EXISTS (
+        SELECT FROM tenancy.tenants t
+        WHERE t.id OPERATOR(pg_catalog.=) p_tenant AND t.moved_at IS NULL
+          AND CASE p_placement
+                WHEN 'own_database' THEN t.schema_name IS NULL
+                WHEN 'own_schema' THEN t.schema_name OPERATOR(pg_catalog.=) p_schema
+                ELSE false
+              END
+    )",
+);
 
 /// The mark a home's `tenancy.tenants` carries, read on `conn`.
 async fn mark(conn: &mut PgConnection) -> Result<Option<String>> {
@@ -157,32 +183,72 @@ impl Databases {
 
     /// Lists `tenant` in server `server`'s home (made by [`Databases::ensure_server_home`]):
     /// before its registry row is written, so that no row names a home that does not list it.
-    /// The caller holds [`lock_line`] in the registry transaction that writes the row, from
-    /// before this call until it commits, so that the cleanup does not take the line for a
-    /// crash's leftover meanwhile.
+    /// With `schema` (the schema's name and the tenant migrations), the tenant's own schema is
+    /// made there in the same transaction, its history and every migration with it: the line
+    /// and the schema come together or not at all. The caller holds [`lock_line`] in the
+    /// registry transaction that writes the row, from before this call until it commits, so
+    /// that the cleanup does not take the line for a crash's leftover meanwhile.
     ///
     /// # Errors
-    /// As [`Databases::in_home`]; [`Error::TenantIdTaken`] when the home lists the id already.
+    /// As [`Databases::in_home`]; [`Error::TenantIdTaken`] when the home lists the id already;
+    /// [`Error::SlugTaken`] when a line there names the schema already; [`Error::Provision`]
+    /// when a schema of that name is there already without a line;
+    /// [`Error::Migration`] when a tenant migration fails in the new schema.
     pub(crate) async fn enter_home(
         &self,
         server: &str,
         (tenant, slug): (TenantId, &str),
+        schema: Option<(&str, &Migrations)>,
     ) -> Result<()> {
         self.in_home(server, async |tx| {
-            sqlx::query("INSERT INTO tenancy.tenants (id, slug) VALUES ($1, $2)")
+            sqlx::query("INSERT INTO tenancy.tenants (id, slug, schema_name) VALUES ($1, $2, $3)")
                 .persistent(false)
                 .bind(tenant.as_uuid())
                 .bind(slug)
+                .bind(schema.map(|(name, _)| name))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
-                    if e.as_database_error()
-                        .is_some_and(|d| d.is_unique_violation())
-                    {
-                        Error::TenantIdTaken(tenant)
-                    } else {
-                        Error::Database(e)
+                    let taken = e
+                        .as_database_error()
+                        .filter(|d| d.is_unique_violation())
+                        .map(|d| d.constraint() == Some("tenants_schema_name_key"));
+                    match taken {
+                        // The schema name comes from the slug: another line holds it (a
+                        // tenant of that slug, or its old copy awaiting purge).
+                        Some(true) => Error::SlugTaken(slug.to_owned()),
+                        Some(false) => Error::TenantIdTaken(tenant),
+                        None => Error::Database(e),
                     }
+                })?;
+            let Some((name, migrations)) = schema else {
+                return Ok(());
+            };
+            tenancy_core::ident::validate_schema(name)?;
+            let script = crate::migrate::fresh_schema_script(name, migrations);
+            sqlx::raw_sql(crate::sql::text(script))
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| {
+                    if source
+                        .as_database_error()
+                        .is_some_and(|d| d.code().as_deref() == Some("42P06"))
+                    {
+                        return Error::Provision(format!(
+                            "schema {name} is already in the home database of server {server}, \
+                             with no line for it: left as it is, the tenant not made"
+                        ));
+                    }
+                    crate::error::MigrationError::Provision {
+                        target: Box::new(crate::migrate::MigrationTarget::ServerSchema {
+                            id: tenant,
+                            slug: slug.to_owned(),
+                            schema: name.to_owned(),
+                            server: server.to_owned(),
+                        }),
+                        source,
+                    }
+                    .into()
                 })?;
             Ok(())
         })
@@ -260,17 +326,15 @@ impl Databases {
 
     /// Removes `tenant` from server `server`'s home, in one transaction there: waits for its
     /// writes in flight (the write fence's key, taken exclusive, so none lands meanwhile),
-    /// deletes its rows from every shared table there, children first, then its line (so that a
-    /// write of a context resolved before fails with `TM002` once it gets the key). Returns the rows deleted per table.
-    /// A home that does not exist, or no longer lists the tenant, leaves nothing to remove.
+    /// drops its own schema there (a line naming one) or deletes its rows from every shared
+    /// table there, children first, then its line (so that a write of a context resolved before
+    /// fails with `TM002` once it gets the key). Returns what was removed. A home that does not
+    /// exist, or no longer lists the tenant, leaves nothing to remove but rows in its shared
+    /// tables.
     ///
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Database`].
-    pub(crate) async fn leave_home(
-        &self,
-        server: &str,
-        tenant: TenantId,
-    ) -> Result<Vec<(String, u64)>> {
+    pub(crate) async fn leave_home(&self, server: &str, tenant: TenantId) -> Result<Purged> {
         self.remove_from_home(server, tenant, false).await
     }
 
@@ -284,7 +348,7 @@ impl Databases {
         &self,
         server: &str,
         tenant: TenantId,
-    ) -> Result<Vec<(String, u64)>> {
+    ) -> Result<Purged> {
         self.remove_from_home(server, tenant, true).await
     }
 
@@ -293,7 +357,7 @@ impl Databases {
         server: &str,
         tenant: TenantId,
         sealed_only: bool,
-    ) -> Result<Vec<(String, u64)>> {
+    ) -> Result<Purged> {
         self.in_home(server, async |tx| {
             sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
                 .persistent(false)
@@ -301,38 +365,53 @@ impl Databases {
                 .bind(tenant.as_uuid())
                 .execute(&mut *tx)
                 .await?;
-            if sealed_only {
-                let sealed: Option<bool> = sqlx::query_scalar(
-                    "SELECT moved_at IS NOT NULL FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-                )
-                .persistent(false)
-                .bind(tenant.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if sealed == Some(false) {
-                    return Err(Error::MoveRefused {
-                        id: tenant,
-                        reason: format!(
-                            "its line in the home database of server {server} is not sealed by                              a move: the rows there are live; not purging them"
-                        ),
-                    });
+            let line: Option<(bool, Option<String>)> = sqlx::query_as(
+                "SELECT moved_at IS NOT NULL, schema_name FROM tenancy.tenants \
+                 WHERE id = $1 FOR UPDATE",
+            )
+            .persistent(false)
+            .bind(tenant.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if sealed_only && line.as_ref().is_some_and(|(sealed, _)| !sealed) {
+                return Err(Error::MoveRefused {
+                    id: tenant,
+                    reason: format!(
+                        "its line in the home database of server {server} is not sealed by \
+                         a move: the rows there are live; not purging them"
+                    ),
+                });
+            }
+            let purged = match line.and_then(|(_, schema)| schema) {
+                Some(schema) => {
+                    tenancy_core::ident::validate_schema(&schema)?;
+                    sqlx::raw_sql(crate::sql::text(format!(
+                        "DROP SCHEMA IF EXISTS {} CASCADE",
+                        tenancy_core::ident::quote(&schema)
+                    )))
+                    .execute(&mut *tx)
+                    .await?;
+                    Purged::Schema(schema)
                 }
-            }
-            crate::rls::act_for(tx, tenant).await?;
-            let mut deleted = Vec::new();
-            // The tables statements name (`public`), whatever the role's search_path.
-            let tables =
-                crate::lifecycle::tenant_tables_children_first(tx, Some(&public())).await?;
-            for table in tables {
-                let done = crate::sql::admin_query(crate::sql::text(format!(
-                    "DELETE FROM {} WHERE {} = $1",
-                    table.name, table.column
-                )))
-                .bind(tenant.as_uuid())
-                .execute(&mut *tx)
-                .await?;
-                deleted.push((table.name, done.rows_affected()));
-            }
+                None => {
+                    crate::rls::act_for(tx, tenant).await?;
+                    let mut deleted = Vec::new();
+                    // The tables statements name (`public`), whatever the role's search_path.
+                    let tables =
+                        crate::lifecycle::tenant_tables_children_first(tx, Some(&public())).await?;
+                    for table in tables {
+                        let done = crate::sql::admin_query(crate::sql::text(format!(
+                            "DELETE FROM {} WHERE {} = $1",
+                            table.name, table.column
+                        )))
+                        .bind(tenant.as_uuid())
+                        .execute(&mut *tx)
+                        .await?;
+                        deleted.push((table.name, done.rows_affected()));
+                    }
+                    Purged::Rows(deleted)
+                }
+            };
             // Last: the tables may reference it. Writers wait for this transaction on the
             // fence's key, then find no line and fail.
             sqlx::query("DELETE FROM tenancy.tenants WHERE id = $1")
@@ -340,7 +419,7 @@ impl Databases {
                 .bind(tenant.as_uuid())
                 .execute(&mut *tx)
                 .await?;
-            Ok(deleted)
+            Ok(purged)
         })
         .await
     }
@@ -383,17 +462,57 @@ impl Databases {
         .await
     }
 
-    /// The versions applied in server `server`'s home.
+    /// The versions applied in server `server`'s home (its shared tables).
     ///
     /// # Errors
     /// As [`Databases::in_home`].
     pub(crate) async fn applied_in_home(&self, server: &str) -> Result<Vec<i64>> {
+        self.applied_in(server, "public.tenancy_migrations".to_owned())
+            .await
+    }
+
+    /// The versions applied in schema `schema` of server `server`'s home (an own-schema
+    /// tenant's, or `public`).
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`]; [`Error::Invalid`] for a schema name that is not one.
+    pub(crate) async fn applied_in_home_schema(
+        &self,
+        server: &str,
+        schema: &str,
+    ) -> Result<Vec<i64>> {
+        tenancy_core::ident::validate_schema(schema)?;
+        let history = format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema));
+        self.applied_in(server, history).await
+    }
+
+    async fn applied_in(&self, server: &str, history: String) -> Result<Vec<i64>> {
         self.in_home(server, async |tx| {
             Ok(
-                crate::sql::admin_scalar("SELECT version FROM public.tenancy_migrations")
-                    .fetch_all(tx)
-                    .await?,
+                crate::sql::admin_scalar(crate::sql::text(format!(
+                    "SELECT version FROM {history}"
+                )))
+                .fetch_all(tx)
+                .await?,
             )
+        })
+        .await
+    }
+
+    /// Runs the pending tenant `migrations` in schema `schema` of server `server`'s home (an
+    /// own-schema tenant's there), in one transaction, under the schema's migration lock.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`]; [`Error::Migration`].
+    pub(crate) async fn migrate_home_schema(
+        &self,
+        server: &str,
+        schema: &str,
+        migrations: &Migrations,
+    ) -> Result<Vec<i64>> {
+        tenancy_core::ident::validate_schema(schema)?;
+        self.in_home(server, async |tx| {
+            apply(tx, &Target::Schema(schema.to_owned()), migrations).await
         })
         .await
     }
@@ -417,9 +536,9 @@ impl Databases {
 /// Of the tenants `$1`, those whose rows a server home (of server `$2`) keeps for the
 /// registry: living there, or an old copy recorded there.
 const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
-     WHERE id = ANY($1) AND placement = 'shared_table' AND server = $2 \
+     WHERE id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2 \
      UNION SELECT tenant_id FROM tenancy.old_copies \
-     WHERE tenant_id = ANY($1) AND placement = 'shared_table' AND server = $2";
+     WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";
 
 /// Holds tenant `id`'s line in a server home against the cleanup ([`Databases::cleanup_home`])
 /// until the registry transaction `tx` ends.

@@ -299,6 +299,20 @@ impl Databases {
         Ok(tenancy_core::Home::server_shared(database))
     }
 
+    /// The home of an own-schema tenant on server `server`: `schema` in that server's home
+    /// database ([`Home::ServerSchema`](tenancy_core::Home::ServerSchema)).
+    pub(crate) fn server_schema(
+        &self,
+        server: &str,
+        schema: tenancy_core::home::QuotedSchema,
+    ) -> Result<tenancy_core::Home> {
+        let shared = self.server_home(server)?;
+        let database = shared.database().cloned().ok_or(Error::UnknownServer {
+            server: server.to_owned(),
+        })?;
+        Ok(tenancy_core::Home::server_schema(database, schema))
+    }
+
     /// Closes every idle connection, in the background (after a migration: they may hold
     /// statements planned for the old shape).
     pub(crate) fn close_idle_soon(&self) {

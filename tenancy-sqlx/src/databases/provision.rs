@@ -161,22 +161,29 @@ const FENCE_FUNCTIONS: [&str; 3] = [
     "tenancy.write_fence(uuid,text,text)",
 ];
 
-/// The body [`FENCE_DDL`] gives each of [`FENCE_FUNCTIONS`], as `pg_proc.prosrc` keeps it.
-fn fence_bodies() -> impl Iterator<Item = (&'static str, &'static str)> {
+/// The body `ddl` ([`FENCE_DDL`], or a server home's `HOME_FENCE_DDL`) gives each of
+/// [`FENCE_FUNCTIONS`], as `pg_proc.prosrc` keeps it.
+pub(crate) fn fence_bodies(
+    ddl: &'static str,
+) -> impl Iterator<Item = (&'static str, &'static str)> {
     FENCE_FUNCTIONS
         .into_iter()
-        .zip(FENCE_DDL.split("$fn$").skip(1).step_by(2))
+        .zip(ddl.split("$fn$").skip(1).step_by(2))
 }
 
-/// The first fence function in the tenant database `conn` is on that is not as [`FENCE_DDL`]
-/// makes it (a body, language or signature changed by hand, or a second function of its name),
-/// by its name; `None` if every one there is tenancy's. A missing one is no finding:
+/// The first fence function in the tenant database `conn` is on that is not as `ddl` makes it
+/// ([`FENCE_DDL`] in an own database, `databases::home::HOME_FENCE_DDL` in a server home: a
+/// body, language or signature changed by hand, or a second function of its name), by its
+/// name; `None` if every one there is tenancy's. A missing one is no finding:
 /// [`ensure_fence`] adds it, and no write got past it while it was missing.
 ///
 /// Why a move checks: a fence replaced by one that always passes lets a write of a context
 /// resolved before the move into the old copy, during the copy or after the seal, and be
 /// acknowledged there while the tenant's rows live on elsewhere.
-pub(crate) async fn foreign_fence(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
+pub(crate) async fn foreign_fence(
+    conn: &mut PgConnection,
+    ddl: &'static str,
+) -> Result<Option<String>, sqlx::Error> {
     let found: Vec<(String, String, String, bool)> = crate::sql::in_own_tx(conn, async |c| {
         sqlx::query_as(
             "SELECT p.proname::text, p.oid::regprocedure::text, p.prosrc, \
@@ -193,7 +200,7 @@ pub(crate) async fn foreign_fence(conn: &mut PgConnection) -> Result<Option<Stri
     })
     .await?;
     for (name, signature, body, plain) in found {
-        let ours = fence_bodies().any(|(sig, expected)| sig == signature && expected == body);
+        let ours = fence_bodies(ddl).any(|(sig, expected)| sig == signature && expected == body);
         if !ours || !plain {
             return Ok(Some(format!("tenancy.{name}")));
         }

@@ -51,6 +51,18 @@ pub enum MigrationTarget {
         /// The key of the server.
         server: String,
     },
+    /// One own-schema tenant on a server other than the registry's: its schema in that
+    /// server's home database, with its own migration history.
+    ServerSchema {
+        /// The tenant.
+        id: TenantId,
+        /// Its slug.
+        slug: String,
+        /// Its schema.
+        schema: String,
+        /// The key of the server.
+        server: String,
+    },
     /// A schema named by its name alone, where the step that failed does not know its tenant
     /// (a spare being renamed for a new tenant, an own database's schema).
     Schema {
@@ -63,7 +75,9 @@ impl MigrationTarget {
     /// The tenant this target is, if it is one tenant's.
     pub fn tenant(&self) -> Option<TenantId> {
         match self {
-            Self::Tenant { id, .. } | Self::Database { id, .. } => Some(*id),
+            Self::Tenant { id, .. } | Self::Database { id, .. } | Self::ServerSchema { id, .. } => {
+                Some(*id)
+            }
             Self::Global
             | Self::SharedTables
             | Self::Spare { .. }
@@ -80,6 +94,12 @@ impl std::fmt::Display for MigrationTarget {
             Self::SharedTables => f.write_str("shared tables"),
             Self::ServerHome { server } => write!(f, "shared tables on server {server}"),
             Self::Tenant { slug, schema, .. } => write!(f, "tenant {slug} (schema {schema})"),
+            Self::ServerSchema {
+                slug,
+                schema,
+                server,
+                ..
+            } => write!(f, "tenant {slug} (schema {schema} on server {server})"),
             Self::Spare { schema } => write!(f, "spare schema {schema}"),
             Self::Schema { schema } => write!(f, "schema {schema}"),
             Self::Database {

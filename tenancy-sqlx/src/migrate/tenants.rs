@@ -35,10 +35,21 @@ pub(crate) async fn targets(rt: &Runtime) -> Result<Vec<MigrationTarget>> {
             .map(|server| MigrationTarget::ServerHome { server }),
     );
     for r in rows {
-        targets.push(MigrationTarget::Tenant {
-            id: TenantId::from_uuid(r.try_get("id")?),
-            slug: r.try_get("slug")?,
-            schema: r.try_get("schema_name")?,
+        let (id, slug, schema) = (
+            TenantId::from_uuid(r.try_get("id")?),
+            r.try_get("slug")?,
+            r.try_get("schema_name")?,
+        );
+        let server: String = r.try_get("server")?;
+        targets.push(if server == crate::databases::PRIMARY_SERVER {
+            MigrationTarget::Tenant { id, slug, schema }
+        } else {
+            MigrationTarget::ServerSchema {
+                id,
+                slug,
+                schema,
+                server,
+            }
         });
     }
     let spares: Vec<String> = rt
@@ -172,6 +183,16 @@ async fn run_one(
         MigrationTarget::ServerHome { server } => {
             return rt.databases()?.migrate_home(server, migrations).await;
         }
+        MigrationTarget::ServerSchema { server, schema, .. } => {
+            return rt
+                .databases()?
+                .migrate_home_schema(server, schema, migrations)
+                .await
+                .map_err(|e| match e {
+                    crate::Error::Migration(m) => crate::Error::Migration(m.at(target)),
+                    other => other,
+                });
+        }
         MigrationTarget::SharedTables => (Target::SharedTables, None),
         MigrationTarget::Global => (Target::Global, None),
         MigrationTarget::Tenant { schema, .. } | MigrationTarget::Schema { schema } => {
@@ -279,6 +300,16 @@ pub(crate) async fn pending(
                     out.push((target.clone(), lacking));
                 }
             }
+            (MigrationTarget::ServerSchema { server, schema, .. }, _) => {
+                let lacking = missing(
+                    &rt.databases()?
+                        .applied_in_home_schema(server, schema)
+                        .await?,
+                );
+                if !lacking.is_empty() {
+                    out.push((target.clone(), lacking));
+                }
+            }
             (MigrationTarget::ServerHome { server }, _) => {
                 let lacking = missing(&rt.databases()?.applied_in_home(server).await?);
                 if !lacking.is_empty() {
@@ -331,6 +362,8 @@ fn history_table(target: &MigrationTarget) -> Option<String> {
             "{}.tenancy_migrations",
             tenancy_core::ident::quote(schema)
         )),
-        MigrationTarget::Database { .. } | MigrationTarget::ServerHome { .. } => None,
+        MigrationTarget::Database { .. }
+        | MigrationTarget::ServerHome { .. }
+        | MigrationTarget::ServerSchema { .. } => None,
     }
 }

@@ -129,7 +129,12 @@ pub(super) async fn copy_and_seal(
     let tables = async {
         // A fence changed by hand may have let writes by, and would let more: refuse rather
         // than copy around them (see `provision::foreign_fence`).
-        if let Some(function) = provision::foreign_fence(&mut conn).await? {
+        let ours = if leaving.from.in_server_home() {
+            crate::databases::home::HOME_FENCE_DDL
+        } else {
+            provision::FENCE_DDL
+        };
+        if let Some(function) = provision::foreign_fence(&mut conn, ours).await? {
             return Err(Error::MoveRefused {
                 id,
                 reason: format!(

@@ -360,6 +360,13 @@ pub(crate) async fn prepare(
                 server: server_now.clone(),
             })?
             .server_home(&server_now)?,
+        // An own schema in another server's home: moving it is not built yet.
+        Home::OwnSchema(_) if server_now != crate::databases::PRIMARY_SERVER => {
+            return Err(refuse(format!(
+                "it lives in an own schema on server {server_now}, and this version does not \
+                 move such tenants yet (export it and import it into a new tenant instead)"
+            )));
+        }
         other => other,
     };
     // Between the shared tables of two servers (the registry's, another's home): a move on
@@ -429,8 +436,9 @@ pub(crate) async fn run(
         return Err(Error::MoveRefused {
             id,
             reason: format!(
-                "the {to} placement lives in the registry's database; a server ({server}) is \
-                 only for a move to a database of its own"
+                "this version moves tenants to the {to} placement in the registry's database \
+                 only; a server ({server}) is for a move to a database of its own or to the \
+                 shared tables"
             ),
         });
     }

@@ -64,12 +64,12 @@ pub(crate) async fn run(
         .await?;
     crate::databases::home::lock_line(tx, id).await?;
     let left = databases.leave_home(server, id).await?;
-    if left.iter().any(|(_, n)| *n > 0) {
+    if !matches!(&left, crate::Purged::Rows(rows) if rows.iter().all(|(_, n)| *n == 0)) {
         tracing::info!(tenant = %id, server, ?left,
             "removed the rows a cut-off move of the tenant left in the server's home");
     }
     databases
-        .enter_home(server, (id, leaving.slug.as_str()))
+        .enter_home(server, (id, leaving.slug.as_str()), None)
         .await?;
     let target = databases.server_home(server)?;
     match fill(tx, databases, server, id, &leaving, options).await {

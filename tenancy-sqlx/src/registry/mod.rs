@@ -99,12 +99,12 @@ impl NewTenant {
         self
     }
 
-    /// The server the tenant's database is made on, by the key the handle maps
+    /// The server the tenant lives on, by the key the handle maps
     /// ([`TenancyBuilder::server`](crate::TenancyBuilder::server)) and the registry lists
     /// ([`Tenancy::add_server`](crate::Tenancy::add_server)). Default: the primary server, the
-    /// registry's. For now only [`Placement::OwnDatabase`] tenants live on another server;
-    /// creating a shared-table or own-schema tenant elsewhere is refused
-    /// ([`Error::UnsupportedPlacement`]).
+    /// registry's. On another server an own-database tenant gets a database there; a
+    /// shared-table tenant's rows go to that server's home database, and an own-schema
+    /// tenant's schema is made in it (see the README's "Several servers").
     ///
     /// ```
     /// use tenancy_sqlx::{NewTenant, Placement};
@@ -238,7 +238,7 @@ pub(crate) async fn impersonation(
 /// Where the tenant of a registry row (`placement`, `schema_name`, `database_name`, `server`)
 /// lives, as the handle whose tenant databases are `databases` serves it:
 /// [`Error::UnsupportedPlacement`] for a row that does not match its placement, or for a
-/// schema on a server other than the primary one (not served yet); [`Error::UnknownServer`]
+/// tenant on another server of a handle without tenant databases; [`Error::UnknownServer`]
 /// for a server the handle has no options for.
 pub(crate) fn home_of(
     row: &PgRow,
@@ -261,6 +261,7 @@ pub(crate) fn home_of(
         }),
         (other, _) if primary => Ok(other),
         (Home::SharedTable, Some(databases)) => Ok(databases.server_home(&server)?),
+        (Home::OwnSchema(schema), Some(databases)) => Ok(databases.server_schema(&server, schema)?),
         (other, _) => Err(Error::UnsupportedPlacement(other.placement())),
     }
 }

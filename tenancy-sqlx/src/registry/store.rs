@@ -84,7 +84,7 @@ pub(crate) const OWN_DATABASE_TENANTS: &str = "SELECT id, slug, database_name, s
 /// The servers other than the registry's that have shared-table tenants (of any status): each
 /// has a home database to migrate.
 pub(crate) const SERVER_HOMES: &str = "SELECT DISTINCT server FROM tenancy.tenants \
-     WHERE placement = 'shared_table' AND server <> 'primary' ORDER BY server";
+     WHERE placement IN ('shared_table', 'own_schema') AND server <> 'primary' ORDER BY server";
 
 pub(crate) const TENANT_DELETE: &str = "DELETE FROM tenancy.tenants WHERE id = $1";
 
@@ -132,7 +132,7 @@ pub(crate) const SPARE_TAKE_OLDEST: &str = "SAVEPOINT tenancy_take_spare; \
 pub(crate) const TENANT_SCHEMA: &str =
     "SELECT schema_name, database_name, server FROM tenancy.tenants WHERE id = $1";
 
-pub(crate) const OWN_SCHEMA_TENANTS: &str = "SELECT id, slug, schema_name FROM tenancy.tenants \
+pub(crate) const OWN_SCHEMA_TENANTS: &str = "SELECT id, slug, schema_name, server FROM tenancy.tenants \
      WHERE placement = 'own_schema' AND schema_name IS NOT NULL ORDER BY slug";
 
 /// The head of a report's tenant resolution (the caller adds its `WHERE`): each tenant with

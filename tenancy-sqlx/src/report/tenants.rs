@@ -184,6 +184,11 @@ fn targets(
             // Read in its server's home, with the other tenants of that home asked for, as the
             // registry's shared tables are read.
             Home::ServerShared { database, .. } => out.add_home_tenant(database, id),
+            // An own schema in a server's home: read there, as a database of its own is.
+            Home::ServerSchema { database, schema } => out.databases.push(OwnDatabase {
+                tenant: [(id, schema.as_sql().to_owned())],
+                database,
+            }),
             other => return Err(Error::UnsupportedPlacement(other.placement())),
         }
         out.all.push(id);

@@ -80,7 +80,7 @@ impl Tenancy {
     where
         W: AsyncWrite + Unpin + Send + ?Sized,
     {
-        if let Some((server, database)) = self.database_of(id).await? {
+        if let Some((server, database, schema)) = self.database_of(id).await? {
             // Audited before any row is read, as below; the rows are in the tenant's database (or
             // its server's home).
             self.check_superuser(su)?;
@@ -91,7 +91,7 @@ impl Tenancy {
                 .rt
                 .databases()?
                 .in_database(id, (&server, &database), true, async |tx| {
-                    archive::export_to(tx, id, out, &options, Some(TENANT_DATABASE_SCHEMA)).await
+                    archive::export_to(tx, id, out, &options, Some(&schema)).await
                 })
                 .await;
         }
@@ -101,10 +101,11 @@ impl Tenancy {
         .await
     }
 
-    /// The server and database of tenant `id` when its rows are not in the registry's
-    /// database: its own database, or (a shared-table tenant of another server) that server's
-    /// home, where its rows are found by its tenant column as in the registry's shared tables.
-    async fn database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName)>> {
+    /// The server, database and schema of tenant `id` when its rows are not in the registry's
+    /// database: its own database, or that of its server's home (a shared-table tenant of
+    /// another server, whose rows are found by its tenant column as in the registry's shared
+    /// tables, or an own-schema tenant there, in its schema).
+    async fn database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName, String)>> {
         let row = self
             .rt
             .with_conn(async |c| {
@@ -120,11 +121,16 @@ impl Tenancy {
         let database: Option<String> = sqlx::Row::try_get(&row, "database_name")?;
         let schema: Option<String> = sqlx::Row::try_get(&row, "schema_name")?;
         let server: String = sqlx::Row::try_get(&row, "server")?;
+        let in_database = TENANT_DATABASE_SCHEMA.to_owned();
         match (database, schema) {
-            (Some(d), _) => Ok(Some((server, DatabaseName::parse(&d)?))),
-            (None, None) if server != crate::databases::PRIMARY_SERVER => {
+            (Some(d), _) => Ok(Some((server, DatabaseName::parse(&d)?, in_database))),
+            (None, schema) if server != crate::databases::PRIMARY_SERVER => {
                 let home = self.rt.databases()?.server_home_name(&server);
-                Ok(Some((server, home)))
+                let schema = match schema {
+                    Some(schema) => tenancy_core::ident::validate_schema(&schema)?.to_owned(),
+                    None => in_database,
+                };
+                Ok(Some((server, home, schema)))
             }
             _ => Ok(None),
         }
@@ -165,7 +171,7 @@ impl Tenancy {
         self.check_superuser(su)?;
         let mut reader = ArchiveReader::open(input).await?;
         let action = options.import_action();
-        if let Some((server, database)) = self.database_of(into).await? {
+        if let Some((server, database, schema)) = self.database_of(into).await? {
             // The rows go to the tenant's database, in one transaction there; the audit row,
             // in the registry, is written first, so that no import goes unrecorded.
             su.audited(&self.rt, action, async |_| {
@@ -177,14 +183,9 @@ impl Tenancy {
                 .rt
                 .databases()?
                 .in_database(into, (&server, &database), false, async |tx| {
-                    let (summary, _) = archive::import_from(
-                        tx,
-                        &mut reader,
-                        into,
-                        &options,
-                        Some(TENANT_DATABASE_SCHEMA),
-                    )
-                    .await?;
+                    let (summary, _) =
+                        archive::import_from(tx, &mut reader, into, &options, Some(&schema))
+                            .await?;
                     Ok(summary)
                 })
                 .await;

@@ -30,7 +30,7 @@ impl Tenancy {
         if creation.own_database() {
             return self.create_in_database(&creation, id, None).await;
         }
-        if creation.server_shared() {
+        if creation.in_server_home() {
             return self.create_in_server_home(&creation, id, None).await;
         }
         let mut tx = self.rt.begin().await?;
@@ -71,7 +71,7 @@ impl Tenancy {
             self.check_superuser(su)?;
             return self.create_in_database(&creation, id, Some(su)).await;
         }
-        if creation.server_shared() {
+        if creation.in_server_home() {
             self.check_superuser(su)?;
             return self.create_in_server_home(&creation, id, Some(su)).await;
         }
@@ -148,10 +148,11 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Creates a shared-table tenant on a server other than the registry's (see
+    /// Creates a shared-table or own-schema tenant on a server other than the registry's (see
     /// `databases::home`): listed in that server's home database first (made and migrated if
-    /// needed), then the registry rows (and, for a chosen id, the audit record) in one
-    /// transaction; if that fails, the line in the home is removed again.
+    /// needed; an own schema made and migrated there with the line), then the registry rows
+    /// (and, for a chosen id, the audit record) in one transaction; if that fails, the line
+    /// (and the schema) in the home is removed again.
     async fn create_in_server_home(
         &self,
         creation: &Creation,
@@ -179,7 +180,10 @@ impl Tenancy {
                 return Err(crate::Error::TenantIdPurged(id));
             }
         }
-        databases.enter_home(server, (id, creation.slug())).await?;
+        let schema = creation.schema().map(|schema| (schema, &**migrations));
+        databases
+            .enter_home(server, (id, creation.slug()), schema)
+            .await?;
         let written = async {
             let tenant = creation
                 .write(&mut tx, id, chosen.is_some(), migrations, None)

@@ -1,0 +1,636 @@
+//! Own-schema tenants on servers other than the registry's: each gets its schema in that
+//! server's home database (beside the home's shared tables), made with its line there before
+//! the registry row is written. Each sees its own rows only, whatever the other tenants of the
+//! home (schemas or shared tables); reports, migrations, export and import reach the schema;
+//! purge drops it; the home's write fence tells a schema's writes from the shared tables'; a
+//! creation that fails leaves nothing half-made; and moving such a tenant is refused, not
+//! half-done.
+//!
+//! Without the second and third servers each test says so and returns, unless `CI` is set.
+
+mod common;
+
+use common::homes::*;
+use common::models::*;
+use common::servers::*;
+use sqlx::{Connection, PgConnection};
+use tenancy::testing::TestTenancy;
+use tenancy::{
+    Error, MigrateOptions, MigrationTarget, Migrations, NewTenant, Outcome, Placement, Purged,
+};
+use uuid::Uuid;
+
+fn schema_on(slug: &str, server: &str) -> NewTenant {
+    NewTenant::new(slug, slug)
+        .placement(Placement::OwnSchema)
+        .server(server)
+}
+
+/// The schemas named `t_...` in the database at `url`.
+async fn tenant_schemas_at(url: &str) -> Vec<String> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let names = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, 't_') ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    names
+}
+
+/// The lines of the home at `url`: (tenant, schema).
+async fn lines_at(url: &str) -> Vec<(Uuid, Option<String>)> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let lines = sqlx::query_as("SELECT id, schema_name FROM tenancy.tenants ORDER BY slug")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    lines
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their_own(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_schemas_keep_to_their_own") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    let rows = [
+        tenancy
+            .create_tenant(NewTenant::new("here", "here").placement(Placement::OwnSchema))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(schema_on("two-a", "s2"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(schema_on("two-b", "s2"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(shared_on("two-shared", "s2"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(schema_on("three", "s3"))
+            .await
+            .unwrap(),
+    ];
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.server.as_str(), r.placement))
+            .collect::<Vec<_>>(),
+        [
+            ("primary", Placement::OwnSchema),
+            ("s2", Placement::OwnSchema),
+            ("s2", Placement::OwnSchema),
+            ("s2", Placement::SharedTable),
+            ("s3", Placement::OwnSchema),
+        ]
+    );
+    // The schemas are made in their server's home only; the registry's database has the
+    // primary tenant's alone.
+    let home_two = url_of(&urls.0, &home_name(&tag, "s2"));
+    let home_three = url_of(&urls.1, &home_name(&tag, "s3"));
+    assert_eq!(tenant_schemas_at(&home_two).await, ["t_two_a", "t_two_b"]);
+    assert_eq!(tenant_schemas_at(&home_three).await, ["t_three"]);
+    assert_eq!(tenant_schemas_at(db.url()).await, ["t_here"]);
+    // The home's lines say where in it each tenant lives.
+    assert_eq!(
+        lines_at(&home_two).await,
+        [
+            (rows[1].id.as_uuid(), Some("t_two_a".to_owned())),
+            (rows[2].id.as_uuid(), Some("t_two_b".to_owned())),
+            (rows[3].id.as_uuid(), None),
+        ]
+    );
+
+    // The same row id in every tenant: each sees its own row only.
+    let same = Uuid::new_v4();
+    let mut ctxs = Vec::new();
+    for row in &rows {
+        let ctx = tenancy.resolve_id(row.id).await.unwrap();
+        spin(&ctx, same, &row.slug).await;
+        ctxs.push(ctx);
+    }
+    for (ctx, row) in ctxs.iter().zip(&rows) {
+        assert_eq!(names(ctx).await, [row.slug.as_str()], "{}", row.slug);
+        let got = Spinner::repo().get(ctx, same).await.unwrap().unwrap();
+        assert_eq!(got.name, row.slug);
+    }
+    // Each schema tenant's row is in its schema, the shared one's in the home's public tables.
+    for (schema, slug) in [
+        ("t_two_a", "two-a"),
+        ("t_two_b", "two-b"),
+        ("public", "two-shared"),
+    ] {
+        let sql = format!("SELECT count(*) FROM {schema}.spinners WHERE name = '{slug}'");
+        assert_eq!(count_at(&home_two, &sql).await, 1, "{slug}");
+        let all = format!("SELECT count(*) FROM {schema}.spinners");
+        assert_eq!(count_at(&home_two, &all).await, 1, "{schema} holds one row");
+    }
+
+    // Writes and raw SQL through one schema tenant never reach the other's row of the same id.
+    assert!(Spinner::repo().delete(&ctxs[1], same).await.unwrap());
+    assert!(names(&ctxs[1]).await.is_empty());
+    assert_eq!(names(&ctxs[2]).await, ["two-b"]);
+    let (n,): (i64,) = Spinner::repo()
+        .raw_as("SELECT count(*) FROM {spinners}")
+        .fetch_one(&ctxs[2])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    for refused in [
+        "SELECT count(*) FROM t_two_a.spinners",
+        "SELECT count(*) FROM public.spinners",
+        "SELECT count(*) FROM tenancy.tenants",
+    ] {
+        let r = Spinner::repo()
+            .raw_as::<(i64,)>(refused)
+            .fetch_one(&ctxs[2])
+            .await;
+        assert!(matches!(r, Err(Error::UnscopedSql(_))), "{refused}: {r:?}");
+    }
+    // A transaction: rolled back, nothing stays; committed, it does.
+    let mut tx = ctxs[2].begin().await.unwrap();
+    Spinner::repo()
+        .insert(
+            &mut tx,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "rolled back".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = ctxs[2].begin().await.unwrap();
+    Spinner::repo()
+        .insert(
+            &mut tx,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "committed".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(names(&ctxs[2]).await, ["committed", "two-b"]);
+
+    // A report merges every tenant of every server and placement.
+    let mut all = Spinner::repo().report().fetch_all(&su).await.unwrap();
+    all.sort_by_key(|(_, r)| r.name.clone());
+    let got: Vec<(tenancy::TenantId, &str)> =
+        all.iter().map(|(t, r)| (*t, r.name.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (rows[2].id, "committed"),
+            (rows[0].id, "here"),
+            (rows[4].id, "three"),
+            (rows[2].id, "two-b"),
+            (rows[3].id, "two-shared"),
+        ]
+    );
+    // The deployment check finds every schema where its line says, with its history.
+    let report = tenancy.verify_deployment().await.unwrap();
+    assert!(report.registry.is_empty(), "{:?}", report.registry);
+    // A line that names another schema than the registry does is reported.
+    exec_at(
+        &home_two,
+        &format!(
+            "UPDATE tenancy.tenants SET schema_name = 't_elsewhere' WHERE id = '{}'",
+            rows[1].id
+        ),
+    )
+    .await;
+    let report = tenancy.verify_deployment().await.unwrap();
+    assert_eq!(report.registry.len(), 1, "{:?}", report.registry);
+    assert!(
+        report.registry[0].contains("two-a") && report.registry[0].contains("t_elsewhere"),
+        "{:?}",
+        report.registry
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_purge_drops_the_schema_in_the_home_and_its_old_contexts_cannot_write(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_purge") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    let gone = tenancy
+        .create_tenant(schema_on("gone", "s2"))
+        .await
+        .unwrap();
+    let kept = tenancy
+        .create_tenant(schema_on("kept", "s2"))
+        .await
+        .unwrap();
+    let shared = tenancy
+        .create_tenant(shared_on("shared", "s2"))
+        .await
+        .unwrap();
+    // Another process resolved `gone` before the purge (its cache is behind).
+    let other = builder(&urls).connect(db.url()).await.unwrap();
+    let stale = other.resolve_id(gone.id).await.unwrap();
+    for (id, n) in [(gone.id, 3), (kept.id, 2), (shared.id, 1)] {
+        let ctx = tenancy.resolve_id(id).await.unwrap();
+        for i in 0..n {
+            spin(&ctx, Uuid::new_v4(), &format!("s{i}")).await;
+        }
+    }
+    tenancy.soft_delete(&su, gone.id).await.unwrap();
+    let purged = tenancy.purge(&su, gone.id).await.unwrap();
+    assert_eq!(purged, Purged::Schema("t_gone".to_owned()));
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    assert_eq!(tenant_schemas_at(&home).await, ["t_kept"]);
+    assert_eq!(
+        lines_at(&home).await,
+        [
+            (kept.id.as_uuid(), Some("t_kept".to_owned())),
+            (shared.id.as_uuid(), None),
+        ]
+    );
+    // The context resolved before the purge: its write is refused and lands nowhere.
+    let write = Spinner::repo()
+        .insert(
+            &stale,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "late".into(),
+                color: None,
+            },
+        )
+        .await;
+    assert!(write.is_err(), "a write after the purge was acknowledged");
+    assert_eq!(tenant_schemas_at(&home).await, ["t_kept"]);
+    // The other tenants of the home are untouched and still served.
+    assert_eq!(
+        names(&tenancy.resolve_id(kept.id).await.unwrap()).await,
+        ["s0", "s1"]
+    );
+    assert_eq!(
+        names(&tenancy.resolve_id(shared.id).await.unwrap()).await,
+        ["s0"]
+    );
+    other.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// The home's write fence reads where in the home the tenant's line says it lives: a context
+/// resolved for the shared tables cannot write once the line names a schema, nor one resolved
+/// for a schema once it names another or none, whatever the line's tenant id. (No move reaches
+/// such a line today; a tenant that leaves a home and comes back the other way would.)
+#[tenancy::test(migrations = "tests/migrations")]
+async fn the_homes_fence_tells_a_schemas_writes_from_the_shared_tables(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_fence") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let in_schema = tenancy
+        .create_tenant(schema_on("in-schema", "s2"))
+        .await
+        .unwrap();
+    let in_public = tenancy
+        .create_tenant(shared_on("in-public", "s2"))
+        .await
+        .unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let schema_ctx = tenancy.resolve_id(in_schema.id).await.unwrap();
+    let public_ctx = tenancy.resolve_id(in_public.id).await.unwrap();
+    spin(&schema_ctx, Uuid::new_v4(), "before").await;
+    spin(&public_ctx, Uuid::new_v4(), "before").await;
+    let set = |id: tenancy::TenantId, schema: &str| {
+        format!("UPDATE tenancy.tenants SET schema_name = {schema} WHERE id = '{id}'")
+    };
+    let write = async |ctx: &tenancy::TenantCtx| {
+        Spinner::repo()
+            .insert(
+                ctx,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: "after".into(),
+                    color: None,
+                },
+            )
+            .await
+    };
+    // The shared-table tenant's line now names a schema: its writes to `public` stop.
+    exec_at(&home, &set(in_public.id, "'t_in_public'")).await;
+    let r = write(&public_ctx).await;
+    assert!(
+        matches!(r, Err(Error::TenantMoved(id)) if id == in_public.id),
+        "{r:?}"
+    );
+    // The schema tenant's line names none, then another schema: its writes stop.
+    for schema in ["NULL", "'t_other'"] {
+        exec_at(&home, &set(in_schema.id, schema)).await;
+        let r = write(&schema_ctx).await;
+        assert!(
+            matches!(r, Err(Error::TenantMoved(id)) if id == in_schema.id),
+            "{schema}: {r:?}"
+        );
+    }
+    // Put back as they were, both write again.
+    exec_at(&home, &set(in_schema.id, "'t_in_schema'")).await;
+    exec_at(&home, &set(in_public.id, "NULL")).await;
+    write(&schema_ctx).await.unwrap();
+    write(&public_ctx).await.unwrap();
+    assert_eq!(
+        count_at(&home, "SELECT count(*) FROM t_in_schema.spinners").await,
+        2
+    );
+    assert_eq!(
+        count_at(&home, "SELECT count(*) FROM public.spinners").await,
+        2
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+#[tenancy::test(migrations = "tests/migrations")]
+async fn migrations_reach_schemas_in_homes_and_archives_go_in_and_out_of_them(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_migrations") else {
+        return;
+    };
+    let (v1, tag) = connected(&db, &urls).await;
+    let two = v1.create_tenant(schema_on("two", "s2")).await.unwrap();
+    v1.create_tenant(schema_on("three", "s3")).await.unwrap();
+    v1.close().await;
+    let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
+    list.push(tenancy::Migration::new(
+        2,
+        "size",
+        "ALTER TABLE spinners ADD COLUMN size int",
+    ));
+    let v2 = builder(&urls)
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = v2.superuser("test", "migrate").await.unwrap();
+    let schemas = |targets: Vec<&MigrationTarget>| {
+        let mut found: Vec<(String, String)> = targets
+            .into_iter()
+            .filter_map(|t| match t {
+                MigrationTarget::ServerSchema { server, schema, .. } => {
+                    Some((server.clone(), schema.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let expected = [
+        ("s2".to_owned(), "t_two".to_owned()),
+        ("s3".to_owned(), "t_three".to_owned()),
+    ];
+    let pending = v2.pending_migrations(&su).await.unwrap();
+    assert_eq!(schemas(pending.iter().map(|(t, _)| t).collect()), expected);
+    let report = v2
+        .migrate_tenants(&su, MigrateOptions::default())
+        .await
+        .unwrap();
+    let applied: Vec<&MigrationTarget> = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Applied(vec![2]))
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(schemas(applied), expected, "{report:?}");
+    assert!(v2.pending_migrations(&su).await.unwrap().is_empty());
+    for (url, server, schema) in [(&urls.0, "s2", "t_two"), (&urls.1, "s3", "t_three")] {
+        let has_size = format!(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = '{schema}' \
+             AND table_name = 'spinners' AND column_name = 'size'"
+        );
+        assert_eq!(
+            count_at(&url_of(url, &home_name(&tag, server)), &has_size).await,
+            1
+        );
+    }
+    // Later creations in a home get the schema at the latest migration.
+    let late = v2.create_tenant(schema_on("late", "s2")).await.unwrap();
+    assert!(v2.pending_migrations(&su).await.unwrap().is_empty());
+
+    // Export reads the tenant's rows from its schema; import writes them into a schema
+    // tenant of another home, a shared-table tenant of a home and a registry tenant.
+    let ctx = v2.resolve_id(two.id).await.unwrap();
+    for name in ["x", "y"] {
+        spin(&ctx, Uuid::new_v4(), name).await;
+    }
+    let archive = v2.export_tenant(&su, two.id).await.unwrap();
+    let intos = [
+        v2.create_tenant(schema_on("copy-three", "s3"))
+            .await
+            .unwrap(),
+        v2.create_tenant(shared_on("copy-shared", "s2"))
+            .await
+            .unwrap(),
+        v2.create_tenant(shared_on("copy-here", "primary"))
+            .await
+            .unwrap(),
+        late,
+    ];
+    for into in &intos {
+        assert_eq!(v2.import_tenant(&su, &archive, into.id).await.unwrap(), 2);
+        assert_eq!(
+            names(&v2.resolve_id(into.id).await.unwrap()).await,
+            ["x", "y"],
+            "{}",
+            into.slug
+        );
+    }
+    // An import into a tenant that has rows is refused, and changes nothing.
+    assert!(v2.import_tenant(&su, &archive, intos[0].id).await.is_err());
+    let home_three = url_of(&urls.1, &home_name(&tag, "s3"));
+    assert_eq!(
+        count_at(&home_three, "SELECT count(*) FROM t_copy_three.spinners").await,
+        2
+    );
+    assert_eq!(names(&ctx).await, ["x", "y"]);
+    v2.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// A creation that fails (a slug taken, a migration that fails in the new schema, a schema of
+/// that name already in the home) leaves no registry row, no line and no schema of its own;
+/// a line and schema a crash left are removed by the cleanup; a creation cut off at any await
+/// leaves the tenant whole or absent.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_creation_in_a_home_that_fails_or_is_cut_off_leaves_nothing_half_made(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_failed_creation") else {
+        return;
+    };
+    let mut list: Vec<tenancy::Migration> = spinner_migrations().iter().cloned().collect();
+    // Fails in schema t_bad only: the home itself (public) is made.
+    list.push(tenancy::Migration::new(
+        2,
+        "refuse t_bad",
+        "DO $$ BEGIN IF current_schema() = 't_bad' THEN \
+         RAISE EXCEPTION 'no tables for t_bad'; END IF; END $$",
+    ));
+    let tenancy = builder(&urls)
+        .tenant_migrations(Migrations::from_list(list).unwrap())
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    let tag = tag_of(&db).await;
+    let kept = tenancy
+        .create_tenant(schema_on("kept", "s2"))
+        .await
+        .unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let only_kept = [(kept.id.as_uuid(), Some("t_kept".to_owned()))];
+
+    // A slug taken on the registry.
+    let r = tenancy.create_tenant(schema_on("kept", "s2")).await;
+    assert!(matches!(r, Err(Error::SlugTaken(_))), "{r:?}");
+    // A migration that fails in the new schema.
+    let r = tenancy.create_tenant(schema_on("bad", "s2")).await;
+    assert!(matches!(r, Err(Error::Migration(_))), "{r:?}");
+    // A schema of that name already in the home, made around the library: left as it is.
+    exec_at(
+        &home,
+        "CREATE SCHEMA t_squatter; CREATE TABLE t_squatter.mine (x int)",
+    )
+    .await;
+    let r = tenancy.create_tenant(schema_on("squatter", "s2")).await;
+    assert!(
+        matches!(&r, Err(Error::Provision(m)) if m.contains("t_squatter")),
+        "{r:?}"
+    );
+    assert_eq!(
+        count_at(&home, "SELECT count(*) FROM t_squatter.mine").await,
+        0
+    );
+    exec_at(&home, "DROP SCHEMA t_squatter CASCADE").await;
+    let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM tenancy.tenants ORDER BY slug")
+        .fetch_all(&mut db.connect().await)
+        .await
+        .unwrap();
+    assert_eq!(slugs, ["kept"]);
+    assert_eq!(lines_at(&home).await, only_kept);
+    assert_eq!(tenant_schemas_at(&home).await, ["t_kept"]);
+
+    // A crash between the home's commit and the registry's: a line and its schema, no row.
+    let leftover = Uuid::new_v4();
+    exec_at(
+        &home,
+        &format!(
+            "INSERT INTO tenancy.tenants (id, slug, schema_name) \
+             VALUES ('{leftover}', 'crashed', 't_crashed'); \
+             CREATE SCHEMA t_crashed; CREATE TABLE t_crashed.spinners (x int)"
+        ),
+    )
+    .await;
+    let cleaned = tenancy.cleanup_orphans(&su).await.unwrap();
+    assert_eq!(
+        cleaned,
+        [format!("s2/{}: tenant {leftover}", home_name(&tag, "s2"))]
+    );
+    assert_eq!(lines_at(&home).await, only_kept);
+    assert_eq!(tenant_schemas_at(&home).await, ["t_kept"]);
+
+    // Cut off at every await in turn: whole or absent, never a line or schema alone.
+    let mut k = 1;
+    loop {
+        let slug = format!("cut-{k}");
+        let out =
+            tenancy::testing::cancel_at(k, tenancy.create_tenant(schema_on(&slug, "s2"))).await;
+        if let Some(created) = out {
+            let row = created.unwrap();
+            let ctx = tenancy.resolve_id(row.id).await.unwrap();
+            spin(&ctx, Uuid::new_v4(), "whole").await;
+            assert_eq!(names(&ctx).await, ["whole"]);
+            break;
+        }
+        tenancy.cleanup_orphans(&su).await.unwrap();
+        let registered: Vec<(Uuid, Option<String>)> =
+            sqlx::query_as("SELECT id, schema_name FROM tenancy.tenants ORDER BY slug")
+                .fetch_all(&mut db.connect().await)
+                .await
+                .unwrap();
+        assert_eq!(lines_at(&home).await, registered, "cancelled at await {k}");
+        let mut schemas: Vec<String> = registered.into_iter().filter_map(|(_, s)| s).collect();
+        schemas.sort();
+        assert_eq!(
+            tenant_schemas_at(&home).await,
+            schemas,
+            "cancelled at await {k}"
+        );
+        k += 1;
+        assert!(k < 500, "the creation never finished");
+    }
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// Moving an own-schema tenant of another server, or moving a tenant into an own schema on
+/// another server, is refused before anything changes (not built yet).
+#[tenancy::test(migrations = "tests/migrations")]
+async fn moves_of_own_schemas_on_other_servers_are_refused_and_change_nothing(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_moves") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    let there = tenancy
+        .create_tenant(schema_on("there", "s2"))
+        .await
+        .unwrap();
+    let here = tenancy
+        .create_tenant(shared_on("here", "primary"))
+        .await
+        .unwrap();
+    for (id, name) in [(there.id, "t"), (here.id, "h")] {
+        spin(&tenancy.resolve_id(id).await.unwrap(), Uuid::new_v4(), name).await;
+    }
+    for (id, to, server) in [
+        (there.id, Placement::SharedTable, None),
+        (there.id, Placement::OwnDatabase, Some("s3")),
+        (there.id, Placement::SharedTable, Some("s3")),
+        (here.id, Placement::OwnSchema, Some("s2")),
+    ] {
+        let mut options = tenancy::MoveOptions::default();
+        if let Some(server) = server {
+            options = options.server(server);
+        }
+        let r = tenancy.move_tenant_with(&su, id, to, options).await;
+        assert!(
+            matches!(r, Err(Error::MoveRefused { .. })),
+            "{to} {server:?}: {r:?}"
+        );
+    }
+    assert_eq!(
+        names(&tenancy.resolve_id(there.id).await.unwrap()).await,
+        ["t"]
+    );
+    assert_eq!(
+        names(&tenancy.resolve_id(here.id).await.unwrap()).await,
+        ["h"]
+    );
+    let row = tenancy.tenant(&su, there.id).await.unwrap();
+    assert_eq!(
+        (row.server.as_str(), row.placement),
+        ("s2", Placement::OwnSchema)
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
