@@ -3,8 +3,9 @@
 //! the registry row is written. Each sees its own rows only, whatever the other tenants of the
 //! home (schemas or shared tables); reports, migrations, export and import reach the schema;
 //! purge drops it; the home's write fence tells a schema's writes from the shared tables'; a
-//! creation that fails leaves nothing half-made; and moving such a tenant is refused, not
-//! half-done.
+//! creation that fails leaves nothing half-made; such a tenant moves out to every other
+//! placement and server, and the moves a home cannot take are refused before anything
+//! changes.
 //!
 //! Without the second and third servers each test says so and returns, unless `CI` is set.
 
@@ -582,54 +583,191 @@ async fn a_creation_in_a_home_that_fails_or_is_cut_off_leaves_nothing_half_made(
     drop_extra(&urls, &tag).await;
 }
 
-/// Moving an own-schema tenant of another server, or moving a tenant into an own schema on
-/// another server, is refused before anything changes (not built yet).
+/// A tenant moves out of its schema in a home to every other placement and server: its rows
+/// go whole, a context resolved before the move cannot write to the old copy (the home's
+/// line is sealed), the old schema stays until `purge_old_copy` drops it there, and the home's
+/// other tenants are never touched.
 #[tenancy::test(migrations = "tests/migrations")]
-async fn moves_of_own_schemas_on_other_servers_are_refused_and_change_nothing(db: TestTenancy) {
-    let Some(urls) = server_urls("server_schemas_moves") else {
+async fn a_tenant_moves_out_of_its_schema_in_a_home_and_its_old_copy_is_purged_there(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_schemas_move_out") else {
         return;
     };
     let (tenancy, tag) = connected(&db, &urls).await;
     let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    // Another process that does not hear of the move: its context reaches the fence.
+    let other = builder(&urls)
+        .listen_for_changes(false)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let neighbour = tenancy
+        .create_tenant(schema_on("neighbour", "s2"))
+        .await
+        .unwrap();
+    let shared = tenancy
+        .create_tenant(shared_on("shared", "s2"))
+        .await
+        .unwrap();
+    for id in [neighbour.id, shared.id] {
+        spin(
+            &tenancy.resolve_id(id).await.unwrap(),
+            Uuid::new_v4(),
+            "stays",
+        )
+        .await;
+    }
+    let targets = [
+        ("to-shared", Placement::SharedTable, None, "primary"),
+        ("to-schema", Placement::OwnSchema, None, "primary"),
+        ("to-database", Placement::OwnDatabase, Some("s3"), "s3"),
+        ("to-home", Placement::SharedTable, Some("s3"), "s3"),
+    ];
+    for (slug, to, server, lands) in targets {
+        let row = tenancy.create_tenant(schema_on(slug, "s2")).await.unwrap();
+        let ctx = tenancy.resolve_id(row.id).await.unwrap();
+        for name in ["a", "b", "c"] {
+            spin(&ctx, Uuid::new_v4(), name).await;
+        }
+        // Another process resolved it before the move (its cache is behind).
+        let stale = other.resolve_id(row.id).await.unwrap();
+        let mut options = tenancy::MoveOptions::default();
+        if let Some(server) = server {
+            options = options.server(server);
+        }
+        let moved = tenancy
+            .move_tenant_with(&su, row.id, to, options)
+            .await
+            .unwrap();
+        assert_eq!((moved.to, moved.server.as_str()), (to, lands), "{slug}");
+        assert_eq!(moved.rows(), 3, "{slug}");
+        assert_eq!(
+            (moved.old_copy.placement, moved.old_copy.server.as_deref()),
+            (Placement::OwnSchema, Some("s2")),
+            "{slug}"
+        );
+        let now = tenancy.resolve_id(row.id).await.unwrap();
+        assert_eq!(names(&now).await, ["a", "b", "c"], "{slug}");
+        // The stale context's write is refused, and lands in neither copy.
+        let late = Spinner::repo()
+            .insert(
+                &stale,
+                &NewSpinner {
+                    id: Uuid::new_v4(),
+                    name: "late".into(),
+                    color: None,
+                },
+            )
+            .await;
+        assert!(
+            matches!(late, Err(Error::TenantMoved(id)) if id == row.id),
+            "{slug}: {late:?}"
+        );
+        let schema = format!("t_{}", slug.replace('-', "_"));
+        let old_rows = format!("SELECT count(*) FROM {schema}.spinners");
+        assert_eq!(
+            count_at(&home, &old_rows).await,
+            3,
+            "{slug}: the old copy is kept"
+        );
+        assert_eq!(names(&now).await, ["a", "b", "c"], "{slug}");
+        // The new copy takes writes.
+        spin(&now, Uuid::new_v4(), "d").await;
+        // Purging the old copy drops the schema and the line in the home, nothing else.
+        let purged = tenancy.purge_old_copy(&su, row.id).await.unwrap();
+        assert_eq!(purged, [Purged::Schema(schema.clone())], "{slug}");
+        assert!(
+            !tenant_schemas_at(&home).await.contains(&schema),
+            "{slug}: the old schema is gone"
+        );
+        assert!(
+            !lines_at(&home)
+                .await
+                .iter()
+                .any(|(id, _)| *id == row.id.as_uuid()),
+            "{slug}: the old line is gone"
+        );
+        assert_eq!(names(&now).await, ["a", "b", "c", "d"], "{slug}");
+    }
+    for id in [neighbour.id, shared.id] {
+        assert_eq!(
+            names(&tenancy.resolve_id(id).await.unwrap()).await,
+            ["stays"]
+        );
+    }
+    other.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// Moves that would give one tenant two lines in a home (between the shared tables and an own
+/// schema of the same home, or into a home that keeps its old copy) and moves into an own
+/// schema on another server are refused before anything changes.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn moves_a_home_cannot_take_are_refused_and_change_nothing(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_moves_refused") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
     let there = tenancy
         .create_tenant(schema_on("there", "s2"))
+        .await
+        .unwrap();
+    let shared = tenancy
+        .create_tenant(shared_on("shared", "s2"))
         .await
         .unwrap();
     let here = tenancy
         .create_tenant(shared_on("here", "primary"))
         .await
         .unwrap();
-    for (id, name) in [(there.id, "t"), (here.id, "h")] {
+    for (id, name) in [(there.id, "t"), (shared.id, "s"), (here.id, "h")] {
         spin(&tenancy.resolve_id(id).await.unwrap(), Uuid::new_v4(), name).await;
     }
-    for (id, to, server) in [
-        (there.id, Placement::SharedTable, None),
-        (there.id, Placement::OwnDatabase, Some("s3")),
-        (there.id, Placement::SharedTable, Some("s3")),
-        (here.id, Placement::OwnSchema, Some("s2")),
-    ] {
-        let mut options = tenancy::MoveOptions::default();
-        if let Some(server) = server {
-            options = options.server(server);
-        }
+    let refused = async |id: tenancy::TenantId, to: Placement, server: &str| {
+        let options = tenancy::MoveOptions::default().server(server);
         let r = tenancy.move_tenant_with(&su, id, to, options).await;
         assert!(
             matches!(r, Err(Error::MoveRefused { .. })),
-            "{to} {server:?}: {r:?}"
+            "{to} {server}: {r:?}"
         );
+    };
+    refused(there.id, Placement::SharedTable, "s2").await;
+    refused(shared.id, Placement::OwnSchema, "s2").await;
+    refused(here.id, Placement::OwnSchema, "s2").await;
+    let before = lines_at(&home).await;
+    // Out of the home, then back while its old copy is kept there: refused until purged.
+    tenancy
+        .move_tenant(&su, there.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    refused(there.id, Placement::SharedTable, "s2").await;
+    assert_eq!(
+        count_at(&home, "SELECT count(*) FROM t_there.spinners").await,
+        1
+    );
+    tenancy.purge_old_copy(&su, there.id).await.unwrap();
+    let back = tenancy
+        .move_tenant_with(
+            &su,
+            there.id,
+            Placement::SharedTable,
+            tenancy::MoveOptions::default().server("s2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.server, "s2");
+    for (id, name) in [(there.id, "t"), (shared.id, "s"), (here.id, "h")] {
+        assert_eq!(names(&tenancy.resolve_id(id).await.unwrap()).await, [name]);
     }
     assert_eq!(
-        names(&tenancy.resolve_id(there.id).await.unwrap()).await,
-        ["t"]
-    );
-    assert_eq!(
-        names(&tenancy.resolve_id(here.id).await.unwrap()).await,
-        ["h"]
-    );
-    let row = tenancy.tenant(&su, there.id).await.unwrap();
-    assert_eq!(
-        (row.server.as_str(), row.placement),
-        ("s2", Placement::OwnSchema)
+        lines_at(&home).await.len(),
+        before.len(),
+        "one line for each tenant, the one that came back without a schema"
     );
     tenancy.close().await;
     drop_extra(&urls, &tag).await;

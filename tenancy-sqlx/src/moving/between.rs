@@ -37,7 +37,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tenancy_core::home::{Home, TENANT_DATABASE_SCHEMA};
 use tenancy_core::{Placement, TenantId};
 
-use super::from_database::{copy_and_seal, lock_identity, source_name};
+use super::from_database::{copy_and_seal, lock_identity, source_name, source_schema};
 use super::{
     Leaving, MoveOptions, Moved, MovedTable, across, contents, raise_fence, switch,
     within_lock_wait,
@@ -172,7 +172,7 @@ async fn clear_the_way(
         refuse_writes_the_source_lacks(
             databases,
             id,
-            (&leaving.server, source),
+            (&leaving.server, source, source_schema(leaving)),
             (server, name),
             options.lock_wait,
         )
@@ -195,7 +195,7 @@ async fn clear_the_way(
 async fn refuse_writes_the_source_lacks(
     databases: &Databases,
     id: TenantId,
-    (here, source): (&str, &DatabaseName),
+    (here, source, source_schema): (&str, &DatabaseName, &str),
     (there, name): (&str, &DatabaseName),
     wait: std::time::Duration,
 ) -> Result<()> {
@@ -232,7 +232,7 @@ async fn refuse_writes_the_source_lacks(
             let mut sealed = held.begin().await?;
             across::same_text(&mut sealed).await?;
             crate::rls::act_for(&mut sealed, id).await?;
-            let of_source = contents::shapes(&mut sealed, TENANT_DATABASE_SCHEMA).await?;
+            let of_source = contents::shapes(&mut sealed, source_schema).await?;
             contents::first_difference(id, (&mut sealed, &of_source), (&mut copy, &of_copy)).await
         }
         .await;

@@ -73,6 +73,15 @@ pub(super) async fn run(
     .await
 }
 
+/// The schema the tenant's tables are in, in the database `leaving` lives in: its own schema
+/// in a server's home, else the tenant database's (`public`).
+pub(super) fn source_schema(leaving: &Leaving) -> &str {
+    match &leaving.from {
+        Home::ServerSchema { schema, .. } => schema.name(),
+        _ => TENANT_DATABASE_SCHEMA,
+    }
+}
+
 /// The name of the database `leaving` lives in.
 pub(super) fn source_name(leaving: &Leaving) -> Result<DatabaseName> {
     let source = leaving
@@ -154,11 +163,11 @@ pub(super) async fn copy_and_seal(
             (server, target_name.as_str()) < (leaving.server.as_str(), name.as_str())
         });
         if target_first {
-            lock_database_migrations(&mut *target).await?;
+            lock_database_migrations(&mut *target, TENANT_DATABASE_SCHEMA).await?;
         }
-        lock_database_migrations(&mut source).await?;
+        lock_database_migrations(&mut source, source_schema(leaving)).await?;
         if target_lock.is_some() && !target_first {
-            lock_database_migrations(&mut *target).await?;
+            lock_database_migrations(&mut *target, TENANT_DATABASE_SCHEMA).await?;
         }
         let sealed = within_lock_wait(&mut source, id, options.lock_wait, async |c| {
             lock_identity(c, id, &name).await
@@ -174,7 +183,7 @@ pub(super) async fn copy_and_seal(
                 target: &mut *target,
             },
             id,
-            (Some(TENANT_DATABASE_SCHEMA), to_schema),
+            (Some(source_schema(leaving)), to_schema),
             to,
             options,
         )
@@ -209,13 +218,14 @@ pub(super) async fn copy_and_seal(
     tables
 }
 
-/// Takes the migration lock of the tenant database (or server home) `conn` is on, in its
-/// transaction: the lock `migrate_tenants` takes for its schema there.
-pub(super) async fn lock_database_migrations(conn: &mut PgConnection) -> Result<()> {
+/// Takes the migration lock of `schema` in the tenant database (or server home) `conn` is on,
+/// in its transaction: the lock `migrate_tenants` takes for that schema there (`public`, or
+/// an own schema in a home).
+pub(super) async fn lock_database_migrations(conn: &mut PgConnection, schema: &str) -> Result<()> {
     crate::sql::admin_query(
         "SELECT pg_advisory_xact_lock(hashtext('tenancy.migrate'), hashtext($1))",
     )
-    .bind(format!("schema:{TENANT_DATABASE_SCHEMA}"))
+    .bind(format!("schema:{schema}"))
     .execute(conn)
     .await?;
     Ok(())

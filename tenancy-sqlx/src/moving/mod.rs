@@ -360,18 +360,34 @@ pub(crate) async fn prepare(
                 server: server_now.clone(),
             })?
             .server_home(&server_now)?,
-        // An own schema in another server's home: moving it is not built yet.
-        Home::OwnSchema(_) if server_now != crate::databases::PRIMARY_SERVER => {
-            return Err(refuse(format!(
-                "it lives in an own schema on server {server_now}, and this version does not \
-                 move such tenants yet (export it and import it into a new tenant instead)"
-            )));
-        }
+        // An own schema of another server: in its home too.
+        Home::OwnSchema(schema) if server_now != crate::databases::PRIMARY_SERVER => databases
+            .ok_or_else(|| Error::UnknownServer {
+                server: server_now.clone(),
+            })?
+            .server_schema(&server_now, schema)?,
         other => other,
     };
-    // Between the shared tables of two servers (the registry's, another's home): a move on
-    // one placement. `server` names the target's (none: the registry's).
-    let between_servers = to == Placement::SharedTable
+    // The home of the target, when it is another server's: the tenant's line there is one
+    // (see `databases::home`), so a move between its shared tables and an own schema there,
+    // or into it while an old copy of the tenant is kept there, has no line to give the new
+    // copy.
+    let target_home =
+        server.filter(|s| *s != crate::databases::PRIMARY_SERVER && to != Placement::OwnDatabase);
+    if let Some(home) = target_home
+        && home == server_now
+        && from.in_server_home()
+    {
+        return Err(refuse(format!(
+            "it lives in the home database of server {home} already, on the {placement} \
+             placement; moving between the shared tables and an own schema of one server's \
+             home is not built yet (move it elsewhere first)"
+        )));
+    }
+    // Between the shared tables of two servers (the registry's, another's home), or from an
+    // own schema in another server's home to one in the registry's database: a move on one
+    // placement. `server` names the target's (none: the registry's).
+    let between_servers = to != Placement::OwnDatabase
         && placement == to
         && server.unwrap_or(crate::databases::PRIMARY_SERVER) != server_now;
     if placement == to && !between_servers {
@@ -398,6 +414,17 @@ pub(crate) async fn prepare(
         .await?;
     for old in &olds {
         let old_placement = old.try_get::<&str, _>("placement")?;
+        let old_server: Option<String> = old.try_get("server")?;
+        let old_database: Option<String> = old.try_get("database_name")?;
+        if old_database.is_none()
+            && let Some(home) = target_home
+            && old_server.as_deref() == Some(home)
+        {
+            return Err(refuse(format!(
+                "the old copy of an earlier move is in the home database of server {home}; \
+                 purge it first (Tenancy::purge_old_copy)"
+            )));
+        }
         if old_placement == to.as_str() {
             return Err(refuse(format!(
                 "the old copy of an earlier move is on the {to} placement; purge it first \
@@ -608,8 +635,11 @@ pub(crate) async fn switch(
     }
     #[cfg(not(feature = "testing"))]
     let _ = options;
-    let old_schema = match leaving.from.schema_name() {
-        Some(name) => {
+    // An own schema in the registry's database is renamed out of the way; one in another
+    // server's home stays as it is, its line sealed there (see `from_database`).
+    let old_schema = match &leaving.from {
+        Home::OwnSchema(schema) => {
+            let name = schema.name();
             let old = old_copy_schema(id);
             sqlx::raw_sql(crate::sql::text(format!(
                 "ALTER SCHEMA {} RENAME TO {}",
@@ -620,7 +650,7 @@ pub(crate) async fn switch(
             .await?;
             Some(old)
         }
-        None => None,
+        _ => None,
     };
     crate::sql::admin_query(store::TENANT_SET_HOME)
         .bind(id.as_uuid())
@@ -637,7 +667,9 @@ pub(crate) async fn switch(
             Some(database.as_str().to_owned()),
             Some(leaving.server.clone()),
         ),
-        Home::ServerShared { .. } => (None, Some(leaving.server.clone())),
+        Home::ServerShared { .. } | Home::ServerSchema { .. } => {
+            (None, Some(leaving.server.clone()))
+        }
         _ => (None, None),
     };
     crate::sql::admin_query(store::OLD_COPY_INSERT)

@@ -123,7 +123,7 @@ async fn fill(
         }
         crate::rls::act_for(tx, id).await?;
         lock_migrations(tx, &leaving.from).await?;
-        lock_database_migrations(&mut conn).await?;
+        lock_database_migrations(&mut conn, TENANT_DATABASE_SCHEMA).await?;
         across::same_text(tx).await?;
         across::same_text(&mut conn).await?;
         raise_fence(tx, id, options.lock_wait).await?;
