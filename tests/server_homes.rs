@@ -620,17 +620,6 @@ async fn row_level_security_is_required_and_installed_in_every_home() {
 }
 
 /// The ids of tenant `id`'s spins in `table` of the database at `url`.
-async fn spin_ids_at(
-    url: &str,
-    table: &str,
-    id: tenancy::TenantId,
-) -> std::collections::BTreeSet<Uuid> {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    let ids = common::moving::spin_ids(&mut conn, table, id).await;
-    conn.close().await.unwrap();
-    ids
-}
-
 /// A tenant of s2's home moves into the registry's database while two processes write it:
 /// every acknowledged write is in the new copy, none lands in the old one after the seal, a
 /// context resolved before cannot write to the home afterwards, the neighbour in the home is

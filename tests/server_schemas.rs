@@ -702,9 +702,214 @@ async fn a_tenant_moves_out_of_its_schema_in_a_home_and_its_old_copy_is_purged_t
     drop_extra(&urls, &tag).await;
 }
 
+/// A tenant moves into an own schema on another server from every placement and server
+/// while two processes write it: every acknowledged write is in the new schema, none in the
+/// old copy after its seal, a context resolved before cannot write afterwards, and the old
+/// copy is purged where it is.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_tenant_moves_into_an_own_schema_on_another_server_from_everywhere_under_writes(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_schemas_move_in") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let second = builder(&urls)
+        .max_connections(4)
+        .listen_for_changes(false)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "move in").await.unwrap();
+    let home_two = url_of(&urls.0, &home_name(&tag, "s2"));
+    let home_three = url_of(&urls.1, &home_name(&tag, "s3"));
+    let own_on_three = tenancy::MoveOptions::default().server("s3");
+    let sources: [(&'static str, NewTenant); 5] = [
+        ("from-shared", shared_on("from-shared", "primary")),
+        (
+            "from-schema",
+            NewTenant::new("from-schema", "x").placement(Placement::OwnSchema),
+        ),
+        ("from-database", own_db("from-database", "s3")),
+        ("from-home", shared_on("from-home", "s3")),
+        ("from-home-schema", schema_on("from-home-schema", "s3")),
+    ];
+    for (slug, new) in sources {
+        let row = tenancy.create_tenant(new).await.unwrap();
+        let from = row.placement;
+        let a = tenancy.resolve_id(row.id).await.unwrap();
+        let sa = common::moving::fill(&a, 50).await;
+        let counter = Spin::repo()
+            .insert(&a, &common::moving::new_spin(sa.id, 0))
+            .await
+            .unwrap()
+            .id;
+        let stale = second.resolve_id(row.id).await.unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers = [tenancy.clone(), second.clone()].map(|t| {
+            tokio::spawn(common::moving::writer(
+                t,
+                slug,
+                sa.id,
+                counter,
+                stop.clone(),
+            ))
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let moved = tenancy
+            .move_tenant_with(
+                &su,
+                row.id,
+                Placement::OwnSchema,
+                tenancy::MoveOptions::default()
+                    .server("s2")
+                    .hold_fence(std::time::Duration::from_millis(200)),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.push(w.await.unwrap());
+        }
+        assert_eq!(
+            (moved.from, moved.to, moved.server.as_str()),
+            (from, Placement::OwnSchema, "s2"),
+            "{slug}"
+        );
+        let schema = format!("t_{}", slug.replace('-', "_"));
+        assert_eq!(moved.schema.as_deref(), Some(schema.as_str()), "{slug}");
+        let new_copy = spin_ids_at(&home_two, &format!("{schema}.spins"), row.id).await;
+        let old_copy = match slug {
+            "from-shared" => spin_ids_at(db.url(), "public.spins", row.id).await,
+            "from-schema" => {
+                let old = moved.old_copy.schema.clone().unwrap();
+                spin_ids_at(db.url(), &format!("{old}.spins"), row.id).await
+            }
+            "from-database" => {
+                let database = moved.old_copy.database.clone().unwrap();
+                spin_ids_at(&url_of(&urls.1, &database), "public.spins", row.id).await
+            }
+            "from-home" => spin_ids_at(&home_three, "public.spins", row.id).await,
+            _ => spin_ids_at(&home_three, &format!("{schema}.spins"), row.id).await,
+        };
+        common::moving::acknowledged_writes_are_in_the_new_copy(
+            &acked, &moved, &new_copy, &old_copy,
+        );
+        // A context resolved before the move: its write is refused and lands in neither copy.
+        let late = common::moving::new_spin(sa.id, -1);
+        let r = Spin::repo().insert(&stale, &late).await;
+        assert!(r.is_err(), "{slug}: a stale write was acknowledged");
+        assert!(
+            !spin_ids_at(&home_two, &format!("{schema}.spins"), row.id)
+                .await
+                .contains(&late.id),
+            "{slug}"
+        );
+        let now = tenancy.resolve_id(row.id).await.unwrap();
+        let rows = Spin::repo().query().fetch_all(&now).await.unwrap().len();
+        assert_eq!(rows, new_copy.len(), "{slug}");
+        let purged = tenancy.purge_old_copy(&su, row.id).await.unwrap();
+        assert_eq!(purged.len(), 1, "{slug}: {purged:?}");
+        assert_eq!(
+            Spin::repo().query().fetch_all(&now).await.unwrap().len(),
+            rows,
+            "{slug}"
+        );
+        // It moves on again, out of the home, whole.
+        let back = tenancy
+            .move_tenant_with(&su, row.id, Placement::OwnDatabase, own_on_three.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            back.rows() as usize,
+            rows + 1,
+            "{slug}: the spinner and its spins"
+        );
+    }
+    second.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// A move into an own schema on another server cut off at every await in turn: the tenant
+/// stays whole where the registry says it lives, writable there, and the run that finishes
+/// copies its rows exactly once, whatever the cut-off runs left in the home.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_move_into_a_schema_in_a_home_cancelled_at_any_await_leaves_the_tenant_whole(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_schemas_cancelled_move") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "cancelled move").await.unwrap();
+    let row = tenancy
+        .create_tenant(shared_on("acme", "primary"))
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_id(row.id).await.unwrap();
+    let s = common::moving::fill(&ctx, 6).await;
+    let mut rows = 6usize;
+    let mut conn = db.connect().await;
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let to = tenancy::MoveOptions::default().server("s2");
+    let mut k = 1;
+    loop {
+        let out = tenancy::testing::cancel_at(
+            k,
+            tenancy.move_tenant_with(&su, row.id, Placement::OwnSchema, to.clone()),
+        )
+        .await;
+        if let Some(moved) = out {
+            assert_eq!(moved.unwrap().rows(), rows as u64 + 1);
+            break;
+        }
+        common::no_transaction_left_open(&mut conn).await;
+        let now = tenancy.tenant(&su, row.id).await.unwrap();
+        if now.server == "s2" {
+            break; // cut off with its commit on the wire
+        }
+        assert_eq!(
+            spin_ids_at(db.url(), "public.spins", row.id).await.len(),
+            rows,
+            "the rows are whole on the registry's shared tables at await {k}"
+        );
+        let fresh = tenancy.resolve_id(row.id).await.unwrap();
+        tenancy::testing::eventually(
+            "the cancelled move lets go",
+            std::time::Duration::from_secs(30),
+            async || {
+                Spin::repo()
+                    .insert(&fresh, &common::moving::new_spin(s.id, 1000 + k as i32))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+        rows += 1;
+        k += 1;
+        assert!(k < 500, "the move never finished");
+    }
+    let now = tenancy.resolve_id(row.id).await.unwrap();
+    assert_eq!(
+        spin_ids_at(&home, "t_acme.spins", row.id).await.len(),
+        rows,
+        "every row exactly once in the schema"
+    );
+    assert_eq!(
+        Spin::repo().query().fetch_all(&now).await.unwrap().len(),
+        rows
+    );
+    assert_eq!(tenant_schemas_at(&home).await, ["t_acme"]);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// Moves that would give one tenant two lines in a home (between the shared tables and an own
-/// schema of the same home, or into a home that keeps its old copy) and moves into an own
-/// schema on another server are refused before anything changes.
+/// schema of the same home, or into a home that keeps its old copy) are refused before
+/// anything changes.
 #[tenancy::test(migrations = "tests/migrations")]
 async fn moves_a_home_cannot_take_are_refused_and_change_nothing(db: TestTenancy) {
     let Some(urls) = server_urls("server_schemas_moves_refused") else {
@@ -738,7 +943,6 @@ async fn moves_a_home_cannot_take_are_refused_and_change_nothing(db: TestTenancy
     };
     refused(there.id, Placement::SharedTable, "s2").await;
     refused(shared.id, Placement::OwnSchema, "s2").await;
-    refused(here.id, Placement::OwnSchema, "s2").await;
     let before = lines_at(&home).await;
     // Out of the home, then back while its old copy is kept there: refused until purged.
     tenancy

@@ -308,16 +308,7 @@ impl<'s> TenantUnit<'s> {
         match out {
             // A context resolved before its tenant left its own schema finds the old schema
             // renamed: say that it moved (see `crate::moving`).
-            Err(e)
-                if crate::moving::moved_away(
-                    ctx.runtime(),
-                    &e,
-                    ctx.id(),
-                    ctx.placement(),
-                    ctx.schema(),
-                )
-                .await =>
-            {
+            Err(e) if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.home()).await => {
                 Err(Error::TenantMoved(ctx.id()))
             }
             out => out,

@@ -61,3 +61,15 @@ pub async fn exec_at(url: &str, sql: &str) {
         .unwrap();
     conn.close().await.unwrap();
 }
+
+/// The ids of tenant `id`'s spins in `table` of the database at `url`.
+pub async fn spin_ids_at(
+    url: &str,
+    table: &str,
+    id: tenancy::TenantId,
+) -> std::collections::BTreeSet<Uuid> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let ids = super::moving::spin_ids(&mut conn, table, id).await;
+    conn.close().await.unwrap();
+    ids
+}

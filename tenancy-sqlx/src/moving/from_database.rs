@@ -162,12 +162,13 @@ pub(super) async fn copy_and_seal(
         let target_first = target_lock.is_some_and(|(server, target_name)| {
             (server, target_name.as_str()) < (leaving.server.as_str(), name.as_str())
         });
+        let target_schema = to_schema.unwrap_or(TENANT_DATABASE_SCHEMA);
         if target_first {
-            lock_database_migrations(&mut *target, TENANT_DATABASE_SCHEMA).await?;
+            lock_database_migrations(&mut *target, target_schema).await?;
         }
         lock_database_migrations(&mut source, source_schema(leaving)).await?;
         if target_lock.is_some() && !target_first {
-            lock_database_migrations(&mut *target, TENANT_DATABASE_SCHEMA).await?;
+            lock_database_migrations(&mut *target, target_schema).await?;
         }
         let sealed = within_lock_wait(&mut source, id, options.lock_wait, async |c| {
             lock_identity(c, id, &name).await

@@ -463,9 +463,8 @@ pub(crate) async fn run(
         return Err(Error::MoveRefused {
             id,
             reason: format!(
-                "this version moves tenants to the {to} placement in the registry's database \
-                 only; a server ({server}) is for a move to a database of its own or to the \
-                 shared tables"
+                "the {to} placement on server {server} is the registry's database: leave \
+                 MoveOptions::server unset to move the tenant there"
             ),
         });
     }
@@ -977,24 +976,24 @@ async fn checksum(
     Ok((u64::try_from(rows).unwrap_or(0), found.try_get(1)?))
 }
 
-/// Whether a statement of a context for `placement`/`schema` that failed with `e` failed
-/// because the tenant moved away since the context was resolved (an old own schema is renamed
-/// at the switch, so its statements no longer find their table). Asked only after an
+/// Whether a statement of a context for `home` that failed with `e` failed because the
+/// tenant moved away since the context was resolved (an old own schema is renamed at the
+/// switch, or dropped with its old copy, so its statements no longer find their table): the
+/// registry no longer places it in that schema on that server. Asked only after an
 /// undefined-table error on an own-schema context.
-pub(crate) async fn moved_away(
-    rt: &Runtime,
-    e: &Error,
-    id: TenantId,
-    placement: Placement,
-    schema: Option<&str>,
-) -> bool {
+pub(crate) async fn moved_away(rt: &Runtime, e: &Error, id: TenantId, home: &Home) -> bool {
     let undefined_table = matches!(e, Error::Database(sqlx::Error::Database(db))
         if db.code().as_deref() == Some("42P01"));
-    let Some(schema) = schema.filter(|_| undefined_table && placement == Placement::OwnSchema)
+    let Some(schema) = home
+        .schema_name()
+        .filter(|_| undefined_table && home.placement() == Placement::OwnSchema)
     else {
         return false;
     };
-    let home = rt
+    let server = home
+        .database()
+        .map_or(crate::databases::PRIMARY_SERVER, |d| d.server());
+    let row = rt
         .with_conn(async |c| {
             Ok(crate::sql::admin_query(store::TENANT_HOME)
                 .bind(id.as_uuid())
@@ -1002,10 +1001,11 @@ pub(crate) async fn moved_away(
                 .await?)
         })
         .await;
-    match home {
+    match row {
         Ok(Some(row)) => {
             let now: Option<String> = row.try_get("schema_name").unwrap_or(None);
-            now.as_deref() != Some(schema.trim_matches('"'))
+            let now_on: Option<String> = row.try_get("server").ok();
+            now.as_deref() != Some(schema) || now_on.as_deref() != Some(server)
         }
         Ok(None) => true,
         Err(_) => false,

@@ -1,13 +1,15 @@
-//! A move onto the shared tables of a server other than the registry's: into that server's
-//! home database (see `databases::home`), from the registry's database (its shared tables or
-//! an own schema), from a database of the tenant's own, or from another server's home.
+//! A move into the home database of a server other than the registry's (see
+//! `databases::home`), onto its shared tables or into an own schema there, from the registry's
+//! database (its shared tables or an own schema), from a database of the tenant's own, or from
+//! another server's home. An own schema is made with the tenant's line (step 3), at the latest
+//! tenant migration, and the copy goes into it.
 //!
 //! The steps of a move into a database of its own, with the home in the new database's place:
 //!
 //! 1. in the registry transaction: the tenant's row locked and checked (`prepare`), the
 //!    server known and listed, the home made if missing, and the tenant's line held against
 //!    the cleanup (`home::lock_line`);
-//! 2. a line the home still has for the tenant goes, with its rows: the registry, locked above,
+//! 2. a line the home still has for the tenant goes, with its rows (or its schema): the registry, locked above,
 //!    names another home, so it is what a run cut off before its switch left (an old copy of
 //!    an earlier move out of this home is refused by `prepare` instead);
 //! 3. the tenant listed in the home, then, in a transaction there (the home's migration lock
@@ -23,7 +25,7 @@
 //! schema is renamed, a source database is sealed.
 
 use sqlx::{Connection, PgConnection, PgPool};
-use tenancy_core::home::TENANT_DATABASE_SCHEMA;
+use tenancy_core::home::{Home, QuotedSchema, TENANT_DATABASE_SCHEMA};
 use tenancy_core::{Placement, TenantId};
 
 use super::from_database::{copy_and_seal, lock_database_migrations};
@@ -35,30 +37,32 @@ use crate::databases::Databases;
 use crate::migrate::Migrations;
 use crate::{Error, Result};
 
-/// Moves tenant `id` onto the shared tables of server `options.server` inside the registry
-/// transaction `tx` (see the module docs). The caller audits, notifies and commits.
+/// Moves tenant `id` into the home of server `options.server` (onto its shared tables, or
+/// into an own schema there: `to`) inside the registry transaction `tx` (see the module
+/// docs). The caller audits, notifies and commits.
 pub(crate) async fn run(
     tx: &mut PgConnection,
     (databases, pool): (&Databases, &PgPool),
-    id: TenantId,
+    (id, to): (TenantId, Placement),
     migrations: &Migrations,
     options: &MoveOptions,
 ) -> Result<Moved> {
     let Some(server) = options.server.as_deref() else {
         return Err(Error::MoveRefused {
             id,
-            reason: "a move onto another server's shared tables names the server".to_owned(),
+            reason: "a move into another server's home names the server".to_owned(),
         });
     };
-    let leaving = prepare(
-        tx,
-        Some(databases),
-        id,
-        Placement::SharedTable,
-        Some(server),
-    )
-    .await?;
+    let leaving = prepare(tx, Some(databases), id, to, Some(server)).await?;
     super::check_target_server(tx, databases, server).await?;
+    // The shared tables there, or an own schema made there with the tenant's line.
+    let target = match to {
+        Placement::OwnSchema => {
+            let schema = crate::registry::schema_for(&leaving.slug)?;
+            databases.server_schema(server, QuotedSchema::new(&schema)?)?
+        }
+        _ => databases.server_home(server)?,
+    };
     databases
         .ensure_server_home(pool, server, migrations)
         .await?;
@@ -66,13 +70,13 @@ pub(crate) async fn run(
     let left = databases.leave_home(server, id).await?;
     if !matches!(&left, crate::Purged::Rows(rows) if rows.iter().all(|(_, n)| *n == 0)) {
         tracing::info!(tenant = %id, server, ?left,
-            "removed the rows a cut-off move of the tenant left in the server's home");
+            "removed what a cut-off move of the tenant left in the server's home");
     }
+    let schema = target.schema_name().map(|s| (s, migrations));
     databases
-        .enter_home(server, (id, leaving.slug.as_str()), None)
+        .enter_home(server, (id, leaving.slug.as_str()), schema)
         .await?;
-    let target = databases.server_home(server)?;
-    match fill(tx, databases, server, id, &leaving, options).await {
+    match fill(tx, databases, (server, &target), id, &leaving, options).await {
         Ok(tables) => switch(tx, id, &leaving, &target, (server, None), tables, options).await,
         Err(e) => {
             // Nothing is left half-made: the registry never named the home for the tenant.
@@ -90,11 +94,16 @@ pub(crate) async fn run(
 async fn fill(
     tx: &mut PgConnection,
     databases: &Databases,
-    server: &str,
+    (server, target): (&str, &Home),
     id: TenantId,
     leaving: &Leaving,
     options: &MoveOptions,
 ) -> Result<Vec<MovedTable>> {
+    // The schema the copy goes to in the home: the tenant's own, or the shared tables'.
+    let (schema, to) = match target.schema_name() {
+        Some(own) => (own, Placement::OwnSchema),
+        None => (TENANT_DATABASE_SCHEMA, Placement::SharedTable),
+    };
     let home = databases.server_home_name(server);
     let mut conn = databases.connect(server, &home).await?;
     let out = async {
@@ -111,11 +120,7 @@ async fn fill(
                 databases,
                 id,
                 leaving,
-                (
-                    &mut conn,
-                    Some(TENANT_DATABASE_SCHEMA),
-                    Placement::SharedTable,
-                ),
+                (&mut conn, Some(schema), to),
                 options,
                 (true, Some((server, &home))),
             )
@@ -123,7 +128,7 @@ async fn fill(
         }
         crate::rls::act_for(tx, id).await?;
         lock_migrations(tx, &leaving.from).await?;
-        lock_database_migrations(&mut conn, TENANT_DATABASE_SCHEMA).await?;
+        lock_database_migrations(&mut conn, schema).await?;
         across::same_text(tx).await?;
         across::same_text(&mut conn).await?;
         raise_fence(tx, id, options.lock_wait).await?;
@@ -133,8 +138,8 @@ async fn fill(
                 target: &mut conn,
             },
             id,
-            (leaving.from.schema_name(), Some(TENANT_DATABASE_SCHEMA)),
-            Placement::SharedTable,
+            (leaving.from.schema_name(), Some(schema)),
+            to,
             options,
         )
         .await?;
@@ -146,9 +151,10 @@ async fn fill(
     out
 }
 
-/// Whether a move to `to` with `options` goes onto another server's shared tables.
+/// Whether a move to `to` with `options` goes into another server's home: onto its shared
+/// tables or into an own schema there.
 pub(crate) fn wanted(to: Placement, options: &MoveOptions) -> bool {
-    to == Placement::SharedTable
+    matches!(to, Placement::SharedTable | Placement::OwnSchema)
         && options
             .server
             .as_deref()

@@ -159,7 +159,7 @@ pub(crate) const TENANT_FOR_PURGE: &str = "SELECT placement, database_name, serv
 
 /// A tenant's home, for a statement that failed on a table its context expected.
 pub(crate) const TENANT_HOME: &str =
-    "SELECT placement, schema_name FROM tenancy.tenants WHERE id = $1";
+    "SELECT placement, schema_name, server FROM tenancy.tenants WHERE id = $1";
 
 /// The switch of a move: the tenant's new home (placement, schema, database, server).
 pub(crate) const TENANT_SET_HOME: &str = "UPDATE tenancy.tenants \

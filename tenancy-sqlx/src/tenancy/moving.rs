@@ -124,7 +124,7 @@ impl Tenancy {
                         crate::moving::to_home::run(
                             tx,
                             (self.rt.databases()?, &self.rt.pool),
-                            id,
+                            (id, to),
                             migrations,
                             &options,
                         )
