@@ -583,6 +583,121 @@ async fn a_creation_in_a_home_that_fails_or_is_cut_off_leaves_nothing_half_made(
     drop_extra(&urls, &tag).await;
 }
 
+/// Own-schema creations on one server at once all finish: each takes the home's lines first,
+/// so the tenant migrations' key to them never makes two wait on each other.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn concurrent_schema_creations_in_one_home_all_finish(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_concurrent") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    // The home exists first, so that every creation below builds a schema in it at once.
+    tenancy
+        .create_tenant(schema_on("first", "s2"))
+        .await
+        .unwrap();
+    let created = futures_util::future::join_all((0..8).map(|i| {
+        let tenancy = tenancy.clone();
+        async move {
+            tenancy
+                .create_tenant(schema_on(&format!("c{i}"), "s2"))
+                .await
+        }
+    }))
+    .await;
+    for (i, c) in created.iter().enumerate() {
+        assert!(c.is_ok(), "creation {i}: {c:?}");
+    }
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    assert_eq!(tenant_schemas_at(&home).await.len(), 9);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// What a home says is checked against the registry where it decides what goes: a purge
+/// refuses a line that names another place than the registry (and drops the registry's
+/// schema when the line is gone), a chosen id of another tenant makes nothing in the home,
+/// and a home whose fence lost a function gets the home's fence back, not an own database's.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_home_that_lies_or_lost_its_fence_changes_nothing(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_lies") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "server schemas").await.unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let a = tenancy.create_tenant(schema_on("aa", "s2")).await.unwrap();
+    let b = tenancy.create_tenant(schema_on("bb", "s2")).await.unwrap();
+    for id in [a.id, b.id] {
+        spin(
+            &tenancy.resolve_id(id).await.unwrap(),
+            Uuid::new_v4(),
+            "kept",
+        )
+        .await;
+    }
+    // A's line edited to name no schema (as a shared-table tenant's): its purge is refused,
+    // both schemas whole.
+    exec_at(
+        &home,
+        &format!(
+            "UPDATE tenancy.tenants SET schema_name = NULL WHERE id = '{}'",
+            a.id
+        ),
+    )
+    .await;
+    tenancy.soft_delete(&su, a.id).await.unwrap();
+    let r = tenancy.purge(&su, a.id).await;
+    assert!(matches!(r, Err(Error::Provision(_))), "{r:?}");
+    assert_eq!(tenant_schemas_at(&home).await, ["t_aa", "t_bb"]);
+    // Its line gone (past the foreign keys): the purge drops the schema the registry names
+    // all the same.
+    exec_at(
+        &home,
+        &format!(
+            "SET session_replication_role = replica; \
+             DELETE FROM tenancy.tenants WHERE id = '{}'",
+            a.id
+        ),
+    )
+    .await;
+    assert_eq!(
+        tenancy.purge(&su, a.id).await.unwrap(),
+        Purged::Schema("t_aa".to_owned())
+    );
+    assert_eq!(tenant_schemas_at(&home).await, ["t_bb"]);
+    assert_eq!(
+        names(&tenancy.resolve_id(b.id).await.unwrap()).await,
+        ["kept"]
+    );
+
+    // Another tenant's id, chosen: refused, and nothing is made in the home.
+    let here = tenancy
+        .create_tenant(shared_on("here", "primary"))
+        .await
+        .unwrap();
+    let r = tenancy
+        .create_tenant_with_id(&su, schema_on("fresh", "s2"), here.id)
+        .await;
+    assert!(matches!(r, Err(Error::TenantIdTaken(_))), "{r:?}");
+    assert_eq!(tenant_schemas_at(&home).await, ["t_bb"]);
+    assert_eq!(lines_at(&home).await.len(), 1);
+    tenancy
+        .create_tenant(schema_on("fresh", "s2"))
+        .await
+        .unwrap();
+
+    // A fence function dropped by hand: a new handle's first connection puts the home's back.
+    exec_at(&home, "DROP FUNCTION tenancy.write_fence(uuid, text, text)").await;
+    let again = builder(&urls).connect(db.url()).await.unwrap();
+    let ctx = again.resolve_id(b.id).await.unwrap();
+    spin(&ctx, Uuid::new_v4(), "after").await;
+    assert_eq!(names(&ctx).await, ["after", "kept"]);
+    again.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// A tenant moves out of its schema in a home to every other placement and server: its rows
 /// go whole, a context resolved before the move cannot write to the old copy (the home's
 /// line is sealed), the old schema stays until `purge_old_copy` drops it there, and the home's

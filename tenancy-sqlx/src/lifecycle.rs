@@ -147,6 +147,7 @@ pub(crate) async fn purge(
         (None, None) => Placement::SharedTable,
     };
     let in_home = current != Placement::OwnDatabase && server != crate::databases::PRIMARY_SERVER;
+    let schema_here = schema.clone();
     let purged = match (schema, database) {
         // Dropped by the caller once this transaction has removed the registry row: a
         // database cannot be dropped inside a transaction.
@@ -178,7 +179,9 @@ pub(crate) async fn purge(
     // last, so that nothing above refuses after they are gone. A failure in between leaves the
     // row, deleted and with nothing left in the home: purging it again finishes.
     let purged = if in_home {
-        rt.databases()?.leave_home(&server, id).await?
+        rt.databases()?
+            .purge_from_home(&server, id, schema_here.as_deref())
+            .await?
     } else {
         purged
     };

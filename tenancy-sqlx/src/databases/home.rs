@@ -34,7 +34,6 @@ use crate::{Error, Result};
 fn home_ddl(server: &str) -> String {
     format!(
         "DROP INDEX IF EXISTS tenancy.tenants_one_row; \
-         ALTER TABLE tenancy.tenants ADD COLUMN schema_name text UNIQUE; \
          {HOME_FENCE_DDL} \
          COMMENT ON TABLE tenancy.tenants IS '{SERVER_HOME_MARK}{server}'"
     )
@@ -47,7 +46,13 @@ fn home_ddl(server: &str) -> String {
 /// resolved for one stay of the tenant in the home never writes through a later stay's line
 /// of the other kind. Not formatted: a move compares the functions with this text.
 #[rustfmt::skip]
-pub(crate) const HOME_FENCE_DDL: &str = crate::sql::fence::fence_functions!(
+pub(crate) const HOME_FENCE_DDL: &str = concat!(
+    "
+ALTER TABLE tenancy.tenants ADD COLUMN IF NOT EXISTS moved_at timestamptz;
+ALTER TABLE tenancy.tenants ADD COLUMN IF NOT EXISTS schema_name text UNIQUE;
+
+",
+    crate::sql::fence::fence_functions!(
     create: "CREATE OR REPLACE",
     security: "",
     row_comment: "    -- The tenant's line before the fence key: a mover locks them in that order.",
@@ -60,6 +65,7 @@ pub(crate) const HOME_FENCE_DDL: &str = crate::sql::fence::fence_functions!(
                 ELSE false
               END
     )",
+    )
 );
 
 /// The mark a home's `tenancy.tenants` carries, read on `conn`.
@@ -201,6 +207,16 @@ impl Databases {
         schema: Option<(&str, &Migrations)>,
     ) -> Result<()> {
         self.in_home(server, async |tx| {
+            if schema.is_some() {
+                // The tenant migrations commonly reference the lines (`REFERENCES
+                // tenancy.tenants`), and adding that key locks them against inserts: two
+                // creations that each insert their line, then build their schema, would wait on
+                // each other. Taken first, creations queue instead; writers are not blocked.
+                sqlx::query("LOCK TABLE tenancy.tenants IN SHARE ROW EXCLUSIVE MODE")
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("INSERT INTO tenancy.tenants (id, slug, schema_name) VALUES ($1, $2, $3)")
                 .persistent(false)
                 .bind(tenant.as_uuid())
@@ -335,7 +351,24 @@ impl Databases {
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Database`].
     pub(crate) async fn leave_home(&self, server: &str, tenant: TenantId) -> Result<Purged> {
-        self.remove_from_home(server, tenant, false).await
+        self.remove_from_home(server, tenant, false, None).await
+    }
+
+    /// [`Databases::leave_home`] for a purge, which the registry says where in the home the
+    /// tenant lives: `schema`, its own schema there, or `None` for the shared tables. A line
+    /// that says otherwise is refused (edited by hand, it could name another schema to drop),
+    /// and a missing line does not hide the schema: it is dropped all the same.
+    ///
+    /// # Errors
+    /// As [`Databases::leave_home`]; [`Error::Provision`] for a line that names another place.
+    pub(crate) async fn purge_from_home(
+        &self,
+        server: &str,
+        tenant: TenantId,
+        schema: Option<&str>,
+    ) -> Result<Purged> {
+        self.remove_from_home(server, tenant, false, Some(schema))
+            .await
     }
 
     /// [`Databases::leave_home`] for the old copy a move out of the home left: refused unless
@@ -349,14 +382,17 @@ impl Databases {
         server: &str,
         tenant: TenantId,
     ) -> Result<Purged> {
-        self.remove_from_home(server, tenant, true).await
+        self.remove_from_home(server, tenant, true, None).await
     }
 
+    /// Removes the tenant's copy from the home: `expected`, where the registry says it is
+    /// (see [`Databases::purge_from_home`]), or `None` to go by the line alone.
     async fn remove_from_home(
         &self,
         server: &str,
         tenant: TenantId,
         sealed_only: bool,
+        expected: Option<Option<&str>>,
     ) -> Result<Purged> {
         self.in_home(server, async |tx| {
             sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
@@ -382,9 +418,28 @@ impl Databases {
                     ),
                 });
             }
-            let purged = match line.and_then(|(_, schema)| schema) {
+            let named = line.map(|(_, schema)| schema);
+            let schema = match (expected, named) {
+                (None, named) => named.flatten(),
+                (Some(registry), None) => registry.map(str::to_owned),
+                (Some(registry), Some(named)) if registry == named.as_deref() => named,
+                (Some(registry), Some(named)) => {
+                    return Err(Error::Provision(format!(
+                        "the line of tenant {tenant} in the home database of server {server} \
+                         names schema {named:?}, the registry {registry:?}: left as it is"
+                    )));
+                }
+            };
+            let purged = match schema {
                 Some(schema) => {
+                    // Only a tenant's schema, whatever a line says.
                     tenancy_core::ident::validate_schema(&schema)?;
+                    if !schema.starts_with(tenancy_core::home::TENANT_SCHEMA_PREFIX) {
+                        return Err(Error::Provision(format!(
+                            "the line of tenant {tenant} in the home database of server \
+                             {server} names schema {schema}, which is no tenant's: left as it is"
+                        )));
+                    }
                     sqlx::raw_sql(crate::sql::text(format!(
                         "DROP SCHEMA IF EXISTS {} CASCADE",
                         tenancy_core::ident::quote(&schema)
@@ -535,7 +590,7 @@ impl Databases {
 
 /// Of the tenants `$1`, those whose rows a server home (of server `$2`) keeps for the
 /// registry: living there, or an old copy recorded there.
-const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
+pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
      WHERE id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2 \
      UNION SELECT tenant_id FROM tenancy.old_copies \
      WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";

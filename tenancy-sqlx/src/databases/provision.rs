@@ -208,19 +208,32 @@ pub(crate) async fn foreign_fence(
     Ok(None)
 }
 
-/// Adds [`FENCE_DDL`] to the tenant database `conn` is on when it lacks the fence (a database
-/// made by an older version). Returns whether it had to.
-pub(crate) async fn ensure_fence(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+/// Adds the write fence to the tenant database `conn` is on when it lacks it (a database made
+/// by an older version, a function dropped by hand): `ddl`, the fence of its kind
+/// ([`FENCE_DDL`] for an own database, `databases::home::HOME_FENCE_DDL` for a server home).
+/// Returns whether it had to.
+pub(crate) async fn ensure_fence(
+    conn: &mut PgConnection,
+    ddl: &'static str,
+) -> Result<bool, sqlx::Error> {
+    // The columns the fence reads: a home's lines also say where in the home each tenant
+    // lives (a home made before they did gets the column and the home's fence here).
+    let columns: &[&str] = if ddl == FENCE_DDL {
+        &["moved_at"]
+    } else {
+        &["moved_at", "schema_name"]
+    };
     // Outside any transaction (see `crate::sql::in_own_tx`).
     let present: bool = crate::sql::in_own_tx(conn, async |c| {
         sqlx::query_scalar(
             "SELECT to_regprocedure('tenancy.write_fence(uuid, text, text)') IS NOT NULL \
              AND to_regprocedure('tenancy.write_fence_wait(uuid)') IS NOT NULL \
              AND to_regprocedure('tenancy.write_fence_serial(uuid)') IS NOT NULL \
-             AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'tenancy.tenants'::regclass \
-                         AND attname = 'moved_at' AND NOT attisdropped)",
+             AND (SELECT count(*) FROM pg_attribute WHERE attrelid = 'tenancy.tenants'::regclass \
+                  AND attname = ANY($1) AND NOT attisdropped) = cardinality($1)",
         )
         .persistent(false)
+        .bind(columns)
         .fetch_one(c)
         .await
     })
@@ -228,7 +241,7 @@ pub(crate) async fn ensure_fence(conn: &mut PgConnection) -> Result<bool, sqlx::
     if present {
         return Ok(false);
     }
-    sqlx::raw_sql(FENCE_DDL).execute(&mut *conn).await?;
+    sqlx::raw_sql(ddl).execute(&mut *conn).await?;
     Ok(true)
 }
 

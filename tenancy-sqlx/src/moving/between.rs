@@ -201,7 +201,7 @@ async fn refuse_writes_the_source_lacks(
 ) -> Result<()> {
     let mut conn = databases.connect(there, name).await?;
     let out = async {
-        match provision::ensure_fence(&mut conn)
+        match provision::ensure_fence(&mut conn, provision::FENCE_DDL)
             .await
             .map_err(Error::from)
         {

@@ -154,7 +154,7 @@ pub(super) async fn copy_and_seal(
             });
         }
         // Before the fence is raised, so that writers find it (a database of an older version).
-        provision::ensure_fence(&mut conn).await?;
+        provision::ensure_fence(&mut conn, ours).await?;
         let mut source = conn.begin().await?;
         // A migration of the tenant database runs under this lock and writes past the fence (a
         // backfill): wait for one in flight, and hold the next off until the seal, so that none

@@ -179,6 +179,16 @@ impl Tenancy {
             if purged {
                 return Err(crate::Error::TenantIdPurged(id));
             }
+            // Another tenant's id: refused before anything is made in the home.
+            let taken: bool = crate::sql::admin_scalar(
+                "SELECT EXISTS (SELECT FROM tenancy.tenants WHERE id = $1)",
+            )
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            if taken {
+                return Err(crate::Error::TenantIdTaken(id));
+            }
         }
         let schema = creation.schema().map(|schema| (schema, &**migrations));
         databases
@@ -207,19 +217,22 @@ impl Tenancy {
                 Ok(tenant)
             }
             Err(e) => {
-                // The line has no registry row: nothing can reach it, so it goes now (or, if
-                // this fails too, with the next `cleanup_orphans`). Unless the commit went
-                // through after all (its reply was lost): then the line is the tenant's.
+                // The line has no registry row placing it here: nothing can reach it, so it
+                // goes now (or, if this fails too, with the next `cleanup_orphans`). Unless the
+                // commit went through after all (its reply was lost): then the line is the
+                // tenant's. (A row of the id elsewhere, another tenant's chosen id, is not.)
                 let registered = self
                     .rt
                     .with_conn(async |c| {
-                        Ok(
-                            crate::sql::admin_query(crate::registry::store::TENANT_SCHEMA)
-                                .bind(id.as_uuid())
-                                .fetch_optional(c)
-                                .await?
-                                .is_some(),
+                        Ok(sqlx::query_scalar::<_, uuid::Uuid>(
+                            crate::databases::home::SQL_KEPT_HERE,
                         )
+                        .persistent(false)
+                        .bind(vec![id.as_uuid()])
+                        .bind(server)
+                        .fetch_optional(c)
+                        .await?
+                        .is_some())
                     })
                     .await;
                 if registered.as_ref().is_ok_and(|r| !r)

@@ -743,7 +743,23 @@ pub(crate) async fn identity(
     });
     if kind == DatabaseKind::HomePool {
         return match found {
-            Ok((_, Some(home))) if home == server => Ok(()),
+            // A home made by an older version (or whose fence lost a function) gets the
+            // home's fence on first use.
+            Ok((_, Some(home))) if home == server => {
+                match crate::databases::provision::ensure_fence(
+                    conn,
+                    crate::databases::home::HOME_FENCE_DDL,
+                )
+                .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(BudgetError::Connect {
+                        server: server.to_owned(),
+                        database: database.clone(),
+                        cause: format!("adding the write fence to the server home failed: {e}"),
+                    }),
+                }
+            }
             Ok((_, Some(home))) => Err(BudgetError::WrongDatabase {
                 tenant,
                 database: database.clone(),
@@ -771,7 +787,11 @@ pub(crate) async fn identity(
                 } =>
         {
             // A database made by an older version gets its write fence on first use.
-            return match crate::databases::provision::ensure_fence(conn).await {
+            let fence = match kind {
+                DatabaseKind::Own => crate::databases::provision::FENCE_DDL,
+                _ => crate::databases::home::HOME_FENCE_DDL,
+            };
+            return match crate::databases::provision::ensure_fence(conn, fence).await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(BudgetError::Connect {
                     server: server.to_owned(),
