@@ -698,6 +698,79 @@ async fn a_home_that_lies_or_lost_its_fence_changes_nothing(db: TestTenancy) {
     drop_extra(&urls, &tag).await;
 }
 
+/// Reports over own-schema tenants of several homes, with the registry's tenants: the rows
+/// with an order and a limit, and a count per tenant, agree with each tenant's own reads at
+/// every batch size (a home's schemas are read together, a batch at a time).
+#[tenancy::test(migrations = "tests/migrations")]
+async fn reports_over_schemas_in_homes_agree_with_every_tenants_own_reads(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_reports") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "reports").await.unwrap();
+    let mut expected: Vec<(tenancy::TenantId, i32)> = Vec::new();
+    let mut counts = Vec::new();
+    for (i, new) in [
+        NewTenant::new("r-here", "x").placement(Placement::OwnSchema),
+        shared_on("r-shared", "primary"),
+        schema_on("r-two-a", "s2"),
+        schema_on("r-two-b", "s2"),
+        schema_on("r-two-c", "s2"),
+        shared_on("r-two-shared", "s2"),
+        schema_on("r-three", "s3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let row = tenancy.create_tenant(new).await.unwrap();
+        let ctx = tenancy.resolve_id(row.id).await.unwrap();
+        let s = common::moving::spinner(&ctx, "main").await;
+        let n = 2 + i;
+        for d in 0..n {
+            let duration = (d * 10 + i) as i32;
+            Spin::repo()
+                .insert(&ctx, &common::moving::new_spin(s.id, duration))
+                .await
+                .unwrap();
+            expected.push((row.id, duration));
+        }
+        counts.push((row.id, n as i64));
+    }
+    expected.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    counts.sort();
+    for batch in [1, 2, 100] {
+        let top: Vec<(tenancy::TenantId, i32)> = Spin::repo()
+            .report()
+            .batch_size(batch)
+            .order_by(Spin::DURATION.desc())
+            .limit(9)
+            .fetch_all(&su)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(t, s)| (t, s.duration))
+            .collect();
+        assert_eq!(top, expected[..9], "batch {batch}");
+        let count = Spin::repo()
+            .report()
+            .batch_size(batch)
+            .aggregate(tenancy::Agg::count())
+            .fetch(&su)
+            .await
+            .unwrap();
+        assert_eq!(count.per_tenant, counts, "batch {batch}");
+        let all = Spin::repo()
+            .report()
+            .batch_size(batch)
+            .fetch_all(&su)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), expected.len(), "batch {batch}");
+    }
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// A tenant moves out of its schema in a home to every other placement and server: its rows
 /// go whole, a context resolved before the move cannot write to the old copy (the home's
 /// line is sealed), the old schema stays until `purge_old_copy` drops it there, and the home's

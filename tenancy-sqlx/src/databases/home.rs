@@ -526,19 +526,50 @@ impl Databases {
             .await
     }
 
-    /// The versions applied in schema `schema` of server `server`'s home (an own-schema
-    /// tenant's, or `public`).
+    /// The versions applied in each of `schemas` of server `server`'s home (own-schema
+    /// tenants' there), in order: on one connection, a few hundred histories per statement.
     ///
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Invalid`] for a schema name that is not one.
-    pub(crate) async fn applied_in_home_schema(
+    pub(crate) async fn applied_in_home_schemas(
         &self,
         server: &str,
-        schema: &str,
-    ) -> Result<Vec<i64>> {
-        tenancy_core::ident::validate_schema(schema)?;
-        let history = format!("{}.tenancy_migrations", tenancy_core::ident::quote(schema));
-        self.applied_in(server, history).await
+        schemas: &[&str],
+    ) -> Result<Vec<Vec<i64>>> {
+        let mut histories = Vec::with_capacity(schemas.len());
+        for schema in schemas {
+            tenancy_core::ident::validate_schema(schema)?;
+            histories.push(format!(
+                "{}.tenancy_migrations",
+                tenancy_core::ident::quote(schema)
+            ));
+        }
+        self.in_home(server, async |tx| {
+            let mut applied = vec![Vec::new(); histories.len()];
+            for (chunk, batch) in histories.chunks(crate::migrate::PENDING_BATCH).enumerate() {
+                let at = chunk * crate::migrate::PENDING_BATCH;
+                let sql = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| format!("SELECT {}::int4, version FROM {h}", at + i))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ");
+                let rows: Vec<(i32, i64)> = sqlx::query_as(crate::sql::text(sql))
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (target, version) in rows {
+                    if let Some(v) = usize::try_from(target)
+                        .ok()
+                        .and_then(|t| applied.get_mut(t))
+                    {
+                        v.push(version);
+                    }
+                }
+            }
+            Ok(applied)
+        })
+        .await
     }
 
     async fn applied_in(&self, server: &str, history: String) -> Result<Vec<i64>> {

@@ -284,6 +284,8 @@ pub(crate) async fn pending(
     };
     // A database's history is read on a connection to it; the others' in batches.
     let mut in_this_database = Vec::with_capacity(targets.len());
+    let mut in_homes: std::collections::BTreeMap<&str, Vec<&MigrationTarget>> =
+        std::collections::BTreeMap::new();
     for target in targets {
         match (target, history_table(target)) {
             (
@@ -300,15 +302,9 @@ pub(crate) async fn pending(
                     out.push((target.clone(), lacking));
                 }
             }
-            (MigrationTarget::ServerSchema { server, schema, .. }, _) => {
-                let lacking = missing(
-                    &rt.databases()?
-                        .applied_in_home_schema(server, schema)
-                        .await?,
-                );
-                if !lacking.is_empty() {
-                    out.push((target.clone(), lacking));
-                }
+            // Read below, each home's on one connection.
+            (MigrationTarget::ServerSchema { server, .. }, _) => {
+                in_homes.entry(server.as_str()).or_default().push(target);
             }
             (MigrationTarget::ServerHome { server }, _) => {
                 let lacking = missing(&rt.databases()?.applied_in_home(server).await?);
@@ -318,6 +314,25 @@ pub(crate) async fn pending(
             }
             (_, Some(history)) => in_this_database.push((target, history)),
             (_, None) => {}
+        }
+    }
+    for (server, targets) in in_homes {
+        let schemas: Vec<&str> = targets
+            .iter()
+            .filter_map(|t| match t {
+                MigrationTarget::ServerSchema { schema, .. } => Some(schema.as_str()),
+                _ => None,
+            })
+            .collect();
+        let applied = rt
+            .databases()?
+            .applied_in_home_schemas(server, &schemas)
+            .await?;
+        for (target, applied) in targets.into_iter().zip(applied) {
+            let lacking = missing(&applied);
+            if !lacking.is_empty() {
+                out.push((target.clone(), lacking));
+            }
         }
     }
     for batch in in_this_database.chunks(PENDING_BATCH) {

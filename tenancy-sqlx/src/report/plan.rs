@@ -24,7 +24,8 @@ pub(crate) enum Batch<'a> {
     Shared(&'a [TenantId]),
     Schemas(&'a [(TenantId, String)]),
     Database {
-        /// The one tenant, with the quoted schema its tables are in.
+        /// The tenants, with the quoted schemas their tables are in: an own database's one, or
+        /// some of a server home's own-schema tenants.
         schemas: &'a [(TenantId, String)],
         database: &'a DatabaseRef,
     },
@@ -41,16 +42,20 @@ pub(crate) enum Batch<'a> {
 /// schemas at 4 at once: 4 batches of 50, not 2 of 100 and 2 idle connections).
 pub(crate) fn batches(targets: &Targets, batch: usize, concurrency: usize) -> Vec<Batch<'_>> {
     let mut batches = schema_batches(&targets.shared, &targets.schemas, batch, concurrency);
-    batches.extend(database_batches(targets));
+    batches.extend(database_batches(targets, batch));
     batches
 }
 
-/// One statement per own-database tenant, and one per server home: a connection serves one
-/// database.
-fn database_batches(targets: &Targets) -> impl Iterator<Item = Batch<'_>> {
-    let own = targets.databases.iter().map(|d| Batch::Database {
-        schemas: &d.tenant,
-        database: &d.database,
+/// One statement per own-database tenant, one per server home's shared tables, and one per
+/// `batch` own schemas of a server home: a connection serves one database.
+fn database_batches(targets: &Targets, batch: usize) -> impl Iterator<Item = Batch<'_>> {
+    let own = targets.databases.iter().flat_map(move |d| {
+        d.tenants
+            .chunks(batch.max(1))
+            .map(|schemas| Batch::Database {
+                schemas,
+                database: &d.database,
+            })
     });
     let homes = targets.homes.iter().map(|h| Batch::Home {
         tenants: &h.tenants,
@@ -97,7 +102,7 @@ pub(crate) fn batches_with_probe(
     }
     let (first, rest) = targets.schemas.split_at(probe);
     let mut rest = schema_batches(&targets.shared, rest, batch, concurrency);
-    rest.extend(database_batches(targets));
+    rest.extend(database_batches(targets, batch));
     (Some(Batch::Schemas(first)), rest)
 }
 

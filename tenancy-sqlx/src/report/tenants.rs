@@ -44,7 +44,8 @@ pub(crate) struct Targets {
     pub(crate) shared: Vec<TenantId>,
     /// `(tenant, quoted schema)`, sorted by tenant.
     pub(crate) schemas: Vec<(TenantId, String)>,
-    /// Own-database tenants, sorted by tenant: each read in its database.
+    /// Own-database tenants, sorted by tenant, each read in its database; and own-schema
+    /// tenants of other servers, by home database (each home's sorted), read there.
     pub(crate) databases: Vec<OwnDatabase>,
     /// Shared-table tenants of other servers, by home database (in database order, each
     /// home's tenants sorted): each home read by one statement over its tenants.
@@ -59,10 +60,11 @@ impl Targets {
     /// database, schema, whether the database is a server home)`, one per own-database tenant
     /// and one per home.
     pub(crate) fn database_tables(&self) -> Vec<(TenantId, &DatabaseRef, &str, bool)> {
-        let own = self
-            .databases
-            .iter()
-            .map(|d| (d.tenant[0].0, &d.database, d.tenant[0].1.as_str(), false));
+        let own = self.databases.iter().flat_map(|d| {
+            d.tenants
+                .iter()
+                .map(|(t, schema)| (*t, &d.database, schema.as_str(), false))
+        });
         let homes = self
             .homes
             .iter()
@@ -95,12 +97,27 @@ impl Targets {
     }
 }
 
-/// An own-database tenant a report reads.
+/// The tenants a report reads in one database other than the registry's, each in a schema of
+/// its own there: an own-database tenant, or the own-schema tenants of a server home.
 #[derive(Debug)]
 pub(crate) struct OwnDatabase {
-    /// The tenant and the quoted schema its tables are in, as one batch of schemas has them.
-    pub(crate) tenant: [(TenantId, String); 1],
+    /// The tenants and the quoted schemas their tables are in, as a batch of schemas has them.
+    pub(crate) tenants: Vec<(TenantId, String)>,
     pub(crate) database: DatabaseRef,
+}
+
+impl Targets {
+    /// Adds tenant `id`, an own-schema tenant of the home `database` (its quoted `schema`).
+    fn add_home_schema(&mut self, database: DatabaseRef, id: TenantId, schema: String) {
+        // A home's database is never a tenant's own: the entry of that database is the home's.
+        match self.databases.iter_mut().find(|d| d.database == database) {
+            Some(home) => home.tenants.push((id, schema)),
+            None => self.databases.push(OwnDatabase {
+                tenants: vec![(id, schema)],
+                database,
+            }),
+        }
+    }
 }
 
 /// Finds the tenants of `set` and audits the report under `su`, on one connection, before any
@@ -178,17 +195,17 @@ fn targets(
             Home::SharedTable => out.shared.push(id),
             Home::OwnSchema(schema) => out.schemas.push((id, schema.as_sql().to_owned())),
             Home::OwnDatabase { database, schema } => out.databases.push(OwnDatabase {
-                tenant: [(id, schema.as_sql().to_owned())],
+                tenants: vec![(id, schema.as_sql().to_owned())],
                 database,
             }),
             // Read in its server's home, with the other tenants of that home asked for, as the
             // registry's shared tables are read.
             Home::ServerShared { database, .. } => out.add_home_tenant(database, id),
-            // An own schema in a server's home: read there, as a database of its own is.
-            Home::ServerSchema { database, schema } => out.databases.push(OwnDatabase {
-                tenant: [(id, schema.as_sql().to_owned())],
-                database,
-            }),
+            // An own schema in a server's home: read there with the home's other own-schema
+            // tenants asked for, as the registry's schemas are read.
+            Home::ServerSchema { database, schema } => {
+                out.add_home_schema(database, id, schema.as_sql().to_owned());
+            }
             other => return Err(Error::UnsupportedPlacement(other.placement())),
         }
         out.all.push(id);
