@@ -51,6 +51,9 @@ async fn lines_at(url: &str) -> Vec<(Uuid, Option<String>)> {
     lines
 }
 
+/// Every placement on every server at once (the registry's shared tables and a schema there,
+/// a home's shared tables and schemas on two servers, own databases on two servers): each
+/// tenant sees its own rows only under the same row id, and a report merges them all.
 #[tenancy::test(migrations = "tests/migrations")]
 async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their_own(
     db: TestTenancy,
@@ -81,6 +84,14 @@ async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their
             .create_tenant(schema_on("three", "s3"))
             .await
             .unwrap(),
+        tenancy
+            .create_tenant(own_db("own-two", "s2"))
+            .await
+            .unwrap(),
+        tenancy
+            .create_tenant(own_db("own-here", "primary"))
+            .await
+            .unwrap(),
     ];
     assert_eq!(
         rows.iter()
@@ -92,6 +103,8 @@ async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their
             ("s2", Placement::OwnSchema),
             ("s2", Placement::SharedTable),
             ("s3", Placement::OwnSchema),
+            ("s2", Placement::OwnDatabase),
+            ("primary", Placement::OwnDatabase),
         ]
     );
     // The schemas are made in their server's home only; the registry's database has the
@@ -196,6 +209,8 @@ async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their
         [
             (rows[2].id, "committed"),
             (rows[0].id, "here"),
+            (rows[6].id, "own-here"),
+            (rows[5].id, "own-two"),
             (rows[4].id, "three"),
             (rows[2].id, "two-b"),
             (rows[3].id, "two-shared"),
