@@ -284,7 +284,10 @@ pub(crate) async fn purge_old_copies(
                     let homes = homes.ok_or_else(|| Error::UnknownServer {
                         server: home.to_owned(),
                     })?;
-                    homes.purge_old_home_copy(home, id).await?
+                    let schema: Option<String> = old.try_get("schema_name")?;
+                    homes
+                        .purge_old_home_copy(home, id, Some((placement, schema.as_deref())))
+                        .await?
                 }
                 _ => remove_copy(tx, id, old.try_get("schema_name")?).await?,
             },

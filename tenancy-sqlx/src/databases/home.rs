@@ -331,7 +331,7 @@ impl Databases {
                 } else if self.sealed_line(server, tenant).await? {
                     // Registered elsewhere, and sealed here by a move out whose old-copy
                     // record was forgotten (`forget_old_copy`): no one's home, nothing kept.
-                    self.purge_old_home_copy(server, tenant).await?;
+                    self.purge_old_home_copy(server, tenant, None).await?;
                     removed.push(tenant);
                 }
             }
@@ -351,7 +351,8 @@ impl Databases {
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Database`].
     pub(crate) async fn leave_home(&self, server: &str, tenant: TenantId) -> Result<Purged> {
-        self.remove_from_home(server, tenant, false, None).await
+        self.remove_from_home(server, tenant, Removal::Live(None))
+            .await
     }
 
     /// [`Databases::leave_home`] for a purge, which the registry says where in the home the
@@ -367,32 +368,33 @@ impl Databases {
         tenant: TenantId,
         schema: Option<&str>,
     ) -> Result<Purged> {
-        self.remove_from_home(server, tenant, false, Some(schema))
+        self.remove_from_home(server, tenant, Removal::Live(Some(schema)))
             .await
     }
 
-    /// [`Databases::leave_home`] for the old copy a move out of the home left: refused unless
-    /// the move sealed the tenant's line there (a line that is not sealed serves the tenant:
-    /// its rows are live, whatever the registry says).
+    /// [`Databases::leave_home`] for the old copy a move left in the home: out of the home
+    /// (the tenant's line sealed: its place goes with the line), or, with `old` (the old
+    /// copy's placement and schema as the registry records them), between the shared tables
+    /// and an own schema of this home (the line, live, names the other place: only the old
+    /// place goes). Anything else is refused: a live line's place serves the tenant.
     ///
     /// # Errors
-    /// As [`Databases::leave_home`]; [`Error::MoveRefused`] for a line that is not sealed.
+    /// As [`Databases::leave_home`]; [`Error::MoveRefused`] for a live place.
     pub(crate) async fn purge_old_home_copy(
         &self,
         server: &str,
         tenant: TenantId,
+        old: Option<(tenancy_core::Placement, Option<&str>)>,
     ) -> Result<Purged> {
-        self.remove_from_home(server, tenant, true, None).await
+        self.remove_from_home(server, tenant, Removal::Old(old))
+            .await
     }
 
-    /// Removes the tenant's copy from the home: `expected`, where the registry says it is
-    /// (see [`Databases::purge_from_home`]), or `None` to go by the line alone.
     async fn remove_from_home(
         &self,
         server: &str,
         tenant: TenantId,
-        sealed_only: bool,
-        expected: Option<Option<&str>>,
+        removal: Removal<'_>,
     ) -> Result<Purged> {
         self.in_home(server, async |tx| {
             sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
@@ -409,15 +411,33 @@ impl Databases {
             .bind(tenant.as_uuid())
             .fetch_optional(&mut *tx)
             .await?;
-            if sealed_only && line.as_ref().is_some_and(|(sealed, _)| !sealed) {
-                return Err(Error::MoveRefused {
-                    id: tenant,
-                    reason: format!(
-                        "its line in the home database of server {server} is not sealed by \
-                         a move: the rows there are live; not purging them"
-                    ),
-                });
-            }
+            let expected = match removal {
+                Removal::Live(expected) => expected,
+                Removal::Old(old) => {
+                    if let Some((false, live)) = &line {
+                        // The other place of a live line, left by a move inside this home.
+                        return match old {
+                            Some((tenancy_core::Placement::SharedTable, _)) if live.is_some() => {
+                                delete_shared_rows(tx, tenant).await
+                            }
+                            Some((tenancy_core::Placement::OwnSchema, Some(schema)))
+                                if live.as_deref() != Some(schema) =>
+                            {
+                                drop_tenant_schema(tx, (server, tenant), schema).await
+                            }
+                            _ => Err(Error::MoveRefused {
+                                id: tenant,
+                                reason: format!(
+                                    "its line in the home database of server {server} is not \
+                                     sealed by a move and names the place the old copy is \
+                                     recorded at: the rows there are live; not purging them"
+                                ),
+                            }),
+                        };
+                    }
+                    None
+                }
+            };
             let named = line.map(|(_, schema)| schema);
             let schema = match (expected, named) {
                 (None, named) => named.flatten(),
@@ -431,41 +451,8 @@ impl Databases {
                 }
             };
             let purged = match schema {
-                Some(schema) => {
-                    // Only a tenant's schema, whatever a line says.
-                    tenancy_core::ident::validate_schema(&schema)?;
-                    if !schema.starts_with(tenancy_core::home::TENANT_SCHEMA_PREFIX) {
-                        return Err(Error::Provision(format!(
-                            "the line of tenant {tenant} in the home database of server \
-                             {server} names schema {schema}, which is no tenant's: left as it is"
-                        )));
-                    }
-                    sqlx::raw_sql(crate::sql::text(format!(
-                        "DROP SCHEMA IF EXISTS {} CASCADE",
-                        tenancy_core::ident::quote(&schema)
-                    )))
-                    .execute(&mut *tx)
-                    .await?;
-                    Purged::Schema(schema)
-                }
-                None => {
-                    crate::rls::act_for(tx, tenant).await?;
-                    let mut deleted = Vec::new();
-                    // The tables statements name (`public`), whatever the role's search_path.
-                    let tables =
-                        crate::lifecycle::tenant_tables_children_first(tx, Some(&public())).await?;
-                    for table in tables {
-                        let done = crate::sql::admin_query(crate::sql::text(format!(
-                            "DELETE FROM {} WHERE {} = $1",
-                            table.name, table.column
-                        )))
-                        .bind(tenant.as_uuid())
-                        .execute(&mut *tx)
-                        .await?;
-                        deleted.push((table.name, done.rows_affected()));
-                    }
-                    Purged::Rows(deleted)
-                }
+                Some(schema) => drop_tenant_schema(tx, (server, tenant), &schema).await?,
+                None => delete_shared_rows(tx, tenant).await?,
             };
             // Last: the tables may reference it. Writers wait for this transaction on the
             // fence's key, then find no line and fail.
@@ -625,6 +612,58 @@ pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
      WHERE id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2 \
      UNION SELECT tenant_id FROM tenancy.old_copies \
      WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";
+
+/// What a removal from a home takes (see [`Databases::leave_home`] and
+/// [`Databases::purge_old_home_copy`]).
+enum Removal<'a> {
+    /// The tenant's copy: where its line says, or, given, where the registry says.
+    Live(Option<Option<&'a str>>),
+    /// An old copy: a sealed line's place, or the recorded old place of a live line.
+    Old(Option<(tenancy_core::Placement, Option<&'a str>)>),
+}
+
+/// Deletes tenant `tenant`'s rows from the shared tables of the home `tx` is on, children
+/// first, past row-level security for the tenant.
+async fn delete_shared_rows(tx: &mut PgConnection, tenant: TenantId) -> Result<Purged> {
+    crate::rls::act_for(tx, tenant).await?;
+    let mut deleted = Vec::new();
+    // The tables statements name (`public`), whatever the role's search_path.
+    let tables = crate::lifecycle::tenant_tables_children_first(tx, Some(&public())).await?;
+    for table in tables {
+        let done = crate::sql::admin_query(crate::sql::text(format!(
+            "DELETE FROM {} WHERE {} = $1",
+            table.name, table.column
+        )))
+        .bind(tenant.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        deleted.push((table.name, done.rows_affected()));
+    }
+    Ok(Purged::Rows(deleted))
+}
+
+/// Drops `schema`, a tenant's schema, from the home `tx` is on: only a `t_` schema, whatever a
+/// line or record says.
+async fn drop_tenant_schema(
+    tx: &mut PgConnection,
+    (server, tenant): (&str, TenantId),
+    schema: &str,
+) -> Result<Purged> {
+    tenancy_core::ident::validate_schema(schema)?;
+    if !schema.starts_with(tenancy_core::home::TENANT_SCHEMA_PREFIX) {
+        return Err(Error::Provision(format!(
+            "tenant {tenant}'s copy in the home database of server {server} is said to be \
+             schema {schema}, which is no tenant's: left as it is"
+        )));
+    }
+    sqlx::raw_sql(crate::sql::text(format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        tenancy_core::ident::quote(schema)
+    )))
+    .execute(&mut *tx)
+    .await?;
+    Ok(Purged::Schema(schema.to_owned()))
+}
 
 /// Holds tenant `id`'s line in a server home against the cleanup ([`Databases::cleanup_home`])
 /// until the registry transaction `tx` ends.

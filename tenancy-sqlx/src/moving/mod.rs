@@ -101,6 +101,7 @@ mod between;
 mod contents;
 mod from_database;
 mod history;
+mod same_home;
 pub(crate) mod to_database;
 pub(crate) mod to_home;
 
@@ -374,16 +375,7 @@ pub(crate) async fn prepare(
     // copy.
     let target_home =
         server.filter(|s| *s != crate::databases::PRIMARY_SERVER && to != Placement::OwnDatabase);
-    if let Some(home) = target_home
-        && home == server_now
-        && from.in_server_home()
-    {
-        return Err(refuse(format!(
-            "it lives in the home database of server {home} already, on the {placement} \
-             placement; moving between the shared tables and an own schema of one server's \
-             home is not built yet (move it elsewhere first)"
-        )));
-    }
+
     // Between the shared tables of two servers (the registry's, another's home), or from an
     // own schema in another server's home to one in the registry's database: a move on one
     // placement. `server` names the target's (none: the registry's).

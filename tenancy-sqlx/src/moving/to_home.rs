@@ -63,6 +63,11 @@ pub(crate) async fn run(
         }
         _ => databases.server_home(server)?,
     };
+    // From the other place in the same home: one database, one copy there.
+    if leaving.from.in_server_home() && leaving.server == server {
+        return super::same_home::run(tx, databases, id, (&leaving, &target), migrations, options)
+            .await;
+    }
     databases
         .ensure_server_home(pool, server, migrations)
         .await?;

@@ -178,5 +178,10 @@ pub(crate) const OLD_DATABASES_FORGET: &str = "DELETE FROM tenancy.old_copies \
        AND (database_name IS NOT NULL OR placement = 'shared_table') \
      RETURNING COALESCE(database_name, 'shared rows in the home of server ' || server)";
 
+/// Names the old schema of tenant `$1`'s old copy on placement `$2`: `$3`, an own schema a
+/// move between the places of one server home left there (no line names it any more).
+pub(crate) const OLD_COPY_SCHEMA_SET: &str = "UPDATE tenancy.old_copies SET schema_name = $3 \
+     WHERE tenant_id = $1 AND placement = $2";
+
 pub(crate) const OLD_COPY_DELETE: &str =
     "DELETE FROM tenancy.old_copies WHERE tenant_id = $1 AND placement = $2";
