@@ -219,6 +219,16 @@ async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their
     // The deployment check finds every schema where its line says, with its history.
     let report = tenancy.verify_deployment().await.unwrap();
     assert!(report.registry.is_empty(), "{:?}", report.registry);
+    // A tenant schema no line names, made around the library, is reported.
+    exec_at(&home_two, "CREATE SCHEMA t_stray").await;
+    let report = tenancy.verify_deployment().await.unwrap();
+    assert_eq!(report.registry.len(), 1, "{:?}", report.registry);
+    assert!(
+        report.registry[0].contains("t_stray"),
+        "{:?}",
+        report.registry
+    );
+    exec_at(&home_two, "DROP SCHEMA t_stray").await;
     // A line that names another schema than the registry does is reported.
     exec_at(
         &home_two,
@@ -228,10 +238,19 @@ async fn own_schema_tenants_of_another_server_live_in_its_home_and_keep_to_their
         ),
     )
     .await;
+    // (and the schema it named, no line's now).
     let report = tenancy.verify_deployment().await.unwrap();
-    assert_eq!(report.registry.len(), 1, "{:?}", report.registry);
+    assert_eq!(report.registry.len(), 2, "{:?}", report.registry);
     assert!(
-        report.registry[0].contains("two-a") && report.registry[0].contains("t_elsewhere"),
+        report
+            .registry
+            .iter()
+            .any(|p| p.contains("two-a") && p.contains("t_elsewhere")),
+        "{:?}",
+        report.registry
+    );
+    assert!(
+        report.registry.iter().any(|p| p.contains("t_two_a")),
         "{:?}",
         report.registry
     );
@@ -1206,7 +1225,10 @@ async fn a_tenant_moves_between_the_shared_tables_and_a_schema_of_one_home_under
                 .contains(&late.id)
         );
         behind.close().await;
-        // The old place goes alone; the tenant's line and rows stay.
+        // The old place is a recorded old copy, no stray; it goes alone, the line and the
+        // rows of the new place stay.
+        let report = tenancy.verify_deployment().await.unwrap();
+        assert!(report.registry.is_empty(), "{to}: {:?}", report.registry);
         tenancy.purge_old_copy(&su, row.id).await.unwrap();
         if to == Placement::OwnSchema {
             assert!(spin_ids_at(&home, old_table, row.id).await.is_empty());

@@ -18,8 +18,10 @@ use crate::{Result, ShapeReport};
 pub struct DeploymentReport {
     /// Registry problems: an own-schema tenant whose schema or migration history is missing,
     /// a spare schema that is listed but gone, a server home that is missing, unmarked, without
-    /// its migration history, not listing a tenant the registry places there, or on a server
-    /// this handle does not map. Empty when the registry keeps its promises.
+    /// its migration history, not listing a tenant the registry places there (or listing it
+    /// elsewhere in the home), holding a tenant schema no line names and no old copy is
+    /// recorded in, or on a server this handle does not map. Empty when the registry keeps its
+    /// promises.
     pub registry: Vec<String>,
     /// Every shared table holding tenant rows (a `tenant_id` column or a one-column foreign key
     /// to `tenancy.tenants`), with what is wrong with its row-level security policy and that of
@@ -100,6 +102,19 @@ pub(crate) async fn check_homes(
     let homes = rt
         .with_conn(async |c| Ok(crate::sql::admin_query(HOME_TENANTS).fetch_all(c).await?))
         .await?;
+    // The old schemas the registry keeps in homes (a move between the shared tables and an
+    // own schema of one home leaves one no line names).
+    let kept: Vec<(String, String)> = rt
+        .with_conn(async |c| {
+            Ok(sqlx::query_as(
+                "SELECT server, schema_name FROM tenancy.old_copies \
+                 WHERE server IS NOT NULL AND schema_name IS NOT NULL AND database_name IS NULL",
+            )
+            .persistent(false)
+            .fetch_all(c)
+            .await?)
+        })
+        .await?;
     for home in homes {
         let server: String = home.try_get("server")?;
         let ids: Vec<uuid::Uuid> = home.try_get("ids")?;
@@ -161,6 +176,27 @@ pub(crate) async fn check_homes(
                                  {server} has no tenancy_migrations history"
                             ));
                         }
+                    }
+                }
+                // Tenant schemas no line names and the registry keeps no old copy in: left by
+                // something other than tenancy (its removals take line and schema together).
+                let unnamed: Vec<String> = sqlx::query_scalar(
+                    "SELECT nspname::text FROM pg_catalog.pg_namespace \
+                     WHERE starts_with(nspname, $1) \
+                       AND nspname NOT IN (SELECT schema_name FROM tenancy.tenants \
+                                           WHERE schema_name IS NOT NULL) \
+                     ORDER BY 1",
+                )
+                .persistent(false)
+                .bind(tenancy_core::home::TENANT_SCHEMA_PREFIX)
+                .fetch_all(&mut *tx)
+                .await?;
+                for schema in unnamed {
+                    if !kept.iter().any(|(s, k)| *s == server && *k == schema) {
+                        problems.push(format!(
+                            "server {server}: schema {schema} in its home is no tenant's (no \
+                             line names it, no old copy is recorded there)"
+                        ));
                     }
                 }
                 let mut tables = Vec::new();
