@@ -396,48 +396,15 @@ impl Databases {
         tenant: TenantId,
         removal: Removal<'_>,
     ) -> Result<Purged> {
+        if let Removal::Old(old) = removal {
+            return self.remove_old_place(server, tenant, old).await;
+        }
+        let Removal::Live(expected) = removal else {
+            unreachable!("matched above")
+        };
         self.in_home(server, async |tx| {
-            sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
-                .persistent(false)
-                .bind(crate::sql::fence::FENCE_CLASS)
-                .bind(tenant.as_uuid())
-                .execute(&mut *tx)
-                .await?;
-            let line: Option<(bool, Option<String>)> = sqlx::query_as(
-                "SELECT moved_at IS NOT NULL, schema_name FROM tenancy.tenants \
-                 WHERE id = $1 FOR UPDATE",
-            )
-            .persistent(false)
-            .bind(tenant.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let expected = match removal {
-                Removal::Live(expected) => expected,
-                Removal::Old(old) => {
-                    if let Some((false, live)) = &line {
-                        // The other place of a live line, left by a move inside this home.
-                        return match old {
-                            Some((tenancy_core::Placement::SharedTable, _)) if live.is_some() => {
-                                delete_shared_rows(tx, tenant).await
-                            }
-                            Some((tenancy_core::Placement::OwnSchema, Some(schema)))
-                                if live.as_deref() != Some(schema) =>
-                            {
-                                drop_tenant_schema(tx, (server, tenant), schema).await
-                            }
-                            _ => Err(Error::MoveRefused {
-                                id: tenant,
-                                reason: format!(
-                                    "its line in the home database of server {server} is not \
-                                     sealed by a move and names the place the old copy is \
-                                     recorded at: the rows there are live; not purging them"
-                                ),
-                            }),
-                        };
-                    }
-                    None
-                }
-            };
+            lock_fence_key(tx, tenant).await?;
+            let line = line_of(tx, tenant, "FOR UPDATE").await?;
             let named = line.map(|(_, schema)| schema);
             let schema = match (expected, named) {
                 (None, named) => named.flatten(),
@@ -456,11 +423,84 @@ impl Databases {
             };
             // Last: the tables may reference it. Writers wait for this transaction on the
             // fence's key, then find no line and fail.
-            sqlx::query("DELETE FROM tenancy.tenants WHERE id = $1")
-                .persistent(false)
-                .bind(tenant.as_uuid())
+            delete_line(tx, tenant).await?;
+            Ok(purged)
+        })
+        .await
+    }
+
+    /// Removes an old copy of `tenant` from the home, as the registry records it (`old`: its
+    /// placement and schema; `None` from the cleanup, for a sealed line whose record is gone):
+    ///
+    /// - an old schema a move inside the home renamed after the tenant (the record names it):
+    ///   dropped, the line left to the tenant's place;
+    /// - old rows in the shared tables: deleted, and the line with them when a move out sealed
+    ///   it and it names no schema (one that names a schema is that schema's old copy);
+    /// - an own schema a move out of the home left (sealed line naming it): dropped, with the
+    ///   line.
+    ///
+    /// A live line's place is never removed. Removing the other place of a live line takes no
+    /// write fence (the tenant's writes go on) and holds the line shared only.
+    async fn remove_old_place(
+        &self,
+        server: &str,
+        tenant: TenantId,
+        old: Option<(tenancy_core::Placement, Option<&str>)>,
+    ) -> Result<Purged> {
+        let refuse = |what: &str| Error::MoveRefused {
+            id: tenant,
+            reason: format!(
+                "its line in the home database of server {server} is not sealed by a move and \
+                 names {what}: the rows there are live; not purging them"
+            ),
+        };
+        self.in_home(server, async |tx| {
+            if let Some((_, Some(schema))) = old {
+                // Only the schema named after this tenant, whatever a record says.
+                if schema != tenancy_core::home::old_copy_schema(tenant) {
+                    return Err(Error::Provision(format!(
+                        "the old copy of tenant {tenant} in the home database of server \
+                         {server} is recorded as schema {schema}, which is not its old \
+                         schema: left as it is"
+                    )));
+                }
+                sqlx::raw_sql(crate::sql::text(format!(
+                    "DROP SCHEMA IF EXISTS {} CASCADE",
+                    tenancy_core::ident::quote(schema)
+                )))
                 .execute(&mut *tx)
                 .await?;
+                return Ok(Purged::Schema(schema.to_owned()));
+            }
+            let peek = line_of(tx, tenant, "").await?;
+            let live = peek.as_ref().is_some_and(|(sealed, _)| !sealed);
+            if live {
+                let line = line_of(tx, tenant, "FOR SHARE").await?;
+                return match (old, line) {
+                    (Some((tenancy_core::Placement::SharedTable, _)), Some((false, Some(_)))) => {
+                        delete_shared_rows(tx, tenant).await
+                    }
+                    (_, Some((false, named))) => Err(refuse(&format!("{named:?}"))),
+                    // Sealed or gone meanwhile: the next purge looks again.
+                    _ => Err(refuse("a place that changed meanwhile")),
+                };
+            }
+            lock_fence_key(tx, tenant).await?;
+            let line = line_of(tx, tenant, "FOR UPDATE").await?;
+            let named = match line {
+                Some((false, named)) => return Err(refuse(&format!("{named:?}"))),
+                Some((true, named)) => named,
+                None => None,
+            };
+            let purged = match (old, named) {
+                // Old shared rows; a line naming a schema is that schema's old copy's.
+                (Some((tenancy_core::Placement::SharedTable, _)), Some(_)) => {
+                    return delete_shared_rows(tx, tenant).await;
+                }
+                (_, Some(schema)) => drop_tenant_schema(tx, (server, tenant), &schema).await?,
+                (_, None) => delete_shared_rows(tx, tenant).await?,
+            };
+            delete_line(tx, tenant).await?;
             Ok(purged)
         })
         .await
@@ -620,6 +660,43 @@ enum Removal<'a> {
     Live(Option<Option<&'a str>>),
     /// An old copy: a sealed line's place, or the recorded old place of a live line.
     Old(Option<(tenancy_core::Placement, Option<&'a str>)>),
+}
+
+/// Takes tenant `tenant`'s write-fence key exclusive in `tx`: its writes in flight finish
+/// first, and new ones wait for the transaction.
+async fn lock_fence_key(tx: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query("SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.uuid_hash($2))")
+        .persistent(false)
+        .bind(crate::sql::fence::FENCE_CLASS)
+        .bind(tenant.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Tenant `tenant`'s line in the home `tx` is on: whether it is sealed, and the schema it
+/// names; read with `lock` (a row-lock clause, or none).
+async fn line_of(
+    tx: &mut PgConnection,
+    tenant: TenantId,
+    lock: &str,
+) -> Result<Option<(bool, Option<String>)>> {
+    Ok(sqlx::query_as(crate::sql::text(format!(
+        "SELECT moved_at IS NOT NULL, schema_name FROM tenancy.tenants WHERE id = $1 {lock}"
+    )))
+    .persistent(false)
+    .bind(tenant.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+async fn delete_line(tx: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query("DELETE FROM tenancy.tenants WHERE id = $1")
+        .persistent(false)
+        .bind(tenant.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Deletes tenant `tenant`'s rows from the shared tables of the home `tx` is on, children

@@ -997,7 +997,26 @@ pub(crate) async fn moved_away(rt: &Runtime, e: &Error, id: TenantId, home: &Hom
         Ok(Some(row)) => {
             let now: Option<String> = row.try_get("schema_name").unwrap_or(None);
             let now_on: Option<String> = row.try_get("server").ok();
-            now.as_deref() != Some(schema) || now_on.as_deref() != Some(server)
+            if now.as_deref() != Some(schema) || now_on.as_deref() != Some(server) {
+                return true;
+            }
+            // A move inside a server home renames the old schema when the home commits, before
+            // the registry switches: the home's line says where the tenant went.
+            let Some(databases) = rt.databases().ok().filter(|_| home.in_server_home()) else {
+                return false;
+            };
+            let named = databases
+                .in_home(server, async |tx| {
+                    Ok(sqlx::query_scalar::<_, Option<String>>(
+                        "SELECT schema_name FROM tenancy.tenants WHERE id = $1",
+                    )
+                    .persistent(false)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?)
+                })
+                .await;
+            matches!(named, Ok(line) if line.as_ref().and_then(Option::as_deref) != Some(schema))
         }
         Ok(None) => true,
         Err(_) => false,

@@ -11,7 +11,8 @@
 //!    target: from the commit, a write of a context resolved for the old place fails
 //!    (`TenantMoved`), as the home's fence reads the line;
 //! 3. the registry switches and commits (the caller), recording the old copy (the rows left in
-//!    the home's shared tables, or the old schema, by name) for `purge_old_copy`.
+//!    the home's shared tables, or the old schema, renamed after the tenant's id in step 2 as
+//!    the registry's old schemas are) for `purge_old_copy`.
 //!
 //! A failure before 2 commits changes nothing. A crash between 2 and 3 leaves the line naming
 //! the target while the registry names the source: the tenant's writes are refused (its
@@ -47,26 +48,13 @@ pub(super) async fn run(
     let from = source_schema(leaving).to_owned();
     let to_schema = target.schema_name();
     let to = to_schema.unwrap_or(TENANT_DATABASE_SCHEMA).to_owned();
-    // The old schema is recorded by its name (the line no longer names it): refused now if
-    // another record holds that name, rather than at the switch, after the home committed.
-    let old_schema = leaving.from.schema_name().map(str::to_owned);
-    if let Some(name) = &old_schema {
-        let held: bool = crate::sql::admin_scalar(
-            "SELECT EXISTS (SELECT FROM tenancy.old_copies WHERE schema_name = $1)",
-        )
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-        if held {
-            return Err(Error::MoveRefused {
-                id,
-                reason: format!(
-                    "the registry records an old copy under the schema name {name} already; \
-                     purge it first"
-                ),
-            });
-        }
-    }
+    // The old schema, which no line names once the line moves on, is renamed after the tenant
+    // (as the registry's old schemas are): out of the way of a new tenant's schema of the same
+    // name, and never one a later tenant could own.
+    let old_schema = leaving
+        .from
+        .schema_name()
+        .map(|_| tenancy_core::home::old_copy_schema(id));
     let tables = databases
         .in_home(server, async |home| {
             // Both schemas' migration locks, in one order.
@@ -91,14 +79,21 @@ pub(super) async fn run(
                 .await?;
             match line {
                 // A run cut off after its commit here: the copy is made; the registry is next.
-                Some(named) if named.as_deref() == to_schema => return Ok(Vec::new()),
-                Some(named) if named == old_schema => {}
+                Some(named) if named.as_deref() == to_schema => return Ok((Vec::new(), None)),
+                // The same, into an own schema named after the slug the tenant had then.
+                Some(Some(named))
+                    if to_schema.is_some() && leaving.from.schema_name().is_none() =>
+                {
+                    return Ok((Vec::new(), Some(named)));
+                }
+                Some(named) if named.as_deref() == leaving.from.schema_name() => {}
                 other => {
                     return Err(Error::MoveRefused {
                         id,
                         reason: format!(
                             "its line in the home database of server {server} names {other:?}, \
-                             not the place the registry says it lives ({old_schema:?})"
+                             not the place the registry says it lives ({:?})",
+                            leaving.from.schema_name()
                         ),
                     });
                 }
@@ -140,9 +135,26 @@ pub(super) async fn run(
                 .bind(to_schema)
                 .execute(&mut *home)
                 .await?;
-            Ok(tables)
+            if let (Some(from), Some(old)) = (leaving.from.schema_name(), &old_schema) {
+                sqlx::raw_sql(crate::sql::text(format!(
+                    "ALTER SCHEMA {} RENAME TO {}",
+                    tenancy_core::ident::quote(from),
+                    tenancy_core::ident::quote(old)
+                )))
+                .execute(&mut *home)
+                .await?;
+            }
+            Ok((tables, None))
         })
         .await?;
+    let (tables, adopted) = tables;
+    let adopted = match adopted {
+        Some(schema) => {
+            Some(databases.server_schema(server, tenancy_core::home::QuotedSchema::new(&schema)?)?)
+        }
+        None => None,
+    };
+    let target = adopted.as_ref().unwrap_or(target);
     let mut moved = switch(tx, id, leaving, target, (server, None), tables, options).await?;
     if let Some(name) = old_schema {
         crate::sql::admin_query(store::OLD_COPY_SCHEMA_SET)

@@ -63,6 +63,23 @@ pub(crate) async fn run(
         }
         _ => databases.server_home(server)?,
     };
+    // A schema the move makes must not be another registry row's: the switch would refuse it
+    // after the home committed (and, out of a sealed source, leave the tenant sealed).
+    if let Some(schema) = target.schema_name() {
+        let held: bool = crate::sql::admin_scalar(
+            "SELECT EXISTS (SELECT FROM tenancy.tenants WHERE schema_name = $1 AND id <> $2)",
+        )
+        .bind(schema)
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        if held {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!("another tenant's schema is named {schema}"),
+            });
+        }
+    }
     // From the other place in the same home: one database, one copy there.
     if leaving.from.in_server_home() && leaving.server == server {
         return super::same_home::run(tx, databases, id, (&leaving, &target), migrations, options)

@@ -172,11 +172,13 @@ pub(crate) const OLD_COPIES_OF_TENANT: &str = "SELECT placement, schema_name, da
      FROM tenancy.old_copies \
      WHERE tenant_id = $1 ORDER BY placement FOR UPDATE";
 
-/// Removes the records of tenant `$1`'s old databases on server `$2`; returns their names.
+/// Removes the records of tenant `$1`'s old copies on server `$2` (old databases, old rows or
+/// schemas in its home); returns what each was.
 pub(crate) const OLD_DATABASES_FORGET: &str = "DELETE FROM tenancy.old_copies \
      WHERE tenant_id = $1 AND server = $2 \
-       AND (database_name IS NOT NULL OR placement = 'shared_table') \
-     RETURNING COALESCE(database_name, 'shared rows in the home of server ' || server)";
+     RETURNING COALESCE(database_name, \
+         CASE placement WHEN 'shared_table' THEN 'shared rows' ELSE 'an own schema' END \
+         || ' in the home of server ' || server)";
 
 /// Names the old schema of tenant `$1`'s old copy on placement `$2`: `$3`, an own schema a
 /// move between the places of one server home left there (no line names it any more).

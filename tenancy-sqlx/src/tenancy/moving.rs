@@ -171,6 +171,13 @@ impl Tenancy {
                         },
                         OldCopy {
                             server: Some(server),
+                            placement,
+                            ..
+                        } if *placement != Placement::SharedTable => {
+                            format!("an own schema in the home of server {server}")
+                        }
+                        OldCopy {
+                            server: Some(server),
                             ..
                         } => format!("shared rows in the home of server {server}"),
                         _ => "shared rows".to_owned(),
