@@ -1401,6 +1401,102 @@ async fn old_places_in_a_home_go_where_recorded_and_never_a_neighbours(db: TestT
     drop_extra(&urls, &tag).await;
 }
 
+/// A context left from an earlier stay of a tenant in a home (its process does not hear of
+/// moves) cannot write into the copy a move back into that place is making: the line is
+/// pending until the registry places the tenant there, then live, and the context's writes
+/// land in the live copy. A line left pending by a move cut off after the registry's commit is
+/// made live by the cleanup.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_context_of_an_earlier_stay_cannot_write_into_a_move_back_before_its_switch(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_schemas_earlier_stay") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "earlier stay").await.unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let row = tenancy
+        .create_tenant(shared_on("acme", "s2"))
+        .await
+        .unwrap();
+    spin(
+        &tenancy.resolve_id(row.id).await.unwrap(),
+        Uuid::new_v4(),
+        "first",
+    )
+    .await;
+    let behind = builder(&urls)
+        .listen_for_changes(false)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let earlier = behind.resolve_id(row.id).await.unwrap();
+    tenancy
+        .move_tenant(&su, row.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    // Back into s2's home, held before its switch: the earlier context's write is refused.
+    let back = {
+        let tenancy = tenancy.clone();
+        let su = tenancy.superuser("test", "move back").await.unwrap();
+        tokio::spawn(async move {
+            tenancy
+                .move_tenant_with(
+                    &su,
+                    row.id,
+                    Placement::SharedTable,
+                    tenancy::MoveOptions::default()
+                        .server("s2")
+                        .hold_before_switch(std::time::Duration::from_millis(1500)),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let late = NewSpinner {
+        id: Uuid::new_v4(),
+        name: "during".into(),
+        color: None,
+    };
+    let r = Spinner::repo().insert(&earlier, &late).await;
+    assert!(matches!(r, Err(Error::TenantMoved(_))), "{r:?}");
+    back.await.unwrap().unwrap();
+    // Switched: the line is live, the context's writes land in the live copy.
+    let live = format!(
+        "SELECT count(*) FROM tenancy.tenants WHERE id = '{}' AND moved_at IS NULL",
+        row.id
+    );
+    assert_eq!(count_at(&home, &live).await, 1);
+    spin(&earlier, Uuid::new_v4(), "after").await;
+    assert_eq!(
+        names(&tenancy.resolve_id(row.id).await.unwrap()).await,
+        ["after", "first"]
+    );
+    // A line left pending after the registry's commit: the cleanup makes it live.
+    exec_at(
+        &home,
+        &format!(
+            "UPDATE tenancy.tenants SET moved_at = '-infinity' WHERE id = '{}'",
+            row.id
+        ),
+    )
+    .await;
+    assert_eq!(count_at(&home, &live).await, 0);
+    tenancy.cleanup_orphans(&su).await.unwrap();
+    assert_eq!(count_at(&home, &live).await, 1);
+    spin(
+        &tenancy.resolve_id(row.id).await.unwrap(),
+        Uuid::new_v4(),
+        "again",
+    )
+    .await;
+    behind.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// A move into a home that still keeps the tenant's old copy (which would give it two lines
 /// there) is refused before anything changes, and goes once the old copy is purged.
 #[tenancy::test(migrations = "tests/migrations")]

@@ -205,6 +205,7 @@ impl Databases {
         server: &str,
         (tenant, slug): (TenantId, &str),
         schema: Option<(&str, &Migrations)>,
+        pending: bool,
     ) -> Result<()> {
         self.in_home(server, async |tx| {
             if schema.is_some() {
@@ -217,26 +218,30 @@ impl Databases {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("INSERT INTO tenancy.tenants (id, slug, schema_name) VALUES ($1, $2, $3)")
-                .persistent(false)
-                .bind(tenant.as_uuid())
-                .bind(slug)
-                .bind(schema.map(|(name, _)| name))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    let taken = e
-                        .as_database_error()
-                        .filter(|d| d.is_unique_violation())
-                        .map(|d| d.constraint() == Some("tenants_schema_name_key"));
-                    match taken {
-                        // The schema name comes from the slug: another line holds it (a
-                        // tenant of that slug, or its old copy awaiting purge).
-                        Some(true) => Error::SlugTaken(slug.to_owned()),
-                        Some(false) => Error::TenantIdTaken(tenant),
-                        None => Error::Database(e),
-                    }
-                })?;
+            sqlx::query(
+                "INSERT INTO tenancy.tenants (id, slug, schema_name, moved_at) \
+                 VALUES ($1, $2, $3, CASE WHEN $4 THEN '-infinity'::timestamptz END)",
+            )
+            .persistent(false)
+            .bind(tenant.as_uuid())
+            .bind(slug)
+            .bind(schema.map(|(name, _)| name))
+            .bind(pending)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                let taken = e
+                    .as_database_error()
+                    .filter(|d| d.is_unique_violation())
+                    .map(|d| d.constraint() == Some("tenants_schema_name_key"));
+                match taken {
+                    // The schema name comes from the slug: another line holds it (a
+                    // tenant of that slug, or its old copy awaiting purge).
+                    Some(true) => Error::SlugTaken(slug.to_owned()),
+                    Some(false) => Error::TenantIdTaken(tenant),
+                    None => Error::Database(e),
+                }
+            })?;
             let Some((name, migrations)) = schema else {
                 return Ok(());
             };
@@ -271,6 +276,23 @@ impl Databases {
         .await
     }
 
+    /// Makes `tenant`'s pending line in server `server`'s home live (see [`ACTIVATE`]): once
+    /// the registry places the tenant there. Returns whether it was pending.
+    ///
+    /// # Errors
+    /// As [`Databases::in_home`].
+    pub(crate) async fn activate_line(&self, server: &str, tenant: TenantId) -> Result<bool> {
+        self.in_home(server, async |tx| {
+            let done = sqlx::query(ACTIVATE)
+                .persistent(false)
+                .bind(vec![tenant.as_uuid()])
+                .execute(&mut *tx)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
     /// Removes the lines of server `server`'s home that the registry keeps no rows for (no
     /// tenant living there, no old copy recorded there) and no creation or move in flight
     /// holds ([`lock_line`]): a crash's leftovers between listing a tenant and registering it
@@ -299,6 +321,31 @@ impl Databases {
                 .await?)
         })
         .await?;
+        // Pending lines of tenants the registry now places here: a move that committed and was
+        // cut off before it made the line live.
+        let placed: Vec<uuid::Uuid> = crate::conn::Conn::with(pool, async |c| {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM tenancy.tenants WHERE id = ANY($1) AND server = $2 \
+                 AND placement IN ('shared_table', 'own_schema')",
+            )
+            .persistent(false)
+            .bind(&ids)
+            .bind(server)
+            .fetch_all(c)
+            .await?)
+        })
+        .await?;
+        if !placed.is_empty() {
+            self.in_home(server, async |tx| {
+                sqlx::query(ACTIVATE)
+                    .persistent(false)
+                    .bind(&placed)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            })
+            .await?;
+        }
         for tenant in listed
             .into_iter()
             .filter(|t| !registered.contains(&t.as_uuid()))
@@ -652,6 +699,15 @@ pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
      WHERE id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2 \
      UNION SELECT tenant_id FROM tenancy.old_copies \
      WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";
+
+/// Makes the pending lines of the tenants `$1` live. A move into the home writes the tenant's
+/// line pending (sealed at `-infinity`) before the registry places the tenant there: the fence
+/// refuses writes through it as through a sealed one, so that a context left from an earlier
+/// stay of the tenant in this place cannot write into the copy the move is making (which a
+/// failed move would take back). The move makes it live after the registry's commit
+/// ([`Databases::activate_line`]), or the cleanup does.
+const ACTIVATE: &str = "UPDATE tenancy.tenants SET moved_at = NULL \
+     WHERE id = ANY($1) AND moved_at = '-infinity'::timestamptz";
 
 /// What a removal from a home takes (see [`Databases::leave_home`] and
 /// [`Databases::purge_old_home_copy`]).

@@ -12,11 +12,13 @@
 //! 2. a line the home still has for the tenant goes, with its rows (or its schema): the registry, locked above,
 //!    names another home, so it is what a run cut off before its switch left (an old copy of
 //!    an earlier move out of this home is refused by `prepare` instead);
-//! 3. the tenant listed in the home, then, in a transaction there (the home's migration lock
+//! 3. the tenant listed in the home (its line pending: the fence refuses writes through it
+//!    until the registry places the tenant there, see `home::ACTIVATE`), then, in a transaction there (the home's migration lock
 //!    taken, so no migration changes its tables under the copy), its rows copied and verified
 //!    as any move's, the source fenced (the registry's fence, or a source database's seal), and
 //!    that transaction committed;
-//! 4. the registry switches and commits (the caller).
+//! 4. the registry switches and commits (the caller), then the line is made live (or, if that
+//!    is cut off, by the next `cleanup_orphans`).
 //!
 //! A failure before the switch takes the tenant's line and rows out of the home again (the
 //! source is whole: a sealed source database is read again by a rerun); a crash leaves them
@@ -96,7 +98,7 @@ pub(crate) async fn run(
     }
     let schema = target.schema_name().map(|s| (s, migrations));
     databases
-        .enter_home(server, (id, leaving.slug.as_str()), schema)
+        .enter_home(server, (id, leaving.slug.as_str()), schema, true)
         .await?;
     match fill(tx, databases, (server, &target), id, &leaving, options).await {
         Ok(tables) => switch(tx, id, &leaving, &target, (server, None), tables, options).await,

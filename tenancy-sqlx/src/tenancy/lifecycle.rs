@@ -192,7 +192,7 @@ impl Tenancy {
         }
         let schema = creation.schema().map(|schema| (schema, &**migrations));
         databases
-            .enter_home(server, (id, creation.slug()), schema)
+            .enter_home(server, (id, creation.slug()), schema, false)
             .await?;
         let written = async {
             let tenant = creation

@@ -189,6 +189,17 @@ impl Tenancy {
         // Contexts of this handle hold the old home: they stop (the notification does the
         // same for other handles, and this one's, should this line not be reached).
         self.revoke_after_commit(id);
+        // Into another server's home: its line there was written pending, and goes live now
+        // that the registry places the tenant there (if this is cut off, the next
+        // `cleanup_orphans` does it; the tenant's writes are refused meanwhile).
+        if moved.server != crate::databases::PRIMARY_SERVER
+            && moved.database.is_none()
+            && let Ok(databases) = self.rt.databases()
+            && let Err(e) = databases.activate_line(&moved.server, id).await
+        {
+            tracing::warn!(tenant = %id, server = %moved.server, error = %e,
+                "making the tenant's line in its new home live failed; cleanup_orphans does it");
+        }
         // Out of a database of its own: the connections the old server's budget keeps to the
         // tenant reach the sealed old copy, and count against that budget; none serves it
         // again. (A home's connections are its tenants' together and stay; a context still
