@@ -752,6 +752,79 @@ async fn many_schemas_in_batches(db: TestTenancy) {
     assert_eq!(audit[0].tenant_ids, ids);
 }
 
+/// A report reads each own schema on the same server connection from one report to the next
+/// (its report lane), and never on more connections than `report_connections`, whatever its
+/// `concurrency`: a connection that has read a schema keeps its catalog entries, and planning
+/// over cold ones costs 100 times more (BENCHMARKS.md). Observed through `pg_stat_activity`,
+/// where an idle backend shows the last statement it ran: with one batch per lane, every
+/// batch is some lane's last. (Without lanes, `report_connections(0)`, the batches spread
+/// over the pool's connections: this fails.)
+#[tokio::test]
+async fn a_schema_is_read_on_the_same_report_connection_every_time() {
+    let db = TestDb::new("report_lanes").await;
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .max_connections(8)
+        .report_connections(2)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("analyst", "lanes").await.unwrap();
+    tenancy.warm_schemas(&su, 30).await.unwrap();
+    for i in 0..30 {
+        tenancy
+            .create_tenant(
+                NewTenant::new(format!("l{i}"), format!("L{i}")).placement(Placement::OwnSchema),
+            )
+            .await
+            .unwrap();
+    }
+    let mut watch = db.connect().await;
+    let mut seen: Option<std::collections::BTreeMap<String, i32>> = None;
+    for run in 0..5 {
+        let counted = Spin::repo()
+            .report()
+            .batch_size(100)
+            .concurrency(8)
+            // Cached, a batch runs in a read-only transaction whose `ROLLBACK` is the last
+            // statement `pg_stat_activity` shows.
+            .cache_statements(false)
+            .aggregate(Agg::count())
+            .fetch(&su)
+            .await
+            .unwrap();
+        assert_eq!(counted.per_tenant.len(), 30);
+        // Each report statement's first schema, by the backend that ran it last.
+        let last: Vec<(i32, String)> = sqlx::query_as(
+            "SELECT pid, substring(query FROM '\"(t_[a-z0-9_]+)\"') FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+               AND query LIKE '%UNION ALL%' AND query LIKE '%t\\_l%'",
+        )
+        .fetch_all(&mut watch)
+        .await
+        .unwrap();
+        let by_schema: std::collections::BTreeMap<String, i32> = last
+            .into_iter()
+            .map(|(pid, schema)| (schema, pid))
+            .collect();
+        assert_eq!(
+            by_schema
+                .values()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            2,
+            "run {run}: report statements on two connections, one per lane: {by_schema:?}"
+        );
+        match &seen {
+            None => seen = Some(by_schema),
+            Some(first) => assert_eq!(
+                first, &by_schema,
+                "run {run}: a schema read on another connection than before"
+            ),
+        }
+    }
+}
+
 /// A report's statements over schemas run with their generic plan from the first run on a
 /// connection (no custom plan: planning a `UNION ALL` of many branches costs more than running
 /// it), and the setting that asks for it ends with the statement's transaction.
@@ -989,4 +1062,18 @@ async fn report_speed_200_schemas_by_1000_spins(db: TestTenancy) {
             );
         }
     }
+}
+
+/// A report's futures can be spawned onto a multi-threaded runtime (`tokio::spawn` needs them
+/// `Send`): a compile-time check.
+#[allow(dead_code)]
+fn report_futures_are_send(su: &Superuser) {
+    fn send<T: Send>(_: T) {}
+    let rows = Spin::repo()
+        .report()
+        .order_by(Spin::DURATION.desc())
+        .limit(5);
+    send(rows.fetch_all(su));
+    let count = Spin::repo().report().aggregate(Agg::count());
+    send(count.fetch(su));
 }

@@ -71,6 +71,12 @@ pub(crate) struct Runtime {
     /// Tenant statements: tenant `t` runs on `lanes[lane_of(t)]`. One lane (the default) is
     /// `pool` itself; see [`TenancyBuilder::connection_lanes`].
     pub(crate) lanes: Vec<PgPool>,
+    /// Reports' statements over own schemas: a batch of tenant `t`'s schema runs on
+    /// `report_lanes[report_lane(t)]`, a pool of one connection, so that the same schemas meet
+    /// the same server connection from report to report (see
+    /// [`TenancyBuilder::report_connections`]). Empty for a pool given to `from_pool`: they
+    /// run on `pool`.
+    pub(crate) report_lanes: Vec<PgPool>,
     /// Which contexts may no longer act; the handle's resolution cache shares it.
     pub(crate) revocations: Arc<Revocations>,
     /// Whether repository statements are prepared once per connection and cached.
@@ -213,8 +219,18 @@ impl Runtime {
         generic_plans: bool,
         f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
     ) -> crate::Result<T> {
+        self.read_all_tenants_on(&self.pool, generic_plans, f).await
+    }
+
+    /// [`Runtime::read_all_tenants`] on `pool` (a report lane).
+    pub(crate) async fn read_all_tenants_on<T>(
+        &self,
+        pool: &PgPool,
+        generic_plans: bool,
+        f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> crate::Result<T>,
+    ) -> crate::Result<T> {
         if !self.rls && !generic_plans && self.persistent {
-            return Conn::with(&self.pool, f).await;
+            return Conn::with(pool, f).await;
         }
         let mut begin = String::from("BEGIN READ ONLY");
         if generic_plans {
@@ -224,7 +240,7 @@ impl Runtime {
             begin.push_str("; ");
             begin.push_str(&set_all_tenants());
         }
-        Conn::read_with(&self.pool, crate::sql::text(begin), f).await
+        Conn::read_with(pool, crate::sql::text(begin), f).await
     }
 
     /// [`Runtime::read_all_tenants`]'s work (without its generic plans) on a tenant's lane (a report's part in an own-database
@@ -271,10 +287,20 @@ impl Runtime {
 
     /// The pool a tenant's statements run on: always the same one for the same tenant.
     pub(crate) fn lane(&self, tenant: TenantId) -> &PgPool {
-        // Uuids are random in their low bits (v4 everywhere, v7 after the timestamp), so the
-        // remainder spreads tenants evenly.
-        let n = self.lanes.len() as u128;
-        let i = usize::try_from(tenant.as_uuid().as_u128() % n).unwrap_or(0);
-        &self.lanes[i]
+        &self.lanes[lane_index(tenant, self.lanes.len())]
     }
+
+    /// The index of the report lane that reads `tenant`'s own schema, if the handle has report
+    /// lanes (see [`Runtime::report_lanes`]).
+    pub(crate) fn report_lane(&self, tenant: TenantId) -> Option<usize> {
+        (!self.report_lanes.is_empty()).then(|| lane_index(tenant, self.report_lanes.len()))
+    }
+}
+
+/// Which of `lanes` lanes serves `tenant`: always the same.
+fn lane_index(tenant: TenantId, lanes: usize) -> usize {
+    // Uuids are random in their low bits (v4 everywhere, v7 after the timestamp), so the
+    // remainder spreads tenants evenly.
+    let n = lanes.max(1) as u128;
+    usize::try_from(tenant.as_uuid().as_u128() % n).unwrap_or(0)
 }

@@ -220,6 +220,7 @@ mod tests {
             .expect("a lazy pool");
         let rt = Arc::new(Runtime {
             lanes: vec![pool.clone()],
+            report_lanes: Vec::new(),
             pool,
             revocations: Arc::default(),
             persistent: true,

@@ -13,7 +13,6 @@ mod tenants;
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use sqlx::Row;
 use tenancy_core::{Placement, TenantId};
 
@@ -141,6 +140,11 @@ impl<M: Model> Repo<M> {
 /// by a column no such index covers reads every matching row of every covered tenant.
 /// Statements over schemas stay prepared on their connections for small reports
 /// ([`Report::cache_statements`]).
+///
+/// Statements over own schemas run on the handle's report lanes
+/// ([`TenancyBuilder::report_connections`](crate::TenancyBuilder::report_connections)): each
+/// schema on the same connection from one report to the next, whose catalog caches already
+/// hold its tables, and each batch holds the schemas of one lane.
 ///
 /// # Audit
 ///
@@ -278,8 +282,8 @@ impl<M: Model> Report<M> {
     }
 
     /// How many own-schema tenants one statement reads at most (default
-    /// [`DEFAULT_REPORT_BATCH`]); fewer when that spreads the schemas over
-    /// [`Report::concurrency`] statements. Each statement locks its tenants' tables and indexes until it
+    /// [`DEFAULT_REPORT_BATCH`]); without report lanes, fewer when that spreads the schemas
+    /// over [`Report::concurrency`] statements. Each statement locks its tenants' tables and indexes until it
     /// ends; keep `batch_size * concurrency * (1 + indexes per table)` well under the server's
     /// lock table (`max_locks_per_transaction * max_connections`).
     ///
@@ -294,8 +298,10 @@ impl<M: Model> Report<M> {
     }
 
     /// How many statements run at once (default [`DEFAULT_REPORT_CONCURRENCY`]), each on its
-    /// own pooled connection; also bounded by the pool's size. More helps a large report only
-    /// on a server with idle cores to run them.
+    /// own pooled connection; also bounded by the pool's size, and for own schemas by the
+    /// handle's report lanes (one statement per lane at a time:
+    /// [`TenancyBuilder::report_connections`](crate::TenancyBuilder::report_connections)).
+    /// More helps a large report only on a server with idle cores to run them.
     ///
     /// ```
     #[doc = doc_setup!()]
@@ -461,9 +467,12 @@ impl<M: Model> Report<M> {
         // their rows bounds what every other statement has to sort.
         let (probe, batches) = match shape.take {
             Some(_) if !self.rows.order.is_empty() => {
-                plan::batches_with_probe(&targets, self.batch, self.concurrency)
+                plan::batches_with_probe(rt, &targets, self.batch, self.concurrency)
             }
-            _ => (None, plan::batches(&targets, self.batch, self.concurrency)),
+            _ => (
+                None,
+                plan::batches(rt, &targets, self.batch, self.concurrency),
+            ),
         };
         let mut hits: Vec<RankedRow<M>> = match probe {
             Some(part) => run(part, None).await?,
@@ -474,17 +483,10 @@ impl<M: Model> Report<M> {
             .and_then(|k| usize::try_from(k).ok())
             .filter(|_| !desc.first().copied().unwrap_or(false) || targets.not_null)
             .and_then(|k| kth_first_key(&mut hits, k, &desc));
-        // The futures are made before the stream: a stream that maps with a closure taking a
-        // borrowed part is not provably `Send` to rustc, which would make this future unusable
-        // with `tokio::spawn`.
-        let runs: Vec<_> = batches
-            .into_iter()
-            .map(|part| run(part, bound.as_ref().map(|key| Bound { key })))
-            .collect();
-        let more: Vec<RankedRow<M>> = stream::iter(runs)
-            .buffer_unordered(self.concurrency)
-            .try_concat()
-            .await?;
+        let more = plan::run_all(rt, batches, self.concurrency, |part| {
+            run(part, bound.as_ref().map(|key| Bound { key }))
+        })
+        .await?;
         hits.extend(more);
         hits.sort_unstable_by(|a, b| cmp_ranked(a, b, &desc));
         let limit = self
@@ -599,28 +601,17 @@ impl<M: Model, K: AggKind> ReportAggregate<M, K> {
         )
         .await?;
         let cache = report.cache_for(targets.schemas.len());
+        let batches = plan::batches(rt, &targets, report.batch, report.concurrency);
+        let exprs = &exprs;
         let parts: Vec<(TenantId, K::Partial)> =
-            // Futures made before the stream, for `Send` (see `Report::fetch_all`).
-            stream::iter(
-                plan::batches(&targets, report.batch, report.concurrency)
-                    .into_iter()
-                    .map(|part| {
-                        let exprs = &exprs;
-                        async move {
-                            let sql = sql::aggregate_sql(model_sql, &report.rows.filter, exprs, part)?;
-                            let rows = plan::run(rt, part, cache, sql).await?;
-                            rows.iter()
-                                .map(|row| {
-                                    Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?))
-                                })
-                                .collect::<Result<Vec<_>>>()
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .buffer_unordered(report.concurrency)
-                .try_concat()
-                .await?;
+            plan::run_all(rt, batches, report.concurrency, |part| async move {
+                let sql = sql::aggregate_sql(model_sql, &report.rows.filter, exprs, part)?;
+                let rows = plan::run(rt, part, cache, sql).await?;
+                rows.iter()
+                    .map(|row| Ok((TenantId::from_uuid(row.try_get(0)?), K::read(row, 1)?)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
         // Every covered tenant has a part: shared-table tenants without rows have no group.
         let mut by_tenant: std::collections::HashMap<TenantId, K::Partial> =
             parts.into_iter().collect();

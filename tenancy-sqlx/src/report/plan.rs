@@ -5,6 +5,9 @@
 //! branch tagged with its tenant, with the ordering and the limit pushed into each branch. Each
 //! statement runs on its own (its own implicit transaction), so the locks one holds are released
 //! before the next: 10,000 schemas never sit in the lock table at once.
+//!
+//! A batch of schemas holds tenants of one report lane only (see `Runtime::report_lanes`), and
+//! runs on that lane's connection; [`run_all`] runs a lane's batches one after another.
 
 use sqlx::postgres::{PgArguments, PgRow};
 use tenancy_core::TenantId;
@@ -38,10 +41,21 @@ pub(crate) enum Batch<'a> {
 }
 
 /// The statements that cover `targets`: one for the shared tables, and the schemas in batches
-/// of at most `batch`, smaller when that spreads them over `concurrency` statements (200
-/// schemas at 4 at once: 4 batches of 50, not 2 of 100 and 2 idle connections).
-pub(crate) fn batches(targets: &Targets, batch: usize, concurrency: usize) -> Vec<Batch<'_>> {
-    let mut batches = schema_batches(&targets.shared, &targets.schemas, batch, concurrency);
+/// of at most `batch`. Without report lanes, smaller batches when that spreads them over
+/// `concurrency` statements (200 schemas at 4 at once: 4 batches of 50, not 2 of 100 and 2
+/// idle connections); with them, each lane's schemas (`targets.schemas` is grouped by lane)
+/// in batches of at most `batch`, since a lane runs one at a time.
+pub(crate) fn batches<'a>(
+    rt: &Runtime,
+    targets: &'a Targets,
+    batch: usize,
+    concurrency: usize,
+) -> Vec<Batch<'a>> {
+    let mut batches = Vec::new();
+    if !targets.shared.is_empty() {
+        batches.push(Batch::Shared(&targets.shared));
+    }
+    batches.extend(schema_batches(rt, &targets.schemas, batch, concurrency));
     batches.extend(database_batches(targets, batch));
     batches
 }
@@ -65,19 +79,27 @@ fn database_batches(targets: &Targets, batch: usize) -> impl Iterator<Item = Bat
 }
 
 fn schema_batches<'a>(
-    shared: &'a [TenantId],
+    rt: &Runtime,
     schemas: &'a [(TenantId, String)],
     batch: usize,
     concurrency: usize,
-) -> Vec<Batch<'a>> {
-    let spread = schemas.len().div_ceil(concurrency.max(1));
-    let per = batch.min(spread).max(1);
-    let mut batches = Vec::with_capacity(1 + schemas.len().div_ceil(per));
-    if !shared.is_empty() {
-        batches.push(Batch::Shared(shared));
-    }
-    batches.extend(schemas.chunks(per).map(Batch::Schemas));
-    batches
+) -> impl Iterator<Item = Batch<'a>> {
+    let spread = if rt.report_lanes.is_empty() {
+        concurrency.max(1)
+    } else {
+        1
+    };
+    schemas
+        .chunk_by(|(a, _), (b, _)| rt.report_lane(*a) == rt.report_lane(*b))
+        .flat_map(move |lane| {
+            let per = batch.min(lane.len().div_ceil(spread)).max(1);
+            lane.chunks(per).map(Batch::Schemas)
+        })
+}
+
+/// Orders `schemas` as [`batches`] needs them: grouped by report lane (then by tenant).
+pub(crate) fn group_by_lane(rt: &Runtime, schemas: &mut [(TenantId, String)]) {
+    schemas.sort_by_key(|(t, _)| (rt.report_lane(*t), *t));
 }
 
 /// Own-schema tenants a report with an ordering and a limit reads first, alone, to bound what
@@ -91,19 +113,83 @@ pub const PROBE_SCHEMAS: usize = 8;
 
 /// As [`batches`], with a first statement over a few schemas to run before the others (when
 /// there are more schemas than that): its rows bound what the others need to sort.
-pub(crate) fn batches_with_probe(
-    targets: &Targets,
+/// The probe's schemas are the first lane's, so that it runs on that lane.
+pub(crate) fn batches_with_probe<'a>(
+    rt: &Runtime,
+    targets: &'a Targets,
     batch: usize,
     concurrency: usize,
-) -> (Option<Batch<'_>>, Vec<Batch<'_>>) {
+) -> (Option<Batch<'a>>, Vec<Batch<'a>>) {
     let probe = PROBE_SCHEMAS.min(batch).max(1);
+    let lane = targets.schemas.first().map(|(t, _)| rt.report_lane(*t));
+    let first_lane = targets
+        .schemas
+        .iter()
+        .take_while(|(t, _)| Some(rt.report_lane(*t)) == lane)
+        .count();
     if targets.schemas.len() <= probe {
-        return (None, batches(targets, batch, concurrency));
+        return (None, batches(rt, targets, batch, concurrency));
     }
-    let (first, rest) = targets.schemas.split_at(probe);
-    let mut rest = schema_batches(&targets.shared, rest, batch, concurrency);
-    rest.extend(database_batches(targets, batch));
-    (Some(Batch::Schemas(first)), rest)
+    let (first, rest) = targets.schemas.split_at(probe.min(first_lane));
+    let mut batches = Vec::new();
+    if !targets.shared.is_empty() {
+        batches.push(Batch::Shared(&targets.shared));
+    }
+    batches.extend(schema_batches(rt, rest, batch, concurrency));
+    batches.extend(database_batches(targets, batch));
+    (Some(Batch::Schemas(first)), batches)
+}
+
+/// Runs the futures of `batches` (each made by `run` from its batch, before anything runs), at
+/// most `concurrency` at once, and concatenates their rows. The batches of one report lane run
+/// one after another: its pool has one connection, and a batch waiting for it would count
+/// against [`TenancyBuilder::acquire_timeout`](crate::TenancyBuilder::acquire_timeout).
+pub(crate) async fn run_all<'a, T, F>(
+    rt: &Runtime,
+    batches: Vec<Batch<'a>>,
+    concurrency: usize,
+    run: impl Fn(Batch<'a>) -> F,
+) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<Vec<T>>>,
+{
+    let permits = tokio::sync::Semaphore::new(concurrency.max(1));
+    let mut lanes: Vec<Vec<F>> = Vec::new();
+    lanes.resize_with(rt.report_lanes.len(), Vec::new);
+    let mut free = Vec::new();
+    for part in batches {
+        let lane = match part {
+            Batch::Schemas(s) => s.first().and_then(|(t, _)| rt.report_lane(*t)),
+            _ => None,
+        };
+        match lane {
+            Some(i) => lanes[i].push(run(part)),
+            None => free.push(run(part)),
+        }
+    }
+    let permits = &permits;
+    let lanes = lanes.into_iter().map(|chain| async move {
+        let mut rows = Vec::new();
+        for part in chain {
+            let _permit = permits.acquire().await.map_err(closed)?;
+            rows.extend(part.await?);
+        }
+        Ok::<_, crate::Error>(rows)
+    });
+    let free = free.into_iter().map(|part| async move {
+        let _permit = permits.acquire().await.map_err(closed)?;
+        part.await
+    });
+    let (a, b) = futures_util::future::try_join(
+        futures_util::future::try_join_all(lanes),
+        futures_util::future::try_join_all(free),
+    )
+    .await?;
+    Ok(a.into_iter().chain(b).flatten().collect())
+}
+
+fn closed(_: tokio::sync::AcquireError) -> crate::Error {
+    crate::Error::Report("a report's statements were stopped".into())
 }
 
 /// Runs one statement of a report on a pooled connection. The shared-table statement is
@@ -166,7 +252,14 @@ pub(crate) async fn run(
             .instrument(span)
             .await
         }
-        _ => {
+        Batch::Schemas(s) => {
+            let lane = s.first().and_then(|(t, _)| rt.report_lane(*t));
+            let pool = lane.map_or(&rt.pool, |i| &rt.report_lanes[i]);
+            rt.read_all_tenants_on(pool, generic, async |c| Ok(q.fetch_all(c).await?))
+                .instrument(span)
+                .await
+        }
+        Batch::Shared(_) => {
             rt.read_all_tenants(generic, async |c| Ok(q.fetch_all(c).await?))
                 .instrument(span)
                 .await

@@ -42,7 +42,7 @@ pub(crate) struct Targets {
     /// Every tenant read, sorted.
     pub(crate) all: Vec<TenantId>,
     pub(crate) shared: Vec<TenantId>,
-    /// `(tenant, quoted schema)`, sorted by tenant.
+    /// `(tenant, quoted schema)`, grouped by report lane, each lane's sorted by tenant.
     pub(crate) schemas: Vec<(TenantId, String)>,
     /// Own-database tenants, sorted by tenant, each read in its database; and own-schema
     /// tenants of other servers, by home database (each home's sorted), read there.
@@ -157,7 +157,8 @@ pub(crate) async fn resolve_and_audit(
     };
     rt.with_conn(async |conn| {
         let rows = query.fetch_all(&mut *conn).await?;
-        let targets = targets(set, &rows, rt.databases.as_ref())?;
+        let mut targets = targets(set, &rows, rt.databases.as_ref())?;
+        super::plan::group_by_lane(rt, &mut targets.schemas);
         su.audit(conn, action, &targets.all, Some(detail)).await?;
         Ok(targets)
     })
