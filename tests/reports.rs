@@ -825,6 +825,93 @@ async fn a_schema_is_read_on_the_same_report_connection_every_time() {
     }
 }
 
+/// A report cancelled at any await leaves its report lane fit for the next one: a batch cut off
+/// inside its read-only transaction closes the lane's connection rather than giving it back
+/// inside it (no session stays idle in a transaction), and the next report, on a new
+/// connection, reads the same rows. One lane, so
+/// every batch meets the connection the cancelled one left.
+#[tokio::test]
+async fn a_report_cancelled_at_any_await_leaves_its_lane_clean() {
+    use std::time::Duration;
+    use tenancy::testing::{cancel_at, eventually};
+    let db = TestDb::new("report_lane_cancel").await;
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .report_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("analyst", "cancel").await.unwrap();
+    let mut rng = Rng(0x5EED_0007);
+    let mut want = Vec::new();
+    for i in 0..12 {
+        let t = tenancy
+            .create_tenant(
+                NewTenant::new(format!("c{i}"), format!("C{i}")).placement(Placement::OwnSchema),
+            )
+            .await
+            .unwrap();
+        let ctx = tenancy.resolve_id(t.id).await.unwrap();
+        let spinner = Spinner::repo()
+            .insert(
+                &ctx,
+                &NewSpinner {
+                    id: rng.uuid(),
+                    name: "s".into(),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        let spin = NewSpin {
+            id: rng.uuid(),
+            spinner_id: spinner.id,
+            duration: i,
+            note: None,
+        };
+        want.push((t.id, Spin::repo().insert(&ctx, &spin).await.unwrap()));
+    }
+    want.sort_by(|(_, a), (_, b)| b.duration.cmp(&a.duration));
+    want.truncate(10);
+    // Ordered and limited: a probe, then batches of 4, each in its own transaction (cached
+    // statements run on their generic plan).
+    let report = Spin::repo()
+        .report()
+        .order_by(Spin::DURATION.desc())
+        .limit(10)
+        .batch_size(4)
+        .cache_statements(true);
+    let mut watch = db.connect().await;
+    for k in 1..=500 {
+        let done = cancel_at(k, report.fetch_all(&su)).await;
+        eventually(
+            "no session left inside a transaction",
+            Duration::from_secs(5),
+            async || {
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%'",
+                )
+                .fetch_one(&mut watch)
+                .await
+                .unwrap();
+                open == 0
+            },
+        )
+        .await;
+        assert!(
+            report.fetch_all(&su).await.unwrap() == want,
+            "the report after one cancelled at its await #{k}"
+        );
+        if let Some(out) = done {
+            assert!(out.unwrap() == want);
+            assert!(k > 1, "the report never waited: nothing was cancelled");
+            return;
+        }
+    }
+    panic!("the report did not finish within 500 awaits");
+}
+
 /// A report's statements over schemas run with their generic plan from the first run on a
 /// connection (no custom plan: planning a `UNION ALL` of many branches costs more than running
 /// it), and the setting that asks for it ends with the statement's transaction.
