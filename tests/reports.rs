@@ -871,7 +871,7 @@ async fn a_report_cancelled_at_any_await_leaves_its_lane_clean() {
         };
         want.push((t.id, Spin::repo().insert(&ctx, &spin).await.unwrap()));
     }
-    want.sort_by(|(_, a), (_, b)| b.duration.cmp(&a.duration));
+    want.sort_by_key(|(_, s)| std::cmp::Reverse(s.duration));
     want.truncate(10);
     // Ordered and limited: a probe, then batches of 4, each in its own transaction (cached
     // statements run on their generic plan).
