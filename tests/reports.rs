@@ -825,6 +825,54 @@ async fn a_schema_is_read_on_the_same_report_connection_every_time() {
     }
 }
 
+/// Reports running at once share the report lanes and take turns on them, batch by batch:
+/// none fails for waiting longer than the acquire timeout behind a slow batch (a turn is not
+/// a pool borrow), and each gets its rows. One tenant's table is made slow to read (a view
+/// that sleeps 0.4 s); waiting in the lane pool's queue behind it instead, this fails with
+/// `PoolTimedOut`.
+#[tokio::test]
+async fn reports_running_at_once_take_turns_on_the_lanes() {
+    let db = TestDb::new("report_lane_turns").await;
+    let tenancy = Tenancy::builder()
+        .tenant_migrations(spinner_migrations())
+        .report_connections(1)
+        .acquire_timeout(std::time::Duration::from_millis(200))
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let su = tenancy.superuser("analyst", "turns").await.unwrap();
+    for i in 0..6 {
+        tenancy
+            .create_tenant(
+                NewTenant::new(format!("r{i}"), format!("R{i}")).placement(Placement::OwnSchema),
+            )
+            .await
+            .unwrap();
+    }
+    let report = || {
+        Spin::repo()
+            .report()
+            .batch_size(1)
+            .cache_statements(false)
+            .aggregate(Agg::count())
+    };
+    // The first report checks the tables (a view would fail the model check) and warms the
+    // lane; then the slow view goes in.
+    assert_eq!(report().fetch(&su).await.unwrap().per_tenant.len(), 6);
+    sqlx::raw_sql(
+        "ALTER TABLE t_r0.spins RENAME TO spins_kept; \
+         CREATE VIEW t_r0.spins AS SELECT * FROM t_r0.spins_kept \
+          WHERE (SELECT pg_sleep(0.4)::text) = ''",
+    )
+    .execute(&mut db.connect().await)
+    .await
+    .unwrap();
+    let runs = (0..4).map(|_| async { report().fetch(&su).await });
+    for counted in futures_util::future::join_all(runs).await {
+        assert_eq!(counted.unwrap().per_tenant.len(), 6);
+    }
+}
+
 /// A report cancelled at any await leaves its report lane fit for the next one: a batch cut off
 /// inside its read-only transaction closes the lane's connection rather than giving it back
 /// inside it (no session stays idle in a transaction), and the next report, on a new

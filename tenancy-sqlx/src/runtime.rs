@@ -76,7 +76,7 @@ pub(crate) struct Runtime {
     /// the same server connection from report to report (see
     /// [`TenancyBuilder::report_connections`]). Empty for a pool given to `from_pool`: they
     /// run on `pool`.
-    pub(crate) report_lanes: Vec<PgPool>,
+    pub(crate) report_lanes: Vec<ReportLane>,
     /// Which contexts may no longer act; the handle's resolution cache shares it.
     pub(crate) revocations: Arc<Revocations>,
     /// Whether repository statements are prepared once per connection and cached.
@@ -294,6 +294,24 @@ impl Runtime {
     /// lanes (see [`Runtime::report_lanes`]).
     pub(crate) fn report_lane(&self, tenant: TenantId) -> Option<usize> {
         (!self.report_lanes.is_empty()).then(|| lane_index(tenant, self.report_lanes.len()))
+    }
+}
+
+/// One report lane: a pool of one connection, and the turn a batch takes before borrowing it.
+pub(crate) struct ReportLane {
+    pub(crate) pool: PgPool,
+    /// Held across each batch, so that the batches of reports running at once wait for the
+    /// lane here, for as long as it takes, rather than in the pool's queue, where a wait longer
+    /// than the acquire timeout fails the report (a cold batch can take a second).
+    pub(crate) turn: tokio::sync::Mutex<()>,
+}
+
+impl ReportLane {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            turn: tokio::sync::Mutex::new(()),
+        }
     }
 }
 

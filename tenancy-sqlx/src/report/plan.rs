@@ -142,8 +142,8 @@ pub(crate) fn batches_with_probe<'a>(
 
 /// Runs the futures of `batches` (each made by `run` from its batch, before anything runs), at
 /// most `concurrency` at once, and concatenates their rows. The batches of one report lane run
-/// one after another: its pool has one connection, and a batch waiting for it would count
-/// against [`TenancyBuilder::acquire_timeout`](crate::TenancyBuilder::acquire_timeout).
+/// one after another: its pool has one connection, so a second one in flight would only wait
+/// for its turn ([`run`]) while holding a permit another lane could use.
 pub(crate) async fn run_all<'a, T, F>(
     rt: &Runtime,
     batches: Vec<Batch<'a>>,
@@ -153,7 +153,8 @@ pub(crate) async fn run_all<'a, T, F>(
 where
     F: Future<Output = Result<Vec<T>>>,
 {
-    let permits = tokio::sync::Semaphore::new(concurrency.max(1));
+    let permits =
+        tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
     let mut lanes: Vec<Vec<F>> = Vec::new();
     lanes.resize_with(rt.report_lanes.len(), Vec::new);
     let mut free = Vec::new();
@@ -254,8 +255,14 @@ pub(crate) async fn run(
         }
         Batch::Schemas(s) => {
             let lane = s.first().and_then(|(t, _)| rt.report_lane(*t));
-            let pool = lane.map_or(&rt.pool, |i| &rt.report_lanes[i]);
-            rt.read_all_tenants_on(pool, generic, async |c| Ok(q.fetch_all(c).await?))
+            let Some(lane) = lane.map(|i| &rt.report_lanes[i]) else {
+                return rt
+                    .read_all_tenants(generic, async |c| Ok(q.fetch_all(c).await?))
+                    .instrument(span)
+                    .await;
+            };
+            let _turn = lane.turn.lock().await;
+            rt.read_all_tenants_on(&lane.pool, generic, async |c| Ok(q.fetch_all(c).await?))
                 .instrument(span)
                 .await
         }

@@ -188,7 +188,8 @@ impl TenancyBuilder {
     ///
     /// The price: a tenant can use only its lane's connections at once, so a burst from one
     /// tenant queues sooner. Registry, lifecycle, migration and report work then runs on a pool
-    /// of its own ([`TenancyBuilder::admin_connections`]). Through PgBouncer, lanes bound the
+    /// of its own ([`TenancyBuilder::admin_connections`]; reports over own schemas on
+    /// [`TenancyBuilder::report_connections`]). Through PgBouncer, lanes bound the
     /// client side only: the pooler picks the server connection.
     pub fn connection_lanes(mut self, n: usize) -> Self {
         self.lanes = n.max(1);
@@ -196,7 +197,8 @@ impl TenancyBuilder {
     }
 
     /// With [`TenancyBuilder::connection_lanes`] above 1, the size of the pool that serves the
-    /// registry (resolution misses), lifecycle, migrations and reports. Default 2.
+    /// registry (resolution misses), lifecycle, migrations, and reports other than their
+    /// statements over own schemas (see [`TenancyBuilder::report_connections`]). Default 2.
     pub fn admin_connections(mut self, n: u32) -> Self {
         self.admin_connections = n;
         self
@@ -211,15 +213,21 @@ impl TenancyBuilder {
     /// report over 10,000 schemas is 100 statements of 100 schemas; on a connection that has not
     /// touched those tables, planning one takes 150-600 ms, on one that has, 5-8 ms (measured in
     /// BENCHMARKS.md). Spread over any connection of the pool, a report keeps meeting cold ones,
-    /// and in time makes every connection of the pool hold every schema's entries (over
-    /// 100 MiB each at 10,000 schemas). With report lanes only these connections do, each for
-    /// its share of the schemas; they close after sqlx's idle timeout (10 minutes) like any
-    /// pooled connection, and the next report warms them again.
+    /// and in time makes every connection of the pool hold every schema's entries for reports
+    /// (over 100 MiB each at 10,000 schemas). With report lanes only these connections do, each
+    /// for its share of the schemas. They are recycled like any pooled connection (after sqlx's
+    /// idle timeout of 10 minutes and lifetime of 30), and the next report warms the new one.
     ///
-    /// A report runs at most this many of its statements over own schemas at once, whatever
-    /// [`Report::concurrency`](crate::Report::concurrency) says (it still bounds the
-    /// statements for shared tables and other databases). `0` runs reports on the handle's
-    /// pool as any other admin work, as does a pool given to [`TenancyBuilder::from_pool`].
+    /// These connections come on top of [`TenancyBuilder::max_connections`] (and
+    /// [`TenancyBuilder::admin_connections`]): count them when sizing the server. All reports
+    /// of the handle share them: a report runs at most this many of its statements over own
+    /// schemas at once, whatever [`Report::concurrency`](crate::Report::concurrency) says (it
+    /// still bounds the statements for shared tables and other databases), and reports running
+    /// at once take turns on each lane, batch by batch, waiting for as long as it takes (a
+    /// turn is not a pool borrow, so it does not count against the acquire timeout). `0` runs
+    /// reports on the handle's pool as any other admin work, as does a pool given to
+    /// [`TenancyBuilder::from_pool`]. Through PgBouncer in transaction mode the lanes are fixed
+    /// on the client side only: the pooler picks the server connection.
     ///
     /// ```
     /// // Reports over many schemas, four statements at once, four connections kept warm.
@@ -441,7 +449,7 @@ impl TenancyBuilder {
         };
         // Report lanes open their connection when a report first needs it.
         let reports = (0..self.report_connections)
-            .map(|_| pool_of(1).connect_lazy_with(options.clone()))
+            .map(|_| crate::runtime::ReportLane::new(pool_of(1).connect_lazy_with(options.clone())))
             .collect();
         if self.lanes <= 1 {
             let pool = pool_of(self.max_connections).connect_with(options).await?;
@@ -491,7 +499,7 @@ impl TenancyBuilder {
         self,
         pool: PgPool,
         lanes: Vec<PgPool>,
-        report_lanes: Vec<PgPool>,
+        report_lanes: Vec<crate::runtime::ReportLane>,
         epoch: Arc<SchemaEpoch>,
     ) -> Result<Tenancy> {
         if self.row_level_security {

@@ -143,6 +143,9 @@ impl Tenancy {
         for lane in &self.rt.lanes {
             lane.close().await;
         }
+        for lane in &self.rt.report_lanes {
+            lane.pool.close().await;
+        }
         if let Some(databases) = &self.rt.databases {
             databases.close_idle().await;
         }
