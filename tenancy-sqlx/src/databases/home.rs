@@ -276,19 +276,19 @@ impl Databases {
         .await
     }
 
-    /// Makes `tenant`'s pending line in server `server`'s home live (see [`ACTIVATE`]): once
-    /// the registry places the tenant there. Returns whether it was pending.
+    /// Makes the pending lines of `tenants` in server `server`'s home live (see [`ACTIVATE`]):
+    /// once the registry places them there.
     ///
     /// # Errors
     /// As [`Databases::in_home`].
-    pub(crate) async fn activate_line(&self, server: &str, tenant: TenantId) -> Result<bool> {
+    pub(crate) async fn activate_lines(&self, server: &str, tenants: &[uuid::Uuid]) -> Result<()> {
         self.in_home(server, async |tx| {
-            let done = sqlx::query(ACTIVATE)
+            sqlx::query(ACTIVATE)
                 .persistent(false)
-                .bind(vec![tenant.as_uuid()])
+                .bind(tenants)
                 .execute(&mut *tx)
                 .await?;
-            Ok(done.rows_affected() > 0)
+            Ok(())
         })
         .await
     }
@@ -336,15 +336,7 @@ impl Databases {
         })
         .await?;
         if !placed.is_empty() {
-            self.in_home(server, async |tx| {
-                sqlx::query(ACTIVATE)
-                    .persistent(false)
-                    .bind(&placed)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(())
-            })
-            .await?;
+            self.activate_lines(server, &placed).await?;
         }
         for tenant in listed
             .into_iter()
@@ -705,7 +697,7 @@ pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
 /// refuses writes through it as through a sealed one, so that a context left from an earlier
 /// stay of the tenant in this place cannot write into the copy the move is making (which a
 /// failed move would take back). The move makes it live after the registry's commit
-/// ([`Databases::activate_line`]), or the cleanup does.
+/// ([`Databases::activate_lines`]), or the cleanup does.
 const ACTIVATE: &str = "UPDATE tenancy.tenants SET moved_at = NULL \
      WHERE id = ANY($1) AND moved_at = '-infinity'::timestamptz";
 

@@ -51,13 +51,33 @@ pub(crate) fn batches<'a>(
     batch: usize,
     concurrency: usize,
 ) -> Vec<Batch<'a>> {
+    batches_over(rt, targets, &targets.schemas, (batch, concurrency))
+}
+
+/// [`batches`], with `schemas` (all of `targets.schemas` or what a probe left) for the schemas.
+fn batches_over<'a>(
+    rt: &Runtime,
+    targets: &'a Targets,
+    schemas: &'a [(TenantId, String)],
+    (batch, concurrency): (usize, usize),
+) -> Vec<Batch<'a>> {
     let mut batches = Vec::new();
     if !targets.shared.is_empty() {
         batches.push(Batch::Shared(&targets.shared));
     }
-    batches.extend(schema_batches(rt, &targets.schemas, batch, concurrency));
+    batches.extend(schema_batches(rt, schemas, batch, concurrency));
     batches.extend(database_batches(targets, batch));
     batches
+}
+
+impl Batch<'_> {
+    /// The report lane a batch of schemas runs on, if the handle has report lanes.
+    fn report_lane(&self, rt: &Runtime) -> Option<usize> {
+        match self {
+            Batch::Schemas(s) => s.first().and_then(|(t, _)| rt.report_lane(*t)),
+            _ => None,
+        }
+    }
 }
 
 /// One statement per own-database tenant, one per server home's shared tables, and one per
@@ -121,23 +141,18 @@ pub(crate) fn batches_with_probe<'a>(
     concurrency: usize,
 ) -> (Option<Batch<'a>>, Vec<Batch<'a>>) {
     let probe = PROBE_SCHEMAS.min(batch).max(1);
+    if targets.schemas.len() <= probe {
+        return (None, batches(rt, targets, batch, concurrency));
+    }
     let lane = targets.schemas.first().map(|(t, _)| rt.report_lane(*t));
     let first_lane = targets
         .schemas
         .iter()
         .take_while(|(t, _)| Some(rt.report_lane(*t)) == lane)
         .count();
-    if targets.schemas.len() <= probe {
-        return (None, batches(rt, targets, batch, concurrency));
-    }
     let (first, rest) = targets.schemas.split_at(probe.min(first_lane));
-    let mut batches = Vec::new();
-    if !targets.shared.is_empty() {
-        batches.push(Batch::Shared(&targets.shared));
-    }
-    batches.extend(schema_batches(rt, rest, batch, concurrency));
-    batches.extend(database_batches(targets, batch));
-    (Some(Batch::Schemas(first)), batches)
+    let rest = batches_over(rt, targets, rest, (batch, concurrency));
+    (Some(Batch::Schemas(first)), rest)
 }
 
 /// Runs the futures of `batches` (each made by `run` from its batch, before anything runs), at
@@ -159,11 +174,7 @@ where
     lanes.resize_with(rt.report_lanes.len(), Vec::new);
     let mut free = Vec::new();
     for part in batches {
-        let lane = match part {
-            Batch::Schemas(s) => s.first().and_then(|(t, _)| rt.report_lane(*t)),
-            _ => None,
-        };
-        match lane {
+        match part.report_lane(rt) {
             Some(i) => lanes[i].push(run(part)),
             None => free.push(run(part)),
         }
@@ -253,9 +264,8 @@ pub(crate) async fn run(
             .instrument(span)
             .await
         }
-        Batch::Schemas(s) => {
-            let lane = s.first().and_then(|(t, _)| rt.report_lane(*t));
-            let Some(lane) = lane.map(|i| &rt.report_lanes[i]) else {
+        Batch::Schemas(_) => {
+            let Some(lane) = part.report_lane(rt).map(|i| &rt.report_lanes[i]) else {
                 return rt
                     .read_all_tenants(generic, async |c| Ok(q.fetch_all(c).await?))
                     .instrument(span)

@@ -195,7 +195,9 @@ impl Tenancy {
         if moved.server != crate::databases::PRIMARY_SERVER
             && moved.database.is_none()
             && let Ok(databases) = self.rt.databases()
-            && let Err(e) = databases.activate_line(&moved.server, id).await
+            && let Err(e) = databases
+                .activate_lines(&moved.server, &[id.as_uuid()])
+                .await
         {
             tracing::warn!(tenant = %id, server = %moved.server, error = %e,
                 "making the tenant's line in its new home live failed; cleanup_orphans does it");
