@@ -1448,7 +1448,7 @@ async fn a_move_into_a_home_cancelled_at_any_await_leaves_the_tenant_whole(db: T
         common::no_transaction_left_open(&mut conn).await;
         let now = tenancy.tenant(&su, row.id).await.unwrap();
         if now.server == "s2" {
-            break; // cut off with its commit on the wire
+            break; // cut off with its commit on the wire, or after
         }
         assert_eq!(
             spin_ids_at(db.url(), "public.spins", row.id).await.len(),
@@ -1472,7 +1472,21 @@ async fn a_move_into_a_home_cancelled_at_any_await_leaves_the_tenant_whole(db: T
         k += 1;
         assert!(k < 500, "the move never finished");
     }
+    // Writable in its new home, also after a run cut off between its switch and its line
+    // going live (the first write refused makes the line live; no cleanup runs here).
     let now = tenancy.resolve_id(row.id).await.unwrap();
+    tenancy::testing::eventually(
+        "the moved tenant takes writes",
+        std::time::Duration::from_secs(30),
+        async || {
+            Spin::repo()
+                .insert(&now, &common::moving::new_spin(s.id, 9999))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    rows += 1;
     let in_home = spin_ids_at(&home, "public.spins", row.id).await;
     assert_eq!(in_home.len(), rows, "every row exactly once in the home");
     assert_eq!(

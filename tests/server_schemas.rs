@@ -1091,7 +1091,7 @@ async fn a_move_into_a_schema_in_a_home_cancelled_at_any_await_leaves_the_tenant
         common::no_transaction_left_open(&mut conn).await;
         let now = tenancy.tenant(&su, row.id).await.unwrap();
         if now.server == "s2" {
-            break; // cut off with its commit on the wire
+            break; // cut off with its commit on the wire, or after
         }
         assert_eq!(
             spin_ids_at(db.url(), "public.spins", row.id).await.len(),
@@ -1114,7 +1114,21 @@ async fn a_move_into_a_schema_in_a_home_cancelled_at_any_await_leaves_the_tenant
         k += 1;
         assert!(k < 500, "the move never finished");
     }
+    // Writable in its new home, also after a run cut off between its switch and its line
+    // going live (the first write refused makes the line live; no cleanup runs here).
     let now = tenancy.resolve_id(row.id).await.unwrap();
+    tenancy::testing::eventually(
+        "the moved tenant takes writes",
+        std::time::Duration::from_secs(30),
+        async || {
+            Spin::repo()
+                .insert(&now, &common::moving::new_spin(s.id, 9999))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    rows += 1;
     assert_eq!(
         spin_ids_at(&home, "t_acme.spins", row.id).await.len(),
         rows,
@@ -1405,7 +1419,7 @@ async fn old_places_in_a_home_go_where_recorded_and_never_a_neighbours(db: TestT
 /// moves) cannot write into the copy a move back into that place is making: the line is
 /// pending until the registry places the tenant there, then live, and the context's writes
 /// land in the live copy. A line left pending by a move cut off after the registry's commit is
-/// made live by the cleanup.
+/// made live by the cleanup, or by the first write it refuses.
 #[tenancy::test(migrations = "tests/migrations")]
 async fn a_context_of_an_earlier_stay_cannot_write_into_a_move_back_before_its_switch(
     db: TestTenancy,
@@ -1492,6 +1506,139 @@ async fn a_context_of_an_earlier_stay_cannot_write_into_a_move_back_before_its_s
         "again",
     )
     .await;
+    // With no cleanup: the first write refused is retryable and makes the line live, so the
+    // retry lands.
+    exec_at(
+        &home,
+        &format!(
+            "UPDATE tenancy.tenants SET moved_at = '-infinity' WHERE id = '{}'",
+            row.id
+        ),
+    )
+    .await;
+    let fresh = tenancy.resolve_id(row.id).await.unwrap();
+    let retried = NewSpinner {
+        id: Uuid::new_v4(),
+        name: "retried".into(),
+        color: None,
+    };
+    let r = Spinner::repo().insert(&fresh, &retried).await;
+    assert!(matches!(r, Err(Error::TenantMoved(_))), "{r:?}");
+    assert_eq!(
+        count_at(&home, &live).await,
+        1,
+        "the refused write healed the line"
+    );
+    Spinner::repo().insert(&fresh, &retried).await.unwrap();
+    behind.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// A mover stalled after its switch (a process paused there) makes its line live late: by
+/// then the tenant moved out and a move back is on its way, its own line pending. The late
+/// activation must not open that pending line before the later move's switch (a context of the
+/// earlier stay would write into a copy a failure of the later move takes back): it waits for
+/// the later move and checks the registry under its lock.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_late_activation_never_opens_the_pending_line_of_a_later_move_back(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_late_activation") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "late activation").await.unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let row = tenancy
+        .create_tenant(shared_on("acme", "primary"))
+        .await
+        .unwrap();
+    spin(
+        &tenancy.resolve_id(row.id).await.unwrap(),
+        Uuid::new_v4(),
+        "first",
+    )
+    .await;
+    let to_s2 = tenancy::MoveOptions::default().server("s2");
+    // A: into s2's home, stalled between its switch and its line going live.
+    let stalled = std::time::Duration::from_secs(8);
+    let first = {
+        let (tenancy, to) = (tenancy.clone(), to_s2.clone().hold_after_switch(stalled));
+        let su = tenancy.superuser("test", "stalled mover").await.unwrap();
+        tokio::spawn(async move {
+            tenancy
+                .move_tenant_with(&su, row.id, Placement::SharedTable, to)
+                .await
+        })
+    };
+    tenancy::testing::eventually(
+        "the first move switched",
+        std::time::Duration::from_secs(30),
+        async || tenancy.tenant(&su, row.id).await.unwrap().server == "s2",
+    )
+    .await;
+    let switched = std::time::Instant::now();
+    // A context of that stay, from a process that hears of no move.
+    let behind = builder(&urls)
+        .listen_for_changes(false)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let earlier = behind.resolve_id(row.id).await.unwrap();
+    // B: out again (each old copy purged first); C: back in, held before its switch.
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    tenancy
+        .move_tenant(&su, row.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    let back = {
+        let (tenancy, to) = (
+            tenancy.clone(),
+            to_s2
+                .clone()
+                .hold_before_switch(std::time::Duration::from_secs(10)),
+        );
+        let su = tenancy.superuser("test", "move back").await.unwrap();
+        tokio::spawn(async move {
+            tenancy
+                .move_tenant_with(&su, row.id, Placement::SharedTable, to)
+                .await
+        })
+    };
+    // Past the first mover's stall, inside the second's hold.
+    tokio::time::sleep(
+        (stalled + std::time::Duration::from_millis(1500)).saturating_sub(switched.elapsed()),
+    )
+    .await;
+    assert!(
+        !back.is_finished(),
+        "the setup outlasted the second move's hold: nothing was tested"
+    );
+    let pending = format!(
+        "SELECT count(*) FROM tenancy.tenants WHERE id = '{}' AND moved_at = '-infinity'",
+        row.id
+    );
+    assert_eq!(
+        count_at(&home, &pending).await,
+        1,
+        "the later move's line is pending"
+    );
+    let late = NewSpinner {
+        id: Uuid::new_v4(),
+        name: "late".into(),
+        color: None,
+    };
+    let r = Spinner::repo().insert(&earlier, &late).await;
+    assert!(matches!(r, Err(Error::TenantMoved(_))), "{r:?}");
+    back.await.unwrap().unwrap();
+    let moved = first.await.unwrap().unwrap();
+    assert_eq!(moved.writes_held, None);
+    // Switched: the context's writes land in the live copy.
+    spin(&earlier, Uuid::new_v4(), "after").await;
+    assert_eq!(
+        names(&tenancy.resolve_id(row.id).await.unwrap()).await,
+        ["after", "first"]
+    );
     behind.close().await;
     tenancy.close().await;
     drop_extra(&urls, &tag).await;

@@ -311,6 +311,10 @@ impl<'s> TenantUnit<'s> {
             Err(e) if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.home()).await => {
                 Err(Error::TenantMoved(ctx.id()))
             }
+            Err(Error::TenantMoved(id)) if id == ctx.id() => {
+                crate::moving::heal_pending_line(ctx.runtime(), id, ctx.home()).await;
+                Err(Error::TenantMoved(id))
+            }
             out => out,
         }
     }

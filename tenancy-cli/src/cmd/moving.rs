@@ -66,7 +66,7 @@ pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(),
     let moved = t
         .move_tenant_with(&su, id, placement(args.to), options)
         .await?;
-    let text = format!(
+    let mut text = format!(
         "moved {} from {} to {}{}: {} row(s) in {} table(s), each verified; old copy kept: {} \
          (remove it with `tenancy tenants purge-old-copy`)",
         moved.id,
@@ -77,6 +77,9 @@ pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(),
         moved.tables.len(),
         old_copy(&moved.old_copy),
     );
+    if let Some(why) = &moved.writes_held {
+        text.push_str(&format!("\nwarning: {why}"));
+    }
     out.line(&text, &moved_json(&moved));
     Ok(())
 }
@@ -191,6 +194,7 @@ fn moved_json(moved: &Moved) -> Value {
         "database": moved.database,
         "server": moved.server,
         "rows": moved.rows(),
+        "writes_held": moved.writes_held,
         "tables": moved.tables.iter().map(|t| json!({
             "table": t.table,
             "rows": t.rows,

@@ -276,21 +276,56 @@ impl Databases {
         .await
     }
 
-    /// Makes the pending lines of `tenants` in server `server`'s home live (see [`ACTIVATE`]):
-    /// once the registry places them there.
+    /// Makes tenant `id`'s pending line in server `server`'s home live (see [`ACTIVATE`]) if
+    /// the registry places the tenant there; returns whether a line went live.
+    ///
+    /// The registry's row is read `FOR SHARE` in a transaction held until the home's update
+    /// commits. A move locks the row (`FOR NO KEY UPDATE`) from its start to its switch and
+    /// writes its pending line in between, so none is in flight while this runs: the line
+    /// made live is the one of the stay the registry records, never the pending line of a later
+    /// move back into this home before that move's switch (which a late caller, a mover stalled
+    /// after its commit or a cleanup that read the registry earlier, would otherwise open to a
+    /// context of the earlier stay).
+    ///
+    /// `wait`: whether to wait for a move in flight; without, a row a move holds is taken for
+    /// one not placed here (nothing to do).
     ///
     /// # Errors
-    /// As [`Databases::in_home`].
-    pub(crate) async fn activate_lines(&self, server: &str, tenants: &[uuid::Uuid]) -> Result<()> {
-        self.in_home(server, async |tx| {
-            sqlx::query(ACTIVATE)
-                .persistent(false)
-                .bind(tenants)
-                .execute(&mut *tx)
-                .await?;
-            Ok(())
-        })
-        .await
+    /// As [`Databases::in_home`]; [`Error::Database`] on the registry.
+    pub(crate) async fn activate_line(
+        &self,
+        pool: &PgPool,
+        server: &str,
+        id: TenantId,
+        wait: bool,
+    ) -> Result<bool> {
+        let mut tx = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
+        let sql = if wait {
+            SQL_LIVES_HERE_LOCKED
+        } else {
+            SQL_LIVES_HERE_UNLESS_LOCKED
+        };
+        let here: Option<i32> = sqlx::query_scalar(sql)
+            .persistent(false)
+            .bind(id.as_uuid())
+            .bind(server)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if here.is_none() {
+            return Ok(false);
+        }
+        let live = self
+            .in_home(server, async |home| {
+                Ok(sqlx::query(ACTIVATE)
+                    .persistent(false)
+                    .bind(id.as_uuid())
+                    .execute(&mut *home)
+                    .await?
+                    .rows_affected())
+            })
+            .await?;
+        tx.commit().await?;
+        Ok(live > 0)
     }
 
     /// Removes the lines of server `server`'s home that the registry keeps no rows for (no
@@ -299,7 +334,8 @@ impl Databases {
     /// (they hold no rows: nothing could write them), and sealed old copies whose record was
     /// forgotten (`forget_old_copy`). A line of a registered tenant that is not sealed is kept
     /// (a move into the home cut off before its switch: the next run of the move removes it).
-    /// Returns the tenants removed.
+    /// A pending line of a tenant the registry places here (a move cut off after its switch)
+    /// is made live ([`Databases::activate_line`]). Returns the tenants removed.
     ///
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Database`] on the registry.
@@ -322,21 +358,11 @@ impl Databases {
         })
         .await?;
         // Pending lines of tenants the registry now places here: a move that committed and was
-        // cut off before it made the line live.
-        let placed: Vec<uuid::Uuid> = crate::conn::Conn::with(pool, async |c| {
-            Ok(sqlx::query_scalar(
-                "SELECT id FROM tenancy.tenants WHERE id = ANY($1) AND server = $2 \
-                 AND placement IN ('shared_table', 'own_schema')",
-            )
-            .persistent(false)
-            .bind(&ids)
-            .bind(server)
-            .fetch_all(c)
-            .await?)
-        })
-        .await?;
-        if !placed.is_empty() {
-            self.activate_lines(server, &placed).await?;
+        // cut off before it made the line live. Each is looked at again under the registry's
+        // lock (a move back into the home may have begun since the read above).
+        let pending = self.pending_lines(server).await?;
+        for tenant in pending {
+            self.activate_line(pool, server, tenant, true).await?;
         }
         for tenant in listed
             .into_iter()
@@ -568,6 +594,20 @@ impl Databases {
         .await
     }
 
+    /// The tenants whose lines in server `server`'s home are pending (see [`ACTIVATE`]).
+    async fn pending_lines(&self, server: &str) -> Result<Vec<TenantId>> {
+        self.in_home(server, async |tx| {
+            let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT id FROM tenancy.tenants WHERE moved_at = '-infinity'::timestamptz",
+            )
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
+            Ok(ids.into_iter().map(TenantId::from_uuid).collect())
+        })
+        .await
+    }
+
     /// Whether server `server`'s home holds a line of `tenant` that a move out sealed.
     async fn sealed_line(&self, server: &str, tenant: TenantId) -> Result<bool> {
         self.in_home(server, async |tx| {
@@ -692,14 +732,25 @@ pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
      UNION SELECT tenant_id FROM tenancy.old_copies \
      WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";
 
-/// Makes the pending lines of the tenants `$1` live. A move into the home writes the tenant's
+/// Tenant `$1`'s registry row if it lives in the home of server `$2`, locked against moves
+/// (see [`Databases::activate_line`]).
+const SQL_LIVES_HERE_LOCKED: &str = "SELECT 1 FROM tenancy.tenants \
+     WHERE id = $1 AND server = $2 AND placement IN ('shared_table', 'own_schema') \
+     AND database_name IS NULL FOR SHARE";
+
+/// [`SQL_LIVES_HERE_LOCKED`], no row when a move holds it.
+const SQL_LIVES_HERE_UNLESS_LOCKED: &str = "SELECT 1 FROM tenancy.tenants \
+     WHERE id = $1 AND server = $2 AND placement IN ('shared_table', 'own_schema') \
+     AND database_name IS NULL FOR SHARE SKIP LOCKED";
+
+/// Makes tenant `$1`'s pending line live. A move into the home writes the tenant's
 /// line pending (sealed at `-infinity`) before the registry places the tenant there: the fence
 /// refuses writes through it as through a sealed one, so that a context left from an earlier
 /// stay of the tenant in this place cannot write into the copy the move is making (which a
 /// failed move would take back). The move makes it live after the registry's commit
-/// ([`Databases::activate_lines`]), or the cleanup does.
+/// ([`Databases::activate_line`]), or the cleanup does.
 const ACTIVATE: &str = "UPDATE tenancy.tenants SET moved_at = NULL \
-     WHERE id = ANY($1) AND moved_at = '-infinity'::timestamptz";
+     WHERE id = $1 AND moved_at = '-infinity'::timestamptz";
 
 /// What a removal from a home takes (see [`Databases::leave_home`] and
 /// [`Databases::purge_old_home_copy`]).

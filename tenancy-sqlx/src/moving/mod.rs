@@ -237,6 +237,24 @@ impl MoveOptions {
         self.seams.before_switch = Some(hold);
         self
     }
+
+    /// Test seam: a move into another server's home waits this long after the registry's
+    /// switch committed and before it makes the tenant's line there live (as a process stalled
+    /// there would).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn hold_after_switch(mut self, hold: Duration) -> Self {
+        self.seams.after_switch = Some(hold);
+        self
+    }
+
+    /// How long [`MoveOptions::hold_after_switch`] asks to wait (none without the seam).
+    pub(crate) fn after_switch_hold(&self) -> Option<Duration> {
+        #[cfg(feature = "testing")]
+        return self.seams.after_switch;
+        #[cfg(not(feature = "testing"))]
+        None
+    }
 }
 
 /// What the test seams of [`MoveOptions`] ask for.
@@ -246,6 +264,7 @@ pub(crate) struct Seams {
     after_copy: Option<String>,
     hold: Option<Duration>,
     before_switch: Option<Duration>,
+    after_switch: Option<Duration>,
 }
 
 /// Where a moved tenant's old copy is, until it is purged.
@@ -299,6 +318,13 @@ pub struct Moved {
     pub old_copy: OldCopy,
     /// Every table copied, in copy order (parents first).
     pub tables: Vec<MovedTable>,
+    /// `None` once the tenant's writes go to its new home. `Some(why)` when, after a move into
+    /// another server's home, the tenant's line there could not be made live (that server
+    /// unreachable right after the switch, say): the move is done and the tenant reads from
+    /// its new home, but its writes are refused ([`Error::TenantMoved`](crate::Error), which is
+    /// retryable) until the line is live: the first write refused makes it live once the
+    /// server answers, as does [`Tenancy::cleanup_orphans`](crate::Tenancy::cleanup_orphans).
+    pub writes_held: Option<String>,
 }
 
 impl Moved {
@@ -685,6 +711,7 @@ pub(crate) async fn switch(
             database: old_database,
         },
         tables,
+        writes_held: None,
     })
 }
 
@@ -966,6 +993,31 @@ async fn checksum(
     .await?;
     let rows: i64 = found.try_get(0)?;
     Ok((u64::try_from(rows).unwrap_or(0), found.try_get(1)?))
+}
+
+/// After a statement of a context for `home` failed with [`Error::TenantMoved`]: when `home`
+/// is in another server's home, the registry places the tenant there and its line there is
+/// still pending (a move into the home cut off between its switch and making the line live:
+/// its caller dropped, its process killed), makes the line live. The retry that
+/// `TenantMoved` asks for then succeeds, rather than every write failing until
+/// `cleanup_orphans`. A move in flight is not waited for (nothing to make live then).
+pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
+    let (Some(database), Ok(databases)) = (
+        home.database().filter(|_| home.in_server_home()),
+        rt.databases(),
+    ) else {
+        return;
+    };
+    match databases
+        .activate_line(&rt.pool, database.server(), id, false)
+        .await
+    {
+        Ok(true) => tracing::warn!(tenant = %id, server = database.server(),
+            "made live the tenant's line that a move cut off after its switch left pending"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(tenant = %id, server = database.server(), error = %e,
+            "could not check the tenant's line in its home after a refused write"),
+    }
 }
 
 /// Whether a statement of a context for `home` that failed with `e` failed because the

@@ -79,7 +79,12 @@ impl Tenancy {
     /// new database was made (not failing: a failure drops it) leaves that database on the
     /// target server, which [`Tenancy::cleanup_orphans`] drops (the registry names the
     /// database of its name on the old server only), as does the next run of the move; cut
-    /// off after its seal, the cleanup keeps it and the rerun replaces it.
+    /// off after its seal, the cleanup keeps it and the rerun replaces it. Into another
+    /// server's home, the tenant's line there goes live after the switch, in a task that a
+    /// cancelled caller does not stop; a move whose process died before it did leaves the
+    /// tenant's first write refused with the retryable [`Error::TenantMoved`], which makes the
+    /// line live (so does [`Tenancy::cleanup_orphans`]). [`Moved::writes_held`] says when the
+    /// line could not be made live.
     ///
     /// # Errors
     /// [`Error::TenantNotFound`]; [`Error::WrongStatus`] for a suspended or deleted tenant;
@@ -117,7 +122,7 @@ impl Tenancy {
         };
         let migrations = &self.handle.tenant_migrations;
         // The tenant migrations may run on the connection: reset after the commit.
-        let moved = su
+        let mut moved = su
             .audited_and_reset(&self.rt, "tenant.move", async |tx| {
                 let moved = match databases.filter(|_| to == Placement::OwnDatabase) {
                     _ if crate::moving::to_home::wanted(to, &options) => {
@@ -190,17 +195,29 @@ impl Tenancy {
         // same for other handles, and this one's, should this line not be reached).
         self.revoke_after_commit(id);
         // Into another server's home: its line there was written pending, and goes live now
-        // that the registry places the tenant there (if this is cut off, the next
-        // `cleanup_orphans` does it; the tenant's writes are refused meanwhile).
-        if moved.server != crate::databases::PRIMARY_SERVER
-            && moved.database.is_none()
-            && let Ok(databases) = self.rt.databases()
-            && let Err(e) = databases
-                .activate_lines(&moved.server, &[id.as_uuid()])
-                .await
-        {
-            tracing::warn!(tenant = %id, server = %moved.server, error = %e,
-                "making the tenant's line in its new home live failed; cleanup_orphans does it");
+        // that the registry places the tenant there.
+        if moved.server != PRIMARY_SERVER && moved.database.is_none() {
+            let task = tokio::spawn(activate_after_switch(
+                self.rt.clone(),
+                moved.server.clone(),
+                id,
+                options.after_switch_hold(),
+            ));
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = outcome {
+                tracing::error!(tenant = %id, server = %moved.server, error = %why,
+                    "making the tenant's line in its new home live failed; its writes are \
+                     refused until its first refused write or cleanup_orphans makes it live");
+                moved.writes_held = Some(format!(
+                    "the tenant's line in the home of server {} is still pending ({why}): its \
+                     writes are refused until it goes live, which its first write refused \
+                     (retryable) or Tenancy::cleanup_orphans does",
+                    moved.server
+                ));
+            }
         }
         // Out of a database of its own: the connections the old server's budget keeps to the
         // tenant reach the sealed old copy, and count against that budget; none serves it
@@ -336,4 +353,34 @@ impl Tenancy {
         })
         .await
     }
+}
+
+/// Makes tenant `id`'s line in server `server`'s home live after a move's switch
+/// ([`Databases::activate_line`](crate::databases::Databases::activate_line)). Run in a task of
+/// its own, so that a caller dropped after the registry's commit (a cancelled request) does
+/// not leave the tenant's writes refused; tried again over a few seconds, as the home's server
+/// may blink. `hold`: a test seam's wait first.
+async fn activate_after_switch(
+    rt: std::sync::Arc<crate::runtime::Runtime>,
+    server: String,
+    id: TenantId,
+    hold: Option<std::time::Duration>,
+) -> std::result::Result<(), String> {
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
+    let databases = rt.databases().map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for pause_ms in [0, 100, 400, 1_500, 4_000] {
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        match databases.activate_line(&rt.pool, &server, id, true).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(tenant = %id, server, error = %e,
+                    "making the tenant's line in its new home live failed; trying again");
+                last = e.to_string();
+            }
+        }
+    }
+    Err(last)
 }
