@@ -1644,6 +1644,75 @@ async fn a_late_activation_never_opens_the_pending_line_of_a_later_move_back(db:
     drop_extra(&urls, &tag).await;
 }
 
+/// `verify_deployment` names a tenant whose line in its home is pending (a move cut off after
+/// its switch), and checks a home that no tenant lives in any more: a schema there that is no
+/// one's, its tables' row-level security.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn verify_deployment_names_pending_lines_and_checks_homes_left_empty(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_verify_empty") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy.superuser("test", "verify").await.unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let row = tenancy
+        .create_tenant(shared_on("acme", "s2"))
+        .await
+        .unwrap();
+    let about_acme = |report: &tenancy::DeploymentReport| {
+        report
+            .registry
+            .iter()
+            .filter(|p| p.contains("\"acme\""))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        about_acme(&tenancy.verify_deployment().await.unwrap()),
+        Vec::<String>::new()
+    );
+    exec_at(
+        &home,
+        &format!(
+            "UPDATE tenancy.tenants SET moved_at = '-infinity' WHERE id = '{}'",
+            row.id
+        ),
+    )
+    .await;
+    let pending = about_acme(&tenancy.verify_deployment().await.unwrap());
+    assert!(
+        pending.len() == 1 && pending[0].contains("pending"),
+        "{pending:?}"
+    );
+    tenancy.cleanup_orphans(&su).await.unwrap();
+    assert_eq!(
+        about_acme(&tenancy.verify_deployment().await.unwrap()),
+        Vec::<String>::new()
+    );
+    // Out of the home, its old copy purged: no tenant lives there.
+    tenancy
+        .move_tenant(&su, row.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    assert!(lines_at(&home).await.is_empty());
+    exec_at(&home, "CREATE SCHEMA t_stray").await;
+    let report = tenancy.verify_deployment().await.unwrap();
+    assert!(
+        report.registry.iter().any(|p| p.contains("t_stray")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .row_level_security
+            .iter()
+            .any(|t| t.table == "s2:public.spinners"),
+        "{report:?}"
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// A move into a home that still keeps the tenant's old copy (which would give it two lines
 /// there) is refused before anything changes, and goes once the old copy is purged.
 #[tenancy::test(migrations = "tests/migrations")]

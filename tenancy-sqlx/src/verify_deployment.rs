@@ -19,7 +19,7 @@ pub struct DeploymentReport {
     /// Registry problems: an own-schema tenant whose schema or migration history is missing,
     /// a spare schema that is listed but gone, a server home that is missing, unmarked, without
     /// its migration history, not listing a tenant the registry places there (or listing it
-    /// elsewhere in the home), holding a tenant schema no line names and no old copy is
+    /// sealed, pending, or elsewhere in the home), holding a tenant schema no line names and no old copy is
     /// recorded in, or on a server this handle does not map. Empty when the registry keeps its
     /// promises.
     pub registry: Vec<String>,
@@ -84,13 +84,19 @@ pub(crate) async fn check(conn: &mut PgConnection) -> Result<DeploymentReport> {
     Ok(report)
 }
 
-/// The registry's shared-table and own-schema tenants of each other server, by server: what
-/// its home must list (with the schema each line must name, NULL for the shared tables).
-const HOME_TENANTS: &str = "SELECT server, array_agg(id ORDER BY id) AS ids, \
-            array_agg(slug ORDER BY id) AS slugs, array_agg(schema_name ORDER BY id) AS schemas \
-     FROM tenancy.tenants WHERE placement IN ('shared_table', 'own_schema') \
-       AND server <> 'primary' \
-     GROUP BY server ORDER BY server";
+/// Each server the registry lists but its own, with its shared-table and own-schema tenants:
+/// what its home must list (with the schema each line must name, NULL for the shared tables).
+/// A server without tenants is there too: its home, once made, is checked all the same.
+const HOME_TENANTS: &str = "SELECT s.key AS server, \
+            coalesce(array_agg(t.id ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') AS ids, \
+            coalesce(array_agg(t.slug ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '{}') \
+              AS slugs, \
+            coalesce(array_agg(t.schema_name ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), \
+              '{}') AS schemas \
+     FROM tenancy.servers s LEFT JOIN tenancy.tenants t ON t.server = s.key \
+       AND t.placement IN ('shared_table', 'own_schema') \
+     WHERE s.key <> 'primary' \
+     GROUP BY s.key ORDER BY s.key";
 
 /// The checks of each server home (see `databases::home`), added to `report`: on a direct
 /// connection to each, its mark, its migration history, a line for every tenant the registry
@@ -121,13 +127,19 @@ pub(crate) async fn check_homes(
         let slugs: Vec<String> = home.try_get("slugs")?;
         let schemas: Vec<Option<String>> = home.try_get("schemas")?;
         let Some(databases) = rt.databases.as_ref().filter(|d| d.knows(&server)) else {
-            report.registry.push(format!(
-                "server {server}: {} tenants live in its home, which this handle does not \
-                 map; not checked",
-                ids.len()
-            ));
+            if !ids.is_empty() {
+                report.registry.push(format!(
+                    "server {server}: {} tenants live in its home, which this handle does not \
+                     map; not checked",
+                    ids.len()
+                ));
+            }
             continue;
         };
+        // A server no tenant lives on may have no home yet (it is made with the first).
+        if ids.is_empty() && !databases.home_exists(&server).await? {
+            continue;
+        }
         let checked = databases
             .in_home(&server, async |tx| {
                 let mut problems = Vec::new();
@@ -141,22 +153,31 @@ pub(crate) async fn check_homes(
                         "server {server}: its home has no tenancy_migrations history"
                     ));
                 }
-                let listed: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
-                    "SELECT id, schema_name FROM tenancy.tenants \
-                     WHERE id = ANY($1) AND moved_at IS NULL",
+                // Each line with its state: live (NULL), pending (-infinity, see
+                // `databases::home`), or sealed.
+                let listed: Vec<(uuid::Uuid, Option<String>, Option<bool>)> = sqlx::query_as(
+                    "SELECT id, schema_name, moved_at = '-infinity'::timestamptz \
+                     FROM tenancy.tenants WHERE id = ANY($1)",
                 )
                 .persistent(false)
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
                 for ((id, slug), schema) in ids.iter().zip(&slugs).zip(&schemas) {
-                    let line = listed.iter().find(|(l, _)| l == id).map(|(_, s)| s);
+                    let line = listed.iter().find(|(l, ..)| l == id);
                     match line {
                         None => problems.push(format!(
-                            "tenant {slug:?}: the home of server {server} does not list it (or \
-                             lists it sealed)"
+                            "tenant {slug:?}: the home of server {server} does not list it"
                         )),
-                        Some(found) if found != schema => problems.push(format!(
+                        Some((_, _, Some(true))) => problems.push(format!(
+                            "tenant {slug:?}: its line in the home of server {server} is pending \
+                             (a move cut off after its switch): its writes are refused until \
+                             its first refused write or cleanup_orphans makes the line live"
+                        )),
+                        Some((_, _, Some(false))) => problems.push(format!(
+                            "tenant {slug:?}: the home of server {server} lists it sealed"
+                        )),
+                        Some((_, found, None)) if found != schema => problems.push(format!(
                             "tenant {slug:?}: its line in the home of server {server} names \
                              schema {found:?}, the registry {schema:?}"
                         )),

@@ -576,11 +576,7 @@ impl Databases {
     /// # Errors
     /// As [`Databases::in_home`].
     pub(crate) async fn home_tenants(&self, server: &str) -> Result<Vec<TenantId>> {
-        let home = self.naming.server_home(server);
-        let there = self
-            .with_direct_admin(server, async |admin| exists(admin, &home).await)
-            .await?;
-        if !there {
+        if !self.home_exists(server).await? {
             return Ok(Vec::new());
         }
         self.in_home(server, async |tx| {
@@ -592,6 +588,16 @@ impl Databases {
             Ok(ids.into_iter().map(TenantId::from_uuid).collect())
         })
         .await
+    }
+
+    /// Whether server `server`'s home database exists (it is made with the first tenant there).
+    ///
+    /// # Errors
+    /// [`Error::UnknownServer`]; [`Error::Database`] reaching the server.
+    pub(crate) async fn home_exists(&self, server: &str) -> Result<bool> {
+        let home = self.naming.server_home(server);
+        self.with_direct_admin(server, async |admin| exists(admin, &home).await)
+            .await
     }
 
     /// The tenants whose lines in server `server`'s home are pending (see [`ACTIVATE`]).
