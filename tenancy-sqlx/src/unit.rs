@@ -171,6 +171,22 @@ impl<'s> TenantUnit<'s> {
         model: TypeId,
         meta: &'static ModelMeta,
     ) -> Result<&'static ModelSql> {
+        let ctx = self.ctx;
+        match self.check_model(model, meta).await {
+            // A context resolved before its tenant left its own schema meets the old schema
+            // renamed (its table missing) on its first check there: say that it moved.
+            Err(e) if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.home()).await => {
+                Err(Error::TenantMoved(ctx.id()))
+            }
+            out => out,
+        }
+    }
+
+    async fn check_model(
+        &mut self,
+        model: TypeId,
+        meta: &'static ModelMeta,
+    ) -> Result<&'static ModelSql> {
         let schema = self.schema();
         // Many tenants' rows in the table: the registry's shared tables, a server home's.
         let shared = matches!(

@@ -1024,10 +1024,12 @@ pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
 /// tenant moved away since the context was resolved (an old own schema is renamed at the
 /// switch, or dropped with its old copy, so its statements no longer find their table): the
 /// registry no longer places it in that schema on that server. Asked only after an
-/// undefined-table error on an own-schema context.
+/// undefined-table error, or a model check that found the table missing ([`Error::TableShape`]),
+/// on an own-schema context.
 pub(crate) async fn moved_away(rt: &Runtime, e: &Error, id: TenantId, home: &Home) -> bool {
     let undefined_table = matches!(e, Error::Database(sqlx::Error::Database(db))
-        if db.code().as_deref() == Some("42P01"));
+        if db.code().as_deref() == Some("42P01"))
+        || matches!(e, Error::TableShape(_));
     let Some(schema) = home
         .schema_name()
         .filter(|_| undefined_table && home.placement() == Placement::OwnSchema)
