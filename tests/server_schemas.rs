@@ -1595,7 +1595,7 @@ async fn a_late_activation_never_opens_the_pending_line_of_a_later_move_back(db:
             tenancy.clone(),
             to_s2
                 .clone()
-                .hold_before_switch(std::time::Duration::from_secs(10)),
+                .hold_before_switch(std::time::Duration::from_secs(15)),
         );
         let su = tenancy.superuser("test", "move back").await.unwrap();
         tokio::spawn(async move {
@@ -1622,6 +1622,20 @@ async fn a_late_activation_never_opens_the_pending_line_of_a_later_move_back(db:
         1,
         "the later move's line is pending"
     );
+    // The cleanup (run at every handle's start too) neither waits for the move in flight nor
+    // opens its line.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(4),
+        tenancy.cleanup_orphans(&su),
+    )
+    .await
+    .expect("the cleanup waited for the move in flight")
+    .unwrap();
+    assert_eq!(
+        count_at(&home, &pending).await,
+        1,
+        "the cleanup opened the line"
+    );
     let late = NewSpinner {
         id: Uuid::new_v4(),
         name: "late".into(),
@@ -1639,6 +1653,87 @@ async fn a_late_activation_never_opens_the_pending_line_of_a_later_move_back(db:
         ["after", "first"]
     );
     behind.close().await;
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
+/// A write refused inside the tenant's transaction by a pending line, on a home whose default is
+/// REPEATABLE READ (where the fence share-locks the line): the refusal comes back at once (the
+/// aborted transaction holds no lock the heal would wait for) and makes the line live, so the
+/// retry in a new transaction lands.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_write_refused_in_a_transaction_by_a_pending_line_neither_hangs_nor_stays_refused(
+    db: TestTenancy,
+) {
+    let Some(urls) = server_urls("server_schemas_pending_in_tx") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let row = tenancy
+        .create_tenant(shared_on("acme", "s2"))
+        .await
+        .unwrap();
+    let home_db = home_name(&tag, "s2");
+    let home = url_of(&urls.0, &home_db);
+    exec_at(
+        &urls.0,
+        &format!(
+            "ALTER DATABASE \"{home_db}\" SET default_transaction_isolation = 'repeatable read'"
+        ),
+    )
+    .await;
+    // The home's connections made before the setting keep READ COMMITTED: a new handle.
+    let fresh = builder(&urls).connect(db.url()).await.unwrap();
+    let ctx = fresh.resolve_id(row.id).await.unwrap();
+    spin(&ctx, Uuid::new_v4(), "before").await;
+    let live = format!(
+        "SELECT count(*) FROM tenancy.tenants WHERE id = '{}' AND moved_at IS NULL",
+        row.id
+    );
+    exec_at(
+        &home,
+        &format!(
+            "UPDATE tenancy.tenants SET moved_at = '-infinity' WHERE id = '{}'",
+            row.id
+        ),
+    )
+    .await;
+    let mut tx = ctx.begin().await.unwrap();
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        Spinner::repo().insert(
+            &mut tx,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "in tx".into(),
+                color: None,
+            },
+        ),
+    )
+    .await
+    .expect("the refused write came back");
+    assert!(matches!(refused, Err(Error::TenantMoved(_))), "{refused:?}");
+    assert_eq!(
+        count_at(&home, &live).await,
+        1,
+        "the refusal made the line live"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = ctx.begin().await.unwrap();
+    Spinner::repo()
+        .insert(
+            &mut tx,
+            &NewSpinner {
+                id: Uuid::new_v4(),
+                name: "after".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(names(&ctx).await, ["after", "before"]);
+    fresh.close().await;
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }

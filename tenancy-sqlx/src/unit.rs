@@ -327,7 +327,9 @@ impl<'s> TenantUnit<'s> {
             Err(e) if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.home()).await => {
                 Err(Error::TenantMoved(ctx.id()))
             }
-            Err(Error::TenantMoved(id)) if id == ctx.id() => {
+            Err(Error::TenantMoved(id)) if id == ctx.id() && ctx.home().in_server_home() => {
+                // Also inside the caller's transaction: aborted by the refusal, it holds no
+                // lock any more (PostgreSQL releases them when the statement fails).
                 crate::moving::heal_pending_line(ctx.runtime(), id, ctx.home()).await;
                 Err(Error::TenantMoved(id))
             }

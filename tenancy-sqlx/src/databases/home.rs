@@ -277,7 +277,8 @@ impl Databases {
     }
 
     /// Makes tenant `id`'s pending line in server `server`'s home live (see [`ACTIVATE`]) if
-    /// the registry places the tenant there; returns whether a line went live.
+    /// the registry places the tenant there (in schema `place`, when given: `None` for the
+    /// shared tables); returns whether a line went live.
     ///
     /// The registry's row is read `FOR SHARE` in a transaction held until the home's update
     /// commits. A move locks the row (`FOR NO KEY UPDATE`) from its start to its switch and
@@ -285,47 +286,66 @@ impl Databases {
     /// made live is the one of the stay the registry records, never the pending line of a later
     /// move back into this home before that move's switch (which a late caller, a mover stalled
     /// after its commit or a cleanup that read the registry earlier, would otherwise open to a
-    /// context of the earlier stay).
+    /// context of the earlier stay). The home is connected to first, so that the registry's row
+    /// is not held while a server is slow to answer.
     ///
     /// `wait`: whether to wait for a move in flight; without, a row a move holds is taken for
-    /// one not placed here (nothing to do).
+    /// one not placed here (nothing to do), and the home's line is waited for 5 seconds at
+    /// most.
     ///
     /// # Errors
     /// As [`Databases::in_home`]; [`Error::Database`] on the registry.
     pub(crate) async fn activate_line(
         &self,
         pool: &PgPool,
-        server: &str,
+        (server, place): (&str, Option<Option<&str>>),
         id: TenantId,
         wait: bool,
     ) -> Result<bool> {
-        let mut tx = crate::conn::Conn::begin(pool, sqlx::SqlStr::from_static("BEGIN")).await?;
-        let sql = if wait {
-            SQL_LIVES_HERE_LOCKED
-        } else {
-            SQL_LIVES_HERE_UNLESS_LOCKED
-        };
-        let here: Option<i32> = sqlx::query_scalar(sql)
-            .persistent(false)
-            .bind(id.as_uuid())
-            .bind(server)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if here.is_none() {
-            return Ok(false);
-        }
-        let live = self
+        let (live, registry) = self
             .in_home(server, async |home| {
-                Ok(sqlx::query(ACTIVATE)
+                // READ COMMITTED whatever the registry's default: a row read after waiting for
+                // a move is its committed version, not a serialization failure.
+                let mut registry = crate::conn::Conn::begin(
+                    pool,
+                    sqlx::SqlStr::from_static("BEGIN ISOLATION LEVEL READ COMMITTED"),
+                )
+                .await?;
+                let sql = if wait {
+                    SQL_LIVES_HERE_LOCKED
+                } else {
+                    SQL_LIVES_HERE_UNLESS_LOCKED
+                };
+                let found: Option<Option<String>> = sqlx::query_scalar(sql)
                     .persistent(false)
                     .bind(id.as_uuid())
-                    .execute(&mut *home)
-                    .await?
-                    .rows_affected())
+                    .bind(server)
+                    .fetch_optional(&mut *registry)
+                    .await?;
+                let here = match (found, place) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(schema), Some(want)) => schema.as_deref() == want,
+                };
+                if !here {
+                    registry.rollback().await?;
+                    return Ok((false, None));
+                }
+                if !wait {
+                    sqlx::query("SET LOCAL lock_timeout = '5s'")
+                        .persistent(false)
+                        .execute(&mut *home)
+                        .await?;
+                }
+                let live = make_live(&mut *home, id).await?;
+                Ok((live, Some(registry)))
             })
             .await?;
-        tx.commit().await?;
-        Ok(live > 0)
+        // The home committed first: the registry's row was held until the line was live.
+        if let Some(registry) = registry {
+            registry.commit().await?;
+        }
+        Ok(live)
     }
 
     /// Removes the lines of server `server`'s home that the registry keeps no rows for (no
@@ -360,9 +380,12 @@ impl Databases {
         // Pending lines of tenants the registry now places here: a move that committed and was
         // cut off before it made the line live. Each is looked at again under the registry's
         // lock (a move back into the home may have begun since the read above).
+        // A move in flight is not waited for (its line is pending until its switch, and its
+        // own activation follows it): this runs at every handle's start.
         let pending = self.pending_lines(server).await?;
         for tenant in pending {
-            self.activate_line(pool, server, tenant, true).await?;
+            self.activate_line(pool, (server, None), tenant, false)
+                .await?;
         }
         for tenant in listed
             .into_iter()
@@ -738,14 +761,14 @@ pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
      UNION SELECT tenant_id FROM tenancy.old_copies \
      WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";
 
-/// Tenant `$1`'s registry row if it lives in the home of server `$2`, locked against moves
-/// (see [`Databases::activate_line`]).
-const SQL_LIVES_HERE_LOCKED: &str = "SELECT 1 FROM tenancy.tenants \
+/// Tenant `$1`'s schema if it lives in the home of server `$2`, its registry row locked against
+/// moves (see [`Databases::activate_line`]).
+const SQL_LIVES_HERE_LOCKED: &str = "SELECT schema_name FROM tenancy.tenants \
      WHERE id = $1 AND server = $2 AND placement IN ('shared_table', 'own_schema') \
      AND database_name IS NULL FOR SHARE";
 
 /// [`SQL_LIVES_HERE_LOCKED`], no row when a move holds it.
-const SQL_LIVES_HERE_UNLESS_LOCKED: &str = "SELECT 1 FROM tenancy.tenants \
+const SQL_LIVES_HERE_UNLESS_LOCKED: &str = "SELECT schema_name FROM tenancy.tenants \
      WHERE id = $1 AND server = $2 AND placement IN ('shared_table', 'own_schema') \
      AND database_name IS NULL FOR SHARE SKIP LOCKED";
 
@@ -757,6 +780,17 @@ const SQL_LIVES_HERE_UNLESS_LOCKED: &str = "SELECT 1 FROM tenancy.tenants \
 /// ([`Databases::activate_line`]), or the cleanup does.
 const ACTIVATE: &str = "UPDATE tenancy.tenants SET moved_at = NULL \
      WHERE id = $1 AND moved_at = '-infinity'::timestamptz";
+
+/// Runs [`ACTIVATE`] for tenant `id` on `tx`, a transaction on its home: only for a caller that
+/// holds the tenant's registry row and found it placing the tenant in this home.
+pub(crate) async fn make_live(tx: &mut PgConnection, id: TenantId) -> Result<bool> {
+    let done = sqlx::query(ACTIVATE)
+        .persistent(false)
+        .bind(id.as_uuid())
+        .execute(tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
 
 /// What a removal from a home takes (see [`Databases::leave_home`] and
 /// [`Databases::purge_old_home_copy`]).

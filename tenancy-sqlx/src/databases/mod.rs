@@ -48,6 +48,9 @@ pub(crate) struct Databases {
     /// Whether row-level security was asked for: then a server home (many tenants per table)
     /// is served only through a role the policies apply to (see [`Databases::lease`]).
     rls: bool,
+    /// Tenants whose pending line a refused write is making live (see
+    /// `crate::moving::heal_pending_line`): one try per tenant at a time.
+    pub(crate) healing: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
 
 /// One server tenant databases live on.
@@ -90,6 +93,7 @@ impl Databases {
             naming: Naming::new(tag)?,
             servers,
             rls: false,
+            healing: std::sync::Mutex::default(),
         })
     }
 

@@ -170,7 +170,13 @@ pub(super) async fn copy_and_seal(
         if target_lock.is_some() && !target_first {
             lock_database_migrations(&mut *target, target_schema).await?;
         }
+        let home = leaving.from.in_server_home();
         let sealed = within_lock_wait(&mut source, id, options.lock_wait, async |c| {
+            if home {
+                // A line still pending (a move into this home cut off after its switch) is the
+                // tenant's live one: the registry, locked by this move, places it here.
+                crate::databases::home::make_live(c, id).await?;
+            }
             lock_identity(c, id, &name).await
         })
         .await?;

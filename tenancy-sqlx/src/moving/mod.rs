@@ -996,11 +996,12 @@ async fn checksum(
 }
 
 /// After a statement of a context for `home` failed with [`Error::TenantMoved`]: when `home`
-/// is in another server's home, the registry places the tenant there and its line there is
-/// still pending (a move into the home cut off between its switch and making the line live:
-/// its caller dropped, its process killed), makes the line live. The retry that
+/// is in another server's home, the registry places the tenant in that very place and its line
+/// there is still pending (a move into the home cut off between its switch and making the line
+/// live: its caller dropped, its process killed), makes the line live. The retry that
 /// `TenantMoved` asks for then succeeds, rather than every write failing until
-/// `cleanup_orphans`. A move in flight is not waited for (nothing to make live then).
+/// `cleanup_orphans`. A move in flight is not waited for (nothing to make live then); one try
+/// per tenant at a time. A stale context (its tenant gone elsewhere) costs one registry read.
 pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
     let (Some(database), Ok(databases)) = (
         home.database().filter(|_| home.in_server_home()),
@@ -1008,15 +1009,45 @@ pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
     ) else {
         return;
     };
-    match databases
-        .activate_line(&rt.pool, database.server(), id, false)
-        .await
-    {
+    let Some(_one) = Healing::start(&databases.healing, id) else {
+        return;
+    };
+    let place = (database.server(), Some(home.schema_name()));
+    let out = databases.activate_line(&rt.pool, place, id, false).await;
+    match out {
         Ok(true) => tracing::warn!(tenant = %id, server = database.server(),
             "made live the tenant's line that a move cut off after its switch left pending"),
         Ok(false) => {}
         Err(e) => tracing::warn!(tenant = %id, server = database.server(), error = %e,
             "could not check the tenant's line in its home after a refused write"),
+    }
+}
+
+/// A tenant's entry in the set of heals under way, removed when dropped (also when the heal is
+/// cancelled).
+struct Healing<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<TenantId>>,
+    id: TenantId,
+}
+
+impl<'a> Healing<'a> {
+    fn start(
+        set: &'a std::sync::Mutex<std::collections::HashSet<TenantId>>,
+        id: TenantId,
+    ) -> Option<Self> {
+        set.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id)
+            .then_some(Self { set, id })
+    }
+}
+
+impl Drop for Healing<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 

@@ -67,6 +67,10 @@ pub(super) async fn run(
             lock_database_migrations(&mut *home, second).await?;
             let line: Option<Option<String>> =
                 within_lock_wait(&mut *home, id, options.lock_wait, async |c| {
+                    // A line still pending (a move into this home cut off after its switch)
+                    // is the tenant's live one: the registry, locked by this move, places it
+                    // here.
+                    crate::databases::home::make_live(c, id).await?;
                     Ok(sqlx::query_scalar(
                         "SELECT schema_name FROM tenancy.tenants \
                          WHERE id = $1 AND moved_at IS NULL FOR NO KEY UPDATE",

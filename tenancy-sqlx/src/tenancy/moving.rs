@@ -373,7 +373,10 @@ async fn activate_after_switch(
     let mut last = String::new();
     for pause_ms in [0, 100, 400, 1_500, 4_000] {
         tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-        match databases.activate_line(&rt.pool, &server, id, true).await {
+        match databases
+            .activate_line(&rt.pool, (&server, None), id, true)
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) => {
                 tracing::warn!(tenant = %id, server, error = %e,
