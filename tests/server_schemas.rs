@@ -1738,6 +1738,62 @@ async fn a_write_refused_in_a_transaction_by_a_pending_line_neither_hangs_nor_st
     drop_extra(&urls, &tag).await;
 }
 
+/// A tenant whose line in its home a move cut off after its switch left pending moves on all the
+/// same, inside its home and out of it: the move holds the registry row that places the tenant
+/// there, so it makes the line live first.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_line_left_pending_does_not_stop_the_next_move(db: TestTenancy) {
+    let Some(urls) = server_urls("server_schemas_pending_then_move") else {
+        return;
+    };
+    let (tenancy, tag) = connected(&db, &urls).await;
+    let su = tenancy
+        .superuser("test", "pending then move")
+        .await
+        .unwrap();
+    let home = url_of(&urls.0, &home_name(&tag, "s2"));
+    let row = tenancy
+        .create_tenant(shared_on("acme", "s2"))
+        .await
+        .unwrap();
+    spin(
+        &tenancy.resolve_id(row.id).await.unwrap(),
+        Uuid::new_v4(),
+        "a",
+    )
+    .await;
+    let leave_pending = format!(
+        "UPDATE tenancy.tenants SET moved_at = '-infinity' WHERE id = '{}'",
+        row.id
+    );
+    exec_at(&home, &leave_pending).await;
+    let moved = tenancy
+        .move_tenant_with(
+            &su,
+            row.id,
+            Placement::OwnSchema,
+            tenancy::MoveOptions::default().server("s2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.rows(), 1);
+    let ctx = tenancy.resolve_id(row.id).await.unwrap();
+    spin(&ctx, Uuid::new_v4(), "b").await;
+    tenancy.purge_old_copy(&su, row.id).await.unwrap();
+    exec_at(&home, &leave_pending).await;
+    let moved = tenancy
+        .move_tenant(&su, row.id, Placement::SharedTable)
+        .await
+        .unwrap();
+    assert_eq!((moved.rows(), moved.server.as_str()), (2, "primary"));
+    assert_eq!(
+        names(&tenancy.resolve_id(row.id).await.unwrap()).await,
+        ["a", "b"]
+    );
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// `verify_deployment` names a tenant whose line in its home is pending (a move cut off after
 /// its switch), and checks a home that no tenant lives in any more: a schema there that is no
 /// one's, its tables' row-level security.
