@@ -1497,6 +1497,49 @@ async fn a_move_into_a_home_cancelled_at_any_await_leaves_the_tenant_whole(db: T
     drop_extra(&urls, &tag).await;
 }
 
+/// One tenant of a home holds at most its share of the home's connections (`per_database` of
+/// `database_budget`): a second unit of a tenant at its share waits, then is told the tenant is
+/// busy, while the home's other tenants are served from the rest; its share back, it is served.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn one_tenant_of_a_home_holds_at_most_its_share_of_the_homes_connections(db: TestTenancy) {
+    let Some(urls) = server_urls("server_homes_share") else {
+        return;
+    };
+    let tenancy = builder(&urls)
+        .database_budget(3, 1)
+        .acquire_timeout(std::time::Duration::from_millis(1500))
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "share").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    let tag: String = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+        .fetch_one(&mut db.connect().await)
+        .await
+        .unwrap();
+    let a = tenancy.create_tenant(shared_on("aa", "s2")).await.unwrap();
+    let b = tenancy.create_tenant(shared_on("bb", "s2")).await.unwrap();
+    let ctx_a = tenancy.resolve_id(a.id).await.unwrap();
+    let ctx_b = tenancy.resolve_id(b.id).await.unwrap();
+    let held = ctx_a.begin().await.unwrap();
+    match ctx_a.begin().await {
+        Err(Error::TenantBusy {
+            tenant,
+            per_database,
+            ..
+        }) => assert_eq!((tenant, per_database), (a.id, 1)),
+        Err(e) => panic!("expected TenantBusy, got {e}"),
+        Ok(_) => panic!("tenant a held two of the home's connections, over its share of one"),
+    }
+    spin(&ctx_b, Uuid::new_v4(), "b's").await;
+    assert_eq!(names(&ctx_b).await, ["b's"]);
+    held.rollback().await.unwrap();
+    spin(&ctx_a, Uuid::new_v4(), "a's").await;
+    assert_eq!(names(&ctx_a).await, ["a's"]);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// The tenants of one home share its connections: used one after another, eight tenants are
 /// served by one connection (each checked to be listed there once), not one each; and every
 /// tenant still reads only its own rows on it.

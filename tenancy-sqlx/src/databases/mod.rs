@@ -186,9 +186,9 @@ impl Databases {
     }
 
     /// A connection to server home `name` for `tenant`: from the home's connections, which
-    /// every tenant there shares (one key for the home, its whole budget as its share), the
-    /// tenant found listed there once per connection (a short read-only transaction, on the
-    /// connection's first unit for it).
+    /// every tenant there shares (one key for the home, the server's whole budget as its cap),
+    /// at most `per_database` of them for `tenant` at once; the tenant found listed there once
+    /// per connection (a short read-only transaction, on the connection's first unit for it).
     async fn lease_in_home(
         &self,
         tenant: TenantId,
@@ -198,7 +198,7 @@ impl Databases {
         let key = Self::home_key(name);
         let mut lease = server
             .budget
-            .acquire_in(key, name, DatabaseKind::HomePool)
+            .acquire_in_home(key, tenant, name)
             .await
             .map_err(|e| match Error::from(e) {
                 // Named for the tenant asking, not for the home's key.

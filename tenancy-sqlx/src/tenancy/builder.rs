@@ -360,7 +360,9 @@ impl TenancyBuilder {
 
     /// The connection budget for own-database tenants on a server: at most `budget`
     /// connections open to its tenant databases at once, whatever their database, and at most
-    /// `per_database` for one tenant (so one tenant's burst leaves room for the others).
+    /// `per_database` for one tenant (so one tenant's burst leaves room for the others): of
+    /// its own database's connections, or of the connections of its server's home, which the
+    /// tenants living there share.
     /// Defaults [`DEFAULT_DATABASE_BUDGET`] and [`DEFAULT_PER_DATABASE`]; the handle's pool
     /// (registry, shared tables, schemas) comes on top.
     ///

@@ -171,6 +171,10 @@ struct State {
     /// A logical clock for least-recently-used order.
     tick: u64,
     tenants: HashMap<TenantId, TenantConns>,
+    /// Per tenant of a server home, its leases out of the home's connections (which every
+    /// tenant there shares under one key): at most `per_database` each, so that one tenant's
+    /// burst leaves the home's other tenants room.
+    home_shares: HashMap<TenantId, usize>,
 }
 
 /// One tenant's connections: what the issue calls its pool.
@@ -273,7 +277,51 @@ impl ServerBudget {
         database: &DatabaseName,
         kind: DatabaseKind,
     ) -> Result<Lease, BudgetError> {
+        self.acquire_from(tenant, database, kind, Instant::now())
+            .await
+    }
+
+    /// A connection of server home `database`'s, kept under `key` for every tenant there,
+    /// for `member`: within `member`'s share of the home's connections (`per_database`, see
+    /// [`State::home_shares`]), held until the lease ends. Waits at most `acquire_timeout`
+    /// from this call, for the share and the connection together.
+    ///
+    /// # Errors
+    /// As [`ServerBudget::acquire_in`]; [`BudgetError::TenantBusy`] naming `member` when it
+    /// held its whole share for the wait.
+    pub(crate) async fn acquire_in_home(
+        &self,
+        key: TenantId,
+        member: TenantId,
+        database: &DatabaseName,
+    ) -> Result<Lease, BudgetError> {
         let started = Instant::now();
+        let deadline = started + self.inner.cfg.acquire_timeout;
+        let share = loop {
+            let notified = self.inner.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(share) = Share::take(&self.inner, member) {
+                break share;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(self.busy(member, true, started.elapsed()));
+            }
+        };
+        let mut lease = self
+            .acquire_from(key, database, DatabaseKind::HomePool, started)
+            .await?;
+        lease.share = Some(share);
+        Ok(lease)
+    }
+
+    async fn acquire_from(
+        &self,
+        tenant: TenantId,
+        database: &DatabaseName,
+        kind: DatabaseKind,
+        started: Instant,
+    ) -> Result<Lease, BudgetError> {
         let deadline = started + self.inner.cfg.acquire_timeout;
         loop {
             // Registered before the state is read, so a release between the read and the wait
@@ -612,6 +660,47 @@ pub(crate) struct Lease {
     tenant: TenantId,
     generation: u64,
     pooled: Option<Pooled>,
+    /// On a server home's connection: the share of the tenant it serves, given back when the
+    /// lease ends.
+    share: Option<Share>,
+}
+
+/// One unit of a home tenant's share of its home's connections (see [`State::home_shares`]).
+/// Made only by [`Share::take`], within the share; given back on drop.
+struct Share {
+    inner: Weak<Inner>,
+    tenant: TenantId,
+}
+
+impl Share {
+    fn take(inner: &Arc<Inner>, tenant: TenantId) -> Option<Self> {
+        let mut state = inner.lock();
+        let held = state.home_shares.entry(tenant).or_default();
+        if *held >= inner.cfg.per_database {
+            return None;
+        }
+        *held += 1;
+        Some(Self {
+            inner: Arc::downgrade(inner),
+            tenant,
+        })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut state = inner.lock();
+            if let Some(held) = state.home_shares.get_mut(&self.tenant) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    state.home_shares.remove(&self.tenant);
+                }
+            }
+            drop(state);
+            inner.changed.notify_waiters();
+        }
+    }
 }
 
 impl Lease {
@@ -621,6 +710,7 @@ impl Lease {
             tenant,
             generation,
             pooled: Some(pooled),
+            share: None,
         }
     }
 
