@@ -12,6 +12,10 @@
 //!   lookups find none open to their tenant's database: the budget closes the least recently
 //!   used idle one and opens one (connect, the identity check). That is the path an
 //!   application with more tenant databases than connections pays, and what the row measures.
+//! - `lookup_home1000_vs_shared_raw`: the same lookup for 1,000 shared-table tenants of another
+//!   server's home (here the key `s2`, mapped to the same PostgreSQL: a home database beside
+//!   the registry), through that server's budget, where every tenant shares the home's
+//!   connections (each checked to list a tenant once), against the same floor; one task.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -30,13 +34,14 @@ use crate::shared_table::{Spin, raw_get};
 const DATABASE: &str = "tenancy_bench_databases";
 const CREATE_ROW: &str = "create_tenant_database_ms_per_tenant";
 const LOOKUP_ROW: &str = "lookup_database1000_vs_shared_raw";
+const HOME_ROW: &str = "lookup_home1000_vs_shared_raw";
 /// The connection budget the lookups go through.
 const BUDGET: usize = 50;
 /// Spins per tenant database.
 const SPINS: u64 = 20;
 
 pub async fn run(b: &mut Bench, admin: &str) {
-    if !b.wants(CREATE_ROW) && !b.wants(LOOKUP_ROW) {
+    if !b.wants(CREATE_ROW) && !b.wants(LOOKUP_ROW) && !b.wants(HOME_ROW) {
         return;
     }
     let tenants = if b.cfg.quick { 100 } else { 1_000 };
@@ -46,9 +51,16 @@ pub async fn run(b: &mut Bench, admin: &str) {
         drop_tenant_databases(&previous).await;
     }
     let url = crate::fresh_database(admin, DATABASE).await;
+    // The home of `s2` is a database on this same server: the key names where homes live,
+    // and the row measures the path, not a second machine.
+    let s2 = url
+        .parse::<PgConnectOptions>()
+        .expect("DATABASE_URL")
+        .database("postgres");
     let tenancy = Tenancy::builder()
         .tenant_migrations(migrations(1))
         .database_budget(BUDGET, 2)
+        .server("s2", s2)
         .connect(&url)
         .await
         .expect("connect tenancy (creates the registry)");
@@ -56,6 +68,7 @@ pub async fn run(b: &mut Bench, admin: &str) {
         .superuser("bench", "own-database tenants")
         .await
         .expect("superuser");
+    tenancy.add_server(&su, "s2").await.expect("list s2");
     let report = tenancy
         .migrate_tenants(&su, MigrateOptions::default())
         .await
@@ -68,9 +81,14 @@ pub async fn run(b: &mut Bench, admin: &str) {
     let mut created = Vec::with_capacity(tenants);
     let mut rounds = Vec::new();
     let round = 50.min(tenants);
-    for start in (0..tenants).step_by(round) {
+    let databases = if b.wants(CREATE_ROW) || b.wants(LOOKUP_ROW) {
+        tenants
+    } else {
+        0
+    };
+    for start in (0..databases).step_by(round) {
         let t = Instant::now();
-        for i in start..(start + round).min(tenants) {
+        for i in start..(start + round).min(databases) {
             let slug = format!("db{i:05}");
             created.push(
                 tenancy
@@ -94,6 +112,10 @@ pub async fn run(b: &mut Bench, admin: &str) {
             rounds.iter().copied().fold(0.0, f64::max),
         );
         b.add_value(CREATE_ROW, median(&rounds), "ms", None, &detail);
+    }
+
+    if b.wants(HOME_ROW) {
+        home_lookups(b, (&tenancy, &url), tenants, (floor_tenant, &floor_ids)).await;
     }
 
     if b.wants(LOOKUP_ROW) {
@@ -135,6 +157,7 @@ pub async fn run(b: &mut Bench, admin: &str) {
             .await
             .expect("connect the floor pool");
         let p = floor_pool.clone();
+        let floor_ids = floor_ids.clone();
         let raw = move |i| raw_get(p.clone(), floor_tenant, floor_ids[pick(i, floor_ids.len())]);
         eprintln!(
             "{LOOKUP_ROW}: {} own-database tenants, a budget of {BUDGET}",
@@ -154,6 +177,77 @@ pub async fn run(b: &mut Bench, admin: &str) {
     tenancy.close().await;
     drop_tenant_databases(&url).await;
     crate::drop_database(admin, DATABASE).await;
+}
+
+/// `HOME_ROW`: `tenants` shared-table tenants in the home of `s2`, each with `SPINS` spins
+/// written by hand into the home's shared tables, looked up at random through the library,
+/// side by side with the floor.
+async fn home_lookups(
+    b: &mut Bench,
+    (tenancy, url): (&Tenancy, &str),
+    tenants: usize,
+    (floor_tenant, floor_ids): (Uuid, &Arc<Vec<Uuid>>),
+) {
+    let mut ids = Vec::with_capacity(tenants);
+    for i in 0..tenants {
+        let slug = format!("hm{i:05}");
+        let row = tenancy
+            .create_tenant(NewTenant::new(&slug, &slug).server("s2"))
+            .await
+            .expect("create a tenant in s2's home");
+        ids.push(row.id);
+    }
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let tag: String = sqlx::query_scalar("SELECT tag FROM tenancy.deployment")
+        .fetch_one(&mut conn)
+        .await
+        .expect("the registry's tag");
+    conn.close().await.expect("close");
+    let home = format!("tenancy_{tag}_home_s2");
+    for id in &ids {
+        seed(url, &home, *id).await;
+    }
+    let mut ctxs = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let ctx = tenancy.resolve_id(*id).await.expect("resolve");
+        Spin::repo()
+            .get(&ctx, spin_id(1))
+            .await
+            .expect("warm-up get")
+            .expect("the tenant's spin");
+        ctxs.push(ctx);
+    }
+    let ctxs = Arc::new(ctxs);
+    let repo = move |i: u64| {
+        let ctx = ctxs[pick(i, ctxs.len())].clone();
+        let id = spin_id(1 + pick(i ^ 0x5DEE_CE66, SPINS as usize) as u64);
+        async move {
+            let spin = Spin::repo().get(&ctx, id).await.expect("repo get");
+            black_box(spin.expect("the tenant's spin"));
+        }
+    };
+    let options = url
+        .parse::<PgConnectOptions>()
+        .expect("DATABASE_URL")
+        .statement_cache_capacity(tenancy::DEFAULT_STATEMENT_CACHE);
+    let floor_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connect the floor pool");
+    let p = floor_pool.clone();
+    let floor_ids = floor_ids.clone();
+    let raw = move |i| raw_get(p.clone(), floor_tenant, floor_ids[pick(i, floor_ids.len())]);
+    eprintln!("{HOME_ROW}: {tenants} tenants in one home, a budget of {BUDGET}");
+    let spec = Compare {
+        name: HOME_ROW,
+        a: "home",
+        b: "shared_raw",
+        concurrency: 1,
+        goal: None,
+    };
+    b.compare(spec, repo, raw).await;
+    floor_pool.close().await;
 }
 
 /// The shared-table floor: one tenant with `spins` spins, as in `own_schema.rs`; its id and

@@ -77,6 +77,12 @@ pub async fn move_tenant(url: &str, args: MoveArgs<'_>, out: &Out) -> Result<(),
         moved.tables.len(),
         old_copy(&moved.old_copy),
     );
+    if moved.resumed {
+        text.push_str(
+            "\nthe copy was made and verified by an earlier run of this move, cut off before \
+             its switch; this run switched the registry",
+        );
+    }
     if let Some(why) = &moved.writes_held {
         text.push_str(&format!("\nwarning: {why}"));
     }
@@ -195,6 +201,7 @@ fn moved_json(moved: &Moved) -> Value {
         "server": moved.server,
         "rows": moved.rows(),
         "writes_held": moved.writes_held,
+        "resumed": moved.resumed,
         "tables": moved.tables.iter().map(|t| json!({
             "table": t.table,
             "rows": t.rows,

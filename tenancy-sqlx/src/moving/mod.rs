@@ -316,8 +316,13 @@ pub struct Moved {
     pub server: String,
     /// Where its old copy is kept until purged.
     pub old_copy: OldCopy,
-    /// Every table copied, in copy order (parents first).
+    /// Every table copied, in copy order (parents first). Empty when [`Moved::resumed`].
     pub tables: Vec<MovedTable>,
+    /// Whether this run found the copy made, verified and committed by an earlier run of the
+    /// same move (inside one server's home, cut off before the registry's switch) and only
+    /// switched the registry: [`Moved::tables`] is then empty, the rows having been copied and
+    /// verified by that run.
+    pub resumed: bool,
     /// `None` once the tenant's writes go to its new home. `Some(why)` when, after a move into
     /// another server's home, the tenant's line there could not be made live (that server
     /// unreachable right after the switch, say): the move is done and the tenant reads from
@@ -711,6 +716,7 @@ pub(crate) async fn switch(
             database: old_database,
         },
         tables,
+        resumed: false,
         writes_held: None,
     })
 }

@@ -83,12 +83,14 @@ pub(super) async fn run(
                 .await?;
             match line {
                 // A run cut off after its commit here: the copy is made; the registry is next.
-                Some(named) if named.as_deref() == to_schema => return Ok((Vec::new(), None)),
+                Some(named) if named.as_deref() == to_schema => {
+                    return Ok((Vec::new(), None, true));
+                }
                 // The same, into an own schema named after the slug the tenant had then.
                 Some(Some(named))
                     if to_schema.is_some() && leaving.from.schema_name().is_none() =>
                 {
-                    return Ok((Vec::new(), Some(named)));
+                    return Ok((Vec::new(), Some(named), true));
                 }
                 Some(named) if named.as_deref() == leaving.from.schema_name() => {}
                 other => {
@@ -148,10 +150,10 @@ pub(super) async fn run(
                 .execute(&mut *home)
                 .await?;
             }
-            Ok((tables, None))
+            Ok((tables, None, false))
         })
         .await?;
-    let (tables, adopted) = tables;
+    let (tables, adopted, resumed) = tables;
     let adopted = match adopted {
         Some(schema) => {
             Some(databases.server_schema(server, tenancy_core::home::QuotedSchema::new(&schema)?)?)
@@ -160,6 +162,7 @@ pub(super) async fn run(
     };
     let target = adopted.as_ref().unwrap_or(target);
     let mut moved = switch(tx, id, leaving, target, (server, None), tables, options).await?;
+    moved.resumed = resumed;
     if let Some(name) = old_schema {
         crate::sql::admin_query(store::OLD_COPY_SCHEMA_SET)
             .bind(id.as_uuid())
