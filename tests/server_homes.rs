@@ -1500,6 +1500,7 @@ async fn a_move_into_a_home_cancelled_at_any_await_leaves_the_tenant_whole(db: T
 /// One tenant of a home holds at most its share of the home's connections (`per_database` of
 /// `database_budget`): a second unit of a tenant at its share waits, then is told the tenant is
 /// busy, while the home's other tenants are served from the rest; its share back, it is served.
+/// A report across them takes no tenant's share.
 #[tenancy::test(migrations = "tests/migrations")]
 async fn one_tenant_of_a_home_holds_at_most_its_share_of_the_homes_connections(db: TestTenancy) {
     let Some(urls) = server_urls("server_homes_share") else {
@@ -1536,6 +1537,13 @@ async fn one_tenant_of_a_home_holds_at_most_its_share_of_the_homes_connections(d
     held.rollback().await.unwrap();
     spin(&ctx_a, Uuid::new_v4(), "a's").await;
     assert_eq!(names(&ctx_a).await, ["a's"]);
+    // A report across the home's tenants takes no tenant's share: it runs while each holds
+    // its whole share.
+    let held = (ctx_a.begin().await.unwrap(), ctx_b.begin().await.unwrap());
+    let rows = Spinner::repo().report().fetch_all(&su).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    held.0.rollback().await.unwrap();
+    held.1.rollback().await.unwrap();
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }

@@ -1867,6 +1867,29 @@ async fn verify_deployment_names_pending_lines_and_checks_homes_left_empty(db: T
             .any(|t| t.table == "s2:public.spinners"),
         "{report:?}"
     );
+    // A listed server with no tenant that cannot be reached is reported; the rest still is.
+    let down: sqlx::postgres::PgConnectOptions =
+        "postgres://postgres@127.0.0.1:1/postgres".parse().unwrap();
+    let with_down = builder(&urls)
+        .server("s9", down)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su9 = with_down.superuser("test", "list s9").await.unwrap();
+    with_down.add_server(&su9, "s9").await.unwrap();
+    let report = with_down.verify_deployment().await.unwrap();
+    assert!(
+        report
+            .registry
+            .iter()
+            .any(|p| p.starts_with("server s9: cannot be reached")),
+        "{report:?}"
+    );
+    assert!(
+        report.registry.iter().any(|p| p.contains("t_stray")),
+        "{report:?}"
+    );
+    with_down.close().await;
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }

@@ -62,6 +62,9 @@ pub(crate) enum Lane<'a> {
     Pool(&'a PgPool),
     /// The tenant's own database, through its server's connection budget.
     Database(&'a tenancy_core::home::DatabaseRef),
+    /// A database read across its tenants (a report's part), through its server's budget: a
+    /// server home's connections without one tenant's share of them.
+    Across(&'a tenancy_core::home::DatabaseRef),
 }
 
 /// What every token minted by one [`Tenancy`](crate::Tenancy) shares.
@@ -140,7 +143,9 @@ impl Runtime {
     ) -> crate::Result<Conn> {
         match lane {
             Lane::Pool(pool) => Conn::begin(pool, begin).await,
-            Lane::Database(_) => self.take(lane, tenant).await?.start(begin).await,
+            Lane::Database(_) | Lane::Across(_) => {
+                self.take(lane, tenant).await?.start(begin).await
+            }
         }
     }
 
@@ -151,7 +156,13 @@ impl Runtime {
             Lane::Pool(pool) => Conn::take(pool).await,
             Lane::Database(database) => {
                 let databases = self.databases()?;
-                Ok(Conn::leased(databases.lease(tenant, database).await?))
+                Ok(Conn::leased(databases.lease(tenant, database, true).await?))
+            }
+            Lane::Across(database) => {
+                let databases = self.databases()?;
+                Ok(Conn::leased(
+                    databases.lease(tenant, database, false).await?,
+                ))
             }
         }
     }

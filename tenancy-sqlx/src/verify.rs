@@ -30,6 +30,9 @@ use crate::model::{Model, ModelMeta};
 use crate::sql::ModelSql;
 use crate::{Error, Result};
 
+/// How a model check's problem says the table is missing (see `crate::moving::moved_away`).
+pub(crate) const TABLE_MISSING: &str = "the table does not exist";
+
 /// The statements of a model after its check against the table in `schema` (`None`: shared),
 /// run on `conn` (the caller's transaction) or a pooled connection, unless this runtime already
 /// passed it. `shared`: the table holds many tenants' rows (see [`check_now`]).
@@ -136,7 +139,7 @@ pub(crate) async fn check_report<M: Model>(
         if rt.models.has(model, Some(&key)) {
             continue;
         }
-        let lane = crate::runtime::Lane::Database(database);
+        let lane = crate::runtime::Lane::Across(database);
         rt.with_conn_of(lane, tenant, async |conn| {
             check_now(
                 rt,
@@ -197,8 +200,8 @@ pub(crate) async fn shape_problems(
     let key = meta.columns[meta.key].name;
     let Some(oid) = table_oid(conn, meta, schema).await? else {
         return Ok(vec![match schema {
-            None => "the table does not exist (in the search_path)".into(),
-            Some(s) => format!("the table does not exist in schema {s}"),
+            None => format!("{TABLE_MISSING} (in the search_path)"),
+            Some(s) => format!("{TABLE_MISSING} in schema {s}"),
         }]);
     };
 

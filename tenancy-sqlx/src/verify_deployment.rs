@@ -136,9 +136,19 @@ pub(crate) async fn check_homes(
             }
             continue;
         };
-        // A server no tenant lives on may have no home yet (it is made with the first).
-        if ids.is_empty() && !databases.home_exists(&server).await? {
-            continue;
+        // A server no tenant lives on may have no home yet (it is made with the first); one
+        // that cannot be reached is reported, and the others still checked.
+        if ids.is_empty() {
+            match databases.home_exists(&server).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    report
+                        .registry
+                        .push(format!("server {server}: cannot be reached: {e}"));
+                    continue;
+                }
+            }
         }
         let checked = databases
             .in_home(&server, async |tx| {

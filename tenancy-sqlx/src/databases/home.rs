@@ -322,22 +322,22 @@ impl Databases {
                     .bind(server)
                     .fetch_optional(&mut *registry)
                     .await?;
-                let here = match (found, place) {
-                    (None, _) => false,
-                    (Some(_), None) => true,
-                    (Some(schema), Some(want)) => schema.as_deref() == want,
+                let schema = match (found, place) {
+                    (Some(schema), None) => Some(schema),
+                    (Some(schema), Some(want)) if schema.as_deref() == want => Some(schema),
+                    _ => None,
                 };
-                if !here {
+                let Some(schema) = schema else {
                     registry.rollback().await?;
                     return Ok((false, None));
-                }
+                };
                 if !wait {
                     sqlx::query("SET LOCAL lock_timeout = '5s'")
                         .persistent(false)
                         .execute(&mut *home)
                         .await?;
                 }
-                let live = make_live(&mut *home, id).await?;
+                let live = make_live(&mut *home, id, schema.as_deref()).await?;
                 Ok((live, Some(registry)))
             })
             .await?;
@@ -779,14 +779,21 @@ const SQL_LIVES_HERE_UNLESS_LOCKED: &str = "SELECT schema_name FROM tenancy.tena
 /// failed move would take back). The move makes it live after the registry's commit
 /// ([`Databases::activate_line`]), or the cleanup does.
 const ACTIVATE: &str = "UPDATE tenancy.tenants SET moved_at = NULL \
-     WHERE id = $1 AND moved_at = '-infinity'::timestamptz";
+     WHERE id = $1 AND moved_at = '-infinity'::timestamptz \
+       AND schema_name IS NOT DISTINCT FROM $2";
 
-/// Runs [`ACTIVATE`] for tenant `id` on `tx`, a transaction on its home: only for a caller that
-/// holds the tenant's registry row and found it placing the tenant in this home.
-pub(crate) async fn make_live(tx: &mut PgConnection, id: TenantId) -> Result<bool> {
+/// Runs [`ACTIVATE`] for tenant `id`'s line naming `schema` (`None`: the shared tables) on
+/// `tx`, a transaction on its home: only for a caller that holds the tenant's registry row and
+/// found it placing the tenant there.
+pub(crate) async fn make_live(
+    tx: &mut PgConnection,
+    id: TenantId,
+    schema: Option<&str>,
+) -> Result<bool> {
     let done = sqlx::query(ACTIVATE)
         .persistent(false)
         .bind(id.as_uuid())
+        .bind(schema)
         .execute(tx)
         .await?;
     Ok(done.rows_affected() > 0)

@@ -159,7 +159,12 @@ impl Databases {
     /// # Errors
     /// [`Error::ServerBusy`], [`Error::TenantBusy`] after the bounded wait;
     /// [`Error::WrongDatabase`]; [`Error::Connect`].
-    pub(crate) async fn lease(&self, tenant: TenantId, database: &DatabaseRef) -> Result<Lease> {
+    pub(crate) async fn lease(
+        &self,
+        tenant: TenantId,
+        database: &DatabaseRef,
+        share: bool,
+    ) -> Result<Lease> {
         let server = self.server(database.server())?;
         let name = DatabaseName::parse(database.as_str())?;
         let kind = self.kind_of(&name);
@@ -176,7 +181,7 @@ impl Databases {
                 .await?;
         }
         if kind == DatabaseKind::ServerHome {
-            return self.lease_in_home(tenant, server, &name).await;
+            return self.lease_in_home(tenant, server, &name, share).await;
         }
         server
             .budget
@@ -194,11 +199,12 @@ impl Databases {
         tenant: TenantId,
         server: &Server,
         name: &DatabaseName,
+        share: bool,
     ) -> Result<Lease> {
         let key = Self::home_key(name);
         let mut lease = server
             .budget
-            .acquire_in_home(key, tenant, name)
+            .acquire_in_home(key, share.then_some(tenant), name)
             .await
             .map_err(|e| match Error::from(e) {
                 // Named for the tenant asking, not for the home's key.

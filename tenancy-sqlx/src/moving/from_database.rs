@@ -171,11 +171,12 @@ pub(super) async fn copy_and_seal(
             lock_database_migrations(&mut *target, target_schema).await?;
         }
         let home = leaving.from.in_server_home();
+        let place = leaving.from.schema_name();
         let sealed = within_lock_wait(&mut source, id, options.lock_wait, async |c| {
             if home {
                 // A line still pending (a move into this home cut off after its switch) is the
                 // tenant's live one: the registry, locked by this move, places it here.
-                crate::databases::home::make_live(c, id).await?;
+                crate::databases::home::make_live(c, id, place).await?;
             }
             lock_identity(c, id, &name).await
         })

@@ -1007,7 +1007,8 @@ async fn checksum(
 /// live: its caller dropped, its process killed), makes the line live. The retry that
 /// `TenantMoved` asks for then succeeds, rather than every write failing until
 /// `cleanup_orphans`. A move in flight is not waited for (nothing to make live then); one try
-/// per tenant at a time. A stale context (its tenant gone elsewhere) costs one registry read.
+/// per tenant at a time. A stale context (its tenant gone elsewhere) costs one pooled registry
+/// read, no connection to the home.
 pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
     let (Some(database), Ok(databases)) = (
         home.database().filter(|_| home.in_server_home()),
@@ -1018,6 +1019,26 @@ pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
     let Some(_one) = Healing::start(&databases.healing, id) else {
         return;
     };
+    // A pooled read first: a stale context (its tenant elsewhere, or in another place of the
+    // home) stops here, without a connection to the home.
+    let placed = rt
+        .with_conn(async |c| {
+            Ok(sqlx::query_scalar::<_, i32>(
+                "SELECT 1 FROM tenancy.tenants WHERE id = $1 AND server = $2 \
+                 AND placement IN ('shared_table', 'own_schema') AND database_name IS NULL \
+                 AND schema_name IS NOT DISTINCT FROM $3",
+            )
+            .persistent(false)
+            .bind(id.as_uuid())
+            .bind(database.server())
+            .bind(home.schema_name())
+            .fetch_optional(c)
+            .await?)
+        })
+        .await;
+    if !matches!(placed, Ok(Some(_))) {
+        return;
+    }
     let place = (database.server(), Some(home.schema_name()));
     let out = databases.activate_line(&rt.pool, place, id, false).await;
     match out {
@@ -1064,9 +1085,12 @@ impl Drop for Healing<'_> {
 /// undefined-table error, or a model check that found the table missing ([`Error::TableShape`]),
 /// on an own-schema context.
 pub(crate) async fn moved_away(rt: &Runtime, e: &Error, id: TenantId, home: &Home) -> bool {
+    // A model check's verdict that the table is missing (the schema renamed away), not a
+    // table of the wrong shape, which is the application's to fix.
     let undefined_table = matches!(e, Error::Database(sqlx::Error::Database(db))
         if db.code().as_deref() == Some("42P01"))
-        || matches!(e, Error::TableShape(_));
+        || matches!(e, Error::TableShape(report)
+            if report.problems.iter().any(|p| p.starts_with(crate::verify::TABLE_MISSING)));
     let Some(schema) = home
         .schema_name()
         .filter(|_| undefined_table && home.placement() == Placement::OwnSchema)

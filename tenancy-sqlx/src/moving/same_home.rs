@@ -70,7 +70,7 @@ pub(super) async fn run(
                     // A line still pending (a move into this home cut off after its switch)
                     // is the tenant's live one: the registry, locked by this move, places it
                     // here.
-                    crate::databases::home::make_live(c, id).await?;
+                    crate::databases::home::make_live(c, id, leaving.from.schema_name()).await?;
                     Ok(sqlx::query_scalar(
                         "SELECT schema_name FROM tenancy.tenants \
                          WHERE id = $1 AND moved_at IS NULL FOR NO KEY UPDATE",

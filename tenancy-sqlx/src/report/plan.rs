@@ -258,7 +258,7 @@ pub(crate) async fn run(
             let tenant = tenant.ok_or_else(|| {
                 crate::Error::Report("a tenant database's part names no tenant".into())
             })?;
-            rt.with_all_tenants_of(Lane::Database(database), tenant, async |c| {
+            rt.with_all_tenants_of(Lane::Across(database), tenant, async |c| {
                 Ok(q.fetch_all(c).await?)
             })
             .instrument(span)

@@ -362,7 +362,10 @@ impl TenancyBuilder {
     /// connections open to its tenant databases at once, whatever their database, and at most
     /// `per_database` for one tenant (so one tenant's burst leaves room for the others): of
     /// its own database's connections, or of the connections of its server's home, which the
-    /// tenants living there share.
+    /// tenants living there share (a report across a home's tenants takes no tenant's share).
+    /// Each unit of work of a tenant holds one while it runs, a [`TenantTx`](crate::TenantTx)
+    /// or an open stream until it ends: code that holds `per_database` of them for one tenant
+    /// and starts another unit of that tenant waits for its own, then gets `TenantBusy`.
     /// Defaults [`DEFAULT_DATABASE_BUDGET`] and [`DEFAULT_PER_DATABASE`]; the handle's pool
     /// (registry, shared tables, schemas) comes on top.
     ///

@@ -283,35 +283,48 @@ impl ServerBudget {
 
     /// A connection of server home `database`'s, kept under `key` for every tenant there,
     /// for `member`: within `member`'s share of the home's connections (`per_database`, see
-    /// [`State::home_shares`]), held until the lease ends. Waits at most `acquire_timeout`
-    /// from this call, for the share and the connection together.
+    /// [`State::home_shares`]), held until the lease ends; without a member (work across the
+    /// home's tenants, a report's part), out of no one's share. Waits at most
+    /// `acquire_timeout` from this call, for the share and the connection together.
     ///
     /// # Errors
-    /// As [`ServerBudget::acquire_in`]; [`BudgetError::TenantBusy`] naming `member` when it
-    /// held its whole share for the wait.
+    /// As [`ServerBudget::acquire_in`], with the home's key full reported as
+    /// [`BudgetError::ServerBusy`] (the server's budget is the key's cap);
+    /// [`BudgetError::TenantBusy`] naming `member` when it held its whole share for the wait.
     pub(crate) async fn acquire_in_home(
         &self,
         key: TenantId,
-        member: TenantId,
+        member: Option<TenantId>,
         database: &DatabaseName,
     ) -> Result<Lease, BudgetError> {
         let started = Instant::now();
         let deadline = started + self.inner.cfg.acquire_timeout;
-        let share = loop {
-            let notified = self.inner.changed.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(share) = Share::take(&self.inner, member) {
-                break share;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(self.busy(member, true, started.elapsed()));
-            }
+        let share = match member {
+            None => None,
+            Some(member) => loop {
+                let notified = self.inner.changed.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(share) = Share::take(&self.inner, member) {
+                    break Some(share);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Err(self.busy(member, true, started.elapsed()));
+                }
+            },
         };
         let mut lease = self
             .acquire_from(key, database, DatabaseKind::HomePool, started)
-            .await?;
-        lease.share = Some(share);
+            .await
+            .map_err(|e| match e {
+                BudgetError::TenantBusy { server, waited, .. } => BudgetError::ServerBusy {
+                    server,
+                    budget: self.inner.cfg.budget,
+                    waited,
+                },
+                other => other,
+            })?;
+        lease.share = share;
         Ok(lease)
     }
 
