@@ -419,3 +419,77 @@ async fn cancelled_acquires_and_dropped_leases_leak_no_connection() {
     w.settled().await;
     assert_eq!(w.budget.open_connections(), 0);
 }
+
+/// A home tenant's share of its home's connections comes back whatever ends its acquire (a
+/// cancellation at any await, a lease dropped or released): afterwards the tenant holds its
+/// whole share at once and no more, and work across the home (no member) is served beside it.
+#[tokio::test]
+async fn a_home_tenants_share_comes_back_whatever_ends_its_acquire() {
+    const SHARE: usize = 2;
+    let w = world(
+        "budget_home_share",
+        1,
+        BudgetConfig::new(4, SHARE).acquire_timeout(Duration::from_secs(1)),
+    )
+    .await;
+    // The database becomes server2's home: the mark its connections are checked for.
+    let mut conn = PgConnection::connect_with(&server_options().database(w.dbs[0].as_str()))
+        .await
+        .unwrap();
+    crate::databases::testing::exec(
+        &mut conn,
+        format!(
+            "DROP INDEX IF EXISTS tenancy.tenants_one_row; {} \
+             COMMENT ON TABLE tenancy.tenants IS '{SERVER_HOME_MARK}server2'",
+            crate::databases::home::HOME_FENCE_DDL
+        ),
+    )
+    .await;
+    conn.close().await.unwrap();
+    w.settled().await;
+    let key = TenantId::new_v4();
+    let member = w.tenants[0];
+    let home = &w.dbs[0];
+    let mut finished = 0;
+    for k in 1..=16 {
+        match cancel_at(k, w.budget.acquire_in_home(key, Some(member), home)).await {
+            None => {}
+            Some(Err(e)) => panic!("acquire failed: {e}"),
+            Some(Ok(lease)) => {
+                finished += 1;
+                if k % 2 == 0 {
+                    lease.release();
+                } else {
+                    drop(lease);
+                }
+            }
+        }
+    }
+    assert!(finished > 0, "no acquire finished within 16 polls");
+    w.settled().await;
+    let held = [
+        w.budget.acquire_in_home(key, Some(member), home).await,
+        w.budget.acquire_in_home(key, Some(member), home).await,
+    ];
+    let held: Vec<Lease> = held
+        .into_iter()
+        .map(|l| l.expect("the tenant's whole share, none leaked"))
+        .collect();
+    match w.budget.acquire_in_home(key, Some(member), home).await {
+        Err(BudgetError::TenantBusy { tenant, .. }) => assert_eq!(tenant, member),
+        Err(e) => panic!("expected TenantBusy, got {e}"),
+        Ok(_) => panic!("the tenant held more than its share of {SHARE}"),
+    }
+    let across = w
+        .budget
+        .acquire_in_home(key, None, home)
+        .await
+        .expect("work across the home takes no share");
+    across.release();
+    for lease in held {
+        lease.release();
+    }
+    w.budget.close_idle().await;
+    w.settled().await;
+    assert_eq!(w.budget.open_connections(), 0);
+}
