@@ -761,16 +761,24 @@ pub(crate) const SQL_KEPT_HERE: &str = "SELECT id FROM tenancy.tenants \
      UNION SELECT tenant_id FROM tenancy.old_copies \
      WHERE tenant_id = ANY($1) AND placement IN ('shared_table', 'own_schema') AND server = $2";
 
+/// The statement of the `SQL_LIVES_HERE` family, as a literal for `concat!`.
+macro_rules! lives_here {
+    () => {
+        "SELECT schema_name FROM tenancy.tenants WHERE id = $1 AND server = $2 \
+         AND placement IN ('shared_table', 'own_schema') AND database_name IS NULL"
+    };
+}
+
 /// Tenant `$1`'s schema if it lives in the home of server `$2`, its registry row locked against
 /// moves (see [`Databases::activate_line`]).
-const SQL_LIVES_HERE_LOCKED: &str = "SELECT schema_name FROM tenancy.tenants \
-     WHERE id = $1 AND server = $2 AND placement IN ('shared_table', 'own_schema') \
-     AND database_name IS NULL FOR SHARE";
+const SQL_LIVES_HERE_LOCKED: &str = concat!(lives_here!(), " FOR SHARE");
 
 /// [`SQL_LIVES_HERE_LOCKED`], no row when a move holds it.
-const SQL_LIVES_HERE_UNLESS_LOCKED: &str = "SELECT schema_name FROM tenancy.tenants \
-     WHERE id = $1 AND server = $2 AND placement IN ('shared_table', 'own_schema') \
-     AND database_name IS NULL FOR SHARE SKIP LOCKED";
+const SQL_LIVES_HERE_UNLESS_LOCKED: &str = concat!(lives_here!(), " FOR SHARE SKIP LOCKED");
+
+/// [`SQL_LIVES_HERE_LOCKED`] without the lock: a cheap first look (see
+/// `crate::moving::heal_pending_line`).
+pub(crate) const SQL_LIVES_HERE: &str = lives_here!();
 
 /// Makes tenant `$1`'s pending line live. A move into the home writes the tenant's
 /// line pending (sealed at `-infinity`) before the registry places the tenant there: the fence

@@ -1023,20 +1023,17 @@ pub(crate) async fn heal_pending_line(rt: &Runtime, id: TenantId, home: &Home) {
     // home) stops here, without a connection to the home.
     let placed = rt
         .with_conn(async |c| {
-            Ok(sqlx::query_scalar::<_, i32>(
-                "SELECT 1 FROM tenancy.tenants WHERE id = $1 AND server = $2 \
-                 AND placement IN ('shared_table', 'own_schema') AND database_name IS NULL \
-                 AND schema_name IS NOT DISTINCT FROM $3",
+            Ok(
+                sqlx::query_scalar::<_, Option<String>>(crate::databases::home::SQL_LIVES_HERE)
+                    .persistent(false)
+                    .bind(id.as_uuid())
+                    .bind(database.server())
+                    .fetch_optional(c)
+                    .await?,
             )
-            .persistent(false)
-            .bind(id.as_uuid())
-            .bind(database.server())
-            .bind(home.schema_name())
-            .fetch_optional(c)
-            .await?)
         })
         .await;
-    if !matches!(placed, Ok(Some(_))) {
+    if !matches!(placed, Ok(Some(schema)) if schema.as_deref() == home.schema_name()) {
         return;
     }
     let place = (database.server(), Some(home.schema_name()));

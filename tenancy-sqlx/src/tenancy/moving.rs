@@ -208,15 +208,14 @@ impl Tenancy {
                 Err(e) => Err(e.to_string()),
             };
             if let Err(why) = outcome {
-                tracing::error!(tenant = %id, server = %moved.server, error = %why,
-                    "making the tenant's line in its new home live failed; its writes are \
-                     refused until its first refused write or cleanup_orphans makes it live");
-                moved.writes_held = Some(format!(
+                let held = format!(
                     "the tenant's line in the home of server {} is still pending ({why}): its \
                      writes are refused until it goes live, which its first write refused \
                      (retryable) or Tenancy::cleanup_orphans does",
                     moved.server
-                ));
+                );
+                tracing::error!(tenant = %id, "{held}");
+                moved.writes_held = Some(held);
             }
         }
         // Out of a database of its own: the connections the old server's budget keeps to the
