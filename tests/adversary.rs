@@ -332,6 +332,123 @@ async fn an_encoder_that_forges_the_tenant_argument_reaches_only_its_own_rows() 
     assert_eq!(names(victim).await, vec!["victim's".to_owned()]);
 }
 
+/// A column type whose decoder refuses the value `poison`: a page of rows that fails part way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picky(String);
+
+impl Type<Postgres> for Picky {
+    fn type_info() -> PgTypeInfo {
+        <String as Type<Postgres>>::type_info()
+    }
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <String as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, Postgres> for Picky {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Picky {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        let s = <String as Decode<Postgres>>::decode(value)?;
+        if s == "poison" {
+            return Err("picky refuses poison".into());
+        }
+        Ok(Picky(s))
+    }
+}
+
+mod picky {
+    use super::Picky;
+    use tenancy::tenant_scoped;
+    use uuid::Uuid;
+
+    #[tenant_scoped(table = "spinners")]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct PickySpinner {
+        #[tenancy(id)]
+        pub id: Uuid,
+        pub name: Picky,
+        pub color: Option<String>,
+    }
+}
+
+/// Pages are decoded as their rows arrive, so a row that fails to decode stops the read with
+/// rows still unread on the connection. Nothing of them reaches the next borrower of that one
+/// connection, with and without row-level security: it reads its own rows, complete.
+#[tokio::test]
+async fn a_page_that_fails_to_decode_half_way_leaves_nothing_on_the_connection() {
+    use picky::*;
+    let plain = TestDb::new("adv_picky").await;
+    let with_rls = common::Rls::new("adv_picky_rls").await;
+    for rls in [false, true] {
+        let tenancy = if rls {
+            let policy = tenancy::rls::policy_sql("spinners", "tenant_id").unwrap();
+            let migrations = Migrations::from_list(vec![
+                tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+                tenancy::Migration::new(2, "row-level security", policy),
+            ])
+            .unwrap();
+            Tenancy::builder()
+                .row_level_security(true)
+                .cache_ttl(LONG_TTL)
+                .tenant_migrations(migrations)
+                .from_pool(with_rls.app_pool(1).await)
+                .await
+                .unwrap()
+        } else {
+            Tenancy::builder()
+                .max_connections(1)
+                .cache_ttl(LONG_TTL)
+                .tenant_migrations(migrations())
+                .connect(&plain.url)
+                .await
+                .unwrap()
+        };
+        common::migrate_all(&tenancy).await;
+        let (a, b) = (format!("adv-pa-{rls}"), format!("adv-pb-{rls}"));
+        let ctxs = create_tenants(
+            &tenancy,
+            &[(&a, Placement::SharedTable), (&b, Placement::SharedTable)],
+        )
+        .await;
+        let (failing, next) = (&ctxs[0], &ctxs[1]);
+        // Enough rows behind the poisoned one to outlast a socket buffer's read.
+        for i in 0..400 {
+            let name = if i == 1 {
+                "poison".to_owned()
+            } else {
+                format!("a{i:03}")
+            };
+            Spinner::repo()
+                .insert(failing, &new_spinner(&name))
+                .await
+                .unwrap();
+        }
+        for name in ["b1", "b2"] {
+            Spinner::repo()
+                .insert(next, &new_spinner(name))
+                .await
+                .unwrap();
+        }
+        let page = PickySpinner::repo()
+            .query()
+            .order_by(PickySpinner::NAME.desc())
+            .fetch_all(failing)
+            .await;
+        assert!(
+            matches!(page, Err(Error::Database(sqlx::Error::ColumnDecode { .. }))),
+            "rls {rls}: {page:?}"
+        );
+        assert_eq!(names(next).await, ["b1", "b2"], "rls {rls}");
+        assert_eq!(names(failing).await.len(), 400, "rls {rls}");
+        tenancy.close().await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Model descriptions against the database: the search path decides which table they name.
 // ---------------------------------------------------------------------------------------------

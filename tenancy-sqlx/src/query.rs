@@ -159,10 +159,7 @@ impl<M: Model> Select<M> {
     /// [`Error::Database`].
     pub async fn fetch_all<'s>(&self, scope: impl Scope<'s>) -> Result<Vec<M>> {
         let (mut unit, sql, args) = self.prepare(scope).await?;
-        let rows = unit.read_all(sql, args).await?;
-        rows.iter()
-            .map(|r| M::decode_row(r).map_err(Error::from))
-            .collect()
+        unit.read_models(sql, args).await
     }
 
     /// Runs the query; the first row, or `None`.

@@ -99,8 +99,7 @@ impl<M: Model> Repo<M> {
         args.add(ids).map_err(Error::Encode)?;
         let args = bind::finish(args, unit.tenant(), model_sql.get_many.tenant)?;
         let sql = model_sql.get_many.sql(unit.schema());
-        let rows = unit.read_all(sql, args).await?;
-        decode_all(&rows)
+        unit.read_models(sql, args).await
     }
 
     /// Inserts one row for the tenant and returns it as stored (with the columns the database
