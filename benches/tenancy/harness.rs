@@ -10,6 +10,8 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Whether an environment variable is set to a true value (`1`, `true`, `yes`); `None` if unset.
@@ -428,14 +430,19 @@ where
     let cpu = process_cpu_ns();
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    for task in 0..tasks as u64 {
-        let op = op.clone();
-        let step = tasks as u64;
+    // Each task takes the next operation when it is free, as a server's workers take the next
+    // request: split in fixed shares instead, a task whose operations queue (on a busy
+    // connection lane, say) would hold the round open while the others idle.
+    let taken = Arc::new(AtomicU64::new(0));
+    for _ in 0..tasks {
+        let (op, taken) = (op.clone(), taken.clone());
         set.spawn(async move {
-            let mut i = task;
-            while i < n {
+            loop {
+                let i = taken.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
                 op(start + i).await;
-                i += step;
             }
         });
     }
