@@ -374,10 +374,9 @@ impl<'s> TenantUnit<'s> {
             .await
     }
 
-    /// As [`TenantUnit::read_all`], each row decoded as `M` as it arrives: no row waits in
-    /// memory for the last, so the connection's read buffer is reused rather than grown and
-    /// copied while a page of rows is held (what kept `list50_repo_vs_raw_c8` below the
-    /// hand-written `query_as`, which decodes as it reads).
+    /// As [`TenantUnit::read_all`], each row decoded as `M` as it arrives, as hand-written
+    /// `query_as` does: no row waits in memory for the last, so the connection's read buffer is
+    /// reused rather than grown and copied while a page is held (BENCHMARKS.md, `list50`).
     pub(crate) async fn read_models<M: Model>(
         &mut self,
         sql: SqlStr,

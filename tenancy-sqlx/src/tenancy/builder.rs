@@ -188,10 +188,11 @@ impl TenancyBuilder {
     ///
     /// The price: a tenant can use only its lane's connections at once, so a burst from one
     /// tenant queues sooner (16 lanes of one connection over 10,000 tenants, 16 tasks: 0.83 of
-    /// a plain pool of 16, at 31 MiB for the largest backend; BENCHMARKS.md). Registry, lifecycle, migration and report work then runs on a pool
-    /// of its own ([`TenancyBuilder::admin_connections`]; reports over own schemas on
-    /// [`TenancyBuilder::report_connections`]). Through PgBouncer, lanes bound the
-    /// client side only: the pooler picks the server connection.
+    /// a plain pool of 16, at 31 MiB for the largest backend; BENCHMARKS.md). Registry,
+    /// lifecycle, migration and report work then runs on a pool of its own
+    /// ([`TenancyBuilder::admin_connections`]; reports over own schemas on
+    /// [`TenancyBuilder::report_connections`]). Through PgBouncer, lanes bound the client side
+    /// only: the pooler picks the server connection.
     pub fn connection_lanes(mut self, n: usize) -> Self {
         self.lanes = n.max(1);
         self
