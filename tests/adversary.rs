@@ -386,16 +386,10 @@ async fn a_page_that_fails_to_decode_half_way_leaves_nothing_on_the_connection()
     let with_rls = common::Rls::new("adv_picky_rls").await;
     for rls in [false, true] {
         let tenancy = if rls {
-            let policy = tenancy::rls::policy_sql("spinners", "tenant_id").unwrap();
-            let migrations = Migrations::from_list(vec![
-                tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
-                tenancy::Migration::new(2, "row-level security", policy),
-            ])
-            .unwrap();
             Tenancy::builder()
                 .row_level_security(true)
                 .cache_ttl(LONG_TTL)
-                .tenant_migrations(migrations)
+                .tenant_migrations(common::spinner_rls_migrations())
                 .from_pool(with_rls.app_pool(1).await)
                 .await
                 .unwrap()
