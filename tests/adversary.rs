@@ -332,56 +332,12 @@ async fn an_encoder_that_forges_the_tenant_argument_reaches_only_its_own_rows() 
     assert_eq!(names(victim).await, vec!["victim's".to_owned()]);
 }
 
-/// A column type whose decoder refuses the value `poison`: a page of rows that fails part way.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Picky(String);
-
-impl Type<Postgres> for Picky {
-    fn type_info() -> PgTypeInfo {
-        <String as Type<Postgres>>::type_info()
-    }
-    fn compatible(ty: &PgTypeInfo) -> bool {
-        <String as Type<Postgres>>::compatible(ty)
-    }
-}
-
-impl Encode<'_, Postgres> for Picky {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <String as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-
-impl<'r> Decode<'r, Postgres> for Picky {
-    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        let s = <String as Decode<Postgres>>::decode(value)?;
-        if s == "poison" {
-            return Err("picky refuses poison".into());
-        }
-        Ok(Picky(s))
-    }
-}
-
-mod picky {
-    use super::Picky;
-    use tenancy::tenant_scoped;
-    use uuid::Uuid;
-
-    #[tenant_scoped(table = "spinners")]
-    #[derive(Debug, Clone, PartialEq)]
-    pub struct PickySpinner {
-        #[tenancy(id)]
-        pub id: Uuid,
-        pub name: Picky,
-        pub color: Option<String>,
-    }
-}
-
 /// Pages are decoded as their rows arrive, so a row that fails to decode stops the read with
 /// rows still unread on the connection. Nothing of them reaches the next borrower of that one
 /// connection, with and without row-level security: it reads its own rows, complete.
 #[tokio::test]
 async fn a_page_that_fails_to_decode_half_way_leaves_nothing_on_the_connection() {
-    use picky::*;
+    use common::picky::*;
     let plain = TestDb::new("adv_picky").await;
     let with_rls = common::Rls::new("adv_picky_rls").await;
     for rls in [false, true] {
@@ -410,13 +366,7 @@ async fn a_page_that_fails_to_decode_half_way_leaves_nothing_on_the_connection()
         )
         .await;
         let (failing, next) = (&ctxs[0], &ctxs[1]);
-        // Enough rows behind the poisoned one to outlast a socket buffer's read.
-        for i in 0..400 {
-            let name = if i == 1 {
-                "poison".to_owned()
-            } else {
-                format!("a{i:03}")
-            };
+        for name in poisoned_names() {
             Spinner::repo()
                 .insert(failing, &new_spinner(&name))
                 .await

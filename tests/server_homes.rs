@@ -1651,3 +1651,48 @@ async fn a_home_connection_whose_backend_died_is_not_lent_again(db: TestTenancy)
     tenancy.close().await;
     drop_extra(&urls, &tag).await;
 }
+
+/// A page that fails to decode on its first row leaves 399 rows unread on a leased connection
+/// of a server home with a budget of one: the home's next tenant, served on that same
+/// connection, reads its own two rows and nothing of them; the failing tenant then reads its
+/// 400, complete.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_page_that_fails_to_decode_leaves_nothing_on_a_homes_one_connection(db: TestTenancy) {
+    use common::picky::*;
+    let Some(urls) = server_urls("server_homes_decode_failure") else {
+        return;
+    };
+    let tenancy = builder(&urls)
+        .database_budget(1, 1)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let su = tenancy.superuser("test", "decode failure").await.unwrap();
+    tenancy.add_server(&su, "s2").await.unwrap();
+    let tag = tag_of(&db).await;
+    let a = tenancy.create_tenant(shared_on("pa", "s2")).await.unwrap();
+    let b = tenancy.create_tenant(shared_on("pb", "s2")).await.unwrap();
+    let failing = tenancy.resolve_id(a.id).await.unwrap();
+    let next = tenancy.resolve_id(b.id).await.unwrap();
+    for name in poisoned_names() {
+        spin(&failing, Uuid::new_v4(), &name).await;
+    }
+    for name in ["b1", "b2"] {
+        spin(&next, Uuid::new_v4(), name).await;
+    }
+    for _ in 0..2 {
+        let page = PickySpinner::repo()
+            .query()
+            .order_by(PickySpinner::NAME.desc())
+            .fetch_all(&failing)
+            .await;
+        assert!(
+            matches!(page, Err(Error::Database(sqlx::Error::ColumnDecode { .. }))),
+            "{page:?}"
+        );
+        assert_eq!(names(&next).await, ["b1", "b2"]);
+        assert_eq!(names(&failing).await.len(), 400);
+    }
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}

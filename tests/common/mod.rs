@@ -108,6 +108,7 @@ pub fn spinner_rls_migrations() -> Migrations {
 
 pub mod homes;
 pub mod moving;
+pub mod picky;
 pub mod servers;
 
 pub mod models {
