@@ -78,7 +78,7 @@ impl Conn {
     /// Takes a connection from `pool`, for statements outside a transaction.
     pub(crate) async fn take(pool: &PgPool) -> Result<Self> {
         Ok(Self {
-            conn: Link::Pool(pool.acquire().await?),
+            conn: Link::Pool(acquire::borrow(pool).await?),
             begin: None,
             settled: false,
         })
@@ -97,7 +97,7 @@ impl Conn {
     /// the pool's ping (see [`acquire`]).
     async fn take_unchecked(pool: &PgPool) -> Result<Self> {
         Ok(Self {
-            conn: Link::Pool(acquire::unchecked(pool.acquire()).await?),
+            conn: Link::Pool(acquire::unchecked(acquire::borrow(pool)).await?),
             begin: None,
             settled: false,
         })

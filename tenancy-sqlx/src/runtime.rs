@@ -154,15 +154,17 @@ impl Runtime {
     async fn take(&self, lane: Lane<'_>, tenant: TenantId) -> crate::Result<Conn> {
         match lane {
             Lane::Pool(pool) => Conn::take(pool).await,
+            // Boxed: a lease may open a connection, a future of kilobytes that, inline, would
+            // make every pooled unit's future as large (see `conn::acquire::borrow`).
             Lane::Database(database) => {
                 let databases = self.databases()?;
-                Ok(Conn::leased(databases.lease(tenant, database, true).await?))
+                let lease = Box::pin(databases.lease(tenant, database, true)).await?;
+                Ok(Conn::leased(lease))
             }
             Lane::Across(database) => {
                 let databases = self.databases()?;
-                Ok(Conn::leased(
-                    databases.lease(tenant, database, false).await?,
-                ))
+                let lease = Box::pin(databases.lease(tenant, database, false)).await?;
+                Ok(Conn::leased(lease))
             }
         }
     }

@@ -321,16 +321,31 @@ impl<'s> TenantUnit<'s> {
         }
         .instrument(span)
         .await;
+        // The checks of a failed statement are boxed: they may open a connection, and their
+        // futures inline would make every statement's as large (see `conn::acquire::borrow`).
         match out {
             // A context resolved before its tenant left its own schema finds the old schema
             // renamed: say that it moved (see `crate::moving`).
-            Err(e) if crate::moving::moved_away(ctx.runtime(), &e, ctx.id(), ctx.home()).await => {
+            Err(e)
+                if Box::pin(crate::moving::moved_away(
+                    ctx.runtime(),
+                    &e,
+                    ctx.id(),
+                    ctx.home(),
+                ))
+                .await =>
+            {
                 Err(Error::TenantMoved(ctx.id()))
             }
             Err(Error::TenantMoved(id)) if id == ctx.id() && ctx.home().in_server_home() => {
                 // Also inside the caller's transaction: aborted by the refusal, it holds no
                 // lock any more (PostgreSQL releases them when the statement fails).
-                crate::moving::heal_pending_line(ctx.runtime(), id, ctx.home()).await;
+                Box::pin(crate::moving::heal_pending_line(
+                    ctx.runtime(),
+                    id,
+                    ctx.home(),
+                ))
+                .await;
                 Err(Error::TenantMoved(id))
             }
             out => out,
