@@ -91,3 +91,57 @@ async fn a_repository_calls_future_stays_small(db: TestTenancy) {
         );
     }
 }
+
+/// A limited query is planned once per connection, not on every run: with its limit bound as a
+/// parameter, PostgreSQL's generic plan (costed for an unknown limit) never won against the
+/// custom plans, so every run was planned anew, about as much server work as running it. With
+/// the limit in the text, the generic plan takes over after five runs.
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_limited_query_is_planned_once_not_on_every_run(db: TestTenancy) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(db.url())
+        .await
+        .unwrap();
+    let tenancy = tenancy::Tenancy::from_pool(pool.clone()).await.unwrap();
+    tenancy
+        .create_tenant(NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    let ctx = tenancy.resolve_slug("acme").await.unwrap();
+    // Enough rows that a plan for an unknown limit costs more than one for two rows.
+    sqlx::query(
+        "INSERT INTO spinners (tenant_id, id, name) \
+         SELECT $1, gen_random_uuid(), 'spinner ' || i FROM generate_series(1, 2000) i",
+    )
+    .bind(ctx.id().as_uuid())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE spinners")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        let page = Spinner::repo()
+            .query()
+            .order_by(Spinner::NAME.asc())
+            .limit(2)
+            .fetch_all(&ctx)
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 2);
+    }
+    let (statement, generic, custom): (String, i64, i64) = sqlx::query_as(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement LIKE '%FROM \"spinners\"%ORDER BY%' AND statement NOT LIKE '%pg_prepared%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        generic >= 5 && custom <= 5,
+        "{statement}: {generic} runs on the generic plan, {custom} planned anew"
+    );
+    tenancy.close().await;
+}

@@ -52,7 +52,7 @@ pub type SpinRow = (Uuid, Uuid, i32, Option<String>, OffsetDateTime);
 // `check_same_sql` fails the run if the repository ever sends something else. The writes'
 // hand-written forms are the repository's without its write fence.
 pub const GET_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 AND "id" = $1"#;
-const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $2 ORDER BY "created_at" DESC, "id" DESC LIMIT $1"#;
+const LIST50_SQL: &str = r#"SELECT "id", "spinner_id", "duration", "note", "created_at" FROM "spins" WHERE "tenant_id" = $1 ORDER BY "created_at" DESC, "id" DESC LIMIT 50"#;
 const INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES ($5, $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const UPDATE_SQL: &str = r#"UPDATE "spins" SET "spinner_id" = $2, "duration" = $3, "note" = $4 WHERE "tenant_id" = $5 AND "id" = $1 RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
 const REPO_INSERT_SQL: &str = r#"INSERT INTO "spins" ("tenant_id", "id", "spinner_id", "duration", "note") VALUES (tenancy.write_fence($5, 'shared_table', NULL::text), $1, $2, $3, $4) RETURNING "id", "spinner_id", "duration", "note", "created_at""#;
@@ -387,7 +387,6 @@ async fn list50_repo_vs_raw(b: &mut Bench, side: &Side, data: &Data, name: &'sta
         let pool = pool.clone();
         async move {
             let rows = sqlx::query_as::<_, SpinRow>(LIST50_SQL)
-                .bind(50_i64)
                 .bind(tenant)
                 .fetch_all(&pool)
                 .await
