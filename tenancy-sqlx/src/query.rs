@@ -77,6 +77,11 @@ impl<M: Model> Select<M> {
 
     /// At most `n` rows. A limited query is ordered (by the key, if no order is given), so
     /// that which rows come back does not depend on the server's plan.
+    ///
+    /// `n` is written into the statement's text rather than bound, so that PostgreSQL can plan
+    /// the statement once and reuse the plan (it replans a bound limit on every run). Each
+    /// distinct `n` is therefore a prepared statement of its own: take page sizes from a small
+    /// set, not from the request as given.
     #[must_use]
     pub fn limit(mut self, n: i64) -> Self {
         self.rows.limit = Some(n);
