@@ -337,16 +337,20 @@ fn series_label(series: &str) -> String {
         "lookup_schema_vs_shared_raw_cap" => "cache holding every tenant".into(),
         "lookup_schema_vs_shared_same_data_raw" => "floor holding the same rows".into(),
         "lookup_schema_lanes16_c16_vs_shared_raw_c16" => "16 lanes of 1 vs a pool of 16".into(),
+        "lookup_schema_lanes8x2_c16_vs_shared_raw_c16" => "8 lanes of 2 vs a pool of 16".into(),
         "backend_mib_per_conn_schema" => "one connection, cache 1,024".into(),
         "backend_mib_per_conn_schema_cap" => "cache holding every tenant".into(),
         "backend_mib_per_conn_schema_lanes16" => "largest of 16 lanes".into(),
+        "backend_mib_per_conn_schema_lanes8x2" => "largest of 8 lanes of 2".into(),
         other => other.into(),
     }
 }
 
 /// The same kind of series has the same colour in both panels.
 fn series_colour(series: &str) -> &'static str {
-    if series.contains("lanes") {
+    if series.contains("lanes8x2") {
+        "#27ae60"
+    } else if series.contains("lanes") {
         "#16a085"
     } else if series.ends_with("_cap") {
         "#8e44ad"

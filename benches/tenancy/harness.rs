@@ -4,7 +4,8 @@
 //! A row is one name in the JSON. A comparison row (`compare`, `add_ratio`) records the ratio
 //! of the contenders' median throughputs (or times) under its name, the median of the
 //! per-round ratios under `<name>.paired`, each contender's median under `<name>.<label>` and,
-//! for operations, the client's CPU time per operation under `<name>.<label>_client_cpu`, the
+//! for operations, the client's CPU time per operation under `<name>.<label>_client_cpu` and,
+//! with the server on this machine, its processes' under `<name>.<label>_server_cpu`; the
 //! interquartile range of the per-round ratios under `<name>.paired_q1` and `<name>.paired_q3`.
 //! A row with a goal records it as `<name>.goal_min` or `<name>.goal_max`.
 
@@ -229,21 +230,29 @@ impl Bench {
             next += n;
         }
         let mut detail = format!("{n} ops/round, {c} task{}", if c == 1 { "" } else { "s" });
-        // This process's CPU time per operation: what the client side costs, which the load of
-        // the machine moves far less than throughput.
-        let cpu =
-            (ca.len() == sa.len() && cb.len() == sb.len()).then(|| (median(&ca), median(&cb)));
-        if let Some((ua, ub)) = cpu {
+        // CPU time per operation, of this process (the client) and of the server's processes:
+        // what each side costs, which the load of the machine moves far less than throughput.
+        // Where both share the machine's cores, their sum is what a saturated run divides.
+        let cpu = (ca.len() == sa.len() && cb.len() == sb.len()).then(|| {
+            let side = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+                median(&v.iter().map(f).collect::<Vec<_>>())
+            };
+            [
+                ("client", side(&ca, |x| x.0), side(&cb, |x| x.0)),
+                ("server", side(&ca, |x| x.1), side(&cb, |x| x.1)),
+            ]
+        });
+        for (who, ua, ub) in cpu.iter().flatten() {
             detail.push_str(&format!(
-                "; client CPU {} {ua:.1} us/op, {} {ub:.1} us/op",
+                "; {who} CPU {} {ua:.1} us/op, {} {ub:.1} us/op",
                 spec.a, spec.b
             ));
         }
         let ratio = self.add_ratio(&spec, &sa, &sb, Samples::OpsPerSec, &detail);
-        if let Some((ua, ub)) = cpu {
-            for (label, v) in [(spec.a, ua), (spec.b, ub)] {
+        for (who, ua, ub) in cpu.iter().flatten() {
+            for (label, v) in [(spec.a, *ua), (spec.b, *ub)] {
                 self.records.push(Record {
-                    name: format!("{}.{label}_client_cpu", spec.name),
+                    name: format!("{}.{label}_{who}_cpu", spec.name),
                     value: v,
                     unit: "us/op",
                 });
@@ -422,12 +431,12 @@ pub fn bench_dir() -> PathBuf {
 /// Runs operations `start..start + n` on `tasks` spawned tasks (operation `i` on task
 /// `i % tasks`); returns operations per second and, where the platform tells, this process's
 /// CPU microseconds per operation.
-async fn round<F, Fut>(op: &F, start: u64, n: u64, tasks: usize) -> (f64, Option<f64>)
+async fn round<F, Fut>(op: &F, start: u64, n: u64, tasks: usize) -> (f64, Option<(f64, f64)>)
 where
     F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let cpu = process_cpu_ns();
+    let cpu = process_cpu_ns().zip(server_cpu_ns());
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     // Each task takes the next operation when it is free, as a server's workers take the next
@@ -452,10 +461,43 @@ where
         }
     }
     let ops = n as f64 / t.elapsed().as_secs_f64();
-    let cpu = cpu
-        .zip(process_cpu_ns())
-        .map(|(before, after)| after.saturating_sub(before) as f64 / 1e3 / n as f64);
+    let per_op = |before: u64, after: u64| after.saturating_sub(before) as f64 / 1e3 / n as f64;
+    let cpu = cpu.zip(process_cpu_ns().zip(server_cpu_ns())).map(
+        |((client, server), (client2, server2))| (per_op(client, client2), per_op(server, server2)),
+    );
     (ops, cpu)
+}
+
+/// CPU time the PostgreSQL server's processes on this machine have run, in nanoseconds: every
+/// process named `postgres` (backends, and the background ones, whose share is small beside a
+/// round's statements); `None` when none is visible (a server elsewhere).
+fn server_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Ok(entry) = entry else { continue };
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        // A backend may exit between the listing and the reads: count what can be read.
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "postgres" {
+            continue;
+        }
+        if let Some(ns) = std::fs::read_to_string(entry.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            total += ns;
+            seen = true;
+        }
+    }
+    seen.then_some(total)
 }
 
 /// CPU time this process's threads have run, in nanoseconds (Linux: the first field of each

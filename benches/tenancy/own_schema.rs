@@ -43,13 +43,39 @@ const BIG_ROWS: &[&str] = &[
     "backend_mib_per_conn_schema10000",
     LANES_ROW,
     LANES_MEMORY_ROW,
+    LANES8X2_ROW,
+    LANES8X2_MEMORY_ROW,
     crate::reports::ROW_10000,
 ];
 /// 10,000 tenants on 16 connection lanes of one connection, 16 tasks, against the floor on a
 /// pool of 16: what `TenancyBuilder::connection_lanes` buys at that scale.
 const LANES_ROW: &str = "lookup_schema10000_lanes16_c16_vs_shared_raw_c16";
 const LANES_MEMORY_ROW: &str = "backend_mib_per_conn_schema10000_lanes16";
+/// The same 16 connections as 8 lanes of two: twice the tenants per backend, for less queueing.
+const LANES8X2_ROW: &str = "lookup_schema10000_lanes8x2_c16_vs_shared_raw_c16";
+const LANES8X2_MEMORY_ROW: &str = "backend_mib_per_conn_schema10000_lanes8x2";
+/// Connections in every lanes row, and tasks.
 const LANES: usize = 16;
+
+/// How a lanes row splits its `LANES` connections, and its rows' names.
+struct LaneShape {
+    lanes: usize,
+    row: &'static str,
+    memory_row: &'static str,
+}
+
+const LANE_SHAPES: [LaneShape; 2] = [
+    LaneShape {
+        lanes: 16,
+        row: LANES_ROW,
+        memory_row: LANES_MEMORY_ROW,
+    },
+    LaneShape {
+        lanes: 8,
+        row: LANES8X2_ROW,
+        memory_row: LANES8X2_MEMORY_ROW,
+    },
+];
 const MIGRATE_ROW: &str = "migrate_all_ms_per_tenant";
 
 /// The second tenant migration: a column and an index (the index the foreign key of spins
@@ -199,7 +225,9 @@ pub async fn run(b: &mut Bench, admin: &str) {
                 let mem = leak(format!("backend_mib_per_conn_schema10000_cap{cap}"));
                 lookups(b, &w, row, Some(mem), n, cap, false).await;
             }
-            lanes(b, &w).await;
+            for shape in &LANE_SHAPES {
+                lanes(b, &w, shape).await;
+            }
             crate::reports::run_all(b, &w).await;
         }
         None if big_wanted => b.skip(BIG_ROWS[0], "opt-in: TENANCY_BENCH_10K=1"),
@@ -602,16 +630,20 @@ async fn lookups(
     ratio
 }
 
-/// Lookups over every tenant on `LANES` lanes of one connection each, `LANES` tasks, against
-/// hand-written lookups on a pool of as many connections; then the largest backend memory
-/// among the lanes' connections.
-async fn lanes(b: &mut Bench, w: &World) {
-    if !b.wants(LANES_ROW) && !b.wants(LANES_MEMORY_ROW) {
+/// Lookups over every tenant on `LANES` connections split into `shape.lanes` lanes, `LANES`
+/// tasks, against hand-written lookups on a pool of as many connections; then the largest
+/// backend memory among the lanes' connections. Each connection's statement cache holds its
+/// lane's tenants.
+async fn lanes(b: &mut Bench, w: &World, shape: &LaneShape) {
+    let (row, memory_row) = (shape.row, shape.memory_row);
+    if !b.wants(row) && !b.wants(memory_row) {
         return;
     }
+    let per_lane = w.slugs.len().div_ceil(shape.lanes);
     let tenancy = Tenancy::builder()
         .max_connections(LANES as u32)
-        .connection_lanes(LANES)
+        .connection_lanes(shape.lanes)
+        .statement_cache_capacity(tenancy::DEFAULT_STATEMENT_CACHE.max(per_lane + per_lane / 4))
         .connect(&with_application_name(&w.url, LANES_APP))
         .await
         .expect("tenancy with lanes");
@@ -658,11 +690,13 @@ async fn lanes(b: &mut Bench, w: &World) {
     let (p, ids, floor) = (floor_pool.clone(), w.floor_ids.clone(), w.floor_tenant);
     let raw = move |i| raw_get(p.clone(), floor, ids[pick(i, ids.len())]);
     eprintln!(
-        "{LANES_ROW}: {} own-schema tenants on {LANES} lanes",
-        ctxs.len()
+        "{row}: {} own-schema tenants on {} lanes of {} connections",
+        ctxs.len(),
+        shape.lanes,
+        LANES / shape.lanes
     );
     let spec = Compare {
-        name: LANES_ROW,
+        name: row,
         a: "schema_lanes",
         b: "shared_raw",
         concurrency: LANES,
@@ -677,8 +711,8 @@ async fn lanes(b: &mut Bench, w: &World) {
     b.cfg.round_secs *= 5.0;
     b.compare(spec, repo, raw).await;
     b.cfg.round_secs = round_secs;
-    if b.wants(LANES_MEMORY_ROW) {
-        lanes_memory(b, &w.url).await;
+    if b.wants(memory_row) {
+        lanes_memory(b, &w.url, row, memory_row).await;
     }
     tenancy.close().await;
     floor_pool.close().await;
@@ -702,7 +736,7 @@ fn with_application_name(url: &str, name: &str) -> String {
 /// counted apart). It counts what the allocator kept after freeing too, so it is at least the
 /// contexts' total; `backend_mib_per_conn_schema10000` records both measures of one connection
 /// side by side. Needs the server on this machine and the right to read its processes.
-async fn lanes_memory(b: &mut Bench, url: &str) {
+async fn lanes_memory(b: &mut Bench, url: &str, row: &str, memory_row: &'static str) {
     let mut conn = PgConnection::connect(url).await.expect("connect");
     let pids: Vec<i32> =
         sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
@@ -717,18 +751,18 @@ async fn lanes_memory(b: &mut Bench, url: &str) {
             let max = mibs.iter().copied().fold(0.0, f64::max);
             let mean = mibs.iter().sum::<f64>() / mibs.len() as f64;
             b.add_value(
-                LANES_MEMORY_ROW,
+                memory_row,
                 max,
                 "MiB",
                 Some(MEMORY_GOAL),
                 &format!(
-                    "largest RssAnon of the {} lane backends after {LANES_ROW} (mean {mean:.1})",
+                    "largest RssAnon of the {} lane backends after {row} (mean {mean:.1})",
                     mibs.len()
                 ),
             );
         }
         _ => eprintln!(
-            "{LANES_MEMORY_ROW}: not measured (the lanes' backends, {pids:?}, are not readable \
+            "{memory_row}: not measured (the lanes' backends, {pids:?}, are not readable \
              in /proc: a server on another machine, or no right to read its processes)"
         ),
     }
