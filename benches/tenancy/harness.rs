@@ -5,8 +5,9 @@
 //! of the contenders' median throughputs (or times) under its name, the median of the
 //! per-round ratios under `<name>.paired`, each contender's median under `<name>.<label>` and,
 //! for operations, the client's CPU time per operation under `<name>.<label>_client_cpu` and,
-//! with the server on this machine, its processes' under `<name>.<label>_server_cpu`; the
-//! interquartile range of the per-round ratios under `<name>.paired_q1` and `<name>.paired_q3`.
+//! with the server on this machine, its processes' under `<name>.<label>_server_cpu` and the
+//! 8 KiB pages they read from the operating system (files not in PostgreSQL's buffers) under
+//! `<name>.<label>_server_reads`; the interquartile range of the per-round ratios under `<name>.paired_q1` and `<name>.paired_q3`.
 //! A row with a goal records it as `<name>.goal_min` or `<name>.goal_max`.
 
 use std::future::Future;
@@ -234,27 +235,45 @@ impl Bench {
         // what each side costs, which the load of the machine moves far less than throughput.
         // Where both share the machine's cores, their sum is what a saturated run divides.
         let cpu = (ca.len() == sa.len() && cb.len() == sb.len()).then(|| {
-            let side = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
-                median(&v.iter().map(f).collect::<Vec<_>>())
+            let side = |v: &[Use], f: fn(&Use) -> Option<f64>| {
+                let v: Option<Vec<f64>> = v.iter().map(f).collect();
+                v.map(|v| median(&v))
             };
-            [
-                ("client", side(&ca, |x| x.0), side(&cb, |x| x.0)),
-                ("server", side(&ca, |x| x.1), side(&cb, |x| x.1)),
-            ]
+            let parts: [(&str, Measure); 3] = [
+                ("client_cpu", |x| Some(x.client_us)),
+                ("server_cpu", |x| Some(x.server_us)),
+                ("server_reads", |x| x.server_reads),
+            ];
+            parts
+                .into_iter()
+                .filter_map(|(what, f)| Some((what, side(&ca, f)?, side(&cb, f)?)))
+                .collect::<Vec<_>>()
         });
-        for (who, ua, ub) in cpu.iter().flatten() {
-            detail.push_str(&format!(
-                "; {who} CPU {} {ua:.1} us/op, {} {ub:.1} us/op",
-                spec.a, spec.b
-            ));
+        for (what, ua, ub) in cpu.iter().flatten() {
+            detail.push_str(&match *what {
+                "server_reads" => format!(
+                    "; server pages read {} {ua:.2}/op, {} {ub:.2}/op",
+                    spec.a, spec.b
+                ),
+                _ => format!(
+                    "; {} CPU {} {ua:.1} us/op, {} {ub:.1} us/op",
+                    what.trim_end_matches("_cpu"),
+                    spec.a,
+                    spec.b
+                ),
+            });
         }
         let ratio = self.add_ratio(&spec, &sa, &sb, Samples::OpsPerSec, &detail);
-        for (who, ua, ub) in cpu.iter().flatten() {
+        for (what, ua, ub) in cpu.iter().flatten() {
             for (label, v) in [(spec.a, *ua), (spec.b, *ub)] {
                 self.records.push(Record {
-                    name: format!("{}.{label}_{who}_cpu", spec.name),
+                    name: format!("{}.{label}_{what}", spec.name),
                     value: v,
-                    unit: "us/op",
+                    unit: if *what == "server_reads" {
+                        "pages/op"
+                    } else {
+                        "us/op"
+                    },
                 });
             }
         }
@@ -428,15 +447,29 @@ pub fn bench_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench")
 }
 
+/// Reads one figure out of a round's [`Use`], if the round has it.
+type Measure = fn(&Use) -> Option<f64>;
+
+/// What one operation cost each side, on average over a round.
+#[derive(Clone, Copy)]
+struct Use {
+    /// This process's CPU time, microseconds.
+    client_us: f64,
+    /// The server's processes' CPU time, microseconds.
+    server_us: f64,
+    /// 8 KiB pages the server's processes read from the operating system, if known.
+    server_reads: Option<f64>,
+}
+
 /// Runs operations `start..start + n` on `tasks` spawned tasks (operation `i` on task
-/// `i % tasks`); returns operations per second and, where the platform tells, this process's
-/// CPU microseconds per operation.
-async fn round<F, Fut>(op: &F, start: u64, n: u64, tasks: usize) -> (f64, Option<(f64, f64)>)
+/// `i % tasks`); returns operations per second and, where the platform tells, what an
+/// operation cost the client and the server.
+async fn round<F, Fut>(op: &F, start: u64, n: u64, tasks: usize) -> (f64, Option<Use>)
 where
     F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let cpu = process_cpu_ns().zip(server_cpu_ns());
+    let cpu = process_cpu_ns().zip(server_use());
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     // Each task takes the next operation when it is free, as a server's workers take the next
@@ -461,18 +494,40 @@ where
         }
     }
     let ops = n as f64 / t.elapsed().as_secs_f64();
-    let per_op = |before: u64, after: u64| after.saturating_sub(before) as f64 / 1e3 / n as f64;
-    let cpu = cpu.zip(process_cpu_ns().zip(server_cpu_ns())).map(
-        |((client, server), (client2, server2))| (per_op(client, client2), per_op(server, server2)),
+    let per_op = |before: u64, after: u64| after.saturating_sub(before) as f64 / n as f64;
+    let cpu = cpu.zip(process_cpu_ns().zip(server_use())).map(
+        |((client, server), (client2, server2))| Use {
+            client_us: per_op(client, client2) / 1e3,
+            server_us: per_op(server.cpu_ns, server2.cpu_ns) / 1e3,
+            server_reads: server
+                .read_bytes
+                .zip(server2.read_bytes)
+                .map(|(before, after)| per_op(before, after) / 8192.0),
+        },
     );
     (ops, cpu)
 }
 
-/// CPU time the PostgreSQL server's processes on this machine have run, in nanoseconds: every
-/// process named `postgres` (backends, and the background ones, whose share is small beside a
-/// round's statements); `None` when none is visible (a server elsewhere).
-fn server_cpu_ns() -> Option<u64> {
-    let mut total = 0;
+/// What the PostgreSQL server's processes on this machine have used so far.
+#[derive(Clone, Copy)]
+struct ServerUse {
+    /// CPU time run, nanoseconds.
+    cpu_ns: u64,
+    /// Bytes read with `read`/`pread` (`rchar` of `/proc/<pid>/io`): data files outside
+    /// PostgreSQL's buffers, read through the OS page cache. The client's socket is read with
+    /// `recv`, which this does not count. `None` if a process's was not readable (it is the
+    /// server user's and root's only).
+    read_bytes: Option<u64>,
+}
+
+/// What every process named `postgres` on this machine has used (backends, and the background
+/// ones, whose share is small beside a round's statements); `None` when none is visible (a
+/// server elsewhere).
+fn server_use() -> Option<ServerUse> {
+    let mut total = ServerUse {
+        cpu_ns: 0,
+        read_bytes: Some(0),
+    };
     let mut seen = false;
     for entry in std::fs::read_dir("/proc").ok()? {
         let Ok(entry) = entry else { continue };
@@ -493,9 +548,19 @@ fn server_cpu_ns() -> Option<u64> {
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         {
-            total += ns;
+            total.cpu_ns += ns;
             seen = true;
         }
+        let bytes = std::fs::read_to_string(entry.path().join("io"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("rchar:"))?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            });
+        total.read_bytes = total.read_bytes.zip(bytes).map(|(t, b)| t + b);
     }
     seen.then_some(total)
 }

@@ -45,6 +45,8 @@ const BIG_ROWS: &[&str] = &[
     LANES_MEMORY_ROW,
     LANES8X2_ROW,
     LANES8X2_MEMORY_ROW,
+    LANES_SPREAD_ROW,
+    LANES_ACTIVE_ROW,
     crate::reports::ROW_10000,
 ];
 /// 10,000 tenants on 16 connection lanes of one connection, 16 tasks, against the floor on a
@@ -54,6 +56,14 @@ const LANES_MEMORY_ROW: &str = "backend_mib_per_conn_schema10000_lanes16";
 /// The same 16 connections as 8 lanes of two: twice the tenants per backend, for less queueing.
 const LANES8X2_ROW: &str = "lookup_schema10000_lanes8x2_c16_vs_shared_raw_c16";
 const LANES8X2_MEMORY_ROW: &str = "backend_mib_per_conn_schema10000_lanes8x2";
+/// 16 lanes of one with each operation's tenant taken from the lane after the last operation's,
+/// so that the operations in flight at once mostly fall on different lanes: the lanes without
+/// most of their queueing (tenants placed on lanes by load rather than by hash would approach
+/// it), to tell what the queueing costs from what the schemas do.
+const LANES_SPREAD_ROW: &str = "lookup_schema10000_lanes16_spread_c16_vs_shared_raw_c16";
+/// 16 lanes of one over the same 10,000 schemas, the lookups going to 1,000 of them: whether
+/// the cost is the schemas that exist or the ones in use.
+const LANES_ACTIVE_ROW: &str = "lookup_schema10000_lanes16_active1000_c16_vs_shared_raw_c16";
 /// Connections in every lanes row, and tasks.
 const LANES: usize = 16;
 
@@ -61,19 +71,41 @@ const LANES: usize = 16;
 struct LaneShape {
     lanes: usize,
     row: &'static str,
-    memory_row: &'static str,
+    memory_row: Option<&'static str>,
+    /// Operation `i` takes a tenant of lane `i % lanes` instead of any tenant.
+    spread: bool,
+    /// Lookups go to this many tenants (spread evenly over the creation order), not all.
+    active: Option<usize>,
 }
 
-const LANE_SHAPES: [LaneShape; 2] = [
+const LANE_SHAPES: [LaneShape; 4] = [
     LaneShape {
         lanes: 16,
         row: LANES_ROW,
-        memory_row: LANES_MEMORY_ROW,
+        memory_row: Some(LANES_MEMORY_ROW),
+        spread: false,
+        active: None,
     },
     LaneShape {
         lanes: 8,
         row: LANES8X2_ROW,
-        memory_row: LANES8X2_MEMORY_ROW,
+        memory_row: Some(LANES8X2_MEMORY_ROW),
+        spread: false,
+        active: None,
+    },
+    LaneShape {
+        lanes: 16,
+        row: LANES_SPREAD_ROW,
+        memory_row: None,
+        spread: true,
+        active: None,
+    },
+    LaneShape {
+        lanes: 16,
+        row: LANES_ACTIVE_ROW,
+        memory_row: None,
+        spread: false,
+        active: Some(1_000),
     },
 ];
 const MIGRATE_ROW: &str = "migrate_all_ms_per_tenant";
@@ -636,7 +668,7 @@ async fn lookups(
 /// lane's tenants.
 async fn lanes(b: &mut Bench, w: &World, shape: &LaneShape) {
     let (row, memory_row) = (shape.row, shape.memory_row);
-    if !b.wants(row) && !b.wants(memory_row) {
+    if !b.wants(row) && !memory_row.is_some_and(|m| b.wants(m)) {
         return;
     }
     let per_lane = w.slugs.len().div_ceil(shape.lanes);
@@ -647,8 +679,9 @@ async fn lanes(b: &mut Bench, w: &World, shape: &LaneShape) {
         .connect(&with_application_name(&w.url, LANES_APP))
         .await
         .expect("tenancy with lanes");
+    let step = shape.active.map_or(1, |a| w.slugs.len().div_ceil(a));
     let mut ctxs = Vec::with_capacity(w.slugs.len());
-    for slug in &w.slugs {
+    for slug in w.slugs.iter().step_by(step) {
         ctxs.push(tenancy.resolve_slug(slug).await.expect("resolve"));
     }
     let spins = BIG_SPINS.min(w.spins);
@@ -665,11 +698,24 @@ async fn lanes(b: &mut Bench, w: &World, shape: &LaneShape) {
             })
             .await;
     }
-    let ctxs = Arc::new(ctxs);
+    // The tenants of each lane, by the rule of `lane_index` in tenancy-sqlx/src/runtime.rs (the
+    // uuid modulo the number of lanes); with `spread`, operation `i` takes one of lane `i %
+    // lanes`'s, otherwise any of all.
+    let lanes: Vec<Vec<TenantCtx>> = if shape.spread {
+        let mut lanes = vec![Vec::new(); shape.lanes];
+        for ctx in &ctxs {
+            lanes[(ctx.id().as_uuid().as_u128() % shape.lanes as u128) as usize].push(ctx.clone());
+        }
+        lanes
+    } else {
+        vec![ctxs]
+    };
+    let lanes = Arc::new(lanes);
     let repo = {
-        let ctxs = ctxs.clone();
+        let lanes = lanes.clone();
         move |i: u64| {
-            let ctx = ctxs[pick(i, ctxs.len())].clone();
+            let lane = &lanes[i as usize % lanes.len()];
+            let ctx = lane[pick(i / lanes.len() as u64, lane.len())].clone();
             let id = spin_id(1 + pick(i ^ 0x5DEE_CE66, spins) as u64);
             async move {
                 let spin = Spin::repo().get(&ctx, id).await.expect("repo get");
@@ -690,8 +736,9 @@ async fn lanes(b: &mut Bench, w: &World, shape: &LaneShape) {
     let (p, ids, floor) = (floor_pool.clone(), w.floor_ids.clone(), w.floor_tenant);
     let raw = move |i| raw_get(p.clone(), floor, ids[pick(i, ids.len())]);
     eprintln!(
-        "{row}: {} own-schema tenants on {} lanes of {} connections",
-        ctxs.len(),
+        "{row}: lookups to {} of {} own-schema tenants on {} lanes of {} connections",
+        lanes.iter().map(Vec::len).sum::<usize>(),
+        w.slugs.len(),
         shape.lanes,
         LANES / shape.lanes
     );
@@ -711,7 +758,7 @@ async fn lanes(b: &mut Bench, w: &World, shape: &LaneShape) {
     b.cfg.round_secs *= 5.0;
     b.compare(spec, repo, raw).await;
     b.cfg.round_secs = round_secs;
-    if b.wants(memory_row) {
+    if let Some(memory_row) = memory_row.filter(|m| b.wants(m)) {
         lanes_memory(b, &w.url, row, memory_row).await;
     }
     tenancy.close().await;

@@ -188,9 +188,10 @@ impl TenancyBuilder {
     ///
     /// The price: a tenant can use only its lane's connections at once, so a burst from one
     /// tenant queues sooner. (16 lanes of one connection over 10,000 tenants, 16 tasks at
-    /// random tenants: 0.61-0.83 of a plain pool of 16 in runs on different days, at 32 MiB for
-    /// the largest backend against 251; 8 lanes of two measure the same, so what is left there
-    /// is the CPU a lookup among 10,000 schemas costs, not the queueing: BENCHMARKS.md.) Registry,
+    /// random tenants: 0.58-0.83 of a plain pool of 16 in runs on different days, at 32 MiB for
+    /// the largest backend against 251; 8 lanes of two, or operations spread over the lanes,
+    /// measure the same. What is left is PostgreSQL's own work for a statement on a table other
+    /// than the last one's, profiled in BENCHMARKS.md, not the queueing.) Registry,
     /// lifecycle, migration and report work then runs on a pool of its own
     /// ([`TenancyBuilder::admin_connections`]; reports over own schemas on
     /// [`TenancyBuilder::report_connections`]). Through PgBouncer, lanes bound the client side
