@@ -1574,6 +1574,49 @@ async fn a_move_between_servers_cut_off_after_its_seal_is_finished_by_a_rerun(db
     drop_extra(&urls, &tag).await;
 }
 
+/// What two cut-off runs of a move between servers can leave: the first cut off after its seal
+/// (the source sealed, every row there), the second, which dropped the first's copy, cut off
+/// right after making its new database and before stamping it (a database without even
+/// tenancy's schema). The next run takes that database for the half-made leftover it is, drops
+/// it and finishes the move. (Found by the cancelled-move test: the check of the leftover named
+/// `tenancy.tenants` and failed with "schema tenancy does not exist".)
+#[tenancy::test(migrations = "tests/migrations")]
+async fn a_half_made_database_beside_a_sealed_source_is_replaced_by_the_rerun(db: TestTenancy) {
+    let Some(urls) = server_urls("move_between_servers_half_made_target") else {
+        return;
+    };
+    let AcmeOnS2 {
+        tenancy,
+        tag,
+        su,
+        a,
+        db_name,
+    } = acme_on_s2(&db, &urls, 6).await;
+    exec_at(
+        &url_of(&urls.0, &db_name),
+        "UPDATE tenancy.tenants SET moved_at = now()",
+    )
+    .await;
+    exec_at(&urls.1, &format!("CREATE DATABASE \"{db_name}\"")).await;
+    assert!(sealed_at(&urls.0, &db_name).await);
+
+    let moved = tenancy
+        .move_tenant_with(&su, a.id(), Placement::OwnDatabase, to_server("s3"))
+        .await
+        .unwrap();
+    // The spinner and its 6 spins.
+    assert_eq!((moved.server.as_str(), moved.rows()), ("s3", 7));
+    assert_eq!(
+        home_of(&db, a.id()).await,
+        ("own_database".into(), Some(db_name.clone()), "s3".into())
+    );
+    assert_eq!(spins_at(&urls.1, &db_name, a.id()).await.len(), 6);
+    let a = tenancy.resolve_slug("acme").await.unwrap();
+    assert_eq!(Spin::repo().count(&a).await.unwrap(), 6);
+    tenancy.close().await;
+    drop_extra(&urls, &tag).await;
+}
+
 /// A registry restored from a backup taken before tenant `id`'s move from s2 switched: its row
 /// names s2 again, no old copy is recorded. Returns the connection to the registry.
 async fn restore_registry_to_before_the_switch(

@@ -171,6 +171,19 @@ pub(crate) fn fence_bodies(
         .zip(ddl.split("$fn$").skip(1).step_by(2))
 }
 
+/// Whether the database `conn` is on has tenancy's identity table (`tenancy.tenants`): a
+/// database cut off between its `CREATE DATABASE` and [`stamp`] may lack even the schema.
+pub(crate) async fn has_identity(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    // Outside any transaction (see `crate::sql::in_own_tx`).
+    crate::sql::in_own_tx(conn, async |c| {
+        sqlx::query_scalar("SELECT pg_catalog.to_regclass('tenancy.tenants') IS NOT NULL")
+            .persistent(false)
+            .fetch_one(c)
+            .await
+    })
+    .await
+}
+
 /// The first fence function in the tenant database `conn` is on that is not as `ddl` makes it
 /// ([`FENCE_DDL`] in an own database, `databases::home::HOME_FENCE_DDL` in a server home: a
 /// body, language or signature changed by hand, or a second function of its name), by its
