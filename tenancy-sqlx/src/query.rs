@@ -1,5 +1,7 @@
 //! [`Select`]: the typed query builder on a model's rows.
 
+use std::fmt::Write;
+
 use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::SqlStr;
 
@@ -141,7 +143,7 @@ impl<M: Model> Select<M> {
             // the custom ones), while with the number in the text the generic plan takes over
             // after five runs. An integer's digits (or a minus sign, which the server refuses
             // as it would the bound value) are all it can write. One statement per limit used.
-            buf.push(&format!(" LIMIT {limit}"));
+            let _ = write!(buf.sql, " LIMIT {limit}");
         }
         if let Some(offset) = self.rows.offset {
             buf.push(" OFFSET ");

@@ -128,19 +128,86 @@ impl SqlBuf {
     /// # Errors
     /// [`Error::TenantBinding`] if the statement reads no tenant, or its arguments fail the
     /// tenant's check.
-    pub(crate) fn finish(self, tenant: uuid::Uuid) -> Result<(SqlStr, TenantArgs)> {
-        if !self.sql.contains(TENANT) {
+    pub(crate) fn finish(mut self, tenant: uuid::Uuid) -> Result<(SqlStr, TenantArgs)> {
+        let Some(mut at) = self.sql.find(TENANT) else {
             return Err(Error::TenantBinding(
                 "the statement has no placeholder for the tenant".into(),
             ));
-        }
+        };
         let n = self.args.len() + 1;
-        let sql = self.sql.replace(TENANT, &format!("${n}"));
-        Ok((text(sql), crate::bind::finish(self.args, tenant, n)?))
+        // In place, every mark: this runs on every built statement (a list page, say), where
+        // a second string and a formatted number were a good part of the client's cost.
+        let mut digits = [0u8; 24];
+        let placeholder = dollar(n, &mut digits);
+        loop {
+            self.sql
+                .replace_range(at..at + TENANT.len_utf8(), placeholder);
+            let from = at + placeholder.len();
+            match self.sql[from..].find(TENANT) {
+                Some(i) => at = from + i,
+                None => break,
+            }
+        }
+        Ok((text(self.sql), crate::bind::finish(self.args, tenant, n)?))
     }
 
     fn push_placeholder(&mut self) {
         use std::fmt::Write;
         let _ = write!(self.sql, "${}", self.args.len());
+    }
+}
+
+/// `$n`, written at the end of `buf`.
+fn dollar(mut n: usize, buf: &mut [u8; 24]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    i -= 1;
+    buf[i] = b'$';
+    // A '$' and ASCII digits.
+    std::str::from_utf8(&buf[i..]).unwrap_or("$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollar_writes_the_placeholder_of_any_number() {
+        let mut buf = [0u8; 24];
+        assert_eq!(dollar(1, &mut buf), "$1");
+        assert_eq!(dollar(10, &mut buf), "$10");
+        assert_eq!(dollar(65_536, &mut buf), "$65536");
+        assert_eq!(dollar(usize::MAX, &mut buf), format!("${}", usize::MAX));
+    }
+
+    #[test]
+    fn finish_numbers_every_tenant_mark_after_the_bound_values() {
+        let mut buf = SqlBuf::new("SELECT 1 FROM t WHERE tenant_id = ");
+        buf.tenant().push(" AND a = ");
+        buf.bind(7_i32).unwrap();
+        buf.push(" AND f(").tenant().push(") AND b = ");
+        buf.bind("x").unwrap();
+        let (sql, _) = buf.finish(uuid::Uuid::nil()).unwrap();
+        assert_eq!(
+            sql.as_str(),
+            "SELECT 1 FROM t WHERE tenant_id = $3 AND a = $1 AND f($3) AND b = $2"
+        );
+    }
+
+    #[test]
+    fn finish_refuses_a_statement_that_never_reads_the_tenant() {
+        let mut buf = SqlBuf::new("SELECT 1 FROM t WHERE a = ");
+        buf.bind(7_i32).unwrap();
+        assert!(matches!(
+            buf.finish(uuid::Uuid::nil()),
+            Err(Error::TenantBinding(_))
+        ));
     }
 }

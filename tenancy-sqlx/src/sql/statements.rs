@@ -106,10 +106,15 @@ impl PlacedSql {
         }
     }
 
-    /// As an owned string, to extend.
+    /// As an owned string, to extend (with room for a filter, an order and a limit, so that
+    /// extending it rarely moves it).
     pub(crate) fn text(&self, schema: Option<&str>) -> String {
         match schema {
-            None => self.shared.clone(),
+            None => {
+                let mut text = String::with_capacity(self.shared.len() + 96);
+                text.push_str(&self.shared);
+                text
+            }
             Some(schema) => place(&self.marked, Some(schema)),
         }
     }
@@ -117,7 +122,7 @@ impl PlacedSql {
 
 /// Fills in a marked statement's table references and write fences for `schema`.
 fn place(marked: &str, schema: Option<&str>) -> String {
-    let mut out = String::with_capacity(marked.len() + 64);
+    let mut out = String::with_capacity(marked.len() + 96);
     let mut rest = marked;
     while let Some(i) = rest.find([AT_TABLE, FENCE_OPEN]) {
         out.push_str(&rest[..i]);
