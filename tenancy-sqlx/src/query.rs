@@ -1,7 +1,5 @@
 //! [`Select`]: the typed query builder on a model's rows.
 
-use std::fmt::Write;
-
 use futures_util::stream::{BoxStream, StreamExt};
 use sqlx::SqlStr;
 
@@ -138,12 +136,7 @@ impl<M: Model> Select<M> {
         }
         buf.order_by(model_sql, &order)?;
         if let Some(limit) = self.rows.limit {
-            // Written into the text, not bound: PostgreSQL plans a `LIMIT $n` statement anew
-            // on every run (its generic plan, costed for an unknown limit, never wins against
-            // the custom ones), while with the number in the text the generic plan takes over
-            // after five runs. An integer's digits (or a minus sign, which the server refuses
-            // as it would the bound value) are all it can write. One statement per limit used.
-            let _ = write!(buf.sql, " LIMIT {limit}");
+            buf.limit(limit);
         }
         if let Some(offset) = self.rows.offset {
             buf.push(" OFFSET ");

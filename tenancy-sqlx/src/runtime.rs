@@ -152,21 +152,15 @@ impl Runtime {
     /// A connection of `lane` for `tenant`, outside any transaction: from the pool, or leased
     /// from the tenant's database's connections, keyed by the tenant's id.
     async fn take(&self, lane: Lane<'_>, tenant: TenantId) -> crate::Result<Conn> {
-        match lane {
-            Lane::Pool(pool) => Conn::take(pool).await,
-            // Boxed: a lease may open a connection, a future of kilobytes that, inline, would
-            // make every pooled unit's future as large (see `conn::acquire::borrow`).
-            Lane::Database(database) => {
-                let databases = self.databases()?;
-                let lease = Box::pin(databases.lease(tenant, database, true)).await?;
-                Ok(Conn::leased(lease))
-            }
-            Lane::Across(database) => {
-                let databases = self.databases()?;
-                let lease = Box::pin(databases.lease(tenant, database, false)).await?;
-                Ok(Conn::leased(lease))
-            }
-        }
+        let (database, share) = match lane {
+            Lane::Pool(pool) => return Conn::take(pool).await,
+            Lane::Database(database) => (database, true),
+            Lane::Across(database) => (database, false),
+        };
+        // Boxed: a lease may open a connection, a future of kilobytes that, inline, would make
+        // every pooled unit's future as large (see `conn::acquire::borrow`).
+        let lease = Box::pin(self.databases()?.lease(tenant, database, share)).await?;
+        Ok(Conn::leased(lease))
     }
 
     /// The own-database side of this handle.

@@ -174,14 +174,12 @@ pub(crate) fn fence_bodies(
 /// Whether the database `conn` is on has tenancy's identity table (`tenancy.tenants`): a
 /// database cut off between its `CREATE DATABASE` and [`stamp`] may lack even the schema.
 pub(crate) async fn has_identity(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    // Outside any transaction (see `crate::sql::in_own_tx`).
-    crate::sql::in_own_tx(conn, async |c| {
-        sqlx::query_scalar("SELECT pg_catalog.to_regclass('tenancy.tenants') IS NOT NULL")
-            .persistent(false)
-            .fetch_one(c)
-            .await
-    })
-    .await
+    use sqlx::Row;
+    // No arguments: one simple query, no transaction around it (see `crate::sql::in_own_tx`).
+    sqlx::raw_sql("SELECT pg_catalog.to_regclass('tenancy.tenants') IS NOT NULL")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)
 }
 
 /// The first fence function in the tenant database `conn` is on that is not as `ddl` makes it

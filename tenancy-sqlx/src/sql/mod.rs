@@ -1,7 +1,8 @@
 //! The one place where SQL text is assembled from identifiers.
 //!
 //! Identifiers reach here validated (`tenancy_core::ident`) and leave quoted; values never reach
-//! SQL text, they are bound. [`text`] is the only caller of sqlx's `AssertSqlSafe` in the crate,
+//! SQL text, they are bound, but for a query's limit, an integer written as its digits
+//! ([`SqlBuf::limit`]). [`text`] is the only caller of sqlx's `AssertSqlSafe` in the crate,
 //! so an audit of dynamic SQL starts and ends in this module and its callers' use of [`SqlBuf`].
 
 pub(crate) mod fence;
@@ -117,6 +118,17 @@ impl SqlBuf {
         Ok(self)
     }
 
+    /// Writes ` LIMIT n` with `n` in the text, not bound: PostgreSQL plans a `LIMIT $n`
+    /// statement anew on every run (its generic plan, costed for an unknown limit, never wins
+    /// against the custom ones), while with the number in the text the generic plan takes over
+    /// after five runs. An integer's digits (or a minus sign, which the server refuses as it
+    /// would the bound value) are all it can write; each limit is a statement of its own.
+    pub(crate) fn limit(&mut self, n: i64) -> &mut Self {
+        self.sql.push_str(" LIMIT ");
+        self.sql.push_str(itoa::Buffer::new().format(n));
+        self
+    }
+
     /// Writes the tenant's placeholder; [`SqlBuf::finish`] binds the tenant, last.
     pub(crate) fn tenant(&mut self) -> &mut Self {
         self.sql.push(TENANT);
@@ -137,12 +149,12 @@ impl SqlBuf {
         let n = self.args.len() + 1;
         // In place, every mark: this runs on every built statement (a list page, say), where
         // a second string and a formatted number were a good part of the client's cost.
-        let mut digits = [0u8; 24];
-        let placeholder = dollar(n, &mut digits);
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n);
         loop {
-            self.sql
-                .replace_range(at..at + TENANT.len_utf8(), placeholder);
-            let from = at + placeholder.len();
+            self.sql.replace_range(at..at + TENANT.len_utf8(), "$");
+            self.sql.insert_str(at + 1, digits);
+            let from = at + 1 + digits.len();
             match self.sql[from..].find(TENANT) {
                 Some(i) => at = from + i,
                 None => break,
@@ -157,34 +169,33 @@ impl SqlBuf {
     }
 }
 
-/// `$n`, written at the end of `buf`.
-fn dollar(mut n: usize, buf: &mut [u8; 24]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    i -= 1;
-    buf[i] = b'$';
-    // A '$' and ASCII digits.
-    std::str::from_utf8(&buf[i..]).unwrap_or("$")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dollar_writes_the_placeholder_of_any_number() {
-        let mut buf = [0u8; 24];
-        assert_eq!(dollar(1, &mut buf), "$1");
-        assert_eq!(dollar(10, &mut buf), "$10");
-        assert_eq!(dollar(65_536, &mut buf), "$65536");
-        assert_eq!(dollar(usize::MAX, &mut buf), format!("${}", usize::MAX));
+    fn finish_numbers_the_tenant_after_ten_values() {
+        let mut buf = SqlBuf::new("SELECT 1 FROM t WHERE tenant_id = ");
+        buf.tenant().push(" AND a IN (");
+        for v in 0..10_i32 {
+            buf.bind(v).unwrap().push(",");
+        }
+        buf.push("0) AND f(").tenant().push(")");
+        let (sql, _) = buf.finish(uuid::Uuid::nil()).unwrap();
+        assert_eq!(
+            sql.as_str(),
+            "SELECT 1 FROM t WHERE tenant_id = $11 AND a IN ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0) \
+             AND f($11)"
+        );
+    }
+
+    #[test]
+    fn a_limit_is_written_as_its_digits() {
+        let mut buf = SqlBuf::new("SELECT 1");
+        buf.limit(50);
+        assert_eq!(buf.sql, "SELECT 1 LIMIT 50");
+        buf.limit(-1);
+        assert_eq!(buf.sql, "SELECT 1 LIMIT 50 LIMIT -1");
     }
 
     #[test]

@@ -106,12 +106,12 @@ impl PlacedSql {
         }
     }
 
-    /// As an owned string, to extend (with room for a filter, an order and a limit, so that
-    /// extending it rarely moves it).
+    /// As an owned string, to extend (with [`ROOM`] to spare, so that extending it rarely moves
+    /// it).
     pub(crate) fn text(&self, schema: Option<&str>) -> String {
         match schema {
             None => {
-                let mut text = String::with_capacity(self.shared.len() + 96);
+                let mut text = String::with_capacity(self.shared.len() + ROOM);
                 text.push_str(&self.shared);
                 text
             }
@@ -120,9 +120,13 @@ impl PlacedSql {
     }
 }
 
+/// Room a statement's text is made with beyond its template: a schema name, or a filter, an
+/// order and a limit added per call.
+const ROOM: usize = 96;
+
 /// Fills in a marked statement's table references and write fences for `schema`.
 fn place(marked: &str, schema: Option<&str>) -> String {
-    let mut out = String::with_capacity(marked.len() + 96);
+    let mut out = String::with_capacity(marked.len() + ROOM);
     let mut rest = marked;
     while let Some(i) = rest.find([AT_TABLE, FENCE_OPEN]) {
         out.push_str(&rest[..i]);
