@@ -203,6 +203,101 @@ async fn host_path_prefix_and_header_each_find_their_tenant() {
     assert_eq!(send(&mut by_header, bare).await.0, StatusCode::BAD_REQUEST);
 }
 
+/// A request names its host in its target (HTTP/2's `:authority`, an absolute-form request
+/// line) or in `Host`. Where those disagree, or `Host` comes twice, a proxy in front may have
+/// routed or filtered by the other one: the layer refuses rather than pick one.
+#[tokio::test]
+async fn a_request_that_names_two_hosts_is_refused_not_resolved_by_either() {
+    let db = TestDb::new("edge_two_hosts").await;
+    let tenancy = two_tenants(&db).await;
+    let absolute = |target: &str, hosts: &[&str]| {
+        let mut req = Request::get(target);
+        for host in hosts {
+            req = req.header("host", *host);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let mut by_sub = TenantLayer::subdomain(tenancy.clone(), "spinners.example")
+        .unwrap()
+        .around(routes());
+    let mut by_host = TenantLayer::host(tenancy.clone()).around(routes());
+
+    // One host named, in either place, or in both alike (case and port aside): resolved.
+    for (sub, target, hosts, slug) in [
+        (true, "http://acme.spinners.example/whoami", &[][..], "acme"),
+        (
+            true,
+            "http://acme.spinners.example/whoami",
+            &["ACME.spinners.example:80"][..],
+            "acme",
+        ),
+        (false, "https://shop.globex.test/whoami", &[][..], "globex"),
+        (
+            false,
+            "https://shop.globex.test:443/whoami",
+            &["shop.globex.test"][..],
+            "globex",
+        ),
+    ] {
+        let app = if sub { &mut by_sub } else { &mut by_host };
+        let got = send(app, absolute(target, hosts)).await;
+        assert_eq!(got, (StatusCode::OK, slug.to_owned()), "{target} {hosts:?}");
+    }
+    // Two hosts: refused, naming neither tenant.
+    for (sub, target, hosts) in [
+        (
+            true,
+            "http://acme.spinners.example/whoami",
+            &["globex.spinners.example"][..],
+        ),
+        (
+            true,
+            "/whoami",
+            &["acme.spinners.example", "globex.spinners.example"][..],
+        ),
+        (
+            true,
+            "/whoami",
+            &["acme.spinners.example", "acme.spinners.example"][..],
+        ),
+        (
+            false,
+            "http://shop.acme.test/whoami",
+            &["shop.globex.test"][..],
+        ),
+        (
+            false,
+            "/whoami",
+            &["shop.globex.test", "shop.acme.test"][..],
+        ),
+    ] {
+        let app = if sub { &mut by_sub } else { &mut by_host };
+        let (status, body) = send(app, absolute(target, hosts)).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{target} {hosts:?}: {body}"
+        );
+        let body = body.to_lowercase();
+        assert!(!body.contains("acme") && !body.contains("globex"), "{body}");
+    }
+
+    // The header placement: a second value (a proxy appending to a client's) is refused too.
+    let mut by_header =
+        TenantLayer::header(tenancy, HeaderName::from_static("x-tenant")).around(routes());
+    let twice = Request::get("/whoami")
+        .header("x-tenant", "acme")
+        .header("x-tenant", "globex")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&mut by_header, twice).await.0, StatusCode::BAD_REQUEST);
+    let once = Request::get("/whoami")
+        .header("x-tenant", "globex")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&mut by_header, once).await.1, "globex");
+}
+
 #[tokio::test]
 async fn suspended_and_deleted_tenants_get_the_configured_status_without_their_name() {
     let db = TestDb::new("edge_unavailable").await;

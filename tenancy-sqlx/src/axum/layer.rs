@@ -58,7 +58,8 @@ pub struct TenantLayer {
 impl TenantLayer {
     /// Resolves by the subdomain of `base` (`acme.spinners.example` with base
     /// `spinners.example` is the tenant with slug `acme`). A host outside `base`, `base` itself
-    /// and deeper subdomains get 400.
+    /// and deeper subdomains get 400, as does a request that names two hosts (see
+    /// [`TenantLayer::host`]).
     ///
     /// # Errors
     /// [`Error::Invalid`] for a malformed base domain.
@@ -71,6 +72,11 @@ impl TenantLayer {
 
     /// Resolves by the whole host, through the registry's domains
     /// ([`Tenancy::resolve_host`]).
+    ///
+    /// The host is the request target's authority (HTTP/2's `:authority`, or an absolute-form
+    /// HTTP/1.1 request line) or the `Host` header. A request whose `Host` names another host
+    /// than its target, or that has two `Host` headers, gets 400: a proxy in front may have
+    /// routed or filtered it by the other one.
     pub fn host(tenancy: Tenancy) -> Self {
         Self::new(tenancy, Resolve::Host)
     }
@@ -84,7 +90,7 @@ impl TenantLayer {
 
     /// Resolves by the slug in header `name`. For internal callers only (service to service,
     /// behind a gateway that strips the header from outside requests): whoever sets the header
-    /// chooses the tenant.
+    /// chooses the tenant. A request with the header twice gets 400.
     pub fn header(tenancy: Tenancy, name: HeaderName) -> Self {
         Self::new(tenancy, Resolve::Header(name))
     }
@@ -229,10 +235,18 @@ async fn admit(config: &Config, req: &mut Request) -> std::result::Result<Tenant
             resolved
         }
         Resolve::Header(name) => {
-            let slug = req.headers().get(name).and_then(|v| v.to_str().ok());
-            match slug {
-                Some(slug) => tenancy.resolve_slug(slug).await,
-                None => return Err(Refusal(StatusCode::BAD_REQUEST, "no tenant header")),
+            // Two values are refused, not read first-wins: a proxy that appends its own header
+            // to a client's would otherwise let the client's choose the tenant.
+            let mut values = req.headers().get_all(name).iter();
+            match (values.next(), values.next()) {
+                (Some(slug), None) => match slug.to_str() {
+                    Ok(slug) => tenancy.resolve_slug(slug).await,
+                    Err(_) => return Err(Refusal(StatusCode::BAD_REQUEST, "invalid tenant")),
+                },
+                (None, _) => return Err(Refusal(StatusCode::BAD_REQUEST, "no tenant header")),
+                (Some(_), Some(_)) => {
+                    return Err(Refusal(StatusCode::BAD_REQUEST, "two tenant headers"));
+                }
             }
         }
     };
@@ -272,15 +286,44 @@ fn refusal(config: &Config, e: &Error) -> Refusal {
     }
 }
 
-/// The request's host: the `Host` header, else the URI's authority (HTTP/2).
+/// The request's host, from the one place that names it, or refused where two disagree.
+///
+/// The URI's authority (HTTP/2's `:authority`, or an HTTP/1.1 request line in absolute form)
+/// is what HTTP says wins (RFC 9112 3.2.2, RFC 9113 8.3.1), while a proxy in front may route
+/// or filter by either: a `Host` header that names another host is refused rather than
+/// trusted, so the tenant resolved here is the one every hop saw. A second `Host` header is
+/// refused too (RFC 9112 3.2: a request with more than one is malformed), not read first-wins.
 fn host(req: &Request) -> std::result::Result<Hostname, ValidationError> {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    Hostname::from_request(raw)
+    let refused = |input: String, reason| ValidationError::Host { input, reason };
+    let mut headers = req.headers().get_all(header::HOST).iter();
+    let header = match (headers.next(), headers.next()) {
+        (Some(_), Some(_)) => return Err(refused(String::new(), "is given in two Host headers")),
+        (Some(v), None) => Some(v.to_str().map_err(|_| {
+            refused(
+                String::from_utf8_lossy(v.as_bytes()).into(),
+                "is not visible ASCII",
+            )
+        })?),
+        (None, _) => None,
+    };
+    let authority = req.uri().authority().map(|a| a.as_str());
+    match (authority, header) {
+        (Some(authority), Some(header)) => {
+            let (named, told) = (
+                Hostname::from_request(authority)?,
+                Hostname::from_request(header)?,
+            );
+            if named != told {
+                return Err(refused(
+                    header.to_owned(),
+                    "differs from the host the request's target names",
+                ));
+            }
+            Ok(named)
+        }
+        (Some(one), None) | (None, Some(one)) => Hostname::from_request(one),
+        (None, None) => Hostname::from_request(""),
+    }
 }
 
 /// The slug in the first label of a host directly under `base`.
