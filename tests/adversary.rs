@@ -871,11 +871,22 @@ impl Encode<'_, Postgres> for NumericZero {
 /// The statement a raw query sent, read from `pg_stat_activity` while a lock held by the test
 /// keeps it waiting on `spins` (so nothing depends on how fast anything runs).
 async fn statement_sent(db: &TestDb, run: impl Future<Output = ()> + Send + 'static) -> String {
+    statement_sent_on(db, "spins", run).await
+}
+
+/// [`statement_sent`] of a raw query on `table`.
+async fn statement_sent_on(
+    db: &TestDb,
+    table: &str,
+    run: impl Future<Output = ()> + Send + 'static,
+) -> String {
     let mut locker = db.connect().await;
-    sqlx::raw_sql("BEGIN; LOCK TABLE spins IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut locker)
+    .await
+    .unwrap();
     let task = tokio::spawn(run);
     let mut watcher = db.connect().await;
     let mut seen = None;
@@ -883,8 +894,9 @@ async fn statement_sent(db: &TestDb, run: impl Future<Output = ()> + Send + 'sta
         seen = sqlx::query_scalar::<_, String>(
             "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
              AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' \
-             AND query LIKE '%tenancy_scoped_spins%'",
+             AND query LIKE '%tenancy_scoped_' || $1 || '%'",
         )
+        .bind(table)
         .fetch_optional(&mut watcher)
         .await
         .unwrap();
@@ -949,6 +961,92 @@ async fn a_parameter_of_another_type_than_its_column_fences_the_tenants_rows() {
             .await
             .unwrap();
     })
+    .await;
+    assert!(!sent.contains("MATERIALIZED"), "{sent}");
+}
+
+/// A model whose table has a `numeric` column it does not read, for the renaming alias below.
+mod renamed {
+    use tenancy::tenant_scoped;
+    use uuid::Uuid;
+
+    pub const TABLE: &str = "CREATE TABLE readings (
+        tenant_id uuid NOT NULL, id uuid NOT NULL, amount numeric, score float8 NOT NULL,
+        PRIMARY KEY (tenant_id, id))";
+
+    #[tenant_scoped(table = "readings", new_derive(Debug, Clone))]
+    #[derive(Debug, Clone)]
+    pub struct Reading {
+        #[tenancy(id)]
+        pub id: Uuid,
+        pub score: f64,
+    }
+}
+
+/// `AS s(tenant_id, id, score, amount)` swaps two names: `s.score` is the `numeric` column.
+/// Judged as the table's `score` (`float8 > float8`, leakproof) the tenant's rows were left
+/// inlinable, while the server casts `numeric` to `float8` (not leakproof: an overflow's error
+/// shows the row). A reference through an alias that renames columns is attributed to no
+/// column, and fences.
+#[tokio::test]
+async fn an_alias_that_renames_columns_is_not_judged_by_the_tables_names() {
+    let db = TestDb::new("adv_rename").await;
+    let tenancy = Tenancy::builder()
+        .max_connections(2)
+        .cache_ttl(LONG_TTL)
+        .tenant_migrations(
+            Migrations::from_list(vec![
+                tenancy::Migration::new(1, "spinner app", SPINNER_SCHEMA),
+                tenancy::Migration::new(2, "readings", renamed::TABLE),
+            ])
+            .unwrap(),
+        )
+        .connect(&db.url)
+        .await
+        .unwrap();
+    common::migrate_all(&tenancy).await;
+    let ctxs = create_tenants(&tenancy, &[("adv-rn", Placement::SharedTable)]).await;
+    let run = |sql: &'static str| {
+        let ctx = ctxs[0].clone();
+        async move {
+            let n = renamed::Reading::repo()
+                .raw_as::<(i64,)>(sql)
+                .bind(0.5_f64)
+                .fetch_one(&ctx)
+                .await
+                .unwrap();
+            assert_eq!(n.0, 0);
+        }
+    };
+    let sent = statement_sent_on(
+        &db,
+        "readings",
+        run(
+            "SELECT count(*) FROM {readings} AS s(tenant_id, id, score, amount) WHERE s.score > $1",
+        ),
+    )
+    .await;
+    assert!(
+        sent.contains("AS MATERIALIZED"),
+        "renamed columns ran unfenced: {sent}"
+    );
+    // A bare column under the same alias: the statement's one range item, renamed.
+    let sent = statement_sent_on(
+        &db,
+        "readings",
+        run("SELECT count(*) FROM {readings} AS s(tenant_id, id, score, amount) WHERE score > $1"),
+    )
+    .await;
+    assert!(
+        sent.contains("AS MATERIALIZED"),
+        "renamed columns ran unfenced: {sent}"
+    );
+    // The alias alone (no column list) keeps the table's names, and the leakproof verdict.
+    let sent = statement_sent_on(
+        &db,
+        "readings",
+        run("SELECT count(*) FROM {readings} AS s WHERE s.score > $1"),
+    )
     .await;
     assert!(!sent.contains("MATERIALIZED"), "{sent}");
 }

@@ -36,9 +36,13 @@
 //!
 //! # Limits
 //!
-//! Implicit casts the server adds are widenings that cannot fail, and are not judged. What runs
-//! without being named in the SQL (type output functions, triggers) is not seen; row-level
-//! security on the tenant tables is the runtime backstop.
+//! Implicit casts the server adds are not judged on their own, and need not be: one that can
+//! fail (`numeric` to `float8` overflows, and its error shows the value) only ever sits under
+//! an operator judged by the exact types it takes, which then does not exist and fences; the
+//! leakproof functions raw SQL may call take `text` or `bytea`, to which no implicit cast can
+//! fail. A column reached through an alias that renames columns (`AS s(a, b)`) is judged as
+//! no known column. What runs without being named in the SQL (type output functions, triggers)
+//! is not seen; row-level security on the tenant tables is the runtime backstop.
 //!
 //! Session values are admitted: `CURRENT_USER`, `SESSION_USER`, `CURRENT_CATALOG`, and what
 //! reads the session's `TimeZone`, `DateStyle` or locale (`to_char`, `timezone`, casts of dates

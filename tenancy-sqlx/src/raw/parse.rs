@@ -612,7 +612,10 @@ impl Walker<'_> {
                         .iter()
                         .skip(self.ours.len())
                         .any(|n| n == &r.relname);
-                let ours = if innermost_user {
+                // An alias that renames the columns (`AS s(a, b)`) makes `s.a` another column
+                // than the table's `a`: no reference through it is attributed.
+                let renamed = r.alias.as_ref().is_some_and(|a| !a.colnames.is_empty());
+                let ours = if innermost_user || renamed {
                     None
                 } else {
                     self.ours.iter().position(|o| o == &r.relname)
