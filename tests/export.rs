@@ -341,3 +341,129 @@ async fn an_edited_archive_whose_rows_do_not_end_is_refused(t: TestTenancy) {
     assert!(matches!(err, Error::Archive(_)), "{err:?}");
     assert_eq!(Spinner::repo().count(t.tenant("target")).await.unwrap(), 0);
 }
+
+/// The app's own tables beside the spinners: an identity key, a serial one, and a table with
+/// an inheritance child (both tenant tables, each with rows of its own).
+const KEYED: &str = "
+CREATE TABLE tickets (
+    tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id),
+    n         bigint GENERATED ALWAYS AS IDENTITY,
+    title     text NOT NULL,
+    PRIMARY KEY (tenant_id, n)
+);
+CREATE TABLE labels (
+    tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id),
+    n         serial,
+    PRIMARY KEY (tenant_id, n)
+);
+CREATE TABLE notes (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), body text NOT NULL);
+CREATE TABLE pinned_notes (pinned smallint NOT NULL) INHERITS (notes);";
+
+/// An archive of tables with identity and serial keys restores into a schema whose sequences
+/// start afresh: the keys come across as they were, and the next insert draws past them. An
+/// inheritance child's rows come across once, in the child (not also through its parent).
+#[test]
+fn identity_serial_and_inherited_tables_restore_whole_and_keys_go_on() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let migrations = tenancy::Migrations::from_static(&[
+            (1, "spinner app", common::SPINNER_SCHEMA),
+            (2, "keyed", KEYED),
+        ])
+        .unwrap();
+        let (_db, t) = tenancy::testing::TestSetup::new("export_keyed")
+            .tenant_migrations(migrations)
+            .tenant("source", tenancy::Placement::SharedTable)
+            .tenant("target", tenancy::Placement::OwnSchema)
+            .create()
+            .await
+            .unwrap();
+        let tenancy = t.tenancy().clone();
+        let (source, target) = (t.tenant("source").id(), t.tenant("target").id());
+        t.exec(&format!(
+            "INSERT INTO tickets (tenant_id, title) SELECT '{source}', 't' || i FROM generate_series(1, 5) i;
+             INSERT INTO labels (tenant_id) SELECT '{source}' FROM generate_series(1, 4);
+             INSERT INTO notes (tenant_id, body) VALUES ('{source}', 'a'), ('{source}', 'b');
+             INSERT INTO pinned_notes (tenant_id, body, pinned) VALUES ('{source}', 'c', 1);"
+        ))
+        .await;
+        let su = tenancy.superuser("ops", "restore").await.unwrap();
+        let archive = tenancy.export_tenant(&su, source).await.unwrap();
+        let rows = |name: &str| archive.tables.iter().find(|t| t.name == name).unwrap().rows;
+        assert_eq!((rows("notes"), rows("pinned_notes")), (2, 1), "{:?}", archive.tables);
+        tenancy.import_tenant(&su, &archive, target).await.unwrap();
+
+        let mut conn = t.connect().await;
+        let schema: String =
+            sqlx::query_scalar("SELECT schema_name FROM tenancy.tenants WHERE id = $1")
+                .bind(target.as_uuid())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let one = async |conn: &mut sqlx::PgConnection, sql: String| -> String {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(conn)
+                .await
+                .unwrap()
+        };
+        let s = format!("\"{schema}\"");
+        assert_eq!(
+            one(&mut conn, format!("SELECT string_agg(n || ':' || title, ',' ORDER BY n) FROM {s}.tickets")).await,
+            "1:t1,2:t2,3:t3,4:t4,5:t5"
+        );
+        assert_eq!(
+            one(&mut conn, format!("SELECT string_agg(body, ',' ORDER BY body) FROM {s}.notes")).await,
+            "a,b,c",
+            "the child's row once"
+        );
+        assert_eq!(
+            one(&mut conn, format!("SELECT string_agg(body, ',' ORDER BY body) FROM ONLY {s}.notes")).await,
+            "a,b"
+        );
+        // The schema's own sequences were at 1: they go on after the keys imported.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {s}.labels (tenant_id) VALUES ('{target}')"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("the serial key goes on past the imported ones");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {s}.tickets (tenant_id, title) VALUES ($1, 'new') RETURNING n"
+        )))
+        .bind(target.as_uuid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(n, 6);
+        tenancy.close().await;
+    });
+}
+
+/// A stream that never ends its row is refused once the row is longer than PostgreSQL could
+/// have written, not read into memory to its end; and nothing is imported.
+#[tenancy::test(
+    migrations = "tests/migrations",
+    tenants(source = "shared", target = "shared")
+)]
+async fn a_row_that_never_ends_is_refused_at_postgres_length(t: TestTenancy) {
+    use tokio::io::AsyncReadExt;
+    let tenancy = t.tenancy().clone();
+    let su = tenancy.superuser("ops", "test").await.unwrap();
+    let head = format!(
+        "tenancy-archive 2\nsource {}\ntable spinners columns id,name,color,created_at\n",
+        t.tenant("source").id()
+    );
+    // 1.5 GiB without a newline, made as it is read.
+    let endless = head.as_bytes().chain(tokio::io::repeat(b'x').take(3 << 29));
+    let mut input = tokio::io::BufReader::with_capacity(1 << 20, endless);
+    let err = tenancy
+        .import_tenant_from(
+            &su,
+            &mut input,
+            t.tenant("target").id(),
+            tenancy::ArchiveOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1 GiB"), "{err}");
+    assert_eq!(Spinner::repo().count(t.tenant("target")).await.unwrap(), 0);
+}

@@ -723,3 +723,64 @@ async fn a_write_cancelled_while_it_waits_for_the_move_reaches_neither_copy(t: T
         );
     }
 }
+
+/// A table with an inheritance child, both tenant tables: a move reads each one's own rows
+/// (`ONLY`), so the child's rows cross once, in the child, and the counts it verifies agree.
+#[test]
+fn a_table_with_an_inheritance_child_moves_each_row_once() {
+    const NOTES: &str = "
+        CREATE TABLE notes (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), body text NOT NULL);
+        CREATE TABLE pinned_notes (pinned smallint NOT NULL) INHERITS (notes);";
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let migrations = tenancy::Migrations::from_static(&[
+            (1, "spinner app", common::SPINNER_SCHEMA),
+            (2, "notes", NOTES),
+        ])
+        .unwrap();
+        let (_db, t) = tenancy::testing::TestSetup::new("move_inherited")
+            .tenant_migrations(migrations)
+            .tenant("acme", Placement::SharedTable)
+            .create()
+            .await
+            .unwrap();
+        let tenancy = t.tenancy().clone();
+        let a = t.tenant("acme").id();
+        t.exec(&format!(
+            "INSERT INTO notes (tenant_id, body) VALUES ('{a}', 'a'), ('{a}', 'b');
+             INSERT INTO pinned_notes (tenant_id, body, pinned) VALUES ('{a}', 'c', 1);"
+        ))
+        .await;
+        let su = tenancy.superuser("ops", "inherited").await.unwrap();
+        let mut conn = t.connect().await;
+        for to in [Placement::OwnSchema, Placement::SharedTable] {
+            let moved = tenancy.move_tenant(&su, a, to).await.unwrap();
+            let rows = |name: &str| {
+                moved
+                    .tables
+                    .iter()
+                    .find(|m| m.table == name)
+                    .map(|m| m.rows)
+            };
+            assert_eq!(
+                (rows("notes"), rows("pinned_notes")),
+                (Some(2), Some(1)),
+                "{moved:?}"
+            );
+            let (_, schema) = registry_home(&mut conn, a).await;
+            let at = schema.map_or(String::new(), |s| format!("\"{s}\"."));
+            let bodies: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT string_agg(body, ',' ORDER BY body) FROM {at}notes WHERE tenant_id = $1"
+            )))
+            .bind(a.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(
+                bodies, "a,b,c",
+                "after the move to {to:?}: the child's row once"
+            );
+            tenancy.purge_old_copy(&su, a).await.unwrap();
+        }
+        tenancy.close().await;
+    });
+}

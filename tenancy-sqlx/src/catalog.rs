@@ -57,12 +57,15 @@ pub(crate) const COLUMN_SEQUENCE: &str = "SELECT pg_catalog.pg_get_serial_sequen
 pub(crate) const SCHEMA_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
 
-/// The tables that hold tenant rows, with `oid`, qualified `name`, unqualified `relname` and
-/// tenant column (`col`):
+/// The tables that hold tenant rows, with `oid`, qualified `name`, unqualified `relname`,
+/// tenant column (`col`) and where its own rows are read (`rows_from`: `ONLY` a plain table, whose
+/// inheritance children are tables of their own; a partitioned table as it is, its partitions'
+/// rows being its own):
 /// in schema `$1`, or without it in the search path outside the registry. A table holds tenant
 /// rows when it has a `tenant_id` column or a one-column foreign key to `tenancy.tenants`.
 pub(crate) const TENANT_TABLES: &str = "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name, \
-            c.relname::text AS relname, tc.col AS col \
+            c.relname::text AS relname, tc.col AS col, \
+            CASE c.relkind WHEN 'r' THEN 'ONLY ' ELSE '' END || format('%I.%I', n.nspname, c.relname) AS rows_from \
      FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      JOIN LATERAL ( \

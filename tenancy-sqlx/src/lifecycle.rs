@@ -408,6 +408,10 @@ pub(crate) struct TenantTable {
     pub(crate) oid: i64,
     /// Schema-qualified and quoted.
     pub(crate) name: String,
+    /// Where its own rows are read: `ONLY` and its name for a plain table, so that an
+    /// inheritance child's rows (a tenant table of its own) are not read twice; its name for a
+    /// partitioned one. For reading and counting rows; writes name the table.
+    pub(crate) rows: String,
     /// Its name in its schema, unquoted, as the catalog spells it.
     pub(crate) relname: String,
     /// Quoted: `"tenant_id"`, or the column of its one-column foreign key to the registry.
@@ -442,6 +446,7 @@ pub(crate) async fn tenant_tables_children_first(
             Ok(TenantTable {
                 oid: r.try_get("oid")?,
                 name: r.try_get("name")?,
+                rows: r.try_get("rows_from")?,
                 relname: r.try_get("relname")?,
                 column: tenancy_core::ident::quote(&column_name),
                 column_name,

@@ -45,7 +45,7 @@ where
         let copy = format!(
             "COPY (SELECT {} FROM {} WHERE {} = '{id}') TO STDOUT",
             column_list(&section.columns),
-            table.name,
+            table.rows,
             table.column
         );
         let mut rows = 0u64;

@@ -22,6 +22,10 @@ pub(crate) const END: &str = "end";
 pub(crate) const END_OF_DATA: &[u8] = b"\\.\n";
 /// A header is short; a missing newline within this many bytes is not an archive.
 const MAX_HEADER: u64 = 64 * 1024;
+/// The longest row read: PostgreSQL allocates no more for one (`MaxAllocSize`), so no archive
+/// it wrote holds a longer one, and a stream without newlines is refused at this length rather
+/// than held in memory to its end.
+const MAX_ROW: u64 = (1 << 30) - 1;
 
 /// A malformed part of the archive, in `table`'s section if it is in one.
 pub(crate) fn malformed(table: Option<&str>, what: impl Into<String>) -> Error {
@@ -238,19 +242,25 @@ where
         line: &mut Vec<u8>,
     ) -> Result<bool> {
         line.clear();
-        let n = match &mut section.sized {
+        let limit = match &section.sized {
             Some((_, 0)) => return Ok(false),
-            Some((_, left)) => {
-                let n = (&mut *self.input)
-                    .take(*left as u64)
-                    .read_until(b'\n', line)
-                    .await
-                    .map_err(reading)?;
-                *left -= n;
-                n
-            }
-            None => self.input.read_until(b'\n', line).await.map_err(reading)?,
+            Some((_, left)) => MAX_ROW.min(*left as u64),
+            None => MAX_ROW,
         };
+        let n = (&mut *self.input)
+            .take(limit)
+            .read_until(b'\n', line)
+            .await
+            .map_err(reading)?;
+        if let Some((_, left)) = &mut section.sized {
+            *left -= n;
+        }
+        if n as u64 == MAX_ROW && line.last() != Some(&b'\n') {
+            return Err(malformed(
+                Some(&section.key.name),
+                "a row longer than PostgreSQL's 1 GiB",
+            ));
+        }
         if n == 0 || line.last() != Some(&b'\n') {
             return Err(truncated(Some(&section.key.name)));
         }

@@ -184,8 +184,10 @@ where
     copy.send(buf.as_slice()).await?;
     copy.finish().await?;
     let stated = archive.stated_rows(section).await?;
+    // OVERRIDING SYSTEM VALUE: identity columns keep the archived values (without it an
+    // identity column refuses them, and no archive of such a table could be restored).
     let inserted = crate::sql::admin_query(crate::sql::text(format!(
-        "INSERT INTO {qualified} ({}, {cols}) SELECT $1, {cols} FROM {staging}",
+        "INSERT INTO {qualified} ({}, {cols}) OVERRIDING SYSTEM VALUE SELECT $1, {cols} FROM {staging}",
         target.table.column
     )))
     .bind(into.as_uuid())
@@ -200,6 +202,9 @@ where
         }
         .into());
     }
+    // The sequences behind serial and identity columns move past the keys imported: the
+    // tenant's next insert must not draw one it already holds.
+    crate::moving::advance_sequences(tx, &target.table, &section.columns).await?;
     summary.rows += inserted;
     options.report(&name, summary.rows, summary.bytes);
     Ok(inserted)

@@ -51,7 +51,7 @@ pub(super) async fn copy(
     let out = format!(
         "COPY (SELECT {}, {list} FROM {} WHERE {} = '{}'::uuid) TO STDOUT",
         source.column,
-        source.name,
+        source.rows,
         source.column,
         id.as_uuid()
     );

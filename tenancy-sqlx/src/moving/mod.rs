@@ -926,7 +926,7 @@ async fn insert_select(
     // OVERRIDING SYSTEM VALUE: identity columns keep the values they had.
     Ok(crate::sql::admin_query(crate::sql::text(format!(
         "INSERT INTO {} ({}, {list}) OVERRIDING SYSTEM VALUE SELECT {}, {list} FROM {} WHERE {} = $1",
-        target.name, target.column, source.column, source.name, source.column
+        target.name, target.column, source.column, source.rows, source.column
     )))
     .bind(id.as_uuid())
     .execute(&mut *tx)
@@ -936,8 +936,9 @@ async fn insert_select(
 
 /// Moves the sequences behind `target`'s serial and identity columns past the values copied
 /// in, so that the tenant's next insert does not draw a key it already holds (an own schema's
-/// sequences start afresh; the shared tables' may be behind an old own schema's).
-async fn advance_sequences(
+/// sequences start afresh; the shared tables' may be behind an old own schema's). Also run
+/// after an archive's import, for the same reason.
+pub(crate) async fn advance_sequences(
     tx: &mut PgConnection,
     target: &TenantTable,
     columns: &[String],
@@ -966,7 +967,7 @@ async fn advance_sequences(
 async fn count(tx: &mut PgConnection, id: TenantId, table: &TenantTable) -> Result<i64> {
     Ok(crate::sql::admin_scalar(crate::sql::text(format!(
         "SELECT count(*) FROM {} WHERE {} = $1",
-        table.name, table.column
+        table.rows, table.column
     )))
     .bind(id.as_uuid())
     .fetch_one(&mut *tx)
@@ -992,7 +993,7 @@ async fn checksum(
     let found = crate::sql::admin_query(crate::sql::text(format!(
         "SELECT count(*), COALESCE(md5(string_agg(md5({row}), '' ORDER BY {by})), '') \
          FROM {} WHERE {} = $1",
-        table.name, table.column
+        table.rows, table.column
     )))
     .bind(id.as_uuid())
     .fetch_one(&mut *tx)
