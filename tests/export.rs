@@ -343,7 +343,9 @@ async fn an_edited_archive_whose_rows_do_not_end_is_refused(t: TestTenancy) {
 }
 
 /// The app's own tables beside the spinners: an identity key, a serial one, and a table with
-/// an inheritance child (both tenant tables, each with rows of its own).
+/// a serial key and an inheritance child whose name sorts before it (both tenant tables, each
+/// with rows of its own; the child draws from the parent's sequence, which only the parent's
+/// column owns).
 const KEYED: &str = "
 CREATE TABLE tickets (
     tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id),
@@ -356,12 +358,27 @@ CREATE TABLE labels (
     n         serial,
     PRIMARY KEY (tenant_id, n)
 );
-CREATE TABLE notes (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), body text NOT NULL);
-CREATE TABLE pinned_notes (pinned smallint NOT NULL) INHERITS (notes);";
+CREATE TABLE notes (
+    tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id),
+    n         serial,
+    body      text NOT NULL
+);
+CREATE TABLE archived_notes (archived smallint NOT NULL) INHERITS (notes);";
+
+/// One value of `sql`, run on `conn`.
+async fn one(conn: &mut sqlx::PgConnection, sql: String) -> String {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
 
 /// An archive of tables with identity and serial keys restores into a schema whose sequences
-/// start afresh: the keys come across as they were, and the next insert draws past them. An
-/// inheritance child's rows come across once, in the child (not also through its parent).
+/// start afresh: the keys come across as they were, and the next insert draws past them (also
+/// in an inheritance child, whose sequence is its parent's). An inheritance child's rows come
+/// across once, in the child (not also through its parent). On shared tables the import does
+/// not move the sequences, which every tenant draws from: an archive's key near the end of a
+/// sequence's range would stop every tenant's inserts.
 #[test]
 fn identity_serial_and_inherited_tables_restore_whole_and_keys_go_on() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -374,22 +391,30 @@ fn identity_serial_and_inherited_tables_restore_whole_and_keys_go_on() {
             .tenant_migrations(migrations)
             .tenant("source", tenancy::Placement::SharedTable)
             .tenant("target", tenancy::Placement::OwnSchema)
+            .tenant("neighbour", tenancy::Placement::SharedTable)
             .create()
             .await
             .unwrap();
         let tenancy = t.tenancy().clone();
         let (source, target) = (t.tenant("source").id(), t.tenant("target").id());
+        let neighbour = t.tenant("neighbour").id();
+        // Keys far past the shared sequences (explicit values do not move them).
         t.exec(&format!(
             "INSERT INTO tickets (tenant_id, title) SELECT '{source}', 't' || i FROM generate_series(1, 5) i;
-             INSERT INTO labels (tenant_id) SELECT '{source}' FROM generate_series(1, 4);
-             INSERT INTO notes (tenant_id, body) VALUES ('{source}', 'a'), ('{source}', 'b');
-             INSERT INTO pinned_notes (tenant_id, body, pinned) VALUES ('{source}', 'c', 1);"
+             INSERT INTO labels (tenant_id, n) SELECT '{source}', i * 1000 FROM generate_series(1, 4) i;
+             INSERT INTO notes (tenant_id, n, body) VALUES ('{source}', 1, 'a'), ('{source}', 2, 'b');
+             INSERT INTO archived_notes (tenant_id, n, body, archived) VALUES ('{source}', 500, 'c', 1);"
         ))
         .await;
         let su = tenancy.superuser("ops", "restore").await.unwrap();
         let archive = tenancy.export_tenant(&su, source).await.unwrap();
         let rows = |name: &str| archive.tables.iter().find(|t| t.name == name).unwrap().rows;
-        assert_eq!((rows("notes"), rows("pinned_notes")), (2, 1), "{:?}", archive.tables);
+        assert_eq!(
+            (rows("notes"), rows("archived_notes")),
+            (2, 1),
+            "{:?}",
+            archive.tables
+        );
         tenancy.import_tenant(&su, &archive, target).await.unwrap();
 
         let mut conn = t.connect().await;
@@ -399,12 +424,6 @@ fn identity_serial_and_inherited_tables_restore_whole_and_keys_go_on() {
                 .fetch_one(&mut conn)
                 .await
                 .unwrap();
-        let one = async |conn: &mut sqlx::PgConnection, sql: String| -> String {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(conn)
-                .await
-                .unwrap()
-        };
         let s = format!("\"{schema}\"");
         assert_eq!(
             one(&mut conn, format!("SELECT string_agg(n || ':' || title, ',' ORDER BY n) FROM {s}.tickets")).await,
@@ -419,21 +438,105 @@ fn identity_serial_and_inherited_tables_restore_whole_and_keys_go_on() {
             one(&mut conn, format!("SELECT string_agg(body, ',' ORDER BY body) FROM ONLY {s}.notes")).await,
             "a,b"
         );
-        // The schema's own sequences were at 1: they go on after the keys imported.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {s}.labels (tenant_id) VALUES ('{target}')"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("the serial key goes on past the imported ones");
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {s}.tickets (tenant_id, title) VALUES ($1, 'new') RETURNING n"
-        )))
-        .bind(target.as_uuid())
-        .fetch_one(&mut conn)
-        .await
+        // The schema's own sequences were at 1: each goes on past the keys imported.
+        for (table, columns, values, next) in [
+            ("tickets", "title", "'new'", "6"),
+            ("labels", "tenant_id", "DEFAULT", "4001"),
+            ("archived_notes", "body, archived", "'d', 1", "501"),
+            ("notes", "body", "'e'", "502"),
+        ] {
+            let values = values.replace("DEFAULT", &format!("'{target}'"));
+            let columns = if table == "labels" { String::new() } else { format!(", {columns}") };
+            let values = if table == "labels" { String::new() } else { format!(", {values}") };
+            let drawn = one(
+                &mut conn,
+                format!(
+                    "WITH i AS (INSERT INTO {s}.{table} (tenant_id{columns}) \
+                     VALUES ('{target}'{values}) RETURNING n) SELECT n::text FROM i"
+                ),
+            )
+            .await;
+            assert_eq!(drawn, next, "{table}");
+        }
+        // Into shared tables: the rows come, the shared sequences stay where they were.
+        let at = one(&mut conn, "SELECT last_value::text FROM labels_n_seq".into()).await;
+        tenancy.import_tenant(&su, &archive, neighbour).await.unwrap();
+        assert_eq!(
+            one(&mut conn, format!("SELECT count(*)::text FROM labels WHERE tenant_id = '{neighbour}'")).await,
+            "4"
+        );
+        assert_eq!(
+            one(&mut conn, "SELECT last_value::text FROM labels_n_seq".into()).await,
+            at
+        );
+        tenancy.close().await;
+    });
+}
+
+/// Inheritance children both among the tenant's tables and outside them (here in a schema
+/// off the search path): no reading of the parent reads each row once, so export and move
+/// refuse, naming both, and change nothing. A parent whose only child is outside is read
+/// through it: the child's rows go with the parent's, none left behind.
+#[test]
+fn a_parent_with_children_in_and_outside_the_tenant_tables_is_refused_whole() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        const SPLIT: &str = "
+            CREATE TABLE notes (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), body text NOT NULL);
+            CREATE TABLE pinned_notes (pinned smallint NOT NULL) INHERITS (notes);
+            CREATE TABLE logs (tenant_id uuid NOT NULL REFERENCES tenancy.tenants (id), line text NOT NULL);
+            CREATE SCHEMA IF NOT EXISTS attic;
+            CREATE TABLE IF NOT EXISTS attic.old_notes () INHERITS (notes);
+            CREATE TABLE IF NOT EXISTS attic.old_logs () INHERITS (logs);";
+        let migrations = tenancy::Migrations::from_static(&[
+            (1, "spinner app", common::SPINNER_SCHEMA),
+            (2, "split", SPLIT),
+        ])
         .unwrap();
-        assert_eq!(n, 6);
+        let (_db, t) = tenancy::testing::TestSetup::new("export_split")
+            .tenant_migrations(migrations)
+            .tenant("acme", tenancy::Placement::SharedTable)
+            .create()
+            .await
+            .unwrap();
+        let tenancy = t.tenancy().clone();
+        let a = t.tenant("acme").id();
+        t.exec(&format!(
+            "INSERT INTO notes (tenant_id, body) VALUES ('{a}', 'a');
+             INSERT INTO pinned_notes (tenant_id, body, pinned) VALUES ('{a}', 'b', 1);
+             INSERT INTO attic.old_notes (tenant_id, body) VALUES ('{a}', 'c');
+             INSERT INTO logs (tenant_id, line) VALUES ('{a}', 'x');
+             INSERT INTO attic.old_logs (tenant_id, line) VALUES ('{a}', 'y');"
+        ))
+        .await;
+        let su = tenancy.superuser("ops", "split").await.unwrap();
+        let err = tenancy.export_tenant(&su, a).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Archive(ArchiveError::SplitInheritance { table, outside })
+                if table.ends_with(".notes") && outside == "attic.old_notes"),
+            "{err:?}"
+        );
+        let err = tenancy
+            .move_tenant(&su, a, tenancy::Placement::OwnSchema)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::MoveRefused { reason, .. } if reason.contains("attic.old_notes")),
+            "{err:?}"
+        );
+        let mut conn = t.connect().await;
+        assert_eq!(
+            one(&mut conn, "SELECT placement FROM tenancy.tenants WHERE slug = 'acme'".into()).await,
+            "shared_table"
+        );
+        assert_eq!(
+            one(&mut conn, "SELECT string_agg(body, ',' ORDER BY body) FROM notes".into()).await,
+            "a,b,c"
+        );
+        // With the split parent gone, the outside-only one is read through: nothing is lost.
+        t.exec("DROP TABLE attic.old_notes").await;
+        let archive = tenancy.export_tenant(&su, a).await.unwrap();
+        let logs = archive.tables.iter().find(|t| t.name == "logs").unwrap();
+        assert_eq!(logs.rows, 2, "{logs:?}");
         tenancy.close().await;
     });
 }

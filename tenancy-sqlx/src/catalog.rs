@@ -50,22 +50,26 @@ pub(crate) const PRIMARY_KEY_COLUMNS: &str = "SELECT a.attname::text FROM pg_ind
      WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord";
 
 /// The sequence behind column `$2` of table `$1` (qualified, quoted), serial or identity, or
-/// `NULL`.
-pub(crate) const COLUMN_SEQUENCE: &str = "SELECT pg_catalog.pg_get_serial_sequence($1, $2)";
+/// `NULL`: the one it owns, else the one its default draws from (an inheritance child's serial
+/// column draws from its parent's sequence, which only the parent's column owns).
+pub(crate) const COLUMN_SEQUENCE: &str = "SELECT COALESCE(pg_catalog.pg_get_serial_sequence($1, $2), \
+            (SELECT d.refobjid::regclass::text FROM pg_catalog.pg_attrdef ad \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
+                  AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+             JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S' \
+             WHERE ad.adrelid = $1::regclass AND a.attname = $2 LIMIT 1))";
 
 /// Whether a schema named `$1` exists.
 pub(crate) const SCHEMA_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)";
 
 /// The tables that hold tenant rows, with `oid`, qualified `name`, unqualified `relname`,
-/// tenant column (`col`) and where its own rows are read (`rows_from`: `ONLY` a plain table, whose
-/// inheritance children are tables of their own; a partitioned table as it is, its partitions'
-/// rows being its own):
+/// tenant column (`col`) and whether it is a plain table (`plain`: not partitioned):
 /// in schema `$1`, or without it in the search path outside the registry. A table holds tenant
 /// rows when it has a `tenant_id` column or a one-column foreign key to `tenancy.tenants`.
 pub(crate) const TENANT_TABLES: &str = "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name, \
-            c.relname::text AS relname, tc.col AS col, \
-            CASE c.relkind WHEN 'r' THEN 'ONLY ' ELSE '' END || format('%I.%I', n.nspname, c.relname) AS rows_from \
+            c.relname::text AS relname, tc.col AS col, c.relkind = 'r' AS plain \
      FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      JOIN LATERAL ( \
@@ -83,6 +87,14 @@ pub(crate) const TENANT_TABLES: &str = "SELECT c.oid::bigint AS oid, format('%I.
                 THEN n.nspname = ANY (current_schemas(false)) AND n.nspname <> 'tenancy' \
                 ELSE n.nspname = $1 END \
      ORDER BY 2";
+
+/// The inheritance children of the tables `$1` (oids as `bigint`): (parent oid, child oid,
+/// the child qualified and quoted).
+pub(crate) const INHERITANCE_CHILDREN: &str = "SELECT i.inhparent::bigint, i.inhrelid::bigint, \
+            format('%I.%I', n.nspname, c.relname) \
+     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE i.inhparent::bigint = ANY ($1)";
 
 /// Every foreign key between two different tables, as (referencing oid, referenced oid).
 pub(crate) const FOREIGN_KEY_EDGES: &str = "SELECT conrelid::bigint, confrelid::bigint FROM pg_constraint \

@@ -408,10 +408,16 @@ pub(crate) struct TenantTable {
     pub(crate) oid: i64,
     /// Schema-qualified and quoted.
     pub(crate) name: String,
-    /// Where its own rows are read: `ONLY` and its name for a plain table, so that an
-    /// inheritance child's rows (a tenant table of its own) are not read twice; its name for a
-    /// partitioned one. For reading and counting rows; writes name the table.
+    /// Where its rows are read and counted (writes name the table): `ONLY` and its name for a
+    /// plain table whose inheritance children are all tenant tables of the same listing (each
+    /// read as itself: through the parent too, their rows would be read twice); its name
+    /// otherwise (a partitioned table's rows are its partitions'; a child outside the listing
+    /// has its rows read with the parent's, as the parent's, rather than not at all).
     pub(crate) rows: String,
+    /// Set when some of its inheritance children are in the listing and some are not (this
+    /// one named): no way of reading it reads every row once, so a copy refuses it (see
+    /// [`split_inheritance`]).
+    pub(crate) split_inheritance: Option<String>,
     /// Its name in its schema, unquoted, as the catalog spells it.
     pub(crate) relname: String,
     /// Quoted: `"tenant_id"`, or the column of its one-column foreign key to the registry.
@@ -443,16 +449,42 @@ pub(crate) async fn tenant_tables_children_first(
         .iter()
         .map(|r| {
             let column_name: String = r.try_get("col")?;
+            let name: String = r.try_get("name")?;
             Ok(TenantTable {
                 oid: r.try_get("oid")?,
-                name: r.try_get("name")?,
-                rows: r.try_get("rows_from")?,
+                rows: if r.try_get("plain")? {
+                    format!("ONLY {name}")
+                } else {
+                    name.clone()
+                },
+                split_inheritance: None,
+                name,
                 relname: r.try_get("relname")?,
                 column: tenancy_core::ident::quote(&column_name),
                 column_name,
             })
         })
         .collect::<Result<_>>()?;
+    let oids: Vec<i64> = pending.iter().map(|t| t.oid).collect();
+    let children: Vec<(i64, i64, String)> = crate::sql::admin_query(catalog::INHERITANCE_CHILDREN)
+        .bind(&oids)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_>>()?;
+    for table in &mut pending {
+        let mine = children.iter().filter(|(parent, ..)| *parent == table.oid);
+        let (listed, unlisted): (Vec<_>, Vec<_>) =
+            mine.partition(|(_, child, _)| oids.contains(child));
+        match (listed.is_empty(), unlisted.first()) {
+            // Every child is read as itself, or there is none.
+            (_, None) => {}
+            // Outside children only: read through the parent, their rows go with its own.
+            (true, Some(_)) => table.rows = table.name.clone(),
+            (false, Some((_, _, outside))) => table.split_inheritance = Some(outside.clone()),
+        }
+    }
     // Repeatedly take a table no remaining table references; a cycle falls back to name order.
     let mut ordered = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
@@ -468,6 +500,15 @@ pub(crate) async fn tenant_tables_children_first(
         ordered.push(pending.remove(pick));
     }
     Ok(ordered)
+}
+
+/// The first table that cannot be read whole, each row once, and its child outside the
+/// listing: a table with inheritance children both among the tenant tables and outside them.
+/// A copy (an export, a move) refuses it.
+pub(crate) fn split_inheritance(tables: &[TenantTable]) -> Option<(String, String)> {
+    tables
+        .iter()
+        .find_map(|t| Some((t.name.clone(), t.split_inheritance.clone()?)))
 }
 
 /// A tenant to create, its input checked: what `create_tenant` and `create_tenant_with_id`

@@ -29,6 +29,10 @@ where
     crate::rls::act_for(tx, id).await?;
     // Every table is keyed before a byte is written: a refusal leaves `out` untouched.
     let tables = tenant_tables(tx, id, in_database).await?;
+    let keyed: Vec<_> = tables.iter().map(|k| k.table.clone()).collect();
+    if let Some((table, outside)) = crate::lifecycle::split_inheritance(&keyed) {
+        return Err(crate::ArchiveError::SplitInheritance { table, outside }.into());
+    }
     let write = async |out: &mut W, bytes: &[u8]| out.write_all(bytes).await.map_err(writing);
     write(out, format!("{MAGIC_V2}\nsource {id}\n").as_bytes()).await?;
     let mut summary = ArchiveSummary {

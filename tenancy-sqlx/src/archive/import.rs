@@ -47,6 +47,17 @@ where
     }
     crate::rls::act_for(tx, into).await?;
     let targets = tenant_tables(tx, into, in_database).await?;
+    // The tenant's own sequences (its schema's, its database's) go on past the keys imported;
+    // a shared table's sequence serves every tenant, and an archive is input: a key near the
+    // end of its range would stop every tenant's inserts. On shared tables the tenant's next
+    // insert may meet a key it imported (a unique violation, its own), never another's.
+    let own_sequences = in_database.is_some() || {
+        let row = crate::sql::admin_query(store::TENANT_SCHEMA)
+            .bind(into.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::Row::try_get::<Option<String>, _>(&row, "schema_name")?.is_some()
+    };
     let replaced = empty_target(tx, &targets, into, options.replace).await?;
     let source = archive.source();
     let mut summary = ArchiveSummary {
@@ -66,7 +77,7 @@ where
             tx,
             target,
             &mut section,
-            i,
+            (i, own_sequences),
             into,
             archive,
             options,
@@ -129,14 +140,15 @@ async fn empty_target(
     Ok(deleted)
 }
 
-/// Copies one section's rows into a staging table, then into the target under the tenant
-/// `into`; checks the count the archive states. Returns the rows imported.
+/// Copies one section's rows into a staging table (the `i`th), then into the target under the
+/// tenant `into`; checks the count the archive states; with `advance`, moves the sequences
+/// behind the target's columns past the keys imported. Returns the rows imported.
 #[allow(clippy::too_many_arguments)]
 async fn import_table<R>(
     tx: &mut PgConnection,
     target: &KeyedTable,
     section: &mut Section,
-    i: usize,
+    (i, advance): (usize, bool),
     into: TenantId,
     archive: &mut ArchiveReader<'_, R>,
     options: &ArchiveOptions,
@@ -204,7 +216,9 @@ where
     }
     // The sequences behind serial and identity columns move past the keys imported: the
     // tenant's next insert must not draw one it already holds.
-    crate::moving::advance_sequences(tx, &target.table, &section.columns).await?;
+    if advance && inserted > 0 {
+        crate::moving::advance_sequences(tx, &target.table, &section.columns).await?;
+    }
     summary.rows += inserted;
     options.report(&name, summary.rows, summary.bytes);
     Ok(inserted)

@@ -75,6 +75,18 @@ pub enum ArchiveError {
         /// The other, qualified.
         second: String,
     },
+    /// A table has inheritance children both among the tenant's tables and outside them: read
+    /// through it, the first are read twice; read alone, the second not at all.
+    #[error(
+        "{table} has inheritance children among the tenant's tables and {outside} outside them; \
+         no reading of it reads each row once"
+    )]
+    SplitInheritance {
+        /// The parent, qualified.
+        table: String,
+        /// A child outside the tenant's tables, qualified.
+        outside: String,
+    },
     /// A table's row count, as the archive states it, differs from the rows read.
     #[error("{table}: the archive says {stated} rows, {read} were read")]
     RowCount {

@@ -572,6 +572,17 @@ pub(crate) async fn copy_all(
     .await?;
     let sources = tenant_tables_children_first(pair.source(), from_schema).await?;
     let targets = tenant_tables_children_first(pair.target(), to_schema).await?;
+    for tables in [&sources, &targets] {
+        if let Some((table, outside)) = crate::lifecycle::split_inheritance(tables) {
+            return Err(Error::MoveRefused {
+                id,
+                reason: format!(
+                    "{table} has inheritance children among the tenant's tables and {outside} \
+                     outside them; no reading of it reads each row once"
+                ),
+            });
+        }
+    }
     let mut copied = Vec::new();
     // Parents first, as the target's foreign keys need.
     for target_table in targets.iter().rev() {
@@ -950,9 +961,15 @@ pub(crate) async fn advance_sequences(
             .fetch_one(&mut *tx)
             .await?;
         let Some(sequence) = sequence else { continue };
+        // Only forward, and only an ascending sequence: past the next value it would give
+        // (its start, until it is first called).
         crate::sql::admin_query(crate::sql::text(format!(
-            "SELECT pg_catalog.setval($1::regclass, m) FROM (SELECT max({})::bigint AS m FROM {}) s \
-             WHERE m > COALESCE(pg_catalog.pg_sequence_last_value($1::regclass), 0)",
+            "SELECT pg_catalog.setval($1::regclass, m) \
+             FROM (SELECT max({})::bigint AS m FROM {}) s, pg_catalog.pg_sequences q \
+             WHERE pg_catalog.format('%I.%I', q.schemaname, q.sequencename)::regclass \
+                   OPERATOR(pg_catalog.=) $1::regclass \
+               AND q.increment_by > 0 \
+               AND m >= COALESCE(q.last_value + q.increment_by, q.start_value)",
             tenancy_core::ident::quote(column),
             target.name
         )))

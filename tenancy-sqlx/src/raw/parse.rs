@@ -968,7 +968,11 @@ impl Walker<'_> {
     fn resolve_pending(&mut self) {
         for (op, c, left, param) in std::mem::take(&mut self.pending) {
             let fields: Vec<&str> = c.fields.iter().filter_map(str_of).collect();
+            // `s.*` (a star among the fields) is a whole row, no column: left unattributed
+            // rather than read as a column named `s`.
+            let whole_row = fields.len() != c.fields.len();
             let relation = match fields.as_slice() {
+                _ if whole_row => None,
                 [alias, _] => self
                     .aliases
                     .iter()
@@ -1180,5 +1184,25 @@ mod tests {
                 .unwrap()
                 .casts_rows
         );
+    }
+
+    /// A column is attributed to the placeholder's table only where its name is the table's:
+    /// not through an alias that renames the columns, and a whole row (`s.*`) is no column.
+    #[test]
+    fn renamed_columns_and_whole_rows_are_not_attributed() {
+        let typed = |user: &str| uses(user).unwrap().typed_operators;
+        assert_eq!(
+            typed("SELECT 1 FROM tenancy_scoped_spins s WHERE s.duration > $1").len(),
+            1
+        );
+        for user in [
+            "SELECT 1 FROM tenancy_scoped_spins AS s(tenant_id, id, duration) WHERE s.duration > $1",
+            "SELECT 1 FROM tenancy_scoped_spins AS s(tenant_id, id, duration) WHERE duration > $1",
+            "SELECT 1 FROM tenancy_scoped_spins AS duration WHERE duration.* > $1",
+        ] {
+            let u = uses(user).unwrap();
+            assert!(u.typed_operators.is_empty(), "{user}: {u:?}");
+            assert_eq!(u.untyped_operators, [">"], "{user}");
+        }
     }
 }
