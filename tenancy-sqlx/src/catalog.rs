@@ -49,16 +49,29 @@ pub(crate) const PRIMARY_KEY_COLUMNS: &str = "SELECT a.attname::text FROM pg_ind
      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
      WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord";
 
-/// The sequence behind column `$2` of table `$1` (qualified, quoted), serial or identity, or
-/// `NULL`: the one it owns, else the one its default draws from (an inheritance child's serial
-/// column draws from its parent's sequence, which only the parent's column owns).
-pub(crate) const COLUMN_SEQUENCE: &str = "SELECT COALESCE(pg_catalog.pg_get_serial_sequence($1, $2), \
-            (SELECT d.refobjid::regclass::text FROM pg_catalog.pg_attrdef ad \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
-             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
-                  AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
-             JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S' \
-             WHERE ad.adrelid = $1::regclass AND a.attname = $2 LIMIT 1))";
+/// The sequence behind integer column `$2` of table `$1` (qualified, quoted), or `NULL`: the
+/// one it owns (serial, identity), else the one its default is exactly `nextval` of (an
+/// inheritance child's serial column draws from its parent's sequence, which only the parent's
+/// column owns). Only a sequence in the table's own schema: one elsewhere (a deployment's
+/// shared id sequence) serves others too, and is never moved for one tenant's keys.
+pub(crate) const COLUMN_SEQUENCE: &str = "SELECT (SELECT s.oid::regclass::text \
+     FROM pg_catalog.pg_attribute a \
+     JOIN pg_catalog.pg_class t ON t.oid = a.attrelid \
+     CROSS JOIN LATERAL ( \
+         SELECT pg_catalog.pg_get_serial_sequence($1, $2)::regclass AS seq \
+         UNION ALL \
+         SELECT d.refobjid::regclass FROM pg_catalog.pg_attrdef ad \
+         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
+              AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+         WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+           AND pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) \
+               = pg_catalog.format('nextval(%L::regclass)', d.refobjid::regclass) \
+     ) q \
+     JOIN pg_catalog.pg_class s ON s.oid = q.seq AND s.relkind = 'S' \
+          AND s.relnamespace = t.relnamespace \
+     WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped \
+       AND a.atttypid IN ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype) \
+     LIMIT 1)";
 
 /// Whether a schema named `$1` exists.
 pub(crate) const SCHEMA_EXISTS: &str =
@@ -88,13 +101,15 @@ pub(crate) const TENANT_TABLES: &str = "SELECT c.oid::bigint AS oid, format('%I.
                 ELSE n.nspname = $1 END \
      ORDER BY 2";
 
-/// The inheritance children of the tables `$1` (oids as `bigint`): (parent oid, child oid,
-/// the child qualified and quoted).
-pub(crate) const INHERITANCE_CHILDREN: &str = "SELECT i.inhparent::bigint, i.inhrelid::bigint, \
-            format('%I.%I', n.nspname, c.relname) \
-     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-     JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE i.inhparent::bigint = ANY ($1)";
+/// The inheritance descendants, at every level, of the tables `$1` (oids as `bigint`):
+/// (ancestor oid, descendant oid, the descendant qualified and quoted).
+pub(crate) const INHERITANCE_DESCENDANTS: &str = "WITH RECURSIVE d (top, rel) AS ( \
+         SELECT i.inhparent, i.inhrelid FROM pg_inherits i WHERE i.inhparent::bigint = ANY ($1) \
+         UNION \
+         SELECT d.top, i.inhrelid FROM d JOIN pg_inherits i ON i.inhparent = d.rel) \
+     SELECT d.top::bigint, d.rel::bigint, format('%I.%I', n.nspname, c.relname) \
+     FROM d JOIN pg_class c ON c.oid = d.rel JOIN pg_namespace n ON n.oid = c.relnamespace \
+     ORDER BY 1, 3";
 
 /// Every foreign key between two different tables, as (referencing oid, referenced oid).
 pub(crate) const FOREIGN_KEY_EDGES: &str = "SELECT conrelid::bigint, confrelid::bigint FROM pg_constraint \

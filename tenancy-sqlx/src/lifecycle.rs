@@ -409,14 +409,15 @@ pub(crate) struct TenantTable {
     /// Schema-qualified and quoted.
     pub(crate) name: String,
     /// Where its rows are read and counted (writes name the table): `ONLY` and its name for a
-    /// plain table whose inheritance children are all tenant tables of the same listing (each
-    /// read as itself: through the parent too, their rows would be read twice); its name
-    /// otherwise (a partitioned table's rows are its partitions'; a child outside the listing
-    /// has its rows read with the parent's, as the parent's, rather than not at all).
+    /// plain table whose inheritance descendants are all tenant tables of the same listing
+    /// (each read as itself: through the parent too, their rows would be read twice); its name
+    /// otherwise (a partitioned table's rows are its partitions'; descendants outside the
+    /// listing have their rows read with the parent's, as the parent's, rather than not at all).
     pub(crate) rows: String,
-    /// Set when some of its inheritance children are in the listing and some are not (this
-    /// one named): no way of reading it reads every row once, so a copy refuses it (see
-    /// [`split_inheritance`]).
+    /// Set when no way of reading it reads each row once (a copy refuses it: see
+    /// [`split_inheritance`]), with a descendant outside the listing: some of its descendants
+    /// are in the listing and some are not, at any level, or an outside descendant is also
+    /// another listed table's, read through there too.
     pub(crate) split_inheritance: Option<String>,
     /// Its name in its schema, unquoted, as the catalog spells it.
     pub(crate) relname: String,
@@ -466,23 +467,39 @@ pub(crate) async fn tenant_tables_children_first(
         })
         .collect::<Result<_>>()?;
     let oids: Vec<i64> = pending.iter().map(|t| t.oid).collect();
-    let children: Vec<(i64, i64, String)> = crate::sql::admin_query(catalog::INHERITANCE_CHILDREN)
-        .bind(&oids)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect::<Result<_>>()?;
+    let descendants: Vec<(i64, i64, String)> =
+        crate::sql::admin_query(catalog::INHERITANCE_DESCENDANTS)
+            .bind(&oids)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_>>()?;
+    // Descendants outside the listing, by the listed tables read through to them.
+    let mut through: Vec<(i64, &str, i64)> = Vec::new();
     for table in &mut pending {
-        let mine = children.iter().filter(|(parent, ..)| *parent == table.oid);
-        let (listed, unlisted): (Vec<_>, Vec<_>) =
-            mine.partition(|(_, child, _)| oids.contains(child));
-        match (listed.is_empty(), unlisted.first()) {
-            // Every child is read as itself, or there is none.
+        let mine = descendants.iter().filter(|(top, ..)| *top == table.oid);
+        let (listed, outside): (Vec<_>, Vec<_>) = mine.partition(|(_, d, _)| oids.contains(d));
+        match (listed.is_empty(), outside.first()) {
+            // Every descendant is read as itself, or there is none.
             (_, None) => {}
-            // Outside children only: read through the parent, their rows go with its own.
-            (true, Some(_)) => table.rows = table.name.clone(),
-            (false, Some((_, _, outside))) => table.split_inheritance = Some(outside.clone()),
+            // Outside descendants only: read through, their rows go with its own.
+            (true, Some(_)) => {
+                table.rows = table.name.clone();
+                through.extend(outside.iter().map(|(_, d, n)| (*d, n.as_str(), table.oid)));
+            }
+            // Some at any level listed, some not (a listed grandchild under an outside
+            // child, say): read through, the listed ones twice; alone, the others never.
+            (false, Some((_, _, name))) => table.split_inheritance = Some(name.clone()),
+        }
+    }
+    // An outside descendant of two listed tables read through (a child of both, by multiple
+    // inheritance) would be read once for each.
+    for (i, (d, name, _)) in through.iter().enumerate() {
+        if let Some((.., second)) = through[i + 1..].iter().find(|(o, ..)| o == d)
+            && let Some(table) = pending.iter_mut().find(|t| t.oid == *second)
+        {
+            table.split_inheritance = Some((*name).to_owned());
         }
     }
     // Repeatedly take a table no remaining table references; a cycle falls back to name order.

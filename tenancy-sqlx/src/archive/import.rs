@@ -17,14 +17,15 @@ const SEND_CHUNK: usize = 256 * 1024;
 /// Reads the rest of an archive (opened before the transaction, so that a file that is no
 /// archive costs no connection) into tenant `into`, in `tx`; with `replace`, deletes the
 /// tenant's rows first. Returns what was imported and the audit detail line. With
-/// `in_database`, `tx` is on an own-database tenant's database, its tables in that schema (the
-/// tenant's row locked there is its identity row).
+/// `in_database`, `tx` is on the database of the tenant's home other than the registry's, its
+/// tables in that schema (the tenant's row locked there is its identity row), and whether that
+/// home is the tenant's own (its database, or its schema there) rather than shared tables.
 pub(crate) async fn import_from<R>(
     tx: &mut PgConnection,
     archive: &mut ArchiveReader<'_, R>,
     into: TenantId,
     options: &ArchiveOptions,
-    in_database: Option<&str>,
+    in_database: Option<(&str, bool)>,
 ) -> Result<(ArchiveSummary, String)>
 where
     R: AsyncBufRead + Unpin + Send + ?Sized,
@@ -34,7 +35,7 @@ where
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::TenantNotFound(Lookup::Id(into)))?;
-    if let Some(schema) = in_database {
+    if let Some((schema, _)) = in_database {
         // The tenant database's write fence, after its identity row (the order a mover takes
         // them in): a move out waits for the import, and an import that meets a move's seal
         // is refused as moved instead of filling the copy the tenant is leaving. (In the
@@ -46,17 +47,21 @@ where
             .await?;
     }
     crate::rls::act_for(tx, into).await?;
-    let targets = tenant_tables(tx, into, in_database).await?;
+    let targets = tenant_tables(tx, into, in_database.map(|(schema, _)| schema)).await?;
     // The tenant's own sequences (its schema's, its database's) go on past the keys imported;
     // a shared table's sequence serves every tenant, and an archive is input: a key near the
-    // end of its range would stop every tenant's inserts. On shared tables the tenant's next
-    // insert may meet a key it imported (a unique violation, its own), never another's.
-    let own_sequences = in_database.is_some() || {
-        let row = crate::sql::admin_query(store::TENANT_SCHEMA)
-            .bind(into.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::Row::try_get::<Option<String>, _>(&row, "schema_name")?.is_some()
+    // end of its range would stop every tenant's inserts. On shared tables, whose keys lead
+    // with the tenant, its next insert may meet a key it imported: a unique violation of its
+    // own. (Only sequences in the table's own schema are ever moved: `catalog::COLUMN_SEQUENCE`.)
+    let own_sequences = match in_database {
+        Some((_, own)) => own,
+        None => {
+            let row = crate::sql::admin_query(store::TENANT_SCHEMA)
+                .bind(into.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::Row::try_get::<Option<String>, _>(&row, "schema_name")?.is_some()
+        }
     };
     let replaced = empty_target(tx, &targets, into, options.replace).await?;
     let source = archive.source();

@@ -75,11 +75,12 @@ pub enum ArchiveError {
         /// The other, qualified.
         second: String,
     },
-    /// A table has inheritance children both among the tenant's tables and outside them: read
-    /// through it, the first are read twice; read alone, the second not at all.
+    /// A table has inheritance descendants both among the tenant's tables and outside them (or
+    /// one outside that another tenant table has too): read through it, some rows are read
+    /// twice; read alone, others not at all.
     #[error(
-        "{table} has inheritance children among the tenant's tables and {outside} outside them; \
-         no reading of it reads each row once"
+        "{table} has inheritance descendants both among the tenant's tables and outside them \
+         ({outside}); no reading of it reads each row once"
     )]
     SplitInheritance {
         /// The parent, qualified.

@@ -222,7 +222,7 @@ async fn refuse_writes_the_source_lacks(
             other => other?,
         };
         raise_fence(&mut copy, id, wait).await?;
-        let of_copy = contents::shapes(&mut copy, TENANT_DATABASE_SCHEMA).await?;
+        let of_copy = contents::shapes(&mut copy, id, TENANT_DATABASE_SCHEMA).await?;
         if contents::rows(&mut copy, id, &of_copy).await? == 0 {
             return Ok(());
         }
@@ -231,7 +231,7 @@ async fn refuse_writes_the_source_lacks(
             let mut sealed = held.begin().await?;
             across::same_text(&mut sealed).await?;
             crate::rls::act_for(&mut sealed, id).await?;
-            let of_source = contents::shapes(&mut sealed, source_schema).await?;
+            let of_source = contents::shapes(&mut sealed, id, source_schema).await?;
             contents::first_difference(id, (&mut sealed, &of_source), (&mut copy, &of_copy)).await
         }
         .await;

@@ -31,13 +31,19 @@ pub(super) struct Shape {
     key: Vec<String>,
 }
 
-/// The tables of the home in schema `schema` of the database `conn` is on, by name.
+/// The tables of tenant `id`'s home in schema `schema` of the database `conn` is on, by name.
+/// Refuses a home with a table no reading of which reads each row once (see
+/// `lifecycle::split_inheritance`): compared by it, a copy could pass for empty or equal and be
+/// dropped with rows the source lacks.
 pub(super) async fn shapes(
     conn: &mut PgConnection,
+    id: TenantId,
     schema: &str,
 ) -> Result<BTreeMap<String, Shape>> {
+    let tables = tenant_tables_children_first(conn, Some(schema)).await?;
+    super::refuse_split(id, &tables)?;
     let mut out = BTreeMap::new();
-    for table in tenant_tables_children_first(conn, Some(schema)).await? {
+    for table in tables {
         let mut columns = data_columns(conn, &table).await?;
         columns.sort();
         let key = crate::sql::admin_scalar::<String>(catalog::PRIMARY_KEY_COLUMNS)

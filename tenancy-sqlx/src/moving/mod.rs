@@ -572,17 +572,8 @@ pub(crate) async fn copy_all(
     .await?;
     let sources = tenant_tables_children_first(pair.source(), from_schema).await?;
     let targets = tenant_tables_children_first(pair.target(), to_schema).await?;
-    for tables in [&sources, &targets] {
-        if let Some((table, outside)) = crate::lifecycle::split_inheritance(tables) {
-            return Err(Error::MoveRefused {
-                id,
-                reason: format!(
-                    "{table} has inheritance children among the tenant's tables and {outside} \
-                     outside them; no reading of it reads each row once"
-                ),
-            });
-        }
-    }
+    refuse_split(id, &sources)?;
+    refuse_split(id, &targets)?;
     let mut copied = Vec::new();
     // Parents first, as the target's foreign keys need.
     for target_table in targets.iter().rev() {
@@ -925,6 +916,21 @@ async fn copy_table(
     }))
 }
 
+/// Refuses tenant `id`'s move where a table of `tables` cannot be read with each row once
+/// (see `lifecycle::split_inheritance`).
+fn refuse_split(id: TenantId, tables: &[TenantTable]) -> Result<()> {
+    match crate::lifecycle::split_inheritance(tables) {
+        None => Ok(()),
+        Some((table, outside)) => Err(Error::MoveRefused {
+            id,
+            reason: format!(
+                "{table} has inheritance descendants both among the tenant's tables and outside \
+                 them ({outside}); no reading of it reads each row once"
+            ),
+        }),
+    }
+}
+
 /// The copy within one database: one statement.
 async fn insert_select(
     tx: &mut PgConnection,
@@ -961,15 +967,16 @@ pub(crate) async fn advance_sequences(
             .fetch_one(&mut *tx)
             .await?;
         let Some(sequence) = sequence else { continue };
-        // Only forward, and only an ascending sequence: past the next value it would give
-        // (its start, until it is first called).
+        // Only forward, and only an ascending sequence: when the imported or copied keys reach
+        // the value it would give next (its `last_value` itself until it is first called, as
+        // after a `RESTART`). `sequence` is the catalog's own `regclass` text: quoted there.
         crate::sql::admin_query(crate::sql::text(format!(
             "SELECT pg_catalog.setval($1::regclass, m) \
-             FROM (SELECT max({})::bigint AS m FROM {}) s, pg_catalog.pg_sequences q \
-             WHERE pg_catalog.format('%I.%I', q.schemaname, q.sequencename)::regclass \
-                   OPERATOR(pg_catalog.=) $1::regclass \
-               AND q.increment_by > 0 \
-               AND m >= COALESCE(q.last_value + q.increment_by, q.start_value)",
+             FROM (SELECT max({})::bigint AS m FROM {}) s, pg_catalog.pg_sequence q, {sequence} v \
+             WHERE q.seqrelid OPERATOR(pg_catalog.=) $1::regclass AND q.seqincrement > 0 \
+               AND m::numeric >= CASE WHEN v.is_called \
+                                      THEN v.last_value::numeric + q.seqincrement \
+                                      ELSE v.last_value::numeric END",
             tenancy_core::ident::quote(column),
             target.name
         )))

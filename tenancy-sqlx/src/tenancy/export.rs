@@ -80,7 +80,7 @@ impl Tenancy {
     where
         W: AsyncWrite + Unpin + Send + ?Sized,
     {
-        if let Some((server, database, schema)) = self.database_of(id).await? {
+        if let Some((server, database, schema, _)) = self.database_of(id).await? {
             // Audited before any row is read, as below; the rows are in the tenant's database (or
             // its server's home).
             self.check_superuser(su)?;
@@ -104,8 +104,12 @@ impl Tenancy {
     /// The server, database and schema of tenant `id` when its rows are not in the registry's
     /// database: its own database, or that of its server's home (a shared-table tenant of
     /// another server, whose rows are found by its tenant column as in the registry's shared
-    /// tables, or an own-schema tenant there, in its schema).
-    async fn database_of(&self, id: TenantId) -> Result<Option<(String, DatabaseName, String)>> {
+    /// tables, or an own-schema tenant there, in its schema), and whether that home is the
+    /// tenant's own (its database, or its schema there), not shared tables.
+    async fn database_of(
+        &self,
+        id: TenantId,
+    ) -> Result<Option<(String, DatabaseName, String, bool)>> {
         let row = self
             .rt
             .with_conn(async |c| {
@@ -123,14 +127,17 @@ impl Tenancy {
         let server: String = sqlx::Row::try_get(&row, "server")?;
         let in_database = TENANT_DATABASE_SCHEMA.to_owned();
         match (database, schema) {
-            (Some(d), _) => Ok(Some((server, DatabaseName::parse(&d)?, in_database))),
+            (Some(d), _) => Ok(Some((server, DatabaseName::parse(&d)?, in_database, true))),
             (None, schema) if server != crate::databases::PRIMARY_SERVER => {
                 let home = self.rt.databases()?.server_home_name(&server);
-                let schema = match schema {
-                    Some(schema) => tenancy_core::ident::validate_schema(&schema)?.to_owned(),
-                    None => in_database,
+                let (schema, own) = match schema {
+                    Some(schema) => (
+                        tenancy_core::ident::validate_schema(&schema)?.to_owned(),
+                        true,
+                    ),
+                    None => (in_database, false),
                 };
-                Ok(Some((server, home, schema)))
+                Ok(Some((server, home, schema, own)))
             }
             _ => Ok(None),
         }
@@ -171,7 +178,7 @@ impl Tenancy {
         self.check_superuser(su)?;
         let mut reader = ArchiveReader::open(input).await?;
         let action = options.import_action();
-        if let Some((server, database, schema)) = self.database_of(into).await? {
+        if let Some((server, database, schema, own)) = self.database_of(into).await? {
             // The rows go to the tenant's database, in one transaction there; the audit row,
             // in the registry, is written first, so that no import goes unrecorded.
             su.audited(&self.rt, action, async |_| {
@@ -184,7 +191,7 @@ impl Tenancy {
                 .databases()?
                 .in_database(into, (&server, &database), false, async |tx| {
                     let (summary, _) =
-                        archive::import_from(tx, &mut reader, into, &options, Some(&schema))
+                        archive::import_from(tx, &mut reader, into, &options, Some((&schema, own)))
                             .await?;
                     Ok(summary)
                 })
