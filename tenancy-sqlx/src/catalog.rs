@@ -49,11 +49,13 @@ pub(crate) const PRIMARY_KEY_COLUMNS: &str = "SELECT a.attname::text FROM pg_ind
      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
      WHERE i.indrelid = $1::bigint::oid AND i.indisprimary ORDER BY k.ord";
 
-/// The sequence behind integer column `$2` of table `$1` (qualified, quoted), or `NULL`: the
-/// one it owns (serial, identity), else the one its default is exactly `nextval` of (an
-/// inheritance child's serial column draws from its parent's sequence, which only the parent's
-/// column owns). Only a sequence in the table's own schema: one elsewhere (a deployment's
-/// shared id sequence) serves others too, and is never moved for one tenant's keys.
+/// The sequence behind column `$2` of table `$1` (qualified, quoted), or `NULL`: the one it
+/// owns (serial, identity), else, for an integer column (or a domain over one), the one its
+/// default is exactly `nextval` of (an inheritance child's serial column draws from its
+/// parent's sequence, which only the parent's column owns; a text column's `'INV-' ||
+/// nextval(..)` is no key). Only a sequence in the table's own schema: one elsewhere (a
+/// deployment's shared id sequence) serves others too, and is never moved for one tenant's
+/// keys.
 pub(crate) const COLUMN_SEQUENCE: &str = "SELECT (SELECT s.oid::regclass::text \
      FROM pg_catalog.pg_attribute a \
      JOIN pg_catalog.pg_class t ON t.oid = a.attrelid \
@@ -63,14 +65,16 @@ pub(crate) const COLUMN_SEQUENCE: &str = "SELECT (SELECT s.oid::regclass::text \
          SELECT d.refobjid::regclass FROM pg_catalog.pg_attrdef ad \
          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
               AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+         JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid \
          WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
            AND pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) \
                = pg_catalog.format('nextval(%L::regclass)', d.refobjid::regclass) \
+           AND COALESCE(NULLIF(ty.typbasetype, 0), ty.oid) IN \
+               ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype) \
      ) q \
      JOIN pg_catalog.pg_class s ON s.oid = q.seq AND s.relkind = 'S' \
           AND s.relnamespace = t.relnamespace \
      WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped \
-       AND a.atttypid IN ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, 'pg_catalog.int8'::regtype) \
      LIMIT 1)";
 
 /// Whether a schema named `$1` exists.

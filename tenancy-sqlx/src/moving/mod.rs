@@ -969,9 +969,11 @@ pub(crate) async fn advance_sequences(
         let Some(sequence) = sequence else { continue };
         // Only forward, and only an ascending sequence: when the imported or copied keys reach
         // the value it would give next (its `last_value` itself until it is first called, as
-        // after a `RESTART`). `sequence` is the catalog's own `regclass` text: quoted there.
+        // after a `RESTART`); no further than its maximum (keys past it were written by hand:
+        // the sequence is spent, and says so on its next call rather than failing this one).
+        // `sequence` is the catalog's own `regclass` text: quoted there.
         crate::sql::admin_query(crate::sql::text(format!(
-            "SELECT pg_catalog.setval($1::regclass, m) \
+            "SELECT pg_catalog.setval($1::regclass, LEAST(m, q.seqmax)) \
              FROM (SELECT max({})::bigint AS m FROM {}) s, pg_catalog.pg_sequence q, {sequence} v \
              WHERE q.seqrelid OPERATOR(pg_catalog.=) $1::regclass AND q.seqincrement > 0 \
                AND m::numeric >= CASE WHEN v.is_called \
