@@ -19,7 +19,9 @@ impl Tenancy {
     /// [`Error::TenantNotFound`](crate::Error::TenantNotFound),
     /// [`Error::Database`](crate::Error::Database), [`Error::Archive`](crate::Error::Archive)
     /// when two of the tenant's tables share a name (an archive names tables without their
-    /// schema).
+    /// schema), or a table has inheritance descendants both among the tenant's tables and
+    /// outside them ([`ArchiveError::SplitInheritance`](crate::ArchiveError::SplitInheritance):
+    /// no reading of it reads each row once).
     pub async fn export_tenant(&self, su: &Superuser, id: TenantId) -> Result<TenantArchive> {
         let mut bytes = Vec::new();
         self.export_tenant_to(su, id, &mut bytes, ArchiveOptions::default())
@@ -69,7 +71,8 @@ impl Tenancy {
     /// ```
     ///
     /// # Errors
-    /// [`Error::TenantNotFound`](crate::Error::TenantNotFound), [`Error::Database`](crate::Error::Database), [`Error::Archive`](crate::Error::Archive) when `out` fails.
+    /// [`Error::TenantNotFound`](crate::Error::TenantNotFound), [`Error::Database`](crate::Error::Database), [`Error::Archive`](crate::Error::Archive) when `out` fails, and as
+    /// [`Tenancy::export_tenant`].
     pub async fn export_tenant_to<W>(
         &self,
         su: &Superuser,

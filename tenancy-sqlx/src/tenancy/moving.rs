@@ -92,7 +92,9 @@ impl Tenancy {
     /// is there, the target's tables lack a table or column the tenant's rows need, a schema of
     /// the target's name exists, the two homes' migration histories differ (a move copies
     /// rows, not migrations: run [`Tenancy::migrate_tenants`] first), or writes in flight held
-    /// the tenant longer than [`MoveOptions::lock_wait`]; for an own-database tenant moved to
+    /// the tenant longer than [`MoveOptions::lock_wait`], or a table has inheritance
+    /// descendants both among the tenant's tables and outside them (no reading of it reads
+    /// each row once); for an own-database tenant moved to
     /// [`Placement::OwnDatabase`], also when no [`MoveOptions::server`] is set, when it names
     /// the tenant's server or another key of the same PostgreSQL server, or when that server
     /// holds a database of the new one's name that is another tenant's or that the registry
